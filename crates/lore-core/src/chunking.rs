@@ -1,0 +1,293 @@
+//! Chunking configuration (seed 001's `chunking_config`) and its inheritance:
+//! document override > knowledge base settings > the user's defaults > system defaults.
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+use crate::error::{Code, Error, Result};
+use crate::model::UserDefaults;
+
+/// The stored form, exactly as seed 001 describes it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ChunkingConfig {
+    pub strategy_type: String,
+    #[serde(default)]
+    pub config: Map<String, Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nl_description: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub llm_provider: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub generation_reasoning: Option<String>,
+}
+
+/// A validated strategy with every parameter filled in. Sizes count characters (a CJK
+/// character counts as one).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(tag = "strategy_type", rename_all = "snake_case")]
+pub enum Strategy {
+    Fixed { chunk_size: usize, chunk_overlap: usize },
+    Paragraph {
+        max_chunk_size: usize,
+        min_chunk_size: usize,
+        merge_short_paragraphs: bool,
+        max_paragraphs_per_chunk: Option<usize>,
+    },
+    SlidingWindow { window_size: usize, step: usize },
+}
+
+pub const DEFAULT_CHUNK_SIZE: usize = 800;
+pub const DEFAULT_CHUNK_OVERLAP: usize = 100;
+pub const DEFAULT_MIN_CHUNK_SIZE: usize = 100;
+/// Upper bound on any size parameter: larger chunks defeat retrieval and blow up memory.
+pub const MAX_CHUNK_SIZE: usize = 100_000;
+
+fn invalid(message: impl Into<String>) -> Error {
+    Error::new(Code::InvalidChunkingConfig, message)
+}
+
+/// Reads the parameters of one strategy, rejecting unknown keys so a typo never goes unnoticed.
+struct Params<'a> {
+    strategy: &'a str,
+    map: &'a Map<String, Value>,
+    known: Vec<&'static str>,
+}
+
+impl<'a> Params<'a> {
+    fn new(strategy: &'a str, map: &'a Map<String, Value>) -> Self {
+        Params { strategy, map, known: vec!["size_unit"] }
+    }
+
+    fn lookup(&mut self, names: &[&'static str]) -> Option<&'a Value> {
+        self.known.extend_from_slice(names);
+        names.iter().find_map(|n| self.map.get(*n)).filter(|v| !v.is_null())
+    }
+
+    fn size(&mut self, names: &[&'static str], default: usize) -> Result<usize> {
+        let Some(value) = self.lookup(names) else { return Ok(default) };
+        let n = value
+            .as_u64()
+            .ok_or_else(|| invalid(format!("{}.{} must be a positive integer", self.strategy, names[0])))?;
+        usize::try_from(n)
+            .ok()
+            .filter(|n| *n <= MAX_CHUNK_SIZE)
+            .ok_or_else(|| invalid(format!("{}.{} must be at most {MAX_CHUNK_SIZE}", self.strategy, names[0])))
+    }
+
+    fn positive(&mut self, names: &[&'static str], default: usize) -> Result<usize> {
+        let n = self.size(names, default)?;
+        if n == 0 {
+            return Err(invalid(format!("{}.{} must be at least 1", self.strategy, names[0])));
+        }
+        Ok(n)
+    }
+
+    fn flag(&mut self, names: &[&'static str], default: bool) -> Result<bool> {
+        match self.lookup(names) {
+            None => Ok(default),
+            Some(v) => v
+                .as_bool()
+                .ok_or_else(|| invalid(format!("{}.{} must be true or false", self.strategy, names[0]))),
+        }
+    }
+
+    fn finish(self) -> Result<()> {
+        if let Some(Value::String(unit)) = self.map.get("size_unit") {
+            if unit != "characters" && unit != "chars" {
+                return Err(invalid(format!(
+                    "size_unit '{unit}' is not supported; sizes are counted in characters"
+                )));
+            }
+        }
+        for key in self.map.keys() {
+            if !self.known.contains(&key.as_str()) {
+                return Err(invalid(format!(
+                    "unknown parameter '{key}' for strategy '{}'; expected one of: {}",
+                    self.strategy,
+                    self.known.join(", ")
+                )));
+            }
+        }
+        Ok(())
+    }
+}
+
+impl ChunkingConfig {
+    /// Validates the configuration and fills in defaults (the user's, then the system's).
+    pub fn to_strategy(&self, user: &UserDefaults) -> Result<Strategy> {
+        let size_default = user
+            .default_chunk_size
+            .and_then(|n| usize::try_from(n).ok())
+            .filter(|n| (1..=MAX_CHUNK_SIZE).contains(n))
+            .unwrap_or(DEFAULT_CHUNK_SIZE);
+        let overlap_default = user
+            .default_chunk_overlap
+            .and_then(|n| usize::try_from(n).ok())
+            .unwrap_or(DEFAULT_CHUNK_OVERLAP)
+            .min(size_default / 2);
+        let mut p = Params::new(&self.strategy_type, &self.config);
+        let strategy = match self.strategy_type.as_str() {
+            "fixed" => {
+                let chunk_size = p.positive(&["chunk_size", "size"], size_default)?;
+                let chunk_overlap =
+                    p.size(&["chunk_overlap", "overlap"], overlap_default.min(chunk_size / 2))?;
+                if chunk_overlap >= chunk_size {
+                    return Err(invalid("fixed.chunk_overlap must be smaller than chunk_size"));
+                }
+                Strategy::Fixed { chunk_size, chunk_overlap }
+            }
+            "paragraph" => {
+                let max_chunk_size = p.positive(&["max_chunk_size", "chunk_size"], size_default)?;
+                let min_chunk_size =
+                    p.size(&["min_chunk_size"], DEFAULT_MIN_CHUNK_SIZE.min(max_chunk_size))?;
+                if min_chunk_size > max_chunk_size {
+                    return Err(invalid("paragraph.min_chunk_size must not exceed max_chunk_size"));
+                }
+                let merge_short_paragraphs = p.flag(&["merge_short_paragraphs"], true)?;
+                let max_paragraphs_per_chunk =
+                    match p.lookup(&["max_paragraphs_per_chunk", "max_paragraphs"]) {
+                        None => None,
+                        Some(v) => Some(
+                            v.as_u64()
+                                .filter(|n| *n >= 1)
+                                .and_then(|n| usize::try_from(n).ok())
+                                .ok_or_else(|| {
+                                    invalid("paragraph.max_paragraphs_per_chunk must be a positive integer")
+                                })?,
+                        ),
+                    };
+                Strategy::Paragraph {
+                    max_chunk_size,
+                    min_chunk_size,
+                    merge_short_paragraphs,
+                    max_paragraphs_per_chunk,
+                }
+            }
+            "sliding_window" => {
+                let window_size = p.positive(&["window_size", "window"], size_default)?;
+                let step = p.positive(
+                    &["step", "step_size"],
+                    window_size.saturating_sub(overlap_default.min(window_size / 2)).max(1),
+                )?;
+                if step > window_size {
+                    return Err(invalid(
+                        "sliding_window.step must not exceed window_size (text would be skipped)",
+                    ));
+                }
+                Strategy::SlidingWindow { window_size, step }
+            }
+            "semantic" | "custom" | "hierarchical" => {
+                return Err(invalid(format!(
+                    "chunking strategy '{}' is not available in this version of Lore; use fixed, paragraph or sliding_window",
+                    self.strategy_type
+                )));
+            }
+            other => {
+                return Err(invalid(format!(
+                    "unknown strategy_type '{other}'; expected fixed, paragraph or sliding_window"
+                )));
+            }
+        };
+        p.finish()?;
+        Ok(strategy)
+    }
+
+    /// Parses a JSON value as a chunking configuration, with the error code clients expect.
+    pub fn from_value(value: Value) -> Result<ChunkingConfig> {
+        serde_json::from_value(value).map_err(|e| invalid(format!("invalid chunking_config: {e}")))
+    }
+}
+
+/// The system default when nobody configured anything: paragraphs up to the default size.
+pub fn system_default() -> ChunkingConfig {
+    ChunkingConfig {
+        strategy_type: "paragraph".into(),
+        config: Map::new(),
+        nl_description: None,
+        llm_provider: None,
+        generation_reasoning: None,
+    }
+}
+
+/// The effective strategy for a document: its own config, else its knowledge base's, else the
+/// user's defaults applied to the system default.
+pub fn resolve(
+    document: Option<&ChunkingConfig>,
+    knowledge_base: Option<&ChunkingConfig>,
+    user: &UserDefaults,
+) -> Result<Strategy> {
+    match document.or(knowledge_base) {
+        Some(config) => config.to_strategy(user),
+        None => system_default().to_strategy(user),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn cfg(v: Value) -> ChunkingConfig {
+        ChunkingConfig::from_value(v).expect("valid config")
+    }
+
+    #[test]
+    fn seed_example_parses() {
+        let c = cfg(json!({
+            "strategy_type": "paragraph",
+            "config": {"max_chunk_size": 800, "min_chunk_size": 100, "merge_short_paragraphs": true},
+            "nl_description": "按照段落分块，每个分块最多包含3个段落",
+            "llm_provider": "qwen",
+            "generation_reasoning": "..."
+        }));
+        assert_eq!(
+            c.to_strategy(&UserDefaults::default()).expect("strategy"),
+            Strategy::Paragraph {
+                max_chunk_size: 800,
+                min_chunk_size: 100,
+                merge_short_paragraphs: true,
+                max_paragraphs_per_chunk: None
+            }
+        );
+    }
+
+    #[test]
+    fn document_overrides_knowledge_base_which_overrides_user_defaults() {
+        let user = UserDefaults { default_chunk_size: Some(300), default_chunk_overlap: Some(30), ..Default::default() };
+        let kb = cfg(json!({"strategy_type": "fixed", "config": {}}));
+        let doc = cfg(json!({"strategy_type": "sliding_window", "config": {"window_size": 50, "step": 25}}));
+        assert_eq!(
+            resolve(Some(&doc), Some(&kb), &user).expect("doc"),
+            Strategy::SlidingWindow { window_size: 50, step: 25 }
+        );
+        assert_eq!(
+            resolve(None, Some(&kb), &user).expect("kb"),
+            Strategy::Fixed { chunk_size: 300, chunk_overlap: 30 }
+        );
+        assert!(matches!(
+            resolve(None, None, &user).expect("default"),
+            Strategy::Paragraph { max_chunk_size: 300, .. }
+        ));
+    }
+
+    #[test]
+    fn bad_configs_are_rejected_with_the_chunking_code() {
+        for bad in [
+            json!({"strategy_type": "fixed", "config": {"chunk_size": 100, "chunk_overlap": 100}}),
+            json!({"strategy_type": "fixed", "config": {"chunk_size": 0}}),
+            json!({"strategy_type": "fixed", "config": {"chunk_size": "big"}}),
+            json!({"strategy_type": "fixed", "config": {"chunk_sise": 10}}),
+            json!({"strategy_type": "sliding_window", "config": {"window_size": 10, "step": 11}}),
+            json!({"strategy_type": "paragraph", "config": {"max_chunk_size": 10, "min_chunk_size": 11}}),
+            json!({"strategy_type": "magic"}),
+        ] {
+            let err = ChunkingConfig::from_value(bad.clone())
+                .and_then(|c| c.to_strategy(&UserDefaults::default()))
+                .expect_err(&bad.to_string());
+            assert_eq!(err.code, Code::InvalidChunkingConfig, "{bad}");
+        }
+        let err = ChunkingConfig::from_value(json!({"strategy": "fixed"})).expect_err("missing type");
+        assert_eq!(err.code, Code::InvalidChunkingConfig);
+    }
+}

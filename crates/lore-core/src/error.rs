@@ -1,0 +1,210 @@
+//! The one error table: every error a client can see has a stable snake_case code, a type and
+//! exactly one HTTP status, all decided here. Internal details are kept for the log, never sent.
+
+use std::fmt;
+
+/// The error `type` of the HTTP contract.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorKind {
+    InvalidRequest,
+    Auth,
+    Permission,
+    NotFound,
+    Conflict,
+    RateLimited,
+    Internal,
+}
+
+impl ErrorKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorKind::InvalidRequest => "invalid_request",
+            ErrorKind::Auth => "auth",
+            ErrorKind::Permission => "permission",
+            ErrorKind::NotFound => "not_found",
+            ErrorKind::Conflict => "conflict",
+            ErrorKind::RateLimited => "rate_limited",
+            ErrorKind::Internal => "internal",
+        }
+    }
+}
+
+macro_rules! codes {
+    ($($variant:ident => ($code:literal, $kind:ident, $status:literal),)*) => {
+        /// Stable error codes. Adding one means adding a row here; there is no catch-all.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        pub enum Code { $($variant,)* }
+
+        impl Code {
+            pub const ALL: &'static [Code] = &[$(Code::$variant,)*];
+            pub fn as_str(self) -> &'static str { match self { $(Code::$variant => $code,)* } }
+            pub fn kind(self) -> ErrorKind { match self { $(Code::$variant => ErrorKind::$kind,)* } }
+            pub fn status(self) -> u16 { match self { $(Code::$variant => $status,)* } }
+        }
+    };
+}
+
+codes! {
+    // Request shape
+    MalformedJson => ("malformed_json", InvalidRequest, 400),
+    InvalidBody => ("invalid_body", InvalidRequest, 422),
+    UnsupportedMediaType => ("unsupported_media_type", InvalidRequest, 415),
+    InvalidMultipart => ("invalid_multipart", InvalidRequest, 400),
+    MissingFile => ("missing_file", InvalidRequest, 400),
+    EmptyFile => ("empty_file", InvalidRequest, 400),
+    PayloadTooLarge => ("payload_too_large", InvalidRequest, 413),
+    ValidationFailed => ("validation_failed", InvalidRequest, 422),
+    InvalidChunkingConfig => ("invalid_chunking_config", InvalidRequest, 422),
+    InvalidQuery => ("invalid_query", InvalidRequest, 422),
+    InvalidScope => ("invalid_scope", InvalidRequest, 422),
+    EmbeddingNotConfigured => ("embedding_not_configured", InvalidRequest, 400),
+    // Authentication
+    MissingToken => ("missing_token", Auth, 401),
+    InvalidToken => ("invalid_token", Auth, 401),
+    SessionExpired => ("session_expired", Auth, 401),
+    InvalidApiKey => ("invalid_api_key", Auth, 401),
+    ApiKeyExpired => ("api_key_expired", Auth, 401),
+    ApiKeyRevoked => ("api_key_revoked", Auth, 401),
+    InvalidCredentials => ("invalid_credentials", Auth, 401),
+    UserInactive => ("user_inactive", Auth, 401),
+    // Permission
+    InsufficientScope => ("insufficient_scope", Permission, 403),
+    SessionRequired => ("session_required", Permission, 403),
+    KnowledgeBaseNotAllowed => ("knowledge_base_not_allowed", Permission, 403),
+    // Not found
+    NotFound => ("not_found", NotFound, 404),
+    RouteNotFound => ("route_not_found", NotFound, 404),
+    MethodNotAllowed => ("method_not_allowed", InvalidRequest, 405),
+    // Conflict
+    UsernameTaken => ("username_taken", Conflict, 409),
+    EmailTaken => ("email_taken", Conflict, 409),
+    DuplicateDocument => ("duplicate_document", Conflict, 409),
+    KnowledgeBaseArchived => ("knowledge_base_archived", Conflict, 409),
+    NotDeleted => ("not_deleted", Conflict, 409),
+    // Document processing (stored on the failed document, also usable in responses)
+    UnsupportedFileType => ("unsupported_file_type", InvalidRequest, 415),
+    CorruptFile => ("corrupt_file", InvalidRequest, 422),
+    BinaryContent => ("binary_content", InvalidRequest, 422),
+    NoTextContent => ("no_text_content", InvalidRequest, 422),
+    // Lore's own fault
+    Internal => ("internal_error", Internal, 500),
+    Unavailable => ("service_unavailable", Internal, 503),
+}
+
+/// An error with a code from the table, a message a person can act on, and (for internal
+/// errors) the underlying cause, which is logged but never sent to clients.
+pub struct Error {
+    pub code: Code,
+    pub message: String,
+    source: Option<Box<dyn std::error::Error + Send + Sync>>,
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl Error {
+    pub fn new(code: Code, message: impl Into<String>) -> Self {
+        Error { code, message: message.into(), source: None }
+    }
+
+    /// An internal failure: the client sees a generic message, the log sees `cause`.
+    pub fn internal(cause: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> Self {
+        Error {
+            code: Code::Internal,
+            message: "an internal error occurred".into(),
+            source: Some(cause.into()),
+        }
+    }
+
+    pub fn not_found(what: &str) -> Self {
+        Error::new(Code::NotFound, format!("{what} not found"))
+    }
+
+    pub fn validation(message: impl Into<String>) -> Self {
+        Error::new(Code::ValidationFailed, message)
+    }
+
+    pub fn kind(&self) -> ErrorKind {
+        self.code.kind()
+    }
+
+    pub fn status(&self) -> u16 {
+        self.code.status()
+    }
+
+    /// The cause behind an internal error, for logging.
+    pub fn cause(&self) -> Option<&(dyn std::error::Error + Send + Sync + 'static)> {
+        self.source.as_deref()
+    }
+}
+
+impl fmt::Debug for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut d = f.debug_struct("Error");
+        d.field("code", &self.code.as_str()).field("message", &self.message);
+        if let Some(source) = &self.source {
+            d.field("cause", &format_args!("{source}"));
+        }
+        d.finish()
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.source {
+            Some(source) => write!(f, "{}: {} ({source})", self.code.as_str(), self.message),
+            None => write!(f, "{}: {}", self.code.as_str(), self.message),
+        }
+    }
+}
+
+impl std::error::Error for Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.source.as_deref().map(|e| e as &(dyn std::error::Error + 'static))
+    }
+}
+
+impl From<serde_json::Error> for Error {
+    fn from(err: serde_json::Error) -> Self {
+        Error::internal(err)
+    }
+}
+
+impl From<std::io::Error> for Error {
+    fn from(err: std::io::Error) -> Self {
+        Error::internal(err)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashSet;
+
+    #[test]
+    fn codes_are_unique_snake_case_and_statuses_match_kinds() {
+        let mut seen = HashSet::new();
+        for code in Code::ALL {
+            let s = code.as_str();
+            assert!(seen.insert(s), "duplicate code {s}");
+            assert!(s.chars().all(|c| c.is_ascii_lowercase() || c == '_'), "{s} is not snake_case");
+            let status = code.status();
+            match code.kind() {
+                ErrorKind::InvalidRequest => assert!((400..500).contains(&status), "{s}"),
+                ErrorKind::Auth => assert_eq!(status, 401, "{s}"),
+                ErrorKind::Permission => assert_eq!(status, 403, "{s}"),
+                ErrorKind::NotFound => assert_eq!(status, 404, "{s}"),
+                ErrorKind::Conflict => assert_eq!(status, 409, "{s}"),
+                ErrorKind::RateLimited => assert_eq!(status, 429, "{s}"),
+                ErrorKind::Internal => assert!(status >= 500, "{s}"),
+            }
+        }
+    }
+
+    #[test]
+    fn internal_errors_hide_their_cause_from_the_message() {
+        let err = Error::internal(std::io::Error::other("disk on fire at /secret/path"));
+        assert_eq!(err.code, Code::Internal);
+        assert!(!err.message.contains("secret"));
+        assert!(err.to_string().contains("disk on fire"));
+    }
+}

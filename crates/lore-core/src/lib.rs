@@ -1,0 +1,21 @@
+//! Lore's domain: the types every layer shares, the one error table, configuration inheritance,
+//! and the traits that storage and blob backends implement. Nothing here does I/O.
+
+pub mod blob;
+pub mod chunking;
+pub mod error;
+pub mod model;
+pub mod store;
+
+pub use error::{Error, ErrorKind, Result};
+
+/// Current time in UTC, truncated to milliseconds: the precision every backend stores.
+pub fn now() -> chrono::DateTime<chrono::Utc> {
+    use chrono::{SubsecRound, Utc};
+    Utc::now().trunc_subsecs(3)
+}
+
+/// A new time-ordered id (UUIDv7): indexes stay append-mostly.
+pub fn new_id() -> uuid::Uuid {
+    uuid::Uuid::now_v7()
+}

@@ -1,0 +1,382 @@
+//! Domain entities as every layer sees them. They serialise to the JSON of the HTTP contract;
+//! secrets (password and key hashes) are not part of them at all.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+use uuid::Uuid;
+
+use crate::chunking::ChunkingConfig;
+
+pub type Id = Uuid;
+pub type Timestamp = DateTime<Utc>;
+
+#[derive(Debug, Clone, Serialize)]
+pub struct User {
+    pub id: Id,
+    pub username: String,
+    pub email: String,
+    pub full_name: Option<String>,
+    pub first_name: Option<String>,
+    pub last_name: Option<String>,
+    pub avatar_url: Option<String>,
+    pub settings: Value,
+    pub is_active: bool,
+    pub is_staff: bool,
+    pub is_superuser: bool,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+    pub last_login_at: Option<Timestamp>,
+    pub storage_used: i64,
+    pub api_calls_count: i64,
+}
+
+#[derive(Debug, Clone)]
+pub struct NewUser {
+    pub username: String,
+    pub email: String,
+    pub password_hash: String,
+    pub full_name: Option<String>,
+    pub first_name: Option<String>,
+    pub last_name: Option<String>,
+}
+
+/// What an API key may do. Sessions may do everything.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Scope {
+    Search,
+    Upload,
+    Read,
+    Delete,
+}
+
+impl Scope {
+    pub const ALL: [Scope; 4] = [Scope::Search, Scope::Upload, Scope::Read, Scope::Delete];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Scope::Search => "search",
+            Scope::Upload => "upload",
+            Scope::Read => "read",
+            Scope::Delete => "delete",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ApiKey {
+    pub id: Id,
+    pub user_id: Id,
+    pub knowledge_base_id: Option<Id>,
+    pub name: String,
+    pub description: Option<String>,
+    pub key_prefix: String,
+    pub key_suffix: String,
+    pub scopes: Vec<Scope>,
+    pub rate_limit: Option<i64>,
+    pub daily_quota: Option<i64>,
+    pub monthly_quota: Option<i64>,
+    pub usage_count_today: i64,
+    pub usage_count_month: i64,
+    pub is_active: bool,
+    pub expires_at: Option<Timestamp>,
+    pub revoked_at: Option<Timestamp>,
+    pub last_used_at: Option<Timestamp>,
+    pub last_used_ip: Option<String>,
+    pub security: Value,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+}
+
+#[derive(Debug, Clone)]
+pub struct NewApiKey {
+    pub user_id: Id,
+    pub knowledge_base_id: Option<Id>,
+    pub name: String,
+    pub description: Option<String>,
+    pub key_hash: String,
+    pub key_prefix: String,
+    pub key_suffix: String,
+    pub scopes: Vec<Scope>,
+    pub rate_limit: Option<i64>,
+    pub daily_quota: Option<i64>,
+    pub monthly_quota: Option<i64>,
+    pub expires_at: Option<Timestamp>,
+    pub security: Value,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum KbStatus {
+    Active,
+    Archived,
+}
+
+impl KbStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            KbStatus::Active => "active",
+            KbStatus::Archived => "archived",
+        }
+    }
+}
+
+/// A knowledge base's `settings` (seed 001): chunking, embedding and search defaults. Unknown
+/// keys are kept as they are, so settings written by a newer Lore survive an older one.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct KbSettings {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub chunking_config: Option<ChunkingConfig>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub embedding_config: Option<Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub search_config: Option<SearchConfig>,
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct SearchConfig {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub default_mode: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub top_k: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub similarity_threshold: Option<f64>,
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct KnowledgeBase {
+    pub id: Id,
+    pub user_id: Id,
+    pub name: String,
+    pub description: Option<String>,
+    pub icon_url: Option<String>,
+    pub status: KbStatus,
+    pub settings: KbSettings,
+    pub document_count: i64,
+    pub total_size_bytes: i64,
+    pub chunk_count: i64,
+    pub last_updated_at: Option<Timestamp>,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+}
+
+#[derive(Debug, Clone)]
+pub struct NewKnowledgeBase {
+    pub user_id: Id,
+    pub name: String,
+    pub description: Option<String>,
+    pub icon_url: Option<String>,
+    pub settings: KbSettings,
+}
+
+/// A partial update; `None` leaves a field as it is, `Some(None)` clears a nullable one.
+#[derive(Debug, Clone, Default)]
+pub struct KbPatch {
+    pub name: Option<String>,
+    pub description: Option<Option<String>>,
+    pub icon_url: Option<Option<String>>,
+    pub status: Option<KbStatus>,
+    pub settings: Option<KbSettings>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DocStatus {
+    Pending,
+    Processing,
+    Completed,
+    Failed,
+}
+
+impl DocStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DocStatus::Pending => "pending",
+            DocStatus::Processing => "processing",
+            DocStatus::Completed => "completed",
+            DocStatus::Failed => "failed",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<DocStatus> {
+        match s {
+            "pending" => Some(DocStatus::Pending),
+            "processing" => Some(DocStatus::Processing),
+            "completed" => Some(DocStatus::Completed),
+            "failed" => Some(DocStatus::Failed),
+            _ => None,
+        }
+    }
+}
+
+/// One line of a document's `processing_log`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LogEntry {
+    pub at: Timestamp,
+    pub stage: String,
+    pub message: String,
+}
+
+impl LogEntry {
+    pub fn new(stage: &str, message: impl Into<String>) -> Self {
+        LogEntry { at: crate::now(), stage: stage.to_string(), message: message.into() }
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Document {
+    pub id: Id,
+    pub knowledge_base_id: Id,
+    pub user_id: Id,
+    pub uploaded_by: Option<Id>,
+    pub data_source_id: Option<Id>,
+    pub file_type_id: Option<i64>,
+    pub title: Option<String>,
+    pub filename: String,
+    pub file_type: String,
+    pub file_size: i64,
+    pub mime_type: String,
+    pub file_hash: String,
+    #[serde(skip)]
+    pub file_path: String,
+    pub status: DocStatus,
+    pub progress: i64,
+    pub error_code: Option<String>,
+    pub error_message: Option<String>,
+    pub processing_log: Vec<LogEntry>,
+    pub metadata: Value,
+    pub source_metadata: Value,
+    pub chunking_config: Option<ChunkingConfig>,
+    pub chunk_count: i64,
+    pub processed_at: Option<Timestamp>,
+    pub expires_at: Option<Timestamp>,
+    pub soft_deleted_at: Option<Timestamp>,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+}
+
+#[derive(Debug, Clone)]
+pub struct NewDocument {
+    pub knowledge_base_id: Id,
+    pub user_id: Id,
+    pub uploaded_by: Option<Id>,
+    pub filename: String,
+    pub file_type: String,
+    pub file_type_id: Option<i64>,
+    pub file_size: i64,
+    pub mime_type: String,
+    pub file_hash: String,
+    pub file_path: String,
+    pub metadata: Value,
+    pub chunking_config: Option<ChunkingConfig>,
+}
+
+/// The extracted text of a document, returned on request only (it can be large).
+#[derive(Debug, Clone, Serialize)]
+pub struct DocumentContent {
+    pub raw_content: Option<String>,
+    pub processed_content: Option<String>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct DocumentListQuery {
+    pub status: Option<DocStatus>,
+    pub include_deleted: bool,
+    pub limit: i64,
+    pub offset: i64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Chunk {
+    pub id: Id,
+    pub document_id: Id,
+    pub knowledge_base_id: Id,
+    pub content: String,
+    pub content_hash: String,
+    pub chunk_index: i64,
+    pub metadata: Value,
+    pub parent_chunk_id: Option<Id>,
+    pub embedding_model: Option<String>,
+    pub created_at: Timestamp,
+}
+
+/// A chunk ready to be stored: its text, and the terms the full-text index holds for it.
+#[derive(Debug, Clone)]
+pub struct NewChunk {
+    pub content: String,
+    pub content_hash: String,
+    pub chunk_index: i64,
+    pub metadata: Value,
+    /// Space-separated, lowercased terms as Lore's segmenter produced them.
+    pub fts_terms: String,
+}
+
+/// A claimed unit of background work.
+#[derive(Debug, Clone)]
+pub struct Job {
+    pub id: Id,
+    pub kind: String,
+    pub document_id: Option<Id>,
+    pub attempts: i64,
+}
+
+/// Everything a worker produced for one document, stored in one transaction.
+#[derive(Debug, Clone)]
+pub struct ProcessedDocument {
+    pub title: Option<String>,
+    pub raw_content: String,
+    pub processed_content: String,
+    pub source_metadata: Value,
+    pub chunks: Vec<NewChunk>,
+    pub log: Vec<LogEntry>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SearchFilters {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub document_ids: Option<Vec<Id>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub file_types: Option<Vec<String>>,
+    /// Equality on top-level keys of a document's metadata.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metadata: Option<Map<String, Value>>,
+}
+
+#[derive(Debug, Clone)]
+pub struct FulltextQuery {
+    pub user_id: Id,
+    pub knowledge_base_id: Id,
+    /// Segmented query terms; a chunk matches when it holds any of them, ranked by BM25.
+    pub terms: Vec<String>,
+    pub top_k: u32,
+    pub filters: SearchFilters,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ChunkHit {
+    pub chunk_id: Id,
+    pub document_id: Id,
+    pub knowledge_base_id: Id,
+    pub filename: String,
+    pub title: Option<String>,
+    pub content: String,
+    pub score: f64,
+    pub chunk_index: i64,
+    pub metadata: Value,
+}
+
+/// The user's defaults (seed 000's KnowledgeBaseConfig), the layer between a knowledge base's
+/// settings and the system defaults. Provider secrets are not part of this view.
+#[derive(Debug, Clone, Default)]
+pub struct UserDefaults {
+    pub default_chunk_size: Option<i64>,
+    pub default_chunk_overlap: Option<i64>,
+    pub default_similarity_threshold: Option<f64>,
+    pub max_search_results: Option<i64>,
+}

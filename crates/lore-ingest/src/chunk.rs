@@ -1,0 +1,322 @@
+//! Chunking strategies. Every chunk is a slice of the input text (trimmed), so offsets are exact
+//! and, for strategies without overlap, no text is lost or duplicated.
+
+use lore_core::chunking::Strategy;
+use serde_json::{Value, json};
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct TextChunk {
+    pub content: String,
+    /// Offsets in characters (Unicode scalar values) into the text: `[start, end)`.
+    pub char_start: usize,
+    pub char_end: usize,
+}
+
+impl TextChunk {
+    pub fn metadata(&self, strategy: &Strategy) -> Value {
+        let name = match strategy {
+            Strategy::Fixed { .. } => "fixed",
+            Strategy::Paragraph { .. } => "paragraph",
+            Strategy::SlidingWindow { .. } => "sliding_window",
+        };
+        json!({"char_start": self.char_start, "char_end": self.char_end, "strategy": name})
+    }
+}
+
+/// The text with a char-index ↔ byte-offset table, so strategies can count characters while
+/// slicing bytes.
+struct Indexed<'a> {
+    text: &'a str,
+    /// Byte offset of each char, plus the text length at the end.
+    offsets: Vec<usize>,
+}
+
+impl<'a> Indexed<'a> {
+    fn new(text: &'a str) -> Self {
+        let mut offsets: Vec<usize> = text.char_indices().map(|(i, _)| i).collect();
+        offsets.push(text.len());
+        Indexed { text, offsets }
+    }
+
+    fn chars(&self) -> usize {
+        self.offsets.len() - 1
+    }
+
+    fn char_at(&self, i: usize) -> char {
+        self.text[self.offsets[i]..].chars().next().unwrap_or(' ')
+    }
+
+    /// The trimmed chunk for chars `[start, end)`, or `None` if it is only whitespace.
+    fn chunk(&self, start: usize, end: usize) -> Option<TextChunk> {
+        let mut s = start;
+        let mut e = end;
+        while s < e && self.char_at(s).is_whitespace() {
+            s += 1;
+        }
+        while e > s && self.char_at(e - 1).is_whitespace() {
+            e -= 1;
+        }
+        (s < e).then(|| TextChunk {
+            content: self.text[self.offsets[s]..self.offsets[e]].to_string(),
+            char_start: s,
+            char_end: e,
+        })
+    }
+
+    /// Where to end a piece that starts at `start` and may be at most `max` chars long: at the
+    /// last natural boundary (whitespace or punctuation) in the final fifth of the window, so
+    /// words are not cut in half; otherwise exactly at `max`.
+    fn cut(&self, start: usize, max: usize, limit: usize) -> usize {
+        let hard = (start + max).min(limit);
+        if hard >= limit {
+            return limit;
+        }
+        let floor = start + max - max / 5;
+        (floor.max(start + 1)..hard)
+            .rev()
+            .find(|&i| is_boundary(self.char_at(i - 1)))
+            .unwrap_or(hard)
+    }
+}
+
+fn is_boundary(c: char) -> bool {
+    c.is_whitespace()
+        || matches!(
+            c,
+            '。' | '！' | '？' | '；' | '，' | '、' | '：' | '.' | '!' | '?' | ';' | ',' | ':' | ')' | '）' | '」' | '”'
+        )
+}
+
+fn ends_sentence(c: char) -> bool {
+    matches!(c, '。' | '！' | '？' | '；' | '!' | '?' | ';' | '\n')
+}
+
+pub fn chunk(text: &str, strategy: &Strategy) -> Vec<TextChunk> {
+    let ix = Indexed::new(text);
+    match *strategy {
+        Strategy::Fixed { chunk_size, chunk_overlap } => fixed(&ix, chunk_size, chunk_overlap),
+        Strategy::SlidingWindow { window_size, step } => sliding(&ix, window_size, step),
+        Strategy::Paragraph { max_chunk_size, merge_short_paragraphs, max_paragraphs_per_chunk, .. } => {
+            paragraph(&ix, max_chunk_size, merge_short_paragraphs, max_paragraphs_per_chunk.unwrap_or(usize::MAX))
+        }
+    }
+}
+
+fn fixed(ix: &Indexed<'_>, size: usize, overlap: usize) -> Vec<TextChunk> {
+    let n = ix.chars();
+    let mut out = Vec::new();
+    let mut pos = 0;
+    while pos < n {
+        let end = ix.cut(pos, size.max(1), n);
+        out.extend(ix.chunk(pos, end));
+        if end >= n {
+            break;
+        }
+        pos = end.saturating_sub(overlap).max(pos + 1);
+    }
+    out
+}
+
+fn sliding(ix: &Indexed<'_>, window: usize, step: usize) -> Vec<TextChunk> {
+    let n = ix.chars();
+    let mut out = Vec::new();
+    let mut pos = 0;
+    while pos < n {
+        let end = (pos + window).min(n);
+        out.extend(ix.chunk(pos, end));
+        if end >= n {
+            break;
+        }
+        pos += step.max(1);
+    }
+    out
+}
+
+/// Paragraph spans in chars. Paragraphs are separated by blank lines; text without any blank
+/// line (common in Chinese documents) uses single line breaks instead.
+fn paragraphs(ix: &Indexed<'_>) -> Vec<(usize, usize)> {
+    let n = ix.chars();
+    let has_blank_lines = ix.text.contains("\n\n") || ix.text.contains("\n\r\n");
+    let mut spans = Vec::new();
+    let mut start = None;
+    let mut i = 0;
+    while i < n {
+        let c = ix.char_at(i);
+        if c == '\n' {
+            let mut j = i + 1;
+            while j < n && ix.char_at(j) != '\n' && ix.char_at(j).is_whitespace() {
+                j += 1;
+            }
+            let blank_follows = j < n && ix.char_at(j) == '\n';
+            if !has_blank_lines || blank_follows {
+                if let Some(s) = start.take() {
+                    spans.push((s, i));
+                }
+            }
+        } else if start.is_none() && !c.is_whitespace() {
+            start = Some(i);
+        }
+        i += 1;
+    }
+    if let Some(s) = start {
+        spans.push((s, n));
+    }
+    spans
+}
+
+/// Splits one span longer than `max` at sentence ends, then at natural boundaries.
+fn split_long(ix: &Indexed<'_>, (start, end): (usize, usize), max: usize, out: &mut Vec<(usize, usize)>) {
+    let mut pos = start;
+    while pos < end {
+        if end - pos <= max {
+            out.push((pos, end));
+            return;
+        }
+        let window_end = pos + max;
+        let cut = (pos + 1..=window_end)
+            .rev()
+            .find(|&i| ends_sentence(ix.char_at(i - 1)))
+            .filter(|&i| i > pos + max / 4)
+            .unwrap_or_else(|| ix.cut(pos, max, end));
+        out.push((pos, cut));
+        pos = cut;
+    }
+}
+
+fn paragraph(ix: &Indexed<'_>, max: usize, merge: bool, max_paragraphs: usize) -> Vec<TextChunk> {
+    let max = max.max(1);
+    let mut units = Vec::new();
+    for span in paragraphs(ix) {
+        split_long(ix, span, max, &mut units);
+    }
+    let mut out = Vec::new();
+    let mut current: Option<(usize, usize, usize)> = None; // start, end, paragraph count
+    for (s, e) in units {
+        current = match current {
+            Some((cs, _, count)) if merge && count < max_paragraphs && e - cs <= max => Some((cs, e, count + 1)),
+            Some((cs, ce, _)) => {
+                out.extend(ix.chunk(cs, ce));
+                Some((s, e, 1))
+            }
+            None => Some((s, e, 1)),
+        };
+    }
+    if let Some((cs, ce, _)) = current {
+        out.extend(ix.chunk(cs, ce));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn contents(chunks: &[TextChunk]) -> Vec<&str> {
+        chunks.iter().map(|c| c.content.as_str()).collect()
+    }
+
+    fn squeeze(s: &str) -> String {
+        s.chars().filter(|c| !c.is_whitespace()).collect()
+    }
+
+    /// A small deterministic generator of mixed Chinese/English documents.
+    struct Gen(u64);
+    impl Gen {
+        fn next(&mut self) -> u64 {
+            self.0 ^= self.0 << 13;
+            self.0 ^= self.0 >> 7;
+            self.0 ^= self.0 << 17;
+            self.0
+        }
+        fn text(&mut self) -> String {
+            const PIECES: &[&str] = &[
+                "知识库", "中文分词", "。", "，", "检索增强生成", "hello", " ", "world", ". ", "\n", "\n\n",
+                "向量", "search engine", "！", "a", "longwordwithoutanyspaces", "\n \n", "😀", "\t",
+            ];
+            let len = (self.next() % 200) as usize;
+            (0..len).map(|_| PIECES[(self.next() % PIECES.len() as u64) as usize]).collect()
+        }
+    }
+
+    fn strategies() -> Vec<Strategy> {
+        vec![
+            Strategy::Fixed { chunk_size: 17, chunk_overlap: 0 },
+            Strategy::Fixed { chunk_size: 40, chunk_overlap: 10 },
+            Strategy::SlidingWindow { window_size: 30, step: 30 },
+            Strategy::SlidingWindow { window_size: 30, step: 12 },
+            Strategy::Paragraph { max_chunk_size: 50, min_chunk_size: 10, merge_short_paragraphs: true, max_paragraphs_per_chunk: None },
+            Strategy::Paragraph { max_chunk_size: 25, min_chunk_size: 5, merge_short_paragraphs: false, max_paragraphs_per_chunk: None },
+            Strategy::Paragraph { max_chunk_size: 400, min_chunk_size: 5, merge_short_paragraphs: true, max_paragraphs_per_chunk: Some(3) },
+        ]
+    }
+
+    #[test]
+    fn properties_hold_on_generated_mixed_language_text() {
+        let mut g = Gen(0x9E3779B97F4A7C15);
+        for _ in 0..400 {
+            let text = g.text();
+            for strategy in strategies() {
+                let chunks = chunk(&text, &strategy);
+                let total: usize = text.chars().count();
+                let mut covered = vec![false; total];
+                let mut last_start = 0;
+                for (i, c) in chunks.iter().enumerate() {
+                    assert!(!c.content.trim().is_empty(), "empty chunk {i} for {strategy:?}");
+                    assert_eq!(c.content, c.content.trim());
+                    let slice: String = text.chars().skip(c.char_start).take(c.char_end - c.char_start).collect();
+                    assert_eq!(slice, c.content, "offsets disagree with content");
+                    assert!(c.char_start >= last_start, "chunks out of order");
+                    last_start = c.char_start;
+                    let limit = match strategy {
+                        Strategy::Fixed { chunk_size, .. } => chunk_size,
+                        Strategy::SlidingWindow { window_size, .. } => window_size,
+                        Strategy::Paragraph { max_chunk_size, .. } => max_chunk_size,
+                    };
+                    assert!(c.content.chars().count() <= limit, "chunk over the size limit");
+                    covered[c.char_start..c.char_end].iter_mut().for_each(|x| *x = true);
+                }
+                for (i, ch) in text.chars().enumerate() {
+                    assert!(covered[i] || ch.is_whitespace(), "char {i} {ch:?} lost by {strategy:?} in {text:?}");
+                }
+                let overlapping = matches!(strategy, Strategy::Fixed { chunk_overlap: 1.., .. })
+                    || matches!(strategy, Strategy::SlidingWindow { window_size, step } if step < window_size);
+                if !overlapping {
+                    let joined: String = chunks.iter().map(|c| c.content.as_str()).collect();
+                    assert_eq!(squeeze(&joined), squeeze(&text), "text duplicated or lost by {strategy:?}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn paragraphs_merge_up_to_the_limits() {
+        let text = "第一段。\n\n第二段。\n\n第三段很长很长很长。\n\nFourth paragraph.";
+        let s = Strategy::Paragraph { max_chunk_size: 20, min_chunk_size: 1, merge_short_paragraphs: true, max_paragraphs_per_chunk: Some(2) };
+        assert_eq!(contents(&chunk(text, &s)), vec!["第一段。\n\n第二段。", "第三段很长很长很长。", "Fourth paragraph."]);
+        let s = Strategy::Paragraph { max_chunk_size: 800, min_chunk_size: 1, merge_short_paragraphs: false, max_paragraphs_per_chunk: None };
+        assert_eq!(chunk(text, &s).len(), 4);
+    }
+
+    #[test]
+    fn chinese_without_blank_lines_splits_on_lines_and_sentences() {
+        let text = "知识库是文档的集合。每个文档被切成分块。\n分块用于检索。";
+        let s = Strategy::Paragraph { max_chunk_size: 12, min_chunk_size: 1, merge_short_paragraphs: true, max_paragraphs_per_chunk: None };
+        assert_eq!(contents(&chunk(text, &s)), vec!["知识库是文档的集合。", "每个文档被切成分块。", "分块用于检索。"]);
+    }
+
+    #[test]
+    fn fixed_counts_cjk_characters_as_one_and_avoids_cutting_words() {
+        let zh = "一二三四五六七八九十";
+        let s = Strategy::Fixed { chunk_size: 4, chunk_overlap: 1 };
+        assert_eq!(contents(&chunk(zh, &s)), vec!["一二三四", "四五六七", "七八九十"]);
+        let en = "alpha beta gamma delta epsilon";
+        let s = Strategy::Fixed { chunk_size: 12, chunk_overlap: 0 };
+        assert_eq!(contents(&chunk(en, &s)), vec!["alpha beta", "gamma delta", "epsilon"]);
+    }
+
+    #[test]
+    fn sliding_window_steps() {
+        let s = Strategy::SlidingWindow { window_size: 4, step: 2 };
+        assert_eq!(contents(&chunk("abcdefgh", &s)), vec!["abcd", "cdef", "efgh"]);
+    }
+}

@@ -1,0 +1,281 @@
+//! Parsers: bytes of a detected type to clean text, a title and source metadata.
+
+use lore_core::error::{Code, Error, Result};
+use pulldown_cmark::{Event, HeadingLevel, Options, Parser, Tag, TagEnd};
+use scraper::{ElementRef, Html, Node, Selector};
+use serde_json::{Map, Value, json};
+
+use crate::decode::decode;
+use crate::detect::FileKind;
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Parsed {
+    pub title: Option<String>,
+    /// The text as read from the file (decoded, otherwise untouched).
+    pub raw: String,
+    /// Clean text: markup removed, whitespace normalised, paragraphs separated by blank lines.
+    pub text: String,
+    pub metadata: Map<String, Value>,
+}
+
+pub fn parse(kind: FileKind, bytes: &[u8]) -> Result<Parsed> {
+    let parsed = match kind {
+        FileKind::Text => {
+            let decoded = decode(bytes)?;
+            let text = clean(&decoded.text);
+            let title = first_line_title(&text);
+            Parsed { title, text, raw: decoded.text, metadata: meta(decoded.encoding) }
+        }
+        FileKind::Markdown => {
+            let decoded = decode(bytes)?;
+            let (title, text) = markdown_to_text(&decoded.text);
+            Parsed { title, text: clean(&text), raw: decoded.text, metadata: meta(decoded.encoding) }
+        }
+        FileKind::Html => {
+            let decoded = decode(bytes)?;
+            let (title, text) = html_to_text(&decoded.text);
+            Parsed { title, text: clean(&text), raw: decoded.text, metadata: meta(decoded.encoding) }
+        }
+        FileKind::Pdf if !bytes.starts_with(b"%PDF-") => {
+            return Err(Error::new(
+                Code::CorruptFile,
+                "the file is named as a PDF but is not one (it has no PDF header); it may be damaged or mislabelled",
+            ));
+        }
+        FileKind::Pdf => {
+            return Err(Error::new(
+                Code::UnsupportedFileType,
+                "PDF documents cannot be read by this version of Lore yet; upload the text as .txt, .md or .html",
+            ));
+        }
+        FileKind::Binary(name) => {
+            return Err(Error::new(
+                Code::UnsupportedFileType,
+                format!("{name} files are not supported; upload plain text, Markdown or HTML"),
+            ));
+        }
+    };
+    if parsed.text.trim().is_empty() {
+        return Err(Error::new(Code::NoTextContent, "the document contains no text to index"));
+    }
+    Ok(parsed)
+}
+
+fn meta(encoding: &str) -> Map<String, Value> {
+    let mut m = Map::new();
+    m.insert("encoding".into(), json!(encoding));
+    m
+}
+
+/// Normalises line endings and whitespace: no trailing spaces, at most one blank line in a row,
+/// no zero-width or BOM characters.
+pub fn clean(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut blank_run = 0;
+    for line in text.replace("\r\n", "\n").replace('\r', "\n").split('\n') {
+        let line: String =
+            line.chars().filter(|c| !matches!(c, '\u{200B}' | '\u{FEFF}' | '\u{200C}' | '\u{200D}')).collect();
+        let line = line.trim_end();
+        if line.trim().is_empty() {
+            blank_run += 1;
+            continue;
+        }
+        if !out.is_empty() {
+            out.push_str(if blank_run > 0 { "\n\n" } else { "\n" });
+        }
+        blank_run = 0;
+        out.push_str(line);
+    }
+    out
+}
+
+fn first_line_title(text: &str) -> Option<String> {
+    let line = text.lines().find(|l| !l.trim().is_empty())?.trim();
+    (line.chars().count() <= 120).then(|| line.to_string())
+}
+
+/// Markdown to text, keeping headings as `#`-prefixed lines so the structure stays visible.
+fn markdown_to_text(source: &str) -> (Option<String>, String) {
+    let mut out = String::new();
+    let mut first_h1: Option<String> = None;
+    let mut first_heading: Option<String> = None;
+    let mut heading: Option<(HeadingLevel, String)> = None;
+    let options = Options::ENABLE_TABLES | Options::ENABLE_STRIKETHROUGH | Options::ENABLE_TASKLISTS;
+    for event in Parser::new_ext(source, options) {
+        match event {
+            Event::Start(Tag::Heading { level, .. }) => {
+                block_break(&mut out);
+                heading = Some((level, String::new()));
+            }
+            Event::End(TagEnd::Heading(_)) => {
+                if let Some((level, text)) = heading.take() {
+                    let text = text.trim().to_string();
+                    if !text.is_empty() {
+                        if level == HeadingLevel::H1 && first_h1.is_none() {
+                            first_h1 = Some(text.clone());
+                        }
+                        first_heading.get_or_insert_with(|| text.clone());
+                    }
+                    out.push_str(&"#".repeat(level as usize));
+                    out.push(' ');
+                    out.push_str(&text);
+                    out.push_str("\n\n");
+                }
+            }
+            Event::Text(t) | Event::Code(t) => match &mut heading {
+                Some((_, h)) => h.push_str(&t),
+                None => out.push_str(&t),
+            },
+            Event::SoftBreak | Event::HardBreak => match &mut heading {
+                Some((_, h)) => h.push(' '),
+                None => out.push('\n'),
+            },
+            Event::End(TagEnd::Paragraph | TagEnd::CodeBlock | TagEnd::BlockQuote(_) | TagEnd::Table) => {
+                out.push_str("\n\n")
+            }
+            Event::End(TagEnd::Item | TagEnd::TableRow | TagEnd::TableHead) => out.push('\n'),
+            Event::End(TagEnd::TableCell) => out.push('\t'),
+            Event::Start(Tag::Item) => out.push_str("- "),
+            Event::Html(h) | Event::InlineHtml(h) => {
+                let (_, text) = html_to_text(&h);
+                out.push_str(&text);
+            }
+            _ => {}
+        }
+    }
+    (first_h1.or(first_heading), out)
+}
+
+fn block_break(out: &mut String) {
+    if !out.is_empty() && !out.ends_with("\n\n") {
+        out.push_str(if out.ends_with('\n') { "\n" } else { "\n\n" });
+    }
+}
+
+const SKIPPED: &[&str] = &[
+    "script", "style", "noscript", "template", "svg", "canvas", "iframe", "object", "nav", "header",
+    "footer", "aside", "form", "button", "select", "head",
+];
+const BLOCKS: &[&str] = &[
+    "p", "div", "section", "article", "main", "h1", "h2", "h3", "h4", "h5", "h6", "ul", "ol", "li",
+    "table", "tr", "blockquote", "pre", "dl", "dt", "dd", "figure", "figcaption", "hr", "address",
+];
+
+/// HTML to text: the main content (`<main>`/`<article>` when present), navigation and
+/// boilerplate elements dropped, blocks separated by blank lines, link texts kept.
+fn html_to_text(source: &str) -> (Option<String>, String) {
+    let doc = Html::parse_document(source);
+    let pick = |css: &str| Selector::parse(css).ok().and_then(|s| doc.select(&s).next());
+    let title = pick("title")
+        .map(|t| collapse(&t.text().collect::<String>()))
+        .filter(|t| !t.is_empty())
+        .or_else(|| pick("h1").map(|h| collapse(&h.text().collect::<String>())).filter(|t| !t.is_empty()));
+    let root = pick("main").or_else(|| pick("article")).or_else(|| pick("body"));
+    let mut out = String::new();
+    match root {
+        Some(root) => walk(root, &mut out, false),
+        None => walk(doc.root_element(), &mut out, false),
+    }
+    (title, out)
+}
+
+fn walk(element: ElementRef<'_>, out: &mut String, in_pre: bool) {
+    for child in element.children() {
+        match child.value() {
+            Node::Text(text) => {
+                if in_pre {
+                    out.push_str(text);
+                } else {
+                    let collapsed = collapse(text);
+                    if !collapsed.is_empty() {
+                        let starts_ws = text.starts_with(char::is_whitespace);
+                        if starts_ws && !out.is_empty() && !out.ends_with(char::is_whitespace) {
+                            out.push(' ');
+                        }
+                        out.push_str(&collapsed);
+                        if text.ends_with(char::is_whitespace) {
+                            out.push(' ');
+                        }
+                    }
+                }
+            }
+            Node::Element(el) => {
+                let name = el.name();
+                if SKIPPED.contains(&name) {
+                    continue;
+                }
+                let Some(child_ref) = ElementRef::wrap(child) else { continue };
+                match name {
+                    "br" => out.push('\n'),
+                    "td" | "th" => {
+                        walk(child_ref, out, in_pre);
+                        out.push('\t');
+                    }
+                    _ if BLOCKS.contains(&name) => {
+                        paragraph_break(out);
+                        walk(child_ref, out, in_pre || name == "pre");
+                        paragraph_break(out);
+                    }
+                    _ => walk(child_ref, out, in_pre),
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+fn paragraph_break(out: &mut String) {
+    let trimmed = out.trim_end_matches([' ', '\t']).len();
+    out.truncate(trimmed);
+    if !out.is_empty() && !out.ends_with("\n\n") {
+        out.push_str(if out.ends_with('\n') { "\n" } else { "\n\n" });
+    }
+}
+
+fn collapse(text: &str) -> String {
+    text.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn markdown_keeps_headings_and_finds_the_title() {
+        let md = "# 知识库指南\n\nLore 支持**中文分词**。\n\n## Setup\n\n- one\n- two\n";
+        let p = parse(FileKind::Markdown, md.as_bytes()).expect("markdown");
+        assert_eq!(p.title.as_deref(), Some("知识库指南"));
+        assert!(p.text.starts_with("# 知识库指南\n\nLore 支持中文分词。"), "{}", p.text);
+        assert!(p.text.contains("## Setup"));
+        assert!(p.text.contains("- one\n- two"));
+    }
+
+    #[test]
+    fn html_drops_boilerplate_and_keeps_links_as_text() {
+        let html = r#"<!doctype html><html><head><title>搜索 Guide</title><style>p{}</style></head>
+            <body><nav><a href="/">Home</a> | <a href="/x">Menu</a></nav>
+            <main><h1>Full-text search</h1><p>Lore segments <a href="/zh">中文分词</a> with jieba.</p>
+            <script>alert(1)</script><p>Second   paragraph.</p></main><footer>© 2026</footer></body></html>"#;
+        let p = parse(FileKind::Html, html.as_bytes()).expect("html");
+        assert_eq!(p.title.as_deref(), Some("搜索 Guide"));
+        assert_eq!(p.text, "Full-text search\n\nLore segments 中文分词 with jieba.\n\nSecond paragraph.");
+    }
+
+    #[test]
+    fn text_is_cleaned_and_titled() {
+        let p = parse(FileKind::Text, "  标题\r\n\r\n\r\n\r\n正文第一段。  \r\n第二行\n".as_bytes()).expect("text");
+        assert_eq!(p.title.as_deref(), Some("标题"));
+        assert_eq!(p.text, "  标题\n\n正文第一段。\n第二行");
+    }
+
+    #[test]
+    fn bad_files_fail_with_codes() {
+        assert_eq!(parse(FileKind::Pdf, b"not a pdf at all").expect_err("fake pdf").code, Code::CorruptFile);
+        assert_eq!(parse(FileKind::Pdf, b"%PDF-1.4\n...").expect_err("pdf").code, Code::UnsupportedFileType);
+        assert_eq!(parse(FileKind::Text, b"   \n\n ").expect_err("empty").code, Code::NoTextContent);
+        assert_eq!(
+            parse(FileKind::Binary("zip"), b"PK\x03\x04").expect_err("zip").code,
+            Code::UnsupportedFileType
+        );
+    }
+}

@@ -1,0 +1,66 @@
+//! Blobs as files under the data directory, content-addressed: `blobs/ab/cd/abcd...`.
+
+use std::path::{Path, PathBuf};
+
+use async_trait::async_trait;
+use lore_core::blob::BlobStore;
+use lore_core::error::{Error, Result};
+
+pub struct FsBlobStore {
+    root: PathBuf,
+    staging: PathBuf,
+}
+
+impl FsBlobStore {
+    pub fn open(root: &Path) -> Result<FsBlobStore> {
+        let staging = root.join("staging");
+        std::fs::create_dir_all(&staging)?;
+        // Staged files left by a crash belong to uploads that were never accepted.
+        if let Ok(entries) = std::fs::read_dir(&staging) {
+            for entry in entries.flatten() {
+                let _ = std::fs::remove_file(entry.path());
+            }
+        }
+        Ok(FsBlobStore { root: root.to_path_buf(), staging })
+    }
+
+    fn path(&self, key: &str) -> Result<PathBuf> {
+        if key.is_empty() || key.split('/').any(|part| part.is_empty() || part == "." || part == "..") {
+            return Err(Error::internal(format!("invalid blob key {key:?}")));
+        }
+        Ok(self.root.join(key))
+    }
+}
+
+#[async_trait]
+impl BlobStore for FsBlobStore {
+    async fn put_file(&self, key: &str, staged: &Path) -> Result<()> {
+        let target = self.path(key)?;
+        if tokio::fs::try_exists(&target).await? {
+            tokio::fs::remove_file(staged).await?;
+            return Ok(());
+        }
+        if let Some(parent) = target.parent() {
+            tokio::fs::create_dir_all(parent).await?;
+        }
+        // The staged file was fsynced by its writer; a rename within one filesystem is atomic.
+        tokio::fs::rename(staged, &target).await?;
+        Ok(())
+    }
+
+    async fn get(&self, key: &str) -> Result<Vec<u8>> {
+        Ok(tokio::fs::read(self.path(key)?).await?)
+    }
+
+    async fn delete(&self, key: &str) -> Result<()> {
+        match tokio::fs::remove_file(self.path(key)?).await {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    fn staging_dir(&self) -> &Path {
+        &self.staging
+    }
+}

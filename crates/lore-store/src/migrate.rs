@@ -1,0 +1,68 @@
+//! Versioned schema migrations, embedded in the binary. Each runs once, in a transaction, and is
+//! recorded with a checksum so an edited migration is caught instead of silently diverging.
+
+use lore_core::error::{Error, Result};
+use sqlx::{AssertSqlSafe, SqlitePool};
+
+pub struct Migration {
+    pub version: i64,
+    pub description: &'static str,
+    pub sql: &'static str,
+}
+
+pub const SQLITE: &[Migration] = &[Migration {
+    version: 1,
+    description: "merged data model of seeds 000 and 001",
+    sql: include_str!("../migrations/sqlite/0001_init.sql"),
+}];
+
+/// FNV-1a: enough to notice that a migration's text changed.
+fn checksum(sql: &str) -> String {
+    let mut h: u64 = 0xcbf29ce484222325;
+    for b in sql.bytes() {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x100000001b3);
+    }
+    format!("{h:016x}")
+}
+
+pub async fn run_sqlite(pool: &SqlitePool) -> Result<()> {
+    sqlx::raw_sql(
+        "CREATE TABLE IF NOT EXISTS lore_migrations (
+            version INTEGER PRIMARY KEY, description TEXT NOT NULL, checksum TEXT NOT NULL, applied_at TEXT NOT NULL)",
+    )
+    .execute(pool)
+    .await
+    .map_err(Error::internal)?;
+    for m in SQLITE {
+        let recorded: Option<String> = sqlx::query_scalar("SELECT checksum FROM lore_migrations WHERE version = ?")
+            .bind(m.version)
+            .fetch_optional(pool)
+            .await
+            .map_err(Error::internal)?;
+        let sum = checksum(m.sql);
+        match recorded {
+            Some(existing) if existing == sum => continue,
+            Some(existing) => {
+                return Err(Error::internal(format!(
+                    "migration {} was changed after it was applied (checksum {existing} in the database, {sum} in this binary)",
+                    m.version
+                )));
+            }
+            None => {}
+        }
+        let mut tx = pool.begin().await.map_err(Error::internal)?;
+        sqlx::raw_sql(AssertSqlSafe(m.sql)).execute(&mut *tx).await.map_err(Error::internal)?;
+        sqlx::query("INSERT INTO lore_migrations (version, description, checksum, applied_at) VALUES (?, ?, ?, ?)")
+            .bind(m.version)
+            .bind(m.description)
+            .bind(&sum)
+            .bind(crate::sqlite::ts(lore_core::now()))
+            .execute(&mut *tx)
+            .await
+            .map_err(Error::internal)?;
+        tx.commit().await.map_err(Error::internal)?;
+        tracing::info!(version = m.version, description = m.description, "applied migration");
+    }
+    Ok(())
+}

@@ -1,0 +1,1059 @@
+//! The embedded store: SQLite in WAL mode. One writer connection (SQLite allows one writer at a
+//! time; a pool of writers only produces "database is locked"), a pool of readers beside it.
+
+use std::path::Path;
+use std::str::FromStr;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use lore_core::error::{Code, Error, Result};
+use lore_core::model::*;
+use lore_core::store::{ApiKeyRecord, SessionRecord, Store, Upload};
+use serde_json::Value;
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow, SqliteSynchronous,
+};
+use sqlx::{AssertSqlSafe, Row, Sqlite, Transaction};
+use uuid::Uuid;
+
+use crate::migrate;
+
+pub struct SqliteStore {
+    writer: SqlitePool,
+    reader: SqlitePool,
+}
+
+fn db_err(err: sqlx::Error) -> Error {
+    Error::internal(err)
+}
+
+fn is_unique_violation(err: &sqlx::Error, column: &str) -> bool {
+    match err {
+        sqlx::Error::Database(db) => db.is_unique_violation() && db.message().contains(column),
+        _ => false,
+    }
+}
+
+/// Timestamps are stored as sortable UTC text with millisecond precision, the same format the
+/// triggers' `strftime('%Y-%m-%dT%H:%M:%fZ')` writes.
+pub(crate) fn ts(t: Timestamp) -> String {
+    t.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string()
+}
+
+fn parse_ts(s: &str) -> Result<Timestamp> {
+    DateTime::parse_from_rfc3339(s)
+        .map(|t| t.with_timezone(&Utc))
+        .map_err(|e| Error::internal(format!("bad timestamp {s:?} in database: {e}")))
+}
+
+/// Typed reads from a row, with database corruption reported as an internal error.
+trait RowExt {
+    fn text(&self, col: &str) -> Result<String>;
+    fn opt_text(&self, col: &str) -> Result<Option<String>>;
+    fn int(&self, col: &str) -> Result<i64>;
+    fn opt_int(&self, col: &str) -> Result<Option<i64>>;
+    fn flag(&self, col: &str) -> Result<bool>;
+    fn id(&self, col: &str) -> Result<Id> {
+        let s = self.text(col)?;
+        Uuid::parse_str(&s).map_err(|e| Error::internal(format!("bad id {s:?} in {col}: {e}")))
+    }
+    fn opt_id(&self, col: &str) -> Result<Option<Id>> {
+        self.opt_text(col)?
+            .map(|s| Uuid::parse_str(&s).map_err(|e| Error::internal(format!("bad id {s:?} in {col}: {e}"))))
+            .transpose()
+    }
+    fn time(&self, col: &str) -> Result<Timestamp> {
+        parse_ts(&self.text(col)?)
+    }
+    fn opt_time(&self, col: &str) -> Result<Option<Timestamp>> {
+        self.opt_text(col)?.map(|s| parse_ts(&s)).transpose()
+    }
+    fn json<T: serde::de::DeserializeOwned>(&self, col: &str) -> Result<T> {
+        Ok(serde_json::from_str(&self.text(col)?)?)
+    }
+    fn opt_json<T: serde::de::DeserializeOwned>(&self, col: &str) -> Result<Option<T>> {
+        self.opt_text(col)?.map(|s| serde_json::from_str(&s).map_err(Error::from)).transpose()
+    }
+}
+
+impl RowExt for SqliteRow {
+    fn text(&self, col: &str) -> Result<String> {
+        self.try_get(col).map_err(db_err)
+    }
+    fn opt_text(&self, col: &str) -> Result<Option<String>> {
+        self.try_get(col).map_err(db_err)
+    }
+    fn int(&self, col: &str) -> Result<i64> {
+        self.try_get(col).map_err(db_err)
+    }
+    fn opt_int(&self, col: &str) -> Result<Option<i64>> {
+        self.try_get(col).map_err(db_err)
+    }
+    fn flag(&self, col: &str) -> Result<bool> {
+        Ok(self.int(col)? != 0)
+    }
+}
+
+const USER_COLS: &str = "u.id, u.username, u.email, u.full_name, u.first_name, u.last_name, u.avatar_url, \
+    u.settings, u.is_active, u.is_staff, u.is_superuser, u.created_at, u.updated_at, u.last_login_at, \
+    u.storage_used, u.api_calls_count";
+
+fn user_from(row: &SqliteRow) -> Result<User> {
+    Ok(User {
+        id: row.id("id")?,
+        username: row.text("username")?,
+        email: row.text("email")?,
+        full_name: row.opt_text("full_name")?,
+        first_name: row.opt_text("first_name")?,
+        last_name: row.opt_text("last_name")?,
+        avatar_url: row.opt_text("avatar_url")?,
+        settings: row.json("settings")?,
+        is_active: row.flag("is_active")?,
+        is_staff: row.flag("is_staff")?,
+        is_superuser: row.flag("is_superuser")?,
+        created_at: row.time("created_at")?,
+        updated_at: row.time("updated_at")?,
+        last_login_at: row.opt_time("last_login_at")?,
+        storage_used: row.int("storage_used")?,
+        api_calls_count: row.int("api_calls_count")?,
+    })
+}
+
+const KEY_COLS: &str = "k.id AS key_id, k.user_id AS key_user_id, k.knowledge_base_id, k.name, k.description, \
+    k.key_prefix, k.key_suffix, k.scopes, k.rate_limit, k.daily_quota, k.monthly_quota, k.usage_count_today, \
+    k.usage_count_month, k.is_active AS key_is_active, k.expires_at, k.revoked_at, k.last_used_at, \
+    k.last_used_ip, k.security, k.created_at AS key_created_at, k.updated_at AS key_updated_at";
+
+fn key_from(row: &SqliteRow) -> Result<ApiKey> {
+    Ok(ApiKey {
+        id: row.id("key_id")?,
+        user_id: row.id("key_user_id")?,
+        knowledge_base_id: row.opt_id("knowledge_base_id")?,
+        name: row.text("name")?,
+        description: row.opt_text("description")?,
+        key_prefix: row.text("key_prefix")?,
+        key_suffix: row.text("key_suffix")?,
+        scopes: row.json("scopes")?,
+        rate_limit: row.opt_int("rate_limit")?,
+        daily_quota: row.opt_int("daily_quota")?,
+        monthly_quota: row.opt_int("monthly_quota")?,
+        usage_count_today: row.int("usage_count_today")?,
+        usage_count_month: row.int("usage_count_month")?,
+        is_active: row.flag("key_is_active")?,
+        expires_at: row.opt_time("expires_at")?,
+        revoked_at: row.opt_time("revoked_at")?,
+        last_used_at: row.opt_time("last_used_at")?,
+        last_used_ip: row.opt_text("last_used_ip")?,
+        security: row.json("security")?,
+        created_at: row.time("key_created_at")?,
+        updated_at: row.time("key_updated_at")?,
+    })
+}
+
+const KB_COLS: &str = "id, user_id, name, description, icon_url, status, settings, document_count, \
+    total_size_bytes, chunk_count, last_updated_at, created_at, updated_at";
+
+fn kb_from(row: &SqliteRow) -> Result<KnowledgeBase> {
+    let status = match row.text("status")?.as_str() {
+        "archived" => KbStatus::Archived,
+        _ => KbStatus::Active,
+    };
+    Ok(KnowledgeBase {
+        id: row.id("id")?,
+        user_id: row.id("user_id")?,
+        name: row.text("name")?,
+        description: row.opt_text("description")?,
+        icon_url: row.opt_text("icon_url")?,
+        status,
+        settings: row.json("settings")?,
+        document_count: row.int("document_count")?,
+        total_size_bytes: row.int("total_size_bytes")?,
+        chunk_count: row.int("chunk_count")?,
+        last_updated_at: row.opt_time("last_updated_at")?,
+        created_at: row.time("created_at")?,
+        updated_at: row.time("updated_at")?,
+    })
+}
+
+const DOC_COLS: &str = "id, knowledge_base_id, user_id, uploaded_by, data_source_id, file_type_id, title, \
+    filename, file_type, file_path, file_size, mime_type, file_hash, status, progress, error_code, error_message, \
+    processing_log, metadata, source_metadata, chunking_config, chunk_count, processed_at, expires_at, \
+    soft_deleted_at, created_at, updated_at";
+
+fn doc_from(row: &SqliteRow) -> Result<Document> {
+    let status_text = row.text("status")?;
+    let status = DocStatus::parse(&status_text)
+        .ok_or_else(|| Error::internal(format!("bad document status {status_text:?}")))?;
+    Ok(Document {
+        id: row.id("id")?,
+        knowledge_base_id: row.id("knowledge_base_id")?,
+        user_id: row.id("user_id")?,
+        uploaded_by: row.opt_id("uploaded_by")?,
+        data_source_id: row.opt_id("data_source_id")?,
+        file_type_id: row.opt_int("file_type_id")?,
+        title: row.opt_text("title")?,
+        filename: row.text("filename")?,
+        file_type: row.text("file_type")?,
+        file_path: row.text("file_path")?,
+        file_size: row.int("file_size")?,
+        mime_type: row.text("mime_type")?,
+        file_hash: row.text("file_hash")?,
+        status,
+        progress: row.int("progress")?,
+        error_code: row.opt_text("error_code")?,
+        error_message: row.opt_text("error_message")?,
+        processing_log: row.json("processing_log")?,
+        metadata: row.json("metadata")?,
+        source_metadata: row.json("source_metadata")?,
+        chunking_config: row.opt_json("chunking_config")?,
+        chunk_count: row.int("chunk_count")?,
+        processed_at: row.opt_time("processed_at")?,
+        expires_at: row.opt_time("expires_at")?,
+        soft_deleted_at: row.opt_time("soft_deleted_at")?,
+        created_at: row.time("created_at")?,
+        updated_at: row.time("updated_at")?,
+    })
+}
+
+fn chunk_from(row: &SqliteRow) -> Result<Chunk> {
+    Ok(Chunk {
+        id: row.id("id")?,
+        document_id: row.id("document_id")?,
+        knowledge_base_id: row.id("knowledge_base_id")?,
+        content: row.text("content")?,
+        content_hash: row.text("content_hash")?,
+        chunk_index: row.int("chunk_index")?,
+        metadata: row.json("metadata")?,
+        parent_chunk_id: row.opt_id("parent_chunk_id")?,
+        embedding_model: row.opt_text("embedding_model")?,
+        created_at: row.time("created_at")?,
+    })
+}
+
+/// An FTS5 query matching any of the terms, each quoted so that no term is read as syntax.
+fn fts_match(terms: &[String]) -> String {
+    terms.iter().map(|t| format!("\"{}\"", t.replace('"', "\"\""))).collect::<Vec<_>>().join(" OR ")
+}
+
+fn json_text(value: &impl serde::Serialize) -> Result<String> {
+    Ok(serde_json::to_string(value)?)
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the database file and brings its schema up to date.
+    pub async fn open(path: &Path) -> Result<SqliteStore> {
+        let options = SqliteConnectOptions::new()
+            .filename(path)
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Normal)
+            .foreign_keys(true)
+            .busy_timeout(Duration::from_secs(10))
+            .pragma("cache_size", "-32000")
+            .pragma("temp_store", "memory");
+        let writer = SqlitePoolOptions::new()
+            .max_connections(1)
+            .min_connections(1)
+            .acquire_timeout(Duration::from_secs(60))
+            .connect_with(options.clone())
+            .await
+            .map_err(db_err)?;
+        migrate::run_sqlite(&writer).await?;
+        let readers = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2).clamp(2, 8) as u32;
+        let reader = SqlitePoolOptions::new()
+            .max_connections(readers * 2)
+            .acquire_timeout(Duration::from_secs(60))
+            .connect_with(options.read_only(true))
+            .await
+            .map_err(db_err)?;
+        Ok(SqliteStore { writer, reader })
+    }
+
+    /// Opens the database from a path given as text (`sqlite://` prefixes allowed).
+    pub async fn open_url(url: &str) -> Result<SqliteStore> {
+        let path = url.trim_start_matches("sqlite://").trim_start_matches("sqlite:");
+        SqliteConnectOptions::from_str(url).map_err(db_err)?;
+        SqliteStore::open(Path::new(path)).await
+    }
+
+    pub async fn close(&self) {
+        self.reader.close().await;
+        self.writer.close().await;
+    }
+
+    async fn tx(&self) -> Result<Transaction<'static, Sqlite>> {
+        self.writer.begin().await.map_err(db_err)
+    }
+
+    async fn append_log(tx: &mut Transaction<'static, Sqlite>, document_id: Id, entries: &[LogEntry]) -> Result<()> {
+        if entries.is_empty() {
+            return Ok(());
+        }
+        let existing: Option<String> = sqlx::query_scalar("SELECT processing_log FROM documents WHERE id = ?")
+            .bind(document_id.to_string())
+            .fetch_optional(&mut **tx)
+            .await
+            .map_err(db_err)?;
+        let mut log: Vec<LogEntry> = match existing {
+            Some(s) => serde_json::from_str(&s)?,
+            None => return Ok(()),
+        };
+        log.extend_from_slice(entries);
+        sqlx::query("UPDATE documents SET processing_log = ? WHERE id = ?")
+            .bind(json_text(&log)?)
+            .bind(document_id.to_string())
+            .execute(&mut **tx)
+            .await
+            .map_err(db_err)?;
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    async fn ping(&self) -> Result<()> {
+        sqlx::query("SELECT 1").execute(&self.reader).await.map_err(db_err)?;
+        Ok(())
+    }
+
+    async fn create_user(&self, user: NewUser) -> Result<User> {
+        let id = lore_core::new_id();
+        let now = ts(lore_core::now());
+        let result = sqlx::query(
+            "INSERT INTO users (id, username, email, hashed_password, full_name, first_name, last_name, created_at, updated_at)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(id.to_string())
+        .bind(&user.username)
+        .bind(&user.email)
+        .bind(&user.password_hash)
+        .bind(&user.full_name)
+        .bind(&user.first_name)
+        .bind(&user.last_name)
+        .bind(&now)
+        .bind(&now)
+        .execute(&self.writer)
+        .await;
+        match result {
+            Ok(_) => {}
+            Err(e) if is_unique_violation(&e, "users.username") => {
+                return Err(Error::new(Code::UsernameTaken, "this username is already taken"));
+            }
+            Err(e) if is_unique_violation(&e, "users.email") => {
+                return Err(Error::new(Code::EmailTaken, "an account with this email already exists"));
+            }
+            Err(e) => return Err(db_err(e)),
+        }
+        self.get_user_from(&self.writer, id).await?.ok_or_else(|| Error::internal("user vanished after insert"))
+    }
+
+    async fn find_login(&self, username_or_email: &str) -> Result<Option<(User, String)>> {
+        let sql = format!("SELECT {USER_COLS}, u.hashed_password FROM users u WHERE u.username = ?1 OR u.email = ?1");
+        let row = sqlx::query(AssertSqlSafe(sql))
+            .bind(username_or_email)
+            .fetch_optional(&self.reader)
+            .await
+            .map_err(db_err)?;
+        row.map(|r| Ok((user_from(&r)?, r.text("hashed_password")?))).transpose()
+    }
+
+    async fn get_user(&self, id: Id) -> Result<Option<User>> {
+        self.get_user_from(&self.reader, id).await
+    }
+
+    async fn record_login(&self, user_id: Id, at: Timestamp) -> Result<()> {
+        sqlx::query("UPDATE users SET last_login_at = ? WHERE id = ?")
+            .bind(ts(at))
+            .bind(user_id.to_string())
+            .execute(&self.writer)
+            .await
+            .map_err(db_err)?;
+        Ok(())
+    }
+
+    async fn create_session(
+        &self,
+        user_id: Id,
+        token_hash: &str,
+        expires_at: Timestamp,
+        ip: Option<&str>,
+        user_agent: Option<&str>,
+    ) -> Result<Id> {
+        let id = lore_core::new_id();
+        sqlx::query(
+            "INSERT INTO sessions (id, user_id, token_hash, created_at, expires_at, ip_address, user_agent)
+             VALUES (?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(id.to_string())
+        .bind(user_id.to_string())
+        .bind(token_hash)
+        .bind(ts(lore_core::now()))
+        .bind(ts(expires_at))
+        .bind(ip)
+        .bind(user_agent)
+        .execute(&self.writer)
+        .await
+        .map_err(db_err)?;
+        Ok(id)
+    }
+
+    async fn find_session(&self, token_hash: &str) -> Result<Option<SessionRecord>> {
+        let sql = format!(
+            "SELECT {USER_COLS}, s.id AS session_id, s.expires_at AS session_expires_at
+             FROM sessions s JOIN users u ON u.id = s.user_id WHERE s.token_hash = ?"
+        );
+        let row = sqlx::query(AssertSqlSafe(sql))
+            .bind(token_hash)
+            .fetch_optional(&self.reader)
+            .await
+            .map_err(db_err)?;
+        row.map(|r| {
+            Ok(SessionRecord {
+                session_id: r.id("session_id")?,
+                user: user_from(&r)?,
+                expires_at: r.time("session_expires_at")?,
+            })
+        })
+        .transpose()
+    }
+
+    async fn delete_session(&self, token_hash: &str) -> Result<()> {
+        sqlx::query("DELETE FROM sessions WHERE token_hash = ?")
+            .bind(token_hash)
+            .execute(&self.writer)
+            .await
+            .map_err(db_err)?;
+        Ok(())
+    }
+
+    async fn purge_expired_sessions(&self, now: Timestamp) -> Result<u64> {
+        let done = sqlx::query("DELETE FROM sessions WHERE expires_at < ?")
+            .bind(ts(now))
+            .execute(&self.writer)
+            .await
+            .map_err(db_err)?;
+        Ok(done.rows_affected())
+    }
+
+    async fn user_defaults(&self, user_id: Id) -> Result<UserDefaults> {
+        let row = sqlx::query(
+            "SELECT default_chunk_size, default_chunk_overlap, default_similarity_threshold, max_search_results
+             FROM knowledge_base_configs WHERE user_id = ?",
+        )
+        .bind(user_id.to_string())
+        .fetch_optional(&self.reader)
+        .await
+        .map_err(db_err)?;
+        let Some(row) = row else { return Ok(UserDefaults::default()) };
+        Ok(UserDefaults {
+            default_chunk_size: row.opt_int("default_chunk_size")?,
+            default_chunk_overlap: row.opt_int("default_chunk_overlap")?,
+            default_similarity_threshold: row.try_get("default_similarity_threshold").map_err(db_err)?,
+            max_search_results: row.opt_int("max_search_results")?,
+        })
+    }
+
+    async fn create_api_key(&self, key: NewApiKey) -> Result<ApiKey> {
+        let id = lore_core::new_id();
+        let now = ts(lore_core::now());
+        sqlx::query(
+            "INSERT INTO api_keys (id, user_id, knowledge_base_id, name, description, key_hash, key_prefix, key_suffix,
+               scopes, rate_limit, daily_quota, monthly_quota, expires_at, security, created_at, updated_at)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(id.to_string())
+        .bind(key.user_id.to_string())
+        .bind(key.knowledge_base_id.map(|k| k.to_string()))
+        .bind(&key.name)
+        .bind(&key.description)
+        .bind(&key.key_hash)
+        .bind(&key.key_prefix)
+        .bind(&key.key_suffix)
+        .bind(json_text(&key.scopes)?)
+        .bind(key.rate_limit)
+        .bind(key.daily_quota)
+        .bind(key.monthly_quota)
+        .bind(key.expires_at.map(ts))
+        .bind(json_text(&key.security)?)
+        .bind(&now)
+        .bind(&now)
+        .execute(&self.writer)
+        .await
+        .map_err(db_err)?;
+        let sql = format!("SELECT {KEY_COLS} FROM api_keys k WHERE k.id = ?");
+        let row = sqlx::query(AssertSqlSafe(sql))
+            .bind(id.to_string())
+            .fetch_one(&self.writer)
+            .await
+            .map_err(db_err)?;
+        key_from(&row)
+    }
+
+    async fn list_api_keys(&self, user_id: Id) -> Result<Vec<ApiKey>> {
+        let sql = format!("SELECT {KEY_COLS} FROM api_keys k WHERE k.user_id = ? ORDER BY k.created_at DESC, k.id DESC");
+        let rows = sqlx::query(AssertSqlSafe(sql))
+            .bind(user_id.to_string())
+            .fetch_all(&self.reader)
+            .await
+            .map_err(db_err)?;
+        rows.iter().map(key_from).collect()
+    }
+
+    async fn revoke_api_key(&self, user_id: Id, key_id: Id, at: Timestamp) -> Result<bool> {
+        let done = sqlx::query(
+            "UPDATE api_keys SET is_active = 0, revoked_at = COALESCE(revoked_at, ?), updated_at = ?
+             WHERE id = ? AND user_id = ?",
+        )
+        .bind(ts(at))
+        .bind(ts(at))
+        .bind(key_id.to_string())
+        .bind(user_id.to_string())
+        .execute(&self.writer)
+        .await
+        .map_err(db_err)?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    async fn find_api_key(&self, key_hash: &str) -> Result<Option<ApiKeyRecord>> {
+        let sql = format!("SELECT {KEY_COLS}, {USER_COLS} FROM api_keys k JOIN users u ON u.id = k.user_id WHERE k.key_hash = ?");
+        let row = sqlx::query(AssertSqlSafe(sql))
+            .bind(key_hash)
+            .fetch_optional(&self.reader)
+            .await
+            .map_err(db_err)?;
+        row.map(|r| Ok(ApiKeyRecord { key: key_from(&r)?, user: user_from(&r)? })).transpose()
+    }
+
+    async fn record_api_key_use(&self, key_id: Id, at: Timestamp, ip: Option<&str>) -> Result<()> {
+        sqlx::query("UPDATE api_keys SET last_used_at = ?, last_used_ip = ? WHERE id = ?")
+            .bind(ts(at))
+            .bind(ip)
+            .bind(key_id.to_string())
+            .execute(&self.writer)
+            .await
+            .map_err(db_err)?;
+        Ok(())
+    }
+
+    async fn create_knowledge_base(&self, kb: NewKnowledgeBase) -> Result<KnowledgeBase> {
+        let id = lore_core::new_id();
+        let now = ts(lore_core::now());
+        sqlx::query(
+            "INSERT INTO knowledge_bases (id, user_id, name, description, icon_url, settings, created_at, updated_at)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(id.to_string())
+        .bind(kb.user_id.to_string())
+        .bind(&kb.name)
+        .bind(&kb.description)
+        .bind(&kb.icon_url)
+        .bind(json_text(&kb.settings)?)
+        .bind(&now)
+        .bind(&now)
+        .execute(&self.writer)
+        .await
+        .map_err(db_err)?;
+        self.kb_from(&self.writer, kb.user_id, id).await?.ok_or_else(|| Error::internal("knowledge base vanished"))
+    }
+
+    async fn list_knowledge_bases(&self, user_id: Id) -> Result<Vec<KnowledgeBase>> {
+        let sql = format!("SELECT {KB_COLS} FROM knowledge_bases WHERE user_id = ? ORDER BY created_at DESC, id DESC");
+        let rows = sqlx::query(AssertSqlSafe(sql))
+            .bind(user_id.to_string())
+            .fetch_all(&self.reader)
+            .await
+            .map_err(db_err)?;
+        rows.iter().map(kb_from).collect()
+    }
+
+    async fn get_knowledge_base(&self, user_id: Id, id: Id) -> Result<Option<KnowledgeBase>> {
+        self.kb_from(&self.reader, user_id, id).await
+    }
+
+    async fn update_knowledge_base(&self, user_id: Id, id: Id, patch: KbPatch) -> Result<Option<KnowledgeBase>> {
+        let settings = patch.settings.as_ref().map(json_text).transpose()?;
+        let done = sqlx::query(
+            "UPDATE knowledge_bases SET
+                name = COALESCE(?1, name),
+                description = CASE WHEN ?2 THEN ?3 ELSE description END,
+                icon_url = CASE WHEN ?4 THEN ?5 ELSE icon_url END,
+                status = COALESCE(?6, status),
+                settings = COALESCE(?7, settings),
+                updated_at = ?8
+             WHERE id = ?9 AND user_id = ?10",
+        )
+        .bind(&patch.name)
+        .bind(patch.description.is_some())
+        .bind(patch.description.clone().flatten())
+        .bind(patch.icon_url.is_some())
+        .bind(patch.icon_url.clone().flatten())
+        .bind(patch.status.map(KbStatus::as_str))
+        .bind(settings)
+        .bind(ts(lore_core::now()))
+        .bind(id.to_string())
+        .bind(user_id.to_string())
+        .execute(&self.writer)
+        .await
+        .map_err(db_err)?;
+        if done.rows_affected() == 0 {
+            return Ok(None);
+        }
+        self.kb_from(&self.writer, user_id, id).await
+    }
+
+    async fn delete_knowledge_base(&self, user_id: Id, id: Id) -> Result<Option<Vec<String>>> {
+        let mut tx = self.tx().await?;
+        let exists: Option<String> = sqlx::query_scalar("SELECT id FROM knowledge_bases WHERE id = ? AND user_id = ?")
+            .bind(id.to_string())
+            .bind(user_id.to_string())
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(db_err)?;
+        if exists.is_none() {
+            return Ok(None);
+        }
+        let paths: Vec<String> = sqlx::query_scalar("SELECT DISTINCT file_path FROM documents WHERE knowledge_base_id = ?")
+            .bind(id.to_string())
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(db_err)?;
+        // Children first, explicitly, so the statistics and full-text triggers see every row.
+        for sql in [
+            "DELETE FROM document_chunks WHERE knowledge_base_id = ?",
+            "DELETE FROM documents WHERE knowledge_base_id = ?",
+            "DELETE FROM knowledge_bases WHERE id = ?",
+        ] {
+            sqlx::query(sql).bind(id.to_string()).execute(&mut *tx).await.map_err(db_err)?;
+        }
+        tx.commit().await.map_err(db_err)?;
+        Ok(Some(paths))
+    }
+
+    async fn create_document(&self, doc: NewDocument) -> Result<Upload> {
+        let mut tx = self.tx().await?;
+        let sql = format!(
+            "SELECT {DOC_COLS} FROM documents WHERE knowledge_base_id = ? AND file_hash = ? AND soft_deleted_at IS NULL"
+        );
+        let existing = sqlx::query(AssertSqlSafe(sql))
+            .bind(doc.knowledge_base_id.to_string())
+            .bind(&doc.file_hash)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(db_err)?;
+        if let Some(row) = existing {
+            return Ok(Upload::Duplicate(doc_from(&row)?));
+        }
+        let id = lore_core::new_id();
+        let now = lore_core::now();
+        let log = vec![LogEntry::new("upload", format!("received {} ({} bytes)", doc.filename, doc.file_size))];
+        sqlx::query(
+            "INSERT INTO documents (id, knowledge_base_id, user_id, uploaded_by, file_type_id, filename, file_type,
+               file_path, file_size, mime_type, file_hash, status, progress, processing_log, metadata, chunking_config,
+               created_at, updated_at)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'pending', 0, ?, ?, ?, ?, ?)",
+        )
+        .bind(id.to_string())
+        .bind(doc.knowledge_base_id.to_string())
+        .bind(doc.user_id.to_string())
+        .bind(doc.uploaded_by.map(|u| u.to_string()))
+        .bind(doc.file_type_id)
+        .bind(&doc.filename)
+        .bind(&doc.file_type)
+        .bind(&doc.file_path)
+        .bind(doc.file_size)
+        .bind(&doc.mime_type)
+        .bind(&doc.file_hash)
+        .bind(json_text(&log)?)
+        .bind(json_text(&doc.metadata)?)
+        .bind(doc.chunking_config.as_ref().map(json_text).transpose()?)
+        .bind(ts(now))
+        .bind(ts(now))
+        .execute(&mut *tx)
+        .await
+        .map_err(db_err)?;
+        sqlx::query("INSERT INTO jobs (id, kind, document_id, status, run_after, created_at) VALUES (?, 'process_document', ?, 'queued', ?, ?)")
+            .bind(lore_core::new_id().to_string())
+            .bind(id.to_string())
+            .bind(ts(now))
+            .bind(ts(now))
+            .execute(&mut *tx)
+            .await
+            .map_err(db_err)?;
+        let sql = format!("SELECT {DOC_COLS} FROM documents WHERE id = ?");
+        let row = sqlx::query(AssertSqlSafe(sql)).bind(id.to_string()).fetch_one(&mut *tx).await.map_err(db_err)?;
+        let created = doc_from(&row)?;
+        tx.commit().await.map_err(db_err)?;
+        Ok(Upload::Created(created))
+    }
+
+    async fn list_documents(&self, user_id: Id, knowledge_base_id: Id, query: &DocumentListQuery) -> Result<Vec<Document>> {
+        let sql = format!(
+            "SELECT {DOC_COLS} FROM documents
+             WHERE user_id = ?1 AND knowledge_base_id = ?2
+               AND (?3 OR soft_deleted_at IS NULL)
+               AND (?4 IS NULL OR status = ?4)
+             ORDER BY created_at DESC, id DESC LIMIT ?5 OFFSET ?6"
+        );
+        let rows = sqlx::query(AssertSqlSafe(sql))
+            .bind(user_id.to_string())
+            .bind(knowledge_base_id.to_string())
+            .bind(query.include_deleted)
+            .bind(query.status.map(DocStatus::as_str))
+            .bind(query.limit)
+            .bind(query.offset)
+            .fetch_all(&self.reader)
+            .await
+            .map_err(db_err)?;
+        rows.iter().map(doc_from).collect()
+    }
+
+    async fn get_document(&self, user_id: Id, id: Id) -> Result<Option<Document>> {
+        let sql = format!("SELECT {DOC_COLS} FROM documents WHERE id = ? AND user_id = ?");
+        let row = sqlx::query(AssertSqlSafe(sql))
+            .bind(id.to_string())
+            .bind(user_id.to_string())
+            .fetch_optional(&self.reader)
+            .await
+            .map_err(db_err)?;
+        row.as_ref().map(doc_from).transpose()
+    }
+
+    async fn document_content(&self, user_id: Id, id: Id) -> Result<Option<DocumentContent>> {
+        let row = sqlx::query("SELECT raw_content, processed_content FROM documents WHERE id = ? AND user_id = ?")
+            .bind(id.to_string())
+            .bind(user_id.to_string())
+            .fetch_optional(&self.reader)
+            .await
+            .map_err(db_err)?;
+        row.map(|r| {
+            Ok(DocumentContent { raw_content: r.opt_text("raw_content")?, processed_content: r.opt_text("processed_content")? })
+        })
+        .transpose()
+    }
+
+    async fn list_chunks(&self, user_id: Id, document_id: Id) -> Result<Vec<Chunk>> {
+        let rows = sqlx::query(
+            "SELECT id, document_id, knowledge_base_id, content, content_hash, chunk_index, metadata, parent_chunk_id,
+                    embedding_model, created_at
+             FROM document_chunks WHERE document_id = ? AND user_id = ? ORDER BY chunk_index",
+        )
+        .bind(document_id.to_string())
+        .bind(user_id.to_string())
+        .fetch_all(&self.reader)
+        .await
+        .map_err(db_err)?;
+        rows.iter().map(chunk_from).collect()
+    }
+
+    async fn soft_delete_document(&self, user_id: Id, id: Id, at: Timestamp) -> Result<Option<Document>> {
+        let done = sqlx::query(
+            "UPDATE documents SET soft_deleted_at = ?, updated_at = ? WHERE id = ? AND user_id = ? AND soft_deleted_at IS NULL",
+        )
+        .bind(ts(at))
+        .bind(ts(at))
+        .bind(id.to_string())
+        .bind(user_id.to_string())
+        .execute(&self.writer)
+        .await
+        .map_err(db_err)?;
+        if done.rows_affected() == 0 {
+            return Ok(None);
+        }
+        self.doc_from(&self.writer, user_id, id).await
+    }
+
+    async fn restore_document(&self, user_id: Id, id: Id) -> Result<Option<Document>> {
+        let result = sqlx::query(
+            "UPDATE documents SET soft_deleted_at = NULL, updated_at = ? WHERE id = ? AND user_id = ? AND soft_deleted_at IS NOT NULL",
+        )
+        .bind(ts(lore_core::now()))
+        .bind(id.to_string())
+        .bind(user_id.to_string())
+        .execute(&self.writer)
+        .await;
+        match result {
+            Ok(done) if done.rows_affected() == 0 => {
+                // Either no such document, or it is not deleted: tell the two apart.
+                match self.doc_from(&self.writer, user_id, id).await? {
+                    None => Ok(None),
+                    Some(_) => Err(Error::new(Code::NotDeleted, "the document is not deleted")),
+                }
+            }
+            Ok(_) => self.doc_from(&self.writer, user_id, id).await,
+            Err(e) if is_unique_violation(&e, "documents.") => Err(Error::new(
+                Code::DuplicateDocument,
+                "the same content was uploaded again since this document was deleted; delete that copy first",
+            )),
+            Err(e) => Err(db_err(e)),
+        }
+    }
+
+    async fn blob_in_use(&self, file_path: &str) -> Result<bool> {
+        let row: Option<i64> = sqlx::query_scalar("SELECT 1 FROM documents WHERE file_path = ? LIMIT 1")
+            .bind(file_path)
+            .fetch_optional(&self.writer)
+            .await
+            .map_err(db_err)?;
+        Ok(row.is_some())
+    }
+
+    async fn release_all_jobs(&self) -> Result<u64> {
+        let mut tx = self.tx().await?;
+        let done = sqlx::query("UPDATE jobs SET status = 'queued', locked_by = NULL, locked_until = NULL WHERE status = 'running'")
+            .execute(&mut *tx)
+            .await
+            .map_err(db_err)?;
+        sqlx::query(
+            "UPDATE documents SET status = 'pending', progress = 0
+             WHERE status = 'processing' AND id IN (SELECT document_id FROM jobs)",
+        )
+        .execute(&mut *tx)
+        .await
+        .map_err(db_err)?;
+        tx.commit().await.map_err(db_err)?;
+        Ok(done.rows_affected())
+    }
+
+    async fn claim_job(&self, worker: &str, lease: Duration) -> Result<Option<Job>> {
+        let now = lore_core::now();
+        let until = now + chrono::Duration::from_std(lease).map_err(|e| Error::internal(e.to_string()))?;
+        let mut tx = self.tx().await?;
+        let row = sqlx::query(
+            "UPDATE jobs SET status = 'running', attempts = attempts + 1, locked_by = ?1, locked_until = ?2
+             WHERE id = (SELECT id FROM jobs
+                         WHERE (status = 'queued' AND run_after <= ?3) OR (status = 'running' AND locked_until < ?3)
+                         ORDER BY created_at, id LIMIT 1)
+             RETURNING id, kind, document_id, attempts",
+        )
+        .bind(worker)
+        .bind(ts(until))
+        .bind(ts(now))
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(db_err)?;
+        let Some(row) = row else { return Ok(None) };
+        let job = Job { id: row.id("id")?, kind: row.text("kind")?, document_id: row.opt_id("document_id")?, attempts: row.int("attempts")? };
+        if let Some(doc) = job.document_id {
+            sqlx::query("UPDATE documents SET status = 'processing', progress = 5, updated_at = ? WHERE id = ?")
+                .bind(ts(now))
+                .bind(doc.to_string())
+                .execute(&mut *tx)
+                .await
+                .map_err(db_err)?;
+        }
+        tx.commit().await.map_err(db_err)?;
+        Ok(Some(job))
+    }
+
+    async fn document_for_job(&self, id: Id) -> Result<Option<Document>> {
+        let sql = format!("SELECT {DOC_COLS} FROM documents WHERE id = ?");
+        let row = sqlx::query(AssertSqlSafe(sql)).bind(id.to_string()).fetch_optional(&self.writer).await.map_err(db_err)?;
+        row.as_ref().map(doc_from).transpose()
+    }
+
+    async fn set_progress(&self, document_id: Id, progress: i64, entry: Option<LogEntry>) -> Result<()> {
+        let mut tx = self.tx().await?;
+        sqlx::query("UPDATE documents SET progress = ?, updated_at = ? WHERE id = ?")
+            .bind(progress.clamp(0, 100))
+            .bind(ts(lore_core::now()))
+            .bind(document_id.to_string())
+            .execute(&mut *tx)
+            .await
+            .map_err(db_err)?;
+        if let Some(entry) = entry {
+            Self::append_log(&mut tx, document_id, &[entry]).await?;
+        }
+        tx.commit().await.map_err(db_err)
+    }
+
+    async fn complete_document(&self, job: &Job, document_id: Id, result: ProcessedDocument) -> Result<()> {
+        let mut tx = self.tx().await?;
+        let owner = sqlx::query("SELECT user_id, knowledge_base_id FROM documents WHERE id = ?")
+            .bind(document_id.to_string())
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(db_err)?;
+        if let Some(owner) = owner {
+            let user_id = owner.text("user_id")?;
+            let kb_id = owner.text("knowledge_base_id")?;
+            let now = ts(lore_core::now());
+            // A retried job replaces whatever an interrupted attempt left behind.
+            sqlx::query("DELETE FROM document_chunks WHERE document_id = ?")
+                .bind(document_id.to_string())
+                .execute(&mut *tx)
+                .await
+                .map_err(db_err)?;
+            for chunk in &result.chunks {
+                let seq: i64 = sqlx::query_scalar(
+                    "INSERT INTO document_chunks (id, document_id, knowledge_base_id, user_id, content, content_hash,
+                       chunk_index, metadata, created_at)
+                     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING seq",
+                )
+                .bind(lore_core::new_id().to_string())
+                .bind(document_id.to_string())
+                .bind(&kb_id)
+                .bind(&user_id)
+                .bind(&chunk.content)
+                .bind(&chunk.content_hash)
+                .bind(chunk.chunk_index)
+                .bind(json_text(&chunk.metadata)?)
+                .bind(&now)
+                .fetch_one(&mut *tx)
+                .await
+                .map_err(db_err)?;
+                sqlx::query("INSERT INTO chunk_fts (rowid, terms) VALUES (?, ?)")
+                    .bind(seq)
+                    .bind(&chunk.fts_terms)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(db_err)?;
+            }
+            sqlx::query(
+                "UPDATE documents SET status = 'completed', progress = 100, title = COALESCE(title, ?), raw_content = ?,
+                   processed_content = ?, source_metadata = ?, error_code = NULL, error_message = NULL,
+                   processed_at = ?, updated_at = ?
+                 WHERE id = ?",
+            )
+            .bind(&result.title)
+            .bind(&result.raw_content)
+            .bind(&result.processed_content)
+            .bind(json_text(&result.source_metadata)?)
+            .bind(&now)
+            .bind(&now)
+            .bind(document_id.to_string())
+            .execute(&mut *tx)
+            .await
+            .map_err(db_err)?;
+            Self::append_log(&mut tx, document_id, &result.log).await?;
+        }
+        sqlx::query("DELETE FROM jobs WHERE id = ?").bind(job.id.to_string()).execute(&mut *tx).await.map_err(db_err)?;
+        tx.commit().await.map_err(db_err)
+    }
+
+    async fn fail_document(&self, job: &Job, document_id: Id, code: &str, message: &str, log: Vec<LogEntry>) -> Result<()> {
+        let mut tx = self.tx().await?;
+        let now = ts(lore_core::now());
+        sqlx::query("DELETE FROM document_chunks WHERE document_id = ?")
+            .bind(document_id.to_string())
+            .execute(&mut *tx)
+            .await
+            .map_err(db_err)?;
+        sqlx::query(
+            "UPDATE documents SET status = 'failed', progress = 100, error_code = ?, error_message = ?, processed_at = ?,
+               updated_at = ? WHERE id = ?",
+        )
+        .bind(code)
+        .bind(message)
+        .bind(&now)
+        .bind(&now)
+        .bind(document_id.to_string())
+        .execute(&mut *tx)
+        .await
+        .map_err(db_err)?;
+        Self::append_log(&mut tx, document_id, &log).await?;
+        sqlx::query("DELETE FROM jobs WHERE id = ?").bind(job.id.to_string()).execute(&mut *tx).await.map_err(db_err)?;
+        tx.commit().await.map_err(db_err)
+    }
+
+    async fn pending_jobs(&self) -> Result<i64> {
+        sqlx::query_scalar("SELECT COUNT(*) FROM jobs").fetch_one(&self.reader).await.map_err(db_err)
+    }
+
+    async fn search_fulltext(&self, query: &FulltextQuery) -> Result<Vec<ChunkHit>> {
+        if query.terms.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut sql = String::from(
+            "SELECT c.id, c.document_id, c.knowledge_base_id, c.content, c.chunk_index, c.metadata, d.filename, d.title,
+                    -bm25(chunk_fts) AS score
+             FROM chunk_fts
+             JOIN document_chunks c ON c.seq = chunk_fts.rowid
+             JOIN documents d ON d.id = c.document_id
+             WHERE chunk_fts MATCH ? AND c.knowledge_base_id = ? AND c.user_id = ?
+               AND d.soft_deleted_at IS NULL AND d.status = 'completed'",
+        );
+        let filters = &query.filters;
+        if let Some(ids) = &filters.document_ids {
+            if ids.is_empty() {
+                return Ok(Vec::new());
+            }
+            sql.push_str(&format!(" AND c.document_id IN ({})", vec!["?"; ids.len()].join(", ")));
+        }
+        if let Some(types) = &filters.file_types {
+            if types.is_empty() {
+                return Ok(Vec::new());
+            }
+            sql.push_str(&format!(" AND d.file_type IN ({})", vec!["?"; types.len()].join(", ")));
+        }
+        let metadata: Vec<(String, &Value)> = filters
+            .metadata
+            .iter()
+            .flatten()
+            .map(|(k, v)| (format!("$.\"{}\"", k.replace('"', "")), v))
+            .collect();
+        for _ in &metadata {
+            sql.push_str(" AND json_extract(d.metadata, ?) IS json_extract(?, '$')");
+        }
+        sql.push_str(" ORDER BY bm25(chunk_fts) LIMIT ?");
+        let mut q = sqlx::query(AssertSqlSafe(sql))
+            .bind(fts_match(&query.terms))
+            .bind(query.knowledge_base_id.to_string())
+            .bind(query.user_id.to_string());
+        for id in filters.document_ids.iter().flatten() {
+            q = q.bind(id.to_string());
+        }
+        for t in filters.file_types.iter().flatten() {
+            q = q.bind(t.clone());
+        }
+        for (path, value) in &metadata {
+            q = q.bind(path.clone()).bind(json_text(value)?);
+        }
+        let rows = q.bind(i64::from(query.top_k)).fetch_all(&self.reader).await.map_err(db_err)?;
+        rows.iter()
+            .map(|r| {
+                Ok(ChunkHit {
+                    chunk_id: r.id("id")?,
+                    document_id: r.id("document_id")?,
+                    knowledge_base_id: r.id("knowledge_base_id")?,
+                    filename: r.text("filename")?,
+                    title: r.opt_text("title")?,
+                    content: r.text("content")?,
+                    score: r.try_get("score").map_err(db_err)?,
+                    chunk_index: r.int("chunk_index")?,
+                    metadata: r.json("metadata")?,
+                })
+            })
+            .collect()
+    }
+}
+
+impl SqliteStore {
+    async fn get_user_from(&self, pool: &SqlitePool, id: Id) -> Result<Option<User>> {
+        let sql = format!("SELECT {USER_COLS} FROM users u WHERE u.id = ?");
+        let row = sqlx::query(AssertSqlSafe(sql)).bind(id.to_string()).fetch_optional(pool).await.map_err(db_err)?;
+        row.as_ref().map(user_from).transpose()
+    }
+
+    async fn kb_from(&self, pool: &SqlitePool, user_id: Id, id: Id) -> Result<Option<KnowledgeBase>> {
+        let sql = format!("SELECT {KB_COLS} FROM knowledge_bases WHERE id = ? AND user_id = ?");
+        let row = sqlx::query(AssertSqlSafe(sql))
+            .bind(id.to_string())
+            .bind(user_id.to_string())
+            .fetch_optional(pool)
+            .await
+            .map_err(db_err)?;
+        row.as_ref().map(kb_from).transpose()
+    }
+
+    async fn doc_from(&self, pool: &SqlitePool, user_id: Id, id: Id) -> Result<Option<Document>> {
+        let sql = format!("SELECT {DOC_COLS} FROM documents WHERE id = ? AND user_id = ?");
+        let row = sqlx::query(AssertSqlSafe(sql))
+            .bind(id.to_string())
+            .bind(user_id.to_string())
+            .fetch_optional(pool)
+            .await
+            .map_err(db_err)?;
+        row.as_ref().map(doc_from).transpose()
+    }
+}
