@@ -27,14 +27,20 @@ pub struct ChunkingConfig {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(tag = "strategy_type", rename_all = "snake_case")]
 pub enum Strategy {
-    Fixed { chunk_size: usize, chunk_overlap: usize },
+    Fixed {
+        chunk_size: usize,
+        chunk_overlap: usize,
+    },
     Paragraph {
         max_chunk_size: usize,
         min_chunk_size: usize,
         merge_short_paragraphs: bool,
         max_paragraphs_per_chunk: Option<usize>,
     },
-    SlidingWindow { window_size: usize, step: usize },
+    SlidingWindow {
+        window_size: usize,
+        step: usize,
+    },
 }
 
 pub const DEFAULT_CHUNK_SIZE: usize = 800;
@@ -86,18 +92,16 @@ impl<'a> Params<'a> {
     fn flag(&mut self, names: &[&'static str], default: bool) -> Result<bool> {
         match self.lookup(names) {
             None => Ok(default),
-            Some(v) => v
-                .as_bool()
-                .ok_or_else(|| invalid(format!("{}.{} must be true or false", self.strategy, names[0]))),
+            Some(v) => {
+                v.as_bool().ok_or_else(|| invalid(format!("{}.{} must be true or false", self.strategy, names[0])))
+            }
         }
     }
 
     fn finish(self) -> Result<()> {
         if let Some(Value::String(unit)) = self.map.get("size_unit") {
             if unit != "characters" && unit != "chars" {
-                return Err(invalid(format!(
-                    "size_unit '{unit}' is not supported; sizes are counted in characters"
-                )));
+                return Err(invalid(format!("size_unit '{unit}' is not supported; sizes are counted in characters")));
             }
         }
         for key in self.map.keys() {
@@ -130,8 +134,7 @@ impl ChunkingConfig {
         let strategy = match self.strategy_type.as_str() {
             "fixed" => {
                 let chunk_size = p.positive(&["chunk_size", "size"], size_default)?;
-                let chunk_overlap =
-                    p.size(&["chunk_overlap", "overlap"], overlap_default.min(chunk_size / 2))?;
+                let chunk_overlap = p.size(&["chunk_overlap", "overlap"], overlap_default.min(chunk_size / 2))?;
                 if chunk_overlap >= chunk_size {
                     return Err(invalid("fixed.chunk_overlap must be smaller than chunk_size"));
                 }
@@ -139,30 +142,21 @@ impl ChunkingConfig {
             }
             "paragraph" => {
                 let max_chunk_size = p.positive(&["max_chunk_size", "chunk_size"], size_default)?;
-                let min_chunk_size =
-                    p.size(&["min_chunk_size"], DEFAULT_MIN_CHUNK_SIZE.min(max_chunk_size))?;
+                let min_chunk_size = p.size(&["min_chunk_size"], DEFAULT_MIN_CHUNK_SIZE.min(max_chunk_size))?;
                 if min_chunk_size > max_chunk_size {
                     return Err(invalid("paragraph.min_chunk_size must not exceed max_chunk_size"));
                 }
                 let merge_short_paragraphs = p.flag(&["merge_short_paragraphs"], true)?;
-                let max_paragraphs_per_chunk =
-                    match p.lookup(&["max_paragraphs_per_chunk", "max_paragraphs"]) {
-                        None => None,
-                        Some(v) => Some(
-                            v.as_u64()
-                                .filter(|n| *n >= 1)
-                                .and_then(|n| usize::try_from(n).ok())
-                                .ok_or_else(|| {
-                                    invalid("paragraph.max_paragraphs_per_chunk must be a positive integer")
-                                })?,
-                        ),
-                    };
-                Strategy::Paragraph {
-                    max_chunk_size,
-                    min_chunk_size,
-                    merge_short_paragraphs,
-                    max_paragraphs_per_chunk,
-                }
+                let max_paragraphs_per_chunk = match p.lookup(&["max_paragraphs_per_chunk", "max_paragraphs"]) {
+                    None => None,
+                    Some(v) => Some(
+                        v.as_u64()
+                            .filter(|n| *n >= 1)
+                            .and_then(|n| usize::try_from(n).ok())
+                            .ok_or_else(|| invalid("paragraph.max_paragraphs_per_chunk must be a positive integer"))?,
+                    ),
+                };
+                Strategy::Paragraph { max_chunk_size, min_chunk_size, merge_short_paragraphs, max_paragraphs_per_chunk }
             }
             "sliding_window" => {
                 let window_size = p.positive(&["window_size", "window"], size_default)?;
@@ -171,9 +165,7 @@ impl ChunkingConfig {
                     window_size.saturating_sub(overlap_default.min(window_size / 2)).max(1),
                 )?;
                 if step > window_size {
-                    return Err(invalid(
-                        "sliding_window.step must not exceed window_size (text would be skipped)",
-                    ));
+                    return Err(invalid("sliding_window.step must not exceed window_size (text would be skipped)"));
                 }
                 Strategy::SlidingWindow { window_size, step }
             }
@@ -254,7 +246,8 @@ mod tests {
 
     #[test]
     fn document_overrides_knowledge_base_which_overrides_user_defaults() {
-        let user = UserDefaults { default_chunk_size: Some(300), default_chunk_overlap: Some(30), ..Default::default() };
+        let user =
+            UserDefaults { default_chunk_size: Some(300), default_chunk_overlap: Some(30), ..Default::default() };
         let kb = cfg(json!({"strategy_type": "fixed", "config": {}}));
         let doc = cfg(json!({"strategy_type": "sliding_window", "config": {"window_size": 50, "step": 25}}));
         assert_eq!(

@@ -86,6 +86,7 @@ codes! {
     CorruptFile => ("corrupt_file", InvalidRequest, 422),
     BinaryContent => ("binary_content", InvalidRequest, 422),
     NoTextContent => ("no_text_content", InvalidRequest, 422),
+    ProcessingInterrupted => ("processing_interrupted", InvalidRequest, 422),
     // Lore's own fault
     Internal => ("internal_error", Internal, 500),
     Unavailable => ("service_unavailable", Internal, 503),
@@ -108,11 +109,7 @@ impl Error {
 
     /// An internal failure: the client sees a generic message, the log sees `cause`.
     pub fn internal(cause: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> Self {
-        Error {
-            code: Code::Internal,
-            message: "an internal error occurred".into(),
-            source: Some(cause.into()),
-        }
+        Error { code: Code::Internal, message: "an internal error occurred".into(), source: Some(cause.into()) }
     }
 
     pub fn not_found(what: &str) -> Self {

@@ -68,12 +68,7 @@ pub trait Store: Send + Sync + 'static {
     async fn create_knowledge_base(&self, kb: NewKnowledgeBase) -> Result<KnowledgeBase>;
     async fn list_knowledge_bases(&self, user_id: Id) -> Result<Vec<KnowledgeBase>>;
     async fn get_knowledge_base(&self, user_id: Id, id: Id) -> Result<Option<KnowledgeBase>>;
-    async fn update_knowledge_base(
-        &self,
-        user_id: Id,
-        id: Id,
-        patch: KbPatch,
-    ) -> Result<Option<KnowledgeBase>>;
+    async fn update_knowledge_base(&self, user_id: Id, id: Id, patch: KbPatch) -> Result<Option<KnowledgeBase>>;
     /// Deletes a knowledge base with its documents and chunks. Returns the blob keys its
     /// documents used, or `None` if there was no such knowledge base.
     async fn delete_knowledge_base(&self, user_id: Id, id: Id) -> Result<Option<Vec<String>>>;

@@ -72,10 +72,7 @@ impl<'a> Indexed<'a> {
             return limit;
         }
         let floor = start + max - max / 5;
-        (floor.max(start + 1)..hard)
-            .rev()
-            .find(|&i| is_boundary(self.char_at(i - 1)))
-            .unwrap_or(hard)
+        (floor.max(start + 1)..hard).rev().find(|&i| is_boundary(self.char_at(i - 1))).unwrap_or(hard)
     }
 }
 
@@ -83,7 +80,22 @@ fn is_boundary(c: char) -> bool {
     c.is_whitespace()
         || matches!(
             c,
-            '。' | '！' | '？' | '；' | '，' | '、' | '：' | '.' | '!' | '?' | ';' | ',' | ':' | ')' | '）' | '」' | '”'
+            '。' | '！'
+                | '？'
+                | '；'
+                | '，'
+                | '、'
+                | '：'
+                | '.'
+                | '!'
+                | '?'
+                | ';'
+                | ','
+                | ':'
+                | ')'
+                | '）'
+                | '」'
+                | '”'
         )
 }
 
@@ -230,8 +242,25 @@ mod tests {
         }
         fn text(&mut self) -> String {
             const PIECES: &[&str] = &[
-                "知识库", "中文分词", "。", "，", "检索增强生成", "hello", " ", "world", ". ", "\n", "\n\n",
-                "向量", "search engine", "！", "a", "longwordwithoutanyspaces", "\n \n", "😀", "\t",
+                "知识库",
+                "中文分词",
+                "。",
+                "，",
+                "检索增强生成",
+                "hello",
+                " ",
+                "world",
+                ". ",
+                "\n",
+                "\n\n",
+                "向量",
+                "search engine",
+                "！",
+                "a",
+                "longwordwithoutanyspaces",
+                "\n \n",
+                "😀",
+                "\t",
             ];
             let len = (self.next() % 200) as usize;
             (0..len).map(|_| PIECES[(self.next() % PIECES.len() as u64) as usize]).collect()
@@ -244,9 +273,24 @@ mod tests {
             Strategy::Fixed { chunk_size: 40, chunk_overlap: 10 },
             Strategy::SlidingWindow { window_size: 30, step: 30 },
             Strategy::SlidingWindow { window_size: 30, step: 12 },
-            Strategy::Paragraph { max_chunk_size: 50, min_chunk_size: 10, merge_short_paragraphs: true, max_paragraphs_per_chunk: None },
-            Strategy::Paragraph { max_chunk_size: 25, min_chunk_size: 5, merge_short_paragraphs: false, max_paragraphs_per_chunk: None },
-            Strategy::Paragraph { max_chunk_size: 400, min_chunk_size: 5, merge_short_paragraphs: true, max_paragraphs_per_chunk: Some(3) },
+            Strategy::Paragraph {
+                max_chunk_size: 50,
+                min_chunk_size: 10,
+                merge_short_paragraphs: true,
+                max_paragraphs_per_chunk: None,
+            },
+            Strategy::Paragraph {
+                max_chunk_size: 25,
+                min_chunk_size: 5,
+                merge_short_paragraphs: false,
+                max_paragraphs_per_chunk: None,
+            },
+            Strategy::Paragraph {
+                max_chunk_size: 400,
+                min_chunk_size: 5,
+                merge_short_paragraphs: true,
+                max_paragraphs_per_chunk: Some(3),
+            },
         ]
     }
 
@@ -291,16 +335,34 @@ mod tests {
     #[test]
     fn paragraphs_merge_up_to_the_limits() {
         let text = "第一段。\n\n第二段。\n\n第三段很长很长很长。\n\nFourth paragraph.";
-        let s = Strategy::Paragraph { max_chunk_size: 20, min_chunk_size: 1, merge_short_paragraphs: true, max_paragraphs_per_chunk: Some(2) };
-        assert_eq!(contents(&chunk(text, &s)), vec!["第一段。\n\n第二段。", "第三段很长很长很长。", "Fourth paragraph."]);
-        let s = Strategy::Paragraph { max_chunk_size: 800, min_chunk_size: 1, merge_short_paragraphs: false, max_paragraphs_per_chunk: None };
+        let s = Strategy::Paragraph {
+            max_chunk_size: 20,
+            min_chunk_size: 1,
+            merge_short_paragraphs: true,
+            max_paragraphs_per_chunk: Some(2),
+        };
+        assert_eq!(
+            contents(&chunk(text, &s)),
+            vec!["第一段。\n\n第二段。", "第三段很长很长很长。", "Fourth paragraph."]
+        );
+        let s = Strategy::Paragraph {
+            max_chunk_size: 800,
+            min_chunk_size: 1,
+            merge_short_paragraphs: false,
+            max_paragraphs_per_chunk: None,
+        };
         assert_eq!(chunk(text, &s).len(), 4);
     }
 
     #[test]
     fn chinese_without_blank_lines_splits_on_lines_and_sentences() {
         let text = "知识库是文档的集合。每个文档被切成分块。\n分块用于检索。";
-        let s = Strategy::Paragraph { max_chunk_size: 12, min_chunk_size: 1, merge_short_paragraphs: true, max_paragraphs_per_chunk: None };
+        let s = Strategy::Paragraph {
+            max_chunk_size: 12,
+            min_chunk_size: 1,
+            merge_short_paragraphs: true,
+            max_paragraphs_per_chunk: None,
+        };
         assert_eq!(contents(&chunk(text, &s)), vec!["知识库是文档的集合。", "每个文档被切成分块。", "分块用于检索。"]);
     }
 

@@ -1,7 +1,7 @@
 //! Bytes to text in any common encoding: BOMs first, then UTF-8, then a statistical guess
 //! (GB18030/GBK, Big5, Shift_JIS, windows-125x...). Binary data is refused, not garbled.
 
-use encoding_rs::{Encoding, UTF_16BE, UTF_16LE, UTF_8};
+use encoding_rs::{Encoding, UTF_8, UTF_16BE, UTF_16LE};
 use lore_core::error::{Code, Error, Result};
 
 /// Decoded text and the name of the encoding it was read in.

@@ -153,12 +153,35 @@ fn block_break(out: &mut String) {
 }
 
 const SKIPPED: &[&str] = &[
-    "script", "style", "noscript", "template", "svg", "canvas", "iframe", "object", "nav", "header",
-    "footer", "aside", "form", "button", "select", "head",
+    "script", "style", "noscript", "template", "svg", "canvas", "iframe", "object", "nav", "header", "footer", "aside",
+    "form", "button", "select", "head",
 ];
 const BLOCKS: &[&str] = &[
-    "p", "div", "section", "article", "main", "h1", "h2", "h3", "h4", "h5", "h6", "ul", "ol", "li",
-    "table", "tr", "blockquote", "pre", "dl", "dt", "dd", "figure", "figcaption", "hr", "address",
+    "p",
+    "div",
+    "section",
+    "article",
+    "main",
+    "h1",
+    "h2",
+    "h3",
+    "h4",
+    "h5",
+    "h6",
+    "ul",
+    "ol",
+    "li",
+    "table",
+    "tr",
+    "blockquote",
+    "pre",
+    "dl",
+    "dt",
+    "dd",
+    "figure",
+    "figcaption",
+    "hr",
+    "address",
 ];
 
 /// HTML to text: the main content (`<main>`/`<article>` when present), navigation and
@@ -273,9 +296,6 @@ mod tests {
         assert_eq!(parse(FileKind::Pdf, b"not a pdf at all").expect_err("fake pdf").code, Code::CorruptFile);
         assert_eq!(parse(FileKind::Pdf, b"%PDF-1.4\n...").expect_err("pdf").code, Code::UnsupportedFileType);
         assert_eq!(parse(FileKind::Text, b"   \n\n ").expect_err("empty").code, Code::NoTextContent);
-        assert_eq!(
-            parse(FileKind::Binary("zip"), b"PK\x03\x04").expect_err("zip").code,
-            Code::UnsupportedFileType
-        );
+        assert_eq!(parse(FileKind::Binary("zip"), b"PK\x03\x04").expect_err("zip").code, Code::UnsupportedFileType);
     }
 }

@@ -30,11 +30,7 @@ pub fn terms(text: &str) -> Vec<String> {
     let mut rest = normalized.as_str();
     while !rest.is_empty() {
         let first_cjk = rest.chars().next().is_some_and(is_cjk);
-        let run_end = rest
-            .char_indices()
-            .find(|(_, c)| is_cjk(*c) != first_cjk)
-            .map(|(i, _)| i)
-            .unwrap_or(rest.len());
+        let run_end = rest.char_indices().find(|(_, c)| is_cjk(*c) != first_cjk).map(|(i, _)| i).unwrap_or(rest.len());
         let (run, tail) = rest.split_at(run_end);
         if first_cjk {
             out.extend(

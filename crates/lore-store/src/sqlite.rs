@@ -403,11 +403,8 @@ impl Store for SqliteStore {
             "SELECT {USER_COLS}, s.id AS session_id, s.expires_at AS session_expires_at
              FROM sessions s JOIN users u ON u.id = s.user_id WHERE s.token_hash = ?"
         );
-        let row = sqlx::query(AssertSqlSafe(sql))
-            .bind(token_hash)
-            .fetch_optional(&self.reader)
-            .await
-            .map_err(db_err)?;
+        let row =
+            sqlx::query(AssertSqlSafe(sql)).bind(token_hash).fetch_optional(&self.reader).await.map_err(db_err)?;
         row.map(|r| {
             Ok(SessionRecord {
                 session_id: r.id("session_id")?,
@@ -482,21 +479,15 @@ impl Store for SqliteStore {
         .await
         .map_err(db_err)?;
         let sql = format!("SELECT {KEY_COLS} FROM api_keys k WHERE k.id = ?");
-        let row = sqlx::query(AssertSqlSafe(sql))
-            .bind(id.to_string())
-            .fetch_one(&self.writer)
-            .await
-            .map_err(db_err)?;
+        let row = sqlx::query(AssertSqlSafe(sql)).bind(id.to_string()).fetch_one(&self.writer).await.map_err(db_err)?;
         key_from(&row)
     }
 
     async fn list_api_keys(&self, user_id: Id) -> Result<Vec<ApiKey>> {
-        let sql = format!("SELECT {KEY_COLS} FROM api_keys k WHERE k.user_id = ? ORDER BY k.created_at DESC, k.id DESC");
-        let rows = sqlx::query(AssertSqlSafe(sql))
-            .bind(user_id.to_string())
-            .fetch_all(&self.reader)
-            .await
-            .map_err(db_err)?;
+        let sql =
+            format!("SELECT {KEY_COLS} FROM api_keys k WHERE k.user_id = ? ORDER BY k.created_at DESC, k.id DESC");
+        let rows =
+            sqlx::query(AssertSqlSafe(sql)).bind(user_id.to_string()).fetch_all(&self.reader).await.map_err(db_err)?;
         rows.iter().map(key_from).collect()
     }
 
@@ -516,12 +507,10 @@ impl Store for SqliteStore {
     }
 
     async fn find_api_key(&self, key_hash: &str) -> Result<Option<ApiKeyRecord>> {
-        let sql = format!("SELECT {KEY_COLS}, {USER_COLS} FROM api_keys k JOIN users u ON u.id = k.user_id WHERE k.key_hash = ?");
-        let row = sqlx::query(AssertSqlSafe(sql))
-            .bind(key_hash)
-            .fetch_optional(&self.reader)
-            .await
-            .map_err(db_err)?;
+        let sql = format!(
+            "SELECT {KEY_COLS}, {USER_COLS} FROM api_keys k JOIN users u ON u.id = k.user_id WHERE k.key_hash = ?"
+        );
+        let row = sqlx::query(AssertSqlSafe(sql)).bind(key_hash).fetch_optional(&self.reader).await.map_err(db_err)?;
         row.map(|r| Ok(ApiKeyRecord { key: key_from(&r)?, user: user_from(&r)? })).transpose()
     }
 
@@ -559,11 +548,8 @@ impl Store for SqliteStore {
 
     async fn list_knowledge_bases(&self, user_id: Id) -> Result<Vec<KnowledgeBase>> {
         let sql = format!("SELECT {KB_COLS} FROM knowledge_bases WHERE user_id = ? ORDER BY created_at DESC, id DESC");
-        let rows = sqlx::query(AssertSqlSafe(sql))
-            .bind(user_id.to_string())
-            .fetch_all(&self.reader)
-            .await
-            .map_err(db_err)?;
+        let rows =
+            sqlx::query(AssertSqlSafe(sql)).bind(user_id.to_string()).fetch_all(&self.reader).await.map_err(db_err)?;
         rows.iter().map(kb_from).collect()
     }
 
@@ -613,11 +599,12 @@ impl Store for SqliteStore {
         if exists.is_none() {
             return Ok(None);
         }
-        let paths: Vec<String> = sqlx::query_scalar("SELECT DISTINCT file_path FROM documents WHERE knowledge_base_id = ?")
-            .bind(id.to_string())
-            .fetch_all(&mut *tx)
-            .await
-            .map_err(db_err)?;
+        let paths: Vec<String> =
+            sqlx::query_scalar("SELECT DISTINCT file_path FROM documents WHERE knowledge_base_id = ?")
+                .bind(id.to_string())
+                .fetch_all(&mut *tx)
+                .await
+                .map_err(db_err)?;
         // Children first, explicitly, so the statistics and full-text triggers see every row.
         for sql in [
             "DELETE FROM document_chunks WHERE knowledge_base_id = ?",
@@ -687,7 +674,12 @@ impl Store for SqliteStore {
         Ok(Upload::Created(created))
     }
 
-    async fn list_documents(&self, user_id: Id, knowledge_base_id: Id, query: &DocumentListQuery) -> Result<Vec<Document>> {
+    async fn list_documents(
+        &self,
+        user_id: Id,
+        knowledge_base_id: Id,
+        query: &DocumentListQuery,
+    ) -> Result<Vec<Document>> {
         let sql = format!(
             "SELECT {DOC_COLS} FROM documents
              WHERE user_id = ?1 AND knowledge_base_id = ?2
@@ -727,7 +719,10 @@ impl Store for SqliteStore {
             .await
             .map_err(db_err)?;
         row.map(|r| {
-            Ok(DocumentContent { raw_content: r.opt_text("raw_content")?, processed_content: r.opt_text("processed_content")? })
+            Ok(DocumentContent {
+                raw_content: r.opt_text("raw_content")?,
+                processed_content: r.opt_text("processed_content")?,
+            })
         })
         .transpose()
     }
@@ -800,10 +795,12 @@ impl Store for SqliteStore {
 
     async fn release_all_jobs(&self) -> Result<u64> {
         let mut tx = self.tx().await?;
-        let done = sqlx::query("UPDATE jobs SET status = 'queued', locked_by = NULL, locked_until = NULL WHERE status = 'running'")
-            .execute(&mut *tx)
-            .await
-            .map_err(db_err)?;
+        let done = sqlx::query(
+            "UPDATE jobs SET status = 'queued', locked_by = NULL, locked_until = NULL WHERE status = 'running'",
+        )
+        .execute(&mut *tx)
+        .await
+        .map_err(db_err)?;
         sqlx::query(
             "UPDATE documents SET status = 'pending', progress = 0
              WHERE status = 'processing' AND id IN (SELECT document_id FROM jobs)",
@@ -833,7 +830,12 @@ impl Store for SqliteStore {
         .await
         .map_err(db_err)?;
         let Some(row) = row else { return Ok(None) };
-        let job = Job { id: row.id("id")?, kind: row.text("kind")?, document_id: row.opt_id("document_id")?, attempts: row.int("attempts")? };
+        let job = Job {
+            id: row.id("id")?,
+            kind: row.text("kind")?,
+            document_id: row.opt_id("document_id")?,
+            attempts: row.int("attempts")?,
+        };
         if let Some(doc) = job.document_id {
             sqlx::query("UPDATE documents SET status = 'processing', progress = 5, updated_at = ? WHERE id = ?")
                 .bind(ts(now))
@@ -848,7 +850,8 @@ impl Store for SqliteStore {
 
     async fn document_for_job(&self, id: Id) -> Result<Option<Document>> {
         let sql = format!("SELECT {DOC_COLS} FROM documents WHERE id = ?");
-        let row = sqlx::query(AssertSqlSafe(sql)).bind(id.to_string()).fetch_optional(&self.writer).await.map_err(db_err)?;
+        let row =
+            sqlx::query(AssertSqlSafe(sql)).bind(id.to_string()).fetch_optional(&self.writer).await.map_err(db_err)?;
         row.as_ref().map(doc_from).transpose()
     }
 
@@ -927,11 +930,22 @@ impl Store for SqliteStore {
             .map_err(db_err)?;
             Self::append_log(&mut tx, document_id, &result.log).await?;
         }
-        sqlx::query("DELETE FROM jobs WHERE id = ?").bind(job.id.to_string()).execute(&mut *tx).await.map_err(db_err)?;
+        sqlx::query("DELETE FROM jobs WHERE id = ?")
+            .bind(job.id.to_string())
+            .execute(&mut *tx)
+            .await
+            .map_err(db_err)?;
         tx.commit().await.map_err(db_err)
     }
 
-    async fn fail_document(&self, job: &Job, document_id: Id, code: &str, message: &str, log: Vec<LogEntry>) -> Result<()> {
+    async fn fail_document(
+        &self,
+        job: &Job,
+        document_id: Id,
+        code: &str,
+        message: &str,
+        log: Vec<LogEntry>,
+    ) -> Result<()> {
         let mut tx = self.tx().await?;
         let now = ts(lore_core::now());
         sqlx::query("DELETE FROM document_chunks WHERE document_id = ?")
@@ -952,7 +966,11 @@ impl Store for SqliteStore {
         .await
         .map_err(db_err)?;
         Self::append_log(&mut tx, document_id, &log).await?;
-        sqlx::query("DELETE FROM jobs WHERE id = ?").bind(job.id.to_string()).execute(&mut *tx).await.map_err(db_err)?;
+        sqlx::query("DELETE FROM jobs WHERE id = ?")
+            .bind(job.id.to_string())
+            .execute(&mut *tx)
+            .await
+            .map_err(db_err)?;
         tx.commit().await.map_err(db_err)
     }
 
@@ -986,12 +1004,8 @@ impl Store for SqliteStore {
             }
             sql.push_str(&format!(" AND d.file_type IN ({})", vec!["?"; types.len()].join(", ")));
         }
-        let metadata: Vec<(String, &Value)> = filters
-            .metadata
-            .iter()
-            .flatten()
-            .map(|(k, v)| (format!("$.\"{}\"", k.replace('"', "")), v))
-            .collect();
+        let metadata: Vec<(String, &Value)> =
+            filters.metadata.iter().flatten().map(|(k, v)| (format!("$.\"{}\"", k.replace('"', "")), v)).collect();
         for _ in &metadata {
             sql.push_str(" AND json_extract(d.metadata, ?) IS json_extract(?, '$')");
         }

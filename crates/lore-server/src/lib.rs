@@ -1,0 +1,95 @@
+//! Lore's HTTP server: the API, authentication, and the background workers, over a store and a
+//! blob store.
+
+pub mod auth;
+pub mod error;
+pub mod routes;
+pub mod service;
+pub mod state;
+pub mod worker;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use lore_core::error::{Error, Result};
+use lore_store::{FsBlobStore, SqliteStore};
+use tokio::net::TcpListener;
+use tokio::sync::{Notify, watch};
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::trace::TraceLayer;
+
+pub use state::{AppState, ServerConfig};
+
+/// A server that is listening; dropping it does not stop it, `shutdown` does.
+pub struct RunningServer {
+    pub addr: SocketAddr,
+    shutdown: watch::Sender<bool>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl RunningServer {
+    /// Stops accepting requests, lets in-flight requests and jobs finish, and waits.
+    pub async fn shutdown(self) {
+        let _ = self.shutdown.send(true);
+        let _ = self.task.await;
+    }
+
+    /// Waits until the server stops (after a signal, or `shutdown` from elsewhere).
+    pub async fn wait(self) {
+        let _ = self.task.await;
+    }
+
+    pub fn shutdown_handle(&self) -> watch::Sender<bool> {
+        self.shutdown.clone()
+    }
+}
+
+/// Opens the data directory (SQLite + blobs), starts the workers and the HTTP listener.
+pub async fn start(config: ServerConfig) -> Result<RunningServer> {
+    std::fs::create_dir_all(&config.data_dir)
+        .map_err(|e| Error::internal(format!("cannot create data directory {}: {e}", config.data_dir.display())))?;
+    let store = SqliteStore::open(&config.data_dir.join("lore.db")).await?;
+    let blobs = FsBlobStore::open(&config.data_dir.join("blobs"))?;
+    // A single embedded node: whatever was running when it last stopped was interrupted.
+    let released = lore_core::store::Store::release_all_jobs(&store).await?;
+    if released > 0 {
+        tracing::info!(jobs = released, "resuming jobs interrupted by the last shutdown");
+    }
+    tokio::task::spawn_blocking(lore_ingest::segment::warm_up);
+
+    let listener = TcpListener::bind(config.listen)
+        .await
+        .map_err(|e| Error::internal(format!("cannot listen on {}: {e}", config.listen)))?;
+    let addr = listener.local_addr()?;
+    let workers = config.workers;
+    let sqlite = Arc::new(store);
+    let state = AppState {
+        store: sqlite.clone(),
+        blobs: Arc::new(blobs),
+        config: Arc::new(config),
+        jobs_queued: Arc::new(Notify::new()),
+    };
+    let (shutdown_tx, shutdown_rx) = watch::channel(false);
+    let worker_handles = worker::spawn(state.clone(), workers, shutdown_rx.clone());
+    let app = routes::router(state.clone())
+        .layer(CatchPanicLayer::custom(error::panic_response))
+        .layer(TraceLayer::new_for_http());
+
+    let mut signal = shutdown_rx.clone();
+    let task = tokio::spawn(async move {
+        let serve = axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
+            .with_graceful_shutdown(async move {
+                let _ = signal.wait_for(|stop| *stop).await;
+            });
+        if let Err(e) = serve.await {
+            tracing::error!(error = %e, "server error");
+        }
+        for handle in worker_handles {
+            let _ = tokio::time::timeout(Duration::from_secs(30), handle).await;
+        }
+        sqlite.close().await;
+    });
+    tracing::info!(%addr, "lore is listening");
+    Ok(RunningServer { addr, shutdown: shutdown_tx, task })
+}

@@ -1,0 +1,363 @@
+//! The HTTP surface: each handler extracts, calls one service function, and shapes the answer.
+
+use axum::extract::multipart::{Field, MultipartError, MultipartRejection};
+use axum::extract::{DefaultBodyLimit, Multipart, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::IntoResponse;
+use axum::routing::{delete, get, post};
+use axum::{Router, middleware};
+use lore_core::error::{Code, Error};
+use lore_core::model::Id;
+use serde::Deserialize;
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+use tokio::io::AsyncWriteExt;
+
+use crate::auth::{Principal, client_ip};
+use crate::error::{ApiError, ApiResult, Json, Path, Query, error};
+use crate::service::{self, ClientInfo};
+use crate::state::AppState;
+
+/// Largest non-file multipart field (chunking_config, metadata).
+const MAX_FIELD_BYTES: usize = 1024 * 1024;
+const HEAD_BYTES: usize = 8192;
+
+pub fn router(state: AppState) -> Router {
+    let v1 = Router::new()
+        .route("/auth/register", post(register))
+        .route("/auth/login", post(login))
+        .route("/auth/logout", post(logout))
+        .route("/me", get(me))
+        .route("/api-keys", post(create_key).get(list_keys))
+        .route("/api-keys/{id}", delete(revoke_key))
+        .route("/knowledge-bases", post(create_kb).get(list_kbs))
+        .route("/knowledge-bases/{id}", get(get_kb).patch(update_kb).delete(delete_kb))
+        .route(
+            "/knowledge-bases/{id}/documents",
+            // Uploads are limited by `max_upload_bytes` while streaming, not by the body limit.
+            post(upload).layer(DefaultBodyLimit::disable()).get(list_documents),
+        )
+        .route("/knowledge-bases/{id}/search", post(search))
+        .route("/documents/{id}", get(get_document).delete(delete_document))
+        .route("/documents/{id}/chunks", get(document_chunks))
+        .route("/documents/{id}/restore", post(restore_document))
+        .route("/chunking/preview", post(preview_chunking));
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .nest("/v1", v1)
+        .fallback(route_not_found)
+        .layer(middleware::map_response(method_not_allowed))
+        .with_state(state)
+}
+
+async fn route_not_found() -> ApiError {
+    error(Code::RouteNotFound, "no such endpoint")
+}
+
+/// axum answers an unsupported method with an empty 405; give it the contract's body.
+async fn method_not_allowed(response: axum::response::Response) -> axum::response::Response {
+    if response.status() == StatusCode::METHOD_NOT_ALLOWED && response.headers().get(header::CONTENT_TYPE).is_none() {
+        let allow = response.headers().get(header::ALLOW).cloned();
+        let mut replaced = error(Code::MethodNotAllowed, "this endpoint does not support that method").into_response();
+        if let Some(allow) = allow {
+            replaced.headers_mut().insert(header::ALLOW, allow);
+        }
+        return replaced;
+    }
+    response
+}
+
+async fn healthz() -> Json<Value> {
+    Json(json!({"status": "ok"}))
+}
+
+async fn readyz(State(state): State<AppState>) -> ApiResult<Json<Value>> {
+    state.store.ping().await.map_err(|_| error(Code::Unavailable, "the database is not reachable"))?;
+    let queued = state.store.pending_jobs().await?;
+    Ok(Json(json!({"status": "ready", "queued_jobs": queued})))
+}
+
+fn client(headers: &HeaderMap, parts_ip: Option<String>) -> ClientInfo {
+    ClientInfo {
+        ip: parts_ip,
+        user_agent: headers
+            .get(header::USER_AGENT)
+            .and_then(|v| v.to_str().ok())
+            .map(|s| s.chars().take(512).collect()),
+    }
+}
+
+/// The peer address, when the server was started with connect info.
+struct PeerIp(Option<String>);
+
+impl<S: Send + Sync> axum::extract::FromRequestParts<S> for PeerIp {
+    type Rejection = std::convert::Infallible;
+    async fn from_request_parts(parts: &mut axum::http::request::Parts, _: &S) -> Result<Self, Self::Rejection> {
+        Ok(PeerIp(client_ip(parts)))
+    }
+}
+
+// ------------------------------------------------------------------------------------ accounts
+
+async fn register(
+    State(state): State<AppState>,
+    PeerIp(ip): PeerIp,
+    headers: HeaderMap,
+    Json(req): Json<service::RegisterRequest>,
+) -> ApiResult<impl IntoResponse> {
+    let created = service::register(&state, req, client(&headers, ip)).await?;
+    Ok((StatusCode::CREATED, Json(created)))
+}
+
+async fn login(
+    State(state): State<AppState>,
+    PeerIp(ip): PeerIp,
+    headers: HeaderMap,
+    Json(req): Json<service::LoginRequest>,
+) -> ApiResult<Json<service::AuthResponse>> {
+    Ok(Json(service::login(&state, req, client(&headers, ip)).await?))
+}
+
+async fn logout(State(state): State<AppState>, principal: Principal) -> ApiResult<StatusCode> {
+    service::logout(&state, &principal).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn me(principal: Principal) -> ApiResult<Json<service::MeResponse>> {
+    principal.require(lore_core::model::Scope::Read)?;
+    Ok(Json(service::me(&principal)))
+}
+
+// ------------------------------------------------------------------------------------ API keys
+
+async fn create_key(
+    State(state): State<AppState>,
+    principal: Principal,
+    Json(req): Json<service::CreateKeyRequest>,
+) -> ApiResult<impl IntoResponse> {
+    let created = service::create_api_key(&state, &principal, req).await?;
+    Ok((StatusCode::CREATED, Json(created)))
+}
+
+async fn list_keys(State(state): State<AppState>, principal: Principal) -> ApiResult<Json<Value>> {
+    let keys = service::list_api_keys(&state, &principal).await?;
+    Ok(Json(json!({ "data": keys })))
+}
+
+async fn revoke_key(State(state): State<AppState>, principal: Principal, Path(id): Path<Id>) -> ApiResult<StatusCode> {
+    service::revoke_api_key(&state, &principal, id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+// ------------------------------------------------------------------------------------ knowledge bases
+
+async fn create_kb(
+    State(state): State<AppState>,
+    principal: Principal,
+    Json(req): Json<service::CreateKbRequest>,
+) -> ApiResult<impl IntoResponse> {
+    let kb = service::create_knowledge_base(&state, &principal, req).await?;
+    Ok((StatusCode::CREATED, Json(kb)))
+}
+
+async fn list_kbs(State(state): State<AppState>, principal: Principal) -> ApiResult<Json<Value>> {
+    let kbs = service::list_knowledge_bases(&state, &principal).await?;
+    Ok(Json(json!({ "data": kbs })))
+}
+
+async fn get_kb(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path(id): Path<Id>,
+) -> ApiResult<Json<lore_core::model::KnowledgeBase>> {
+    Ok(Json(service::get_knowledge_base(&state, &principal, id).await?))
+}
+
+async fn update_kb(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path(id): Path<Id>,
+    Json(req): Json<service::UpdateKbRequest>,
+) -> ApiResult<Json<lore_core::model::KnowledgeBase>> {
+    Ok(Json(service::update_knowledge_base(&state, &principal, id, req).await?))
+}
+
+async fn delete_kb(State(state): State<AppState>, principal: Principal, Path(id): Path<Id>) -> ApiResult<StatusCode> {
+    service::delete_knowledge_base(&state, &principal, id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+// ------------------------------------------------------------------------------------ documents
+
+fn multipart_error(e: MultipartError) -> ApiError {
+    if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+        return error(Code::PayloadTooLarge, "the upload is too large");
+    }
+    error(Code::InvalidMultipart, format!("invalid multipart body: {}", e.body_text()))
+}
+
+/// A staged file that is removed unless it was handed over to the blob store.
+struct StagedFile(std::path::PathBuf);
+
+impl Drop for StagedFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+async fn read_small_field(mut field: Field<'_>, name: &str) -> ApiResult<Value> {
+    let mut buf = Vec::new();
+    while let Some(chunk) = field.chunk().await.map_err(multipart_error)? {
+        buf.extend_from_slice(&chunk);
+        if buf.len() > MAX_FIELD_BYTES {
+            return Err(error(Code::PayloadTooLarge, format!("the '{name}' field is larger than 1 MiB")));
+        }
+    }
+    serde_json::from_slice(&buf).map_err(|e| {
+        let code = if name == "chunking_config" { Code::InvalidChunkingConfig } else { Code::ValidationFailed };
+        error(code, format!("the '{name}' field is not valid JSON: {e}"))
+    })
+}
+
+async fn upload(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path(kb_id): Path<Id>,
+    multipart: Result<Multipart, MultipartRejection>,
+) -> ApiResult<impl IntoResponse> {
+    let kb = service::authorize_upload(&state, &principal, kb_id).await?;
+    let mut multipart = multipart.map_err(|e| {
+        error(
+            Code::InvalidMultipart,
+            format!("expected a multipart/form-data body with a 'file' field: {}", e.body_text()),
+        )
+    })?;
+    let limit = state.config.max_upload_bytes;
+    let mut staged: Option<(StagedFile, String, String, u64, Vec<u8>)> = None;
+    let mut chunking_config = None;
+    let mut metadata = None;
+    while let Some(mut field) = multipart.next_field().await.map_err(multipart_error)? {
+        let name = field.name().unwrap_or_default().to_string();
+        match name.as_str() {
+            "file" => {
+                if staged.is_some() {
+                    return Err(error(Code::InvalidMultipart, "send one 'file' field per upload"));
+                }
+                let filename = field.file_name().unwrap_or("upload").to_string();
+                let path = state.blobs.staging_dir().join(format!("{}.part", uuid::Uuid::new_v4()));
+                let guard = StagedFile(path.clone());
+                let mut file = tokio::fs::File::create(&path).await.map_err(Error::from)?;
+                let mut hasher = Sha256::new();
+                let mut size: u64 = 0;
+                let mut head = Vec::new();
+                while let Some(chunk) = field.chunk().await.map_err(multipart_error)? {
+                    size += chunk.len() as u64;
+                    if size > limit {
+                        return Err(error(
+                            Code::PayloadTooLarge,
+                            format!("the file is larger than the limit of {} bytes", limit),
+                        ));
+                    }
+                    if head.len() < HEAD_BYTES {
+                        head.extend_from_slice(&chunk[..chunk.len().min(HEAD_BYTES - head.len())]);
+                    }
+                    hasher.update(&chunk);
+                    file.write_all(&chunk).await.map_err(Error::from)?;
+                }
+                file.flush().await.map_err(Error::from)?;
+                staged = Some((guard, filename, hex::encode(hasher.finalize()), size, head));
+            }
+            "chunking_config" => chunking_config = Some(read_small_field(field, "chunking_config").await?),
+            "metadata" => metadata = Some(read_small_field(field, "metadata").await?),
+            other => {
+                return Err(error(
+                    Code::InvalidMultipart,
+                    format!("unknown field '{other}'; expected 'file', 'chunking_config' or 'metadata'"),
+                ));
+            }
+        }
+    }
+    let Some((guard, filename, sha256, size, head)) = staged else {
+        return Err(error(Code::MissingFile, "the multipart body has no 'file' field"));
+    };
+    let response = service::register_upload(
+        &state,
+        &principal,
+        &kb,
+        service::StagedUpload { path: &guard.0, filename, sha256, size, head, chunking_config, metadata },
+    )
+    .await?;
+    let status = if response.duplicate { StatusCode::OK } else { StatusCode::ACCEPTED };
+    Ok((status, Json(response)))
+}
+
+async fn list_documents(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path(kb_id): Path<Id>,
+    Query(params): Query<service::ListDocumentsParams>,
+) -> ApiResult<Json<Value>> {
+    let (docs, limit, offset) = service::list_documents(&state, &principal, kb_id, params).await?;
+    Ok(Json(json!({ "data": docs, "limit": limit, "offset": offset })))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct GetDocumentParams {
+    #[serde(default)]
+    include_content: bool,
+}
+
+async fn get_document(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path(id): Path<Id>,
+    Query(params): Query<GetDocumentParams>,
+) -> ApiResult<Json<service::DocumentView>> {
+    Ok(Json(service::get_document(&state, &principal, id, params.include_content).await?))
+}
+
+async fn delete_document(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path(id): Path<Id>,
+) -> ApiResult<Json<lore_core::model::Document>> {
+    Ok(Json(service::delete_document(&state, &principal, id).await?))
+}
+
+async fn restore_document(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path(id): Path<Id>,
+) -> ApiResult<Json<lore_core::model::Document>> {
+    Ok(Json(service::restore_document(&state, &principal, id).await?))
+}
+
+async fn document_chunks(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path(id): Path<Id>,
+) -> ApiResult<Json<Value>> {
+    let chunks = service::document_chunks(&state, &principal, id).await?;
+    Ok(Json(json!({ "data": chunks })))
+}
+
+// ------------------------------------------------------------------------------------ search & chunking
+
+async fn search(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path(id): Path<Id>,
+    Json(req): Json<service::SearchRequest>,
+) -> ApiResult<Json<service::SearchResponse>> {
+    Ok(Json(service::search(&state, &principal, id, req).await?))
+}
+
+async fn preview_chunking(
+    State(state): State<AppState>,
+    principal: Principal,
+    Json(req): Json<service::PreviewRequest>,
+) -> ApiResult<Json<service::PreviewResponse>> {
+    Ok(Json(service::preview_chunking(&state, &principal, req).await?))
+}

@@ -1,0 +1,752 @@
+//! The service functions behind the API: validation, authorisation decisions and orchestration.
+//! Handlers only translate HTTP to these calls and back; a CLI can call them just the same.
+
+use std::path::Path;
+
+use chrono::Duration as ChronoDuration;
+use lore_core::blob::key_for_hash;
+use lore_core::chunking::{self, ChunkingConfig, Strategy};
+use lore_core::error::{Code, Error};
+use lore_core::model::*;
+use lore_core::store::Upload;
+use lore_ingest::detect::FileKind;
+use serde::{Deserialize, Deserializer, Serialize};
+use serde_json::{Map, Value};
+
+use crate::auth::{self, API_KEY_PREFIX, Principal, SESSION_PREFIX};
+use crate::error::{ApiError, ApiResult, error};
+use crate::state::AppState;
+
+/// Distinguishes an absent field (`None`) from an explicit `null` (`Some(None)`).
+fn double_option<'de, T: Deserialize<'de>, D: Deserializer<'de>>(d: D) -> Result<Option<Option<T>>, D::Error> {
+    Option::<T>::deserialize(d).map(Some)
+}
+
+fn check_len(field: &str, value: &str, min: usize, max: usize) -> ApiResult<()> {
+    let n = value.chars().count();
+    if n < min || n > max {
+        return Err(error(Code::ValidationFailed, format!("{field} must be {min} to {max} characters long")));
+    }
+    Ok(())
+}
+
+// ------------------------------------------------------------------------------------ accounts
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RegisterRequest {
+    pub username: String,
+    pub email: String,
+    pub password: String,
+    pub full_name: Option<String>,
+    pub first_name: Option<String>,
+    pub last_name: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LoginRequest {
+    /// Username or email.
+    #[serde(alias = "email", alias = "login")]
+    pub username: String,
+    pub password: String,
+}
+
+#[derive(Debug, Serialize)]
+pub struct AuthResponse {
+    pub token: String,
+    pub token_type: &'static str,
+    pub expires_at: Timestamp,
+    pub user: User,
+}
+
+/// Where a request came from, recorded with sessions and key use.
+#[derive(Debug, Clone, Default)]
+pub struct ClientInfo {
+    pub ip: Option<String>,
+    pub user_agent: Option<String>,
+}
+
+fn valid_username(name: &str) -> bool {
+    name.chars().all(|c| c.is_alphanumeric() || matches!(c, '_' | '-' | '.'))
+}
+
+fn valid_email(email: &str) -> bool {
+    match email.split_once('@') {
+        Some((local, domain)) => {
+            !local.is_empty()
+                && domain.contains('.')
+                && !domain.starts_with('.')
+                && !domain.ends_with('.')
+                && !email.chars().any(char::is_whitespace)
+        }
+        None => false,
+    }
+}
+
+pub async fn register(state: &AppState, req: RegisterRequest, client: ClientInfo) -> ApiResult<AuthResponse> {
+    let username = req.username.trim().to_string();
+    check_len("username", &username, 2, 64)?;
+    if !valid_username(&username) {
+        return Err(error(Code::ValidationFailed, "username may contain letters, digits, '_', '-' and '.' only"));
+    }
+    let email = req.email.trim().to_string();
+    if !valid_email(&email) || email.len() > 254 {
+        return Err(error(Code::ValidationFailed, "email is not a valid address"));
+    }
+    check_len("password", &req.password, 8, 1024)?;
+    let password = req.password;
+    let password_hash = tokio::task::spawn_blocking(move || auth::hash_password(&password))
+        .await
+        .map_err(|e| Error::internal(e.to_string()))??;
+    let user = state
+        .store
+        .create_user(NewUser {
+            username,
+            email,
+            password_hash,
+            full_name: req.full_name,
+            first_name: req.first_name,
+            last_name: req.last_name,
+        })
+        .await?;
+    new_session(state, user, client).await
+}
+
+pub async fn login(state: &AppState, req: LoginRequest, client: ClientInfo) -> ApiResult<AuthResponse> {
+    let invalid = || error(Code::InvalidCredentials, "wrong username/email or password");
+    let found = state.store.find_login(req.username.trim()).await?;
+    let Some((user, hash)) = found else {
+        // Spend the same effort as a real check, so timing does not reveal which accounts exist.
+        let _ = tokio::task::spawn_blocking(|| auth::verify_password("x", DUMMY_HASH)).await;
+        return Err(invalid());
+    };
+    let password = req.password;
+    let ok = tokio::task::spawn_blocking(move || auth::verify_password(&password, &hash))
+        .await
+        .map_err(|e| Error::internal(e.to_string()))?;
+    if !ok {
+        return Err(invalid());
+    }
+    if !user.is_active {
+        return Err(error(Code::UserInactive, "this account is deactivated"));
+    }
+    state.store.record_login(user.id, lore_core::now()).await?;
+    new_session(state, user, client).await
+}
+
+const DUMMY_HASH: &str =
+    "$argon2id$v=19$m=19456,t=2,p=1$c29tZXNhbHRzb21lc2FsdA$0Zx1yq4dYwLzHn7y1Jm6kS8rT3r0m1pTq9l0tFQ0b7Y";
+
+async fn new_session(state: &AppState, user: User, client: ClientInfo) -> ApiResult<AuthResponse> {
+    let token = format!("{SESSION_PREFIX}{}", auth::random_token()?);
+    let ttl = ChronoDuration::from_std(state.config.session_ttl).map_err(|e| Error::internal(e.to_string()))?;
+    let expires_at = lore_core::now() + ttl;
+    state
+        .store
+        .create_session(
+            user.id,
+            &auth::token_hash(&token),
+            expires_at,
+            client.ip.as_deref(),
+            client.user_agent.as_deref(),
+        )
+        .await?;
+    Ok(AuthResponse { token, token_type: "Bearer", expires_at, user })
+}
+
+pub async fn logout(state: &AppState, principal: &Principal) -> ApiResult<()> {
+    principal.require_session()?;
+    if let auth::Credential::Session { token_hash } = &principal.credential {
+        state.store.delete_session(token_hash).await?;
+    }
+    Ok(())
+}
+
+#[derive(Debug, Serialize)]
+pub struct MeResponse {
+    #[serde(flatten)]
+    pub user: User,
+    pub auth: AuthInfo,
+}
+
+#[derive(Debug, Serialize)]
+pub struct AuthInfo {
+    /// `session` or `api_key`.
+    pub method: &'static str,
+    pub scopes: Vec<Scope>,
+    pub api_key_id: Option<Id>,
+    pub knowledge_base_id: Option<Id>,
+}
+
+pub fn me(principal: &Principal) -> MeResponse {
+    MeResponse {
+        user: principal.user.clone(),
+        auth: AuthInfo {
+            method: if principal.api_key().is_some() { "api_key" } else { "session" },
+            scopes: principal.scopes(),
+            api_key_id: principal.api_key().map(|k| k.id),
+            knowledge_base_id: principal.bound_knowledge_base(),
+        },
+    }
+}
+
+// ------------------------------------------------------------------------------------ API keys
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateKeyRequest {
+    pub name: String,
+    pub description: Option<String>,
+    pub scopes: Vec<Scope>,
+    pub knowledge_base_id: Option<Id>,
+    pub expires_at: Option<Timestamp>,
+    pub expires_in_days: Option<u32>,
+    pub rate_limit: Option<u32>,
+    pub daily_quota: Option<u32>,
+    pub monthly_quota: Option<u32>,
+    pub security: Option<Map<String, Value>>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct CreatedKey {
+    /// The key itself. It is shown here once and never again.
+    pub key: String,
+    pub api_key: ApiKey,
+}
+
+pub async fn create_api_key(state: &AppState, principal: &Principal, req: CreateKeyRequest) -> ApiResult<CreatedKey> {
+    principal.require_session()?;
+    let name = req.name.trim().to_string();
+    check_len("name", &name, 1, 100)?;
+    if req.scopes.is_empty() {
+        return Err(error(Code::InvalidScope, "give the key at least one scope: search, upload, read, delete"));
+    }
+    let mut scopes = req.scopes.clone();
+    scopes.sort_by_key(|s| s.as_str());
+    scopes.dedup();
+    if let Some(kb) = req.knowledge_base_id {
+        state.store.get_knowledge_base(principal.user_id(), kb).await?.ok_or_else(|| not_found("knowledge base"))?;
+    }
+    let now = lore_core::now();
+    let expires_at = match (req.expires_at, req.expires_in_days) {
+        (Some(_), Some(_)) => {
+            return Err(error(Code::ValidationFailed, "give either expires_at or expires_in_days, not both"));
+        }
+        (Some(at), None) => Some(at),
+        (None, Some(days)) => Some(now + ChronoDuration::days(i64::from(days))),
+        (None, None) => None,
+    };
+    if expires_at.is_some_and(|at| at <= now) {
+        return Err(error(Code::ValidationFailed, "expires_at must be in the future"));
+    }
+    let key = format!("{API_KEY_PREFIX}{}", auth::random_token()?);
+    let created = state
+        .store
+        .create_api_key(NewApiKey {
+            user_id: principal.user_id(),
+            knowledge_base_id: req.knowledge_base_id,
+            name,
+            description: req.description,
+            key_hash: auth::token_hash(&key),
+            key_prefix: key.chars().take(12).collect(),
+            key_suffix: key.chars().skip(key.chars().count() - 4).collect(),
+            scopes,
+            rate_limit: req.rate_limit.map(i64::from),
+            daily_quota: req.daily_quota.map(i64::from),
+            monthly_quota: req.monthly_quota.map(i64::from),
+            expires_at,
+            security: Value::Object(req.security.unwrap_or_default()),
+        })
+        .await?;
+    Ok(CreatedKey { key, api_key: created })
+}
+
+pub async fn list_api_keys(state: &AppState, principal: &Principal) -> ApiResult<Vec<ApiKey>> {
+    principal.require_session()?;
+    Ok(state.store.list_api_keys(principal.user_id()).await?)
+}
+
+pub async fn revoke_api_key(state: &AppState, principal: &Principal, id: Id) -> ApiResult<()> {
+    principal.require_session()?;
+    if !state.store.revoke_api_key(principal.user_id(), id, lore_core::now()).await? {
+        return Err(not_found("API key"));
+    }
+    Ok(())
+}
+
+// ------------------------------------------------------------------------------------ knowledge bases
+
+fn not_found(what: &str) -> ApiError {
+    ApiError(Error::not_found(what))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateKbRequest {
+    pub name: String,
+    pub description: Option<String>,
+    pub icon_url: Option<String>,
+    #[serde(default)]
+    pub settings: Option<Value>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateKbRequest {
+    pub name: Option<String>,
+    #[serde(default, deserialize_with = "double_option")]
+    pub description: Option<Option<String>>,
+    #[serde(default, deserialize_with = "double_option")]
+    pub icon_url: Option<Option<String>>,
+    pub status: Option<KbStatus>,
+    pub settings: Option<Value>,
+}
+
+/// Parses and checks settings: a chunking configuration must be usable as it stands.
+fn parse_settings(value: Value, user: &UserDefaults) -> ApiResult<KbSettings> {
+    if !value.is_object() {
+        return Err(error(Code::ValidationFailed, "settings must be a JSON object"));
+    }
+    let settings: KbSettings =
+        serde_json::from_value(value).map_err(|e| error(Code::ValidationFailed, format!("invalid settings: {e}")))?;
+    if let Some(config) = &settings.chunking_config {
+        config.to_strategy(user)?;
+    }
+    if let Some(mode) = settings.search_config.as_ref().and_then(|s| s.default_mode.as_deref()) {
+        if !matches!(mode, "fulltext" | "vector" | "hybrid") {
+            return Err(error(Code::ValidationFailed, "search_config.default_mode must be fulltext, vector or hybrid"));
+        }
+    }
+    Ok(settings)
+}
+
+pub async fn create_knowledge_base(
+    state: &AppState,
+    principal: &Principal,
+    req: CreateKbRequest,
+) -> ApiResult<KnowledgeBase> {
+    principal.require(Scope::Upload)?;
+    if principal.bound_knowledge_base().is_some() {
+        return Err(error(
+            Code::KnowledgeBaseNotAllowed,
+            "an API key bound to one knowledge base cannot create others",
+        ));
+    }
+    let name = req.name.trim().to_string();
+    check_len("name", &name, 1, 200)?;
+    let defaults = state.store.user_defaults(principal.user_id()).await?;
+    let settings = match req.settings {
+        Some(v) => parse_settings(v, &defaults)?,
+        None => KbSettings::default(),
+    };
+    Ok(state
+        .store
+        .create_knowledge_base(NewKnowledgeBase {
+            user_id: principal.user_id(),
+            name,
+            description: req.description,
+            icon_url: req.icon_url,
+            settings,
+        })
+        .await?)
+}
+
+pub async fn list_knowledge_bases(state: &AppState, principal: &Principal) -> ApiResult<Vec<KnowledgeBase>> {
+    principal.require(Scope::Read)?;
+    let mut all = state.store.list_knowledge_bases(principal.user_id()).await?;
+    if let Some(bound) = principal.bound_knowledge_base() {
+        all.retain(|kb| kb.id == bound);
+    }
+    Ok(all)
+}
+
+/// The caller's knowledge base, after the key-binding check; another owner's is not found.
+async fn owned_kb(state: &AppState, principal: &Principal, id: Id) -> ApiResult<KnowledgeBase> {
+    let kb =
+        state.store.get_knowledge_base(principal.user_id(), id).await?.ok_or_else(|| not_found("knowledge base"))?;
+    principal.require_knowledge_base(id)?;
+    Ok(kb)
+}
+
+pub async fn get_knowledge_base(state: &AppState, principal: &Principal, id: Id) -> ApiResult<KnowledgeBase> {
+    principal.require(Scope::Read)?;
+    owned_kb(state, principal, id).await
+}
+
+pub async fn update_knowledge_base(
+    state: &AppState,
+    principal: &Principal,
+    id: Id,
+    req: UpdateKbRequest,
+) -> ApiResult<KnowledgeBase> {
+    principal.require(Scope::Upload)?;
+    owned_kb(state, principal, id).await?;
+    if let Some(name) = &req.name {
+        check_len("name", name.trim(), 1, 200)?;
+    }
+    let defaults = state.store.user_defaults(principal.user_id()).await?;
+    let settings = req.settings.map(|v| parse_settings(v, &defaults)).transpose()?;
+    let patch = KbPatch {
+        name: req.name.map(|n| n.trim().to_string()),
+        description: req.description,
+        icon_url: req.icon_url,
+        status: req.status,
+        settings,
+    };
+    state.store.update_knowledge_base(principal.user_id(), id, patch).await?.ok_or_else(|| not_found("knowledge base"))
+}
+
+pub async fn delete_knowledge_base(state: &AppState, principal: &Principal, id: Id) -> ApiResult<()> {
+    principal.require(Scope::Delete)?;
+    owned_kb(state, principal, id).await?;
+    let paths =
+        state.store.delete_knowledge_base(principal.user_id(), id).await?.ok_or_else(|| not_found("knowledge base"))?;
+    release_blobs(state, paths).await;
+    Ok(())
+}
+
+/// Deletes blobs no document refers to any more. Failures only leave garbage, so they are logged.
+async fn release_blobs(state: &AppState, paths: Vec<String>) {
+    for path in paths {
+        match state.store.blob_in_use(&path).await {
+            Ok(false) => {
+                if let Err(e) = state.blobs.delete(&path).await {
+                    tracing::warn!(error = %e, "could not delete blob");
+                }
+            }
+            Ok(true) => {}
+            Err(e) => tracing::warn!(error = %e, "could not check blob use"),
+        }
+    }
+}
+
+// ------------------------------------------------------------------------------------ documents
+
+/// An upload whose bytes are staged on disk, hashed and measured, waiting to be registered.
+pub struct StagedUpload<'a> {
+    pub path: &'a Path,
+    pub filename: String,
+    pub sha256: String,
+    pub size: u64,
+    /// The first bytes, for type detection.
+    pub head: Vec<u8>,
+    pub chunking_config: Option<Value>,
+    pub metadata: Option<Value>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct UploadResponse {
+    #[serde(flatten)]
+    pub document: Document,
+    pub duplicate: bool,
+}
+
+/// Checks that the caller may upload into a knowledge base, before any byte is read.
+pub async fn authorize_upload(state: &AppState, principal: &Principal, kb_id: Id) -> ApiResult<KnowledgeBase> {
+    principal.require(Scope::Upload)?;
+    let kb = owned_kb(state, principal, kb_id).await?;
+    if kb.status == KbStatus::Archived {
+        return Err(error(
+            Code::KnowledgeBaseArchived,
+            "this knowledge base is archived; reactivate it to add documents",
+        ));
+    }
+    Ok(kb)
+}
+
+pub async fn register_upload(
+    state: &AppState,
+    principal: &Principal,
+    kb: &KnowledgeBase,
+    upload: StagedUpload<'_>,
+) -> ApiResult<UploadResponse> {
+    let filename = sanitize_filename(&upload.filename);
+    if upload.size == 0 {
+        return Err(error(Code::EmptyFile, "the uploaded file is empty"));
+    }
+    let chunking_config = match upload.chunking_config {
+        Some(value) => {
+            let config = ChunkingConfig::from_value(value)?;
+            let defaults = state.store.user_defaults(principal.user_id()).await?;
+            config.to_strategy(&defaults)?;
+            Some(config)
+        }
+        None => None,
+    };
+    let metadata = match upload.metadata {
+        Some(Value::Object(map)) => Value::Object(map),
+        Some(_) => return Err(error(Code::ValidationFailed, "metadata must be a JSON object")),
+        None => Value::Object(Map::new()),
+    };
+    let kind = lore_ingest::detect::detect(&filename, &upload.head);
+    let key = key_for_hash(&upload.sha256);
+    state.blobs.put_file(&key, upload.path).await?;
+    let size = i64::try_from(upload.size).map_err(|e| Error::internal(e.to_string()))?;
+    let result = state
+        .store
+        .create_document(NewDocument {
+            knowledge_base_id: kb.id,
+            user_id: principal.user_id(),
+            uploaded_by: Some(principal.user_id()),
+            filename,
+            file_type: kind.name().to_string(),
+            file_type_id: None,
+            file_size: size,
+            mime_type: kind.mime_type().to_string(),
+            file_hash: upload.sha256,
+            file_path: key,
+            metadata,
+            chunking_config,
+        })
+        .await?;
+    Ok(match result {
+        Upload::Created(document) => {
+            state.jobs_queued.notify_one();
+            UploadResponse { document, duplicate: false }
+        }
+        Upload::Duplicate(document) => UploadResponse { document, duplicate: true },
+    })
+}
+
+/// The last path component, without control characters; never empty.
+fn sanitize_filename(name: &str) -> String {
+    let base = name.rsplit(['/', '\\']).next().unwrap_or(name);
+    let clean: String = base.chars().filter(|c| !c.is_control()).take(255).collect();
+    let clean = clean.trim();
+    if clean.is_empty() { "upload".to_string() } else { clean.to_string() }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListDocumentsParams {
+    pub status: Option<DocStatus>,
+    #[serde(default)]
+    pub include_deleted: bool,
+    pub limit: Option<u32>,
+    pub offset: Option<u32>,
+}
+
+pub async fn list_documents(
+    state: &AppState,
+    principal: &Principal,
+    kb_id: Id,
+    params: ListDocumentsParams,
+) -> ApiResult<(Vec<Document>, i64, i64)> {
+    principal.require(Scope::Read)?;
+    owned_kb(state, principal, kb_id).await?;
+    let limit = i64::from(params.limit.unwrap_or(50).clamp(1, 1000));
+    let offset = i64::from(params.offset.unwrap_or(0));
+    let query = DocumentListQuery { status: params.status, include_deleted: params.include_deleted, limit, offset };
+    let docs = state.store.list_documents(principal.user_id(), kb_id, &query).await?;
+    Ok((docs, limit, offset))
+}
+
+async fn owned_document(state: &AppState, principal: &Principal, id: Id) -> ApiResult<Document> {
+    let doc = state.store.get_document(principal.user_id(), id).await?.ok_or_else(|| not_found("document"))?;
+    principal.require_knowledge_base(doc.knowledge_base_id)?;
+    Ok(doc)
+}
+
+#[derive(Debug, Serialize)]
+pub struct DocumentView {
+    #[serde(flatten)]
+    pub document: Document,
+    #[serde(flatten, skip_serializing_if = "Option::is_none")]
+    pub content: Option<DocumentContent>,
+}
+
+pub async fn get_document(
+    state: &AppState,
+    principal: &Principal,
+    id: Id,
+    include_content: bool,
+) -> ApiResult<DocumentView> {
+    principal.require(Scope::Read)?;
+    let document = owned_document(state, principal, id).await?;
+    let content = if include_content { state.store.document_content(principal.user_id(), id).await? } else { None };
+    Ok(DocumentView { document, content })
+}
+
+pub async fn delete_document(state: &AppState, principal: &Principal, id: Id) -> ApiResult<Document> {
+    principal.require(Scope::Delete)?;
+    let doc = owned_document(state, principal, id).await?;
+    if doc.soft_deleted_at.is_some() {
+        return Err(not_found("document"));
+    }
+    state
+        .store
+        .soft_delete_document(principal.user_id(), id, lore_core::now())
+        .await?
+        .ok_or_else(|| not_found("document"))
+}
+
+pub async fn restore_document(state: &AppState, principal: &Principal, id: Id) -> ApiResult<Document> {
+    principal.require(Scope::Delete)?;
+    owned_document(state, principal, id).await?;
+    state.store.restore_document(principal.user_id(), id).await?.ok_or_else(|| not_found("document"))
+}
+
+pub async fn document_chunks(state: &AppState, principal: &Principal, id: Id) -> ApiResult<Vec<Chunk>> {
+    principal.require(Scope::Read)?;
+    owned_document(state, principal, id).await?;
+    Ok(state.store.list_chunks(principal.user_id(), id).await?)
+}
+
+// ------------------------------------------------------------------------------------ search
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SearchRequest {
+    pub query: String,
+    pub mode: Option<String>,
+    pub top_k: Option<u32>,
+    pub similarity_threshold: Option<f64>,
+    #[serde(default)]
+    pub filters: SearchFilters,
+}
+
+#[derive(Debug, Serialize)]
+pub struct SearchResult {
+    #[serde(flatten)]
+    pub hit: ChunkHit,
+    /// An excerpt with the matched terms in `<mark>`, HTML-escaped.
+    pub highlight: String,
+}
+
+#[derive(Debug, Serialize)]
+pub struct SearchResponse {
+    pub query: String,
+    pub mode: &'static str,
+    pub results: Vec<SearchResult>,
+    pub took_ms: f64,
+}
+
+pub const MAX_TOP_K: u32 = 100;
+const MAX_QUERY_CHARS: usize = 2000;
+
+pub async fn search(
+    state: &AppState,
+    principal: &Principal,
+    kb_id: Id,
+    req: SearchRequest,
+) -> ApiResult<SearchResponse> {
+    let started = std::time::Instant::now();
+    principal.require(Scope::Search)?;
+    let kb = owned_kb(state, principal, kb_id).await?;
+    let query = req.query.trim().to_string();
+    if query.is_empty() {
+        return Err(error(Code::InvalidQuery, "query must not be empty"));
+    }
+    if query.chars().count() > MAX_QUERY_CHARS {
+        return Err(error(Code::InvalidQuery, format!("query must be at most {MAX_QUERY_CHARS} characters")));
+    }
+    let search_config = kb.settings.search_config.clone().unwrap_or_default();
+    let mode = req.mode.as_deref().or(search_config.default_mode.as_deref()).unwrap_or("fulltext");
+    let mode = match mode {
+        "fulltext" => "fulltext",
+        "vector" | "hybrid" => {
+            return Err(error(
+                Code::EmbeddingNotConfigured,
+                format!(
+                    "'{mode}' search needs embeddings, which this knowledge base does not have; use mode 'fulltext'"
+                ),
+            ));
+        }
+        other => {
+            return Err(error(
+                Code::ValidationFailed,
+                format!("unknown mode '{other}'; expected fulltext, vector or hybrid"),
+            ));
+        }
+    };
+    let top_k = req.top_k.or(search_config.top_k).unwrap_or(10);
+    if !(1..=MAX_TOP_K).contains(&top_k) {
+        return Err(error(Code::ValidationFailed, format!("top_k must be between 1 and {MAX_TOP_K}")));
+    }
+    if let Some(t) = req.similarity_threshold {
+        if !(0.0..=1.0).contains(&t) {
+            return Err(error(Code::ValidationFailed, "similarity_threshold must be between 0 and 1"));
+        }
+    }
+    let terms = lore_ingest::segment::query_terms(&query);
+    let hits = state
+        .store
+        .search_fulltext(&FulltextQuery {
+            user_id: principal.user_id(),
+            knowledge_base_id: kb.id,
+            terms: terms.clone(),
+            top_k,
+            filters: req.filters,
+        })
+        .await?;
+    let results = hits
+        .into_iter()
+        .map(|hit| {
+            let highlight = lore_ingest::highlight::highlight(&hit.content, &terms, 240);
+            SearchResult { hit, highlight }
+        })
+        .collect();
+    Ok(SearchResponse { query, mode, results, took_ms: started.elapsed().as_secs_f64() * 1000.0 })
+}
+
+// ------------------------------------------------------------------------------------ chunking
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PreviewRequest {
+    pub text: String,
+    pub chunking_config: Option<Value>,
+    pub knowledge_base_id: Option<Id>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct PreviewChunk {
+    pub chunk_index: usize,
+    pub content: String,
+    pub char_start: usize,
+    pub char_end: usize,
+    pub char_count: usize,
+}
+
+#[derive(Debug, Serialize)]
+pub struct PreviewResponse {
+    pub strategy: Strategy,
+    pub chunk_count: usize,
+    pub chunks: Vec<PreviewChunk>,
+}
+
+pub async fn preview_chunking(
+    state: &AppState,
+    principal: &Principal,
+    req: PreviewRequest,
+) -> ApiResult<PreviewResponse> {
+    let defaults = state.store.user_defaults(principal.user_id()).await?;
+    let kb_config = match req.knowledge_base_id {
+        Some(id) => owned_kb(state, principal, id).await?.settings.chunking_config,
+        None => None,
+    };
+    let doc_config = req.chunking_config.map(ChunkingConfig::from_value).transpose()?;
+    let strategy = chunking::resolve(doc_config.as_ref(), kb_config.as_ref(), &defaults)?;
+    let text = req.text;
+    let chunks = tokio::task::spawn_blocking(move || lore_ingest::chunk::chunk(&text, &strategy))
+        .await
+        .map_err(|e| Error::internal(e.to_string()))?;
+    let chunks: Vec<PreviewChunk> = chunks
+        .into_iter()
+        .enumerate()
+        .map(|(i, c)| PreviewChunk {
+            chunk_index: i,
+            char_count: c.char_end - c.char_start,
+            char_start: c.char_start,
+            char_end: c.char_end,
+            content: c.content,
+        })
+        .collect();
+    Ok(PreviewResponse { strategy, chunk_count: chunks.len(), chunks })
+}
+
+/// The parser for a stored document's `file_type`; an unknown name fails as unsupported.
+pub fn kind_of(document: &Document) -> FileKind {
+    FileKind::from_name(&document.file_type).unwrap_or(FileKind::Binary("unknown"))
+}

@@ -1,0 +1,45 @@
+//! What every handler and worker shares.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use lore_core::blob::BlobStore;
+use lore_core::store::Store;
+use tokio::sync::Notify;
+
+/// Settings of a running server (after flags, environment and config file were merged).
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    pub data_dir: PathBuf,
+    pub listen: SocketAddr,
+    /// Largest accepted upload, in bytes.
+    pub max_upload_bytes: u64,
+    /// Ingestion workers; 0 runs none (useful to inspect queued documents in tests).
+    pub workers: usize,
+    pub session_ttl: Duration,
+}
+
+impl ServerConfig {
+    pub const DEFAULT_MAX_UPLOAD_BYTES: u64 = 100 * 1024 * 1024;
+
+    pub fn new(data_dir: PathBuf, listen: SocketAddr) -> Self {
+        ServerConfig {
+            data_dir,
+            listen,
+            max_upload_bytes: Self::DEFAULT_MAX_UPLOAD_BYTES,
+            workers: std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2),
+            session_ttl: Duration::from_secs(30 * 24 * 3600),
+        }
+    }
+}
+
+#[derive(Clone)]
+pub struct AppState {
+    pub store: Arc<dyn Store>,
+    pub blobs: Arc<dyn BlobStore>,
+    pub config: Arc<ServerConfig>,
+    /// Wakes idle workers when a job is queued.
+    pub jobs_queued: Arc<Notify>,
+}

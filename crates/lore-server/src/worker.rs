@@ -1,0 +1,159 @@
+//! The ingestion workers: claim a job from the queue in the database, parse, chunk and index the
+//! document, store the result in one transaction. A bad file, or a panic while handling it,
+//! fails that one document; the worker goes on.
+
+use std::time::Duration;
+
+use lore_core::chunking;
+use lore_core::error::{Code, Error};
+use lore_core::model::{Document, Job, LogEntry, NewChunk, ProcessedDocument};
+use lore_ingest::{chunk, parse, segment};
+use serde_json::Value;
+use tokio::sync::watch;
+
+use crate::service::kind_of;
+use crate::state::AppState;
+
+/// How long a claimed job stays claimed before another worker may take it over.
+pub const LEASE: Duration = Duration::from_secs(600);
+/// A job claimed this many times without finishing is failed, not retried forever.
+pub const MAX_ATTEMPTS: i64 = 3;
+/// Documents at least this large report intermediate progress.
+const PROGRESS_THRESHOLD: usize = 256 * 1024;
+
+pub fn spawn(state: AppState, count: usize, shutdown: watch::Receiver<bool>) -> Vec<tokio::task::JoinHandle<()>> {
+    (0..count)
+        .map(|i| {
+            let state = state.clone();
+            let shutdown = shutdown.clone();
+            tokio::spawn(async move { run(state, format!("worker-{i}"), shutdown).await })
+        })
+        .collect()
+}
+
+async fn run(state: AppState, name: String, mut shutdown: watch::Receiver<bool>) {
+    loop {
+        if *shutdown.borrow() {
+            return;
+        }
+        match state.store.claim_job(&name, LEASE).await {
+            Ok(Some(job)) => handle(&state, job).await,
+            Ok(None) => {
+                tokio::select! {
+                    _ = state.jobs_queued.notified() => {}
+                    _ = tokio::time::sleep(Duration::from_secs(2)) => {}
+                    _ = shutdown.changed() => {}
+                }
+            }
+            Err(e) => {
+                tracing::error!(worker = %name, error = %e, "could not claim a job");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+        }
+    }
+}
+
+async fn handle(state: &AppState, job: Job) {
+    let Some(document_id) = job.document_id else {
+        tracing::warn!(job = %job.id, kind = %job.kind, "job without a document; dropping it");
+        return;
+    };
+    let started = std::time::Instant::now();
+    let outcome = process(state, &job, document_id).await;
+    let stored = match outcome {
+        Ok(Some(result)) => {
+            let chunks = result.chunks.len();
+            let stored = state.store.complete_document(&job, document_id, result).await;
+            if stored.is_ok() {
+                tracing::info!(document = %document_id, chunks, ms = started.elapsed().as_millis() as u64, "document completed");
+            }
+            stored
+        }
+        Ok(None) => Ok(()),
+        Err(err) => {
+            let message = if err.code == Code::Internal {
+                tracing::error!(document = %document_id, error = %err, "document processing failed");
+                "an internal error occurred while processing this document".to_string()
+            } else {
+                tracing::info!(document = %document_id, code = err.code.as_str(), "document failed");
+                err.message.clone()
+            };
+            let log = vec![LogEntry::new("failed", message.clone())];
+            state.store.fail_document(&job, document_id, err.code.as_str(), &message, log).await
+        }
+    };
+    if let Err(e) = stored {
+        // The job keeps its lease and is retried once the lease runs out.
+        tracing::error!(document = %document_id, error = %e, "could not store the processing result");
+    }
+}
+
+/// Runs the pipeline for one document. `Ok(None)` means there is nothing to do (the document is gone).
+async fn process(
+    state: &AppState,
+    job: &Job,
+    document_id: lore_core::model::Id,
+) -> Result<Option<ProcessedDocument>, Error> {
+    let Some(document) = state.store.document_for_job(document_id).await? else {
+        return Ok(None);
+    };
+    if job.attempts > MAX_ATTEMPTS {
+        return Err(Error::new(
+            Code::ProcessingInterrupted,
+            format!("processing was interrupted {} times; the file may be too large or malformed", job.attempts - 1),
+        ));
+    }
+    let kb = state.store.get_knowledge_base(document.user_id, document.knowledge_base_id).await?;
+    let defaults = state.store.user_defaults(document.user_id).await?;
+    let kb_config = kb.and_then(|kb| kb.settings.chunking_config);
+    let strategy = chunking::resolve(document.chunking_config.as_ref(), kb_config.as_ref(), &defaults)?;
+    let bytes = state.blobs.get(&document.file_path).await.map_err(|e| {
+        tracing::error!(document = %document_id, error = %e, "blob missing");
+        Error::new(Code::CorruptFile, "the uploaded file could not be read back from storage; upload it again")
+    })?;
+    let big = bytes.len() >= PROGRESS_THRESHOLD;
+    if big {
+        let _ = state.store.set_progress(document_id, 10, Some(LogEntry::new("parse", "parsing started"))).await;
+    }
+    let doc = document.clone();
+    // CPU-bound work off the async runtime; a panic in it becomes a JoinError, not a dead worker.
+    let result = tokio::task::spawn_blocking(move || pipeline(&doc, &bytes, &strategy))
+        .await
+        .map_err(|e| Error::internal(format!("processing panicked: {e}")))??;
+    if big {
+        let _ = state.store.set_progress(document_id, 90, None).await;
+    }
+    Ok(Some(result))
+}
+
+fn pipeline(document: &Document, bytes: &[u8], strategy: &chunking::Strategy) -> Result<ProcessedDocument, Error> {
+    let mut log = Vec::new();
+    let parsed = parse::parse(kind_of(document), bytes)?;
+    let encoding = parsed.metadata.get("encoding").and_then(Value::as_str).unwrap_or("n/a");
+    log.push(LogEntry::new(
+        "parse",
+        format!("read as {} ({encoding}), {} characters", document.file_type, parsed.text.chars().count()),
+    ));
+    let pieces = chunk::chunk(&parsed.text, strategy);
+    log.push(LogEntry::new("chunk", format!("{} chunks", pieces.len())));
+    let chunks: Vec<NewChunk> = pieces
+        .iter()
+        .enumerate()
+        .map(|(i, piece)| NewChunk {
+            content_hash: lore_ingest::sha256_hex(piece.content.as_bytes()),
+            chunk_index: i as i64,
+            metadata: piece.metadata(strategy),
+            fts_terms: segment::terms(&piece.content).join(" "),
+            content: piece.content.clone(),
+        })
+        .collect();
+    log.push(LogEntry::new("index", format!("{} chunks indexed for full-text search", chunks.len())));
+    Ok(ProcessedDocument {
+        title: parsed.title,
+        processed_content: parsed.text,
+        raw_content: parsed.raw,
+        source_metadata: Value::Object(parsed.metadata),
+        chunks,
+        log,
+    })
+}

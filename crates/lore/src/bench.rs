@@ -1,0 +1,353 @@
+//! `lore bench ingest`: uploads a generated corpus of small Markdown files through the HTTP API
+//! of a `lore serve` child process, waits until every document is `completed`, then measures
+//! full-text search latency. Prints documents/s, MB/s, p50/p99 and the server's peak RSS.
+
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use clap::{Args, Subcommand};
+use serde_json::{Value, json};
+
+#[derive(Debug, Subcommand)]
+pub enum BenchCommand {
+    /// Ingestion throughput and full-text search latency over HTTP.
+    Ingest(IngestArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct IngestArgs {
+    /// Number of Markdown documents to upload.
+    #[arg(long, default_value_t = 10_000)]
+    docs: usize,
+    /// Approximate size of each document in bytes.
+    #[arg(long, default_value_t = 2048)]
+    size: usize,
+    /// Concurrent upload connections.
+    #[arg(long, default_value_t = 8)]
+    concurrency: usize,
+    /// Search queries to time (after 100 warm-up queries).
+    #[arg(long, default_value_t = 1000)]
+    queries: usize,
+    /// Ingestion workers of the server (default: its own default, one per core).
+    #[arg(long)]
+    workers: Option<usize>,
+    /// Data directory for the server (default: a fresh temporary directory, removed afterwards).
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+}
+
+pub async fn run(command: BenchCommand) -> anyhow::Result<()> {
+    match command {
+        BenchCommand::Ingest(args) => ingest(args).await,
+    }
+}
+
+const EN: &[&str] = &[
+    "knowledge",
+    "search",
+    "index",
+    "vector",
+    "document",
+    "retrieval",
+    "segment",
+    "query",
+    "ranking",
+    "cluster",
+    "latency",
+    "throughput",
+    "storage",
+    "engine",
+    "tenant",
+    "chunk",
+    "embedding",
+    "token",
+    "parser",
+    "schema",
+    "replica",
+    "snapshot",
+    "compaction",
+    "cache",
+    "memory",
+    "thread",
+    "network",
+    "protocol",
+    "security",
+    "audit",
+];
+const ZH: &[&str] = &[
+    "知识库",
+    "中文分词",
+    "检索",
+    "向量",
+    "文档",
+    "排序",
+    "索引",
+    "查询",
+    "存储",
+    "引擎",
+    "租户",
+    "分块",
+    "模型",
+    "延迟",
+    "吞吐量",
+    "缓存",
+    "内存",
+    "线程",
+    "网络",
+    "协议",
+    "安全",
+    "审计",
+    "快照",
+    "副本",
+    "压缩",
+    "数据",
+];
+
+/// A small deterministic generator (xorshift), so every run ingests the same corpus.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+    fn pick<'a>(&mut self, words: &[&'a str]) -> &'a str {
+        words[(self.next() % words.len() as u64) as usize]
+    }
+}
+
+fn document(i: usize, size: usize, rng: &mut Rng) -> String {
+    let mut out = format!("# Document {i} {}\n\n", rng.pick(ZH));
+    while out.len() < size {
+        let chinese = rng.next() % 2 == 0;
+        let words = 20 + (rng.next() % 30) as usize;
+        for w in 0..words {
+            if chinese {
+                out.push_str(rng.pick(ZH));
+                if w % 7 == 6 {
+                    out.push('，');
+                }
+            } else {
+                out.push_str(rng.pick(EN));
+                out.push(' ');
+            }
+        }
+        out.push_str(if chinese { "。\n\n" } else { "item-" });
+        if !chinese {
+            out.push_str(&format!("{i}.\n\n"));
+        }
+        if rng.next() % 4 == 0 {
+            out.push_str(&format!("## Section {}\n\n", rng.pick(EN)));
+        }
+    }
+    out
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    let idx = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[idx.min(sorted.len() - 1)]
+}
+
+fn peak_rss_kib(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status
+        .lines()
+        .find(|l| l.starts_with("VmHWM:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse().ok())
+}
+
+struct Child(std::process::Child);
+
+impl Drop for Child {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+async fn ingest(args: IngestArgs) -> anyhow::Result<()> {
+    let temp;
+    let data_dir = match &args.data_dir {
+        Some(dir) => dir.clone(),
+        None => {
+            temp = std::env::temp_dir().join(format!("lore-bench-{}", std::process::id()));
+            temp.clone()
+        }
+    };
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0")?;
+        l.local_addr()?.port()
+    };
+    let exe = std::env::current_exe()?;
+    let mut cmd = std::process::Command::new(exe);
+    cmd.args(["serve", "--data-dir"])
+        .arg(&data_dir)
+        .args(["--listen", &format!("127.0.0.1:{port}")])
+        .env("LORE_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit());
+    if let Some(w) = args.workers {
+        cmd.args(["--workers", &w.to_string()]);
+    }
+    let child = Child(cmd.spawn().context("cannot start `lore serve`")?);
+    let pid = child.0.id();
+    let base = format!("http://127.0.0.1:{port}");
+    let http = reqwest::Client::builder().pool_max_idle_per_host(args.concurrency * 2).build()?;
+
+    let started = Instant::now();
+    loop {
+        if http.get(format!("{base}/healthz")).send().await.is_ok() {
+            break;
+        }
+        if started.elapsed() > Duration::from_secs(30) {
+            bail!("the server did not come up within 30 s");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let auth: Value = http
+        .post(format!("{base}/v1/auth/register"))
+        .json(&json!({"username": "bench", "email": "bench@example.com", "password": "bench-password"}))
+        .send()
+        .await?
+        .error_for_status()?
+        .json()
+        .await?;
+    let token = auth["token"].as_str().context("no token")?.to_string();
+    let kb: Value = http
+        .post(format!("{base}/v1/knowledge-bases"))
+        .bearer_auth(&token)
+        .json(&json!({"name": "bench"}))
+        .send()
+        .await?
+        .error_for_status()?
+        .json()
+        .await?;
+    let kb_id = kb["id"].as_str().context("no kb id")?.to_string();
+
+    let mut rng = Rng(0x2545F4914F6CDD1D);
+    let corpus: Vec<String> = (0..args.docs).map(|i| document(i, args.size, &mut rng)).collect();
+    let total_bytes: usize = corpus.iter().map(String::len).sum();
+    let corpus = Arc::new(corpus);
+    let next = Arc::new(AtomicUsize::new(0));
+
+    println!(
+        "lore bench ingest --docs {} --size {} --concurrency {}: {} Markdown documents, {:.1} MB, server workers: {}",
+        args.docs,
+        args.size,
+        args.concurrency,
+        args.docs,
+        total_bytes as f64 / 1e6,
+        args.workers.map(|w| w.to_string()).unwrap_or_else(|| "default".into())
+    );
+    let t0 = Instant::now();
+    let mut uploaders = Vec::new();
+    for _ in 0..args.concurrency {
+        let (http, corpus, next, base, token, kb_id) =
+            (http.clone(), corpus.clone(), next.clone(), base.clone(), token.clone(), kb_id.clone());
+        uploaders.push(tokio::spawn(async move {
+            loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                let Some(doc) = corpus.get(i) else { return Ok::<(), anyhow::Error>(()) };
+                let part = reqwest::multipart::Part::text(doc.clone()).file_name(format!("doc-{i}.md"));
+                let form = reqwest::multipart::Form::new().part("file", part);
+                let resp = http
+                    .post(format!("{base}/v1/knowledge-bases/{kb_id}/documents"))
+                    .bearer_auth(&token)
+                    .multipart(form)
+                    .send()
+                    .await?;
+                if resp.status().as_u16() != 202 {
+                    bail!("upload {i} answered {}: {}", resp.status(), resp.text().await.unwrap_or_default());
+                }
+            }
+        }));
+    }
+    for u in uploaders {
+        u.await??;
+    }
+    let uploaded = t0.elapsed();
+    loop {
+        let ready: Value = http.get(format!("{base}/readyz")).send().await?.json().await?;
+        if ready["queued_jobs"].as_i64() == Some(0) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let completed = t0.elapsed();
+    let failed: Value = http
+        .get(format!("{base}/v1/knowledge-bases/{kb_id}/documents?status=failed&limit=10"))
+        .bearer_auth(&token)
+        .send()
+        .await?
+        .json()
+        .await?;
+    let failed = failed["data"].as_array().map(Vec::len).unwrap_or(0);
+    let kb: Value =
+        http.get(format!("{base}/v1/knowledge-bases/{kb_id}")).bearer_auth(&token).send().await?.json().await?;
+    let secs = completed.as_secs_f64();
+    println!(
+        "ingest: {} docs accepted in {:.2} s, all completed in {:.2} s: {:.0} docs/s, {:.2} MB/s; {} chunks; failed: {}",
+        args.docs,
+        uploaded.as_secs_f64(),
+        secs,
+        args.docs as f64 / secs,
+        total_bytes as f64 / 1e6 / secs,
+        kb["chunk_count"],
+        failed
+    );
+
+    let mut queries = Vec::new();
+    for i in 0..(args.queries + 100) {
+        let q = match i % 3 {
+            0 => rng.pick(ZH).to_string(),
+            1 => format!("{} {}", rng.pick(EN), rng.pick(EN)),
+            _ => format!("{}{}", rng.pick(ZH), rng.pick(ZH)),
+        };
+        queries.push(q);
+    }
+    let mut client_ms = Vec::new();
+    let mut server_ms = Vec::new();
+    for (i, q) in queries.iter().enumerate() {
+        let t = Instant::now();
+        let resp: Value = http
+            .post(format!("{base}/v1/knowledge-bases/{kb_id}/search"))
+            .bearer_auth(&token)
+            .json(&json!({"query": q, "mode": "fulltext", "top_k": 10}))
+            .send()
+            .await?
+            .error_for_status()?
+            .json()
+            .await?;
+        if i >= 100 {
+            client_ms.push(t.elapsed().as_secs_f64() * 1000.0);
+            server_ms.push(resp["took_ms"].as_f64().unwrap_or(0.0));
+        }
+    }
+    client_ms.sort_by(f64::total_cmp);
+    server_ms.sort_by(f64::total_cmp);
+    println!(
+        "search (fulltext, top_k 10, {} queries, 1 client): p50 {:.2} ms, p99 {:.2} ms over HTTP; server-side p50 {:.2} ms, p99 {:.2} ms",
+        client_ms.len(),
+        percentile(&client_ms, 0.5),
+        percentile(&client_ms, 0.99),
+        percentile(&server_ms, 0.5),
+        percentile(&server_ms, 0.99)
+    );
+    let rss = peak_rss_kib(pid).map(|k| format!("{:.1} MiB", k as f64 / 1024.0)).unwrap_or_else(|| "n/a".into());
+    println!("server peak RSS: {rss}");
+    drop(child);
+    if args.data_dir.is_none() {
+        let _ = std::fs::remove_dir_all(&data_dir);
+    }
+    Ok(())
+}

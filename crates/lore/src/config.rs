@@ -1,0 +1,143 @@
+//! Server settings from three layers, later ones winning: config file < environment < flags.
+//! clap reads flags and `LORE_*` variables; the TOML file fills whatever both left open.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::{Args, ValueEnum};
+use lore_server::ServerConfig;
+use serde::Deserialize;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// TOML file with any of: data_dir, listen, max_upload_bytes, workers, session_ttl_hours, log_format.
+    #[arg(long, env = "LORE_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Where Lore keeps everything (database, blobs). Default: ./lore-data
+    #[arg(long, env = "LORE_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Address to listen on. Default: 127.0.0.1:8080
+    #[arg(long, env = "LORE_LISTEN")]
+    pub listen: Option<SocketAddr>,
+    /// Largest accepted upload in bytes. Default: 104857600 (100 MiB)
+    #[arg(long, env = "LORE_MAX_UPLOAD_BYTES")]
+    pub max_upload_bytes: Option<u64>,
+    /// Ingestion workers. Default: the number of CPU cores
+    #[arg(long, env = "LORE_WORKERS")]
+    pub workers: Option<usize>,
+    /// Lifetime of login sessions in hours. Default: 720 (30 days)
+    #[arg(long, env = "LORE_SESSION_TTL_HOURS")]
+    pub session_ttl_hours: Option<u64>,
+    /// Log format. Default: text
+    #[arg(long, env = "LORE_LOG_FORMAT", value_enum)]
+    pub log_format: Option<LogFormat>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileConfig {
+    data_dir: Option<PathBuf>,
+    listen: Option<SocketAddr>,
+    max_upload_bytes: Option<u64>,
+    workers: Option<usize>,
+    session_ttl_hours: Option<u64>,
+    log_format: Option<LogFormat>,
+}
+
+pub fn resolve(args: ServeArgs) -> anyhow::Result<(ServerConfig, LogFormat)> {
+    let file = match &args.config {
+        Some(path) => {
+            let text =
+                std::fs::read_to_string(path).with_context(|| format!("cannot read config file {}", path.display()))?;
+            toml::from_str::<FileConfig>(&text).with_context(|| format!("invalid config file {}", path.display()))?
+        }
+        None => FileConfig::default(),
+    };
+    let data_dir = args.data_dir.or(file.data_dir).unwrap_or_else(|| PathBuf::from("lore-data"));
+    let listen = args.listen.or(file.listen).unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 8080)));
+    let mut config = ServerConfig::new(data_dir, listen);
+    if let Some(bytes) = args.max_upload_bytes.or(file.max_upload_bytes) {
+        anyhow::ensure!(bytes > 0, "max_upload_bytes must be positive");
+        config.max_upload_bytes = bytes;
+    }
+    if let Some(workers) = args.workers.or(file.workers) {
+        config.workers = workers;
+    }
+    if let Some(hours) = args.session_ttl_hours.or(file.session_ttl_hours) {
+        anyhow::ensure!(hours > 0, "session_ttl_hours must be positive");
+        config.session_ttl = Duration::from_secs(hours * 3600);
+    }
+    let log_format = args.log_format.or(file.log_format).unwrap_or(LogFormat::Text);
+    Ok((config, log_format))
+}
+
+/// Structured logs to stderr; the level comes from `LORE_LOG` (default `info`).
+pub fn init_logging(format: LogFormat) {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_env("LORE_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let _ = match format {
+        LogFormat::Json => builder.json().try_init(),
+        LogFormat::Text => builder.try_init(),
+    };
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(config: Option<PathBuf>, listen: Option<&str>) -> ServeArgs {
+        ServeArgs {
+            config,
+            data_dir: None,
+            listen: listen.map(|l| l.parse().expect("addr")),
+            max_upload_bytes: None,
+            workers: None,
+            session_ttl_hours: None,
+            log_format: None,
+        }
+    }
+
+    #[test]
+    fn defaults_then_file_then_flags() {
+        let (config, format) = resolve(args(None, None)).expect("defaults");
+        assert_eq!(config.data_dir, PathBuf::from("lore-data"));
+        assert_eq!(config.listen.to_string(), "127.0.0.1:8080");
+        assert_eq!(config.max_upload_bytes, 100 * 1024 * 1024);
+        assert_eq!(format, LogFormat::Text);
+
+        let dir = tempfile::tempdir().expect("tempdir");
+        let file = dir.path().join("lore.toml");
+        std::fs::write(
+            &file,
+            "data_dir = \"/srv/lore\"\nlisten = \"0.0.0.0:9000\"\nworkers = 3\nlog_format = \"json\"\n",
+        )
+        .expect("write");
+        let (config, format) = resolve(args(Some(file.clone()), None)).expect("file");
+        assert_eq!(config.data_dir, PathBuf::from("/srv/lore"));
+        assert_eq!(config.listen.to_string(), "0.0.0.0:9000");
+        assert_eq!(config.workers, 3);
+        assert_eq!(format, LogFormat::Json);
+
+        let (config, _) = resolve(args(Some(file), Some("127.0.0.1:7000"))).expect("flags win");
+        assert_eq!(config.listen.to_string(), "127.0.0.1:7000");
+        assert_eq!(config.data_dir, PathBuf::from("/srv/lore"));
+    }
+
+    #[test]
+    fn unknown_keys_in_the_file_are_errors() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let file = dir.path().join("lore.toml");
+        std::fs::write(&file, "listen_addr = \"x\"\n").expect("write");
+        assert!(resolve(args(Some(file), None)).is_err());
+    }
+}
