@@ -99,10 +99,11 @@ impl<'a> Params<'a> {
     }
 
     fn finish(self) -> Result<()> {
-        if let Some(Value::String(unit)) = self.map.get("size_unit") {
-            if unit != "characters" && unit != "chars" {
-                return Err(invalid(format!("size_unit '{unit}' is not supported; sizes are counted in characters")));
-            }
+        if let Some(Value::String(unit)) = self.map.get("size_unit")
+            && unit != "characters"
+            && unit != "chars"
+        {
+            return Err(invalid(format!("size_unit '{unit}' is not supported; sizes are counted in characters")));
         }
         for key in self.map.keys() {
             if !self.known.contains(&key.as_str()) {

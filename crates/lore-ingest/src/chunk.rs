@@ -160,10 +160,10 @@ fn paragraphs(ix: &Indexed<'_>) -> Vec<(usize, usize)> {
                 j += 1;
             }
             let blank_follows = j < n && ix.char_at(j) == '\n';
-            if !has_blank_lines || blank_follows {
-                if let Some(s) = start.take() {
-                    spans.push((s, i));
-                }
+            if (!has_blank_lines || blank_follows)
+                && let Some(s) = start.take()
+            {
+                spans.push((s, i));
             }
         } else if start.is_none() && !c.is_whitespace() {
             start = Some(i);

@@ -41,7 +41,7 @@ pub fn decode(bytes: &[u8]) -> Result<Decoded> {
 
 /// UTF-16 without a BOM shows as NUL bytes in every other position of mostly-ASCII text.
 fn utf16_without_bom(bytes: &[u8]) -> Option<&'static Encoding> {
-    if bytes.len() < 4 || bytes.len() % 2 != 0 {
+    if bytes.len() < 4 || !bytes.len().is_multiple_of(2) {
         return None;
     }
     let pairs = bytes.len() / 2;

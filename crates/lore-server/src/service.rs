@@ -313,10 +313,10 @@ fn parse_settings(value: Value, user: &UserDefaults) -> ApiResult<KbSettings> {
     if let Some(config) = &settings.chunking_config {
         config.to_strategy(user)?;
     }
-    if let Some(mode) = settings.search_config.as_ref().and_then(|s| s.default_mode.as_deref()) {
-        if !matches!(mode, "fulltext" | "vector" | "hybrid") {
-            return Err(error(Code::ValidationFailed, "search_config.default_mode must be fulltext, vector or hybrid"));
-        }
+    if let Some(mode) = settings.search_config.as_ref().and_then(|s| s.default_mode.as_deref())
+        && !matches!(mode, "fulltext" | "vector" | "hybrid")
+    {
+        return Err(error(Code::ValidationFailed, "search_config.default_mode must be fulltext, vector or hybrid"));
     }
     Ok(settings)
 }
@@ -664,10 +664,10 @@ pub async fn search(
     if !(1..=MAX_TOP_K).contains(&top_k) {
         return Err(error(Code::ValidationFailed, format!("top_k must be between 1 and {MAX_TOP_K}")));
     }
-    if let Some(t) = req.similarity_threshold {
-        if !(0.0..=1.0).contains(&t) {
-            return Err(error(Code::ValidationFailed, "similarity_threshold must be between 0 and 1"));
-        }
+    if let Some(t) = req.similarity_threshold
+        && !(0.0..=1.0).contains(&t)
+    {
+        return Err(error(Code::ValidationFailed, "similarity_threshold must be between 0 and 1"));
     }
     let terms = lore_ingest::segment::query_terms(&query);
     let hits = state

@@ -10,7 +10,6 @@ use chrono::{DateTime, Utc};
 use lore_core::error::{Code, Error, Result};
 use lore_core::model::*;
 use lore_core::store::{ApiKeyRecord, SessionRecord, Store, Upload};
-use serde_json::Value;
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow, SqliteSynchronous,
 };
@@ -851,7 +850,7 @@ impl Store for SqliteStore {
     async fn document_for_job(&self, id: Id) -> Result<Option<Document>> {
         let sql = format!("SELECT {DOC_COLS} FROM documents WHERE id = ?");
         let row =
-            sqlx::query(AssertSqlSafe(sql)).bind(id.to_string()).fetch_optional(&self.writer).await.map_err(db_err)?;
+            sqlx::query(AssertSqlSafe(sql)).bind(id.to_string()).fetch_optional(&self.reader).await.map_err(db_err)?;
         row.as_ref().map(doc_from).transpose()
     }
 
@@ -880,6 +879,7 @@ impl Store for SqliteStore {
         if let Some(owner) = owner {
             let user_id = owner.text("user_id")?;
             let kb_id = owner.text("knowledge_base_id")?;
+            let kb_token = kb_token(owner.id("knowledge_base_id")?);
             let now = ts(lore_core::now());
             // A retried job replaces whatever an interrupted attempt left behind.
             sqlx::query("DELETE FROM document_chunks WHERE document_id = ?")
@@ -905,9 +905,10 @@ impl Store for SqliteStore {
                 .fetch_one(&mut *tx)
                 .await
                 .map_err(db_err)?;
-                sqlx::query("INSERT INTO chunk_fts (rowid, terms) VALUES (?, ?)")
+                sqlx::query("INSERT INTO chunk_fts (rowid, terms, kb) VALUES (?, ?, ?)")
                     .bind(seq)
                     .bind(&chunk.fts_terms)
+                    .bind(&kb_token)
                     .execute(&mut *tx)
                     .await
                     .map_err(db_err)?;
@@ -982,64 +983,139 @@ impl Store for SqliteStore {
         if query.terms.is_empty() {
             return Ok(Vec::new());
         }
-        let mut sql = String::from(
-            "SELECT c.id, c.document_id, c.knowledge_base_id, c.content, c.chunk_index, c.metadata, d.filename, d.title,
-                    -bm25(chunk_fts) AS score
-             FROM chunk_fts
-             JOIN document_chunks c ON c.seq = chunk_fts.rowid
-             JOIN documents d ON d.id = c.document_id
-             WHERE chunk_fts MATCH ? AND c.knowledge_base_id = ? AND c.user_id = ?
-               AND d.soft_deleted_at IS NULL AND d.status = 'completed'",
-        );
         let filters = &query.filters;
+        if filters.document_ids.as_ref().is_some_and(Vec::is_empty)
+            || filters.file_types.as_ref().is_some_and(Vec::is_empty)
+        {
+            return Ok(Vec::new());
+        }
+        // FTS5 ranks inside the index; only the best candidates are joined and filtered. When
+        // filters reject too many of them, the candidate window widens until it covers every match.
+        // CROSS JOIN fixes the join order: left to itself the planner scans the knowledge base's
+        // chunks by index and probes the hits, which is a hundred times slower.
+        let mut sql = String::from(
+            "WITH hits AS MATERIALIZED (
+                SELECT rowid AS seq, bm25(chunk_fts, 1.0, 0.0) AS rank FROM chunk_fts
+                WHERE chunk_fts MATCH ? ORDER BY rank LIMIT ?)
+             SELECT c.id, c.document_id, c.knowledge_base_id, c.content, c.chunk_index, c.metadata, d.filename,
+                    d.title, -hits.rank AS score
+             FROM hits
+             CROSS JOIN document_chunks c ON c.seq = hits.seq
+             CROSS JOIN documents d ON d.id = c.document_id
+             WHERE c.knowledge_base_id = ? AND c.user_id = ? AND d.soft_deleted_at IS NULL AND d.status = 'completed'",
+        );
         if let Some(ids) = &filters.document_ids {
-            if ids.is_empty() {
-                return Ok(Vec::new());
-            }
             sql.push_str(&format!(" AND c.document_id IN ({})", vec!["?"; ids.len()].join(", ")));
         }
         if let Some(types) = &filters.file_types {
-            if types.is_empty() {
-                return Ok(Vec::new());
-            }
             sql.push_str(&format!(" AND d.file_type IN ({})", vec!["?"; types.len()].join(", ")));
         }
-        let metadata: Vec<(String, &Value)> =
-            filters.metadata.iter().flatten().map(|(k, v)| (format!("$.\"{}\"", k.replace('"', "")), v)).collect();
+        let metadata: Vec<(String, String)> = filters
+            .metadata
+            .iter()
+            .flatten()
+            .map(|(k, v)| Ok((format!("$.\"{}\"", k.replace('"', "")), json_text(v)?)))
+            .collect::<Result<_>>()?;
         for _ in &metadata {
             sql.push_str(" AND json_extract(d.metadata, ?) IS json_extract(?, '$')");
         }
-        sql.push_str(" ORDER BY bm25(chunk_fts) LIMIT ?");
-        let mut q = sqlx::query(AssertSqlSafe(sql))
-            .bind(fts_match(&query.terms))
-            .bind(query.knowledge_base_id.to_string())
-            .bind(query.user_id.to_string());
-        for id in filters.document_ids.iter().flatten() {
-            q = q.bind(id.to_string());
+        sql.push_str(" ORDER BY hits.rank LIMIT ?");
+        let terms = self.selective_terms(&query.terms).await?;
+        if terms.is_empty() {
+            return Ok(Vec::new());
         }
-        for t in filters.file_types.iter().flatten() {
-            q = q.bind(t.clone());
+        let expression = format!("kb : {} AND terms : ({})", kb_token(query.knowledge_base_id), fts_match(&terms));
+        let top_k = i64::from(query.top_k);
+        let mut window = top_k * 4 + 32;
+        loop {
+            let mut q = sqlx::query(AssertSqlSafe(sql.clone()))
+                .bind(&expression)
+                .bind(window)
+                .bind(query.knowledge_base_id.to_string())
+                .bind(query.user_id.to_string());
+            for id in filters.document_ids.iter().flatten() {
+                q = q.bind(id.to_string());
+            }
+            for t in filters.file_types.iter().flatten() {
+                q = q.bind(t.clone());
+            }
+            for (path, value) in &metadata {
+                q = q.bind(path.clone()).bind(value.clone());
+            }
+            let rows = q.bind(top_k).fetch_all(&self.reader).await.map_err(db_err)?;
+            if rows.len() as i64 >= top_k || window < 0 {
+                return rows.iter().map(hit_from).collect();
+            }
+            let matches: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM chunk_fts WHERE chunk_fts MATCH ?")
+                .bind(&expression)
+                .fetch_one(&self.reader)
+                .await
+                .map_err(db_err)?;
+            if matches <= window {
+                return rows.iter().map(hit_from).collect();
+            }
+            window = if window * 8 >= matches { -1 } else { window * 8 };
         }
-        for (path, value) in &metadata {
-            q = q.bind(path.clone()).bind(json_text(value)?);
-        }
-        let rows = q.bind(i64::from(query.top_k)).fetch_all(&self.reader).await.map_err(db_err)?;
-        rows.iter()
-            .map(|r| {
-                Ok(ChunkHit {
-                    chunk_id: r.id("id")?,
-                    document_id: r.id("document_id")?,
-                    knowledge_base_id: r.id("knowledge_base_id")?,
-                    filename: r.text("filename")?,
-                    title: r.opt_text("title")?,
-                    content: r.text("content")?,
-                    score: r.try_get("score").map_err(db_err)?,
-                    chunk_index: r.int("chunk_index")?,
-                    metadata: r.json("metadata")?,
-                })
-            })
-            .collect()
     }
+}
+
+/// A term found in more than this share of all chunks is "common" (的, the, 是 ...).
+const COMMON_TERM_SHARE: f64 = 0.2;
+/// Below this many chunks, frequencies say little and every query is cheap anyway.
+const MIN_CHUNKS_FOR_PRUNING: i64 = 1000;
+/// Longer queries keep their rarest terms.
+const MAX_QUERY_TERMS: usize = 32;
+
+impl SqliteStore {
+    /// The terms worth ranking by. BM25 gives common terms almost no weight, yet FTS5 must score
+    /// every chunk that holds one; so when a query has rarer terms, its common ones are dropped
+    /// (the idea of Lucene's common-terms query). A query of only common terms keeps them all.
+    async fn selective_terms(&self, terms: &[String]) -> Result<Vec<String>> {
+        if terms.len() < 2 {
+            return Ok(terms.to_vec());
+        }
+        let total: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(seq), 0) FROM document_chunks")
+            .fetch_one(&self.reader)
+            .await
+            .map_err(db_err)?;
+        let mut with_df = Vec::with_capacity(terms.len());
+        for term in terms {
+            let df: Option<i64> = sqlx::query_scalar("SELECT doc FROM chunk_fts_terms WHERE term = ?")
+                .bind(term)
+                .fetch_optional(&self.reader)
+                .await
+                .map_err(db_err)?;
+            with_df.push((term.clone(), df.unwrap_or(0)));
+        }
+        // A term no chunk holds cannot match; with none left, nothing can.
+        with_df.retain(|(_, df)| *df > 0);
+        let limit = (total as f64 * COMMON_TERM_SHARE) as i64;
+        if total >= MIN_CHUNKS_FOR_PRUNING && with_df.iter().any(|(_, df)| *df <= limit) {
+            with_df.retain(|(_, df)| *df <= limit);
+        }
+        with_df.sort_by_key(|(_, df)| *df);
+        with_df.truncate(MAX_QUERY_TERMS);
+        Ok(with_df.into_iter().map(|(t, _)| t).collect())
+    }
+}
+
+fn hit_from(r: &SqliteRow) -> Result<ChunkHit> {
+    Ok(ChunkHit {
+        chunk_id: r.id("id")?,
+        document_id: r.id("document_id")?,
+        knowledge_base_id: r.id("knowledge_base_id")?,
+        filename: r.text("filename")?,
+        title: r.opt_text("title")?,
+        content: r.text("content")?,
+        score: r.try_get("score").map_err(db_err)?,
+        chunk_index: r.int("chunk_index")?,
+        metadata: r.json("metadata")?,
+    })
+}
+
+/// The full-text token that stands for a knowledge base (letters and digits only).
+fn kb_token(id: Id) -> String {
+    format!("kb{}", id.simple())
 }
 
 impl SqliteStore {

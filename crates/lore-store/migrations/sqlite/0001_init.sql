@@ -195,8 +195,11 @@ CREATE INDEX idx_chunks_created_at ON document_chunks(created_at);
 CREATE INDEX idx_chunks_content_hash ON document_chunks(content_hash);
 
 -- Full text over the text Lore segmented itself (jieba for Chinese, Unicode words otherwise),
--- stored as space-separated lowercase terms; rowid = document_chunks.seq.
-CREATE VIRTUAL TABLE chunk_fts USING fts5(terms, tokenize = 'unicode61 remove_diacritics 0');
+-- stored as space-separated lowercase terms; rowid = document_chunks.seq. `kb` holds one token
+-- naming the knowledge base, so a query is narrowed to it inside the index, before ranking.
+CREATE VIRTUAL TABLE chunk_fts USING fts5(terms, kb, tokenize = 'unicode61 remove_diacritics 0');
+-- Document frequency of each term, for query planning.
+CREATE VIRTUAL TABLE chunk_fts_terms USING fts5vocab(chunk_fts, 'row');
 
 CREATE TABLE api_keys (
     id                TEXT PRIMARY KEY,

@@ -1,0 +1,326 @@
+//! The storage conformance suite: behaviour every `Store` implementation must have, written
+//! against the trait so that each backend runs the same checks.
+
+use std::time::Duration;
+
+use lore_core::model::*;
+use lore_core::store::{Store, Upload};
+use lore_store::SqliteStore;
+use serde_json::json;
+
+async fn sqlite() -> (SqliteStore, tempfile::TempDir) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = SqliteStore::open(&dir.path().join("lore.db")).await.expect("open");
+    (store, dir)
+}
+
+async fn user(store: &dyn Store, name: &str) -> User {
+    store
+        .create_user(NewUser {
+            username: name.into(),
+            email: format!("{name}@example.com"),
+            password_hash: "x".into(),
+            full_name: None,
+            first_name: None,
+            last_name: None,
+        })
+        .await
+        .expect("user")
+}
+
+async fn kb(store: &dyn Store, owner: Id) -> KnowledgeBase {
+    store
+        .create_knowledge_base(NewKnowledgeBase {
+            user_id: owner,
+            name: "kb".into(),
+            description: None,
+            icon_url: None,
+            settings: KbSettings::default(),
+        })
+        .await
+        .expect("kb")
+}
+
+async fn document(store: &dyn Store, owner: Id, kb: Id, hash: &str, size: i64) -> Document {
+    match store
+        .create_document(NewDocument {
+            knowledge_base_id: kb,
+            user_id: owner,
+            uploaded_by: Some(owner),
+            filename: format!("{hash}.md"),
+            file_type: "markdown".into(),
+            file_type_id: None,
+            file_size: size,
+            mime_type: "text/markdown".into(),
+            file_hash: hash.into(),
+            file_path: format!("blobs/{hash}"),
+            metadata: json!({"lang": "zh"}),
+            chunking_config: None,
+        })
+        .await
+        .expect("document")
+    {
+        Upload::Created(d) => d,
+        Upload::Duplicate(d) => panic!("unexpected duplicate {}", d.id),
+    }
+}
+
+fn processed(texts: &[(&str, &str)]) -> ProcessedDocument {
+    ProcessedDocument {
+        title: Some("标题".into()),
+        raw_content: "raw".into(),
+        processed_content: "processed".into(),
+        source_metadata: json!({}),
+        chunks: texts
+            .iter()
+            .enumerate()
+            .map(|(i, (content, terms))| NewChunk {
+                content: content.to_string(),
+                content_hash: format!("h{i}"),
+                chunk_index: i as i64,
+                metadata: json!({}),
+                fts_terms: terms.to_string(),
+            })
+            .collect(),
+        log: vec![LogEntry::new("index", "done")],
+    }
+}
+
+/// Claims the next job, which must belong to `doc`, and completes it.
+async fn process(store: &dyn Store, doc: Id, texts: &[(&str, &str)]) {
+    let job = store.claim_job("test", Duration::from_secs(60)).await.expect("claim").expect("a job");
+    assert_eq!(job.document_id, Some(doc));
+    store.complete_document(&job, doc, processed(texts)).await.expect("complete");
+}
+
+async fn kb_stats(store: &dyn Store, owner: Id, id: Id) -> (i64, i64, i64) {
+    let kb = store.get_knowledge_base(owner, id).await.expect("get").expect("kb");
+    (kb.document_count, kb.chunk_count, kb.total_size_bytes)
+}
+
+async fn search(store: &dyn Store, owner: Id, kb: Id, terms: &[&str], filters: SearchFilters) -> Vec<ChunkHit> {
+    store
+        .search_fulltext(&FulltextQuery {
+            user_id: owner,
+            knowledge_base_id: kb,
+            terms: terms.iter().map(|t| t.to_string()).collect(),
+            top_k: 10,
+            filters,
+        })
+        .await
+        .expect("search")
+}
+
+async fn statistics_are_kept_by_the_database(store: &dyn Store) {
+    let owner = user(store, "stats").await;
+    let kb = kb(store, owner.id).await;
+    let a = document(store, owner.id, kb.id, "aaa", 100).await;
+    let b = document(store, owner.id, kb.id, "bbb", 50).await;
+    assert_eq!(kb_stats(store, owner.id, kb.id).await, (2, 0, 150));
+    process(store, a.id, &[("一", "一"), ("二", "二")]).await;
+    process(store, b.id, &[("三", "三")]).await;
+    assert_eq!(kb_stats(store, owner.id, kb.id).await, (2, 3, 150));
+    assert_eq!(store.get_document(owner.id, a.id).await.expect("get").expect("doc").chunk_count, 2);
+    assert_eq!(store.get_user(owner.id).await.expect("get").expect("user").storage_used, 150);
+
+    store.soft_delete_document(owner.id, a.id, lore_core::now()).await.expect("delete").expect("doc");
+    assert_eq!(kb_stats(store, owner.id, kb.id).await, (1, 1, 50));
+    assert_eq!(store.get_user(owner.id).await.expect("get").expect("user").storage_used, 150, "blob still stored");
+    store.restore_document(owner.id, a.id).await.expect("restore").expect("doc");
+    assert_eq!(kb_stats(store, owner.id, kb.id).await, (2, 3, 150));
+
+    let paths = store.delete_knowledge_base(owner.id, kb.id).await.expect("delete").expect("kb existed");
+    assert_eq!(paths.len(), 2);
+    assert_eq!(store.get_user(owner.id).await.expect("get").expect("user").storage_used, 0);
+    assert!(!store.blob_in_use("blobs/aaa").await.expect("in use"));
+}
+
+async fn the_queue_leases_retries_and_replaces(store: &dyn Store) {
+    let owner = user(store, "queue").await;
+    let kb = kb(store, owner.id).await;
+    let first = document(store, owner.id, kb.id, "q1", 1).await;
+    let second = document(store, owner.id, kb.id, "q2", 1).await;
+    assert_eq!(store.pending_jobs().await.expect("pending"), 2);
+
+    let job1 = store.claim_job("w1", Duration::from_secs(60)).await.expect("claim").expect("job");
+    assert_eq!(job1.document_id, Some(first.id), "oldest first");
+    assert_eq!(job1.attempts, 1);
+    assert_eq!(store.document_for_job(first.id).await.expect("doc").expect("doc").status, DocStatus::Processing);
+    let job2 = store.claim_job("w2", Duration::ZERO).await.expect("claim").expect("job");
+    assert_eq!(job2.document_id, Some(second.id));
+    // A lease that ran out makes the job claimable again; a live lease does not.
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    let again = store.claim_job("w3", Duration::from_secs(60)).await.expect("claim").expect("expired lease");
+    assert_eq!((again.document_id, again.attempts), (Some(second.id), 2));
+    assert!(store.claim_job("w4", Duration::from_secs(60)).await.expect("claim").is_none());
+
+    // Completing twice (a retried job) replaces chunks instead of duplicating them.
+    store.complete_document(&job1, first.id, processed(&[("甲", "甲"), ("乙", "乙")])).await.expect("complete");
+    store.complete_document(&job1, first.id, processed(&[("丙", "丙")])).await.expect("complete again");
+    let chunks = store.list_chunks(owner.id, first.id).await.expect("chunks");
+    assert_eq!(chunks.iter().map(|c| c.content.as_str()).collect::<Vec<_>>(), vec!["丙"]);
+    assert!(search(store, owner.id, kb.id, &["甲"], SearchFilters::default()).await.is_empty());
+    assert_eq!(kb_stats(store, owner.id, kb.id).await.1, 1);
+
+    // After a crash every running job is queued again.
+    assert_eq!(store.release_all_jobs().await.expect("release"), 1);
+    assert_eq!(store.document_for_job(second.id).await.expect("doc").expect("doc").status, DocStatus::Pending);
+    let job = store.claim_job("w5", Duration::from_secs(60)).await.expect("claim").expect("released job");
+    store
+        .fail_document(&job, second.id, "corrupt_file", "broken", vec![LogEntry::new("failed", "broken")])
+        .await
+        .expect("fail");
+    let failed = store.get_document(owner.id, second.id).await.expect("get").expect("doc");
+    assert_eq!((failed.status, failed.error_code.as_deref()), (DocStatus::Failed, Some("corrupt_file")));
+    assert_eq!(failed.processing_log.last().map(|e| e.stage.as_str()), Some("failed"));
+    assert_eq!(store.pending_jobs().await.expect("pending"), 0);
+}
+
+async fn tenants_are_isolated(store: &dyn Store) {
+    let alice = user(store, "alice").await;
+    let bob = user(store, "bob").await;
+    let kb = kb(store, alice.id).await;
+    let doc = document(store, alice.id, kb.id, "secret", 10).await;
+    process(store, doc.id, &[("机密", "机密")]).await;
+    assert!(store.get_knowledge_base(bob.id, kb.id).await.expect("get").is_none());
+    assert!(store.get_document(bob.id, doc.id).await.expect("get").is_none());
+    assert!(store.list_chunks(bob.id, doc.id).await.expect("chunks").is_empty());
+    assert!(store.list_knowledge_bases(bob.id).await.expect("list").is_empty());
+    assert!(store.soft_delete_document(bob.id, doc.id, lore_core::now()).await.expect("delete").is_none());
+    assert!(store.delete_knowledge_base(bob.id, kb.id).await.expect("delete").is_none());
+    assert!(store.update_knowledge_base(bob.id, kb.id, KbPatch::default()).await.expect("update").is_none());
+    assert!(search(store, bob.id, kb.id, &["机密"], SearchFilters::default()).await.is_empty());
+    assert_eq!(search(store, alice.id, kb.id, &["机密"], SearchFilters::default()).await.len(), 1);
+}
+
+async fn fulltext_ranks_filters_and_hides_deleted(store: &dyn Store) {
+    let owner = user(store, "searcher").await;
+    let kb = kb(store, owner.id).await;
+    let a = document(store, owner.id, kb.id, "fa", 1).await;
+    let b = document(store, owner.id, kb.id, "fb", 1).await;
+    process(store, a.id, &[("中文分词 中文分词", "中文 分词 中文 分词"), ("other", "other")]).await;
+    process(store, b.id, &[("中文", "中文 搜索 引擎 很多 其他 词语")]).await;
+    let hits = search(store, owner.id, kb.id, &["中文", "分词"], SearchFilters::default()).await;
+    assert_eq!(hits.len(), 2);
+    assert_eq!(hits[0].document_id, a.id, "more matching terms rank higher");
+    assert!(hits[0].score >= hits[1].score);
+    // Terms that look like FTS syntax are data, not operators.
+    assert!(search(store, owner.id, kb.id, &["\"", "AND", "*", "NEAR("], SearchFilters::default()).await.is_empty());
+
+    let only_b = SearchFilters { document_ids: Some(vec![b.id]), ..Default::default() };
+    assert_eq!(search(store, owner.id, kb.id, &["中文"], only_b).await.len(), 1);
+    let meta = SearchFilters {
+        metadata: Some(json!({"lang": "zh"}).as_object().cloned().expect("map")),
+        ..Default::default()
+    };
+    assert_eq!(search(store, owner.id, kb.id, &["中文"], meta).await.len(), 2);
+    let meta = SearchFilters {
+        metadata: Some(json!({"lang": "en"}).as_object().cloned().expect("map")),
+        ..Default::default()
+    };
+    assert!(search(store, owner.id, kb.id, &["中文"], meta).await.is_empty());
+    let types = SearchFilters { file_types: Some(vec!["pdf".into()]), ..Default::default() };
+    assert!(search(store, owner.id, kb.id, &["中文"], types).await.is_empty());
+
+    store.soft_delete_document(owner.id, a.id, lore_core::now()).await.expect("delete");
+    let hits = search(store, owner.id, kb.id, &["中文", "分词"], SearchFilters::default()).await;
+    assert_eq!(hits.iter().map(|h| h.document_id).collect::<Vec<_>>(), vec![b.id]);
+}
+
+async fn common_terms_do_not_drown_selective_ones(store: &dyn Store) {
+    let owner = user(store, "pruner").await;
+    let kb = kb(store, owner.id).await;
+    let doc = document(store, owner.id, kb.id, "big", 1).await;
+    let texts: Vec<(String, String)> = (0..1200)
+        .map(|i| {
+            if i == 600 {
+                ("的 罕见词".to_string(), "的 罕见词".to_string())
+            } else {
+                ("的".into(), "的".into())
+            }
+        })
+        .collect();
+    let refs: Vec<(&str, &str)> = texts.iter().map(|(a, b)| (a.as_str(), b.as_str())).collect();
+    process(store, doc.id, &refs).await;
+    let hits = search(store, owner.id, kb.id, &["的", "罕见词"], SearchFilters::default()).await;
+    assert_eq!(hits.len(), 1, "the rare term decides");
+    assert_eq!(hits[0].content, "的 罕见词");
+    let hits = search(store, owner.id, kb.id, &["的"], SearchFilters::default()).await;
+    assert_eq!(hits.len(), 10, "a query of only common terms still answers");
+    assert!(search(store, owner.id, kb.id, &["不存在", "也没有"], SearchFilters::default()).await.is_empty());
+}
+
+async fn accounts_sessions_and_keys(store: &dyn Store) {
+    let u = user(store, "Keeper").await;
+    let dup = store
+        .create_user(NewUser {
+            username: "keeper".into(),
+            email: "other@example.com".into(),
+            password_hash: "x".into(),
+            full_name: None,
+            first_name: None,
+            last_name: None,
+        })
+        .await
+        .expect_err("usernames are unique regardless of case");
+    assert_eq!(dup.code, lore_core::error::Code::UsernameTaken);
+    let (found, hash) = store.find_login("KEEPER@example.com").await.expect("find").expect("by email");
+    assert_eq!((found.id, hash.as_str()), (u.id, "x"));
+
+    let expires = lore_core::now() + chrono::Duration::hours(1);
+    store.create_session(u.id, "tokhash", expires, Some("127.0.0.1"), None).await.expect("session");
+    let s = store.find_session("tokhash").await.expect("find").expect("session");
+    assert_eq!((s.user.id, s.expires_at), (u.id, expires));
+    store.delete_session("tokhash").await.expect("delete");
+    assert!(store.find_session("tokhash").await.expect("find").is_none());
+
+    let key = store
+        .create_api_key(NewApiKey {
+            user_id: u.id,
+            knowledge_base_id: None,
+            name: "k".into(),
+            description: None,
+            key_hash: "keyhash".into(),
+            key_prefix: "lore_abcdefg".into(),
+            key_suffix: "wxyz".into(),
+            scopes: vec![Scope::Search, Scope::Read],
+            rate_limit: Some(60),
+            daily_quota: None,
+            monthly_quota: None,
+            expires_at: None,
+            security: json!({}),
+        })
+        .await
+        .expect("key");
+    let rec = store.find_api_key("keyhash").await.expect("find").expect("key");
+    assert_eq!((rec.key.id, rec.key.scopes.clone(), rec.user.id), (key.id, vec![Scope::Search, Scope::Read], u.id));
+    store.record_api_key_use(key.id, lore_core::now(), Some("10.0.0.1")).await.expect("use");
+    assert!(store.revoke_api_key(u.id, key.id, lore_core::now()).await.expect("revoke"));
+    let rec = store.find_api_key("keyhash").await.expect("find").expect("key");
+    assert!(!rec.key.is_active && rec.key.revoked_at.is_some());
+    assert_eq!(rec.key.last_used_ip.as_deref(), Some("10.0.0.1"));
+    let other = user(store, "other").await;
+    assert!(!store.revoke_api_key(other.id, key.id, lore_core::now()).await.expect("revoke"));
+}
+
+#[tokio::test]
+async fn sqlite_conformance() {
+    let (store, _dir) = sqlite().await;
+    statistics_are_kept_by_the_database(&store).await;
+    the_queue_leases_retries_and_replaces(&store).await;
+    tenants_are_isolated(&store).await;
+    fulltext_ranks_filters_and_hides_deleted(&store).await;
+    accounts_sessions_and_keys(&store).await;
+    common_terms_do_not_drown_selective_ones(&store).await;
+}
+
+#[tokio::test]
+async fn sqlite_migrations_are_idempotent_and_data_survives_reopening() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("lore.db");
+    let store = SqliteStore::open(&path).await.expect("open");
+    let u = user(&store, "persist").await;
+    store.close().await;
+    let store = SqliteStore::open(&path).await.expect("reopen");
+    assert!(store.get_user(u.id).await.expect("get").is_some());
+}
