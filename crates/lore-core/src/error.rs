@@ -81,6 +81,13 @@ codes! {
     DuplicateDocument => ("duplicate_document", Conflict, 409),
     KnowledgeBaseArchived => ("knowledge_base_archived", Conflict, 409),
     NotDeleted => ("not_deleted", Conflict, 409),
+    // Limits
+    RateLimited => ("rate_limited", RateLimited, 429),
+    QuotaExceeded => ("quota_exceeded", RateLimited, 429),
+    TooManyLoginAttempts => ("too_many_login_attempts", RateLimited, 429),
+    IpNotAllowed => ("ip_not_allowed", Permission, 403),
+    OriginNotAllowed => ("origin_not_allowed", Permission, 403),
+    SuperuserRequired => ("superuser_required", Permission, 403),
     // Document processing (stored on the failed document, also usable in responses)
     UnsupportedFileType => ("unsupported_file_type", InvalidRequest, 415),
     CorruptFile => ("corrupt_file", InvalidRequest, 422),

@@ -274,6 +274,7 @@ pub struct NewDocument {
     pub file_path: String,
     pub metadata: Value,
     pub chunking_config: Option<ChunkingConfig>,
+    pub expires_at: Option<Timestamp>,
 }
 
 /// The extracted text of a document, returned on request only (it can be large).
@@ -379,4 +380,107 @@ pub struct UserDefaults {
     pub default_chunk_overlap: Option<i64>,
     pub default_similarity_threshold: Option<f64>,
     pub max_search_results: Option<i64>,
+}
+
+/// The counters of an API key after counting one more request (or, when `allowed` is false,
+/// as they stood when the request was refused).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct KeyUsage {
+    pub allowed: bool,
+    pub rate_limit: Option<i64>,
+    pub rate_count: i64,
+    pub daily_quota: Option<i64>,
+    pub usage_today: i64,
+    pub monthly_quota: Option<i64>,
+    pub usage_month: i64,
+}
+
+/// One request made with an API key, as `api_usage_logs` records it.
+#[derive(Debug, Clone, Serialize)]
+pub struct UsageLog {
+    pub id: Id,
+    pub api_key_id: Option<Id>,
+    pub user_id: Id,
+    /// The route template (`/v1/knowledge-bases/{id}/search`), never the concrete path.
+    pub endpoint: String,
+    pub method: String,
+    pub request_body: Option<Value>,
+    pub status_code: i64,
+    pub response_time_ms: i64,
+    pub error_message: Option<String>,
+    pub ip_address: Option<String>,
+    pub user_agent: Option<String>,
+    pub created_at: Timestamp,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct UsageQuery {
+    pub api_key_id: Option<Id>,
+    pub from: Option<Timestamp>,
+    pub to: Option<Timestamp>,
+    /// Only successes (status < 400) or only errors.
+    pub errors: Option<bool>,
+    pub endpoint: Option<String>,
+    pub limit: i64,
+    pub offset: i64,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct DailyUsage {
+    /// UTC day, `YYYY-MM-DD`.
+    pub day: String,
+    pub requests: i64,
+    pub errors: i64,
+    pub avg_response_ms: f64,
+}
+
+/// The user's KnowledgeBaseConfig as stored. Secret fields hold ciphertext: the store never sees
+/// a provider key in clear.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct UserConfig {
+    pub default_embedding_model: Option<String>,
+    pub default_chunk_size: Option<i64>,
+    pub default_chunk_overlap: Option<i64>,
+    pub document_retention_days: Option<i64>,
+    pub conversation_retention_days: Option<i64>,
+    pub default_similarity_threshold: Option<f64>,
+    pub max_search_results: Option<i64>,
+    pub sync_notifications: bool,
+    pub error_notifications: bool,
+    pub openai_api_key: Option<String>,
+    pub anthropic_api_key: Option<String>,
+    pub cohere_api_key: Option<String>,
+    pub openai_base_url: Option<String>,
+    pub anthropic_base_url: Option<String>,
+    pub cohere_base_url: Option<String>,
+    pub webhook_url: Option<String>,
+    pub webhook_secret: Option<String>,
+    pub updated_at: Option<Timestamp>,
+}
+
+impl UserConfig {
+    /// A new user's configuration: every default unset, notifications on.
+    pub fn initial() -> Self {
+        UserConfig { sync_notifications: true, error_notifications: true, ..Default::default() }
+    }
+
+    pub fn defaults(&self) -> UserDefaults {
+        UserDefaults {
+            default_chunk_size: self.default_chunk_size,
+            default_chunk_overlap: self.default_chunk_overlap,
+            default_similarity_threshold: self.default_similarity_threshold,
+            max_search_results: self.max_search_results,
+        }
+    }
+}
+
+/// What one maintenance pass removed.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct PurgeReport {
+    pub documents_expired: u64,
+    pub documents_purged: u64,
+    pub blobs_deleted: u64,
+    pub conversations_purged: u64,
+    pub usage_logs_purged: u64,
+    pub sessions_purged: u64,
 }

@@ -55,6 +55,22 @@ pub trait Store: Send + Sync + 'static {
     /// Removes sessions that expired before `now`; returns how many.
     async fn purge_expired_sessions(&self, now: Timestamp) -> Result<u64>;
     async fn user_defaults(&self, user_id: Id) -> Result<UserDefaults>;
+    /// Revokes every session of a user except the one with `keep` (its token hash).
+    async fn revoke_sessions(&self, user_id: Id, keep: Option<&str>) -> Result<u64>;
+    async fn set_password(&self, user_id: Id, password_hash: &str) -> Result<()>;
+    async fn list_users(&self, limit: i64, offset: i64) -> Result<Vec<User>>;
+    /// Activates or deactivates an account; `None` if there is no such user.
+    async fn set_user_active(&self, user_id: Id, active: bool) -> Result<Option<User>>;
+    /// Makes a user a superuser (the first account, or an operator's choice).
+    async fn set_superuser(&self, user_id: Id, superuser: bool) -> Result<()>;
+    async fn count_users(&self) -> Result<i64>;
+
+    // ---- the user's configuration (secret fields are ciphertext)
+    async fn get_user_config(&self, user_id: Id) -> Result<Option<UserConfig>>;
+    async fn put_user_config(&self, user_id: Id, config: &UserConfig) -> Result<UserConfig>;
+    /// Rewrites every encrypted value (provider keys, webhook secrets, data-source credentials)
+    /// through `f`, in one transaction: how the master key is rotated. Returns how many changed.
+    async fn reencrypt_secrets(&self, f: &(dyn for<'s> Fn(&'s str) -> Result<String> + Send + Sync)) -> Result<u64>;
 
     // ---- API keys
     async fn create_api_key(&self, key: NewApiKey) -> Result<ApiKey>;
@@ -62,7 +78,13 @@ pub trait Store: Send + Sync + 'static {
     /// Deactivates a key for good. `false` if the user has no such key.
     async fn revoke_api_key(&self, user_id: Id, key_id: Id, at: Timestamp) -> Result<bool>;
     async fn find_api_key(&self, key_hash: &str) -> Result<Option<ApiKeyRecord>>;
-    async fn record_api_key_use(&self, key_id: Id, at: Timestamp, ip: Option<&str>) -> Result<()>;
+    /// Counts one request against the key's per-minute rate limit and daily/monthly quotas, in
+    /// one atomic step: either every counter moves (and `last_used_at`/`last_used_ip` with them)
+    /// or, when a limit is reached, none does.
+    async fn count_api_key_request(&self, key_id: Id, now: Timestamp, ip: Option<&str>) -> Result<KeyUsage>;
+    async fn insert_usage_logs(&self, logs: &[UsageLog]) -> Result<()>;
+    async fn list_usage_logs(&self, user_id: Id, query: &UsageQuery) -> Result<Vec<UsageLog>>;
+    async fn daily_usage(&self, user_id: Id, query: &UsageQuery) -> Result<Vec<DailyUsage>>;
 
     // ---- knowledge bases
     async fn create_knowledge_base(&self, kb: NewKnowledgeBase) -> Result<KnowledgeBase>;
@@ -112,6 +134,17 @@ pub trait Store: Send + Sync + 'static {
         message: &str,
         log: Vec<LogEntry>,
     ) -> Result<()>;
+    // ---- retention
+    /// Soft-deletes documents whose `expires_at` has passed.
+    async fn expire_documents(&self, now: Timestamp) -> Result<u64>;
+    /// Hard-deletes documents soft-deleted before `before`, with their chunks. Returns the blob
+    /// keys they used (the caller deletes those no other document shares).
+    async fn purge_deleted_documents(&self, before: Timestamp) -> Result<Vec<String>>;
+    /// Deletes conversations older than their owner's `conversation_retention_days`.
+    async fn purge_conversations(&self, now: Timestamp) -> Result<u64>;
+    /// Deletes usage logs of successful requests before `success_before`, of errors before `error_before`.
+    async fn purge_usage_logs(&self, success_before: Timestamp, error_before: Timestamp) -> Result<u64>;
+
     /// Counts jobs waiting or running (the queue depth).
     async fn pending_jobs(&self) -> Result<i64>;
 

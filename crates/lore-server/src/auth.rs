@@ -13,6 +13,12 @@ use sha2::{Digest, Sha256};
 
 use crate::error::{ApiError, error};
 use crate::state::AppState;
+use crate::usage::{KeyRequest, RequestRecord};
+use lore_core::limits::{self, Decision};
+use std::collections::{HashMap, VecDeque};
+use std::net::IpAddr;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 pub const API_KEY_PREFIX: &str = "lore_";
 pub const SESSION_PREFIX: &str = "lss_";
@@ -107,9 +113,134 @@ impl Principal {
         }
     }
 
+    pub fn require_superuser(&self) -> Result<(), ApiError> {
+        self.require_session()?;
+        if !self.user.is_superuser {
+            return Err(error(Code::SuperuserRequired, "only an administrator may do this"));
+        }
+        Ok(())
+    }
+
     /// The knowledge base a key is bound to, if any.
     pub fn bound_knowledge_base(&self) -> Option<Id> {
         self.api_key().and_then(|k| k.knowledge_base_id)
+    }
+}
+
+/// The key's `security` settings: `allowed_ips` (addresses or CIDR blocks) and
+/// `allowed_origins` (checked when the request carries an `Origin`, as browsers send).
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KeySecurity {
+    #[serde(default)]
+    pub allowed_ips: Vec<String>,
+    #[serde(default)]
+    pub allowed_origins: Vec<String>,
+}
+
+impl KeySecurity {
+    pub fn parse(value: &serde_json::Value) -> Result<KeySecurity> {
+        let security: KeySecurity = serde_json::from_value(value.clone()).map_err(|e| {
+            Error::validation(format!("security must be {{\"allowed_ips\": [...], \"allowed_origins\": [...]}}: {e}"))
+        })?;
+        for entry in &security.allowed_ips {
+            parse_net(entry)
+                .ok_or_else(|| Error::validation(format!("'{entry}' is not an IP address or CIDR block")))?;
+        }
+        Ok(security)
+    }
+}
+
+fn parse_net(entry: &str) -> Option<ipnet::IpNet> {
+    entry.parse::<ipnet::IpNet>().ok().or_else(|| entry.parse::<IpAddr>().ok().map(ipnet::IpNet::from))
+}
+
+fn check_security(key: &ApiKey, parts: &Parts) -> Result<(), ApiError> {
+    if key.security.as_object().is_none_or(|m| m.is_empty()) {
+        return Ok(());
+    }
+    let security = KeySecurity::parse(&key.security)?;
+    if !security.allowed_ips.is_empty() {
+        let ip = parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|ConnectInfo(a)| a.ip());
+        let allowed = ip.is_some_and(|ip| {
+            let ip = match ip {
+                IpAddr::V6(v6) => v6.to_ipv4_mapped().map(IpAddr::V4).unwrap_or(IpAddr::V6(v6)),
+                v4 => v4,
+            };
+            security.allowed_ips.iter().filter_map(|e| parse_net(e)).any(|net| net.contains(&ip))
+        });
+        if !allowed {
+            return Err(error(Code::IpNotAllowed, "this API key may not be used from this address"));
+        }
+    }
+    if let Some(origin) = parts.headers.get(axum::http::header::ORIGIN).and_then(|v| v.to_str().ok())
+        && !security.allowed_origins.is_empty()
+        && !security.allowed_origins.iter().any(|o| o == origin || o == "*")
+    {
+        return Err(error(Code::OriginNotAllowed, "this API key may not be used from this origin"));
+    }
+    Ok(())
+}
+
+/// Failed logins, remembered per account and per client address for a window: brute force
+/// meets `429 too_many_login_attempts` long before it gets anywhere.
+pub struct LoginThrottle {
+    failures: Mutex<HashMap<String, VecDeque<Instant>>>,
+    window: Duration,
+    per_account: usize,
+    per_ip: usize,
+}
+
+impl Default for LoginThrottle {
+    fn default() -> Self {
+        LoginThrottle::new(Duration::from_secs(15 * 60), 5, 20)
+    }
+}
+
+impl LoginThrottle {
+    pub fn new(window: Duration, per_account: usize, per_ip: usize) -> Self {
+        LoginThrottle { failures: Mutex::new(HashMap::new()), window, per_account, per_ip }
+    }
+
+    fn keys(account: &str, ip: Option<&str>) -> [(String, bool); 2] {
+        [(format!("account:{}", account.to_lowercase()), true), (format!("ip:{}", ip.unwrap_or("?")), false)]
+    }
+
+    /// Seconds to wait, if this account or address has failed too often lately.
+    pub fn check(&self, account: &str, ip: Option<&str>) -> Option<u64> {
+        let now = Instant::now();
+        let mut map = self.failures.lock().ok()?;
+        let mut wait = None;
+        for (key, is_account) in Self::keys(account, ip) {
+            if let Some(times) = map.get_mut(&key) {
+                while times.front().is_some_and(|t| now.duration_since(*t) > self.window) {
+                    times.pop_front();
+                }
+                let limit = if is_account { self.per_account } else { self.per_ip };
+                if times.len() >= limit {
+                    let oldest = times.front().copied().unwrap_or(now);
+                    let secs = self.window.saturating_sub(now.duration_since(oldest)).as_secs().max(1);
+                    wait = Some(wait.map_or(secs, |w: u64| w.max(secs)));
+                }
+            }
+        }
+        wait
+    }
+
+    pub fn record_failure(&self, account: &str, ip: Option<&str>) {
+        let Ok(mut map) = self.failures.lock() else { return };
+        if map.len() > 100_000 {
+            map.clear(); // a flood of distinct names: forget rather than grow without bound
+        }
+        for (key, _) in Self::keys(account, ip) {
+            map.entry(key).or_default().push_back(Instant::now());
+        }
+    }
+
+    pub fn record_success(&self, account: &str) {
+        if let Ok(mut map) = self.failures.lock() {
+            map.remove(&format!("account:{}", account.to_lowercase()));
+        }
     }
 }
 
@@ -154,15 +285,36 @@ impl FromRequestParts<AppState> for Principal {
             if !record.user.is_active {
                 return Err(error(Code::UserInactive, "the account that owns this API key is deactivated"));
             }
-            // Bookkeeping off the request path: the caller need not wait for it.
-            let store = state.store.clone();
+            check_security(&key, parts)?;
+            // Count the request against the key's limits: one atomic step in the database.
             let ip = client_ip(parts);
-            let key_id = key.id;
-            tokio::spawn(async move {
-                if let Err(e) = store.record_api_key_use(key_id, now, ip.as_deref()).await {
-                    tracing::warn!(error = %e, "could not record API key use");
+            let usage = state.store.count_api_key_request(key.id, now, ip.as_deref()).await?;
+            let decision = limits::decide(&usage, now);
+            let rate = match decision {
+                Decision::Allowed { rate } => rate,
+                Decision::RateLimited { headers } => Some(headers),
+                Decision::QuotaExceeded { .. } => None,
+            };
+            if let Some(slot) = parts.extensions.get::<RequestRecord>() {
+                slot.set(KeyRequest { key_id: key.id, user_id: record.user.id, rate });
+            }
+            match decision {
+                Decision::Allowed { .. } => {}
+                Decision::RateLimited { headers } => {
+                    return Err(error(
+                        Code::RateLimited,
+                        format!("this API key allows {} requests per minute; try again later", headers.limit),
+                    )
+                    .retry_after(headers.reset));
                 }
-            });
+                Decision::QuotaExceeded { period, limit, retry_after } => {
+                    return Err(error(
+                        Code::QuotaExceeded,
+                        format!("this API key has used its {period} quota of {limit} requests"),
+                    )
+                    .retry_after(retry_after));
+                }
+            }
             return Ok(Principal { user: record.user, credential: Credential::ApiKey(Box::new(key)) });
         }
         let record = state
@@ -183,6 +335,22 @@ impl FromRequestParts<AppState> for Principal {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn login_throttle_counts_per_account_and_address() {
+        let t = LoginThrottle::new(Duration::from_secs(60), 3, 5);
+        for _ in 0..3 {
+            assert!(t.check("Alice", Some("1.2.3.4")).is_none());
+            t.record_failure("Alice", Some("1.2.3.4"));
+        }
+        assert!(t.check("alice", Some("9.9.9.9")).is_some(), "per account, whatever the address");
+        assert!(t.check("bob", Some("1.2.3.4")).is_none());
+        t.record_failure("bob", Some("1.2.3.4"));
+        t.record_failure("carol", Some("1.2.3.4"));
+        assert!(t.check("dave", Some("1.2.3.4")).is_some(), "per address, whatever the account");
+        t.record_success("alice");
+        assert!(t.check("alice", Some("8.8.8.8")).is_none());
+    }
 
     #[test]
     fn passwords_round_trip_and_tokens_are_random() {

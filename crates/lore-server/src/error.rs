@@ -10,21 +10,35 @@ use lore_core::error::{Code, Error};
 use serde::de::DeserializeOwned;
 use serde_json::json;
 
-/// An error on its way to becoming a response.
+/// An error on its way to becoming a response, with a `Retry-After` for the rate-limited kind.
 #[derive(Debug)]
-pub struct ApiError(pub Error);
+pub struct ApiError {
+    pub error: Error,
+    pub retry_after: Option<u64>,
+}
+
+impl ApiError {
+    pub fn retry_after(mut self, seconds: u64) -> Self {
+        self.retry_after = Some(seconds);
+        self
+    }
+}
+
+/// The error of a response, for the usage log (set on every error response).
+#[derive(Debug, Clone)]
+pub struct ResponseError(pub String);
 
 pub type ApiResult<T> = Result<T, ApiError>;
 
 impl From<Error> for ApiError {
     fn from(err: Error) -> Self {
-        ApiError(err)
+        ApiError { error: err, retry_after: None }
     }
 }
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let err = self.0;
+        let err = self.error;
         let status = StatusCode::from_u16(err.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
         let mut body = json!({
             "code": err.code.as_str(),
@@ -41,12 +55,16 @@ impl IntoResponse for ApiError {
         if status == StatusCode::UNAUTHORIZED {
             response.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
         }
+        if let Some(seconds) = self.retry_after {
+            response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+        }
+        response.extensions_mut().insert(ResponseError(format!("{}: {}", err.code.as_str(), err.message)));
         response
     }
 }
 
 pub fn error(code: Code, message: impl Into<String>) -> ApiError {
-    ApiError(Error::new(code, message))
+    ApiError::from(Error::new(code, message))
 }
 
 /// JSON body extractor with contract-shaped rejections.
@@ -132,5 +150,5 @@ pub fn panic_response(panic: Box<dyn std::any::Any + Send + 'static>) -> Respons
         .cloned()
         .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
         .unwrap_or_default();
-    ApiError(Error::internal(format!("handler panicked: {detail}"))).into_response()
+    ApiError::from(Error::internal(format!("handler panicked: {detail}"))).into_response()
 }

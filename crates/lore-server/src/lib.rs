@@ -3,9 +3,13 @@
 
 pub mod auth;
 pub mod error;
+pub mod governance;
+pub mod maintenance;
 pub mod routes;
+pub mod secrets;
 pub mod service;
 pub mod state;
+pub mod usage;
 pub mod worker;
 
 use std::net::SocketAddr;
@@ -26,18 +30,28 @@ pub struct RunningServer {
     pub addr: SocketAddr,
     shutdown: watch::Sender<bool>,
     task: tokio::task::JoinHandle<()>,
+    state: AppState,
 }
 
 impl RunningServer {
+    /// Runs the retention purges now instead of waiting for the scheduler.
+    pub async fn run_maintenance(&self) -> Result<lore_core::model::PurgeReport> {
+        maintenance::run_once(&self.state).await
+    }
+
     /// Stops accepting requests, lets in-flight requests and jobs finish, and waits.
     pub async fn shutdown(self) {
-        let _ = self.shutdown.send(true);
-        let _ = self.task.await;
+        let RunningServer { shutdown, task, state, .. } = self;
+        drop(state);
+        let _ = shutdown.send(true);
+        let _ = task.await;
     }
 
     /// Waits until the server stops (after a signal, or `shutdown` from elsewhere).
     pub async fn wait(self) {
-        let _ = self.task.await;
+        let RunningServer { task, state, .. } = self;
+        drop(state);
+        let _ = task.await;
     }
 
     pub fn shutdown_handle(&self) -> watch::Sender<bool> {
@@ -63,20 +77,28 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer> {
         .map_err(|e| Error::internal(format!("cannot listen on {}: {e}", config.listen)))?;
     let addr = listener.local_addr()?;
     let workers = config.workers;
+    let master_key = secrets::MasterKey::load_or_create(&config.data_dir)?;
     let sqlite = Arc::new(store);
+    let (usage_tx, usage_rx) = tokio::sync::mpsc::unbounded_channel();
+    let usage_writer = tokio::spawn(usage::run_writer(sqlite.clone(), usage_rx));
     let state = AppState {
         store: sqlite.clone(),
         blobs: Arc::new(blobs),
         config: Arc::new(config),
         jobs_queued: Arc::new(Notify::new()),
+        usage_log: usage_tx,
+        master_key: Arc::new(master_key),
+        login_throttle: Arc::new(auth::LoginThrottle::default()),
     };
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
-    let worker_handles = worker::spawn(state.clone(), workers, shutdown_rx.clone());
+    let mut background = worker::spawn(state.clone(), workers, shutdown_rx.clone());
+    background.push(maintenance::spawn(state.clone(), shutdown_rx.clone()));
     let app = routes::router(state.clone())
         .layer(CatchPanicLayer::custom(error::panic_response))
         .layer(TraceLayer::new_for_http());
 
     let mut signal = shutdown_rx.clone();
+    let kept = state.clone();
     let task = tokio::spawn(async move {
         let serve = axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
             .with_graceful_shutdown(async move {
@@ -85,11 +107,15 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer> {
         if let Err(e) = serve.await {
             tracing::error!(error = %e, "server error");
         }
-        for handle in worker_handles {
+        for handle in background {
             let _ = tokio::time::timeout(Duration::from_secs(30), handle).await;
         }
+        // Every request is answered: once the last sender is gone the usage writer drains
+        // the channel and stops, and only then does the database close.
+        drop(state);
+        let _ = tokio::time::timeout(Duration::from_secs(30), usage_writer).await;
         sqlite.close().await;
     });
     tracing::info!(%addr, "lore is listening");
-    Ok(RunningServer { addr, shutdown: shutdown_tx, task })
+    Ok(RunningServer { addr, shutdown: shutdown_tx, task, state: kept })
 }

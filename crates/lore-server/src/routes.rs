@@ -4,7 +4,7 @@ use axum::extract::multipart::{Field, MultipartError, MultipartRejection};
 use axum::extract::{DefaultBodyLimit, Multipart, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::IntoResponse;
-use axum::routing::{delete, get, post};
+use axum::routing::{delete, get, patch, post};
 use axum::{Router, middleware};
 use lore_core::error::{Code, Error};
 use lore_core::model::Id;
@@ -15,8 +15,10 @@ use tokio::io::AsyncWriteExt;
 
 use crate::auth::{Principal, client_ip};
 use crate::error::{ApiError, ApiResult, Json, Path, Query, error};
+use crate::governance;
 use crate::service::{self, ClientInfo};
 use crate::state::AppState;
+use crate::usage;
 
 /// Largest non-file multipart field (chunking_config, metadata).
 const MAX_FIELD_BYTES: usize = 1024 * 1024;
@@ -41,7 +43,14 @@ pub fn router(state: AppState) -> Router {
         .route("/documents/{id}", get(get_document).delete(delete_document))
         .route("/documents/{id}/chunks", get(document_chunks))
         .route("/documents/{id}/restore", post(restore_document))
-        .route("/chunking/preview", post(preview_chunking));
+        .route("/chunking/preview", post(preview_chunking))
+        .route("/auth/password", post(change_password))
+        .route("/auth/sessions", delete(revoke_sessions))
+        .route("/config", get(get_config).put(put_config))
+        .route("/usage/api", get(api_usage))
+        .route("/admin/users", get(list_users))
+        .route("/admin/users/{id}", patch(update_user))
+        .route_layer(middleware::from_fn_with_state(state.clone(), usage::track));
     Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
@@ -360,4 +369,58 @@ async fn preview_chunking(
     Json(req): Json<service::PreviewRequest>,
 ) -> ApiResult<Json<service::PreviewResponse>> {
     Ok(Json(service::preview_chunking(&state, &principal, req).await?))
+}
+
+// ------------------------------------------------------------------------------------ governance
+
+async fn change_password(
+    State(state): State<AppState>,
+    principal: Principal,
+    Json(req): Json<governance::PasswordChange>,
+) -> ApiResult<StatusCode> {
+    governance::change_password(&state, &principal, req).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn revoke_sessions(State(state): State<AppState>, principal: Principal) -> ApiResult<Json<Value>> {
+    let revoked = governance::revoke_all_sessions(&state, &principal).await?;
+    Ok(Json(json!({ "revoked": revoked })))
+}
+
+async fn get_config(State(state): State<AppState>, principal: Principal) -> ApiResult<Json<governance::ConfigView>> {
+    Ok(Json(governance::get_config(&state, &principal).await?))
+}
+
+async fn put_config(
+    State(state): State<AppState>,
+    principal: Principal,
+    Json(req): Json<governance::ConfigUpdate>,
+) -> ApiResult<Json<governance::ConfigView>> {
+    Ok(Json(governance::put_config(&state, &principal, req).await?))
+}
+
+async fn api_usage(
+    State(state): State<AppState>,
+    principal: Principal,
+    Query(params): Query<governance::UsageParams>,
+) -> ApiResult<Json<governance::UsageResponse>> {
+    Ok(Json(governance::api_usage(&state, &principal, params).await?))
+}
+
+async fn list_users(
+    State(state): State<AppState>,
+    principal: Principal,
+    Query(params): Query<governance::UserListParams>,
+) -> ApiResult<Json<Value>> {
+    let users = governance::list_users(&state, &principal, params).await?;
+    Ok(Json(json!({ "data": users })))
+}
+
+async fn update_user(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path(id): Path<Id>,
+    Json(req): Json<governance::UserUpdate>,
+) -> ApiResult<Json<lore_core::model::User>> {
+    Ok(Json(governance::set_user_active(&state, &principal, id, req).await?))
 }

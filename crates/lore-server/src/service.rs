@@ -110,15 +110,30 @@ pub async fn register(state: &AppState, req: RegisterRequest, client: ClientInfo
             last_name: req.last_name,
         })
         .await?;
+    // The first account of a new installation administers it.
+    let user = if state.store.count_users().await? == 1 {
+        state.store.set_superuser(user.id, true).await?;
+        state.store.get_user(user.id).await?.unwrap_or(user)
+    } else {
+        user
+    };
     new_session(state, user, client).await
 }
 
 pub async fn login(state: &AppState, req: LoginRequest, client: ClientInfo) -> ApiResult<AuthResponse> {
     let invalid = || error(Code::InvalidCredentials, "wrong username/email or password");
-    let found = state.store.find_login(req.username.trim()).await?;
+    let account = req.username.trim().to_string();
+    let ip = client.ip.as_deref();
+    if let Some(wait) = state.login_throttle.check(&account, ip) {
+        return Err(
+            error(Code::TooManyLoginAttempts, "too many failed logins; wait before trying again").retry_after(wait)
+        );
+    }
+    let found = state.store.find_login(&account).await?;
     let Some((user, hash)) = found else {
         // Spend the same effort as a real check, so timing does not reveal which accounts exist.
         let _ = tokio::task::spawn_blocking(|| auth::verify_password("x", DUMMY_HASH)).await;
+        state.login_throttle.record_failure(&account, ip);
         return Err(invalid());
     };
     let password = req.password;
@@ -126,8 +141,10 @@ pub async fn login(state: &AppState, req: LoginRequest, client: ClientInfo) -> A
         .await
         .map_err(|e| Error::internal(e.to_string()))?;
     if !ok {
+        state.login_throttle.record_failure(&account, ip);
         return Err(invalid());
     }
+    state.login_throttle.record_success(&account);
     if !user.is_active {
         return Err(error(Code::UserInactive, "this account is deactivated"));
     }
@@ -240,6 +257,8 @@ pub async fn create_api_key(state: &AppState, principal: &Principal, req: Create
     if expires_at.is_some_and(|at| at <= now) {
         return Err(error(Code::ValidationFailed, "expires_at must be in the future"));
     }
+    let security = Value::Object(req.security.unwrap_or_default());
+    auth::KeySecurity::parse(&security)?;
     let key = format!("{API_KEY_PREFIX}{}", auth::random_token()?);
     let created = state
         .store
@@ -256,7 +275,7 @@ pub async fn create_api_key(state: &AppState, principal: &Principal, req: Create
             daily_quota: req.daily_quota.map(i64::from),
             monthly_quota: req.monthly_quota.map(i64::from),
             expires_at,
-            security: Value::Object(req.security.unwrap_or_default()),
+            security,
         })
         .await?;
     Ok(CreatedKey { key, api_key: created })
@@ -278,7 +297,7 @@ pub async fn revoke_api_key(state: &AppState, principal: &Principal, id: Id) -> 
 // ------------------------------------------------------------------------------------ knowledge bases
 
 fn not_found(what: &str) -> ApiError {
-    ApiError(Error::not_found(what))
+    ApiError::from(Error::not_found(what))
 }
 
 #[derive(Debug, Deserialize)]
@@ -479,6 +498,8 @@ pub async fn register_upload(
         Some(_) => return Err(error(Code::ValidationFailed, "metadata must be a JSON object")),
         None => Value::Object(Map::new()),
     };
+    let retention = state.store.get_user_config(principal.user_id()).await?.and_then(|c| c.document_retention_days);
+    let expires_at = retention.map(|days| lore_core::now() + ChronoDuration::days(days));
     let kind = lore_ingest::detect::detect(&filename, &upload.head);
     let key = key_for_hash(&upload.sha256);
     state.blobs.put_file(&key, upload.path).await?;
@@ -498,6 +519,7 @@ pub async fn register_upload(
             file_path: key,
             metadata,
             chunking_config,
+            expires_at,
         })
         .await?;
     Ok(match result {

@@ -6,8 +6,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use lore_core::blob::BlobStore;
+use lore_core::model::UsageLog;
 use lore_core::store::Store;
-use tokio::sync::Notify;
+use tokio::sync::{Notify, mpsc};
+
+use crate::auth::LoginThrottle;
+use crate::secrets::MasterKey;
 
 /// Settings of a running server (after flags, environment and config file were merged).
 #[derive(Debug, Clone)]
@@ -19,6 +23,13 @@ pub struct ServerConfig {
     /// Ingestion workers; 0 runs none (useful to inspect queued documents in tests).
     pub workers: usize,
     pub session_ttl: Duration,
+    /// How long soft-deleted documents stay restorable before they are purged.
+    pub trash_retention: Duration,
+    /// Usage logs of successful requests are kept this long; of errors, `usage_error_retention`.
+    pub usage_success_retention: Duration,
+    pub usage_error_retention: Duration,
+    /// How often the retention purges run.
+    pub maintenance_interval: Duration,
 }
 
 impl ServerConfig {
@@ -30,10 +41,16 @@ impl ServerConfig {
             listen,
             max_upload_bytes: Self::DEFAULT_MAX_UPLOAD_BYTES,
             workers: std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2),
-            session_ttl: Duration::from_secs(30 * 24 * 3600),
+            session_ttl: Duration::from_secs(30 * DAY),
+            trash_retention: Duration::from_secs(30 * DAY),
+            usage_success_retention: Duration::from_secs(30 * DAY),
+            usage_error_retention: Duration::from_secs(90 * DAY),
+            maintenance_interval: Duration::from_secs(600),
         }
     }
 }
+
+const DAY: u64 = 24 * 3600;
 
 #[derive(Clone)]
 pub struct AppState {
@@ -42,4 +59,8 @@ pub struct AppState {
     pub config: Arc<ServerConfig>,
     /// Wakes idle workers when a job is queued.
     pub jobs_queued: Arc<Notify>,
+    /// Rows for `api_usage_logs`, written off the request path.
+    pub usage_log: mpsc::UnboundedSender<UsageLog>,
+    pub master_key: Arc<MasterKey>,
+    pub login_throttle: Arc<LoginThrottle>,
 }

@@ -10,11 +10,18 @@ pub struct Migration {
     pub sql: &'static str,
 }
 
-pub const SQLITE: &[Migration] = &[Migration {
-    version: 1,
-    description: "merged data model of seeds 000 and 001",
-    sql: include_str!("../migrations/sqlite/0001_init.sql"),
-}];
+pub const SQLITE: &[Migration] = &[
+    Migration {
+        version: 1,
+        description: "merged data model of seeds 000 and 001",
+        sql: include_str!("../migrations/sqlite/0001_init.sql"),
+    },
+    Migration {
+        version: 2,
+        description: "rate-limit windows of API keys",
+        sql: include_str!("../migrations/sqlite/0002_governance.sql"),
+    },
+];
 
 /// FNV-1a: enough to notice that a migration's text changed.
 fn checksum(sql: &str) -> String {

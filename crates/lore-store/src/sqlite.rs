@@ -8,6 +8,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use lore_core::error::{Code, Error, Result};
+use lore_core::limits;
 use lore_core::model::*;
 use lore_core::store::{ApiKeyRecord, SessionRecord, Store, Upload};
 use sqlx::sqlite::{
@@ -120,8 +121,10 @@ fn user_from(row: &SqliteRow) -> Result<User> {
 }
 
 const KEY_COLS: &str = "k.id AS key_id, k.user_id AS key_user_id, k.knowledge_base_id, k.name, k.description, \
-    k.key_prefix, k.key_suffix, k.scopes, k.rate_limit, k.daily_quota, k.monthly_quota, k.usage_count_today, \
-    k.usage_count_month, k.is_active AS key_is_active, k.expires_at, k.revoked_at, k.last_used_at, \
+    k.key_prefix, k.key_suffix, k.scopes, k.rate_limit, k.daily_quota, k.monthly_quota, \
+    CASE WHEN k.usage_day = strftime('%Y-%m-%d', 'now') THEN k.usage_count_today ELSE 0 END AS usage_count_today, \
+    CASE WHEN k.usage_month = strftime('%Y-%m', 'now') THEN k.usage_count_month ELSE 0 END AS usage_count_month, \
+    k.is_active AS key_is_active, k.expires_at, k.revoked_at, k.last_used_at, \
     k.last_used_ip, k.security, k.created_at AS key_created_at, k.updated_at AS key_updated_at";
 
 fn key_from(row: &SqliteRow) -> Result<ApiKey> {
@@ -228,6 +231,57 @@ fn chunk_from(row: &SqliteRow) -> Result<Chunk> {
         embedding_model: row.opt_text("embedding_model")?,
         created_at: row.time("created_at")?,
     })
+}
+
+const CONFIG_COLS: &str = "default_embedding_model, default_chunk_size, default_chunk_overlap, document_retention_days, \
+    conversation_retention_days, default_similarity_threshold, max_search_results, sync_notifications, \
+    error_notifications, openai_api_key, anthropic_api_key, cohere_api_key, openai_base_url, anthropic_base_url, \
+    cohere_base_url, webhook_url, webhook_secret, updated_at";
+
+fn config_from(row: &SqliteRow) -> Result<UserConfig> {
+    Ok(UserConfig {
+        default_embedding_model: row.opt_text("default_embedding_model")?,
+        default_chunk_size: row.opt_int("default_chunk_size")?,
+        default_chunk_overlap: row.opt_int("default_chunk_overlap")?,
+        document_retention_days: row.opt_int("document_retention_days")?,
+        conversation_retention_days: row.opt_int("conversation_retention_days")?,
+        default_similarity_threshold: row.try_get("default_similarity_threshold").map_err(db_err)?,
+        max_search_results: row.opt_int("max_search_results")?,
+        sync_notifications: row.flag("sync_notifications")?,
+        error_notifications: row.flag("error_notifications")?,
+        openai_api_key: row.opt_text("openai_api_key")?,
+        anthropic_api_key: row.opt_text("anthropic_api_key")?,
+        cohere_api_key: row.opt_text("cohere_api_key")?,
+        openai_base_url: row.opt_text("openai_base_url")?,
+        anthropic_base_url: row.opt_text("anthropic_base_url")?,
+        cohere_base_url: row.opt_text("cohere_base_url")?,
+        webhook_url: row.opt_text("webhook_url")?,
+        webhook_secret: row.opt_text("webhook_secret")?,
+        updated_at: row.opt_time("updated_at")?,
+    })
+}
+
+/// Every column that holds ciphertext, by table.
+const SECRET_COLUMNS: &[(&str, &[&str])] = &[
+    ("knowledge_base_configs", &["openai_api_key", "anthropic_api_key", "cohere_api_key", "webhook_secret"]),
+    ("data_sources", &["credentials"]),
+];
+
+/// The usage-log filter; parameters ?1 to ?6.
+const USAGE_FILTER: &str = "user_id = ?1 AND (?2 IS NULL OR api_key_id = ?2) AND (?3 IS NULL OR created_at >= ?3)
+    AND (?4 IS NULL OR created_at < ?4) AND (?5 IS NULL OR (status_code >= 400) = ?5) AND (?6 IS NULL OR endpoint = ?6)";
+
+fn bind_usage_filter<'q>(
+    q: sqlx::query::Query<'q, Sqlite, sqlx::sqlite::SqliteArguments>,
+    user_id: Id,
+    query: &UsageQuery,
+) -> sqlx::query::Query<'q, Sqlite, sqlx::sqlite::SqliteArguments> {
+    q.bind(user_id.to_string())
+        .bind(query.api_key_id.map(|k| k.to_string()))
+        .bind(query.from.map(ts))
+        .bind(query.to.map(ts))
+        .bind(query.errors)
+        .bind(query.endpoint.clone())
 }
 
 /// An FTS5 query matching any of the terms, each quoted so that no term is read as syntax.
@@ -433,21 +487,159 @@ impl Store for SqliteStore {
     }
 
     async fn user_defaults(&self, user_id: Id) -> Result<UserDefaults> {
-        let row = sqlx::query(
-            "SELECT default_chunk_size, default_chunk_overlap, default_similarity_threshold, max_search_results
-             FROM knowledge_base_configs WHERE user_id = ?",
+        Ok(self.get_user_config(user_id).await?.map(|c| c.defaults()).unwrap_or_default())
+    }
+
+    async fn revoke_sessions(&self, user_id: Id, keep: Option<&str>) -> Result<u64> {
+        let done = sqlx::query("DELETE FROM sessions WHERE user_id = ? AND (? IS NULL OR token_hash <> ?)")
+            .bind(user_id.to_string())
+            .bind(keep)
+            .bind(keep)
+            .execute(&self.writer)
+            .await
+            .map_err(db_err)?;
+        Ok(done.rows_affected())
+    }
+
+    async fn set_password(&self, user_id: Id, password_hash: &str) -> Result<()> {
+        sqlx::query("UPDATE users SET hashed_password = ?, updated_at = ? WHERE id = ?")
+            .bind(password_hash)
+            .bind(ts(lore_core::now()))
+            .bind(user_id.to_string())
+            .execute(&self.writer)
+            .await
+            .map_err(db_err)?;
+        Ok(())
+    }
+
+    async fn list_users(&self, limit: i64, offset: i64) -> Result<Vec<User>> {
+        let sql = format!("SELECT {USER_COLS} FROM users u ORDER BY u.created_at, u.id LIMIT ? OFFSET ?");
+        let rows =
+            sqlx::query(AssertSqlSafe(sql)).bind(limit).bind(offset).fetch_all(&self.reader).await.map_err(db_err)?;
+        rows.iter().map(user_from).collect()
+    }
+
+    async fn set_user_active(&self, user_id: Id, active: bool) -> Result<Option<User>> {
+        let mut tx = self.tx().await?;
+        let done = sqlx::query("UPDATE users SET is_active = ?, updated_at = ? WHERE id = ?")
+            .bind(active)
+            .bind(ts(lore_core::now()))
+            .bind(user_id.to_string())
+            .execute(&mut *tx)
+            .await
+            .map_err(db_err)?;
+        if done.rows_affected() == 0 {
+            return Ok(None);
+        }
+        if !active {
+            // Locked out at once: sessions end; keys stop working through the owner check.
+            sqlx::query("DELETE FROM sessions WHERE user_id = ?")
+                .bind(user_id.to_string())
+                .execute(&mut *tx)
+                .await
+                .map_err(db_err)?;
+        }
+        tx.commit().await.map_err(db_err)?;
+        self.get_user_from(&self.writer, user_id).await
+    }
+
+    async fn set_superuser(&self, user_id: Id, superuser: bool) -> Result<()> {
+        sqlx::query("UPDATE users SET is_superuser = ?, is_staff = ?, updated_at = ? WHERE id = ?")
+            .bind(superuser)
+            .bind(superuser)
+            .bind(ts(lore_core::now()))
+            .bind(user_id.to_string())
+            .execute(&self.writer)
+            .await
+            .map_err(db_err)?;
+        Ok(())
+    }
+
+    async fn count_users(&self) -> Result<i64> {
+        sqlx::query_scalar("SELECT COUNT(*) FROM users").fetch_one(&self.writer).await.map_err(db_err)
+    }
+
+    async fn get_user_config(&self, user_id: Id) -> Result<Option<UserConfig>> {
+        let row =
+            sqlx::query(AssertSqlSafe(format!("SELECT {CONFIG_COLS} FROM knowledge_base_configs WHERE user_id = ?")))
+                .bind(user_id.to_string())
+                .fetch_optional(&self.reader)
+                .await
+                .map_err(db_err)?;
+        row.as_ref().map(config_from).transpose()
+    }
+
+    async fn put_user_config(&self, user_id: Id, c: &UserConfig) -> Result<UserConfig> {
+        let now = ts(lore_core::now());
+        sqlx::query(
+            "INSERT INTO knowledge_base_configs (id, user_id, default_embedding_model, default_chunk_size,
+               default_chunk_overlap, document_retention_days, conversation_retention_days, default_similarity_threshold,
+               max_search_results, sync_notifications, error_notifications, openai_api_key, anthropic_api_key,
+               cohere_api_key, openai_base_url, anthropic_base_url, cohere_base_url, webhook_url, webhook_secret,
+               created_at, updated_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?20)
+             ON CONFLICT (user_id) DO UPDATE SET
+               default_embedding_model = ?3, default_chunk_size = ?4, default_chunk_overlap = ?5,
+               document_retention_days = ?6, conversation_retention_days = ?7, default_similarity_threshold = ?8,
+               max_search_results = ?9, sync_notifications = ?10, error_notifications = ?11, openai_api_key = ?12,
+               anthropic_api_key = ?13, cohere_api_key = ?14, openai_base_url = ?15, anthropic_base_url = ?16,
+               cohere_base_url = ?17, webhook_url = ?18, webhook_secret = ?19, updated_at = ?20",
         )
+        .bind(lore_core::new_id().to_string())
         .bind(user_id.to_string())
-        .fetch_optional(&self.reader)
+        .bind(&c.default_embedding_model)
+        .bind(c.default_chunk_size)
+        .bind(c.default_chunk_overlap)
+        .bind(c.document_retention_days)
+        .bind(c.conversation_retention_days)
+        .bind(c.default_similarity_threshold)
+        .bind(c.max_search_results)
+        .bind(c.sync_notifications)
+        .bind(c.error_notifications)
+        .bind(&c.openai_api_key)
+        .bind(&c.anthropic_api_key)
+        .bind(&c.cohere_api_key)
+        .bind(&c.openai_base_url)
+        .bind(&c.anthropic_base_url)
+        .bind(&c.cohere_base_url)
+        .bind(&c.webhook_url)
+        .bind(&c.webhook_secret)
+        .bind(&now)
+        .execute(&self.writer)
         .await
         .map_err(db_err)?;
-        let Some(row) = row else { return Ok(UserDefaults::default()) };
-        Ok(UserDefaults {
-            default_chunk_size: row.opt_int("default_chunk_size")?,
-            default_chunk_overlap: row.opt_int("default_chunk_overlap")?,
-            default_similarity_threshold: row.try_get("default_similarity_threshold").map_err(db_err)?,
-            max_search_results: row.opt_int("max_search_results")?,
-        })
+        let row =
+            sqlx::query(AssertSqlSafe(format!("SELECT {CONFIG_COLS} FROM knowledge_base_configs WHERE user_id = ?")))
+                .bind(user_id.to_string())
+                .fetch_one(&self.writer)
+                .await
+                .map_err(db_err)?;
+        config_from(&row)
+    }
+
+    async fn reencrypt_secrets(&self, f: &(dyn for<'s> Fn(&'s str) -> Result<String> + Send + Sync)) -> Result<u64> {
+        let mut tx = self.tx().await?;
+        let mut changed = 0;
+        for (table, columns) in SECRET_COLUMNS {
+            for column in *columns {
+                let select = format!("SELECT id, {column} AS secret FROM {table} WHERE {column} IS NOT NULL");
+                let rows = sqlx::query(AssertSqlSafe(select)).fetch_all(&mut *tx).await.map_err(db_err)?;
+                for row in rows {
+                    let id = row.text("id")?;
+                    let updated = f(&row.text("secret")?)?;
+                    let update = format!("UPDATE {table} SET {column} = ? WHERE id = ?");
+                    sqlx::query(AssertSqlSafe(update))
+                        .bind(updated)
+                        .bind(id)
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(db_err)?;
+                    changed += 1;
+                }
+            }
+        }
+        tx.commit().await.map_err(db_err)?;
+        Ok(changed)
     }
 
     async fn create_api_key(&self, key: NewApiKey) -> Result<ApiKey> {
@@ -513,15 +705,145 @@ impl Store for SqliteStore {
         row.map(|r| Ok(ApiKeyRecord { key: key_from(&r)?, user: user_from(&r)? })).transpose()
     }
 
-    async fn record_api_key_use(&self, key_id: Id, at: Timestamp, ip: Option<&str>) -> Result<()> {
-        sqlx::query("UPDATE api_keys SET last_used_at = ?, last_used_ip = ? WHERE id = ?")
-            .bind(ts(at))
-            .bind(ip)
+    async fn count_api_key_request(&self, key_id: Id, now: Timestamp, ip: Option<&str>) -> Result<KeyUsage> {
+        let (minute, day, month) = (limits::minute_key(now), limits::day_key(now), limits::month_key(now));
+        let mut tx = self.tx().await?;
+        let counted = sqlx::query(
+            "UPDATE api_keys SET
+               rate_count = CASE WHEN rate_window = ?2 THEN rate_count + 1 ELSE 1 END, rate_window = ?2,
+               usage_count_today = CASE WHEN usage_day = ?3 THEN usage_count_today + 1 ELSE 1 END, usage_day = ?3,
+               usage_count_month = CASE WHEN usage_month = ?4 THEN usage_count_month + 1 ELSE 1 END, usage_month = ?4,
+               last_used_at = ?5, last_used_ip = ?6
+             WHERE id = ?1
+               AND (rate_limit IS NULL OR (CASE WHEN rate_window = ?2 THEN rate_count ELSE 0 END) < rate_limit)
+               AND (daily_quota IS NULL OR (CASE WHEN usage_day = ?3 THEN usage_count_today ELSE 0 END) < daily_quota)
+               AND (monthly_quota IS NULL OR (CASE WHEN usage_month = ?4 THEN usage_count_month ELSE 0 END) < monthly_quota)
+             RETURNING 1 AS allowed, rate_limit, rate_count, daily_quota, usage_count_today, monthly_quota, usage_count_month",
+        )
+        .bind(key_id.to_string())
+        .bind(&minute)
+        .bind(&day)
+        .bind(&month)
+        .bind(ts(now))
+        .bind(ip)
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(db_err)?;
+        let row = match counted {
+            Some(row) => row,
+            None => sqlx::query(
+                "SELECT 0 AS allowed, rate_limit,
+                   CASE WHEN rate_window = ?2 THEN rate_count ELSE 0 END AS rate_count, daily_quota,
+                   CASE WHEN usage_day = ?3 THEN usage_count_today ELSE 0 END AS usage_count_today, monthly_quota,
+                   CASE WHEN usage_month = ?4 THEN usage_count_month ELSE 0 END AS usage_count_month
+                 FROM api_keys WHERE id = ?1",
+            )
             .bind(key_id.to_string())
-            .execute(&self.writer)
+            .bind(&minute)
+            .bind(&day)
+            .bind(&month)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(db_err)?
+            .ok_or_else(|| Error::not_found("API key"))?,
+        };
+        tx.commit().await.map_err(db_err)?;
+        Ok(KeyUsage {
+            allowed: row.flag("allowed")?,
+            rate_limit: row.opt_int("rate_limit")?,
+            rate_count: row.int("rate_count")?,
+            daily_quota: row.opt_int("daily_quota")?,
+            usage_today: row.int("usage_count_today")?,
+            monthly_quota: row.opt_int("monthly_quota")?,
+            usage_month: row.int("usage_count_month")?,
+        })
+    }
+
+    async fn insert_usage_logs(&self, logs: &[UsageLog]) -> Result<()> {
+        if logs.is_empty() {
+            return Ok(());
+        }
+        let mut tx = self.tx().await?;
+        for log in logs {
+            sqlx::query(
+                "INSERT INTO api_usage_logs (id, api_key_id, user_id, endpoint, method, request_body, status_code,
+                   response_time_ms, error_message, ip_address, user_agent, created_at)
+                 SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12 WHERE EXISTS (SELECT 1 FROM users WHERE id = ?3)",
+            )
+            .bind(log.id.to_string())
+            .bind(log.api_key_id.map(|k| k.to_string()))
+            .bind(log.user_id.to_string())
+            .bind(&log.endpoint)
+            .bind(&log.method)
+            .bind(log.request_body.as_ref().map(json_text).transpose()?)
+            .bind(log.status_code)
+            .bind(log.response_time_ms)
+            .bind(&log.error_message)
+            .bind(&log.ip_address)
+            .bind(&log.user_agent)
+            .bind(ts(log.created_at))
+            .execute(&mut *tx)
             .await
             .map_err(db_err)?;
-        Ok(())
+        }
+        tx.commit().await.map_err(db_err)
+    }
+
+    async fn list_usage_logs(&self, user_id: Id, query: &UsageQuery) -> Result<Vec<UsageLog>> {
+        let sql = format!(
+            "SELECT id, api_key_id, user_id, endpoint, method, request_body, status_code, response_time_ms, error_message,
+                    ip_address, user_agent, created_at
+             FROM api_usage_logs WHERE {USAGE_FILTER}
+             ORDER BY created_at DESC, id DESC LIMIT ?7 OFFSET ?8"
+        );
+        let rows = bind_usage_filter(sqlx::query(AssertSqlSafe(sql)), user_id, query)
+            .bind(query.limit)
+            .bind(query.offset)
+            .fetch_all(&self.reader)
+            .await
+            .map_err(db_err)?;
+        rows.iter()
+            .map(|r| {
+                Ok(UsageLog {
+                    id: r.id("id")?,
+                    api_key_id: r.opt_id("api_key_id")?,
+                    user_id: r.id("user_id")?,
+                    endpoint: r.text("endpoint")?,
+                    method: r.text("method")?,
+                    request_body: r.opt_json("request_body")?,
+                    status_code: r.int("status_code")?,
+                    response_time_ms: r.int("response_time_ms")?,
+                    error_message: r.opt_text("error_message")?,
+                    ip_address: r.opt_text("ip_address")?,
+                    user_agent: r.opt_text("user_agent")?,
+                    created_at: r.time("created_at")?,
+                })
+            })
+            .collect()
+    }
+
+    async fn daily_usage(&self, user_id: Id, query: &UsageQuery) -> Result<Vec<DailyUsage>> {
+        let sql = format!(
+            "SELECT substr(created_at, 1, 10) AS day, COUNT(*) AS requests,
+                    SUM(CASE WHEN status_code >= 400 THEN 1 ELSE 0 END) AS errors,
+                    AVG(response_time_ms) AS avg_ms
+             FROM api_usage_logs WHERE {USAGE_FILTER}
+             GROUP BY day ORDER BY day"
+        );
+        let rows = bind_usage_filter(sqlx::query(AssertSqlSafe(sql)), user_id, query)
+            .fetch_all(&self.reader)
+            .await
+            .map_err(db_err)?;
+        rows.iter()
+            .map(|r| {
+                Ok(DailyUsage {
+                    day: r.text("day")?,
+                    requests: r.int("requests")?,
+                    errors: r.int("errors")?,
+                    avg_response_ms: r.try_get("avg_ms").map_err(db_err)?,
+                })
+            })
+            .collect()
     }
 
     async fn create_knowledge_base(&self, kb: NewKnowledgeBase) -> Result<KnowledgeBase> {
@@ -636,8 +958,8 @@ impl Store for SqliteStore {
         sqlx::query(
             "INSERT INTO documents (id, knowledge_base_id, user_id, uploaded_by, file_type_id, filename, file_type,
                file_path, file_size, mime_type, file_hash, status, progress, processing_log, metadata, chunking_config,
-               created_at, updated_at)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'pending', 0, ?, ?, ?, ?, ?)",
+               expires_at, created_at, updated_at)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'pending', 0, ?, ?, ?, ?, ?, ?)",
         )
         .bind(id.to_string())
         .bind(doc.knowledge_base_id.to_string())
@@ -653,6 +975,7 @@ impl Store for SqliteStore {
         .bind(json_text(&log)?)
         .bind(json_text(&doc.metadata)?)
         .bind(doc.chunking_config.as_ref().map(json_text).transpose()?)
+        .bind(doc.expires_at.map(ts))
         .bind(ts(now))
         .bind(ts(now))
         .execute(&mut *tx)
@@ -759,7 +1082,8 @@ impl Store for SqliteStore {
 
     async fn restore_document(&self, user_id: Id, id: Id) -> Result<Option<Document>> {
         let result = sqlx::query(
-            "UPDATE documents SET soft_deleted_at = NULL, updated_at = ? WHERE id = ? AND user_id = ? AND soft_deleted_at IS NOT NULL",
+            "UPDATE documents SET soft_deleted_at = NULL, expires_at = NULL, updated_at = ?
+             WHERE id = ? AND user_id = ? AND soft_deleted_at IS NOT NULL",
         )
         .bind(ts(lore_core::now()))
         .bind(id.to_string())
@@ -973,6 +1297,70 @@ impl Store for SqliteStore {
             .await
             .map_err(db_err)?;
         tx.commit().await.map_err(db_err)
+    }
+
+    async fn expire_documents(&self, now: Timestamp) -> Result<u64> {
+        let done = sqlx::query(
+            "UPDATE documents SET soft_deleted_at = ?1, updated_at = ?1
+             WHERE expires_at IS NOT NULL AND expires_at <= ?1 AND soft_deleted_at IS NULL",
+        )
+        .bind(ts(now))
+        .execute(&self.writer)
+        .await
+        .map_err(db_err)?;
+        Ok(done.rows_affected())
+    }
+
+    async fn purge_deleted_documents(&self, before: Timestamp) -> Result<Vec<String>> {
+        let mut tx = self.tx().await?;
+        let rows = sqlx::query(
+            "SELECT id, file_path FROM documents WHERE soft_deleted_at IS NOT NULL AND soft_deleted_at <= ?",
+        )
+        .bind(ts(before))
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(db_err)?;
+        let mut paths = Vec::with_capacity(rows.len());
+        for row in &rows {
+            let id = row.text("id")?;
+            // Chunks first, so the full-text trigger sees each one.
+            sqlx::query("DELETE FROM document_chunks WHERE document_id = ?")
+                .bind(&id)
+                .execute(&mut *tx)
+                .await
+                .map_err(db_err)?;
+            sqlx::query("DELETE FROM documents WHERE id = ?").bind(&id).execute(&mut *tx).await.map_err(db_err)?;
+            paths.push(row.text("file_path")?);
+        }
+        tx.commit().await.map_err(db_err)?;
+        Ok(paths)
+    }
+
+    async fn purge_conversations(&self, now: Timestamp) -> Result<u64> {
+        let done = sqlx::query(
+            "DELETE FROM conversations WHERE id IN (
+               SELECT c.id FROM conversations c JOIN knowledge_base_configs k ON k.user_id = c.user_id
+               WHERE k.conversation_retention_days IS NOT NULL
+                 AND c.updated_at < strftime('%Y-%m-%dT%H:%M:%fZ', ?, '-' || k.conversation_retention_days || ' days'))",
+        )
+        .bind(ts(now))
+        .execute(&self.writer)
+        .await
+        .map_err(db_err)?;
+        Ok(done.rows_affected())
+    }
+
+    async fn purge_usage_logs(&self, success_before: Timestamp, error_before: Timestamp) -> Result<u64> {
+        let done = sqlx::query(
+            "DELETE FROM api_usage_logs
+             WHERE (status_code < 400 AND created_at < ?) OR (status_code >= 400 AND created_at < ?)",
+        )
+        .bind(ts(success_before))
+        .bind(ts(error_before))
+        .execute(&self.writer)
+        .await
+        .map_err(db_err)?;
+        Ok(done.rows_affected())
     }
 
     async fn pending_jobs(&self) -> Result<i64> {

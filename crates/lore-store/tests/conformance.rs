@@ -56,6 +56,7 @@ async fn document(store: &dyn Store, owner: Id, kb: Id, hash: &str, size: i64) -
             file_path: format!("blobs/{hash}"),
             metadata: json!({"lang": "zh"}),
             chunking_config: None,
+            expires_at: None,
         })
         .await
         .expect("document")
@@ -294,13 +295,130 @@ async fn accounts_sessions_and_keys(store: &dyn Store) {
         .expect("key");
     let rec = store.find_api_key("keyhash").await.expect("find").expect("key");
     assert_eq!((rec.key.id, rec.key.scopes.clone(), rec.user.id), (key.id, vec![Scope::Search, Scope::Read], u.id));
-    store.record_api_key_use(key.id, lore_core::now(), Some("10.0.0.1")).await.expect("use");
+    let usage = store.count_api_key_request(key.id, lore_core::now(), Some("10.0.0.1")).await.expect("use");
+    assert!(usage.allowed);
     assert!(store.revoke_api_key(u.id, key.id, lore_core::now()).await.expect("revoke"));
     let rec = store.find_api_key("keyhash").await.expect("find").expect("key");
     assert!(!rec.key.is_active && rec.key.revoked_at.is_some());
     assert_eq!(rec.key.last_used_ip.as_deref(), Some("10.0.0.1"));
     let other = user(store, "other").await;
     assert!(!store.revoke_api_key(other.id, key.id, lore_core::now()).await.expect("revoke"));
+}
+
+async fn limits_count_atomically_and_reset_by_window(store: &dyn Store) {
+    let u = user(store, "counter").await;
+    let key = store
+        .create_api_key(NewApiKey {
+            user_id: u.id,
+            knowledge_base_id: None,
+            name: "limited".into(),
+            description: None,
+            key_hash: "limited-hash".into(),
+            key_prefix: "lore_limited".into(),
+            key_suffix: "abcd".into(),
+            scopes: vec![Scope::Read],
+            rate_limit: Some(2),
+            daily_quota: Some(3),
+            monthly_quota: Some(4),
+            expires_at: None,
+            security: json!({}),
+        })
+        .await
+        .expect("key");
+    let at = |s: &str| chrono::DateTime::parse_from_rfc3339(s).expect("time").with_timezone(&chrono::Utc);
+    let count = |t: &str| store.count_api_key_request(key.id, at(t), None);
+    assert!(count("2026-01-31T23:58:01Z").await.expect("1").allowed);
+    assert!(count("2026-01-31T23:58:30Z").await.expect("2").allowed);
+    let refused = count("2026-01-31T23:58:59Z").await.expect("3");
+    assert!(!refused.allowed);
+    assert_eq!((refused.rate_count, refused.usage_today), (2, 2), "a refusal counts nothing");
+    assert!(count("2026-01-31T23:59:00Z").await.expect("new minute").allowed);
+    let daily = count("2026-01-31T23:59:10Z").await.expect("daily");
+    assert!(!daily.allowed && daily.usage_today == 3);
+    // A new day resets the daily counter, not the monthly one.
+    let next_day = count("2026-02-01T00:00:05Z").await.expect("next day");
+    assert!(next_day.allowed);
+    assert_eq!((next_day.usage_today, next_day.usage_month), (1, 1), "a new month, too");
+}
+
+async fn retention_purges(store: &dyn Store) {
+    let owner = user(store, "retained").await;
+    let kb = kb(store, owner.id).await;
+    let past = lore_core::now() - chrono::Duration::days(1);
+    let doc = match store
+        .create_document(NewDocument {
+            knowledge_base_id: kb.id,
+            user_id: owner.id,
+            uploaded_by: None,
+            filename: "old.txt".into(),
+            file_type: "text".into(),
+            file_type_id: None,
+            file_size: 5,
+            mime_type: "text/plain".into(),
+            file_hash: "expiring".into(),
+            file_path: "blobs/expiring".into(),
+            metadata: json!({}),
+            chunking_config: None,
+            expires_at: Some(past),
+        })
+        .await
+        .expect("doc")
+    {
+        Upload::Created(d) => d,
+        Upload::Duplicate(_) => panic!("duplicate"),
+    };
+    process(store, doc.id, &[("过期", "过期")]).await;
+    assert_eq!(store.expire_documents(lore_core::now()).await.expect("expire"), 1);
+    let expired = store.get_document(owner.id, doc.id).await.expect("get").expect("doc");
+    assert!(expired.soft_deleted_at.is_some());
+    assert!(store.purge_deleted_documents(past).await.expect("purge").is_empty(), "still in its grace period");
+    let paths = store.purge_deleted_documents(lore_core::now() + chrono::Duration::seconds(1)).await.expect("purge");
+    assert!(paths.contains(&"blobs/expiring".to_string()), "{paths:?}");
+    assert!(store.get_document(owner.id, doc.id).await.expect("get").is_none());
+    assert_eq!(kb_stats(store, owner.id, kb.id).await, (0, 0, 0));
+
+    let now = lore_core::now();
+    let log = |status: i64, age_days: i64| UsageLog {
+        id: lore_core::new_id(),
+        api_key_id: None,
+        user_id: owner.id,
+        endpoint: "/v1/me".into(),
+        method: "GET".into(),
+        request_body: None,
+        status_code: status,
+        response_time_ms: 1,
+        error_message: None,
+        ip_address: None,
+        user_agent: None,
+        created_at: now - chrono::Duration::days(age_days),
+    };
+    store.insert_usage_logs(&[log(200, 40), log(200, 1), log(500, 40), log(500, 100)]).await.expect("insert");
+    let purged = store
+        .purge_usage_logs(now - chrono::Duration::days(30), now - chrono::Duration::days(90))
+        .await
+        .expect("purge");
+    assert_eq!(purged, 2, "an old success and a very old error");
+    let q = UsageQuery { limit: 10, ..Default::default() };
+    assert_eq!(store.list_usage_logs(owner.id, &q).await.expect("list").len(), 2);
+    assert_eq!(store.get_user(owner.id).await.expect("get").expect("user").api_calls_count, 4);
+}
+
+async fn user_config_round_trips(store: &dyn Store) {
+    let u = user(store, "configurable").await;
+    assert!(store.get_user_config(u.id).await.expect("get").is_none());
+    let mut c = UserConfig::initial();
+    c.default_chunk_size = Some(500);
+    c.openai_api_key = Some("v1:sealed".into());
+    let stored = store.put_user_config(u.id, &c).await.expect("put");
+    assert_eq!((stored.default_chunk_size, stored.openai_api_key.as_deref()), (Some(500), Some("v1:sealed")));
+    assert_eq!(store.user_defaults(u.id).await.expect("defaults").default_chunk_size, Some(500));
+    c.default_chunk_size = None;
+    store.put_user_config(u.id, &c).await.expect("update");
+    assert_eq!(store.user_defaults(u.id).await.expect("defaults").default_chunk_size, None);
+    let n = store.reencrypt_secrets(&|s: &str| Ok(format!("{s}+"))).await.expect("reencrypt");
+    assert!(n >= 1);
+    let again = store.get_user_config(u.id).await.expect("get").expect("config");
+    assert_eq!(again.openai_api_key.as_deref(), Some("v1:sealed+"));
 }
 
 #[tokio::test]
@@ -312,6 +430,9 @@ async fn sqlite_conformance() {
     fulltext_ranks_filters_and_hides_deleted(&store).await;
     accounts_sessions_and_keys(&store).await;
     common_terms_do_not_drown_selective_ones(&store).await;
+    limits_count_atomically_and_reset_by_window(&store).await;
+    retention_purges(&store).await;
+    user_config_round_trips(&store).await;
 }
 
 #[tokio::test]

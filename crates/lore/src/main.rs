@@ -23,6 +23,21 @@ enum Command {
         #[command(subcommand)]
         what: bench::BenchCommand,
     },
+    /// Manage the master key that seals secrets at rest.
+    Keys {
+        #[command(subcommand)]
+        what: KeysCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum KeysCommand {
+    /// Re-encrypts every stored secret under a new master key. Stop the server first.
+    RotateMaster {
+        /// The data directory of the server. Default: ./lore-data
+        #[arg(long, env = "LORE_DATA_DIR", default_value = "lore-data")]
+        data_dir: std::path::PathBuf,
+    },
 }
 
 fn main() -> ExitCode {
@@ -38,6 +53,7 @@ fn main() -> ExitCode {
         match cli.command {
             Command::Serve(args) => serve(args).await,
             Command::Bench { what } => bench::run(what).await,
+            Command::Keys { what: KeysCommand::RotateMaster { data_dir } } => rotate_master(&data_dir).await,
         }
     });
     match result {
@@ -61,6 +77,33 @@ async fn serve(args: config::ServeArgs) -> anyhow::Result<()> {
         let _ = stop.send(true);
     });
     server.wait().await;
+    Ok(())
+}
+
+/// New key first (to a side file), then every secret re-sealed in one transaction, then the new
+/// key takes the old one's place. A crash in between leaves both files, and says so.
+async fn rotate_master(data_dir: &std::path::Path) -> anyhow::Result<()> {
+    use lore_core::store::Store;
+    use lore_server::secrets::{KEY_ENV, KEY_FILE, MasterKey};
+    let db = data_dir.join("lore.db");
+    anyhow::ensure!(db.exists(), "no Lore database at {}", db.display());
+    let old = MasterKey::load_or_create(data_dir).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let new = MasterKey::generate().map_err(|e| anyhow::anyhow!("{e}"))?;
+    let from_env = std::env::var(KEY_ENV).is_ok_and(|v| !v.trim().is_empty());
+    let staged = data_dir.join(format!("{KEY_FILE}.new"));
+    new.write(&staged).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let store = lore_store::SqliteStore::open(&db).await.map_err(|e| anyhow::anyhow!("{e}"))?;
+    let changed = store
+        .reencrypt_secrets(&|sealed: &str| new.seal(&old.open(sealed)?))
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}; nothing was changed, {} can be deleted", staged.display()))?;
+    store.close().await;
+    if from_env {
+        println!("re-encrypted {changed} secrets; set {KEY_ENV} to the new key stored in {}", staged.display());
+    } else {
+        std::fs::rename(&staged, data_dir.join(KEY_FILE))?;
+        println!("re-encrypted {changed} secrets under a new master key ({})", data_dir.join(KEY_FILE).display());
+    }
     Ok(())
 }
 

@@ -1,6 +1,8 @@
 //! The HTTP API end to end: each test starts a real server on a free port with a fresh data
 //! directory and drives it over HTTP, as a user's application would.
 
+mod governance;
+
 use std::time::Duration;
 
 use reqwest::StatusCode;
@@ -19,7 +21,11 @@ async fn spawn_app() -> TestApp {
 }
 
 async fn spawn_app_with(configure: impl FnOnce(&mut lore_server::ServerConfig)) -> TestApp {
-    let dir = tempfile::tempdir().expect("tempdir");
+    spawn_app_in(tempfile::tempdir().expect("tempdir"), configure).await
+}
+
+/// A server over `dir/data`; a second server can later be started over the same directory.
+async fn spawn_app_in(dir: tempfile::TempDir, configure: impl FnOnce(&mut lore_server::ServerConfig)) -> TestApp {
     let mut config = lore_server::ServerConfig::new(dir.path().join("data"), "127.0.0.1:0".parse().expect("addr"));
     config.workers = 2;
     configure(&mut config);
@@ -45,6 +51,10 @@ impl TestApp {
 
     async fn post(&self, token: &str, path: &str, json: Value) -> (StatusCode, Value) {
         body(self.http.post(self.url(path)).bearer_auth(token).json(&json).send().await.expect("send")).await
+    }
+
+    async fn put(&self, token: &str, path: &str, json: Value) -> (StatusCode, Value) {
+        body(self.http.put(self.url(path)).bearer_auth(token).json(&json).send().await.expect("send")).await
     }
 
     async fn patch(&self, token: &str, path: &str, json: Value) -> (StatusCode, Value) {
@@ -118,6 +128,14 @@ impl TestApp {
         if let Some(server) = self.server.take() {
             server.shutdown().await;
         }
+    }
+
+    /// Stops the server and hands back its directory, to start another over the same data.
+    async fn stop(mut self) -> tempfile::TempDir {
+        if let Some(server) = self.server.take() {
+            server.shutdown().await;
+        }
+        self._dir
     }
 }
 

@@ -1,0 +1,355 @@
+//! Governance over HTTP: rate limits and quotas, usage logs, key security, the user's
+//! configuration with sealed secrets, retention purges, and account controls.
+
+use std::time::Duration;
+
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+use super::{ZH_DOC, body, code, spawn_app, spawn_app_in, spawn_app_with};
+
+fn header(resp: &reqwest::Response, name: &str) -> Option<String> {
+    resp.headers().get(name).and_then(|v| v.to_str().ok()).map(str::to_string)
+}
+
+async fn new_key(app: &super::TestApp, token: &str, body: Value) -> String {
+    let (status, v) = app.post(token, "/v1/api-keys", body).await;
+    assert_eq!(status, StatusCode::CREATED, "{v}");
+    v["key"].as_str().expect("key").to_string()
+}
+
+#[tokio::test]
+async fn rate_limits_and_quotas_are_enforced_with_headers() {
+    let app = spawn_app().await;
+    let token = app.register("limited").await;
+    let key = new_key(&app, &token, json!({"name": "rl", "scopes": ["read"], "rate_limit": 3})).await;
+    for remaining in [2, 1, 0] {
+        let resp = app.http.get(app.url("/v1/me")).bearer_auth(&key).send().await.expect("send");
+        assert_eq!(resp.status(), StatusCode::OK);
+        assert_eq!(header(&resp, "x-ratelimit-limit").as_deref(), Some("3"));
+        assert_eq!(header(&resp, "x-ratelimit-remaining"), Some(remaining.to_string()));
+        let reset: u64 = header(&resp, "x-ratelimit-reset").expect("reset").parse().expect("number");
+        assert!((1..=60).contains(&reset));
+    }
+    let resp = app.http.get(app.url("/v1/me")).bearer_auth(&key).send().await.expect("send");
+    let retry = header(&resp, "retry-after").expect("retry-after");
+    assert_eq!(header(&resp, "x-ratelimit-remaining").as_deref(), Some("0"));
+    let (status, v) = body(resp).await;
+    assert_eq!((status, code(&v)), (StatusCode::TOO_MANY_REQUESTS, "rate_limited"));
+    assert_eq!(v["error"]["type"], "rate_limited");
+    assert!(retry.parse::<u64>().expect("seconds") <= 60);
+
+    let quota = new_key(&app, &token, json!({"name": "quota", "scopes": ["read"], "daily_quota": 2})).await;
+    assert_eq!(app.get(&quota, "/v1/me").await.0, StatusCode::OK);
+    assert_eq!(app.get(&quota, "/v1/me").await.0, StatusCode::OK);
+    let resp = app.http.get(app.url("/v1/me")).bearer_auth(&quota).send().await.expect("send");
+    let retry: u64 = header(&resp, "retry-after").expect("retry-after").parse().expect("seconds");
+    assert!(retry <= 24 * 3600);
+    let (status, v) = body(resp).await;
+    assert_eq!((status, code(&v)), (StatusCode::TOO_MANY_REQUESTS, "quota_exceeded"), "{v}");
+    let (_, keys) = app.get(&token, "/v1/api-keys").await;
+    let listed = keys["data"].as_array().expect("keys").iter().find(|k| k["name"] == "quota").cloned().expect("key");
+    assert_eq!((listed["usage_count_today"].as_i64(), listed["usage_count_month"].as_i64()), (Some(2), Some(2)));
+
+    // Exact under concurrency: 30 requests at once against a limit of 10.
+    let burst = new_key(&app, &token, json!({"name": "burst", "scopes": ["read"], "rate_limit": 10})).await;
+    let requests = (0..30).map(|_| {
+        let (http, url, key) = (app.http.clone(), app.url("/v1/me"), burst.clone());
+        tokio::spawn(async move { http.get(url).bearer_auth(key).send().await.expect("send").status() })
+    });
+    let mut ok = 0;
+    for r in requests {
+        match r.await.expect("task") {
+            StatusCode::OK => ok += 1,
+            StatusCode::TOO_MANY_REQUESTS => {}
+            other => panic!("unexpected {other}"),
+        }
+    }
+    assert_eq!(ok, 10);
+    // Sessions are not rate-limited.
+    for _ in 0..5 {
+        assert_eq!(app.get(&token, "/v1/me").await.0, StatusCode::OK);
+    }
+    app.shutdown().await;
+}
+
+#[tokio::test]
+async fn every_key_request_is_logged_redacted_and_survives_shutdown() {
+    let app = spawn_app().await;
+    let token = app.register("logged").await;
+    let kb = app.create_kb(&token, "kb").await;
+    let key = new_key(&app, &token, json!({"name": "app", "scopes": ["search", "read"]})).await;
+    assert_eq!(app.search(&key, &kb, "中文分词").await.0, StatusCode::OK);
+    let (status, v) =
+        app.post(&key, &format!("/v1/knowledge-bases/{kb}/search"), json!({"query": "x", "password": "hunter2"})).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
+    assert_eq!(app.get(&key, &format!("/v1/knowledge-bases/{kb}")).await.0, StatusCode::OK);
+    // Session requests are not API usage.
+    app.get(&token, "/v1/me").await;
+    let dir = app.stop().await;
+
+    // A clean shutdown drained the log: the rows are there after a restart.
+    let app = spawn_app_in(dir, |_| {}).await;
+    let (status, login) =
+        app.post("", "/v1/auth/login", json!({"username": "logged", "password": "correct horse battery"})).await;
+    assert_eq!(status, StatusCode::OK);
+    let token = login["token"].as_str().expect("token").to_string();
+    let (status, usage) = app.get(&token, "/v1/usage/api").await;
+    assert_eq!(status, StatusCode::OK, "{usage}");
+    let rows = usage["data"].as_array().expect("rows");
+    assert_eq!(rows.len(), 3, "{usage}");
+    let failed = rows.iter().find(|r| r["status_code"] == 422).expect("the failed request");
+    assert_eq!(failed["endpoint"], "/v1/knowledge-bases/{id}/search");
+    assert_eq!(failed["method"], "POST");
+    assert_eq!(failed["request_body"]["password"], "[redacted]");
+    assert_eq!(failed["request_body"]["query"], "x");
+    assert!(failed["error_message"].as_str().expect("error").starts_with("invalid_body"), "{failed}");
+    assert_eq!(failed["ip_address"], "127.0.0.1");
+    assert!(failed["response_time_ms"].as_i64().is_some());
+    assert!(!usage.to_string().contains("hunter2"));
+    assert_eq!(usage["daily"][0]["requests"], 3);
+    assert_eq!(usage["daily"][0]["errors"], 1);
+    let (_, errors) = app.get(&token, "/v1/usage/api?status=error").await;
+    assert_eq!(errors["data"].as_array().map(Vec::len), Some(1));
+    let (_, me) = app.get(&token, "/v1/me").await;
+    assert_eq!(me["api_calls_count"], 3, "kept by the database");
+    let (status, v) = app.get(&token, "/v1/usage/api?status=maybe").await;
+    assert_eq!((status, code(&v)), (StatusCode::UNPROCESSABLE_ENTITY, "validation_failed"));
+    app.shutdown().await;
+}
+
+#[tokio::test]
+async fn key_security_restricts_addresses_and_origins() {
+    let app = spawn_app().await;
+    let token = app.register("secure").await;
+    let elsewhere =
+        new_key(&app, &token, json!({"name": "lan", "scopes": ["read"], "security": {"allowed_ips": ["10.0.0.0/8"]}}))
+            .await;
+    let (status, v) = app.get(&elsewhere, "/v1/me").await;
+    assert_eq!((status, code(&v)), (StatusCode::FORBIDDEN, "ip_not_allowed"));
+    let local = new_key(
+        &app,
+        &token,
+        json!({"name": "local", "scopes": ["read"], "security": {"allowed_ips": ["127.0.0.1", "::1"], "allowed_origins": ["https://app.example.com"]}}),
+    )
+    .await;
+    assert_eq!(app.get(&local, "/v1/me").await.0, StatusCode::OK, "no Origin: a server-side caller");
+    let from =
+        |origin: &'static str| app.http.get(app.url("/v1/me")).bearer_auth(&local).header("origin", origin).send();
+    assert_eq!(from("https://app.example.com").await.expect("send").status(), StatusCode::OK);
+    let (status, v) = body(from("https://evil.example.com").await.expect("send")).await;
+    assert_eq!((status, code(&v)), (StatusCode::FORBIDDEN, "origin_not_allowed"));
+    let (status, v) = app
+        .post(
+            &token,
+            "/v1/api-keys",
+            json!({"name": "bad", "scopes": ["read"], "security": {"allowed_ips": ["not-an-ip"]}}),
+        )
+        .await;
+    assert_eq!((status, code(&v)), (StatusCode::UNPROCESSABLE_ENTITY, "validation_failed"));
+    app.shutdown().await;
+}
+
+/// Every file of the data directory, as bytes, for checking that a secret is nowhere in clear.
+fn all_bytes(dir: &std::path::Path) -> Vec<u8> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).expect("dir").flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            out.extend(all_bytes(&path));
+        } else if let Ok(bytes) = std::fs::read(&path) {
+            out.extend(bytes);
+        }
+    }
+    out
+}
+
+fn contains(haystack: &[u8], needle: &str) -> bool {
+    haystack.windows(needle.len()).any(|w| w == needle.as_bytes())
+}
+
+#[tokio::test]
+async fn user_config_seals_secrets_and_feeds_defaults() {
+    let app = spawn_app().await;
+    let token = app.register("configured").await;
+    let (status, v) = app.get(&token, "/v1/config").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!((v["sync_notifications"].as_bool(), v["openai_api_key"].as_str()), (Some(true), None));
+
+    let secret = "sk-test-秘密-0123456789abcdef";
+    let (status, v) = app
+        .put(
+            &token,
+            "/v1/config",
+            json!({"openai_api_key": secret, "default_chunk_size": 12, "default_chunk_overlap": 2,
+                   "document_retention_days": 7, "openai_base_url": "http://127.0.0.1:9/v1", "error_notifications": false}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{v}");
+    assert_eq!(v["openai_api_key"], "••••cdef");
+    assert!(!v.to_string().contains(secret));
+    assert_eq!((v["default_chunk_size"].as_i64(), v["error_notifications"].as_bool()), (Some(12), Some(false)));
+    // A partial update keeps the rest, null clears.
+    let (_, v) = app.put(&token, "/v1/config", json!({"default_chunk_overlap": null})).await;
+    assert_eq!((v["openai_api_key"].as_str(), v["default_chunk_overlap"].as_i64()), (Some("••••cdef"), None));
+    let data_dir = app._dir.path().join("data");
+    assert!(!contains(&all_bytes(&data_dir), secret), "the provider key is stored in clear");
+
+    for bad in [
+        json!({"default_chunk_size": 0}),
+        json!({"default_similarity_threshold": 1.5}),
+        json!({"webhook_url": "ftp://x"}),
+        json!({"default_chunk_size": 10, "default_chunk_overlap": 10}),
+    ] {
+        let (status, v) = app.put(&token, "/v1/config", bad.clone()).await;
+        assert_eq!((status, code(&v)), (StatusCode::UNPROCESSABLE_ENTITY, "validation_failed"), "{bad}");
+    }
+    let (status, v) = app.put(&token, "/v1/config", json!({"openai_key": "x"})).await;
+    assert_eq!((status, code(&v)), (StatusCode::UNPROCESSABLE_ENTITY, "invalid_body"));
+    let key = new_key(&app, &token, json!({"name": "k", "scopes": ["read", "upload", "search"]})).await;
+    let (status, v) = app.get(&key, "/v1/config").await;
+    assert_eq!((status, code(&v)), (StatusCode::FORBIDDEN, "session_required"));
+
+    // The user's defaults reach chunking and documents.
+    let (_, v) =
+        app.post(&token, "/v1/chunking/preview", json!({"text": "一二三四五六七八九十一二三四五六七八九十"})).await;
+    assert!(v["chunks"].as_array().expect("chunks").iter().all(|c| c["char_count"].as_i64() <= Some(12)), "{v}");
+    let kb = app.create_kb(&token, "kb").await;
+    let (status, doc) = app.upload(&token, &kb, "x.md", ZH_DOC).await;
+    assert_eq!(status, StatusCode::ACCEPTED);
+    let expires = doc["expires_at"].as_str().expect("expires_at set by document_retention_days");
+    let created = doc["created_at"].as_str().expect("created");
+    assert!(expires > created && expires[..4] >= created[..4], "{doc}");
+    app.shutdown().await;
+}
+
+#[tokio::test]
+async fn rotating_the_master_key_keeps_secrets_readable() {
+    let app = spawn_app().await;
+    let token = app.register("rotator").await;
+    app.put(&token, "/v1/config", json!({"anthropic_api_key": "sk-ant-rotate-me-9876"})).await;
+    let dir = app.stop().await;
+    let data = dir.path().join("data");
+    let before = std::fs::read_to_string(data.join("master.key")).expect("key file");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_lore"))
+        .args(["keys", "rotate-master", "--data-dir"])
+        .arg(&data)
+        .env_remove("LORE_MASTER_KEY")
+        .output()
+        .expect("run");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("re-encrypted 1 secrets"));
+    assert_ne!(std::fs::read_to_string(data.join("master.key")).expect("key file"), before);
+
+    let app = spawn_app_in(dir, |_| {}).await;
+    let (_, login) =
+        app.post("", "/v1/auth/login", json!({"username": "rotator", "password": "correct horse battery"})).await;
+    let token = login["token"].as_str().expect("token");
+    let (status, v) = app.get(token, "/v1/config").await;
+    assert_eq!((status, v["anthropic_api_key"].as_str()), (StatusCode::OK, Some("••••9876")), "{v}");
+    app.shutdown().await;
+}
+
+#[tokio::test]
+async fn the_trash_is_purged_after_its_grace_period() {
+    let app = spawn_app_with(|c| c.trash_retention = Duration::ZERO).await;
+    let token = app.register("purger").await;
+    let kb = app.create_kb(&token, "kb").await;
+    let other = app.create_kb(&token, "other").await;
+    let doc = app.ingest(&token, &kb, "a.md", ZH_DOC).await;
+    let shared = app.ingest(&token, &other, "same.md", ZH_DOC).await;
+    let solo = app.ingest(&token, &kb, "solo.md", "只在这里的内容。").await;
+    let blobs = |app: &super::TestApp| {
+        fn count(p: &std::path::Path) -> usize {
+            std::fs::read_dir(p)
+                .map(|d| d.flatten().map(|e| if e.path().is_dir() { count(&e.path()) } else { 1 }).sum())
+                .unwrap_or(0)
+        }
+        count(&app._dir.path().join("data/blobs"))
+    };
+    assert_eq!(blobs(&app), 2, "one blob per distinct content");
+    for d in [&doc, &solo] {
+        app.delete(&token, &format!("/v1/documents/{}", d["id"].as_str().expect("id"))).await;
+    }
+    let report = app.server.as_ref().expect("server").run_maintenance().await.expect("purge");
+    assert_eq!((report.documents_purged, report.blobs_deleted), (2, 1), "{report:?}");
+    assert_eq!(blobs(&app), 1, "the blob still used by the other knowledge base stays");
+    let (status, _) =
+        app.post(&token, &format!("/v1/documents/{}/restore", doc["id"].as_str().expect("id")), json!({})).await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "past the grace period there is nothing to restore");
+    let (_, v) = app.search(&token, &other, "中文分词").await;
+    assert_eq!(v["results"][0]["document_id"], shared["id"]);
+    let (_, me) = app.get(&token, "/v1/me").await;
+    assert_eq!(me["storage_used"], shared["file_size"]);
+    app.shutdown().await;
+}
+
+#[tokio::test]
+async fn accounts_are_protected_and_administered() {
+    let app = spawn_app().await;
+    let admin = app.register("admin").await;
+    let (_, me) = app.get(&admin, "/v1/me").await;
+    assert_eq!(me["is_superuser"], true, "the first account administers the installation");
+    let user = app.register("regular").await;
+    let (_, me) = app.get(&user, "/v1/me").await;
+    assert_eq!(me["is_superuser"], false);
+    let user_id = me["id"].as_str().expect("id").to_string();
+    let (status, v) = app.get(&user, "/v1/admin/users").await;
+    assert_eq!((status, code(&v)), (StatusCode::FORBIDDEN, "superuser_required"));
+    let (_, users) = app.get(&admin, "/v1/admin/users").await;
+    assert_eq!(users["data"].as_array().map(Vec::len), Some(2));
+
+    // Brute force meets a wall, even when the right password finally comes.
+    for _ in 0..5 {
+        let (status, _) =
+            app.post("", "/v1/auth/login", json!({"username": "regular", "password": "guess guess"})).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED);
+    }
+    let resp = app
+        .http
+        .post(app.url("/v1/auth/login"))
+        .json(&json!({"username": "regular", "password": "correct horse battery"}))
+        .send()
+        .await
+        .expect("send");
+    assert!(resp.headers().contains_key("retry-after"));
+    let (status, v) = body(resp).await;
+    assert_eq!((status, code(&v)), (StatusCode::TOO_MANY_REQUESTS, "too_many_login_attempts"));
+
+    // Password change ends the other sessions.
+    let (_, second) =
+        app.post("", "/v1/auth/login", json!({"username": "admin", "password": "correct horse battery"})).await;
+    let second = second["token"].as_str().expect("token").to_string();
+    let (status, v) = app
+        .post(&admin, "/v1/auth/password", json!({"current_password": "wrong", "new_password": "new password 1"}))
+        .await;
+    assert_eq!((status, code(&v)), (StatusCode::UNAUTHORIZED, "invalid_credentials"));
+    let (status, _) = app
+        .post(
+            &admin,
+            "/v1/auth/password",
+            json!({"current_password": "correct horse battery", "new_password": "new password 1"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    assert_eq!(app.get(&second, "/v1/me").await.0, StatusCode::UNAUTHORIZED);
+    assert_eq!(app.get(&admin, "/v1/me").await.0, StatusCode::OK);
+    let (status, _) = app.post("", "/v1/auth/login", json!({"username": "admin", "password": "new password 1"})).await;
+    assert_eq!(status, StatusCode::OK);
+
+    // Deactivation locks the account out at once: sessions and keys.
+    let user_key = new_key(&app, &user, json!({"name": "k", "scopes": ["read"]})).await;
+    let (status, v) = app.patch(&admin, &format!("/v1/admin/users/{user_id}"), json!({"is_active": false})).await;
+    assert_eq!((status, v["is_active"].as_bool()), (StatusCode::OK, Some(false)), "{v}");
+    assert_eq!(app.get(&user, "/v1/me").await.0, StatusCode::UNAUTHORIZED);
+    let (status, v) = app.get(&user_key, "/v1/me").await;
+    assert_eq!((status, code(&v)), (StatusCode::UNAUTHORIZED, "user_inactive"));
+    app.patch(&admin, &format!("/v1/admin/users/{user_id}"), json!({"is_active": true})).await;
+    assert_eq!(app.get(&user_key, "/v1/me").await.0, StatusCode::OK);
+
+    // Revoke-all ends this session too.
+    let (status, v) = app.delete(&admin, "/v1/auth/sessions").await;
+    assert_eq!(status, StatusCode::OK, "{v}");
+    assert_eq!(app.get(&admin, "/v1/me").await.0, StatusCode::UNAUTHORIZED);
+    app.shutdown().await;
+}
