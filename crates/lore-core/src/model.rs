@@ -484,3 +484,18 @@ pub struct PurgeReport {
     pub usage_logs_purged: u64,
     pub sessions_purged: u64,
 }
+
+/// An API key's counters as one node keeps them in memory, to be saved to the database.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct KeyCounters {
+    pub key_id: Id,
+    pub rate_window: String,
+    pub rate_count: i64,
+    pub usage_day: String,
+    pub usage_today: i64,
+    pub usage_month: String,
+    pub usage_month_count: i64,
+    pub last_used_at: Option<Timestamp>,
+    pub last_used_ip: Option<String>,
+    pub dirty: bool,
+}

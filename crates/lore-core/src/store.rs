@@ -32,6 +32,12 @@ pub enum Upload {
 
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
+    /// Whether several Lore nodes may share this store. A store used by one node alone lets
+    /// that node keep request counters in memory.
+    fn shared_by_nodes(&self) -> bool {
+        false
+    }
+
     /// Cheap liveness probe of the database.
     async fn ping(&self) -> Result<()>;
 
@@ -82,6 +88,8 @@ pub trait Store: Send + Sync + 'static {
     /// one atomic step: either every counter moves (and `last_used_at`/`last_used_ip` with them)
     /// or, when a limit is reached, none does.
     async fn count_api_key_request(&self, key_id: Id, now: Timestamp, ip: Option<&str>) -> Result<KeyUsage>;
+    /// Saves counters a node kept in memory (see `count_api_key_request` for the shared way).
+    async fn save_key_counters(&self, counters: &[KeyCounters]) -> Result<()>;
     async fn insert_usage_logs(&self, logs: &[UsageLog]) -> Result<()>;
     async fn list_usage_logs(&self, user_id: Id, query: &UsageQuery) -> Result<Vec<UsageLog>>;
     async fn daily_usage(&self, user_id: Id, query: &UsageQuery) -> Result<Vec<DailyUsage>>;

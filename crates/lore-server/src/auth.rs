@@ -288,7 +288,7 @@ impl FromRequestParts<AppState> for Principal {
             check_security(&key, parts)?;
             // Count the request against the key's limits: one atomic step in the database.
             let ip = client_ip(parts);
-            let usage = state.store.count_api_key_request(key.id, now, ip.as_deref()).await?;
+            let usage = state.limiter.count(state.store.as_ref(), &key, now, ip.as_deref()).await?;
             let decision = limits::decide(&usage, now);
             let rate = match decision {
                 Decision::Allowed { rate } => rate,

@@ -4,6 +4,7 @@
 pub mod auth;
 pub mod error;
 pub mod governance;
+pub mod limiter;
 pub mod maintenance;
 pub mod routes;
 pub mod secrets;
@@ -81,7 +82,13 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer> {
     let sqlite = Arc::new(store);
     let (usage_tx, usage_rx) = tokio::sync::mpsc::unbounded_channel();
     let usage_writer = tokio::spawn(usage::run_writer(sqlite.clone(), usage_rx));
+    let limiter = Arc::new(if lore_core::store::Store::shared_by_nodes(sqlite.as_ref()) {
+        limiter::Limiter::Database
+    } else {
+        limiter::Limiter::in_process()
+    });
     let state = AppState {
+        limiter: limiter.clone(),
         store: sqlite.clone(),
         blobs: Arc::new(blobs),
         config: Arc::new(config),
@@ -93,6 +100,7 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer> {
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let mut background = worker::spawn(state.clone(), workers, shutdown_rx.clone());
     background.push(maintenance::spawn(state.clone(), shutdown_rx.clone()));
+    background.push(limiter::spawn_flusher(limiter, sqlite.clone(), shutdown_rx.clone()));
     let app = routes::router(state.clone())
         .layer(CatchPanicLayer::custom(error::panic_response))
         .layer(TraceLayer::new_for_http());

@@ -283,7 +283,10 @@ pub async fn create_api_key(state: &AppState, principal: &Principal, req: Create
 
 pub async fn list_api_keys(state: &AppState, principal: &Principal) -> ApiResult<Vec<ApiKey>> {
     principal.require_session()?;
-    Ok(state.store.list_api_keys(principal.user_id()).await?)
+    let mut keys = state.store.list_api_keys(principal.user_id()).await?;
+    let now = lore_core::now();
+    keys.iter_mut().for_each(|k| state.limiter.overlay(k, now));
+    Ok(keys)
 }
 
 pub async fn revoke_api_key(state: &AppState, principal: &Principal, id: Id) -> ApiResult<()> {

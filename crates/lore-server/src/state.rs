@@ -11,6 +11,7 @@ use lore_core::store::Store;
 use tokio::sync::{Notify, mpsc};
 
 use crate::auth::LoginThrottle;
+use crate::limiter::Limiter;
 use crate::secrets::MasterKey;
 
 /// Settings of a running server (after flags, environment and config file were merged).
@@ -63,4 +64,5 @@ pub struct AppState {
     pub usage_log: mpsc::UnboundedSender<UsageLog>,
     pub master_key: Arc<MasterKey>,
     pub login_throttle: Arc<LoginThrottle>,
+    pub limiter: Arc<Limiter>,
 }

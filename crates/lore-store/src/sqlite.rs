@@ -759,6 +759,31 @@ impl Store for SqliteStore {
         })
     }
 
+    async fn save_key_counters(&self, counters: &[KeyCounters]) -> Result<()> {
+        let mut tx = self.tx().await?;
+        for c in counters {
+            sqlx::query(
+                "UPDATE api_keys SET rate_window = ?, rate_count = ?, usage_day = ?, usage_count_today = ?,
+                   usage_month = ?, usage_count_month = ?, last_used_at = COALESCE(?, last_used_at),
+                   last_used_ip = COALESCE(?, last_used_ip)
+                 WHERE id = ?",
+            )
+            .bind(&c.rate_window)
+            .bind(c.rate_count)
+            .bind(&c.usage_day)
+            .bind(c.usage_today)
+            .bind(&c.usage_month)
+            .bind(c.usage_month_count)
+            .bind(c.last_used_at.map(ts))
+            .bind(&c.last_used_ip)
+            .bind(c.key_id.to_string())
+            .execute(&mut *tx)
+            .await
+            .map_err(db_err)?;
+        }
+        tx.commit().await.map_err(db_err)
+    }
+
     async fn insert_usage_logs(&self, logs: &[UsageLog]) -> Result<()> {
         if logs.is_empty() {
             return Ok(());

@@ -17,6 +17,18 @@ use serde_json::{Value, json};
 pub enum BenchCommand {
     /// Ingestion throughput and full-text search latency over HTTP.
     Ingest(IngestArgs),
+    /// What authentication, rate limiting and usage logging add to a request, under load.
+    Api(ApiArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ApiArgs {
+    /// Seconds of load per endpoint, split into alternating rounds.
+    #[arg(long, default_value_t = 30)]
+    duration: u64,
+    /// Concurrent connections.
+    #[arg(long, default_value_t = 16)]
+    concurrency: usize,
 }
 
 #[derive(Debug, Args)]
@@ -47,6 +59,7 @@ const VOCABULARY: usize = 20_000;
 pub async fn run(command: BenchCommand) -> anyhow::Result<()> {
     match command {
         BenchCommand::Ingest(args) => ingest(args).await,
+        BenchCommand::Api(args) => api(args).await,
     }
 }
 
@@ -220,54 +233,72 @@ impl Drop for Child {
     }
 }
 
-async fn ingest(args: IngestArgs) -> anyhow::Result<()> {
-    let temp;
-    let data_dir = match &args.data_dir {
-        Some(dir) => dir.clone(),
-        None => {
-            temp = std::env::temp_dir().join(format!("lore-bench-{}", std::process::id()));
-            temp.clone()
-        }
-    };
-    let port = {
-        let l = std::net::TcpListener::bind("127.0.0.1:0")?;
-        l.local_addr()?.port()
-    };
-    let exe = std::env::current_exe()?;
-    let mut cmd = std::process::Command::new(exe);
-    cmd.args(["serve", "--data-dir"])
-        .arg(&data_dir)
-        .args(["--listen", &format!("127.0.0.1:{port}")])
-        .env("LORE_LOG", "warn")
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit());
-    if let Some(w) = args.workers {
-        cmd.args(["--workers", &w.to_string()]);
-    }
-    let child = Child(cmd.spawn().context("cannot start `lore serve`")?);
-    let pid = child.0.id();
-    let base = format!("http://127.0.0.1:{port}");
-    let http = reqwest::Client::builder().pool_max_idle_per_host(args.concurrency * 2).build()?;
+/// A `lore serve` child process on a free port over its own data directory, with a registered
+/// user. Killed (and its temporary directory removed) when dropped.
+struct BenchServer {
+    child: Child,
+    base: String,
+    token: String,
+    data_dir: PathBuf,
+    remove_dir: bool,
+}
 
-    let started = Instant::now();
-    loop {
-        if http.get(format!("{base}/healthz")).send().await.is_ok() {
-            break;
+impl BenchServer {
+    async fn start(data_dir: Option<PathBuf>, workers: Option<usize>, http: &reqwest::Client) -> anyhow::Result<Self> {
+        let remove_dir = data_dir.is_none();
+        let data_dir =
+            data_dir.unwrap_or_else(|| std::env::temp_dir().join(format!("lore-bench-{}", std::process::id())));
+        let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+        let mut cmd = std::process::Command::new(std::env::current_exe()?);
+        cmd.args(["serve", "--data-dir"])
+            .arg(&data_dir)
+            .args(["--listen", &format!("127.0.0.1:{port}")])
+            .env("LORE_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit());
+        if let Some(w) = workers {
+            cmd.args(["--workers", &w.to_string()]);
         }
-        if started.elapsed() > Duration::from_secs(30) {
-            bail!("the server did not come up within 30 s");
+        let child = Child(cmd.spawn().context("cannot start `lore serve`")?);
+        let base = format!("http://127.0.0.1:{port}");
+        let started = Instant::now();
+        while http.get(format!("{base}/healthz")).send().await.is_err() {
+            if started.elapsed() > Duration::from_secs(30) {
+                bail!("the server did not come up within 30 s");
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
         }
-        tokio::time::sleep(Duration::from_millis(50)).await;
+        let auth: Value = http
+            .post(format!("{base}/v1/auth/register"))
+            .json(&json!({"username": "bench", "email": "bench@example.com", "password": "bench-password"}))
+            .send()
+            .await?
+            .error_for_status()?
+            .json()
+            .await?;
+        let token = auth["token"].as_str().context("no token")?.to_string();
+        Ok(BenchServer { child, base, token, data_dir, remove_dir })
     }
-    let auth: Value = http
-        .post(format!("{base}/v1/auth/register"))
-        .json(&json!({"username": "bench", "email": "bench@example.com", "password": "bench-password"}))
-        .send()
-        .await?
-        .error_for_status()?
-        .json()
-        .await?;
-    let token = auth["token"].as_str().context("no token")?.to_string();
+
+    fn peak_rss(&self) -> String {
+        peak_rss_kib(self.child.0.id()).map(|k| format!("{:.1} MiB", k as f64 / 1024.0)).unwrap_or_else(|| "n/a".into())
+    }
+}
+
+impl Drop for BenchServer {
+    fn drop(&mut self) {
+        let _ = self.child.0.kill();
+        let _ = self.child.0.wait();
+        if self.remove_dir {
+            let _ = std::fs::remove_dir_all(&self.data_dir);
+        }
+    }
+}
+
+async fn ingest(args: IngestArgs) -> anyhow::Result<()> {
+    let http = reqwest::Client::builder().pool_max_idle_per_host(args.concurrency * 2).build()?;
+    let lore = BenchServer::start(args.data_dir.clone(), args.workers, &http).await?;
+    let (base, token) = (lore.base.clone(), lore.token.clone());
     let kb: Value = http
         .post(format!("{base}/v1/knowledge-bases"))
         .bearer_auth(&token)
@@ -373,11 +404,104 @@ async fn ingest(args: IngestArgs) -> anyhow::Result<()> {
         percentile(&client, 0.5),
         percentile(&client, 0.99)
     );
-    let rss = peak_rss_kib(pid).map(|k| format!("{:.1} MiB", k as f64 / 1024.0)).unwrap_or_else(|| "n/a".into());
-    println!("server peak RSS: {rss}");
-    drop(child);
-    if args.data_dir.is_none() {
-        let _ = std::fs::remove_dir_all(&data_dir);
+    println!("server peak RSS: {}", lore.peak_rss());
+    Ok(())
+}
+
+/// Runs `concurrency` clients against one endpoint for `seconds`; returns the sorted latencies
+/// (ms) of successful requests and the count of failures.
+async fn load(
+    http: &reqwest::Client,
+    url: &str,
+    bearer: Option<&str>,
+    concurrency: usize,
+    seconds: f64,
+) -> anyhow::Result<(Vec<f64>, usize)> {
+    let deadline = Instant::now() + Duration::from_secs_f64(seconds);
+    let mut tasks = Vec::new();
+    for _ in 0..concurrency {
+        let (http, url, bearer) = (http.clone(), url.to_string(), bearer.map(str::to_string));
+        tasks.push(tokio::spawn(async move {
+            let mut latencies = Vec::new();
+            let mut failures = 0usize;
+            while Instant::now() < deadline {
+                let t = Instant::now();
+                let mut req = http.get(&url);
+                if let Some(b) = &bearer {
+                    req = req.bearer_auth(b);
+                }
+                match req.send().await {
+                    Ok(r) if r.status().is_success() => {
+                        let _ = r.bytes().await;
+                        latencies.push(t.elapsed().as_secs_f64() * 1000.0);
+                    }
+                    _ => failures += 1,
+                }
+            }
+            (latencies, failures)
+        }));
     }
+    let mut all = Vec::new();
+    let mut failures = 0;
+    for t in tasks {
+        let (l, f) = t.await?;
+        all.extend(l);
+        failures += f;
+    }
+    all.sort_by(f64::total_cmp);
+    Ok((all, failures))
+}
+
+async fn api(args: ApiArgs) -> anyhow::Result<()> {
+    let http = reqwest::Client::builder().pool_max_idle_per_host(args.concurrency * 2).build()?;
+    let server = BenchServer::start(None, Some(1), &http).await?;
+    let created: Value = http
+        .post(format!("{}/v1/api-keys", server.base))
+        .bearer_auth(&server.token)
+        .json(&json!({"name": "bench", "scopes": ["read"], "rate_limit": 100_000_000u64,
+                      "daily_quota": 1_000_000_000u64, "monthly_quota": 2_000_000_000u64}))
+        .send()
+        .await?
+        .error_for_status()?
+        .json()
+        .await?;
+    let key = created["key"].as_str().context("no key")?.to_string();
+    let plain = format!("{}/healthz", server.base);
+    let authed = format!("{}/v1/me", server.base);
+    println!(
+        "lore bench api --duration {} --concurrency {}: GET /healthz (no auth) vs GET /v1/me with an API key \
+         (lookup, rate limit and quotas counted atomically, usage row logged), alternating rounds",
+        args.duration, args.concurrency
+    );
+    load(&http, &plain, None, args.concurrency, 2.0).await?;
+    load(&http, &authed, Some(&key), args.concurrency, 2.0).await?;
+    let rounds = 3;
+    let slice = args.duration as f64 / rounds as f64;
+    let (mut base_ms, mut auth_ms, mut failures) = (Vec::new(), Vec::new(), 0);
+    for _ in 0..rounds {
+        let (l, f) = load(&http, &plain, None, args.concurrency, slice).await?;
+        base_ms.extend(l);
+        failures += f;
+        let (l, f) = load(&http, &authed, Some(&key), args.concurrency, slice).await?;
+        auth_ms.extend(l);
+        failures += f;
+    }
+    base_ms.sort_by(f64::total_cmp);
+    auth_ms.sort_by(f64::total_cmp);
+    let seconds = slice * rounds as f64;
+    for (name, l) in [("GET /healthz", &base_ms), ("GET /v1/me + key", &auth_ms)] {
+        println!(
+            "{name}: {:.0} requests/s, p50 {:.3} ms, p99 {:.3} ms",
+            l.len() as f64 / seconds,
+            percentile(l, 0.5),
+            percentile(l, 0.99)
+        );
+    }
+    println!(
+        "added by auth + limits + usage log: p50 {:.3} ms, p99 {:.3} ms; failures: {failures}; server peak RSS {}",
+        percentile(&auth_ms, 0.5) - percentile(&base_ms, 0.5),
+        percentile(&auth_ms, 0.99) - percentile(&base_ms, 0.99),
+        server.peak_rss()
+    );
     Ok(())
 }

@@ -19,7 +19,7 @@ pub enum LogFormat {
 
 #[derive(Debug, Args)]
 pub struct ServeArgs {
-    /// TOML file with any of: data_dir, listen, max_upload_bytes, workers, session_ttl_hours, log_format.
+    /// TOML file with any of the settings below, by their long names with underscores (data_dir, listen, ...).
     #[arg(long, env = "LORE_CONFIG")]
     pub config: Option<PathBuf>,
     /// Where Lore keeps everything (database, blobs). Default: ./lore-data
@@ -40,6 +40,18 @@ pub struct ServeArgs {
     /// Log format. Default: text
     #[arg(long, env = "LORE_LOG_FORMAT", value_enum)]
     pub log_format: Option<LogFormat>,
+    /// Days a deleted document stays restorable before it is purged. Default: 30
+    #[arg(long, env = "LORE_TRASH_RETENTION_DAYS")]
+    pub trash_retention_days: Option<u64>,
+    /// Days usage logs of successful requests are kept. Default: 30
+    #[arg(long, env = "LORE_USAGE_RETENTION_DAYS")]
+    pub usage_retention_days: Option<u64>,
+    /// Days usage logs of failed requests are kept. Default: 90
+    #[arg(long, env = "LORE_USAGE_ERROR_RETENTION_DAYS")]
+    pub usage_error_retention_days: Option<u64>,
+    /// Seconds between two runs of the retention purges. Default: 600
+    #[arg(long, env = "LORE_MAINTENANCE_INTERVAL_SECS")]
+    pub maintenance_interval_secs: Option<u64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -51,6 +63,10 @@ struct FileConfig {
     workers: Option<usize>,
     session_ttl_hours: Option<u64>,
     log_format: Option<LogFormat>,
+    trash_retention_days: Option<u64>,
+    usage_retention_days: Option<u64>,
+    usage_error_retention_days: Option<u64>,
+    maintenance_interval_secs: Option<u64>,
 }
 
 pub fn resolve(args: ServeArgs) -> anyhow::Result<(ServerConfig, LogFormat)> {
@@ -75,6 +91,20 @@ pub fn resolve(args: ServeArgs) -> anyhow::Result<(ServerConfig, LogFormat)> {
     if let Some(hours) = args.session_ttl_hours.or(file.session_ttl_hours) {
         anyhow::ensure!(hours > 0, "session_ttl_hours must be positive");
         config.session_ttl = Duration::from_secs(hours * 3600);
+    }
+    const DAY: u64 = 24 * 3600;
+    if let Some(days) = args.trash_retention_days.or(file.trash_retention_days) {
+        config.trash_retention = Duration::from_secs(days * DAY);
+    }
+    if let Some(days) = args.usage_retention_days.or(file.usage_retention_days) {
+        config.usage_success_retention = Duration::from_secs(days * DAY);
+    }
+    if let Some(days) = args.usage_error_retention_days.or(file.usage_error_retention_days) {
+        config.usage_error_retention = Duration::from_secs(days * DAY);
+    }
+    if let Some(secs) = args.maintenance_interval_secs.or(file.maintenance_interval_secs) {
+        anyhow::ensure!(secs > 0, "maintenance_interval_secs must be positive");
+        config.maintenance_interval = Duration::from_secs(secs);
     }
     let log_format = args.log_format.or(file.log_format).unwrap_or(LogFormat::Text);
     Ok((config, log_format))
@@ -104,6 +134,10 @@ mod tests {
             workers: None,
             session_ttl_hours: None,
             log_format: None,
+            trash_retention_days: None,
+            usage_retention_days: None,
+            usage_error_retention_days: None,
+            maintenance_interval_secs: None,
         }
     }
 
