@@ -4,6 +4,7 @@
 pub mod chunk;
 pub mod decode;
 pub mod detect;
+pub mod formats;
 pub mod highlight;
 pub mod parse;
 pub mod segment;

@@ -7,6 +7,7 @@ use serde_json::{Map, Value, json};
 
 use crate::decode::decode;
 use crate::detect::FileKind;
+use crate::formats::{self, Builder, Location};
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Parsed {
@@ -16,25 +17,88 @@ pub struct Parsed {
     /// Clean text: markup removed, whitespace normalised, paragraphs separated by blank lines.
     pub text: String,
     pub metadata: Map<String, Value>,
+    /// Pages, slides, sheets or chapters, by where they start in `text`.
+    pub locations: Vec<Location>,
+}
+
+impl Parsed {
+    /// The location (page, slide, ...) in force at a character offset of `text`.
+    pub fn location_at(&self, char_offset: usize) -> Option<&Location> {
+        self.locations.iter().take_while(|l| l.char_start <= char_offset).last()
+    }
 }
 
 pub fn parse(kind: FileKind, bytes: &[u8]) -> Result<Parsed> {
+    let text_of = |bytes: &[u8]| decode(bytes);
+    let from_builder = |b: Builder, metadata: Map<String, Value>| Parsed {
+        title: b.title.clone(),
+        raw: b.text.clone(),
+        text: b.text,
+        locations: b.locations,
+        metadata,
+    };
     let parsed = match kind {
-        FileKind::Text => {
-            let decoded = decode(bytes)?;
+        FileKind::Text | FileKind::Code(_) => {
+            let decoded = text_of(bytes)?;
             let text = clean(&decoded.text);
-            let title = first_line_title(&text);
-            Parsed { title, text, raw: decoded.text, metadata: meta(decoded.encoding) }
+            let title = if matches!(kind, FileKind::Text) { first_line_title(&text) } else { None };
+            let mut metadata = meta(decoded.encoding);
+            if let FileKind::Code(language) = kind {
+                metadata.insert("language".into(), json!(language));
+            }
+            Parsed { title, text, raw: decoded.text, metadata, locations: Vec::new() }
         }
         FileKind::Markdown => {
-            let decoded = decode(bytes)?;
+            let decoded = text_of(bytes)?;
             let (title, text) = markdown_to_text(&decoded.text);
-            Parsed { title, text: clean(&text), raw: decoded.text, metadata: meta(decoded.encoding) }
+            Parsed { title, text: clean(&text), raw: decoded.text, metadata: meta(decoded.encoding), locations: Vec::new() }
         }
         FileKind::Html => {
-            let decoded = decode(bytes)?;
+            let decoded = text_of(bytes)?;
             let (title, text) = html_to_text(&decoded.text);
-            Parsed { title, text: clean(&text), raw: decoded.text, metadata: meta(decoded.encoding) }
+            Parsed { title, text: clean(&text), raw: decoded.text, metadata: meta(decoded.encoding), locations: Vec::new() }
+        }
+        FileKind::Csv | FileKind::Tsv => {
+            let decoded = text_of(bytes)?;
+            let b = formats::delimited(&decoded.text, if kind == FileKind::Csv { b',' } else { b'\t' })?;
+            Parsed { raw: decoded.text, ..from_builder(b, meta(decoded.encoding)) }
+        }
+        FileKind::Json | FileKind::Jsonl => {
+            let decoded = text_of(bytes)?;
+            let values: Vec<Value> = if kind == FileKind::Json {
+                vec![serde_json::from_str(&decoded.text).map_err(|e| {
+                    Error::new(Code::CorruptFile, format!("the JSON file is not valid JSON: {e}"))
+                })?]
+            } else {
+                decoded
+                    .text
+                    .lines()
+                    .enumerate()
+                    .filter(|(_, l)| !l.trim().is_empty())
+                    .map(|(i, l)| {
+                        serde_json::from_str(l).map_err(|e| {
+                            Error::new(Code::CorruptFile, format!("line {} of the JSON Lines file is not valid JSON: {e}", i + 1))
+                        })
+                    })
+                    .collect::<Result<_>>()?
+            };
+            let text = values.iter().map(formats::json_text).collect::<Vec<_>>().join("\n\n");
+            Parsed { title: None, text: clean(&text), raw: decoded.text, metadata: meta(decoded.encoding), locations: Vec::new() }
+        }
+        FileKind::Rtf => {
+            let text = formats::rtf(bytes)?;
+            Parsed { title: first_line_title(&clean(&text)), text: clean(&text), raw: text, metadata: Map::new(), locations: Vec::new() }
+        }
+        FileKind::Docx => from_builder(formats::docx(bytes)?, Map::new()),
+        FileKind::Pptx => from_builder(formats::pptx(bytes)?, Map::new()),
+        FileKind::Xlsx => from_builder(formats::workbook(bytes, "Excel")?, Map::new()),
+        FileKind::Xls => from_builder(formats::workbook(bytes, "Excel 97-2003")?, Map::new()),
+        FileKind::Ods => from_builder(formats::workbook(bytes, "OpenDocument spreadsheet")?, Map::new()),
+        FileKind::Epub => from_builder(formats::epub(bytes, html_to_text)?, Map::new()),
+        FileKind::Email => {
+            let (b, m) = formats::email(bytes, html_to_text)?;
+            let metadata = m.as_object().cloned().unwrap_or_default();
+            Parsed { raw: String::from_utf8_lossy(bytes).into_owned(), ..from_builder(b, metadata) }
         }
         FileKind::Pdf if !bytes.starts_with(b"%PDF-") => {
             return Err(Error::new(
@@ -43,16 +107,14 @@ pub fn parse(kind: FileKind, bytes: &[u8]) -> Result<Parsed> {
             ));
         }
         FileKind::Pdf => {
-            return Err(Error::new(
-                Code::UnsupportedFileType,
-                "PDF documents cannot be read by this version of Lore yet; upload the text as .txt, .md or .html",
-            ));
+            let b = formats::pdf(bytes)?;
+            let pages = b.locations.len();
+            let mut metadata = Map::new();
+            metadata.insert("pages".into(), json!(pages));
+            from_builder(b, metadata)
         }
         FileKind::Binary(name) => {
-            return Err(Error::new(
-                Code::UnsupportedFileType,
-                format!("{name} files are not supported; upload plain text, Markdown or HTML"),
-            ));
+            return Err(Error::new(Code::UnsupportedFileType, format!("{name} files are not supported")));
         }
     };
     if parsed.text.trim().is_empty() {
@@ -294,7 +356,7 @@ mod tests {
     #[test]
     fn bad_files_fail_with_codes() {
         assert_eq!(parse(FileKind::Pdf, b"not a pdf at all").expect_err("fake pdf").code, Code::CorruptFile);
-        assert_eq!(parse(FileKind::Pdf, b"%PDF-1.4\n...").expect_err("pdf").code, Code::UnsupportedFileType);
+        assert_eq!(parse(FileKind::Pdf, b"%PDF-1.4\n...").expect_err("truncated pdf").code, Code::CorruptFile);
         assert_eq!(parse(FileKind::Text, b"   \n\n ").expect_err("empty").code, Code::NoTextContent);
         assert_eq!(parse(FileKind::Binary("zip"), b"PK\x03\x04").expect_err("zip").code, Code::UnsupportedFileType);
     }

@@ -773,5 +773,5 @@ pub async fn preview_chunking(
 
 /// The parser for a stored document's `file_type`; an unknown name fails as unsupported.
 pub fn kind_of(document: &Document) -> FileKind {
-    FileKind::from_name(&document.file_type).unwrap_or(FileKind::Binary("unknown"))
+    FileKind::from_name(&document.file_type, &document.filename).unwrap_or(FileKind::Binary("unknown"))
 }

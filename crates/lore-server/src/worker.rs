@@ -142,7 +142,13 @@ fn pipeline(document: &Document, bytes: &[u8], strategy: &chunking::Strategy) ->
         .map(|(i, piece)| NewChunk {
             content_hash: lore_ingest::sha256_hex(piece.content.as_bytes()),
             chunk_index: i as i64,
-            metadata: piece.metadata(strategy),
+            metadata: {
+                let mut m = piece.metadata(strategy);
+                if let (Some(loc), Some(obj)) = (parsed.location_at(piece.char_start), m.as_object_mut()) {
+                    obj.insert(loc.key.to_string(), loc.value.clone());
+                }
+                m
+            },
             fts_terms: segment::terms(&piece.content).join(" "),
             content: piece.content.clone(),
         })

@@ -1,0 +1,259 @@
+//! Every format from real bytes: the fixtures are built here, as their specifications lay them
+//! out (Office Open XML, EPUB, PDF, RTF, MIME), with Chinese and English text.
+
+use std::io::Write;
+
+use lore_core::error::Code;
+use lore_ingest::detect::{FileKind, detect};
+use lore_ingest::parse::parse;
+
+fn zip(entries: &[(&str, &str)]) -> Vec<u8> {
+    let mut out = std::io::Cursor::new(Vec::new());
+    {
+        let mut w = zip::ZipWriter::new(&mut out);
+        let options = zip::write::SimpleFileOptions::default().compression_method(zip::CompressionMethod::Deflated);
+        for (name, body) in entries {
+            // EPUB wants its `mimetype` first and uncompressed, so readers can sniff it.
+            let options = if *name == "mimetype" { options.compression_method(zip::CompressionMethod::Stored) } else { options };
+            w.start_file(*name, options).expect("entry");
+            w.write_all(body.as_bytes()).expect("write");
+        }
+        w.finish().expect("finish");
+    }
+    out.into_inner()
+}
+
+fn docx() -> Vec<u8> {
+    let body = r#"<?xml version="1.0" encoding="UTF-8"?>
+<w:document xmlns:w="http://schemas.openxmlformats.org/wordprocessingml/2006/main"><w:body>
+<w:p><w:pPr><w:pStyle w:val="Heading1"/></w:pPr><w:r><w:t>知识库手册</w:t></w:r></w:p>
+<w:p><w:r><w:t xml:space="preserve">中文分词是检索的基础，</w:t></w:r><w:r><w:t>Lore &amp; friends.</w:t></w:r></w:p>
+<w:p><w:pPr><w:pStyle w:val="Heading2"/></w:pPr><w:r><w:t>Prices</w:t></w:r></w:p>
+<w:tbl><w:tr><w:tc><w:p><w:r><w:t>产品</w:t></w:r></w:p></w:tc><w:tc><w:p><w:r><w:t>价格</w:t></w:r></w:p></w:tc></w:tr>
+<w:tr><w:tc><w:p><w:r><w:t>专业版</w:t></w:r></w:p></w:tc><w:tc><w:p><w:r><w:t>99</w:t></w:r></w:p></w:tc></w:tr></w:tbl>
+</w:body></w:document>"#;
+    zip(&[("[Content_Types].xml", "<Types/>"), ("word/document.xml", body)])
+}
+
+#[test]
+fn docx_keeps_headings_paragraphs_and_tables() {
+    let bytes = docx();
+    assert_eq!(detect("手册.docx", &bytes), FileKind::Docx);
+    let p = parse(FileKind::Docx, &bytes).expect("docx");
+    assert_eq!(p.title.as_deref(), Some("知识库手册"));
+    assert_eq!(p.text, "# 知识库手册\n\n中文分词是检索的基础，Lore & friends.\n\n## Prices\n\n产品\t价格\n\n专业版\t99");
+}
+
+#[test]
+fn pptx_reads_slides_in_order_with_notes() {
+    let slide = |text: &str| {
+        format!(r#"<p:sld xmlns:p="p" xmlns:a="a"><p:cSld><p:spTree><p:sp><p:txBody><a:p><a:r><a:t>{text}</a:t></a:r></a:p></p:txBody></p:sp></p:spTree></p:cSld></p:sld>"#)
+    };
+    let rels = r#"<Relationships><Relationship Id="rId2" Type="http://schemas.openxmlformats.org/officeDocument/2006/relationships/notesSlide" Target="../notesSlides/notesSlide7.xml"/></Relationships>"#;
+    let notes = r#"<p:notes xmlns:p="p" xmlns:a="a"><a:p><a:r><a:t>记得提到向量检索</a:t></a:r></a:p><a:p><a:r><a:t>2</a:t></a:r></a:p></p:notes>"#;
+    let (s1, s2, s10) = (slide("开场：知识库"), slide("Second slide"), slide("第十页"));
+    let bytes = zip(&[
+        ("ppt/slides/slide10.xml", &s10),
+        ("ppt/slides/slide2.xml", &s2),
+        ("ppt/slides/slide1.xml", &s1),
+        ("ppt/slides/_rels/slide2.xml.rels", rels),
+        ("ppt/notesSlides/notesSlide7.xml", notes),
+    ]);
+    let p = parse(FileKind::Pptx, &bytes).expect("pptx");
+    assert_eq!(
+        p.text,
+        "## Slide 1\n\n开场：知识库\n\n## Slide 2\n\nSecond slide\n\nNotes: 记得提到向量检索\n\n## Slide 10\n\n第十页"
+    );
+    let second = p.text.find("Second").map(|b| p.text[..b].chars().count()).expect("offset");
+    assert_eq!(p.location_at(second).map(|l| (l.key, l.value.clone())), Some(("slide", serde_json::json!(2))));
+}
+
+fn xlsx() -> Vec<u8> {
+    let workbook = r#"<workbook xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main" xmlns:r="http://schemas.openxmlformats.org/officeDocument/2006/relationships"><sheets><sheet name="销售" sheetId="1" r:id="rId1"/></sheets></workbook>"#;
+    let rels = r#"<Relationships xmlns="http://schemas.openxmlformats.org/package/2006/relationships"><Relationship Id="rId1" Type="http://schemas.openxmlformats.org/officeDocument/2006/relationships/worksheet" Target="worksheets/sheet1.xml"/></Relationships>"#;
+    let sheet = r#"<worksheet xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main"><sheetData>
+<row r="1"><c r="A1" t="inlineStr"><is><t>城市</t></is></c><c r="B1" t="inlineStr"><is><t>Revenue</t></is></c></row>
+<row r="2"><c r="A2" t="inlineStr"><is><t>上海</t></is></c><c r="B2"><v>1200</v></c></row>
+<row r="3"><c r="A3" t="inlineStr"><is><t>Berlin</t></is></c><c r="B3"><v>3.5</v></c></row>
+</sheetData></worksheet>"#;
+    let types = r#"<Types xmlns="http://schemas.openxmlformats.org/package/2006/content-types"><Override PartName="/xl/workbook.xml" ContentType="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet.main+xml"/><Override PartName="/xl/worksheets/sheet1.xml" ContentType="application/vnd.openxmlformats-officedocument.spreadsheetml.worksheet+xml"/></Types>"#;
+    let root_rels = r#"<Relationships xmlns="http://schemas.openxmlformats.org/package/2006/relationships"><Relationship Id="rId1" Type="http://schemas.openxmlformats.org/officeDocument/2006/relationships/officeDocument" Target="xl/workbook.xml"/></Relationships>"#;
+    zip(&[
+        ("[Content_Types].xml", types),
+        ("_rels/.rels", root_rels),
+        ("xl/workbook.xml", workbook),
+        ("xl/_rels/workbook.xml.rels", rels),
+        ("xl/worksheets/sheet1.xml", sheet),
+    ])
+}
+
+#[test]
+fn spreadsheets_keep_rows_with_their_headers() {
+    let p = parse(FileKind::Xlsx, &xlsx()).expect("xlsx");
+    assert_eq!(p.text, "## Sheet: 销售\n\n城市: 上海; Revenue: 1200\n\n城市: Berlin; Revenue: 3.5");
+    assert_eq!(p.location_at(10).map(|l| l.value.clone()), Some(serde_json::json!("销售")));
+    let csv = "名称,描述\n知识库,\"存放文档, 支持检索\"\nLore,fast\n";
+    let p = parse(FileKind::Csv, csv.as_bytes()).expect("csv");
+    assert_eq!(p.text, "名称: 知识库; 描述: 存放文档, 支持检索\n\n名称: Lore; 描述: fast");
+    let (gbk, _, _) = encoding_rs::GBK.encode("名称\t描述\n分词\t中文处理\n");
+    let p = parse(FileKind::Tsv, &gbk).expect("tsv in GBK");
+    assert_eq!(p.text, "名称: 分词; 描述: 中文处理");
+}
+
+/// A PDF with one text line per page, laid out as the specification says (xref offsets exact).
+fn pdf(pages: &[&str]) -> Vec<u8> {
+    let n = pages.len();
+    let mut objects: Vec<String> = Vec::new();
+    objects.push("<< /Type /Catalog /Pages 2 0 R >>".into());
+    let kids: Vec<String> = (0..n).map(|i| format!("{} 0 R", 4 + 2 * i)).collect();
+    objects.push(format!("<< /Type /Pages /Kids [{}] /Count {n} >>", kids.join(" ")));
+    objects.push("<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>".into());
+    for (i, text) in pages.iter().enumerate() {
+        let content = format!("BT /F1 12 Tf 72 720 Td ({text}) Tj ET");
+        objects.push(format!(
+            "<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Resources << /Font << /F1 3 0 R >> >> /Contents {} 0 R >>",
+            5 + 2 * i
+        ));
+        objects.push(format!("<< /Length {} >>\nstream\n{content}\nendstream", content.len()));
+    }
+    let mut out = b"%PDF-1.4\n".to_vec();
+    let mut offsets = Vec::new();
+    for (i, o) in objects.iter().enumerate() {
+        offsets.push(out.len());
+        out.extend(format!("{} 0 obj\n{o}\nendobj\n", i + 1).into_bytes());
+    }
+    let xref = out.len();
+    out.extend(format!("xref\n0 {}\n0000000000 65535 f \n", objects.len() + 1).into_bytes());
+    for off in offsets {
+        out.extend(format!("{off:010} 00000 n \n").into_bytes());
+    }
+    out.extend(format!("trailer\n<< /Size {} /Root 1 0 R >>\nstartxref\n{xref}\n%%EOF\n", objects.len() + 1).into_bytes());
+    out
+}
+
+#[test]
+fn pdf_text_comes_with_page_numbers() {
+    let p = parse(FileKind::Pdf, &pdf(&["Knowledge bases hold documents.", "Vectors find meaning."])).expect("pdf");
+    assert!(p.text.contains("Knowledge bases hold documents."), "{:?}", p.text);
+    let second = p.text.find("Vectors").map(|b| p.text[..b].chars().count()).expect("page 2 text");
+    assert_eq!(p.location_at(second).map(|l| (l.key, l.value.clone())), Some(("page", serde_json::json!(2))));
+    assert_eq!(p.metadata["pages"], 2);
+}
+
+#[test]
+fn damaged_pdfs_fail_with_a_reason() {
+    let good = pdf(&["Hello"]);
+    for bad in [good[..good.len() / 2].to_vec(), b"%PDF-1.7\n1 0 obj << /Type /Catalog".to_vec()] {
+        let err = parse(FileKind::Pdf, &bad).expect_err("damaged");
+        assert_eq!(err.code, Code::CorruptFile, "{err}");
+    }
+}
+
+#[test]
+fn epub_chapters_in_spine_order() {
+    let container = r#"<container><rootfiles><rootfile full-path="OEBPS/book.opf"/></rootfiles></container>"#;
+    let opf = r#"<package xmlns:dc="http://purl.org/dc/elements/1.1/"><metadata><dc:title>红楼梦</dc:title></metadata>
+<manifest><item id="c2" href="two.xhtml"/><item id="c1" href="one.xhtml"/></manifest>
+<spine><itemref idref="c1"/><itemref idref="c2"/></spine></package>"#;
+    let bytes = zip(&[
+        ("mimetype", "application/epub+zip"),
+        ("META-INF/container.xml", container),
+        ("OEBPS/book.opf", opf),
+        ("OEBPS/one.xhtml", "<html><body><h1>第一回</h1><p>甄士隐梦幻识通灵。</p></body></html>"),
+        ("OEBPS/two.xhtml", "<html><body><h1>第二回</h1><p>贾夫人仙逝扬州城。</p></body></html>"),
+    ]);
+    assert_eq!(detect("book", &bytes), FileKind::Epub);
+    let p = parse(FileKind::Epub, &bytes).expect("epub");
+    assert_eq!(p.title.as_deref(), Some("红楼梦"));
+    assert_eq!(p.text, "第一回\n\n甄士隐梦幻识通灵。\n\n第二回\n\n贾夫人仙逝扬州城。");
+}
+
+#[test]
+fn rtf_with_code_page_and_unicode() {
+    let mut rtf = br"{\rtf1\ansi\ansicpg936{\fonttbl{\f0 SimSun;}}{\*\generator Word;}\f0 ".to_vec();
+    let (gbk, _, _) = encoding_rs::GBK.encode("中文");
+    for b in gbk.iter() {
+        rtf.extend(format!("\\'{b:02x}").into_bytes());
+    }
+    rtf.extend(br"\par Unicode: \u30693?\u24211?\par Plain \{braces\}}".to_vec());
+    let p = parse(FileKind::Rtf, &rtf).expect("rtf");
+    assert_eq!(p.text, "中文\nUnicode: 知库\nPlain {braces}");
+}
+
+#[test]
+fn email_headers_body_and_attachments() {
+    let mail = "From: 张三 <zhang@example.com>\r\nTo: team@example.com\r\nSubject: =?UTF-8?B?5Lya6K6u57qq6KaB?=\r\nDate: Tue, 24 Nov 2026 10:00:00 +0800\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=\"b\"\r\n\r\n--b\r\nContent-Type: text/plain; charset=gbk\r\nContent-Transfer-Encoding: base64\r\n\r\n";
+    let (gbk, _, _) = encoding_rs::GBK.encode("会议讨论了知识库的检索质量。");
+    let body = base64_encode(&gbk);
+    let mail = format!("{mail}{body}\r\n--b\r\nContent-Type: application/pdf\r\nContent-Disposition: attachment; filename=\"slides.pdf\"\r\n\r\nJVBERi0=\r\n--b--\r\n");
+    assert_eq!(detect("message", mail.as_bytes()), FileKind::Email);
+    let p = parse(FileKind::Email, mail.as_bytes()).expect("email");
+    assert_eq!(p.title.as_deref(), Some("会议纪要"));
+    assert!(p.text.contains("From: 张三 <zhang@example.com>"), "{}", p.text);
+    assert!(p.text.contains("会议讨论了知识库的检索质量。"), "{}", p.text);
+    assert!(p.text.contains("Attachments: slides.pdf"), "{}", p.text);
+}
+
+fn base64_encode(bytes: &[u8]) -> String {
+    const T: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::new();
+    for chunk in bytes.chunks(3) {
+        let n = chunk.iter().enumerate().fold(0u32, |acc, (i, b)| acc | (u32::from(*b) << (16 - 8 * i)));
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(T[((n >> (18 - 6 * i)) & 63) as usize] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn json_and_jsonl_become_path_value_lines() {
+    let p = parse(FileKind::Json, r#"{"产品": {"名称": "Lore", "标签": ["检索", "RAG"]}, "version": 2}"#.as_bytes()).expect("json");
+    assert_eq!(p.text, "产品.名称: Lore\n产品.标签[0]: 检索\n产品.标签[1]: RAG\nversion: 2");
+    let p = parse(FileKind::Jsonl, "{\"q\": \"什么是分词\"}\n\n{\"q\": \"what is BM25\"}\n".as_bytes()).expect("jsonl");
+    assert_eq!(p.text, "q: 什么是分词\n\nq: what is BM25");
+    let err = parse(FileKind::Jsonl, b"{\"a\": 1}\n{broken\n").expect_err("bad line");
+    assert!(err.message.contains("line 2"), "{}", err.message);
+}
+
+#[test]
+fn code_keeps_its_language() {
+    let src = "fn main() {\n    // 打印问候\n    println!(\"你好\");\n}\n";
+    let kind = detect("main.rs", src.as_bytes());
+    let p = parse(kind, src.as_bytes()).expect("code");
+    assert_eq!(p.metadata["language"], "rust");
+    assert_eq!(p.text, src.trim_end());
+}
+
+#[test]
+fn hostile_containers_fail_alone() {
+    // A zip bomb: one entry that inflates far past the limit.
+    let mut out = std::io::Cursor::new(Vec::new());
+    {
+        let mut w = zip::ZipWriter::new(&mut out);
+        let options = zip::write::SimpleFileOptions::default().compression_method(zip::CompressionMethod::Deflated);
+        w.start_file("word/document.xml", options).expect("entry");
+        let zeros = vec![0u8; 1 << 20];
+        for _ in 0..300 {
+            w.write_all(&zeros).expect("write");
+        }
+        w.finish().expect("finish");
+    }
+    let bomb = out.into_inner();
+    assert!(bomb.len() < 2 << 20, "the bomb itself is small: {}", bomb.len());
+    let err = parse(FileKind::Docx, &bomb).expect_err("bomb");
+    assert!(err.message.contains("zip bomb"), "{}", err.message);
+
+    let encrypted = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1 encrypted package".to_vec();
+    let err = parse(FileKind::Docx, &encrypted).expect_err("encrypted");
+    assert!(err.message.contains("password"), "{}", err.message);
+    for kind in [FileKind::Docx, FileKind::Pptx, FileKind::Xlsx, FileKind::Epub, FileKind::Ods] {
+        let err = parse(kind, b"PK\x03\x04 truncated").expect_err("truncated");
+        assert_eq!(err.code, Code::CorruptFile, "{kind:?}: {err}");
+    }
+    assert_eq!(parse(FileKind::Json, b"{not json").expect_err("json").code, Code::CorruptFile);
+}
