@@ -81,6 +81,7 @@ codes! {
     DuplicateDocument => ("duplicate_document", Conflict, 409),
     KnowledgeBaseArchived => ("knowledge_base_archived", Conflict, 409),
     NotDeleted => ("not_deleted", Conflict, 409),
+    FileTypeExists => ("file_type_exists", Conflict, 409),
     // Limits
     RateLimited => ("rate_limited", RateLimited, 429),
     QuotaExceeded => ("quota_exceeded", RateLimited, 429),

@@ -499,3 +499,41 @@ pub struct KeyCounters {
     pub last_used_ip: Option<String>,
     pub dirty: bool,
 }
+
+/// An entry of the file-type registry (seed 000's FileType).
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct FileType {
+    pub id: i64,
+    pub name: String,
+    pub category: String,
+    pub mime_types: Vec<String>,
+    pub extensions: Vec<String>,
+    /// Names of the parsers that read this type, the first one used.
+    pub parsers: Vec<String>,
+    /// Embedding models allowed for this type; empty means any.
+    pub embedding_models: Vec<String>,
+    pub is_active: bool,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct NewFileType {
+    pub name: String,
+    pub category: String,
+    pub mime_types: Vec<String>,
+    pub extensions: Vec<String>,
+    pub parsers: Vec<String>,
+    pub embedding_models: Vec<String>,
+    pub is_active: bool,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct FileTypePatch {
+    pub category: Option<String>,
+    pub mime_types: Option<Vec<String>>,
+    pub extensions: Option<Vec<String>>,
+    pub parsers: Option<Vec<String>>,
+    pub embedding_models: Option<Vec<String>>,
+    pub is_active: Option<bool>,
+}

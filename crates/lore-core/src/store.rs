@@ -123,6 +123,15 @@ pub trait Store: Send + Sync + 'static {
     /// Whether any document still refers to a blob.
     async fn blob_in_use(&self, file_path: &str) -> Result<bool>;
 
+    // ---- file-type registry
+    /// Adds the types that are missing (by name); existing entries, and an administrator's
+    /// changes to them, are kept.
+    async fn ensure_file_types(&self, defaults: &[NewFileType]) -> Result<()>;
+    async fn list_file_types(&self) -> Result<Vec<FileType>>;
+    /// Fails with `conflict` if the name is taken.
+    async fn create_file_type(&self, file_type: NewFileType) -> Result<FileType>;
+    async fn update_file_type(&self, id: i64, patch: FileTypePatch) -> Result<Option<FileType>>;
+
     // ---- ingestion queue
     /// Makes every job claimable again (start-up of a single embedded node: nothing is running).
     async fn release_all_jobs(&self) -> Result<u64>;

@@ -49,14 +49,50 @@ pub const KINDS: &[(FileKind, &str, &str, &[&str])] = &[
 
 /// Source code by extension: (extension, language).
 const CODE: &[(&str, &str)] = &[
-    ("rs", "rust"), ("py", "python"), ("js", "javascript"), ("mjs", "javascript"), ("ts", "typescript"),
-    ("tsx", "typescript"), ("jsx", "javascript"), ("go", "go"), ("java", "java"), ("kt", "kotlin"),
-    ("scala", "scala"), ("c", "c"), ("h", "c"), ("cc", "cpp"), ("cpp", "cpp"), ("hpp", "cpp"), ("cs", "csharp"),
-    ("rb", "ruby"), ("php", "php"), ("swift", "swift"), ("sh", "shell"), ("bash", "shell"), ("sql", "sql"),
-    ("lua", "lua"), ("r", "r"), ("m", "objective-c"), ("dart", "dart"), ("vue", "vue"), ("yaml", "yaml"),
-    ("yml", "yaml"), ("toml", "toml"), ("ini", "ini"), ("xml", "xml"), ("css", "css"), ("scss", "scss"),
-    ("proto", "protobuf"), ("tf", "terraform"), ("ex", "elixir"), ("erl", "erlang"), ("hs", "haskell"),
-    ("clj", "clojure"), ("pl", "perl"), ("ps1", "powershell"), ("zig", "zig"),
+    ("rs", "rust"),
+    ("py", "python"),
+    ("js", "javascript"),
+    ("mjs", "javascript"),
+    ("ts", "typescript"),
+    ("tsx", "typescript"),
+    ("jsx", "javascript"),
+    ("go", "go"),
+    ("java", "java"),
+    ("kt", "kotlin"),
+    ("scala", "scala"),
+    ("c", "c"),
+    ("h", "c"),
+    ("cc", "cpp"),
+    ("cpp", "cpp"),
+    ("hpp", "cpp"),
+    ("cs", "csharp"),
+    ("rb", "ruby"),
+    ("php", "php"),
+    ("swift", "swift"),
+    ("sh", "shell"),
+    ("bash", "shell"),
+    ("sql", "sql"),
+    ("lua", "lua"),
+    ("r", "r"),
+    ("m", "objective-c"),
+    ("dart", "dart"),
+    ("vue", "vue"),
+    ("yaml", "yaml"),
+    ("yml", "yaml"),
+    ("toml", "toml"),
+    ("ini", "ini"),
+    ("xml", "xml"),
+    ("css", "css"),
+    ("scss", "scss"),
+    ("proto", "protobuf"),
+    ("tf", "terraform"),
+    ("ex", "elixir"),
+    ("erl", "erlang"),
+    ("hs", "haskell"),
+    ("clj", "clojure"),
+    ("pl", "perl"),
+    ("ps1", "powershell"),
+    ("zig", "zig"),
 ];
 
 impl FileKind {
@@ -78,7 +114,9 @@ impl FileKind {
             FileKind::Binary("gif") => "image/gif",
             FileKind::Binary("gzip") => "application/gzip",
             FileKind::Binary(_) => "application/octet-stream",
-            kind => KINDS.iter().find(|(k, ..)| *k == kind).map(|(_, _, m, _)| *m).unwrap_or("application/octet-stream"),
+            kind => {
+                KINDS.iter().find(|(k, ..)| *k == kind).map(|(_, _, m, _)| *m).unwrap_or("application/octet-stream")
+            }
         }
     }
 
@@ -92,7 +130,49 @@ impl FileKind {
     }
 }
 
-fn extension(filename: &str) -> String {
+/// The registry's defaults: one entry per readable kind, each read by the parser of its name.
+pub fn default_file_types() -> Vec<lore_core::model::NewFileType> {
+    let category = |name: &str| match name {
+        "text" | "markdown" => "text",
+        "html" => "web",
+        "pdf" | "docx" | "rtf" => "document",
+        "pptx" => "presentation",
+        "xlsx" | "xls" | "ods" | "csv" | "tsv" => "spreadsheet",
+        "json" | "jsonl" => "data",
+        "epub" => "ebook",
+        "email" => "email",
+        _ => "other",
+    };
+    let mut types: Vec<_> = KINDS
+        .iter()
+        .map(|(_, name, mime, exts)| lore_core::model::NewFileType {
+            name: name.to_string(),
+            category: category(name).to_string(),
+            mime_types: vec![mime.to_string()],
+            extensions: exts.iter().map(|e| e.to_string()).collect(),
+            parsers: vec![name.to_string()],
+            embedding_models: Vec::new(),
+            is_active: true,
+        })
+        .collect();
+    types.push(lore_core::model::NewFileType {
+        name: "code".into(),
+        category: "code".into(),
+        mime_types: vec!["text/plain".into()],
+        extensions: CODE.iter().map(|(e, _)| e.to_string()).collect(),
+        parsers: vec!["code".into()],
+        embedding_models: Vec::new(),
+        is_active: true,
+    });
+    types
+}
+
+/// Whether a parser of this name exists.
+pub fn is_parser(name: &str) -> bool {
+    name == "code" || KINDS.iter().any(|(_, n, ..)| *n == name)
+}
+
+pub fn extension(filename: &str) -> String {
     filename.rsplit_once('.').map(|(_, e)| e.to_ascii_lowercase()).unwrap_or_default()
 }
 
@@ -144,7 +224,10 @@ pub fn detect(filename: &str, head: &[u8]) -> FileKind {
     }
     if let Some((kind, ..)) = KINDS.iter().find(|(_, _, _, exts)| exts.contains(&ext.as_str())) {
         // Binary container formats need their signature; a name alone is not enough.
-        if !matches!(kind, FileKind::Docx | FileKind::Pptx | FileKind::Xlsx | FileKind::Ods | FileKind::Epub | FileKind::Xls) {
+        if !matches!(
+            kind,
+            FileKind::Docx | FileKind::Pptx | FileKind::Xlsx | FileKind::Ods | FileKind::Epub | FileKind::Xls
+        ) {
             return *kind;
         }
         return FileKind::Binary("mislabelled");

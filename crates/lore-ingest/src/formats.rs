@@ -90,7 +90,10 @@ impl Archive {
         if out.len() as u64 > self.budget {
             return Err(Error::new(
                 Code::CorruptFile,
-                format!("this {what} file expands to more than {} MiB; it looks like a zip bomb", MAX_UNZIPPED_BYTES >> 20),
+                format!(
+                    "this {what} file expands to more than {} MiB; it looks like a zip bomb",
+                    MAX_UNZIPPED_BYTES >> 20
+                ),
             ));
         }
         self.budget -= out.len() as u64;
@@ -207,10 +210,10 @@ pub fn docx(bytes: &[u8]) -> Result<Builder> {
         }
         buf.clear();
     }
-    if let Some(core) = archive.read("docProps/core.xml")? {
-        if let Some(title) = xml_first_text(&core, "title") {
-            b.title = Some(title);
-        }
+    if let Some(core) = archive.read("docProps/core.xml")?
+        && let Some(title) = xml_first_text(&core, "title")
+    {
+        b.title = Some(title);
     }
     Ok(b)
 }
@@ -296,22 +299,21 @@ pub fn pptx(bytes: &[u8]) -> Result<Builder> {
             b.paragraph(p);
         }
         let rels = format!("ppt/slides/_rels/slide{num}.xml.rels");
-        if let Some(rels) = archive.read(&rels)? {
-            if let Some(target) = notes_target(&rels) {
-                if let Some(notes) = archive.read(&target)? {
-                    let notes: Vec<String> =
-                        drawing_paragraphs(&notes)?.into_iter().filter(|p| p.parse::<u32>().is_err()).collect();
-                    if !notes.is_empty() {
-                        b.paragraph(&format!("Notes: {}", notes.join("\n")));
-                    }
-                }
+        if let Some(rels) = archive.read(&rels)?
+            && let Some(target) = notes_target(&rels)
+            && let Some(notes) = archive.read(&target)?
+        {
+            let notes: Vec<String> =
+                drawing_paragraphs(&notes)?.into_iter().filter(|p| p.parse::<u32>().is_err()).collect();
+            if !notes.is_empty() {
+                b.paragraph(&format!("Notes: {}", notes.join("\n")));
             }
         }
     }
-    if let Some(core) = archive.read("docProps/core.xml")? {
-        if let Some(title) = xml_first_text(&core, "title") {
-            b.title = Some(title);
-        }
+    if let Some(core) = archive.read("docProps/core.xml")?
+        && let Some(title) = xml_first_text(&core, "title")
+    {
+        b.title = Some(title);
     }
     Ok(b)
 }
@@ -321,11 +323,12 @@ fn notes_target(rels: &[u8]) -> Option<String> {
     let mut buf = Vec::new();
     loop {
         match reader.read_event_into(&mut buf) {
-            Ok(Event::Empty(e)) | Ok(Event::Start(e)) if local_name(e.name().as_ref()) == "Relationship" => {
-                if attr(&e, "Type").is_some_and(|t| t.ends_with("/notesSlide")) {
-                    let target = attr(&e, "Target")?;
-                    return Some(format!("ppt/{}", target.trim_start_matches("../")));
-                }
+            Ok(Event::Empty(e)) | Ok(Event::Start(e))
+                if local_name(e.name().as_ref()) == "Relationship"
+                    && attr(&e, "Type").is_some_and(|t| t.ends_with("/notesSlide")) =>
+            {
+                let target = attr(&e, "Target")?;
+                return Some(format!("ppt/{}", target.trim_start_matches("../")));
             }
             Ok(Event::Eof) | Err(_) => return None,
             _ => {}
@@ -378,7 +381,10 @@ pub fn workbook(bytes: &[u8], what: &'static str) -> Result<Builder> {
     let mut sheets = calamine::open_workbook_auto_from_rs(Cursor::new(bytes.to_vec())).map_err(|e| {
         let text = e.to_string();
         if text.to_lowercase().contains("password") || text.to_lowercase().contains("encrypt") {
-            Error::new(Code::CorruptFile, format!("this {what} file is password-protected; remove the password and upload it again"))
+            Error::new(
+                Code::CorruptFile,
+                format!("this {what} file is password-protected; remove the password and upload it again"),
+            )
         } else {
             corrupt(what, text)
         }
@@ -395,7 +401,8 @@ pub fn workbook(bytes: &[u8], what: &'static str) -> Result<Builder> {
 
 /// CSV or TSV text (already decoded), rows with their headers.
 pub fn delimited(text: &str, delimiter: u8) -> Result<Builder> {
-    let mut reader = csv::ReaderBuilder::new().delimiter(delimiter).has_headers(false).flexible(true).from_reader(text.as_bytes());
+    let mut reader =
+        csv::ReaderBuilder::new().delimiter(delimiter).has_headers(false).flexible(true).from_reader(text.as_bytes());
     let mut rows = Vec::new();
     for record in reader.records() {
         let record = record.map_err(|e| corrupt(if delimiter == b'\t' { "TSV" } else { "CSV" }, e))?;
@@ -432,7 +439,10 @@ pub fn pdf(bytes: &[u8]) -> Result<Builder> {
     if b.text.trim().is_empty() && !pages.is_empty() {
         return Err(Error::new(
             Code::NoTextContent,
-            format!("this PDF has {} page(s) but no text layer (a scan?); text recognition (OCR) is not available", pages.len()),
+            format!(
+                "this PDF has {} page(s) but no text layer (a scan?); text recognition (OCR) is not available",
+                pages.len()
+            ),
         ));
     }
     Ok(b)
@@ -537,13 +547,13 @@ pub fn rtf(bytes: &[u8]) -> Result<String> {
                 let Some(&next) = bytes.get(i) else { break };
                 if next == b'\'' {
                     let hex = bytes.get(i + 1..i + 3).and_then(|h| std::str::from_utf8(h).ok());
-                    if let Some(v) = hex.and_then(|h| u8::from_str_radix(h, 16).ok()) {
-                        if skip_depth.is_none() {
-                            if to_skip > 0 {
-                                to_skip -= 1;
-                            } else {
-                                pending.push(v);
-                            }
+                    if let Some(v) = hex.and_then(|h| u8::from_str_radix(h, 16).ok())
+                        && skip_depth.is_none()
+                    {
+                        if to_skip > 0 {
+                            to_skip -= 1;
+                        } else {
+                            pending.push(v);
                         }
                     }
                     i += 3;
@@ -642,7 +652,8 @@ fn codepage_encoding(cp: u16) -> Option<&'static encoding_rs::Encoding> {
 /// An email: subject as title, the headers people care about, the text body (or the HTML body
 /// as text), and attachment names.
 pub fn email(bytes: &[u8], html_to_text: impl Fn(&str) -> (Option<String>, String)) -> Result<(Builder, Value)> {
-    let message = mail_parser::MessageParser::default().parse(bytes).ok_or_else(|| corrupt("email", "no message found"))?;
+    let message =
+        mail_parser::MessageParser::default().parse(bytes).ok_or_else(|| corrupt("email", "no message found"))?;
     let mut b = Builder { title: message.subject().map(str::to_string), ..Default::default() };
     let addresses = |a: Option<&mail_parser::Address<'_>>| {
         a.map(|a| {
@@ -675,7 +686,11 @@ pub fn email(bytes: &[u8], html_to_text: impl Fn(&str) -> (Option<String>, Strin
     }
     b.paragraph(&header.join("\n"));
     let body = if message.text_body_count() > 0 {
-        (0..message.text_body_count()).filter_map(|i| message.body_text(i)).map(|t| t.into_owned()).collect::<Vec<_>>().join("\n\n")
+        (0..message.text_body_count())
+            .filter_map(|i| message.body_text(i))
+            .map(|t| t.into_owned())
+            .collect::<Vec<_>>()
+            .join("\n\n")
     } else {
         (0..message.html_body_count())
             .filter_map(|i| message.body_html(i))
@@ -687,7 +702,8 @@ pub fn email(bytes: &[u8], html_to_text: impl Fn(&str) -> (Option<String>, Strin
         b.paragraph(p);
     }
     use mail_parser::MimeHeaders;
-    let attachments: Vec<String> = message.attachments().filter_map(|a| a.attachment_name().map(str::to_string)).collect();
+    let attachments: Vec<String> =
+        message.attachments().filter_map(|a| a.attachment_name().map(str::to_string)).collect();
     if !attachments.is_empty() {
         b.paragraph(&format!("Attachments: {}", attachments.join(", ")));
     }

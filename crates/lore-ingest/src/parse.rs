@@ -51,12 +51,24 @@ pub fn parse(kind: FileKind, bytes: &[u8]) -> Result<Parsed> {
         FileKind::Markdown => {
             let decoded = text_of(bytes)?;
             let (title, text) = markdown_to_text(&decoded.text);
-            Parsed { title, text: clean(&text), raw: decoded.text, metadata: meta(decoded.encoding), locations: Vec::new() }
+            Parsed {
+                title,
+                text: clean(&text),
+                raw: decoded.text,
+                metadata: meta(decoded.encoding),
+                locations: Vec::new(),
+            }
         }
         FileKind::Html => {
             let decoded = text_of(bytes)?;
             let (title, text) = html_to_text(&decoded.text);
-            Parsed { title, text: clean(&text), raw: decoded.text, metadata: meta(decoded.encoding), locations: Vec::new() }
+            Parsed {
+                title,
+                text: clean(&text),
+                raw: decoded.text,
+                metadata: meta(decoded.encoding),
+                locations: Vec::new(),
+            }
         }
         FileKind::Csv | FileKind::Tsv => {
             let decoded = text_of(bytes)?;
@@ -66,9 +78,10 @@ pub fn parse(kind: FileKind, bytes: &[u8]) -> Result<Parsed> {
         FileKind::Json | FileKind::Jsonl => {
             let decoded = text_of(bytes)?;
             let values: Vec<Value> = if kind == FileKind::Json {
-                vec![serde_json::from_str(&decoded.text).map_err(|e| {
-                    Error::new(Code::CorruptFile, format!("the JSON file is not valid JSON: {e}"))
-                })?]
+                vec![
+                    serde_json::from_str(&decoded.text)
+                        .map_err(|e| Error::new(Code::CorruptFile, format!("the JSON file is not valid JSON: {e}")))?,
+                ]
             } else {
                 decoded
                     .text
@@ -77,17 +90,32 @@ pub fn parse(kind: FileKind, bytes: &[u8]) -> Result<Parsed> {
                     .filter(|(_, l)| !l.trim().is_empty())
                     .map(|(i, l)| {
                         serde_json::from_str(l).map_err(|e| {
-                            Error::new(Code::CorruptFile, format!("line {} of the JSON Lines file is not valid JSON: {e}", i + 1))
+                            Error::new(
+                                Code::CorruptFile,
+                                format!("line {} of the JSON Lines file is not valid JSON: {e}", i + 1),
+                            )
                         })
                     })
                     .collect::<Result<_>>()?
             };
             let text = values.iter().map(formats::json_text).collect::<Vec<_>>().join("\n\n");
-            Parsed { title: None, text: clean(&text), raw: decoded.text, metadata: meta(decoded.encoding), locations: Vec::new() }
+            Parsed {
+                title: None,
+                text: clean(&text),
+                raw: decoded.text,
+                metadata: meta(decoded.encoding),
+                locations: Vec::new(),
+            }
         }
         FileKind::Rtf => {
             let text = formats::rtf(bytes)?;
-            Parsed { title: first_line_title(&clean(&text)), text: clean(&text), raw: text, metadata: Map::new(), locations: Vec::new() }
+            Parsed {
+                title: first_line_title(&clean(&text)),
+                text: clean(&text),
+                raw: text,
+                metadata: Map::new(),
+                locations: Vec::new(),
+            }
         }
         FileKind::Docx => from_builder(formats::docx(bytes)?, Map::new()),
         FileKind::Pptx => from_builder(formats::pptx(bytes)?, Map::new()),

@@ -14,7 +14,8 @@ fn zip(entries: &[(&str, &str)]) -> Vec<u8> {
         let options = zip::write::SimpleFileOptions::default().compression_method(zip::CompressionMethod::Deflated);
         for (name, body) in entries {
             // EPUB wants its `mimetype` first and uncompressed, so readers can sniff it.
-            let options = if *name == "mimetype" { options.compression_method(zip::CompressionMethod::Stored) } else { options };
+            let options =
+                if *name == "mimetype" { options.compression_method(zip::CompressionMethod::Stored) } else { options };
             w.start_file(*name, options).expect("entry");
             w.write_all(body.as_bytes()).expect("write");
         }
@@ -41,13 +42,18 @@ fn docx_keeps_headings_paragraphs_and_tables() {
     assert_eq!(detect("手册.docx", &bytes), FileKind::Docx);
     let p = parse(FileKind::Docx, &bytes).expect("docx");
     assert_eq!(p.title.as_deref(), Some("知识库手册"));
-    assert_eq!(p.text, "# 知识库手册\n\n中文分词是检索的基础，Lore & friends.\n\n## Prices\n\n产品\t价格\n\n专业版\t99");
+    assert_eq!(
+        p.text,
+        "# 知识库手册\n\n中文分词是检索的基础，Lore & friends.\n\n## Prices\n\n产品\t价格\n\n专业版\t99"
+    );
 }
 
 #[test]
 fn pptx_reads_slides_in_order_with_notes() {
     let slide = |text: &str| {
-        format!(r#"<p:sld xmlns:p="p" xmlns:a="a"><p:cSld><p:spTree><p:sp><p:txBody><a:p><a:r><a:t>{text}</a:t></a:r></a:p></p:txBody></p:sp></p:spTree></p:cSld></p:sld>"#)
+        format!(
+            r#"<p:sld xmlns:p="p" xmlns:a="a"><p:cSld><p:spTree><p:sp><p:txBody><a:p><a:r><a:t>{text}</a:t></a:r></a:p></p:txBody></p:sp></p:spTree></p:cSld></p:sld>"#
+        )
     };
     let rels = r#"<Relationships><Relationship Id="rId2" Type="http://schemas.openxmlformats.org/officeDocument/2006/relationships/notesSlide" Target="../notesSlides/notesSlide7.xml"/></Relationships>"#;
     let notes = r#"<p:notes xmlns:p="p" xmlns:a="a"><a:p><a:r><a:t>记得提到向量检索</a:t></a:r></a:p><a:p><a:r><a:t>2</a:t></a:r></a:p></p:notes>"#;
@@ -127,7 +133,9 @@ fn pdf(pages: &[&str]) -> Vec<u8> {
     for off in offsets {
         out.extend(format!("{off:010} 00000 n \n").into_bytes());
     }
-    out.extend(format!("trailer\n<< /Size {} /Root 1 0 R >>\nstartxref\n{xref}\n%%EOF\n", objects.len() + 1).into_bytes());
+    out.extend(
+        format!("trailer\n<< /Size {} /Root 1 0 R >>\nstartxref\n{xref}\n%%EOF\n", objects.len() + 1).into_bytes(),
+    );
     out
 }
 
@@ -185,7 +193,9 @@ fn email_headers_body_and_attachments() {
     let mail = "From: 张三 <zhang@example.com>\r\nTo: team@example.com\r\nSubject: =?UTF-8?B?5Lya6K6u57qq6KaB?=\r\nDate: Tue, 24 Nov 2026 10:00:00 +0800\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=\"b\"\r\n\r\n--b\r\nContent-Type: text/plain; charset=gbk\r\nContent-Transfer-Encoding: base64\r\n\r\n";
     let (gbk, _, _) = encoding_rs::GBK.encode("会议讨论了知识库的检索质量。");
     let body = base64_encode(&gbk);
-    let mail = format!("{mail}{body}\r\n--b\r\nContent-Type: application/pdf\r\nContent-Disposition: attachment; filename=\"slides.pdf\"\r\n\r\nJVBERi0=\r\n--b--\r\n");
+    let mail = format!(
+        "{mail}{body}\r\n--b\r\nContent-Type: application/pdf\r\nContent-Disposition: attachment; filename=\"slides.pdf\"\r\n\r\nJVBERi0=\r\n--b--\r\n"
+    );
     assert_eq!(detect("message", mail.as_bytes()), FileKind::Email);
     let p = parse(FileKind::Email, mail.as_bytes()).expect("email");
     assert_eq!(p.title.as_deref(), Some("会议纪要"));
@@ -212,7 +222,8 @@ fn base64_encode(bytes: &[u8]) -> String {
 
 #[test]
 fn json_and_jsonl_become_path_value_lines() {
-    let p = parse(FileKind::Json, r#"{"产品": {"名称": "Lore", "标签": ["检索", "RAG"]}, "version": 2}"#.as_bytes()).expect("json");
+    let p = parse(FileKind::Json, r#"{"产品": {"名称": "Lore", "标签": ["检索", "RAG"]}, "version": 2}"#.as_bytes())
+        .expect("json");
     assert_eq!(p.text, "产品.名称: Lore\n产品.标签[0]: 检索\n产品.标签[1]: RAG\nversion: 2");
     let p = parse(FileKind::Jsonl, "{\"q\": \"什么是分词\"}\n\n{\"q\": \"what is BM25\"}\n".as_bytes()).expect("jsonl");
     assert_eq!(p.text, "q: 什么是分词\n\nq: what is BM25");

@@ -71,6 +71,7 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer> {
     if released > 0 {
         tracing::info!(jobs = released, "resuming jobs interrupted by the last shutdown");
     }
+    lore_core::store::Store::ensure_file_types(&store, &lore_ingest::detect::default_file_types()).await?;
     tokio::task::spawn_blocking(lore_ingest::segment::warm_up);
 
     let listener = TcpListener::bind(config.listen)

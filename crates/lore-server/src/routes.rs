@@ -48,6 +48,8 @@ pub fn router(state: AppState) -> Router {
         .route("/auth/sessions", delete(revoke_sessions))
         .route("/config", get(get_config).put(put_config))
         .route("/usage/api", get(api_usage))
+        .route("/file-types", get(list_file_types).post(create_file_type))
+        .route("/file-types/{id}", patch(update_file_type))
         .route("/admin/users", get(list_users))
         .route("/admin/users/{id}", patch(update_user))
         .route_layer(middleware::from_fn_with_state(state.clone(), usage::track));
@@ -423,4 +425,27 @@ async fn update_user(
     Json(req): Json<governance::UserUpdate>,
 ) -> ApiResult<Json<lore_core::model::User>> {
     Ok(Json(governance::set_user_active(&state, &principal, id, req).await?))
+}
+
+async fn list_file_types(State(state): State<AppState>, principal: Principal) -> ApiResult<Json<Value>> {
+    let types = service::list_file_types(&state, &principal).await?;
+    Ok(Json(json!({ "data": types })))
+}
+
+async fn create_file_type(
+    State(state): State<AppState>,
+    principal: Principal,
+    Json(req): Json<service::FileTypeRequest>,
+) -> ApiResult<impl IntoResponse> {
+    let created = service::create_file_type(&state, &principal, req).await?;
+    Ok((StatusCode::CREATED, Json(created)))
+}
+
+async fn update_file_type(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path(id): Path<i64>,
+    Json(req): Json<service::FileTypeRequest>,
+) -> ApiResult<Json<lore_core::model::FileType>> {
+    Ok(Json(service::update_file_type(&state, &principal, id, req).await?))
 }

@@ -503,7 +503,8 @@ pub async fn register_upload(
     };
     let retention = state.store.get_user_config(principal.user_id()).await?.and_then(|c| c.document_retention_days);
     let expires_at = retention.map(|days| lore_core::now() + ChronoDuration::days(days));
-    let kind = lore_ingest::detect::detect(&filename, &upload.head);
+    let detected = lore_ingest::detect::detect(&filename, &upload.head);
+    let file_type = registered_type(state, detected, &filename).await?;
     let key = key_for_hash(&upload.sha256);
     state.blobs.put_file(&key, upload.path).await?;
     let size = i64::try_from(upload.size).map_err(|e| Error::internal(e.to_string()))?;
@@ -514,10 +515,10 @@ pub async fn register_upload(
             user_id: principal.user_id(),
             uploaded_by: Some(principal.user_id()),
             filename,
-            file_type: kind.name().to_string(),
-            file_type_id: None,
+            file_type: file_type.name.clone(),
+            file_type_id: Some(file_type.id),
             file_size: size,
-            mime_type: kind.mime_type().to_string(),
+            mime_type: file_type.mime_types.first().cloned().unwrap_or_else(|| detected.mime_type().to_string()),
             file_hash: upload.sha256,
             file_path: key,
             metadata,
@@ -532,6 +533,34 @@ pub async fn register_upload(
         }
         Upload::Duplicate(document) => UploadResponse { document, duplicate: true },
     })
+}
+
+/// The registry entry for an upload: its detected type, or for plain text an entry an
+/// administrator registered for the file's extension. Unregistered or inactive: 415.
+async fn registered_type(state: &AppState, detected: FileKind, filename: &str) -> ApiResult<FileType> {
+    let types = state.store.list_file_types().await?;
+    let ext = lore_ingest::detect::extension(filename);
+    let by_name = types.iter().find(|t| t.name == detected.name());
+    let by_extension =
+        || types.iter().find(|t| !ext.is_empty() && t.extensions.iter().any(|e| e.eq_ignore_ascii_case(&ext)));
+    let entry = match detected {
+        FileKind::Text if !ext.is_empty() && by_name.is_none_or(|t| !t.extensions.contains(&ext)) => {
+            by_extension().or(by_name)
+        }
+        _ => by_name,
+    };
+    match entry {
+        Some(t) if t.is_active => Ok(t.clone()),
+        Some(t) => Err(error(Code::UnsupportedFileType, format!("uploads of type '{}' are turned off here", t.name))),
+        None if detected == FileKind::Binary("mislabelled") => Err(error(
+            Code::UnsupportedFileType,
+            format!("the file is named .{ext} but its content is not a .{ext} file"),
+        )),
+        None => Err(error(
+            Code::UnsupportedFileType,
+            format!("'{}' files are not supported; GET /v1/file-types lists what is", detected.name()),
+        )),
+    }
 }
 
 /// The last path component, without control characters; never empty.
@@ -771,7 +800,92 @@ pub async fn preview_chunking(
     Ok(PreviewResponse { strategy, chunk_count: chunks.len(), chunks })
 }
 
-/// The parser for a stored document's `file_type`; an unknown name fails as unsupported.
-pub fn kind_of(document: &Document) -> FileKind {
-    FileKind::from_name(&document.file_type, &document.filename).unwrap_or(FileKind::Binary("unknown"))
+/// The parser for a stored document: its type's own, else the first parser its registry entry names.
+pub fn kind_of(document: &Document, types: &[FileType]) -> FileKind {
+    FileKind::from_name(&document.file_type, &document.filename)
+        .or_else(|| {
+            let entry = types.iter().find(|t| Some(t.id) == document.file_type_id || t.name == document.file_type)?;
+            entry.parsers.iter().find_map(|p| FileKind::from_name(p, &document.filename))
+        })
+        .unwrap_or(FileKind::Binary("unknown"))
+}
+
+// ------------------------------------------------------------------------------------ file types
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileTypeRequest {
+    pub name: Option<String>,
+    pub category: Option<String>,
+    pub mime_types: Option<Vec<String>>,
+    pub extensions: Option<Vec<String>>,
+    pub parsers: Option<Vec<String>>,
+    pub embedding_models: Option<Vec<String>>,
+    pub is_active: Option<bool>,
+}
+
+fn check_parsers(parsers: &Option<Vec<String>>) -> ApiResult<()> {
+    if let Some(list) = parsers {
+        if list.is_empty() {
+            return Err(error(Code::ValidationFailed, "parsers must name at least one parser"));
+        }
+        if let Some(bad) = list.iter().find(|p| !lore_ingest::detect::is_parser(p)) {
+            return Err(error(Code::ValidationFailed, format!("there is no parser named '{bad}'")));
+        }
+    }
+    Ok(())
+}
+
+fn lower(list: Option<Vec<String>>) -> Option<Vec<String>> {
+    list.map(|l| l.into_iter().map(|e| e.trim().trim_start_matches('.').to_ascii_lowercase()).collect())
+}
+
+pub async fn list_file_types(state: &AppState, _principal: &Principal) -> ApiResult<Vec<FileType>> {
+    Ok(state.store.list_file_types().await?)
+}
+
+pub async fn create_file_type(state: &AppState, principal: &Principal, req: FileTypeRequest) -> ApiResult<FileType> {
+    principal.require_superuser()?;
+    let name = req.name.unwrap_or_default().trim().to_ascii_lowercase();
+    if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-') {
+        return Err(error(Code::ValidationFailed, "name must be letters, digits, '_' or '-'"));
+    }
+    if req.parsers.is_none() {
+        return Err(error(Code::ValidationFailed, "parsers is required, e.g. [\"text\"]"));
+    }
+    check_parsers(&req.parsers)?;
+    Ok(state
+        .store
+        .create_file_type(NewFileType {
+            name,
+            category: req.category.unwrap_or_else(|| "other".into()),
+            mime_types: req.mime_types.unwrap_or_default(),
+            extensions: lower(req.extensions).unwrap_or_default(),
+            parsers: req.parsers.unwrap_or_default(),
+            embedding_models: req.embedding_models.unwrap_or_default(),
+            is_active: req.is_active.unwrap_or(true),
+        })
+        .await?)
+}
+
+pub async fn update_file_type(
+    state: &AppState,
+    principal: &Principal,
+    id: i64,
+    req: FileTypeRequest,
+) -> ApiResult<FileType> {
+    principal.require_superuser()?;
+    if req.name.is_some() {
+        return Err(error(Code::ValidationFailed, "a file type's name cannot change"));
+    }
+    check_parsers(&req.parsers)?;
+    let patch = FileTypePatch {
+        category: req.category,
+        mime_types: req.mime_types,
+        extensions: lower(req.extensions),
+        parsers: req.parsers,
+        embedding_models: req.embedding_models,
+        is_active: req.is_active,
+    };
+    state.store.update_file_type(id, patch).await?.ok_or_else(|| not_found("file type"))
 }

@@ -115,9 +115,11 @@ async fn process(
     if big {
         let _ = state.store.set_progress(document_id, 10, Some(LogEntry::new("parse", "parsing started"))).await;
     }
+    let types = state.store.list_file_types().await?;
+    let kind = kind_of(&document, &types);
     let doc = document.clone();
     // CPU-bound work off the async runtime; a panic in it becomes a JoinError, not a dead worker.
-    let result = tokio::task::spawn_blocking(move || pipeline(&doc, &bytes, &strategy))
+    let result = tokio::task::spawn_blocking(move || pipeline(&doc, kind, &bytes, &strategy))
         .await
         .map_err(|e| Error::internal(format!("processing panicked: {e}")))??;
     if big {
@@ -126,9 +128,14 @@ async fn process(
     Ok(Some(result))
 }
 
-fn pipeline(document: &Document, bytes: &[u8], strategy: &chunking::Strategy) -> Result<ProcessedDocument, Error> {
+fn pipeline(
+    document: &Document,
+    kind: lore_ingest::detect::FileKind,
+    bytes: &[u8],
+    strategy: &chunking::Strategy,
+) -> Result<ProcessedDocument, Error> {
     let mut log = Vec::new();
-    let parsed = parse::parse(kind_of(document), bytes)?;
+    let parsed = parse::parse(kind, bytes)?;
     let encoding = parsed.metadata.get("encoding").and_then(Value::as_str).unwrap_or("n/a");
     log.push(LogEntry::new(
         "parse",

@@ -261,6 +261,24 @@ fn config_from(row: &SqliteRow) -> Result<UserConfig> {
     })
 }
 
+const FILE_TYPE_COLS: &str =
+    "id, name, category, mime_types, extensions, parsers, embedding_models, is_active, created_at, updated_at";
+
+fn file_type_from(row: &SqliteRow) -> Result<FileType> {
+    Ok(FileType {
+        id: row.int("id")?,
+        name: row.text("name")?,
+        category: row.text("category")?,
+        mime_types: row.json("mime_types")?,
+        extensions: row.json("extensions")?,
+        parsers: row.json("parsers")?,
+        embedding_models: row.json("embedding_models")?,
+        is_active: row.flag("is_active")?,
+        created_at: row.time("created_at")?,
+        updated_at: row.time("updated_at")?,
+    })
+}
+
 /// Every column that holds ciphertext, by table.
 const SECRET_COLUMNS: &[(&str, &[&str])] = &[
     ("knowledge_base_configs", &["openai_api_key", "anthropic_api_key", "cohere_api_key", "webhook_secret"]),
@@ -1141,6 +1159,92 @@ impl Store for SqliteStore {
         Ok(row.is_some())
     }
 
+    async fn ensure_file_types(&self, defaults: &[NewFileType]) -> Result<()> {
+        let mut tx = self.tx().await?;
+        let now = ts(lore_core::now());
+        for t in defaults {
+            sqlx::query(
+                "INSERT INTO file_types (name, category, mime_types, extensions, parsers, embedding_models, is_active,
+                   created_at, updated_at)
+                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (name) DO NOTHING",
+            )
+            .bind(&t.name)
+            .bind(&t.category)
+            .bind(json_text(&t.mime_types)?)
+            .bind(json_text(&t.extensions)?)
+            .bind(json_text(&t.parsers)?)
+            .bind(json_text(&t.embedding_models)?)
+            .bind(t.is_active)
+            .bind(&now)
+            .bind(&now)
+            .execute(&mut *tx)
+            .await
+            .map_err(db_err)?;
+        }
+        tx.commit().await.map_err(db_err)
+    }
+
+    async fn list_file_types(&self) -> Result<Vec<FileType>> {
+        let rows = sqlx::query(AssertSqlSafe(format!("SELECT {FILE_TYPE_COLS} FROM file_types ORDER BY id")))
+            .fetch_all(&self.reader)
+            .await
+            .map_err(db_err)?;
+        rows.iter().map(file_type_from).collect()
+    }
+
+    async fn create_file_type(&self, t: NewFileType) -> Result<FileType> {
+        let now = ts(lore_core::now());
+        let result = sqlx::query(
+            "INSERT INTO file_types (name, category, mime_types, extensions, parsers, embedding_models, is_active,
+               created_at, updated_at)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
+        )
+        .bind(&t.name)
+        .bind(&t.category)
+        .bind(json_text(&t.mime_types)?)
+        .bind(json_text(&t.extensions)?)
+        .bind(json_text(&t.parsers)?)
+        .bind(json_text(&t.embedding_models)?)
+        .bind(t.is_active)
+        .bind(&now)
+        .bind(&now)
+        .fetch_one(&self.writer)
+        .await;
+        let id: i64 = match result {
+            Ok(row) => row.int("id")?,
+            Err(e) if is_unique_violation(&e, "file_types.name") => {
+                return Err(Error::new(Code::FileTypeExists, format!("a file type named '{}' exists", t.name)));
+            }
+            Err(e) => return Err(db_err(e)),
+        };
+        self.file_type(&self.writer, id).await?.ok_or_else(|| Error::internal("file type vanished"))
+    }
+
+    async fn update_file_type(&self, id: i64, p: FileTypePatch) -> Result<Option<FileType>> {
+        let json_opt = |v: &Option<Vec<String>>| v.as_ref().map(json_text).transpose();
+        let done = sqlx::query(
+            "UPDATE file_types SET category = COALESCE(?, category), mime_types = COALESCE(?, mime_types),
+               extensions = COALESCE(?, extensions), parsers = COALESCE(?, parsers),
+               embedding_models = COALESCE(?, embedding_models), is_active = COALESCE(?, is_active), updated_at = ?
+             WHERE id = ?",
+        )
+        .bind(&p.category)
+        .bind(json_opt(&p.mime_types)?)
+        .bind(json_opt(&p.extensions)?)
+        .bind(json_opt(&p.parsers)?)
+        .bind(json_opt(&p.embedding_models)?)
+        .bind(p.is_active)
+        .bind(ts(lore_core::now()))
+        .bind(id)
+        .execute(&self.writer)
+        .await
+        .map_err(db_err)?;
+        if done.rows_affected() == 0 {
+            return Ok(None);
+        }
+        self.file_type(&self.writer, id).await
+    }
+
     async fn release_all_jobs(&self) -> Result<u64> {
         let mut tx = self.tx().await?;
         let done = sqlx::query(
@@ -1532,6 +1636,15 @@ fn kb_token(id: Id) -> String {
 }
 
 impl SqliteStore {
+    async fn file_type(&self, pool: &SqlitePool, id: i64) -> Result<Option<FileType>> {
+        let row = sqlx::query(AssertSqlSafe(format!("SELECT {FILE_TYPE_COLS} FROM file_types WHERE id = ?")))
+            .bind(id)
+            .fetch_optional(pool)
+            .await
+            .map_err(db_err)?;
+        row.as_ref().map(file_type_from).transpose()
+    }
+
     async fn get_user_from(&self, pool: &SqlitePool, id: Id) -> Result<Option<User>> {
         let sql = format!("SELECT {USER_COLS} FROM users u WHERE u.id = ?");
         let row = sqlx::query(AssertSqlSafe(sql)).bind(id.to_string()).fetch_optional(pool).await.map_err(db_err)?;

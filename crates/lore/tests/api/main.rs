@@ -1,6 +1,7 @@
 //! The HTTP API end to end: each test starts a real server on a free port with a fresh data
 //! directory and drives it over HTTP, as a user's application would.
 
+mod formats;
 mod governance;
 
 use std::time::Duration;
@@ -545,8 +546,8 @@ async fn bad_files_fail_alone_and_the_server_stays_up() {
     assert_eq!(random["error_code"], "binary_content");
     let log = random["processing_log"].as_array().expect("log");
     assert_eq!(log.last().expect("entry")["stage"], "failed");
-    let zip = app.ingest(&token, &kb, "archive.txt", b"PK\x03\x04 rest of a zip".to_vec()).await;
-    assert_eq!((zip["status"].as_str(), zip["error_code"].as_str()), (Some("failed"), Some("unsupported_file_type")));
+    let (status, v) = app.upload(&token, &kb, "archive.txt", b"PK\x03\x04 rest of a zip".to_vec()).await;
+    assert_eq!((status, code(&v)), (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_file_type"), "{v}");
 
     // Good documents still go through, before and after.
     let ok = app.ingest(&token, &kb, "fine.md", ZH_DOC).await;
