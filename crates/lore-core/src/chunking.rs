@@ -24,7 +24,7 @@ pub struct ChunkingConfig {
 
 /// A validated strategy with every parameter filled in. Sizes count characters (a CJK
 /// character counts as one).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "strategy_type", rename_all = "snake_case")]
 pub enum Strategy {
     Fixed {
@@ -40,6 +40,15 @@ pub enum Strategy {
     SlidingWindow {
         window_size: usize,
         step: usize,
+    },
+    /// Pieces cut after any of `separators`, before each match of `regex`, and before Markdown
+    /// headings when `split_on_headings`; packed into chunks of at most `max_chunk_size`, never
+    /// across a heading.
+    Custom {
+        max_chunk_size: usize,
+        separators: Vec<String>,
+        regex: Option<String>,
+        split_on_headings: bool,
     },
 }
 
@@ -170,15 +179,41 @@ impl ChunkingConfig {
                 }
                 Strategy::SlidingWindow { window_size, step }
             }
-            "semantic" | "custom" | "hierarchical" => {
+            "custom" => {
+                let max_chunk_size = p.positive(&["max_chunk_size", "chunk_size"], size_default)?;
+                let separators = match p.lookup(&["separators"]) {
+                    None => Vec::new(),
+                    Some(Value::Array(items)) => items
+                        .iter()
+                        .map(|v| v.as_str().filter(|s| !s.is_empty()).map(str::to_string))
+                        .collect::<Option<Vec<_>>>()
+                        .ok_or_else(|| invalid("custom.separators must be a list of non-empty strings"))?,
+                    Some(_) => return Err(invalid("custom.separators must be a list of strings")),
+                };
+                let regex = match p.lookup(&["regex", "pattern"]) {
+                    None => None,
+                    Some(Value::String(r)) => {
+                        regex::Regex::new(&format!("(?m){r}"))
+                            .map_err(|e| invalid(format!("custom.regex is not a valid regular expression: {e}")))?;
+                        Some(r.clone())
+                    }
+                    Some(_) => return Err(invalid("custom.regex must be a string")),
+                };
+                let split_on_headings = p.flag(&["split_on_headings", "markdown_headings"], false)?;
+                if separators.is_empty() && regex.is_none() && !split_on_headings {
+                    return Err(invalid("custom chunking needs separators, a regex, or split_on_headings: true"));
+                }
+                Strategy::Custom { max_chunk_size, separators, regex, split_on_headings }
+            }
+            "semantic" | "hierarchical" => {
                 return Err(invalid(format!(
-                    "chunking strategy '{}' is not available in this version of Lore; use fixed, paragraph or sliding_window",
+                    "chunking strategy '{}' is not available in this version of Lore; use fixed, paragraph, sliding_window or custom",
                     self.strategy_type
                 )));
             }
             other => {
                 return Err(invalid(format!(
-                    "unknown strategy_type '{other}'; expected fixed, paragraph or sliding_window"
+                    "unknown strategy_type '{other}'; expected fixed, paragraph, sliding_window or custom"
                 )));
             }
         };

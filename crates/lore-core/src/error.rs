@@ -55,6 +55,7 @@ codes! {
     PayloadTooLarge => ("payload_too_large", InvalidRequest, 413),
     ValidationFailed => ("validation_failed", InvalidRequest, 422),
     InvalidChunkingConfig => ("invalid_chunking_config", InvalidRequest, 422),
+    DescriptionNotUnderstood => ("description_not_understood", InvalidRequest, 422),
     InvalidQuery => ("invalid_query", InvalidRequest, 422),
     InvalidScope => ("invalid_scope", InvalidRequest, 422),
     EmbeddingNotConfigured => ("embedding_not_configured", InvalidRequest, 400),
@@ -95,6 +96,7 @@ codes! {
     BinaryContent => ("binary_content", InvalidRequest, 422),
     NoTextContent => ("no_text_content", InvalidRequest, 422),
     ProcessingInterrupted => ("processing_interrupted", InvalidRequest, 422),
+    ProcessingTimeout => ("processing_timeout", InvalidRequest, 422),
     // Lore's own fault
     Internal => ("internal_error", Internal, 500),
     Unavailable => ("service_unavailable", Internal, 503),

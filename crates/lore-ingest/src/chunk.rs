@@ -18,6 +18,7 @@ impl TextChunk {
             Strategy::Fixed { .. } => "fixed",
             Strategy::Paragraph { .. } => "paragraph",
             Strategy::SlidingWindow { .. } => "sliding_window",
+            Strategy::Custom { .. } => "custom",
         };
         json!({"char_start": self.char_start, "char_end": self.char_end, "strategy": name})
     }
@@ -105,11 +106,14 @@ fn ends_sentence(c: char) -> bool {
 
 pub fn chunk(text: &str, strategy: &Strategy) -> Vec<TextChunk> {
     let ix = Indexed::new(text);
-    match *strategy {
-        Strategy::Fixed { chunk_size, chunk_overlap } => fixed(&ix, chunk_size, chunk_overlap),
-        Strategy::SlidingWindow { window_size, step } => sliding(&ix, window_size, step),
+    match strategy {
+        Strategy::Fixed { chunk_size, chunk_overlap } => fixed(&ix, *chunk_size, *chunk_overlap),
+        Strategy::SlidingWindow { window_size, step } => sliding(&ix, *window_size, *step),
         Strategy::Paragraph { max_chunk_size, merge_short_paragraphs, max_paragraphs_per_chunk, .. } => {
-            paragraph(&ix, max_chunk_size, merge_short_paragraphs, max_paragraphs_per_chunk.unwrap_or(usize::MAX))
+            paragraph(&ix, *max_chunk_size, *merge_short_paragraphs, max_paragraphs_per_chunk.unwrap_or(usize::MAX))
+        }
+        Strategy::Custom { max_chunk_size, separators, regex, split_on_headings } => {
+            custom(&ix, *max_chunk_size, separators, regex.as_deref(), *split_on_headings)
         }
     }
 }
@@ -219,6 +223,83 @@ fn paragraph(ix: &Indexed<'_>, max: usize, merge: bool, max_paragraphs: usize) -
     out
 }
 
+/// Cut points (in chars), each marked hard (a heading: never merged across) or soft.
+fn custom(
+    ix: &Indexed<'_>,
+    max: usize,
+    separators: &[String],
+    pattern: Option<&str>,
+    split_on_headings: bool,
+) -> Vec<TextChunk> {
+    let max = max.max(1);
+    let to_char = |byte: usize| ix.offsets.partition_point(|&o| o < byte);
+    let mut cuts: Vec<(usize, bool)> = Vec::new();
+    for sep in separators {
+        for (byte, m) in ix.text.match_indices(sep.as_str()) {
+            cuts.push((to_char(byte + m.len()), false));
+        }
+    }
+    if let Some(re) = pattern.and_then(|p| regex::Regex::new(&format!("(?m){p}")).ok()) {
+        for m in re.find_iter(ix.text) {
+            cuts.push((to_char(m.start()), false));
+        }
+    }
+    if split_on_headings {
+        static HEADING: std::sync::LazyLock<regex::Regex> =
+            std::sync::LazyLock::new(|| regex::Regex::new(r"(?m)^#{1,6}\s").expect("regex"));
+        for m in HEADING.find_iter(ix.text) {
+            cuts.push((to_char(m.start()), true));
+        }
+    }
+    cuts.sort();
+    cuts.dedup_by(|a, b| {
+        if a.0 == b.0 {
+            b.1 |= a.1;
+            true
+        } else {
+            false
+        }
+    });
+    let n = ix.chars();
+    let mut pieces: Vec<(usize, usize, bool)> = Vec::new(); // start, end, starts at a heading
+    let mut start = 0;
+    let mut hard = false;
+    for (cut, is_hard) in cuts.into_iter().filter(|(c, _)| *c > 0 && *c < n) {
+        if cut > start {
+            pieces.push((start, cut, hard));
+        }
+        start = cut;
+        hard = is_hard;
+    }
+    if start < n {
+        pieces.push((start, n, hard));
+    }
+    let mut units = Vec::new();
+    for (s, e, hard) in pieces {
+        let mut parts = Vec::new();
+        split_long(ix, (s, e), max, &mut parts);
+        for (i, (ps, pe)) in parts.into_iter().enumerate() {
+            units.push((ps, pe, hard && i == 0));
+        }
+    }
+    let mut out = Vec::new();
+    let mut current: Option<(usize, usize)> = None;
+    for (s, e, hard) in units {
+        current = match current {
+            Some((cs, _)) if !hard && e - cs <= max => Some((cs, e)),
+            Some((cs, ce)) => {
+                out.extend(ix.chunk(cs, ce));
+                Some((s, e))
+            }
+            None => Some((s, e)),
+        };
+    }
+    if let Some((cs, ce)) = current {
+        out.extend(ix.chunk(cs, ce));
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -311,10 +392,12 @@ mod tests {
                     assert_eq!(slice, c.content, "offsets disagree with content");
                     assert!(c.char_start >= last_start, "chunks out of order");
                     last_start = c.char_start;
-                    let limit = match strategy {
-                        Strategy::Fixed { chunk_size, .. } => chunk_size,
-                        Strategy::SlidingWindow { window_size, .. } => window_size,
-                        Strategy::Paragraph { max_chunk_size, .. } => max_chunk_size,
+                    let limit = match &strategy {
+                        Strategy::Fixed { chunk_size, .. } => *chunk_size,
+                        Strategy::SlidingWindow { window_size, .. } => *window_size,
+                        Strategy::Paragraph { max_chunk_size, .. } | Strategy::Custom { max_chunk_size, .. } => {
+                            *max_chunk_size
+                        }
                     };
                     assert!(c.content.chars().count() <= limit, "chunk over the size limit");
                     covered[c.char_start..c.char_end].iter_mut().for_each(|x| *x = true);
@@ -374,6 +457,49 @@ mod tests {
         let en = "alpha beta gamma delta epsilon";
         let s = Strategy::Fixed { chunk_size: 12, chunk_overlap: 0 };
         assert_eq!(contents(&chunk(en, &s)), vec!["alpha beta", "gamma delta", "epsilon"]);
+    }
+
+    #[test]
+    fn custom_splits_at_separators_regexes_and_headings() {
+        let text = "# 第一章\n知识库。分块。\n# 第二章\n检索---重排---生成";
+        let s = Strategy::Custom {
+            max_chunk_size: 100,
+            separators: vec!["---".into()],
+            regex: None,
+            split_on_headings: true,
+        };
+        assert_eq!(contents(&chunk(text, &s)), vec!["# 第一章\n知识库。分块。", "# 第二章\n检索---重排---生成"]);
+        let s = Strategy::Custom {
+            max_chunk_size: 6,
+            separators: vec!["---".into(), "。".into()],
+            regex: None,
+            split_on_headings: true,
+        };
+        assert_eq!(
+            contents(&chunk(text, &s)),
+            vec!["# 第一章", "知识库。", "分块。", "# 第二章", "检索---", "重排---", "生成"]
+        );
+        let s = Strategy::Custom {
+            max_chunk_size: 100,
+            separators: vec![],
+            regex: Some(r"^第\S+条".into()),
+            split_on_headings: false,
+        };
+        assert_eq!(
+            contents(&chunk("总则\n第一条 适用范围\n第二条 定义", &s)),
+            vec!["总则\n第一条 适用范围\n第二条 定义"],
+            "pieces are packed up to the size"
+        );
+        let s = Strategy::Custom {
+            max_chunk_size: 8,
+            separators: vec![],
+            regex: Some(r"^第\S+条".into()),
+            split_on_headings: false,
+        };
+        assert_eq!(
+            contents(&chunk("总则\n第一条 适用范围\n第二条 定义", &s)),
+            vec!["总则", "第一条 适用范围", "第二条 定义"]
+        );
     }
 
     #[test]

@@ -3,6 +3,7 @@
 
 pub mod chunk;
 pub mod decode;
+pub mod describe;
 pub mod detect;
 pub mod formats;
 pub mod highlight;

@@ -44,6 +44,7 @@ pub fn router(state: AppState) -> Router {
         .route("/documents/{id}/chunks", get(document_chunks))
         .route("/documents/{id}/restore", post(restore_document))
         .route("/chunking/preview", post(preview_chunking))
+        .route("/chunking/from-description", post(chunking_from_description))
         .route("/auth/password", post(change_password))
         .route("/auth/sessions", delete(revoke_sessions))
         .route("/config", get(get_config).put(put_config))
@@ -448,4 +449,12 @@ async fn update_file_type(
     Json(req): Json<service::FileTypeRequest>,
 ) -> ApiResult<Json<lore_core::model::FileType>> {
     Ok(Json(service::update_file_type(&state, &principal, id, req).await?))
+}
+
+async fn chunking_from_description(
+    State(state): State<AppState>,
+    principal: Principal,
+    Json(req): Json<service::DescriptionRequest>,
+) -> ApiResult<Json<service::DescriptionResponse>> {
+    Ok(Json(service::chunking_from_description(&state, &principal, req).await?))
 }

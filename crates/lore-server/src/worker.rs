@@ -18,6 +18,8 @@ use crate::state::AppState;
 pub const LEASE: Duration = Duration::from_secs(600);
 /// A job claimed this many times without finishing is failed, not retried forever.
 pub const MAX_ATTEMPTS: i64 = 3;
+/// The longest one document may take to parse and chunk.
+const PROCESSING_TIMEOUT: Duration = Duration::from_secs(300);
 /// Documents at least this large report intermediate progress.
 const PROGRESS_THRESHOLD: usize = 256 * 1024;
 
@@ -119,9 +121,20 @@ async fn process(
     let kind = kind_of(&document, &types);
     let doc = document.clone();
     // CPU-bound work off the async runtime; a panic in it becomes a JoinError, not a dead worker.
-    let result = tokio::task::spawn_blocking(move || pipeline(&doc, kind, &bytes, &strategy))
-        .await
-        .map_err(|e| Error::internal(format!("processing panicked: {e}")))??;
+    let work = tokio::task::spawn_blocking(move || pipeline(&doc, kind, &bytes, &strategy));
+    // A parser that hangs fails its document; its thread is left to finish on its own.
+    let result = match tokio::time::timeout(PROCESSING_TIMEOUT, work).await {
+        Ok(joined) => joined.map_err(|e| Error::internal(format!("processing panicked: {e}")))??,
+        Err(_) => {
+            return Err(Error::new(
+                Code::ProcessingTimeout,
+                format!(
+                    "reading this document took longer than {} s; it may be malformed",
+                    PROCESSING_TIMEOUT.as_secs()
+                ),
+            ));
+        }
+    };
     if big {
         let _ = state.store.set_progress(document_id, 90, None).await;
     }

@@ -758,6 +758,32 @@ async fn chunking_is_configured_per_document_knowledge_base_and_previewed() {
     app.shutdown().await;
 }
 
+#[tokio::test]
+async fn chunking_configured_from_a_description() {
+    let app = spawn_app().await;
+    let token = app.register("describer").await;
+    let (status, v) = app
+        .post(&token, "/v1/chunking/from-description", json!({"description": "按照段落分块，每个分块最多包含3个段落"}))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{v}");
+    assert_eq!(v["chunking_config"]["strategy_type"], "paragraph");
+    assert_eq!(v["chunking_config"]["config"]["max_paragraphs_per_chunk"], 3);
+    assert_eq!(v["chunking_config"]["nl_description"], "按照段落分块，每个分块最多包含3个段落");
+    assert_eq!(v["strategy"]["max_paragraphs_per_chunk"], 3);
+    // The configuration is usable as it stands.
+    let config = v["chunking_config"].clone();
+    let (status, kb) =
+        app.post(&token, "/v1/knowledge-bases", json!({"name": "nl", "settings": {"chunking_config": config}})).await;
+    assert_eq!(status, StatusCode::CREATED, "{kb}");
+    let (status, v) = app
+        .post(&token, "/v1/chunking/from-description", json!({"description": "500-character chunks with 50 overlap"}))
+        .await;
+    assert_eq!((status, v["chunking_config"]["config"]["chunk_overlap"].as_i64()), (StatusCode::OK, Some(50)));
+    let (status, v) = app.post(&token, "/v1/chunking/from-description", json!({"description": "make it nice"})).await;
+    assert_eq!((status, code(&v)), (StatusCode::UNPROCESSABLE_ENTITY, "description_not_understood"));
+    app.shutdown().await;
+}
+
 /// Starts the real binary: the crash test needs a process it can kill -9.
 fn start_binary(data_dir: &std::path::Path, port: u16, workers: usize) -> std::process::Child {
     std::process::Command::new(env!("CARGO_BIN_EXE_lore"))
