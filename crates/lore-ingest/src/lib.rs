@@ -6,8 +6,10 @@ pub mod decode;
 pub mod describe;
 pub mod detect;
 pub mod formats;
+pub mod fuzz;
 pub mod highlight;
 pub mod parse;
+pub mod samples;
 pub mod segment;
 
 use sha2::{Digest, Sha256};

@@ -6,35 +6,7 @@ use std::io::Write;
 use lore_core::error::Code;
 use lore_ingest::detect::{FileKind, detect};
 use lore_ingest::parse::parse;
-
-fn zip(entries: &[(&str, &str)]) -> Vec<u8> {
-    let mut out = std::io::Cursor::new(Vec::new());
-    {
-        let mut w = zip::ZipWriter::new(&mut out);
-        let options = zip::write::SimpleFileOptions::default().compression_method(zip::CompressionMethod::Deflated);
-        for (name, body) in entries {
-            // EPUB wants its `mimetype` first and uncompressed, so readers can sniff it.
-            let options =
-                if *name == "mimetype" { options.compression_method(zip::CompressionMethod::Stored) } else { options };
-            w.start_file(*name, options).expect("entry");
-            w.write_all(body.as_bytes()).expect("write");
-        }
-        w.finish().expect("finish");
-    }
-    out.into_inner()
-}
-
-fn docx() -> Vec<u8> {
-    let body = r#"<?xml version="1.0" encoding="UTF-8"?>
-<w:document xmlns:w="http://schemas.openxmlformats.org/wordprocessingml/2006/main"><w:body>
-<w:p><w:pPr><w:pStyle w:val="Heading1"/></w:pPr><w:r><w:t>知识库手册</w:t></w:r></w:p>
-<w:p><w:r><w:t xml:space="preserve">中文分词是检索的基础，</w:t></w:r><w:r><w:t>Lore &amp; friends.</w:t></w:r></w:p>
-<w:p><w:pPr><w:pStyle w:val="Heading2"/></w:pPr><w:r><w:t>Prices</w:t></w:r></w:p>
-<w:tbl><w:tr><w:tc><w:p><w:r><w:t>产品</w:t></w:r></w:p></w:tc><w:tc><w:p><w:r><w:t>价格</w:t></w:r></w:p></w:tc></w:tr>
-<w:tr><w:tc><w:p><w:r><w:t>专业版</w:t></w:r></w:p></w:tc><w:tc><w:p><w:r><w:t>99</w:t></w:r></w:p></w:tc></w:tr></w:tbl>
-</w:body></w:document>"#;
-    zip(&[("[Content_Types].xml", "<Types/>"), ("word/document.xml", body)])
-}
+use lore_ingest::samples::{docx, pdf, xlsx, zip};
 
 #[test]
 fn docx_keeps_headings_paragraphs_and_tables() {
@@ -74,25 +46,6 @@ fn pptx_reads_slides_in_order_with_notes() {
     assert_eq!(p.location_at(second).map(|l| (l.key, l.value.clone())), Some(("slide", serde_json::json!(2))));
 }
 
-fn xlsx() -> Vec<u8> {
-    let workbook = r#"<workbook xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main" xmlns:r="http://schemas.openxmlformats.org/officeDocument/2006/relationships"><sheets><sheet name="销售" sheetId="1" r:id="rId1"/></sheets></workbook>"#;
-    let rels = r#"<Relationships xmlns="http://schemas.openxmlformats.org/package/2006/relationships"><Relationship Id="rId1" Type="http://schemas.openxmlformats.org/officeDocument/2006/relationships/worksheet" Target="worksheets/sheet1.xml"/></Relationships>"#;
-    let sheet = r#"<worksheet xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main"><sheetData>
-<row r="1"><c r="A1" t="inlineStr"><is><t>城市</t></is></c><c r="B1" t="inlineStr"><is><t>Revenue</t></is></c></row>
-<row r="2"><c r="A2" t="inlineStr"><is><t>上海</t></is></c><c r="B2"><v>1200</v></c></row>
-<row r="3"><c r="A3" t="inlineStr"><is><t>Berlin</t></is></c><c r="B3"><v>3.5</v></c></row>
-</sheetData></worksheet>"#;
-    let types = r#"<Types xmlns="http://schemas.openxmlformats.org/package/2006/content-types"><Override PartName="/xl/workbook.xml" ContentType="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet.main+xml"/><Override PartName="/xl/worksheets/sheet1.xml" ContentType="application/vnd.openxmlformats-officedocument.spreadsheetml.worksheet+xml"/></Types>"#;
-    let root_rels = r#"<Relationships xmlns="http://schemas.openxmlformats.org/package/2006/relationships"><Relationship Id="rId1" Type="http://schemas.openxmlformats.org/officeDocument/2006/relationships/officeDocument" Target="xl/workbook.xml"/></Relationships>"#;
-    zip(&[
-        ("[Content_Types].xml", types),
-        ("_rels/.rels", root_rels),
-        ("xl/workbook.xml", workbook),
-        ("xl/_rels/workbook.xml.rels", rels),
-        ("xl/worksheets/sheet1.xml", sheet),
-    ])
-}
-
 #[test]
 fn spreadsheets_keep_rows_with_their_headers() {
     let p = parse(FileKind::Xlsx, &xlsx()).expect("xlsx");
@@ -104,39 +57,6 @@ fn spreadsheets_keep_rows_with_their_headers() {
     let (gbk, _, _) = encoding_rs::GBK.encode("名称\t描述\n分词\t中文处理\n");
     let p = parse(FileKind::Tsv, &gbk).expect("tsv in GBK");
     assert_eq!(p.text, "名称: 分词; 描述: 中文处理");
-}
-
-/// A PDF with one text line per page, laid out as the specification says (xref offsets exact).
-fn pdf(pages: &[&str]) -> Vec<u8> {
-    let n = pages.len();
-    let mut objects: Vec<String> = Vec::new();
-    objects.push("<< /Type /Catalog /Pages 2 0 R >>".into());
-    let kids: Vec<String> = (0..n).map(|i| format!("{} 0 R", 4 + 2 * i)).collect();
-    objects.push(format!("<< /Type /Pages /Kids [{}] /Count {n} >>", kids.join(" ")));
-    objects.push("<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>".into());
-    for (i, text) in pages.iter().enumerate() {
-        let content = format!("BT /F1 12 Tf 72 720 Td ({text}) Tj ET");
-        objects.push(format!(
-            "<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Resources << /Font << /F1 3 0 R >> >> /Contents {} 0 R >>",
-            5 + 2 * i
-        ));
-        objects.push(format!("<< /Length {} >>\nstream\n{content}\nendstream", content.len()));
-    }
-    let mut out = b"%PDF-1.4\n".to_vec();
-    let mut offsets = Vec::new();
-    for (i, o) in objects.iter().enumerate() {
-        offsets.push(out.len());
-        out.extend(format!("{} 0 obj\n{o}\nendobj\n", i + 1).into_bytes());
-    }
-    let xref = out.len();
-    out.extend(format!("xref\n0 {}\n0000000000 65535 f \n", objects.len() + 1).into_bytes());
-    for off in offsets {
-        out.extend(format!("{off:010} 00000 n \n").into_bytes());
-    }
-    out.extend(
-        format!("trailer\n<< /Size {} /Root 1 0 R >>\nstartxref\n{xref}\n%%EOF\n", objects.len() + 1).into_bytes(),
-    );
-    out
 }
 
 #[test]
@@ -267,4 +187,15 @@ fn hostile_containers_fail_alone() {
         assert_eq!(err.code, Code::CorruptFile, "{kind:?}: {err}");
     }
     assert_eq!(parse(FileKind::Json, b"{not json").expect_err("json").code, Code::CorruptFile);
+}
+
+/// A bounded fuzzing run on every build: mutated files of every format never panic or hang a
+/// parser. (`lore bench fuzz --seconds N` runs longer campaigns.)
+#[test]
+fn mutated_files_never_panic_or_hang() {
+    let report =
+        lore_ingest::fuzz::run(std::time::Duration::from_secs(20), 20_000, 0x5eed, std::time::Duration::from_secs(5));
+    let findings: Vec<String> = report.findings.iter().map(|f| format!("{:?}: {}", f.kind, f.problem)).collect();
+    assert!(findings.is_empty(), "{} findings in {} executions: {findings:?}", findings.len(), report.executions);
+    assert!(report.rejected > 0 && report.parsed > 0, "{report:?}");
 }

@@ -19,6 +19,21 @@ pub enum BenchCommand {
     Ingest(IngestArgs),
     /// What authentication, rate limiting and usage logging add to a request, under load.
     Api(ApiArgs),
+    /// Fuzz the parsers with mutated sample files of every format for a time budget.
+    Fuzz(FuzzArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct FuzzArgs {
+    /// Seconds to run.
+    #[arg(long, default_value_t = 60)]
+    seconds: u64,
+    /// Random seed (runs with the same seed try the same inputs).
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Where to write inputs that broke a parser.
+    #[arg(long, default_value = "fuzz-findings")]
+    out: PathBuf,
 }
 
 #[derive(Debug, Args)]
@@ -60,6 +75,7 @@ pub async fn run(command: BenchCommand) -> anyhow::Result<()> {
     match command {
         BenchCommand::Ingest(args) => ingest(args).await,
         BenchCommand::Api(args) => api(args).await,
+        BenchCommand::Fuzz(args) => fuzz(args),
     }
 }
 
@@ -502,6 +518,43 @@ async fn api(args: ApiArgs) -> anyhow::Result<()> {
         percentile(&auth_ms, 0.5) - percentile(&base_ms, 0.5),
         percentile(&auth_ms, 0.99) - percentile(&base_ms, 0.99),
         server.peak_rss()
+    );
+    Ok(())
+}
+
+fn fuzz(args: FuzzArgs) -> anyhow::Result<()> {
+    let threads = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+    println!(
+        "lore bench fuzz --seconds {} --seed {}: {threads} threads, mutated samples of every format",
+        args.seconds, args.seed
+    );
+    let started = Instant::now();
+    let reports: Vec<_> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..threads)
+            .map(|t| {
+                let seed = args.seed.wrapping_mul(0x9E37_79B9_7F4A_7C15).wrapping_add(t as u64);
+                scope.spawn(move || {
+                    lore_ingest::fuzz::run(Duration::from_secs(args.seconds), u64::MAX, seed, Duration::from_secs(5))
+                })
+            })
+            .collect();
+        handles.into_iter().filter_map(|h| h.join().ok()).collect()
+    });
+    let executions: u64 = reports.iter().map(|r| r.executions).sum();
+    let parsed: u64 = reports.iter().map(|r| r.parsed).sum();
+    let rejected: u64 = reports.iter().map(|r| r.rejected).sum();
+    let findings: Vec<_> = reports.into_iter().flat_map(|r| r.findings).collect();
+    for (i, f) in findings.iter().enumerate() {
+        std::fs::create_dir_all(&args.out)?;
+        let path = args.out.join(format!("{i}-{}.bin", f.kind.name()));
+        std::fs::write(&path, &f.input)?;
+        println!("finding {i}: {:?} {} -> {}", f.kind, f.problem, path.display());
+    }
+    println!(
+        "{executions} executions in {:.0} s ({:.0}/s): {parsed} parsed, {rejected} rejected with an error, {} findings",
+        started.elapsed().as_secs_f64(),
+        executions as f64 / started.elapsed().as_secs_f64(),
+        findings.len()
     );
     Ok(())
 }

@@ -1,0 +1,113 @@
+//! Small, valid sample files of each container format, built as their specifications lay them
+//! out. The tests use them, and the parser fuzzer mutates them.
+
+use std::io::Write;
+
+/// A zip archive of text entries (a `mimetype` entry is stored uncompressed, as EPUB wants).
+pub fn zip(entries: &[(&str, &str)]) -> Vec<u8> {
+    let mut out = std::io::Cursor::new(Vec::new());
+    {
+        let mut w = zip::ZipWriter::new(&mut out);
+        let options = zip::write::SimpleFileOptions::default().compression_method(zip::CompressionMethod::Deflated);
+        for (name, body) in entries {
+            // EPUB wants its `mimetype` first and uncompressed, so readers can sniff it.
+            let options =
+                if *name == "mimetype" { options.compression_method(zip::CompressionMethod::Stored) } else { options };
+            w.start_file(*name, options).expect("entry");
+            w.write_all(body.as_bytes()).expect("write");
+        }
+        w.finish().expect("finish");
+    }
+    out.into_inner()
+}
+
+/// A Word document with headings, a paragraph and a table, in Chinese and English.
+pub fn docx() -> Vec<u8> {
+    let body = r#"<?xml version="1.0" encoding="UTF-8"?>
+<w:document xmlns:w="http://schemas.openxmlformats.org/wordprocessingml/2006/main"><w:body>
+<w:p><w:pPr><w:pStyle w:val="Heading1"/></w:pPr><w:r><w:t>知识库手册</w:t></w:r></w:p>
+<w:p><w:r><w:t xml:space="preserve">中文分词是检索的基础，</w:t></w:r><w:r><w:t>Lore &amp; friends.</w:t></w:r></w:p>
+<w:p><w:pPr><w:pStyle w:val="Heading2"/></w:pPr><w:r><w:t>Prices</w:t></w:r></w:p>
+<w:tbl><w:tr><w:tc><w:p><w:r><w:t>产品</w:t></w:r></w:p></w:tc><w:tc><w:p><w:r><w:t>价格</w:t></w:r></w:p></w:tc></w:tr>
+<w:tr><w:tc><w:p><w:r><w:t>专业版</w:t></w:r></w:p></w:tc><w:tc><w:p><w:r><w:t>99</w:t></w:r></w:p></w:tc></w:tr></w:tbl>
+</w:body></w:document>"#;
+    zip(&[("[Content_Types].xml", "<Types/>"), ("word/document.xml", body)])
+}
+
+/// A workbook with one sheet (`销售`) of headers and rows.
+pub fn xlsx() -> Vec<u8> {
+    let workbook = r#"<workbook xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main" xmlns:r="http://schemas.openxmlformats.org/officeDocument/2006/relationships"><sheets><sheet name="销售" sheetId="1" r:id="rId1"/></sheets></workbook>"#;
+    let rels = r#"<Relationships xmlns="http://schemas.openxmlformats.org/package/2006/relationships"><Relationship Id="rId1" Type="http://schemas.openxmlformats.org/officeDocument/2006/relationships/worksheet" Target="worksheets/sheet1.xml"/></Relationships>"#;
+    let sheet = r#"<worksheet xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main"><sheetData>
+<row r="1"><c r="A1" t="inlineStr"><is><t>城市</t></is></c><c r="B1" t="inlineStr"><is><t>Revenue</t></is></c></row>
+<row r="2"><c r="A2" t="inlineStr"><is><t>上海</t></is></c><c r="B2"><v>1200</v></c></row>
+<row r="3"><c r="A3" t="inlineStr"><is><t>Berlin</t></is></c><c r="B3"><v>3.5</v></c></row>
+</sheetData></worksheet>"#;
+    let types = r#"<Types xmlns="http://schemas.openxmlformats.org/package/2006/content-types"><Override PartName="/xl/workbook.xml" ContentType="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet.main+xml"/><Override PartName="/xl/worksheets/sheet1.xml" ContentType="application/vnd.openxmlformats-officedocument.spreadsheetml.worksheet+xml"/></Types>"#;
+    let root_rels = r#"<Relationships xmlns="http://schemas.openxmlformats.org/package/2006/relationships"><Relationship Id="rId1" Type="http://schemas.openxmlformats.org/officeDocument/2006/relationships/officeDocument" Target="xl/workbook.xml"/></Relationships>"#;
+    zip(&[
+        ("[Content_Types].xml", types),
+        ("_rels/.rels", root_rels),
+        ("xl/workbook.xml", workbook),
+        ("xl/_rels/workbook.xml.rels", rels),
+        ("xl/worksheets/sheet1.xml", sheet),
+    ])
+}
+
+pub fn pdf(pages: &[&str]) -> Vec<u8> {
+    let n = pages.len();
+    let mut objects: Vec<String> = Vec::new();
+    objects.push("<< /Type /Catalog /Pages 2 0 R >>".into());
+    let kids: Vec<String> = (0..n).map(|i| format!("{} 0 R", 4 + 2 * i)).collect();
+    objects.push(format!("<< /Type /Pages /Kids [{}] /Count {n} >>", kids.join(" ")));
+    objects.push("<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>".into());
+    for (i, text) in pages.iter().enumerate() {
+        let content = format!("BT /F1 12 Tf 72 720 Td ({text}) Tj ET");
+        objects.push(format!(
+            "<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Resources << /Font << /F1 3 0 R >> >> /Contents {} 0 R >>",
+            5 + 2 * i
+        ));
+        objects.push(format!("<< /Length {} >>\nstream\n{content}\nendstream", content.len()));
+    }
+    let mut out = b"%PDF-1.4\n".to_vec();
+    let mut offsets = Vec::new();
+    for (i, o) in objects.iter().enumerate() {
+        offsets.push(out.len());
+        out.extend(format!("{} 0 obj\n{o}\nendobj\n", i + 1).into_bytes());
+    }
+    let xref = out.len();
+    out.extend(format!("xref\n0 {}\n0000000000 65535 f \n", objects.len() + 1).into_bytes());
+    for off in offsets {
+        out.extend(format!("{off:010} 00000 n \n").into_bytes());
+    }
+    out.extend(
+        format!("trailer\n<< /Size {} /Root 1 0 R >>\nstartxref\n{xref}\n%%EOF\n", objects.len() + 1).into_bytes(),
+    );
+    out
+}
+
+/// A presentation with two slides.
+pub fn pptx() -> Vec<u8> {
+    let slide = |text: &str| {
+        format!(
+            r#"<p:sld xmlns:p="p" xmlns:a="a"><p:cSld><p:spTree><p:sp><p:txBody><a:p><a:r><a:t>{text}</a:t></a:r></a:p></p:txBody></p:sp></p:spTree></p:cSld></p:sld>"#
+        )
+    };
+    let (one, two) = (slide("产品路线图"), slide("Hybrid search ships in Q2"));
+    zip(&[("ppt/slides/slide1.xml", &one), ("ppt/slides/slide2.xml", &two)])
+}
+
+/// A two-chapter book.
+pub fn epub() -> Vec<u8> {
+    let container = r#"<container><rootfiles><rootfile full-path="OEBPS/book.opf"/></rootfiles></container>"#;
+    let opf = r#"<package xmlns:dc="http://purl.org/dc/elements/1.1/"><metadata><dc:title>红楼梦</dc:title></metadata>
+<manifest><item id="c2" href="two.xhtml"/><item id="c1" href="one.xhtml"/></manifest>
+<spine><itemref idref="c1"/><itemref idref="c2"/></spine></package>"#;
+    zip(&[
+        ("mimetype", "application/epub+zip"),
+        ("META-INF/container.xml", container),
+        ("OEBPS/book.opf", opf),
+        ("OEBPS/one.xhtml", "<html><body><h1>第一回</h1><p>甄士隐梦幻识通灵。</p></body></html>"),
+        ("OEBPS/two.xhtml", "<html><body><h1>第二回</h1><p>贾夫人仙逝扬州城。</p></body></html>"),
+    ])
+}
