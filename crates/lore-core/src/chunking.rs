@@ -50,6 +50,14 @@ pub enum Strategy {
         regex: Option<String>,
         split_on_headings: bool,
     },
+    /// Parents around sections (cut at headings and blank lines, up to `parent_size`), each
+    /// split into small children (`child_size`, `child_overlap`). Children are what search
+    /// matches; a hit brings its parent as context.
+    Hierarchical {
+        parent_size: usize,
+        child_size: usize,
+        child_overlap: usize,
+    },
 }
 
 pub const DEFAULT_CHUNK_SIZE: usize = 800;
@@ -205,15 +213,29 @@ impl ChunkingConfig {
                 }
                 Strategy::Custom { max_chunk_size, separators, regex, split_on_headings }
             }
-            "semantic" | "hierarchical" => {
+            "hierarchical" => {
+                let parent_size =
+                    p.positive(&["parent_size", "parent_chunk_size"], (size_default * 4).min(MAX_CHUNK_SIZE))?;
+                let child_size =
+                    p.positive(&["child_size", "child_chunk_size", "chunk_size"], (size_default / 2).max(1))?;
+                let child_overlap = p.size(&["child_overlap", "chunk_overlap", "overlap"], 0)?;
+                if child_size > parent_size {
+                    return Err(invalid("hierarchical.child_size must not exceed parent_size"));
+                }
+                if child_overlap >= child_size {
+                    return Err(invalid("hierarchical.child_overlap must be smaller than child_size"));
+                }
+                Strategy::Hierarchical { parent_size, child_size, child_overlap }
+            }
+            "semantic" => {
                 return Err(invalid(format!(
-                    "chunking strategy '{}' is not available in this version of Lore; use fixed, paragraph, sliding_window or custom",
+                    "chunking strategy '{}' is not available in this version of Lore; use fixed, paragraph, sliding_window, custom or hierarchical",
                     self.strategy_type
                 )));
             }
             other => {
                 return Err(invalid(format!(
-                    "unknown strategy_type '{other}'; expected fixed, paragraph, sliding_window or custom"
+                    "unknown strategy_type '{other}'; expected fixed, paragraph, sliding_window, custom or hierarchical"
                 )));
             }
         };

@@ -315,6 +315,10 @@ pub struct NewChunk {
     pub metadata: Value,
     /// Space-separated, lowercased terms as Lore's segmenter produced them.
     pub fts_terms: String,
+    /// For a child chunk: the position of its parent in the same list.
+    pub parent_index: Option<usize>,
+    /// Whether search matches this chunk (a hierarchical parent is context, not a match).
+    pub searchable: bool,
 }
 
 /// A claimed unit of background work.
@@ -370,6 +374,15 @@ pub struct ChunkHit {
     pub score: f64,
     pub chunk_index: i64,
     pub metadata: Value,
+    /// The enclosing parent chunk, for hierarchical chunking: the context around the match.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub parent: Option<ParentChunk>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ParentChunk {
+    pub chunk_id: Id,
+    pub content: String,
 }
 
 /// The user's defaults (seed 000's KnowledgeBaseConfig), the layer between a knowledge base's

@@ -10,6 +10,8 @@ pub struct TextChunk {
     /// Offsets in characters (Unicode scalar values) into the text: `[start, end)`.
     pub char_start: usize,
     pub char_end: usize,
+    /// For a child of a hierarchical split: the index of its parent in the same list.
+    pub parent: Option<usize>,
 }
 
 impl TextChunk {
@@ -19,8 +21,13 @@ impl TextChunk {
             Strategy::Paragraph { .. } => "paragraph",
             Strategy::SlidingWindow { .. } => "sliding_window",
             Strategy::Custom { .. } => "custom",
+            Strategy::Hierarchical { .. } => "hierarchical",
         };
-        json!({"char_start": self.char_start, "char_end": self.char_end, "strategy": name})
+        let mut m = json!({"char_start": self.char_start, "char_end": self.char_end, "strategy": name});
+        if let Strategy::Hierarchical { .. } = strategy {
+            m["level"] = json!(if self.parent.is_some() { "child" } else { "parent" });
+        }
+        m
     }
 }
 
@@ -61,6 +68,7 @@ impl<'a> Indexed<'a> {
             content: self.text[self.offsets[s]..self.offsets[e]].to_string(),
             char_start: s,
             char_end: e,
+            parent: None,
         })
     }
 
@@ -115,13 +123,20 @@ pub fn chunk(text: &str, strategy: &Strategy) -> Vec<TextChunk> {
         Strategy::Custom { max_chunk_size, separators, regex, split_on_headings } => {
             custom(&ix, *max_chunk_size, separators, regex.as_deref(), *split_on_headings)
         }
+        Strategy::Hierarchical { parent_size, child_size, child_overlap } => {
+            hierarchical(&ix, *parent_size, *child_size, *child_overlap)
+        }
     }
 }
 
 fn fixed(ix: &Indexed<'_>, size: usize, overlap: usize) -> Vec<TextChunk> {
-    let n = ix.chars();
+    fixed_range(ix, 0, ix.chars(), size, overlap)
+}
+
+/// Fixed-size pieces of the chars `[from, n)`.
+fn fixed_range(ix: &Indexed<'_>, from: usize, n: usize, size: usize, overlap: usize) -> Vec<TextChunk> {
     let mut out = Vec::new();
-    let mut pos = 0;
+    let mut pos = from;
     while pos < n {
         let end = ix.cut(pos, size.max(1), n);
         out.extend(ix.chunk(pos, end));
@@ -300,6 +315,18 @@ fn custom(
     out
 }
 
+/// Parents cut at headings and blank lines up to `parent_size`, each followed by its children.
+fn hierarchical(ix: &Indexed<'_>, parent_size: usize, child_size: usize, overlap: usize) -> Vec<TextChunk> {
+    let mut out = Vec::new();
+    for parent in custom(ix, parent_size, &["\n\n".to_string()], None, true) {
+        let index = out.len();
+        let children = fixed_range(ix, parent.char_start, parent.char_end, child_size, overlap);
+        out.push(parent);
+        out.extend(children.into_iter().map(|c| TextChunk { parent: Some(index), ..c }));
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -372,6 +399,20 @@ mod tests {
                 merge_short_paragraphs: true,
                 max_paragraphs_per_chunk: Some(3),
             },
+            Strategy::Custom {
+                max_chunk_size: 30,
+                separators: vec!["。".into(), ". ".into()],
+                regex: None,
+                split_on_headings: true,
+            },
+            Strategy::Custom {
+                max_chunk_size: 45,
+                separators: vec![],
+                regex: Some("^向量".into()),
+                split_on_headings: false,
+            },
+            Strategy::Hierarchical { parent_size: 60, child_size: 15, child_overlap: 3 },
+            Strategy::Hierarchical { parent_size: 200, child_size: 200, child_overlap: 0 },
         ]
     }
 
@@ -390,7 +431,9 @@ mod tests {
                     assert_eq!(c.content, c.content.trim());
                     let slice: String = text.chars().skip(c.char_start).take(c.char_end - c.char_start).collect();
                     assert_eq!(slice, c.content, "offsets disagree with content");
-                    assert!(c.char_start >= last_start, "chunks out of order");
+                    if !matches!(strategy, Strategy::Hierarchical { .. }) {
+                        assert!(c.char_start >= last_start, "chunks out of order");
+                    }
                     last_start = c.char_start;
                     let limit = match &strategy {
                         Strategy::Fixed { chunk_size, .. } => *chunk_size,
@@ -398,12 +441,41 @@ mod tests {
                         Strategy::Paragraph { max_chunk_size, .. } | Strategy::Custom { max_chunk_size, .. } => {
                             *max_chunk_size
                         }
+                        Strategy::Hierarchical { parent_size, child_size, .. } => {
+                            if c.parent.is_some() {
+                                *child_size
+                            } else {
+                                *parent_size
+                            }
+                        }
                     };
+                    if let Some(p) = c.parent {
+                        let parent = &chunks[p];
+                        assert!(
+                            parent.parent.is_none()
+                                && parent.char_start <= c.char_start
+                                && c.char_end <= parent.char_end
+                        );
+                    }
                     assert!(c.content.chars().count() <= limit, "chunk over the size limit");
                     covered[c.char_start..c.char_end].iter_mut().for_each(|x| *x = true);
                 }
                 for (i, ch) in text.chars().enumerate() {
                     assert!(covered[i] || ch.is_whitespace(), "char {i} {ch:?} lost by {strategy:?} in {text:?}");
+                }
+                if matches!(strategy, Strategy::Hierarchical { .. }) {
+                    // Parents alone partition the text; children alone cover it.
+                    let parents: String =
+                        chunks.iter().filter(|c| c.parent.is_none()).map(|c| c.content.as_str()).collect();
+                    assert_eq!(squeeze(&parents), squeeze(&text), "parents lose or repeat text");
+                    let mut child_cover = vec![false; total];
+                    for c in chunks.iter().filter(|c| c.parent.is_some()) {
+                        child_cover[c.char_start..c.char_end].iter_mut().for_each(|x| *x = true);
+                    }
+                    for (i, ch) in text.chars().enumerate() {
+                        assert!(child_cover[i] || ch.is_whitespace(), "child coverage lost {ch:?}");
+                    }
+                    continue;
                 }
                 let overlapping = matches!(strategy, Strategy::Fixed { chunk_overlap: 1.., .. })
                     || matches!(strategy, Strategy::SlidingWindow { window_size, step } if step < window_size);

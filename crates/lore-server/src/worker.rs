@@ -170,6 +170,9 @@ fn pipeline(
                 m
             },
             fts_terms: segment::terms(&piece.content).join(" "),
+            parent_index: piece.parent,
+            // In a hierarchy the children are matched; parents come along as their context.
+            searchable: piece.parent.is_some() || !matches!(strategy, chunking::Strategy::Hierarchical { .. }),
             content: piece.content.clone(),
         })
         .collect();

@@ -1340,13 +1340,16 @@ impl Store for SqliteStore {
                 .execute(&mut *tx)
                 .await
                 .map_err(db_err)?;
+            let mut ids: Vec<String> = Vec::with_capacity(result.chunks.len());
             for chunk in &result.chunks {
+                let id = lore_core::new_id().to_string();
+                let parent = chunk.parent_index.and_then(|i| ids.get(i)).cloned();
                 let seq: i64 = sqlx::query_scalar(
                     "INSERT INTO document_chunks (id, document_id, knowledge_base_id, user_id, content, content_hash,
-                       chunk_index, metadata, created_at)
-                     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING seq",
+                       chunk_index, metadata, parent_chunk_id, created_at)
+                     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING seq",
                 )
-                .bind(lore_core::new_id().to_string())
+                .bind(&id)
                 .bind(document_id.to_string())
                 .bind(&kb_id)
                 .bind(&user_id)
@@ -1354,17 +1357,21 @@ impl Store for SqliteStore {
                 .bind(&chunk.content_hash)
                 .bind(chunk.chunk_index)
                 .bind(json_text(&chunk.metadata)?)
+                .bind(parent)
                 .bind(&now)
                 .fetch_one(&mut *tx)
                 .await
                 .map_err(db_err)?;
-                sqlx::query("INSERT INTO chunk_fts (rowid, terms, kb) VALUES (?, ?, ?)")
-                    .bind(seq)
-                    .bind(&chunk.fts_terms)
-                    .bind(&kb_token)
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(db_err)?;
+                if chunk.searchable {
+                    sqlx::query("INSERT INTO chunk_fts (rowid, terms, kb) VALUES (?, ?, ?)")
+                        .bind(seq)
+                        .bind(&chunk.fts_terms)
+                        .bind(&kb_token)
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(db_err)?;
+                }
+                ids.push(id);
             }
             sqlx::query(
                 "UPDATE documents SET status = 'completed', progress = 100, title = COALESCE(title, ?), raw_content = ?,
@@ -1515,10 +1522,11 @@ impl Store for SqliteStore {
                 SELECT rowid AS seq, bm25(chunk_fts, 1.0, 0.0) AS rank FROM chunk_fts
                 WHERE chunk_fts MATCH ? ORDER BY rank LIMIT ?)
              SELECT c.id, c.document_id, c.knowledge_base_id, c.content, c.chunk_index, c.metadata, d.filename,
-                    d.title, -hits.rank AS score
+                    d.title, -hits.rank AS score, p.id AS parent_id, p.content AS parent_content
              FROM hits
              CROSS JOIN document_chunks c ON c.seq = hits.seq
              CROSS JOIN documents d ON d.id = c.document_id
+             LEFT JOIN document_chunks p ON p.id = c.parent_chunk_id
              WHERE c.knowledge_base_id = ? AND c.user_id = ? AND d.soft_deleted_at IS NULL AND d.status = 'completed'",
         );
         if let Some(ids) = &filters.document_ids {
@@ -1627,6 +1635,10 @@ fn hit_from(r: &SqliteRow) -> Result<ChunkHit> {
         score: r.try_get("score").map_err(db_err)?,
         chunk_index: r.int("chunk_index")?,
         metadata: r.json("metadata")?,
+        parent: match r.opt_id("parent_id")? {
+            Some(chunk_id) => Some(ParentChunk { chunk_id, content: r.text("parent_content")? }),
+            None => None,
+        },
     })
 }
 

@@ -81,6 +81,8 @@ fn processed(texts: &[(&str, &str)]) -> ProcessedDocument {
                 chunk_index: i as i64,
                 metadata: json!({}),
                 fts_terms: terms.to_string(),
+                parent_index: None,
+                searchable: true,
             })
             .collect(),
         log: vec![LogEntry::new("index", "done")],

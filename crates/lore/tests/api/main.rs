@@ -759,6 +759,40 @@ async fn chunking_is_configured_per_document_knowledge_base_and_previewed() {
 }
 
 #[tokio::test]
+async fn hierarchical_chunks_match_small_and_answer_with_their_section() {
+    let app = spawn_app().await;
+    let token = app.register("hierarchy").await;
+    let config = json!({"strategy_type": "hierarchical", "config": {"parent_size": 400, "child_size": 40}});
+    let (status, kb) =
+        app.post(&token, "/v1/knowledge-bases", json!({"name": "h", "settings": {"chunking_config": config}})).await;
+    assert_eq!(status, StatusCode::CREATED, "{kb}");
+    let kb = kb["id"].as_str().expect("id").to_string();
+    let text = "# 安装\n\n下载二进制文件。运行 lore serve 启动服务。默认监听八零八零端口，数据保存在当前目录。\n\n\
+                # 检索\n\n全文检索使用结巴分词。混合检索结合向量与关键词，排序采用倒数排名融合。";
+    let doc = app.ingest(&token, &kb, "guide.md", text).await;
+    assert_eq!(doc["status"], "completed", "{doc}");
+    let (_, chunks) = app.get(&token, &format!("/v1/documents/{}/chunks", doc["id"].as_str().expect("id"))).await;
+    let chunks = chunks["data"].as_array().expect("chunks");
+    let parents: Vec<_> = chunks.iter().filter(|c| c["parent_chunk_id"].is_null()).collect();
+    assert_eq!(parents.len(), 2, "one parent per section: {chunks:?}");
+    assert!(
+        chunks
+            .iter()
+            .all(|c| c["parent_chunk_id"].is_null() || parents.iter().any(|p| p["id"] == c["parent_chunk_id"]))
+    );
+    let (_, v) = app.search(&token, &kb, "倒数排名融合").await;
+    let hit = &v["results"][0];
+    assert_eq!(hit["metadata"]["level"], "child", "{v}");
+    assert!(hit["content"].as_str().expect("child").chars().count() <= 40);
+    let parent = hit["parent"]["content"].as_str().expect("the parent comes along");
+    assert!(parent.starts_with("# 检索") && parent.contains("结巴分词"), "{parent}");
+    // Parents are context, not matches: every result is a child.
+    let (_, v) = app.search(&token, &kb, "检索 服务").await;
+    assert!(v["results"].as_array().expect("r").iter().all(|r| r["metadata"]["level"] == "child"), "{v}");
+    app.shutdown().await;
+}
+
+#[tokio::test]
 async fn chunking_configured_from_a_description() {
     let app = spawn_app().await;
     let token = app.register("describer").await;
