@@ -55,6 +55,13 @@ pub fn xlsx() -> Vec<u8> {
 }
 
 pub fn pdf(pages: &[&str]) -> Vec<u8> {
+    let escaped: Vec<String> = pages.iter().map(|t| format!("({t}) Tj")).collect();
+    let refs: Vec<&str> = escaped.iter().map(String::as_str).collect();
+    pdf_raw(&refs, "BT /F1 12 Tf 72 720 Td {} ET")
+}
+
+/// Pages whose content streams are `template` with `{}` replaced by each page's operators.
+fn pdf_raw(pages: &[&str], template: &str) -> Vec<u8> {
     let n = pages.len();
     let mut objects: Vec<String> = Vec::new();
     objects.push("<< /Type /Catalog /Pages 2 0 R >>".into());
@@ -62,7 +69,7 @@ pub fn pdf(pages: &[&str]) -> Vec<u8> {
     objects.push(format!("<< /Type /Pages /Kids [{}] /Count {n} >>", kids.join(" ")));
     objects.push("<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>".into());
     for (i, text) in pages.iter().enumerate() {
-        let content = format!("BT /F1 12 Tf 72 720 Td ({text}) Tj ET");
+        let content = template.replace("{}", text);
         objects.push(format!(
             "<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Resources << /Font << /F1 3 0 R >> >> /Contents {} 0 R >>",
             5 + 2 * i
@@ -110,4 +117,70 @@ pub fn epub() -> Vec<u8> {
         ("OEBPS/one.xhtml", "<html><body><h1>第一回</h1><p>甄士隐梦幻识通灵。</p></body></html>"),
         ("OEBPS/two.xhtml", "<html><body><h1>第二回</h1><p>贾夫人仙逝扬州城。</p></body></html>"),
     ])
+}
+
+fn xml_escape(s: &str) -> String {
+    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;")
+}
+
+/// A complete Word package (content types and relationships included, as other readers
+/// require) of headings (`Some(level)`) and paragraphs.
+pub fn docx_from(blocks: &[(Option<usize>, String)]) -> Vec<u8> {
+    let mut body = String::from(
+        r#"<?xml version="1.0" encoding="UTF-8" standalone="yes"?><w:document xmlns:w="http://schemas.openxmlformats.org/wordprocessingml/2006/main"><w:body>"#,
+    );
+    for (heading, text) in blocks {
+        body.push_str("<w:p>");
+        if let Some(level) = heading {
+            body.push_str(&format!(r#"<w:pPr><w:pStyle w:val="Heading{level}"/></w:pPr>"#));
+        }
+        body.push_str(&format!(r#"<w:r><w:t xml:space="preserve">{}</w:t></w:r></w:p>"#, xml_escape(text)));
+    }
+    body.push_str("</w:body></w:document>");
+    let types = r#"<?xml version="1.0" encoding="UTF-8"?><Types xmlns="http://schemas.openxmlformats.org/package/2006/content-types"><Default Extension="rels" ContentType="application/vnd.openxmlformats-package.relationships+xml"/><Default Extension="xml" ContentType="application/xml"/><Override PartName="/word/document.xml" ContentType="application/vnd.openxmlformats-officedocument.wordprocessingml.document.main+xml"/></Types>"#;
+    let rels = r#"<?xml version="1.0" encoding="UTF-8"?><Relationships xmlns="http://schemas.openxmlformats.org/package/2006/relationships"><Relationship Id="rId1" Type="http://schemas.openxmlformats.org/officeDocument/2006/relationships/officeDocument" Target="word/document.xml"/></Relationships>"#;
+    zip(&[("[Content_Types].xml", types), ("_rels/.rels", rels), ("word/document.xml", &body)])
+}
+
+/// A complete one-sheet workbook of string rows.
+pub fn xlsx_from(rows: &[Vec<String>]) -> Vec<u8> {
+    let mut sheet = String::from(
+        r#"<?xml version="1.0" encoding="UTF-8"?><worksheet xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main"><sheetData>"#,
+    );
+    for (r, row) in rows.iter().enumerate() {
+        sheet.push_str(&format!(r#"<row r="{}">"#, r + 1));
+        for (c, cell) in row.iter().enumerate() {
+            let col = (b'A' + (c % 26) as u8) as char;
+            sheet.push_str(&format!(r#"<c r="{col}{}" t="inlineStr"><is><t>{}</t></is></c>"#, r + 1, xml_escape(cell)));
+        }
+        sheet.push_str("</row>");
+    }
+    sheet.push_str("</sheetData></worksheet>");
+    let workbook = r#"<?xml version="1.0" encoding="UTF-8"?><workbook xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main" xmlns:r="http://schemas.openxmlformats.org/officeDocument/2006/relationships"><sheets><sheet name="Sheet1" sheetId="1" r:id="rId1"/></sheets></workbook>"#;
+    let wb_rels = r#"<?xml version="1.0" encoding="UTF-8"?><Relationships xmlns="http://schemas.openxmlformats.org/package/2006/relationships"><Relationship Id="rId1" Type="http://schemas.openxmlformats.org/officeDocument/2006/relationships/worksheet" Target="worksheets/sheet1.xml"/></Relationships>"#;
+    let types = r#"<?xml version="1.0" encoding="UTF-8"?><Types xmlns="http://schemas.openxmlformats.org/package/2006/content-types"><Default Extension="rels" ContentType="application/vnd.openxmlformats-package.relationships+xml"/><Default Extension="xml" ContentType="application/xml"/><Override PartName="/xl/workbook.xml" ContentType="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet.main+xml"/><Override PartName="/xl/worksheets/sheet1.xml" ContentType="application/vnd.openxmlformats-officedocument.spreadsheetml.worksheet+xml"/></Types>"#;
+    let root = r#"<?xml version="1.0" encoding="UTF-8"?><Relationships xmlns="http://schemas.openxmlformats.org/package/2006/relationships"><Relationship Id="rId1" Type="http://schemas.openxmlformats.org/officeDocument/2006/relationships/officeDocument" Target="xl/workbook.xml"/></Relationships>"#;
+    zip(&[
+        ("[Content_Types].xml", types),
+        ("_rels/.rels", root),
+        ("xl/workbook.xml", workbook),
+        ("xl/_rels/workbook.xml.rels", wb_rels),
+        ("xl/worksheets/sheet1.xml", &sheet),
+    ])
+}
+
+/// A PDF whose pages hold several lines of (ASCII) text each.
+pub fn pdf_lines(pages: &[Vec<String>]) -> Vec<u8> {
+    let texts: Vec<String> = pages
+        .iter()
+        .map(|lines| {
+            lines
+                .iter()
+                .map(|l| format!("({}) Tj T*", l.replace('\\', "\\\\").replace('(', "\\(").replace(')', "\\)")))
+                .collect::<Vec<_>>()
+                .join(" ")
+        })
+        .collect();
+    let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
+    pdf_raw(&refs, "BT /F1 10 Tf 12 TL 72 740 Td {} ET")
 }
