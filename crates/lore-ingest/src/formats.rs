@@ -425,9 +425,12 @@ pub fn pdf(bytes: &[u8]) -> Result<Builder> {
         ));
     }
     // pdf-extract panics on some malformed files; that must fail this document, not the worker.
-    let pages = std::panic::catch_unwind(|| pdf_extract::extract_text_from_mem_by_pages(bytes))
-        .map_err(|_| corrupt("PDF", "its content streams are malformed"))?
-        .map_err(|e| corrupt("PDF", e))?;
+    let pages = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        let mut collector = crate::pdf_layout::Collector::default();
+        pdf_extract::output_doc(&doc, &mut collector).map(|_| crate::pdf_layout::pages_in_reading_order(collector))
+    }))
+    .map_err(|_| corrupt("PDF", "its content streams are malformed"))?
+    .map_err(|e| corrupt("PDF", e))?;
     let mut b = Builder::default();
     for (i, page) in pages.iter().enumerate() {
         b.mark("page", json!(i + 1));

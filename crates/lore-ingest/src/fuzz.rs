@@ -106,8 +106,6 @@ pub fn run(budget: Duration, max_executions: u64, seed: u64, slow: Duration) -> 
     let mut rng = Rng(seed | 1);
     let mut report = Report::default();
     let started = Instant::now();
-    let previous_hook = std::panic::take_hook();
-    std::panic::set_hook(Box::new(|_| {}));
     while started.elapsed() < budget && report.executions < max_executions {
         let (kind, base) = &corpus[rng.below(corpus.len())];
         let other = &corpus[rng.below(corpus.len())].1;
@@ -132,6 +130,5 @@ pub fn run(budget: Duration, max_executions: u64, seed: u64, slow: Duration) -> 
             report.findings.push(Finding { kind: *kind, input, problem: format!("slow: {:?}", t.elapsed()) });
         }
     }
-    std::panic::set_hook(previous_hook);
     report
 }

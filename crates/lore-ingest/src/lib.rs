@@ -9,6 +9,7 @@ pub mod formats;
 pub mod fuzz;
 pub mod highlight;
 pub mod parse;
+mod pdf_layout;
 pub mod samples;
 pub mod segment;
 

@@ -184,3 +184,16 @@ pub fn pdf_lines(pages: &[Vec<String>]) -> Vec<u8> {
     let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
     pdf_raw(&refs, "BT /F1 10 Tf 12 TL 72 740 Td {} ET")
 }
+
+/// A PDF of text placed at given positions (x, y from the bottom-left, in points), in the
+/// order given: how a two-column layout can interleave its columns in the content stream.
+pub fn pdf_positioned(pages: &[Vec<(f64, f64, &str)>]) -> Vec<u8> {
+    let texts: Vec<String> = pages
+        .iter()
+        .map(|items| {
+            items.iter().map(|(x, y, t)| format!("BT /F1 10 Tf {x} {y} Td ({t}) Tj ET")).collect::<Vec<_>>().join(" ")
+        })
+        .collect();
+    let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
+    pdf_raw(&refs, "{}")
+}

@@ -199,3 +199,28 @@ fn mutated_files_never_panic_or_hang() {
     assert!(findings.is_empty(), "{} findings in {} executions: {findings:?}", findings.len(), report.executions);
     assert!(report.rejected > 0 && report.parsed > 0, "{report:?}");
 }
+
+#[test]
+fn two_column_pdfs_are_read_column_by_column() {
+    let mut items = vec![(72.0, 750.0, "A Study of Retrieval: The Title Spans Both Columns of the Page")];
+    let left = ["Left column begins here and", "continues on its second line", "ending the left column."];
+    let right = ["Right column starts here and", "goes on in a second line", "before it ends as well."];
+    for (i, (l, r)) in left.iter().zip(right.iter()).enumerate() {
+        let y = 700.0 - 14.0 * i as f64;
+        // Row by row in the content stream: the order a naive reader would follow.
+        items.push((72.0, y, l));
+        items.push((320.0, y, r));
+    }
+    let p = parse(FileKind::Pdf, &lore_ingest::samples::pdf_positioned(&[items])).expect("pdf");
+    let at = |s: &str| p.text.find(s).unwrap_or_else(|| panic!("{s:?} missing from {:?}", p.text));
+    assert!(at("A Study of Retrieval") < at("Left column begins"), "{:?}", p.text);
+    assert!(at("ending the left column.") < at("Right column starts"), "{:?}", p.text);
+    assert!(at("continues on its second line") < at("ending the left column."));
+    assert!(at("goes on in a second line") < at("before it ends as well."));
+
+    // One column stays in line order.
+    let single: Vec<(f64, f64, &str)> =
+        (0..6).map(|i| (72.0, 700.0 - 14.0 * i as f64, ["one", "two", "three", "four", "five", "six"][i])).collect();
+    let p = parse(FileKind::Pdf, &lore_ingest::samples::pdf_positioned(&[single])).expect("pdf");
+    assert_eq!(p.text, "one\ntwo\nthree\nfour\nfive\nsix");
+}

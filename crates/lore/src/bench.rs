@@ -587,7 +587,7 @@ fn generate_corpus(dir: &std::path::Path, mb: u64) -> anyhow::Result<()> {
     let mut total = 0u64;
     let mut i = 0usize;
     while total < mb * 1_000_000 {
-        let chinese = i % 2 == 0;
+        let chinese = i.is_multiple_of(2);
         let paragraphs: Vec<String> = (0..40 + rng.next() % 80).map(|_| sentence(&mut rng, chinese, 30)).collect();
         let (name, bytes): (String, Vec<u8>) = match i % 8 {
             0 => (format!("{i}.md"), format!("# Doc {i}\n\n{}", paragraphs.join("\n\n")).into_bytes()),
