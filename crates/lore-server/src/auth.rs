@@ -270,11 +270,18 @@ impl FromRequestParts<AppState> for Principal {
         let hash = token_hash(token);
         let now = lore_core::now();
         if token.starts_with(API_KEY_PREFIX) {
-            let record = state
-                .store
-                .find_api_key(&hash)
-                .await?
-                .ok_or_else(|| error(Code::InvalidApiKey, "this API key is not valid"))?;
+            let record = match state.key_cache.get(&hash) {
+                Some(record) => record,
+                None => {
+                    let record = state
+                        .store
+                        .find_api_key(&hash)
+                        .await?
+                        .ok_or_else(|| error(Code::InvalidApiKey, "this API key is not valid"))?;
+                    state.key_cache.put(hash.clone(), record.clone());
+                    record
+                }
+            };
             let key = record.key;
             if key.revoked_at.is_some() || !key.is_active {
                 return Err(error(Code::ApiKeyRevoked, "this API key has been revoked"));

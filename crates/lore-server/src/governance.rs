@@ -306,5 +306,11 @@ pub async fn set_user_active(state: &AppState, principal: &Principal, id: Id, re
     if id == principal.user_id() && !req.is_active {
         return Err(error(Code::ValidationFailed, "administrators cannot deactivate themselves"));
     }
-    state.store.set_user_active(id, req.is_active).await?.ok_or_else(|| ApiError::from(Error::not_found("user")))
+    let user = state
+        .store
+        .set_user_active(id, req.is_active)
+        .await?
+        .ok_or_else(|| ApiError::from(Error::not_found("user")))?;
+    state.key_cache.forget_user(id);
+    Ok(user)
 }

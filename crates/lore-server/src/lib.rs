@@ -4,6 +4,7 @@
 pub mod auth;
 pub mod error;
 pub mod governance;
+pub mod keycache;
 pub mod limiter;
 pub mod maintenance;
 pub mod routes;
@@ -81,7 +82,7 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer> {
     let workers = config.workers;
     let master_key = secrets::MasterKey::load_or_create(&config.data_dir)?;
     let sqlite = Arc::new(store);
-    let (usage_tx, usage_rx) = tokio::sync::mpsc::unbounded_channel();
+    let (usage_tx, usage_rx) = tokio::sync::mpsc::channel(usage::QUEUE);
     let usage_writer = tokio::spawn(usage::run_writer(sqlite.clone(), usage_rx));
     let limiter = Arc::new(if lore_core::store::Store::shared_by_nodes(sqlite.as_ref()) {
         limiter::Limiter::Database
@@ -90,6 +91,7 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer> {
     });
     let state = AppState {
         limiter: limiter.clone(),
+        key_cache: Arc::new(keycache::KeyCache::new(Duration::from_secs(5))),
         store: sqlite.clone(),
         blobs: Arc::new(blobs),
         config: Arc::new(config),

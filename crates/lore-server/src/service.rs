@@ -294,6 +294,7 @@ pub async fn revoke_api_key(state: &AppState, principal: &Principal, id: Id) -> 
     if !state.store.revoke_api_key(principal.user_id(), id, lore_core::now()).await? {
         return Err(not_found("API key"));
     }
+    state.key_cache.forget_key(id);
     Ok(())
 }
 

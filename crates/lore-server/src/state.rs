@@ -11,6 +11,7 @@ use lore_core::store::Store;
 use tokio::sync::{Notify, mpsc};
 
 use crate::auth::LoginThrottle;
+use crate::keycache::KeyCache;
 use crate::limiter::Limiter;
 use crate::secrets::MasterKey;
 
@@ -61,8 +62,9 @@ pub struct AppState {
     /// Wakes idle workers when a job is queued.
     pub jobs_queued: Arc<Notify>,
     /// Rows for `api_usage_logs`, written off the request path.
-    pub usage_log: mpsc::UnboundedSender<UsageLog>,
+    pub usage_log: mpsc::Sender<UsageLog>,
     pub master_key: Arc<MasterKey>,
     pub login_throttle: Arc<LoginThrottle>,
     pub limiter: Arc<Limiter>,
+    pub key_cache: Arc<KeyCache>,
 }

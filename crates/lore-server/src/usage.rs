@@ -27,6 +27,8 @@ const LOGGED_BODY_BYTES: usize = 2048;
 /// extractor would refuse them anyway.
 const MAX_JSON_BODY: usize = 2 * 1024 * 1024;
 const BATCH: usize = 500;
+/// Rows waiting for the writer, at most.
+pub const QUEUE: usize = 20_000;
 
 /// What the authentication step learned about an API-key request, for the layer around it.
 #[derive(Debug, Clone, Copy)]
@@ -162,7 +164,8 @@ pub async fn track(State(state): State<AppState>, request: Request, next: Next) 
         user_agent,
         created_at: lore_core::now(),
     };
-    if state.usage_log.send(log).is_err() {
+    // Bounded: if the writer falls behind, requests wait a little rather than memory growing.
+    if state.usage_log.send(log).await.is_err() {
         tracing::warn!("usage log writer has stopped; a row was not recorded");
     }
     if status == StatusCode::INTERNAL_SERVER_ERROR {
@@ -172,7 +175,7 @@ pub async fn track(State(state): State<AppState>, request: Request, next: Next) 
 }
 
 /// Inserts usage rows in batches until every sender is gone, then returns.
-pub async fn run_writer(store: Arc<dyn Store>, mut rows: mpsc::UnboundedReceiver<UsageLog>) {
+pub async fn run_writer(store: Arc<dyn Store>, mut rows: mpsc::Receiver<UsageLog>) {
     let mut batch = Vec::with_capacity(BATCH);
     while let Some(first) = rows.recv().await {
         batch.push(first);

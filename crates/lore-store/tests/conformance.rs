@@ -394,7 +394,9 @@ async fn retention_purges(store: &dyn Store) {
         user_agent: None,
         created_at: now - chrono::Duration::days(age_days),
     };
-    store.insert_usage_logs(&[log(200, 40), log(200, 1), log(500, 40), log(500, 100)]).await.expect("insert");
+    // A row for a user who no longer exists is skipped; the rest of the batch lands.
+    let orphan = UsageLog { user_id: lore_core::new_id(), ..log(200, 1) };
+    store.insert_usage_logs(&[log(200, 40), log(200, 1), orphan, log(500, 40), log(500, 100)]).await.expect("insert");
     let purged = store
         .purge_usage_logs(now - chrono::Duration::days(30), now - chrono::Duration::days(90))
         .await
