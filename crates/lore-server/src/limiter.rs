@@ -143,3 +143,68 @@ pub fn spawn_flusher(
         }
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::{DateTime, Utc};
+    use lore_core::model::{ApiKey, Scope};
+
+    fn at(s: &str) -> Timestamp {
+        DateTime::parse_from_rfc3339(s).expect("time").with_timezone(&Utc)
+    }
+
+    fn key(rate: Option<i64>, daily: Option<i64>, monthly: Option<i64>) -> ApiKey {
+        ApiKey {
+            id: lore_core::new_id(),
+            user_id: lore_core::new_id(),
+            knowledge_base_id: None,
+            name: "k".into(),
+            description: None,
+            key_prefix: "lore_x".into(),
+            key_suffix: "abcd".into(),
+            scopes: vec![Scope::Read],
+            rate_limit: rate,
+            daily_quota: daily,
+            monthly_quota: monthly,
+            usage_count_today: 0,
+            usage_count_month: 0,
+            is_active: true,
+            expires_at: None,
+            revoked_at: None,
+            last_used_at: None,
+            last_used_ip: None,
+            security: serde_json::json!({}),
+            created_at: lore_core::now(),
+            updated_at: lore_core::now(),
+        }
+    }
+
+    #[tokio::test]
+    async fn counters_roll_over_at_utc_minute_day_and_month_boundaries() {
+        let dir = tempfile::tempdir().expect("dir");
+        let store = lore_store::SqliteStore::open(&dir.path().join("l.db")).await.expect("store");
+        let limiter = Limiter::in_process();
+        let k = key(Some(2), Some(3), Some(4));
+        let count = |t: &str| {
+            let (l, s, k) = (&limiter, &store, &k);
+            let now = at(t);
+            async move { l.count(s, k, now, Some("127.0.0.1")).await.expect("count") }
+        };
+        assert!(count("2026-01-31T23:58:10Z").await.allowed);
+        assert!(count("2026-01-31T23:58:50Z").await.allowed);
+        assert!(!count("2026-01-31T23:58:59Z").await.allowed, "two a minute");
+        assert!(count("2026-01-31T23:59:00Z").await.allowed, "a new minute");
+        let refused = count("2026-01-31T23:59:01Z").await;
+        assert!(!refused.allowed && refused.usage_today == 3, "three a day");
+        let next = count("2026-02-01T00:00:00Z").await;
+        assert!(next.allowed, "a new day (and month) at midnight UTC");
+        assert_eq!((next.usage_today, next.usage_month), (1, 1));
+        // Eight hours ahead of UTC is still the same UTC day.
+        assert!(count("2026-02-01T08:00:00+08:00").await.allowed);
+        let third = count("2026-02-01T09:00:00+08:00").await;
+        assert!(third.allowed && third.usage_today == 3);
+        assert!(!count("2026-02-01T10:00:00+08:00").await.allowed);
+        limiter.flush(&store).await.expect("saving counters of a key the database does not hold is harmless");
+    }
+}

@@ -439,6 +439,47 @@ async fn sqlite_conformance() {
     user_config_round_trips(&store).await;
 }
 
+/// Conversations have no API before the agents issue; they are written here directly.
+#[tokio::test]
+async fn sqlite_conversations_are_purged_after_their_retention() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("lore.db");
+    let store = SqliteStore::open(&path).await.expect("open");
+    let keeper = user(&store, "keeper").await;
+    let forgetful = user(&store, "forgetful").await;
+    let mut config = UserConfig::initial();
+    config.conversation_retention_days = Some(7);
+    store.put_user_config(forgetful.id, &config).await.expect("config");
+    let raw = sqlx::SqlitePool::connect(&format!("sqlite://{}", path.display())).await.expect("connect");
+    let old = (lore_core::now() - chrono::Duration::days(10)).format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string();
+    let new = lore_core::now().format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string();
+    for (owner, age, id) in [(&keeper, &old, "c1"), (&forgetful, &old, "c2"), (&forgetful, &new, "c3")] {
+        let agent = format!("agent-{id}");
+        sqlx::query("INSERT INTO ai_agents (id, user_id, name, created_at, updated_at) VALUES (?, ?, ?, ?, ?)")
+            .bind(&agent)
+            .bind(owner.id.to_string())
+            .bind(&agent)
+            .bind(age)
+            .bind(age)
+            .execute(&raw)
+            .await
+            .expect("agent");
+        sqlx::query("INSERT INTO conversations (id, user_id, agent_id, created_at, updated_at) VALUES (?, ?, ?, ?, ?)")
+            .bind(id)
+            .bind(owner.id.to_string())
+            .bind(&agent)
+            .bind(age)
+            .bind(age)
+            .execute(&raw)
+            .await
+            .expect("conversation");
+    }
+    assert_eq!(store.purge_conversations(lore_core::now()).await.expect("purge"), 1);
+    let left: Vec<String> =
+        sqlx::query_scalar("SELECT id FROM conversations ORDER BY id").fetch_all(&raw).await.expect("left");
+    assert_eq!(left, vec!["c1", "c3"], "no retention set keeps everything; a recent one stays");
+}
+
 #[tokio::test]
 async fn sqlite_migrations_are_idempotent_and_data_survives_reopening() {
     let dir = tempfile::tempdir().expect("tempdir");
