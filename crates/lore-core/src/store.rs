@@ -162,6 +162,8 @@ pub trait Store: Send + Sync + 'static {
     /// Deletes usage logs of successful requests before `success_before`, of errors before `error_before`.
     async fn purge_usage_logs(&self, success_before: Timestamp, error_before: Timestamp) -> Result<u64>;
 
+    /// Live documents by status, over all tenants (for metrics).
+    async fn document_status_counts(&self) -> Result<Vec<(DocStatus, i64)>>;
     /// Counts jobs waiting or running (the queue depth).
     async fn pending_jobs(&self) -> Result<i64>;
 

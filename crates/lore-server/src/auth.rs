@@ -308,6 +308,7 @@ impl FromRequestParts<AppState> for Principal {
             match decision {
                 Decision::Allowed { .. } => {}
                 Decision::RateLimited { headers } => {
+                    crate::metrics::rate_limit_rejection("rate_limited");
                     return Err(error(
                         Code::RateLimited,
                         format!("this API key allows {} requests per minute; try again later", headers.limit),
@@ -315,6 +316,7 @@ impl FromRequestParts<AppState> for Principal {
                     .retry_after(headers.reset));
                 }
                 Decision::QuotaExceeded { period, limit, retry_after } => {
+                    crate::metrics::rate_limit_rejection("quota_exceeded");
                     return Err(error(
                         Code::QuotaExceeded,
                         format!("this API key has used its {period} quota of {limit} requests"),

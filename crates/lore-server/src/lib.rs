@@ -7,6 +7,7 @@ pub mod governance;
 pub mod keycache;
 pub mod limiter;
 pub mod maintenance;
+pub mod metrics;
 pub mod routes;
 pub mod secrets;
 pub mod service;
@@ -75,6 +76,7 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer> {
     lore_core::store::Store::ensure_file_types(&store, &lore_ingest::detect::default_file_types()).await?;
     tokio::task::spawn_blocking(lore_ingest::segment::warm_up);
 
+    metrics::init();
     let listener = TcpListener::bind(config.listen)
         .await
         .map_err(|e| Error::internal(format!("cannot listen on {}: {e}", config.listen)))?;

@@ -16,6 +16,7 @@ use tokio::io::AsyncWriteExt;
 use crate::auth::{Principal, client_ip};
 use crate::error::{ApiError, ApiResult, Json, Path, Query, error};
 use crate::governance;
+use crate::metrics;
 use crate::service::{self, ClientInfo};
 use crate::state::AppState;
 use crate::usage;
@@ -53,10 +54,13 @@ pub fn router(state: AppState) -> Router {
         .route("/file-types/{id}", patch(update_file_type))
         .route("/admin/users", get(list_users))
         .route("/admin/users/{id}", patch(update_user))
-        .route_layer(middleware::from_fn_with_state(state.clone(), usage::track));
+        .route_layer(middleware::from_fn_with_state(state.clone(), usage::track))
+        .route_layer(middleware::from_fn(metrics::track));
     Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics::endpoint))
+        .route_layer(middleware::from_fn(metrics::track))
         .nest("/v1", v1)
         .fallback(route_not_found)
         .layer(middleware::map_response(method_not_allowed))

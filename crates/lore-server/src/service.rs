@@ -742,7 +742,9 @@ pub async fn search(
             SearchResult { hit, highlight }
         })
         .collect();
-    Ok(SearchResponse { query, mode, results, took_ms: started.elapsed().as_secs_f64() * 1000.0 })
+    let elapsed = started.elapsed().as_secs_f64();
+    crate::metrics::search(mode, elapsed);
+    Ok(SearchResponse { query, mode, results, took_ms: elapsed * 1000.0 })
 }
 
 // ------------------------------------------------------------------------------------ chunking

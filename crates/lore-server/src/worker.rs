@@ -65,8 +65,11 @@ async fn handle(state: &AppState, job: Job) {
     let stored = match outcome {
         Ok(Some(result)) => {
             let chunks = result.chunks.len();
+            let store_started = std::time::Instant::now();
             let stored = state.store.complete_document(&job, document_id, result).await;
+            crate::metrics::stage("store", store_started.elapsed().as_secs_f64());
             if stored.is_ok() {
+                crate::metrics::document_processed("completed");
                 tracing::info!(document = %document_id, chunks, ms = started.elapsed().as_millis() as u64, "document completed");
             }
             stored
@@ -80,6 +83,7 @@ async fn handle(state: &AppState, job: Job) {
                 tracing::info!(document = %document_id, code = err.code.as_str(), "document failed");
                 err.message.clone()
             };
+            crate::metrics::document_processed("failed");
             let log = vec![LogEntry::new("failed", message.clone())];
             state.store.fail_document(&job, document_id, err.code.as_str(), &message, log).await
         }
@@ -148,7 +152,10 @@ fn pipeline(
     strategy: &chunking::Strategy,
 ) -> Result<ProcessedDocument, Error> {
     let mut log = Vec::new();
+    let started = std::time::Instant::now();
     let parsed = parse::parse(kind, bytes)?;
+    crate::metrics::stage("parse", started.elapsed().as_secs_f64());
+    let started = std::time::Instant::now();
     let encoding = parsed.metadata.get("encoding").and_then(Value::as_str).unwrap_or("n/a");
     log.push(LogEntry::new(
         "parse",
@@ -176,6 +183,7 @@ fn pipeline(
             content: piece.content.clone(),
         })
         .collect();
+    crate::metrics::stage("chunk_and_segment", started.elapsed().as_secs_f64());
     log.push(LogEntry::new("index", format!("{} chunks indexed for full-text search", chunks.len())));
     Ok(ProcessedDocument {
         title: parsed.title,

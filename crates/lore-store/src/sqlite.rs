@@ -1536,6 +1536,20 @@ impl Store for SqliteStore {
         Ok(done.rows_affected())
     }
 
+    async fn document_status_counts(&self) -> Result<Vec<(DocStatus, i64)>> {
+        let rows =
+            sqlx::query("SELECT status, COUNT(*) AS n FROM documents WHERE soft_deleted_at IS NULL GROUP BY status")
+                .fetch_all(&self.reader)
+                .await
+                .map_err(db_err)?;
+        rows.iter()
+            .filter_map(|r| {
+                let status = r.text("status").ok().and_then(|s| DocStatus::parse(&s))?;
+                Some(r.int("n").map(|n| (status, n)))
+            })
+            .collect()
+    }
+
     async fn pending_jobs(&self) -> Result<i64> {
         sqlx::query_scalar("SELECT COUNT(*) FROM jobs").fetch_one(&self.reader).await.map_err(db_err)
     }

@@ -793,6 +793,34 @@ async fn hierarchical_chunks_match_small_and_answer_with_their_section() {
 }
 
 #[tokio::test]
+async fn metrics_describe_traffic_without_tenant_data() {
+    let app = spawn_app().await;
+    let token = app.register("metered").await;
+    let kb = app.create_kb(&token, "私密的知识库名称").await;
+    app.ingest(&token, &kb, "m.md", ZH_DOC).await;
+    app.search(&token, &kb, "秘密查询词").await;
+    let resp = app.http.get(app.url("/metrics")).send().await.expect("send");
+    assert_eq!(resp.status(), StatusCode::OK);
+    let text = resp.text().await.expect("text");
+    for expected in [
+        "lore_http_requests_total{",
+        r#"route="/v1/knowledge-bases/{id}/search""#,
+        "lore_http_request_duration_seconds_bucket",
+        "lore_search_duration_seconds_bucket",
+        r#"lore_documents{status="completed"}"#,
+        "lore_ingest_queue_depth",
+        "lore_ingest_stage_duration_seconds_bucket",
+        r#"lore_ingest_documents_total{outcome="completed"}"#,
+    ] {
+        assert!(text.contains(expected), "{expected} missing from:\n{text}");
+    }
+    for secret in [kb.as_str(), "私密", "秘密查询词", "metered"] {
+        assert!(!text.contains(secret), "tenant data {secret:?} in metrics");
+    }
+    app.shutdown().await;
+}
+
+#[tokio::test]
 async fn chunking_configured_from_a_description() {
     let app = spawn_app().await;
     let token = app.register("describer").await;
