@@ -1,6 +1,7 @@
 //! `lore`: the server, and the tools around it.
 
 mod bench;
+mod client;
 mod config;
 
 use std::process::ExitCode;
@@ -23,6 +24,43 @@ enum Command {
         #[command(subcommand)]
         what: bench::BenchCommand,
     },
+    /// Upload files and folders into a knowledge base, with progress, and wait for processing.
+    Import {
+        #[command(flatten)]
+        connection: client::Connection,
+        #[command(flatten)]
+        args: client::ImportArgs,
+    },
+    /// Search a knowledge base.
+    Search {
+        #[command(flatten)]
+        connection: client::Connection,
+        #[command(flatten)]
+        args: client::SearchArgs,
+    },
+    /// Knowledge bases on a server.
+    Kb {
+        #[command(flatten)]
+        connection: client::Connection,
+        #[command(subcommand)]
+        command: client::KbCommand,
+    },
+    /// Documents on a server.
+    Doc {
+        #[command(flatten)]
+        connection: client::Connection,
+        #[command(subcommand)]
+        command: client::DocCommand,
+    },
+    /// API keys on a server.
+    Key {
+        #[command(flatten)]
+        connection: client::Connection,
+        #[command(subcommand)]
+        command: client::KeyCommand,
+    },
+    /// Print shell completions (bash, zsh, fish, elvish, powershell).
+    Completions { shell: clap_complete::Shell },
     /// Manage the master key that seals secrets at rest.
     Keys {
         #[command(subcommand)]
@@ -50,14 +88,26 @@ fn main() -> ExitCode {
         }
     };
     let result = runtime.block_on(async {
+        let done = |r: anyhow::Result<()>| r.map(|()| client::Outcome::Ok);
         match cli.command {
-            Command::Serve(args) => serve(args).await,
-            Command::Bench { what } => bench::run(what).await,
-            Command::Keys { what: KeysCommand::RotateMaster { data_dir } } => rotate_master(&data_dir).await,
+            Command::Serve(args) => done(serve(args).await),
+            Command::Bench { what } => done(bench::run(what).await),
+            Command::Keys { what: KeysCommand::RotateMaster { data_dir } } => done(rotate_master(&data_dir).await),
+            Command::Import { connection, args } => client::import(&connection, args).await,
+            Command::Search { connection, args } => client::search(&connection, args).await,
+            Command::Kb { connection, command } => client::kb(&connection, command).await,
+            Command::Doc { connection, command } => client::doc(&connection, command).await,
+            Command::Key { connection, command } => client::key(&connection, command).await,
+            Command::Completions { shell } => {
+                use clap::CommandFactory;
+                clap_complete::generate(shell, &mut Cli::command(), "lore", &mut std::io::stdout());
+                Ok(client::Outcome::Ok)
+            }
         }
     });
     match result {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(client::Outcome::Ok) => ExitCode::SUCCESS,
+        Ok(client::Outcome::PartialFailure) => ExitCode::from(1),
         Err(e) => {
             eprintln!("error: {e:#}");
             ExitCode::FAILURE

@@ -1,0 +1,125 @@
+//! The `lore` binary as a client of a running server.
+
+use std::process::Command;
+
+use serde_json::Value;
+
+use super::{ZH_DOC, spawn_app};
+
+fn lore(base: &str, token: &str, args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_lore"))
+        .args(args)
+        .env("LORE_SERVER", base)
+        .env("LORE_API_KEY", token)
+        .output()
+        .expect("run lore");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[tokio::test]
+async fn import_resumes_reports_failures_and_search_prints_hits() {
+    let app = spawn_app().await;
+    let token = app.register("cli").await;
+    let kb = app.create_kb(&token, "imported").await;
+    let dir = tempfile::tempdir().expect("dir");
+    let root = dir.path();
+    std::fs::create_dir_all(root.join("docs/node_modules")).expect("mkdir");
+    std::fs::write(root.join("docs/中文.md"), ZH_DOC).expect("write");
+    std::fs::write(root.join("docs/notes.txt"), "Reciprocal rank fusion merges ranked lists.").expect("write");
+    std::fs::write(root.join("docs/broken.pdf"), "not a pdf").expect("write");
+    std::fs::write(root.join("docs/node_modules/dep.md"), "# ignored").expect("write");
+    std::fs::write(root.join("docs/.hidden.md"), "# hidden").expect("write");
+    let docs = root.join("docs");
+    let docs = docs.to_str().expect("path");
+
+    let (base, token2) = (app.base.clone(), token.clone());
+    let args = ["import", docs, "--kb", kb.as_str(), "--ignore", "**/node_modules/**"];
+    let (code, out, err) = tokio::task::spawn_blocking({
+        let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+        move || lore(&base, &token2, &args.iter().map(String::as_str).collect::<Vec<_>>())
+    })
+    .await
+    .expect("join");
+    assert_eq!(code, 1, "a failed file is a partial failure\n{out}\n{err}");
+    assert!(out.contains("3 files: 3 uploaded (2 processed), 0 already there, 1 failed"), "{out}");
+    assert!(out.contains("broken.pdf"), "{out}");
+
+    // Re-running skips what is already there.
+    let (base, token2) = (app.base.clone(), token.clone());
+    let (code, out, _) = tokio::task::spawn_blocking({
+        let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+        move || lore(&base, &token2, &args.iter().map(String::as_str).collect::<Vec<_>>())
+    })
+    .await
+    .expect("join");
+    assert!(out.contains("0 uploaded") && out.contains("3 already there"), "{out}");
+    assert_eq!(code, 1, "the broken file is still reported");
+
+    let (base, token2, kb2) = (app.base.clone(), token.clone(), kb.clone());
+    let (code, out, err) =
+        tokio::task::spawn_blocking(move || lore(&base, &token2, &["search", "中文分词", "--kb", &kb2, "--json"]))
+            .await
+            .expect("join");
+    assert_eq!(code, 0, "{err}");
+    let v: Value = serde_json::from_str(&out).expect("json");
+    assert_eq!(v["results"][0]["filename"], "中文.md");
+
+    let (base, token2, kb2) = (app.base.clone(), token.clone(), kb.clone());
+    let (code, out, _) =
+        tokio::task::spawn_blocking(move || lore(&base, &token2, &["search", "rank fusion", "--kb", &kb2]))
+            .await
+            .expect("join");
+    assert_eq!(code, 0);
+    assert!(out.contains("notes.txt"), "{out}");
+
+    let (base, token2) = (app.base.clone(), token.clone());
+    let (code, _, err) =
+        tokio::task::spawn_blocking(move || lore(&base, &token2, &["search", "x"])).await.expect("join");
+    assert_eq!(code, 2, "usage errors exit 2: {err}");
+    let (base, token2) = (app.base.clone(), token.clone());
+    let (code, out, _) =
+        tokio::task::spawn_blocking(move || lore(&base, &token2, &["completions", "bash"])).await.expect("join");
+    assert_eq!(code, 0);
+    assert!(out.contains("_lore"), "bash completions");
+    app.shutdown().await;
+}
+
+#[tokio::test]
+async fn knowledge_bases_documents_and_keys_from_the_command_line() {
+    let app = spawn_app().await;
+    let token = app.register("operator").await;
+    let run = |args: Vec<&'static str>, extra: Vec<String>| {
+        let (base, token) = (app.base.clone(), token.clone());
+        tokio::task::spawn_blocking(move || {
+            let mut all: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+            all.extend(extra);
+            lore(&base, &token, &all.iter().map(String::as_str).collect::<Vec<_>>())
+        })
+    };
+    let (code, out, err) = run(vec!["kb", "create", "命令行知识库"], vec![]).await.expect("join");
+    assert_eq!(code, 0, "{err}");
+    let kb = out.trim().to_string();
+    let (_, out, _) = run(vec!["kb", "list"], vec![]).await.expect("join");
+    assert!(out.contains(&kb) && out.contains("命令行知识库"), "{out}");
+    let (code, out, _) = run(vec!["key", "create", "--name", "ci", "--scope", "search,read", "--kb"], vec![kb.clone()])
+        .await
+        .expect("join");
+    assert_eq!(code, 0);
+    assert!(out.trim().starts_with("lore_"), "{out}");
+    let (_, out, _) = run(vec!["key", "list"], vec![]).await.expect("join");
+    assert!(out.contains("ci") && out.contains("search"), "{out}");
+    let doc = app.ingest(&token, &kb, "d.md", ZH_DOC).await;
+    let (_, out, _) = run(vec!["doc", "list", "--kb"], vec![kb.clone()]).await.expect("join");
+    assert!(out.contains("d.md") && out.contains("completed"), "{out}");
+    let id = doc["id"].as_str().expect("id").to_string();
+    let (code, _, _) = run(vec!["doc", "delete"], vec![id.clone()]).await.expect("join");
+    assert_eq!(code, 0);
+    let (code, _, err) = run(vec!["doc", "delete"], vec![id]).await.expect("join");
+    assert_eq!(code, 1, "a second delete is an error: {err}");
+    assert!(err.contains("not_found"), "{err}");
+    app.shutdown().await;
+}
