@@ -3,6 +3,7 @@
 mod bench;
 mod client;
 mod config;
+mod doctor;
 
 use std::process::ExitCode;
 
@@ -59,6 +60,14 @@ enum Command {
         #[command(subcommand)]
         command: client::KeyCommand,
     },
+    /// Check a data directory (and a running server) and say what to fix.
+    Doctor {
+        #[arg(long, env = "LORE_DATA_DIR", default_value = "lore-data")]
+        data_dir: std::path::PathBuf,
+        /// Also check that a server answers.
+        #[arg(long)]
+        server: Option<String>,
+    },
     /// Print shell completions (bash, zsh, fish, elvish, powershell).
     Completions { shell: clap_complete::Shell },
     /// Manage the master key that seals secrets at rest.
@@ -98,6 +107,9 @@ fn main() -> ExitCode {
             Command::Kb { connection, command } => client::kb(&connection, command).await,
             Command::Doc { connection, command } => client::doc(&connection, command).await,
             Command::Key { connection, command } => client::key(&connection, command).await,
+            Command::Doctor { data_dir, server } => doctor::run(&data_dir, server.as_deref())
+                .await
+                .map(|healthy| if healthy { client::Outcome::Ok } else { client::Outcome::PartialFailure }),
             Command::Completions { shell } => {
                 use clap::CommandFactory;
                 clap_complete::generate(shell, &mut Cli::command(), "lore", &mut std::io::stdout());

@@ -123,3 +123,24 @@ async fn knowledge_bases_documents_and_keys_from_the_command_line() {
     assert!(err.contains("not_found"), "{err}");
     app.shutdown().await;
 }
+
+#[tokio::test]
+async fn doctor_checks_a_data_directory() {
+    let app = spawn_app().await;
+    let base = app.base.clone();
+    let dir = app.stop().await;
+    let data = dir.path().join("data");
+    let data_arg = data.to_str().expect("path").to_string();
+    let (code, out, err) = lore(&base, "", &["doctor", "--data-dir", &data_arg]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("database opens") && !out.contains("FIX"), "{out}");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(data.join("master.key"), std::fs::Permissions::from_mode(0o644)).expect("chmod");
+        let (code, out, _) = lore(&base, "", &["doctor", "--data-dir", &data_arg, "--server", &base]);
+        assert_eq!(code, 1, "{out}");
+        let fix = |what: &str| out.lines().any(|l| l.starts_with("FIX") && l.contains(what));
+        assert!(fix("master key") && fix("server at"), "{out}");
+    }
+}

@@ -1,0 +1,90 @@
+//! `lore doctor`: checks a data directory (and optionally a running server) and says what to fix.
+
+use std::path::Path;
+
+use lore_core::store::Store;
+
+pub struct Check {
+    ok: bool,
+    what: String,
+}
+
+fn check(ok: bool, what: impl Into<String>) -> Check {
+    Check { ok, what: what.into() }
+}
+
+fn free_bytes(dir: &Path) -> Option<u64> {
+    let out = std::process::Command::new("df").arg("-Pk").arg(dir).output().ok()?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    let kib: u64 = text.lines().nth(1)?.split_whitespace().nth(3)?.parse().ok()?;
+    Some(kib * 1024)
+}
+
+pub async fn run(data_dir: &Path, server: Option<&str>) -> anyhow::Result<bool> {
+    let mut checks = Vec::new();
+    if data_dir.is_dir() {
+        let probe = data_dir.join(".lore-doctor");
+        let writable = std::fs::write(&probe, b"ok").is_ok();
+        let _ = std::fs::remove_file(&probe);
+        checks.push(check(writable, format!("data directory {} is writable", data_dir.display())));
+        let db = data_dir.join("lore.db");
+        if db.exists() {
+            match lore_store::SqliteStore::open(&db).await {
+                Ok(store) => {
+                    let queued = store.pending_jobs().await.unwrap_or(-1);
+                    checks
+                        .push(check(true, format!("database opens and its schema is current ({queued} jobs queued)")));
+                    store.close().await;
+                }
+                Err(e) => checks.push(check(false, format!("database {} cannot be opened: {e}", db.display()))),
+            }
+        } else {
+            checks.push(check(true, "no database yet: `lore serve` creates it"));
+        }
+        let key = data_dir.join(lore_server::secrets::KEY_FILE);
+        if std::env::var(lore_server::secrets::KEY_ENV).is_ok_and(|v| !v.trim().is_empty()) {
+            checks.push(check(true, "master key comes from LORE_MASTER_KEY"));
+        } else if key.exists() {
+            #[cfg(unix)]
+            {
+                use std::os::unix::fs::PermissionsExt;
+                let mode = std::fs::metadata(&key).map(|m| m.permissions().mode() & 0o777).unwrap_or(0);
+                checks.push(check(
+                    mode & 0o077 == 0,
+                    format!("master key {} is private (mode {mode:o}; fix with chmod 600)", key.display()),
+                ));
+            }
+            let readable = std::fs::read_to_string(&key)
+                .ok()
+                .and_then(|t| lore_server::secrets::MasterKey::from_base64(&t).ok())
+                .is_some();
+            checks.push(check(readable, "master key is valid (back it up with the data)"));
+        } else {
+            checks.push(check(true, "no master key yet: `lore serve` creates one"));
+        }
+        match free_bytes(data_dir) {
+            Some(free) => checks.push(check(
+                free > 1 << 30,
+                format!(
+                    "{:.1} GiB free on the data directory's disk (keep at least 1 GiB)",
+                    free as f64 / (1u64 << 30) as f64
+                ),
+            )),
+            None => checks.push(check(true, "free disk space unknown (no `df`)")),
+        }
+    } else {
+        checks.push(check(
+            false,
+            format!("data directory {} does not exist (`lore serve --data-dir` creates it)", data_dir.display()),
+        ));
+    }
+    if let Some(base) = server {
+        let url = format!("{}/readyz", base.trim_end_matches('/'));
+        let ready = reqwest::Client::new().get(&url).send().await.map(|r| r.status().is_success()).unwrap_or(false);
+        checks.push(check(ready, format!("server at {base} is ready")));
+    }
+    for c in &checks {
+        println!("{} {}", if c.ok { "ok  " } else { "FIX " }, c.what);
+    }
+    Ok(checks.iter().all(|c| c.ok))
+}
