@@ -7,6 +7,7 @@ pub mod governance;
 pub mod keycache;
 pub mod limiter;
 pub mod maintenance;
+pub mod mcp;
 pub mod metrics;
 pub mod routes;
 pub mod secrets;

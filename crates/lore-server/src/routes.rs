@@ -60,6 +60,7 @@ pub fn router(state: AppState) -> Router {
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics::endpoint))
+        .route("/mcp", post(mcp_http))
         .route_layer(middleware::from_fn(metrics::track))
         .nest("/v1", v1)
         .fallback(route_not_found)
@@ -461,4 +462,14 @@ async fn chunking_from_description(
     Json(req): Json<service::DescriptionRequest>,
 ) -> ApiResult<Json<service::DescriptionResponse>> {
     Ok(Json(service::chunking_from_description(&state, &principal, req).await?))
+}
+
+/// MCP over streamable HTTP: one JSON-RPC message (or batch) per POST, answered as JSON;
+/// notifications are accepted with 202.
+async fn mcp_http(State(state): State<AppState>, principal: Principal, body: String) -> axum::response::Response {
+    let backend = crate::mcp::ServiceBackend { state, principal };
+    match crate::mcp::handle_text(&backend, &body).await {
+        Some(answer) => axum::Json(answer).into_response(),
+        None => StatusCode::ACCEPTED.into_response(),
+    }
 }

@@ -359,3 +359,54 @@ pub async fn key(c: &Connection, cmd: KeyCommand) -> anyhow::Result<Outcome> {
     }
     Ok(Outcome::Ok)
 }
+
+// ------------------------------------------------------------------------------------ MCP over stdio
+
+/// The MCP tools, served by a Lore server over HTTP.
+struct HttpBackend(Client);
+
+fn message(e: anyhow::Error) -> String {
+    format!("{e:#}")
+}
+
+#[async_trait::async_trait]
+impl lore_server::mcp::Backend for HttpBackend {
+    async fn list_knowledge_bases(&self) -> Result<Value, String> {
+        let v = self.0.get("/v1/knowledge-bases").await.map_err(message)?;
+        Ok(json!(v["data"].as_array().into_iter().flatten().map(|kb| json!({"id": kb["id"], "name": kb["name"], "description": kb["description"], "document_count": kb["document_count"]})).collect::<Vec<_>>()))
+    }
+
+    async fn search(&self, kb: &str, query: &str, top_k: u32) -> Result<Value, String> {
+        self.0
+            .post(&format!("/v1/knowledge-bases/{kb}/search"), json!({"query": query, "top_k": top_k}))
+            .await
+            .map_err(message)
+    }
+
+    async fn list_documents(&self, kb: &str) -> Result<Value, String> {
+        let v = self.0.get(&format!("/v1/knowledge-bases/{kb}/documents?limit=200")).await.map_err(message)?;
+        Ok(json!(v["data"].as_array().into_iter().flatten().map(|d| json!({"id": d["id"], "filename": d["filename"], "title": d["title"], "status": d["status"], "chunk_count": d["chunk_count"]})).collect::<Vec<_>>()))
+    }
+
+    async fn get_document(&self, id: &str) -> Result<Value, String> {
+        self.0.get(&format!("/v1/documents/{id}?include_content=true")).await.map_err(message)
+    }
+}
+
+/// `lore mcp`: JSON-RPC messages, one per line, on stdin; answers on stdout.
+pub async fn mcp_stdio(c: &Connection) -> anyhow::Result<Outcome> {
+    use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
+    let backend = HttpBackend(Client::new(c)?);
+    let mut lines = tokio::io::BufReader::new(tokio::io::stdin()).lines();
+    let mut out = tokio::io::stdout();
+    while let Some(line) = lines.next_line().await? {
+        if line.trim().is_empty() {
+            continue;
+        }
+        if let Some(answer) = lore_server::mcp::handle_text(&backend, &line).await {
+            out.write_all(format!("{answer}\n").as_bytes()).await?;
+            out.flush().await?;
+        }
+    }
+    Ok(Outcome::Ok)
+}

@@ -60,6 +60,11 @@ enum Command {
         #[command(subcommand)]
         command: client::KeyCommand,
     },
+    /// A Model Context Protocol server on stdio, for agent hosts; it talks to a Lore server.
+    Mcp {
+        #[command(flatten)]
+        connection: client::Connection,
+    },
     /// Check a data directory (and a running server) and say what to fix.
     Doctor {
         #[arg(long, env = "LORE_DATA_DIR", default_value = "lore-data")]
@@ -107,6 +112,7 @@ fn main() -> ExitCode {
             Command::Kb { connection, command } => client::kb(&connection, command).await,
             Command::Doc { connection, command } => client::doc(&connection, command).await,
             Command::Key { connection, command } => client::key(&connection, command).await,
+            Command::Mcp { connection } => client::mcp_stdio(&connection).await,
             Command::Doctor { data_dir, server } => doctor::run(&data_dir, server.as_deref())
                 .await
                 .map(|healthy| if healthy { client::Outcome::Ok } else { client::Outcome::PartialFailure }),

@@ -4,6 +4,7 @@
 mod cli;
 mod formats;
 mod governance;
+mod mcp;
 
 use std::time::Duration;
 
