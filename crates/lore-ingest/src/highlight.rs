@@ -16,7 +16,14 @@ pub fn highlight(content: &str, terms: &[String], max_chars: usize) -> String {
         }
         for start in 0..=lower.len() - t.len() {
             if lower[start..start + t.len()] == t[..] {
-                marked[start..start + t.len()].iter_mut().for_each(|m| *m = true);
+                // A stem ("retriev") marks the whole word it starts ("retrieval").
+                let mut end = start + t.len();
+                if t.iter().all(|c| c.is_ascii_alphanumeric()) {
+                    while end < lower.len() && lower[end].is_alphanumeric() {
+                        end += 1;
+                    }
+                }
+                marked[start..end].iter_mut().for_each(|m| *m = true);
             }
         }
     }
@@ -61,6 +68,14 @@ mod tests {
     fn marks_chinese_and_english_terms() {
         let h = highlight("Lore 支持中文分词 and Search.", &["中文".into(), "分词".into(), "search".into()], 200);
         assert_eq!(h, "Lore 支持<mark>中文分词</mark> and <mark>Search</mark>.");
+    }
+
+    #[test]
+    fn stems_mark_whole_words() {
+        assert_eq!(
+            highlight("Retrieval retrieves.", &["retriev".into()], 100),
+            "<mark>Retrieval</mark> <mark>retrieves</mark>."
+        );
     }
 
     #[test]

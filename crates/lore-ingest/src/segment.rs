@@ -1,6 +1,7 @@
 //! Text to index terms, the same way for documents and queries: NFKC, lowercase, jieba for runs
 //! of CJK text (search mode, so both words and their parts are terms), Unicode word boundaries
-//! for everything else. Punctuation and whitespace never become terms.
+//! for everything else, with English words reduced to their stem (Snowball), so "retrieval"
+//! finds "retrieved". Punctuation and whitespace never become terms.
 
 use std::sync::LazyLock;
 
@@ -9,6 +10,17 @@ use unicode_normalization::UnicodeNormalization;
 use unicode_segmentation::UnicodeSegmentation;
 
 static JIEBA: LazyLock<Jieba> = LazyLock::new(Jieba::new);
+static STEMMER: LazyLock<rust_stemmers::Stemmer> =
+    LazyLock::new(|| rust_stemmers::Stemmer::create(rust_stemmers::Algorithm::English));
+
+/// The stem of an English word; anything else (numbers, other scripts, mixed tokens) as it is.
+fn stem(word: &str) -> String {
+    if word.len() > 3 && word.bytes().all(|b| b.is_ascii_lowercase() || b == b'\'') {
+        STEMMER.stem(word).into_owned()
+    } else {
+        word.to_string()
+    }
+}
 
 /// Loads the dictionary now rather than on the first document (it takes a moment).
 pub fn warm_up() {
@@ -41,7 +53,7 @@ pub fn terms(text: &str) -> Vec<String> {
                     .map(|t| t.word.to_string()),
             );
         } else {
-            out.extend(run.unicode_words().map(str::to_string));
+            out.extend(run.unicode_words().map(stem));
         }
         rest = tail;
     }
@@ -69,7 +81,8 @@ mod tests {
 
     #[test]
     fn english_is_lowercased_words_and_mixed_text_works() {
-        assert_eq!(terms("Hello, World! Rust's 2024 edition"), vec!["hello", "world", "rust's", "2024", "edition"]);
+        assert_eq!(terms("Hello, World! Rust's 2024 edition"), vec!["hello", "world", "rust", "2024", "edit"]);
+        assert_eq!(terms("retrieval retrieved Retrieving"), vec!["retriev", "retriev", "retriev"]);
         let t = terms("Lore用jieba做中文分词, FAST search");
         for w in ["lore", "用", "jieba", "中文", "分词", "fast", "search"] {
             assert!(t.iter().any(|x| x == w), "{w} missing from {t:?}");
@@ -83,6 +96,6 @@ mod tests {
 
     #[test]
     fn query_terms_are_unique() {
-        assert_eq!(query_terms("search Search SEARCH"), vec!["search"]);
+        assert_eq!(query_terms("search Search SEARCHES searching"), vec!["search"]);
     }
 }

@@ -1596,7 +1596,7 @@ impl Store for SqliteStore {
             sql.push_str(" AND json_extract(d.metadata, ?) IS json_extract(?, '$')");
         }
         sql.push_str(" ORDER BY hits.rank LIMIT ?");
-        let terms = self.selective_terms(&query.terms).await?;
+        let terms = self.selective_terms(query.knowledge_base_id, &query.terms).await?;
         if terms.is_empty() {
             return Ok(Vec::new());
         }
@@ -1638,7 +1638,7 @@ impl Store for SqliteStore {
 /// A term found in more than this share of all chunks is "common" (的, the, 是 ...).
 const COMMON_TERM_SHARE: f64 = 0.2;
 /// Below this many chunks, frequencies say little and every query is cheap anyway.
-const MIN_CHUNKS_FOR_PRUNING: i64 = 1000;
+const MIN_CHUNKS_FOR_PRUNING: i64 = 200;
 /// Longer queries keep their rarest terms.
 const MAX_QUERY_TERMS: usize = 32;
 
@@ -1646,27 +1646,44 @@ impl SqliteStore {
     /// The terms worth ranking by. BM25 gives common terms almost no weight, yet FTS5 must score
     /// every chunk that holds one; so when a query has rarer terms, its common ones are dropped
     /// (the idea of Lucene's common-terms query). A query of only common terms keeps them all.
-    async fn selective_terms(&self, terms: &[String]) -> Result<Vec<String>> {
+    async fn selective_terms(&self, knowledge_base_id: Id, terms: &[String]) -> Result<Vec<String>> {
         if terms.len() < 2 {
             return Ok(terms.to_vec());
         }
-        let total: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(seq), 0) FROM document_chunks")
-            .fetch_one(&self.reader)
+        // Frequencies are judged within the knowledge base: a word common in one language or
+        // domain may be rare in another tenant's collection.
+        let kb_chunks: i64 = sqlx::query_scalar("SELECT chunk_count FROM knowledge_bases WHERE id = ?")
+            .bind(knowledge_base_id.to_string())
+            .fetch_optional(&self.reader)
             .await
-            .map_err(db_err)?;
+            .map_err(db_err)?
+            .unwrap_or(0);
+        let limit = (kb_chunks as f64 * COMMON_TERM_SHARE) as i64;
+        let kb = kb_token(knowledge_base_id);
         let mut with_df = Vec::with_capacity(terms.len());
         for term in terms {
-            let df: Option<i64> = sqlx::query_scalar("SELECT doc FROM chunk_fts_terms WHERE term = ?")
+            // The index-wide count is cheap for rare terms and bounds the knowledge base's count;
+            // only terms that might be common there are counted exactly.
+            let global: i64 = sqlx::query_scalar("SELECT doc FROM chunk_fts_terms WHERE term = ?")
                 .bind(term)
                 .fetch_optional(&self.reader)
                 .await
-                .map_err(db_err)?;
-            with_df.push((term.clone(), df.unwrap_or(0)));
+                .map_err(db_err)?
+                .unwrap_or(0);
+            let df = if global > limit && kb_chunks >= MIN_CHUNKS_FOR_PRUNING {
+                sqlx::query_scalar("SELECT COUNT(*) FROM chunk_fts WHERE chunk_fts MATCH ?")
+                    .bind(format!("kb : {kb} AND terms : {}", fts_match(std::slice::from_ref(term))))
+                    .fetch_one(&self.reader)
+                    .await
+                    .map_err(db_err)?
+            } else {
+                global
+            };
+            with_df.push((term.clone(), df));
         }
         // A term no chunk holds cannot match; with none left, nothing can.
         with_df.retain(|(_, df)| *df > 0);
-        let limit = (total as f64 * COMMON_TERM_SHARE) as i64;
-        if total >= MIN_CHUNKS_FOR_PRUNING && with_df.iter().any(|(_, df)| *df <= limit) {
+        if kb_chunks >= MIN_CHUNKS_FOR_PRUNING && with_df.iter().any(|(_, df)| *df <= limit) {
             with_df.retain(|(_, df)| *df <= limit);
         }
         with_df.sort_by_key(|(_, df)| *df);
