@@ -285,15 +285,29 @@ const SECRET_COLUMNS: &[(&str, &[&str])] = &[
     ("data_sources", &["credentials"]),
 ];
 
+type SqliteQuery<'q> = sqlx::query::Query<'q, Sqlite, sqlx::sqlite::SqliteArguments>;
+
+/// Binds a usage row's twelve columns, in table order.
+fn bind_usage_log<'q>(q: SqliteQuery<'q>, log: &'q UsageLog) -> Result<SqliteQuery<'q>> {
+    Ok(q.bind(log.id.to_string())
+        .bind(log.api_key_id.map(|k| k.to_string()))
+        .bind(log.user_id.to_string())
+        .bind(&log.endpoint)
+        .bind(&log.method)
+        .bind(log.request_body.as_ref().map(json_text).transpose()?)
+        .bind(log.status_code)
+        .bind(log.response_time_ms)
+        .bind(&log.error_message)
+        .bind(&log.ip_address)
+        .bind(&log.user_agent)
+        .bind(ts(log.created_at)))
+}
+
 /// The usage-log filter; parameters ?1 to ?6.
 const USAGE_FILTER: &str = "user_id = ?1 AND (?2 IS NULL OR api_key_id = ?2) AND (?3 IS NULL OR created_at >= ?3)
     AND (?4 IS NULL OR created_at < ?4) AND (?5 IS NULL OR (status_code >= 400) = ?5) AND (?6 IS NULL OR endpoint = ?6)";
 
-fn bind_usage_filter<'q>(
-    q: sqlx::query::Query<'q, Sqlite, sqlx::sqlite::SqliteArguments>,
-    user_id: Id,
-    query: &UsageQuery,
-) -> sqlx::query::Query<'q, Sqlite, sqlx::sqlite::SqliteArguments> {
+fn bind_usage_filter<'q>(q: SqliteQuery<'q>, user_id: Id, query: &UsageQuery) -> SqliteQuery<'q> {
     q.bind(user_id.to_string())
         .bind(query.api_key_id.map(|k| k.to_string()))
         .bind(query.from.map(ts))
@@ -818,19 +832,7 @@ impl Store for SqliteStore {
             );
             let mut q = sqlx::query(AssertSqlSafe(sql));
             for log in batch {
-                q = q
-                    .bind(log.id.to_string())
-                    .bind(log.api_key_id.map(|k| k.to_string()))
-                    .bind(log.user_id.to_string())
-                    .bind(&log.endpoint)
-                    .bind(&log.method)
-                    .bind(log.request_body.as_ref().map(json_text).transpose()?)
-                    .bind(log.status_code)
-                    .bind(log.response_time_ms)
-                    .bind(&log.error_message)
-                    .bind(&log.ip_address)
-                    .bind(&log.user_agent)
-                    .bind(ts(log.created_at));
+                q = bind_usage_log(q, log)?;
             }
             if q.execute(&mut *tx).await.is_err() {
                 failed = true;
@@ -844,27 +846,13 @@ impl Store for SqliteStore {
         // A row whose user is gone fails the whole statement: insert one by one, skipping those.
         let mut tx = self.tx().await?;
         for log in logs {
-            sqlx::query(
+            let q = sqlx::query(
                 "INSERT INTO api_usage_logs (id, api_key_id, user_id, endpoint, method, request_body, status_code,
                    response_time_ms, error_message, ip_address, user_agent, created_at)
                  SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12 WHERE EXISTS (SELECT 1 FROM users WHERE id = ?3)
                    AND (?2 IS NULL OR EXISTS (SELECT 1 FROM api_keys WHERE id = ?2))",
-            )
-            .bind(log.id.to_string())
-            .bind(log.api_key_id.map(|k| k.to_string()))
-            .bind(log.user_id.to_string())
-            .bind(&log.endpoint)
-            .bind(&log.method)
-            .bind(log.request_body.as_ref().map(json_text).transpose()?)
-            .bind(log.status_code)
-            .bind(log.response_time_ms)
-            .bind(&log.error_message)
-            .bind(&log.ip_address)
-            .bind(&log.user_agent)
-            .bind(ts(log.created_at))
-            .execute(&mut *tx)
-            .await
-            .map_err(db_err)?;
+            );
+            bind_usage_log(q, log)?.execute(&mut *tx).await.map_err(db_err)?;
         }
         tx.commit().await.map_err(db_err)
     }
