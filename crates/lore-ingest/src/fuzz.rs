@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use crate::detect::FileKind;
 use crate::parse::parse;
-use crate::samples;
+use crate::samples::{self, Rng};
 
 /// One input that broke a parser.
 #[derive(Debug, Clone)]
@@ -43,20 +43,6 @@ pub fn seeds() -> Vec<(FileKind, Vec<u8>)> {
     ]
 }
 
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-    fn below(&mut self, n: usize) -> usize {
-        if n == 0 { 0 } else { (self.next() % n as u64) as usize }
-    }
-}
-
 fn mutate(input: &[u8], other: &[u8], rng: &mut Rng) -> Vec<u8> {
     let mut out = input.to_vec();
     for _ in 0..1 + rng.below(4) {
@@ -72,7 +58,7 @@ fn mutate(input: &[u8], other: &[u8], rng: &mut Rng) -> Vec<u8> {
             }
             2 => {
                 let i = rng.below(len + 1);
-                let bytes: Vec<u8> = (0..1 + rng.below(16)).map(|_| rng.next() as u8).collect();
+                let bytes: Vec<u8> = (0..1 + rng.below(16)).map(|_| rng.next_u64() as u8).collect();
                 out.splice(i..i, bytes);
             }
             3 if len > 1 => {

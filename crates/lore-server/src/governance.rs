@@ -4,16 +4,13 @@
 
 use lore_core::error::{Code, Error};
 use lore_core::model::*;
-use serde::{Deserialize, Deserializer, Serialize};
+use serde::{Deserialize, Serialize};
 
 use crate::auth::{self, Credential, Principal};
 use crate::error::{ApiError, ApiResult, error};
 use crate::secrets::mask;
+use crate::service::{double_option, not_found};
 use crate::state::AppState;
-
-fn double_option<'de, T: Deserialize<'de>, D: Deserializer<'de>>(d: D) -> Result<Option<Option<T>>, D::Error> {
-    Option::<T>::deserialize(d).map(Some)
-}
 
 // ------------------------------------------------------------------------------------ configuration
 
@@ -248,7 +245,7 @@ pub struct PasswordChange {
 pub async fn change_password(state: &AppState, principal: &Principal, req: PasswordChange) -> ApiResult<()> {
     principal.require_session()?;
     let Some((_, hash)) = state.store.find_login(&principal.user.username).await? else {
-        return Err(ApiError::from(Error::not_found("user")));
+        return Err(not_found("user"));
     };
     let current = req.current_password;
     let ok = tokio::task::spawn_blocking(move || auth::verify_password(&current, &hash))
@@ -306,11 +303,7 @@ pub async fn set_user_active(state: &AppState, principal: &Principal, id: Id, re
     if id == principal.user_id() && !req.is_active {
         return Err(error(Code::ValidationFailed, "administrators cannot deactivate themselves"));
     }
-    let user = state
-        .store
-        .set_user_active(id, req.is_active)
-        .await?
-        .ok_or_else(|| ApiError::from(Error::not_found("user")))?;
+    let user = state.store.set_user_active(id, req.is_active).await?.ok_or_else(|| not_found("user"))?;
     state.key_cache.forget_user(id);
     Ok(user)
 }

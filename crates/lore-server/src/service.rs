@@ -18,7 +18,9 @@ use crate::error::{ApiError, ApiResult, error};
 use crate::state::AppState;
 
 /// Distinguishes an absent field (`None`) from an explicit `null` (`Some(None)`).
-fn double_option<'de, T: Deserialize<'de>, D: Deserializer<'de>>(d: D) -> Result<Option<Option<T>>, D::Error> {
+pub(crate) fn double_option<'de, T: Deserialize<'de>, D: Deserializer<'de>>(
+    d: D,
+) -> Result<Option<Option<T>>, D::Error> {
     Option::<T>::deserialize(d).map(Some)
 }
 
@@ -300,7 +302,7 @@ pub async fn revoke_api_key(state: &AppState, principal: &Principal, id: Id) -> 
 
 // ------------------------------------------------------------------------------------ knowledge bases
 
-fn not_found(what: &str) -> ApiError {
+pub(crate) fn not_found(what: &str) -> ApiError {
     ApiError::from(Error::not_found(what))
 }
 
@@ -488,11 +490,12 @@ pub async fn register_upload(
     if upload.size == 0 {
         return Err(error(Code::EmptyFile, "the uploaded file is empty"));
     }
+    // One read of the user's configuration serves both the chunking defaults and the retention.
+    let user_config = state.store.get_user_config(principal.user_id()).await?.unwrap_or_else(UserConfig::initial);
     let chunking_config = match upload.chunking_config {
         Some(value) => {
             let config = ChunkingConfig::from_value(value)?;
-            let defaults = state.store.user_defaults(principal.user_id()).await?;
-            config.to_strategy(&defaults)?;
+            config.to_strategy(&user_config.defaults())?;
             Some(config)
         }
         None => None,
@@ -502,8 +505,7 @@ pub async fn register_upload(
         Some(_) => return Err(error(Code::ValidationFailed, "metadata must be a JSON object")),
         None => Value::Object(Map::new()),
     };
-    let retention = state.store.get_user_config(principal.user_id()).await?.and_then(|c| c.document_retention_days);
-    let expires_at = retention.map(|days| lore_core::now() + ChronoDuration::days(days));
+    let expires_at = user_config.document_retention_days.map(|days| lore_core::now() + ChronoDuration::days(days));
     let detected = lore_ingest::detect::detect(&filename, &upload.head);
     let file_type = registered_type(state, detected, &filename).await?;
     let key = key_for_hash(&upload.sha256);

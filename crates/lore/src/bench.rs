@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use clap::{Args, Subcommand};
+use lore_ingest::samples::Rng;
 use serde_json::{Value, json};
 
 #[derive(Debug, Subcommand)]
@@ -110,21 +111,6 @@ pub async fn run(command: BenchCommand) -> anyhow::Result<()> {
     }
 }
 
-/// A small deterministic generator (xorshift), so every run ingests the same corpus.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-    fn unit(&mut self) -> f64 {
-        (self.next() >> 11) as f64 / (1u64 << 53) as f64
-    }
-}
-
 /// A vocabulary whose words occur with Zipf's law (exponent 1), as words of natural text do:
 /// a few very common words, a long tail of rare ones.
 struct Vocabulary {
@@ -192,7 +178,7 @@ fn document(i: usize, size: usize, en: &Vocabulary, zh: &Vocabulary, rng: &mut R
     let vocab = if chinese { zh } else { en };
     let mut out = format!("# {} {} {i}\n\n", vocab.sample(rng), vocab.sample(rng));
     while out.len() < size {
-        let words = 20 + (rng.next() % 40) as usize;
+        let words = 20 + (rng.next_u64() % 40) as usize;
         for w in 0..words {
             out.push_str(vocab.sample(rng));
             if chinese {
@@ -204,7 +190,7 @@ fn document(i: usize, size: usize, en: &Vocabulary, zh: &Vocabulary, rng: &mut R
             }
         }
         out.push_str(if chinese { "。\n\n" } else { ".\n\n" });
-        if rng.next().is_multiple_of(5) {
+        if rng.next_u64().is_multiple_of(5) {
             out.push_str(&format!("## {}\n\n", vocab.sample(rng)));
         }
     }
@@ -214,10 +200,10 @@ fn document(i: usize, size: usize, en: &Vocabulary, zh: &Vocabulary, rng: &mut R
 /// A query of one to three content words: ranks 50 to 5,000 of the vocabulary, uniformly (the
 /// very common words are function words, which people rarely search for on their own).
 fn query(en: &Vocabulary, zh: &Vocabulary, rng: &mut Rng) -> String {
-    let chinese = rng.next().is_multiple_of(2);
+    let chinese = rng.next_u64().is_multiple_of(2);
     let vocab = if chinese { zh } else { en };
-    let n = 1 + (rng.next() % 3) as usize;
-    let words: Vec<&str> = (0..n).map(|_| vocab.words[50 + (rng.next() % 4950) as usize].as_str()).collect();
+    let n = 1 + (rng.next_u64() % 3) as usize;
+    let words: Vec<&str> = (0..n).map(|_| vocab.words[50 + (rng.next_u64() % 4950) as usize].as_str()).collect();
     words.join(if chinese { "" } else { " " })
 }
 
@@ -605,7 +591,7 @@ fn generate_corpus(dir: &std::path::Path, mb: u64) -> anyhow::Result<()> {
     let mut i = 0usize;
     while total < mb * 1_000_000 {
         let chinese = i.is_multiple_of(2);
-        let paragraphs: Vec<String> = (0..40 + rng.next() % 80).map(|_| sentence(&mut rng, chinese, 30)).collect();
+        let paragraphs: Vec<String> = (0..40 + rng.next_u64() % 80).map(|_| sentence(&mut rng, chinese, 30)).collect();
         let (name, bytes): (String, Vec<u8>) = match i % 8 {
             0 => (format!("{i}.md"), format!("# Doc {i}\n\n{}", paragraphs.join("\n\n")).into_bytes()),
             1 => (
