@@ -1,0 +1,258 @@
+//! A BERT-family text encoder (BERT, XLM-RoBERTa) with 4-bit weights: the forward pass, mean
+//! pooling and L2 normalisation. Texts of a batch run concatenated, without padding: the
+//! token-wise matrix products stream each weight once for the whole batch, and attention is
+//! confined to each text's own tokens.
+
+use rayon::prelude::*;
+
+use crate::kernel::{DenseMatrix, QuantMatrix};
+use crate::tokenizer::Unigram;
+
+/// Which side of retrieval a text is on: models like e5 embed them with different prefixes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InputKind {
+    Query,
+    Passage,
+}
+
+#[derive(Debug, Clone)]
+pub struct EncoderShape {
+    pub hidden: usize,
+    pub layers: usize,
+    pub heads: usize,
+    pub intermediate: usize,
+    pub max_positions: usize,
+    pub layer_norm_eps: f32,
+}
+
+#[derive(Debug)]
+pub struct Layer {
+    pub q: DenseMatrix,
+    pub q_bias: Vec<f32>,
+    pub k: DenseMatrix,
+    pub k_bias: Vec<f32>,
+    pub v: DenseMatrix,
+    pub v_bias: Vec<f32>,
+    pub attn_out: DenseMatrix,
+    pub attn_out_bias: Vec<f32>,
+    pub attn_norm: (Vec<f32>, Vec<f32>),
+    pub ffn_in: DenseMatrix,
+    pub ffn_in_bias: Vec<f32>,
+    pub ffn_out: DenseMatrix,
+    pub ffn_out_bias: Vec<f32>,
+    pub out_norm: (Vec<f32>, Vec<f32>),
+}
+
+#[derive(Debug)]
+pub struct Encoder {
+    pub shape: EncoderShape,
+    pub tokenizer: Unigram,
+    /// Word embeddings, quantised like the other weights: `[vocab, hidden]`.
+    pub word: QuantMatrix,
+    /// Position embeddings `[max_positions, hidden]`, row 0 for the first token.
+    pub position: Vec<f32>,
+    /// The token-type-0 embedding `[hidden]`.
+    pub token_type: Vec<f32>,
+    pub embed_norm: (Vec<f32>, Vec<f32>),
+    pub layers: Vec<Layer>,
+    pub query_prefix: String,
+    pub passage_prefix: String,
+}
+
+/// Tokens per forward pass: bounds memory for any batch while keeping the matrix products wide.
+const TOKENS_PER_PASS: usize = 8192;
+
+/// One model input: a window of a text's tokens, with its weight in the text's average.
+struct Window {
+    text: usize,
+    ids: Vec<u32>,
+}
+
+impl Encoder {
+    pub fn dimensions(&self) -> usize {
+        self.shape.hidden
+    }
+
+    /// Model tokens of `text` with its prefix and the sentence markers, as the model would see them.
+    pub fn count_tokens(&self, text: &str, kind: InputKind) -> usize {
+        self.tokenizer.encode(&format!("{}{text}", self.prefix(kind))).len() + 2
+    }
+
+    fn prefix(&self, kind: InputKind) -> &str {
+        match kind {
+            InputKind::Query => &self.query_prefix,
+            InputKind::Passage => &self.passage_prefix,
+        }
+    }
+
+    /// L2-normalised embeddings, one per text. A text longer than the model's window is cut into
+    /// windows whose mean-pooled vectors are averaged, weighted by their token counts.
+    pub fn embed(&self, texts: &[&str], kind: InputKind) -> Vec<Vec<f32>> {
+        let per_window = self.shape.max_positions - 2;
+        let windows: Vec<Window> = texts
+            .par_iter()
+            .enumerate()
+            .map(|(text, t)| {
+                let ids = self.tokenizer.encode(&format!("{}{t}", self.prefix(kind)));
+                let windows: Vec<Window> =
+                    ids.chunks(per_window).map(|chunk| Window { text, ids: chunk.to_vec() }).collect();
+                if windows.is_empty() { vec![Window { text, ids: Vec::new() }] } else { windows }
+            })
+            .flatten()
+            .collect();
+
+        let hidden = self.shape.hidden;
+        let mut sums = vec![vec![0f32; hidden]; texts.len()];
+        let mut start = 0;
+        while start < windows.len() {
+            let mut end = start;
+            let mut tokens = 0;
+            while end < windows.len() && (end == start || tokens + windows[end].ids.len() + 2 <= TOKENS_PER_PASS) {
+                tokens += windows[end].ids.len() + 2;
+                end += 1;
+            }
+            let pooled = self.forward(&windows[start..end]);
+            for (window, mean) in windows[start..end].iter().zip(pooled.chunks_exact(hidden)) {
+                let weight = window.ids.len().max(1) as f32;
+                for (s, m) in sums[window.text].iter_mut().zip(mean) {
+                    *s += weight * m;
+                }
+            }
+            start = end;
+        }
+        for v in &mut sums {
+            let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt().max(1e-6);
+            v.iter_mut().for_each(|x| *x /= norm);
+        }
+        sums
+    }
+
+    /// Mean-pooled final hidden states, `[windows, hidden]`.
+    fn forward(&self, windows: &[Window]) -> Vec<f32> {
+        let s = &self.shape;
+        let (hidden, heads) = (s.hidden, s.heads);
+        let head_dim = hidden / heads;
+        // Token ids with markers, and each token's segment as a [start, end) token range.
+        let mut ids = Vec::new();
+        let mut positions = Vec::new();
+        let mut segments = Vec::with_capacity(windows.len());
+        for w in windows {
+            let start = ids.len();
+            ids.push(self.tokenizer.bos);
+            ids.extend_from_slice(&w.ids);
+            ids.push(self.tokenizer.eos);
+            positions.extend(0..ids.len() - start);
+            segments.push(start..ids.len());
+        }
+        let tokens = ids.len();
+
+        let mut x = vec![0f32; tokens * hidden];
+        x.par_chunks_mut(hidden).enumerate().for_each(|(t, row)| {
+            self.word.row_into(ids[t] as usize, row);
+            let p = &self.position[positions[t] * hidden..(positions[t] + 1) * hidden];
+            for ((r, p), ty) in row.iter_mut().zip(p).zip(&self.token_type) {
+                *r += p + ty;
+            }
+        });
+        layer_norm(&mut x, None, &self.embed_norm, hidden, s.layer_norm_eps);
+
+        let (mut q, mut k, mut v, mut ctx, mut out, mut mid) =
+            (Vec::new(), Vec::new(), Vec::new(), vec![0f32; tokens * hidden], Vec::new(), Vec::new());
+        let scale = 1.0 / (head_dim as f32).sqrt();
+        for layer in &self.layers {
+            layer.q.matmul(&layer.q_bias, &x, tokens, &mut q);
+            layer.k.matmul(&layer.k_bias, &x, tokens, &mut k);
+            layer.v.matmul(&layer.v_bias, &x, tokens, &mut v);
+            attention(&q, &k, &v, &mut ctx, &segments, heads, hidden, scale);
+            layer.attn_out.matmul(&layer.attn_out_bias, &ctx, tokens, &mut out);
+            layer_norm(&mut x, Some(&out), &layer.attn_norm, hidden, s.layer_norm_eps);
+
+            layer.ffn_in.matmul(&layer.ffn_in_bias, &x, tokens, &mut mid);
+            mid.par_chunks_mut(4096).for_each(|c| c.iter_mut().for_each(|v| *v = gelu(*v)));
+            layer.ffn_out.matmul(&layer.ffn_out_bias, &mid, tokens, &mut out);
+            layer_norm(&mut x, Some(&out), &layer.out_norm, hidden, s.layer_norm_eps);
+        }
+
+        let mut pooled = vec![0f32; segments.len() * hidden];
+        pooled.par_chunks_mut(hidden).zip(&segments).for_each(|(p, segment)| {
+            for t in segment.clone() {
+                for (a, b) in p.iter_mut().zip(&x[t * hidden..(t + 1) * hidden]) {
+                    *a += b;
+                }
+            }
+            let n = segment.len() as f32;
+            p.iter_mut().for_each(|v| *v /= n);
+        });
+        pooled
+    }
+}
+
+/// Scaled dot-product attention of each text's tokens over its own tokens, head by head:
+/// `ctx_h = softmax(Q_h K_hᵀ · scale) V_h`, texts in parallel.
+#[allow(clippy::too_many_arguments)]
+fn attention(
+    q: &[f32],
+    k: &[f32],
+    v: &[f32],
+    ctx: &mut [f32],
+    segments: &[std::ops::Range<usize>],
+    heads: usize,
+    hidden: usize,
+    scale: f32,
+) {
+    let head_dim = hidden / heads;
+    let mut parts = Vec::with_capacity(segments.len());
+    let mut rest = ctx;
+    for segment in segments {
+        let (part, tail) = rest.split_at_mut(segment.len() * hidden);
+        parts.push((segment.clone(), part));
+        rest = tail;
+    }
+    parts.into_par_iter().for_each(|(segment, out)| {
+        let n = segment.len();
+        let base = segment.start * hidden;
+        let mut scores = vec![0f32; n * n];
+        for h in 0..heads {
+            let (qh, kh, vh) = (&q[base + h * head_dim..], &k[base + h * head_dim..], &v[base + h * head_dim..]);
+            crate::kernel::strided_gemm(n, head_dim, n, scale, qh, (hidden, 1), kh, (1, hidden), 0.0, &mut scores, (n, 1));
+            for row in scores.chunks_exact_mut(n) {
+                let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+                let mut sum = 0.0;
+                for p in row.iter_mut() {
+                    *p = (*p - max).exp();
+                    sum += *p;
+                }
+                let inv = 1.0 / sum;
+                row.iter_mut().for_each(|p| *p *= inv);
+            }
+            let oh = &mut out[h * head_dim..];
+            crate::kernel::strided_gemm(n, n, head_dim, 1.0, &scores, (n, 1), vh, (hidden, 1), 0.0, oh, (hidden, 1));
+        }
+    });
+}
+
+/// `x = LayerNorm(x + residual)` row by row.
+fn layer_norm(x: &mut [f32], residual: Option<&[f32]>, (weight, bias): &(Vec<f32>, Vec<f32>), hidden: usize, eps: f32) {
+    x.par_chunks_mut(hidden).enumerate().for_each(|(t, row)| {
+        if let Some(r) = residual {
+            row.iter_mut().zip(&r[t * hidden..(t + 1) * hidden]).for_each(|(a, b)| *a += b);
+        }
+        let mean = row.iter().sum::<f32>() / hidden as f32;
+        let var = row.iter().map(|v| (v - mean) * (v - mean)).sum::<f32>() / hidden as f32;
+        let inv = 1.0 / (var + eps).sqrt();
+        for ((v, w), b) in row.iter_mut().zip(weight).zip(bias) {
+            *v = (*v - mean) * inv * w + b;
+        }
+    });
+}
+
+/// GELU with the exact error function, as BERT defines it; `erf` by Abramowitz and Stegun 7.1.26
+/// (absolute error below 1.5e-7, far inside what 4-bit weights change), one `exp` per value.
+fn gelu(x: f32) -> f32 {
+    let z = x * std::f32::consts::FRAC_1_SQRT_2;
+    let a = z.abs();
+    let t = 1.0 / (1.0 + 0.327_591_1 * a);
+    let poly = t * (0.254_829_6 + t * (-0.284_496_74 + t * (1.421_413_7 + t * (-1.453_152_1 + t * 1.061_405_4))));
+    let erf = 1.0 - poly * (-a * a).exp();
+    0.5 * x * (1.0 + erf.copysign(z))
+}
