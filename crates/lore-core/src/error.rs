@@ -97,6 +97,11 @@ codes! {
     NoTextContent => ("no_text_content", InvalidRequest, 422),
     ProcessingInterrupted => ("processing_interrupted", InvalidRequest, 422),
     ProcessingTimeout => ("processing_timeout", InvalidRequest, 422),
+    // Embedding models and providers
+    ModelUnavailable => ("model_unavailable", Internal, 503),
+    EmbeddingFailed => ("embedding_failed", Internal, 502),
+    EmbeddingProviderRejected => ("embedding_provider_rejected", InvalidRequest, 422),
+    InvalidEmbeddingConfig => ("invalid_embedding_config", InvalidRequest, 422),
     // Lore's own fault
     Internal => ("internal_error", Internal, 500),
     Unavailable => ("service_unavailable", Internal, 503),

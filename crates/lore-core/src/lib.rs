@@ -4,6 +4,7 @@
 pub mod blob;
 pub mod chunking;
 pub mod error;
+pub mod fusion;
 pub mod limits;
 pub mod model;
 pub mod store;

@@ -319,6 +319,9 @@ pub struct NewChunk {
     pub parent_index: Option<usize>,
     /// Whether search matches this chunk (a hierarchical parent is context, not a match).
     pub searchable: bool,
+    /// The chunk's embedding in the knowledge base's embedding space, and of its summary.
+    pub embedding: Option<Vec<f32>>,
+    pub summary_embedding: Option<Vec<f32>>,
 }
 
 /// A claimed unit of background work.
@@ -338,6 +341,8 @@ pub struct ProcessedDocument {
     pub processed_content: String,
     pub source_metadata: Value,
     pub chunks: Vec<NewChunk>,
+    /// The embedding space of the chunks' embeddings (`provider/model`), when they have any.
+    pub embedding_model: Option<String>,
     pub log: Vec<LogEntry>,
 }
 
@@ -361,6 +366,31 @@ pub struct FulltextQuery {
     pub terms: Vec<String>,
     pub top_k: u32,
     pub filters: SearchFilters,
+}
+
+/// Which embedding a vector query compares against.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SearchTarget {
+    #[default]
+    Content,
+    Summary,
+    Both,
+}
+
+#[derive(Debug, Clone)]
+pub struct VectorQuery {
+    pub user_id: Id,
+    /// Knowledge bases searched together; all of them embed in `embedding_model`.
+    pub knowledge_base_ids: Vec<Id>,
+    pub embedding_model: String,
+    /// L2-normalised; scores are cosine similarities.
+    pub vector: Vec<f32>,
+    pub top_k: u32,
+    pub filters: SearchFilters,
+    pub target: SearchTarget,
+    /// Results below this cosine similarity are dropped.
+    pub min_score: Option<f64>,
 }
 
 #[derive(Debug, Clone, Serialize)]

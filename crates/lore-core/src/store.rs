@@ -169,4 +169,14 @@ pub trait Store: Send + Sync + 'static {
 
     // ---- search
     async fn search_fulltext(&self, query: &FulltextQuery) -> Result<Vec<ChunkHit>>;
+    /// Nearest chunks by cosine similarity in one embedding space, best first. Filters are applied
+    /// inside the search, so a selective filter still yields `top_k` matches when that many exist.
+    async fn search_vector(&self, query: &VectorQuery) -> Result<Vec<ChunkHit>>;
+    /// Embeddings already computed in `embedding_model` for chunks with these content hashes
+    /// (the embedding cache: re-uploads and re-chunking do not pay twice).
+    async fn cached_embeddings(
+        &self,
+        embedding_model: &str,
+        content_hashes: &[String],
+    ) -> Result<std::collections::HashMap<String, Vec<f32>>>;
 }

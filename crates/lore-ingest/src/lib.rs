@@ -12,6 +12,7 @@ pub mod parse;
 mod pdf_layout;
 pub mod samples;
 pub mod segment;
+pub mod summary;
 
 use sha2::{Digest, Sha256};
 

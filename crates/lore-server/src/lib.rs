@@ -2,6 +2,7 @@
 //! blob store.
 
 pub mod auth;
+pub mod embedding;
 pub mod error;
 pub mod governance;
 pub mod keycache;
@@ -67,7 +68,7 @@ impl RunningServer {
 pub async fn start(config: ServerConfig) -> Result<RunningServer> {
     std::fs::create_dir_all(&config.data_dir)
         .map_err(|e| Error::internal(format!("cannot create data directory {}: {e}", config.data_dir.display())))?;
-    let store = SqliteStore::open(&config.data_dir.join("lore.db")).await?;
+    let store = SqliteStore::open_with(&config.data_dir.join("lore.db"), config.ef_search).await?;
     let blobs = FsBlobStore::open(&config.data_dir.join("blobs"))?;
     // A single embedded node: whatever was running when it last stopped was interrupted.
     let released = lore_core::store::Store::release_all_jobs(&store).await?;
@@ -97,11 +98,12 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer> {
         key_cache: Arc::new(keycache::KeyCache::new(Duration::from_secs(5))),
         store: sqlite.clone(),
         blobs: Arc::new(blobs),
-        config: Arc::new(config),
+        config: Arc::new(config.clone()),
         jobs_queued: Arc::new(Notify::new()),
         usage_log: usage_tx,
         master_key: Arc::new(master_key),
         login_throttle: Arc::new(auth::LoginThrottle::default()),
+        embedders: Arc::new(lore_embed::Registry::new(lore_embed::ModelStore::new(config.model_dir.clone()))),
     };
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let mut background = worker::spawn(state.clone(), workers, shutdown_rx.clone());

@@ -175,6 +175,9 @@ impl Backend for ServiceBackend {
             top_k: Some(top_k),
             similarity_threshold: None,
             filters: Default::default(),
+            search_target: None,
+            weights: None,
+            knowledge_base_ids: None,
         };
         let found = crate::service::search(&self.state, &self.principal, parse_id(knowledge_base_id)?, req)
             .await

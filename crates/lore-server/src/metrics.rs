@@ -76,6 +76,18 @@ pub fn search(mode: &'static str, seconds: f64) {
     metrics::histogram!("lore_search_duration_seconds", "mode" => mode).record(seconds);
 }
 
+/// Chunks embedded by the model, and chunks whose embedding came from the cache.
+pub fn embedded(space: &str, computed: usize, cached: usize) {
+    metrics::counter!("lore_embedding_chunks_total", "space" => space.to_string(), "source" => "model")
+        .increment(computed as u64);
+    metrics::counter!("lore_embedding_chunks_total", "space" => space.to_string(), "source" => "cache")
+        .increment(cached as u64);
+}
+
+pub fn embedding_duration(space: &str, seconds: f64) {
+    metrics::histogram!("lore_embedding_duration_seconds", "space" => space.to_string()).record(seconds);
+}
+
 pub fn rate_limit_rejection(reason: &'static str) {
     metrics::counter!("lore_rate_limit_rejections_total", "reason" => reason).increment(1);
 }

@@ -41,6 +41,7 @@ pub fn router(state: AppState) -> Router {
             post(upload).layer(DefaultBodyLimit::disable()).get(list_documents),
         )
         .route("/knowledge-bases/{id}/search", post(search))
+        .route("/search", post(search_all))
         .route("/documents/{id}", get(get_document).delete(delete_document))
         .route("/documents/{id}/chunks", get(document_chunks))
         .route("/documents/{id}/restore", post(restore_document))
@@ -369,6 +370,14 @@ async fn search(
     Json(req): Json<service::SearchRequest>,
 ) -> ApiResult<Json<service::SearchResponse>> {
     Ok(Json(service::search(&state, &principal, id, req).await?))
+}
+
+async fn search_all(
+    State(state): State<AppState>,
+    principal: Principal,
+    Json(req): Json<service::SearchRequest>,
+) -> ApiResult<Json<service::SearchResponse>> {
+    Ok(Json(service::search_all(&state, &principal, req).await?))
 }
 
 async fn preview_chunking(

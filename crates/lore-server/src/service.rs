@@ -338,6 +338,9 @@ fn parse_settings(value: Value, user: &UserDefaults) -> ApiResult<KbSettings> {
     if let Some(config) = &settings.chunking_config {
         config.to_strategy(user)?;
     }
+    if let Some(config) = &settings.embedding_config {
+        crate::embedding::parse_config(config)?;
+    }
     if let Some(mode) = settings.search_config.as_ref().and_then(|s| s.default_mode.as_deref())
         && !matches!(mode, "fulltext" | "vector" | "hybrid")
     {
@@ -658,9 +661,30 @@ pub struct SearchRequest {
     pub query: String,
     pub mode: Option<String>,
     pub top_k: Option<u32>,
+    /// Minimum cosine similarity of vector matches (0..1).
     pub similarity_threshold: Option<f64>,
     #[serde(default)]
     pub filters: SearchFilters,
+    /// Which embedding vector matches compare against: content (default), summary or both.
+    pub search_target: Option<SearchTarget>,
+    /// Hybrid fusion weights.
+    pub weights: Option<HybridWeights>,
+    /// For `POST /v1/search`: the knowledge bases to search (all of the caller's when absent).
+    #[serde(default)]
+    pub knowledge_base_ids: Option<Vec<Id>>,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct HybridWeights {
+    #[serde(default = "one")]
+    pub vector: f64,
+    #[serde(default = "one")]
+    pub fulltext: f64,
+}
+
+fn one() -> f64 {
+    1.0
 }
 
 #[derive(Debug, Serialize)]
@@ -669,6 +693,11 @@ pub struct SearchResult {
     pub hit: ChunkHit,
     /// An excerpt with the matched terms in `<mark>`, HTML-escaped.
     pub highlight: String,
+    /// In hybrid mode: the cosine similarity and the BM25 score behind the fused `score`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub vector_score: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fulltext_score: Option<f64>,
 }
 
 #[derive(Debug, Serialize)]
@@ -677,20 +706,62 @@ pub struct SearchResponse {
     pub mode: &'static str,
     pub results: Vec<SearchResult>,
     pub took_ms: f64,
+    /// The embedding space the query was embedded in, for vector and hybrid search.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub embedding_model: Option<String>,
+    /// Set when the search could not run as asked (hybrid without a usable model runs full text).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub warning: Option<String>,
 }
 
 pub const MAX_TOP_K: u32 = 100;
 const MAX_QUERY_CHARS: usize = 2000;
 
+/// `POST /v1/knowledge-bases/{id}/search`.
 pub async fn search(
     state: &AppState,
     principal: &Principal,
     kb_id: Id,
     req: SearchRequest,
 ) -> ApiResult<SearchResponse> {
-    let started = std::time::Instant::now();
     principal.require(Scope::Search)?;
+    if req.knowledge_base_ids.is_some() {
+        return Err(error(Code::ValidationFailed, "knowledge_base_ids belongs to POST /v1/search"));
+    }
     let kb = owned_kb(state, principal, kb_id).await?;
+    run_search(state, principal, vec![kb], req).await
+}
+
+/// `POST /v1/search`: several knowledge bases at once; vector and hybrid search need them to
+/// share one embedding space.
+pub async fn search_all(state: &AppState, principal: &Principal, mut req: SearchRequest) -> ApiResult<SearchResponse> {
+    principal.require(Scope::Search)?;
+    let kbs = match req.knowledge_base_ids.take() {
+        Some(ids) => {
+            let mut kbs = Vec::with_capacity(ids.len());
+            for id in ids {
+                kbs.push(owned_kb(state, principal, id).await?);
+            }
+            kbs
+        }
+        None => state
+            .store
+            .list_knowledge_bases(principal.user_id())
+            .await?
+            .into_iter()
+            .filter(|kb| principal.require_knowledge_base(kb.id).is_ok())
+            .collect(),
+    };
+    run_search(state, principal, kbs, req).await
+}
+
+async fn run_search(
+    state: &AppState,
+    principal: &Principal,
+    kbs: Vec<KnowledgeBase>,
+    req: SearchRequest,
+) -> ApiResult<SearchResponse> {
+    let started = std::time::Instant::now();
     let query = req.query.trim().to_string();
     if query.is_empty() {
         return Err(error(Code::InvalidQuery, "query must not be empty"));
@@ -698,18 +769,16 @@ pub async fn search(
     if query.chars().count() > MAX_QUERY_CHARS {
         return Err(error(Code::InvalidQuery, format!("query must be at most {MAX_QUERY_CHARS} characters")));
     }
-    let search_config = kb.settings.search_config.clone().unwrap_or_default();
-    let mode = req.mode.as_deref().or(search_config.default_mode.as_deref()).unwrap_or("fulltext");
-    let mode = match mode {
+    // One knowledge base's search settings apply to a search of it alone.
+    let search_config = match kbs.as_slice() {
+        [kb] => kb.settings.search_config.clone().unwrap_or_default(),
+        _ => SearchConfig::default(),
+    };
+    let requested = req.mode.as_deref().or(search_config.default_mode.as_deref()).unwrap_or("hybrid");
+    let mut mode: &'static str = match requested {
         "fulltext" => "fulltext",
-        "vector" | "hybrid" => {
-            return Err(error(
-                Code::EmbeddingNotConfigured,
-                format!(
-                    "'{mode}' search needs embeddings, which this knowledge base does not have; use mode 'fulltext'"
-                ),
-            ));
-        }
+        "vector" => "vector",
+        "hybrid" => "hybrid",
         other => {
             return Err(error(
                 Code::ValidationFailed,
@@ -721,32 +790,148 @@ pub async fn search(
     if !(1..=MAX_TOP_K).contains(&top_k) {
         return Err(error(Code::ValidationFailed, format!("top_k must be between 1 and {MAX_TOP_K}")));
     }
-    if let Some(t) = req.similarity_threshold
+    let threshold = req.similarity_threshold.or(search_config.similarity_threshold);
+    if let Some(t) = threshold
         && !(0.0..=1.0).contains(&t)
     {
         return Err(error(Code::ValidationFailed, "similarity_threshold must be between 0 and 1"));
     }
+    let weights = req.weights.unwrap_or(HybridWeights { vector: 1.0, fulltext: 1.0 });
+    if !(weights.vector >= 0.0 && weights.fulltext >= 0.0 && weights.vector + weights.fulltext > 0.0) {
+        return Err(error(Code::ValidationFailed, "weights must be non-negative and not both zero"));
+    }
+    if kbs.is_empty() {
+        return Ok(SearchResponse { query, mode, results: Vec::new(), took_ms: 0.0, embedding_model: None, warning: None });
+    }
+
+    // The query's embedding, for vector and hybrid search.
+    let mut warning = None;
+    let mut embedded: Option<(String, Vec<f32>)> = None;
+    if mode != "fulltext" {
+        match query_embedding(state, &kbs, &query).await {
+            Ok(e) => embedded = Some(e),
+            Err(e) if mode == "hybrid" && matches!(e.code, Code::ModelUnavailable | Code::EmbeddingNotConfigured | Code::EmbeddingFailed) => {
+                tracing::warn!(error = %e.message, "hybrid search runs on full text alone");
+                warning = Some(format!("{}: {}; results are full-text only", e.code.as_str(), e.message));
+                mode = "fulltext";
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+    // Fusion sees deeper lists than it returns, so agreement below the top k still counts.
+    let depth = if mode == "hybrid" { (top_k * 3).clamp(30, MAX_TOP_K * 3) } else { top_k };
+    let kb_ids: Vec<Id> = kbs.iter().map(|kb| kb.id).collect();
     let terms = lore_ingest::segment::query_terms(&query);
-    let hits = state
-        .store
-        .search_fulltext(&FulltextQuery {
-            user_id: principal.user_id(),
-            knowledge_base_id: kb.id,
-            terms: terms.clone(),
-            top_k,
-            filters: req.filters,
-        })
-        .await?;
-    let results = hits
+
+    let vector_hits = match &embedded {
+        Some((space, vector)) => {
+            state
+                .store
+                .search_vector(&VectorQuery {
+                    user_id: principal.user_id(),
+                    knowledge_base_ids: kb_ids.clone(),
+                    embedding_model: space.clone(),
+                    vector: vector.clone(),
+                    top_k: depth,
+                    filters: req.filters.clone(),
+                    target: req.search_target.unwrap_or_default(),
+                    min_score: threshold,
+                })
+                .await?
+        }
+        None => Vec::new(),
+    };
+    let mut fulltext_hits = Vec::new();
+    if mode != "vector" {
+        for kb in &kb_ids {
+            fulltext_hits.extend(
+                state
+                    .store
+                    .search_fulltext(&FulltextQuery {
+                        user_id: principal.user_id(),
+                        knowledge_base_id: *kb,
+                        terms: terms.clone(),
+                        top_k: depth,
+                        filters: req.filters.clone(),
+                    })
+                    .await?,
+            );
+        }
+        if kb_ids.len() > 1 {
+            fulltext_hits.sort_by(|a, b| b.score.total_cmp(&a.score));
+            fulltext_hits.truncate(depth as usize);
+        }
+    }
+
+    let with_highlight = |hit: ChunkHit, vector_score, fulltext_score| {
+        let highlight = lore_ingest::highlight::highlight(&hit.content, &terms, 240);
+        SearchResult { hit, highlight, vector_score, fulltext_score }
+    };
+    let results: Vec<SearchResult> = match mode {
+        "vector" => vector_hits.into_iter().take(top_k as usize).map(|h| with_highlight(h, None, None)).collect(),
+        "fulltext" => fulltext_hits.into_iter().take(top_k as usize).map(|h| with_highlight(h, None, None)).collect(),
+        _ => lore_core::fusion::fuse(
+            vec![(weights.vector, vector_hits), (weights.fulltext, fulltext_hits)],
+            top_k as usize,
+        )
         .into_iter()
-        .map(|hit| {
-            let highlight = lore_ingest::highlight::highlight(&hit.content, &terms, 240);
-            SearchResult { hit, highlight }
+        .map(|f| {
+            let hit = ChunkHit { score: f.score, ..f.hit };
+            with_highlight(hit, f.scores[0], f.scores[1])
         })
-        .collect();
+        .collect(),
+    };
     let elapsed = started.elapsed().as_secs_f64();
     crate::metrics::search(mode, elapsed);
-    Ok(SearchResponse { query, mode, results, took_ms: elapsed * 1000.0 })
+    Ok(SearchResponse {
+        query,
+        mode,
+        results,
+        took_ms: elapsed * 1000.0,
+        embedding_model: embedded.map(|(space, _)| space),
+        warning,
+    })
+}
+
+/// Embeds the query in the knowledge bases' shared embedding space.
+async fn query_embedding(state: &AppState, kbs: &[KnowledgeBase], query: &str) -> Result<(String, Vec<f32>), Error> {
+    let mut embedder = None;
+    for kb in kbs {
+        let Some(config) = crate::embedding::config_for(state, kb).await? else {
+            return Err(Error::new(
+                Code::EmbeddingNotConfigured,
+                "embeddings are turned off on this server; use mode 'fulltext'",
+            ));
+        };
+        let space = lore_embed::Registry::space_of(&config).map_err(crate::embedding::to_error)?;
+        match &embedder {
+            None => embedder = Some((space, kb)),
+            Some((first, _)) if *first != space => {
+                return Err(Error::new(
+                    Code::ValidationFailed,
+                    format!(
+                        "these knowledge bases use different embedding models ({first}, {space}); search them \
+                         separately or pass knowledge_base_ids of one model"
+                    ),
+                ));
+            }
+            Some(_) => {}
+        }
+    }
+    let Some((_, kb)) = embedder else {
+        return Err(Error::new(Code::EmbeddingNotConfigured, "no knowledge base to search"));
+    };
+    let embedder = crate::embedding::embedder_for(state, kb)
+        .await?
+        .ok_or_else(|| Error::new(Code::EmbeddingNotConfigured, "embeddings are turned off on this server"))?;
+    let started = std::time::Instant::now();
+    let mut vectors = embedder
+        .embed(&[query.to_string()], lore_embed::InputKind::Query)
+        .await
+        .map_err(crate::embedding::to_error)?;
+    crate::metrics::embedding_duration(embedder.space(), started.elapsed().as_secs_f64());
+    let vector = vectors.pop().ok_or_else(|| Error::internal("the embedder returned no vector"))?;
+    Ok((embedder.space().to_string(), vector))
 }
 
 // ------------------------------------------------------------------------------------ chunking

@@ -32,6 +32,13 @@ pub struct ServerConfig {
     pub usage_error_retention: Duration,
     /// How often the retention purges run.
     pub maintenance_interval: Duration,
+    /// The embedding model of knowledge bases that name none (`provider/model` or a local model
+    /// name); `None` turns embeddings off, leaving full-text search only.
+    pub embedding_model: Option<String>,
+    /// Where local models are cached (shared by data directories if pointed at one place).
+    pub model_dir: PathBuf,
+    /// HNSW search breadth of the embedded vector index.
+    pub ef_search: usize,
 }
 
 impl ServerConfig {
@@ -39,7 +46,6 @@ impl ServerConfig {
 
     pub fn new(data_dir: PathBuf, listen: SocketAddr) -> Self {
         ServerConfig {
-            data_dir,
             listen,
             max_upload_bytes: Self::DEFAULT_MAX_UPLOAD_BYTES,
             workers: std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2),
@@ -48,6 +54,10 @@ impl ServerConfig {
             usage_success_retention: Duration::from_secs(30 * DAY),
             usage_error_retention: Duration::from_secs(90 * DAY),
             maintenance_interval: Duration::from_secs(600),
+            embedding_model: Some(lore_embed::DEFAULT_MODEL.to_string()),
+            model_dir: std::env::var_os("LORE_MODEL_DIR").map(PathBuf::from).unwrap_or_else(|| data_dir.join("models")),
+            ef_search: lore_store::vectors::DEFAULT_EF_SEARCH,
+            data_dir,
         }
     }
 }
@@ -67,4 +77,5 @@ pub struct AppState {
     pub login_throttle: Arc<LoginThrottle>,
     pub limiter: Arc<Limiter>,
     pub key_cache: Arc<KeyCache>,
+    pub embedders: Arc<lore_embed::Registry>,
 }

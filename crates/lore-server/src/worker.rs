@@ -111,7 +111,7 @@ async fn process(
     }
     let kb = state.store.get_knowledge_base(document.user_id, document.knowledge_base_id).await?;
     let defaults = state.store.user_defaults(document.user_id).await?;
-    let kb_config = kb.and_then(|kb| kb.settings.chunking_config);
+    let kb_config = kb.as_ref().and_then(|kb| kb.settings.chunking_config.clone());
     let strategy = chunking::resolve(document.chunking_config.as_ref(), kb_config.as_ref(), &defaults)?;
     let bytes = state.blobs.get(&document.file_path).await.map_err(|e| {
         tracing::error!(document = %document_id, error = %e, "blob missing");
@@ -139,6 +139,25 @@ async fn process(
             ));
         }
     };
+    let mut result = result;
+    if let Some(kb) = &kb
+        && let Some(embedder) = crate::embedding::embedder_for(state, kb).await?
+    {
+        if big {
+            let _ = state.store.set_progress(document_id, 60, Some(LogEntry::new("embed", "embedding started"))).await;
+        }
+        let started = std::time::Instant::now();
+        crate::embedding::embed_chunks(state, embedder.as_ref(), &mut result.chunks).await?;
+        let seconds = started.elapsed().as_secs_f64();
+        crate::metrics::stage("embed", seconds);
+        crate::metrics::embedding_duration(embedder.space(), seconds);
+        let embedded = result.chunks.iter().filter(|c| c.embedding.is_some()).count();
+        result.log.push(LogEntry::new(
+            "embed",
+            format!("{embedded} chunks embedded with {} in {:.0} ms", embedder.space(), seconds * 1000.0),
+        ));
+        result.embedding_model = Some(embedder.space().to_string());
+    }
     if big {
         let _ = state.store.set_progress(document_id, 90, None).await;
     }
@@ -181,6 +200,8 @@ fn pipeline(
             // In a hierarchy the children are matched; parents come along as their context.
             searchable: piece.parent.is_some() || !matches!(strategy, chunking::Strategy::Hierarchical { .. }),
             content: piece.content.clone(),
+            embedding: None,
+            summary_embedding: None,
         })
         .collect();
     crate::metrics::stage("chunk_and_segment", started.elapsed().as_secs_f64());
@@ -191,6 +212,7 @@ fn pipeline(
         raw_content: parsed.raw,
         source_metadata: Value::Object(parsed.metadata),
         chunks,
+        embedding_model: None,
         log,
     })
 }

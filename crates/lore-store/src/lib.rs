@@ -3,6 +3,7 @@
 pub mod blob;
 pub mod migrate;
 pub mod sqlite;
+pub mod vectors;
 
 pub use blob::FsBlobStore;
 pub use sqlite::SqliteStore;

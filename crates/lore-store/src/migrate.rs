@@ -21,6 +21,11 @@ pub const SQLITE: &[Migration] = &[
         description: "rate-limit windows of API keys",
         sql: include_str!("../migrations/sqlite/0002_governance.sql"),
     },
+    Migration {
+        version: 3,
+        description: "change log of the embedded vector index; embedding cache index",
+        sql: include_str!("../migrations/sqlite/0003_vectors.sql"),
+    },
 ];
 
 /// FNV-1a: enough to notice that a migration's text changed.

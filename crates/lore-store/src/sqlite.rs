@@ -1,6 +1,7 @@
 //! The embedded store: SQLite in WAL mode. One writer connection (SQLite allows one writer at a
 //! time; a pool of writers only produces "database is locked"), a pool of readers beside it.
 
+use std::collections::{HashMap, HashSet};
 use std::path::Path;
 use std::str::FromStr;
 use std::time::Duration;
@@ -18,11 +19,17 @@ use sqlx::{AssertSqlSafe, Row, Sqlite, Transaction};
 use uuid::Uuid;
 
 use crate::migrate;
+use crate::vectors::{self, Field, SpaceKey, VectorIndexes};
 
 pub struct SqliteStore {
     writer: SqlitePool,
     reader: SqlitePool,
+    vectors: VectorIndexes,
 }
+
+/// Filtered vector queries whose filter admits at most this many chunks are answered exactly,
+/// by comparing against each admitted embedding, instead of walking the graph.
+const EXACT_SEARCH_MAX: i64 = 20_000;
 
 fn db_err(err: sqlx::Error) -> Error {
     Error::internal(err)
@@ -328,6 +335,11 @@ fn json_text(value: &impl serde::Serialize) -> Result<String> {
 impl SqliteStore {
     /// Opens (creating if needed) the database file and brings its schema up to date.
     pub async fn open(path: &Path) -> Result<SqliteStore> {
+        SqliteStore::open_with(path, vectors::DEFAULT_EF_SEARCH).await
+    }
+
+    /// Opens with the vector index's search breadth (HNSW `ef_search`) chosen.
+    pub async fn open_with(path: &Path, ef_search: usize) -> Result<SqliteStore> {
         let options = SqliteConnectOptions::new()
             .filename(path)
             .create_if_missing(true)
@@ -352,7 +364,10 @@ impl SqliteStore {
             .connect_with(options.read_only(true))
             .await
             .map_err(db_err)?;
-        Ok(SqliteStore { writer, reader })
+        // The graphs live beside the database: lore.db -> lore.vectors/.
+        let vector_dir = path.with_extension("vectors");
+        let vectors = VectorIndexes::open(Some(vector_dir), ef_search, reader.clone(), writer.clone()).await?;
+        Ok(SqliteStore { writer, reader, vectors })
     }
 
     /// Opens the database from a path given as text (`sqlite://` prefixes allowed).
@@ -363,6 +378,9 @@ impl SqliteStore {
     }
 
     pub async fn close(&self) {
+        if let Err(e) = self.vectors.save().await {
+            tracing::warn!(error = %e, "could not save the vector index; it will catch up from the log on start");
+        }
         self.reader.close().await;
         self.writer.close().await;
     }
@@ -1371,8 +1389,9 @@ impl Store for SqliteStore {
                 let parent = chunk.parent_index.and_then(|i| ids.get(i)).cloned();
                 let seq: i64 = sqlx::query_scalar(
                     "INSERT INTO document_chunks (id, document_id, knowledge_base_id, user_id, content, content_hash,
-                       chunk_index, metadata, parent_chunk_id, created_at)
-                     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING seq",
+                       chunk_index, metadata, parent_chunk_id, created_at, content_embedding, summary_embedding,
+                       embedding_model)
+                     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING seq",
                 )
                 .bind(&id)
                 .bind(document_id.to_string())
@@ -1384,6 +1403,9 @@ impl Store for SqliteStore {
                 .bind(json_text(&chunk.metadata)?)
                 .bind(parent)
                 .bind(&now)
+                .bind(chunk.embedding.as_deref().map(vectors::to_blob))
+                .bind(chunk.summary_embedding.as_deref().map(vectors::to_blob))
+                .bind(chunk.embedding.as_ref().and(result.embedding_model.as_ref()))
                 .fetch_one(&mut *tx)
                 .await
                 .map_err(db_err)?;
@@ -1421,7 +1443,12 @@ impl Store for SqliteStore {
             .execute(&mut *tx)
             .await
             .map_err(db_err)?;
-        tx.commit().await.map_err(db_err)
+        tx.commit().await.map_err(db_err)?;
+        // Bring the vector index up to date now rather than on the next search.
+        if let Err(e) = self.vectors.sync().await {
+            tracing::warn!(error = %e, "vector index catch-up failed; the next search retries");
+        }
+        Ok(())
     }
 
     async fn fail_document(
@@ -1542,6 +1569,14 @@ impl Store for SqliteStore {
         sqlx::query_scalar("SELECT COUNT(*) FROM jobs").fetch_one(&self.reader).await.map_err(db_err)
     }
 
+    async fn search_vector(&self, query: &VectorQuery) -> Result<Vec<ChunkHit>> {
+        self.vector_search(query).await
+    }
+
+    async fn cached_embeddings(&self, model: &str, hashes: &[String]) -> Result<HashMap<String, Vec<f32>>> {
+        self.embeddings_by_hash(model, hashes).await
+    }
+
     async fn search_fulltext(&self, query: &FulltextQuery) -> Result<Vec<ChunkHit>> {
         if query.terms.is_empty() {
             return Ok(Vec::new());
@@ -1568,21 +1603,8 @@ impl Store for SqliteStore {
              LEFT JOIN document_chunks p ON p.id = c.parent_chunk_id
              WHERE c.knowledge_base_id = ? AND c.user_id = ? AND d.soft_deleted_at IS NULL AND d.status = 'completed'",
         );
-        if let Some(ids) = &filters.document_ids {
-            sql.push_str(&format!(" AND c.document_id IN ({})", vec!["?"; ids.len()].join(", ")));
-        }
-        if let Some(types) = &filters.file_types {
-            sql.push_str(&format!(" AND d.file_type IN ({})", vec!["?"; types.len()].join(", ")));
-        }
-        let metadata: Vec<(String, String)> = filters
-            .metadata
-            .iter()
-            .flatten()
-            .map(|(k, v)| Ok((format!("$.\"{}\"", k.replace('"', "")), json_text(v)?)))
-            .collect::<Result<_>>()?;
-        for _ in &metadata {
-            sql.push_str(" AND json_extract(d.metadata, ?) IS json_extract(?, '$')");
-        }
+        let (conditions, params) = filter_conditions(filters)?;
+        sql.push_str(&conditions);
         sql.push_str(" ORDER BY hits.rank LIMIT ?");
         let terms = self.selective_terms(query.knowledge_base_id, &query.terms).await?;
         if terms.is_empty() {
@@ -1597,14 +1619,8 @@ impl Store for SqliteStore {
                 .bind(window)
                 .bind(query.knowledge_base_id.to_string())
                 .bind(query.user_id.to_string());
-            for id in filters.document_ids.iter().flatten() {
-                q = q.bind(id.to_string());
-            }
-            for t in filters.file_types.iter().flatten() {
-                q = q.bind(t.clone());
-            }
-            for (path, value) in &metadata {
-                q = q.bind(path.clone()).bind(value.clone());
+            for p in &params {
+                q = q.bind(p.clone());
             }
             let rows = q.bind(top_k).fetch_all(&self.reader).await.map_err(db_err)?;
             if rows.len() as i64 >= top_k || window < 0 {
@@ -1621,6 +1637,185 @@ impl Store for SqliteStore {
             window = if window * 8 >= matches { -1 } else { window * 8 };
         }
     }
+}
+
+
+impl SqliteStore {
+    async fn vector_search(&self, q: &VectorQuery) -> Result<Vec<ChunkHit>> {
+        self.vectors.sync().await?;
+        let top_k = q.top_k as usize;
+        if top_k == 0 || q.knowledge_base_ids.is_empty() || q.vector.is_empty() {
+            return Ok(Vec::new());
+        }
+        let fields: &[Field] = match q.target {
+            SearchTarget::Content => &[Field::Content],
+            SearchTarget::Summary => &[Field::Summary],
+            SearchTarget::Both => &[Field::Content, Field::Summary],
+        };
+        let (conditions, params) = filter_conditions(&q.filters)?;
+        // A little more than asked: a document deleted since the graph was updated is dropped below.
+        let want = top_k * 2 + 10;
+        let mut best: HashMap<i64, f64> = HashMap::new();
+        let mut consider = |seq: i64, score: f64| {
+            let entry = best.entry(seq).or_insert(f64::NEG_INFINITY);
+            *entry = entry.max(score);
+        };
+        for kb in &q.knowledge_base_ids {
+            let admitted = format!(
+                "FROM document_chunks c JOIN documents d ON d.id = c.document_id
+                 WHERE c.knowledge_base_id = ? AND c.user_id = ? AND c.embedding_model = ?
+                   AND c.content_embedding IS NOT NULL AND d.soft_deleted_at IS NULL AND d.status = 'completed'{conditions}"
+            );
+            let bind = |sql: String| {
+                let mut query = sqlx::query(AssertSqlSafe(sql))
+                    .bind(kb.to_string())
+                    .bind(q.user_id.to_string())
+                    .bind(q.embedding_model.clone());
+                for p in &params {
+                    query = query.bind(p.clone());
+                }
+                query
+            };
+            let mut allowed = None;
+            if !conditions.is_empty() {
+                let count: i64 = bind(format!("SELECT COUNT(*) {admitted}"))
+                    .fetch_one(&self.reader)
+                    .await
+                    .map_err(db_err)?
+                    .try_get(0)
+                    .map_err(db_err)?;
+                if count == 0 {
+                    continue;
+                }
+                if count <= EXACT_SEARCH_MAX {
+                    let rows = bind(format!("SELECT c.seq, c.content_embedding, c.summary_embedding {admitted}"))
+                        .fetch_all(&self.reader)
+                        .await
+                        .map_err(db_err)?;
+                    for row in rows {
+                        let seq: i64 = row.try_get("seq").map_err(db_err)?;
+                        for field in fields {
+                            let column = if *field == Field::Content { "content_embedding" } else { "summary_embedding" };
+                            let blob: Option<Vec<u8>> = row.try_get(column).map_err(db_err)?;
+                            if let Some(blob) = blob {
+                                consider(seq, cosine(&q.vector, &vectors::from_blob(&blob)));
+                            }
+                        }
+                    }
+                    continue;
+                }
+                let rows = bind(format!("SELECT c.seq {admitted}")).fetch_all(&self.reader).await.map_err(db_err)?;
+                let set: HashSet<u64> =
+                    rows.iter().map(|r| r.try_get::<i64, _>(0).map(|s| s as u64)).collect::<Result<_, _>>().map_err(db_err)?;
+                allowed = Some(set);
+            }
+            for field in fields {
+                let key = SpaceKey { knowledge_base_id: *kb, model: q.embedding_model.clone(), field: *field };
+                if let Some(space) = self.vectors.space(&key) {
+                    let vector = q.vector.clone();
+                    let allowed = allowed.clone();
+                    let found = tokio::task::spawn_blocking(move || space.search(&vector, want, allowed.as_ref()))
+                        .await
+                        .map_err(Error::internal)??;
+                    for (seq, score) in found {
+                        consider(seq as i64, score);
+                    }
+                }
+            }
+        }
+        let mut ranked: Vec<(i64, f64)> = best.into_iter().collect();
+        ranked.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+        ranked.truncate(want);
+        if let Some(min) = q.min_score {
+            ranked.retain(|(_, score)| *score >= min);
+        }
+        if ranked.is_empty() {
+            return Ok(Vec::new());
+        }
+        let sql = format!(
+            "SELECT c.seq, c.id, c.document_id, c.knowledge_base_id, c.content, c.chunk_index, c.metadata, d.filename,
+                    d.title, 0.0 AS score, p.id AS parent_id, p.content AS parent_content
+             FROM document_chunks c JOIN documents d ON d.id = c.document_id
+             LEFT JOIN document_chunks p ON p.id = c.parent_chunk_id
+             WHERE c.user_id = ? AND d.soft_deleted_at IS NULL AND d.status = 'completed' AND c.seq IN ({})",
+            ranked.iter().map(|(s, _)| s.to_string()).collect::<Vec<_>>().join(",")
+        );
+        let rows = sqlx::query(AssertSqlSafe(sql))
+            .bind(q.user_id.to_string())
+            .fetch_all(&self.reader)
+            .await
+            .map_err(db_err)?;
+        let mut by_seq: HashMap<i64, ChunkHit> = HashMap::with_capacity(rows.len());
+        for row in &rows {
+            by_seq.insert(row.try_get("seq").map_err(db_err)?, hit_from(row)?);
+        }
+        Ok(ranked
+            .into_iter()
+            .filter_map(|(seq, score)| by_seq.remove(&seq).map(|hit| ChunkHit { score, ..hit }))
+            .take(top_k)
+            .collect())
+    }
+
+    async fn embeddings_by_hash(&self, model: &str, hashes: &[String]) -> Result<HashMap<String, Vec<f32>>> {
+        let mut found = HashMap::new();
+        for batch in hashes.chunks(500) {
+            let sql = format!(
+                "SELECT content_hash, content_embedding FROM document_chunks
+                 WHERE embedding_model = ? AND content_embedding IS NOT NULL AND content_hash IN ({})
+                 GROUP BY content_hash",
+                vec!["?"; batch.len()].join(",")
+            );
+            let mut query = sqlx::query(AssertSqlSafe(sql)).bind(model.to_string());
+            for h in batch {
+                query = query.bind(h.clone());
+            }
+            for row in query.fetch_all(&self.reader).await.map_err(db_err)? {
+                let blob: Vec<u8> = row.try_get("content_embedding").map_err(db_err)?;
+                found.insert(row.try_get("content_hash").map_err(db_err)?, vectors::from_blob(&blob));
+            }
+        }
+        Ok(found)
+    }
+}
+
+fn cosine(a: &[f32], b: &[f32]) -> f64 {
+    if a.len() != b.len() {
+        return f64::NEG_INFINITY;
+    }
+    let (mut dot, mut na, mut nb) = (0f32, 0f32, 0f32);
+    for (x, y) in a.iter().zip(b) {
+        dot += x * y;
+        na += x * x;
+        nb += y * y;
+    }
+    f64::from(dot / (na.sqrt() * nb.sqrt()).max(1e-12))
+}
+
+/// SQL conditions (each starting with ` AND`) on chunk `c` and document `d` for the filters, and
+/// their parameters in order.
+fn filter_conditions(filters: &SearchFilters) -> Result<(String, Vec<String>)> {
+    let mut sql = String::new();
+    let mut params = Vec::new();
+    if let Some(ids) = &filters.document_ids {
+        sql.push_str(&format!(" AND c.document_id IN ({})", vec!["?"; ids.len().max(1)].join(", ")));
+        params.extend(ids.iter().map(Id::to_string));
+        if ids.is_empty() {
+            params.push(String::new());
+        }
+    }
+    if let Some(types) = &filters.file_types {
+        sql.push_str(&format!(" AND d.file_type IN ({})", vec!["?"; types.len().max(1)].join(", ")));
+        params.extend(types.iter().cloned());
+        if types.is_empty() {
+            params.push(String::new());
+        }
+    }
+    for (k, v) in filters.metadata.iter().flatten() {
+        sql.push_str(" AND json_extract(d.metadata, ?) IS json_extract(?, '$')");
+        params.push(format!("$.\"{}\"", k.replace('"', "")));
+        params.push(json_text(v)?);
+    }
+    Ok((sql, params))
 }
 
 /// A term found in more than this share of all chunks is "common" (的, the, 是 ...).

@@ -83,8 +83,11 @@ fn processed(texts: &[(&str, &str)]) -> ProcessedDocument {
                 fts_terms: terms.to_string(),
                 parent_index: None,
                 searchable: true,
+                embedding: None,
+                summary_embedding: None,
             })
             .collect(),
+        embedding_model: None,
         log: vec![LogEntry::new("index", "done")],
     }
 }

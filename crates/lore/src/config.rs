@@ -52,6 +52,17 @@ pub struct ServeArgs {
     /// Seconds between two runs of the retention purges. Default: 600
     #[arg(long, env = "LORE_MAINTENANCE_INTERVAL_SECS")]
     pub maintenance_interval_secs: Option<u64>,
+    /// Embedding model of knowledge bases that name none: a local model (multilingual-e5-small,
+    /// the default, or a model file's path), `openai/<model>`, `cohere/<model>`, or `none` for
+    /// full-text search only
+    #[arg(long, env = "LORE_EMBEDDING_MODEL")]
+    pub embedding_model: Option<String>,
+    /// Where local models are cached. Default: <data_dir>/models
+    #[arg(long, env = "LORE_MODEL_DIR")]
+    pub model_dir: Option<PathBuf>,
+    /// HNSW search breadth (ef_search) of the vector index: higher is more exact and slower. Default: 128
+    #[arg(long, env = "LORE_EF_SEARCH")]
+    pub ef_search: Option<usize>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -67,6 +78,9 @@ struct FileConfig {
     usage_retention_days: Option<u64>,
     usage_error_retention_days: Option<u64>,
     maintenance_interval_secs: Option<u64>,
+    embedding_model: Option<String>,
+    model_dir: Option<PathBuf>,
+    ef_search: Option<usize>,
 }
 
 pub fn resolve(args: ServeArgs) -> anyhow::Result<(ServerConfig, LogFormat)> {
@@ -106,6 +120,16 @@ pub fn resolve(args: ServeArgs) -> anyhow::Result<(ServerConfig, LogFormat)> {
         anyhow::ensure!(secs > 0, "maintenance_interval_secs must be positive");
         config.maintenance_interval = Duration::from_secs(secs);
     }
+    if let Some(model) = args.embedding_model.or(file.embedding_model) {
+        config.embedding_model = (!model.eq_ignore_ascii_case("none")).then_some(model);
+    }
+    if let Some(dir) = args.model_dir.or(file.model_dir) {
+        config.model_dir = dir;
+    }
+    if let Some(ef) = args.ef_search.or(file.ef_search) {
+        anyhow::ensure!((1..=10_000).contains(&ef), "ef_search must be between 1 and 10000");
+        config.ef_search = ef;
+    }
     let log_format = args.log_format.or(file.log_format).unwrap_or(LogFormat::Text);
     Ok((config, log_format))
 }
@@ -138,6 +162,9 @@ mod tests {
             usage_retention_days: None,
             usage_error_retention_days: None,
             maintenance_interval_secs: None,
+            embedding_model: None,
+            model_dir: None,
+            ef_search: None,
         }
     }
 

@@ -75,10 +75,35 @@ enum Command {
     },
     /// Print shell completions (bash, zsh, fish, elvish, powershell).
     Completions { shell: clap_complete::Shell },
+    /// Local embedding models: fetch one into the cache ahead of its first use.
+    Model {
+        #[command(subcommand)]
+        what: ModelCommand,
+    },
     /// Manage the master key that seals secrets at rest.
     Keys {
         #[command(subcommand)]
         what: KeysCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum ModelCommand {
+    /// Provisions a model (e.g. multilingual-e5-small) into the cache, fetching it again if present.
+    Pull {
+        name: String,
+        /// The model cache. Default: $LORE_MODEL_DIR, else <data_dir>/models
+        #[arg(long, env = "LORE_MODEL_DIR")]
+        model_dir: Option<std::path::PathBuf>,
+        #[arg(long, env = "LORE_DATA_DIR", default_value = "lore-data")]
+        data_dir: std::path::PathBuf,
+    },
+    /// Lists the models Lore knows and whether each is in the cache.
+    List {
+        #[arg(long, env = "LORE_MODEL_DIR")]
+        model_dir: Option<std::path::PathBuf>,
+        #[arg(long, env = "LORE_DATA_DIR", default_value = "lore-data")]
+        data_dir: std::path::PathBuf,
     },
 }
 
@@ -107,6 +132,7 @@ fn main() -> ExitCode {
             Command::Serve(args) => done(serve(args).await),
             Command::Bench { what } => done(bench::run(what).await),
             Command::Keys { what: KeysCommand::RotateMaster { data_dir } } => done(rotate_master(&data_dir).await),
+            Command::Model { what } => done(model(what).await),
             Command::Import { connection, args } => client::import(&connection, args).await,
             Command::Search { connection, args } => client::search(&connection, args).await,
             Command::Kb { connection, command } => client::kb(&connection, command).await,
@@ -131,6 +157,43 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+async fn model(what: ModelCommand) -> anyhow::Result<()> {
+    let store = |model_dir: Option<std::path::PathBuf>, data_dir: std::path::PathBuf| {
+        lore_embed::ModelStore::new(model_dir.unwrap_or_else(|| data_dir.join("models")))
+    };
+    match what {
+        ModelCommand::Pull { name, model_dir, data_dir } => {
+            let store = store(model_dir, data_dir);
+            let known = lore_embed::provision::known(&name).ok_or_else(|| {
+                anyhow::anyhow!(
+                    "unknown model '{name}'; known: {}",
+                    lore_embed::provision::KNOWN.iter().map(|m| m.name).collect::<Vec<_>>().join(", ")
+                )
+            })?;
+            let started = std::time::Instant::now();
+            let path = tokio::task::spawn_blocking(move || store.pull(known)).await??;
+            // Loading it proves the file is whole.
+            let encoder = lore_embed::load_encoder(&path, known.query_prefix, known.passage_prefix)?;
+            println!(
+                "{} ({} dimensions) ready at {} in {:.1} s",
+                known.name,
+                encoder.dimensions(),
+                path.display(),
+                started.elapsed().as_secs_f64()
+            );
+        }
+        ModelCommand::List { model_dir, data_dir } => {
+            let store = store(model_dir, data_dir);
+            for m in lore_embed::provision::KNOWN {
+                let path = store.path_of(m);
+                let state = if path.is_file() { format!("cached at {}", path.display()) } else { "not cached".into() };
+                println!("{}\t{} dims\t{state}", m.name, m.dimensions);
+            }
+        }
+    }
+    Ok(())
 }
 
 async fn serve(args: config::ServeArgs) -> anyhow::Result<()> {

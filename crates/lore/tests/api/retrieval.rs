@@ -1,0 +1,247 @@
+//! Semantic and hybrid retrieval end to end: the built-in multilingual model, the vector index
+//! under deletes, filters and kill -9, and a remote OpenAI-compatible embedder served locally.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+use super::{TestApp, spawn_app, start_binary, wait_healthy};
+
+const DOCS: &[(&str, &str)] = &[
+    ("cat.txt", "The cat sat on the windowsill all afternoon, watching the birds in the garden."),
+    ("revenue.txt", "Quarterly revenue grew by twelve percent thanks to strong sales in Asia."),
+    ("password.txt", "To reset your password, open Settings and choose Account security."),
+    ("coffee.txt", "我每天早上喝一杯咖啡，然后坐地铁去公司上班。"),
+    ("noodles.txt", "这家餐厅的面条非常好吃，价格也很便宜，周末总是排长队。"),
+    ("beijing.txt", "北京有很多历史古迹，比如故宫和长城，每年吸引大量游客。"),
+];
+
+async fn ingest_all(app: &TestApp, token: &str, kb: &str) -> Vec<(String, String)> {
+    let mut ids = Vec::new();
+    for (name, text) in DOCS {
+        let doc = app.ingest(token, kb, name, *text).await;
+        assert_eq!(doc["status"], "completed", "{doc}");
+        ids.push((name.to_string(), doc["id"].as_str().expect("id").to_string()));
+    }
+    ids
+}
+
+async fn search_mode(app: &TestApp, token: &str, kb: &str, query: &str, extra: Value) -> Value {
+    let mut body = json!({ "query": query });
+    if let (Some(b), Some(e)) = (body.as_object_mut(), extra.as_object()) {
+        b.extend(e.clone());
+    }
+    let (status, v) = app.post(token, &format!("/v1/knowledge-bases/{kb}/search"), body).await;
+    assert_eq!(status, StatusCode::OK, "{v}");
+    v
+}
+
+fn filenames(v: &Value) -> Vec<String> {
+    v["results"].as_array().expect("results").iter().map(|r| r["filename"].as_str().unwrap_or("").to_string()).collect()
+}
+
+#[tokio::test]
+async fn questions_find_passages_that_share_no_words_in_chinese_and_english() {
+    let app = spawn_app().await;
+    let token = app.register("semantic").await;
+    let kb = app.create_kb(&token, "mixed").await;
+    let ids = ingest_all(&app, &token, &kb).await;
+
+    let (_, chunks) = app.get(&token, &format!("/v1/documents/{}/chunks", ids[0].1)).await;
+    assert_eq!(chunks["data"][0]["embedding_model"], "local/multilingual-e5-small", "{chunks}");
+
+    for (query, expected) in [
+        ("feline resting by a window", "cat.txt"),
+        ("How can I change my login credentials?", "password.txt"),
+        ("company earnings increase", "revenue.txt"),
+        ("哪家饭馆物美价廉", "noodles.txt"),
+        ("紫禁城在哪座城市", "beijing.txt"),
+        ("上班路上的饮品", "coffee.txt"),
+    ] {
+        let v = search_mode(&app, &token, &kb, query, json!({"mode": "vector", "top_k": 3})).await;
+        assert_eq!(v["mode"], "vector");
+        assert_eq!(v["embedding_model"], "local/multilingual-e5-small");
+        assert_eq!(filenames(&v).first().map(String::as_str), Some(expected), "{query}: {v}");
+        let score = v["results"][0]["score"].as_f64().expect("score");
+        assert!(score > 0.0 && score <= 1.0, "cosine similarity: {v}");
+    }
+    // Full text cannot find these: the words differ.
+    let v = search_mode(&app, &token, &kb, "feline resting by a window", json!({"mode": "fulltext"})).await;
+    assert!(!filenames(&v).contains(&"cat.txt".to_string()), "{v}");
+
+    // Hybrid is the default mode and reports both evidences.
+    let v = search_mode(&app, &token, &kb, "reset password settings", json!({})).await;
+    assert_eq!(v["mode"], "hybrid");
+    assert_eq!(filenames(&v)[0], "password.txt", "{v}");
+    assert!(v["results"][0]["vector_score"].as_f64().is_some() && v["results"][0]["fulltext_score"].as_f64().is_some());
+    let v = search_mode(&app, &token, &kb, "故宫", json!({"mode": "hybrid", "search_target": "both"})).await;
+    assert_eq!(filenames(&v)[0], "beijing.txt", "{v}");
+
+    // A threshold drops weak matches; a bad one is refused.
+    let v = search_mode(&app, &token, &kb, "feline", json!({"mode": "vector", "similarity_threshold": 0.99})).await;
+    assert_eq!(v["results"].as_array().map(Vec::len), Some(0), "{v}");
+    let (status, v) = app
+        .post(&token, &format!("/v1/knowledge-bases/{kb}/search"), json!({"query": "x", "weights": {"vector": -1}}))
+        .await;
+    assert_eq!((status, v["error"]["code"].as_str()), (StatusCode::UNPROCESSABLE_ENTITY, Some("validation_failed")));
+
+    // POST /v1/search covers every knowledge base of the caller in one embedding space, and only theirs.
+    let kb2 = app.create_kb(&token, "second").await;
+    app.ingest(&token, &kb2, "tea.txt", "绿茶和红茶都来自同一种植物。").await;
+    let (status, v) = app.post(&token, "/v1/search", json!({"query": "茶叶", "mode": "vector", "top_k": 2})).await;
+    assert_eq!(status, StatusCode::OK, "{v}");
+    assert_eq!(filenames(&v)[0], "tea.txt", "{v}");
+    let other = app.register("stranger").await;
+    let (_, v) = app.post(&other, "/v1/search", json!({"query": "茶叶", "mode": "vector"})).await;
+    assert_eq!(v["results"].as_array().map(Vec::len), Some(0), "{v}");
+    let (status, _) =
+        app.post(&other, "/v1/search", json!({"query": "茶叶", "knowledge_base_ids": [kb2]})).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    app.shutdown().await;
+}
+
+#[tokio::test]
+async fn the_vector_index_honours_deletes_and_filters() {
+    let app = spawn_app().await;
+    let token = app.register("vectors").await;
+    let kb = app.create_kb(&token, "index").await;
+    let ids = ingest_all(&app, &token, &kb).await;
+    let id_of = |name: &str| ids.iter().find(|(n, _)| n == name).map(|(_, id)| id.clone()).expect("doc");
+    let query = "feline resting by a window";
+    let vector = json!({"mode": "vector", "top_k": 3});
+
+    let (status, _) = app.delete(&token, &format!("/v1/documents/{}", id_of("cat.txt"))).await;
+    assert_eq!(status, StatusCode::OK);
+    let v = search_mode(&app, &token, &kb, query, vector.clone()).await;
+    assert!(!filenames(&v).contains(&"cat.txt".to_string()), "a deleted document is not found: {v}");
+    let (status, _) = app.post(&token, &format!("/v1/documents/{}/restore", id_of("cat.txt")), json!({})).await;
+    assert_eq!(status, StatusCode::OK);
+    let v = search_mode(&app, &token, &kb, query, vector.clone()).await;
+    assert_eq!(filenames(&v)[0], "cat.txt", "restored: {v}");
+
+    // A filter to a document far from the query still yields that document: no top-k-then-filter.
+    let v = search_mode(
+        &app,
+        &token,
+        &kb,
+        query,
+        json!({"mode": "vector", "top_k": 3, "filters": {"document_ids": [id_of("revenue.txt")]}}),
+    )
+    .await;
+    assert_eq!(filenames(&v), vec!["revenue.txt"], "{v}");
+    app.shutdown().await;
+}
+
+#[tokio::test]
+async fn embedded_chunks_survive_kill_9_and_the_index_catches_up() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let port = std::net::TcpListener::bind("127.0.0.1:0").expect("port").local_addr().expect("addr").port();
+    let base = format!("http://127.0.0.1:{port}");
+    let http = reqwest::Client::new();
+    let mut child = start_binary(dir.path(), port, 2);
+    wait_healthy(&http, &base).await;
+    let app = TestApp { base: base.clone(), http: http.clone(), server: None, _dir: tempfile::tempdir().expect("t") };
+    let token = app.register("crashy").await;
+    let kb = app.create_kb(&token, "crash").await;
+    ingest_all(&app, &token, &kb).await;
+    // The graph is saved every minute or so; dying now leaves it only in the change log.
+    child.kill().expect("kill -9");
+    child.wait().expect("wait");
+
+    let mut child = start_binary(dir.path(), port, 2);
+    wait_healthy(&http, &base).await;
+    for (query, expected) in [("feline resting by a window", "cat.txt"), ("紫禁城在哪座城市", "beijing.txt")] {
+        let v = search_mode(&app, &token, &kb, query, json!({"mode": "vector", "top_k": 6})).await;
+        assert_eq!(filenames(&v).len(), 6, "every chunk is back in the index: {v}");
+        assert_eq!(filenames(&v)[0], expected, "{v}");
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+/// A local server speaking OpenAI's /v1/embeddings: vectors from hashed character bigrams, a 429
+/// with Retry-After on the first call, and 401 for any key but the right one.
+async fn fake_openai() -> (String, Arc<AtomicUsize>) {
+    use axum::http::{HeaderMap, StatusCode as S};
+    use axum::response::IntoResponse;
+    let calls = Arc::new(AtomicUsize::new(0));
+    let seen = calls.clone();
+    let app = axum::Router::new().route(
+        "/v1/embeddings",
+        axum::routing::post(move |headers: HeaderMap, axum::Json(body): axum::Json<Value>| {
+            let seen = seen.clone();
+            async move {
+                let n = seen.fetch_add(1, Ordering::SeqCst);
+                if headers.get("authorization").and_then(|v| v.to_str().ok()) != Some("Bearer sk-right") {
+                    return (S::UNAUTHORIZED, axum::Json(json!({"error": {"message": "Incorrect API key provided"}})))
+                        .into_response();
+                }
+                if n == 0 {
+                    return (S::TOO_MANY_REQUESTS, [("retry-after", "0")], axum::Json(json!({"error": {"message": "slow down"}})))
+                        .into_response();
+                }
+                let inputs: Vec<String> = body["input"]
+                    .as_array()
+                    .map(|a| a.iter().filter_map(|s| s.as_str().map(str::to_string)).collect())
+                    .unwrap_or_default();
+                let data: Vec<Value> = inputs
+                    .iter()
+                    .enumerate()
+                    .map(|(i, text)| {
+                        let mut v = vec![0f32; 64];
+                        let chars: Vec<char> = text.to_lowercase().chars().collect();
+                        for w in chars.windows(2) {
+                            v[(w[0] as usize * 31 + w[1] as usize) % 64] += 1.0;
+                        }
+                        json!({"object": "embedding", "index": i, "embedding": v})
+                    })
+                    .collect();
+                axum::Json(json!({"object": "list", "data": data, "model": body["model"], "usage": {"prompt_tokens": 1, "total_tokens": 1}}))
+                    .into_response()
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    (format!("http://{addr}/v1"), calls)
+}
+
+#[tokio::test]
+async fn an_openai_compatible_provider_embeds_with_retries_and_clear_errors() {
+    let (base_url, calls) = fake_openai().await;
+    let app = spawn_app().await;
+    let token = app.register("remote").await;
+    let (status, v) = app.put(&token, "/v1/config", json!({"openai_api_key": "sk-right", "openai_base_url": base_url})).await;
+    assert_eq!(status, StatusCode::OK, "{v}");
+    let settings = json!({"embedding_config": {"provider": "openai", "model": "toy-embed", "dimensions": 64}});
+    let (status, v) = app.post(&token, "/v1/knowledge-bases", json!({"name": "remote", "settings": settings})).await;
+    assert_eq!(status, StatusCode::CREATED, "{v}");
+    let kb = v["id"].as_str().expect("id").to_string();
+    let doc = app.ingest(&token, &kb, "a.txt", "apples and oranges").await;
+    assert_eq!(doc["status"], "completed", "{doc}");
+    app.ingest(&token, &kb, "b.txt", "数据库索引结构").await;
+    assert!(calls.load(Ordering::SeqCst) >= 3, "the 429 was retried");
+    let v = search_mode(&app, &token, &kb, "数据库", json!({"mode": "vector", "top_k": 1})).await;
+    assert_eq!(v["embedding_model"], "openai/toy-embed@64");
+    assert_eq!(filenames(&v), vec!["b.txt"], "{v}");
+
+    // A wrong key fails the document with a code that says so; nothing is retried forever.
+    let (status, _) = app.put(&token, "/v1/config", json!({"openai_api_key": "sk-wrong"})).await;
+    assert_eq!(status, StatusCode::OK);
+    let settings = json!({"embedding_config": {"provider": "openai", "model": "toy-embed-2"}});
+    let (_, v) = app.post(&token, "/v1/knowledge-bases", json!({"name": "wrong key", "settings": settings})).await;
+    let kb2 = v["id"].as_str().expect("id").to_string();
+    let doc = app.ingest(&token, &kb2, "c.txt", "pears").await;
+    assert_eq!((doc["status"].as_str(), doc["error_code"].as_str()), (Some("failed"), Some("embedding_provider_rejected")), "{doc}");
+    assert!(doc["error_message"].as_str().unwrap_or("").contains("Incorrect API key"), "{doc}");
+    assert!(!doc.to_string().contains("sk-wrong"), "the key is never echoed");
+
+    // Unknown providers are refused when the knowledge base is configured, not at upload.
+    let settings = json!({"embedding_config": {"provider": "magic"}});
+    let (status, v) = app.post(&token, "/v1/knowledge-bases", json!({"name": "bad", "settings": settings})).await;
+    assert_eq!((status, v["error"]["code"].as_str()), (StatusCode::UNPROCESSABLE_ENTITY, Some("invalid_embedding_config")));
+    app.shutdown().await;
+}
