@@ -625,8 +625,8 @@ async fn malformed_requests_get_coded_4xx() {
     let (status, v) = app.delete(&token, "/v1/me").await;
     assert_eq!((status, code(&v)), (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"));
     let search = format!("/v1/knowledge-bases/{kb}/search");
-    let (status, v) = app.post(&token, &search, json!({"query": "x", "mode": "vector"})).await;
-    assert_eq!((status, code(&v)), (StatusCode::BAD_REQUEST, "embedding_not_configured"));
+    let (status, v) = app.post(&token, &search, json!({"query": "x", "mode": "semantic"})).await;
+    assert_eq!((status, code(&v)), (StatusCode::UNPROCESSABLE_ENTITY, "validation_failed"));
     let (status, v) = app.post(&token, &search, json!({"query": "  "})).await;
     assert_eq!((status, code(&v)), (StatusCode::UNPROCESSABLE_ENTITY, "invalid_query"));
     let (status, v) = app.post(&token, &search, json!({"query": "x", "top_k": 0})).await;

@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use super::{TestApp, spawn_app, start_binary, wait_healthy};
+use super::{TestApp, spawn_app, spawn_app_with, start_binary, wait_healthy};
 
 const DOCS: &[(&str, &str)] = &[
     ("cat.txt", "The cat sat on the windowsill all afternoon, watching the birds in the garden."),
@@ -243,5 +243,22 @@ async fn an_openai_compatible_provider_embeds_with_retries_and_clear_errors() {
     let settings = json!({"embedding_config": {"provider": "magic"}});
     let (status, v) = app.post(&token, "/v1/knowledge-bases", json!({"name": "bad", "settings": settings})).await;
     assert_eq!((status, v["error"]["code"].as_str()), (StatusCode::UNPROCESSABLE_ENTITY, Some("invalid_embedding_config")));
+    app.shutdown().await;
+}
+
+#[tokio::test]
+async fn with_embeddings_off_vector_search_says_so_and_hybrid_runs_on_full_text() {
+    let app = spawn_app_with(|c| c.embedding_model = None).await;
+    let token = app.register("plain").await;
+    let kb = app.create_kb(&token, "plain").await;
+    let doc = app.ingest(&token, &kb, "a.txt", "全文检索 still works").await;
+    assert_eq!(doc["status"], "completed", "{doc}");
+    let (status, v) =
+        app.post(&token, &format!("/v1/knowledge-bases/{kb}/search"), json!({"query": "全文", "mode": "vector"})).await;
+    assert_eq!((status, v["error"]["code"].as_str()), (StatusCode::BAD_REQUEST, Some("embedding_not_configured")));
+    let v = search_mode(&app, &token, &kb, "全文检索", json!({})).await;
+    assert_eq!(v["mode"], "fulltext");
+    assert!(v["warning"].as_str().is_some_and(|w| w.contains("embedding_not_configured")), "{v}");
+    assert_eq!(filenames(&v), vec!["a.txt"]);
     app.shutdown().await;
 }
