@@ -46,7 +46,8 @@ pub struct Space {
 }
 
 impl Space {
-    fn new(dimensions: usize, ef_search: usize) -> Result<Space> {
+    /// An empty graph with Lore's parameters (cosine, M = 16, ef_construction = 64).
+    pub fn new(dimensions: usize, ef_search: usize) -> Result<Space> {
         let options = IndexOptions {
             dimensions,
             metric: MetricKind::Cos,
@@ -61,7 +62,26 @@ impl Space {
         Ok(Space { index, dimensions })
     }
 
-    fn upsert(&self, key: u64, vector: &[f32]) -> Result<()> {
+    /// Room for `n` vectors, so that concurrent inserts need no reallocation.
+    pub fn reserve(&self, n: usize) -> Result<()> {
+        self.index.reserve(n).map_err(index_err)
+    }
+
+    /// Inserts without the existence check or growth of `upsert`: for bulk loads after `reserve`.
+    pub fn insert(&self, key: u64, vector: &[f32]) -> Result<()> {
+        self.index.add(key, vector).map_err(index_err)
+    }
+
+    pub fn set_ef_search(&self, ef: usize) {
+        self.index.change_expansion_search(ef);
+    }
+
+    /// Bytes the graph and its vectors occupy in memory.
+    pub fn memory_usage(&self) -> usize {
+        self.index.memory_usage()
+    }
+
+    pub fn upsert(&self, key: u64, vector: &[f32]) -> Result<()> {
         if vector.len() != self.dimensions {
             return Ok(());
         }

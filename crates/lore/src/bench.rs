@@ -27,6 +27,10 @@ pub enum BenchCommand {
     /// Retrieval quality on a BEIR-format dataset (corpus.jsonl, queries.jsonl, qrels/test.tsv):
     /// nDCG@10, recall@100 and latency, through the HTTP API.
     Retrieval(RetrievalArgs),
+    /// The vector index alone: build time, recall@10 against exact search, latency, QPS, memory.
+    Ann(crate::bench_vectors::AnnArgs),
+    /// Throughput of the built-in embedding model in tokens/s and chunks/s.
+    Embed(crate::bench_vectors::EmbedArgs),
 }
 
 #[derive(Debug, Args)]
@@ -35,7 +39,7 @@ pub struct RetrievalArgs {
     #[arg(long)]
     dataset: PathBuf,
     /// Search modes to measure (those this build supports).
-    #[arg(long, value_delimiter = ',', default_value = "fulltext")]
+    #[arg(long, value_delimiter = ',', default_value = "fulltext,vector,hybrid")]
     modes: Vec<String>,
     /// At most this many queries (all by default).
     #[arg(long)]
@@ -108,6 +112,8 @@ pub async fn run(command: BenchCommand) -> anyhow::Result<()> {
         BenchCommand::Fuzz(args) => fuzz(args),
         BenchCommand::Parse(args) => parse_folder(args),
         BenchCommand::Retrieval(args) => retrieval(args).await,
+        BenchCommand::Ann(args) => tokio::task::spawn_blocking(move || crate::bench_vectors::ann(args)).await?,
+        BenchCommand::Embed(args) => tokio::task::spawn_blocking(move || crate::bench_vectors::embed(args)).await?,
     }
 }
 
@@ -207,7 +213,7 @@ fn query(en: &Vocabulary, zh: &Vocabulary, rng: &mut Rng) -> String {
     words.join(if chinese { "" } else { " " })
 }
 
-fn percentile(sorted: &[f64], p: f64) -> f64 {
+pub(crate) fn percentile(sorted: &[f64], p: f64) -> f64 {
     if sorted.is_empty() {
         return 0.0;
     }

@@ -1,0 +1,217 @@
+//! `lore bench ann` measures the vector index alone; `lore bench embed` the built-in encoder.
+
+use std::time::Instant;
+
+use anyhow::Context;
+use clap::Args;
+use lore_ingest::samples::Rng;
+use rayon::prelude::*;
+
+#[derive(Debug, Args)]
+pub struct AnnArgs {
+    /// Vectors in the index.
+    #[arg(long, default_value_t = 100_000)]
+    n: usize,
+    #[arg(long, default_value_t = 384)]
+    dims: usize,
+    /// `clustered` (a mixture of Gaussian clusters, like real embeddings) or `uniform` (the worst case).
+    #[arg(long, default_value = "clustered")]
+    data: String,
+    /// Clusters of the clustered generator.
+    #[arg(long, default_value_t = 1000)]
+    clusters: usize,
+    /// Queries timed (and checked against exact search).
+    #[arg(long, default_value_t = 1000)]
+    queries: usize,
+    /// ef_search values to measure.
+    #[arg(long, value_delimiter = ',', default_value = "32,64,128,256")]
+    ef: Vec<usize>,
+    #[arg(long, default_value_t = 42)]
+    seed: u64,
+}
+
+/// A standard normal sample (Box-Muller).
+fn gaussian(rng: &mut Rng) -> f32 {
+    let u1 = rng.unit().max(1e-12);
+    let u2 = rng.unit();
+    ((-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos()) as f32
+}
+
+fn normalized(mut v: Vec<f32>) -> Vec<f32> {
+    lore_embed::normalize(&mut v);
+    v
+}
+
+/// The generator: `clustered` draws `clusters` centres uniformly on the unit sphere and each
+/// vector as a centre plus isotropic Gaussian noise of norm about 0.6 (so neighbours within a
+/// cluster are close but not duplicates), L2-normalised; `uniform` draws directions uniformly.
+fn generate(args: &AnnArgs, count: usize, stream: u64) -> Vec<Vec<f32>> {
+    let d = args.dims;
+    let mut rng = Rng(args.seed | 1);
+    let centres: Vec<Vec<f32>> =
+        (0..args.clusters.max(1)).map(|_| normalized((0..d).map(|_| gaussian(&mut rng)).collect())).collect();
+    let noise = 0.6 / (d as f32).sqrt();
+    (0..count)
+        .into_par_iter()
+        .map(|i| {
+            let mut rng = Rng((args.seed ^ (stream << 40) ^ (i as u64 + 1).wrapping_mul(0x9e37_79b9_7f4a_7c15)) | 1);
+            if args.data == "uniform" {
+                normalized((0..d).map(|_| gaussian(&mut rng)).collect())
+            } else {
+                let c = &centres[rng.below(centres.len())];
+                normalized(c.iter().map(|x| x + noise * gaussian(&mut rng)).collect())
+            }
+        })
+        .collect()
+}
+
+pub fn ann(args: AnnArgs) -> anyhow::Result<()> {
+    anyhow::ensure!(args.data == "clustered" || args.data == "uniform", "--data is clustered or uniform");
+    let t = Instant::now();
+    let data = generate(&args, args.n, 1);
+    let queries = generate(&args, args.queries, 2);
+    println!("generated {} × {}-d {} vectors in {:.1} s", args.n, args.dims, args.data, t.elapsed().as_secs_f64());
+
+    let space = lore_store::vectors::Space::new(args.dims, args.ef[0]).map_err(|e| anyhow::anyhow!("{e}"))?;
+    space.reserve(args.n).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let t = Instant::now();
+    data.par_iter().enumerate().try_for_each(|(i, v)| space.insert(i as u64, v)).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let build = t.elapsed().as_secs_f64();
+    println!(
+        "build: {:.1} s ({:.0} vectors/s, {} threads); {:.0} bytes per vector in memory",
+        build,
+        args.n as f64 / build,
+        rayon::current_num_threads(),
+        space.memory_usage() as f64 / args.n as f64
+    );
+
+    // Exact top-10 by brute force as one matrix product per block of the data.
+    let t = Instant::now();
+    let truth = exact_top10(&data, &queries, args.dims);
+    println!("exact search for {} queries: {:.1} s", queries.len(), t.elapsed().as_secs_f64());
+
+    for &ef in &args.ef {
+        space.set_ef_search(ef);
+        let mut latencies = Vec::with_capacity(queries.len());
+        let mut hits = 0usize;
+        let t = Instant::now();
+        for (q, truth) in queries.iter().zip(&truth) {
+            let started = Instant::now();
+            let found = space.search(q, 10, None).map_err(|e| anyhow::anyhow!("{e}"))?;
+            latencies.push(started.elapsed().as_secs_f64() * 1000.0);
+            hits += found.iter().filter(|(k, _)| truth.contains(k)).count();
+        }
+        let total = t.elapsed().as_secs_f64();
+        latencies.sort_by(f64::total_cmp);
+        println!(
+            "ef_search {ef}: recall@10 {:.3}; latency p50 {:.3} ms, p99 {:.3} ms; {:.0} QPS (one thread)",
+            hits as f64 / (10 * queries.len()) as f64,
+            crate::bench::percentile(&latencies, 0.5),
+            crate::bench::percentile(&latencies, 0.99),
+            queries.len() as f64 / total
+        );
+    }
+    Ok(())
+}
+
+fn exact_top10(data: &[Vec<f32>], queries: &[Vec<f32>], d: usize) -> Vec<Vec<u64>> {
+    let q_flat: Vec<f32> = queries.iter().flatten().copied().collect();
+    let nq = queries.len();
+    const BLOCK: usize = 16_384;
+    let mut best: Vec<Vec<(f32, u64)>> = vec![Vec::with_capacity(11); nq];
+    for (b, block) in data.chunks(BLOCK).enumerate() {
+        let flat: Vec<f32> = block.iter().flatten().copied().collect();
+        let n = block.len();
+        let mut scores = vec![0f32; nq * n];
+        // scores[q, i] = Σ_k query[q, k] · data[i, k]
+        lore_embed::kernel::strided_gemm(nq, d, n, 1.0, &q_flat, (d, 1), &flat, (1, d), 0.0, &mut scores, (n, 1));
+        best.par_iter_mut().enumerate().for_each(|(q, top)| {
+            for (i, &s) in scores[q * n..(q + 1) * n].iter().enumerate() {
+                if top.len() < 10 || s > top[top.len() - 1].0 {
+                    top.push((s, (b * BLOCK + i) as u64));
+                    top.sort_by(|a, b| b.0.total_cmp(&a.0));
+                    top.truncate(10);
+                }
+            }
+        });
+    }
+    best.into_iter().map(|top| top.into_iter().map(|(_, k)| k).collect()).collect()
+}
+
+#[derive(Debug, Args)]
+pub struct EmbedArgs {
+    /// A file with one passage per line (e.g. written by --write-passages of a dataset).
+    #[arg(long)]
+    passages: Option<std::path::PathBuf>,
+    /// A BEIR dataset folder: its corpus's first `--count` documents, cut to `--chars` characters.
+    #[arg(long)]
+    dataset: Option<std::path::PathBuf>,
+    #[arg(long, default_value_t = 400)]
+    count: usize,
+    #[arg(long, default_value_t = 800)]
+    chars: usize,
+    /// Texts per call, as the ingestion worker sends them.
+    #[arg(long, default_value_t = 32)]
+    batch: usize,
+    /// Also write the passages used, one per line, for a peer engine to embed the same texts.
+    #[arg(long)]
+    write_passages: Option<std::path::PathBuf>,
+    /// The model cache. Default: $LORE_MODEL_DIR, else ./lore-data/models
+    #[arg(long, env = "LORE_MODEL_DIR", default_value = "lore-data/models")]
+    model_dir: std::path::PathBuf,
+}
+
+pub fn embed(args: EmbedArgs) -> anyhow::Result<()> {
+    let passages: Vec<String> = match (&args.passages, &args.dataset) {
+        (Some(file), _) => std::fs::read_to_string(file)?.lines().filter(|l| !l.trim().is_empty()).map(String::from).collect(),
+        (None, Some(dir)) => std::fs::read_to_string(dir.join("corpus.jsonl"))
+            .with_context(|| format!("corpus.jsonl in {}", dir.display()))?
+            .lines()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .take(args.count)
+            .map(|d| {
+                let text = format!("{} {}", d["title"].as_str().unwrap_or(""), d["text"].as_str().unwrap_or(""));
+                text.replace('\n', " ").chars().take(args.chars).collect()
+            })
+            .collect(),
+        (None, None) => anyhow::bail!("give --passages FILE or --dataset DIR"),
+    };
+    if let Some(out) = &args.write_passages {
+        std::fs::write(out, passages.join("\n") + "\n")?;
+    }
+    let known = lore_embed::provision::known(lore_embed::DEFAULT_MODEL).context("default model")?;
+    let path = lore_embed::ModelStore::new(&args.model_dir).ensure(known)?;
+    let encoder = lore_embed::load_encoder(&path, known.query_prefix, known.passage_prefix)?;
+    let refs: Vec<&str> = passages.iter().map(String::as_str).collect();
+    let tokens: usize = refs.iter().map(|t| encoder.count_tokens(t, lore_embed::InputKind::Passage)).sum();
+    encoder.embed(&refs[..refs.len().min(4)], lore_embed::InputKind::Passage);
+    let t = Instant::now();
+    for batch in refs.chunks(args.batch.max(1)) {
+        encoder.embed(batch, lore_embed::InputKind::Passage);
+    }
+    let secs = t.elapsed().as_secs_f64();
+    println!(
+        "local multilingual-e5-small: {} passages, {} tokens in {:.2} s: {:.0} tokens/s, {:.1} chunks/s ({} threads, batch {})",
+        refs.len(),
+        tokens,
+        secs,
+        tokens as f64 / secs,
+        refs.len() as f64 / secs,
+        rayon::current_num_threads(),
+        args.batch
+    );
+    let mut latencies = Vec::new();
+    for q in refs.iter().take(50) {
+        let query: String = q.chars().take(60).collect();
+        let t = Instant::now();
+        encoder.embed(&[query.as_str()], lore_embed::InputKind::Query);
+        latencies.push(t.elapsed().as_secs_f64() * 1000.0);
+    }
+    latencies.sort_by(f64::total_cmp);
+    println!(
+        "query embedding (60 characters): p50 {:.1} ms, p99 {:.1} ms",
+        crate::bench::percentile(&latencies, 0.5),
+        crate::bench::percentile(&latencies, 0.99)
+    );
+    Ok(())
+}
