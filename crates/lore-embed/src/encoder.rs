@@ -214,7 +214,19 @@ fn attention(
         let mut scores = vec![0f32; n * n];
         for h in 0..heads {
             let (qh, kh, vh) = (&q[base + h * head_dim..], &k[base + h * head_dim..], &v[base + h * head_dim..]);
-            crate::kernel::strided_gemm(n, head_dim, n, scale, qh, (hidden, 1), kh, (1, hidden), 0.0, &mut scores, (n, 1));
+            crate::kernel::strided_gemm(
+                n,
+                head_dim,
+                n,
+                scale,
+                qh,
+                (hidden, 1),
+                kh,
+                (1, hidden),
+                0.0,
+                &mut scores,
+                (n, 1),
+            );
             for row in scores.chunks_exact_mut(n) {
                 let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
                 let mut sum = 0.0;

@@ -24,8 +24,12 @@ pub struct QuantMatrix {
 impl QuantMatrix {
     pub fn from_q4_blocks(rows: usize, cols: usize, packed: Vec<u8>, scales: Vec<f32>) -> Option<Self> {
         let blocks = rows * cols / BLOCK;
-        (cols % BLOCK == 0 && packed.len() == blocks * 16 && scales.len() == blocks)
-            .then_some(QuantMatrix { rows, cols, packed, scales })
+        (cols.is_multiple_of(BLOCK) && packed.len() == blocks * 16 && scales.len() == blocks).then_some(QuantMatrix {
+            rows,
+            cols,
+            packed,
+            scales,
+        })
     }
 
     /// Dequantises row `r` into `out[..cols]`.

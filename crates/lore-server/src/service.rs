@@ -801,7 +801,14 @@ async fn run_search(
         return Err(error(Code::ValidationFailed, "weights must be non-negative and not both zero"));
     }
     if kbs.is_empty() {
-        return Ok(SearchResponse { query, mode, results: Vec::new(), took_ms: 0.0, embedding_model: None, warning: None });
+        return Ok(SearchResponse {
+            query,
+            mode,
+            results: Vec::new(),
+            took_ms: 0.0,
+            embedding_model: None,
+            warning: None,
+        });
     }
 
     // The query's embedding, for vector and hybrid search.
@@ -810,7 +817,13 @@ async fn run_search(
     if mode != "fulltext" {
         match query_embedding(state, &kbs, &query).await {
             Ok(e) => embedded = Some(e),
-            Err(e) if mode == "hybrid" && matches!(e.code, Code::ModelUnavailable | Code::EmbeddingNotConfigured | Code::EmbeddingFailed) => {
+            Err(e)
+                if mode == "hybrid"
+                    && matches!(
+                        e.code,
+                        Code::ModelUnavailable | Code::EmbeddingNotConfigured | Code::EmbeddingFailed
+                    ) =>
+            {
                 tracing::warn!(error = %e.message, "hybrid search runs on full text alone");
                 warning = Some(format!("{}: {}; results are full-text only", e.code.as_str(), e.message));
                 mode = "fulltext";
@@ -925,10 +938,8 @@ async fn query_embedding(state: &AppState, kbs: &[KnowledgeBase], query: &str) -
         .await?
         .ok_or_else(|| Error::new(Code::EmbeddingNotConfigured, "embeddings are turned off on this server"))?;
     let started = std::time::Instant::now();
-    let mut vectors = embedder
-        .embed(&[query.to_string()], lore_embed::InputKind::Query)
-        .await
-        .map_err(crate::embedding::to_error)?;
+    let mut vectors =
+        embedder.embed(&[query.to_string()], lore_embed::InputKind::Query).await.map_err(crate::embedding::to_error)?;
     crate::metrics::embedding_duration(embedder.space(), started.elapsed().as_secs_f64());
     let vector = vectors.pop().ok_or_else(|| Error::internal("the embedder returned no vector"))?;
     Ok((embedder.space().to_string(), vector))

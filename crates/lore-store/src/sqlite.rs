@@ -1639,7 +1639,6 @@ impl Store for SqliteStore {
     }
 }
 
-
 impl SqliteStore {
     async fn vector_search(&self, q: &VectorQuery) -> Result<Vec<ChunkHit>> {
         self.vectors.sync().await?;
@@ -1695,7 +1694,8 @@ impl SqliteStore {
                     for row in rows {
                         let seq: i64 = row.try_get("seq").map_err(db_err)?;
                         for field in fields {
-                            let column = if *field == Field::Content { "content_embedding" } else { "summary_embedding" };
+                            let column =
+                                if *field == Field::Content { "content_embedding" } else { "summary_embedding" };
                             let blob: Option<Vec<u8>> = row.try_get(column).map_err(db_err)?;
                             if let Some(blob) = blob {
                                 consider(seq, cosine(&q.vector, &vectors::from_blob(&blob)));
@@ -1705,8 +1705,11 @@ impl SqliteStore {
                     continue;
                 }
                 let rows = bind(format!("SELECT c.seq {admitted}")).fetch_all(&self.reader).await.map_err(db_err)?;
-                let set: HashSet<u64> =
-                    rows.iter().map(|r| r.try_get::<i64, _>(0).map(|s| s as u64)).collect::<Result<_, _>>().map_err(db_err)?;
+                let set: HashSet<u64> = rows
+                    .iter()
+                    .map(|r| r.try_get::<i64, _>(0).map(|s| s as u64))
+                    .collect::<Result<_, _>>()
+                    .map_err(db_err)?;
                 allowed = Some(set);
             }
             for field in fields {

@@ -343,8 +343,8 @@ impl VectorIndexes {
             progress.unsaved += changes.len() as u64;
             progress.applied = last;
         }
-        let due = progress.unsaved >= SAVE_AFTER_CHANGES
-            || progress.first_unsaved.is_some_and(|t| t.elapsed() >= SAVE_AFTER);
+        let due =
+            progress.unsaved >= SAVE_AFTER_CHANGES || progress.first_unsaved.is_some_and(|t| t.elapsed() >= SAVE_AFTER);
         if due && self.dir.is_some() {
             drop(progress);
             self.save().await?;

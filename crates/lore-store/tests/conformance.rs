@@ -428,6 +428,91 @@ async fn user_config_round_trips(store: &dyn Store) {
     assert_eq!(again.openai_api_key.as_deref(), Some("v1:sealed+"));
 }
 
+/// Unit vectors on the axes of a 4-d space, plus a little of the next axis.
+fn axis(i: usize) -> Vec<f32> {
+    let mut v = [0.0f32; 4];
+    v[i % 4] = 1.0;
+    v[(i + 1) % 4] = 0.1;
+    let n = v.iter().map(|x| x * x).sum::<f32>().sqrt();
+    v.iter().map(|x| x / n).collect()
+}
+
+/// Completes the next job of `doc` with chunks embedded as given.
+async fn process_embedded(store: &dyn Store, doc: Id, texts: &[(&str, Vec<f32>)]) {
+    let job = store.claim_job("test", Duration::from_secs(60)).await.expect("claim").expect("a job");
+    let mut result = processed(&texts.iter().map(|(t, _)| (*t, *t)).collect::<Vec<_>>());
+    for (chunk, (_, v)) in result.chunks.iter_mut().zip(texts) {
+        chunk.content_hash = format!("{doc}-{}", chunk.chunk_index);
+        chunk.embedding = Some(v.clone());
+        chunk.summary_embedding = Some(v.iter().rev().copied().collect());
+    }
+    result.embedding_model = Some("test/axes".into());
+    store.complete_document(&job, doc, result).await.expect("complete");
+}
+
+fn vector_query(owner: Id, kbs: Vec<Id>, v: Vec<f32>, top_k: u32) -> VectorQuery {
+    VectorQuery {
+        user_id: owner,
+        knowledge_base_ids: kbs,
+        embedding_model: "test/axes".into(),
+        vector: v,
+        top_k,
+        filters: SearchFilters::default(),
+        target: SearchTarget::Content,
+        min_score: None,
+    }
+}
+
+async fn vectors_rank_filter_and_follow_deletes(store: &dyn Store) {
+    let owner = user(store, "vectors").await;
+    let stranger = user(store, "vector-stranger").await;
+    let k = kb(store, owner.id).await;
+    let d1 = document(store, owner.id, k.id, "v1", 10).await;
+    process_embedded(store, d1.id, &[("north", axis(0)), ("east", axis(1))]).await;
+    let d2 = document(store, owner.id, k.id, "v2", 10).await;
+    process_embedded(store, d2.id, &[("south", axis(2)), ("west", axis(3))]).await;
+
+    let hits = store.search_vector(&vector_query(owner.id, vec![k.id], axis(2), 4)).await.expect("search");
+    assert_eq!(hits.iter().map(|h| h.content.as_str()).collect::<Vec<_>>()[0], "south");
+    assert!((hits[0].score - 1.0).abs() < 1e-4, "cosine of a vector with itself: {}", hits[0].score);
+    assert!(hits.windows(2).all(|w| w[0].score >= w[1].score));
+    // Another owner sees nothing, even naming the knowledge base.
+    assert!(store.search_vector(&vector_query(stranger.id, vec![k.id], axis(2), 4)).await.expect("s").is_empty());
+    // Another embedding space holds nothing.
+    let mut other = vector_query(owner.id, vec![k.id], axis(2), 4);
+    other.embedding_model = "test/other".into();
+    assert!(store.search_vector(&other).await.expect("s").is_empty());
+    // Filters apply inside the search: the far document is still found.
+    let mut filtered = vector_query(owner.id, vec![k.id], axis(2), 1);
+    filtered.filters.document_ids = Some(vec![d1.id]);
+    let hits = store.search_vector(&filtered).await.expect("search");
+    assert_eq!(hits.len(), 1);
+    assert_eq!(hits[0].document_id, d1.id);
+    // A threshold drops weak matches; the summary space is searched on request.
+    let mut strict = vector_query(owner.id, vec![k.id], axis(2), 4);
+    strict.min_score = Some(0.99);
+    assert_eq!(store.search_vector(&strict).await.expect("s").len(), 1);
+    let mut summary = vector_query(owner.id, vec![k.id], axis(2).into_iter().rev().collect(), 1);
+    summary.target = SearchTarget::Summary;
+    assert_eq!(store.search_vector(&summary).await.expect("s")[0].content, "south");
+
+    // Soft delete hides, restore shows, reprocessing replaces.
+    store.soft_delete_document(owner.id, d2.id, lore_core::now()).await.expect("delete");
+    let hits = store.search_vector(&vector_query(owner.id, vec![k.id], axis(2), 4)).await.expect("s");
+    assert!(hits.iter().all(|h| h.document_id == d1.id), "deleted chunks are gone");
+    assert_eq!(hits.len(), 2, "and the top-k is still filled from what is left");
+    store.restore_document(owner.id, d2.id).await.expect("restore");
+    let hits = store.search_vector(&vector_query(owner.id, vec![k.id], axis(2), 1)).await.expect("s");
+    assert_eq!(hits[0].content, "south");
+
+    // The embedding cache answers by content hash within one space.
+    let cached =
+        store.cached_embeddings("test/axes", &[format!("{}-0", d2.id), "unknown".into()]).await.expect("cache");
+    assert_eq!(cached.len(), 1);
+    assert!((cached[&format!("{}-0", d2.id)][2] - axis(2)[2]).abs() < 1e-6);
+    assert!(store.cached_embeddings("test/other", &[format!("{}-0", d2.id)]).await.expect("c").is_empty());
+}
+
 #[tokio::test]
 async fn sqlite_conformance() {
     let (store, _dir) = sqlite().await;
@@ -440,6 +525,7 @@ async fn sqlite_conformance() {
     limits_count_atomically_and_reset_by_window(&store).await;
     retention_purges(&store).await;
     user_config_round_trips(&store).await;
+    vectors_rank_filter_and_follow_deletes(&store).await;
 }
 
 /// Conversations have no API before the agents issue; they are written here directly.
@@ -492,4 +578,40 @@ async fn sqlite_migrations_are_idempotent_and_data_survives_reopening() {
     store.close().await;
     let store = SqliteStore::open(&path).await.expect("reopen");
     assert!(store.get_user(u.id).await.expect("get").is_some());
+}
+
+/// The vector index is derived: a store dropped without closing (as by kill -9) reopens with every
+/// embedded chunk searchable, whether the graphs were saved or not, and a damaged graph file is
+/// rebuilt from the chunks.
+#[tokio::test]
+async fn sqlite_vector_index_recovers_from_crashes_and_damaged_files() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("lore.db");
+    let store = SqliteStore::open(&path).await.expect("open");
+    let owner = user(&store, "crash").await;
+    let k = kb(&store, owner.id).await;
+    let d1 = document(&store, owner.id, k.id, "c1", 10).await;
+    process_embedded(&store, d1.id, &[("a", axis(0)), ("b", axis(1))]).await;
+    store.close().await; // saves the graphs
+    let store = SqliteStore::open(&path).await.expect("reopen");
+    let d2 = document(&store, owner.id, k.id, "c2", 10).await;
+    process_embedded(&store, d2.id, &[("c", axis(2)), ("d", axis(3))]).await;
+    store.soft_delete_document(owner.id, d1.id, lore_core::now()).await.expect("delete");
+    drop(store); // no save: only the change log knows about c, d and the deletion
+
+    let store = SqliteStore::open(&path).await.expect("reopen after crash");
+    let hits = store.search_vector(&vector_query(owner.id, vec![k.id], axis(2), 4)).await.expect("s");
+    let mut contents: Vec<&str> = hits.iter().map(|h| h.content.as_str()).collect();
+    contents.sort_unstable();
+    assert_eq!(contents, vec!["c", "d"]);
+    store.close().await;
+
+    for entry in std::fs::read_dir(dir.path().join("lore.vectors")).expect("dir").flatten() {
+        if entry.path().extension().is_some_and(|e| e == "usearch") {
+            std::fs::write(entry.path(), b"garbage").expect("damage");
+        }
+    }
+    let store = SqliteStore::open(&path).await.expect("reopen with a damaged graph");
+    let hits = store.search_vector(&vector_query(owner.id, vec![k.id], axis(3), 1)).await.expect("s");
+    assert_eq!(hits[0].content, "d");
 }

@@ -163,7 +163,9 @@ pub struct EmbedArgs {
 
 pub fn embed(args: EmbedArgs) -> anyhow::Result<()> {
     let passages: Vec<String> = match (&args.passages, &args.dataset) {
-        (Some(file), _) => std::fs::read_to_string(file)?.lines().filter(|l| !l.trim().is_empty()).map(String::from).collect(),
+        (Some(file), _) => {
+            std::fs::read_to_string(file)?.lines().filter(|l| !l.trim().is_empty()).map(String::from).collect()
+        }
         (None, Some(dir)) => std::fs::read_to_string(dir.join("corpus.jsonl"))
             .with_context(|| format!("corpus.jsonl in {}", dir.display()))?
             .lines()

@@ -96,8 +96,7 @@ async fn questions_find_passages_that_share_no_words_in_chinese_and_english() {
     let other = app.register("stranger").await;
     let (_, v) = app.post(&other, "/v1/search", json!({"query": "茶叶", "mode": "vector"})).await;
     assert_eq!(v["results"].as_array().map(Vec::len), Some(0), "{v}");
-    let (status, _) =
-        app.post(&other, "/v1/search", json!({"query": "茶叶", "knowledge_base_ids": [kb2]})).await;
+    let (status, _) = app.post(&other, "/v1/search", json!({"query": "茶叶", "knowledge_base_ids": [kb2]})).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
     app.shutdown().await;
 }
@@ -214,7 +213,8 @@ async fn an_openai_compatible_provider_embeds_with_retries_and_clear_errors() {
     let (base_url, calls) = fake_openai().await;
     let app = spawn_app().await;
     let token = app.register("remote").await;
-    let (status, v) = app.put(&token, "/v1/config", json!({"openai_api_key": "sk-right", "openai_base_url": base_url})).await;
+    let (status, v) =
+        app.put(&token, "/v1/config", json!({"openai_api_key": "sk-right", "openai_base_url": base_url})).await;
     assert_eq!(status, StatusCode::OK, "{v}");
     let settings = json!({"embedding_config": {"provider": "openai", "model": "toy-embed", "dimensions": 64}});
     let (status, v) = app.post(&token, "/v1/knowledge-bases", json!({"name": "remote", "settings": settings})).await;
@@ -235,14 +235,21 @@ async fn an_openai_compatible_provider_embeds_with_retries_and_clear_errors() {
     let (_, v) = app.post(&token, "/v1/knowledge-bases", json!({"name": "wrong key", "settings": settings})).await;
     let kb2 = v["id"].as_str().expect("id").to_string();
     let doc = app.ingest(&token, &kb2, "c.txt", "pears").await;
-    assert_eq!((doc["status"].as_str(), doc["error_code"].as_str()), (Some("failed"), Some("embedding_provider_rejected")), "{doc}");
+    assert_eq!(
+        (doc["status"].as_str(), doc["error_code"].as_str()),
+        (Some("failed"), Some("embedding_provider_rejected")),
+        "{doc}"
+    );
     assert!(doc["error_message"].as_str().unwrap_or("").contains("Incorrect API key"), "{doc}");
     assert!(!doc.to_string().contains("sk-wrong"), "the key is never echoed");
 
     // Unknown providers are refused when the knowledge base is configured, not at upload.
     let settings = json!({"embedding_config": {"provider": "magic"}});
     let (status, v) = app.post(&token, "/v1/knowledge-bases", json!({"name": "bad", "settings": settings})).await;
-    assert_eq!((status, v["error"]["code"].as_str()), (StatusCode::UNPROCESSABLE_ENTITY, Some("invalid_embedding_config")));
+    assert_eq!(
+        (status, v["error"]["code"].as_str()),
+        (StatusCode::UNPROCESSABLE_ENTITY, Some("invalid_embedding_config"))
+    );
     app.shutdown().await;
 }
 
