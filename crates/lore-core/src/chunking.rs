@@ -24,7 +24,7 @@ pub struct ChunkingConfig {
 
 /// A validated strategy with every parameter filled in. Sizes count characters (a CJK
 /// character counts as one).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(tag = "strategy_type", rename_all = "snake_case")]
 pub enum Strategy {
     Fixed {
@@ -58,11 +58,20 @@ pub enum Strategy {
         child_size: usize,
         child_overlap: usize,
     },
+    /// Sentences grouped by meaning: a chunk ends where the embedding similarity of consecutive
+    /// sentences drops into its lowest `100 - breakpoint_percentile` percent, within size bounds.
+    Semantic {
+        breakpoint_percentile: f64,
+        min_chunk_size: usize,
+        max_chunk_size: usize,
+    },
 }
 
 pub const DEFAULT_CHUNK_SIZE: usize = 800;
 pub const DEFAULT_CHUNK_OVERLAP: usize = 100;
 pub const DEFAULT_MIN_CHUNK_SIZE: usize = 100;
+/// Semantic chunking cuts at the largest 10% of similarity drops by default.
+pub const DEFAULT_BREAKPOINT_PERCENTILE: f64 = 90.0;
 /// Upper bound on any size parameter: larger chunks defeat retrieval and blow up memory.
 pub const MAX_CHUNK_SIZE: usize = 100_000;
 
@@ -228,14 +237,24 @@ impl ChunkingConfig {
                 Strategy::Hierarchical { parent_size, child_size, child_overlap }
             }
             "semantic" => {
-                return Err(invalid(format!(
-                    "chunking strategy '{}' is not available in this version of Lore; use fixed, paragraph, sliding_window, custom or hierarchical",
-                    self.strategy_type
-                )));
+                let max_chunk_size = p.positive(&["max_chunk_size", "chunk_size"], size_default)?;
+                let min_chunk_size = p.size(&["min_chunk_size"], DEFAULT_MIN_CHUNK_SIZE.min(max_chunk_size))?;
+                if min_chunk_size > max_chunk_size {
+                    return Err(invalid("semantic.min_chunk_size must not exceed max_chunk_size"));
+                }
+                let breakpoint_percentile =
+                    match p.lookup(&["breakpoint_percentile", "breakpoint_threshold", "percentile"]) {
+                        None => DEFAULT_BREAKPOINT_PERCENTILE,
+                        Some(v) => v
+                            .as_f64()
+                            .filter(|p| (1.0..=99.0).contains(p))
+                            .ok_or_else(|| invalid("semantic.breakpoint_percentile must be a number from 1 to 99"))?,
+                    };
+                Strategy::Semantic { breakpoint_percentile, min_chunk_size, max_chunk_size }
             }
             other => {
                 return Err(invalid(format!(
-                    "unknown strategy_type '{other}'; expected fixed, paragraph, sliding_window, custom or hierarchical"
+                    "unknown strategy_type '{other}'; expected fixed, paragraph, sliding_window, custom, hierarchical or semantic"
                 )));
             }
         };

@@ -22,6 +22,7 @@ impl TextChunk {
             Strategy::SlidingWindow { .. } => "sliding_window",
             Strategy::Custom { .. } => "custom",
             Strategy::Hierarchical { .. } => "hierarchical",
+            Strategy::Semantic { .. } => "semantic",
         };
         let mut m = json!({"char_start": self.char_start, "char_end": self.char_end, "strategy": name});
         if let Strategy::Hierarchical { .. } = strategy {
@@ -126,7 +127,87 @@ pub fn chunk(text: &str, strategy: &Strategy) -> Vec<TextChunk> {
         Strategy::Hierarchical { parent_size, child_size, child_overlap } => {
             hierarchical(&ix, *parent_size, *child_size, *child_overlap)
         }
+        // Without sentence embeddings every drop is equal: sentences are packed by size alone.
+        Strategy::Semantic { breakpoint_percentile, min_chunk_size, max_chunk_size } => {
+            let units = sentences(text, *max_chunk_size);
+            let flat = vec![1.0; units.len().saturating_sub(1)];
+            group_semantic(text, &units, &flat, *breakpoint_percentile, *min_chunk_size, *max_chunk_size)
+        }
     }
+}
+
+/// The sentences of `text` (Chinese and Western sentence ends, line breaks), each at most `max`
+/// characters: the units semantic chunking embeds and groups.
+pub fn sentences(text: &str, max: usize) -> Vec<TextChunk> {
+    let ix = Indexed::new(text);
+    let n = ix.chars();
+    let mut spans = Vec::new();
+    let mut start = 0;
+    for i in 0..n {
+        let c = ix.char_at(i);
+        let western_end = matches!(c, '.' | '!' | '?') && (i + 1 == n || ix.char_at(i + 1).is_whitespace());
+        if ends_sentence(c) || western_end {
+            split_long(&ix, (start, i + 1), max.max(1), &mut spans);
+            start = i + 1;
+        }
+    }
+    if start < n {
+        split_long(&ix, (start, n), max.max(1), &mut spans);
+    }
+    spans.into_iter().filter_map(|(s, e)| ix.chunk(s, e)).collect()
+}
+
+/// Groups consecutive `sentences` into chunks: `similarities[i]` is the cosine similarity of
+/// sentence `i` and `i + 1`; a chunk ends where the drop `1 - similarity` reaches the
+/// `percentile` of all drops (once the chunk has `min` characters), or where the next sentence
+/// would take it past `max`. A short last chunk joins the one before when it fits.
+pub fn group_semantic(
+    text: &str,
+    sentences: &[TextChunk],
+    similarities: &[f32],
+    percentile: f64,
+    min: usize,
+    max: usize,
+) -> Vec<TextChunk> {
+    let ix = Indexed::new(text);
+    if sentences.is_empty() {
+        return Vec::new();
+    }
+    let mut drops: Vec<f32> = similarities.iter().map(|s| 1.0 - s).collect();
+    drops.sort_by(f32::total_cmp);
+    let threshold = if drops.is_empty() {
+        f32::INFINITY
+    } else {
+        let rank = ((percentile / 100.0) * (drops.len() - 1) as f64).round() as usize;
+        drops[rank.min(drops.len() - 1)]
+    };
+    // Flat similarities mean no evidence of a topic change: never cut on them.
+    let informative = drops.first() != drops.last();
+    let mut groups: Vec<(usize, usize)> = Vec::new();
+    let (mut first, mut last) = (0usize, 0usize);
+    for i in 1..sentences.len() {
+        let length = sentences[i - 1].char_end - sentences[first].char_start;
+        let with_next = sentences[i].char_end - sentences[first].char_start;
+        let drop = 1.0 - similarities.get(i - 1).copied().unwrap_or(1.0);
+        if (informative && drop >= threshold && length >= min) || with_next > max {
+            groups.push((first, last));
+            first = i;
+        }
+        last = i;
+    }
+    groups.push((first, last));
+    if groups.len() >= 2 {
+        let (a, _) = groups[groups.len() - 2];
+        let (b, z) = groups[groups.len() - 1];
+        let tail = sentences[z].char_end - sentences[b].char_start;
+        if tail < min && sentences[z].char_end - sentences[a].char_start <= max {
+            groups.pop();
+            if let Some(g) = groups.last_mut() {
+                g.1 = z;
+            }
+        }
+    }
+    groups.into_iter().filter_map(|(a, z)| ix.chunk(sentences[a].char_start, sentences[z].char_end)).collect()
 }
 
 fn fixed(ix: &Indexed<'_>, size: usize, overlap: usize) -> Vec<TextChunk> {
@@ -331,6 +412,41 @@ fn hierarchical(ix: &Indexed<'_>, parent_size: usize, child_size: usize, overlap
 mod tests {
     use super::*;
 
+    #[test]
+    fn sentences_split_chinese_and_english() {
+        let text = "猫喜欢鱼。狗喜欢骨头！Cats purr. Dogs bark? 3.14 is pi";
+        let s: Vec<String> = sentences(text, 800).into_iter().map(|c| c.content).collect();
+        assert_eq!(s, vec!["猫喜欢鱼。", "狗喜欢骨头！", "Cats purr.", "Dogs bark?", "3.14 is pi"]);
+        assert!(sentences(&"长".repeat(50), 20).iter().all(|c| c.content.chars().count() <= 20));
+    }
+
+    #[test]
+    fn semantic_groups_cut_at_the_largest_drops_within_bounds() {
+        let text = "猫喜欢鱼。猫会抓老鼠。猫很爱睡觉。股市今天上涨。银行利率下调。投资者很乐观。";
+        let units = sentences(text, 800);
+        assert_eq!(units.len(), 6);
+        let sims = [0.9, 0.85, 0.2, 0.88, 0.9];
+        let groups: Vec<String> =
+            group_semantic(text, &units, &sims, 90.0, 0, 800).into_iter().map(|c| c.content).collect();
+        assert_eq!(groups, vec!["猫喜欢鱼。猫会抓老鼠。猫很爱睡觉。", "股市今天上涨。银行利率下调。投资者很乐观。"]);
+        // The size bound wins over similarity; a short tail joins the chunk before it.
+        let small = group_semantic(text, &units, &sims, 90.0, 0, 12);
+        assert!(small.iter().all(|c| c.content.chars().count() <= 12), "{small:?}");
+        let merged = group_semantic(text, &units, &[0.9, 0.9, 0.9, 0.9, 0.1], 90.0, 10, 800);
+        assert_eq!(merged.len(), 1, "a one-sentence tail below the minimum is merged: {merged:?}");
+        // Without embeddings (all similarities equal) sentences are packed by size.
+        let packed =
+            chunk(text, &Strategy::Semantic { breakpoint_percentile: 90.0, min_chunk_size: 0, max_chunk_size: 25 });
+        assert_eq!(packed.len(), 2);
+        let english = "Cats purr. Cats nap. Bonds fell. Rates rose.";
+        let units = sentences(english, 800);
+        let groups = group_semantic(english, &units, &[0.9, 0.1, 0.9], 90.0, 0, 800);
+        assert_eq!(
+            groups.iter().map(|c| c.content.as_str()).collect::<Vec<_>>(),
+            vec!["Cats purr. Cats nap.", "Bonds fell. Rates rose."]
+        );
+    }
+
     fn contents(chunks: &[TextChunk]) -> Vec<&str> {
         chunks.iter().map(|c| c.content.as_str()).collect()
     }
@@ -413,6 +529,7 @@ mod tests {
             },
             Strategy::Hierarchical { parent_size: 60, child_size: 15, child_overlap: 3 },
             Strategy::Hierarchical { parent_size: 200, child_size: 200, child_overlap: 0 },
+            Strategy::Semantic { breakpoint_percentile: 90.0, min_chunk_size: 20, max_chunk_size: 60 },
         ]
     }
 
@@ -438,9 +555,9 @@ mod tests {
                     let limit = match &strategy {
                         Strategy::Fixed { chunk_size, .. } => *chunk_size,
                         Strategy::SlidingWindow { window_size, .. } => *window_size,
-                        Strategy::Paragraph { max_chunk_size, .. } | Strategy::Custom { max_chunk_size, .. } => {
-                            *max_chunk_size
-                        }
+                        Strategy::Paragraph { max_chunk_size, .. }
+                        | Strategy::Custom { max_chunk_size, .. }
+                        | Strategy::Semantic { max_chunk_size, .. } => *max_chunk_size,
                         Strategy::Hierarchical { parent_size, child_size, .. } => {
                             if c.parent.is_some() {
                                 *child_size

@@ -157,8 +157,8 @@ pub fn read(description: &str) -> Reading {
 
     let mut config = Map::new();
     let strategy = if says_semantic && !says_paragraph && !says_window {
-        understood.push("semantic chunking (not available in this version)".into());
-        None
+        understood.push("chunks that end where the topic changes (semantic)".into());
+        Some("semantic")
     } else if says_window {
         understood.push("sliding windows".into());
         Some("sliding_window")
@@ -209,6 +209,16 @@ pub fn read(description: &str) -> Reading {
             } else if has(&text, &["合并", "merge", "combine"]) {
                 config.insert("merge_short_paragraphs".into(), json!(true));
                 understood.push("short paragraphs merged".into());
+            }
+        }
+        Some("semantic") => {
+            if let Some(n) = size {
+                config.insert("max_chunk_size".into(), json!(n));
+                understood.push(format!("at most {n} characters per chunk"));
+            }
+            if let Some(n) = min_size {
+                config.insert("min_chunk_size".into(), json!(n));
+                understood.push(format!("at least {n} characters per chunk"));
             }
         }
         Some("custom") => {

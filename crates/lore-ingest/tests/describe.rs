@@ -96,8 +96,9 @@ fn vague_or_unsupported_descriptions_say_what_was_understood() {
     let tokens = read("512 token chunks");
     assert!(tokens.config.is_none());
     assert!(tokens.understood.iter().any(|u| u.contains("tokens")), "{:?}", tokens.understood);
-    let semantic = read("按语义分块");
-    assert!(semantic.config.is_none());
+    let semantic = read("按语义分块，每块最多600字");
+    let config = semantic.config.expect("semantic is understood");
+    assert_eq!((config.strategy_type.as_str(), &config.config["max_chunk_size"]), ("semantic", &json!(600)));
     assert!(semantic.understood.iter().any(|u| u.contains("semantic")));
     assert_eq!(json!(read("每块500字").config.map(|c| c.strategy_type)), json!("fixed"));
 }

@@ -38,10 +38,18 @@ pub fn parse_config(value: &serde_json::Value) -> Result<EmbeddingConfig, Error>
 
 /// The configuration in force for a knowledge base, or `None` when embeddings are off.
 pub async fn config_for(state: &AppState, kb: &KnowledgeBase) -> Result<Option<EmbeddingConfig>, Error> {
-    if let Some(value) = &kb.settings.embedding_config {
+    config_of(state, kb.user_id, kb.settings.embedding_config.as_ref()).await
+}
+
+async fn config_of(
+    state: &AppState,
+    user_id: Id,
+    kb_config: Option<&serde_json::Value>,
+) -> Result<Option<EmbeddingConfig>, Error> {
+    if let Some(value) = kb_config {
         return parse_config(value).map(Some);
     }
-    let user = state.store.get_user_config(kb.user_id).await?;
+    let user = state.store.get_user_config(user_id).await?;
     if let Some(default) = user.and_then(|c| c.default_embedding_model).filter(|m| !m.trim().is_empty()) {
         return Ok(Some(EmbeddingConfig::from_shorthand(&default)));
     }
@@ -50,9 +58,18 @@ pub async fn config_for(state: &AppState, kb: &KnowledgeBase) -> Result<Option<E
 
 /// The embedder for a knowledge base, loading or provisioning the model on first use.
 pub async fn embedder_for(state: &AppState, kb: &KnowledgeBase) -> Result<Option<Arc<dyn Embedder>>, Error> {
-    let Some(config) = config_for(state, kb).await? else { return Ok(None) };
+    embedder_of(state, kb.user_id, kb.settings.embedding_config.as_ref()).await
+}
+
+/// The embedder of a knowledge base's settings, or of the user's and server's defaults without one.
+pub async fn embedder_of(
+    state: &AppState,
+    user_id: Id,
+    kb_config: Option<&serde_json::Value>,
+) -> Result<Option<Arc<dyn Embedder>>, Error> {
+    let Some(config) = config_of(state, user_id, kb_config).await? else { return Ok(None) };
     let secrets =
-        if config.provider() == "local" { ProviderSecrets::default() } else { secrets(state, kb.user_id).await? };
+        if config.provider() == "local" { ProviderSecrets::default() } else { secrets(state, user_id).await? };
     state.embedders.get(&config, &secrets).await.map(Some).map_err(to_error)
 }
 
@@ -104,6 +121,32 @@ pub async fn embed_chunks(state: &AppState, embedder: &dyn Embedder, chunks: &mu
         chunks[i].summary_embedding = Some(v);
     }
     Ok(())
+}
+
+/// Semantic chunking: the text's sentences, embedded, grouped where consecutive sentences drift
+/// apart. Other strategies need no embedder and are chunked as usual.
+pub async fn chunk_with(
+    embedder: &dyn Embedder,
+    text: &str,
+    strategy: &lore_core::chunking::Strategy,
+) -> Result<Vec<lore_ingest::chunk::TextChunk>, Error> {
+    let lore_core::chunking::Strategy::Semantic { breakpoint_percentile, min_chunk_size, max_chunk_size } = strategy
+    else {
+        return Ok(lore_ingest::chunk::chunk(text, strategy));
+    };
+    let sentences = lore_ingest::chunk::sentences(text, *max_chunk_size);
+    let texts: Vec<String> = sentences.iter().map(|s| s.content.clone()).collect();
+    let vectors = embed_all(embedder, &texts).await?;
+    let similarities: Vec<f32> =
+        vectors.windows(2).map(|w| w[0].iter().zip(&w[1]).map(|(a, b)| a * b).sum::<f32>()).collect();
+    Ok(lore_ingest::chunk::group_semantic(
+        text,
+        &sentences,
+        &similarities,
+        *breakpoint_percentile,
+        *min_chunk_size,
+        *max_chunk_size,
+    ))
 }
 
 async fn embed_all(embedder: &dyn Embedder, texts: &[String]) -> Result<Vec<Vec<f32>>, Error> {

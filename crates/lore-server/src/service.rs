@@ -977,17 +977,30 @@ pub async fn preview_chunking(
     req: PreviewRequest,
 ) -> ApiResult<PreviewResponse> {
     let defaults = state.store.user_defaults(principal.user_id()).await?;
-    let kb_config = match req.knowledge_base_id {
-        Some(id) => owned_kb(state, principal, id).await?.settings.chunking_config,
+    let kb = match req.knowledge_base_id {
+        Some(id) => Some(owned_kb(state, principal, id).await?),
         None => None,
     };
+    let kb_config = kb.as_ref().and_then(|kb| kb.settings.chunking_config.clone());
     let doc_config = req.chunking_config.map(ChunkingConfig::from_value).transpose()?;
     let strategy = chunking::resolve(doc_config.as_ref(), kb_config.as_ref(), &defaults)?;
     let text = req.text;
-    let chosen = strategy.clone();
-    let chunks = tokio::task::spawn_blocking(move || lore_ingest::chunk::chunk(&text, &chosen))
-        .await
-        .map_err(|e| Error::internal(e.to_string()))?;
+    let chunks = match &strategy {
+        // Semantic chunking embeds the sentences, in the knowledge base's model when one is named.
+        Strategy::Semantic { .. } => {
+            let embedding = kb.as_ref().and_then(|kb| kb.settings.embedding_config.as_ref());
+            match crate::embedding::embedder_of(state, principal.user_id(), embedding).await? {
+                Some(embedder) => crate::embedding::chunk_with(embedder.as_ref(), &text, &strategy).await?,
+                None => lore_ingest::chunk::chunk(&text, &strategy),
+            }
+        }
+        _ => {
+            let chosen = strategy.clone();
+            tokio::task::spawn_blocking(move || lore_ingest::chunk::chunk(&text, &chosen))
+                .await
+                .map_err(|e| Error::internal(e.to_string()))?
+        }
+    };
     let chunks: Vec<PreviewChunk> = chunks
         .into_iter()
         .enumerate()

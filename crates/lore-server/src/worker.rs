@@ -2,10 +2,12 @@
 //! document, store the result in one transaction. A bad file, or a panic while handling it,
 //! fails that one document; the worker goes on.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use lore_core::chunking;
 use lore_core::error::{Code, Error};
+
 use lore_core::model::{Document, Job, LogEntry, NewChunk, ProcessedDocument};
 use lore_ingest::{chunk, parse, segment};
 use serde_json::Value;
@@ -124,8 +126,17 @@ async fn process(
     let types = state.store.list_file_types().await?;
     let kind = kind_of(&document, &types);
     let doc = document.clone();
+    let embedder = match &kb {
+        Some(kb) => crate::embedding::embedder_for(state, kb).await?,
+        None => None,
+    };
+    // Semantic chunking embeds sentences from inside the pipeline, through the runtime.
+    let sentences = match (&strategy, &embedder) {
+        (chunking::Strategy::Semantic { .. }, Some(e)) => Some((e.clone(), tokio::runtime::Handle::current())),
+        _ => None,
+    };
     // CPU-bound work off the async runtime; a panic in it becomes a JoinError, not a dead worker.
-    let work = tokio::task::spawn_blocking(move || pipeline(&doc, kind, &bytes, &strategy));
+    let work = tokio::task::spawn_blocking(move || pipeline(&doc, kind, &bytes, &strategy, sentences));
     // A parser that hangs fails its document; its thread is left to finish on its own.
     let result = match tokio::time::timeout(PROCESSING_TIMEOUT, work).await {
         Ok(joined) => joined.map_err(|e| Error::internal(format!("processing panicked: {e}")))??,
@@ -140,9 +151,7 @@ async fn process(
         }
     };
     let mut result = result;
-    if let Some(kb) = &kb
-        && let Some(embedder) = crate::embedding::embedder_for(state, kb).await?
-    {
+    if let Some(embedder) = embedder {
         if big {
             let _ = state.store.set_progress(document_id, 60, Some(LogEntry::new("embed", "embedding started"))).await;
         }
@@ -169,6 +178,7 @@ fn pipeline(
     kind: lore_ingest::detect::FileKind,
     bytes: &[u8],
     strategy: &chunking::Strategy,
+    sentences: Option<(Arc<dyn lore_embed::Embedder>, tokio::runtime::Handle)>,
 ) -> Result<ProcessedDocument, Error> {
     let mut log = Vec::new();
     let started = std::time::Instant::now();
@@ -180,7 +190,12 @@ fn pipeline(
         "parse",
         format!("read as {} ({encoding}), {} characters", document.file_type, parsed.text.chars().count()),
     ));
-    let pieces = chunk::chunk(&parsed.text, strategy);
+    let pieces = match sentences {
+        Some((embedder, runtime)) => {
+            runtime.block_on(crate::embedding::chunk_with(embedder.as_ref(), &parsed.text, strategy))?
+        }
+        None => chunk::chunk(&parsed.text, strategy),
+    };
     log.push(LogEntry::new("chunk", format!("{} chunks", pieces.len())));
     let chunks: Vec<NewChunk> = pieces
         .iter()

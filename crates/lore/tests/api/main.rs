@@ -709,7 +709,7 @@ async fn chunking_is_configured_per_document_knowledge_base_and_previewed() {
         v["chunks"].as_array().expect("chunks").iter().map(|c| c["content"].as_str().expect("c")).collect();
     assert_eq!(contents, vec!["一二三四", "四五六七", "七八九十"]);
     let (status, v) = app
-        .post(&token, "/v1/chunking/preview", json!({"text": "x", "chunking_config": {"strategy_type": "semantic"}}))
+        .post(&token, "/v1/chunking/preview", json!({"text": "x", "chunking_config": {"strategy_type": "semantic", "config": {"breakpoint_percentile": 120}}}))
         .await;
     assert_eq!((status, code(&v)), (StatusCode::UNPROCESSABLE_ENTITY, "invalid_chunking_config"));
 

@@ -269,3 +269,41 @@ async fn with_embeddings_off_vector_search_says_so_and_hybrid_runs_on_full_text(
     assert_eq!(filenames(&v), vec!["a.txt"]);
     app.shutdown().await;
 }
+
+#[tokio::test]
+async fn semantic_chunking_cuts_where_the_topic_changes() {
+    let app = spawn_app().await;
+    let token = app.register("topics").await;
+    let zh = "猫是一种常见的宠物。猫喜欢吃鱼和老鼠。很多猫每天睡十几个小时。小猫出生时眼睛是闭着的。\
+              今天股市大幅上涨。央行宣布下调贷款利率。投资者对经济前景感到乐观。银行股领涨大盘。";
+    let en = "Cats are popular pets. Cats like to eat fish. Many cats sleep for most of the day. Kittens are \
+              born with their eyes closed. The stock market rose sharply today. The central bank cut interest \
+              rates. Investors are optimistic about the economy. Bank shares led the gains.";
+    let config = json!({"strategy_type": "semantic", "config": {"max_chunk_size": 400, "min_chunk_size": 0}});
+    for (text, pets, money) in [(zh, ["猫"], ["股", "利率"]), (en, ["Cats"], ["stock", "bank"])] {
+        let (status, v) =
+            app.post(&token, "/v1/chunking/preview", json!({"text": text, "chunking_config": config})).await;
+        assert_eq!(status, StatusCode::OK, "{v}");
+        let chunks: Vec<&str> =
+            v["chunks"].as_array().expect("chunks").iter().filter_map(|c| c["content"].as_str()).collect();
+        assert!(chunks.len() >= 2, "two topics, at least two chunks: {chunks:?}");
+        for c in &chunks {
+            let about_pets = pets.iter().any(|p| c.contains(p));
+            let about_money = money.iter().any(|m| c.contains(m));
+            assert!(!(about_pets && about_money), "a chunk mixes the topics: {chunks:?}");
+        }
+    }
+    // Uploads chunk the same way, and say so in each chunk's metadata.
+    let kb = app.create_kb(&token, "semantic").await;
+    let form = reqwest::multipart::Form::new()
+        .part("file", reqwest::multipart::Part::bytes(en.as_bytes().to_vec()).file_name("topics.txt"))
+        .text("chunking_config", config.to_string());
+    let (status, v) = app.upload_form(&token, &kb, form).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{v}");
+    let doc = app.wait_done(&token, v["id"].as_str().expect("id")).await;
+    assert_eq!(doc["status"], "completed", "{doc}");
+    let (_, chunks) = app.get(&token, &format!("/v1/documents/{}/chunks", doc["id"].as_str().expect("id"))).await;
+    let chunks = chunks["data"].as_array().expect("chunks");
+    assert!(chunks.len() >= 2 && chunks.iter().all(|c| c["metadata"]["strategy"] == "semantic"), "{chunks:?}");
+    app.shutdown().await;
+}
