@@ -5,7 +5,7 @@
 
 use rayon::prelude::*;
 
-use crate::kernel::{DenseMatrix, QuantMatrix};
+use crate::kernel::{DenseMatrix, PARALLEL_TOKENS, QuantMatrix, rows_mut};
 use crate::tokenizer::Unigram;
 
 /// Which side of retrieval a text is on: models like e5 embed them with different prefixes.
@@ -89,17 +89,17 @@ impl Encoder {
     /// windows whose mean-pooled vectors are averaged, weighted by their token counts.
     pub fn embed(&self, texts: &[&str], kind: InputKind) -> Vec<Vec<f32>> {
         let per_window = self.shape.max_positions - 2;
-        let windows: Vec<Window> = texts
-            .par_iter()
-            .enumerate()
-            .map(|(text, t)| {
-                let ids = self.tokenizer.encode(&format!("{}{t}", self.prefix(kind)));
-                let windows: Vec<Window> =
-                    ids.chunks(per_window).map(|chunk| Window { text, ids: chunk.to_vec() }).collect();
-                if windows.is_empty() { vec![Window { text, ids: Vec::new() }] } else { windows }
-            })
-            .flatten()
-            .collect();
+        let tokenize = |(text, t): (usize, &&str)| {
+            let ids = self.tokenizer.encode(&format!("{}{t}", self.prefix(kind)));
+            let windows: Vec<Window> =
+                ids.chunks(per_window).map(|chunk| Window { text, ids: chunk.to_vec() }).collect();
+            if windows.is_empty() { vec![Window { text, ids: Vec::new() }] } else { windows }
+        };
+        let windows: Vec<Window> = if texts.len() >= 8 {
+            texts.par_iter().enumerate().map(tokenize).flatten().collect()
+        } else {
+            texts.iter().enumerate().flat_map(tokenize).collect()
+        };
 
         let hidden = self.shape.hidden;
         let mut sums = vec![vec![0f32; hidden]; texts.len()];
@@ -147,14 +147,15 @@ impl Encoder {
         let tokens = ids.len();
 
         let mut x = vec![0f32; tokens * hidden];
-        x.par_chunks_mut(hidden).enumerate().for_each(|(t, row)| {
+        let parallel = tokens >= PARALLEL_TOKENS;
+        rows_mut(parallel, &mut x, hidden, |t, row| {
             self.word.row_into(ids[t] as usize, row);
             let p = &self.position[positions[t] * hidden..(positions[t] + 1) * hidden];
             for ((r, p), ty) in row.iter_mut().zip(p).zip(&self.token_type) {
                 *r += p + ty;
             }
         });
-        layer_norm(&mut x, None, &self.embed_norm, hidden, s.layer_norm_eps);
+        layer_norm(parallel, &mut x, None, &self.embed_norm, hidden, s.layer_norm_eps);
 
         let (mut q, mut k, mut v, mut ctx, mut out, mut mid) =
             (Vec::new(), Vec::new(), Vec::new(), vec![0f32; tokens * hidden], Vec::new(), Vec::new());
@@ -163,24 +164,24 @@ impl Encoder {
             layer.q.matmul(&layer.q_bias, &x, tokens, &mut q);
             layer.k.matmul(&layer.k_bias, &x, tokens, &mut k);
             layer.v.matmul(&layer.v_bias, &x, tokens, &mut v);
-            attention(&q, &k, &v, &mut ctx, &segments, heads, hidden, scale);
+            attention(parallel, &q, &k, &v, &mut ctx, &segments, heads, hidden, scale);
             layer.attn_out.matmul(&layer.attn_out_bias, &ctx, tokens, &mut out);
-            layer_norm(&mut x, Some(&out), &layer.attn_norm, hidden, s.layer_norm_eps);
+            layer_norm(parallel, &mut x, Some(&out), &layer.attn_norm, hidden, s.layer_norm_eps);
 
             layer.ffn_in.matmul(&layer.ffn_in_bias, &x, tokens, &mut mid);
-            mid.par_chunks_mut(4096).for_each(|c| c.iter_mut().for_each(|v| *v = gelu(*v)));
+            rows_mut(parallel, &mut mid, 4096, |_, c| c.iter_mut().for_each(|v| *v = gelu(*v)));
             layer.ffn_out.matmul(&layer.ffn_out_bias, &mid, tokens, &mut out);
-            layer_norm(&mut x, Some(&out), &layer.out_norm, hidden, s.layer_norm_eps);
+            layer_norm(parallel, &mut x, Some(&out), &layer.out_norm, hidden, s.layer_norm_eps);
         }
 
         let mut pooled = vec![0f32; segments.len() * hidden];
-        pooled.par_chunks_mut(hidden).zip(&segments).for_each(|(p, segment)| {
-            for t in segment.clone() {
+        rows_mut(parallel, &mut pooled, hidden, |i, p| {
+            for t in segments[i].clone() {
                 for (a, b) in p.iter_mut().zip(&x[t * hidden..(t + 1) * hidden]) {
                     *a += b;
                 }
             }
-            let n = segment.len() as f32;
+            let n = segments[i].len() as f32;
             p.iter_mut().for_each(|v| *v /= n);
         });
         pooled
@@ -191,6 +192,7 @@ impl Encoder {
 /// `ctx_h = softmax(Q_h K_hᵀ · scale) V_h`, texts in parallel.
 #[allow(clippy::too_many_arguments)]
 fn attention(
+    parallel: bool,
     q: &[f32],
     k: &[f32],
     v: &[f32],
@@ -208,7 +210,7 @@ fn attention(
         parts.push((segment.clone(), part));
         rest = tail;
     }
-    parts.into_par_iter().for_each(|(segment, out)| {
+    let one = |(segment, out): (std::ops::Range<usize>, &mut [f32])| {
         let n = segment.len();
         let base = segment.start * hidden;
         let mut scores = vec![0f32; n * n];
@@ -240,12 +242,24 @@ fn attention(
             let oh = &mut out[h * head_dim..];
             crate::kernel::strided_gemm(n, n, head_dim, 1.0, &scores, (n, 1), vh, (hidden, 1), 0.0, oh, (hidden, 1));
         }
-    });
+    };
+    if parallel {
+        parts.into_par_iter().for_each(one);
+    } else {
+        parts.into_iter().for_each(one);
+    }
 }
 
 /// `x = LayerNorm(x + residual)` row by row.
-fn layer_norm(x: &mut [f32], residual: Option<&[f32]>, (weight, bias): &(Vec<f32>, Vec<f32>), hidden: usize, eps: f32) {
-    x.par_chunks_mut(hidden).enumerate().for_each(|(t, row)| {
+fn layer_norm(
+    parallel: bool,
+    x: &mut [f32],
+    residual: Option<&[f32]>,
+    (weight, bias): &(Vec<f32>, Vec<f32>),
+    hidden: usize,
+    eps: f32,
+) {
+    rows_mut(parallel, x, hidden, |t, row| {
         if let Some(r) = residual {
             row.iter_mut().zip(&r[t * hidden..(t + 1) * hidden]).for_each(|(a, b)| *a += b);
         }

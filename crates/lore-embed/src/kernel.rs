@@ -8,6 +8,22 @@
 
 use rayon::prelude::*;
 
+/// Below this many tokens a forward pass runs on the calling thread: handing each small step to a
+/// thread pool costs more than it saves, and under CPU contention it makes query latency erratic.
+pub const PARALLEL_TOKENS: usize = 128;
+
+/// Calls `f(index, chunk)` for each `size`-long chunk of `data`, on the thread pool when `parallel`.
+pub fn rows_mut<F>(parallel: bool, data: &mut [f32], size: usize, f: F)
+where
+    F: Fn(usize, &mut [f32]) + Send + Sync,
+{
+    if parallel {
+        data.par_chunks_mut(size).enumerate().for_each(|(i, c)| f(i, c));
+    } else {
+        data.chunks_mut(size).enumerate().for_each(|(i, c)| f(i, c));
+    }
+}
+
 /// Elements per quantisation block.
 pub const BLOCK: usize = 32;
 
@@ -103,14 +119,14 @@ impl DenseMatrix {
         DenseMatrix { rows: q.rows, cols: q.cols, w }
     }
 
-    /// `y[t * rows + r] = bias[r] + Σ_c x[t * cols + c] · w[r * cols + c]`, parallel over token blocks.
+    /// `y[t * rows + r] = bias[r] + Σ_c x[t * cols + c] · w[r * cols + c]`, over token blocks.
     pub fn matmul(&self, bias: &[f32], x: &[f32], tokens: usize, y: &mut Vec<f32>) {
         assert!(x.len() >= tokens * self.cols && bias.len() == self.rows, "matmul shapes");
         y.clear();
         y.resize(tokens * self.rows, 0.0);
         let (rows, cols) = (self.rows, self.cols);
         const TOKENS_PER_TASK: usize = 64;
-        y.par_chunks_mut(TOKENS_PER_TASK * rows).enumerate().for_each(|(i, out)| {
+        rows_mut(tokens >= PARALLEL_TOKENS, y, TOKENS_PER_TASK * rows, |i, out| {
             let t0 = i * TOKENS_PER_TASK;
             let n = out.len() / rows;
             for row in out.chunks_exact_mut(rows) {

