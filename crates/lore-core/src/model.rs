@@ -160,6 +160,9 @@ pub struct KnowledgeBase {
     pub document_count: i64,
     pub total_size_bytes: i64,
     pub chunk_count: i64,
+    /// The embedding space its chunks are in, which vector search uses; after a change of model it
+    /// stays the old one until re-embedding completes.
+    pub embedding_space: Option<String>,
     pub last_updated_at: Option<Timestamp>,
     pub created_at: Timestamp,
     pub updated_at: Timestamp,
@@ -330,7 +333,24 @@ pub struct Job {
     pub id: Id,
     pub kind: String,
     pub document_id: Option<Id>,
+    pub knowledge_base_id: Option<Id>,
     pub attempts: i64,
+}
+
+/// A chunk waiting to be embedded in a knowledge base's new embedding space.
+#[derive(Debug, Clone)]
+pub struct ChunkToEmbed {
+    pub seq: i64,
+    pub content: String,
+    pub content_hash: String,
+}
+
+/// New embeddings of one chunk, kept aside until the whole knowledge base has them.
+#[derive(Debug, Clone)]
+pub struct Reembedded {
+    pub seq: i64,
+    pub embedding: Vec<f32>,
+    pub summary_embedding: Option<Vec<f32>>,
 }
 
 /// Everything a worker produced for one document, stored in one transaction.

@@ -139,6 +139,8 @@ pub trait Store: Send + Sync + 'static {
     async fn claim_job(&self, worker: &str, lease: std::time::Duration) -> Result<Option<Job>>;
     /// Fetches a document for a worker (no owner filter: the job is the authority).
     async fn document_for_job(&self, id: Id) -> Result<Option<Document>>;
+    /// A knowledge base by id alone: for jobs, which run on behalf of its owner.
+    async fn knowledge_base_for_job(&self, id: Id) -> Result<Option<KnowledgeBase>>;
     async fn set_progress(&self, document_id: Id, progress: i64, entry: Option<LogEntry>) -> Result<()>;
     /// Stores the result of processing, replacing any earlier chunks, and finishes the job.
     async fn complete_document(&self, job: &Job, document_id: Id, result: ProcessedDocument) -> Result<()>;
@@ -166,6 +168,18 @@ pub trait Store: Send + Sync + 'static {
     async fn document_status_counts(&self) -> Result<Vec<(DocStatus, i64)>>;
     /// Counts jobs waiting or running (the queue depth).
     async fn pending_jobs(&self) -> Result<i64>;
+
+    // ---- re-embedding
+    /// Queues re-embedding of a knowledge base (at most one such job is waiting at a time).
+    async fn queue_reembedding(&self, knowledge_base_id: Id) -> Result<()>;
+    /// Searchable chunks of the knowledge base neither in `space` nor waiting in it, up to `limit`.
+    async fn chunks_to_reembed(&self, knowledge_base_id: Id, space: &str, limit: i64) -> Result<Vec<ChunkToEmbed>>;
+    async fn save_reembedded(&self, knowledge_base_id: Id, space: &str, rows: &[Reembedded]) -> Result<()>;
+    /// In one transaction: every waiting embedding in `space` replaces its chunk's, the knowledge
+    /// base switches to `space`, and the job is done. Returns the chunks switched.
+    async fn finish_reembedding(&self, job: &Job, knowledge_base_id: Id, space: &str) -> Result<u64>;
+    /// Drops a job that cannot succeed.
+    async fn drop_job(&self, job: &Job) -> Result<()>;
 
     // ---- search
     async fn search_fulltext(&self, query: &FulltextQuery) -> Result<Vec<ChunkHit>>;

@@ -70,6 +70,22 @@ impl EmbeddingConfig {
         }
     }
 
+    /// The configuration that produced an embedding space name (`provider/model[@dimensions]`), for
+    /// embedding queries in a space the current configuration no longer names.
+    pub fn from_space(space: &str) -> EmbeddingConfig {
+        let (provider, rest) = space.split_once('/').unwrap_or(("local", space));
+        let (model, dimensions) = match rest.rsplit_once('@') {
+            Some((m, d)) if d.parse::<usize>().is_ok() => (m, d.parse().ok()),
+            _ => (rest, None),
+        };
+        EmbeddingConfig {
+            provider: Some(provider.to_string()),
+            model: Some(model.to_string()),
+            dimensions,
+            ..Default::default()
+        }
+    }
+
     pub fn provider(&self) -> &str {
         self.provider.as_deref().unwrap_or("local")
     }

@@ -73,6 +73,80 @@ pub async fn embedder_of(
     state.embedders.get(&config, &secrets).await.map(Some).map_err(to_error)
 }
 
+/// The embedding space a knowledge base's search uses: the one its chunks are in (the configured
+/// one, unless a change of model is still being re-embedded), or the configured one while it is empty.
+pub async fn search_space(state: &AppState, kb: &KnowledgeBase) -> Result<Option<String>, Error> {
+    if let Some(space) = &kb.embedding_space {
+        return Ok(Some(space.clone()));
+    }
+    let Some(config) = config_for(state, kb).await? else { return Ok(None) };
+    lore_embed::Registry::space_of(&config).map(Some).map_err(to_error)
+}
+
+/// The embedder for queries to a knowledge base: in its search space.
+pub async fn search_embedder(state: &AppState, kb: &KnowledgeBase) -> Result<Option<Arc<dyn Embedder>>, Error> {
+    let Some(config) = config_for(state, kb).await? else { return Ok(None) };
+    let configured = lore_embed::Registry::space_of(&config).map_err(to_error)?;
+    let config = match &kb.embedding_space {
+        Some(active) if *active != configured => {
+            // Mid-change: keep the configured address for the same provider.
+            let mut old = EmbeddingConfig::from_space(active);
+            if old.provider == config.provider {
+                old.base_url = config.base_url.clone();
+            }
+            old
+        }
+        _ => config,
+    };
+    let secrets =
+        if config.provider() == "local" { ProviderSecrets::default() } else { secrets(state, kb.user_id).await? };
+    state.embedders.get(&config, &secrets).await.map(Some).map_err(to_error)
+}
+
+/// Re-embeds a knowledge base in its configured model, in batches kept aside, then switches it
+/// over in one transaction. Resumes where it stopped after a crash.
+pub async fn reembed(state: &AppState, job: &lore_core::model::Job, kb: &KnowledgeBase) -> Result<u64, Error> {
+    let Some(embedder) = embedder_for(state, kb).await? else {
+        state.store.drop_job(job).await?;
+        return Ok(0);
+    };
+    let space = embedder.space().to_string();
+    loop {
+        let batch = state.store.chunks_to_reembed(kb.id, &space, 64).await?;
+        if batch.is_empty() {
+            break;
+        }
+        let mut chunks: Vec<NewChunk> = batch
+            .iter()
+            .map(|c| NewChunk {
+                content: c.content.clone(),
+                content_hash: c.content_hash.clone(),
+                chunk_index: 0,
+                metadata: serde_json::Value::Null,
+                fts_terms: String::new(),
+                parent_index: None,
+                searchable: true,
+                embedding: None,
+                summary_embedding: None,
+            })
+            .collect();
+        embed_chunks(state, embedder.as_ref(), &mut chunks).await?;
+        let rows: Vec<lore_core::model::Reembedded> = batch
+            .iter()
+            .zip(chunks)
+            .filter_map(|(c, n)| {
+                Some(lore_core::model::Reembedded {
+                    seq: c.seq,
+                    embedding: n.embedding?,
+                    summary_embedding: n.summary_embedding,
+                })
+            })
+            .collect();
+        state.store.save_reembedded(kb.id, &space, &rows).await?;
+    }
+    Ok(state.store.finish_reembedding(job, kb.id, &space).await?)
+}
+
 async fn secrets(state: &AppState, user_id: Id) -> Result<ProviderSecrets, Error> {
     let Some(c) = state.store.get_user_config(user_id).await? else { return Ok(ProviderSecrets::default()) };
     let open = |s: &Option<String>| s.as_deref().map(|s| state.master_key.open(s)).transpose();

@@ -409,7 +409,7 @@ pub async fn update_knowledge_base(
     req: UpdateKbRequest,
 ) -> ApiResult<KnowledgeBase> {
     principal.require(Scope::Upload)?;
-    owned_kb(state, principal, id).await?;
+    let before = owned_kb(state, principal, id).await?;
     if let Some(name) = &req.name {
         check_len("name", name.trim(), 1, 200)?;
     }
@@ -422,7 +422,24 @@ pub async fn update_knowledge_base(
         status: req.status,
         settings,
     };
-    state.store.update_knowledge_base(principal.user_id(), id, patch).await?.ok_or_else(|| not_found("knowledge base"))
+    let after = state
+        .store
+        .update_knowledge_base(principal.user_id(), id, patch)
+        .await?
+        .ok_or_else(|| not_found("knowledge base"))?;
+    // A new embedding model re-embeds what is there, in the background; search stays on the old
+    // space until that completes.
+    let target = match crate::embedding::config_for(state, &after).await? {
+        Some(config) => Some(lore_embed::Registry::space_of(&config).map_err(crate::embedding::to_error)?),
+        None => None,
+    };
+    if let (Some(current), Some(target)) = (&before.embedding_space, target)
+        && *current != target
+    {
+        state.store.queue_reembedding(id).await?;
+        state.jobs_queued.notify_one();
+    }
+    Ok(after)
 }
 
 pub async fn delete_knowledge_base(state: &AppState, principal: &Principal, id: Id) -> ApiResult<()> {
@@ -908,22 +925,21 @@ async fn run_search(
 
 /// Embeds the query in the knowledge bases' shared embedding space.
 async fn query_embedding(state: &AppState, kbs: &[KnowledgeBase], query: &str) -> Result<(String, Vec<f32>), Error> {
-    let mut embedder = None;
+    let mut first: Option<(String, &KnowledgeBase)> = None;
     for kb in kbs {
-        let Some(config) = crate::embedding::config_for(state, kb).await? else {
+        let Some(space) = crate::embedding::search_space(state, kb).await? else {
             return Err(Error::new(
                 Code::EmbeddingNotConfigured,
                 "embeddings are turned off on this server; use mode 'fulltext'",
             ));
         };
-        let space = lore_embed::Registry::space_of(&config).map_err(crate::embedding::to_error)?;
-        match &embedder {
-            None => embedder = Some((space, kb)),
-            Some((first, _)) if *first != space => {
+        match &first {
+            None => first = Some((space, kb)),
+            Some((seen, _)) if *seen != space => {
                 return Err(Error::new(
                     Code::ValidationFailed,
                     format!(
-                        "these knowledge bases use different embedding models ({first}, {space}); search them \
+                        "these knowledge bases use different embedding models ({seen}, {space}); search them \
                          separately or pass knowledge_base_ids of one model"
                     ),
                 ));
@@ -931,10 +947,10 @@ async fn query_embedding(state: &AppState, kbs: &[KnowledgeBase], query: &str) -
             Some(_) => {}
         }
     }
-    let Some((_, kb)) = embedder else {
+    let Some((_, kb)) = first else {
         return Err(Error::new(Code::EmbeddingNotConfigured, "no knowledge base to search"));
     };
-    let embedder = crate::embedding::embedder_for(state, kb)
+    let embedder = crate::embedding::search_embedder(state, kb)
         .await?
         .ok_or_else(|| Error::new(Code::EmbeddingNotConfigured, "embeddings are turned off on this server"))?;
     let started = std::time::Instant::now();

@@ -58,6 +58,9 @@ async fn run(state: AppState, name: String, mut shutdown: watch::Receiver<bool>)
 }
 
 async fn handle(state: &AppState, job: Job) {
+    if job.kind == "reembed" {
+        return handle_reembed(state, job).await;
+    }
     let Some(document_id) = job.document_id else {
         tracing::warn!(job = %job.id, kind = %job.kind, "job without a document; dropping it");
         return;
@@ -93,6 +96,30 @@ async fn handle(state: &AppState, job: Job) {
     if let Err(e) = stored {
         // The job keeps its lease and is retried once the lease runs out.
         tracing::error!(document = %document_id, error = %e, "could not store the processing result");
+    }
+}
+
+async fn handle_reembed(state: &AppState, job: Job) {
+    let kb = match job.knowledge_base_id {
+        Some(id) => state.store.knowledge_base_for_job(id).await,
+        None => Ok(None),
+    };
+    let outcome = match kb {
+        Ok(Some(kb)) => crate::embedding::reembed(state, &job, &kb).await.map(|n| (kb.id, n)),
+        Ok(None) => {
+            let _ = state.store.drop_job(&job).await;
+            return;
+        }
+        Err(e) => Err(e),
+    };
+    match outcome {
+        Ok((kb, chunks)) => tracing::info!(knowledge_base = %kb, chunks, "re-embedding complete"),
+        Err(e) if job.attempts >= MAX_ATTEMPTS => {
+            tracing::error!(job = %job.id, error = %e, "re-embedding failed; search stays on the previous model");
+            let _ = state.store.drop_job(&job).await;
+        }
+        // The lease runs out and another attempt resumes from the embeddings already kept.
+        Err(e) => tracing::warn!(job = %job.id, error = %e, "re-embedding interrupted; it will resume"),
     }
 }
 

@@ -26,6 +26,11 @@ pub const SQLITE: &[Migration] = &[
         description: "change log of the embedded vector index; embedding cache index",
         sql: include_str!("../migrations/sqlite/0003_vectors.sql"),
     },
+    Migration {
+        version: 4,
+        description: "background re-embedding when a knowledge base changes model",
+        sql: include_str!("../migrations/sqlite/0004_reembedding.sql"),
+    },
 ];
 
 /// FNV-1a: enough to notice that a migration's text changed.

@@ -161,7 +161,7 @@ fn key_from(row: &SqliteRow) -> Result<ApiKey> {
 }
 
 const KB_COLS: &str = "id, user_id, name, description, icon_url, status, settings, document_count, \
-    total_size_bytes, chunk_count, last_updated_at, created_at, updated_at";
+    total_size_bytes, chunk_count, embedding_space, last_updated_at, created_at, updated_at";
 
 fn kb_from(row: &SqliteRow) -> Result<KnowledgeBase> {
     let status = match row.text("status")?.as_str() {
@@ -179,6 +179,7 @@ fn kb_from(row: &SqliteRow) -> Result<KnowledgeBase> {
         document_count: row.int("document_count")?,
         total_size_bytes: row.int("total_size_bytes")?,
         chunk_count: row.int("chunk_count")?,
+        embedding_space: row.opt_text("embedding_space")?,
         last_updated_at: row.opt_time("last_updated_at")?,
         created_at: row.time("created_at")?,
         updated_at: row.time("updated_at")?,
@@ -1316,7 +1317,7 @@ impl Store for SqliteStore {
              WHERE id = (SELECT id FROM jobs
                          WHERE (status = 'queued' AND run_after <= ?3) OR (status = 'running' AND locked_until < ?3)
                          ORDER BY created_at, id LIMIT 1)
-             RETURNING id, kind, document_id, attempts",
+             RETURNING id, kind, document_id, knowledge_base_id, attempts",
         )
         .bind(worker)
         .bind(ts(until))
@@ -1329,6 +1330,7 @@ impl Store for SqliteStore {
             id: row.id("id")?,
             kind: row.text("kind")?,
             document_id: row.opt_id("document_id")?,
+            knowledge_base_id: row.opt_id("knowledge_base_id")?,
             attempts: row.int("attempts")?,
         };
         if let Some(doc) = job.document_id {
@@ -1348,6 +1350,13 @@ impl Store for SqliteStore {
         let row =
             sqlx::query(AssertSqlSafe(sql)).bind(id.to_string()).fetch_optional(&self.reader).await.map_err(db_err)?;
         row.as_ref().map(doc_from).transpose()
+    }
+
+    async fn knowledge_base_for_job(&self, id: Id) -> Result<Option<KnowledgeBase>> {
+        let sql = format!("SELECT {KB_COLS} FROM knowledge_bases WHERE id = ?");
+        let row =
+            sqlx::query(AssertSqlSafe(sql)).bind(id.to_string()).fetch_optional(&self.reader).await.map_err(db_err)?;
+        row.as_ref().map(kb_from).transpose()
     }
 
     async fn set_progress(&self, document_id: Id, progress: i64, entry: Option<LogEntry>) -> Result<()> {
@@ -1437,6 +1446,15 @@ impl Store for SqliteStore {
             .await
             .map_err(db_err)?;
             Self::append_log(&mut tx, document_id, &result.log).await?;
+            // A knowledge base's first embeddings decide the space its search uses.
+            if let Some(space) = &result.embedding_model {
+                sqlx::query("UPDATE knowledge_bases SET embedding_space = ? WHERE id = ? AND embedding_space IS NULL")
+                    .bind(space)
+                    .bind(&kb_id)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(db_err)?;
+            }
         }
         sqlx::query("DELETE FROM jobs WHERE id = ?")
             .bind(job.id.to_string())
@@ -1571,6 +1589,116 @@ impl Store for SqliteStore {
 
     async fn search_vector(&self, query: &VectorQuery) -> Result<Vec<ChunkHit>> {
         self.vector_search(query).await
+    }
+
+    async fn queue_reembedding(&self, knowledge_base_id: Id) -> Result<()> {
+        let now = ts(lore_core::now());
+        sqlx::query(
+            "INSERT INTO jobs (id, kind, knowledge_base_id, run_after, created_at)
+             SELECT ?, 'reembed', ?, ?, ? WHERE NOT EXISTS
+               (SELECT 1 FROM jobs WHERE kind = 'reembed' AND knowledge_base_id = ? AND status = 'queued')",
+        )
+        .bind(lore_core::new_id().to_string())
+        .bind(knowledge_base_id.to_string())
+        .bind(&now)
+        .bind(&now)
+        .bind(knowledge_base_id.to_string())
+        .execute(&self.writer)
+        .await
+        .map_err(db_err)?;
+        Ok(())
+    }
+
+    async fn chunks_to_reembed(&self, knowledge_base_id: Id, space: &str, limit: i64) -> Result<Vec<ChunkToEmbed>> {
+        let rows = sqlx::query(
+            "SELECT c.seq, c.content, c.content_hash FROM document_chunks c
+             LEFT JOIN chunk_reembeddings r ON r.chunk_seq = c.seq AND r.embedding_model = ?1
+             WHERE c.knowledge_base_id = ?2 AND c.content_embedding IS NOT NULL
+               AND c.embedding_model IS NOT ?1 AND r.chunk_seq IS NULL
+             ORDER BY c.seq LIMIT ?3",
+        )
+        .bind(space)
+        .bind(knowledge_base_id.to_string())
+        .bind(limit)
+        .fetch_all(&self.reader)
+        .await
+        .map_err(db_err)?;
+        rows.iter()
+            .map(|r| {
+                Ok(ChunkToEmbed {
+                    seq: r.try_get("seq").map_err(db_err)?,
+                    content: r.text("content")?,
+                    content_hash: r.text("content_hash")?,
+                })
+            })
+            .collect()
+    }
+
+    async fn save_reembedded(&self, knowledge_base_id: Id, space: &str, rows: &[Reembedded]) -> Result<()> {
+        let mut tx = self.tx().await?;
+        for row in rows {
+            sqlx::query(
+                "INSERT OR REPLACE INTO chunk_reembeddings
+                   (chunk_seq, knowledge_base_id, embedding_model, content_embedding, summary_embedding)
+                 SELECT seq, knowledge_base_id, ?, ?, ? FROM document_chunks WHERE seq = ? AND knowledge_base_id = ?",
+            )
+            .bind(space)
+            .bind(vectors::to_blob(&row.embedding))
+            .bind(row.summary_embedding.as_deref().map(vectors::to_blob))
+            .bind(row.seq)
+            .bind(knowledge_base_id.to_string())
+            .execute(&mut *tx)
+            .await
+            .map_err(db_err)?;
+        }
+        tx.commit().await.map_err(db_err)
+    }
+
+    async fn finish_reembedding(&self, job: &Job, knowledge_base_id: Id, space: &str) -> Result<u64> {
+        let mut tx = self.tx().await?;
+        let kb = knowledge_base_id.to_string();
+        let switched = sqlx::query(
+            "UPDATE document_chunks SET content_embedding = r.content_embedding,
+                    summary_embedding = r.summary_embedding, embedding_model = r.embedding_model
+             FROM chunk_reembeddings r
+             WHERE r.chunk_seq = document_chunks.seq AND r.embedding_model = ? AND r.knowledge_base_id = ?",
+        )
+        .bind(space)
+        .bind(&kb)
+        .execute(&mut *tx)
+        .await
+        .map_err(db_err)?
+        .rows_affected();
+        sqlx::query("DELETE FROM chunk_reembeddings WHERE knowledge_base_id = ?")
+            .bind(&kb)
+            .execute(&mut *tx)
+            .await
+            .map_err(db_err)?;
+        sqlx::query("UPDATE knowledge_bases SET embedding_space = ? WHERE id = ?")
+            .bind(space)
+            .bind(&kb)
+            .execute(&mut *tx)
+            .await
+            .map_err(db_err)?;
+        sqlx::query("DELETE FROM jobs WHERE id = ?")
+            .bind(job.id.to_string())
+            .execute(&mut *tx)
+            .await
+            .map_err(db_err)?;
+        tx.commit().await.map_err(db_err)?;
+        if let Err(e) = self.vectors.sync().await {
+            tracing::warn!(error = %e, "vector index catch-up failed; the next search retries");
+        }
+        Ok(switched)
+    }
+
+    async fn drop_job(&self, job: &Job) -> Result<()> {
+        sqlx::query("DELETE FROM jobs WHERE id = ?")
+            .bind(job.id.to_string())
+            .execute(&self.writer)
+            .await
+            .map_err(db_err)?;
+        Ok(())
     }
 
     async fn cached_embeddings(&self, model: &str, hashes: &[String]) -> Result<HashMap<String, Vec<f32>>> {

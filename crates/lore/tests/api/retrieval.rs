@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use super::{TestApp, spawn_app, spawn_app_with, start_binary, wait_healthy};
+use super::{TestApp, spawn_app, spawn_app_in, spawn_app_with, start_binary, wait_healthy};
 
 const DOCS: &[(&str, &str)] = &[
     ("cat.txt", "The cat sat on the windowsill all afternoon, watching the birds in the garden."),
@@ -305,5 +305,56 @@ async fn semantic_chunking_cuts_where_the_topic_changes() {
     let (_, chunks) = app.get(&token, &format!("/v1/documents/{}/chunks", doc["id"].as_str().expect("id"))).await;
     let chunks = chunks["data"].as_array().expect("chunks");
     assert!(chunks.len() >= 2 && chunks.iter().all(|c| c["metadata"]["strategy"] == "semantic"), "{chunks:?}");
+    app.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_new_embedding_model_reembeds_in_the_background_while_search_stays_on_the_old_one() {
+    let (base_url, _) = fake_openai().await;
+    let app = spawn_app().await;
+    let token = app.register("switcher").await;
+    app.put(&token, "/v1/config", json!({"openai_api_key": "sk-right", "openai_base_url": base_url})).await;
+    let settings = json!({"embedding_config": {"provider": "openai", "model": "toy-embed", "dimensions": 64}});
+    let (_, v) = app.post(&token, "/v1/knowledge-bases", json!({"name": "switch", "settings": settings})).await;
+    let kb = v["id"].as_str().expect("id").to_string();
+    app.ingest(&token, &kb, "a.txt", "apples and oranges").await;
+    let doc = app.ingest(&token, &kb, "b.txt", "数据库索引结构").await;
+    let (_, v) = app.get(&token, &format!("/v1/knowledge-bases/{kb}")).await;
+    assert_eq!(v["embedding_space"], "openai/toy-embed@64", "{v}");
+
+    // Without workers the re-embedding waits; search answers from the old space meanwhile.
+    let app = spawn_app_in(app.stop().await, |c| c.workers = 0).await;
+    let (status, v) = app
+        .patch(
+            &token,
+            &format!("/v1/knowledge-bases/{kb}"),
+            json!({"settings": {"embedding_config": {"provider": "local"}}}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{v}");
+    assert_eq!(v["embedding_space"], "openai/toy-embed@64");
+    let v = search_mode(&app, &token, &kb, "数据库", json!({"mode": "vector", "top_k": 1})).await;
+    assert_eq!(
+        (v["embedding_model"].as_str(), filenames(&v)),
+        (Some("openai/toy-embed@64"), vec!["b.txt".to_string()])
+    );
+
+    // With workers it completes, and search moves to the new model in one step.
+    let app = spawn_app_in(app.stop().await, |_| {}).await;
+    let mut switched = false;
+    for _ in 0..300 {
+        let (_, v) = app.get(&token, &format!("/v1/knowledge-bases/{kb}")).await;
+        if v["embedding_space"] == "local/multilingual-e5-small" {
+            switched = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(switched, "re-embedding completed");
+    let v = search_mode(&app, &token, &kb, "database index", json!({"mode": "vector", "top_k": 1})).await;
+    assert_eq!(v["embedding_model"], "local/multilingual-e5-small");
+    assert_eq!(filenames(&v), vec!["b.txt"], "{v}");
+    let (_, chunks) = app.get(&token, &format!("/v1/documents/{}/chunks", doc["id"].as_str().expect("id"))).await;
+    assert_eq!(chunks["data"][0]["embedding_model"], "local/multilingual-e5-small");
     app.shutdown().await;
 }
