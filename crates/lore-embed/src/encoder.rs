@@ -6,7 +6,7 @@
 use rayon::prelude::*;
 
 use crate::kernel::{DenseMatrix, PARALLEL_TOKENS, QuantMatrix, rows_mut};
-use crate::tokenizer::Unigram;
+use crate::tokenizer::Tokenizer;
 
 /// Which side of retrieval a text is on: models like e5 embed them with different prefixes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -43,12 +43,41 @@ pub struct Layer {
     pub out_norm: (Vec<f32>, Vec<f32>),
 }
 
+/// Word embeddings `[vocab, hidden]`: the largest table, kept 4-bit when the model came that way.
+#[derive(Debug)]
+pub enum WordEmbeddings {
+    Quant(QuantMatrix),
+    Dense { hidden: usize, table: Vec<f32> },
+}
+
+impl WordEmbeddings {
+    fn row_into(&self, id: usize, out: &mut [f32]) {
+        match self {
+            WordEmbeddings::Quant(q) => q.row_into(id, out),
+            WordEmbeddings::Dense { hidden, table } => match table.get(id * hidden..(id + 1) * hidden) {
+                Some(row) => out.copy_from_slice(row),
+                None => out.fill(0.0),
+            },
+        }
+    }
+}
+
+/// How token states become one sentence vector.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Pooling {
+    Mean,
+    /// The first token's state (`[CLS]`), as bge models are trained.
+    Cls,
+}
+
 #[derive(Debug)]
 pub struct Encoder {
     pub shape: EncoderShape,
-    pub tokenizer: Unigram,
-    /// Word embeddings, quantised like the other weights: `[vocab, hidden]`.
-    pub word: QuantMatrix,
+    pub tokenizer: Tokenizer,
+    pub word: WordEmbeddings,
+    pub pooling: Pooling,
+    /// Content tokens per model input (the rest of a longer text goes to further windows).
+    pub max_tokens: usize,
     /// Position embeddings `[max_positions, hidden]`, row 0 for the first token.
     pub position: Vec<f32>,
     /// The token-type-0 embedding `[hidden]`.
@@ -88,7 +117,7 @@ impl Encoder {
     /// L2-normalised embeddings, one per text. A text longer than the model's window is cut into
     /// windows whose mean-pooled vectors are averaged, weighted by their token counts.
     pub fn embed(&self, texts: &[&str], kind: InputKind) -> Vec<Vec<f32>> {
-        let per_window = self.shape.max_positions - 2;
+        let per_window = self.max_tokens.clamp(1, self.shape.max_positions.saturating_sub(2).max(1));
         let tokenize = |(text, t): (usize, &&str)| {
             let ids = self.tokenizer.encode(&format!("{}{t}", self.prefix(kind)));
             let windows: Vec<Window> =
@@ -136,11 +165,12 @@ impl Encoder {
         let mut ids = Vec::new();
         let mut positions = Vec::new();
         let mut segments = Vec::with_capacity(windows.len());
+        let (open, close) = self.tokenizer.markers();
         for w in windows {
             let start = ids.len();
-            ids.push(self.tokenizer.bos);
+            ids.push(open);
             ids.extend_from_slice(&w.ids);
-            ids.push(self.tokenizer.eos);
+            ids.push(close);
             positions.extend(0..ids.len() - start);
             segments.push(start..ids.len());
         }
@@ -176,6 +206,11 @@ impl Encoder {
 
         let mut pooled = vec![0f32; segments.len() * hidden];
         rows_mut(parallel, &mut pooled, hidden, |i, p| {
+            if self.pooling == Pooling::Cls {
+                let t = segments[i].start;
+                p.copy_from_slice(&x[t * hidden..(t + 1) * hidden]);
+                return;
+            }
             for t in segments[i].clone() {
                 for (a, b) in p.iter_mut().zip(&x[t * hidden..(t + 1) * hidden]) {
                     *a += b;

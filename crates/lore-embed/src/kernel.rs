@@ -111,6 +111,12 @@ pub struct DenseMatrix {
 }
 
 impl DenseMatrix {
+    /// From row-major weights `[rows, cols]` (a PyTorch `Linear` weight is `[out, in]`).
+    pub fn from_rows(rows: usize, cols: usize, w: Vec<f32>) -> Self {
+        debug_assert_eq!(w.len(), rows * cols);
+        DenseMatrix { rows, cols, w }
+    }
+
     pub fn from_quant(q: &QuantMatrix) -> Self {
         let mut w = vec![0f32; q.rows * q.cols];
         for (r, row) in w.chunks_exact_mut(q.cols).enumerate() {

