@@ -144,7 +144,7 @@ pub async fn reembed(state: &AppState, job: &lore_core::model::Job, kb: &Knowled
             .collect();
         state.store.save_reembedded(kb.id, &space, &rows).await?;
     }
-    Ok(state.store.finish_reembedding(job, kb.id, &space).await?)
+    state.store.finish_reembedding(job, kb.id, &space).await
 }
 
 async fn secrets(state: &AppState, user_id: Id) -> Result<ProviderSecrets, Error> {
