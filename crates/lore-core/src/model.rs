@@ -343,6 +343,8 @@ pub struct ChunkToEmbed {
     pub seq: i64,
     pub content: String,
     pub content_hash: String,
+    /// Its document's title, embedded with it.
+    pub title: Option<String>,
 }
 
 /// New embeddings of one chunk, kept aside until the whole knowledge base has them.

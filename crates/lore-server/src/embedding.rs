@@ -130,7 +130,8 @@ pub async fn reembed(state: &AppState, job: &lore_core::model::Job, kb: &Knowled
                 summary_embedding: None,
             })
             .collect();
-        embed_chunks(state, embedder.as_ref(), &mut chunks).await?;
+        let titles: Vec<Option<String>> = batch.iter().map(|c| c.title.clone()).collect();
+        embed_chunks(state, embedder.as_ref(), &mut chunks, &titles).await?;
         let rows: Vec<lore_core::model::Reembedded> = batch
             .iter()
             .zip(chunks)
@@ -160,7 +161,16 @@ async fn secrets(state: &AppState, user_id: Id) -> Result<ProviderSecrets, Error
 
 /// Fills in the embeddings of searchable chunks: from the cache where the same text was embedded
 /// in this space before, from the embedder otherwise. Summaries are embedded likewise.
-pub async fn embed_chunks(state: &AppState, embedder: &dyn Embedder, chunks: &mut [NewChunk]) -> Result<(), Error> {
+///
+/// A chunk is embedded with its document's title in front when it does not begin with it, so that
+/// a passage deep in a document still carries what the document is about ("contextual" chunk
+/// embeddings). `titles[i]` belongs to `chunks[i]`.
+pub async fn embed_chunks(
+    state: &AppState,
+    embedder: &dyn Embedder,
+    chunks: &mut [NewChunk],
+    titles: &[Option<String>],
+) -> Result<(), Error> {
     let wanted: Vec<usize> = (0..chunks.len()).filter(|&i| chunks[i].searchable).collect();
     let hashes: Vec<String> = wanted.iter().map(|&i| chunks[i].content_hash.clone()).collect();
     let cached = state.store.cached_embeddings(embedder.space(), &hashes).await?;
@@ -171,7 +181,16 @@ pub async fn embed_chunks(state: &AppState, embedder: &dyn Embedder, chunks: &mu
             None => missing.push(i),
         }
     }
-    let texts: Vec<String> = missing.iter().map(|&i| chunks[i].content.clone()).collect();
+    let texts: Vec<String> = missing
+        .iter()
+        .map(|&i| {
+            let content = &chunks[i].content;
+            match titles.get(i).and_then(|t| t.as_deref()).map(str::trim).filter(|t| !t.is_empty()) {
+                Some(title) if !content.trim_start().starts_with(title) => format!("{title}\n{content}"),
+                _ => content.clone(),
+            }
+        })
+        .collect();
     for (batch, vectors) in missing.chunks(BATCH).zip(embed_all(embedder, &texts).await?.chunks(BATCH)) {
         for (&i, v) in batch.iter().zip(vectors) {
             chunks[i].embedding = Some(v.clone());

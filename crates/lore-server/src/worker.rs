@@ -183,7 +183,9 @@ async fn process(
             let _ = state.store.set_progress(document_id, 60, Some(LogEntry::new("embed", "embedding started"))).await;
         }
         let started = std::time::Instant::now();
-        crate::embedding::embed_chunks(state, embedder.as_ref(), &mut result.chunks).await?;
+        let title = result.title.clone().or_else(|| document.title.clone());
+        let titles = vec![title; result.chunks.len()];
+        crate::embedding::embed_chunks(state, embedder.as_ref(), &mut result.chunks, &titles).await?;
         let seconds = started.elapsed().as_secs_f64();
         crate::metrics::stage("embed", seconds);
         crate::metrics::embedding_duration(embedder.space(), seconds);

@@ -1611,7 +1611,8 @@ impl Store for SqliteStore {
 
     async fn chunks_to_reembed(&self, knowledge_base_id: Id, space: &str, limit: i64) -> Result<Vec<ChunkToEmbed>> {
         let rows = sqlx::query(
-            "SELECT c.seq, c.content, c.content_hash FROM document_chunks c
+            "SELECT c.seq, c.content, c.content_hash, d.title FROM document_chunks c
+             JOIN documents d ON d.id = c.document_id
              LEFT JOIN chunk_reembeddings r ON r.chunk_seq = c.seq AND r.embedding_model = ?1
              WHERE c.knowledge_base_id = ?2 AND c.content_embedding IS NOT NULL
                AND c.embedding_model IS NOT ?1 AND r.chunk_seq IS NULL
@@ -1629,6 +1630,7 @@ impl Store for SqliteStore {
                     seq: r.try_get("seq").map_err(db_err)?,
                     content: r.text("content")?,
                     content_hash: r.text("content_hash")?,
+                    title: r.opt_text("title")?,
                 })
             })
             .collect()
@@ -1780,8 +1782,11 @@ impl SqliteStore {
             SearchTarget::Both => &[Field::Content, Field::Summary],
         };
         let (conditions, params) = filter_conditions(&q.filters)?;
-        // A little more than asked: a document deleted since the graph was updated is dropped below.
-        let want = top_k * 2 + 10;
+        // A little more than asked: a chunk whose document is being reprocessed is dropped below.
+        // (The graphs were brought up to date above, so deleted documents are already gone.)
+        // Hydration below looks chunks up by seq first (CROSS JOIN fixes that order): left to
+        // itself the planner walks the owner's chunks and took seconds for a few hundred hits.
+        let want = top_k + 10;
         let mut best: HashMap<i64, f64> = HashMap::new();
         let mut consider = |seq: i64, score: f64| {
             let entry = best.entry(seq).or_insert(f64::NEG_INFINITY);
@@ -1866,9 +1871,10 @@ impl SqliteStore {
         let sql = format!(
             "SELECT c.seq, c.id, c.document_id, c.knowledge_base_id, c.content, c.chunk_index, c.metadata, d.filename,
                     d.title, 0.0 AS score, p.id AS parent_id, p.content AS parent_content
-             FROM document_chunks c JOIN documents d ON d.id = c.document_id
+             FROM document_chunks c
+             CROSS JOIN documents d ON d.id = c.document_id
              LEFT JOIN document_chunks p ON p.id = c.parent_chunk_id
-             WHERE c.user_id = ? AND d.soft_deleted_at IS NULL AND d.status = 'completed' AND c.seq IN ({})",
+             WHERE c.seq IN ({}) AND c.user_id = ? AND d.soft_deleted_at IS NULL AND d.status = 'completed'",
             ranked.iter().map(|(s, _)| s.to_string()).collect::<Vec<_>>().join(",")
         );
         let rows = sqlx::query(AssertSqlSafe(sql))

@@ -44,6 +44,9 @@ pub struct RetrievalArgs {
     /// At most this many queries (all by default).
     #[arg(long)]
     max_queries: Option<usize>,
+    /// Keep the server's data here; a later run over the same directory and dataset skips ingestion.
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -307,14 +310,23 @@ impl BenchServer {
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
-        let auth: Value = http
+        let register = http
             .post(format!("{base}/v1/auth/register"))
             .json(&json!({"username": "bench", "email": "bench@example.com", "password": "bench-password"}))
             .send()
-            .await?
-            .error_for_status()?
-            .json()
             .await?;
+        // A data directory kept from an earlier run already has the user.
+        let auth: Value = if register.status() == reqwest::StatusCode::CONFLICT {
+            http.post(format!("{base}/v1/auth/login"))
+                .json(&json!({"username": "bench", "password": "bench-password"}))
+                .send()
+                .await?
+                .error_for_status()?
+                .json()
+                .await?
+        } else {
+            register.error_for_status()?.json().await?
+        };
         let token = auth["token"].as_str().context("no token")?.to_string();
         Ok(BenchServer { child, base, token, data_dir, remove_dir })
     }
@@ -754,54 +766,107 @@ async fn retrieval(args: RetrievalArgs) -> anyhow::Result<()> {
         }
     }
     let http = reqwest::Client::builder().pool_max_idle_per_host(16).build()?;
-    let lore = BenchServer::start(None, None, &http).await?;
+    let lore = BenchServer::start(args.data_dir.clone(), None, &http).await?;
     let (base, token) = (lore.base.clone(), lore.token.clone());
-    let kb: Value = http
-        .post(format!("{base}/v1/knowledge-bases"))
+    let kb_name =
+        format!("retrieval {}", args.dataset.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default());
+    let existing: Value = http
+        .get(format!("{base}/v1/knowledge-bases"))
         .bearer_auth(&token)
-        .json(&json!({"name": "retrieval"}))
         .send()
         .await?
         .error_for_status()?
         .json()
         .await?;
-    let kb_id = kb["id"].as_str().context("kb id")?.to_string();
-    let t0 = Instant::now();
+    let reuse = existing["data"].as_array().into_iter().flatten().find(|kb| {
+        kb["name"].as_str() == Some(kb_name.as_str()) && kb["document_count"].as_u64() == Some(corpus.len() as u64)
+    });
     let mut doc_ids: HashMap<String, String> = HashMap::new();
-    for chunk in corpus.chunks(8) {
-        let uploads = chunk.iter().map(|d| {
-            let text = format!("{}\n\n{}", d["title"].as_str().unwrap_or(""), d["text"].as_str().unwrap_or(""));
-            let name = format!("{}.txt", d["_id"].as_str().unwrap_or("doc"));
-            let form =
-                reqwest::multipart::Form::new().part("file", reqwest::multipart::Part::text(text).file_name(name));
-            http.post(format!("{base}/v1/knowledge-bases/{kb_id}/documents")).bearer_auth(&token).multipart(form).send()
-        });
-        for (d, resp) in chunk.iter().zip(futures_util::future::join_all(uploads).await) {
-            let v: Value = resp?.json().await?;
-            doc_ids.insert(
-                v["id"].as_str().unwrap_or_default().to_string(),
-                d["_id"].as_str().unwrap_or_default().to_string(),
+    let kb_id = match reuse {
+        Some(kb) => {
+            let kb_id = kb["id"].as_str().context("kb id")?.to_string();
+            let mut offset = 0;
+            loop {
+                let page: Value = http
+                    .get(format!("{base}/v1/knowledge-bases/{kb_id}/documents?limit=100&offset={offset}"))
+                    .bearer_auth(&token)
+                    .send()
+                    .await?
+                    .error_for_status()?
+                    .json()
+                    .await?;
+                let docs = page["data"].as_array().cloned().unwrap_or_default();
+                for d in &docs {
+                    let name = d["filename"].as_str().unwrap_or_default();
+                    doc_ids.insert(
+                        d["id"].as_str().unwrap_or_default().to_string(),
+                        name.strip_suffix(".txt").unwrap_or(name).to_string(),
+                    );
+                }
+                if docs.len() < 100 {
+                    break;
+                }
+                offset += 100;
+            }
+            println!(
+                "lore bench retrieval: reusing {} ingested documents in {}",
+                doc_ids.len(),
+                lore.data_dir.display()
             );
+            kb_id
         }
-    }
-    loop {
-        let ready: Value = http.get(format!("{base}/readyz")).send().await?.json().await?;
-        if ready["queued_jobs"].as_i64() == Some(0) {
-            break;
+        None => {
+            let kb: Value = http
+                .post(format!("{base}/v1/knowledge-bases"))
+                .bearer_auth(&token)
+                .json(&json!({"name": kb_name}))
+                .send()
+                .await?
+                .error_for_status()?
+                .json()
+                .await?;
+            let kb_id = kb["id"].as_str().context("kb id")?.to_string();
+            let t0 = Instant::now();
+            for chunk in corpus.chunks(8) {
+                let uploads = chunk.iter().map(|d| {
+                    let text = format!("{}\n\n{}", d["title"].as_str().unwrap_or(""), d["text"].as_str().unwrap_or(""));
+                    let name = format!("{}.txt", d["_id"].as_str().unwrap_or("doc"));
+                    let form = reqwest::multipart::Form::new()
+                        .part("file", reqwest::multipart::Part::text(text).file_name(name));
+                    http.post(format!("{base}/v1/knowledge-bases/{kb_id}/documents"))
+                        .bearer_auth(&token)
+                        .multipart(form)
+                        .send()
+                });
+                for (d, resp) in chunk.iter().zip(futures_util::future::join_all(uploads).await) {
+                    let v: Value = resp?.json().await?;
+                    doc_ids.insert(
+                        v["id"].as_str().unwrap_or_default().to_string(),
+                        d["_id"].as_str().unwrap_or_default().to_string(),
+                    );
+                }
+            }
+            loop {
+                let ready: Value = http.get(format!("{base}/readyz")).send().await?.json().await?;
+                if ready["queued_jobs"].as_i64() == Some(0) {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            let ingest_secs = t0.elapsed().as_secs_f64();
+            let kbv: Value =
+                http.get(format!("{base}/v1/knowledge-bases/{kb_id}")).bearer_auth(&token).send().await?.json().await?;
+            println!(
+                "lore bench retrieval --dataset {}: {} documents ({} chunks) ingested in {:.1} s ({:.1} chunks/s)",
+                args.dataset.display(),
+                corpus.len(),
+                kbv["chunk_count"],
+                ingest_secs,
+                kbv["chunk_count"].as_f64().unwrap_or(0.0) / ingest_secs
+            );
+            kb_id
         }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    let ingest_secs = t0.elapsed().as_secs_f64();
-    let kbv: Value =
-        http.get(format!("{base}/v1/knowledge-bases/{kb_id}")).bearer_auth(&token).send().await?.json().await?;
-    println!(
-        "lore bench retrieval --dataset {}: {} documents ({} chunks) ingested in {:.1} s ({:.0} chunks/s)",
-        args.dataset.display(),
-        corpus.len(),
-        kbv["chunk_count"],
-        ingest_secs,
-        kbv["chunk_count"].as_f64().unwrap_or(0.0) / ingest_secs
-    );
+    };
     let judged: Vec<&Value> = queries
         .iter()
         .filter(|q| q["_id"].as_str().is_some_and(|id| qrels.contains_key(id)))
