@@ -513,6 +513,54 @@ async fn vectors_rank_filter_and_follow_deletes(store: &dyn Store) {
     assert!(store.cached_embeddings("test/other", &[format!("{}-0", d2.id)]).await.expect("c").is_empty());
 }
 
+async fn reembedding_switches_in_one_step(store: &dyn Store) {
+    let owner = user(store, "reembed").await;
+    let k = kb(store, owner.id).await;
+    let d = document(store, owner.id, k.id, "r1", 10).await;
+    process_embedded(store, d.id, &[("one", axis(0)), ("two", axis(1))]).await;
+    let k = store.get_knowledge_base(owner.id, k.id).await.expect("get").expect("kb");
+    assert_eq!(k.embedding_space.as_deref(), Some("test/axes"), "the first embeddings set the space");
+
+    store.queue_reembedding(k.id).await.expect("queue");
+    store.queue_reembedding(k.id).await.expect("queue twice");
+    let job = store.claim_job("test", Duration::from_secs(60)).await.expect("claim").expect("a job");
+    assert_eq!((job.kind.as_str(), job.knowledge_base_id), ("reembed", Some(k.id)));
+    assert!(store.claim_job("test", Duration::from_secs(60)).await.expect("claim").is_none(), "queued once");
+
+    let todo = store.chunks_to_reembed(k.id, "test/new", 1).await.expect("todo");
+    assert_eq!(todo.len(), 1);
+    assert_eq!(todo[0].title.as_deref(), Some("标题"));
+    let flipped = |v: Vec<f32>| v.into_iter().rev().collect::<Vec<f32>>();
+    store
+        .save_reembedded(
+            k.id,
+            "test/new",
+            &[Reembedded { seq: todo[0].seq, embedding: flipped(axis(0)), summary_embedding: None }],
+        )
+        .await
+        .expect("save");
+    let rest = store.chunks_to_reembed(k.id, "test/new", 10).await.expect("rest");
+    assert_eq!(rest.len(), 1, "what is waiting is not asked for again");
+    store
+        .save_reembedded(
+            k.id,
+            "test/new",
+            &[Reembedded { seq: rest[0].seq, embedding: flipped(axis(1)), summary_embedding: None }],
+        )
+        .await
+        .expect("save");
+    // Until the switch, search in the old space still finds everything.
+    assert_eq!(store.search_vector(&vector_query(owner.id, vec![k.id], axis(0), 5)).await.expect("s").len(), 2);
+    assert_eq!(store.finish_reembedding(&job, k.id, "test/new").await.expect("finish"), 2);
+    let k = store.get_knowledge_base(owner.id, k.id).await.expect("get").expect("kb");
+    assert_eq!(k.embedding_space.as_deref(), Some("test/new"));
+    assert!(store.search_vector(&vector_query(owner.id, vec![k.id], axis(0), 5)).await.expect("s").is_empty());
+    let mut new = vector_query(owner.id, vec![k.id], flipped(axis(1)), 1);
+    new.embedding_model = "test/new".into();
+    assert_eq!(store.search_vector(&new).await.expect("s")[0].content, "two");
+    assert!(store.claim_job("test", Duration::from_secs(60)).await.expect("claim").is_none(), "the job is done");
+}
+
 #[tokio::test]
 async fn sqlite_conformance() {
     let (store, _dir) = sqlite().await;
@@ -526,6 +574,7 @@ async fn sqlite_conformance() {
     retention_purges(&store).await;
     user_config_round_trips(&store).await;
     vectors_rank_filter_and_follow_deletes(&store).await;
+    reembedding_switches_in_one_step(&store).await;
 }
 
 /// Conversations have no API before the agents issue; they are written here directly.
