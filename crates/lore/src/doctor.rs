@@ -62,6 +62,42 @@ pub async fn run(data_dir: &Path, server: Option<&str>) -> anyhow::Result<bool> 
         } else {
             checks.push(check(true, "no master key yet: `lore serve` creates one"));
         }
+        // The default embedding model: cached and loadable, or how it will be fetched.
+        let model_dir =
+            std::env::var_os("LORE_MODEL_DIR").map(std::path::PathBuf::from).unwrap_or_else(|| data_dir.join("models"));
+        let store = lore_embed::ModelStore::new(&model_dir);
+        if let Some(known) = lore_embed::provision::known(lore_embed::DEFAULT_MODEL) {
+            match store.cached(known) {
+                Some(path) => match lore_embed::load_encoder(&path, Some((known.query_prefix, known.passage_prefix))) {
+                    Ok(e) => checks.push(check(
+                        true,
+                        format!(
+                            "embedding model {} ({} dims) loads from {}",
+                            known.name,
+                            e.dimensions(),
+                            path.display()
+                        ),
+                    )),
+                    Err(e) => checks.push(check(
+                        false,
+                        format!(
+                            "embedding model at {} is damaged ({e}); `lore model pull {}`",
+                            path.display(),
+                            known.name
+                        ),
+                    )),
+                },
+                None => checks.push(check(
+                    true,
+                    format!(
+                        "embedding model {} not cached in {}: fetched on first use, or now with `lore model pull {}`",
+                        known.name,
+                        model_dir.display(),
+                        known.name
+                    ),
+                )),
+            }
+        }
         match free_bytes(data_dir) {
             Some(free) => checks.push(check(
                 free > 1 << 30,
