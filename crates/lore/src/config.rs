@@ -60,7 +60,7 @@ pub struct ServeArgs {
     /// Where local models are cached. Default: <data_dir>/models
     #[arg(long, env = "LORE_MODEL_DIR")]
     pub model_dir: Option<PathBuf>,
-    /// HNSW search breadth (ef_search) of the vector index: higher is more exact and slower. Default: 128
+    /// HNSW search breadth (ef_search) of the vector index: higher is more exact and slower. Default: 256
     #[arg(long, env = "LORE_EF_SEARCH")]
     pub ef_search: Option<usize>,
 }
