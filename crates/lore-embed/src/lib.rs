@@ -208,12 +208,16 @@ impl Registry {
         secrets: &ProviderSecrets,
     ) -> Result<Arc<dyn Embedder>, EmbedError> {
         let space = Self::space_of(config)?;
-        // Remote embedders depend on the caller's credentials, so they are cached per key too.
+        // Remote embedders depend on the caller's key and addresses: a change of either in the
+        // user's configuration gets a new client.
         let cache_key = format!(
-            "{space}|{:?}|{:?}|{:?}",
+            "{space}|{:?}|{:?}|{:?}|{:?}|{:?}|{:?}",
             config.base_url,
+            config.batch_size,
             secrets.openai_api_key.as_deref().map(remote::fingerprint),
-            secrets.cohere_api_key.as_deref().map(remote::fingerprint)
+            secrets.openai_base_url,
+            secrets.cohere_api_key.as_deref().map(remote::fingerprint),
+            secrets.cohere_base_url,
         );
         if let Some(e) = self.cache.lock().unwrap_or_else(|e| e.into_inner()).get(&cache_key) {
             return Ok(e.clone());

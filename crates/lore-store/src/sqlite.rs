@@ -390,6 +390,21 @@ impl SqliteStore {
         self.writer.begin().await.map_err(db_err)
     }
 
+    /// Deletes the finished job in the transaction that stored its work, commits, and brings the
+    /// vector index up to date now rather than on the next search.
+    async fn finish_job(&self, mut tx: Transaction<'static, Sqlite>, job: &Job) -> Result<()> {
+        sqlx::query("DELETE FROM jobs WHERE id = ?")
+            .bind(job.id.to_string())
+            .execute(&mut *tx)
+            .await
+            .map_err(db_err)?;
+        tx.commit().await.map_err(db_err)?;
+        if let Err(e) = self.vectors.sync().await {
+            tracing::warn!(error = %e, "vector index catch-up failed; the next search retries");
+        }
+        Ok(())
+    }
+
     async fn append_log(tx: &mut Transaction<'static, Sqlite>, document_id: Id, entries: &[LogEntry]) -> Result<()> {
         if entries.is_empty() {
             return Ok(());
@@ -1456,17 +1471,7 @@ impl Store for SqliteStore {
                     .map_err(db_err)?;
             }
         }
-        sqlx::query("DELETE FROM jobs WHERE id = ?")
-            .bind(job.id.to_string())
-            .execute(&mut *tx)
-            .await
-            .map_err(db_err)?;
-        tx.commit().await.map_err(db_err)?;
-        // Bring the vector index up to date now rather than on the next search.
-        if let Err(e) = self.vectors.sync().await {
-            tracing::warn!(error = %e, "vector index catch-up failed; the next search retries");
-        }
-        Ok(())
+        self.finish_job(tx, job).await
     }
 
     async fn fail_document(
@@ -1682,15 +1687,7 @@ impl Store for SqliteStore {
             .execute(&mut *tx)
             .await
             .map_err(db_err)?;
-        sqlx::query("DELETE FROM jobs WHERE id = ?")
-            .bind(job.id.to_string())
-            .execute(&mut *tx)
-            .await
-            .map_err(db_err)?;
-        tx.commit().await.map_err(db_err)?;
-        if let Err(e) = self.vectors.sync().await {
-            tracing::warn!(error = %e, "vector index catch-up failed; the next search retries");
-        }
+        self.finish_job(tx, job).await?;
         Ok(switched)
     }
 

@@ -292,14 +292,15 @@ impl VectorIndexes {
         let pool = &self.reader;
         let mut progress = self.progress.lock().await;
         loop {
-            let changes: Vec<(i64, i64)> =
-                sqlx::query_as("SELECT seq, chunk_seq FROM vector_changes WHERE seq > ? ORDER BY seq LIMIT 2000")
-                    .bind(progress.applied)
-                    .fetch_all(pool)
-                    .await
-                    .map_err(Error::internal)?;
-            let Some(&(last, _)) = changes.last() else { break };
-            let mut chunk_seqs: Vec<i64> = changes.iter().map(|(_, c)| *c).collect();
+            let changes: Vec<(i64, i64, String)> = sqlx::query_as(
+                "SELECT seq, chunk_seq, knowledge_base_id FROM vector_changes WHERE seq > ? ORDER BY seq LIMIT 2000",
+            )
+            .bind(progress.applied)
+            .fetch_all(pool)
+            .await
+            .map_err(Error::internal)?;
+            let Some(last) = changes.last().map(|(seq, _, _)| *seq) else { break };
+            let mut chunk_seqs: Vec<i64> = changes.iter().map(|(_, c, _)| *c).collect();
             chunk_seqs.sort_unstable();
             chunk_seqs.dedup();
             let sql = format!(
@@ -312,15 +313,7 @@ impl VectorIndexes {
             let mut states = rows.iter().map(state_from).collect::<Result<Vec<_>>>()?;
             let present: HashSet<i64> = states.iter().map(|s| s.seq).collect();
             // Chunks gone from the table are removed from whichever graph holds them.
-            let kb_of: HashMap<i64, String> = sqlx::query_as::<_, (i64, String)>(AssertSqlSafe(format!(
-                "SELECT chunk_seq, knowledge_base_id FROM vector_changes WHERE seq > {} AND seq <= {last}",
-                progress.applied
-            )))
-            .fetch_all(pool)
-            .await
-            .map_err(Error::internal)?
-            .into_iter()
-            .collect();
+            let kb_of: HashMap<i64, &str> = changes.iter().map(|(_, c, kb)| (*c, kb.as_str())).collect();
             for seq in chunk_seqs.iter().filter(|s| !present.contains(s)) {
                 if let Some(kb) = kb_of.get(seq).and_then(|k| k.parse().ok()) {
                     states.push(ChunkState {
