@@ -68,9 +68,14 @@ pub async fn embedder_of(
     kb_config: Option<&serde_json::Value>,
 ) -> Result<Option<Arc<dyn Embedder>>, Error> {
     let Some(config) = config_of(state, user_id, kb_config).await? else { return Ok(None) };
+    build(state, user_id, &config).await.map(Some)
+}
+
+/// The embedder of a configuration, with the owner's provider secrets for remote ones.
+async fn build(state: &AppState, user_id: Id, config: &EmbeddingConfig) -> Result<Arc<dyn Embedder>, Error> {
     let secrets =
         if config.provider() == "local" { ProviderSecrets::default() } else { secrets(state, user_id).await? };
-    state.embedders.get(&config, &secrets).await.map(Some).map_err(to_error)
+    state.embedders.get(config, &secrets).await.map_err(to_error)
 }
 
 /// The embedding space a knowledge base's search uses: the one its chunks are in (the configured
@@ -83,7 +88,8 @@ pub async fn search_space(state: &AppState, kb: &KnowledgeBase) -> Result<Option
     lore_embed::Registry::space_of(&config).map(Some).map_err(to_error)
 }
 
-/// The embedder for queries to a knowledge base: in its search space.
+/// The embedder for queries to a knowledge base: in its search space (its `space()` is what
+/// [`search_space`] names).
 pub async fn search_embedder(state: &AppState, kb: &KnowledgeBase) -> Result<Option<Arc<dyn Embedder>>, Error> {
     let Some(config) = config_for(state, kb).await? else { return Ok(None) };
     let configured = lore_embed::Registry::space_of(&config).map_err(to_error)?;
@@ -98,9 +104,7 @@ pub async fn search_embedder(state: &AppState, kb: &KnowledgeBase) -> Result<Opt
         }
         _ => config,
     };
-    let secrets =
-        if config.provider() == "local" { ProviderSecrets::default() } else { secrets(state, kb.user_id).await? };
-    state.embedders.get(&config, &secrets).await.map(Some).map_err(to_error)
+    build(state, kb.user_id, &config).await.map(Some)
 }
 
 /// Re-embeds a knowledge base in its configured model, in batches kept aside, then switches it

@@ -925,34 +925,25 @@ async fn run_search(
 
 /// Embeds the query in the knowledge bases' shared embedding space.
 async fn query_embedding(state: &AppState, kbs: &[KnowledgeBase], query: &str) -> Result<(String, Vec<f32>), Error> {
-    let mut first: Option<(String, &KnowledgeBase)> = None;
-    for kb in kbs {
-        let Some(space) = crate::embedding::search_space(state, kb).await? else {
-            return Err(Error::new(
-                Code::EmbeddingNotConfigured,
-                "embeddings are turned off on this server; use mode 'fulltext'",
-            ));
-        };
-        match &first {
-            None => first = Some((space, kb)),
-            Some((seen, _)) if *seen != space => {
-                return Err(Error::new(
-                    Code::ValidationFailed,
-                    format!(
-                        "these knowledge bases use different embedding models ({seen}, {space}); search them \
-                         separately or pass knowledge_base_ids of one model"
-                    ),
-                ));
-            }
-            Some(_) => {}
-        }
-    }
-    let Some((_, kb)) = first else {
+    let off =
+        || Error::new(Code::EmbeddingNotConfigured, "embeddings are turned off on this server; use mode 'fulltext'");
+    let [first, rest @ ..] = kbs else {
         return Err(Error::new(Code::EmbeddingNotConfigured, "no knowledge base to search"));
     };
-    let embedder = crate::embedding::search_embedder(state, kb)
-        .await?
-        .ok_or_else(|| Error::new(Code::EmbeddingNotConfigured, "embeddings are turned off on this server"))?;
+    let embedder = crate::embedding::search_embedder(state, first).await?.ok_or_else(off)?;
+    for kb in rest {
+        let space = crate::embedding::search_space(state, kb).await?.ok_or_else(off)?;
+        if space != embedder.space() {
+            return Err(Error::new(
+                Code::ValidationFailed,
+                format!(
+                    "these knowledge bases use different embedding models ({}, {space}); search them separately \
+                     or pass knowledge_base_ids of one model",
+                    embedder.space()
+                ),
+            ));
+        }
+    }
     let started = std::time::Instant::now();
     let mut vectors =
         embedder.embed(&[query.to_string()], lore_embed::InputKind::Query).await.map_err(crate::embedding::to_error)?;

@@ -740,6 +740,10 @@ fn parse_folder(args: ParseArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+async fn get_json(http: &reqwest::Client, url: String, token: &str) -> anyhow::Result<Value> {
+    Ok(http.get(url).bearer_auth(token).send().await?.error_for_status()?.json().await?)
+}
+
 fn dcg(ranked: &[String], relevant: &std::collections::HashMap<String, i64>, k: usize) -> f64 {
     ranked
         .iter()
@@ -770,14 +774,7 @@ async fn retrieval(args: RetrievalArgs) -> anyhow::Result<()> {
     let (base, token) = (lore.base.clone(), lore.token.clone());
     let kb_name =
         format!("retrieval {}", args.dataset.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default());
-    let existing: Value = http
-        .get(format!("{base}/v1/knowledge-bases"))
-        .bearer_auth(&token)
-        .send()
-        .await?
-        .error_for_status()?
-        .json()
-        .await?;
+    let existing = get_json(&http, format!("{base}/v1/knowledge-bases"), &token).await?;
     let reuse = existing["data"].as_array().into_iter().flatten().find(|kb| {
         kb["name"].as_str() == Some(kb_name.as_str()) && kb["document_count"].as_u64() == Some(corpus.len() as u64)
     });
@@ -787,14 +784,8 @@ async fn retrieval(args: RetrievalArgs) -> anyhow::Result<()> {
             let kb_id = kb["id"].as_str().context("kb id")?.to_string();
             let mut offset = 0;
             loop {
-                let page: Value = http
-                    .get(format!("{base}/v1/knowledge-bases/{kb_id}/documents?limit=100&offset={offset}"))
-                    .bearer_auth(&token)
-                    .send()
-                    .await?
-                    .error_for_status()?
-                    .json()
-                    .await?;
+                let url = format!("{base}/v1/knowledge-bases/{kb_id}/documents?limit=100&offset={offset}");
+                let page = get_json(&http, url, &token).await?;
                 let docs = page["data"].as_array().cloned().unwrap_or_default();
                 for d in &docs {
                     let name = d["filename"].as_str().unwrap_or_default();
