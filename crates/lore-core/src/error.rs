@@ -83,6 +83,8 @@ codes! {
     KnowledgeBaseArchived => ("knowledge_base_archived", Conflict, 409),
     NotDeleted => ("not_deleted", Conflict, 409),
     FileTypeExists => ("file_type_exists", Conflict, 409),
+    AgentNameTaken => ("agent_name_taken", Conflict, 409),
+    AgentInactive => ("agent_inactive", Conflict, 409),
     // Limits
     RateLimited => ("rate_limited", RateLimited, 429),
     QuotaExceeded => ("quota_exceeded", RateLimited, 429),
@@ -102,6 +104,12 @@ codes! {
     EmbeddingFailed => ("embedding_failed", Internal, 502),
     EmbeddingProviderRejected => ("embedding_provider_rejected", InvalidRequest, 422),
     InvalidEmbeddingConfig => ("invalid_embedding_config", InvalidRequest, 422),
+    // Chat models and providers
+    InvalidAgentConfig => ("invalid_agent_config", InvalidRequest, 422),
+    LlmUnavailable => ("llm_unavailable", Internal, 502),
+    LlmRejected => ("llm_provider_rejected", InvalidRequest, 422),
+    LlmTimeout => ("llm_timeout", Internal, 504),
+    LlmBadResponse => ("llm_bad_response", Internal, 502),
     // Lore's own fault
     Internal => ("internal_error", Internal, 500),
     Unavailable => ("service_unavailable", Internal, 503),

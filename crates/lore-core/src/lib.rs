@@ -1,6 +1,7 @@
 //! Lore's domain: the types every layer shares, the one error table, configuration inheritance,
 //! and the traits that storage and blob backends implement. Nothing here does I/O.
 
+pub mod agent;
 pub mod blob;
 pub mod chunking;
 pub mod error;

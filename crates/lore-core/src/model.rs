@@ -375,6 +375,9 @@ pub struct SearchFilters {
     pub document_ids: Option<Vec<Id>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub file_types: Option<Vec<String>>,
+    /// Documents pulled from these data sources.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub data_source_ids: Option<Vec<Id>>,
     /// Equality on top-level keys of a document's metadata.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub metadata: Option<Map<String, Value>>,

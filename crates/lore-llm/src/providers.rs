@@ -284,7 +284,7 @@ impl HttpChatModel {
     }
 
     /// A whole (non-streamed) answer, from a server that ignored `stream: true`.
-    fn whole(&self, body: &str) -> Result<(String, Option<u64>, Option<u64>, Option<String>), LlmError> {
+    fn whole(&self, body: &str) -> Result<Whole, LlmError> {
         let data: Value = serde_json::from_str(body).map_err(|e| {
             LlmError::BadResponse(format!("{} answered something that is not JSON: {e}", self.provider))
         })?;
@@ -312,8 +312,16 @@ impl HttpChatModel {
             ),
         };
         let text = answer.0.ok_or_else(|| LlmError::BadResponse(format!("{} answered with no text", self.provider)))?;
-        Ok((text, answer.1, answer.2, answer.3.map(str::to_string)))
+        Ok(Whole { text, prompt: answer.1, completion: answer.2, finish_reason: answer.3.map(str::to_string) })
     }
+}
+
+/// A non-streamed answer: its text, token counts and why it stopped.
+struct Whole {
+    text: String,
+    prompt: Option<u64>,
+    completion: Option<u64>,
+    finish_reason: Option<String>,
 }
 
 enum Step {
@@ -368,7 +376,7 @@ impl ChatModel for HttpChatModel {
                 Ok(Err(e)) => return Err(LlmError::Unavailable(format!("{}: {}", self.provider, without_url(&e)))),
                 Err(_) => return Err(LlmError::Timeout(format!("{} stopped answering", self.provider))),
             };
-            let (text, prompt, completion, finish_reason) = self.whole(&body)?;
+            let Whole { text, prompt, completion, finish_reason } = self.whole(&body)?;
             let usage = usage_of(prompt, completion, prompt_estimate, &text);
             let _ = tx.send(Ok(ChatEvent::Delta(text))).await;
             let _ = tx.send(Ok(ChatEvent::Done { usage, finish_reason })).await;

@@ -1,7 +1,9 @@
 //! Lore's HTTP server: the API, authentication, and the background workers, over a store and a
 //! blob store.
 
+pub mod agents;
 pub mod auth;
+pub mod chat;
 pub mod embedding;
 pub mod error;
 pub mod governance;

@@ -88,6 +88,16 @@ pub fn embedding_duration(space: &str, seconds: f64) {
     metrics::histogram!("lore_embedding_duration_seconds", "space" => space.to_string()).record(seconds);
 }
 
+/// A chat-model call and the tokens it used; the provider is a fixed name, never tenant data.
+pub fn llm_call(provider: &str, outcome: &'static str, prompt_tokens: u64, completion_tokens: u64) {
+    let provider = if lore_llm::PROVIDERS.contains(&provider) { provider.to_string() } else { "other".into() };
+    metrics::counter!("lore_llm_calls_total", "provider" => provider.clone(), "outcome" => outcome).increment(1);
+    metrics::counter!("lore_llm_tokens_total", "provider" => provider.clone(), "kind" => "prompt")
+        .increment(prompt_tokens);
+    metrics::counter!("lore_llm_tokens_total", "provider" => provider, "kind" => "completion")
+        .increment(completion_tokens);
+}
+
 pub fn rate_limit_rejection(reason: &'static str) {
     metrics::counter!("lore_rate_limit_rejections_total", "reason" => reason).increment(1);
 }

@@ -13,7 +13,9 @@ use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 use tokio::io::AsyncWriteExt;
 
+use crate::agents;
 use crate::auth::{Principal, client_ip};
+use crate::chat;
 use crate::error::{ApiError, ApiResult, Json, Path, Query, error};
 use crate::governance;
 use crate::metrics;
@@ -51,6 +53,15 @@ pub fn router(state: AppState) -> Router {
         .route("/auth/sessions", delete(revoke_sessions))
         .route("/config", get(get_config).put(put_config))
         .route("/usage/api", get(api_usage))
+        .route("/usage/agents", get(agent_usage))
+        .route("/agents", post(create_agent).get(list_agents))
+        .route("/agents/route", post(route_question))
+        .route("/agents/{id}", get(get_agent).patch(update_agent).delete(delete_agent))
+        .route("/agents/{id}/chat", post(chat::agent_chat))
+        .route("/conversations", get(list_conversations))
+        .route("/conversations/{id}", get(get_conversation).delete(delete_conversation))
+        .route("/conversations/{id}/messages", get(conversation_messages))
+        .route("/chat/completions", post(chat::completions))
         .route("/file-types", get(list_file_types).post(create_file_type))
         .route("/file-types/{id}", patch(update_file_type))
         .route("/admin/users", get(list_users))
@@ -481,4 +492,89 @@ async fn mcp_http(State(state): State<AppState>, principal: Principal, body: Str
         Some(answer) => axum::Json(answer).into_response(),
         None => StatusCode::ACCEPTED.into_response(),
     }
+}
+
+// ------------------------------------------------------------------------------------ agents
+
+async fn create_agent(
+    State(state): State<AppState>,
+    principal: Principal,
+    Json(body): Json<Value>,
+) -> ApiResult<impl IntoResponse> {
+    Ok((StatusCode::CREATED, Json(agents::create(&state, &principal, body).await?)))
+}
+
+async fn list_agents(State(state): State<AppState>, principal: Principal) -> ApiResult<Json<Value>> {
+    Ok(Json(json!({ "data": agents::list(&state, &principal).await? })))
+}
+
+async fn get_agent(State(state): State<AppState>, principal: Principal, Path(id): Path<Id>) -> ApiResult<Json<Value>> {
+    Ok(Json(agents::get(&state, &principal, id).await?))
+}
+
+async fn update_agent(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path(id): Path<Id>,
+    Json(body): Json<Value>,
+) -> ApiResult<Json<Value>> {
+    Ok(Json(agents::update(&state, &principal, id, body).await?))
+}
+
+async fn delete_agent(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path(id): Path<Id>,
+) -> ApiResult<StatusCode> {
+    agents::delete(&state, &principal, id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn route_question(
+    State(state): State<AppState>,
+    principal: Principal,
+    Json(req): Json<agents::RouteRequest>,
+) -> ApiResult<Json<agents::RouteAnswer>> {
+    Ok(Json(agents::route(&state, &principal, req).await?))
+}
+
+async fn list_conversations(
+    State(state): State<AppState>,
+    principal: Principal,
+    Query(params): Query<agents::ConversationParams>,
+) -> ApiResult<Json<Value>> {
+    Ok(Json(json!({ "data": agents::list_conversations(&state, &principal, params).await? })))
+}
+
+async fn get_conversation(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path(id): Path<Id>,
+) -> ApiResult<Json<lore_core::agent::Conversation>> {
+    Ok(Json(agents::get_conversation(&state, &principal, id).await?))
+}
+
+async fn delete_conversation(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path(id): Path<Id>,
+) -> ApiResult<StatusCode> {
+    agents::delete_conversation(&state, &principal, id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn conversation_messages(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path(id): Path<Id>,
+) -> ApiResult<Json<Value>> {
+    Ok(Json(json!({ "data": agents::conversation_messages(&state, &principal, id).await? })))
+}
+
+async fn agent_usage(
+    State(state): State<AppState>,
+    principal: Principal,
+    Query(params): Query<agents::AgentUsageParams>,
+) -> ApiResult<Json<agents::AgentUsageResponse>> {
+    Ok(Json(agents::usage(&state, &principal, params).await?))
 }

@@ -732,7 +732,7 @@ pub struct SearchResponse {
 }
 
 pub const MAX_TOP_K: u32 = 100;
-const MAX_QUERY_CHARS: usize = 2000;
+pub(crate) const MAX_QUERY_CHARS: usize = 2000;
 
 /// `POST /v1/knowledge-bases/{id}/search`.
 pub async fn search(
@@ -772,7 +772,7 @@ pub async fn search_all(state: &AppState, principal: &Principal, mut req: Search
     run_search(state, principal, kbs, req).await
 }
 
-async fn run_search(
+pub(crate) async fn run_search(
     state: &AppState,
     principal: &Principal,
     kbs: Vec<KnowledgeBase>,

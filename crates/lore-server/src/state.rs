@@ -39,6 +39,8 @@ pub struct ServerConfig {
     pub model_dir: PathBuf,
     /// HNSW search breadth of the embedded vector index.
     pub ef_search: usize,
+    /// What chat-model tokens cost, per model.
+    pub prices: lore_llm::PriceTable,
 }
 
 impl ServerConfig {
@@ -57,6 +59,7 @@ impl ServerConfig {
             embedding_model: Some(lore_embed::DEFAULT_MODEL.to_string()),
             model_dir: std::env::var_os("LORE_MODEL_DIR").map(PathBuf::from).unwrap_or_else(|| data_dir.join("models")),
             ef_search: lore_store::vectors::DEFAULT_EF_SEARCH,
+            prices: lore_llm::PriceTable::builtin(),
             data_dir,
         }
     }

@@ -21,6 +21,8 @@ use uuid::Uuid;
 use crate::migrate;
 use crate::vectors::{self, Field, SpaceKey, VectorIndexes};
 
+mod agents;
+
 pub struct SqliteStore {
     writer: SqlitePool,
     reader: SqlitePool,
@@ -1941,6 +1943,13 @@ fn filter_conditions(filters: &SearchFilters) -> Result<(String, Vec<String>)> {
         sql.push_str(&format!(" AND d.file_type IN ({})", vec!["?"; types.len().max(1)].join(", ")));
         params.extend(types.iter().cloned());
         if types.is_empty() {
+            params.push(String::new());
+        }
+    }
+    if let Some(ids) = &filters.data_source_ids {
+        sql.push_str(&format!(" AND d.data_source_id IN ({})", vec!["?"; ids.len().max(1)].join(", ")));
+        params.extend(ids.iter().map(Id::to_string));
+        if ids.is_empty() {
             params.push(String::new());
         }
     }

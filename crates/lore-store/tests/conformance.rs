@@ -3,6 +3,8 @@
 
 use std::time::Duration;
 
+use lore_core::agent::*;
+use lore_core::error::Code;
 use lore_core::model::*;
 use lore_core::store::{Store, Upload};
 use lore_store::SqliteStore;
@@ -561,6 +563,156 @@ async fn reembedding_switches_in_one_step(store: &dyn Store) {
     assert!(store.claim_job("test", Duration::from_secs(60)).await.expect("claim").is_none(), "the job is done");
 }
 
+fn new_agent(owner: Id, name: &str, kbs: Vec<Id>) -> Agent {
+    let now = lore_core::now();
+    Agent {
+        id: lore_core::new_id(),
+        user_id: owner,
+        name: name.into(),
+        description: Some("答疑助手".into()),
+        agent_type: "qa".into(),
+        model_provider: "openai".into(),
+        model_name: Some("gpt-4o-mini".into()),
+        model_parameters: json!({"temperature": 0.2}),
+        conversation_mode: ConversationMode::MultiTurn,
+        context_window: Some(8000),
+        memory_retention_days: Some(7),
+        system_prompt: Some("只根据资料回答".into()),
+        user_prompt_template: Some("{context}\n{question}".into()),
+        max_documents: 4,
+        similarity_threshold: Some(0.3),
+        rate_limit_per_hour: Some(10),
+        rate_limit_per_day: None,
+        domain_keywords: vec!["发票".into(), "invoice".into()],
+        expertise_areas: vec!["财务".into()],
+        is_active: true,
+        knowledge_base_ids: kbs,
+        data_source_ids: Vec::new(),
+        file_type_ids: Vec::new(),
+        created_at: now,
+        updated_at: now,
+    }
+}
+
+async fn agents_conversations_and_usage(store: &dyn Store) {
+    let alice = user(store, "agent-alice").await;
+    let bob = user(store, "agent-bob").await;
+    let kb1 = kb(store, alice.id).await;
+    let mut agent = new_agent(alice.id, "财务助手", vec![kb1.id]);
+    store.insert_agent(&agent).await.expect("insert");
+    let same_name = new_agent(alice.id, "财务助手", vec![]);
+    assert_eq!(store.insert_agent(&same_name).await.expect_err("taken").code, Code::AgentNameTaken);
+    store.insert_agent(&new_agent(bob.id, "财务助手", vec![])).await.expect("another owner may use the name");
+
+    let read = store.get_agent(alice.id, agent.id).await.expect("get").expect("found");
+    assert_eq!(read.knowledge_base_ids, vec![kb1.id]);
+    assert_eq!(read.domain_keywords, vec!["发票", "invoice"]);
+    assert_eq!(read.similarity_threshold, Some(0.3));
+    assert!(store.get_agent(bob.id, agent.id).await.expect("get").is_none(), "another owner's agent is not found");
+
+    agent.name = "Finance".into();
+    agent.conversation_mode = ConversationMode::SingleTurn;
+    agent.knowledge_base_ids = Vec::new();
+    assert!(store.update_agent(&agent).await.expect("update"));
+    let mut foreign = agent.clone();
+    foreign.user_id = bob.id;
+    assert!(!store.update_agent(&foreign).await.expect("update"), "no update through another owner");
+    let read = store.get_agent(alice.id, agent.id).await.expect("get").expect("found");
+    assert_eq!((read.name.as_str(), read.conversation_mode), ("Finance", ConversationMode::SingleTurn));
+    assert!(read.knowledge_base_ids.is_empty());
+    assert_eq!(store.list_agents(alice.id).await.expect("list").len(), 1);
+
+    // A conversation with a cited answer.
+    let doc = document(store, alice.id, kb1.id, "agentdoc", 10).await;
+    process(store, doc.id, &[("发票需要在三十天内报销。", "发票 报销")]).await;
+    let chunk = store.list_chunks(alice.id, doc.id).await.expect("chunks").remove(0);
+    let now = lore_core::now();
+    let conversation = Conversation {
+        id: lore_core::new_id(),
+        user_id: alice.id,
+        agent_id: agent.id,
+        title: Some("报销".into()),
+        context: json!({}),
+        created_at: now,
+        updated_at: now,
+    };
+    store.create_conversation(&conversation).await.expect("conversation");
+    let message = |role: &str, content: &str, citations: Vec<Citation>| ChatMessage {
+        id: lore_core::new_id(),
+        conversation_id: conversation.id,
+        role: role.into(),
+        content: content.into(),
+        metadata: json!({}),
+        citations,
+        created_at: lore_core::now(),
+    };
+    let cite = Citation {
+        index: 1,
+        document_id: doc.id,
+        chunk_id: Some(chunk.id),
+        score: Some(0.9),
+        filename: None,
+        snippet: None,
+    };
+    let exchange = [message("user", "多久报销?", vec![]), message("assistant", "三十天内 [1]。", vec![cite])];
+    assert_eq!(
+        store.append_messages(bob.id, conversation.id, &exchange).await.expect_err("not bob's").code,
+        Code::NotFound
+    );
+    store.append_messages(alice.id, conversation.id, &exchange).await.expect("append");
+    let messages = store.list_messages(alice.id, conversation.id, None).await.expect("messages");
+    assert_eq!(messages.iter().map(|m| m.role.as_str()).collect::<Vec<_>>(), ["user", "assistant"]);
+    let cited = &messages[1].citations[0];
+    assert_eq!((cited.index, cited.chunk_id, cited.filename.as_deref()), (1, Some(chunk.id), Some("agentdoc.md")));
+    assert!(cited.snippet.as_deref().is_some_and(|s| s.contains("三十天")));
+    assert!(store.list_messages(bob.id, conversation.id, None).await.expect("messages").is_empty());
+    let later = lore_core::now() + chrono::Duration::seconds(5);
+    assert!(store.list_messages(alice.id, conversation.id, Some(later)).await.expect("since").is_empty());
+    assert!(store.get_conversation(bob.id, conversation.id).await.expect("get").is_none());
+    assert_eq!(store.list_conversations(alice.id, Some(agent.id)).await.expect("list").len(), 1);
+
+    // Usage rows count for rate limits at once, and are listed by range.
+    let call = |n: i64| AgentUsage {
+        id: lore_core::new_id(),
+        user_id: alice.id,
+        agent_id: agent.id,
+        conversation_id: Some(conversation.id),
+        model_provider: Some("openai".into()),
+        model_name: Some("gpt-4o-mini".into()),
+        prompt_tokens: n,
+        completion_tokens: 1,
+        tokens_used: n + 1,
+        cost: "0.000001".into(),
+        response_time: 0.5,
+        request_data: json!({"status": "ok"}),
+        created_at: lore_core::now(),
+    };
+    let hour_ago = lore_core::now() - chrono::Duration::hours(1);
+    let first = call(10);
+    store.insert_agent_call(&first).await.expect("call");
+    store.insert_agent_call(&call(20)).await.expect("call");
+    let (count, oldest) = store.agent_calls_since(agent.id, hour_ago).await.expect("count");
+    assert_eq!((count, oldest), (2, Some(first.created_at)));
+    let mut finished = first.clone();
+    finished.prompt_tokens = 99;
+    finished.request_data = json!({"status": "failed", "error": "timeout"});
+    store.update_agent_call(&finished).await.expect("update");
+    let rows = store
+        .list_agent_calls(alice.id, hour_ago, lore_core::now() + chrono::Duration::seconds(1), None)
+        .await
+        .expect("rows");
+    assert_eq!(rows.len(), 2);
+    assert_eq!((rows[0].prompt_tokens, rows[0].request_data["status"].as_str()), (99, Some("failed")));
+    assert!(store.list_agent_calls(bob.id, hour_ago, lore_core::now(), None).await.expect("rows").is_empty());
+    store.delete_agent_call(first.id).await.expect("delete");
+    assert_eq!(store.agent_calls_since(agent.id, hour_ago).await.expect("count").0, 1);
+
+    // Deleting the agent takes its conversations with it; another owner cannot.
+    assert!(!store.delete_agent(bob.id, agent.id).await.expect("delete"));
+    assert!(store.delete_agent(alice.id, agent.id).await.expect("delete"));
+    assert!(store.get_conversation(alice.id, conversation.id).await.expect("get").is_none());
+}
+
 #[tokio::test]
 async fn sqlite_conformance() {
     let (store, _dir) = sqlite().await;
@@ -575,6 +727,7 @@ async fn sqlite_conformance() {
     user_config_round_trips(&store).await;
     vectors_rank_filter_and_follow_deletes(&store).await;
     reembedding_switches_in_one_step(&store).await;
+    agents_conversations_and_usage(&store).await;
 }
 
 /// Conversations have no API before the agents issue; they are written here directly.

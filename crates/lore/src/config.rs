@@ -63,6 +63,10 @@ pub struct ServeArgs {
     /// HNSW search breadth (ef_search) of the vector index: higher is more exact and slower. Default: 256
     #[arg(long, env = "LORE_EF_SEARCH")]
     pub ef_search: Option<usize>,
+    /// A TOML file of chat-model prices (USD per million tokens) laid over the built-in table:
+    /// `[models."gpt-4o-mini"]` with `input = "0.15"` and `output = "0.60"`
+    #[arg(long, env = "LORE_PRICE_TABLE")]
+    pub price_table: Option<PathBuf>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -81,6 +85,7 @@ struct FileConfig {
     embedding_model: Option<String>,
     model_dir: Option<PathBuf>,
     ef_search: Option<usize>,
+    price_table: Option<PathBuf>,
 }
 
 pub fn resolve(args: ServeArgs) -> anyhow::Result<(ServerConfig, LogFormat)> {
@@ -130,6 +135,11 @@ pub fn resolve(args: ServeArgs) -> anyhow::Result<(ServerConfig, LogFormat)> {
         anyhow::ensure!((1..=10_000).contains(&ef), "ef_search must be between 1 and 10000");
         config.ef_search = ef;
     }
+    if let Some(path) = args.price_table.or(file.price_table) {
+        let text =
+            std::fs::read_to_string(&path).with_context(|| format!("cannot read price table {}", path.display()))?;
+        config.prices.merge_toml(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+    }
     let log_format = args.log_format.or(file.log_format).unwrap_or(LogFormat::Text);
     Ok((config, log_format))
 }
@@ -165,6 +175,7 @@ mod tests {
             embedding_model: None,
             model_dir: None,
             ef_search: None,
+            price_table: None,
         }
     }
 

@@ -1,6 +1,7 @@
 //! The HTTP API end to end: each test starts a real server on a free port with a fresh data
 //! directory and drives it over HTTP, as a user's application would.
 
+mod agents;
 mod cli;
 mod formats;
 mod governance;
