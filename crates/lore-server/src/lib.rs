@@ -118,6 +118,11 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer> {
     let mut signal = shutdown_rx.clone();
     let kept = state.clone();
     let task = tokio::spawn(async move {
+        // Streamed answers are many small writes: without TCP_NODELAY each waits on the client's
+        // delayed ACK (~40 ms).
+        let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+            let _ = tcp.set_nodelay(true);
+        });
         let serve = axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
             .with_graceful_shutdown(async move {
                 let _ = signal.wait_for(|stop| *stop).await;

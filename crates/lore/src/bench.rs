@@ -31,6 +31,8 @@ pub enum BenchCommand {
     Ann(crate::bench_vectors::AnnArgs),
     /// Throughput of the built-in embedding model in tokens/s and chunks/s.
     Embed(crate::bench_vectors::EmbedArgs),
+    /// The time to first token Lore adds to a chat provider (retrieval and prompt), over many chunks.
+    Chat(crate::bench_chat::ChatArgs),
 }
 
 #[derive(Debug, Args)]
@@ -117,12 +119,13 @@ pub async fn run(command: BenchCommand) -> anyhow::Result<()> {
         BenchCommand::Retrieval(args) => retrieval(args).await,
         BenchCommand::Ann(args) => tokio::task::spawn_blocking(move || crate::bench_vectors::ann(args)).await?,
         BenchCommand::Embed(args) => tokio::task::spawn_blocking(move || crate::bench_vectors::embed(args)).await?,
+        BenchCommand::Chat(args) => crate::bench_chat::chat(args).await,
     }
 }
 
 /// A vocabulary whose words occur with Zipf's law (exponent 1), as words of natural text do:
 /// a few very common words, a long tail of rare ones.
-struct Vocabulary {
+pub(crate) struct Vocabulary {
     words: Vec<String>,
     cumulative: Vec<f64>,
 }
@@ -140,7 +143,7 @@ impl Vocabulary {
     }
 
     /// Pseudo-English: distinct words made of two or three syllables.
-    fn english(n: usize) -> Self {
+    pub(crate) fn english(n: usize) -> Self {
         const ONSETS: &[&str] =
             &["b", "c", "d", "f", "g", "h", "k", "l", "m", "n", "p", "r", "s", "t", "v", "w", "st", "tr", "pl", "gr"];
         const VOWELS: &[&str] = &["a", "e", "i", "o", "u", "ai", "ou", "ea"];
@@ -160,7 +163,7 @@ impl Vocabulary {
     }
 
     /// Two-character Chinese words over 1,500 of the most basic CJK code points.
-    fn chinese(n: usize) -> Self {
+    pub(crate) fn chinese(n: usize) -> Self {
         const SPAN: usize = 1500;
         let ch = |i: usize| char::from_u32(0x4E00 + i as u32).unwrap_or('中');
         let words = (0..n)
@@ -173,7 +176,7 @@ impl Vocabulary {
         Vocabulary::zipf(words)
     }
 
-    fn sample(&self, rng: &mut Rng) -> &str {
+    pub(crate) fn sample(&self, rng: &mut Rng) -> &str {
         let total = self.cumulative.last().copied().unwrap_or(1.0);
         let target = rng.unit() * total;
         let i = self.cumulative.partition_point(|c| *c < target).min(self.words.len() - 1);
@@ -208,7 +211,7 @@ fn document(i: usize, size: usize, en: &Vocabulary, zh: &Vocabulary, rng: &mut R
 
 /// A query of one to three content words: ranks 50 to 5,000 of the vocabulary, uniformly (the
 /// very common words are function words, which people rarely search for on their own).
-fn query(en: &Vocabulary, zh: &Vocabulary, rng: &mut Rng) -> String {
+pub(crate) fn query(en: &Vocabulary, zh: &Vocabulary, rng: &mut Rng) -> String {
     let chinese = rng.next_u64().is_multiple_of(2);
     let vocab = if chinese { zh } else { en };
     let n = 1 + (rng.next_u64() % 3) as usize;

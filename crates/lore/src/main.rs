@@ -1,6 +1,7 @@
 //! `lore`: the server, and the tools around it.
 
 mod bench;
+mod bench_chat;
 mod bench_vectors;
 mod client;
 mod config;
