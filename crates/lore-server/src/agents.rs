@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use chrono::Duration as ChronoDuration;
 use lore_core::agent::{Agent, AgentUsage, ChatMessage, Citation, Conversation, ConversationMode};
 use lore_core::error::{Code, Error};
-use lore_core::model::{ChunkHit, Id, Scope, SearchFilters, Timestamp};
+use lore_core::model::{ChunkHit, Id, KnowledgeBase, Scope, SearchFilters, Timestamp};
 use lore_llm::{ChatEvent, ChatModel, LlmError, Message, Role, Usage};
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
@@ -572,9 +572,12 @@ pub async fn prepare(
     started: Instant,
 ) -> ApiResult<Turn> {
     let model = chat_model(state, &agent).await?;
-    let call = reserve_call(state, &agent, model.as_deref()).await?;
+    // Retrieval runs while the call is counted; a refused call's passages are dropped.
+    let (call, passages) =
+        tokio::join!(reserve_call(state, &agent, model.as_deref()), retrieve(state, principal, &agent, &question));
+    let call = call?;
     let prepared = async {
-        let passages = retrieve(state, principal, &agent, &question).await?;
+        let passages = passages?;
         let params = &agent.model_parameters;
         let max_tokens = params["max_tokens"].as_u64().map(|n| n as u32);
         let request = lore_llm::ChatRequest {
@@ -734,18 +737,34 @@ async fn retrieve(state: &AppState, principal: &Principal, agent: &Agent, questi
     if !agent.data_source_ids.is_empty() {
         filters.data_source_ids = Some(agent.data_source_ids.clone());
     }
-    let request = SearchRequest {
-        query: question.chars().take(crate::service::MAX_QUERY_CHARS).collect(),
-        mode: Some("hybrid".into()),
-        top_k: Some(agent.max_documents.clamp(1, 50) as u32),
-        similarity_threshold: agent.similarity_threshold,
-        filters,
-        search_target: None,
-        weights: None,
-        knowledge_base_ids: None,
-    };
-    let found = crate::service::run_search(state, principal, kbs, request).await?;
-    Ok(found.results.into_iter().map(|r| r.hit).collect())
+    // Knowledge bases in different embedding models are searched apart, their fused lists merged.
+    let mut groups: Vec<(Option<String>, Vec<KnowledgeBase>)> = Vec::new();
+    for kb in kbs {
+        let space = crate::embedding::search_space(state, &kb).await.ok().flatten();
+        match groups.iter_mut().find(|(s, _)| *s == space) {
+            Some((_, group)) => group.push(kb),
+            None => groups.push((space, vec![kb])),
+        }
+    }
+    let top_k = agent.max_documents.clamp(1, 50) as usize;
+    let mut hits = Vec::new();
+    for (_, group) in groups {
+        let request = SearchRequest {
+            query: question.chars().take(crate::service::MAX_QUERY_CHARS).collect(),
+            mode: Some("hybrid".into()),
+            top_k: Some(top_k as u32),
+            similarity_threshold: agent.similarity_threshold,
+            filters: filters.clone(),
+            search_target: None,
+            weights: None,
+            knowledge_base_ids: None,
+        };
+        let found = crate::service::run_search(state, principal, group, request).await?;
+        hits.extend(found.results.into_iter().map(|r| r.hit));
+    }
+    hits.sort_by(|a, b| b.score.total_cmp(&a.score));
+    hits.truncate(top_k);
+    Ok(hits)
 }
 
 fn is_chinese(text: &str) -> bool {

@@ -12,9 +12,18 @@ pub const PROTOCOL_VERSION: &str = "2025-06-18";
 #[async_trait]
 pub trait Backend: Send + Sync {
     async fn list_knowledge_bases(&self) -> Result<Value, String>;
-    async fn search(&self, knowledge_base_id: &str, query: &str, top_k: u32) -> Result<Value, String>;
+    async fn search(
+        &self,
+        knowledge_base_id: &str,
+        query: &str,
+        mode: Option<&str>,
+        top_k: u32,
+    ) -> Result<Value, String>;
     async fn list_documents(&self, knowledge_base_id: &str) -> Result<Value, String>;
     async fn get_document(&self, document_id: &str) -> Result<Value, String>;
+    async fn list_agents(&self) -> Result<Value, String>;
+    /// An agent's answer with its citations; `agent` is its id or name.
+    async fn ask_agent(&self, agent: &str, question: &str, conversation_id: Option<&str>) -> Result<Value, String>;
 }
 
 pub fn tools() -> Value {
@@ -26,12 +35,13 @@ pub fn tools() -> Value {
         },
         {
             "name": "search",
-            "description": "Full-text search (Chinese and English) in a knowledge base. Returns the best passages with their document, score and a highlighted excerpt.",
+            "description": "Search a knowledge base by meaning and words (hybrid, Chinese and English). Returns the best passages with their document, score and a highlighted excerpt.",
             "inputSchema": {
                 "type": "object",
                 "properties": {
                     "knowledge_base_id": {"type": "string", "description": "from list_knowledge_bases"},
                     "query": {"type": "string"},
+                    "mode": {"type": "string", "enum": ["hybrid", "vector", "fulltext"], "default": "hybrid"},
                     "top_k": {"type": "integer", "minimum": 1, "maximum": 100, "default": 5}
                 },
                 "required": ["knowledge_base_id", "query"],
@@ -55,6 +65,25 @@ pub fn tools() -> Value {
                 "type": "object",
                 "properties": {"document_id": {"type": "string"}},
                 "required": ["document_id"],
+                "additionalProperties": false
+            }
+        },
+        {
+            "name": "list_agents",
+            "description": "List the AI agents this key may ask, with what they know about.",
+            "inputSchema": {"type": "object", "properties": {}, "additionalProperties": false}
+        },
+        {
+            "name": "ask_agent",
+            "description": "Ask an AI agent a question; it answers from its knowledge bases with numbered citations. Pass conversation_id from an earlier answer to continue that conversation.",
+            "inputSchema": {
+                "type": "object",
+                "properties": {
+                    "agent": {"type": "string", "description": "the agent's id or name, from list_agents"},
+                    "question": {"type": "string"},
+                    "conversation_id": {"type": "string"}
+                },
+                "required": ["agent", "question"],
                 "additionalProperties": false
             }
         }
@@ -91,7 +120,13 @@ async fn call_tool(backend: &dyn Backend, name: &str, args: &Value) -> Result<Re
             let kb = string_arg(args, "knowledge_base_id")?;
             let query = string_arg(args, "query")?;
             let top_k = args.get("top_k").and_then(Value::as_u64).unwrap_or(5).clamp(1, 100) as u32;
-            backend.search(kb, query, top_k).await
+            let mode = args.get("mode").and_then(Value::as_str);
+            backend.search(kb, query, mode, top_k).await
+        }
+        "list_agents" => backend.list_agents().await,
+        "ask_agent" => {
+            let conversation = args.get("conversation_id").and_then(Value::as_str);
+            backend.ask_agent(string_arg(args, "agent")?, string_arg(args, "question")?, conversation).await
         }
         "list_documents" => backend.list_documents(string_arg(args, "knowledge_base_id")?).await,
         "get_document" => backend.get_document(string_arg(args, "document_id")?).await,
@@ -168,10 +203,16 @@ impl Backend for ServiceBackend {
         Ok(json!(kbs.iter().map(|kb| json!({"id": kb.id, "name": kb.name, "description": kb.description, "document_count": kb.document_count})).collect::<Vec<_>>()))
     }
 
-    async fn search(&self, knowledge_base_id: &str, query: &str, top_k: u32) -> Result<Value, String> {
+    async fn search(
+        &self,
+        knowledge_base_id: &str,
+        query: &str,
+        mode: Option<&str>,
+        top_k: u32,
+    ) -> Result<Value, String> {
         let req = crate::service::SearchRequest {
             query: query.to_string(),
-            mode: None,
+            mode: mode.map(str::to_string),
             top_k: Some(top_k),
             similarity_threshold: None,
             filters: Default::default(),
@@ -205,4 +246,33 @@ impl Backend for ServiceBackend {
             .map_err(api)?;
         serde_json::to_value(view).map_err(|e| e.to_string())
     }
+
+    async fn list_agents(&self) -> Result<Value, String> {
+        let agents = crate::agents::list(&self.state, &self.principal).await.map_err(api)?;
+        Ok(json!(agents.iter().map(agent_summary).collect::<Vec<_>>()))
+    }
+
+    async fn ask_agent(&self, agent: &str, question: &str, conversation_id: Option<&str>) -> Result<Value, String> {
+        let agents = crate::agents::list(&self.state, &self.principal).await.map_err(api)?;
+        let id = agents
+            .iter()
+            .find(|a| a["id"].as_str() == Some(agent) || a["name"].as_str() == Some(agent))
+            .and_then(|a| a["id"].as_str())
+            .ok_or_else(|| format!("no agent '{agent}'; list_agents names them"))?;
+        let req = crate::agents::ChatRequest {
+            message: question.to_string(),
+            conversation_id: conversation_id.map(parse_id).transpose()?,
+            stream: false,
+        };
+        let turn = crate::agents::begin_chat(&self.state, &self.principal, parse_id(id)?, &req).await.map_err(api)?;
+        let answer = crate::agents::complete_turn(&self.state, turn, None, true).await.map_err(api)?;
+        serde_json::to_value(answer).map_err(|e| e.to_string())
+    }
+}
+
+/// What an agent host needs to pick an agent.
+pub fn agent_summary(agent: &Value) -> Value {
+    json!({"id": agent["id"], "name": agent["name"], "description": agent["description"],
+           "domain_keywords": agent["domain_keywords"], "expertise_areas": agent["expertise_areas"],
+           "is_active": agent["is_active"]})
 }

@@ -828,12 +828,18 @@ pub(crate) async fn run_search(
         });
     }
 
-    // The query's embedding, for vector and hybrid search.
-    let mut warning = None;
-    let mut embedded: Option<(String, Vec<f32>)> = None;
-    if mode != "fulltext" {
-        match query_embedding(state, &kbs, &query).await {
-            Ok(e) => embedded = Some(e),
+    // Fusion sees deeper lists than it returns, so agreement below the top k still counts.
+    let depth = if mode == "hybrid" { (top_k * 3).clamp(30, MAX_TOP_K * 3) } else { top_k };
+    let kb_ids: Vec<Id> = kbs.iter().map(|kb| kb.id).collect();
+    let terms = lore_ingest::segment::query_terms(&query);
+
+    // The query's embedding and the vector search run while the full-text search does.
+    let vector = async {
+        if mode == "fulltext" {
+            return Ok((None, Vec::new(), None));
+        }
+        let (space, vector) = match query_embedding(state, &kbs, &query).await {
+            Ok(embedded) => embedded,
             Err(e)
                 if mode == "hybrid"
                     && matches!(
@@ -842,39 +848,33 @@ pub(crate) async fn run_search(
                     ) =>
             {
                 tracing::warn!(error = %e.message, "hybrid search runs on full text alone");
-                warning = Some(format!("{}: {}; results are full-text only", e.code.as_str(), e.message));
-                mode = "fulltext";
+                let warning = format!("{}: {}; results are full-text only", e.code.as_str(), e.message);
+                return Ok((None, Vec::new(), Some(warning)));
             }
-            Err(e) => return Err(e.into()),
-        }
-    }
-    // Fusion sees deeper lists than it returns, so agreement below the top k still counts.
-    let depth = if mode == "hybrid" { (top_k * 3).clamp(30, MAX_TOP_K * 3) } else { top_k };
-    let kb_ids: Vec<Id> = kbs.iter().map(|kb| kb.id).collect();
-    let terms = lore_ingest::segment::query_terms(&query);
-
-    let vector_hits = match &embedded {
-        Some((space, vector)) => {
-            state
-                .store
-                .search_vector(&VectorQuery {
-                    user_id: principal.user_id(),
-                    knowledge_base_ids: kb_ids.clone(),
-                    embedding_model: space.clone(),
-                    vector: vector.clone(),
-                    top_k: depth,
-                    filters: req.filters.clone(),
-                    target: req.search_target.unwrap_or_default(),
-                    min_score: threshold,
-                })
-                .await?
-        }
-        None => Vec::new(),
+            Err(e) => return Err(e),
+        };
+        let hits = state
+            .store
+            .search_vector(&VectorQuery {
+                user_id: principal.user_id(),
+                knowledge_base_ids: kb_ids.clone(),
+                embedding_model: space.clone(),
+                vector,
+                top_k: depth,
+                filters: req.filters.clone(),
+                target: req.search_target.unwrap_or_default(),
+                min_score: threshold,
+            })
+            .await?;
+        Ok::<_, Error>((Some(space), hits, None))
     };
-    let mut fulltext_hits = Vec::new();
-    if mode != "vector" {
+    let fulltext = async {
+        let mut hits = Vec::new();
+        if mode == "vector" {
+            return Ok(hits);
+        }
         for kb in &kb_ids {
-            fulltext_hits.extend(
+            hits.extend(
                 state
                     .store
                     .search_fulltext(&FulltextQuery {
@@ -888,9 +888,16 @@ pub(crate) async fn run_search(
             );
         }
         if kb_ids.len() > 1 {
-            fulltext_hits.sort_by(|a, b| b.score.total_cmp(&a.score));
-            fulltext_hits.truncate(depth as usize);
+            hits.sort_by(|a, b| b.score.total_cmp(&a.score));
+            hits.truncate(depth as usize);
         }
+        Ok::<_, Error>(hits)
+    };
+    let (vector, fulltext) = tokio::join!(vector, fulltext);
+    let (embedded_space, vector_hits, warning) = vector?;
+    let fulltext_hits = fulltext?;
+    if warning.is_some() {
+        mode = "fulltext";
     }
 
     let with_highlight = |hit: ChunkHit, vector_score, fulltext_score| {
@@ -913,14 +920,7 @@ pub(crate) async fn run_search(
     };
     let elapsed = started.elapsed().as_secs_f64();
     crate::metrics::search(mode, elapsed);
-    Ok(SearchResponse {
-        query,
-        mode,
-        results,
-        took_ms: elapsed * 1000.0,
-        embedding_model: embedded.map(|(space, _)| space),
-        warning,
-    })
+    Ok(SearchResponse { query, mode, results, took_ms: elapsed * 1000.0, embedding_model: embedded_space, warning })
 }
 
 /// Embeds the query in the knowledge bases' shared embedding space.

@@ -376,11 +376,34 @@ impl lore_server::mcp::Backend for HttpBackend {
         Ok(json!(v["data"].as_array().into_iter().flatten().map(|kb| json!({"id": kb["id"], "name": kb["name"], "description": kb["description"], "document_count": kb["document_count"]})).collect::<Vec<_>>()))
     }
 
-    async fn search(&self, kb: &str, query: &str, top_k: u32) -> Result<Value, String> {
-        self.0
-            .post(&format!("/v1/knowledge-bases/{kb}/search"), json!({"query": query, "top_k": top_k}))
-            .await
-            .map_err(message)
+    async fn search(&self, kb: &str, query: &str, mode: Option<&str>, top_k: u32) -> Result<Value, String> {
+        let mut body = json!({"query": query, "top_k": top_k});
+        if let Some(mode) = mode {
+            body["mode"] = json!(mode);
+        }
+        self.0.post(&format!("/v1/knowledge-bases/{kb}/search"), body).await.map_err(message)
+    }
+
+    async fn list_agents(&self) -> Result<Value, String> {
+        let v = self.0.get("/v1/agents").await.map_err(message)?;
+        Ok(json!(v["data"].as_array().into_iter().flatten().map(lore_server::mcp::agent_summary).collect::<Vec<_>>()))
+    }
+
+    async fn ask_agent(&self, agent: &str, question: &str, conversation_id: Option<&str>) -> Result<Value, String> {
+        let v = self.0.get("/v1/agents").await.map_err(message)?;
+        let id = v["data"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|a| a["id"].as_str() == Some(agent) || a["name"].as_str() == Some(agent))
+            .and_then(|a| a["id"].as_str())
+            .ok_or_else(|| format!("no agent '{agent}'; list_agents names them"))?
+            .to_string();
+        let mut body = json!({"message": question});
+        if let Some(c) = conversation_id {
+            body["conversation_id"] = json!(c);
+        }
+        self.0.post(&format!("/v1/agents/{id}/chat"), body).await.map_err(message)
     }
 
     async fn list_documents(&self, kb: &str) -> Result<Value, String> {

@@ -28,11 +28,27 @@ async fn agents_search_over_mcp_http() {
     let (_, v) = rpc(json!({"jsonrpc": "2.0", "id": 2, "method": "tools/list"})).await;
     let names: Vec<&str> =
         v["result"]["tools"].as_array().expect("tools").iter().filter_map(|t| t["name"].as_str()).collect();
-    assert_eq!(names, vec!["list_knowledge_bases", "search", "list_documents", "get_document"]);
+    assert_eq!(
+        names,
+        vec!["list_knowledge_bases", "search", "list_documents", "get_document", "list_agents", "ask_agent"]
+    );
     let (_, v) = rpc(json!({"jsonrpc": "2.0", "id": 3, "method": "tools/call", "params": {"name": "search", "arguments": {"knowledge_base_id": kb, "query": "中文分词"}}})).await;
     assert_eq!(v["result"]["isError"], false, "{v}");
     assert_eq!(v["result"]["structuredContent"]["results"][0]["filename"], "zh.md");
     assert!(v["result"]["content"][0]["text"].as_str().expect("text").contains("中文分词"));
+    // Agents answer over MCP too, with citations.
+    let (status, _) = app.post(&token, "/v1/agents", json!({"name": "分词专家", "knowledge_base_ids": [kb]})).await;
+    assert_eq!(status, StatusCode::CREATED);
+    let (_, v) = rpc(
+        json!({"jsonrpc": "2.0", "id": 7, "method": "tools/call", "params": {"name": "list_agents", "arguments": {}}}),
+    )
+    .await;
+    assert_eq!(v["result"]["structuredContent"][0]["name"], "分词专家", "{v}");
+    let (_, v) = rpc(json!({"jsonrpc": "2.0", "id": 8, "method": "tools/call", "params": {"name": "ask_agent", "arguments": {"agent": "分词专家", "question": "中文分词有什么用？"}}})).await;
+    assert_eq!(v["result"]["isError"], false, "{v}");
+    let answer = &v["result"]["structuredContent"];
+    assert!(answer["message"]["content"].as_str().is_some_and(|c| c.contains("[1]")), "{v}");
+    assert_eq!(answer["message"]["citations"][0]["filename"], "zh.md");
     // Tool failures are results the model can read; unknown methods are protocol errors.
     let (_, v) = rpc(json!({"jsonrpc": "2.0", "id": 4, "method": "tools/call", "params": {"name": "get_document", "arguments": {"document_id": "00000000-0000-0000-0000-000000000000"}}})).await;
     assert_eq!(v["result"]["isError"], true);
