@@ -650,3 +650,81 @@ async fn questions_are_routed_to_the_agent_that_knows_the_domain() {
     }
     app.shutdown().await;
 }
+
+#[tokio::test]
+async fn an_agent_reads_only_the_sources_it_is_bounded_to() {
+    let app = app_without_embeddings().await;
+    let token = app.register("bounded").await;
+    let (kb, refund, shipping) = knowledge(&app, &token).await;
+    let other_kb = app.create_kb(&token, "other").await;
+    let secret = app.ingest(&token, &other_kb, "secret.txt", "退款 secret: the vault code is 4711.").await;
+    assert_eq!(secret["status"], "completed");
+
+    let cited = |v: &Value| -> Vec<String> {
+        v["message"]["citations"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|c| c["document_id"].as_str().map(str::to_string))
+            .collect()
+    };
+    // Bounded to one knowledge base: the other's passages are never used.
+    let agent = create_agent(&app, &token, json!({"name": "one-kb", "knowledge_base_ids": [kb]})).await;
+    let (_, v) = app
+        .post(
+            &token,
+            &format!("/v1/agents/{}/chat", agent["id"].as_str().expect("id")),
+            json!({"message": "退款 secret vault"}),
+        )
+        .await;
+    assert!(cited(&v).contains(&refund) && !cited(&v).contains(&secret["id"].as_str().expect("id").to_string()), "{v}");
+    // No knowledge bases named: all of the owner's.
+    let all = create_agent(&app, &token, json!({"name": "everything"})).await;
+    let (_, v) = app
+        .post(&token, &format!("/v1/agents/{}/chat", all["id"].as_str().expect("id")), json!({"message": "vault code"}))
+        .await;
+    assert!(cited(&v).contains(&secret["id"].as_str().expect("id").to_string()), "{v}");
+
+    // Bounded to a file type: only Markdown documents.
+    let (_, types) = app.get(&token, "/v1/file-types").await;
+    let markdown = types["data"].as_array().expect("types").iter().find(|t| t["name"] == "markdown").expect("markdown")
+        ["id"]
+        .clone();
+    let md_only =
+        create_agent(&app, &token, json!({"name": "md-only", "knowledge_base_ids": [kb], "file_type_ids": [markdown]}))
+            .await;
+    assert_eq!(md_only["file_type_ids"], json!([markdown]));
+    let (_, v) = app
+        .post(
+            &token,
+            &format!("/v1/agents/{}/chat", md_only["id"].as_str().expect("id")),
+            json!({"message": "退款 shipping orders"}),
+        )
+        .await;
+    assert!(cited(&v).contains(&refund) && !cited(&v).contains(&shipping), "{v}");
+
+    // Links must exist and be the owner's.
+    let (status, v) = app
+        .post(&token, "/v1/agents", json!({"name": "ds", "data_source_ids": ["00000000-0000-0000-0000-000000000001"]}))
+        .await;
+    assert_eq!((status, code(&v)), (StatusCode::NOT_FOUND, "not_found"), "{v}");
+    let (status, _) = app.post(&token, "/v1/agents", json!({"name": "ft", "file_type_ids": [987654]})).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+
+    // A key bound to another knowledge base cannot reach this agent's.
+    let (_, key) = app
+        .post(&token, "/v1/api-keys", json!({"name": "bound", "scopes": ["search"], "knowledge_base_id": other_kb}))
+        .await;
+    let bound = key["key"].as_str().expect("key").to_string();
+    let (status, v) = app
+        .post(&bound, &format!("/v1/agents/{}/chat", agent["id"].as_str().expect("id")), json!({"message": "退款"}))
+        .await;
+    assert_eq!((status, code(&v)), (StatusCode::FORBIDDEN, "knowledge_base_not_allowed"), "{v}");
+    // Through the all-knowledge agent, such a key reaches its own knowledge base only.
+    let (status, v) = app
+        .post(&bound, &format!("/v1/agents/{}/chat", all["id"].as_str().expect("id")), json!({"message": "退款 vault"}))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{v}");
+    assert_eq!(cited(&v), vec![secret["id"].as_str().expect("id").to_string()], "{v}");
+    app.shutdown().await;
+}
