@@ -73,6 +73,8 @@ pub struct ChatRequest {
     pub max_tokens: Option<u32>,
     pub temperature: Option<f64>,
     pub top_p: Option<f64>,
+    /// Ask for a JSON object (OpenAI's and Cohere's `response_format`; others follow the prompt).
+    pub json_output: bool,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]

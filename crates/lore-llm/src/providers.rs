@@ -136,6 +136,9 @@ impl HttpChatModel {
         {
             body["max_tokens"] = json!(n);
         }
+        if request.json_output && self.protocol != Protocol::Anthropic {
+            body["response_format"] = json!({"type": "json_object"});
+        }
         if let Some(t) = request.temperature {
             body["temperature"] = json!(t);
         }

@@ -41,6 +41,7 @@ fn request(question: &str) -> ChatRequest {
         max_tokens: Some(200),
         temperature: Some(0.1),
         top_p: None,
+        json_output: false,
     }
 }
 

@@ -585,6 +585,7 @@ pub async fn prepare(
             max_tokens,
             temperature: params["temperature"].as_f64(),
             top_p: params["top_p"].as_f64(),
+            json_output: false,
         };
         let price = match params.get("price").filter(|p| !p.is_null()) {
             Some(p) => Some(price_of(p).map_err(invalid)?),
@@ -620,10 +621,22 @@ async fn chat_model(state: &AppState, agent: &Agent) -> ApiResult<Option<Arc<dyn
     if agent.model_provider == "extractive" {
         return Ok(None);
     }
-    let params = &agent.model_parameters;
-    let user = state.store.get_user_config(agent.user_id).await?.unwrap_or_default();
+    let model = agent.model_name.as_deref().unwrap_or_default();
+    provider_model(state, agent.user_id, &agent.model_provider, model, &agent.model_parameters).await.map(Some)
+}
+
+/// A user's chat model: `params` (an agent's `model_parameters`) may carry a sealed key, an
+/// address and timeouts; otherwise the user's configuration gives key and address.
+pub async fn provider_model(
+    state: &AppState,
+    user_id: Id,
+    provider: &str,
+    model: &str,
+    params: &Value,
+) -> ApiResult<Arc<dyn ChatModel>> {
+    let user = state.store.get_user_config(user_id).await?.unwrap_or_default();
     let open = |s: &Option<String>| s.as_deref().map(|s| state.master_key.open(s)).transpose();
-    let (user_key, user_base) = match agent.model_provider.as_str() {
+    let (user_key, user_base) = match provider {
         "anthropic" => (open(&user.anthropic_api_key)?, user.anthropic_base_url.clone()),
         "cohere" => (open(&user.cohere_api_key)?, user.cohere_base_url.clone()),
         "openai" => (open(&user.openai_api_key)?, user.openai_base_url.clone()),
@@ -631,7 +644,7 @@ async fn chat_model(state: &AppState, agent: &Agent) -> ApiResult<Option<Arc<dyn
         _ => (open(&user.openai_api_key)?, None),
     };
     let agent_key = params["api_key_sealed"].as_str().map(|s| state.master_key.open(s)).transpose()?;
-    let mut config = lore_llm::ChatConfig::new(&agent.model_provider, agent.model_name.as_deref().unwrap_or_default());
+    let mut config = lore_llm::ChatConfig::new(provider, model);
     config.api_key = agent_key.or(user_key);
     config.base_url = params["base_url"].as_str().map(str::to_string).or(user_base);
     if let Some(seconds) = params["timeout_seconds"].as_f64() {
@@ -641,7 +654,7 @@ async fn chat_model(state: &AppState, agent: &Agent) -> ApiResult<Option<Arc<dyn
         config.max_attempts = n as u32;
     }
     let model = lore_llm::connect(&config).map_err(llm_error)?;
-    Ok(Some(Arc::new(model)))
+    Ok(Arc::new(model))
 }
 
 pub fn llm_error(e: LlmError) -> ApiError {

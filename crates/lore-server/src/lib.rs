@@ -4,6 +4,7 @@
 pub mod agents;
 pub mod auth;
 pub mod chat;
+pub mod describe;
 pub mod embedding;
 pub mod error;
 pub mod governance;

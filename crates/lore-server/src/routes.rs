@@ -479,9 +479,9 @@ async fn update_file_type(
 async fn chunking_from_description(
     State(state): State<AppState>,
     principal: Principal,
-    Json(req): Json<service::DescriptionRequest>,
-) -> ApiResult<Json<service::DescriptionResponse>> {
-    Ok(Json(service::chunking_from_description(&state, &principal, req).await?))
+    Json(req): Json<crate::describe::DescriptionRequest>,
+) -> ApiResult<Json<crate::describe::DescriptionResponse>> {
+    Ok(Json(crate::describe::from_description(&state, &principal, req).await?))
 }
 
 /// MCP over streamable HTTP: one JSON-RPC message (or batch) per POST, answered as JSON;

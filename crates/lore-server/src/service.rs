@@ -1022,46 +1022,6 @@ pub async fn preview_chunking(
     Ok(PreviewResponse { strategy, chunk_count: chunks.len(), chunks })
 }
 
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct DescriptionRequest {
-    pub description: String,
-}
-
-#[derive(Debug, Serialize)]
-pub struct DescriptionResponse {
-    pub chunking_config: ChunkingConfig,
-    pub strategy: Strategy,
-    pub understood: Vec<String>,
-}
-
-/// A chunking configuration from a plain-language description (rules; an LLM once a chat
-/// provider is configured). Unreadable descriptions answer 422 with what was understood.
-pub async fn chunking_from_description(
-    state: &AppState,
-    principal: &Principal,
-    req: DescriptionRequest,
-) -> ApiResult<DescriptionResponse> {
-    let description = req.description.trim();
-    if description.is_empty() || description.chars().count() > 2000 {
-        return Err(error(Code::ValidationFailed, "description must be 1 to 2000 characters"));
-    }
-    let reading = lore_ingest::describe::read(description);
-    let Some(config) = reading.config else {
-        let understood =
-            if reading.understood.is_empty() { "nothing".to_string() } else { reading.understood.join("; ") };
-        return Err(error(
-            Code::DescriptionNotUnderstood,
-            format!(
-                "the description does not say how to chunk; understood: {understood}. Try e.g. \"按段落分块，每块最多800字\" or \"500-character chunks with 50 overlap\""
-            ),
-        ));
-    };
-    let defaults = state.store.user_defaults(principal.user_id()).await?;
-    let strategy = config.to_strategy(&defaults)?;
-    Ok(DescriptionResponse { chunking_config: config, strategy, understood: reading.understood })
-}
-
 /// The parser for a stored document: its type's own, else the first parser its registry entry names.
 pub fn kind_of(document: &Document, types: &[FileType]) -> FileKind {
     FileKind::from_name(&document.file_type, &document.filename)

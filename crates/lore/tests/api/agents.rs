@@ -728,3 +728,73 @@ async fn an_agent_reads_only_the_sources_it_is_bounded_to() {
     assert_eq!(cited(&v), vec![secret["id"].as_str().expect("id").to_string()], "{v}");
     app.shutdown().await;
 }
+
+#[tokio::test]
+async fn chunking_from_a_description_asks_the_users_model_and_falls_back_to_the_rules() {
+    let (base, seen) = provider(
+        r#"Here it is: {"chunking_config": {"strategy_type": "paragraph", "config": {"max_chunk_size": 600, "max_paragraphs_per_chunk": 3}}, "reasoning": "按段落分块，每块最多三段。"}"#,
+    )
+    .await;
+    let (bad_base, _) = provider(r#"{"chunking_config": {"strategy_type": "magic"}}"#).await;
+    let app = app_without_embeddings().await;
+    let token = app.register("describer").await;
+    let description = "按照段落分块，每个分块最多包含3个段落";
+
+    // No provider configured: the built-in rules.
+    let (status, v) = app.post(&token, "/v1/chunking/from-description", json!({"description": description})).await;
+    assert_eq!(status, StatusCode::OK, "{v}");
+    assert_eq!(v["chunking_config"]["strategy_type"], "paragraph");
+    assert_eq!(v["chunking_config"]["llm_provider"], "rules", "{v}");
+    assert_eq!(v["chunking_config"]["nl_description"], description);
+
+    // With the user's OpenAI key (here a local OpenAI-compatible server): the model is asked for JSON.
+    app.put(
+        &token,
+        "/v1/config",
+        json!({"openai_api_key": "sk-describe-0000", "openai_base_url": format!("{base}/ok")}),
+    )
+    .await;
+    let (status, v) = app.post(&token, "/v1/chunking/from-description", json!({"description": description})).await;
+    assert_eq!(status, StatusCode::OK, "{v}");
+    let config = &v["chunking_config"];
+    assert_eq!(config["strategy_type"], "paragraph");
+    assert_eq!(config["config"]["max_paragraphs_per_chunk"], 3);
+    assert_eq!(config["llm_provider"], "openai/gpt-4o-mini");
+    assert_eq!(config["generation_reasoning"], "按段落分块，每块最多三段。");
+    assert_eq!(v["strategy"]["max_chunk_size"], 600);
+    {
+        let seen = seen.lock().expect("lock");
+        let (_, headers, body) = seen.last().expect("the model was asked");
+        assert_eq!(headers[header::AUTHORIZATION], "Bearer sk-describe-0000");
+        assert_eq!(body["response_format"]["type"], "json_object");
+        assert_eq!(body["messages"][1]["content"], description);
+    }
+    // The generated configuration is accepted as a knowledge base's chunking config as it is.
+    let (status, v) = app
+        .post(&token, "/v1/knowledge-bases", json!({"name": "described", "settings": {"chunking_config": config}}))
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{v}");
+
+    // An answer that is not a valid configuration: the rules read the description, with a warning.
+    app.put(&token, "/v1/config", json!({"openai_base_url": format!("{bad_base}/ok")})).await;
+    let (status, v) = app
+        .post(&token, "/v1/chunking/from-description", json!({"description": "500-character chunks with 50 overlap"}))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{v}");
+    assert_eq!(v["chunking_config"]["strategy_type"], "fixed");
+    assert!(v["warning"].as_str().is_some_and(|w| w.contains("invalid")), "{v}");
+    // The rules can be asked for by name; an unknown provider is refused.
+    let (_, v) = app
+        .post(&token, "/v1/chunking/from-description", json!({"description": description, "llm_provider": "none"}))
+        .await;
+    assert!(v.get("warning").is_none() && v["chunking_config"]["llm_provider"] == "rules", "{v}");
+    let (status, v) = app
+        .post(&token, "/v1/chunking/from-description", json!({"description": description, "llm_provider": "gemini"}))
+        .await;
+    assert_eq!((status, code(&v)), (StatusCode::UNPROCESSABLE_ENTITY, "validation_failed"));
+    let (status, v) = app
+        .post(&token, "/v1/chunking/from-description", json!({"description": "make it nice", "llm_provider": "none"}))
+        .await;
+    assert_eq!((status, code(&v)), (StatusCode::UNPROCESSABLE_ENTITY, "description_not_understood"));
+    app.shutdown().await;
+}
