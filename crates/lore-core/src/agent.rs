@@ -5,7 +5,7 @@ use serde_json::Value;
 
 use crate::model::{Id, Timestamp};
 
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum ConversationMode {
     SingleTurn,
@@ -22,7 +22,7 @@ impl ConversationMode {
     }
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Agent {
     pub id: Id,
     pub user_id: Id,
@@ -58,7 +58,7 @@ pub struct Agent {
     pub updated_at: Timestamp,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Conversation {
     pub id: Id,
     pub user_id: Id,
@@ -69,7 +69,7 @@ pub struct Conversation {
     pub updated_at: Timestamp,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct ChatMessage {
     pub id: Id,
     pub conversation_id: Id,
@@ -82,7 +82,7 @@ pub struct ChatMessage {
 }
 
 /// A numbered source of an answer, down to the chunk.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct Citation {
     pub index: i64,
     pub document_id: Id,
@@ -94,7 +94,7 @@ pub struct Citation {
 }
 
 /// One agent call: what it used and cost.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct AgentUsage {
     pub id: Id,
     pub user_id: Id,

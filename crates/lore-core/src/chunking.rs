@@ -8,7 +8,7 @@ use crate::error::{Code, Error, Result};
 use crate::model::UserDefaults;
 
 /// The stored form, exactly as seed 001 describes it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ChunkingConfig {
     pub strategy_type: String,
@@ -24,7 +24,7 @@ pub struct ChunkingConfig {
 
 /// A validated strategy with every parameter filled in. Sizes count characters (a CJK
 /// character counts as one).
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 #[serde(tag = "strategy_type", rename_all = "snake_case")]
 pub enum Strategy {
     Fixed {

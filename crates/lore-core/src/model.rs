@@ -11,7 +11,7 @@ use crate::chunking::ChunkingConfig;
 pub type Id = Uuid;
 pub type Timestamp = DateTime<Utc>;
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct User {
     pub id: Id,
     pub username: String,
@@ -42,7 +42,7 @@ pub struct NewUser {
 }
 
 /// What an API key may do. Sessions may do everything.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Scope {
     Search,
@@ -64,7 +64,7 @@ impl Scope {
     }
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct ApiKey {
     pub id: Id,
     pub user_id: Id,
@@ -106,7 +106,7 @@ pub struct NewApiKey {
     pub security: Value,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum KbStatus {
     Active,
@@ -124,7 +124,7 @@ impl KbStatus {
 
 /// A knowledge base's `settings` (seed 001): chunking, embedding and search defaults. Unknown
 /// keys are kept as they are, so settings written by a newer Lore survive an older one.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct KbSettings {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub chunking_config: Option<ChunkingConfig>,
@@ -136,7 +136,7 @@ pub struct KbSettings {
     pub extra: Map<String, Value>,
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct SearchConfig {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub default_mode: Option<String>,
@@ -148,7 +148,7 @@ pub struct SearchConfig {
     pub extra: Map<String, Value>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct KnowledgeBase {
     pub id: Id,
     pub user_id: Id,
@@ -187,7 +187,7 @@ pub struct KbPatch {
     pub settings: Option<KbSettings>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum DocStatus {
     Pending,
@@ -218,7 +218,7 @@ impl DocStatus {
 }
 
 /// One line of a document's `processing_log`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct LogEntry {
     pub at: Timestamp,
     pub stage: String,
@@ -231,7 +231,7 @@ impl LogEntry {
     }
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Document {
     pub id: Id,
     pub knowledge_base_id: Id,
@@ -281,7 +281,7 @@ pub struct NewDocument {
 }
 
 /// The extracted text of a document, returned on request only (it can be large).
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct DocumentContent {
     pub raw_content: Option<String>,
     pub processed_content: Option<String>,
@@ -295,7 +295,7 @@ pub struct DocumentListQuery {
     pub offset: i64,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Chunk {
     pub id: Id,
     pub document_id: Id,
@@ -368,7 +368,7 @@ pub struct ProcessedDocument {
     pub log: Vec<LogEntry>,
 }
 
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SearchFilters {
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -394,7 +394,7 @@ pub struct FulltextQuery {
 }
 
 /// Which embedding a vector query compares against.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum SearchTarget {
     #[default]
@@ -418,7 +418,7 @@ pub struct VectorQuery {
     pub min_score: Option<f64>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct ChunkHit {
     pub chunk_id: Id,
     pub document_id: Id,
@@ -434,7 +434,7 @@ pub struct ChunkHit {
     pub parent: Option<ParentChunk>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct ParentChunk {
     pub chunk_id: Id,
     pub content: String,
@@ -464,7 +464,7 @@ pub struct KeyUsage {
 }
 
 /// One request made with an API key, as `api_usage_logs` records it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct UsageLog {
     pub id: Id,
     pub api_key_id: Option<Id>,
@@ -493,7 +493,7 @@ pub struct UsageQuery {
     pub offset: i64,
 }
 
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, PartialEq, utoipa::ToSchema)]
 pub struct DailyUsage {
     /// UTC day, `YYYY-MM-DD`.
     pub day: String,
@@ -543,7 +543,7 @@ impl UserConfig {
 }
 
 /// What one maintenance pass removed.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct PurgeReport {
     pub documents_expired: u64,
     pub documents_purged: u64,
@@ -569,7 +569,7 @@ pub struct KeyCounters {
 }
 
 /// An entry of the file-type registry (seed 000's FileType).
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, PartialEq, utoipa::ToSchema)]
 pub struct FileType {
     pub id: i64,
     pub name: String,

@@ -42,6 +42,11 @@ pub trait Store: AgentStore + Send + Sync + 'static {
     /// Cheap liveness probe of the database.
     async fn ping(&self) -> Result<()>;
 
+    /// Every chat and embedding provider configured anywhere (users' configurations, agents,
+    /// knowledge bases), as (provider, base URL, or `None` for the provider's default address),
+    /// without duplicates: what `lore doctor` checks it can reach.
+    async fn provider_addresses(&self) -> Result<Vec<(String, Option<String>)>>;
+
     // ---- users and sessions
     /// Fails with `username_taken` / `email_taken` on conflicts.
     async fn create_user(&self, user: NewUser) -> Result<User>;

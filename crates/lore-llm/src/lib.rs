@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
 
 pub use price::{Price, PriceTable};
-pub use providers::HttpChatModel;
+pub use providers::{HttpChatModel, default_base};
 
 #[derive(Debug, Clone, thiserror::Error, PartialEq)]
 pub enum LlmError {

@@ -36,7 +36,8 @@ pub struct HttpChatModel {
     http: reqwest::Client,
 }
 
-fn default_base(provider: &str) -> &'static str {
+/// Where a provider answers when no `base_url` is configured.
+pub fn default_base(provider: &str) -> &'static str {
     match provider {
         "deepseek" => "https://api.deepseek.com/v1",
         "qwen" => "https://dashscope.aliyuncs.com/compatible-mode/v1",

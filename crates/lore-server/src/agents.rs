@@ -50,7 +50,7 @@ fn yes() -> bool {
 
 /// Every field of an agent as the API takes it. An update is this with the changed keys laid over
 /// the agent's current values.
-#[derive(Debug, Deserialize, Serialize)]
+#[derive(Debug, Deserialize, Serialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AgentSpec {
     pub name: String,
@@ -394,7 +394,7 @@ pub async fn delete(state: &AppState, principal: &Principal, id: Id) -> ApiResul
 
 // ------------------------------------------------------------------------------------ conversations
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ConversationParams {
     pub agent_id: Option<Id>,
@@ -429,7 +429,7 @@ pub async fn delete_conversation(state: &AppState, principal: &Principal, id: Id
 
 // ------------------------------------------------------------------------------------ chat
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ChatRequest {
     pub message: String,
@@ -438,7 +438,7 @@ pub struct ChatRequest {
     pub stream: bool,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct CitationView {
     pub index: i64,
     pub document_id: Id,
@@ -448,7 +448,7 @@ pub struct CitationView {
     pub score: f64,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct MessageView {
     pub id: Id,
     pub role: &'static str,
@@ -456,7 +456,7 @@ pub struct MessageView {
     pub citations: Vec<CitationView>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct UsageView {
     pub prompt_tokens: u64,
     pub completion_tokens: u64,
@@ -467,7 +467,7 @@ pub struct UsageView {
     pub estimated: bool,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct ChatAnswer {
     pub conversation_id: Option<Id>,
     pub message: MessageView,
@@ -1090,13 +1090,13 @@ impl Turn {
 
 // ------------------------------------------------------------------------------------ routing
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RouteRequest {
     pub question: String,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct RouteCandidate {
     pub agent_id: Id,
     pub name: String,
@@ -1106,7 +1106,7 @@ pub struct RouteCandidate {
     pub similarity: Option<f64>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct RouteAnswer {
     pub agent: Value,
     pub score: f64,
@@ -1188,7 +1188,7 @@ async fn profile_similarities(state: &AppState, user_id: Id, question: &str, pro
 
 // ------------------------------------------------------------------------------------ usage
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AgentUsageParams {
     pub from: Option<Timestamp>,
@@ -1196,7 +1196,7 @@ pub struct AgentUsageParams {
     pub agent_id: Option<Id>,
 }
 
-#[derive(Debug, Default, Serialize)]
+#[derive(Debug, Default, Serialize, utoipa::ToSchema)]
 pub struct AgentDay {
     pub day: String,
     pub agent_id: Id,
@@ -1211,7 +1211,7 @@ pub struct AgentDay {
     pub max_response_ms: f64,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct AgentUsageResponse {
     pub from: Timestamp,
     pub to: Timestamp,

@@ -16,7 +16,7 @@ use crate::auth::Principal;
 use crate::error::{ApiResult, error};
 use crate::state::AppState;
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DescriptionRequest {
     pub description: String,
@@ -27,7 +27,7 @@ pub struct DescriptionRequest {
     pub model: Option<String>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct DescriptionResponse {
     pub chunking_config: ChunkingConfig,
     pub strategy: Strategy,

@@ -15,7 +15,7 @@ use crate::state::AppState;
 // ------------------------------------------------------------------------------------ configuration
 
 /// `GET /v1/config`: the user's defaults; secrets only as masks.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct ConfigView {
     pub default_embedding_model: Option<String>,
     pub default_chunk_size: Option<i64>,
@@ -38,7 +38,7 @@ pub struct ConfigView {
 }
 
 /// `PUT /v1/config`: a field left out stays as it is; `null` clears it.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ConfigUpdate {
     #[serde(default, deserialize_with = "double_option")]
@@ -187,7 +187,7 @@ pub async fn put_config(state: &AppState, principal: &Principal, update: ConfigU
 
 // ------------------------------------------------------------------------------------ usage
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UsageParams {
     pub api_key_id: Option<Id>,
@@ -200,7 +200,7 @@ pub struct UsageParams {
     pub offset: Option<u32>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct UsageResponse {
     pub data: Vec<UsageLog>,
     pub daily: Vec<DailyUsage>,
@@ -234,7 +234,7 @@ pub async fn api_usage(state: &AppState, principal: &Principal, params: UsagePar
 
 // ------------------------------------------------------------------------------------ accounts
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PasswordChange {
     pub current_password: String,
@@ -277,7 +277,7 @@ pub async fn revoke_all_sessions(state: &AppState, principal: &Principal) -> Api
     Ok(state.store.revoke_sessions(principal.user_id(), None).await?)
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UserListParams {
     pub limit: Option<u32>,
@@ -290,7 +290,7 @@ pub async fn list_users(state: &AppState, principal: &Principal, params: UserLis
     Ok(state.store.list_users(limit, i64::from(params.offset.unwrap_or(0))).await?)
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UserUpdate {
     pub is_active: bool,

@@ -73,6 +73,8 @@ pub fn router(state: AppState) -> Router {
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics::endpoint))
         .route("/mcp", post(mcp_http))
+        .route("/openapi.json", get(openapi_json))
+        .route("/docs", get(api_docs))
         .route_layer(middleware::from_fn(metrics::track))
         .nest("/v1", v1)
         .fallback(route_not_found)
@@ -95,6 +97,24 @@ async fn method_not_allowed(response: axum::response::Response) -> axum::respons
         return replaced;
     }
     response
+}
+
+async fn openapi_json() -> impl IntoResponse {
+    ([(header::CONTENT_TYPE, "application/json")], crate::openapi::json())
+}
+
+async fn api_docs() -> impl IntoResponse {
+    (
+        [
+            (header::CONTENT_TYPE, "text/html; charset=utf-8"),
+            // The page's own script and style only; it fetches nothing but /openapi.json.
+            (
+                header::CONTENT_SECURITY_POLICY,
+                "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; connect-src 'self'",
+            ),
+        ],
+        crate::openapi::DOCS_HTML,
+    )
 }
 
 async fn healthz() -> Json<Value> {
@@ -331,9 +351,10 @@ async fn list_documents(
     Ok(Json(json!({ "data": docs, "limit": limit, "offset": offset })))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-struct GetDocumentParams {
+pub(crate) struct GetDocumentParams {
+    /// Include the extracted text (`raw_content`, `processed_content`).
     #[serde(default)]
     include_content: bool,
 }

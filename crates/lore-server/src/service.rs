@@ -34,7 +34,7 @@ fn check_len(field: &str, value: &str, min: usize, max: usize) -> ApiResult<()> 
 
 // ------------------------------------------------------------------------------------ accounts
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RegisterRequest {
     pub username: String,
@@ -45,7 +45,7 @@ pub struct RegisterRequest {
     pub last_name: Option<String>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct LoginRequest {
     /// Username or email.
@@ -54,7 +54,7 @@ pub struct LoginRequest {
     pub password: String,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct AuthResponse {
     pub token: String,
     pub token_type: &'static str,
@@ -182,14 +182,14 @@ pub async fn logout(state: &AppState, principal: &Principal) -> ApiResult<()> {
     Ok(())
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct MeResponse {
     #[serde(flatten)]
     pub user: User,
     pub auth: AuthInfo,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct AuthInfo {
     /// `session` or `api_key`.
     pub method: &'static str,
@@ -212,7 +212,7 @@ pub fn me(principal: &Principal) -> MeResponse {
 
 // ------------------------------------------------------------------------------------ API keys
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateKeyRequest {
     pub name: String,
@@ -227,7 +227,7 @@ pub struct CreateKeyRequest {
     pub security: Option<Map<String, Value>>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct CreatedKey {
     /// The key itself. It is shown here once and never again.
     pub key: String,
@@ -306,7 +306,7 @@ pub(crate) fn not_found(what: &str) -> ApiError {
     ApiError::from(Error::not_found(what))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateKbRequest {
     pub name: String,
@@ -316,7 +316,7 @@ pub struct CreateKbRequest {
     pub settings: Option<Value>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateKbRequest {
     pub name: Option<String>,
@@ -480,7 +480,7 @@ pub struct StagedUpload<'a> {
     pub metadata: Option<Value>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct UploadResponse {
     #[serde(flatten)]
     pub document: Document,
@@ -594,7 +594,7 @@ fn sanitize_filename(name: &str) -> String {
     if clean.is_empty() { "upload".to_string() } else { clean.to_string() }
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ListDocumentsParams {
     pub status: Option<DocStatus>,
@@ -625,7 +625,7 @@ async fn owned_document(state: &AppState, principal: &Principal, id: Id) -> ApiR
     Ok(doc)
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct DocumentView {
     #[serde(flatten)]
     pub document: Document,
@@ -672,7 +672,7 @@ pub async fn document_chunks(state: &AppState, principal: &Principal, id: Id) ->
 
 // ------------------------------------------------------------------------------------ search
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SearchRequest {
     pub query: String,
@@ -691,7 +691,7 @@ pub struct SearchRequest {
     pub knowledge_base_ids: Option<Vec<Id>>,
 }
 
-#[derive(Debug, Clone, Copy, Deserialize, Serialize)]
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct HybridWeights {
     #[serde(default = "one")]
@@ -704,7 +704,7 @@ fn one() -> f64 {
     1.0
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct SearchResult {
     #[serde(flatten)]
     pub hit: ChunkHit,
@@ -717,7 +717,7 @@ pub struct SearchResult {
     pub fulltext_score: Option<f64>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct SearchResponse {
     pub query: String,
     pub mode: &'static str,
@@ -954,7 +954,7 @@ async fn query_embedding(state: &AppState, kbs: &[KnowledgeBase], query: &str) -
 
 // ------------------------------------------------------------------------------------ chunking
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PreviewRequest {
     pub text: String,
@@ -962,7 +962,7 @@ pub struct PreviewRequest {
     pub knowledge_base_id: Option<Id>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct PreviewChunk {
     pub chunk_index: usize,
     pub content: String,
@@ -971,7 +971,7 @@ pub struct PreviewChunk {
     pub char_count: usize,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct PreviewResponse {
     pub strategy: Strategy,
     pub chunk_count: usize,
@@ -1034,7 +1034,7 @@ pub fn kind_of(document: &Document, types: &[FileType]) -> FileKind {
 
 // ------------------------------------------------------------------------------------ file types
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct FileTypeRequest {
     pub name: Option<String>,

@@ -433,6 +433,28 @@ impl SqliteStore {
 
 #[async_trait]
 impl Store for SqliteStore {
+    async fn provider_addresses(&self) -> Result<Vec<(String, Option<String>)>> {
+        let rows = sqlx::query(
+            "SELECT 'openai' AS provider, openai_base_url AS base_url FROM knowledge_base_configs
+               WHERE openai_api_key IS NOT NULL OR openai_base_url IS NOT NULL
+             UNION SELECT 'anthropic', anthropic_base_url FROM knowledge_base_configs
+               WHERE anthropic_api_key IS NOT NULL OR anthropic_base_url IS NOT NULL
+             UNION SELECT 'cohere', cohere_base_url FROM knowledge_base_configs
+               WHERE cohere_api_key IS NOT NULL OR cohere_base_url IS NOT NULL
+             UNION SELECT model_provider, json_extract(model_parameters, '$.base_url') FROM ai_agents
+               WHERE model_provider <> 'extractive'
+             UNION SELECT json_extract(settings, '$.embedding_config.provider'),
+                          json_extract(settings, '$.embedding_config.base_url') FROM knowledge_bases
+               WHERE json_extract(settings, '$.embedding_config.provider') IS NOT NULL
+                 AND json_extract(settings, '$.embedding_config.provider') <> 'local'
+             ORDER BY 1, 2",
+        )
+        .fetch_all(&self.reader)
+        .await
+        .map_err(db_err)?;
+        rows.iter().map(|r| Ok((r.text("provider")?, r.opt_text("base_url")?))).collect()
+    }
+
     async fn ping(&self) -> Result<()> {
         sqlx::query("SELECT 1").execute(&self.reader).await.map_err(db_err)?;
         Ok(())

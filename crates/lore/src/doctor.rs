@@ -20,6 +20,42 @@ fn free_bytes(dir: &Path) -> Option<u64> {
     Some(kib * 1024)
 }
 
+/// Whether each configured provider answers at all (any HTTP status counts: the address is
+/// right and the network lets Lore through; keys are not tried).
+async fn providers(store: &dyn Store) -> Vec<Check> {
+    let addresses = match store.provider_addresses().await {
+        Ok(a) => a,
+        Err(e) => return vec![check(false, format!("provider configuration cannot be read: {e}"))],
+    };
+    let http = match reqwest::Client::builder().timeout(std::time::Duration::from_secs(5)).build() {
+        Ok(c) => c,
+        Err(e) => return vec![check(false, format!("no HTTP client: {e}"))],
+    };
+    let mut seen = std::collections::HashSet::new();
+    let mut checks = Vec::new();
+    for (provider, base) in addresses {
+        let url = match base {
+            Some(url) => url,
+            None if provider == "tei" => continue,
+            None => lore_llm::default_base(&provider).to_string(),
+        };
+        if !seen.insert(url.clone()) {
+            continue;
+        }
+        checks.push(match http.get(&url).send().await {
+            Ok(r) => check(true, format!("provider {provider} at {url} answers (HTTP {})", r.status().as_u16())),
+            Err(e) => check(
+                false,
+                format!(
+                    "provider {provider} at {url} cannot be reached ({}); check the address in the user's or agent's configuration, and the network",
+                    if e.is_timeout() { "timed out".to_string() } else { "connection failed".to_string() }
+                ),
+            ),
+        });
+    }
+    checks
+}
+
 pub async fn run(data_dir: &Path, server: Option<&str>) -> anyhow::Result<bool> {
     let mut checks = Vec::new();
     if data_dir.is_dir() {
@@ -97,6 +133,12 @@ pub async fn run(data_dir: &Path, server: Option<&str>) -> anyhow::Result<bool> 
                     ),
                 )),
             }
+        }
+        if db.exists()
+            && let Ok(store) = lore_store::SqliteStore::open(&db).await
+        {
+            checks.extend(providers(&store).await);
+            store.close().await;
         }
         match free_bytes(data_dir) {
             Some(free) => checks.push(check(

@@ -144,3 +144,39 @@ async fn doctor_checks_a_data_directory() {
         assert!(fix("master key") && fix("server at"), "{out}");
     }
 }
+
+#[tokio::test]
+async fn doctor_checks_that_configured_providers_answer() {
+    // A provider that answers (with a 404 at its root: reachable is what counts).
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let provider = format!("http://{}/v1", listener.local_addr().expect("addr"));
+    tokio::spawn(async move { axum::serve(listener, axum::Router::new()).await });
+    // An address nothing listens on.
+    let closed = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        format!("http://{}/v1", l.local_addr().expect("addr"))
+    };
+    let app = super::spawn_app_with(|c| c.embedding_model = None).await;
+    let token = app.register("doctor-user").await;
+    let (status, v) = app.put(&token, "/v1/config", serde_json::json!({"openai_base_url": provider})).await;
+    assert!(status.is_success(), "{v}");
+    let (status, v) = app
+        .post(
+            &token,
+            "/v1/agents",
+            serde_json::json!({"name": "local", "model_provider": "vllm", "model_name": "m", "model_parameters": {"base_url": closed}}),
+        )
+        .await;
+    assert!(status.is_success(), "{v}");
+    let base = app.base.clone();
+    let dir = app.stop().await;
+    let data_arg = dir.path().join("data").to_str().expect("path").to_string();
+    let (code, out, err) =
+        tokio::task::spawn_blocking(move || lore(&base, "", &["doctor", "--data-dir", &data_arg])).await.expect("join");
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(out.lines().any(|l| l.starts_with("ok") && l.contains(&provider) && l.contains("answers")), "{out}");
+    assert!(
+        out.lines().any(|l| l.starts_with("FIX") && l.contains(&closed) && l.contains("cannot be reached")),
+        "{out}"
+    );
+}

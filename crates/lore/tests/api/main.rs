@@ -908,3 +908,21 @@ async fn accepted_uploads_survive_kill_9() {
     let _ = child.kill();
     let _ = child.wait();
 }
+
+#[tokio::test]
+async fn the_api_describes_itself_offline() {
+    let app = spawn_app_with(|c| c.embedding_model = None).await;
+    let (status, doc) = body(app.http.get(app.url("/openapi.json")).send().await.expect("send")).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(doc["openapi"], "3.1.0");
+    assert!(doc["paths"]["/v1/knowledge-bases/{id}/search"]["post"]["requestBody"].is_object(), "{doc}");
+    assert_eq!(doc["components"]["securitySchemes"]["bearer"]["scheme"], "bearer");
+    let search = &doc["components"]["schemas"]["SearchRequest"]["properties"];
+    assert!(search["query"].is_object() && search["mode"].is_object(), "{search}");
+    let resp = app.http.get(app.url("/docs")).send().await.expect("send");
+    assert_eq!(resp.status(), StatusCode::OK);
+    assert!(resp.headers()["content-security-policy"].to_str().expect("csp").contains("default-src 'none'"));
+    let html = resp.text().await.expect("html");
+    assert!(html.contains("/openapi.json") && !html.contains("https://"), "served offline, no CDN");
+    app.shutdown().await;
+}
