@@ -125,11 +125,10 @@ impl<'a> Params<'a> {
     }
 
     fn finish(self) -> Result<()> {
-        if let Some(Value::String(unit)) = self.map.get("size_unit")
-            && unit != "characters"
-            && unit != "chars"
+        if let Some(unit) = self.map.get("size_unit")
+            && SizeUnit::parse(unit).is_none()
         {
-            return Err(invalid(format!("size_unit '{unit}' is not supported; sizes are counted in characters")));
+            return Err(invalid(format!("size_unit {unit} is not supported; use \"characters\" or \"tokens\"")));
         }
         for key in self.map.keys() {
             if !self.known.contains(&key.as_str()) {
@@ -266,6 +265,38 @@ impl ChunkingConfig {
     pub fn from_value(value: Value) -> Result<ChunkingConfig> {
         serde_json::from_value(value).map_err(|e| invalid(format!("invalid chunking_config: {e}")))
     }
+}
+
+/// What chunk sizes count: characters (a CJK character is one), or tokens of the knowledge
+/// base's embedding model (its own tokenizer; an estimate for remote models).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum SizeUnit {
+    #[default]
+    Characters,
+    Tokens,
+}
+
+impl SizeUnit {
+    fn parse(value: &Value) -> Option<SizeUnit> {
+        match value.as_str()? {
+            "characters" | "chars" | "character" | "char" => Some(SizeUnit::Characters),
+            "tokens" | "token" => Some(SizeUnit::Tokens),
+            _ => None,
+        }
+    }
+}
+
+impl ChunkingConfig {
+    /// The unit of this configuration's sizes (`config.size_unit`).
+    pub fn size_unit(&self) -> SizeUnit {
+        self.config.get("size_unit").and_then(SizeUnit::parse).unwrap_or_default()
+    }
+}
+
+/// The unit of the sizes in force for a document: of the configuration [`resolve`] picks.
+pub fn resolve_unit(document: Option<&ChunkingConfig>, knowledge_base: Option<&ChunkingConfig>) -> SizeUnit {
+    document.or(knowledge_base).map(ChunkingConfig::size_unit).unwrap_or_default()
 }
 
 /// The system default when nobody configured anything: paragraphs up to the default size.

@@ -9,6 +9,7 @@ pub mod fusion;
 pub mod limits;
 pub mod model;
 pub mod store;
+pub mod tokens;
 
 pub use error::{Error, ErrorKind, Result};
 

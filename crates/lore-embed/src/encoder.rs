@@ -107,6 +107,11 @@ impl Encoder {
         self.tokenizer.encode(&format!("{}{text}", self.prefix(kind))).len() + 2
     }
 
+    /// Model tokens of `text` alone: no prefix, no markers. What chunk sizes in tokens count.
+    pub fn text_tokens(&self, text: &str) -> usize {
+        self.tokenizer.encode(text).len()
+    }
+
     fn prefix(&self, kind: InputKind) -> &str {
         match kind {
             InputKind::Query => &self.query_prefix,

@@ -107,6 +107,10 @@ pub trait Embedder: Send + Sync {
     fn space(&self) -> &str;
     /// L2-normalised vectors, one per text, in order.
     async fn embed(&self, texts: &[String], kind: InputKind) -> Result<Vec<Vec<f32>>, EmbedError>;
+    /// The model's own token count of a text, when its tokenizer is at hand (local models).
+    fn count_tokens(&self, _text: &str) -> Option<usize> {
+        None
+    }
 }
 
 /// The built-in encoder, run on the blocking pool.
@@ -136,6 +140,10 @@ impl Embedder for LocalEmbedder {
         })
         .await
         .map_err(|e| EmbedError::ModelUnavailable(format!("the local encoder stopped: {e}")))
+    }
+
+    fn count_tokens(&self, text: &str) -> Option<usize> {
+        Some(self.encoder.text_tokens(text))
     }
 }
 

@@ -32,23 +32,67 @@ impl TextChunk {
     }
 }
 
-/// The text with a char-index ↔ byte-offset table, so strategies can count characters while
-/// slicing bytes.
+/// How chunk sizes are counted: in characters (a CJK character counts as one), or in tokens as
+/// a counter says (the knowledge base's embedding model's tokenizer).
+#[derive(Clone, Copy)]
+pub enum Measure<'a> {
+    Chars,
+    Tokens(&'a (dyn Fn(&str) -> usize + Sync)),
+}
+
+/// The text with a char-index ↔ byte-offset table, so strategies can work in characters while
+/// slicing bytes, and measure spans in characters or tokens.
 struct Indexed<'a> {
     text: &'a str,
     /// Byte offset of each char, plus the text length at the end.
     offsets: Vec<usize>,
+    /// With token sizes: tokens before each char (prefix sums), plus the total at the end.
+    tokens: Option<Vec<usize>>,
 }
 
 impl<'a> Indexed<'a> {
-    fn new(text: &'a str) -> Self {
+    fn measured(text: &'a str, measure: Measure<'_>) -> Self {
         let mut offsets: Vec<usize> = text.char_indices().map(|(i, _)| i).collect();
         offsets.push(text.len());
-        Indexed { text, offsets }
+        let tokens = match measure {
+            Measure::Chars => None,
+            Measure::Tokens(count) => Some(token_prefix(text, &offsets, count)),
+        };
+        Indexed { text, offsets, tokens }
     }
 
     fn chars(&self) -> usize {
         self.offsets.len() - 1
+    }
+
+    /// The size of chars `[s, e)`.
+    fn len(&self, s: usize, e: usize) -> usize {
+        match &self.tokens {
+            None => e - s,
+            Some(p) => p[e] - p[s],
+        }
+    }
+
+    /// The furthest end in `[start, limit]` whose span from `start` measures at most `amount`.
+    fn reach(&self, start: usize, amount: usize, limit: usize) -> usize {
+        match &self.tokens {
+            None => (start + amount).min(limit),
+            Some(p) => {
+                let target = p[start] + amount;
+                start + p[start..=limit].partition_point(|&v| v <= target) - 1
+            }
+        }
+    }
+
+    /// The earliest start in `[floor, end]` whose span to `end` measures at most `amount`.
+    fn back(&self, end: usize, amount: usize, floor: usize) -> usize {
+        match &self.tokens {
+            None => end.saturating_sub(amount).max(floor),
+            Some(p) => {
+                let target = p[end].saturating_sub(amount);
+                floor + p[floor..=end].partition_point(|&v| v < target)
+            }
+        }
     }
 
     fn char_at(&self, i: usize) -> char {
@@ -77,13 +121,53 @@ impl<'a> Indexed<'a> {
     /// last natural boundary (whitespace or punctuation) in the final fifth of the window, so
     /// words are not cut in half; otherwise exactly at `max`.
     fn cut(&self, start: usize, max: usize, limit: usize) -> usize {
-        let hard = (start + max).min(limit);
+        let hard = self.reach(start, max, limit).max(start + 1).min(limit);
         if hard >= limit {
             return limit;
         }
-        let floor = start + max - max / 5;
+        let floor = self.reach(start, max - max / 5, limit);
         (floor.max(start + 1)..hard).rev().find(|&i| is_boundary(self.char_at(i - 1))).unwrap_or(hard)
     }
+}
+
+/// Tokens before each char: the text is cut into segments (runs without whitespace, split after
+/// punctuation and where CJK and other scripts meet), each segment's tokens are counted, and
+/// spread evenly over its chars. Whitespace counts nothing. Exact at segment edges, within a
+/// token or two inside a long segment.
+fn token_prefix(text: &str, offsets: &[usize], count: &dyn Fn(&str) -> usize) -> Vec<usize> {
+    let chars: Vec<char> = text.chars().collect();
+    let n = chars.len();
+    let mut weight = vec![0usize; n];
+    let mut i = 0;
+    while i < n {
+        if chars[i].is_whitespace() {
+            i += 1;
+            continue;
+        }
+        let cjk = lore_core::tokens::is_cjk(chars[i]);
+        let mut j = i + 1;
+        while j < n
+            && !chars[j].is_whitespace()
+            && !is_boundary(chars[j - 1])
+            && lore_core::tokens::is_cjk(chars[j]) == cjk
+        {
+            j += 1;
+        }
+        let tokens = count(&text[offsets[i]..offsets[j]]);
+        let len = j - i;
+        for k in 0..len {
+            weight[i + k] = (k + 1) * tokens / len - k * tokens / len;
+        }
+        i = j;
+    }
+    let mut prefix = Vec::with_capacity(n + 1);
+    let mut total = 0;
+    prefix.push(0);
+    for w in weight {
+        total += w;
+        prefix.push(total);
+    }
+    prefix
 }
 
 fn is_boundary(c: char) -> bool {
@@ -114,7 +198,12 @@ fn ends_sentence(c: char) -> bool {
 }
 
 pub fn chunk(text: &str, strategy: &Strategy) -> Vec<TextChunk> {
-    let ix = Indexed::new(text);
+    chunk_measured(text, strategy, Measure::Chars)
+}
+
+/// Chunks with sizes counted by `measure`.
+pub fn chunk_measured(text: &str, strategy: &Strategy, measure: Measure<'_>) -> Vec<TextChunk> {
+    let ix = Indexed::measured(text, measure);
     match strategy {
         Strategy::Fixed { chunk_size, chunk_overlap } => fixed(&ix, *chunk_size, *chunk_overlap),
         Strategy::SlidingWindow { window_size, step } => sliding(&ix, *window_size, *step),
@@ -129,9 +218,10 @@ pub fn chunk(text: &str, strategy: &Strategy) -> Vec<TextChunk> {
         }
         // Without sentence embeddings every drop is equal: sentences are packed by size alone.
         Strategy::Semantic { breakpoint_percentile, min_chunk_size, max_chunk_size } => {
-            let units = sentences(text, *max_chunk_size);
+            let units = sentences_measured(text, *max_chunk_size, measure);
             let flat = vec![1.0; units.len().saturating_sub(1)];
-            group_semantic(text, &units, &flat, *breakpoint_percentile, *min_chunk_size, *max_chunk_size)
+            let bounds = (*min_chunk_size, *max_chunk_size);
+            group_semantic(text, &units, &flat, *breakpoint_percentile, bounds, measure)
         }
     }
 }
@@ -139,7 +229,12 @@ pub fn chunk(text: &str, strategy: &Strategy) -> Vec<TextChunk> {
 /// The sentences of `text` (Chinese and Western sentence ends, line breaks), each at most `max`
 /// characters: the units semantic chunking embeds and groups.
 pub fn sentences(text: &str, max: usize) -> Vec<TextChunk> {
-    let ix = Indexed::new(text);
+    sentences_measured(text, max, Measure::Chars)
+}
+
+/// Sentences of at most `max` as `measure` counts.
+pub fn sentences_measured(text: &str, max: usize, measure: Measure<'_>) -> Vec<TextChunk> {
+    let ix = Indexed::measured(text, measure);
     let n = ix.chars();
     let mut spans = Vec::new();
     let mut start = 0;
@@ -166,10 +261,10 @@ pub fn group_semantic(
     sentences: &[TextChunk],
     similarities: &[f32],
     percentile: f64,
-    min: usize,
-    max: usize,
+    (min, max): (usize, usize),
+    measure: Measure<'_>,
 ) -> Vec<TextChunk> {
-    let ix = Indexed::new(text);
+    let ix = Indexed::measured(text, measure);
     if sentences.is_empty() {
         return Vec::new();
     }
@@ -186,8 +281,8 @@ pub fn group_semantic(
     let mut groups: Vec<(usize, usize)> = Vec::new();
     let (mut first, mut last) = (0usize, 0usize);
     for i in 1..sentences.len() {
-        let length = sentences[i - 1].char_end - sentences[first].char_start;
-        let with_next = sentences[i].char_end - sentences[first].char_start;
+        let length = ix.len(sentences[first].char_start, sentences[i - 1].char_end);
+        let with_next = ix.len(sentences[first].char_start, sentences[i].char_end);
         let drop = 1.0 - similarities.get(i - 1).copied().unwrap_or(1.0);
         if (informative && drop >= threshold && length >= min) || with_next > max {
             groups.push((first, last));
@@ -199,8 +294,8 @@ pub fn group_semantic(
     if groups.len() >= 2 {
         let (a, _) = groups[groups.len() - 2];
         let (b, z) = groups[groups.len() - 1];
-        let tail = sentences[z].char_end - sentences[b].char_start;
-        if tail < min && sentences[z].char_end - sentences[a].char_start <= max {
+        let tail = ix.len(sentences[b].char_start, sentences[z].char_end);
+        if tail < min && ix.len(sentences[a].char_start, sentences[z].char_end) <= max {
             groups.pop();
             if let Some(g) = groups.last_mut() {
                 g.1 = z;
@@ -224,7 +319,9 @@ fn fixed_range(ix: &Indexed<'_>, from: usize, n: usize, size: usize, overlap: us
         if end >= n {
             break;
         }
-        pos = end.saturating_sub(overlap).max(pos + 1);
+        // Without overlap the next chunk starts where this one ended (in tokens, chars that
+        // weigh nothing would otherwise be repeated).
+        pos = if overlap == 0 { end } else { ix.back(end, overlap, pos + 1) };
     }
     out
 }
@@ -234,12 +331,12 @@ fn sliding(ix: &Indexed<'_>, window: usize, step: usize) -> Vec<TextChunk> {
     let mut out = Vec::new();
     let mut pos = 0;
     while pos < n {
-        let end = (pos + window).min(n);
+        let end = ix.reach(pos, window, n).max(pos + 1);
         out.extend(ix.chunk(pos, end));
         if end >= n {
             break;
         }
-        pos += step.max(1);
+        pos = ix.reach(pos, step.max(1), n).max(pos + 1);
     }
     out
 }
@@ -280,15 +377,16 @@ fn paragraphs(ix: &Indexed<'_>) -> Vec<(usize, usize)> {
 fn split_long(ix: &Indexed<'_>, (start, end): (usize, usize), max: usize, out: &mut Vec<(usize, usize)>) {
     let mut pos = start;
     while pos < end {
-        if end - pos <= max {
+        if ix.len(pos, end) <= max {
             out.push((pos, end));
             return;
         }
-        let window_end = pos + max;
+        let window_end = ix.reach(pos, max, end);
+        let min_cut = ix.reach(pos, max / 4, end);
         let cut = (pos + 1..=window_end)
             .rev()
             .find(|&i| ends_sentence(ix.char_at(i - 1)))
-            .filter(|&i| i > pos + max / 4)
+            .filter(|&i| i > min_cut)
             .unwrap_or_else(|| ix.cut(pos, max, end));
         out.push((pos, cut));
         pos = cut;
@@ -305,7 +403,7 @@ fn paragraph(ix: &Indexed<'_>, max: usize, merge: bool, max_paragraphs: usize) -
     let mut current: Option<(usize, usize, usize)> = None; // start, end, paragraph count
     for (s, e) in units {
         current = match current {
-            Some((cs, _, count)) if merge && count < max_paragraphs && e - cs <= max => Some((cs, e, count + 1)),
+            Some((cs, _, count)) if merge && count < max_paragraphs && ix.len(cs, e) <= max => Some((cs, e, count + 1)),
             Some((cs, ce, _)) => {
                 out.extend(ix.chunk(cs, ce));
                 Some((s, e, 1))
@@ -382,7 +480,7 @@ fn custom(
     let mut current: Option<(usize, usize)> = None;
     for (s, e, hard) in units {
         current = match current {
-            Some((cs, _)) if !hard && e - cs <= max => Some((cs, e)),
+            Some((cs, _)) if !hard && ix.len(cs, e) <= max => Some((cs, e)),
             Some((cs, ce)) => {
                 out.extend(ix.chunk(cs, ce));
                 Some((s, e))
@@ -426,13 +524,15 @@ mod tests {
         let units = sentences(text, 800);
         assert_eq!(units.len(), 6);
         let sims = [0.9, 0.85, 0.2, 0.88, 0.9];
-        let groups: Vec<String> =
-            group_semantic(text, &units, &sims, 90.0, 0, 800).into_iter().map(|c| c.content).collect();
+        let groups: Vec<String> = group_semantic(text, &units, &sims, 90.0, (0, 800), Measure::Chars)
+            .into_iter()
+            .map(|c| c.content)
+            .collect();
         assert_eq!(groups, vec!["猫喜欢鱼。猫会抓老鼠。猫很爱睡觉。", "股市今天上涨。银行利率下调。投资者很乐观。"]);
         // The size bound wins over similarity; a short tail joins the chunk before it.
-        let small = group_semantic(text, &units, &sims, 90.0, 0, 12);
+        let small = group_semantic(text, &units, &sims, 90.0, (0, 12), Measure::Chars);
         assert!(small.iter().all(|c| c.content.chars().count() <= 12), "{small:?}");
-        let merged = group_semantic(text, &units, &[0.9, 0.9, 0.9, 0.9, 0.1], 90.0, 10, 800);
+        let merged = group_semantic(text, &units, &[0.9, 0.9, 0.9, 0.9, 0.1], 90.0, (10, 800), Measure::Chars);
         assert_eq!(merged.len(), 1, "a one-sentence tail below the minimum is merged: {merged:?}");
         // Without embeddings (all similarities equal) sentences are packed by size.
         let packed =
@@ -440,7 +540,7 @@ mod tests {
         assert_eq!(packed.len(), 2);
         let english = "Cats purr. Cats nap. Bonds fell. Rates rose.";
         let units = sentences(english, 800);
-        let groups = group_semantic(english, &units, &[0.9, 0.1, 0.9], 90.0, 0, 800);
+        let groups = group_semantic(english, &units, &[0.9, 0.1, 0.9], 90.0, (0, 800), Measure::Chars);
         assert_eq!(
             groups.iter().map(|c| c.content.as_str()).collect::<Vec<_>>(),
             vec!["Cats purr. Cats nap.", "Bonds fell. Rates rose."]
@@ -535,11 +635,30 @@ mod tests {
 
     #[test]
     fn properties_hold_on_generated_mixed_language_text() {
+        check_properties(Measure::Chars, &|t: &str| t.chars().count(), 0);
+    }
+
+    /// Sizes in tokens: a counter standing in for a model's tokenizer (per word: a CJK character
+    /// a token, other text a token per four characters; whitespace nothing). A cut inside a
+    /// segment may leave a chunk a token or so over what the counter says of it alone.
+    #[test]
+    fn properties_hold_with_sizes_in_tokens() {
+        let counter = |t: &str| t.split_whitespace().map(lore_core::tokens::estimate).sum::<usize>();
+        check_properties(Measure::Tokens(&counter), &counter, 2);
+        let text = "知识库 supports hybrid search over documents. 向量检索和全文检索结合，效果更好。".repeat(5);
+        let strategy = Strategy::Fixed { chunk_size: 20, chunk_overlap: 0 };
+        let by_tokens = chunk_measured(&text, &strategy, Measure::Tokens(&counter));
+        let by_chars = chunk(&text, &strategy);
+        assert!(by_tokens.len() < by_chars.len(), "English words are several characters a token");
+        assert!(by_tokens.iter().all(|c| counter(&c.content) <= 22), "{by_tokens:?}");
+    }
+
+    fn check_properties(measure: Measure<'_>, size_of: &dyn Fn(&str) -> usize, slack: usize) {
         let mut g = Gen(0x9E3779B97F4A7C15);
         for _ in 0..400 {
             let text = g.text();
             for strategy in strategies() {
-                let chunks = chunk(&text, &strategy);
+                let chunks = chunk_measured(&text, &strategy, measure);
                 let total: usize = text.chars().count();
                 let mut covered = vec![false; total];
                 let mut last_start = 0;
@@ -574,7 +693,7 @@ mod tests {
                                 && c.char_end <= parent.char_end
                         );
                     }
-                    assert!(c.content.chars().count() <= limit, "chunk over the size limit");
+                    assert!(size_of(&c.content) <= limit + slack, "chunk over the size limit: {:?}", c.content);
                     covered[c.char_start..c.char_end].iter_mut().for_each(|x| *x = true);
                 }
                 for (i, ch) in text.chars().enumerate() {

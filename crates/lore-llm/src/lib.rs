@@ -175,36 +175,16 @@ pub fn connect(config: &ChatConfig) -> Result<HttpChatModel, LlmError> {
     HttpChatModel::new(config)
 }
 
-/// A rough token count for budgeting prompts and for providers that report none: a CJK character
-/// is about one token, other text about four characters a token.
+/// A rough token count for budgeting prompts and for providers that report none.
 pub fn estimate_tokens(text: &str) -> u64 {
-    let mut cjk = 0u64;
-    let mut other = 0u64;
-    for c in text.chars() {
-        if is_cjk(c) {
-            cjk += 1;
-        } else {
-            other += 1;
-        }
-    }
-    cjk + other.div_ceil(4)
+    lore_core::tokens::estimate(text) as u64
 }
 
-pub fn is_cjk(c: char) -> bool {
-    matches!(c as u32, 0x3040..=0x30FF | 0x3400..=0x4DBF | 0x4E00..=0x9FFF | 0xAC00..=0xD7AF | 0xF900..=0xFAFF | 0x20000..=0x2FA1F)
-}
+pub use lore_core::tokens::is_cjk;
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn estimates_tokens_for_chinese_and_english() {
-        assert_eq!(estimate_tokens("知识库"), 3);
-        assert_eq!(estimate_tokens("abcdefgh"), 2);
-        assert_eq!(estimate_tokens("知识 base"), 2 + 2);
-        assert_eq!(estimate_tokens(""), 0);
-    }
 
     #[test]
     fn knows_which_protocol_a_provider_speaks() {

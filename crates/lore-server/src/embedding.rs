@@ -9,6 +9,29 @@ use std::sync::Arc;
 use lore_core::error::{Code, Error};
 use lore_core::model::{Id, KnowledgeBase, NewChunk};
 use lore_embed::{EmbedError, Embedder, EmbeddingConfig, InputKind, ProviderSecrets};
+use lore_ingest::chunk::Measure;
+
+/// Counts tokens for chunk sizes: the embedding model's own tokenizer when it is local, an
+/// estimate otherwise (remote models, or embeddings off).
+pub type TokenCounter = Arc<dyn Fn(&str) -> usize + Send + Sync>;
+
+pub fn token_counter(embedder: Option<&Arc<dyn Embedder>>) -> TokenCounter {
+    match embedder {
+        Some(e) if e.count_tokens("").is_some() => {
+            let e = e.clone();
+            Arc::new(move |text: &str| e.count_tokens(text).unwrap_or_else(|| lore_core::tokens::estimate(text)))
+        }
+        _ => Arc::new(lore_core::tokens::estimate),
+    }
+}
+
+/// The measure of a size unit, with `counter` for tokens.
+pub fn measure_of(counter: Option<&TokenCounter>) -> Measure<'_> {
+    match counter {
+        Some(c) => Measure::Tokens(c.as_ref()),
+        None => Measure::Chars,
+    }
+}
 
 use crate::state::AppState;
 
@@ -226,12 +249,13 @@ pub async fn chunk_with(
     embedder: &dyn Embedder,
     text: &str,
     strategy: &lore_core::chunking::Strategy,
+    measure: Measure<'_>,
 ) -> Result<Vec<lore_ingest::chunk::TextChunk>, Error> {
     let lore_core::chunking::Strategy::Semantic { breakpoint_percentile, min_chunk_size, max_chunk_size } = strategy
     else {
-        return Ok(lore_ingest::chunk::chunk(text, strategy));
+        return Ok(lore_ingest::chunk::chunk_measured(text, strategy, measure));
     };
-    let sentences = lore_ingest::chunk::sentences(text, *max_chunk_size);
+    let sentences = lore_ingest::chunk::sentences_measured(text, *max_chunk_size, measure);
     let texts: Vec<String> = sentences.iter().map(|s| s.content.clone()).collect();
     let vectors = embed_all(embedder, &texts).await?;
     let similarities: Vec<f32> =
@@ -241,8 +265,8 @@ pub async fn chunk_with(
         &sentences,
         &similarities,
         *breakpoint_percentile,
-        *min_chunk_size,
-        *max_chunk_size,
+        (*min_chunk_size, *max_chunk_size),
+        measure,
     ))
 }
 

@@ -969,11 +969,15 @@ pub struct PreviewChunk {
     pub char_start: usize,
     pub char_end: usize,
     pub char_count: usize,
+    /// The chunk's size in the configuration's unit (characters, or the model's tokens).
+    pub size: usize,
 }
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct PreviewResponse {
     pub strategy: Strategy,
+    /// What the strategy's sizes count.
+    pub size_unit: chunking::SizeUnit,
     pub chunk_count: usize,
     pub chunks: Vec<PreviewChunk>,
 }
@@ -991,22 +995,33 @@ pub async fn preview_chunking(
     let kb_config = kb.as_ref().and_then(|kb| kb.settings.chunking_config.clone());
     let doc_config = req.chunking_config.map(ChunkingConfig::from_value).transpose()?;
     let strategy = chunking::resolve(doc_config.as_ref(), kb_config.as_ref(), &defaults)?;
+    let size_unit = chunking::resolve_unit(doc_config.as_ref(), kb_config.as_ref());
     let text = req.text;
-    let chunks = match &strategy {
-        // Semantic chunking embeds the sentences, in the knowledge base's model when one is named.
-        Strategy::Semantic { .. } => {
-            let embedding = kb.as_ref().and_then(|kb| kb.settings.embedding_config.as_ref());
-            match crate::embedding::embedder_of(state, principal.user_id(), embedding).await? {
-                Some(embedder) => crate::embedding::chunk_with(embedder.as_ref(), &text, &strategy).await?,
-                None => lore_ingest::chunk::chunk(&text, &strategy),
-            }
+    // Semantic chunking and sizes in tokens need the knowledge base's model (or the user's default).
+    let embedder = if matches!(strategy, Strategy::Semantic { .. }) || size_unit == chunking::SizeUnit::Tokens {
+        let embedding = kb.as_ref().and_then(|kb| kb.settings.embedding_config.as_ref());
+        crate::embedding::embedder_of(state, principal.user_id(), embedding).await?
+    } else {
+        None
+    };
+    let counter = (size_unit == chunking::SizeUnit::Tokens).then(|| crate::embedding::token_counter(embedder.as_ref()));
+    let chunks = match (&strategy, &embedder) {
+        (Strategy::Semantic { .. }, Some(embedder)) => {
+            let measure = crate::embedding::measure_of(counter.as_ref());
+            crate::embedding::chunk_with(embedder.as_ref(), &text, &strategy, measure).await?
         }
         _ => {
-            let chosen = strategy.clone();
-            tokio::task::spawn_blocking(move || lore_ingest::chunk::chunk(&text, &chosen))
-                .await
-                .map_err(|e| Error::internal(e.to_string()))?
+            let (chosen, counter) = (strategy.clone(), counter.clone());
+            tokio::task::spawn_blocking(move || {
+                lore_ingest::chunk::chunk_measured(&text, &chosen, crate::embedding::measure_of(counter.as_ref()))
+            })
+            .await
+            .map_err(|e| Error::internal(e.to_string()))?
         }
+    };
+    let size_of = |content: &str| match &counter {
+        Some(count) => count(content),
+        None => content.chars().count(),
     };
     let chunks: Vec<PreviewChunk> = chunks
         .into_iter()
@@ -1014,12 +1029,13 @@ pub async fn preview_chunking(
         .map(|(i, c)| PreviewChunk {
             chunk_index: i,
             char_count: c.char_end - c.char_start,
+            size: size_of(&c.content),
             char_start: c.char_start,
             char_end: c.char_end,
             content: c.content,
         })
         .collect();
-    Ok(PreviewResponse { strategy, chunk_count: chunks.len(), chunks })
+    Ok(PreviewResponse { strategy, size_unit, chunk_count: chunks.len(), chunks })
 }
 
 /// The parser for a stored document: its type's own, else the first parser its registry entry names.

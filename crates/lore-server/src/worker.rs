@@ -162,8 +162,11 @@ async fn process(
         (chunking::Strategy::Semantic { .. }, Some(e)) => Some((e.clone(), tokio::runtime::Handle::current())),
         _ => None,
     };
+    let counter = (chunking::resolve_unit(document.chunking_config.as_ref(), kb_config.as_ref())
+        == chunking::SizeUnit::Tokens)
+        .then(|| crate::embedding::token_counter(embedder.as_ref()));
     // CPU-bound work off the async runtime; a panic in it becomes a JoinError, not a dead worker.
-    let work = tokio::task::spawn_blocking(move || pipeline(&doc, kind, &bytes, &strategy, sentences));
+    let work = tokio::task::spawn_blocking(move || pipeline(&doc, kind, &bytes, &strategy, sentences, counter));
     // A parser that hangs fails its document; its thread is left to finish on its own.
     let result = match tokio::time::timeout(PROCESSING_TIMEOUT, work).await {
         Ok(joined) => joined.map_err(|e| Error::internal(format!("processing panicked: {e}")))??,
@@ -208,7 +211,9 @@ fn pipeline(
     bytes: &[u8],
     strategy: &chunking::Strategy,
     sentences: Option<(Arc<dyn lore_embed::Embedder>, tokio::runtime::Handle)>,
+    tokens: Option<crate::embedding::TokenCounter>,
 ) -> Result<ProcessedDocument, Error> {
+    let measure = crate::embedding::measure_of(tokens.as_ref());
     let mut log = Vec::new();
     let started = std::time::Instant::now();
     let parsed = parse::parse(kind, bytes)?;
@@ -221,9 +226,9 @@ fn pipeline(
     ));
     let pieces = match sentences {
         Some((embedder, runtime)) => {
-            runtime.block_on(crate::embedding::chunk_with(embedder.as_ref(), &parsed.text, strategy))?
+            runtime.block_on(crate::embedding::chunk_with(embedder.as_ref(), &parsed.text, strategy, measure))?
         }
-        None => chunk::chunk(&parsed.text, strategy),
+        None => chunk::chunk_measured(&parsed.text, strategy, measure),
     };
     log.push(LogEntry::new("chunk", format!("{} chunks", pieces.len())));
     let chunks: Vec<NewChunk> = pieces

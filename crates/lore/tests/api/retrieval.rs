@@ -358,3 +358,48 @@ async fn a_new_embedding_model_reembeds_in_the_background_while_search_stays_on_
     assert_eq!(chunks["data"][0]["embedding_model"], "local/multilingual-e5-small");
     app.shutdown().await;
 }
+
+#[tokio::test]
+async fn chunk_sizes_can_count_the_embedding_models_tokens() {
+    let app = spawn_app().await;
+    let token = app.register("tokens").await;
+    let text = "Hybrid retrieval combines dense vectors with BM25 ranking over segmented terms. \
+                混合检索把向量召回和全文检索结合起来，中文按词切分后建立倒排索引。"
+        .repeat(12);
+    let preview = |unit: &str| json!({"text": text, "chunking_config": {"strategy_type": "fixed", "config": {"chunk_size": 64, "chunk_overlap": 0, "size_unit": unit}}});
+    let (status, chars) = app.post(&token, "/v1/chunking/preview", preview("characters")).await;
+    assert_eq!(status, StatusCode::OK, "{chars}");
+    let (status, tokens) = app.post(&token, "/v1/chunking/preview", preview("tokens")).await;
+    assert_eq!(status, StatusCode::OK, "{tokens}");
+    assert_eq!(tokens["size_unit"], "tokens");
+    let sizes: Vec<u64> =
+        tokens["chunks"].as_array().expect("chunks").iter().map(|c| c["size"].as_u64().unwrap_or(0)).collect();
+    // Sizes are the multilingual model's own token counts: within the limit (a token or two of
+    // slack where a cut falls inside a word), and most chunks nearly full.
+    assert!(sizes.iter().all(|&s| s <= 66), "{sizes:?}");
+    assert!(sizes.iter().filter(|&&s| s >= 48).count() * 2 >= sizes.len(), "{sizes:?}");
+    let char_counts: Vec<u64> =
+        tokens["chunks"].as_array().expect("c").iter().map(|c| c["char_count"].as_u64().unwrap_or(0)).collect();
+    assert!(
+        char_counts.iter().any(|&c| c > 64),
+        "a 64-token chunk holds more than 64 characters of English: {char_counts:?}"
+    );
+    assert!(tokens["chunk_count"].as_u64() < chars["chunk_count"].as_u64(), "{tokens} vs {chars}");
+
+    // A knowledge base configured in tokens chunks its uploads so.
+    let (status, kb) = app
+        .post(&token, "/v1/knowledge-bases", json!({"name": "tokens", "settings": {"chunking_config": {"strategy_type": "paragraph", "config": {"max_chunk_size": 40, "size_unit": "tokens"}}}}))
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{kb}");
+    let doc = app.ingest(&token, kb["id"].as_str().expect("id"), "mixed.txt", text.clone()).await;
+    assert_eq!(doc["status"], "completed", "{doc}");
+    let (_, chunks) = app.get(&token, &format!("/v1/documents/{}/chunks", doc["id"].as_str().expect("id"))).await;
+    assert!(chunks["data"].as_array().expect("chunks").len() > 3, "{chunks}");
+
+    let (status, v) = app.post(&token, "/v1/chunking/preview", preview("words")).await;
+    assert_eq!(
+        (status, v["error"]["code"].as_str()),
+        (StatusCode::UNPROCESSABLE_ENTITY, Some("invalid_chunking_config"))
+    );
+    app.shutdown().await;
+}
