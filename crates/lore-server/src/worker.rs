@@ -231,6 +231,11 @@ fn pipeline(
         None => chunk::chunk_measured(&parsed.text, strategy, measure),
     };
     log.push(LogEntry::new("chunk", format!("{} chunks", pieces.len())));
+    // A chunk that does not begin with the document's title is indexed with the title's words
+    // too, as it is embedded with them: a passage deep in a document still matches what the
+    // document is about (contextual BM25).
+    let title = parsed.title.as_deref().map(str::trim).filter(|t| !t.is_empty());
+    let title_terms = title.map(|t| segment::terms(t).join(" ")).unwrap_or_default();
     let chunks: Vec<NewChunk> = pieces
         .iter()
         .enumerate()
@@ -244,7 +249,12 @@ fn pipeline(
                 }
                 m
             },
-            fts_terms: segment::terms(&piece.content).join(" "),
+            fts_terms: match title {
+                Some(t) if !piece.content.trim_start().starts_with(t) => {
+                    format!("{title_terms} {}", segment::terms(&piece.content).join(" "))
+                }
+                _ => segment::terms(&piece.content).join(" "),
+            },
             parent_index: piece.parent,
             // In a hierarchy the children are matched; parents come along as their context.
             searchable: piece.parent.is_some() || !matches!(strategy, chunking::Strategy::Hierarchical { .. }),
