@@ -84,6 +84,8 @@ codes! {
     NotDeleted => ("not_deleted", Conflict, 409),
     FileTypeExists => ("file_type_exists", Conflict, 409),
     AgentNameTaken => ("agent_name_taken", Conflict, 409),
+    DataSourceNameTaken => ("data_source_name_taken", Conflict, 409),
+    SyncInProgress => ("sync_in_progress", Conflict, 409),
     AgentInactive => ("agent_inactive", Conflict, 409),
     // Limits
     RateLimited => ("rate_limited", RateLimited, 429),
@@ -106,6 +108,7 @@ codes! {
     InvalidEmbeddingConfig => ("invalid_embedding_config", InvalidRequest, 422),
     // Chat models and providers
     InvalidAgentConfig => ("invalid_agent_config", InvalidRequest, 422),
+    InvalidSourceConfig => ("invalid_source_config", InvalidRequest, 422),
     LlmUnavailable => ("llm_unavailable", Internal, 502),
     LlmRejected => ("llm_provider_rejected", InvalidRequest, 422),
     LlmTimeout => ("llm_timeout", Internal, 504),

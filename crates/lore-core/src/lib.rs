@@ -8,6 +8,7 @@ pub mod error;
 pub mod fusion;
 pub mod limits;
 pub mod model;
+pub mod source;
 pub mod store;
 pub mod tokens;
 

@@ -278,6 +278,8 @@ pub struct NewDocument {
     pub metadata: Value,
     pub chunking_config: Option<ChunkingConfig>,
     pub expires_at: Option<Timestamp>,
+    /// The data source the document was pulled from, if any.
+    pub data_source_id: Option<Id>,
 }
 
 /// The extracted text of a document, returned on request only (it can be large).

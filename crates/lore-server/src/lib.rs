@@ -17,6 +17,7 @@ pub mod openapi;
 pub mod routes;
 pub mod secrets;
 pub mod service;
+pub mod sources;
 pub mod state;
 pub mod usage;
 pub mod worker;
@@ -112,6 +113,7 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer> {
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let mut background = worker::spawn(state.clone(), workers, shutdown_rx.clone());
     background.push(maintenance::spawn(state.clone(), shutdown_rx.clone()));
+    background.push(sources::spawn_scheduler(state.clone(), state.config.sync_check_interval, shutdown_rx.clone()));
     background.push(limiter::spawn_flusher(limiter, sqlite.clone(), shutdown_rx.clone()));
     let app = routes::router(state.clone())
         .layer(CatchPanicLayer::custom(error::panic_response))

@@ -351,6 +351,31 @@ pub fn document() -> OpenApi {
         .list::<ChatMessage>()
         .add();
 
+    // data sources
+    d.op(Post, "/v1/data-sources", "data sources", "Create a data source feeding a knowledge base")
+        .body::<crate::sources::SourceRequest>()
+        .ok::<lore_core::source::DataSource>(201)
+        .add();
+    d.op(Get, "/v1/data-sources", "data sources", "The caller's data sources")
+        .list::<lore_core::source::DataSource>()
+        .add();
+    d.op(Get, "/v1/data-sources/{id}", "data sources", "A data source (credentials never shown)")
+        .ok::<lore_core::source::DataSource>(200)
+        .add();
+    d.op(Patch, "/v1/data-sources/{id}", "data sources", "Change name, config, credentials, schedule or status")
+        .body::<crate::sources::SourceRequest>()
+        .ok::<lore_core::source::DataSource>(200)
+        .add();
+    d.op(Delete, "/v1/data-sources/{id}", "data sources", "Delete a data source (its documents stay)")
+        .no_content()
+        .add();
+    d.op(Post, "/v1/data-sources/{id}/sync", "data sources", "Sync now; the run goes on in the background")
+        .ok::<lore_core::source::SyncRun>(202)
+        .add();
+    d.op(Get, "/v1/data-sources/{id}/syncs", "data sources", "Sync runs, most recent first")
+        .list::<lore_core::source::SyncRun>()
+        .add();
+
     // file types and administration
     d.op(Get, "/v1/file-types", "file types", "The file-type registry").list::<FileType>().add();
     d.op(Post, "/v1/file-types", "file types", "Register a file type (administrators)")

@@ -62,6 +62,10 @@ pub fn router(state: AppState) -> Router {
         .route("/conversations/{id}", get(get_conversation).delete(delete_conversation))
         .route("/conversations/{id}/messages", get(conversation_messages))
         .route("/chat/completions", post(chat::completions))
+        .route("/data-sources", post(create_source).get(list_sources))
+        .route("/data-sources/{id}", get(get_source).patch(update_source).delete(delete_source))
+        .route("/data-sources/{id}/sync", post(sync_source))
+        .route("/data-sources/{id}/syncs", get(source_syncs))
         .route("/file-types", get(list_file_types).post(create_file_type))
         .route("/file-types/{id}", patch(update_file_type))
         .route("/admin/users", get(list_users))
@@ -332,9 +336,18 @@ async fn upload(
     };
     let response = service::register_upload(
         &state,
-        &principal,
+        principal.user_id(),
         &kb,
-        service::StagedUpload { path: &guard.0, filename, sha256, size, head, chunking_config, metadata },
+        service::StagedUpload {
+            path: &guard.0,
+            filename,
+            sha256,
+            size,
+            head,
+            chunking_config,
+            metadata,
+            data_source_id: None,
+        },
     )
     .await?;
     let status = if response.duplicate { StatusCode::OK } else { StatusCode::ACCEPTED };
@@ -598,4 +611,60 @@ async fn agent_usage(
     Query(params): Query<agents::AgentUsageParams>,
 ) -> ApiResult<Json<agents::AgentUsageResponse>> {
     Ok(Json(agents::usage(&state, &principal, params).await?))
+}
+
+// ------------------------------------------------------------------------------------ data sources
+
+async fn create_source(
+    State(state): State<AppState>,
+    principal: Principal,
+    Json(req): Json<crate::sources::SourceRequest>,
+) -> ApiResult<impl IntoResponse> {
+    Ok((StatusCode::CREATED, Json(crate::sources::create(&state, &principal, req).await?)))
+}
+
+async fn list_sources(State(state): State<AppState>, principal: Principal) -> ApiResult<Json<Value>> {
+    Ok(Json(json!({ "data": crate::sources::list(&state, &principal).await? })))
+}
+
+async fn get_source(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path(id): Path<Id>,
+) -> ApiResult<Json<lore_core::source::DataSource>> {
+    Ok(Json(crate::sources::get(&state, &principal, id).await?))
+}
+
+async fn update_source(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path(id): Path<Id>,
+    Json(req): Json<crate::sources::SourceRequest>,
+) -> ApiResult<Json<lore_core::source::DataSource>> {
+    Ok(Json(crate::sources::update(&state, &principal, id, req).await?))
+}
+
+async fn delete_source(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path(id): Path<Id>,
+) -> ApiResult<StatusCode> {
+    crate::sources::delete(&state, &principal, id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn sync_source(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path(id): Path<Id>,
+) -> ApiResult<impl IntoResponse> {
+    Ok((StatusCode::ACCEPTED, Json(crate::sources::sync_now(&state, &principal, id).await?)))
+}
+
+async fn source_syncs(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path(id): Path<Id>,
+) -> ApiResult<Json<Value>> {
+    Ok(Json(json!({ "data": crate::sources::syncs(&state, &principal, id).await? })))
 }

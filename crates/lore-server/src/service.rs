@@ -478,6 +478,8 @@ pub struct StagedUpload<'a> {
     pub head: Vec<u8>,
     pub chunking_config: Option<Value>,
     pub metadata: Option<Value>,
+    /// The data source it was pulled from, if any.
+    pub data_source_id: Option<Id>,
 }
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
@@ -500,9 +502,10 @@ pub async fn authorize_upload(state: &AppState, principal: &Principal, kb_id: Id
     Ok(kb)
 }
 
+/// Registers staged bytes as a document of `user_id` (the caller was authorised already).
 pub async fn register_upload(
     state: &AppState,
-    principal: &Principal,
+    user_id: Id,
     kb: &KnowledgeBase,
     upload: StagedUpload<'_>,
 ) -> ApiResult<UploadResponse> {
@@ -511,7 +514,7 @@ pub async fn register_upload(
         return Err(error(Code::EmptyFile, "the uploaded file is empty"));
     }
     // One read of the user's configuration serves both the chunking defaults and the retention.
-    let user_config = state.store.get_user_config(principal.user_id()).await?.unwrap_or_else(UserConfig::initial);
+    let user_config = state.store.get_user_config(user_id).await?.unwrap_or_else(UserConfig::initial);
     let chunking_config = match upload.chunking_config {
         Some(value) => {
             let config = ChunkingConfig::from_value(value)?;
@@ -535,8 +538,8 @@ pub async fn register_upload(
         .store
         .create_document(NewDocument {
             knowledge_base_id: kb.id,
-            user_id: principal.user_id(),
-            uploaded_by: Some(principal.user_id()),
+            user_id,
+            uploaded_by: Some(user_id),
             filename,
             file_type: file_type.name.clone(),
             file_type_id: Some(file_type.id),
@@ -547,6 +550,7 @@ pub async fn register_upload(
             metadata,
             chunking_config,
             expires_at,
+            data_source_id: upload.data_source_id,
         })
         .await?;
     Ok(match result {

@@ -41,6 +41,10 @@ pub struct ServerConfig {
     pub ef_search: usize,
     /// What chat-model tokens cost, per model.
     pub prices: lore_llm::PriceTable,
+    /// Folders under which `local_folder` data sources may read (none: such sources are refused).
+    pub source_roots: Vec<PathBuf>,
+    /// How often the scheduler looks for data sources due for an automatic sync.
+    pub sync_check_interval: Duration,
 }
 
 impl ServerConfig {
@@ -60,6 +64,8 @@ impl ServerConfig {
             model_dir: std::env::var_os("LORE_MODEL_DIR").map(PathBuf::from).unwrap_or_else(|| data_dir.join("models")),
             ef_search: lore_store::vectors::DEFAULT_EF_SEARCH,
             prices: lore_llm::PriceTable::builtin(),
+            source_roots: Vec::new(),
+            sync_check_interval: Duration::from_secs(30),
             data_dir,
         }
     }

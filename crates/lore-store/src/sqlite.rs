@@ -22,6 +22,7 @@ use crate::migrate;
 use crate::vectors::{self, Field, SpaceKey, VectorIndexes};
 
 mod agents;
+mod sources;
 
 pub struct SqliteStore {
     writer: SqlitePool,
@@ -1084,8 +1085,8 @@ impl Store for SqliteStore {
         sqlx::query(
             "INSERT INTO documents (id, knowledge_base_id, user_id, uploaded_by, file_type_id, filename, file_type,
                file_path, file_size, mime_type, file_hash, status, progress, processing_log, metadata, chunking_config,
-               expires_at, created_at, updated_at)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'pending', 0, ?, ?, ?, ?, ?, ?)",
+               expires_at, created_at, updated_at, data_source_id)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'pending', 0, ?, ?, ?, ?, ?, ?, ?)",
         )
         .bind(id.to_string())
         .bind(doc.knowledge_base_id.to_string())
@@ -1104,6 +1105,7 @@ impl Store for SqliteStore {
         .bind(doc.expires_at.map(ts))
         .bind(ts(now))
         .bind(ts(now))
+        .bind(doc.data_source_id.map(|d| d.to_string()))
         .execute(&mut *tx)
         .await
         .map_err(db_err)?;

@@ -59,6 +59,7 @@ async fn document(store: &dyn Store, owner: Id, kb: Id, hash: &str, size: i64) -
             metadata: json!({"lang": "zh"}),
             chunking_config: None,
             expires_at: None,
+            data_source_id: None,
         })
         .await
         .expect("document")
@@ -367,6 +368,7 @@ async fn retention_purges(store: &dyn Store) {
             metadata: json!({}),
             chunking_config: None,
             expires_at: Some(past),
+            data_source_id: None,
         })
         .await
         .expect("doc")

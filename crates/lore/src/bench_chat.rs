@@ -151,6 +151,7 @@ async fn build_corpus(dir: &std::path::Path, chunks: usize) -> anyhow::Result<()
                 metadata: json!({}),
                 chunking_config: None,
                 expires_at: None,
+                data_source_id: None,
             })
             .await?
         {

@@ -67,6 +67,10 @@ pub struct ServeArgs {
     /// `[models."gpt-4o-mini"]` with `input = "0.15"` and `output = "0.60"`
     #[arg(long, env = "LORE_PRICE_TABLE")]
     pub price_table: Option<PathBuf>,
+    /// A folder under which `local_folder` data sources may read (repeatable; the environment
+    /// variable takes a comma-separated list). None: such sources are refused
+    #[arg(long = "source-root", env = "LORE_SOURCE_ROOTS", value_delimiter = ',')]
+    pub source_roots: Vec<PathBuf>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -86,6 +90,7 @@ struct FileConfig {
     model_dir: Option<PathBuf>,
     ef_search: Option<usize>,
     price_table: Option<PathBuf>,
+    source_roots: Option<Vec<PathBuf>>,
 }
 
 pub fn resolve(args: ServeArgs) -> anyhow::Result<(ServerConfig, LogFormat)> {
@@ -140,6 +145,8 @@ pub fn resolve(args: ServeArgs) -> anyhow::Result<(ServerConfig, LogFormat)> {
             std::fs::read_to_string(&path).with_context(|| format!("cannot read price table {}", path.display()))?;
         config.prices.merge_toml(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
     }
+    config.source_roots =
+        if args.source_roots.is_empty() { file.source_roots.unwrap_or_default() } else { args.source_roots };
     let log_format = args.log_format.or(file.log_format).unwrap_or(LogFormat::Text);
     Ok((config, log_format))
 }
@@ -176,6 +183,7 @@ mod tests {
             model_dir: None,
             ef_search: None,
             price_table: None,
+            source_roots: Vec::new(),
         }
     }
 

@@ -7,6 +7,7 @@ mod formats;
 mod governance;
 mod mcp;
 mod retrieval;
+mod sources;
 
 use std::time::Duration;
 

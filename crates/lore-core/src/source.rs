@@ -1,0 +1,58 @@
+//! Data sources (seed 000's `DataSource`): where a knowledge base's documents come from, kept in
+//! sync, and a record of each sync run.
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::model::{Id, Timestamp};
+
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct DataSource {
+    pub id: Id,
+    pub user_id: Id,
+    pub knowledge_base_id: Id,
+    pub name: String,
+    /// `local_folder` (others are refused until they exist).
+    pub source_type: String,
+    /// `active`, `syncing`, `paused` or `error`.
+    pub status: String,
+    /// For `local_folder`: `path`, and optional `include` / `exclude` glob lists.
+    pub config: Value,
+    /// Whether credentials are stored (sealed; they are never returned).
+    pub has_credentials: bool,
+    pub auto_sync: bool,
+    /// Minutes between automatic syncs.
+    pub sync_frequency: Option<i64>,
+    pub last_sync: Option<Timestamp>,
+    pub last_error: Option<String>,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+}
+
+/// One sync of a data source: what it changed, and what failed.
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct SyncRun {
+    pub id: Id,
+    pub data_source_id: Id,
+    /// `running`, `completed` or `failed`.
+    pub status: String,
+    pub started_at: Timestamp,
+    pub finished_at: Option<Timestamp>,
+    pub added: i64,
+    pub updated: i64,
+    pub removed: i64,
+    pub failed: i64,
+    /// `[{"item": "...", "error": "..."}]`.
+    pub errors: Value,
+}
+
+/// A live document that came from a source item.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SourceItem {
+    pub document_id: Id,
+    /// The item's key in the source (a relative path).
+    pub key: String,
+    /// What changes when the item does (mtime and size, an ETag ...).
+    pub version: String,
+    pub file_hash: String,
+}
