@@ -6,6 +6,7 @@ use std::time::Duration;
 use lore_core::agent::*;
 use lore_core::error::Code;
 use lore_core::model::*;
+use lore_core::source::*;
 use lore_core::store::{Store, Upload};
 use lore_store::SqliteStore;
 use serde_json::json;
@@ -715,6 +716,94 @@ async fn agents_conversations_and_usage(store: &dyn Store) {
     assert!(store.get_conversation(alice.id, conversation.id).await.expect("get").is_none());
 }
 
+async fn data_sources_sync_runs_and_leases(store: &dyn Store) {
+    let alice = user(store, "source-alice").await;
+    let bob = user(store, "source-bob").await;
+    let kb1 = kb(store, alice.id).await;
+    let now = lore_core::now();
+    let mut source = DataSource {
+        id: lore_core::new_id(),
+        user_id: alice.id,
+        knowledge_base_id: kb1.id,
+        name: "手册".into(),
+        source_type: "local_folder".into(),
+        status: "active".into(),
+        config: json!({"path": "/srv/docs"}),
+        has_credentials: true,
+        auto_sync: true,
+        sync_frequency: Some(30),
+        last_sync: None,
+        last_error: None,
+        created_at: now,
+        updated_at: now,
+    };
+    store.insert_data_source(&source, Some("sealed")).await.expect("insert");
+    let twin = DataSource { id: lore_core::new_id(), ..source.clone() };
+    assert_eq!(store.insert_data_source(&twin, None).await.expect_err("taken").code, Code::DataSourceNameTaken);
+    let foreign = DataSource { id: lore_core::new_id(), user_id: bob.id, name: "x".into(), ..source.clone() };
+    store.insert_data_source(&foreign, None).await.expect("no row for another owner's knowledge base");
+    assert!(store.get_data_source(bob.id, foreign.id).await.expect("get").is_none());
+    assert!(store.get_data_source(bob.id, source.id).await.expect("get").is_none());
+    let read = store.get_data_source(alice.id, source.id).await.expect("get").expect("found");
+    assert!(read.has_credentials && read.sync_frequency == Some(30));
+    assert_eq!(store.data_source_credentials(alice.id, source.id).await.expect("c").as_deref(), Some("sealed"));
+
+    // Due until synced; one lease at a time.
+    assert!(store.due_data_sources(now).await.expect("due").contains(&(alice.id, source.id)));
+    let run = |at| SyncRun {
+        id: lore_core::new_id(),
+        data_source_id: source.id,
+        status: "running".into(),
+        started_at: at,
+        finished_at: None,
+        added: 0,
+        updated: 0,
+        removed: 0,
+        failed: 0,
+        errors: json!([]),
+    };
+    let mut first = run(now);
+    assert!(store.claim_sync(&first, "node-a", now + chrono::Duration::minutes(15)).await.expect("claim"));
+    assert!(!store.claim_sync(&run(now), "node-b", now + chrono::Duration::minutes(15)).await.expect("claim"));
+    assert_eq!(store.get_data_source(alice.id, source.id).await.expect("get").expect("found").status, "syncing");
+    assert!(store.due_data_sources(now).await.expect("due").is_empty(), "a held source is not due");
+    first.status = "completed".into();
+    first.added = 2;
+    first.finished_at = Some(now);
+    store.finish_sync(&first, None).await.expect("finish");
+    let read = store.get_data_source(alice.id, source.id).await.expect("get").expect("found");
+    assert_eq!((read.status.as_str(), read.last_sync), ("active", Some(now)));
+    assert!(store.due_data_sources(now).await.expect("due").is_empty(), "synced just now");
+    assert!(
+        store
+            .due_data_sources(now + chrono::Duration::minutes(31))
+            .await
+            .expect("due")
+            .contains(&(alice.id, source.id))
+    );
+    let runs = store.list_syncs(alice.id, source.id, 10).await.expect("runs");
+    assert_eq!((runs.len(), runs[0].added), (1, 2));
+    assert!(store.list_syncs(bob.id, source.id, 10).await.expect("runs").is_empty());
+
+    // A failed run marks the source; a later lease after expiry works.
+    let mut second = run(now + chrono::Duration::minutes(1));
+    assert!(store.claim_sync(&second, "node-b", now + chrono::Duration::minutes(16)).await.expect("claim"));
+    second.status = "failed".into();
+    second.finished_at = Some(now + chrono::Duration::minutes(2));
+    store.finish_sync(&second, Some("folder gone")).await.expect("finish");
+    let read = store.get_data_source(alice.id, source.id).await.expect("get").expect("found");
+    assert_eq!((read.status.as_str(), read.last_error.as_deref()), ("error", Some("folder gone")));
+
+    source.name = "handbook".into();
+    source.auto_sync = false;
+    assert!(store.update_data_source(&source, Some(None)).await.expect("update"));
+    let read = store.get_data_source(alice.id, source.id).await.expect("get").expect("found");
+    assert!(!read.has_credentials && read.name == "handbook");
+    assert!(!store.update_data_source(&DataSource { user_id: bob.id, ..source.clone() }, None).await.expect("update"));
+    assert!(!store.delete_data_source(bob.id, source.id).await.expect("delete"));
+    assert!(store.delete_data_source(alice.id, source.id).await.expect("delete"));
+}
+
 #[tokio::test]
 async fn sqlite_conformance() {
     let (store, _dir) = sqlite().await;
@@ -730,6 +819,7 @@ async fn sqlite_conformance() {
     vectors_rank_filter_and_follow_deletes(&store).await;
     reembedding_switches_in_one_step(&store).await;
     agents_conversations_and_usage(&store).await;
+    data_sources_sync_runs_and_leases(&store).await;
 }
 
 /// Conversations have no API before the agents issue; they are written here directly.
