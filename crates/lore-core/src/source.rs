@@ -56,3 +56,19 @@ pub struct SourceItem {
     pub version: String,
     pub file_hash: String,
 }
+
+/// Something a user is told about (in the app, and by webhook when configured): a sync that
+/// changed or failed, a document that could not be processed.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct Notification {
+    pub id: Id,
+    pub user_id: Id,
+    /// `sync_completed`, `sync_failed`, `document_failed`.
+    pub kind: String,
+    pub title: String,
+    pub body: Option<String>,
+    /// The event's details, and `delivery`: the webhook attempts.
+    pub data: Value,
+    pub read_at: Option<Timestamp>,
+    pub created_at: Timestamp,
+}

@@ -6,7 +6,7 @@ use async_trait::async_trait;
 use crate::agent::{Agent, AgentUsage, ChatMessage, Conversation};
 use crate::error::Result;
 use crate::model::*;
-use crate::source::{DataSource, SourceItem, SyncRun};
+use crate::source::{DataSource, Notification, SourceItem, SyncRun};
 
 /// A session joined with its user, as authentication needs it.
 #[derive(Debug, Clone)]
@@ -283,4 +283,10 @@ pub trait SourceStore: Send + Sync {
     /// Sources with `auto_sync` whose last sync is `sync_frequency` minutes old (or that never
     /// synced) and that no one holds: `(owner, source)`.
     async fn due_data_sources(&self, now: Timestamp) -> Result<Vec<(Id, Id)>>;
+
+    async fn insert_notification(&self, notification: &Notification) -> Result<()>;
+    /// Most recent first.
+    async fn list_notifications(&self, user_id: Id, limit: i64) -> Result<Vec<Notification>>;
+    /// Replaces a notification's `data` (the webhook delivery log grows in it).
+    async fn set_notification_data(&self, id: Id, data: &serde_json::Value) -> Result<()>;
 }

@@ -13,6 +13,7 @@ pub mod limiter;
 pub mod maintenance;
 pub mod mcp;
 pub mod metrics;
+pub mod notify;
 pub mod openapi;
 pub mod routes;
 pub mod secrets;

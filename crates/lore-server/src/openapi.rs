@@ -376,6 +376,10 @@ pub fn document() -> OpenApi {
         .list::<lore_core::source::SyncRun>()
         .add();
 
+    d.op(Get, "/v1/notifications", "data sources", "The caller's notifications with their webhook deliveries")
+        .list::<lore_core::source::Notification>()
+        .add();
+
     // file types and administration
     d.op(Get, "/v1/file-types", "file types", "The file-type registry").list::<FileType>().add();
     d.op(Post, "/v1/file-types", "file types", "Register a file type (administrators)")

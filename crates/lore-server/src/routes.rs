@@ -62,6 +62,7 @@ pub fn router(state: AppState) -> Router {
         .route("/conversations/{id}", get(get_conversation).delete(delete_conversation))
         .route("/conversations/{id}/messages", get(conversation_messages))
         .route("/chat/completions", post(chat::completions))
+        .route("/notifications", get(list_notifications))
         .route("/data-sources", post(create_source).get(list_sources))
         .route("/data-sources/{id}", get(get_source).patch(update_source).delete(delete_source))
         .route("/data-sources/{id}/sync", post(sync_source))
@@ -667,4 +668,8 @@ async fn source_syncs(
     Path(id): Path<Id>,
 ) -> ApiResult<Json<Value>> {
     Ok(Json(json!({ "data": crate::sources::syncs(&state, &principal, id).await? })))
+}
+
+async fn list_notifications(State(state): State<AppState>, principal: Principal) -> ApiResult<Json<Value>> {
+    Ok(Json(json!({ "data": crate::notify::list(&state, &principal).await? })))
 }

@@ -278,6 +278,24 @@ async fn run_sync(state: &AppState, source: DataSource, mut run: SyncRun) {
     if let Err(e) = state.store.finish_sync(&run, last_error.as_deref()).await {
         tracing::warn!(source = %source.id, error = %e, "could not record a sync run");
     }
+    // Told when something changed or failed; a sync that found nothing new says nothing.
+    let changed = run.added + run.updated + run.removed;
+    let kind = if last_error.is_some() || run.failed > 0 {
+        crate::notify::Kind::SyncFailed
+    } else if changed > 0 {
+        crate::notify::Kind::SyncCompleted
+    } else {
+        return;
+    };
+    let title = match &last_error {
+        Some(e) => format!("Sync of '{}' failed: {e}", source.name),
+        None => format!(
+            "Sync of '{}': {} added, {} updated, {} removed, {} failed",
+            source.name, run.added, run.updated, run.removed, run.failed
+        ),
+    };
+    let data = json!({"data_source_id": source.id, "knowledge_base_id": source.knowledge_base_id, "run": run});
+    crate::notify::notify(state, source.user_id, kind, title, None, data).await;
 }
 
 /// A file found in the folder: its key (path relative to the folder, `/`-separated) and version.

@@ -45,6 +45,8 @@ pub struct ServerConfig {
     pub source_roots: Vec<PathBuf>,
     /// How often the scheduler looks for data sources due for an automatic sync.
     pub sync_check_interval: Duration,
+    /// First wait before a webhook delivery is retried; doubled per attempt.
+    pub webhook_backoff: Duration,
 }
 
 impl ServerConfig {
@@ -66,6 +68,7 @@ impl ServerConfig {
             prices: lore_llm::PriceTable::builtin(),
             source_roots: Vec::new(),
             sync_check_interval: Duration::from_secs(30),
+            webhook_backoff: Duration::from_secs(2),
             data_dir,
         }
     }

@@ -10,7 +10,7 @@ use lore_core::error::{Code, Error};
 
 use lore_core::model::{Document, Job, LogEntry, NewChunk, ProcessedDocument};
 use lore_ingest::{chunk, parse, segment};
-use serde_json::Value;
+use serde_json::{Value, json};
 use tokio::sync::watch;
 
 use crate::service::kind_of;
@@ -90,7 +90,24 @@ async fn handle(state: &AppState, job: Job) {
             };
             crate::metrics::document_processed("failed");
             let log = vec![LogEntry::new("failed", message.clone())];
-            state.store.fail_document(&job, document_id, err.code.as_str(), &message, log).await
+            let stored = state.store.fail_document(&job, document_id, err.code.as_str(), &message, log).await;
+            if stored.is_ok()
+                && let Ok(Some(doc)) = state.store.document_for_job(document_id).await
+            {
+                let data = json!({"document_id": doc.id, "knowledge_base_id": doc.knowledge_base_id,
+                                  "filename": doc.filename, "error_code": err.code.as_str()});
+                let title = format!("'{}' could not be processed", doc.filename);
+                crate::notify::notify(
+                    state,
+                    doc.user_id,
+                    crate::notify::Kind::DocumentFailed,
+                    title,
+                    Some(message),
+                    data,
+                )
+                .await;
+            }
+            stored
         }
     };
     if let Err(e) = stored {

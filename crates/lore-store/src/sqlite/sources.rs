@@ -3,7 +3,7 @@
 use async_trait::async_trait;
 use lore_core::error::{Code, Error, Result};
 use lore_core::model::{Id, Timestamp};
-use lore_core::source::{DataSource, SourceItem, SyncRun};
+use lore_core::source::{DataSource, Notification, SourceItem, SyncRun};
 use lore_core::store::SourceStore;
 use sqlx::AssertSqlSafe;
 use sqlx::sqlite::SqliteRow;
@@ -267,5 +267,59 @@ impl SourceStore for SqliteStore {
         .await
         .map_err(db_err)?;
         rows.iter().map(|r| Ok((r.id("user_id")?, r.id("id")?))).collect()
+    }
+
+    async fn insert_notification(&self, n: &Notification) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO notifications (id, user_id, kind, title, body, data, read_at, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(n.id.to_string())
+        .bind(n.user_id.to_string())
+        .bind(&n.kind)
+        .bind(&n.title)
+        .bind(&n.body)
+        .bind(json_text(&n.data)?)
+        .bind(n.read_at.map(ts))
+        .bind(ts(n.created_at))
+        .execute(&self.writer)
+        .await
+        .map_err(db_err)?;
+        Ok(())
+    }
+
+    async fn list_notifications(&self, user_id: Id, limit: i64) -> Result<Vec<Notification>> {
+        let rows = sqlx::query(
+            "SELECT id, user_id, kind, title, body, data, read_at, created_at FROM notifications
+             WHERE user_id = ? ORDER BY created_at DESC, id DESC LIMIT ?",
+        )
+        .bind(user_id.to_string())
+        .bind(limit)
+        .fetch_all(&self.writer)
+        .await
+        .map_err(db_err)?;
+        rows.iter()
+            .map(|r| {
+                Ok(Notification {
+                    id: r.id("id")?,
+                    user_id: r.id("user_id")?,
+                    kind: r.text("kind")?,
+                    title: r.text("title")?,
+                    body: r.opt_text("body")?,
+                    data: r.json("data")?,
+                    read_at: r.opt_time("read_at")?,
+                    created_at: r.time("created_at")?,
+                })
+            })
+            .collect()
+    }
+
+    async fn set_notification_data(&self, id: Id, data: &serde_json::Value) -> Result<()> {
+        sqlx::query("UPDATE notifications SET data = ? WHERE id = ?")
+            .bind(json_text(data)?)
+            .bind(id.to_string())
+            .execute(&self.writer)
+            .await
+            .map_err(db_err)?;
+        Ok(())
     }
 }

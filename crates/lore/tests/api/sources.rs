@@ -209,3 +209,106 @@ async fn auto_sync_runs_on_its_schedule() {
     assert_eq!(runs["data"].as_array().expect("runs").len(), 1);
     app.shutdown().await;
 }
+
+#[tokio::test]
+async fn changes_and_failures_notify_in_the_app_and_by_signed_webhook() {
+    use std::sync::{Arc, Mutex};
+    type Received = Arc<Mutex<Vec<(axum::http::HeaderMap, String)>>>;
+    let received: Received = Arc::default();
+    let sink = received.clone();
+    let router = axum::Router::new().route(
+        "/hook",
+        axum::routing::post(move |headers: axum::http::HeaderMap, body: String| {
+            let sink = sink.clone();
+            async move {
+                let mut seen = sink.lock().expect("lock");
+                seen.push((headers, body));
+                // The first delivery fails: the retry must come.
+                if seen.len() == 1 { axum::http::StatusCode::INTERNAL_SERVER_ERROR } else { axum::http::StatusCode::OK }
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let hook = format!("http://{}/hook", listener.local_addr().expect("addr"));
+    tokio::spawn(async move { axum::serve(listener, router).await });
+
+    let root = tempfile::tempdir().expect("root");
+    std::fs::write(root.path().join("说明.md"), "# 说明\n\n同步后会收到通知。").expect("write");
+    std::fs::write(root.path().join("broken.pdf"), b"%PDF-1.7\n this is not really a pdf").expect("write");
+    let root_path = root.path().to_path_buf();
+    let app = spawn_app_with(move |c| {
+        c.embedding_model = None;
+        c.source_roots = vec![root_path];
+        c.sync_check_interval = Duration::from_secs(3600);
+        c.webhook_backoff = Duration::from_millis(20);
+    })
+    .await;
+    let token = app.register("notified").await;
+    let (status, v) =
+        app.put(&token, "/v1/config", json!({"webhook_url": hook, "webhook_secret": "whsec-0123456789"})).await;
+    assert_eq!(status, StatusCode::OK, "{v}");
+    let kb = app.create_kb(&token, "notes").await;
+    let (_, source) = app
+        .post(&token, "/v1/data-sources", json!({"name": "notes", "knowledge_base_id": kb, "source_type": "local_folder", "config": {"path": root.path()}}))
+        .await;
+    let id = source["id"].as_str().expect("id").to_string();
+    let run = sync(&app, &token, &id, 1).await;
+    assert_eq!(counts(&run), (2, 0, 0, 0), "{run}");
+    wait_all_processed(&app, &token, &kb).await;
+
+    // In the app: the sync and the document that failed.
+    let mut kinds = Vec::new();
+    let mut list = Value::Null;
+    for _ in 0..200 {
+        list = app.get(&token, "/v1/notifications").await.1;
+        kinds = list["data"]
+            .as_array()
+            .expect("list")
+            .iter()
+            .filter_map(|n| n["kind"].as_str().map(str::to_string))
+            .collect();
+        let delivered =
+            list["data"].as_array().expect("list").iter().all(|n| {
+                n["data"]["delivery"].as_array().is_some_and(|d| d.last().is_some_and(|a| a["status"] == 200))
+            });
+        if kinds.len() == 2 && delivered {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    kinds.sort();
+    assert_eq!(kinds, ["document_failed", "sync_completed"], "{list}");
+    let failed =
+        list["data"].as_array().expect("list").iter().find(|n| n["kind"] == "document_failed").expect("failed");
+    assert_eq!(failed["data"]["filename"], "broken.pdf", "{failed}");
+
+    // By webhook: signed, retried after the 500, and the attempts logged.
+    let seen = received.lock().expect("lock").clone();
+    assert_eq!(seen.len(), 3, "two events, one retried");
+    for (headers, body) in &seen {
+        let signature = headers["x-lore-signature"].to_str().expect("signature");
+        assert_eq!(signature, lore_server::notify::signature("whsec-0123456789", body.as_bytes()));
+        let event: Value = serde_json::from_str(body).expect("json");
+        assert_eq!(headers["x-lore-event"], event["kind"].as_str().expect("kind"));
+    }
+    let attempts: Vec<usize> = list["data"]
+        .as_array()
+        .expect("list")
+        .iter()
+        .map(|n| n["data"]["delivery"].as_array().map(Vec::len).unwrap_or(0))
+        .collect();
+    assert_eq!(attempts.iter().sum::<usize>(), 3, "{list}");
+
+    // Switched off: errors are not notified any more; other users see none of this.
+    app.put(&token, "/v1/config", json!({"error_notifications": false})).await;
+    std::fs::write(root.path().join("broken2.pdf"), b"%PDF-1.7\n also broken").expect("write");
+    sync(&app, &token, &id, 2).await;
+    wait_all_processed(&app, &token, &kb).await;
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let (_, list) = app.get(&token, "/v1/notifications").await;
+    assert_eq!(list["data"].as_array().expect("list").iter().filter(|n| n["kind"] == "document_failed").count(), 1);
+    let other = app.register("not-notified").await;
+    let (_, theirs) = app.get(&other, "/v1/notifications").await;
+    assert!(theirs["data"].as_array().expect("list").is_empty());
+    app.shutdown().await;
+}
