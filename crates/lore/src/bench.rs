@@ -33,6 +33,8 @@ pub enum BenchCommand {
     Embed(crate::bench_vectors::EmbedArgs),
     /// The time to first token Lore adds to a chat provider (retrieval and prompt), over many chunks.
     Chat(crate::bench_chat::ChatArgs),
+    /// A folder data source: full import vs an incremental sync after a few files changed.
+    Sync(crate::bench_sync::SyncArgs),
 }
 
 #[derive(Debug, Args)]
@@ -120,6 +122,7 @@ pub async fn run(command: BenchCommand) -> anyhow::Result<()> {
         BenchCommand::Ann(args) => tokio::task::spawn_blocking(move || crate::bench_vectors::ann(args)).await?,
         BenchCommand::Embed(args) => tokio::task::spawn_blocking(move || crate::bench_vectors::embed(args)).await?,
         BenchCommand::Chat(args) => crate::bench_chat::chat(args).await,
+        BenchCommand::Sync(args) => crate::bench_sync::sync(args).await,
     }
 }
 
