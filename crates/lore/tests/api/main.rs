@@ -5,6 +5,7 @@ mod agents;
 mod cli;
 mod formats;
 mod governance;
+mod isolation;
 mod mcp;
 mod retrieval;
 mod sources;
