@@ -44,6 +44,39 @@ pub struct SpaceKey {
 pub struct Space {
     index: Index,
     dimensions: usize,
+    /// usearch serves as many concurrent searches and inserts as it has thread contexts, and
+    /// fails the rest ("Reserve capacity ahead of searches!"): callers beyond that wait here.
+    gate: Gate,
+}
+
+/// Thread contexts each graph keeps; concurrent operations beyond this wait their turn.
+const GRAPH_THREADS: usize = 32;
+
+/// A counting semaphore for blocking callers (graph operations run on the blocking pool).
+struct Gate {
+    busy: std::sync::Mutex<usize>,
+    freed: std::sync::Condvar,
+}
+
+impl Gate {
+    fn new() -> Self {
+        Gate { busy: std::sync::Mutex::new(0), freed: std::sync::Condvar::new() }
+    }
+
+    fn run<T>(&self, f: impl FnOnce() -> T) -> T {
+        {
+            let mut busy = self.busy.lock().unwrap_or_else(|e| e.into_inner());
+            while *busy >= GRAPH_THREADS {
+                busy = self.freed.wait(busy).unwrap_or_else(|e| e.into_inner());
+            }
+            *busy += 1;
+        }
+        let out = f();
+        let mut busy = self.busy.lock().unwrap_or_else(|e| e.into_inner());
+        *busy -= 1;
+        self.freed.notify_one();
+        out
+    }
 }
 
 impl Space {
@@ -59,18 +92,18 @@ impl Space {
             multi: false,
         };
         let index = Index::new(&options).map_err(index_err)?;
-        index.reserve(1024).map_err(index_err)?;
-        Ok(Space { index, dimensions })
+        index.reserve_capacity_and_threads(1024, GRAPH_THREADS).map_err(index_err)?;
+        Ok(Space { index, dimensions, gate: Gate::new() })
     }
 
     /// Room for `n` vectors, so that concurrent inserts need no reallocation.
     pub fn reserve(&self, n: usize) -> Result<()> {
-        self.index.reserve(n).map_err(index_err)
+        self.index.reserve_capacity_and_threads(n, GRAPH_THREADS).map_err(index_err)
     }
 
     /// Inserts without the existence check or growth of `upsert`: for bulk loads after `reserve`.
     pub fn insert(&self, key: u64, vector: &[f32]) -> Result<()> {
-        self.index.add(key, vector).map_err(index_err)
+        self.gate.run(|| self.index.add(key, vector)).map_err(index_err)
     }
 
     pub fn set_ef_search(&self, ef: usize) {
@@ -90,9 +123,9 @@ impl Space {
             self.index.remove(key).map_err(index_err)?;
         }
         if self.index.size() + 1 >= self.index.capacity() {
-            self.index.reserve((self.index.capacity() * 2).max(1024)).map_err(index_err)?;
+            self.reserve((self.index.capacity() * 2).max(1024))?;
         }
-        self.index.add(key, vector).map_err(index_err)
+        self.gate.run(|| self.index.add(key, vector)).map_err(index_err)
     }
 
     /// The `count` nearest keys with cosine similarity, best first; `allow` filters during traversal.
@@ -100,11 +133,13 @@ impl Space {
         if query.len() != self.dimensions || self.index.size() == 0 {
             return Ok(Vec::new());
         }
-        let matches = match allow {
-            Some(allowed) => self.index.filtered_search(query, count, |key| allowed.contains(&key)),
-            None => self.index.search(query, count),
-        }
-        .map_err(index_err)?;
+        let matches = self
+            .gate
+            .run(|| match allow {
+                Some(allowed) => self.index.filtered_search(query, count, |key| allowed.contains(&key)),
+                None => self.index.search(query, count),
+            })
+            .map_err(index_err)?;
         Ok(matches.keys.into_iter().zip(matches.distances).map(|(k, d)| (k, 1.0 - f64::from(d))).collect())
     }
 
@@ -207,6 +242,8 @@ impl VectorIndexes {
                 let space = Space::new(saved.dimensions, ef).ok()?;
                 let path = dir.join(&saved.file);
                 space.index.load(path.to_str()?).ok()?;
+                // Loading sizes the graph to what it holds, with the default thread contexts.
+                space.reserve(space.index.capacity().max(1024)).ok()?;
                 space.index.change_expansion_search(ef);
                 spaces.insert(saved.key, Arc::new(space));
             }
@@ -419,4 +456,37 @@ fn state_from(r: &sqlx::sqlite::SqliteRow) -> Result<ChunkState> {
 
 fn slug(model: &str) -> String {
     model.chars().map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_lowercase() } else { '_' }).collect()
+}
+
+#[cfg(test)]
+mod concurrency_tests {
+    use super::*;
+
+    /// Many more concurrent searches and inserts than the machine has cores (the blocking pool
+    /// runs hundreds of threads) all succeed: usearch alone fails those beyond its thread contexts.
+    #[test]
+    fn concurrent_searches_and_inserts_all_succeed() {
+        let space = Arc::new(Space::new(8, 64).expect("space"));
+        let vector = |i: u64| -> Vec<f32> { (0..8).map(|d| ((i * 31 + d) % 17) as f32 + 1.0).collect() };
+        for i in 0..500 {
+            space.upsert(i, &vector(i)).expect("insert");
+        }
+        let threads: Vec<_> = (0..96u64)
+            .map(|t| {
+                let space = space.clone();
+                std::thread::spawn(move || {
+                    for i in 0..20 {
+                        let found = space.search(&vector(t * 7 + i), 5, None).expect("search");
+                        assert_eq!(found.len(), 5);
+                        if i % 5 == 0 {
+                            space.upsert(10_000 + t * 100 + i, &vector(i)).expect("insert");
+                        }
+                    }
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join().expect("no thread failed");
+        }
+    }
 }

@@ -35,6 +35,9 @@ pub enum BenchCommand {
     Chat(crate::bench_chat::ChatArgs),
     /// A folder data source: full import vs an incremental sync after a few files changed.
     Sync(crate::bench_sync::SyncArgs),
+    /// A mixed load (search 70%, upload 20%, chat 10%) from many clients: requests/s, p50/p99 per
+    /// operation, 5xx count, and the server's memory over time.
+    Load(crate::bench_load::LoadArgs),
 }
 
 #[derive(Debug, Args)]
@@ -123,6 +126,7 @@ pub async fn run(command: BenchCommand) -> anyhow::Result<()> {
         BenchCommand::Embed(args) => tokio::task::spawn_blocking(move || crate::bench_vectors::embed(args)).await?,
         BenchCommand::Chat(args) => crate::bench_chat::chat(args).await,
         BenchCommand::Sync(args) => crate::bench_sync::sync(args).await,
+        BenchCommand::Load(args) => crate::bench_load::load(args).await,
     }
 }
 
@@ -283,16 +287,20 @@ impl Drop for Child {
 
 /// A `lore serve` child process on a free port over its own data directory, with a registered
 /// user. Killed (and its temporary directory removed) when dropped.
-struct BenchServer {
+pub(crate) struct BenchServer {
     child: Child,
-    base: String,
-    token: String,
+    pub(crate) base: String,
+    pub(crate) token: String,
     data_dir: PathBuf,
     remove_dir: bool,
 }
 
 impl BenchServer {
-    async fn start(data_dir: Option<PathBuf>, workers: Option<usize>, http: &reqwest::Client) -> anyhow::Result<Self> {
+    pub(crate) async fn start(
+        data_dir: Option<PathBuf>,
+        workers: Option<usize>,
+        http: &reqwest::Client,
+    ) -> anyhow::Result<Self> {
         let remove_dir = data_dir.is_none();
         let data_dir =
             data_dir.unwrap_or_else(|| std::env::temp_dir().join(format!("lore-bench-{}", std::process::id())));
@@ -335,6 +343,16 @@ impl BenchServer {
         };
         let token = auth["token"].as_str().context("no token")?.to_string();
         Ok(BenchServer { child, base, token, data_dir, remove_dir })
+    }
+
+    /// The server's resident memory now, in KiB.
+    pub(crate) fn rss_kib(&self) -> Option<u64> {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.0.id())).ok()?;
+        status
+            .lines()
+            .find(|l| l.starts_with("VmRSS:"))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|v| v.parse().ok())
     }
 
     fn peak_rss(&self) -> String {
