@@ -499,6 +499,15 @@ struct Said {
     cost: Decimal,
 }
 
+/// The caller's agent named by its id or its name.
+pub async fn by_id_or_name(state: &AppState, principal: &Principal, agent: &str) -> ApiResult<Agent> {
+    let agents = state.store.list_agents(principal.user_id()).await?;
+    agents
+        .into_iter()
+        .find(|a| a.id.to_string() == agent || a.name == agent)
+        .ok_or_else(|| error(Code::NotFound, format!("no agent '{agent}'")))
+}
+
 /// The agent to chat with: the caller's, active.
 pub async fn chat_agent(state: &AppState, principal: &Principal, id: Id) -> ApiResult<Agent> {
     principal.require(Scope::Search)?;

@@ -8,7 +8,7 @@ use axum::extract::State;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use futures_util::Stream;
-use lore_core::error::{Code, Error};
+use lore_core::error::Code;
 use lore_core::model::{Id, Scope};
 use lore_llm::{Message, Role};
 use serde_json::{Value, json};
@@ -116,11 +116,7 @@ pub async fn completions(
     if model.is_empty() {
         return Err(error(Code::ValidationFailed, "model must name one of your agents (its id or name)"));
     }
-    let agents_list = state.store.list_agents(principal.user_id()).await?;
-    let found = agents_list
-        .into_iter()
-        .find(|a| a.id.to_string() == model || a.name == model)
-        .ok_or_else(|| ApiError::from(Error::new(Code::NotFound, format!("no agent '{model}'"))))?;
+    let found = agents::by_id_or_name(&state, &principal, &model).await?;
     let agent = agents::chat_agent(&state, &principal, found.id).await?;
     let Some(messages) = body["messages"].as_array().filter(|m| !m.is_empty()) else {
         return Err(error(Code::ValidationFailed, "messages must be a non-empty array"));

@@ -253,18 +253,14 @@ impl Backend for ServiceBackend {
     }
 
     async fn ask_agent(&self, agent: &str, question: &str, conversation_id: Option<&str>) -> Result<Value, String> {
-        let agents = crate::agents::list(&self.state, &self.principal).await.map_err(api)?;
-        let id = agents
-            .iter()
-            .find(|a| a["id"].as_str() == Some(agent) || a["name"].as_str() == Some(agent))
-            .and_then(|a| a["id"].as_str())
-            .ok_or_else(|| format!("no agent '{agent}'; list_agents names them"))?;
+        self.principal.require(lore_core::model::Scope::Read).map_err(api)?;
+        let id = crate::agents::by_id_or_name(&self.state, &self.principal, agent).await.map_err(api)?.id;
         let req = crate::agents::ChatRequest {
             message: question.to_string(),
             conversation_id: conversation_id.map(parse_id).transpose()?,
             stream: false,
         };
-        let turn = crate::agents::begin_chat(&self.state, &self.principal, parse_id(id)?, &req).await.map_err(api)?;
+        let turn = crate::agents::begin_chat(&self.state, &self.principal, id, &req).await.map_err(api)?;
         let answer = crate::agents::complete_turn(&self.state, turn, None, true).await.map_err(api)?;
         serde_json::to_value(answer).map_err(|e| e.to_string())
     }

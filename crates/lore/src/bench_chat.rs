@@ -39,8 +39,8 @@ const CHUNKS_PER_DOCUMENT: usize = 50;
 const ANCHORS: usize = 256;
 const MARKER: &str = "bench-chat.json";
 
-/// An OpenAI-compatible provider that streams a short answer at once.
-async fn instant_provider() -> anyhow::Result<String> {
+/// An OpenAI-compatible provider on 127.0.0.1 that streams a short answer at once; its base URL.
+pub(crate) async fn instant_provider() -> anyhow::Result<String> {
     let answer = "data: {\"choices\":[{\"delta\":{\"role\":\"assistant\",\"content\":\"OK [1]\"},\"finish_reason\":null}]}\n\n\
                   data: {\"choices\":[{\"delta\":{},\"finish_reason\":\"stop\"}]}\n\n\
                   data: {\"choices\":[],\"usage\":{\"prompt_tokens\":10,\"completion_tokens\":2}}\n\ndata: [DONE]\n\n";

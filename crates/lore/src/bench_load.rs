@@ -8,13 +8,13 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use axum::routing::post;
 use clap::Args;
 use lore_ingest::samples::Rng;
 use serde_json::{Value, json};
 use tokio::sync::Mutex;
 
 use crate::bench::{BenchServer, Vocabulary, percentile, query};
+use crate::bench_chat::instant_provider;
 
 #[derive(Debug, Args)]
 pub struct LoadArgs {
@@ -36,19 +36,6 @@ struct Tally {
     chat: Vec<f64>,
     server_errors: u64,
     other_errors: u64,
-}
-
-async fn instant_provider() -> anyhow::Result<String> {
-    let answer = "data: {\"choices\":[{\"delta\":{\"content\":\"OK [1]\"},\"finish_reason\":\"stop\"}]}\n\n\
-                  data: {\"choices\":[],\"usage\":{\"prompt_tokens\":10,\"completion_tokens\":2}}\n\ndata: [DONE]\n\n";
-    let router = axum::Router::new().route(
-        "/v1/chat/completions",
-        post(move || async move { ([(axum::http::header::CONTENT_TYPE, "text/event-stream")], answer) }),
-    );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let addr = listener.local_addr()?;
-    tokio::spawn(async move { axum::serve(listener, router).await });
-    Ok(format!("http://{addr}/v1"))
 }
 
 fn document(i: usize, en: &Vocabulary, zh: &Vocabulary, rng: &mut Rng) -> String {
