@@ -29,6 +29,15 @@ pub struct Price {
     pub output: Decimal,
 }
 
+impl Price {
+    /// What a completion's tokens cost at this price.
+    pub fn cost(&self, usage: &Usage) -> Decimal {
+        let million = Decimal::from(1_000_000u32);
+        (Decimal::from(usage.prompt_tokens) * self.input + Decimal::from(usage.completion_tokens) * self.output)
+            / million
+    }
+}
+
 #[derive(Debug, Clone, Default)]
 pub struct PriceTable {
     models: BTreeMap<String, Price>,
@@ -65,10 +74,6 @@ impl PriceTable {
             }
         }
         table
-    }
-
-    pub fn set(&mut self, model: &str, price: Price) {
-        self.models.insert(model.to_string(), price);
     }
 
     /// Adds or replaces the prices of a TOML price file.
@@ -110,10 +115,7 @@ impl PriceTable {
 
     /// The cost of a completion, or zero for a model without a price.
     pub fn cost(&self, model: &str, usage: &Usage) -> Decimal {
-        let Some(price) = self.price(model) else { return Decimal::ZERO };
-        let million = Decimal::from(1_000_000u32);
-        (Decimal::from(usage.prompt_tokens) * price.input + Decimal::from(usage.completion_tokens) * price.output)
-            / million
+        self.price(model).map(|p| p.cost(usage)).unwrap_or(Decimal::ZERO)
     }
 }
 

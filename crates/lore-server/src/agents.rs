@@ -917,11 +917,7 @@ async fn generate(state: &AppState, turn: &Turn, pieces: Option<&mpsc::Sender<St
             }
             ChatEvent::Done { usage, .. } => {
                 let cost = match turn.price {
-                    Some(price) => {
-                        let mut table = lore_llm::PriceTable::default();
-                        table.set(model.model(), price);
-                        table.cost(model.model(), &usage)
-                    }
+                    Some(price) => price.cost(&usage),
                     None => state.config.prices.cost(model.model(), &usage),
                 };
                 return Ok(Said { text, usage, cost });
@@ -1087,11 +1083,6 @@ pub async fn complete_turn(
 }
 
 impl Turn {
-    /// Lore's part of the time to first token: rate limit, retrieval and prompt assembly.
-    pub fn overhead_ms(&self) -> f64 {
-        self.overhead_ms
-    }
-
     pub fn agent(&self) -> &Agent {
         &self.agent
     }

@@ -183,7 +183,7 @@ const USER: &str = "benchchat";
 const PASSWORD: &str = "bench password 123";
 
 pub async fn chat(args: ChatArgs) -> anyhow::Result<()> {
-    let temp = tempfile_dir()?;
+    let temp = std::env::temp_dir().join(format!("lore-bench-chat-{}", lore_core::new_id()));
     let dir = args.data_dir.clone().unwrap_or_else(|| temp.clone());
     std::fs::create_dir_all(&dir)?;
     let marker: Option<Value> =
@@ -266,9 +266,4 @@ pub async fn chat(args: ChatArgs) -> anyhow::Result<()> {
         percentile(&total, 0.5),
     );
     Ok(())
-}
-
-fn tempfile_dir() -> anyhow::Result<PathBuf> {
-    let dir = std::env::temp_dir().join(format!("lore-bench-chat-{}", lore_core::new_id()));
-    Ok(dir)
 }
