@@ -1,12 +1,23 @@
 //! The Model Context Protocol (JSON-RPC 2.0): agent hosts list Lore's tools and call them.
-//! Transport-independent: `lore mcp` speaks it over stdio (talking to a server over HTTP),
-//! `lore serve` over streamable HTTP at `/mcp` (calling the services in-process). Both run the
-//! same tools through a [`Backend`].
+//! The official SDK (rmcp) speaks the protocol: `lore mcp` over stdio (talking to a server over
+//! HTTP), `lore serve` over streamable HTTP at `/mcp` (calling the services in-process). Both run
+//! the same tools through a [`Backend`].
+
+use std::sync::Arc;
 
 use async_trait::async_trait;
+use rmcp::model::{
+    CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, Implementation, JsonObject, ListToolsResult,
+    PaginatedRequestParams, ServerCapabilities, ServerConfig, Tool,
+};
+use rmcp::service::RequestContext;
+use rmcp::transport::streamable_http_server::session::never::NeverSessionManager;
+use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
+use rmcp::{ErrorData, RoleServer, ServerHandler, ServiceExt};
 use serde_json::{Value, json};
 
-pub const PROTOCOL_VERSION: &str = "2025-06-18";
+use crate::auth::Principal;
+use crate::state::AppState;
 
 /// Where the tools' work happens.
 #[async_trait]
@@ -90,102 +101,147 @@ pub fn tools() -> Value {
     ])
 }
 
-fn error(id: Value, code: i64, message: impl Into<String>) -> Value {
-    json!({"jsonrpc": "2.0", "id": id, "error": {"code": code, "message": message.into()}})
+/// Lore's MCP server: rmcp speaks the protocol (initialize, tools/list, tools/call, ping) on any
+/// transport; the tools run on a [`Backend`].
+#[derive(Clone)]
+pub struct LoreMcp {
+    backends: Backends,
 }
 
-fn result(id: Value, result: Value) -> Value {
-    json!({"jsonrpc": "2.0", "id": id, "result": result})
+#[derive(Clone)]
+enum Backends {
+    /// One backend for the whole connection (stdio: the `lore mcp` process has one identity).
+    Fixed(Arc<dyn Backend>),
+    /// In-process, as the caller the HTTP request authenticated (`/mcp` on `serve`).
+    PerCaller(AppState),
 }
 
-fn text_result(value: &Value, is_error: bool) -> Value {
-    let text = match value {
-        Value::String(s) => s.clone(),
-        other => serde_json::to_string_pretty(other).unwrap_or_default(),
-    };
-    json!({"content": [{"type": "text", "text": text}], "structuredContent": if is_error { Value::Null } else { value.clone() }, "isError": is_error})
-}
+impl LoreMcp {
+    pub fn over(backend: Arc<dyn Backend>) -> Self {
+        Self { backends: Backends::Fixed(backend) }
+    }
 
-fn string_arg<'a>(args: &'a Value, name: &str) -> Result<&'a str, String> {
-    args.get(name)
-        .and_then(Value::as_str)
-        .filter(|s| !s.trim().is_empty())
-        .ok_or_else(|| format!("'{name}' is required"))
-}
+    pub fn in_process(state: AppState) -> Self {
+        Self { backends: Backends::PerCaller(state) }
+    }
 
-async fn call_tool(backend: &dyn Backend, name: &str, args: &Value) -> Result<Result<Value, String>, String> {
-    Ok(match name {
-        "list_knowledge_bases" => backend.list_knowledge_bases().await,
-        "search" => {
-            let kb = string_arg(args, "knowledge_base_id")?;
-            let query = string_arg(args, "query")?;
-            let top_k = args.get("top_k").and_then(Value::as_u64).unwrap_or(5).clamp(1, 100) as u32;
-            let mode = args.get("mode").and_then(Value::as_str);
-            backend.search(kb, query, mode, top_k).await
-        }
-        "list_agents" => backend.list_agents().await,
-        "ask_agent" => {
-            let conversation = args.get("conversation_id").and_then(Value::as_str);
-            backend.ask_agent(string_arg(args, "agent")?, string_arg(args, "question")?, conversation).await
-        }
-        "list_documents" => backend.list_documents(string_arg(args, "knowledge_base_id")?).await,
-        "get_document" => backend.get_document(string_arg(args, "document_id")?).await,
-        other => return Err(format!("unknown tool '{other}'")),
-    })
-}
-
-/// Answers one JSON-RPC message; `None` for notifications, which get no answer.
-pub async fn handle(backend: &dyn Backend, message: Value) -> Option<Value> {
-    let Some(method) = message.get("method").and_then(Value::as_str) else {
-        return Some(error(message.get("id").cloned().unwrap_or(Value::Null), -32600, "not a JSON-RPC request"));
-    };
-    let id = message.get("id").cloned()?; // a notification (no id): nothing to answer
-    let params = message.get("params").cloned().unwrap_or(Value::Null);
-    Some(match method {
-        "initialize" => result(
-            id,
-            json!({
-                "protocolVersion": params.get("protocolVersion").and_then(Value::as_str).unwrap_or(PROTOCOL_VERSION),
-                "capabilities": {"tools": {"listChanged": false}},
-                "serverInfo": {"name": "lore", "version": env!("CARGO_PKG_VERSION")},
-                "instructions": "Search the user's knowledge bases (Chinese and English) and read their documents."
-            }),
-        ),
-        "ping" => result(id, json!({})),
-        "tools/list" => result(id, json!({"tools": tools()})),
-        "tools/call" => {
-            let name = params.get("name").and_then(Value::as_str).unwrap_or_default();
-            let args = params.get("arguments").cloned().unwrap_or(json!({}));
-            match call_tool(backend, name, &args).await {
-                Ok(Ok(value)) => result(id, text_result(&value, false)),
-                // A failed call is a result the model can read, not a protocol error.
-                Ok(Err(message)) => result(id, text_result(&Value::String(message), true)),
-                Err(message) => error(id, -32602, message),
+    fn backend(&self, context: &RequestContext<RoleServer>) -> Result<Arc<dyn Backend>, ErrorData> {
+        match &self.backends {
+            Backends::Fixed(backend) => Ok(backend.clone()),
+            Backends::PerCaller(state) => {
+                // `mcp_http` authenticated the request and put its caller among the HTTP parts.
+                let principal = context
+                    .extensions
+                    .get::<axum::http::request::Parts>()
+                    .and_then(|parts| parts.extensions.get::<Principal>())
+                    .cloned()
+                    .ok_or_else(|| ErrorData::internal_error("no authenticated caller", None))?;
+                Ok(Arc::new(ServiceBackend { state: state.clone(), principal }))
             }
         }
-        other => error(id, -32601, format!("method '{other}' not found")),
-    })
-}
-
-/// Parses one line or body; a batch (array) is answered as an array.
-pub async fn handle_text(backend: &dyn Backend, text: &str) -> Option<Value> {
-    match serde_json::from_str::<Value>(text) {
-        Ok(Value::Array(batch)) => {
-            let mut answers = Vec::new();
-            for m in batch {
-                answers.extend(handle(backend, m).await);
-            }
-            (!answers.is_empty()).then_some(Value::Array(answers))
-        }
-        Ok(message) => handle(backend, message).await,
-        Err(e) => Some(error(Value::Null, -32700, format!("parse error: {e}"))),
     }
 }
 
+fn string_arg<'a>(args: &'a JsonObject, name: &str) -> Result<&'a str, ErrorData> {
+    args.get(name)
+        .and_then(Value::as_str)
+        .filter(|s| !s.trim().is_empty())
+        .ok_or_else(|| ErrorData::invalid_params(format!("'{name}' is required"), None))
+}
+
+fn named(name: &str, list: Result<Value, String>) -> Result<Value, String> {
+    list.map(|list| json!({ name: list }))
+}
+
+/// The tool's answer as text for the model and as structured content for programs.
+fn tool_result(outcome: Result<Value, String>) -> CallToolResult {
+    match outcome {
+        Ok(value) => {
+            let text = serde_json::to_string_pretty(&value).unwrap_or_default();
+            let mut result = CallToolResult::success(vec![ContentBlock::text(text)]);
+            result.structured_content = Some(value);
+            result
+        }
+        // A failed call is a result the model can read, not a protocol error.
+        Err(message) => CallToolResult::error(vec![ContentBlock::text(message)]),
+    }
+}
+
+impl ServerHandler for LoreMcp {
+    fn get_info(&self) -> ServerConfig {
+        ServerConfig::new(ServerCapabilities::builder().enable_tools().build())
+            .with_server_info(Implementation::new("lore", env!("CARGO_PKG_VERSION")))
+            .with_instructions(
+                "Search the user's knowledge bases (Chinese and English), read their documents and ask their agents.",
+            )
+    }
+
+    async fn list_tools(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<ListToolsResult, ErrorData> {
+        let tools: Vec<Tool> =
+            serde_json::from_value(tools()).map_err(|e| ErrorData::internal_error(e.to_string(), None))?;
+        Ok(ListToolsResult::with_all_items(tools))
+    }
+
+    async fn call_tool(
+        &self,
+        request: CallToolRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<CallToolResponse, ErrorData> {
+        let backend = self.backend(&context)?;
+        let args = request.arguments.unwrap_or_default();
+        let outcome = match request.name.as_ref() {
+            // Structured content is an object by the protocol: lists come under a name.
+            "list_knowledge_bases" => named("knowledge_bases", backend.list_knowledge_bases().await),
+            "search" => {
+                let kb = string_arg(&args, "knowledge_base_id")?;
+                let query = string_arg(&args, "query")?;
+                let top_k = args.get("top_k").and_then(Value::as_u64).unwrap_or(5).clamp(1, 100) as u32;
+                let mode = args.get("mode").and_then(Value::as_str);
+                backend.search(kb, query, mode, top_k).await
+            }
+            "list_agents" => named("agents", backend.list_agents().await),
+            "ask_agent" => {
+                let conversation = args.get("conversation_id").and_then(Value::as_str);
+                backend.ask_agent(string_arg(&args, "agent")?, string_arg(&args, "question")?, conversation).await
+            }
+            "list_documents" => {
+                named("documents", backend.list_documents(string_arg(&args, "knowledge_base_id")?).await)
+            }
+            "get_document" => backend.get_document(string_arg(&args, "document_id")?).await,
+            other => return Err(ErrorData::invalid_params(format!("unknown tool '{other}'"), None)),
+        };
+        Ok(tool_result(outcome).into())
+    }
+}
+
+/// `lore mcp`: the protocol on stdin/stdout until the host closes them.
+pub async fn serve_stdio(backend: Arc<dyn Backend>) -> std::io::Result<()> {
+    let running = LoreMcp::over(backend).serve(rmcp::transport::stdio()).await.map_err(std::io::Error::other)?;
+    running.waiting().await.map_err(std::io::Error::other)?;
+    Ok(())
+}
+
+/// `/mcp` on `serve`: streamable HTTP, stateless (each POST stands alone, so any node of a
+/// cluster can answer it), answered as plain JSON when the tool sends nothing along the way.
+pub fn http_service(state: AppState) -> StreamableHttpService<LoreMcp, NeverSessionManager> {
+    let config = StreamableHttpServerConfig::default()
+        .with_legacy_session_mode(false)
+        .with_json_response(true)
+        .with_sse_keep_alive(None)
+        // Callers authenticate with a key; the loopback-only Host check is for unauthenticated
+        // local servers and would refuse every deployment behind a real host name.
+        .disable_allowed_hosts();
+    StreamableHttpService::new(move || Ok(LoreMcp::in_process(state.clone())), Default::default(), config)
+}
+
 /// Runs the tools in-process for an authenticated caller (the `/mcp` endpoint).
-pub struct ServiceBackend {
-    pub state: crate::state::AppState,
-    pub principal: crate::auth::Principal,
+struct ServiceBackend {
+    state: AppState,
+    principal: Principal,
 }
 
 fn api(e: crate::error::ApiError) -> String {

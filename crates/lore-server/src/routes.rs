@@ -519,13 +519,17 @@ async fn chunking_from_description(
     Ok(Json(crate::describe::from_description(&state, &principal, req).await?))
 }
 
-/// MCP over streamable HTTP: one JSON-RPC message (or batch) per POST, answered as JSON;
-/// notifications are accepted with 202.
-async fn mcp_http(State(state): State<AppState>, principal: Principal, body: String) -> axum::response::Response {
-    let backend = crate::mcp::ServiceBackend { state, principal };
-    match crate::mcp::handle_text(&backend, &body).await {
-        Some(answer) => axum::Json(answer).into_response(),
-        None => StatusCode::ACCEPTED.into_response(),
+/// MCP over streamable HTTP: Lore authenticates the caller, rmcp answers the JSON-RPC.
+async fn mcp_http(
+    State(state): State<AppState>,
+    principal: Principal,
+    mut request: axum::extract::Request,
+) -> axum::response::Response {
+    use tower::ServiceExt;
+    request.extensions_mut().insert(principal);
+    match crate::mcp::http_service(state).oneshot(request).await {
+        Ok(response) => response.map(axum::body::Body::new),
+        Err(never) => match never {},
     }
 }
 

@@ -416,20 +416,8 @@ impl lore_server::mcp::Backend for HttpBackend {
     }
 }
 
-/// `lore mcp`: JSON-RPC messages, one per line, on stdin; answers on stdout.
+/// `lore mcp`: the Model Context Protocol on stdin/stdout, its tools served by a Lore server.
 pub async fn mcp_stdio(c: &Connection) -> anyhow::Result<Outcome> {
-    use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
-    let backend = HttpBackend(Client::new(c)?);
-    let mut lines = tokio::io::BufReader::new(tokio::io::stdin()).lines();
-    let mut out = tokio::io::stdout();
-    while let Some(line) = lines.next_line().await? {
-        if line.trim().is_empty() {
-            continue;
-        }
-        if let Some(answer) = lore_server::mcp::handle_text(&backend, &line).await {
-            out.write_all(format!("{answer}\n").as_bytes()).await?;
-            out.flush().await?;
-        }
-    }
+    lore_server::mcp::serve_stdio(std::sync::Arc::new(HttpBackend(Client::new(c)?))).await?;
     Ok(Outcome::Ok)
 }

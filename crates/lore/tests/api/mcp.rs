@@ -18,7 +18,11 @@ async fn agents_search_over_mcp_http() {
     let key = created["key"].as_str().expect("key").to_string();
     let rpc = |message: Value| {
         let (http, url, key) = (app.http.clone(), app.url("/mcp"), key.clone());
-        async move { body(http.post(url).bearer_auth(key).json(&message).send().await.expect("send")).await }
+        async move {
+            // As a streamable HTTP client sends it: it takes JSON or an event stream back.
+            let request = http.post(url).bearer_auth(key).header("accept", "application/json, text/event-stream");
+            body(request.json(&message).send().await.expect("send")).await
+        }
     };
     let (status, v) = rpc(json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}})).await;
     assert_eq!(status, StatusCode::OK);
@@ -43,7 +47,7 @@ async fn agents_search_over_mcp_http() {
         json!({"jsonrpc": "2.0", "id": 7, "method": "tools/call", "params": {"name": "list_agents", "arguments": {}}}),
     )
     .await;
-    assert_eq!(v["result"]["structuredContent"][0]["name"], "分词专家", "{v}");
+    assert_eq!(v["result"]["structuredContent"]["agents"][0]["name"], "分词专家", "{v}");
     let (_, v) = rpc(json!({"jsonrpc": "2.0", "id": 8, "method": "tools/call", "params": {"name": "ask_agent", "arguments": {"agent": "分词专家", "question": "中文分词有什么用？"}}})).await;
     assert_eq!(v["result"]["isError"], false, "{v}");
     let answer = &v["result"]["structuredContent"];
@@ -92,7 +96,7 @@ async fn agents_search_over_mcp_stdio() {
         let mut stdout = BufReader::new(child.stdout.take().expect("stdout"));
         let mut answers = Vec::new();
         for message in [
-            json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {}}),
+            json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "host", "version": "1"}}}),
             json!({"jsonrpc": "2.0", "method": "notifications/initialized"}),
             json!({"jsonrpc": "2.0", "id": 2, "method": "tools/call", "params": {"name": "list_knowledge_bases", "arguments": {}}}),
             json!({"jsonrpc": "2.0", "id": 3, "method": "tools/call", "params": {"name": "search", "arguments": {"knowledge_base_id": kb2, "query": "倒排索引", "top_k": 3}}}),
@@ -111,8 +115,9 @@ async fn agents_search_over_mcp_stdio() {
     })
     .await
     .expect("join");
-    assert_eq!(answers[0]["result"]["capabilities"]["tools"]["listChanged"], false);
-    assert_eq!(answers[1]["result"]["structuredContent"][0]["name"], "kb");
+    assert!(answers[0]["result"]["capabilities"]["tools"].is_object(), "{}", answers[0]);
+    assert_eq!(answers[0]["result"]["serverInfo"]["name"], "lore");
+    assert_eq!(answers[1]["result"]["structuredContent"]["knowledge_bases"][0]["name"], "kb");
     assert_eq!(answers[2]["result"]["structuredContent"]["results"][0]["filename"], "zh.md", "{}", answers[2]);
     app.shutdown().await;
 }
