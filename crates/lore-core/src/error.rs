@@ -109,6 +109,7 @@ codes! {
     // Chat models and providers
     InvalidAgentConfig => ("invalid_agent_config", InvalidRequest, 422),
     InvalidSourceConfig => ("invalid_source_config", InvalidRequest, 422),
+    SourceUnreachable => ("source_unreachable", InvalidRequest, 422),
     LlmUnavailable => ("llm_unavailable", Internal, 502),
     LlmRejected => ("llm_provider_rejected", InvalidRequest, 422),
     LlmTimeout => ("llm_timeout", Internal, 504),

@@ -10,6 +10,7 @@ pub mod limits;
 pub mod model;
 pub mod source;
 pub mod store;
+pub mod tls;
 pub mod tokens;
 
 pub use error::{Error, ErrorKind, Result};

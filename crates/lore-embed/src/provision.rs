@@ -223,6 +223,7 @@ pub fn hub_download(hub: &str, repo: &str, folder: &Path, target: &Path) -> Resu
         std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0)
     );
     let partial = folder.join(attempt);
+    lore_core::tls::ensure_provider();
     let http = reqwest::blocking::Client::builder()
         .connect_timeout(std::time::Duration::from_secs(5))
         .timeout(std::time::Duration::from_secs(3600))

@@ -80,6 +80,7 @@ impl RemoteEmbedder {
                 config.provider()
             )));
         }
+        lore_core::tls::ensure_provider();
         let http = reqwest::Client::builder()
             .timeout(TIMEOUT)
             .build()

@@ -76,6 +76,7 @@ impl HttpChatModel {
             Protocol::Anthropic => "/v1/messages",
             Protocol::Cohere => "/v2/chat",
         };
+        lore_core::tls::ensure_provider();
         let http = reqwest::Client::builder()
             .connect_timeout(config.timeout.min(Duration::from_secs(10)))
             .build()

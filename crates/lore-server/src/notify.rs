@@ -101,7 +101,8 @@ async fn deliver(state: &AppState, mut notification: Notification, url: &str, se
         "created_at": notification.created_at,
     })
     .to_string();
-    let http = match reqwest::Client::builder().timeout(TIMEOUT).build() {
+    // A user names the address: the same guard as data sources keeps it off internal networks.
+    let http = match crate::sources::net::client(state.config.allow_private_sources, TIMEOUT) {
         Ok(c) => c,
         Err(e) => {
             tracing::warn!(error = %e, "no HTTP client for webhooks");

@@ -1,10 +1,10 @@
 //! Data sources that keep a knowledge base in sync: CRUD, a sync run (new items added, changed
 //! ones re-processed, vanished ones soft-deleted, nothing re-processed that did not change), and
-//! a scheduler for `auto_sync`. Connector so far: `local_folder`, a server-side folder under one
-//! of the roots the operator allows (`--source-root`).
+//! a scheduler for `auto_sync`. Connectors: `local_folder`, `web`, `git` and `s3`, each listing
+//! its items with a version that changes when the item does, and fetching one on request.
 
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
 use chrono::Duration as ChronoDuration;
@@ -16,6 +16,12 @@ use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 use tokio::sync::watch;
 
+mod folder;
+mod git;
+pub mod net;
+mod s3;
+mod web;
+
 use crate::auth::Principal;
 use crate::error::{ApiResult, error};
 use crate::service::{StagedUpload, not_found};
@@ -25,7 +31,7 @@ use crate::state::AppState;
 const LEASE: ChronoDuration = ChronoDuration::minutes(15);
 /// Items a folder sync looks at, at most.
 const MAX_ITEMS: usize = 100_000;
-const SOURCE_TYPES: [&str; 1] = ["local_folder"];
+const SOURCE_TYPES: [&str; 4] = ["local_folder", "web", "git", "s3"];
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -33,9 +39,14 @@ pub struct SourceRequest {
     pub name: Option<String>,
     pub knowledge_base_id: Option<Id>,
     pub source_type: Option<String>,
-    /// For `local_folder`: `{"path": "...", "include": ["**/*.md"], "exclude": ["drafts/**"]}`.
+    /// By type (every type also takes `include` / `exclude` globs over item paths):
+    /// `local_folder`: `{"path": "/srv/docs"}`;
+    /// `web`: `{"url": "https://site/ or .../sitemap.xml", "max_depth": 2, "max_pages": 100, "same_site": true, "use_sitemaps": true}`;
+    /// `git`: `{"url": "https://host/repo.git or a server path", "branch": "main"}`;
+    /// `s3`: `{"bucket": "b", "prefix": "docs/", "region": "us-east-1", "endpoint": "https://minio:9000"}`.
     pub config: Option<Value>,
-    /// Sealed at rest, never returned; `null` removes them.
+    /// Sealed at rest, never returned; `null` removes them. `s3`: `{"access_key_id", "secret_access_key",
+    /// "session_token"?}`; `web`: `{"headers": {"Authorization": "..."}}` (sent to the start host only).
     #[serde(default, deserialize_with = "crate::service::double_option")]
     #[schema(value_type = Option<Object>)]
     pub credentials: Option<Option<Value>>,
@@ -52,33 +63,23 @@ fn invalid(message: impl Into<String>) -> crate::error::ApiError {
     error(Code::InvalidSourceConfig, message)
 }
 
-/// The folder a `local_folder` config names, if it lies under an allowed root.
-fn folder_of(state: &AppState, config: &Value) -> Result<PathBuf, Error> {
-    let path = config["path"]
-        .as_str()
-        .filter(|p| !p.trim().is_empty())
-        .ok_or_else(|| Error::new(Code::InvalidSourceConfig, "local_folder needs config.path"))?;
-    if state.config.source_roots.is_empty() {
-        return Err(Error::new(
-            Code::InvalidSourceConfig,
-            "this server allows no folders as sources; its operator can allow some with --source-root DIR",
-        ));
+/// Include and exclude globs over item paths (`config.include`, `config.exclude`).
+#[derive(Clone, Default)]
+struct Patterns {
+    include: Option<globset::GlobSet>,
+    exclude: Option<globset::GlobSet>,
+}
+
+impl Patterns {
+    fn from_config(config: &Value) -> Result<Self, Error> {
+        Ok(Self { include: globs(config, "include")?, exclude: globs(config, "exclude")? })
     }
-    let folder = std::fs::canonicalize(path)
-        .map_err(|e| Error::new(Code::InvalidSourceConfig, format!("cannot open folder {path}: {e}")))?;
-    let allowed = state
-        .config
-        .source_roots
-        .iter()
-        .filter_map(|root| std::fs::canonicalize(root).ok())
-        .any(|root| folder.starts_with(root));
-    if !allowed || !folder.is_dir() {
-        return Err(Error::new(
-            Code::InvalidSourceConfig,
-            format!("{path} is not a folder under the roots this server allows (--source-root)"),
-        ));
+
+    fn wants(&self, path: &str) -> bool {
+        let path = path.trim_start_matches('/');
+        self.include.as_ref().is_none_or(|g| g.is_match(path))
+            && !self.exclude.as_ref().is_some_and(|g| g.is_match(path))
     }
-    Ok(folder)
 }
 
 fn globs(config: &Value, key: &str) -> Result<Option<globset::GlobSet>, Error> {
@@ -98,7 +99,62 @@ fn globs(config: &Value, key: &str) -> Result<Option<globset::GlobSet>, Error> {
     set.build().map(Some).map_err(|e| Error::new(Code::InvalidSourceConfig, e.to_string()))
 }
 
-fn validate(state: &AppState, source: &DataSource) -> ApiResult<()> {
+/// An item a source holds now.
+struct Listed {
+    /// Its identity within the source: a relative path, an object key, a URL.
+    key: String,
+    /// Changes when the item does (mtime and size, blob id, ETag, content hash).
+    version: String,
+    /// The name it gets as a document (its extension tells the parser what it is).
+    filename: String,
+}
+
+impl Listed {
+    fn new(key: String, version: String) -> Self {
+        let filename = key.rsplit('/').next().unwrap_or(&key).to_string();
+        Self { key, version, filename }
+    }
+}
+
+/// What a source holds now. Items that could not be looked at are `failed`: kept as they were,
+/// never taken for vanished.
+#[derive(Default)]
+struct Listing {
+    items: Vec<Listed>,
+    failed: Vec<(String, Error)>,
+}
+
+/// A kind of data source.
+#[async_trait::async_trait]
+trait Connector: Send + Sync {
+    async fn list(&self) -> Result<Listing, Error>;
+    /// Writes the listed item's bytes to `dest`, a staging file.
+    async fn fetch(&self, item: &Listed, dest: &Path) -> Result<(), Error>;
+}
+
+/// The connector for a source; `credentials` are the opened (unsealed) ones.
+fn connector(state: &AppState, source: &DataSource, credentials: Option<&Value>) -> Result<Box<dyn Connector>, Error> {
+    let (max, private) = (state.config.max_upload_bytes, state.config.allow_private_sources);
+    Ok(match source.source_type.as_str() {
+        "local_folder" => Box::new(folder::Folder::open(state, &source.config)?),
+        "web" => Box::new(web::Web::open(&source.config, credentials, max, private)?),
+        "git" => Box::new(git::Git::open(state, &source.config)?),
+        "s3" => Box::new(s3::S3::open(&source.config, credentials, max, private)?),
+        other => {
+            return Err(Error::new(
+                Code::InvalidSourceConfig,
+                format!("source_type '{other}' is not supported; supported: {}", SOURCE_TYPES.join(", ")),
+            ));
+        }
+    })
+}
+
+/// Runs blocking work (file system, git) off the async threads.
+async fn blocking<T: Send + 'static>(work: impl FnOnce() -> Result<T, Error> + Send + 'static) -> Result<T, Error> {
+    tokio::task::spawn_blocking(work).await.map_err(|e| Error::internal(e.to_string()))?
+}
+
+fn validate(state: &AppState, source: &DataSource, credentials: Option<&Value>) -> ApiResult<()> {
     let name = source.name.trim();
     if name.is_empty() || name.chars().count() > 100 {
         return Err(invalid("name must be 1 to 100 characters long"));
@@ -121,10 +177,16 @@ fn validate(state: &AppState, source: &DataSource) -> ApiResult<()> {
     if source.auto_sync && source.sync_frequency.is_none() {
         return Err(invalid("auto_sync needs a sync_frequency in minutes"));
     }
-    folder_of(state, &source.config)?;
-    globs(&source.config, "include")?;
-    globs(&source.config, "exclude")?;
+    // Checks the config without reaching out: the first sync finds what is unreachable.
+    connector(state, source, credentials)?;
     Ok(())
+}
+
+/// A source's stored credentials, opened.
+async fn credentials_of(state: &AppState, source: &DataSource) -> Result<Option<Value>, Error> {
+    let Some(sealed) = state.store.data_source_credentials(source.user_id, source.id).await? else { return Ok(None) };
+    let opened = state.master_key.open(&sealed)?;
+    serde_json::from_str(&opened).map(Some).map_err(|e| Error::internal(format!("stored credentials: {e}")))
 }
 
 fn seal(state: &AppState, credentials: &Value) -> ApiResult<String> {
@@ -153,7 +215,7 @@ pub async fn create(state: &AppState, principal: &Principal, req: SourceRequest)
         created_at: now,
         updated_at: now,
     };
-    validate(state, &source)?;
+    validate(state, &source, req.credentials.as_ref().and_then(Option::as_ref))?;
     let sealed = match &req.credentials {
         Some(Some(c)) => Some(seal(state, c)?),
         _ => None,
@@ -198,7 +260,11 @@ pub async fn update(state: &AppState, principal: &Principal, id: Id, req: Source
         source.status = status;
     }
     source.updated_at = lore_core::now();
-    validate(state, &source)?;
+    let credentials = match &req.credentials {
+        Some(given) => given.clone(),
+        None => credentials_of(state, &source).await?,
+    };
+    validate(state, &source, credentials.as_ref())?;
     let sealed = match &req.credentials {
         Some(Some(c)) => Some(Some(seal(state, c)?)),
         Some(None) => Some(None),
@@ -261,7 +327,7 @@ async fn start(state: &AppState, source: &DataSource) -> Result<Option<SyncRun>,
 
 /// Runs a claimed sync to the end and records it; a failure of the whole run marks the source.
 async fn run_sync(state: &AppState, source: DataSource, mut run: SyncRun) {
-    let outcome = sync_folder(state, &source, &mut run).await;
+    let outcome = sync_source(state, &source, &mut run).await;
     run.finished_at = Some(lore_core::now());
     let last_error = match &outcome {
         Ok(()) => {
@@ -298,59 +364,10 @@ async fn run_sync(state: &AppState, source: DataSource, mut run: SyncRun) {
     crate::notify::notify(state, source.user_id, kind, title, None, data).await;
 }
 
-/// A file found in the folder: its key (path relative to the folder, `/`-separated) and version.
-struct Found {
-    key: String,
-    path: PathBuf,
-    version: String,
-}
-
-fn walk(folder: &Path, include: Option<&globset::GlobSet>, exclude: Option<&globset::GlobSet>) -> Vec<Found> {
-    let mut found = Vec::new();
-    let mut pending = vec![folder.to_path_buf()];
-    while let Some(dir) = pending.pop() {
-        let Ok(entries) = std::fs::read_dir(&dir) else { continue };
-        for entry in entries.flatten() {
-            // Symbolic links are not followed: a link must not lead out of the allowed root.
-            let Ok(kind) = entry.file_type() else { continue };
-            let path = entry.path();
-            let Ok(relative) = path.strip_prefix(folder) else { continue };
-            let key = relative.to_string_lossy().replace('\\', "/");
-            if kind.is_dir() {
-                if !key.split('/').any(|part| part.starts_with('.')) {
-                    pending.push(path);
-                }
-                continue;
-            }
-            if !kind.is_file() || key.split('/').any(|part| part.starts_with('.')) {
-                continue;
-            }
-            if include.is_some_and(|g| !g.is_match(&key)) || exclude.is_some_and(|g| g.is_match(&key)) {
-                continue;
-            }
-            let Ok(meta) = entry.metadata() else { continue };
-            let mtime = meta
-                .modified()
-                .ok()
-                .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
-                .map(|d| d.as_nanos())
-                .unwrap_or(0);
-            found.push(Found { key, path, version: format!("{mtime}-{}", meta.len()) });
-            if found.len() >= MAX_ITEMS {
-                return found;
-            }
-        }
-    }
-    found.sort_by(|a, b| a.key.cmp(&b.key));
-    found
-}
-
-/// Copies a source file into the staging area (registering moves the staged copy into the blob
-/// store; the source's own file is never touched), hashing it on the way.
-fn stage_copy(path: &Path, staged: &Path) -> std::io::Result<(String, u64, Vec<u8>)> {
-    use std::io::{Read, Write};
+/// Reads a staged item once: its SHA-256, size and first bytes (for type detection).
+fn digest(path: &Path) -> std::io::Result<(String, u64, Vec<u8>)> {
+    use std::io::Read;
     let mut file = std::fs::File::open(path)?;
-    let mut out = std::fs::File::create(staged)?;
     let mut hasher = Sha256::new();
     let mut head = Vec::new();
     let mut size = 0u64;
@@ -364,17 +381,14 @@ fn stage_copy(path: &Path, staged: &Path) -> std::io::Result<(String, u64, Vec<u
             head.extend_from_slice(&buf[..n.min(8192 - head.len())]);
         }
         hasher.update(&buf[..n]);
-        out.write_all(&buf[..n])?;
         size += n as u64;
     }
-    out.flush()?;
     Ok((hex::encode(hasher.finalize()), size, head))
 }
 
-async fn sync_folder(state: &AppState, source: &DataSource, run: &mut SyncRun) -> Result<(), Error> {
-    let folder = folder_of(state, &source.config)?;
-    let include = globs(&source.config, "include")?;
-    let exclude = globs(&source.config, "exclude")?;
+async fn sync_source(state: &AppState, source: &DataSource, run: &mut SyncRun) -> Result<(), Error> {
+    let credentials = credentials_of(state, source).await?;
+    let connector = connector(state, source, credentials.as_ref())?;
     let kb = state
         .store
         .get_knowledge_base(source.user_id, source.knowledge_base_id)
@@ -383,19 +397,22 @@ async fn sync_folder(state: &AppState, source: &DataSource, run: &mut SyncRun) -
     if kb.status == KbStatus::Archived {
         return Err(Error::new(Code::KnowledgeBaseArchived, "the knowledge base is archived"));
     }
-    let walk_folder = folder.clone();
-    let found = tokio::task::spawn_blocking(move || walk(&walk_folder, include.as_ref(), exclude.as_ref()))
-        .await
-        .map_err(|e| Error::internal(e.to_string()))?;
+    let Listing { mut items, failed } = connector.list().await?;
+    items.sort_by(|a, b| a.key.cmp(&b.key));
     let mut known: HashMap<String, lore_core::source::SourceItem> =
         state.store.source_items(source.id).await?.into_iter().map(|i| (i.key.clone(), i)).collect();
     let mut errors = Vec::new();
-    for item in found {
+    for (key, e) in failed {
+        known.remove(&key); // could not look: not vanished
+        run.failed += 1;
+        errors.push(json!({"item": key, "error": e.message, "code": e.code.as_str()}));
+    }
+    for item in items {
         let previous = known.remove(&item.key);
         if previous.as_ref().is_some_and(|p| p.version == item.version) {
-            continue; // unchanged: not even read
+            continue; // unchanged: not even fetched
         }
-        match sync_item(state, source, &kb, &item, previous.as_ref()).await {
+        match sync_item(state, source, &kb, connector.as_ref(), &item, previous.as_ref()).await {
             Ok(Change::Added) => run.added += 1,
             Ok(Change::Updated) => run.updated += 1,
             Ok(Change::Same) => {}
@@ -430,11 +447,15 @@ async fn sync_item(
     state: &AppState,
     source: &DataSource,
     kb: &lore_core::model::KnowledgeBase,
-    item: &Found,
+    connector: &dyn Connector,
+    item: &Listed,
     previous: Option<&lore_core::source::SourceItem>,
 ) -> Result<Change, Error> {
     let staged = state.blobs.staging_dir().join(format!("{}.source", lore_core::new_id()));
-    let result = register_item(state, source, kb, item, previous, &staged).await;
+    let result = match connector.fetch(item, &staged).await {
+        Ok(()) => register_item(state, source, kb, item, previous, &staged).await,
+        Err(e) => Err(e),
+    };
     let _ = std::fs::remove_file(&staged);
     result
 }
@@ -443,15 +464,14 @@ async fn register_item(
     state: &AppState,
     source: &DataSource,
     kb: &lore_core::model::KnowledgeBase,
-    item: &Found,
+    item: &Listed,
     previous: Option<&lore_core::source::SourceItem>,
     staged: &Path,
 ) -> Result<Change, Error> {
-    let (path, copy) = (item.path.clone(), staged.to_path_buf());
-    let (sha256, size, head) = tokio::task::spawn_blocking(move || stage_copy(&path, &copy))
-        .await
-        .map_err(|e| Error::internal(e.to_string()))?
-        .map_err(|e| Error::new(Code::CorruptFile, format!("cannot read {}: {e}", item.key)))?;
+    let (copy, key) = (staged.to_path_buf(), item.key.clone());
+    let (sha256, size, head) =
+        blocking(move || digest(&copy).map_err(|e| Error::new(Code::CorruptFile, format!("cannot read {key}: {e}"))))
+            .await?;
     if size > state.config.max_upload_bytes {
         return Err(Error::new(
             Code::PayloadTooLarge,
@@ -467,10 +487,9 @@ async fn register_item(
         state.store.soft_delete_document(source.user_id, previous.document_id, lore_core::now()).await?;
     }
     let metadata = json!({"source_path": item.key, "source_version": item.version});
-    let filename = item.key.rsplit('/').next().unwrap_or(&item.key).to_string();
     let upload = StagedUpload {
         path: staged,
-        filename,
+        filename: item.filename.clone(),
         sha256,
         size,
         head,

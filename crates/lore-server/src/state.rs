@@ -43,6 +43,8 @@ pub struct ServerConfig {
     pub prices: lore_llm::PriceTable,
     /// Folders under which `local_folder` data sources may read (none: such sources are refused).
     pub source_roots: Vec<PathBuf>,
+    /// Whether data sources and webhooks may reach private, loopback and link-local addresses.
+    pub allow_private_sources: bool,
     /// How often the scheduler looks for data sources due for an automatic sync.
     pub sync_check_interval: Duration,
     /// First wait before a webhook delivery is retried; doubled per attempt.
@@ -67,6 +69,7 @@ impl ServerConfig {
             ef_search: lore_store::vectors::DEFAULT_EF_SEARCH,
             prices: lore_llm::PriceTable::builtin(),
             source_roots: Vec::new(),
+            allow_private_sources: false,
             sync_check_interval: Duration::from_secs(30),
             webhook_backoff: Duration::from_secs(2),
             data_dir,

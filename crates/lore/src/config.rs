@@ -71,6 +71,10 @@ pub struct ServeArgs {
     /// variable takes a comma-separated list). None: such sources are refused
     #[arg(long = "source-root", env = "LORE_SOURCE_ROOTS", value_delimiter = ',')]
     pub source_roots: Vec<PathBuf>,
+    /// Let data sources and webhooks reach private, loopback and link-local addresses. Off: a user
+    /// cannot make the server fetch internal endpoints
+    #[arg(long, env = "LORE_ALLOW_PRIVATE_SOURCES")]
+    pub allow_private_sources: bool,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -91,6 +95,7 @@ struct FileConfig {
     ef_search: Option<usize>,
     price_table: Option<PathBuf>,
     source_roots: Option<Vec<PathBuf>>,
+    allow_private_sources: Option<bool>,
 }
 
 pub fn resolve(args: ServeArgs) -> anyhow::Result<(ServerConfig, LogFormat)> {
@@ -147,6 +152,7 @@ pub fn resolve(args: ServeArgs) -> anyhow::Result<(ServerConfig, LogFormat)> {
     }
     config.source_roots =
         if args.source_roots.is_empty() { file.source_roots.unwrap_or_default() } else { args.source_roots };
+    config.allow_private_sources = args.allow_private_sources || file.allow_private_sources.unwrap_or(false);
     let log_format = args.log_format.or(file.log_format).unwrap_or(LogFormat::Text);
     Ok((config, log_format))
 }
@@ -184,6 +190,7 @@ mod tests {
             ef_search: None,
             price_table: None,
             source_roots: Vec::new(),
+            allow_private_sources: false,
         }
     }
 

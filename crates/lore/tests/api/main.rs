@@ -3,6 +3,7 @@
 
 mod agents;
 mod cli;
+mod connectors;
 mod formats;
 mod governance;
 mod isolation;
@@ -37,7 +38,7 @@ async fn spawn_app_in(dir: tempfile::TempDir, configure: impl FnOnce(&mut lore_s
     config.workers = 2;
     configure(&mut config);
     let server = lore_server::start(config).await.expect("server starts");
-    TestApp { base: format!("http://{}", server.addr), http: reqwest::Client::new(), server: Some(server), _dir: dir }
+    TestApp { base: format!("http://{}", server.addr), http: http_client(), server: Some(server), _dir: dir }
 }
 
 async fn body(resp: reqwest::Response) -> (StatusCode, Value) {
@@ -878,7 +879,7 @@ async fn accepted_uploads_survive_kill_9() {
     let dir = tempfile::tempdir().expect("tempdir");
     let port = std::net::TcpListener::bind("127.0.0.1:0").expect("port").local_addr().expect("addr").port();
     let base = format!("http://127.0.0.1:{port}");
-    let http = reqwest::Client::new();
+    let http = http_client();
     // No workers: every accepted upload is still queued when the process dies.
     let mut child = start_binary(dir.path(), port, 0);
     wait_healthy(&http, &base).await;
@@ -927,4 +928,10 @@ async fn the_api_describes_itself_offline() {
     let html = resp.text().await.expect("html");
     assert!(html.contains("/openapi.json") && !html.contains("https://"), "served offline, no CDN");
     app.shutdown().await;
+}
+
+/// A client for the tests' requests (HTTPS needs the process's TLS provider first).
+pub fn http_client() -> reqwest::Client {
+    lore_core::tls::ensure_provider();
+    reqwest::Client::new()
 }

@@ -138,7 +138,7 @@ async fn embedded_chunks_survive_kill_9_and_the_index_catches_up() {
     let dir = tempfile::tempdir().expect("tempdir");
     let port = std::net::TcpListener::bind("127.0.0.1:0").expect("port").local_addr().expect("addr").port();
     let base = format!("http://127.0.0.1:{port}");
-    let http = reqwest::Client::new();
+    let http = super::http_client();
     let mut child = start_binary(dir.path(), port, 2);
     wait_healthy(&http, &base).await;
     let app = TestApp { base: base.clone(), http: http.clone(), server: None, _dir: tempfile::tempdir().expect("t") };

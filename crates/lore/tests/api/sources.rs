@@ -19,7 +19,7 @@ async fn app_with_root(root: &std::path::Path, interval: Duration) -> TestApp {
 }
 
 /// Waits for the source's latest run to finish and returns it.
-async fn finished_run(app: &TestApp, token: &str, source: &str, runs: usize) -> Value {
+pub(super) async fn finished_run(app: &TestApp, token: &str, source: &str, runs: usize) -> Value {
     for _ in 0..400 {
         let (_, v) = app.get(token, &format!("/v1/data-sources/{source}/syncs")).await;
         let list = v["data"].as_array().cloned().unwrap_or_default();
@@ -31,7 +31,7 @@ async fn finished_run(app: &TestApp, token: &str, source: &str, runs: usize) -> 
     panic!("no finished sync run");
 }
 
-async fn sync(app: &TestApp, token: &str, source: &str, runs: usize) -> Value {
+pub(super) async fn sync(app: &TestApp, token: &str, source: &str, runs: usize) -> Value {
     let (status, v) = app.post(token, &format!("/v1/data-sources/{source}/sync"), json!({})).await;
     assert_eq!(status, StatusCode::ACCEPTED, "{v}");
     let run = finished_run(app, token, source, runs).await;
@@ -39,7 +39,7 @@ async fn sync(app: &TestApp, token: &str, source: &str, runs: usize) -> Value {
     run
 }
 
-async fn wait_all_processed(app: &TestApp, token: &str, kb: &str) -> Vec<Value> {
+pub(super) async fn wait_all_processed(app: &TestApp, token: &str, kb: &str) -> Vec<Value> {
     for _ in 0..400 {
         let (_, v) = app.get(token, &format!("/v1/knowledge-bases/{kb}/documents")).await;
         let docs = v["data"].as_array().cloned().unwrap_or_default();
@@ -51,7 +51,7 @@ async fn wait_all_processed(app: &TestApp, token: &str, kb: &str) -> Vec<Value> 
     panic!("documents were not processed");
 }
 
-fn counts(run: &Value) -> (i64, i64, i64, i64) {
+pub(super) fn counts(run: &Value) -> (i64, i64, i64, i64) {
     let n = |k: &str| run[k].as_i64().unwrap_or(-1);
     (n("added"), n("updated"), n("removed"), n("failed"))
 }
@@ -158,7 +158,13 @@ async fn folders_outside_the_allowed_roots_and_unknown_types_are_refused() {
         (json!({"path": "/etc"}), "local_folder"),
         (json!({}), "local_folder"),
         (json!({"path": root.path(), "include": ["[bad"]}), "local_folder"),
-        (json!({"url": "https://example.com"}), "web"),
+        (json!({}), "web"),
+        (json!({"url": "ftp://example.com/"}), "web"),
+        (json!({"url": "https://example.com", "max_depth": 99}), "web"),
+        (json!({"url": "ssh://git@example.com/repo.git"}), "git"),
+        (json!({"url": outside.path()}), "git"),
+        (json!({"prefix": "docs/"}), "s3"),
+        (json!({}), "dropbox"),
     ] {
         let (status, v) = app
             .post(
@@ -241,6 +247,7 @@ async fn changes_and_failures_notify_in_the_app_and_by_signed_webhook() {
         c.source_roots = vec![root_path];
         c.sync_check_interval = Duration::from_secs(3600);
         c.webhook_backoff = Duration::from_millis(20);
+        c.allow_private_sources = true; // the receiver is on 127.0.0.1
     })
     .await;
     let token = app.register("notified").await;
