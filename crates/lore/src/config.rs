@@ -67,8 +67,8 @@ pub struct ServeArgs {
     /// `[models."gpt-4o-mini"]` with `input = "0.15"` and `output = "0.60"`
     #[arg(long, env = "LORE_PRICE_TABLE")]
     pub price_table: Option<PathBuf>,
-    /// A folder under which `local_folder` data sources may read (repeatable; the environment
-    /// variable takes a comma-separated list). None: such sources are refused
+    /// A folder under which `local_folder` and `git` data sources may read server-side paths
+    /// (repeatable; the environment variable takes a comma-separated list). None: such paths are refused
     #[arg(long = "source-root", env = "LORE_SOURCE_ROOTS", value_delimiter = ',')]
     pub source_roots: Vec<PathBuf>,
     /// Let data sources and webhooks reach private, loopback and link-local addresses. Off: a user
@@ -168,9 +168,106 @@ pub fn init_logging(format: LogFormat) {
     };
 }
 
+/// The configuration reference (Markdown) and an example file (TOML), both generated from
+/// [`ServeArgs`] itself: every flag, its environment variable, its file key, its meaning and
+/// default. `docs/configuration.md` and `lore.example.toml` hold them; a test keeps them current.
+#[cfg(test)]
+fn reference() -> (String, String) {
+    use clap::CommandFactory;
+    #[derive(clap::Parser)]
+    struct Probe {
+        #[command(flatten)]
+        serve: ServeArgs,
+    }
+    let command = Probe::command();
+    let mut markdown = String::from(
+        "# Configuration of `lore serve`\n\n\
+         Generated from the code (`crates/lore/src/config.rs`); a test fails when it is out of date.\n\
+         Later layers win: the file named by `--config` < environment variables < flags.\n\n\
+         | flag | environment | file key | meaning |\n| --- | --- | --- | --- |\n",
+    );
+    let mut toml = String::from(
+        "# An example configuration for `lore serve --config lore.example.toml`, generated from the code.\n\
+         # Every key is optional; environment variables and flags override the file.\n",
+    );
+    for arg in command.get_arguments() {
+        let key = arg.get_id().as_str();
+        let (Some(long), false) = (arg.get_long(), key == "config") else { continue };
+        let help = arg.get_long_help().or(arg.get_help()).map(|h| h.to_string()).unwrap_or_default();
+        let help = help.split_whitespace().collect::<Vec<_>>().join(" ");
+        let env = arg.get_env().map(|e| e.to_string_lossy().into_owned()).unwrap_or_default();
+        markdown.push_str(&format!("| `--{long}` | `{env}` | `{key}` | {} |\n", help.replace('|', "\\|")));
+        toml.push('\n');
+        let mut line = String::from("#");
+        for word in help.split(' ') {
+            if line.len() + word.len() > 99 {
+                toml.push_str(&line);
+                toml.push('\n');
+                line = String::from("#");
+            }
+            line.push(' ');
+            line.push_str(word);
+        }
+        toml.push_str(&line);
+        toml.push_str(&format!("\n# {key} = {}\n", example_value(key, &help)));
+    }
+    (markdown, toml)
+}
+
+#[cfg(test)]
+/// A value to show for a key: its default when the help states a literal one, else a sample.
+fn example_value(key: &str, help: &str) -> String {
+    let stated = help.split_once("Default: ").map(|(_, d)| d.trim());
+    let token = stated.map(|d| d.split(' ').next().unwrap_or_default());
+    match (stated, token) {
+        (_, Some(t)) if t.parse::<u64>().is_ok() => t.to_string(),
+        // A path, an address, or a one-word value; not a description or a <placeholder>.
+        (Some(d), Some(t)) if !t.contains('<') && (t.contains(['.', '/', ':']) || d == t) => format!("{t:?}"),
+        _ => match key {
+            "model_dir" => r#""/var/lib/lore/models""#.into(),
+            "source_roots" => r#"["/srv/shared-docs"]"#.into(),
+            "allow_private_sources" => "false".into(),
+            "workers" => "4".into(),
+            "embedding_model" => r#""multilingual-e5-small""#.into(),
+            "price_table" => r#""/etc/lore/prices.toml""#.into(),
+            _ => r#""...""#.into(),
+        },
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// `LORE_BLESS=1 cargo test -p lore reference` rewrites the files.
+    #[test]
+    fn the_configuration_reference_and_example_are_current() {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+        let (markdown, toml) = reference();
+        let files = [(root.join("docs/configuration.md"), markdown), (root.join("lore.example.toml"), toml.clone())];
+        for (path, generated) in &files {
+            if std::env::var_os("LORE_BLESS").is_some() {
+                std::fs::create_dir_all(path.parent().expect("parent")).expect("mkdir");
+                std::fs::write(path, generated).expect("write");
+            }
+            let on_disk = std::fs::read_to_string(path).unwrap_or_default();
+            assert!(
+                &on_disk == generated,
+                "{} is out of date: run LORE_BLESS=1 cargo test -p lore reference",
+                path.display()
+            );
+        }
+        // Every key of the example, uncommented, is one the file accepts.
+        let uncommented: String = toml
+            .lines()
+            .filter_map(|l| l.strip_prefix("# "))
+            .filter(|l| l.split(' ').nth(1) == Some("="))
+            .map(|l| format!("{l}\n"))
+            .collect();
+        assert!(uncommented.lines().count() >= 15, "{uncommented}");
+        let parsed: Result<FileConfig, _> = toml::from_str(&uncommented);
+        assert!(parsed.is_ok(), "{uncommented}\n{parsed:?}");
+    }
 
     fn args(config: Option<PathBuf>, listen: Option<&str>) -> ServeArgs {
         ServeArgs {
