@@ -196,6 +196,29 @@ mod tests {
         assert!(check_literal(&Url::parse("file:///etc/passwd").expect("url"), true).is_err());
     }
 
+    /// Lore once shipped without TLS compiled in: every https call failed. A client must open an
+    /// https connection with a TLS handshake (a ClientHello record starts with 0x16).
+    #[tokio::test]
+    async fn https_urls_are_spoken_with_tls() {
+        use tokio::io::AsyncReadExt;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let port = listener.local_addr().expect("addr").port();
+        let first_bytes = tokio::spawn(async move {
+            let (mut socket, _) = listener.accept().await.expect("accept");
+            let mut buf = [0u8; 5];
+            socket.read_exact(&mut buf).await.expect("read");
+            buf
+        });
+        let http = client(true, Duration::from_secs(5)).expect("client");
+        let request = tokio::spawn(async move { http.get(format!("https://127.0.0.1:{port}/")).send().await });
+        let record = tokio::time::timeout(Duration::from_secs(10), first_bytes)
+            .await
+            .expect("the client never connected: is TLS compiled in?")
+            .expect("join");
+        assert_eq!((record[0], record[1]), (0x16, 0x03), "a TLS handshake record: {record:?}");
+        request.abort();
+    }
+
     #[tokio::test]
     async fn names_that_resolve_to_private_addresses_are_refused_at_connection() {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
