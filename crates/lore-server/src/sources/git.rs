@@ -90,13 +90,7 @@ impl Git {
         let addrs = tokio::net::lookup_host((host, port)).await.map_err(|e| git_error(host, e))?;
         for addr in addrs {
             if !net::is_public(addr.ip()) {
-                return Err(Error::new(
-                    Code::SourceUnreachable,
-                    format!(
-                        "{host} is a private, loopback or link-local address; this server does not fetch from \
-                         those (its operator can allow them with --allow-private-sources)"
-                    ),
-                ));
+                return Err(net::refused(host));
             }
         }
         Ok(())

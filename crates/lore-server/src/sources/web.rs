@@ -255,7 +255,9 @@ impl Connector for Web {
         let mut listing = Listing::default();
         let mut queue: VecDeque<(Url, u32)> = VecDeque::from([(self.start.clone(), 0)]);
         let mut seen: HashSet<String> = HashSet::from([self.start.to_string()]);
-        let mut robots: HashMap<String, Option<texting_robots::Robot>> = HashMap::new();
+        // Per origin: its rules (`None` allows everything), or `Err` when robots.txt was
+        // unreachable, so each of its pages fails without asking again.
+        let mut robots: HashMap<String, Result<Option<texting_robots::Robot>, ()>> = HashMap::new();
         let mut fetched = 0usize;
         let mut bodies = HashMap::new();
         while let Some((url, depth)) = queue.pop_front() {
@@ -269,6 +271,7 @@ impl Connector for Web {
                     Err(e) if url == self.start => return Err(e),
                     Err(e) => {
                         listing.failed.push((url.to_string(), e));
+                        robots.insert(origin, Err(()));
                         continue;
                     }
                 };
@@ -282,9 +285,16 @@ impl Connector for Web {
                         }
                     }
                 }
-                robots.insert(origin.clone(), rules);
+                robots.insert(origin.clone(), Ok(rules));
             }
-            let rules = robots.get(&origin).and_then(Option::as_ref);
+            let rules = match robots.get(&origin) {
+                Some(Ok(rules)) => rules.as_ref(),
+                _ => {
+                    let e = Error::new(Code::SourceUnreachable, format!("robots.txt of {origin} is unreachable"));
+                    listing.failed.push((url.to_string(), e));
+                    continue;
+                }
+            };
             if rules.is_some_and(|r| !r.allowed(url.as_str())) {
                 if url == self.start {
                     return Err(Error::new(
