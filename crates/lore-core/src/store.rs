@@ -40,6 +40,9 @@ pub trait Store: AgentStore + SourceStore + Send + Sync + 'static {
         false
     }
 
+    /// Flushes what the store keeps in memory and closes its connections (at shutdown).
+    async fn close(&self) {}
+
     /// Cheap liveness probe of the database.
     async fn ping(&self) -> Result<()>;
 

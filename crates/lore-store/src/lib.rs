@@ -1,9 +1,13 @@
-//! Storage backends for Lore: SQLite (embedded default) and the filesystem blob store.
+//! Storage backends for Lore: SQLite (embedded default), PostgreSQL with pgvector (many nodes),
+//! and the filesystem blob store.
 
 pub mod blob;
 pub mod migrate;
+pub mod postgres;
+mod rows;
 pub mod sqlite;
 pub mod vectors;
 
 pub use blob::FsBlobStore;
+pub use postgres::PgStore;
 pub use sqlite::SqliteStore;

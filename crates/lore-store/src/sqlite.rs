@@ -7,18 +7,17 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use chrono::{DateTime, Utc};
 use lore_core::error::{Code, Error, Result};
 use lore_core::limits;
 use lore_core::model::*;
 use lore_core::store::{ApiKeyRecord, SessionRecord, Store, Upload};
 use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow, SqliteSynchronous,
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
 use sqlx::{AssertSqlSafe, Row, Sqlite, Transaction};
-use uuid::Uuid;
 
 use crate::migrate;
+use crate::rows::*;
 use crate::vectors::{self, Field, SpaceKey, VectorIndexes};
 
 mod agents;
@@ -34,10 +33,6 @@ pub struct SqliteStore {
 /// by comparing against each admitted embedding, instead of walking the graph.
 const EXACT_SEARCH_MAX: i64 = 20_000;
 
-fn db_err(err: sqlx::Error) -> Error {
-    Error::internal(err)
-}
-
 fn is_unique_violation(err: &sqlx::Error, column: &str) -> bool {
     match err {
         sqlx::Error::Database(db) => db.is_unique_violation() && db.message().contains(column),
@@ -49,245 +44,6 @@ fn is_unique_violation(err: &sqlx::Error, column: &str) -> bool {
 /// triggers' `strftime('%Y-%m-%dT%H:%M:%fZ')` writes.
 pub(crate) fn ts(t: Timestamp) -> String {
     t.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string()
-}
-
-fn parse_ts(s: &str) -> Result<Timestamp> {
-    DateTime::parse_from_rfc3339(s)
-        .map(|t| t.with_timezone(&Utc))
-        .map_err(|e| Error::internal(format!("bad timestamp {s:?} in database: {e}")))
-}
-
-/// Typed reads from a row, with database corruption reported as an internal error.
-trait RowExt {
-    fn text(&self, col: &str) -> Result<String>;
-    fn opt_text(&self, col: &str) -> Result<Option<String>>;
-    fn int(&self, col: &str) -> Result<i64>;
-    fn opt_int(&self, col: &str) -> Result<Option<i64>>;
-    fn flag(&self, col: &str) -> Result<bool>;
-    fn id(&self, col: &str) -> Result<Id> {
-        let s = self.text(col)?;
-        Uuid::parse_str(&s).map_err(|e| Error::internal(format!("bad id {s:?} in {col}: {e}")))
-    }
-    fn opt_id(&self, col: &str) -> Result<Option<Id>> {
-        self.opt_text(col)?
-            .map(|s| Uuid::parse_str(&s).map_err(|e| Error::internal(format!("bad id {s:?} in {col}: {e}"))))
-            .transpose()
-    }
-    fn time(&self, col: &str) -> Result<Timestamp> {
-        parse_ts(&self.text(col)?)
-    }
-    fn opt_time(&self, col: &str) -> Result<Option<Timestamp>> {
-        self.opt_text(col)?.map(|s| parse_ts(&s)).transpose()
-    }
-    fn json<T: serde::de::DeserializeOwned>(&self, col: &str) -> Result<T> {
-        Ok(serde_json::from_str(&self.text(col)?)?)
-    }
-    fn opt_json<T: serde::de::DeserializeOwned>(&self, col: &str) -> Result<Option<T>> {
-        self.opt_text(col)?.map(|s| serde_json::from_str(&s).map_err(Error::from)).transpose()
-    }
-}
-
-impl RowExt for SqliteRow {
-    fn text(&self, col: &str) -> Result<String> {
-        self.try_get(col).map_err(db_err)
-    }
-    fn opt_text(&self, col: &str) -> Result<Option<String>> {
-        self.try_get(col).map_err(db_err)
-    }
-    fn int(&self, col: &str) -> Result<i64> {
-        self.try_get(col).map_err(db_err)
-    }
-    fn opt_int(&self, col: &str) -> Result<Option<i64>> {
-        self.try_get(col).map_err(db_err)
-    }
-    fn flag(&self, col: &str) -> Result<bool> {
-        Ok(self.int(col)? != 0)
-    }
-}
-
-const USER_COLS: &str = "u.id, u.username, u.email, u.full_name, u.first_name, u.last_name, u.avatar_url, \
-    u.settings, u.is_active, u.is_staff, u.is_superuser, u.created_at, u.updated_at, u.last_login_at, \
-    u.storage_used, u.api_calls_count";
-
-fn user_from(row: &SqliteRow) -> Result<User> {
-    Ok(User {
-        id: row.id("id")?,
-        username: row.text("username")?,
-        email: row.text("email")?,
-        full_name: row.opt_text("full_name")?,
-        first_name: row.opt_text("first_name")?,
-        last_name: row.opt_text("last_name")?,
-        avatar_url: row.opt_text("avatar_url")?,
-        settings: row.json("settings")?,
-        is_active: row.flag("is_active")?,
-        is_staff: row.flag("is_staff")?,
-        is_superuser: row.flag("is_superuser")?,
-        created_at: row.time("created_at")?,
-        updated_at: row.time("updated_at")?,
-        last_login_at: row.opt_time("last_login_at")?,
-        storage_used: row.int("storage_used")?,
-        api_calls_count: row.int("api_calls_count")?,
-    })
-}
-
-const KEY_COLS: &str = "k.id AS key_id, k.user_id AS key_user_id, k.knowledge_base_id, k.name, k.description, \
-    k.key_prefix, k.key_suffix, k.scopes, k.rate_limit, k.daily_quota, k.monthly_quota, \
-    CASE WHEN k.usage_day = strftime('%Y-%m-%d', 'now') THEN k.usage_count_today ELSE 0 END AS usage_count_today, \
-    CASE WHEN k.usage_month = strftime('%Y-%m', 'now') THEN k.usage_count_month ELSE 0 END AS usage_count_month, \
-    k.is_active AS key_is_active, k.expires_at, k.revoked_at, k.last_used_at, \
-    k.last_used_ip, k.security, k.created_at AS key_created_at, k.updated_at AS key_updated_at";
-
-fn key_from(row: &SqliteRow) -> Result<ApiKey> {
-    Ok(ApiKey {
-        id: row.id("key_id")?,
-        user_id: row.id("key_user_id")?,
-        knowledge_base_id: row.opt_id("knowledge_base_id")?,
-        name: row.text("name")?,
-        description: row.opt_text("description")?,
-        key_prefix: row.text("key_prefix")?,
-        key_suffix: row.text("key_suffix")?,
-        scopes: row.json("scopes")?,
-        rate_limit: row.opt_int("rate_limit")?,
-        daily_quota: row.opt_int("daily_quota")?,
-        monthly_quota: row.opt_int("monthly_quota")?,
-        usage_count_today: row.int("usage_count_today")?,
-        usage_count_month: row.int("usage_count_month")?,
-        is_active: row.flag("key_is_active")?,
-        expires_at: row.opt_time("expires_at")?,
-        revoked_at: row.opt_time("revoked_at")?,
-        last_used_at: row.opt_time("last_used_at")?,
-        last_used_ip: row.opt_text("last_used_ip")?,
-        security: row.json("security")?,
-        created_at: row.time("key_created_at")?,
-        updated_at: row.time("key_updated_at")?,
-    })
-}
-
-const KB_COLS: &str = "id, user_id, name, description, icon_url, status, settings, document_count, \
-    total_size_bytes, chunk_count, embedding_space, last_updated_at, created_at, updated_at";
-
-fn kb_from(row: &SqliteRow) -> Result<KnowledgeBase> {
-    let status = match row.text("status")?.as_str() {
-        "archived" => KbStatus::Archived,
-        _ => KbStatus::Active,
-    };
-    Ok(KnowledgeBase {
-        id: row.id("id")?,
-        user_id: row.id("user_id")?,
-        name: row.text("name")?,
-        description: row.opt_text("description")?,
-        icon_url: row.opt_text("icon_url")?,
-        status,
-        settings: row.json("settings")?,
-        document_count: row.int("document_count")?,
-        total_size_bytes: row.int("total_size_bytes")?,
-        chunk_count: row.int("chunk_count")?,
-        embedding_space: row.opt_text("embedding_space")?,
-        last_updated_at: row.opt_time("last_updated_at")?,
-        created_at: row.time("created_at")?,
-        updated_at: row.time("updated_at")?,
-    })
-}
-
-const DOC_COLS: &str = "id, knowledge_base_id, user_id, uploaded_by, data_source_id, file_type_id, title, \
-    filename, file_type, file_path, file_size, mime_type, file_hash, status, progress, error_code, error_message, \
-    processing_log, metadata, source_metadata, chunking_config, chunk_count, processed_at, expires_at, \
-    soft_deleted_at, created_at, updated_at";
-
-fn doc_from(row: &SqliteRow) -> Result<Document> {
-    let status_text = row.text("status")?;
-    let status = DocStatus::parse(&status_text)
-        .ok_or_else(|| Error::internal(format!("bad document status {status_text:?}")))?;
-    Ok(Document {
-        id: row.id("id")?,
-        knowledge_base_id: row.id("knowledge_base_id")?,
-        user_id: row.id("user_id")?,
-        uploaded_by: row.opt_id("uploaded_by")?,
-        data_source_id: row.opt_id("data_source_id")?,
-        file_type_id: row.opt_int("file_type_id")?,
-        title: row.opt_text("title")?,
-        filename: row.text("filename")?,
-        file_type: row.text("file_type")?,
-        file_path: row.text("file_path")?,
-        file_size: row.int("file_size")?,
-        mime_type: row.text("mime_type")?,
-        file_hash: row.text("file_hash")?,
-        status,
-        progress: row.int("progress")?,
-        error_code: row.opt_text("error_code")?,
-        error_message: row.opt_text("error_message")?,
-        processing_log: row.json("processing_log")?,
-        metadata: row.json("metadata")?,
-        source_metadata: row.json("source_metadata")?,
-        chunking_config: row.opt_json("chunking_config")?,
-        chunk_count: row.int("chunk_count")?,
-        processed_at: row.opt_time("processed_at")?,
-        expires_at: row.opt_time("expires_at")?,
-        soft_deleted_at: row.opt_time("soft_deleted_at")?,
-        created_at: row.time("created_at")?,
-        updated_at: row.time("updated_at")?,
-    })
-}
-
-fn chunk_from(row: &SqliteRow) -> Result<Chunk> {
-    Ok(Chunk {
-        id: row.id("id")?,
-        document_id: row.id("document_id")?,
-        knowledge_base_id: row.id("knowledge_base_id")?,
-        content: row.text("content")?,
-        content_hash: row.text("content_hash")?,
-        chunk_index: row.int("chunk_index")?,
-        metadata: row.json("metadata")?,
-        parent_chunk_id: row.opt_id("parent_chunk_id")?,
-        embedding_model: row.opt_text("embedding_model")?,
-        created_at: row.time("created_at")?,
-    })
-}
-
-const CONFIG_COLS: &str = "default_embedding_model, default_chunk_size, default_chunk_overlap, document_retention_days, \
-    conversation_retention_days, default_similarity_threshold, max_search_results, sync_notifications, \
-    error_notifications, openai_api_key, anthropic_api_key, cohere_api_key, openai_base_url, anthropic_base_url, \
-    cohere_base_url, webhook_url, webhook_secret, updated_at";
-
-fn config_from(row: &SqliteRow) -> Result<UserConfig> {
-    Ok(UserConfig {
-        default_embedding_model: row.opt_text("default_embedding_model")?,
-        default_chunk_size: row.opt_int("default_chunk_size")?,
-        default_chunk_overlap: row.opt_int("default_chunk_overlap")?,
-        document_retention_days: row.opt_int("document_retention_days")?,
-        conversation_retention_days: row.opt_int("conversation_retention_days")?,
-        default_similarity_threshold: row.try_get("default_similarity_threshold").map_err(db_err)?,
-        max_search_results: row.opt_int("max_search_results")?,
-        sync_notifications: row.flag("sync_notifications")?,
-        error_notifications: row.flag("error_notifications")?,
-        openai_api_key: row.opt_text("openai_api_key")?,
-        anthropic_api_key: row.opt_text("anthropic_api_key")?,
-        cohere_api_key: row.opt_text("cohere_api_key")?,
-        openai_base_url: row.opt_text("openai_base_url")?,
-        anthropic_base_url: row.opt_text("anthropic_base_url")?,
-        cohere_base_url: row.opt_text("cohere_base_url")?,
-        webhook_url: row.opt_text("webhook_url")?,
-        webhook_secret: row.opt_text("webhook_secret")?,
-        updated_at: row.opt_time("updated_at")?,
-    })
-}
-
-const FILE_TYPE_COLS: &str =
-    "id, name, category, mime_types, extensions, parsers, embedding_models, is_active, created_at, updated_at";
-
-fn file_type_from(row: &SqliteRow) -> Result<FileType> {
-    Ok(FileType {
-        id: row.int("id")?,
-        name: row.text("name")?,
-        category: row.text("category")?,
-        mime_types: row.json("mime_types")?,
-        extensions: row.json("extensions")?,
-        parsers: row.json("parsers")?,
-        embedding_models: row.json("embedding_models")?,
-        is_active: row.flag("is_active")?,
-        created_at: row.time("created_at")?,
-        updated_at: row.time("updated_at")?,
-    })
 }
 
 /// Every column that holds ciphertext, by table.
@@ -2040,24 +1796,6 @@ impl SqliteStore {
         with_df.truncate(MAX_QUERY_TERMS);
         Ok(with_df.into_iter().map(|(t, _)| t).collect())
     }
-}
-
-fn hit_from(r: &SqliteRow) -> Result<ChunkHit> {
-    Ok(ChunkHit {
-        chunk_id: r.id("id")?,
-        document_id: r.id("document_id")?,
-        knowledge_base_id: r.id("knowledge_base_id")?,
-        filename: r.text("filename")?,
-        title: r.opt_text("title")?,
-        content: r.text("content")?,
-        score: r.try_get("score").map_err(db_err)?,
-        chunk_index: r.int("chunk_index")?,
-        metadata: r.json("metadata")?,
-        parent: match r.opt_id("parent_id")? {
-            Some(chunk_id) => Some(ParentChunk { chunk_id, content: r.text("parent_content")? }),
-            None => None,
-        },
-    })
 }
 
 /// The full-text token that stands for a knowledge base (letters and digits only).

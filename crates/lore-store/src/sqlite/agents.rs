@@ -3,85 +3,14 @@
 use std::collections::HashMap;
 
 use async_trait::async_trait;
-use lore_core::agent::{Agent, AgentUsage, ChatMessage, Citation, Conversation, ConversationMode};
+use lore_core::agent::{Agent, AgentUsage, ChatMessage, Citation, Conversation};
 use lore_core::error::{Code, Error, Result};
 use lore_core::model::{Id, Timestamp};
 use lore_core::store::AgentStore;
-use sqlx::sqlite::SqliteRow;
 use sqlx::{AssertSqlSafe, Row};
 
-use super::{RowExt, SqliteStore, db_err, is_unique_violation, json_text, ts};
-
-const AGENT_COLS: &str = "id, user_id, name, description, agent_type, model_provider, model_name, model_parameters, \
-    conversation_mode, context_window, memory_retention_days, system_prompt, user_prompt_template, max_documents, \
-    similarity_threshold, rate_limit_per_hour, rate_limit_per_day, domain_keywords, expertise_areas, is_active, \
-    created_at, updated_at";
-
-fn agent_from(row: &SqliteRow) -> Result<Agent> {
-    Ok(Agent {
-        id: row.id("id")?,
-        user_id: row.id("user_id")?,
-        name: row.text("name")?,
-        description: row.opt_text("description")?,
-        agent_type: row.text("agent_type")?,
-        model_provider: row.text("model_provider")?,
-        model_name: row.opt_text("model_name")?,
-        model_parameters: row.json("model_parameters")?,
-        conversation_mode: match row.text("conversation_mode")?.as_str() {
-            "single_turn" => ConversationMode::SingleTurn,
-            _ => ConversationMode::MultiTurn,
-        },
-        context_window: row.opt_int("context_window")?,
-        memory_retention_days: row.opt_int("memory_retention_days")?,
-        system_prompt: row.opt_text("system_prompt")?,
-        user_prompt_template: row.opt_text("user_prompt_template")?,
-        max_documents: row.int("max_documents")?,
-        similarity_threshold: row.try_get("similarity_threshold").map_err(db_err)?,
-        rate_limit_per_hour: row.opt_int("rate_limit_per_hour")?,
-        rate_limit_per_day: row.opt_int("rate_limit_per_day")?,
-        domain_keywords: row.json("domain_keywords")?,
-        expertise_areas: row.json("expertise_areas")?,
-        is_active: row.flag("is_active")?,
-        knowledge_base_ids: Vec::new(),
-        data_source_ids: Vec::new(),
-        file_type_ids: Vec::new(),
-        created_at: row.time("created_at")?,
-        updated_at: row.time("updated_at")?,
-    })
-}
-
-fn conversation_from(row: &SqliteRow) -> Result<Conversation> {
-    Ok(Conversation {
-        id: row.id("id")?,
-        user_id: row.id("user_id")?,
-        agent_id: row.id("agent_id")?,
-        title: row.opt_text("title")?,
-        context: row.json("context")?,
-        created_at: row.time("created_at")?,
-        updated_at: row.time("updated_at")?,
-    })
-}
-
-const USAGE_COLS: &str = "id, user_id, agent_id, conversation_id, model_provider, model_name, prompt_tokens, \
-    completion_tokens, tokens_used, cost, response_time, request_data, created_at";
-
-fn usage_from(row: &SqliteRow) -> Result<AgentUsage> {
-    Ok(AgentUsage {
-        id: row.id("id")?,
-        user_id: row.id("user_id")?,
-        agent_id: row.id("agent_id")?,
-        conversation_id: row.opt_id("conversation_id")?,
-        model_provider: row.opt_text("model_provider")?,
-        model_name: row.opt_text("model_name")?,
-        prompt_tokens: row.int("prompt_tokens")?,
-        completion_tokens: row.int("completion_tokens")?,
-        tokens_used: row.int("tokens_used")?,
-        cost: row.text("cost")?,
-        response_time: row.try_get("response_time").map_err(db_err)?,
-        request_data: row.json("request_data")?,
-        created_at: row.time("created_at")?,
-    })
-}
+use super::{SqliteStore, is_unique_violation, json_text, ts};
+use crate::rows::*;
 
 impl SqliteStore {
     /// Fills in the links of agents, all read in three queries.

@@ -6,46 +6,9 @@ use lore_core::model::{Id, Timestamp};
 use lore_core::source::{DataSource, Notification, SourceItem, SyncRun};
 use lore_core::store::SourceStore;
 use sqlx::AssertSqlSafe;
-use sqlx::sqlite::SqliteRow;
 
-use super::{RowExt, SqliteStore, db_err, is_unique_violation, json_text, ts};
-
-const SOURCE_COLS: &str = "id, user_id, knowledge_base_id, name, source_type, status, config, \
-    credentials IS NOT NULL AS has_credentials, auto_sync, sync_frequency, last_sync, last_error, created_at, updated_at";
-
-fn source_from(row: &SqliteRow) -> Result<DataSource> {
-    Ok(DataSource {
-        id: row.id("id")?,
-        user_id: row.id("user_id")?,
-        knowledge_base_id: row.id("knowledge_base_id")?,
-        name: row.text("name")?,
-        source_type: row.text("source_type")?,
-        status: row.text("status")?,
-        config: row.json("config")?,
-        has_credentials: row.flag("has_credentials")?,
-        auto_sync: row.flag("auto_sync")?,
-        sync_frequency: row.opt_int("sync_frequency")?,
-        last_sync: row.opt_time("last_sync")?,
-        last_error: row.opt_text("last_error")?,
-        created_at: row.time("created_at")?,
-        updated_at: row.time("updated_at")?,
-    })
-}
-
-fn run_from(row: &SqliteRow) -> Result<SyncRun> {
-    Ok(SyncRun {
-        id: row.id("id")?,
-        data_source_id: row.id("data_source_id")?,
-        status: row.text("status")?,
-        started_at: row.time("started_at")?,
-        finished_at: row.opt_time("finished_at")?,
-        added: row.int("added")?,
-        updated: row.int("updated")?,
-        removed: row.int("removed")?,
-        failed: row.int("failed")?,
-        errors: row.json("errors")?,
-    })
-}
+use super::{SqliteStore, is_unique_violation, json_text, ts};
+use crate::rows::*;
 
 fn name_taken(e: sqlx::Error, name: &str) -> Error {
     if is_unique_violation(&e, "data_sources.") {

@@ -1,0 +1,463 @@
+//! Agents, conversations, messages with citations, and agent usage on SQLite.
+
+use std::collections::HashMap;
+
+use async_trait::async_trait;
+use lore_core::agent::{Agent, AgentUsage, ChatMessage, Citation, Conversation};
+use lore_core::error::{Code, Error, Result};
+use lore_core::model::{Id, Timestamp};
+use lore_core::store::AgentStore;
+use sqlx::{AssertSqlSafe, Row};
+
+use sqlx::types::Json;
+
+use super::{PgStore, is_unique_violation};
+use crate::rows::*;
+
+impl PgStore {
+    /// Fills in the links of agents, all read in three queries.
+    async fn with_links(&self, mut agents: Vec<Agent>) -> Result<Vec<Agent>> {
+        let Some(user_id) = agents.first().map(|a| a.user_id) else { return Ok(agents) };
+        let position: HashMap<Id, usize> = agents.iter().enumerate().map(|(i, a)| (a.id, i)).collect();
+        let links = [
+            ("ai_agent_knowledge_bases", "knowledge_base_id"),
+            ("ai_agent_data_sources", "datasource_id"),
+            ("ai_agent_file_types", "filetype_id"),
+        ];
+        for (table, column) in links {
+            let sql = format!(
+                "SELECT l.aiagent_id, l.{column} AS target FROM {table} l JOIN ai_agents a ON a.id = l.aiagent_id
+                 WHERE a.user_id = $1 ORDER BY l.id"
+            );
+            let rows = sqlx::query(AssertSqlSafe(sql))
+                .bind(user_id)
+                .fetch_all(&self.pool)
+                .await
+                .map_err(db_err)?;
+            for row in rows {
+                let Some(&i) = position.get(&row.id("aiagent_id")?) else { continue };
+                match column {
+                    "knowledge_base_id" => agents[i].knowledge_base_ids.push(row.id("target")?),
+                    "datasource_id" => agents[i].data_source_ids.push(row.id("target")?),
+                    _ => agents[i].file_type_ids.push(row.int("target")?),
+                }
+            }
+        }
+        Ok(agents)
+    }
+
+    async fn write_agent(&self, agent: &Agent, insert: bool) -> Result<bool> {
+        let mut tx = self.pool.begin().await.map_err(db_err)?;
+        let sql = if insert {
+            "INSERT INTO ai_agents (name, description, agent_type, model_provider, model_name, model_parameters,
+                conversation_mode, context_window, memory_retention_days, system_prompt, user_prompt_template,
+                max_documents, similarity_threshold, rate_limit_per_hour, rate_limit_per_day, domain_keywords,
+                expertise_areas, is_active, updated_at, id, user_id, created_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22)"
+        } else {
+            "UPDATE ai_agents SET name = $1, description = $2, agent_type = $3, model_provider = $4, model_name = $5,
+                model_parameters = $6, conversation_mode = $7, context_window = $8, memory_retention_days = $9,
+                system_prompt = $10, user_prompt_template = $11, max_documents = $12, similarity_threshold = $13,
+                rate_limit_per_hour = $14, rate_limit_per_day = $15, domain_keywords = $16, expertise_areas = $17,
+                is_active = $18, updated_at = $19
+             WHERE id = $20 AND user_id = $21 AND $22 IS NOT NULL"
+        };
+        let done = sqlx::query(sql)
+            .bind(&agent.name)
+            .bind(&agent.description)
+            .bind(&agent.agent_type)
+            .bind(&agent.model_provider)
+            .bind(&agent.model_name)
+            .bind(Json(&agent.model_parameters))
+            .bind(agent.conversation_mode.as_str())
+            .bind(agent.context_window)
+            .bind(agent.memory_retention_days)
+            .bind(&agent.system_prompt)
+            .bind(&agent.user_prompt_template)
+            .bind(agent.max_documents)
+            .bind(agent.similarity_threshold)
+            .bind(agent.rate_limit_per_hour)
+            .bind(agent.rate_limit_per_day)
+            .bind(Json(&agent.domain_keywords))
+            .bind(Json(&agent.expertise_areas))
+            .bind(agent.is_active)
+            .bind(agent.updated_at)
+            .bind(agent.id)
+            .bind(agent.user_id)
+            .bind(agent.created_at)
+            .execute(&mut *tx)
+            .await;
+        let done = match done {
+            Err(e) if is_unique_violation(&e, "ai_agents_") => {
+                return Err(Error::new(
+                    Code::AgentNameTaken,
+                    format!("you already have an agent named '{}'", agent.name),
+                ));
+            }
+            other => other.map_err(db_err)?,
+        };
+        if done.rows_affected() == 0 {
+            return Ok(false);
+        }
+        for table in ["ai_agent_knowledge_bases", "ai_agent_data_sources", "ai_agent_file_types"] {
+            sqlx::query(AssertSqlSafe(format!("DELETE FROM {table} WHERE aiagent_id = $1")))
+                .bind(agent.id)
+                .execute(&mut *tx)
+                .await
+                .map_err(db_err)?;
+        }
+        for kb in &agent.knowledge_base_ids {
+            sqlx::query("INSERT INTO ai_agent_knowledge_bases (aiagent_id, knowledge_base_id) VALUES ($1, $2) ON CONFLICT DO NOTHING")
+                .bind(agent.id)
+                .bind(kb)
+                .execute(&mut *tx)
+                .await
+                .map_err(db_err)?;
+        }
+        for ds in &agent.data_source_ids {
+            sqlx::query("INSERT INTO ai_agent_data_sources (aiagent_id, datasource_id) VALUES ($1, $2) ON CONFLICT DO NOTHING")
+                .bind(agent.id)
+                .bind(ds)
+                .execute(&mut *tx)
+                .await
+                .map_err(db_err)?;
+        }
+        for ft in &agent.file_type_ids {
+            sqlx::query("INSERT INTO ai_agent_file_types (aiagent_id, filetype_id) VALUES ($1, $2) ON CONFLICT DO NOTHING")
+                .bind(agent.id)
+                .bind(ft)
+                .execute(&mut *tx)
+                .await
+                .map_err(db_err)?;
+        }
+        tx.commit().await.map_err(db_err)?;
+        Ok(true)
+    }
+}
+
+#[async_trait]
+impl AgentStore for PgStore {
+    async fn insert_agent(&self, agent: &Agent) -> Result<()> {
+        self.write_agent(agent, true).await.map(|_| ())
+    }
+
+    async fn update_agent(&self, agent: &Agent) -> Result<bool> {
+        self.write_agent(agent, false).await
+    }
+
+    async fn list_agents(&self, user_id: Id) -> Result<Vec<Agent>> {
+        let sql = format!("SELECT {AGENT_COLS} FROM ai_agents WHERE user_id = $1 ORDER BY created_at DESC, id DESC");
+        let rows =
+            sqlx::query(AssertSqlSafe(sql)).bind(user_id).fetch_all(&self.pool).await.map_err(db_err)?;
+        let agents = rows.iter().map(agent_from).collect::<Result<Vec<_>>>()?;
+        self.with_links(agents).await
+    }
+
+    async fn get_agent(&self, user_id: Id, id: Id) -> Result<Option<Agent>> {
+        let sql = format!("SELECT {AGENT_COLS} FROM ai_agents WHERE id = $1 AND user_id = $2");
+        let row = sqlx::query(AssertSqlSafe(sql))
+            .bind(id)
+            .bind(user_id)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(db_err)?;
+        let Some(row) = row else { return Ok(None) };
+        let agent = agent_from(&row)?;
+        // Links are read for the owner's agents; keep just this one.
+        let mut agents = self.with_links(vec![agent]).await?;
+        Ok(agents.pop())
+    }
+
+    async fn delete_agent(&self, user_id: Id, id: Id) -> Result<bool> {
+        let done = sqlx::query("DELETE FROM ai_agents WHERE id = $1 AND user_id = $2")
+            .bind(id)
+            .bind(user_id)
+            .execute(&self.pool)
+            .await
+            .map_err(db_err)?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    async fn missing_agent_links(
+        &self,
+        user_id: Id,
+        data_source_ids: &[Id],
+        file_type_ids: &[i64],
+    ) -> Result<Option<String>> {
+        for id in data_source_ids {
+            let found: Option<String> = sqlx::query_scalar("SELECT id FROM data_sources WHERE id = $1 AND user_id = $2")
+                .bind(id)
+                .bind(user_id)
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(db_err)?;
+            if found.is_none() {
+                return Ok(Some(format!("data source {id}")));
+            }
+        }
+        for id in file_type_ids {
+            let found: Option<i64> = sqlx::query_scalar("SELECT id FROM file_types WHERE id = $1")
+                .bind(id)
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(db_err)?;
+            if found.is_none() {
+                return Ok(Some(format!("file type {id}")));
+            }
+        }
+        Ok(None)
+    }
+
+    async fn create_conversation(&self, c: &Conversation) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO conversations (id, user_id, agent_id, title, context, created_at, updated_at)
+             SELECT $1, $2, id, $3, $4, $5, $6 FROM ai_agents WHERE id = $7 AND user_id = $8",
+        )
+        .bind(c.id)
+        .bind(c.user_id)
+        .bind(&c.title)
+        .bind(Json(&c.context))
+        .bind(c.created_at)
+        .bind(c.updated_at)
+        .bind(c.agent_id)
+        .bind(c.user_id)
+        .execute(&self.pool)
+        .await
+        .map_err(db_err)?;
+        Ok(())
+    }
+
+    async fn get_conversation(&self, user_id: Id, id: Id) -> Result<Option<Conversation>> {
+        let row = sqlx::query(
+            "SELECT id, user_id, agent_id, title, context, created_at, updated_at FROM conversations
+             WHERE id = $1 AND user_id = $2",
+        )
+        .bind(id)
+        .bind(user_id)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(db_err)?;
+        row.as_ref().map(conversation_from).transpose()
+    }
+
+    async fn list_conversations(&self, user_id: Id, agent_id: Option<Id>) -> Result<Vec<Conversation>> {
+        let rows = sqlx::query(
+            "SELECT id, user_id, agent_id, title, context, created_at, updated_at FROM conversations
+             WHERE user_id = $1 AND ($2::uuid IS NULL OR agent_id = $2) ORDER BY updated_at DESC, id DESC",
+        )
+        .bind(user_id)
+        .bind(agent_id)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db_err)?;
+        rows.iter().map(conversation_from).collect()
+    }
+
+    async fn delete_conversation(&self, user_id: Id, id: Id) -> Result<bool> {
+        let done = sqlx::query("DELETE FROM conversations WHERE id = $1 AND user_id = $2")
+            .bind(id)
+            .bind(user_id)
+            .execute(&self.pool)
+            .await
+            .map_err(db_err)?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    async fn list_messages(
+        &self,
+        user_id: Id,
+        conversation_id: Id,
+        since: Option<Timestamp>,
+    ) -> Result<Vec<ChatMessage>> {
+        let rows = sqlx::query(
+            "SELECT m.id, m.conversation_id, m.role, m.content, m.metadata, m.created_at
+             FROM messages m JOIN conversations c ON c.id = m.conversation_id
+             WHERE m.conversation_id = $1 AND c.user_id = $2 AND ($3::timestamptz IS NULL OR m.created_at >= $3)
+             ORDER BY m.created_at, m.seq",
+        )
+        .bind(conversation_id)
+        .bind(user_id)
+        .bind(since)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db_err)?;
+        let mut messages = rows
+            .iter()
+            .map(|row| {
+                Ok(ChatMessage {
+                    id: row.id("id")?,
+                    conversation_id: row.id("conversation_id")?,
+                    role: row.text("role")?,
+                    content: row.text("content")?,
+                    metadata: row.json("metadata")?,
+                    citations: Vec::new(),
+                    created_at: row.time("created_at")?,
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let position: HashMap<Id, usize> = messages.iter().enumerate().map(|(i, m)| (m.id, i)).collect();
+        let cited = sqlx::query(
+            "SELECT cd.message_id, cd.citation_index, cd.document_id, cd.chunk_id, cd.score, d.filename,
+                    left(ch.content, 240) AS snippet
+             FROM message_cited_documents cd
+             JOIN messages m ON m.id = cd.message_id
+             LEFT JOIN documents d ON d.id = cd.document_id
+             LEFT JOIN document_chunks ch ON ch.id = cd.chunk_id
+             WHERE m.conversation_id = $1 ORDER BY cd.citation_index, cd.id",
+        )
+        .bind(conversation_id)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db_err)?;
+        for row in cited {
+            let Some(&i) = position.get(&row.id("message_id")?) else { continue };
+            messages[i].citations.push(Citation {
+                index: row.opt_int("citation_index")?.unwrap_or(0),
+                document_id: row.id("document_id")?,
+                chunk_id: row.opt_id("chunk_id")?,
+                score: row.try_get("score").map_err(db_err)?,
+                filename: row.opt_text("filename")?,
+                snippet: row.opt_text("snippet")?,
+            });
+        }
+        Ok(messages)
+    }
+
+    async fn append_messages(&self, user_id: Id, conversation_id: Id, messages: &[ChatMessage]) -> Result<()> {
+        let mut tx = self.pool.begin().await.map_err(db_err)?;
+        let owned = sqlx::query("UPDATE conversations SET updated_at = $1 WHERE id = $2 AND user_id = $3")
+            .bind(lore_core::now())
+            .bind(conversation_id)
+            .bind(user_id)
+            .execute(&mut *tx)
+            .await
+            .map_err(db_err)?;
+        if owned.rows_affected() == 0 {
+            return Err(Error::new(Code::NotFound, "no such conversation"));
+        }
+        for m in messages {
+            sqlx::query(
+                "INSERT INTO messages (id, conversation_id, role, content, metadata, created_at) VALUES ($1, $2, $3, $4, $5, $6)",
+            )
+            .bind(m.id)
+            .bind(conversation_id)
+            .bind(&m.role)
+            .bind(&m.content)
+            .bind(Json(&m.metadata))
+            .bind(m.created_at)
+            .execute(&mut *tx)
+            .await
+            .map_err(db_err)?;
+            for c in &m.citations {
+                // A chunk deleted meanwhile still leaves its document cited.
+                sqlx::query(
+                    "INSERT INTO message_cited_documents (message_id, document_id, chunk_id, citation_index, score)
+                     SELECT $1, d.id, (SELECT id FROM document_chunks WHERE id = $3), $4, $5
+                     FROM documents d WHERE d.id = $2 AND d.user_id = $6",
+                )
+                .bind(m.id)
+                .bind(c.document_id)
+                .bind(c.chunk_id)
+                .bind(c.index)
+                .bind(c.score)
+                .bind(user_id)
+                .execute(&mut *tx)
+                .await
+                .map_err(db_err)?;
+            }
+        }
+        tx.commit().await.map_err(db_err)
+    }
+
+    async fn insert_agent_call(&self, u: &AgentUsage) -> Result<()> {
+        let sql = format!(
+            "INSERT INTO agent_usage ({USAGE_COLS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10::numeric, $11, $12, $13)"
+        );
+        sqlx::query(AssertSqlSafe(sql))
+            .bind(u.id)
+            .bind(u.user_id)
+            .bind(u.agent_id)
+            .bind(u.conversation_id)
+            .bind(&u.model_provider)
+            .bind(&u.model_name)
+            .bind(u.prompt_tokens)
+            .bind(u.completion_tokens)
+            .bind(u.tokens_used)
+            .bind(&u.cost)
+            .bind(u.response_time)
+            .bind(Json(&u.request_data))
+            .bind(u.created_at)
+            .execute(&self.pool)
+            .await
+            .map_err(db_err)?;
+        Ok(())
+    }
+
+    async fn agent_calls_since(&self, agent_id: Id, since: Timestamp) -> Result<(i64, Option<Timestamp>)> {
+        let row = sqlx::query(
+            "SELECT COUNT(*) AS calls, MIN(created_at) AS oldest FROM agent_usage WHERE agent_id = $1 AND created_at >= $2",
+        )
+        .bind(agent_id)
+        .bind(since)
+        .fetch_one(&self.pool)
+        .await
+        .map_err(db_err)?;
+        Ok((row.int("calls")?, row.opt_time("oldest")?))
+    }
+
+    async fn update_agent_call(&self, u: &AgentUsage) -> Result<()> {
+        sqlx::query(
+            "UPDATE agent_usage SET conversation_id = $1, model_provider = $2, model_name = $3, prompt_tokens = $4,
+                completion_tokens = $5, tokens_used = $6, cost = $7::numeric, response_time = $8, request_data = $9
+             WHERE id = $10 AND user_id = $11",
+        )
+        .bind(u.conversation_id)
+        .bind(&u.model_provider)
+        .bind(&u.model_name)
+        .bind(u.prompt_tokens)
+        .bind(u.completion_tokens)
+        .bind(u.tokens_used)
+        .bind(&u.cost)
+        .bind(u.response_time)
+        .bind(Json(&u.request_data))
+        .bind(u.id)
+        .bind(u.user_id)
+        .execute(&self.pool)
+        .await
+        .map_err(db_err)?;
+        Ok(())
+    }
+
+    async fn delete_agent_call(&self, id: Id) -> Result<()> {
+        sqlx::query("DELETE FROM agent_usage WHERE id = $1")
+            .bind(id)
+            .execute(&self.pool)
+            .await
+            .map_err(db_err)?;
+        Ok(())
+    }
+
+    async fn list_agent_calls(
+        &self,
+        user_id: Id,
+        from: Timestamp,
+        to: Timestamp,
+        agent_id: Option<Id>,
+    ) -> Result<Vec<AgentUsage>> {
+        let sql = format!(
+            "SELECT {} FROM agent_usage
+             WHERE user_id = $1 AND created_at >= $2 AND created_at < $3 AND ($4::uuid IS NULL OR agent_id = $4)
+             ORDER BY created_at, id",
+            USAGE_COLS.replace(" cost,", " cost::text AS cost,")
+        );
+        let rows = sqlx::query(AssertSqlSafe(sql))
+            .bind(user_id)
+            .bind(from)
+            .bind(to)
+            .bind(agent_id)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(db_err)?;
+        rows.iter().map(usage_from).collect()
+    }
+}
