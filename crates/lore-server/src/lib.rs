@@ -28,7 +28,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use lore_core::error::{Error, Result};
-use lore_store::{FsBlobStore, SqliteStore};
+use lore_core::store::Store;
+use lore_store::{FsBlobStore, PgStore, SqliteStore};
 use tokio::net::TcpListener;
 use tokio::sync::{Notify, watch};
 use tower_http::catch_panic::CatchPanicLayer;
@@ -70,18 +71,34 @@ impl RunningServer {
     }
 }
 
+/// The store a configuration names: PostgreSQL when a database URL is given, else the embedded
+/// SQLite database in the data directory. Either is created or migrated to the current schema.
+pub async fn open_store(
+    data_dir: &std::path::Path,
+    database_url: Option<&str>,
+    ef_search: usize,
+) -> Result<Arc<dyn Store>> {
+    Ok(match database_url {
+        Some(url) => Arc::new(PgStore::open_with(url, ef_search).await?),
+        None => Arc::new(SqliteStore::open_with(&data_dir.join("lore.db"), ef_search).await?),
+    })
+}
+
 /// Opens the data directory (SQLite + blobs), starts the workers and the HTTP listener.
 pub async fn start(config: ServerConfig) -> Result<RunningServer> {
     std::fs::create_dir_all(&config.data_dir)
         .map_err(|e| Error::internal(format!("cannot create data directory {}: {e}", config.data_dir.display())))?;
-    let store = SqliteStore::open_with(&config.data_dir.join("lore.db"), config.ef_search).await?;
+    let store = open_store(&config.data_dir, config.database_url.as_deref(), config.ef_search).await?;
     let blobs = FsBlobStore::open(&config.data_dir.join("blobs"))?;
-    // A single embedded node: whatever was running when it last stopped was interrupted.
-    let released = lore_core::store::Store::release_all_jobs(&store).await?;
-    if released > 0 {
-        tracing::info!(jobs = released, "resuming jobs interrupted by the last shutdown");
+    // A single embedded node: whatever was running when it last stopped was interrupted. On a
+    // shared database other nodes' jobs run on; a crashed node's come back when their lease ends.
+    if !store.shared_by_nodes() {
+        let released = store.release_all_jobs().await?;
+        if released > 0 {
+            tracing::info!(jobs = released, "resuming jobs interrupted by the last shutdown");
+        }
     }
-    lore_core::store::Store::ensure_file_types(&store, &lore_ingest::detect::default_file_types()).await?;
+    store.ensure_file_types(&lore_ingest::detect::default_file_types()).await?;
     tokio::task::spawn_blocking(lore_ingest::segment::warm_up);
 
     metrics::init();
@@ -91,18 +108,14 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer> {
     let addr = listener.local_addr()?;
     let workers = config.workers;
     let master_key = secrets::MasterKey::load_or_create(&config.data_dir)?;
-    let sqlite = Arc::new(store);
     let (usage_tx, usage_rx) = tokio::sync::mpsc::channel(usage::QUEUE);
-    let usage_writer = tokio::spawn(usage::run_writer(sqlite.clone(), usage_rx));
-    let limiter = Arc::new(if lore_core::store::Store::shared_by_nodes(sqlite.as_ref()) {
-        limiter::Limiter::Database
-    } else {
-        limiter::Limiter::in_process()
-    });
+    let usage_writer = tokio::spawn(usage::run_writer(store.clone(), usage_rx));
+    let limiter =
+        Arc::new(if store.shared_by_nodes() { limiter::Limiter::Database } else { limiter::Limiter::in_process() });
     let state = AppState {
         limiter: limiter.clone(),
         key_cache: Arc::new(keycache::KeyCache::new(Duration::from_secs(5))),
-        store: sqlite.clone(),
+        store: store.clone(),
         blobs: Arc::new(blobs),
         config: Arc::new(config.clone()),
         jobs_queued: Arc::new(Notify::new()),
@@ -112,10 +125,14 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer> {
         embedders: Arc::new(lore_embed::Registry::new(lore_embed::ModelStore::new(config.model_dir.clone()))),
     };
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
-    let mut background = worker::spawn(state.clone(), workers, shutdown_rx.clone());
+    // A name for this process among the nodes sharing a database.
+    let id = lore_core::new_id().simple().to_string();
+    let node = format!("node-{}", &id[id.len() - 8..]);
+    tracing::info!(%node, "node started");
+    let mut background = worker::spawn(state.clone(), &node, workers, shutdown_rx.clone());
     background.push(maintenance::spawn(state.clone(), shutdown_rx.clone()));
     background.push(sources::spawn_scheduler(state.clone(), state.config.sync_check_interval, shutdown_rx.clone()));
-    background.push(limiter::spawn_flusher(limiter, sqlite.clone(), shutdown_rx.clone()));
+    background.push(limiter::spawn_flusher(limiter, store.clone(), shutdown_rx.clone()));
     let app = routes::router(state.clone())
         .layer(CatchPanicLayer::custom(error::panic_response))
         .layer(TraceLayer::new_for_http());
@@ -142,7 +159,7 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer> {
         // the channel and stops, and only then does the database close.
         drop(state);
         let _ = tokio::time::timeout(Duration::from_secs(30), usage_writer).await;
-        sqlite.close().await;
+        store.close().await;
     });
     tracing::info!(%addr, "lore is listening");
     Ok(RunningServer { addr, shutdown: shutdown_tx, task, state: kept })

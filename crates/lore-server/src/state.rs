@@ -19,6 +19,9 @@ use crate::secrets::MasterKey;
 #[derive(Debug, Clone)]
 pub struct ServerConfig {
     pub data_dir: PathBuf,
+    /// A PostgreSQL database shared by every node (`postgres://...`); `None`: the embedded SQLite
+    /// database in the data directory. Holds a password: never log it.
+    pub database_url: Option<String>,
     pub listen: SocketAddr,
     /// Largest accepted upload, in bytes.
     pub max_upload_bytes: u64,
@@ -56,6 +59,7 @@ impl ServerConfig {
 
     pub fn new(data_dir: PathBuf, listen: SocketAddr) -> Self {
         ServerConfig {
+            database_url: None,
             listen,
             max_upload_bytes: Self::DEFAULT_MAX_UPLOAD_BYTES,
             workers: std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2),

@@ -25,12 +25,20 @@ const PROCESSING_TIMEOUT: Duration = Duration::from_secs(300);
 /// Documents at least this large report intermediate progress.
 const PROGRESS_THRESHOLD: usize = 256 * 1024;
 
-pub fn spawn(state: AppState, count: usize, shutdown: watch::Receiver<bool>) -> Vec<tokio::task::JoinHandle<()>> {
+/// Starts `count` workers named `<node>/worker-<i>`: the node's name tells, in a document's log and
+/// in a job's lease, which of several nodes on one database took the job.
+pub fn spawn(
+    state: AppState,
+    node: &str,
+    count: usize,
+    shutdown: watch::Receiver<bool>,
+) -> Vec<tokio::task::JoinHandle<()>> {
     (0..count)
         .map(|i| {
             let state = state.clone();
             let shutdown = shutdown.clone();
-            tokio::spawn(async move { run(state, format!("worker-{i}"), shutdown).await })
+            let name = format!("{node}/worker-{i}");
+            tokio::spawn(async move { run(state, name, shutdown).await })
         })
         .collect()
 }

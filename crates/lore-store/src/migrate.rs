@@ -129,13 +129,15 @@ async fn apply_postgres(conn: &mut sqlx::PgConnection) -> Result<()> {
         }
         let mut tx = sqlx::Connection::begin(&mut *conn).await.map_err(Error::internal)?;
         sqlx::raw_sql(AssertSqlSafe(m.sql)).execute(&mut *tx).await.map_err(Error::internal)?;
-        sqlx::query("INSERT INTO lore_migrations (version, description, checksum, applied_at) VALUES ($1, $2, $3, now())")
-            .bind(m.version)
-            .bind(m.description)
-            .bind(&sum)
-            .execute(&mut *tx)
-            .await
-            .map_err(Error::internal)?;
+        sqlx::query(
+            "INSERT INTO lore_migrations (version, description, checksum, applied_at) VALUES ($1, $2, $3, now())",
+        )
+        .bind(m.version)
+        .bind(m.description)
+        .bind(&sum)
+        .execute(&mut *tx)
+        .await
+        .map_err(Error::internal)?;
         tx.commit().await.map_err(Error::internal)?;
         tracing::info!(version = m.version, description = m.description, "applied migration");
     }

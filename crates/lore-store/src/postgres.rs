@@ -94,12 +94,11 @@ impl PgStore {
             .await
             .map_err(|e| Error::internal(format!("cannot connect to PostgreSQL: {e}")))?;
         migrate::run_postgres(&pool).await?;
-        let indexed: Vec<i32> = sqlx::query_scalar(
-            "SELECT DISTINCT embedding_dims FROM document_chunks WHERE embedding_dims IS NOT NULL",
-        )
-        .fetch_all(&pool)
-        .await
-        .map_err(db_err)?;
+        let indexed: Vec<i32> =
+            sqlx::query_scalar("SELECT DISTINCT embedding_dims FROM document_chunks WHERE embedding_dims IS NOT NULL")
+                .fetch_all(&pool)
+                .await
+                .map_err(db_err)?;
         let store = PgStore { pool, ef_search: ef_search.max(1), indexed_dims: Mutex::new(HashSet::new()) };
         for dims in indexed {
             store.ensure_vector_index(dims).await?;
@@ -208,14 +207,20 @@ fn usage_log_from(r: &PgRow) -> Result<UsageLog> {
 }
 
 /// The usage-log filter; parameters $1 to $6.
-const USAGE_FILTER: &str = "user_id = $1 AND ($2::uuid IS NULL OR api_key_id = $2) AND ($3::timestamptz IS NULL OR created_at >= $3)
+const USAGE_FILTER: &str =
+    "user_id = $1 AND ($2::uuid IS NULL OR api_key_id = $2) AND ($3::timestamptz IS NULL OR created_at >= $3)
     AND ($4::timestamptz IS NULL OR created_at < $4) AND ($5::boolean IS NULL OR (status_code >= 400) = $5)
     AND ($6::text IS NULL OR endpoint = $6)";
 
 type PgQuery<'q> = sqlx::query::Query<'q, Postgres, sqlx::postgres::PgArguments>;
 
 fn bind_usage_filter<'q>(q: PgQuery<'q>, user_id: Id, query: &UsageQuery) -> PgQuery<'q> {
-    q.bind(user_id).bind(query.api_key_id).bind(query.from).bind(query.to).bind(query.errors).bind(query.endpoint.clone())
+    q.bind(user_id)
+        .bind(query.api_key_id)
+        .bind(query.from)
+        .bind(query.to)
+        .bind(query.errors)
+        .bind(query.endpoint.clone())
 }
 
 #[async_trait]
@@ -290,11 +295,8 @@ impl Store for PgStore {
             "SELECT {USER_COLS}, u.hashed_password FROM users u
              WHERE lower(u.username) = lower($1) OR lower(u.email) = lower($1)"
         );
-        let row = sqlx::query(AssertSqlSafe(sql))
-            .bind(username_or_email)
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(db_err)?;
+        let row =
+            sqlx::query(AssertSqlSafe(sql)).bind(username_or_email).fetch_optional(&self.pool).await.map_err(db_err)?;
         row.map(|r| Ok((user_from(&r)?, r.text("hashed_password")?))).transpose()
     }
 
@@ -364,8 +366,11 @@ impl Store for PgStore {
     }
 
     async fn purge_expired_sessions(&self, now: Timestamp) -> Result<u64> {
-        let done =
-            sqlx::query("DELETE FROM sessions WHERE expires_at < $1").bind(now).execute(&self.pool).await.map_err(db_err)?;
+        let done = sqlx::query("DELETE FROM sessions WHERE expires_at < $1")
+            .bind(now)
+            .execute(&self.pool)
+            .await
+            .map_err(db_err)?;
         Ok(done.rows_affected())
     }
 
@@ -1150,6 +1155,8 @@ impl Store for PgStore {
                 .execute(&mut *tx)
                 .await
                 .map_err(db_err)?;
+            let claimed = LogEntry::new("claim", format!("claimed by {worker} (attempt {})", job.attempts));
+            Self::append_log(&mut tx, doc, &[claimed]).await?;
         }
         tx.commit().await.map_err(db_err)?;
         Ok(Some(job))
@@ -1254,12 +1261,14 @@ impl Store for PgStore {
             Self::append_log(&mut tx, document_id, &result.log).await?;
             // A knowledge base's first embeddings decide the space its search uses.
             if let Some(space) = &result.embedding_model {
-                sqlx::query("UPDATE knowledge_bases SET embedding_space = $1 WHERE id = $2 AND embedding_space IS NULL")
-                    .bind(space)
-                    .bind(kb_id)
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(db_err)?;
+                sqlx::query(
+                    "UPDATE knowledge_bases SET embedding_space = $1 WHERE id = $2 AND embedding_space IS NULL",
+                )
+                .bind(space)
+                .bind(kb_id)
+                .execute(&mut *tx)
+                .await
+                .map_err(db_err)?;
             }
         }
         self.finish_job(tx, job).await

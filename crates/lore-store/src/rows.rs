@@ -442,4 +442,3 @@ pub(crate) fn run_from(row: &impl RowExt) -> Result<SyncRun> {
         errors: row.json("errors")?,
     })
 }
-

@@ -11,9 +11,7 @@ use lore_core::error::{Code, Error, Result};
 use lore_core::limits;
 use lore_core::model::*;
 use lore_core::store::{ApiKeyRecord, SessionRecord, Store, Upload};
-use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
-};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{AssertSqlSafe, Row, Sqlite, Transaction};
 
 use crate::migrate;
@@ -1137,6 +1135,8 @@ impl Store for SqliteStore {
                 .execute(&mut *tx)
                 .await
                 .map_err(db_err)?;
+            let claimed = LogEntry::new("claim", format!("claimed by {worker} (attempt {})", job.attempts));
+            Self::append_log(&mut tx, doc, &[claimed]).await?;
         }
         tx.commit().await.map_err(db_err)?;
         Ok(Some(job))

@@ -25,6 +25,10 @@ pub struct ServeArgs {
     /// Where Lore keeps everything (database, blobs). Default: ./lore-data
     #[arg(long, env = "LORE_DATA_DIR")]
     pub data_dir: Option<PathBuf>,
+    /// PostgreSQL (with pgvector) shared by any number of nodes, as `postgres://user:password@host/db`.
+    /// Default: the embedded SQLite database in the data directory
+    #[arg(long, env = "LORE_DATABASE_URL", hide_env_values = true)]
+    pub database_url: Option<String>,
     /// Address to listen on. Default: 127.0.0.1:8080
     #[arg(long, env = "LORE_LISTEN")]
     pub listen: Option<SocketAddr>,
@@ -81,6 +85,7 @@ pub struct ServeArgs {
 #[serde(deny_unknown_fields)]
 struct FileConfig {
     data_dir: Option<PathBuf>,
+    database_url: Option<String>,
     listen: Option<SocketAddr>,
     max_upload_bytes: Option<u64>,
     workers: Option<usize>,
@@ -110,6 +115,13 @@ pub fn resolve(args: ServeArgs) -> anyhow::Result<(ServerConfig, LogFormat)> {
     let data_dir = args.data_dir.or(file.data_dir).unwrap_or_else(|| PathBuf::from("lore-data"));
     let listen = args.listen.or(file.listen).unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 8080)));
     let mut config = ServerConfig::new(data_dir, listen);
+    config.database_url = args.database_url.or(file.database_url);
+    if let Some(url) = &config.database_url {
+        anyhow::ensure!(
+            url.starts_with("postgres://") || url.starts_with("postgresql://"),
+            "database_url must be a postgres:// URL"
+        );
+    }
     if let Some(bytes) = args.max_upload_bytes.or(file.max_upload_bytes) {
         anyhow::ensure!(bytes > 0, "max_upload_bytes must be positive");
         config.max_upload_bytes = bytes;
@@ -227,6 +239,7 @@ fn example_value(key: &str, help: &str) -> String {
             "model_dir" => r#""/var/lib/lore/models""#.into(),
             "source_roots" => r#"["/srv/shared-docs"]"#.into(),
             "allow_private_sources" => "false".into(),
+            "database_url" => r#""postgres://lore:secret@db.internal/lore""#.into(),
             "workers" => "4".into(),
             "embedding_model" => r#""multilingual-e5-small""#.into(),
             "price_table" => r#""/etc/lore/prices.toml""#.into(),
@@ -273,6 +286,7 @@ mod tests {
         ServeArgs {
             config,
             data_dir: None,
+            database_url: None,
             listen: listen.map(|l| l.parse().expect("addr")),
             max_upload_bytes: None,
             workers: None,

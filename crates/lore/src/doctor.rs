@@ -56,7 +56,7 @@ async fn providers(store: &dyn Store) -> Vec<Check> {
     checks
 }
 
-pub async fn run(data_dir: &Path, server: Option<&str>) -> anyhow::Result<bool> {
+pub async fn run(data_dir: &Path, database_url: Option<&str>, server: Option<&str>) -> anyhow::Result<bool> {
     let mut checks = Vec::new();
     if data_dir.is_dir() {
         let probe = data_dir.join(".lore-doctor");
@@ -64,15 +64,22 @@ pub async fn run(data_dir: &Path, server: Option<&str>) -> anyhow::Result<bool> 
         let _ = std::fs::remove_file(&probe);
         checks.push(check(writable, format!("data directory {} is writable", data_dir.display())));
         let db = data_dir.join("lore.db");
-        if db.exists() {
-            match lore_store::SqliteStore::open(&db).await {
+        let open = || lore_server::open_store(data_dir, database_url, lore_store::vectors::DEFAULT_EF_SEARCH);
+        if database_url.is_some() || db.exists() {
+            match open().await {
                 Ok(store) => {
                     let queued = store.pending_jobs().await.unwrap_or(-1);
                     checks
                         .push(check(true, format!("database opens and its schema is current ({queued} jobs queued)")));
                     store.close().await;
                 }
-                Err(e) => checks.push(check(false, format!("database {} cannot be opened: {e}", db.display()))),
+                Err(e) => checks.push(check(
+                    false,
+                    format!(
+                        "database {} cannot be opened: {e}",
+                        if database_url.is_some() { "(PostgreSQL)".into() } else { db.display().to_string() }
+                    ),
+                )),
             }
         } else {
             checks.push(check(true, "no database yet: `lore serve` creates it"));
@@ -134,10 +141,10 @@ pub async fn run(data_dir: &Path, server: Option<&str>) -> anyhow::Result<bool> 
                 )),
             }
         }
-        if db.exists()
-            && let Ok(store) = lore_store::SqliteStore::open(&db).await
+        if (database_url.is_some() || db.exists())
+            && let Ok(store) = open().await
         {
-            checks.extend(providers(&store).await);
+            checks.extend(providers(store.as_ref()).await);
             store.close().await;
         }
         match free_bytes(data_dir) {

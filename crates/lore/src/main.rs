@@ -73,6 +73,9 @@ enum Command {
     Doctor {
         #[arg(long, env = "LORE_DATA_DIR", default_value = "lore-data")]
         data_dir: std::path::PathBuf,
+        /// The PostgreSQL database of the installation, if it uses one.
+        #[arg(long, env = "LORE_DATABASE_URL", hide_env_values = true)]
+        database_url: Option<String>,
         /// Also check that a server answers.
         #[arg(long)]
         server: Option<String>,
@@ -118,6 +121,9 @@ enum KeysCommand {
         /// The data directory of the server. Default: ./lore-data
         #[arg(long, env = "LORE_DATA_DIR", default_value = "lore-data")]
         data_dir: std::path::PathBuf,
+        /// The PostgreSQL database of the installation, if it uses one.
+        #[arg(long, env = "LORE_DATABASE_URL", hide_env_values = true)]
+        database_url: Option<String>,
     },
 }
 
@@ -136,7 +142,9 @@ fn main() -> ExitCode {
         match cli.command {
             Command::Serve(args) => done(serve(args).await),
             Command::Bench { what } => done(bench::run(what).await),
-            Command::Keys { what: KeysCommand::RotateMaster { data_dir } } => done(rotate_master(&data_dir).await),
+            Command::Keys { what: KeysCommand::RotateMaster { data_dir, database_url } } => {
+                done(rotate_master(&data_dir, database_url.as_deref()).await)
+            }
             Command::Model { what } => done(model(what).await),
             Command::Import { connection, args } => client::import(&connection, args).await,
             Command::Search { connection, args } => client::search(&connection, args).await,
@@ -144,9 +152,11 @@ fn main() -> ExitCode {
             Command::Doc { connection, command } => client::doc(&connection, command).await,
             Command::Key { connection, command } => client::key(&connection, command).await,
             Command::Mcp { connection } => client::mcp_stdio(&connection).await,
-            Command::Doctor { data_dir, server } => doctor::run(&data_dir, server.as_deref())
-                .await
-                .map(|healthy| if healthy { client::Outcome::Ok } else { client::Outcome::PartialFailure }),
+            Command::Doctor { data_dir, database_url, server } => {
+                doctor::run(&data_dir, database_url.as_deref(), server.as_deref())
+                    .await
+                    .map(|healthy| if healthy { client::Outcome::Ok } else { client::Outcome::PartialFailure })
+            }
             Command::Completions { shell } => {
                 use clap::CommandFactory;
                 clap_complete::generate(shell, &mut Cli::command(), "lore", &mut std::io::stdout());
@@ -206,7 +216,8 @@ async fn model(what: ModelCommand) -> anyhow::Result<()> {
 async fn serve(args: config::ServeArgs) -> anyhow::Result<()> {
     let (config, log_format) = config::resolve(args)?;
     config::init_logging(log_format);
-    tracing::info!(data_dir = %config.data_dir.display(), listen = %config.listen, workers = config.workers, "starting lore");
+    let database = if config.database_url.is_some() { "postgres" } else { "sqlite" };
+    tracing::info!(data_dir = %config.data_dir.display(), database, listen = %config.listen, workers = config.workers, "starting lore");
     let server = lore_server::start(config).await.map_err(|e| anyhow::anyhow!("{e}"))?;
     let stop = server.shutdown_handle();
     tokio::spawn(async move {
@@ -220,17 +231,18 @@ async fn serve(args: config::ServeArgs) -> anyhow::Result<()> {
 
 /// New key first (to a side file), then every secret re-sealed in one transaction, then the new
 /// key takes the old one's place. A crash in between leaves both files, and says so.
-async fn rotate_master(data_dir: &std::path::Path) -> anyhow::Result<()> {
-    use lore_core::store::Store;
+async fn rotate_master(data_dir: &std::path::Path, database_url: Option<&str>) -> anyhow::Result<()> {
     use lore_server::secrets::{KEY_ENV, KEY_FILE, MasterKey};
     let db = data_dir.join("lore.db");
-    anyhow::ensure!(db.exists(), "no Lore database at {}", db.display());
+    anyhow::ensure!(database_url.is_some() || db.exists(), "no Lore database at {}", db.display());
     let old = MasterKey::load_or_create(data_dir).map_err(|e| anyhow::anyhow!("{e}"))?;
     let new = MasterKey::generate().map_err(|e| anyhow::anyhow!("{e}"))?;
     let from_env = std::env::var(KEY_ENV).is_ok_and(|v| !v.trim().is_empty());
     let staged = data_dir.join(format!("{KEY_FILE}.new"));
     new.write(&staged).map_err(|e| anyhow::anyhow!("{e}"))?;
-    let store = lore_store::SqliteStore::open(&db).await.map_err(|e| anyhow::anyhow!("{e}"))?;
+    let store = lore_server::open_store(data_dir, database_url, lore_store::vectors::DEFAULT_EF_SEARCH)
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
     let changed = store
         .reencrypt_secrets(&|sealed: &str| new.seal(&old.open(sealed)?))
         .await

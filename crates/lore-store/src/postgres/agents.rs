@@ -29,11 +29,7 @@ impl PgStore {
                 "SELECT l.aiagent_id, l.{column} AS target FROM {table} l JOIN ai_agents a ON a.id = l.aiagent_id
                  WHERE a.user_id = $1 ORDER BY l.id"
             );
-            let rows = sqlx::query(AssertSqlSafe(sql))
-                .bind(user_id)
-                .fetch_all(&self.pool)
-                .await
-                .map_err(db_err)?;
+            let rows = sqlx::query(AssertSqlSafe(sql)).bind(user_id).fetch_all(&self.pool).await.map_err(db_err)?;
             for row in rows {
                 let Some(&i) = position.get(&row.id("aiagent_id")?) else { continue };
                 match column {
@@ -115,20 +111,24 @@ impl PgStore {
                 .map_err(db_err)?;
         }
         for ds in &agent.data_source_ids {
-            sqlx::query("INSERT INTO ai_agent_data_sources (aiagent_id, datasource_id) VALUES ($1, $2) ON CONFLICT DO NOTHING")
-                .bind(agent.id)
-                .bind(ds)
-                .execute(&mut *tx)
-                .await
-                .map_err(db_err)?;
+            sqlx::query(
+                "INSERT INTO ai_agent_data_sources (aiagent_id, datasource_id) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+            )
+            .bind(agent.id)
+            .bind(ds)
+            .execute(&mut *tx)
+            .await
+            .map_err(db_err)?;
         }
         for ft in &agent.file_type_ids {
-            sqlx::query("INSERT INTO ai_agent_file_types (aiagent_id, filetype_id) VALUES ($1, $2) ON CONFLICT DO NOTHING")
-                .bind(agent.id)
-                .bind(ft)
-                .execute(&mut *tx)
-                .await
-                .map_err(db_err)?;
+            sqlx::query(
+                "INSERT INTO ai_agent_file_types (aiagent_id, filetype_id) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+            )
+            .bind(agent.id)
+            .bind(ft)
+            .execute(&mut *tx)
+            .await
+            .map_err(db_err)?;
         }
         tx.commit().await.map_err(db_err)?;
         Ok(true)
@@ -147,20 +147,15 @@ impl AgentStore for PgStore {
 
     async fn list_agents(&self, user_id: Id) -> Result<Vec<Agent>> {
         let sql = format!("SELECT {AGENT_COLS} FROM ai_agents WHERE user_id = $1 ORDER BY created_at DESC, id DESC");
-        let rows =
-            sqlx::query(AssertSqlSafe(sql)).bind(user_id).fetch_all(&self.pool).await.map_err(db_err)?;
+        let rows = sqlx::query(AssertSqlSafe(sql)).bind(user_id).fetch_all(&self.pool).await.map_err(db_err)?;
         let agents = rows.iter().map(agent_from).collect::<Result<Vec<_>>>()?;
         self.with_links(agents).await
     }
 
     async fn get_agent(&self, user_id: Id, id: Id) -> Result<Option<Agent>> {
         let sql = format!("SELECT {AGENT_COLS} FROM ai_agents WHERE id = $1 AND user_id = $2");
-        let row = sqlx::query(AssertSqlSafe(sql))
-            .bind(id)
-            .bind(user_id)
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(db_err)?;
+        let row =
+            sqlx::query(AssertSqlSafe(sql)).bind(id).bind(user_id).fetch_optional(&self.pool).await.map_err(db_err)?;
         let Some(row) = row else { return Ok(None) };
         let agent = agent_from(&row)?;
         // Links are read for the owner's agents; keep just this one.
@@ -185,12 +180,13 @@ impl AgentStore for PgStore {
         file_type_ids: &[i64],
     ) -> Result<Option<String>> {
         for id in data_source_ids {
-            let found: Option<String> = sqlx::query_scalar("SELECT id FROM data_sources WHERE id = $1 AND user_id = $2")
-                .bind(id)
-                .bind(user_id)
-                .fetch_optional(&self.pool)
-                .await
-                .map_err(db_err)?;
+            let found: Option<String> =
+                sqlx::query_scalar("SELECT id FROM data_sources WHERE id = $1 AND user_id = $2")
+                    .bind(id)
+                    .bind(user_id)
+                    .fetch_optional(&self.pool)
+                    .await
+                    .map_err(db_err)?;
             if found.is_none() {
                 return Ok(Some(format!("data source {id}")));
             }
@@ -429,11 +425,7 @@ impl AgentStore for PgStore {
     }
 
     async fn delete_agent_call(&self, id: Id) -> Result<()> {
-        sqlx::query("DELETE FROM agent_usage WHERE id = $1")
-            .bind(id)
-            .execute(&self.pool)
-            .await
-            .map_err(db_err)?;
+        sqlx::query("DELETE FROM agent_usage WHERE id = $1").bind(id).execute(&self.pool).await.map_err(db_err)?;
         Ok(())
     }
 

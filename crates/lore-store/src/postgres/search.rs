@@ -87,13 +87,14 @@ impl PgStore {
         if query.terms.is_empty() || query.top_k == 0 {
             return Ok(Vec::new());
         }
-        let kb_chunks: i64 = sqlx::query_scalar("SELECT chunk_count FROM knowledge_bases WHERE id = $1 AND user_id = $2")
-            .bind(query.knowledge_base_id)
-            .bind(query.user_id)
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(db_err)?
-            .unwrap_or(0);
+        let kb_chunks: i64 =
+            sqlx::query_scalar("SELECT chunk_count FROM knowledge_bases WHERE id = $1 AND user_id = $2")
+                .bind(query.knowledge_base_id)
+                .bind(query.user_id)
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(db_err)?
+                .unwrap_or(0);
         let terms = self.selective_terms(query.knowledge_base_id, kb_chunks, &query.terms).await?;
         if terms.is_empty() {
             return Ok(Vec::new());
@@ -143,7 +144,12 @@ impl PgStore {
     /// The query's lexemes worth ranking by, with their document frequency in the knowledge
     /// base. As on SQLite: when a query has rarer terms, its common ones are dropped (BM25 gives
     /// them almost no weight, yet every chunk holding one would have to be scored).
-    async fn selective_terms(&self, knowledge_base_id: Id, kb_chunks: i64, terms: &[String]) -> Result<Vec<(String, i64)>> {
+    async fn selective_terms(
+        &self,
+        knowledge_base_id: Id,
+        kb_chunks: i64,
+        terms: &[String],
+    ) -> Result<Vec<(String, i64)>> {
         // The database's own parser normalises the query exactly as it did the chunks.
         let lexemes: Vec<String> = sqlx::query_scalar("SELECT lexeme FROM unnest(to_tsvector('simple', $1))")
             .bind(terms.join(" "))

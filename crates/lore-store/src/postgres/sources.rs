@@ -70,20 +70,16 @@ impl SourceStore for PgStore {
     }
 
     async fn list_data_sources(&self, user_id: Id) -> Result<Vec<DataSource>> {
-        let sql = format!("SELECT {SOURCE_COLS} FROM data_sources WHERE user_id = $1 ORDER BY created_at DESC, id DESC");
-        let rows =
-            sqlx::query(AssertSqlSafe(sql)).bind(user_id).fetch_all(&self.pool).await.map_err(db_err)?;
+        let sql =
+            format!("SELECT {SOURCE_COLS} FROM data_sources WHERE user_id = $1 ORDER BY created_at DESC, id DESC");
+        let rows = sqlx::query(AssertSqlSafe(sql)).bind(user_id).fetch_all(&self.pool).await.map_err(db_err)?;
         rows.iter().map(source_from).collect()
     }
 
     async fn get_data_source(&self, user_id: Id, id: Id) -> Result<Option<DataSource>> {
         let sql = format!("SELECT {SOURCE_COLS} FROM data_sources WHERE id = $1 AND user_id = $2");
-        let row = sqlx::query(AssertSqlSafe(sql))
-            .bind(id)
-            .bind(user_id)
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(db_err)?;
+        let row =
+            sqlx::query(AssertSqlSafe(sql)).bind(id).bind(user_id).fetch_optional(&self.pool).await.map_err(db_err)?;
         row.as_ref().map(source_from).transpose()
     }
 
@@ -131,12 +127,14 @@ impl SourceStore for PgStore {
     }
 
     async fn touch_source_item(&self, document_id: Id, version: &str) -> Result<()> {
-        sqlx::query("UPDATE documents SET metadata = jsonb_set(metadata, '{source_version}', to_jsonb($1::text)) WHERE id = $2")
-            .bind(version)
-            .bind(document_id)
-            .execute(&self.pool)
-            .await
-            .map_err(db_err)?;
+        sqlx::query(
+            "UPDATE documents SET metadata = jsonb_set(metadata, '{source_version}', to_jsonb($1::text)) WHERE id = $2",
+        )
+        .bind(version)
+        .bind(document_id)
+        .execute(&self.pool)
+        .await
+        .map_err(db_err)?;
         Ok(())
     }
 

@@ -7,10 +7,13 @@ use serde_json::Value;
 use super::{ZH_DOC, spawn_app};
 
 fn lore(base: &str, token: &str, args: &[&str]) -> (i32, String, String) {
+    // A command on a data directory also gets the database its test server used.
+    let data_dir = args.iter().position(|a| *a == "--data-dir").and_then(|i| args.get(i + 1));
     let out = Command::new(env!("CARGO_BIN_EXE_lore"))
         .args(args)
         .env("LORE_SERVER", base)
         .env("LORE_API_KEY", token)
+        .envs(data_dir.and_then(|d| super::database_env(std::path::Path::new(d))))
         .output()
         .expect("run lore");
     (

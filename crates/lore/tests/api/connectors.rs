@@ -420,6 +420,7 @@ async fn an_s3_prefix_is_synced_by_etag() {
     bucket.put("docs/新品.txt", "新品上市：智能音箱支持中文语音。").await;
     let run = sync(&app, &token, &id, 2).await;
     assert_eq!(counts(&run), (1, 1, 1, 0), "{run}");
+    wait_all_processed(&app, &token, &kb).await;
     let (_, v) = app.search(&token, &kb, "智能音箱").await;
     assert_eq!(v["results"][0]["filename"], "新品.txt", "{v}");
     let run = sync(&app, &token, &id, 3).await;

@@ -235,6 +235,7 @@ async fn rotating_the_master_key_keeps_secrets_readable() {
         .args(["keys", "rotate-master", "--data-dir"])
         .arg(&data)
         .env_remove("LORE_MASTER_KEY")
+        .envs(super::database_env(&data))
         .output()
         .expect("run");
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));

@@ -3,6 +3,7 @@
 
 mod agents;
 mod cli;
+mod cluster;
 mod connectors;
 mod formats;
 mod governance;
@@ -36,9 +37,34 @@ async fn spawn_app_with(configure: impl FnOnce(&mut lore_server::ServerConfig)) 
 async fn spawn_app_in(dir: tempfile::TempDir, configure: impl FnOnce(&mut lore_server::ServerConfig)) -> TestApp {
     let mut config = lore_server::ServerConfig::new(dir.path().join("data"), "127.0.0.1:0".parse().expect("addr"));
     config.workers = 2;
+    config.database_url = test_database(dir.path()).await;
     configure(&mut config);
     let server = lore_server::start(config).await.expect("server starts");
     TestApp { base: format!("http://{}", server.addr), http: http_client(), server: Some(server), _dir: dir }
+}
+
+/// With `LORE_TEST_BACKEND=postgres` (the test command's second pass), every test server keeps its
+/// data in PostgreSQL: a fresh schema per test directory, so that a server started again over the
+/// same directory finds the same database.
+async fn test_database(dir: &std::path::Path) -> Option<String> {
+    if std::env::var("LORE_TEST_BACKEND").as_deref() != Ok("postgres") {
+        return None;
+    }
+    let marker = dir.join("database_url");
+    if let Ok(url) = std::fs::read_to_string(&marker) {
+        return Some(url);
+    }
+    let base = std::env::var("LORE_TEST_DATABASE_URL").expect("LORE_TEST_DATABASE_URL (scripts/pg-up prints one)");
+    let url = lore_store::postgres::create_scratch_schema(&base).await.expect("scratch schema");
+    std::fs::write(&marker, &url).expect("remember the schema");
+    Some(url)
+}
+
+/// `LORE_DATABASE_URL` for a command run on a test server's data directory (`<dir>/data`), when
+/// that server kept its data in PostgreSQL.
+fn database_env(data_dir: &std::path::Path) -> Option<(&'static str, String)> {
+    let marker = data_dir.parent()?.join("database_url");
+    std::fs::read_to_string(marker).ok().map(|url| ("LORE_DATABASE_URL", url))
 }
 
 async fn body(resp: reqwest::Response) -> (StatusCode, Value) {
