@@ -6,6 +6,7 @@ pub mod migrate;
 pub mod postgres;
 mod rows;
 pub mod sqlite;
+pub mod transfer;
 pub mod vectors;
 
 pub use blob::FsBlobStore;

@@ -115,31 +115,12 @@ impl PgStore {
         self.pool.begin().await.map_err(db_err)
     }
 
-    /// Creates the HNSW indexes (content and summary) for one dimension, once. The seed's
-    /// parameters: cosine distance, m = 16, ef_construction = 64. Partial and over a cast, so
-    /// knowledge bases of different dimensions share the table.
+    /// Makes sure the HNSW indexes of a dimension exist (asking the database once per dimension).
     pub(crate) async fn ensure_vector_index(&self, dims: i32) -> Result<()> {
         if self.indexed_dims.lock().map_err(|_| Error::internal("poisoned"))?.contains(&dims) {
             return Ok(());
         }
-        if let Some(kind) = index_type(dims) {
-            let mut tx = self.tx().await?;
-            // Two nodes meeting a new dimension at once: one builds, the other waits and finds it.
-            sqlx::query("SELECT pg_advisory_xact_lock($1)")
-                .bind(0x6c6f_7265_0000_0000_i64 + i64::from(dims))
-                .execute(&mut *tx)
-                .await
-                .map_err(db_err)?;
-            for field in ["content", "summary"] {
-                let sql = format!(
-                    "CREATE INDEX IF NOT EXISTS idx_chunks_{field}_hnsw_{dims} ON document_chunks
-                     USING hnsw (({field}_embedding::{kind}({dims})) {kind}_cosine_ops) WITH (m = 16, ef_construction = 64)
-                     WHERE embedding_dims = {dims}"
-                );
-                sqlx::query(AssertSqlSafe(sql)).execute(&mut *tx).await.map_err(db_err)?;
-            }
-            tx.commit().await.map_err(db_err)?;
-        }
+        create_vector_index(&self.pool, dims).await?;
         self.indexed_dims.lock().map_err(|_| Error::internal("poisoned"))?.insert(dims);
         Ok(())
     }
@@ -678,7 +659,7 @@ impl Store for PgStore {
             users.push(log.user_id);
             endpoints.push(log.endpoint.clone());
             methods.push(log.method.clone());
-            bodies.push(log.request_body.as_ref().map(|b| serde_json::to_string(b)).transpose()?);
+            bodies.push(log.request_body.as_ref().map(serde_json::to_string).transpose()?);
             statuses.push(log.status_code);
             times.push(log.response_time_ms);
             errors.push(log.error_message.clone());
@@ -1519,6 +1500,29 @@ impl Store for PgStore {
     async fn search_vector(&self, query: &VectorQuery) -> Result<Vec<ChunkHit>> {
         self.vector(query).await
     }
+}
+
+/// Creates the HNSW indexes (content and summary) of one dimension if they are missing: the seed's
+/// parameters (cosine distance, m = 16, ef_construction = 64), partial and over a cast so that
+/// knowledge bases of different dimensions share the table.
+pub(crate) async fn create_vector_index(pool: &PgPool, dims: i32) -> Result<()> {
+    let Some(kind) = index_type(dims) else { return Ok(()) };
+    let mut tx = pool.begin().await.map_err(db_err)?;
+    // Two nodes meeting a new dimension at once: one builds, the other waits and finds it.
+    sqlx::query("SELECT pg_advisory_xact_lock($1)")
+        .bind(0x6c6f_7265_0000_0000_i64 + i64::from(dims))
+        .execute(&mut *tx)
+        .await
+        .map_err(db_err)?;
+    for field in ["content", "summary"] {
+        let sql = format!(
+            "CREATE INDEX IF NOT EXISTS idx_chunks_{field}_hnsw_{dims} ON document_chunks
+             USING hnsw (({field}_embedding::{kind}({dims})) {kind}_cosine_ops) WITH (m = 16, ef_construction = 64)
+             WHERE embedding_dims = {dims}"
+        );
+        sqlx::query(AssertSqlSafe(sql)).execute(&mut *tx).await.map_err(db_err)?;
+    }
+    tx.commit().await.map_err(db_err)
 }
 
 /// Creates an empty schema in the database at `url` and returns a URL whose connections work in

@@ -87,6 +87,17 @@ enum Command {
         #[command(subcommand)]
         what: ModelCommand,
     },
+    /// Copy an embedded installation (SQLite) into PostgreSQL: users, keys, knowledge bases,
+    /// documents, chunks and their embeddings (nothing is re-embedded). Run it again to resume
+    /// an interrupted copy; it ends by verifying counts and checksums. Stop the server first.
+    Migrate {
+        /// The embedded installation's data directory.
+        #[arg(long)]
+        from: std::path::PathBuf,
+        /// The PostgreSQL database (with pgvector): postgres://user:password@host/db
+        #[arg(long, env = "LORE_DATABASE_URL", hide_env_values = true)]
+        to: String,
+    },
     /// Manage the master key that seals secrets at rest.
     Keys {
         #[command(subcommand)]
@@ -152,6 +163,7 @@ fn main() -> ExitCode {
             Command::Doc { connection, command } => client::doc(&connection, command).await,
             Command::Key { connection, command } => client::key(&connection, command).await,
             Command::Mcp { connection } => client::mcp_stdio(&connection).await,
+            Command::Migrate { from, to } => done(migrate(&from, &to).await),
             Command::Doctor { data_dir, database_url, server } => {
                 doctor::run(&data_dir, database_url.as_deref(), server.as_deref())
                     .await
@@ -226,6 +238,22 @@ async fn serve(args: config::ServeArgs) -> anyhow::Result<()> {
         let _ = stop.send(true);
     });
     server.wait().await;
+    Ok(())
+}
+
+async fn migrate(from: &std::path::Path, to: &str) -> anyhow::Result<()> {
+    let progress = |table: &str, rows: i64| println!("copied {table}: {rows} rows");
+    let report =
+        lore_store::transfer::sqlite_to_postgres(from, to, &progress).await.map_err(|e| anyhow::anyhow!("{e}"))?;
+    println!("{} rows inserted by this run; row counts match in all {} tables", report.inserted, report.tables.len());
+    for (what, sum) in &report.checksums {
+        println!("checksum of {what} matches: {sum}");
+    }
+    println!(
+        "done. Uploaded files and the master key stay in {}: start every node with --data-dir pointing at it \
+         (or a copy) and --database-url",
+        from.display()
+    );
     Ok(())
 }
 

@@ -3,12 +3,12 @@
 
 mod agents;
 mod cli;
-mod cluster;
 mod connectors;
 mod formats;
 mod governance;
 mod isolation;
 mod mcp;
+mod postgres;
 mod retrieval;
 mod sources;
 

@@ -1,12 +1,13 @@
-//! Several `lore serve` processes on one PostgreSQL database: they share the ingestion queue
-//! (each job claimed once, with SKIP LOCKED and a lease) and answer the same searches.
+//! What only PostgreSQL does: several `lore serve` processes on one database (sharing the
+//! ingestion queue, each job claimed once with SKIP LOCKED and a lease, answering the same
+//! searches), and `lore migrate` from an embedded installation.
 
 use std::collections::{HashMap, HashSet};
 
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use super::{TestApp, http_client, wait_healthy};
+use super::{TestApp, http_client, spawn_app, spawn_app_in, wait_healthy};
 
 /// The test database, or `None` (the test says so) when none is configured.
 fn database() -> Option<String> {
@@ -158,4 +159,72 @@ async fn two_nodes_share_one_database_and_process_each_document_once() {
     assert!(hit.first().is_some_and(|h| chunk_ids.contains(h)), "marker17 finds document 17 first: {hit:?} {top}");
 
     drop((a, b));
+}
+
+#[tokio::test]
+async fn an_embedded_installation_moves_to_postgres_without_reembedding() {
+    if std::env::var("LORE_TEST_BACKEND").as_deref() == Ok("postgres") {
+        return;
+    }
+    let Some(base_url) = database() else { return };
+    let app = spawn_app().await;
+    let token = app.register("mover").await;
+    let kb = app.create_kb(&token, "moving").await;
+    let texts = [
+        ("退款.md", "# 退款政策\n\n购买后三十天内可以申请全额退款，运费由我们承担。"),
+        ("shipping.md", "# Shipping\n\nOrders ship within two business days; express delivery takes one day."),
+        ("新品.txt", "新品上市：智能音箱支持中文语音控制和多房间播放。"),
+    ];
+    for (name, text) in texts {
+        let doc = app.ingest(&token, &kb, name, text).await;
+        assert_eq!(doc["status"], "completed", "{doc}");
+    }
+    let (status, key) = app.post(&token, "/v1/api-keys", json!({"name": "moved", "scopes": ["read", "search"]})).await;
+    assert!(status.is_success(), "{key}");
+    let api_key = key["key"].as_str().expect("key").to_string();
+    let queries = [("退款", "fulltext"), ("how fast is delivery", "vector"), ("智能音箱", "hybrid")];
+    let mut before = Vec::new();
+    for (query, mode) in queries {
+        before.push(result_ids(&app, &token, &kb, query, mode).await);
+    }
+    let (_, kb_before) = app.get(&token, &format!("/v1/knowledge-bases/{kb}")).await;
+    let dir = app.stop().await;
+    let data = dir.path().join("data");
+
+    let url = lore_store::postgres::create_scratch_schema(&base_url).await.expect("schema");
+    let migrate = |url: &str| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_lore"))
+            .args(["migrate", "--from"])
+            .arg(&data)
+            .args(["--to", url])
+            .output()
+            .expect("run lore migrate")
+    };
+    let out = migrate(&url);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
+    assert!(stdout.contains("copied document_chunks") && stdout.contains("checksum of embeddings matches"), "{stdout}");
+    // Run again (as after an interruption): nothing is copied twice and it verifies again.
+    let again = migrate(&url);
+    let stdout = String::from_utf8_lossy(&again.stdout);
+    assert!(again.status.success() && stdout.contains("0 rows inserted"), "{stdout}");
+
+    // The same data directory (uploads, master key) served from PostgreSQL.
+    let app = spawn_app_in(dir, |c| c.database_url = Some(url.clone())).await;
+    let (status, me) = app.get(&api_key, "/v1/me").await;
+    assert_eq!(status, StatusCode::OK, "the API key still works: {me}");
+    let (_, login) =
+        app.post("", "/v1/auth/login", json!({"username": "mover", "password": "correct horse battery"})).await;
+    let token = login["token"].as_str().expect("password still works").to_string();
+    let (_, kb_after) = app.get(&token, &format!("/v1/knowledge-bases/{kb}")).await;
+    for field in ["document_count", "chunk_count", "total_size_bytes"] {
+        assert_eq!(kb_after[field], kb_before[field], "{field}: {kb_after}");
+    }
+    // The same chunks (their ids would change if anything were processed again) give the same
+    // answers in every mode: the copied embeddings are what is searched.
+    for ((query, mode), expected) in queries.iter().zip(&before) {
+        assert!(!expected.is_empty(), "{mode} search for {query} found something before the move");
+        assert_eq!(&result_ids(&app, &token, &kb, query, mode).await, expected, "{mode} search for {query}");
+    }
+    app.shutdown().await;
 }
