@@ -40,7 +40,7 @@ pub(crate) fn is_unique_violation(err: &sqlx::Error, constraint: &str) -> bool {
 }
 
 /// pgvector's text form, `[0.1,0.2]`: bound as text and cast, so no extra crate is needed.
-pub(crate) fn vector_text(v: &[f32]) -> String {
+pub fn vector_text(v: &[f32]) -> String {
     let mut s = String::with_capacity(v.len() * 10 + 2);
     s.push('[');
     for (i, x) in v.iter().enumerate() {

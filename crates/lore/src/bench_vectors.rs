@@ -28,6 +28,14 @@ pub struct AnnArgs {
     ef: Vec<usize>,
     #[arg(long, default_value_t = 42)]
     seed: u64,
+    /// `embedded` (Lore's in-process HNSW), `postgres` (pgvector's HNSW), or `both`, on the same
+    /// vectors and queries.
+    #[arg(long, default_value = "embedded")]
+    backend: String,
+    /// The PostgreSQL database (with pgvector) for `--backend postgres`; the benchmark works in a
+    /// schema of its own there and drops it at the end.
+    #[arg(long, env = "LORE_DATABASE_URL", hide_env_values = true)]
+    database_url: Option<String>,
 }
 
 /// A standard normal sample (Box-Muller).
@@ -67,49 +75,143 @@ fn generate(args: &AnnArgs, count: usize, stream: u64) -> Vec<Vec<f32>> {
 
 pub fn ann(args: AnnArgs) -> anyhow::Result<()> {
     anyhow::ensure!(args.data == "clustered" || args.data == "uniform", "--data is clustered or uniform");
+    let (embedded, postgres) = match args.backend.as_str() {
+        "embedded" => (true, false),
+        "postgres" => (false, true),
+        "both" => (true, true),
+        other => anyhow::bail!("--backend is embedded, postgres or both, not {other}"),
+    };
+    let database_url = match (postgres, &args.database_url) {
+        (true, None) => anyhow::bail!("--backend postgres needs --database-url (or LORE_DATABASE_URL)"),
+        (_, url) => url.clone(),
+    };
     let t = Instant::now();
     let data = generate(&args, args.n, 1);
     let queries = generate(&args, args.queries, 2);
     println!("generated {} × {}-d {} vectors in {:.1} s", args.n, args.dims, args.data, t.elapsed().as_secs_f64());
+    // Exact top-10 by brute force as one matrix product per block of the data.
+    let t = Instant::now();
+    let truth = exact_top10(&data, &queries, args.dims);
+    println!("exact search for {} queries: {:.1} s", queries.len(), t.elapsed().as_secs_f64());
+    if embedded {
+        ann_embedded(&args, &data, &queries, &truth)?;
+    }
+    if let Some(url) = database_url.filter(|_| postgres) {
+        tokio::runtime::Handle::current().block_on(ann_postgres(&args, &url, &data, &queries, &truth))?;
+    }
+    Ok(())
+}
 
+/// Prints one line of results for a search breadth.
+fn report(backend: &str, ef: usize, latencies: &mut [f64], hits: usize, queries: usize, total: f64) {
+    latencies.sort_by(f64::total_cmp);
+    println!(
+        "{backend} ef_search {ef}: recall@10 {:.3}; latency p50 {:.3} ms, p99 {:.3} ms; {:.0} QPS (one client)",
+        hits as f64 / (10 * queries) as f64,
+        crate::bench::percentile(latencies, 0.5),
+        crate::bench::percentile(latencies, 0.99),
+        queries as f64 / total
+    );
+}
+
+/// pgvector: the same vectors COPY'd into a table, the HNSW index Lore creates (cosine, m = 16,
+/// ef_construction = 64, built with the server's parallel workers), queried one by one.
+async fn ann_postgres(
+    args: &AnnArgs,
+    url: &str,
+    data: &[Vec<f32>],
+    queries: &[Vec<f32>],
+    truth: &[Vec<u64>],
+) -> anyhow::Result<()> {
+    use sqlx::{AssertSqlSafe, Connection};
+    let scratch = lore_store::postgres::create_scratch_schema(url).await.map_err(|e| anyhow::anyhow!("{e}"))?;
+    let mut conn = sqlx::PgConnection::connect(&scratch).await?;
+    let d = args.dims;
+    sqlx::raw_sql(AssertSqlSafe(format!(
+        "CREATE TABLE bench_vectors (id bigint PRIMARY KEY, embedding vector({d}));
+         SET maintenance_work_mem = '4GB'; SET max_parallel_maintenance_workers = {}",
+        rayon::current_num_threads().saturating_sub(1)
+    )))
+    .execute(&mut conn)
+    .await?;
+    let t = Instant::now();
+    let mut copy = conn.copy_in_raw("COPY bench_vectors (id, embedding) FROM STDIN").await?;
+    for block in data.chunks(10_000).enumerate() {
+        let (b, vectors) = block;
+        let mut text = String::with_capacity(vectors.len() * d * 10);
+        for (i, v) in vectors.iter().enumerate() {
+            text.push_str(&format!("{}\t{}\n", b * 10_000 + i, lore_store::postgres::vector_text(v)));
+        }
+        copy.send(text.into_bytes()).await?;
+    }
+    copy.finish().await?;
+    let load = t.elapsed().as_secs_f64();
+    let t = Instant::now();
+    sqlx::raw_sql(
+        "CREATE INDEX ON bench_vectors USING hnsw (embedding vector_cosine_ops) WITH (m = 16, ef_construction = 64)",
+    )
+    .execute(&mut conn)
+    .await?;
+    let build = t.elapsed().as_secs_f64();
+    let size: i64 = sqlx::query_scalar(
+        "SELECT pg_relation_size(indexrelid) FROM pg_index WHERE indrelid = 'bench_vectors'::regclass AND NOT indisprimary",
+    )
+    .fetch_one(&mut conn)
+    .await?;
+    println!(
+        "postgres build: {build:.1} s ({:.0} vectors/s, {} parallel workers) after {load:.1} s of COPY; index {:.0} bytes per vector",
+        args.n as f64 / build,
+        rayon::current_num_threads().saturating_sub(1),
+        size as f64 / args.n as f64
+    );
+    for &ef in &args.ef {
+        sqlx::raw_sql(AssertSqlSafe(format!("SET hnsw.ef_search = {}", ef.min(1000)))).execute(&mut conn).await?;
+        let mut latencies = Vec::with_capacity(queries.len());
+        let mut hits = 0usize;
+        let t = Instant::now();
+        for (q, truth) in queries.iter().zip(truth) {
+            let started = Instant::now();
+            let found: Vec<i64> =
+                sqlx::query_scalar("SELECT id FROM bench_vectors ORDER BY embedding <=> $1::vector LIMIT 10")
+                    .bind(lore_store::postgres::vector_text(q))
+                    .fetch_all(&mut conn)
+                    .await?;
+            latencies.push(started.elapsed().as_secs_f64() * 1000.0);
+            hits += found.iter().filter(|k| truth.contains(&(**k as u64))).count();
+        }
+        report("postgres", ef, &mut latencies, hits, queries.len(), t.elapsed().as_secs_f64());
+    }
+    let schema: String = sqlx::query_scalar("SELECT current_schema()::text").fetch_one(&mut conn).await?;
+    sqlx::raw_sql(AssertSqlSafe(format!("DROP SCHEMA {schema} CASCADE"))).execute(&mut conn).await?;
+    Ok(())
+}
+
+fn ann_embedded(args: &AnnArgs, data: &[Vec<f32>], queries: &[Vec<f32>], truth: &[Vec<u64>]) -> anyhow::Result<()> {
     let space = lore_store::vectors::Space::new(args.dims, args.ef[0]).map_err(|e| anyhow::anyhow!("{e}"))?;
     space.reserve(args.n).map_err(|e| anyhow::anyhow!("{e}"))?;
     let t = Instant::now();
     data.par_iter().enumerate().try_for_each(|(i, v)| space.insert(i as u64, v)).map_err(|e| anyhow::anyhow!("{e}"))?;
     let build = t.elapsed().as_secs_f64();
     println!(
-        "build: {:.1} s ({:.0} vectors/s, {} threads); {:.0} bytes per vector in memory",
+        "embedded build: {:.1} s ({:.0} vectors/s, {} threads); {:.0} bytes per vector in memory",
         build,
         args.n as f64 / build,
         rayon::current_num_threads(),
         space.memory_usage() as f64 / args.n as f64
     );
 
-    // Exact top-10 by brute force as one matrix product per block of the data.
-    let t = Instant::now();
-    let truth = exact_top10(&data, &queries, args.dims);
-    println!("exact search for {} queries: {:.1} s", queries.len(), t.elapsed().as_secs_f64());
-
     for &ef in &args.ef {
         space.set_ef_search(ef);
         let mut latencies = Vec::with_capacity(queries.len());
         let mut hits = 0usize;
         let t = Instant::now();
-        for (q, truth) in queries.iter().zip(&truth) {
+        for (q, truth) in queries.iter().zip(truth) {
             let started = Instant::now();
             let found = space.search(q, 10, None).map_err(|e| anyhow::anyhow!("{e}"))?;
             latencies.push(started.elapsed().as_secs_f64() * 1000.0);
             hits += found.iter().filter(|(k, _)| truth.contains(k)).count();
         }
-        let total = t.elapsed().as_secs_f64();
-        latencies.sort_by(f64::total_cmp);
-        println!(
-            "ef_search {ef}: recall@10 {:.3}; latency p50 {:.3} ms, p99 {:.3} ms; {:.0} QPS (one thread)",
-            hits as f64 / (10 * queries.len()) as f64,
-            crate::bench::percentile(&latencies, 0.5),
-            crate::bench::percentile(&latencies, 0.99),
-            queries.len() as f64 / total
-        );
+        report("embedded", ef, &mut latencies, hits, queries.len(), t.elapsed().as_secs_f64());
     }
     Ok(())
 }
