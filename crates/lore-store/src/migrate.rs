@@ -33,11 +33,18 @@ pub const SQLITE: &[Migration] = &[
     },
 ];
 
-pub const POSTGRES: &[Migration] = &[Migration {
-    version: 1,
-    description: "merged data model of seeds 000 and 001 with pgvector and full text",
-    sql: include_str!("../migrations/postgres/0001_init.sql"),
-}];
+pub const POSTGRES: &[Migration] = &[
+    Migration {
+        version: 1,
+        description: "merged data model of seeds 000 and 001 with pgvector and full text",
+        sql: include_str!("../migrations/postgres/0001_init.sql"),
+    },
+    Migration {
+        version: 2,
+        description: "row-level security on tenant tables",
+        sql: include_str!("../migrations/postgres/0002_row_level_security.sql"),
+    },
+];
 
 /// FNV-1a: enough to notice that a migration's text changed.
 fn checksum(sql: &str) -> String {

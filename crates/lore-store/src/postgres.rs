@@ -125,6 +125,20 @@ impl PgStore {
         Ok(())
     }
 
+    /// Runs a tenant's read in a transaction that names the tenant: row-level security then shows
+    /// it only its own rows, whatever the query's filter says.
+    pub(crate) async fn tenant_all(&self, user_id: Id, query: PgQuery<'_>) -> Result<Vec<PgRow>> {
+        let mut tx = self.tx().await?;
+        set_tenant(&mut tx, user_id).await?;
+        let rows = query.fetch_all(&mut *tx).await.map_err(db_err)?;
+        tx.commit().await.map_err(db_err)?;
+        Ok(rows)
+    }
+
+    pub(crate) async fn tenant_one(&self, user_id: Id, query: PgQuery<'_>) -> Result<Option<PgRow>> {
+        Ok(self.tenant_all(user_id, query).await?.into_iter().next())
+    }
+
     async fn finish_job(&self, mut tx: Transaction<'static, Postgres>, job: &Job) -> Result<()> {
         sqlx::query("DELETE FROM jobs WHERE id = $1").bind(job.id).execute(&mut *tx).await.map_err(db_err)?;
         tx.commit().await.map_err(db_err)
@@ -151,15 +165,13 @@ impl PgStore {
 
     async fn kb_by_id(&self, user_id: Id, id: Id) -> Result<Option<KnowledgeBase>> {
         let sql = format!("SELECT {KB_COLS} FROM knowledge_bases WHERE id = $1 AND user_id = $2");
-        let row =
-            sqlx::query(AssertSqlSafe(sql)).bind(id).bind(user_id).fetch_optional(&self.pool).await.map_err(db_err)?;
+        let row = self.tenant_one(user_id, sqlx::query(AssertSqlSafe(sql)).bind(id).bind(user_id)).await?;
         row.as_ref().map(kb_from).transpose()
     }
 
     async fn doc_by_id(&self, user_id: Id, id: Id) -> Result<Option<Document>> {
         let sql = format!("SELECT {DOC_COLS} FROM documents WHERE id = $1 AND user_id = $2");
-        let row =
-            sqlx::query(AssertSqlSafe(sql)).bind(id).bind(user_id).fetch_optional(&self.pool).await.map_err(db_err)?;
+        let row = self.tenant_one(user_id, sqlx::query(AssertSqlSafe(sql)).bind(id).bind(user_id)).await?;
         row.as_ref().map(doc_from).transpose()
     }
 
@@ -193,7 +205,7 @@ const USAGE_FILTER: &str =
     AND ($4::timestamptz IS NULL OR created_at < $4) AND ($5::boolean IS NULL OR (status_code >= 400) = $5)
     AND ($6::text IS NULL OR endpoint = $6)";
 
-type PgQuery<'q> = sqlx::query::Query<'q, Postgres, sqlx::postgres::PgArguments>;
+pub(crate) type PgQuery<'q> = sqlx::query::Query<'q, Postgres, sqlx::postgres::PgArguments>;
 
 fn bind_usage_filter<'q>(q: PgQuery<'q>, user_id: Id, query: &UsageQuery) -> PgQuery<'q> {
     q.bind(user_id)
@@ -532,7 +544,7 @@ impl Store for PgStore {
     async fn list_api_keys(&self, user_id: Id) -> Result<Vec<ApiKey>> {
         let sql =
             format!("SELECT {KEY_COLS} FROM api_keys k WHERE k.user_id = $1 ORDER BY k.created_at DESC, k.id DESC");
-        let rows = sqlx::query(AssertSqlSafe(sql)).bind(user_id).fetch_all(&self.pool).await.map_err(db_err)?;
+        let rows = self.tenant_all(user_id, sqlx::query(AssertSqlSafe(sql)).bind(user_id)).await?;
         rows.iter().map(key_from).collect()
     }
 
@@ -704,12 +716,8 @@ impl Store for PgStore {
              FROM api_usage_logs WHERE {USAGE_FILTER}
              ORDER BY created_at DESC, id DESC LIMIT $7 OFFSET $8"
         );
-        let rows = bind_usage_filter(sqlx::query(AssertSqlSafe(sql)), user_id, query)
-            .bind(query.limit)
-            .bind(query.offset)
-            .fetch_all(&self.pool)
-            .await
-            .map_err(db_err)?;
+        let q = bind_usage_filter(sqlx::query(AssertSqlSafe(sql)), user_id, query).bind(query.limit).bind(query.offset);
+        let rows = self.tenant_all(user_id, q).await?;
         rows.iter().map(usage_log_from).collect()
     }
 
@@ -721,10 +729,7 @@ impl Store for PgStore {
              FROM api_usage_logs WHERE {USAGE_FILTER}
              GROUP BY day ORDER BY day"
         );
-        let rows = bind_usage_filter(sqlx::query(AssertSqlSafe(sql)), user_id, query)
-            .fetch_all(&self.pool)
-            .await
-            .map_err(db_err)?;
+        let rows = self.tenant_all(user_id, bind_usage_filter(sqlx::query(AssertSqlSafe(sql)), user_id, query)).await?;
         rows.iter()
             .map(|r| {
                 Ok(DailyUsage {
@@ -758,7 +763,7 @@ impl Store for PgStore {
 
     async fn list_knowledge_bases(&self, user_id: Id) -> Result<Vec<KnowledgeBase>> {
         let sql = format!("SELECT {KB_COLS} FROM knowledge_bases WHERE user_id = $1 ORDER BY created_at DESC, id DESC");
-        let rows = sqlx::query(AssertSqlSafe(sql)).bind(user_id).fetch_all(&self.pool).await.map_err(db_err)?;
+        let rows = self.tenant_all(user_id, sqlx::query(AssertSqlSafe(sql)).bind(user_id)).await?;
         rows.iter().map(kb_from).collect()
     }
 
@@ -902,16 +907,14 @@ impl Store for PgStore {
                AND ($4::text IS NULL OR status = $4)
              ORDER BY created_at DESC, id DESC LIMIT $5 OFFSET $6"
         );
-        let rows = sqlx::query(AssertSqlSafe(sql))
+        let q = sqlx::query(AssertSqlSafe(sql))
             .bind(user_id)
             .bind(knowledge_base_id)
             .bind(query.include_deleted)
             .bind(query.status.map(DocStatus::as_str))
             .bind(query.limit)
-            .bind(query.offset)
-            .fetch_all(&self.pool)
-            .await
-            .map_err(db_err)?;
+            .bind(query.offset);
+        let rows = self.tenant_all(user_id, q).await?;
         rows.iter().map(doc_from).collect()
     }
 
@@ -920,12 +923,10 @@ impl Store for PgStore {
     }
 
     async fn document_content(&self, user_id: Id, id: Id) -> Result<Option<DocumentContent>> {
-        let row = sqlx::query("SELECT raw_content, processed_content FROM documents WHERE id = $1 AND user_id = $2")
+        let q = sqlx::query("SELECT raw_content, processed_content FROM documents WHERE id = $1 AND user_id = $2")
             .bind(id)
-            .bind(user_id)
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(db_err)?;
+            .bind(user_id);
+        let row = self.tenant_one(user_id, q).await?;
         row.map(|r| {
             Ok(DocumentContent {
                 raw_content: r.opt_text("raw_content")?,
@@ -942,10 +943,8 @@ impl Store for PgStore {
              FROM document_chunks WHERE document_id = $1 AND user_id = $2 ORDER BY chunk_index",
         )
         .bind(document_id)
-        .bind(user_id)
-        .fetch_all(&self.pool)
-        .await
-        .map_err(db_err)?;
+        .bind(user_id);
+        let rows = self.tenant_all(user_id, rows).await?;
         rows.iter().map(chunk_from).collect()
     }
 
@@ -1500,6 +1499,31 @@ impl Store for PgStore {
     async fn search_vector(&self, query: &VectorQuery) -> Result<Vec<ChunkHit>> {
         self.vector(query).await
     }
+}
+
+/// `query.tenant_all(store, user)`: [`PgStore::tenant_all`] at the end of a query's chain.
+pub(crate) trait AsTenant {
+    async fn tenant_all(self, store: &PgStore, user_id: Id) -> Result<Vec<PgRow>>;
+    async fn tenant_one(self, store: &PgStore, user_id: Id) -> Result<Option<PgRow>>;
+}
+
+impl AsTenant for PgQuery<'_> {
+    async fn tenant_all(self, store: &PgStore, user_id: Id) -> Result<Vec<PgRow>> {
+        store.tenant_all(user_id, self).await
+    }
+    async fn tenant_one(self, store: &PgStore, user_id: Id) -> Result<Option<PgRow>> {
+        store.tenant_one(user_id, self).await
+    }
+}
+
+/// Names the tenant of a transaction for row-level security (until it ends).
+pub(crate) async fn set_tenant(tx: &mut Transaction<'static, Postgres>, user_id: Id) -> Result<()> {
+    sqlx::query("SELECT set_config('lore.tenant', $1, true)")
+        .bind(user_id.to_string())
+        .execute(&mut **tx)
+        .await
+        .map_err(db_err)?;
+    Ok(())
 }
 
 /// Creates the HNSW indexes (content and summary) of one dimension if they are missing: the seed's

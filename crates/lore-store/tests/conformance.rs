@@ -845,6 +845,56 @@ async fn conformance(store: &dyn Store) {
     data_sources_sync_runs_and_leases(store).await;
 }
 
+/// Row-level security is a second wall: in a transaction that names a tenant, a query with no
+/// owner filter at all still sees only that tenant's rows.
+#[tokio::test]
+async fn postgres_row_level_security_hides_other_tenants() {
+    let Some(store) = postgres().await else { return };
+    let pool = store.pool();
+    let bypass: bool = sqlx::query_scalar("SELECT rolsuper OR rolbypassrls FROM pg_roles WHERE rolname = current_user")
+        .fetch_one(pool)
+        .await
+        .expect("role");
+    assert!(!bypass, "the test role must not bypass row-level security (scripts/pg-up makes it so)");
+    let alice = user(&store, "rls-alice").await;
+    let bob = user(&store, "rls-bob").await;
+    let alice_kb = kb(&store, alice.id).await;
+    let bob_kb = kb(&store, bob.id).await;
+    let alice_doc = document(&store, alice.id, alice_kb.id, "a1", 10).await;
+    process(&store, alice_doc.id, &[("退款 政策", "退款 政策")]).await;
+    let bob_doc = document(&store, bob.id, bob_kb.id, "b1", 10).await;
+    process(&store, bob_doc.id, &[("shipping rules", "shipping rules")]).await;
+
+    let count = |table: &'static str| format!("SELECT COUNT(*) FROM {table}");
+    let mut tx = pool.begin().await.expect("begin");
+    sqlx::query("SELECT set_config('lore.tenant', $1, true)")
+        .bind(bob.id.to_string())
+        .execute(&mut *tx)
+        .await
+        .expect("tenant");
+    for (table, expected) in
+        [("users", 1), ("knowledge_bases", 1), ("documents", 1), ("document_chunks", 1), ("sessions", 0)]
+    {
+        let n: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(count(table))).fetch_one(&mut *tx).await.expect("count");
+        assert_eq!(n, expected, "{table} as bob");
+    }
+    let stolen: Option<String> = sqlx::query_scalar("SELECT filename FROM documents WHERE id = $1")
+        .bind(alice_doc.id)
+        .fetch_optional(&mut *tx)
+        .await
+        .expect("select");
+    assert_eq!(stolen, None, "alice's document by id, unfiltered, as bob");
+    tx.commit().await.expect("commit");
+    // Work for no one in particular (workers, authentication) sees every tenant.
+    let all: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM documents").fetch_one(pool).await.expect("count");
+    assert_eq!(all, 2);
+    // And the store's own tenant reads run behind the wall and still find their rows.
+    assert!(store.get_document(bob.id, bob_doc.id).await.expect("get").is_some());
+    assert!(store.get_document(bob.id, alice_doc.id).await.expect("get").is_none());
+    let hits = search(&store, bob.id, bob_kb.id, &["shipping"], SearchFilters::default()).await;
+    assert_eq!(hits.len(), 1);
+}
+
 /// Conversations have no API before the agents issue; they are written here directly.
 #[tokio::test]
 async fn sqlite_conversations_are_purged_after_their_retention() {

@@ -11,6 +11,7 @@ use sqlx::{AssertSqlSafe, Row};
 
 use sqlx::types::Json;
 
+use super::AsTenant;
 use super::{PgStore, is_unique_violation};
 use crate::rows::*;
 
@@ -29,7 +30,7 @@ impl PgStore {
                 "SELECT l.aiagent_id, l.{column} AS target FROM {table} l JOIN ai_agents a ON a.id = l.aiagent_id
                  WHERE a.user_id = $1 ORDER BY l.id"
             );
-            let rows = sqlx::query(AssertSqlSafe(sql)).bind(user_id).fetch_all(&self.pool).await.map_err(db_err)?;
+            let rows = sqlx::query(AssertSqlSafe(sql)).bind(user_id).tenant_all(self, user_id).await?;
             for row in rows {
                 let Some(&i) = position.get(&row.id("aiagent_id")?) else { continue };
                 match column {
@@ -147,15 +148,14 @@ impl AgentStore for PgStore {
 
     async fn list_agents(&self, user_id: Id) -> Result<Vec<Agent>> {
         let sql = format!("SELECT {AGENT_COLS} FROM ai_agents WHERE user_id = $1 ORDER BY created_at DESC, id DESC");
-        let rows = sqlx::query(AssertSqlSafe(sql)).bind(user_id).fetch_all(&self.pool).await.map_err(db_err)?;
+        let rows = sqlx::query(AssertSqlSafe(sql)).bind(user_id).tenant_all(self, user_id).await?;
         let agents = rows.iter().map(agent_from).collect::<Result<Vec<_>>>()?;
         self.with_links(agents).await
     }
 
     async fn get_agent(&self, user_id: Id, id: Id) -> Result<Option<Agent>> {
         let sql = format!("SELECT {AGENT_COLS} FROM ai_agents WHERE id = $1 AND user_id = $2");
-        let row =
-            sqlx::query(AssertSqlSafe(sql)).bind(id).bind(user_id).fetch_optional(&self.pool).await.map_err(db_err)?;
+        let row = sqlx::query(AssertSqlSafe(sql)).bind(id).bind(user_id).tenant_one(self, user_id).await?;
         let Some(row) = row else { return Ok(None) };
         let agent = agent_from(&row)?;
         // Links are read for the owner's agents; keep just this one.
@@ -230,9 +230,8 @@ impl AgentStore for PgStore {
         )
         .bind(id)
         .bind(user_id)
-        .fetch_optional(&self.pool)
-        .await
-        .map_err(db_err)?;
+        .tenant_one(self, user_id)
+        .await?;
         row.as_ref().map(conversation_from).transpose()
     }
 
@@ -243,9 +242,8 @@ impl AgentStore for PgStore {
         )
         .bind(user_id)
         .bind(agent_id)
-        .fetch_all(&self.pool)
-        .await
-        .map_err(db_err)?;
+        .tenant_all(self, user_id)
+        .await?;
         rows.iter().map(conversation_from).collect()
     }
 
@@ -274,9 +272,8 @@ impl AgentStore for PgStore {
         .bind(conversation_id)
         .bind(user_id)
         .bind(since)
-        .fetch_all(&self.pool)
-        .await
-        .map_err(db_err)?;
+        .tenant_all(self, user_id)
+        .await?;
         let mut messages = rows
             .iter()
             .map(|row| {
@@ -302,9 +299,8 @@ impl AgentStore for PgStore {
              WHERE m.conversation_id = $1 ORDER BY cd.citation_index, cd.id",
         )
         .bind(conversation_id)
-        .fetch_all(&self.pool)
-        .await
-        .map_err(db_err)?;
+        .tenant_all(self, user_id)
+        .await?;
         for row in cited {
             let Some(&i) = position.get(&row.id("message_id")?) else { continue };
             messages[i].citations.push(Citation {
@@ -447,9 +443,8 @@ impl AgentStore for PgStore {
             .bind(from)
             .bind(to)
             .bind(agent_id)
-            .fetch_all(&self.pool)
-            .await
-            .map_err(db_err)?;
+            .tenant_all(self, user_id)
+            .await?;
         rows.iter().map(usage_from).collect()
     }
 }

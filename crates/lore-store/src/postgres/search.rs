@@ -5,11 +5,10 @@ use std::collections::HashMap;
 
 use lore_core::error::Result;
 use lore_core::model::*;
-use sqlx::postgres::PgArguments;
+use sqlx::AssertSqlSafe;
 use sqlx::types::Json;
-use sqlx::{AssertSqlSafe, Postgres};
 
-use super::{PgStore, index_type, vector_text};
+use super::{PgQuery, PgStore, index_type, vector_text};
 use crate::rows::*;
 
 /// BM25's usual parameters, as SQLite's FTS5 uses them.
@@ -30,8 +29,6 @@ enum Param {
     Text(String),
     Json(serde_json::Value),
 }
-
-type PgQuery<'q> = sqlx::query::Query<'q, Postgres, PgArguments>;
 
 fn bind_all<'q>(mut q: PgQuery<'q>, params: &[Param]) -> PgQuery<'q> {
     for p in params {
@@ -137,7 +134,7 @@ impl PgStore {
             .bind(idf)
             .bind(avg_len.max(1.0))
             .bind(i64::from(query.top_k));
-        let rows = bind_all(q, &params).fetch_all(&self.pool).await.map_err(db_err)?;
+        let rows = self.tenant_all(query.user_id, bind_all(q, &params)).await?;
         rows.iter().map(hit_from).collect()
     }
 
@@ -221,6 +218,7 @@ impl PgStore {
                  ORDER BY {distance} LIMIT $5"
             );
             let mut tx = self.pool.begin().await.map_err(db_err)?;
+            super::set_tenant(&mut tx, q.user_id).await?;
             // Iterative scans keep walking the graph while filters reject candidates, instead of
             // returning fewer than k.
             sqlx::raw_sql(AssertSqlSafe(format!(

@@ -9,6 +9,7 @@ use sqlx::AssertSqlSafe;
 
 use sqlx::types::Json;
 
+use super::AsTenant;
 use super::{PgStore, is_unique_violation};
 use crate::rows::*;
 
@@ -72,14 +73,13 @@ impl SourceStore for PgStore {
     async fn list_data_sources(&self, user_id: Id) -> Result<Vec<DataSource>> {
         let sql =
             format!("SELECT {SOURCE_COLS} FROM data_sources WHERE user_id = $1 ORDER BY created_at DESC, id DESC");
-        let rows = sqlx::query(AssertSqlSafe(sql)).bind(user_id).fetch_all(&self.pool).await.map_err(db_err)?;
+        let rows = sqlx::query(AssertSqlSafe(sql)).bind(user_id).tenant_all(self, user_id).await?;
         rows.iter().map(source_from).collect()
     }
 
     async fn get_data_source(&self, user_id: Id, id: Id) -> Result<Option<DataSource>> {
         let sql = format!("SELECT {SOURCE_COLS} FROM data_sources WHERE id = $1 AND user_id = $2");
-        let row =
-            sqlx::query(AssertSqlSafe(sql)).bind(id).bind(user_id).fetch_optional(&self.pool).await.map_err(db_err)?;
+        let row = sqlx::query(AssertSqlSafe(sql)).bind(id).bind(user_id).tenant_one(self, user_id).await?;
         row.as_ref().map(source_from).transpose()
     }
 
@@ -210,9 +210,8 @@ impl SourceStore for PgStore {
         .bind(data_source_id)
         .bind(user_id)
         .bind(limit)
-        .fetch_all(&self.pool)
-        .await
-        .map_err(db_err)?;
+        .tenant_all(self, user_id)
+        .await?;
         rows.iter().map(run_from).collect()
     }
 
@@ -256,9 +255,8 @@ impl SourceStore for PgStore {
         )
         .bind(user_id)
         .bind(limit)
-        .fetch_all(&self.pool)
-        .await
-        .map_err(db_err)?;
+        .tenant_all(self, user_id)
+        .await?;
         rows.iter()
             .map(|r| {
                 Ok(Notification {

@@ -140,6 +140,7 @@ async fn a_web_site_is_crawled_politely_and_kept_in_sync() {
     }
     let run = sync(&app, &token, &id, 3).await;
     assert_eq!(counts(&run), (0, 1, 1, 0), "{run}");
+    wait_all_processed(&app, &token, &kb).await;
     let (_, v) = app.search(&token, &kb, "abroad").await;
     assert_eq!(v["results"][0]["filename"], "guide.html", "{v}");
     let (_, v) = app.search(&token, &kb, "warranty").await;
@@ -306,6 +307,8 @@ async fn a_git_branch_is_synced_by_blob_in_place_and_over_http() {
     for (id, kb) in [(&local, &kb), (&remote, &remote_kb)] {
         let run = sync(&app, &token, id, 2).await;
         assert_eq!(counts(&run), (0, 1, 1, 0), "{run}");
+        // The changed file is queued again: wait for it before searching.
+        wait_all_processed(&app, &token, kb).await;
         let (_, v) = app.search(&token, kb, "abroad").await;
         assert_eq!(v["results"][0]["filename"], "README.md", "{v}");
         let run = sync(&app, &token, id, 3).await;
