@@ -3,6 +3,7 @@
 
 pub mod agents;
 pub mod auth;
+pub mod blobs;
 pub mod chat;
 pub mod describe;
 pub mod embedding;
@@ -29,7 +30,7 @@ use std::time::Duration;
 
 use lore_core::error::{Error, Result};
 use lore_core::store::Store;
-use lore_store::{FsBlobStore, PgStore, SqliteStore};
+use lore_store::{PgStore, SqliteStore};
 use tokio::net::TcpListener;
 use tokio::sync::{Notify, watch};
 use tower_http::catch_panic::CatchPanicLayer;
@@ -89,7 +90,7 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer> {
     std::fs::create_dir_all(&config.data_dir)
         .map_err(|e| Error::internal(format!("cannot create data directory {}: {e}", config.data_dir.display())))?;
     let store = open_store(&config.data_dir, config.database_url.as_deref(), config.ef_search).await?;
-    let blobs = FsBlobStore::open(&config.data_dir.join("blobs"))?;
+    let blobs = blobs::open(&config)?;
     // A single embedded node: whatever was running when it last stopped was interrupted. On a
     // shared database other nodes' jobs run on; a crashed node's come back when their lease ends.
     if !store.shared_by_nodes() {
@@ -116,7 +117,7 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer> {
         limiter: limiter.clone(),
         key_cache: Arc::new(keycache::KeyCache::new(Duration::from_secs(5))),
         store: store.clone(),
-        blobs: Arc::new(blobs),
+        blobs,
         config: Arc::new(config.clone()),
         jobs_queued: Arc::new(Notify::new()),
         usage_log: usage_tx,

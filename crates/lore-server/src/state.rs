@@ -22,6 +22,14 @@ pub struct ServerConfig {
     /// A PostgreSQL database shared by every node (`postgres://...`); `None`: the embedded SQLite
     /// database in the data directory. Holds a password: never log it.
     pub database_url: Option<String>,
+    /// Uploaded files in an S3-compatible bucket (`s3://bucket/prefix`) that every node reaches;
+    /// `None`: under the data directory.
+    pub blob_url: Option<String>,
+    /// The bucket's endpoint when it is not AWS (MinIO, Ceph, R2 ...).
+    pub s3_endpoint: Option<String>,
+    pub s3_region: String,
+    /// The bucket's access key (from AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY); `None`: unsigned.
+    pub s3_credentials: Option<S3Credentials>,
     pub listen: SocketAddr,
     /// Largest accepted upload, in bytes.
     pub max_upload_bytes: u64,
@@ -60,6 +68,10 @@ impl ServerConfig {
     pub fn new(data_dir: PathBuf, listen: SocketAddr) -> Self {
         ServerConfig {
             database_url: None,
+            blob_url: None,
+            s3_endpoint: None,
+            s3_region: "us-east-1".to_string(),
+            s3_credentials: None,
             listen,
             max_upload_bytes: Self::DEFAULT_MAX_UPLOAD_BYTES,
             workers: std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2),
@@ -82,6 +94,19 @@ impl ServerConfig {
 }
 
 const DAY: u64 = 24 * 3600;
+
+/// An access key of the blob bucket. Its `Debug` shows the key id, never the secret.
+#[derive(Clone)]
+pub struct S3Credentials {
+    pub access_key_id: String,
+    pub secret_access_key: String,
+}
+
+impl std::fmt::Debug for S3Credentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("S3Credentials").field("access_key_id", &self.access_key_id).finish_non_exhaustive()
+    }
+}
 
 #[derive(Clone)]
 pub struct AppState {

@@ -29,6 +29,17 @@ pub struct ServeArgs {
     /// Default: the embedded SQLite database in the data directory
     #[arg(long, env = "LORE_DATABASE_URL", hide_env_values = true)]
     pub database_url: Option<String>,
+    /// Keep uploaded files in an S3-compatible bucket, as `s3://bucket/prefix`, so that nodes on
+    /// several machines share them; credentials from AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY.
+    /// Default: under the data directory
+    #[arg(long, env = "LORE_BLOB_URL")]
+    pub blob_url: Option<String>,
+    /// The bucket's endpoint when it is not AWS (MinIO, Ceph, R2 ...), e.g. http://minio:9000
+    #[arg(long, env = "LORE_S3_ENDPOINT")]
+    pub s3_endpoint: Option<String>,
+    /// The bucket's region. Default: us-east-1
+    #[arg(long, env = "LORE_S3_REGION")]
+    pub s3_region: Option<String>,
     /// Address to listen on. Default: 127.0.0.1:8080
     #[arg(long, env = "LORE_LISTEN")]
     pub listen: Option<SocketAddr>,
@@ -86,6 +97,9 @@ pub struct ServeArgs {
 struct FileConfig {
     data_dir: Option<PathBuf>,
     database_url: Option<String>,
+    blob_url: Option<String>,
+    s3_endpoint: Option<String>,
+    s3_region: Option<String>,
     listen: Option<SocketAddr>,
     max_upload_bytes: Option<u64>,
     workers: Option<usize>,
@@ -116,6 +130,19 @@ pub fn resolve(args: ServeArgs) -> anyhow::Result<(ServerConfig, LogFormat)> {
     let listen = args.listen.or(file.listen).unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 8080)));
     let mut config = ServerConfig::new(data_dir, listen);
     config.database_url = args.database_url.or(file.database_url);
+    config.blob_url = args.blob_url.or(file.blob_url);
+    if let Some(url) = &config.blob_url {
+        anyhow::ensure!(url.starts_with("s3://"), "blob_url must be an s3://bucket/prefix URL");
+    }
+    config.s3_endpoint = args.s3_endpoint.or(file.s3_endpoint);
+    if let Some(region) = args.s3_region.or(file.s3_region) {
+        config.s3_region = region;
+    }
+    // The AWS tools' own variables, so that a deployment's existing credentials work unchanged.
+    let env = |k: &str| std::env::var(k).ok().filter(|v| !v.trim().is_empty());
+    if let (Some(access_key_id), Some(secret_access_key)) = (env("AWS_ACCESS_KEY_ID"), env("AWS_SECRET_ACCESS_KEY")) {
+        config.s3_credentials = Some(lore_server::state::S3Credentials { access_key_id, secret_access_key });
+    }
     if let Some(url) = &config.database_url {
         anyhow::ensure!(
             url.starts_with("postgres://") || url.starts_with("postgresql://"),
@@ -240,6 +267,8 @@ fn example_value(key: &str, help: &str) -> String {
             "source_roots" => r#"["/srv/shared-docs"]"#.into(),
             "allow_private_sources" => "false".into(),
             "database_url" => r#""postgres://lore:secret@db.internal/lore""#.into(),
+            "blob_url" => r#""s3://lore-uploads/prod""#.into(),
+            "s3_endpoint" => r#""http://minio.internal:9000""#.into(),
             "workers" => "4".into(),
             "embedding_model" => r#""multilingual-e5-small""#.into(),
             "price_table" => r#""/etc/lore/prices.toml""#.into(),
@@ -287,6 +316,9 @@ mod tests {
             config,
             data_dir: None,
             database_url: None,
+            blob_url: None,
+            s3_endpoint: None,
+            s3_region: None,
             listen: listen.map(|l| l.parse().expect("addr")),
             max_upload_bytes: None,
             workers: None,

@@ -23,7 +23,7 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Run the server on the embedded default (SQLite and blobs under one data directory).
-    Serve(config::ServeArgs),
+    Serve(Box<config::ServeArgs>),
     /// Measure Lore: each benchmark prints its figures and the command that produced them.
     Bench {
         #[command(subcommand)]
@@ -151,7 +151,7 @@ fn main() -> ExitCode {
     let result = runtime.block_on(async {
         let done = |r: anyhow::Result<()>| r.map(|()| client::Outcome::Ok);
         match cli.command {
-            Command::Serve(args) => done(serve(args).await),
+            Command::Serve(args) => done(serve(*args).await),
             Command::Bench { what } => done(bench::run(what).await),
             Command::Keys { what: KeysCommand::RotateMaster { data_dir, database_url } } => {
                 done(rotate_master(&data_dir, database_url.as_deref()).await)

@@ -389,6 +389,58 @@ impl Bucket {
         let url = self.bucket.delete_object(Some(&self.credentials), key).sign(Duration::from_secs(60));
         assert!(self.http.delete(url).send().await.expect("delete").status().is_success());
     }
+
+    /// The keys under a prefix.
+    async fn keys(&self, prefix: &str) -> Vec<String> {
+        use rusty_s3::S3Action;
+        let mut list = self.bucket.list_objects_v2(Some(&self.credentials));
+        list.with_prefix(prefix);
+        let url = list.sign(Duration::from_secs(60));
+        let text = self.http.get(url).send().await.expect("list").text().await.expect("body");
+        let parsed = rusty_s3::actions::ListObjectsV2::parse_response(&text).expect("listing");
+        parsed.contents.into_iter().map(|o| o.key).collect()
+    }
+}
+
+/// Uploads kept in a bucket instead of the data directory: written there on upload, read back
+/// by the worker, deleted with the document's last reference.
+#[tokio::test]
+async fn uploads_can_live_in_an_s3_bucket() {
+    let moto = start_moto().await;
+    let bucket = Bucket::create(&moto.1, "uploads").await;
+    let endpoint = moto.1.clone();
+    let app = spawn_app_with(|c| {
+        c.blob_url = Some("s3://uploads/lore".into());
+        c.s3_endpoint = Some(endpoint);
+        c.s3_credentials = Some(lore_server::state::S3Credentials {
+            access_key_id: "AKIDTEST".into(),
+            secret_access_key: "secret-test-key".into(),
+        });
+        c.trash_retention = Duration::ZERO;
+    })
+    .await;
+    let token = app.register("bucket-user").await;
+    let kb = app.create_kb(&token, "in a bucket").await;
+    let doc = app.ingest(&token, &kb, "退款.md", "# 退款政策\n\n购买后三十天内可以申请全额退款。").await;
+    assert_eq!(doc["status"], "completed", "{doc}");
+    let doc2 = app.ingest(&token, &kb, "ship.txt", "Shipping takes two business days.").await;
+    assert_eq!(doc2["status"], "completed", "{doc2}");
+    let stored = bucket.keys("lore/").await;
+    assert_eq!(stored.len(), 2, "{stored:?}");
+    assert!(
+        !std::fs::read_dir(app._dir.path().join("data/blobs")).expect("dir").flatten().any(|e| e.path().is_file()),
+        "nothing but the staging folder on local disk"
+    );
+    let (_, v) = app.search(&token, &kb, "全额退款").await;
+    assert_eq!(v["results"][0]["filename"], "退款.md", "{v}");
+
+    let (status, _) = app.delete(&token, &format!("/v1/documents/{}", doc["id"].as_str().expect("id"))).await;
+    assert!(status.is_success());
+    let report = app.server.as_ref().expect("server").run_maintenance().await.expect("purge");
+    assert_eq!((report.documents_purged, report.blobs_deleted), (1, 1), "{report:?}");
+    let left = bucket.keys("lore/").await;
+    assert_eq!(left.len(), 1, "the deleted document's file is gone from the bucket: {left:?}");
+    app.shutdown().await;
 }
 
 #[tokio::test]

@@ -1,0 +1,138 @@
+//! Where uploaded files live: the data directory (the default), or an S3-compatible bucket (AWS,
+//! MinIO, Ceph, R2 ...) that nodes on different machines share. Requests to the bucket are signed
+//! with SigV4 (rusty-s3), as the S3 data source's are.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use lore_core::blob::BlobStore;
+use lore_core::error::{Error, Result};
+use lore_store::FsBlobStore;
+use reqwest::{StatusCode, Url};
+use rusty_s3::{Bucket, Credentials, S3Action, UrlStyle};
+
+use crate::state::{S3Credentials, ServerConfig};
+
+/// How long a signed request stays valid.
+const SIGNED_FOR: Duration = Duration::from_secs(300);
+
+/// The blob store a configuration names.
+pub fn open(config: &ServerConfig) -> Result<Arc<dyn BlobStore>> {
+    let local = config.data_dir.join("blobs");
+    match &config.blob_url {
+        None => Ok(Arc::new(FsBlobStore::open(&local)?)),
+        Some(url) => Ok(Arc::new(S3BlobStore::open(
+            url,
+            config.s3_endpoint.as_deref(),
+            &config.s3_region,
+            config.s3_credentials.as_ref(),
+            &local,
+        )?)),
+    }
+}
+
+pub struct S3BlobStore {
+    bucket: Bucket,
+    prefix: String,
+    credentials: Option<Credentials>,
+    http: reqwest::Client,
+    staging: PathBuf,
+}
+
+impl S3BlobStore {
+    /// `url` is `s3://bucket/prefix`. An endpoint other than AWS's is addressed by path, as MinIO
+    /// and most others expect. Uploads are staged under `local` while they are hashed.
+    pub fn open(
+        url: &str,
+        endpoint: Option<&str>,
+        region: &str,
+        credentials: Option<&S3Credentials>,
+        local: &Path,
+    ) -> Result<Self> {
+        let bad = |m: String| Error::internal(format!("blob store: {m}"));
+        let rest = url.strip_prefix("s3://").ok_or_else(|| bad(format!("{url:?} is not an s3://bucket/prefix URL")))?;
+        let (name, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+        if name.is_empty() {
+            return Err(bad(format!("{url:?} names no bucket")));
+        }
+        let (endpoint, style) = match endpoint {
+            Some(e) => (e.to_string(), UrlStyle::Path),
+            None => (format!("https://s3.{region}.amazonaws.com"), UrlStyle::VirtualHost),
+        };
+        let endpoint = Url::parse(&endpoint).map_err(|e| bad(format!("endpoint {endpoint:?}: {e}")))?;
+        let bucket = Bucket::new(endpoint, style, name.to_string(), region.to_string())
+            .map_err(|e| bad(format!("bucket {name:?}: {e}")))?;
+        let credentials = credentials.map(|c| Credentials::new(&c.access_key_id, &c.secret_access_key));
+        lore_core::tls::ensure_provider();
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(300))
+            .build()
+            .map_err(|e| bad(format!("HTTP client: {e}")))?;
+        // Uploads are staged on local disk while they are hashed, then sent to the bucket.
+        let staging = local.join("staging");
+        std::fs::create_dir_all(&staging)?;
+        // Staged files left by a crash belong to uploads that were never accepted.
+        for entry in std::fs::read_dir(&staging)?.flatten() {
+            let _ = std::fs::remove_file(entry.path());
+        }
+        Ok(S3BlobStore { bucket, prefix: prefix.trim_matches('/').to_string(), credentials, http, staging })
+    }
+
+    fn object(&self, key: &str) -> Result<String> {
+        if key.is_empty() || key.split('/').any(|part| part.is_empty() || part == "." || part == "..") {
+            return Err(Error::internal(format!("invalid blob key {key:?}")));
+        }
+        Ok(if self.prefix.is_empty() { key.to_string() } else { format!("{}/{key}", self.prefix) })
+    }
+
+    fn failed(&self, what: &str, key: &str, detail: impl std::fmt::Display) -> Error {
+        Error::internal(format!("blob store: {what} s3://{}/{key}: {detail}", self.bucket.name()))
+    }
+}
+
+#[async_trait]
+impl BlobStore for S3BlobStore {
+    async fn put_file(&self, key: &str, staged: &Path) -> Result<()> {
+        let object = self.object(key)?;
+        // Content-addressed: an object already there holds these very bytes.
+        let head = self.bucket.head_object(self.credentials.as_ref(), &object).sign(SIGNED_FOR);
+        let exists = self.http.head(head).send().await.map_err(|e| self.failed("checking", &object, e))?;
+        if !exists.status().is_success() {
+            let bytes = tokio::fs::read(staged).await?;
+            let put = self.bucket.put_object(self.credentials.as_ref(), &object).sign(SIGNED_FOR);
+            let response =
+                self.http.put(put).body(bytes).send().await.map_err(|e| self.failed("writing", &object, e))?;
+            if !response.status().is_success() {
+                return Err(self.failed("writing", &object, response.status()));
+            }
+        }
+        tokio::fs::remove_file(staged).await?;
+        Ok(())
+    }
+
+    async fn get(&self, key: &str) -> Result<Vec<u8>> {
+        let object = self.object(key)?;
+        let get = self.bucket.get_object(self.credentials.as_ref(), &object).sign(SIGNED_FOR);
+        let response = self.http.get(get).send().await.map_err(|e| self.failed("reading", &object, e))?;
+        if !response.status().is_success() {
+            return Err(self.failed("reading", &object, response.status()));
+        }
+        Ok(response.bytes().await.map_err(|e| self.failed("reading", &object, e))?.to_vec())
+    }
+
+    async fn delete(&self, key: &str) -> Result<()> {
+        let object = self.object(key)?;
+        let delete = self.bucket.delete_object(self.credentials.as_ref(), &object).sign(SIGNED_FOR);
+        let response = self.http.delete(delete).send().await.map_err(|e| self.failed("deleting", &object, e))?;
+        match response.status() {
+            s if s.is_success() || s == StatusCode::NOT_FOUND => Ok(()),
+            s => Err(self.failed("deleting", &object, s)),
+        }
+    }
+
+    fn staging_dir(&self) -> &Path {
+        &self.staging
+    }
+}
