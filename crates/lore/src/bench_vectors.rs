@@ -12,7 +12,7 @@ pub struct AnnArgs {
     /// Vectors in the index.
     #[arg(long, default_value_t = 100_000)]
     n: usize,
-    #[arg(long, default_value_t = 384)]
+    #[arg(long, alias = "dim", default_value_t = 384)]
     dims: usize,
     /// `clustered` (a mixture of Gaussian clusters, like real embeddings) or `uniform` (the worst case).
     #[arg(long, default_value = "clustered")]
