@@ -147,6 +147,9 @@ pub trait Store: AgentStore + SourceStore + Send + Sync + 'static {
     async fn release_all_jobs(&self) -> Result<u64>;
     /// Claims the oldest claimable job, marking its document `processing`.
     async fn claim_job(&self, worker: &str, lease: std::time::Duration) -> Result<Option<Job>>;
+    /// Extends the lease of a job the worker still holds; `false` when it lost it (the lease ran
+    /// out and another worker took the job).
+    async fn extend_lease(&self, job_id: Id, worker: &str, lease: std::time::Duration) -> Result<bool>;
     /// Fetches a document for a worker (no owner filter: the job is the authority).
     async fn document_for_job(&self, id: Id) -> Result<Option<Document>>;
     /// A knowledge base by id alone: for jobs, which run on behalf of its owner.

@@ -17,7 +17,10 @@ use crate::service::kind_of;
 use crate::state::AppState;
 
 /// How long a claimed job stays claimed before another worker may take it over.
-pub const LEASE: Duration = Duration::from_secs(600);
+/// How long a claimed job stays a worker's without news from it. The worker renews it every
+/// quarter of that while it works, so a long document keeps its job, and a crashed node's jobs
+/// (on a shared database) go back to the queue within a minute.
+pub const LEASE: Duration = Duration::from_secs(60);
 /// A job claimed this many times without finishing is failed, not retried forever.
 pub const MAX_ATTEMPTS: i64 = 3;
 /// The longest one document may take to parse and chunk.
@@ -49,7 +52,11 @@ async fn run(state: AppState, name: String, mut shutdown: watch::Receiver<bool>)
             return;
         }
         match state.store.claim_job(&name, LEASE).await {
-            Ok(Some(job)) => handle(&state, job).await,
+            Ok(Some(job)) => {
+                let heartbeat = tokio::spawn(keep_leased(state.clone(), job.id, name.clone()));
+                handle(&state, job).await;
+                heartbeat.abort();
+            }
             Ok(None) => {
                 tokio::select! {
                     _ = state.jobs_queued.notified() => {}
@@ -61,6 +68,21 @@ async fn run(state: AppState, name: String, mut shutdown: watch::Receiver<bool>)
                 tracing::error!(worker = %name, error = %e, "could not claim a job");
                 tokio::time::sleep(Duration::from_secs(1)).await;
             }
+        }
+    }
+}
+
+/// Renews a job's lease until aborted, or until the job turns out to be someone else's.
+async fn keep_leased(state: AppState, job_id: lore_core::model::Id, worker: String) {
+    loop {
+        tokio::time::sleep(LEASE / 4).await;
+        match state.store.extend_lease(job_id, &worker, LEASE).await {
+            Ok(true) => {}
+            Ok(false) => {
+                tracing::warn!(job = %job_id, %worker, "lost the lease of a job (it ran out); another worker may take it");
+                return;
+            }
+            Err(e) => tracing::warn!(job = %job_id, error = %e, "could not renew a job's lease"),
         }
     }
 }

@@ -1142,6 +1142,19 @@ impl Store for PgStore {
         Ok(Some(job))
     }
 
+    async fn extend_lease(&self, job_id: Id, worker: &str, lease: Duration) -> Result<bool> {
+        let until = lore_core::now() + chrono::Duration::from_std(lease).map_err(|e| Error::internal(e.to_string()))?;
+        let done =
+            sqlx::query("UPDATE jobs SET locked_until = $1 WHERE id = $2 AND locked_by = $3 AND status = 'running'")
+                .bind(until)
+                .bind(job_id)
+                .bind(worker)
+                .execute(&self.pool)
+                .await
+                .map_err(db_err)?;
+        Ok(done.rows_affected() > 0)
+    }
+
     async fn document_for_job(&self, id: Id) -> Result<Option<Document>> {
         let sql = format!("SELECT {DOC_COLS} FROM documents WHERE id = $1");
         let row = sqlx::query(AssertSqlSafe(sql)).bind(id).fetch_optional(&self.pool).await.map_err(db_err)?;

@@ -1142,6 +1142,19 @@ impl Store for SqliteStore {
         Ok(Some(job))
     }
 
+    async fn extend_lease(&self, job_id: Id, worker: &str, lease: Duration) -> Result<bool> {
+        let until = lore_core::now() + chrono::Duration::from_std(lease).map_err(|e| Error::internal(e.to_string()))?;
+        let done =
+            sqlx::query("UPDATE jobs SET locked_until = ? WHERE id = ? AND locked_by = ? AND status = 'running'")
+                .bind(ts(until))
+                .bind(job_id.to_string())
+                .bind(worker)
+                .execute(&self.writer)
+                .await
+                .map_err(db_err)?;
+        Ok(done.rows_affected() > 0)
+    }
+
     async fn document_for_job(&self, id: Id) -> Result<Option<Document>> {
         let sql = format!("SELECT {DOC_COLS} FROM documents WHERE id = ?");
         let row =

@@ -163,6 +163,13 @@ async fn the_queue_leases_retries_and_replaces(store: &dyn Store) {
     let again = store.claim_job("w3", Duration::from_secs(60)).await.expect("claim").expect("expired lease");
     assert_eq!((again.document_id, again.attempts), (Some(second.id), 2));
     assert!(store.claim_job("w4", Duration::from_secs(60)).await.expect("claim").is_none());
+    // Only the holder renews a lease; the worker that lost it learns so.
+    assert!(store.extend_lease(again.id, "w3", Duration::from_secs(60)).await.expect("renew"));
+    assert!(!store.extend_lease(again.id, "w2", Duration::from_secs(60)).await.expect("renew"));
+    // Each claim is in the document's log, with the worker that made it.
+    let log = store.document_for_job(second.id).await.expect("doc").expect("doc").processing_log;
+    let claims: Vec<&str> = log.iter().filter(|e| e.stage == "claim").map(|e| e.message.as_str()).collect();
+    assert_eq!(claims, ["claimed by w2 (attempt 1)", "claimed by w3 (attempt 2)"]);
 
     // Completing twice (a retried job) replaces chunks instead of duplicating them.
     store.complete_document(&job1, first.id, processed(&[("甲", "甲"), ("乙", "乙")])).await.expect("complete");

@@ -38,6 +38,9 @@ pub enum BenchCommand {
     /// A mixed load (search 70%, upload 20%, chat 10%) from many clients: requests/s, p50/p99 per
     /// operation, 5xx count, and the server's memory over time.
     Load(crate::bench_load::LoadArgs),
+    /// kill -9 during ingestion, many times: every accepted upload completes, counts match, no
+    /// chunk is duplicated, search finds every document (embedded, or PostgreSQL with LORE_DATABASE_URL).
+    Crash(crate::bench_crash::CrashArgs),
 }
 
 #[derive(Debug, Args)]
@@ -127,6 +130,7 @@ pub async fn run(command: BenchCommand) -> anyhow::Result<()> {
         BenchCommand::Chat(args) => crate::bench_chat::chat(args).await,
         BenchCommand::Sync(args) => crate::bench_sync::sync(args).await,
         BenchCommand::Load(args) => crate::bench_load::load(args).await,
+        BenchCommand::Crash(args) => crate::bench_crash::crash(args).await,
     }
 }
 

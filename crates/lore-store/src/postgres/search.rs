@@ -84,27 +84,24 @@ impl PgStore {
         if query.terms.is_empty() || query.top_k == 0 {
             return Ok(Vec::new());
         }
-        let kb_chunks: i64 =
-            sqlx::query_scalar("SELECT chunk_count FROM knowledge_bases WHERE id = $1 AND user_id = $2")
-                .bind(query.knowledge_base_id)
-                .bind(query.user_id)
-                .fetch_optional(&self.pool)
-                .await
-                .map_err(db_err)?
-                .unwrap_or(0);
+        // The knowledge base's size and its chunks' average length (from a sample), for BM25.
+        let stats = sqlx::query(
+            "SELECT chunk_count, (SELECT COALESCE(AVG(length(fts)), 1)::float8 FROM
+                 (SELECT fts FROM document_chunks WHERE knowledge_base_id = $1 AND fts IS NOT NULL LIMIT $3) s) AS avg_len
+             FROM knowledge_bases WHERE id = $1 AND user_id = $2",
+        )
+        .bind(query.knowledge_base_id)
+        .bind(query.user_id)
+        .bind(LENGTH_SAMPLE)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(db_err)?;
+        let Some(stats) = stats else { return Ok(Vec::new()) };
+        let (kb_chunks, avg_len) = (stats.int("chunk_count")?, stats.float("avg_len")?);
         let terms = self.selective_terms(query.knowledge_base_id, kb_chunks, &query.terms).await?;
         if terms.is_empty() {
             return Ok(Vec::new());
         }
-        let avg_len: f64 = sqlx::query_scalar(
-            "SELECT COALESCE(AVG(length(fts)), 1)::float8 FROM
-               (SELECT fts FROM document_chunks WHERE knowledge_base_id = $1 AND fts IS NOT NULL LIMIT $2) s",
-        )
-        .bind(query.knowledge_base_id)
-        .bind(LENGTH_SAMPLE)
-        .fetch_one(&self.pool)
-        .await
-        .map_err(db_err)?;
         let n = kb_chunks.max(1) as f64;
         let idf: Vec<f64> =
             terms.iter().map(|(_, df)| (1.0 + (n - *df as f64 + 0.5) / (*df as f64 + 0.5)).ln()).collect();
@@ -116,10 +113,13 @@ impl PgStore {
                 WHERE c.fts @@ $1::tsquery AND c.knowledge_base_id = $2 AND c.user_id = $3
                   AND d.soft_deleted_at IS NULL AND d.status = 'completed'{conditions}),
              scored AS (
-                SELECT m.seq, SUM(q.idf * (cardinality(t.positions) * ({K1} + 1))
+                SELECT m.seq, SUM(($5::float8[])[array_position($4::text[], t.lexeme)]
+                    * (cardinality(t.positions) * ({K1} + 1))
                     / (cardinality(t.positions) + {K1} * (1 - {B} + {B} * length(m.fts) / $6))) AS score
-                FROM matched m CROSS JOIN LATERAL unnest(m.fts) t
-                JOIN unnest($4::text[], $5::float8[]) AS q(term, idf) ON q.term = t.lexeme
+                FROM matched m
+                -- Only the query's lexemes, with their positions: marked by setweight and kept by
+                -- ts_filter (binary searches in the sorted tsvector) rather than every lexeme.
+                CROSS JOIN LATERAL unnest(ts_filter(setweight(m.fts, 'A', $4::text[]), '{{a}}')) t
                 GROUP BY m.seq ORDER BY score DESC, m.seq LIMIT $7)
              SELECT {HIT_COLS}, s.score::float8 AS score
              FROM scored s JOIN document_chunks c ON c.seq = s.seq JOIN documents d ON d.id = c.document_id
@@ -147,40 +147,35 @@ impl PgStore {
         kb_chunks: i64,
         terms: &[String],
     ) -> Result<Vec<(String, i64)>> {
-        // The database's own parser normalises the query exactly as it did the chunks.
-        let lexemes: Vec<String> = sqlx::query_scalar("SELECT lexeme FROM unnest(to_tsvector('simple', $1))")
-            .bind(terms.join(" "))
-            .fetch_all(&self.pool)
-            .await
-            .map_err(db_err)?;
         let limit = (kb_chunks as f64 * COMMON_TERM_SHARE) as i64;
-        let prune = kb_chunks >= MIN_CHUNKS_FOR_PRUNING && lexemes.len() > 1;
-        let count = |lexeme: String, cap: Option<i64>| async move {
-            let sql = "SELECT COUNT(*) FROM (SELECT 1 FROM document_chunks
-                         WHERE knowledge_base_id = $1 AND fts @@ $2::tsquery LIMIT $3) s";
-            sqlx::query_scalar::<_, i64>(sql)
-                .bind(knowledge_base_id)
-                .bind(any_of(std::slice::from_ref(&lexeme)))
-                .bind(cap.unwrap_or(i64::MAX))
-                .fetch_one(&self.pool)
-                .await
-                .map_err(db_err)
+        let prune = kb_chunks >= MIN_CHUNKS_FOR_PRUNING && terms.len() > 1;
+        // One statement: the database's own parser normalises the query exactly as it did the
+        // chunks, and each lexeme's chunks are counted, stopping just past "common" (a common
+        // term's exact count is only needed when every term is common).
+        let frequencies = |cap: i64| {
+            sqlx::query(
+                r#"SELECT l.lexeme, (SELECT COUNT(*) FROM (SELECT 1 FROM document_chunks c
+                     WHERE c.knowledge_base_id = $1
+                       AND c.fts @@ ('''' || replace(replace(l.lexeme, E'\\', E'\\\\'), '''', '''''') || '''')::tsquery
+                     LIMIT $3) s) AS df
+                   FROM (SELECT DISTINCT lexeme FROM unnest(to_tsvector('simple', $2))) l"#,
+            )
+            .bind(knowledge_base_id)
+            .bind(terms.join(" "))
+            .bind(cap)
+            .fetch_all(&self.pool)
         };
-        let mut with_df = Vec::with_capacity(lexemes.len());
-        for lexeme in lexemes {
-            // Counting stops just past "common": a common term's exact count is only needed when
-            // every term is common.
-            let df = count(lexeme.clone(), prune.then_some(limit + 1)).await?;
-            with_df.push((lexeme, df));
-        }
+        let counted = |rows: Vec<sqlx::postgres::PgRow>| -> Result<Vec<(String, i64)>> {
+            rows.iter().map(|r| Ok((r.text("lexeme")?, r.int("df")?))).collect()
+        };
+        let mut with_df = counted(frequencies(if prune { limit + 1 } else { i64::MAX }).await.map_err(db_err)?)?;
         with_df.retain(|(_, df)| *df > 0);
         if prune {
             if with_df.iter().any(|(_, df)| *df <= limit) {
                 with_df.retain(|(_, df)| *df <= limit);
             } else {
-                for entry in &mut with_df {
-                    entry.1 = count(entry.0.clone(), None).await?;
-                }
+                with_df = counted(frequencies(i64::MAX).await.map_err(db_err)?)?;
+                with_df.retain(|(_, df)| *df > 0);
             }
         }
         with_df.sort_by_key(|(_, df)| *df);
