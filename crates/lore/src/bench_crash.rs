@@ -77,7 +77,7 @@ impl Drop for Server {
 
 async fn wait_healthy(http: &reqwest::Client, base: &str) -> anyhow::Result<Duration> {
     let started = Instant::now();
-    while http.get(format!("{base}/readyz")).send().await.map(|r| r.status().is_success()).unwrap_or(false) == false {
+    while !http.get(format!("{base}/readyz")).send().await.map(|r| r.status().is_success()).unwrap_or(false) {
         if started.elapsed() > Duration::from_secs(60) {
             bail!("the server did not come back within 60 s");
         }
@@ -87,7 +87,7 @@ async fn wait_healthy(http: &reqwest::Client, base: &str) -> anyhow::Result<Dura
 }
 
 fn text_of(i: usize) -> (String, String) {
-    if i % 2 == 0 {
+    if i.is_multiple_of(2) {
         (
             format!("doc{i}.md"),
             format!(
