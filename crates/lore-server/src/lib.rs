@@ -85,7 +85,8 @@ pub async fn open_store(
     })
 }
 
-/// Opens the data directory (SQLite + blobs), starts the workers and the HTTP listener.
+/// Opens the store and the blob store the configuration names, starts the workers and the HTTP
+/// listener.
 pub async fn start(config: ServerConfig) -> Result<RunningServer> {
     std::fs::create_dir_all(&config.data_dir)
         .map_err(|e| Error::internal(format!("cannot create data directory {}: {e}", config.data_dir.display())))?;

@@ -16,7 +16,6 @@ use tokio::sync::watch;
 use crate::service::kind_of;
 use crate::state::AppState;
 
-/// How long a claimed job stays claimed before another worker may take it over.
 /// How long a claimed job stays a worker's without news from it. The worker renews it every
 /// quarter of that while it works, so a long document keeps its job, and a crashed node's jobs
 /// (on a shared database) go back to the queue within a minute.

@@ -74,12 +74,6 @@ pub(crate) fn index_type(dims: i32) -> Option<&'static str> {
     }
 }
 
-/// Every column that holds ciphertext, by table.
-const SECRET_COLUMNS: &[(&str, &[&str])] = &[
-    ("knowledge_base_configs", &["openai_api_key", "anthropic_api_key", "cohere_api_key", "webhook_secret"]),
-    ("data_sources", &["credentials"]),
-];
-
 impl PgStore {
     /// Connects and brings the schema up to date (safe with many nodes starting at once).
     pub async fn open(url: &str) -> Result<PgStore> {

@@ -127,6 +127,12 @@ impl RowExt for PgRow {
     }
 }
 
+/// Every column that holds ciphertext, by table (what rotating the master key re-seals).
+pub(crate) const SECRET_COLUMNS: &[(&str, &[&str])] = &[
+    ("knowledge_base_configs", &["openai_api_key", "anthropic_api_key", "cohere_api_key", "webhook_secret"]),
+    ("data_sources", &["credentials"]),
+];
+
 /// A usage counter, or zero when it belongs to an earlier window than `current`.
 fn counter_of(row: &impl RowExt, window_col: &str, count_col: &str, current: &str) -> Result<i64> {
     Ok(if row.opt_text(window_col)?.as_deref() == Some(current) { row.int(count_col)? } else { 0 })

@@ -44,12 +44,6 @@ pub(crate) fn ts(t: Timestamp) -> String {
     t.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string()
 }
 
-/// Every column that holds ciphertext, by table.
-const SECRET_COLUMNS: &[(&str, &[&str])] = &[
-    ("knowledge_base_configs", &["openai_api_key", "anthropic_api_key", "cohere_api_key", "webhook_secret"]),
-    ("data_sources", &["credentials"]),
-];
-
 type SqliteQuery<'q> = sqlx::query::Query<'q, Sqlite, sqlx::sqlite::SqliteArguments>;
 
 /// Binds a usage row's twelve columns, in table order.

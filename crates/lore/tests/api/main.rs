@@ -961,3 +961,30 @@ pub fn http_client() -> reqwest::Client {
     lore_core::tls::ensure_provider();
     reqwest::Client::new()
 }
+
+/// The crash campaign (`lore bench crash`), short: SIGKILL during ingestion, then every accepted
+/// upload completes, counts match, no chunk is duplicated and search finds each document. On the
+/// embedded store, and on PostgreSQL when the suite has one.
+#[tokio::test]
+async fn a_short_crash_campaign_finds_nothing() {
+    if std::env::var("LORE_TEST_BACKEND").as_deref() == Ok("postgres") {
+        return; // this test already covers both stores
+    }
+    let mut databases = vec![None];
+    databases.extend(std::env::var("LORE_TEST_DATABASE_URL").ok().map(Some));
+    for database in databases {
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_lore"));
+        cmd.args(["bench", "crash", "--docs", "60", "--kills", "3", "--vector-checks", "10"])
+            .env_remove("LORE_DATABASE_URL");
+        if let Some(url) = &database {
+            cmd.args(["--database-url", url]);
+        }
+        let out = tokio::task::spawn_blocking(move || cmd.output().expect("run lore bench crash")).await.expect("join");
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success() && stdout.contains("findings: none"),
+            "{stdout}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
