@@ -176,23 +176,6 @@ impl PgStore {
     }
 }
 
-fn usage_log_from(r: &PgRow) -> Result<UsageLog> {
-    Ok(UsageLog {
-        id: r.id("id")?,
-        api_key_id: r.opt_id("api_key_id")?,
-        user_id: r.id("user_id")?,
-        endpoint: r.text("endpoint")?,
-        method: r.text("method")?,
-        request_body: r.opt_json("request_body")?,
-        status_code: r.int("status_code")?,
-        response_time_ms: r.int("response_time_ms")?,
-        error_message: r.opt_text("error_message")?,
-        ip_address: r.opt_text("ip_address")?,
-        user_agent: r.opt_text("user_agent")?,
-        created_at: r.time("created_at")?,
-    })
-}
-
 /// The usage-log filter; parameters $1 to $6.
 const USAGE_FILTER: &str =
     "user_id = $1 AND ($2::uuid IS NULL OR api_key_id = $2) AND ($3::timestamptz IS NULL OR created_at >= $3)
@@ -724,16 +707,7 @@ impl Store for PgStore {
              GROUP BY day ORDER BY day"
         );
         let rows = self.tenant_all(user_id, bind_usage_filter(sqlx::query(AssertSqlSafe(sql)), user_id, query)).await?;
-        rows.iter()
-            .map(|r| {
-                Ok(DailyUsage {
-                    day: r.text("day")?,
-                    requests: r.int("requests")?,
-                    errors: r.int("errors")?,
-                    avg_response_ms: r.float("avg_ms")?,
-                })
-            })
-            .collect()
+        rows.iter().map(daily_usage_from).collect()
     }
 
     async fn create_knowledge_base(&self, kb: NewKnowledgeBase) -> Result<KnowledgeBase> {
@@ -1403,16 +1377,7 @@ impl Store for PgStore {
         .fetch_all(&self.pool)
         .await
         .map_err(db_err)?;
-        rows.iter()
-            .map(|r| {
-                Ok(ChunkToEmbed {
-                    seq: r.int("seq")?,
-                    content: r.text("content")?,
-                    content_hash: r.text("content_hash")?,
-                    title: r.opt_text("title")?,
-                })
-            })
-            .collect()
+        rows.iter().map(chunk_to_embed_from).collect()
     }
 
     async fn save_reembedded(&self, knowledge_base_id: Id, space: &str, rows: &[Reembedded]) -> Result<()> {

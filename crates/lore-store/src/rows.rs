@@ -7,7 +7,7 @@ use lore_core::agent::{Agent, AgentUsage, Conversation, ConversationMode};
 use lore_core::error::{Error, Result};
 use lore_core::limits;
 use lore_core::model::*;
-use lore_core::source::{DataSource, SyncRun};
+use lore_core::source::{DataSource, Notification, SourceItem, SyncRun};
 use sqlx::Row;
 use sqlx::postgres::PgRow;
 use sqlx::sqlite::SqliteRow;
@@ -446,5 +446,62 @@ pub(crate) fn run_from(row: &impl RowExt) -> Result<SyncRun> {
         removed: row.int("removed")?,
         failed: row.int("failed")?,
         errors: row.json("errors")?,
+    })
+}
+
+pub(crate) fn usage_log_from(row: &impl RowExt) -> Result<UsageLog> {
+    Ok(UsageLog {
+        id: row.id("id")?,
+        api_key_id: row.opt_id("api_key_id")?,
+        user_id: row.id("user_id")?,
+        endpoint: row.text("endpoint")?,
+        method: row.text("method")?,
+        request_body: row.opt_json("request_body")?,
+        status_code: row.int("status_code")?,
+        response_time_ms: row.int("response_time_ms")?,
+        error_message: row.opt_text("error_message")?,
+        ip_address: row.opt_text("ip_address")?,
+        user_agent: row.opt_text("user_agent")?,
+        created_at: row.time("created_at")?,
+    })
+}
+
+pub(crate) fn daily_usage_from(row: &impl RowExt) -> Result<DailyUsage> {
+    Ok(DailyUsage {
+        day: row.text("day")?,
+        requests: row.int("requests")?,
+        errors: row.int("errors")?,
+        avg_response_ms: row.float("avg_ms")?,
+    })
+}
+
+pub(crate) fn chunk_to_embed_from(row: &impl RowExt) -> Result<ChunkToEmbed> {
+    Ok(ChunkToEmbed {
+        seq: row.int("seq")?,
+        content: row.text("content")?,
+        content_hash: row.text("content_hash")?,
+        title: row.opt_text("title")?,
+    })
+}
+
+pub(crate) fn source_item_from(row: &impl RowExt) -> Result<SourceItem> {
+    Ok(SourceItem {
+        document_id: row.id("id")?,
+        key: row.text("item_key")?,
+        version: row.opt_text("version")?.unwrap_or_default(),
+        file_hash: row.text("file_hash")?,
+    })
+}
+
+pub(crate) fn notification_from(row: &impl RowExt) -> Result<Notification> {
+    Ok(Notification {
+        id: row.id("id")?,
+        user_id: row.id("user_id")?,
+        kind: row.text("kind")?,
+        title: row.text("title")?,
+        body: row.opt_text("body")?,
+        data: row.json("data")?,
+        read_at: row.opt_time("read_at")?,
+        created_at: row.time("created_at")?,
     })
 }

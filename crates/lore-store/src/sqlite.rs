@@ -677,24 +677,7 @@ impl Store for SqliteStore {
             .fetch_all(&self.reader)
             .await
             .map_err(db_err)?;
-        rows.iter()
-            .map(|r| {
-                Ok(UsageLog {
-                    id: r.id("id")?,
-                    api_key_id: r.opt_id("api_key_id")?,
-                    user_id: r.id("user_id")?,
-                    endpoint: r.text("endpoint")?,
-                    method: r.text("method")?,
-                    request_body: r.opt_json("request_body")?,
-                    status_code: r.int("status_code")?,
-                    response_time_ms: r.int("response_time_ms")?,
-                    error_message: r.opt_text("error_message")?,
-                    ip_address: r.opt_text("ip_address")?,
-                    user_agent: r.opt_text("user_agent")?,
-                    created_at: r.time("created_at")?,
-                })
-            })
-            .collect()
+        rows.iter().map(usage_log_from).collect()
     }
 
     async fn daily_usage(&self, user_id: Id, query: &UsageQuery) -> Result<Vec<DailyUsage>> {
@@ -709,16 +692,7 @@ impl Store for SqliteStore {
             .fetch_all(&self.reader)
             .await
             .map_err(db_err)?;
-        rows.iter()
-            .map(|r| {
-                Ok(DailyUsage {
-                    day: r.text("day")?,
-                    requests: r.int("requests")?,
-                    errors: r.int("errors")?,
-                    avg_response_ms: r.try_get("avg_ms").map_err(db_err)?,
-                })
-            })
-            .collect()
+        rows.iter().map(daily_usage_from).collect()
     }
 
     async fn create_knowledge_base(&self, kb: NewKnowledgeBase) -> Result<KnowledgeBase> {
@@ -1418,16 +1392,7 @@ impl Store for SqliteStore {
         .fetch_all(&self.reader)
         .await
         .map_err(db_err)?;
-        rows.iter()
-            .map(|r| {
-                Ok(ChunkToEmbed {
-                    seq: r.try_get("seq").map_err(db_err)?,
-                    content: r.text("content")?,
-                    content_hash: r.text("content_hash")?,
-                    title: r.opt_text("title")?,
-                })
-            })
-            .collect()
+        rows.iter().map(chunk_to_embed_from).collect()
     }
 
     async fn save_reembedded(&self, knowledge_base_id: Id, space: &str, rows: &[Reembedded]) -> Result<()> {

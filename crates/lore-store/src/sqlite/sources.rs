@@ -117,16 +117,7 @@ impl SourceStore for SqliteStore {
         .fetch_all(&self.writer)
         .await
         .map_err(db_err)?;
-        rows.iter()
-            .map(|r| {
-                Ok(SourceItem {
-                    document_id: r.id("id")?,
-                    key: r.text("item_key")?,
-                    version: r.opt_text("version")?.unwrap_or_default(),
-                    file_hash: r.text("file_hash")?,
-                })
-            })
-            .collect()
+        rows.iter().map(source_item_from).collect()
     }
 
     async fn touch_source_item(&self, document_id: Id, version: &str) -> Result<()> {
@@ -260,20 +251,7 @@ impl SourceStore for SqliteStore {
         .fetch_all(&self.writer)
         .await
         .map_err(db_err)?;
-        rows.iter()
-            .map(|r| {
-                Ok(Notification {
-                    id: r.id("id")?,
-                    user_id: r.id("user_id")?,
-                    kind: r.text("kind")?,
-                    title: r.text("title")?,
-                    body: r.opt_text("body")?,
-                    data: r.json("data")?,
-                    read_at: r.opt_time("read_at")?,
-                    created_at: r.time("created_at")?,
-                })
-            })
-            .collect()
+        rows.iter().map(notification_from).collect()
     }
 
     async fn set_notification_data(&self, id: Id, data: &serde_json::Value) -> Result<()> {
