@@ -88,15 +88,9 @@ impl PgStore {
             .await
             .map_err(|e| Error::internal(format!("cannot connect to PostgreSQL: {e}")))?;
         migrate::run_postgres(&pool).await?;
-        let indexed: Vec<i32> =
-            sqlx::query_scalar("SELECT DISTINCT embedding_dims FROM document_chunks WHERE embedding_dims IS NOT NULL")
-                .fetch_all(&pool)
-                .await
-                .map_err(db_err)?;
+        // No scan of the chunks at start: an index exists from the moment its first chunk was
+        // stored, and `ensure_vector_index` learns of each dimension as it meets it.
         let store = PgStore { pool, ef_search: ef_search.max(1), indexed_dims: Mutex::new(HashSet::new()) };
-        for dims in indexed {
-            store.ensure_vector_index(dims).await?;
-        }
         Ok(store)
     }
 

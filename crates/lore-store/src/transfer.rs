@@ -206,16 +206,13 @@ async fn copy_table(source: &SqlitePool, target: &PgPool, table: &str, key: &str
 /// What PostgreSQL keeps beside a chunk and SQLite keeps elsewhere: the dimension that picks its
 /// HNSW index, and its full-text terms (in SQLite's FTS5 table).
 async fn finish_chunks(source: &SqlitePool, target: &PgPool) -> Result<()> {
-    let dims: Vec<i32> = sqlx::query_scalar(
+    sqlx::query(
         "UPDATE document_chunks SET embedding_dims = vector_dims(content_embedding)
-         WHERE embedding_dims IS NULL AND content_embedding IS NOT NULL RETURNING embedding_dims",
+         WHERE embedding_dims IS NULL AND content_embedding IS NOT NULL",
     )
-    .fetch_all(target)
+    .execute(target)
     .await
     .map_err(db_err)?;
-    let mut seen = dims;
-    seen.sort_unstable();
-    seen.dedup();
     let mut after = 0i64;
     loop {
         let rows = sqlx::query("SELECT rowid AS seq, terms FROM chunk_fts WHERE rowid > ? ORDER BY rowid LIMIT 5000")

@@ -1,4 +1,4 @@
-//! Agents, conversations, messages with citations, and agent usage on SQLite.
+//! Agents, conversations, messages with citations, and agent usage on PostgreSQL.
 
 use std::collections::HashMap;
 
@@ -11,8 +11,7 @@ use sqlx::{AssertSqlSafe, Row};
 
 use sqlx::types::Json;
 
-use super::AsTenant;
-use super::{PgStore, is_unique_violation};
+use super::{AsTenant, PgStore, is_unique_violation};
 use crate::rows::*;
 
 impl PgStore {
@@ -103,34 +102,24 @@ impl PgStore {
                 .await
                 .map_err(db_err)?;
         }
-        for kb in &agent.knowledge_base_ids {
-            sqlx::query("INSERT INTO ai_agent_knowledge_bases (aiagent_id, knowledge_base_id) VALUES ($1, $2) ON CONFLICT DO NOTHING")
-                .bind(agent.id)
-                .bind(kb)
-                .execute(&mut *tx)
-                .await
-                .map_err(db_err)?;
+        // Each kind of link in one statement.
+        for (table, column, ids) in [
+            ("ai_agent_knowledge_bases", "knowledge_base_id", &agent.knowledge_base_ids),
+            ("ai_agent_data_sources", "datasource_id", &agent.data_source_ids),
+        ] {
+            let sql = format!(
+                "INSERT INTO {table} (aiagent_id, {column}) SELECT $1, unnest($2::uuid[]) ON CONFLICT DO NOTHING"
+            );
+            sqlx::query(AssertSqlSafe(sql)).bind(agent.id).bind(ids).execute(&mut *tx).await.map_err(db_err)?;
         }
-        for ds in &agent.data_source_ids {
-            sqlx::query(
-                "INSERT INTO ai_agent_data_sources (aiagent_id, datasource_id) VALUES ($1, $2) ON CONFLICT DO NOTHING",
-            )
-            .bind(agent.id)
-            .bind(ds)
-            .execute(&mut *tx)
-            .await
-            .map_err(db_err)?;
-        }
-        for ft in &agent.file_type_ids {
-            sqlx::query(
-                "INSERT INTO ai_agent_file_types (aiagent_id, filetype_id) VALUES ($1, $2) ON CONFLICT DO NOTHING",
-            )
-            .bind(agent.id)
-            .bind(ft)
-            .execute(&mut *tx)
-            .await
-            .map_err(db_err)?;
-        }
+        sqlx::query(
+            "INSERT INTO ai_agent_file_types (aiagent_id, filetype_id) SELECT $1, unnest($2::int8[]) ON CONFLICT DO NOTHING",
+        )
+        .bind(agent.id)
+        .bind(&agent.file_type_ids)
+        .execute(&mut *tx)
+        .await
+        .map_err(db_err)?;
         tx.commit().await.map_err(db_err)?;
         Ok(true)
     }

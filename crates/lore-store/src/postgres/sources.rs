@@ -1,4 +1,4 @@
-//! Data sources and their sync runs on SQLite.
+//! Data sources and their sync runs on PostgreSQL.
 
 use async_trait::async_trait;
 use lore_core::error::{Code, Error, Result};
@@ -6,11 +6,9 @@ use lore_core::model::{Id, Timestamp};
 use lore_core::source::{DataSource, Notification, SourceItem, SyncRun};
 use lore_core::store::SourceStore;
 use sqlx::AssertSqlSafe;
-
 use sqlx::types::Json;
 
-use super::AsTenant;
-use super::{PgStore, is_unique_violation};
+use super::{AsTenant, PgStore, is_unique_violation};
 use crate::rows::*;
 
 fn name_taken(e: sqlx::Error, name: &str) -> Error {
