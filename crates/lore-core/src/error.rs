@@ -49,6 +49,7 @@ codes! {
     MalformedJson => ("malformed_json", InvalidRequest, 400),
     InvalidBody => ("invalid_body", InvalidRequest, 422),
     UnsupportedMediaType => ("unsupported_media_type", InvalidRequest, 415),
+    NotAcceptable => ("not_acceptable", InvalidRequest, 406),
     InvalidMultipart => ("invalid_multipart", InvalidRequest, 400),
     MissingFile => ("missing_file", InvalidRequest, 400),
     EmptyFile => ("empty_file", InvalidRequest, 400),
@@ -117,6 +118,10 @@ codes! {
     // Lore's own fault
     Internal => ("internal_error", Internal, 500),
     Unavailable => ("service_unavailable", Internal, 503),
+    // The machine's: conditions that clear by themselves or by an operator, never the request's
+    StorageFull => ("storage_full", Internal, 507),
+    StorageUnavailable => ("storage_unavailable", Internal, 503),
+    DatabaseUnavailable => ("database_unavailable", Internal, 503),
 }
 
 /// An error with a code from the table, a message a person can act on, and (for internal
@@ -139,6 +144,11 @@ impl Error {
         Error { code: Code::Internal, message: "an internal error occurred".into(), source: Some(cause.into()) }
     }
 
+    /// Keeps `cause` for the log behind an error whose code and message are already chosen.
+    pub fn with_cause(self, cause: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> Self {
+        Error { source: Some(cause.into()), ..self }
+    }
+
     pub fn not_found(what: &str) -> Self {
         Error::new(Code::NotFound, format!("{what} not found"))
     }
@@ -153,6 +163,31 @@ impl Error {
 
     pub fn status(&self) -> u16 {
         self.code.status()
+    }
+
+    /// A failure of the machine rather than of the request or the document (disk full, data
+    /// directory read-only, database unreachable): the same work succeeds once it clears, so it is
+    /// retried, never recorded as the document's fault.
+    pub fn is_transient(&self) -> bool {
+        matches!(
+            self.code,
+            Code::StorageFull | Code::StorageUnavailable | Code::DatabaseUnavailable | Code::Unavailable
+        )
+    }
+
+    /// An error of the disk under the data directory, or `None` for any other I/O error.
+    pub fn from_storage(err: &std::io::Error) -> Option<Error> {
+        use std::io::ErrorKind as K;
+        match err.kind() {
+            K::StorageFull | K::QuotaExceeded | K::FileTooLarge => {
+                Some(Error::new(Code::StorageFull, "the server's storage is full; try again once space is freed"))
+            }
+            K::ReadOnlyFilesystem => Some(Error::new(
+                Code::StorageUnavailable,
+                "the server's storage is read-only; try again once it is writable",
+            )),
+            _ => None,
+        }
     }
 
     /// The cause behind an internal error, for logging.
@@ -195,7 +230,10 @@ impl From<serde_json::Error> for Error {
 
 impl From<std::io::Error> for Error {
     fn from(err: std::io::Error) -> Self {
-        Error::internal(err)
+        match Error::from_storage(&err) {
+            Some(storage) => storage.with_cause(err),
+            None => Error::internal(err),
+        }
     }
 }
 

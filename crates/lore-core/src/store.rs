@@ -150,6 +150,9 @@ pub trait Store: AgentStore + SourceStore + Send + Sync + 'static {
     /// Extends the lease of a job the worker still holds; `false` when it lost it (the lease ran
     /// out and another worker took the job).
     async fn extend_lease(&self, job_id: Id, worker: &str, lease: std::time::Duration) -> Result<bool>;
+    /// Puts a job the worker holds back in the queue, claimable after `delay`, without counting the
+    /// attempt: the machine failed (disk full, database down), not the document.
+    async fn retry_later(&self, job: &Job, worker: &str, delay: std::time::Duration) -> Result<()>;
     /// Fetches a document for a worker (no owner filter: the job is the authority).
     async fn document_for_job(&self, id: Id) -> Result<Option<Document>>;
     /// A knowledge base by id alone: for jobs, which run on behalf of its owner.

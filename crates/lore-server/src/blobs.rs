@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use lore_core::blob::BlobStore;
-use lore_core::error::{Error, Result};
+use lore_core::error::{Code, Error, Result};
 use lore_store::FsBlobStore;
 use reqwest::{StatusCode, Url};
 use rusty_s3::{Bucket, Credentials, S3Action, UrlStyle};
@@ -87,8 +87,15 @@ impl S3BlobStore {
         Ok(if self.prefix.is_empty() { key.to_string() } else { format!("{}/{key}", self.prefix) })
     }
 
-    fn failed(&self, what: &str, key: &str, detail: impl std::fmt::Display) -> Error {
-        Error::internal(format!("blob store: {what} s3://{}/{key}: {detail}", self.bucket.name()))
+    /// A failed request: the bucket unreachable or answering 5xx is the machine's condition (the
+    /// work is retried); any other answer is Lore's fault.
+    fn failed(&self, what: &str, key: &str, detail: impl std::fmt::Display, status: Option<StatusCode>) -> Error {
+        let cause = format!("blob store: {what} s3://{}/{key}: {detail}", self.bucket.name());
+        match status {
+            Some(s) if !s.is_server_error() => Error::internal(cause),
+            _ => Error::new(Code::StorageUnavailable, "the blob store is unreachable; try again shortly")
+                .with_cause(cause),
+        }
     }
 }
 
@@ -98,14 +105,14 @@ impl BlobStore for S3BlobStore {
         let object = self.object(key)?;
         // Content-addressed: an object already there holds these very bytes.
         let head = self.bucket.head_object(self.credentials.as_ref(), &object).sign(SIGNED_FOR);
-        let exists = self.http.head(head).send().await.map_err(|e| self.failed("checking", &object, e))?;
+        let exists = self.http.head(head).send().await.map_err(|e| self.failed("checking", &object, e, None))?;
         if !exists.status().is_success() {
             let bytes = tokio::fs::read(staged).await?;
             let put = self.bucket.put_object(self.credentials.as_ref(), &object).sign(SIGNED_FOR);
             let response =
-                self.http.put(put).body(bytes).send().await.map_err(|e| self.failed("writing", &object, e))?;
+                self.http.put(put).body(bytes).send().await.map_err(|e| self.failed("writing", &object, e, None))?;
             if !response.status().is_success() {
-                return Err(self.failed("writing", &object, response.status()));
+                return Err(self.failed("writing", &object, response.status(), Some(response.status())));
             }
         }
         tokio::fs::remove_file(staged).await?;
@@ -115,20 +122,20 @@ impl BlobStore for S3BlobStore {
     async fn get(&self, key: &str) -> Result<Vec<u8>> {
         let object = self.object(key)?;
         let get = self.bucket.get_object(self.credentials.as_ref(), &object).sign(SIGNED_FOR);
-        let response = self.http.get(get).send().await.map_err(|e| self.failed("reading", &object, e))?;
+        let response = self.http.get(get).send().await.map_err(|e| self.failed("reading", &object, e, None))?;
         if !response.status().is_success() {
-            return Err(self.failed("reading", &object, response.status()));
+            return Err(self.failed("reading", &object, response.status(), Some(response.status())));
         }
-        Ok(response.bytes().await.map_err(|e| self.failed("reading", &object, e))?.to_vec())
+        Ok(response.bytes().await.map_err(|e| self.failed("reading", &object, e, None))?.to_vec())
     }
 
     async fn delete(&self, key: &str) -> Result<()> {
         let object = self.object(key)?;
         let delete = self.bucket.delete_object(self.credentials.as_ref(), &object).sign(SIGNED_FOR);
-        let response = self.http.delete(delete).send().await.map_err(|e| self.failed("deleting", &object, e))?;
+        let response = self.http.delete(delete).send().await.map_err(|e| self.failed("deleting", &object, e, None))?;
         match response.status() {
             s if s.is_success() || s == StatusCode::NOT_FOUND => Ok(()),
-            s => Err(self.failed("deleting", &object, s)),
+            s => Err(self.failed("deleting", &object, s, Some(s))),
         }
     }
 

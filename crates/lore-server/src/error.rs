@@ -48,7 +48,12 @@ impl IntoResponse for ApiError {
         if status.is_server_error() {
             // The cause goes to the log under an id the client can quote; never into the body.
             let incident = uuid::Uuid::new_v4().to_string();
-            tracing::error!(incident = %incident, code = err.code.as_str(), error = %err, "request failed");
+            if err.is_transient() {
+                // The machine's condition (disk full, database down): readiness reports it too.
+                tracing::warn!(incident = %incident, code = err.code.as_str(), error = %err, "request failed");
+            } else {
+                tracing::error!(incident = %incident, code = err.code.as_str(), error = %err, "request failed");
+            }
             body["request_id"] = json!(incident);
         }
         let mut response = (status, axum::Json(json!({ "error": body }))).into_response();

@@ -196,7 +196,11 @@ pub struct UsageParams {
     /// `success` or `error`.
     pub status: Option<String>,
     pub endpoint: Option<String>,
+    // A u32: without this the schema would say int32 and refuse half its range.
+    #[schema(format = Int64, maximum = 4294967295_f64)]
     pub limit: Option<u32>,
+    // A u32: without this the schema would say int32 and refuse half its range.
+    #[schema(format = Int64, maximum = 4294967295_f64)]
     pub offset: Option<u32>,
 }
 
@@ -280,7 +284,11 @@ pub async fn revoke_all_sessions(state: &AppState, principal: &Principal) -> Api
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UserListParams {
+    // A u32: without this the schema would say int32 and refuse half its range.
+    #[schema(format = Int64, maximum = 4294967295_f64)]
     pub limit: Option<u32>,
+    // A u32: without this the schema would say int32 and refuse half its range.
+    #[schema(format = Int64, maximum = 4294967295_f64)]
     pub offset: Option<u32>,
 }
 

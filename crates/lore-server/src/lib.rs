@@ -9,6 +9,7 @@ pub mod describe;
 pub mod embedding;
 pub mod error;
 pub mod governance;
+pub mod health;
 pub mod keycache;
 pub mod limiter;
 pub mod maintenance;
@@ -137,7 +138,8 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer> {
     background.push(limiter::spawn_flusher(limiter, store.clone(), shutdown_rx.clone()));
     let app = routes::router(state.clone())
         .layer(CatchPanicLayer::custom(error::panic_response))
-        .layer(TraceLayer::new_for_http());
+        // Failed requests are logged once, by the error itself (with its incident id).
+        .layer(TraceLayer::new_for_http().on_failure(()));
 
     let mut signal = shutdown_rx.clone();
     let kept = state.clone();

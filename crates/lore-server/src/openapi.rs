@@ -109,6 +109,18 @@ impl Op<'_> {
         self.json_body(schema)
     }
 
+    /// A PATCH body: the fields of `T`, none of them required.
+    fn patch_body<T: ToSchema>(self) -> Self {
+        self.doc.schema::<T>();
+        let name = format!("{}Patch", T::name());
+        let mut schema = T::schema();
+        if let RefOr::T(Schema::Object(object)) = &mut schema {
+            object.required.clear();
+        }
+        self.doc.schemas.insert(name.clone(), schema);
+        self.json_body(Ref::from_schema_name(name).into())
+    }
+
     /// Query parameters: the properties of `T`.
     fn query<T: ToSchema>(mut self) -> Self {
         let mut nested = Vec::new();
@@ -129,9 +141,14 @@ impl Op<'_> {
         self
     }
 
-    fn respond(mut self, status: u16, description: &str, content: Option<(&str, RefOr<Schema>)>) -> Self {
+    fn respond(self, status: u16, description: &str, content: Option<(&str, RefOr<Schema>)>) -> Self {
+        self.respond_in(status, description, content.into_iter().collect())
+    }
+
+    /// A response that comes in any of several media types.
+    fn respond_in(mut self, status: u16, description: &str, contents: Vec<(&str, RefOr<Schema>)>) -> Self {
         let mut response = ResponseBuilder::new().description(description);
-        if let Some((media, schema)) = content {
+        for (media, schema) in contents {
             response = response.content(media, ContentBuilder::new().schema(Some(schema)).build());
         }
         self.responses = self.responses.response(status.to_string(), response);
@@ -170,6 +187,12 @@ impl Op<'_> {
 
 fn any_object() -> RefOr<Schema> {
     ObjectBuilder::new().schema_type(Type::Object).into()
+}
+
+/// One server-sent event: its name and its data (JSON, as text).
+fn event_stream() -> RefOr<Schema> {
+    let text = || ObjectBuilder::new().schema_type(Type::String);
+    ObjectBuilder::new().schema_type(Type::Object).property("event", text()).property("data", text()).into()
 }
 
 /// The whole document.
@@ -311,7 +334,7 @@ pub fn document() -> OpenApi {
     d.op(Get, "/v1/agents", "agents", "The caller's agents").list::<lore_core::agent::Agent>().add();
     d.op(Get, "/v1/agents/{id}", "agents", "An agent").ok::<lore_core::agent::Agent>(200).add();
     d.op(Patch, "/v1/agents/{id}", "agents", "Change an agent: the given fields replace its own")
-        .body::<agents::AgentSpec>()
+        .patch_body::<agents::AgentSpec>()
         .ok::<lore_core::agent::Agent>(200)
         .add();
     d.op(Delete, "/v1/agents/{id}", "agents", "Delete an agent and its conversations").no_content().add();
@@ -322,10 +345,10 @@ pub fn document() -> OpenApi {
     let answer = d.schema::<agents::ChatAnswer>();
     d.op(Post, "/v1/agents/{id}/chat", "agents", "Ask an agent; `stream: true` answers with server-sent events")
         .body::<agents::ChatRequest>()
-        .respond(
+        .respond_in(
             200,
             "the answer; streamed: `token` events ({content}), then `done` (this object) or `error`",
-            Some(("application/json", answer)),
+            vec![("application/json", answer), ("text/event-stream", event_stream())],
         )
         .add();
     d.op(
@@ -335,10 +358,10 @@ pub fn document() -> OpenApi {
         "OpenAI-compatible Chat Completions; `model` is an agent's id or name",
     )
     .json_body(any_object())
-    .respond(
+    .respond_in(
         200,
         "an OpenAI chat.completion (or chat.completion.chunk events when streamed)",
-        Some(("application/json", any_object())),
+        vec![("application/json", any_object()), ("text/event-stream", event_stream())],
     )
     .add();
     d.op(Get, "/v1/conversations", "agents", "The caller's conversations, most recent first")
@@ -363,7 +386,7 @@ pub fn document() -> OpenApi {
         .ok::<lore_core::source::DataSource>(200)
         .add();
     d.op(Patch, "/v1/data-sources/{id}", "data sources", "Change name, config, credentials, schedule or status")
-        .body::<crate::sources::SourceRequest>()
+        .patch_body::<crate::sources::SourceRequest>()
         .ok::<lore_core::source::DataSource>(200)
         .add();
     d.op(Delete, "/v1/data-sources/{id}", "data sources", "Delete a data source (its documents stay)")

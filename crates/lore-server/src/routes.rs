@@ -127,7 +127,7 @@ async fn healthz() -> Json<Value> {
 }
 
 async fn readyz(State(state): State<AppState>) -> ApiResult<Json<Value>> {
-    state.store.ping().await.map_err(|_| error(Code::Unavailable, "the database is not reachable"))?;
+    crate::health::check(&state).await?;
     let queued = state.store.pending_jobs().await?;
     Ok(Json(json!({"status": "ready", "queued_jobs": queued})))
 }
@@ -281,6 +281,7 @@ async fn upload(
     multipart: Result<Multipart, MultipartRejection>,
 ) -> ApiResult<impl IntoResponse> {
     let kb = service::authorize_upload(&state, &principal, kb_id).await?;
+    crate::health::ensure_room(&state)?;
     let mut multipart = multipart.map_err(|e| {
         error(
             Code::InvalidMultipart,
@@ -527,10 +528,31 @@ async fn mcp_http(
 ) -> axum::response::Response {
     use tower::ServiceExt;
     request.extensions_mut().insert(principal);
-    match crate::mcp::http_service(state).oneshot(request).await {
+    let response = match crate::mcp::http_service(state).oneshot(request).await {
         Ok(response) => response.map(axum::body::Body::new),
         Err(never) => match never {},
+    };
+    // The transport refuses malformed requests in plain text; Lore's clients get its JSON errors
+    // with stable codes (found by the schemathesis campaign).
+    let status = response.status();
+    let is_json = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"));
+    if !status.is_client_error() || is_json {
+        return response;
     }
+    let text = axum::body::to_bytes(response.into_body(), 4096).await.unwrap_or_default();
+    let detail = String::from_utf8_lossy(&text).trim().to_string();
+    let code = match status {
+        StatusCode::NOT_ACCEPTABLE => Code::NotAcceptable,
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => Code::UnsupportedMediaType,
+        StatusCode::METHOD_NOT_ALLOWED => Code::MethodNotAllowed,
+        _ => Code::InvalidBody,
+    };
+    let message = if detail.is_empty() { format!("the MCP request was refused ({status})") } else { detail };
+    error(code, message).into_response()
 }
 
 // ------------------------------------------------------------------------------------ agents

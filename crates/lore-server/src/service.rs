@@ -234,6 +234,9 @@ pub struct CreatedKey {
     pub api_key: ApiKey,
 }
 
+/// The longest life an API key may be given: a hundred years.
+const MAX_KEY_DAYS: u32 = 36_500;
+
 pub async fn create_api_key(state: &AppState, principal: &Principal, req: CreateKeyRequest) -> ApiResult<CreatedKey> {
     principal.require_session()?;
     let name = req.name.trim().to_string();
@@ -253,11 +256,19 @@ pub async fn create_api_key(state: &AppState, principal: &Principal, req: Create
             return Err(error(Code::ValidationFailed, "give either expires_at or expires_in_days, not both"));
         }
         (Some(at), None) => Some(at),
-        (None, Some(days)) => Some(now + ChronoDuration::days(i64::from(days))),
+        (None, Some(days)) if days <= MAX_KEY_DAYS => Some(now + ChronoDuration::days(i64::from(days))),
+        (None, Some(_)) => {
+            return Err(error(Code::ValidationFailed, format!("expires_in_days must be at most {MAX_KEY_DAYS}")));
+        }
         (None, None) => None,
     };
     if expires_at.is_some_and(|at| at <= now) {
         return Err(error(Code::ValidationFailed, "expires_at must be in the future"));
+    }
+    // Far beyond any key's life, and beyond what every store's time format holds (a key that
+    // expired in the year 61147 once broke its owner's key list: found by schemathesis).
+    if expires_at.is_some_and(|at| at > now + ChronoDuration::days(i64::from(MAX_KEY_DAYS))) {
+        return Err(error(Code::ValidationFailed, format!("expires_at must be within {MAX_KEY_DAYS} days")));
     }
     let security = Value::Object(req.security.unwrap_or_default());
     auth::KeySecurity::parse(&security)?;
@@ -604,7 +615,11 @@ pub struct ListDocumentsParams {
     pub status: Option<DocStatus>,
     #[serde(default)]
     pub include_deleted: bool,
+    // A u32: without this the schema would say int32 and refuse half its range.
+    #[schema(format = Int64, maximum = 4294967295_f64)]
     pub limit: Option<u32>,
+    // A u32: without this the schema would say int32 and refuse half its range.
+    #[schema(format = Int64, maximum = 4294967295_f64)]
     pub offset: Option<u32>,
 }
 

@@ -451,6 +451,7 @@ async fn sync_item(
     item: &Listed,
     previous: Option<&lore_core::source::SourceItem>,
 ) -> Result<Change, Error> {
+    crate::health::ensure_room(state)?;
     let staged = state.blobs.staging_dir().join(format!("{}.source", lore_core::new_id()));
     let result = match connector.fetch(item, &staged).await {
         Ok(()) => register_item(state, source, kb, item, previous, &staged).await,

@@ -33,6 +33,9 @@ pub struct ServerConfig {
     pub listen: SocketAddr,
     /// Largest accepted upload, in bytes.
     pub max_upload_bytes: u64,
+    /// Free space kept on the data directory's disk, in bytes: below it uploads are refused and
+    /// readiness turns false, so the database never runs out mid-write.
+    pub min_free_disk: u64,
     /// Ingestion workers; 0 runs none (useful to inspect queued documents in tests).
     pub workers: usize,
     pub session_ttl: Duration,
@@ -74,6 +77,7 @@ impl ServerConfig {
             s3_credentials: None,
             listen,
             max_upload_bytes: Self::DEFAULT_MAX_UPLOAD_BYTES,
+            min_free_disk: 256 * 1024 * 1024,
             workers: std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2),
             session_ttl: Duration::from_secs(30 * DAY),
             trash_retention: Duration::from_secs(30 * DAY),

@@ -26,6 +26,9 @@ pub const MAX_ATTEMPTS: i64 = 3;
 const PROCESSING_TIMEOUT: Duration = Duration::from_secs(300);
 /// Documents at least this large report intermediate progress.
 const PROGRESS_THRESHOLD: usize = 256 * 1024;
+/// How long a job waits after the machine failed it (disk full, database down), and how long its
+/// worker pauses before claiming another.
+const MACHINE_RETRY: Duration = Duration::from_secs(5);
 
 /// Starts `count` workers named `<node>/worker-<i>`: the node's name tells, in a document's log and
 /// in a job's lease, which of several nodes on one database took the job.
@@ -53,8 +56,11 @@ async fn run(state: AppState, name: String, mut shutdown: watch::Receiver<bool>)
         match state.store.claim_job(&name, LEASE).await {
             Ok(Some(job)) => {
                 let heartbeat = tokio::spawn(keep_leased(state.clone(), job.id, name.clone()));
-                handle(&state, job).await;
+                let machine_failed = handle(&state, job, &name).await;
                 heartbeat.abort();
+                if machine_failed {
+                    tokio::time::sleep(MACHINE_RETRY).await;
+                }
             }
             Ok(None) => {
                 tokio::select! {
@@ -86,13 +92,16 @@ async fn keep_leased(state: AppState, job_id: lore_core::model::Id, worker: Stri
     }
 }
 
-async fn handle(state: &AppState, job: Job) {
+/// Handles one job; `true` when the machine (not the document) failed it and the job went back
+/// to the queue.
+async fn handle(state: &AppState, job: Job, worker: &str) -> bool {
     if job.kind == "reembed" {
-        return handle_reembed(state, job).await;
+        handle_reembed(state, job).await;
+        return false;
     }
     let Some(document_id) = job.document_id else {
         tracing::warn!(job = %job.id, kind = %job.kind, "job without a document; dropping it");
-        return;
+        return false;
     };
     let started = std::time::Instant::now();
     let outcome = process(state, &job, document_id).await;
@@ -109,6 +118,7 @@ async fn handle(state: &AppState, job: Job) {
             stored
         }
         Ok(None) => Ok(()),
+        Err(err) if err.is_transient() => Err(err),
         Err(err) => {
             let message = if err.code == Code::Internal {
                 tracing::error!(document = %document_id, error = %err, "document processing failed");
@@ -139,9 +149,29 @@ async fn handle(state: &AppState, job: Job) {
             stored
         }
     };
-    if let Err(e) = stored {
-        // The job keeps its lease and is retried once the lease runs out.
-        tracing::error!(document = %document_id, error = %e, "could not store the processing result");
+    match stored {
+        Ok(()) => false,
+        Err(e) if e.is_transient() => {
+            // Nothing is the document's fault: it waits in the queue until the machine recovers
+            // (if even that cannot be written, its lease runs out and it is retried all the same).
+            tracing::warn!(document = %document_id, error = %e, "the machine failed this document; it will be retried");
+            // Requeuing is a write too: keep trying while the lease lasts (it then runs out and
+            // the job returns all the same).
+            for _ in 0..LEASE.as_secs() / MACHINE_RETRY.as_secs() {
+                match state.store.retry_later(&job, worker, MACHINE_RETRY).await {
+                    Ok(()) => return true,
+                    Err(e) => tracing::debug!(document = %document_id, error = %e, "could not requeue yet"),
+                }
+                tokio::time::sleep(MACHINE_RETRY).await;
+            }
+            tracing::warn!(document = %document_id, "could not requeue; the lease will run out");
+            true
+        }
+        Err(e) => {
+            // The job keeps its lease and is retried once the lease runs out.
+            tracing::error!(document = %document_id, error = %e, "could not store the processing result");
+            false
+        }
     }
 }
 
@@ -189,6 +219,9 @@ async fn process(
     let kb_config = kb.as_ref().and_then(|kb| kb.settings.chunking_config.clone());
     let strategy = chunking::resolve(document.chunking_config.as_ref(), kb_config.as_ref(), &defaults)?;
     let bytes = state.blobs.get(&document.file_path).await.map_err(|e| {
+        if e.is_transient() {
+            return e;
+        }
         tracing::error!(document = %document_id, error = %e, "blob missing");
         Error::new(Code::CorruptFile, "the uploaded file could not be read back from storage; upload it again")
     })?;

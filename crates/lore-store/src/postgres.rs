@@ -83,7 +83,7 @@ impl PgStore {
     pub async fn open_with(url: &str, ef_search: usize) -> Result<PgStore> {
         let pool = PgPoolOptions::new()
             .max_connections(16)
-            .acquire_timeout(Duration::from_secs(30))
+            .acquire_timeout(Duration::from_secs(10)) // an outage answers 503 soon, not after 30 s
             .connect(url)
             .await
             .map_err(|e| Error::internal(format!("cannot connect to PostgreSQL: {e}")))?;
@@ -1115,6 +1115,35 @@ impl Store for PgStore {
                 .await
                 .map_err(db_err)?;
         Ok(done.rows_affected() > 0)
+    }
+
+    async fn retry_later(&self, job: &Job, worker: &str, delay: Duration) -> Result<()> {
+        let after = lore_core::now() + chrono::Duration::from_std(delay).map_err(|e| Error::internal(e.to_string()))?;
+        let mut tx = self.tx().await?;
+        let done = sqlx::query(
+            "UPDATE jobs SET status = 'queued', attempts = GREATEST(attempts - 1, 0), locked_by = NULL,
+                    locked_until = NULL, run_after = $1
+             WHERE id = $2 AND locked_by = $3 AND status = 'running'",
+        )
+        .bind(after)
+        .bind(job.id)
+        .bind(worker)
+        .execute(&mut *tx)
+        .await
+        .map_err(db_err)?;
+        if done.rows_affected() > 0
+            && let Some(doc) = job.document_id
+        {
+            sqlx::query(
+                "UPDATE documents SET status = 'pending', progress = 0 WHERE id = $1 AND status = 'processing'",
+            )
+            .bind(doc)
+            .execute(&mut *tx)
+            .await
+            .map_err(db_err)?;
+        }
+        tx.commit().await.map_err(db_err)?;
+        Ok(())
     }
 
     async fn document_for_job(&self, id: Id) -> Result<Option<Document>> {

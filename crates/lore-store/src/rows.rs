@@ -4,7 +4,7 @@
 
 use chrono::{DateTime, Utc};
 use lore_core::agent::{Agent, AgentUsage, Conversation, ConversationMode};
-use lore_core::error::{Error, Result};
+use lore_core::error::{Code, Error, Result};
 use lore_core::limits;
 use lore_core::model::*;
 use lore_core::source::{DataSource, Notification, SourceItem, SyncRun};
@@ -13,8 +13,41 @@ use sqlx::postgres::PgRow;
 use sqlx::sqlite::SqliteRow;
 use uuid::Uuid;
 
+/// A database error as the client should see it: the machine's conditions (disk full, read-only,
+/// database unreachable) get their own codes, so that clients retry and workers keep the job;
+/// anything else is internal.
 pub(crate) fn db_err(err: sqlx::Error) -> Error {
-    Error::internal(err)
+    let unavailable = || Error::new(Code::DatabaseUnavailable, "the database is unavailable; try again shortly");
+    let full = || Error::new(Code::StorageFull, "the database's storage is full; try again once space is freed");
+    let read_only = || Error::new(Code::StorageUnavailable, "the database cannot be written; try again shortly");
+    let classified = match &err {
+        sqlx::Error::Io(io) => Some(Error::from_storage(io).unwrap_or_else(unavailable)),
+        sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Tls(_) => Some(unavailable()),
+        sqlx::Error::Database(db) => {
+            let code = db.code().unwrap_or_default();
+            match code.parse::<i32>() {
+                // SQLite's primary result codes (extended codes keep them in the low byte).
+                Ok(n) => match n & 0xff {
+                    13 => Some(full()),               // SQLITE_FULL
+                    8 | 10 | 14 => Some(read_only()), // SQLITE_READONLY, SQLITE_IOERR, SQLITE_CANTOPEN
+                    _ => None,
+                },
+                // PostgreSQL's SQLSTATEs.
+                Err(_) => match code.as_ref() {
+                    "53100" => Some(full()),      // disk_full
+                    "25006" => Some(read_only()), // read_only_sql_transaction (a standby)
+                    "53300" | "57P01" | "57P02" | "57P03" => Some(unavailable()),
+                    c if c.starts_with("08") => Some(unavailable()), // connection exceptions
+                    _ => None,
+                },
+            }
+        }
+        _ => None,
+    };
+    match classified {
+        Some(e) => e.with_cause(err),
+        None => Error::internal(err),
+    }
 }
 
 fn parse_ts(s: &str) -> Result<Timestamp> {

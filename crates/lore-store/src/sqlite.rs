@@ -12,7 +12,7 @@ use lore_core::limits;
 use lore_core::model::*;
 use lore_core::store::{ApiKeyRecord, SessionRecord, Store, Upload};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::{AssertSqlSafe, Row, Sqlite, Transaction};
+use sqlx::{AssertSqlSafe, Connection, Row, Sqlite, Transaction};
 
 use crate::migrate;
 use crate::rows::*;
@@ -105,6 +105,21 @@ impl SqliteStore {
             .max_connections(1)
             .min_connections(1)
             .acquire_timeout(Duration::from_secs(60))
+            // When SQLite rolls a transaction back by itself (as it may on SQLITE_FULL or an I/O
+            // error), sqlx's ROLLBACK fails and it still counts the transaction open: every later
+            // "transaction" would then be a savepoint inside one that never commits, and nothing
+            // would reach the disk again. Found by `lore bench faults`; such a connection is
+            // replaced. (The ping lets a rollback queued by a dropped transaction finish first.)
+            .before_acquire(|conn, _| {
+                Box::pin(async move {
+                    conn.ping().await?;
+                    let healthy = !conn.is_in_transaction();
+                    if !healthy {
+                        tracing::warn!("replacing the database writer connection: a failed transaction left it open");
+                    }
+                    Ok(healthy)
+                })
+            })
             .connect_with(options.clone())
             .await
             .map_err(db_err)?;
@@ -1121,6 +1136,33 @@ impl Store for SqliteStore {
                 .await
                 .map_err(db_err)?;
         Ok(done.rows_affected() > 0)
+    }
+
+    async fn retry_later(&self, job: &Job, worker: &str, delay: Duration) -> Result<()> {
+        let after = lore_core::now() + chrono::Duration::from_std(delay).map_err(|e| Error::internal(e.to_string()))?;
+        let mut tx = self.tx().await?;
+        let done = sqlx::query(
+            "UPDATE jobs SET status = 'queued', attempts = MAX(attempts - 1, 0), locked_by = NULL,
+                    locked_until = NULL, run_after = ?1
+             WHERE id = ?2 AND locked_by = ?3 AND status = 'running'",
+        )
+        .bind(ts(after))
+        .bind(job.id.to_string())
+        .bind(worker)
+        .execute(&mut *tx)
+        .await
+        .map_err(db_err)?;
+        if done.rows_affected() > 0
+            && let Some(doc) = job.document_id
+        {
+            sqlx::query("UPDATE documents SET status = 'pending', progress = 0 WHERE id = ? AND status = 'processing'")
+                .bind(doc.to_string())
+                .execute(&mut *tx)
+                .await
+                .map_err(db_err)?;
+        }
+        tx.commit().await.map_err(db_err)?;
+        Ok(())
     }
 
     async fn document_for_job(&self, id: Id) -> Result<Option<Document>> {

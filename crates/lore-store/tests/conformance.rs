@@ -170,6 +170,14 @@ async fn the_queue_leases_retries_and_replaces(store: &dyn Store) {
     let log = store.document_for_job(second.id).await.expect("doc").expect("doc").processing_log;
     let claims: Vec<&str> = log.iter().filter(|e| e.stage == "claim").map(|e| e.message.as_str()).collect();
     assert_eq!(claims, ["claimed by w2 (attempt 1)", "claimed by w3 (attempt 2)"]);
+    // A job the machine failed (disk full, database down) goes back to the queue without counting
+    // the attempt, and only its holder can send it back.
+    store.retry_later(&again, "w2", Duration::ZERO).await.expect("not the holder");
+    assert!(store.claim_job("w4", Duration::from_secs(60)).await.expect("claim").is_none());
+    store.retry_later(&again, "w3", Duration::ZERO).await.expect("retry later");
+    assert_eq!(store.document_for_job(second.id).await.expect("doc").expect("doc").status, DocStatus::Pending);
+    let retried = store.claim_job("w3", Duration::from_secs(60)).await.expect("claim").expect("retried job");
+    assert_eq!((retried.document_id, retried.attempts), (Some(second.id), 2));
 
     // Completing twice (a retried job) replaces chunks instead of duplicating them.
     store.complete_document(&job1, first.id, processed(&[("甲", "甲"), ("乙", "乙")])).await.expect("complete");

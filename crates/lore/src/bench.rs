@@ -41,6 +41,10 @@ pub enum BenchCommand {
     /// kill -9 during ingestion, many times: every accepted upload completes, counts match, no
     /// chunk is duplicated, search finds every document (embedded, or PostgreSQL with LORE_DATABASE_URL).
     Crash(crate::bench_crash::CrashArgs),
+    /// The machine fails under a running server while documents are in flight: its disk fills,
+    /// its data directory turns read-only, its PostgreSQL goes away. Clear errors, readiness
+    /// false, nothing acknowledged lost, recovery by itself. Needs root (it mounts a small tmpfs).
+    Faults(crate::bench_faults::FaultsArgs),
 }
 
 #[derive(Debug, Args)]
@@ -131,6 +135,7 @@ pub async fn run(command: BenchCommand) -> anyhow::Result<()> {
         BenchCommand::Sync(args) => crate::bench_sync::sync(args).await,
         BenchCommand::Load(args) => crate::bench_load::load(args).await,
         BenchCommand::Crash(args) => crate::bench_crash::crash(args).await,
+        BenchCommand::Faults(args) => crate::bench_faults::faults(args).await,
     }
 }
 
@@ -308,17 +313,30 @@ impl BenchServer {
         let remove_dir = data_dir.is_none();
         let data_dir =
             data_dir.unwrap_or_else(|| std::env::temp_dir().join(format!("lore-bench-{}", std::process::id())));
+        let args: Vec<String> = workers.map(|w| vec!["--workers".to_string(), w.to_string()]).unwrap_or_default();
+        let mut server = Self::launch(&data_dir, &args, &[], http).await?;
+        server.remove_dir = remove_dir;
+        Ok(server)
+    }
+
+    /// A server over `data_dir` (kept when dropped) with extra flags and environment; several may
+    /// share one data directory and database (a cluster), the later ones signing in as the same user.
+    pub(crate) async fn launch(
+        data_dir: &std::path::Path,
+        args: &[String],
+        env: &[(&str, String)],
+        http: &reqwest::Client,
+    ) -> anyhow::Result<Self> {
         let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
         let mut cmd = std::process::Command::new(std::env::current_exe()?);
         cmd.args(["serve", "--data-dir"])
-            .arg(&data_dir)
+            .arg(data_dir)
             .args(["--listen", &format!("127.0.0.1:{port}")])
+            .args(args)
             .env("LORE_LOG", "warn")
+            .envs(env.iter().map(|(k, v)| (k, v)))
             .stdout(Stdio::null())
             .stderr(Stdio::inherit());
-        if let Some(w) = workers {
-            cmd.args(["--workers", &w.to_string()]);
-        }
         let child = Child(cmd.spawn().context("cannot start `lore serve`")?);
         let base = format!("http://127.0.0.1:{port}");
         let started = Instant::now();
@@ -333,7 +351,7 @@ impl BenchServer {
             .json(&json!({"username": "bench", "email": "bench@example.com", "password": "bench-password"}))
             .send()
             .await?;
-        // A data directory kept from an earlier run already has the user.
+        // A data directory kept from an earlier run (or another node) already has the user.
         let auth: Value = if register.status() == reqwest::StatusCode::CONFLICT {
             http.post(format!("{base}/v1/auth/login"))
                 .json(&json!({"username": "bench", "password": "bench-password"}))
@@ -346,7 +364,7 @@ impl BenchServer {
             register.error_for_status()?.json().await?
         };
         let token = auth["token"].as_str().context("no token")?.to_string();
-        Ok(BenchServer { child, base, token, data_dir, remove_dir })
+        Ok(BenchServer { child, base, token, data_dir: data_dir.to_path_buf(), remove_dir: false })
     }
 
     /// The server's resident memory now, in KiB.

@@ -1,8 +1,9 @@
-//! `lore bench load`: a mixed workload against a `lore serve` child process on the embedded
-//! default: hybrid search 70%, uploads 20%, agent chat 10% (against a local provider that answers
-//! at once), from many concurrent clients for a fixed time. Prints requests/s, p50/p99 per
-//! operation, the count of 5xx answers, and the server's resident memory over time; memory that
-//! keeps growing after the warm-up is reported as a suspected leak.
+//! `lore bench load`: a mixed workload against `lore serve` child processes (one on the embedded
+//! default, or several nodes on one PostgreSQL): hybrid search 70%, uploads 20%, agent chat 10%
+//! (against a local provider that answers at once), from many concurrent clients for a fixed
+//! time, spread over the nodes. Prints requests/s, p50/p99 per operation, the count of 5xx
+//! answers, and each node's resident memory over time. Any 5xx, or memory that keeps growing
+//! after the warm-up (a leak), fails the campaign.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -27,6 +28,12 @@ pub struct LoadArgs {
     /// Documents in the knowledge base before the load starts.
     #[arg(long, default_value_t = 200)]
     documents: usize,
+    /// Run on PostgreSQL (a fresh schema is made there) instead of the embedded store.
+    #[arg(long, env = "LORE_DATABASE_URL", hide_env_values = true)]
+    database_url: Option<String>,
+    /// `lore serve` nodes sharing the database (more than one needs --database-url).
+    #[arg(long, default_value_t = 1)]
+    nodes: usize,
 }
 
 #[derive(Default)]
@@ -67,9 +74,25 @@ async fn upload(
 }
 
 pub async fn load(args: LoadArgs) -> anyhow::Result<()> {
+    anyhow::ensure!(args.nodes >= 1, "--nodes must be at least 1");
+    anyhow::ensure!(
+        args.nodes == 1 || args.database_url.is_some(),
+        "several nodes share a database: give --database-url"
+    );
     let http = reqwest::Client::builder().pool_max_idle_per_host(args.clients * 2).build()?;
-    let server = BenchServer::start(None, None, &http).await?;
-    let (base, token) = (server.base.clone(), server.token.clone());
+    let data_dir = std::env::temp_dir().join(format!("lore-load-{}", std::process::id()));
+    let _cleanup = RemoveDir(data_dir.clone());
+    let mut env = Vec::new();
+    if let Some(url) = &args.database_url {
+        env.push(("LORE_DATABASE_URL", lore_store::postgres::create_scratch_schema(url).await?));
+    }
+    let mut servers = Vec::new();
+    for _ in 0..args.nodes {
+        // The nodes share the data directory (uploads, master key) as they would a volume.
+        servers.push(BenchServer::launch(&data_dir, &[], &env, &http).await?);
+    }
+    let (base, token) = (servers[0].base.clone(), servers[0].token.clone());
+    let bases: Arc<Vec<String>> = Arc::new(servers.iter().map(|s| s.base.clone()).collect());
     let provider = instant_provider().await?;
     let kb: Value = http
         .post(format!("{base}/v1/knowledge-bases"))
@@ -109,7 +132,8 @@ pub async fn load(args: LoadArgs) -> anyhow::Result<()> {
     let deadline = started + Duration::from_secs(args.seconds);
     let mut clients = Vec::new();
     for c in 0..args.clients {
-        let (http, base, token, kb, agent) = (http.clone(), base.clone(), token.clone(), kb.clone(), agent.clone());
+        let base = bases[c % bases.len()].clone();
+        let (http, token, kb, agent) = (http.clone(), token.clone(), kb.clone(), agent.clone());
         let (en, zh, tally) = (en.clone(), zh.clone(), tally.clone());
         clients.push(tokio::spawn(async move {
             let mut rng = Rng(1000 + c as u64);
@@ -153,11 +177,13 @@ pub async fn load(args: LoadArgs) -> anyhow::Result<()> {
             }
         }));
     }
-    // Memory, once a second.
-    let mut rss = Vec::new();
+    // Each node's memory, once a second.
+    let mut rss = vec![Vec::new(); servers.len()];
     while Instant::now() < deadline {
-        if let Some(kib) = server.rss_kib() {
-            rss.push((started.elapsed().as_secs_f64(), kib as f64 / 1024.0));
+        for (series, server) in rss.iter_mut().zip(&servers) {
+            if let Some(kib) = server.rss_kib() {
+                series.push((started.elapsed().as_secs_f64(), kib as f64 / 1024.0));
+            }
         }
         tokio::time::sleep(Duration::from_secs(1)).await;
     }
@@ -171,19 +197,30 @@ pub async fn load(args: LoadArgs) -> anyhow::Result<()> {
         v.sort_by(f64::total_cmp);
     }
     let total = tally.search.len() + tally.upload.len() + tally.chat.len();
-    // Memory after the first fifth (warm-up) against the end of the run.
-    let warm = rss.iter().find(|(t, _)| *t >= elapsed / 5.0).map(|(_, m)| *m).unwrap_or(0.0);
-    let last = rss.last().map(|(_, m)| *m).unwrap_or(0.0);
-    let peak = rss.iter().map(|(_, m)| *m).fold(0.0, f64::max);
-    let leak = last > warm * 1.25 + 64.0;
-    let series: Vec<String> =
-        rss.iter().step_by((rss.len() / 8).max(1)).map(|(t, m)| format!("{t:.0}s:{m:.0}")).collect();
-    eprintln!("RSS MiB over time: {}", series.join(" "));
+    // Memory after the first fifth (warm-up) against the end of the run, per node.
+    let mut memory = Vec::new();
+    let mut leaks = 0;
+    for (node, series) in rss.iter().enumerate() {
+        let warm = series.iter().find(|(t, _)| *t >= elapsed / 5.0).map(|(_, m)| *m).unwrap_or(0.0);
+        let last = series.last().map(|(_, m)| *m).unwrap_or(0.0);
+        let peak = series.iter().map(|(_, m)| *m).fold(0.0, f64::max);
+        let leak = last > warm * 1.25 + 64.0;
+        leaks += usize::from(leak);
+        let points: Vec<String> =
+            series.iter().step_by((series.len() / 8).max(1)).map(|(t, m)| format!("{t:.0}s:{m:.0}")).collect();
+        eprintln!("node {node} RSS MiB over time: {}", points.join(" "));
+        memory.push(format!(
+            "RSS warm {warm:.0} MiB, end {last:.0} MiB, peak {peak:.0} MiB{}",
+            if leak { " — SUSPECTED LEAK: memory kept growing after the warm-up" } else { "" }
+        ));
+    }
+    let backend = if args.database_url.is_some() { "PostgreSQL" } else { "embedded" };
     println!(
-        "load {} s, {} clients: {:.1} req/s ({} ok); search p50 {:.1} / p99 {:.1} ms ({}), upload p50 {:.1} / p99 {:.1} ms ({}), \
-         chat p50 {:.1} / p99 {:.1} ms ({}); 5xx {}, other errors {}; RSS warm {:.0} MiB, end {:.0} MiB, peak {:.0} MiB{}",
+        "load {} s, {} clients, {} {backend} node(s): {:.1} req/s ({} ok); search p50 {:.1} / p99 {:.1} ms ({}), \
+         upload p50 {:.1} / p99 {:.1} ms ({}), chat p50 {:.1} / p99 {:.1} ms ({}); 5xx {}, other errors {}; {}",
         args.seconds,
         args.clients,
+        servers.len(),
         total as f64 / elapsed,
         total,
         percentile(&tally.search, 0.5),
@@ -197,11 +234,18 @@ pub async fn load(args: LoadArgs) -> anyhow::Result<()> {
         tally.chat.len(),
         tally.server_errors,
         tally.other_errors,
-        warm,
-        last,
-        peak,
-        if leak { " — SUSPECTED LEAK: memory kept growing after the warm-up" } else { "" },
+        memory.join("; "),
     );
+    anyhow::ensure!(leaks == 0, "memory kept growing after the warm-up");
     anyhow::ensure!(tally.server_errors == 0, "the server answered 5xx");
     Ok(())
+}
+
+/// Removes the shared data directory when the campaign ends (after the nodes are gone).
+struct RemoveDir(std::path::PathBuf);
+
+impl Drop for RemoveDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
 }

@@ -46,6 +46,10 @@ pub struct ServeArgs {
     /// Largest accepted upload in bytes. Default: 104857600 (100 MiB)
     #[arg(long, env = "LORE_MAX_UPLOAD_BYTES")]
     pub max_upload_bytes: Option<u64>,
+    /// Free space to keep on the data directory's disk, in MiB: below it uploads are refused
+    /// (507 storage_full) and readiness turns false, before the database runs out. Default: 256
+    #[arg(long, env = "LORE_MIN_FREE_DISK_MB")]
+    pub min_free_disk_mb: Option<u64>,
     /// Ingestion workers. Default: the number of CPU cores
     #[arg(long, env = "LORE_WORKERS")]
     pub workers: Option<usize>,
@@ -102,6 +106,7 @@ struct FileConfig {
     s3_region: Option<String>,
     listen: Option<SocketAddr>,
     max_upload_bytes: Option<u64>,
+    min_free_disk_mb: Option<u64>,
     workers: Option<usize>,
     session_ttl_hours: Option<u64>,
     log_format: Option<LogFormat>,
@@ -152,6 +157,9 @@ pub fn resolve(args: ServeArgs) -> anyhow::Result<(ServerConfig, LogFormat)> {
     if let Some(bytes) = args.max_upload_bytes.or(file.max_upload_bytes) {
         anyhow::ensure!(bytes > 0, "max_upload_bytes must be positive");
         config.max_upload_bytes = bytes;
+    }
+    if let Some(mb) = args.min_free_disk_mb.or(file.min_free_disk_mb) {
+        config.min_free_disk = mb * 1024 * 1024;
     }
     if let Some(workers) = args.workers.or(file.workers) {
         config.workers = workers;
@@ -321,6 +329,7 @@ mod tests {
             s3_region: None,
             listen: listen.map(|l| l.parse().expect("addr")),
             max_upload_bytes: None,
+            min_free_disk_mb: None,
             workers: None,
             session_ttl_hours: None,
             log_format: None,

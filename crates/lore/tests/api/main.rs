@@ -2,6 +2,7 @@
 //! directory and drives it over HTTP, as a user's application would.
 
 mod agents;
+mod campaigns;
 mod cli;
 mod connectors;
 mod formats;
@@ -408,6 +409,18 @@ async fn api_keys_are_scoped_bound_and_revocable() {
     assert_eq!(status, StatusCode::CREATED, "{created}");
     let key = created["key"].as_str().expect("key").to_string();
     assert!(key.starts_with("lore_"));
+    // An expiry past what the stores can hold is refused; the key list stays readable (a key
+    // expiring in the year 61147 once made it answer 500: found by schemathesis).
+    for expiry in [json!({"expires_in_days": 21_593_376}), json!({"expires_at": "9999-12-31T00:00:00Z"})] {
+        let mut request = json!({"name": "forever", "scopes": ["search"]});
+        request.as_object_mut().expect("object").extend(expiry.as_object().expect("object").clone());
+        let (status, v) = app.post(&token, "/v1/api-keys", request).await;
+        assert_eq!(
+            (status, v["error"]["code"].as_str()),
+            (StatusCode::UNPROCESSABLE_ENTITY, Some("validation_failed"))
+        );
+    }
+    assert_eq!(app.get(&token, "/v1/api-keys").await.0, StatusCode::OK);
     assert_eq!(created["api_key"]["key_prefix"].as_str(), Some(&key[..12]));
     assert_eq!(created["api_key"]["key_suffix"].as_str(), Some(&key[key.len() - 4..]));
 
@@ -960,31 +973,4 @@ async fn the_api_describes_itself_offline() {
 pub fn http_client() -> reqwest::Client {
     lore_core::tls::ensure_provider();
     reqwest::Client::new()
-}
-
-/// The crash campaign (`lore bench crash`), short: SIGKILL during ingestion, then every accepted
-/// upload completes, counts match, no chunk is duplicated and search finds each document. On the
-/// embedded store, and on PostgreSQL when the suite has one.
-#[tokio::test]
-async fn a_short_crash_campaign_finds_nothing() {
-    if std::env::var("LORE_TEST_BACKEND").as_deref() == Ok("postgres") {
-        return; // this test already covers both stores
-    }
-    let mut databases = vec![None];
-    databases.extend(std::env::var("LORE_TEST_DATABASE_URL").ok().map(Some));
-    for database in databases {
-        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_lore"));
-        cmd.args(["bench", "crash", "--docs", "60", "--kills", "3", "--vector-checks", "10"])
-            .env_remove("LORE_DATABASE_URL");
-        if let Some(url) = &database {
-            cmd.args(["--database-url", url]);
-        }
-        let out = tokio::task::spawn_blocking(move || cmd.output().expect("run lore bench crash")).await.expect("join");
-        let stdout = String::from_utf8_lossy(&out.stdout);
-        assert!(
-            out.status.success() && stdout.contains("findings: none"),
-            "{stdout}{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
 }

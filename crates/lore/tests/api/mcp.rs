@@ -24,6 +24,11 @@ async fn agents_search_over_mcp_http() {
             body(request.json(&message).send().await.expect("send")).await
         }
     };
+    // A client that takes no event stream is refused in Lore's JSON error shape, with a code.
+    let refused = app.http.post(app.url("/mcp")).bearer_auth(&key).json(&json!({})).send().await.expect("send");
+    let (status, v) = body(refused).await;
+    assert_eq!(status, StatusCode::NOT_ACCEPTABLE);
+    assert_eq!(v["error"]["code"], "not_acceptable", "{v}");
     let (status, v) = rpc(json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}})).await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(v["result"]["serverInfo"]["name"], "lore");

@@ -1,0 +1,114 @@
+//! Short versions of the operations campaigns (README, "Operations"), so that CI runs each:
+//! crash, machine faults, mixed load (embedded, and two nodes on PostgreSQL) and schemathesis
+//! against the HTTP contract. The isolation matrix and the parser fuzzer have their own tests.
+
+/// Runs the lore binary with `args` and asserts it succeeded with the expected summary.
+async fn campaign(args: Vec<String>, expect: &'static str) -> String {
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_lore"));
+    cmd.args(&args).env_remove("LORE_DATABASE_URL");
+    let out = tokio::task::spawn_blocking(move || cmd.output().expect("run lore")).await.expect("join");
+    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(
+        out.status.success() && stdout.contains(expect),
+        "lore {}: {stdout}{}",
+        args.join(" "),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout
+}
+
+/// The PostgreSQL test database, when the suite has one.
+fn test_database() -> Option<String> {
+    std::env::var("LORE_TEST_DATABASE_URL").ok()
+}
+
+/// Whether this test pass is the HTTP suite's second run on PostgreSQL: the campaigns choose
+/// their stores themselves, so they run in the first pass only.
+fn postgres_pass() -> bool {
+    std::env::var("LORE_TEST_BACKEND").as_deref() == Ok("postgres")
+}
+
+fn args(list: &[&str]) -> Vec<String> {
+    list.iter().map(|s| s.to_string()).collect()
+}
+
+/// The crash campaign (`lore bench crash`), short: SIGKILL during ingestion, then every accepted
+/// upload completes, counts match, no chunk is duplicated and search finds each document. On the
+/// embedded store, and on PostgreSQL when the suite has one.
+#[tokio::test]
+async fn a_short_crash_campaign_finds_nothing() {
+    if postgres_pass() {
+        return;
+    }
+    let mut databases = vec![None];
+    databases.extend(test_database().map(Some));
+    for database in databases {
+        let mut list = args(&["bench", "crash", "--docs", "60", "--kills", "3", "--vector-checks", "10"]);
+        list.extend(database.map(|url| ["--database-url".to_string(), url]).into_iter().flatten());
+        campaign(list, "findings: none").await;
+    }
+}
+
+/// The fault campaign (`lore bench faults`), short: disk full, read-only data directory and (with
+/// PostgreSQL) the database cut away, each while acknowledged documents are in flight. It mounts a
+/// tmpfs, so it needs root, as the test command does for PostgreSQL. It is the regression test of
+/// its findings: a disk-full rollback that left SQLite's writer in a transaction that never
+/// committed, and storage errors answered as 500s and failing the documents they interrupted.
+#[tokio::test]
+async fn a_short_fault_campaign_finds_nothing() {
+    if postgres_pass() {
+        return;
+    }
+    if !is_root() {
+        assert!(std::env::var_os("LORE_REQUIRE_POSTGRES").is_none(), "the test command runs as root");
+        eprintln!("skipped: the fault campaign mounts a tmpfs and needs root");
+        return;
+    }
+    let mut list = args(&["bench", "faults", "--documents", "10", "--hold", "2"]);
+    list.extend(test_database().map(|url| ["--database-url".to_string(), url]).into_iter().flatten());
+    let summary = campaign(list, "findings: none").await;
+    for fault in ["disk full", "read-only"] {
+        assert!(summary.contains(&format!("{fault}: not ready")), "{summary}");
+    }
+}
+
+fn is_root() -> bool {
+    std::process::Command::new("id").arg("-u").output().is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+}
+
+/// The load campaign (`lore bench load`), short: the mixed workload answers no 5xx and memory
+/// stays flat, on the embedded store and on two nodes sharing PostgreSQL.
+#[tokio::test]
+async fn a_short_load_campaign_finds_nothing() {
+    if postgres_pass() {
+        return;
+    }
+    let short = ["bench", "load", "--seconds", "20", "--clients", "6", "--documents", "30"];
+    let summary = campaign(args(&short), " 5xx 0,").await;
+    assert!(summary.contains("1 embedded node(s)"), "{summary}");
+    if let Some(url) = test_database() {
+        let mut list = args(&short);
+        list.extend(args(&["--nodes", "2", "--database-url", &url]));
+        let summary = campaign(list, " 5xx 0,").await;
+        assert!(summary.contains("2 PostgreSQL node(s)"), "{summary}");
+    }
+}
+
+/// The schemathesis campaign (`scripts/campaign/schemathesis`), short: generated requests from
+/// /openapi.json get no 5xx and no answer the schema does not describe.
+#[tokio::test]
+async fn a_short_schemathesis_campaign_finds_nothing() {
+    if postgres_pass() {
+        return;
+    }
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../../scripts/campaign/schemathesis");
+    let mut cmd = std::process::Command::new("bash");
+    cmd.args([script, "30"]).env("LORE_BIN", env!("CARGO_BIN_EXE_lore"));
+    let out = tokio::task::spawn_blocking(move || cmd.output().expect("run the campaign")).await.expect("join");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && stdout.contains(" 0 failures, 0 internal errors"),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
