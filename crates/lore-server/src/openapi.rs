@@ -427,7 +427,7 @@ pub fn document() -> OpenApi {
         .public()
         .respond(200, "alive", Some(("application/json", any_object())))
         .add();
-    d.op(Get, "/readyz", "operations", "Readiness, with the ingestion queue depth")
+    d.op(Get, "/readyz", "operations", "Readiness (the database answers, the data directory takes a write and keeps its free-space reserve), with the ingestion queue depth")
         .public()
         .respond(200, "ready", Some(("application/json", any_object())))
         .add();

@@ -520,13 +520,30 @@ async fn chunking_from_description(
     Ok(Json(crate::describe::from_description(&state, &principal, req).await?))
 }
 
+/// The largest MCP message taken over HTTP, as for Lore's other JSON bodies.
+const MCP_BODY_LIMIT: usize = 2 * 1024 * 1024;
+
 /// MCP over streamable HTTP: Lore authenticates the caller, rmcp answers the JSON-RPC.
 async fn mcp_http(
     State(state): State<AppState>,
     principal: Principal,
-    mut request: axum::extract::Request,
+    request: axum::extract::Request,
 ) -> axum::response::Response {
     use tower::ServiceExt;
+    // The transport would read a body of any size; JSON-RPC messages are small. A body that is
+    // not JSON gets Lore's own code (both found by the hostile-body campaign).
+    let (parts, body) = request.into_parts();
+    let bytes = match axum::body::to_bytes(body, MCP_BODY_LIMIT).await {
+        Ok(bytes) => bytes,
+        Err(_) => {
+            let message = format!("an MCP message may be at most {MCP_BODY_LIMIT} bytes");
+            return error(Code::PayloadTooLarge, message).into_response();
+        }
+    };
+    if let Err(e) = serde_json::from_slice::<serde::de::IgnoredAny>(&bytes) {
+        return error(Code::MalformedJson, format!("the body is not valid JSON: {e}")).into_response();
+    }
+    let mut request = axum::extract::Request::from_parts(parts, axum::body::Body::from(bytes));
     request.extensions_mut().insert(principal);
     let response = match crate::mcp::http_service(state).oneshot(request).await {
         Ok(response) => response.map(axum::body::Body::new),

@@ -314,13 +314,17 @@ impl BenchServer {
         let data_dir =
             data_dir.unwrap_or_else(|| std::env::temp_dir().join(format!("lore-bench-{}", std::process::id())));
         let args: Vec<String> = workers.map(|w| vec!["--workers".to_string(), w.to_string()]).unwrap_or_default();
-        let mut server = Self::launch(&data_dir, &args, &[], http).await?;
+        // LORE_DATABASE_URL, when set, puts the measured server on PostgreSQL.
+        let env: Vec<(&str, String)> =
+            std::env::var("LORE_DATABASE_URL").ok().map(|url| ("LORE_DATABASE_URL", url)).into_iter().collect();
+        let mut server = Self::launch(&data_dir, &args, &env, http).await?;
         server.remove_dir = remove_dir;
         Ok(server)
     }
 
     /// A server over `data_dir` (kept when dropped) with extra flags and environment; several may
     /// share one data directory and database (a cluster), the later ones signing in as the same user.
+    /// It runs on the embedded store unless `env` names LORE_DATABASE_URL.
     pub(crate) async fn launch(
         data_dir: &std::path::Path,
         args: &[String],
@@ -334,6 +338,7 @@ impl BenchServer {
             .args(["--listen", &format!("127.0.0.1:{port}")])
             .args(args)
             .env("LORE_LOG", "warn")
+            .env_remove("LORE_DATABASE_URL")
             .envs(env.iter().map(|(k, v)| (k, v)))
             .stdout(Stdio::null())
             .stderr(Stdio::inherit());
@@ -636,6 +641,12 @@ fn fuzz(args: FuzzArgs) -> anyhow::Result<()> {
         started.elapsed().as_secs_f64(),
         executions as f64 / started.elapsed().as_secs_f64(),
         findings.len()
+    );
+    anyhow::ensure!(
+        findings.is_empty(),
+        "the parsers broke on {} inputs (saved under {})",
+        findings.len(),
+        args.out.display()
     );
     Ok(())
 }

@@ -3,7 +3,9 @@
 //! accepted upload completes, no document is left pending or processing, the knowledge base's
 //! counts match its documents, no chunk is duplicated, and search (full text and vector) finds
 //! each document. Runs on the embedded store, or on PostgreSQL with LORE_DATABASE_URL (a fresh
-//! schema there). Exits non-zero with the findings when an invariant breaks.
+//! schema there), where `--nodes 2` runs two servers on it and kills one of them at a time while
+//! the other goes on (uploaders fail over to it, as behind a load balancer). Exits non-zero with
+//! the findings when an invariant breaks.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -34,6 +36,9 @@ pub struct CrashArgs {
     /// PostgreSQL to run on (a fresh schema is made there); default: the embedded store.
     #[arg(long, env = "LORE_DATABASE_URL", hide_env_values = true)]
     database_url: Option<String>,
+    /// Servers sharing the database; each kill takes one of them (more than one needs --database-url).
+    #[arg(long, default_value_t = 1)]
+    nodes: usize,
 }
 
 /// One `lore serve` process over a fixed data directory and port, killed and started again.
@@ -108,17 +113,25 @@ pub async fn crash(args: CrashArgs) -> anyhow::Result<()> {
         Some(url) => Some(lore_store::postgres::create_scratch_schema(url).await.map_err(|e| anyhow::anyhow!("{e}"))?),
         None => None,
     };
-    let backend = if database_url.is_some() { "postgres" } else { "embedded" };
-    let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
-    let base = format!("http://127.0.0.1:{port}");
-    let mut server = Server {
-        child: None,
-        port,
-        data_dir: std::env::temp_dir().join(format!("lore-crash-{}", std::process::id())),
-        database_url,
+    anyhow::ensure!(args.nodes >= 1, "--nodes must be at least 1");
+    anyhow::ensure!(args.nodes == 1 || database_url.is_some(), "several nodes share a database: give --database-url");
+    let backend = match (&database_url, args.nodes) {
+        (None, _) => "embedded".to_string(),
+        (Some(_), 1) => "postgres".to_string(),
+        (Some(_), n) => format!("postgres, {n} nodes"),
     };
-    server.spawn()?;
-    wait_healthy(&http, &base).await?;
+    let data_dir = std::env::temp_dir().join(format!("lore-crash-{}", std::process::id()));
+    let mut servers = Vec::new();
+    let mut bases = Vec::new();
+    for _ in 0..args.nodes {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+        let mut server = Server { child: None, port, data_dir: data_dir.clone(), database_url: database_url.clone() };
+        server.spawn()?;
+        bases.push(format!("http://127.0.0.1:{port}"));
+        wait_healthy(&http, &bases[bases.len() - 1]).await?;
+        servers.push(server);
+    }
+    let base = bases[0].clone();
     let auth: Value = http
         .post(format!("{base}/v1/auth/register"))
         .json(&json!({"username": "crash", "email": "crash@example.com", "password": "crash-password"}))
@@ -145,9 +158,10 @@ pub async fn crash(args: CrashArgs) -> anyhow::Result<()> {
     let next = Arc::new(Mutex::new(0usize));
     let accepted: Arc<Mutex<HashMap<usize, String>>> = Arc::new(Mutex::new(HashMap::new()));
     let mut uploaders = Vec::new();
-    for _ in 0..args.concurrency.max(1) {
-        let (http, base, token, kb) = (http.clone(), base.clone(), token.clone(), kb.clone());
+    for u in 0..args.concurrency.max(1) {
+        let (http, bases, token, kb) = (http.clone(), bases.clone(), token.clone(), kb.clone());
         let (next, accepted, total) = (next.clone(), accepted.clone(), args.docs);
+        let mut node = u % bases.len();
         uploaders.push(tokio::spawn(async move {
             loop {
                 let i = {
@@ -165,7 +179,7 @@ pub async fn crash(args: CrashArgs) -> anyhow::Result<()> {
                         reqwest::multipart::Part::bytes(text.clone().into_bytes()).file_name(name.clone()),
                     );
                     let sent = http
-                        .post(format!("{base}/v1/knowledge-bases/{kb}/documents"))
+                        .post(format!("{}/v1/knowledge-bases/{kb}/documents", bases[node]))
                         .bearer_auth(&token)
                         .multipart(form)
                         .send()
@@ -178,6 +192,8 @@ pub async fn crash(args: CrashArgs) -> anyhow::Result<()> {
                         accepted.lock().expect("lock").insert(i, id.to_string());
                         break;
                     }
+                    // That node is down (or refused): the next one, as a load balancer would.
+                    node = (node + 1) % bases.len();
                     tokio::time::sleep(Duration::from_millis(50)).await;
                 }
             }
@@ -189,9 +205,10 @@ pub async fn crash(args: CrashArgs) -> anyhow::Result<()> {
     let mut restarts = Vec::with_capacity(args.kills);
     for _ in 0..args.kills {
         tokio::time::sleep(Duration::from_millis(300 + rng.below(2700) as u64)).await;
-        server.kill9();
-        server.spawn()?;
-        restarts.push(wait_healthy(&http, &base).await?.as_secs_f64());
+        let victim = rng.below(servers.len());
+        servers[victim].kill9();
+        servers[victim].spawn()?;
+        restarts.push(wait_healthy(&http, &bases[victim]).await?.as_secs_f64());
     }
     for u in uploaders {
         u.await?;

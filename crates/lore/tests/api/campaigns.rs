@@ -34,7 +34,7 @@ fn args(list: &[&str]) -> Vec<String> {
 
 /// The crash campaign (`lore bench crash`), short: SIGKILL during ingestion, then every accepted
 /// upload completes, counts match, no chunk is duplicated and search finds each document. On the
-/// embedded store, and on PostgreSQL when the suite has one.
+/// embedded store, and on two PostgreSQL nodes when the suite has a database.
 #[tokio::test]
 async fn a_short_crash_campaign_finds_nothing() {
     if postgres_pass() {
@@ -44,7 +44,8 @@ async fn a_short_crash_campaign_finds_nothing() {
     databases.extend(test_database().map(Some));
     for database in databases {
         let mut list = args(&["bench", "crash", "--docs", "60", "--kills", "3", "--vector-checks", "10"]);
-        list.extend(database.map(|url| ["--database-url".to_string(), url]).into_iter().flatten());
+        // On PostgreSQL, two nodes: each kill takes one while the other goes on.
+        list.extend(database.map(|url| args(&["--database-url", &url, "--nodes", "2"])).into_iter().flatten());
         campaign(list, "findings: none").await;
     }
 }
@@ -111,4 +112,56 @@ async fn a_short_schemathesis_campaign_finds_nothing() {
         "{stdout}{}",
         String::from_utf8_lossy(&out.stderr)
     );
+}
+
+/// Hostile bodies on every operation that takes one (read from /openapi.json): an oversized body
+/// and malformed JSON each get a 4xx in Lore's error shape with a code, never a 5xx, and the server
+/// answers normally afterwards. (Uploads, which take multipart, have their own test.)
+#[tokio::test]
+async fn every_operation_refuses_oversized_and_malformed_bodies_with_a_code() {
+    use reqwest::StatusCode;
+
+    let app = super::spawn_app().await;
+    let token = app.register("hostile").await;
+    let (_, doc) = app.get(&token, "/openapi.json").await;
+    let oversized = format!("{{\"name\": \"{}\"}}", "x".repeat(3 << 20));
+    let mut checked = 0;
+    for (path, operations) in doc["paths"].as_object().expect("paths") {
+        for (method, operation) in operations.as_object().expect("operations") {
+            let Some(body) = operation["requestBody"]["content"].as_object() else { continue };
+            if !body.contains_key("application/json") {
+                continue;
+            }
+            // Ids that exist nowhere: bodies are read before anything is looked up.
+            let url = app.url(&path.replace(
+                "{id}",
+                if path.starts_with("/v1/file-types") { "1" } else { "01a21000-0000-7000-8000-000000000000" },
+            ));
+            let method = reqwest::Method::from_bytes(method.to_uppercase().as_bytes()).expect("method");
+            for (what, payload) in [("oversized", oversized.clone()), ("malformed", "{\"name\": [".to_string())] {
+                let response = app
+                    .http
+                    .request(method.clone(), &url)
+                    .bearer_auth(&token)
+                    .header("content-type", "application/json")
+                    .header("accept", "application/json, text/event-stream")
+                    .body(payload)
+                    .send()
+                    .await
+                    .expect("send");
+                let status = response.status();
+                let v: serde_json::Value = response.json().await.unwrap_or_default();
+                assert!(
+                    status.is_client_error() && v["error"]["code"].is_string(),
+                    "{method} {path} with a {what} body: {status} {v}"
+                );
+                if what == "oversized" {
+                    assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE, "{method} {path}: {v}");
+                }
+                checked += 1;
+            }
+        }
+    }
+    assert!(checked >= 40, "only {checked} operations take a JSON body?");
+    assert_eq!(app.get(&token, "/v1/knowledge-bases").await.0, StatusCode::OK);
 }
