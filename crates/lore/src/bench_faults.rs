@@ -4,7 +4,10 @@
 //! - read-only: the data directory's mount is swapped for a read-only one (files the server
 //!   already holds open stay writable, as when an operator remounts a volume);
 //! - database down (with `--database-url`): the server reaches PostgreSQL through a proxy in this
-//!   process, which is cut: every connection dropped, new ones refused.
+//!   process, which is cut: every connection dropped, new ones refused;
+//! - database crash (with `--crash-database 15/main` too): the PostgreSQL server itself is stopped
+//!   the way a crash stops it (`pg_ctlcluster ... stop -m immediate`: no checkpoint, recovery from
+//!   the WAL on start). Every client of that server notices, so the test suite does not do this.
 //!
 //! Each fault must turn readiness false with its own error code, refuse new uploads with that code
 //! (never a 500, never a 202 that is later lost), and, once it clears, the server must become ready
@@ -35,6 +38,10 @@ pub struct FaultsArgs {
     /// Also take PostgreSQL away from a server running on it (a fresh schema is made there).
     #[arg(long, env = "LORE_DATABASE_URL", hide_env_values = true)]
     database_url: Option<String>,
+    /// Also crash that PostgreSQL server itself: the Debian cluster (`VERSION/NAME`, e.g. 15/main)
+    /// that serves --database-url.
+    #[arg(long, requires = "database_url")]
+    crash_database: Option<String>,
 }
 
 /// What one fault did to the server.
@@ -126,6 +133,12 @@ pub async fn faults(args: FaultsArgs) -> anyhow::Result<()> {
         let server = BenchServer::launch(&pg_data, &flags[..2], &env, &http).await?;
         let kb = knowledge_base(&http, &server).await?;
         outcomes.push(scenario(&http, &server, &kb, &DatabaseDown(proxy), &args).await?);
+        if let Some(cluster) = &args.crash_database {
+            let (version, name) =
+                cluster.split_once('/').context("--crash-database takes VERSION/NAME, e.g. 15/main")?;
+            let crash = DatabaseCrash { version: version.to_string(), name: name.to_string() };
+            outcomes.push(scenario(&http, &server, &kb, &crash, &args).await?);
+        }
     }
 
     for o in &outcomes {
@@ -363,6 +376,37 @@ impl Fault for DatabaseDown {
     async fn clear(&self) -> anyhow::Result<()> {
         self.0.cut.store(false, Ordering::SeqCst);
         Ok(())
+    }
+}
+
+/// Stops the PostgreSQL cluster as a crash would, and starts it again.
+struct DatabaseCrash {
+    version: String,
+    name: String,
+}
+
+#[async_trait::async_trait]
+impl Fault for DatabaseCrash {
+    fn name(&self) -> &'static str {
+        "database crash"
+    }
+    fn code(&self) -> &'static str {
+        "database_unavailable"
+    }
+    async fn inject(&self) -> anyhow::Result<()> {
+        let args = ["--skip-systemctl-redirect", &self.version, &self.name, "stop", "-m", "immediate"];
+        run("pg_ctlcluster", &args)
+    }
+    async fn clear(&self) -> anyhow::Result<()> {
+        let args = ["--skip-systemctl-redirect", &self.version, &self.name, "start"];
+        // The stopped server's socket lock may linger a moment.
+        for _ in 0..10 {
+            if run("pg_ctlcluster", &args).is_ok() {
+                return Ok(());
+            }
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
+        run("pg_ctlcluster", &args)
     }
 }
 
