@@ -19,7 +19,8 @@ use uuid::Uuid;
 pub(crate) fn db_err(err: sqlx::Error) -> Error {
     let unavailable = || Error::new(Code::DatabaseUnavailable, "the database is unavailable; try again shortly");
     let full = || Error::new(Code::StorageFull, "the database's storage is full; try again once space is freed");
-    let read_only = || Error::new(Code::StorageUnavailable, "the database cannot be written; try again shortly");
+    let read_only =
+        || Error::new(Code::StorageUnavailable, "the database's storage cannot be written or read; try again shortly");
     let classified = match &err {
         sqlx::Error::Io(io) => Some(Error::from_storage(io).unwrap_or_else(unavailable)),
         sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Tls(_) => Some(unavailable()),

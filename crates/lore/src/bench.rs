@@ -294,6 +294,25 @@ impl Drop for Child {
     }
 }
 
+/// Creates a knowledge base through the API; its id.
+pub(crate) async fn create_knowledge_base(
+    http: &reqwest::Client,
+    base: &str,
+    token: &str,
+    name: &str,
+) -> anyhow::Result<String> {
+    let kb: Value = http
+        .post(format!("{base}/v1/knowledge-bases"))
+        .bearer_auth(token)
+        .json(&json!({ "name": name }))
+        .send()
+        .await?
+        .error_for_status()?
+        .json()
+        .await?;
+    Ok(kb["id"].as_str().context("no knowledge base id")?.to_string())
+}
+
 /// A `lore serve` child process on a free port over its own data directory, with a registered
 /// user. Killed (and its temporary directory removed) when dropped.
 pub(crate) struct BenchServer {
@@ -401,16 +420,7 @@ async fn ingest(args: IngestArgs) -> anyhow::Result<()> {
     let http = reqwest::Client::builder().pool_max_idle_per_host(args.concurrency * 2).build()?;
     let lore = BenchServer::start(args.data_dir.clone(), args.workers, &http).await?;
     let (base, token) = (lore.base.clone(), lore.token.clone());
-    let kb: Value = http
-        .post(format!("{base}/v1/knowledge-bases"))
-        .bearer_auth(&token)
-        .json(&json!({"name": "bench"}))
-        .send()
-        .await?
-        .error_for_status()?
-        .json()
-        .await?;
-    let kb_id = kb["id"].as_str().context("no kb id")?.to_string();
+    let kb_id = create_knowledge_base(&http, &base, &token, "bench").await?;
 
     let mut rng = Rng(0x2545F4914F6CDD1D);
     let (en, zh) = (Vocabulary::english(VOCABULARY), Vocabulary::chinese(VOCABULARY));
@@ -864,16 +874,7 @@ async fn retrieval(args: RetrievalArgs) -> anyhow::Result<()> {
             kb_id
         }
         None => {
-            let kb: Value = http
-                .post(format!("{base}/v1/knowledge-bases"))
-                .bearer_auth(&token)
-                .json(&json!({"name": kb_name}))
-                .send()
-                .await?
-                .error_for_status()?
-                .json()
-                .await?;
-            let kb_id = kb["id"].as_str().context("kb id")?.to_string();
+            let kb_id = create_knowledge_base(&http, &base, &token, &kb_name).await?;
             let t0 = Instant::now();
             for chunk in corpus.chunks(8) {
                 let uploads = chunk.iter().map(|d| {

@@ -17,6 +17,8 @@ use clap::Args;
 use lore_ingest::samples::Rng;
 use serde_json::{Value, json};
 
+use crate::bench::create_knowledge_base;
+
 #[derive(Debug, Args)]
 pub struct CrashArgs {
     /// Documents uploaded (each small, one chunk, with a unique marker word).
@@ -141,16 +143,7 @@ pub async fn crash(args: CrashArgs) -> anyhow::Result<()> {
         .json()
         .await?;
     let token = auth["token"].as_str().context("token")?.to_string();
-    let kb: Value = http
-        .post(format!("{base}/v1/knowledge-bases"))
-        .bearer_auth(&token)
-        .json(&json!({"name": "crash"}))
-        .send()
-        .await?
-        .error_for_status()?
-        .json()
-        .await?;
-    let kb = kb["id"].as_str().context("kb id")?.to_string();
+    let kb = create_knowledge_base(&http, &base, &token, "crash").await?;
 
     // Uploaders: each document is sent until the server answers 202 (or 200, the same content
     // already accepted before a crash cut the answer off).

@@ -25,7 +25,7 @@ use serde_json::{Value, json};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Notify;
 
-use crate::bench::BenchServer;
+use crate::bench::{BenchServer, create_knowledge_base};
 
 #[derive(Debug, Args)]
 pub struct FaultsArgs {
@@ -110,7 +110,7 @@ pub async fn faults(args: FaultsArgs) -> anyhow::Result<()> {
     let flags = ["--workers", "2", "--min-free-disk-mb", "32"].map(String::from);
     {
         let server = BenchServer::launch(&data, &flags, &env, &http).await?;
-        let kb = knowledge_base(&http, &server).await?;
+        let kb = create_knowledge_base(&http, &server.base, &server.token, "faults").await?;
         let full = DiskFull { ballast: store.join("ballast") };
         outcomes.push(scenario(&http, &server, &kb, &full, &args).await?);
         let read_only = ReadOnly(bind.clone());
@@ -131,7 +131,7 @@ pub async fn faults(args: FaultsArgs) -> anyhow::Result<()> {
         let pg_data = work.path.join("pg-data");
         let env = [env[0].clone(), ("LORE_DATABASE_URL", upstream.to_string())];
         let server = BenchServer::launch(&pg_data, &flags[..2], &env, &http).await?;
-        let kb = knowledge_base(&http, &server).await?;
+        let kb = create_knowledge_base(&http, &server.base, &server.token, "faults").await?;
         outcomes.push(scenario(&http, &server, &kb, &DatabaseDown(proxy), &args).await?);
         if let Some(cluster) = &args.crash_database {
             let (version, name) =
@@ -442,19 +442,6 @@ impl Proxy {
         });
         Ok(Proxy { port, cut, dropped })
     }
-}
-
-async fn knowledge_base(http: &reqwest::Client, server: &BenchServer) -> anyhow::Result<String> {
-    let kb: Value = http
-        .post(format!("{}/v1/knowledge-bases", server.base))
-        .bearer_auth(&server.token)
-        .json(&json!({"name": "faults"}))
-        .send()
-        .await?
-        .error_for_status()?
-        .json()
-        .await?;
-    Ok(kb["id"].as_str().context("kb id")?.to_string())
 }
 
 /// A small bilingual document, different for each fault and index.

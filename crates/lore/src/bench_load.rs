@@ -14,7 +14,7 @@ use lore_ingest::samples::Rng;
 use serde_json::{Value, json};
 use tokio::sync::Mutex;
 
-use crate::bench::{BenchServer, Vocabulary, percentile, query};
+use crate::bench::{BenchServer, Vocabulary, create_knowledge_base, percentile, query};
 use crate::bench_chat::instant_provider;
 
 #[derive(Debug, Args)]
@@ -94,15 +94,7 @@ pub async fn load(args: LoadArgs) -> anyhow::Result<()> {
     let (base, token) = (servers[0].base.clone(), servers[0].token.clone());
     let bases: Arc<Vec<String>> = Arc::new(servers.iter().map(|s| s.base.clone()).collect());
     let provider = instant_provider().await?;
-    let kb: Value = http
-        .post(format!("{base}/v1/knowledge-bases"))
-        .bearer_auth(&token)
-        .json(&json!({"name": "load"}))
-        .send()
-        .await?
-        .json()
-        .await?;
-    let kb = kb["id"].as_str().context("kb")?.to_string();
+    let kb = create_knowledge_base(&http, &base, &token, "load").await?;
     let (en, zh) = (Arc::new(Vocabulary::english(20_000)), Arc::new(Vocabulary::chinese(20_000)));
     let mut rng = Rng(5);
     for i in 0..args.documents {

@@ -9,7 +9,7 @@ use clap::Args;
 use lore_ingest::samples::Rng;
 use serde_json::{Value, json};
 
-use crate::bench::Vocabulary;
+use crate::bench::{Vocabulary, create_knowledge_base};
 
 #[derive(Debug, Args)]
 pub struct SyncArgs {
@@ -88,15 +88,7 @@ pub async fn sync(args: SyncArgs) -> anyhow::Result<()> {
         .json()
         .await?;
     let token = auth["token"].as_str().context("token")?.to_string();
-    let kb: Value = http
-        .post(format!("{base}/v1/knowledge-bases"))
-        .bearer_auth(&token)
-        .json(&json!({"name": "synced"}))
-        .send()
-        .await?
-        .json()
-        .await?;
-    let kb = kb["id"].as_str().context("kb")?.to_string();
+    let kb = create_knowledge_base(&http, &base, &token, "synced").await?;
     let source: Value = http
         .post(format!("{base}/v1/data-sources"))
         .bearer_auth(&token)
