@@ -41,6 +41,10 @@ pub struct CrashArgs {
     /// Servers sharing the database; each kill takes one of them (more than one needs --database-url).
     #[arg(long, default_value_t = 1)]
     nodes: usize,
+    /// Make every fourth kill a crash of PostgreSQL itself: the Debian cluster (VERSION/NAME, e.g.
+    /// 15/main) serving --database-url, stopped with `-m immediate` and started again (root).
+    #[arg(long, requires = "database_url")]
+    crash_database: Option<String>,
 }
 
 /// One `lore serve` process over a fixed data directory and port, killed and started again.
@@ -196,8 +200,21 @@ pub async fn crash(args: CrashArgs) -> anyhow::Result<()> {
     // The killer: SIGKILL at random moments, spread over the ingestion, each followed by a restart.
     let mut rng = Rng(args.seed | 1);
     let mut restarts = Vec::with_capacity(args.kills);
-    for _ in 0..args.kills {
+    let database = args.crash_database.as_deref().map(crate::bench_faults::DatabaseCrash::parse).transpose()?;
+    let mut database_crashes = 0;
+    for kill in 0..args.kills {
         tokio::time::sleep(Duration::from_millis(300 + rng.below(2700) as u64)).await;
+        if let Some(database) = &database
+            && kill % 4 == 3
+        {
+            database.stop()?;
+            database.start().await?;
+            database_crashes += 1;
+            for base in &bases {
+                restarts.push(wait_healthy(&http, base).await?.as_secs_f64());
+            }
+            continue;
+        }
         let victim = rng.below(servers.len());
         servers[victim].kill9();
         servers[victim].spawn()?;
@@ -315,7 +332,7 @@ pub async fn crash(args: CrashArgs) -> anyhow::Result<()> {
 
     restarts.sort_by(f64::total_cmp);
     println!(
-        "crash ({backend}): {} documents, {} kill -9 during ingestion; accepted {}/{}, completed {}/{}, \
+        "crash ({backend}): {} documents, {} kills during ingestion ({database_crashes} of the database); accepted {}/{}, completed {}/{}, \
          stuck 0, counts match: {}, duplicated chunks: {duplicated}, full-text misses {fulltext_misses}, \
          vector misses {vector_misses}/{}; restart to ready p50 {:.2} s, max {:.2} s; uploads done in {:.1} s, \
          all settled in {:.1} s; findings: {}",

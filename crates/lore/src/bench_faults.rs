@@ -134,9 +134,7 @@ pub async fn faults(args: FaultsArgs) -> anyhow::Result<()> {
         let kb = create_knowledge_base(&http, &server.base, &server.token, "faults").await?;
         outcomes.push(scenario(&http, &server, &kb, &DatabaseDown(proxy), &args).await?);
         if let Some(cluster) = &args.crash_database {
-            let (version, name) =
-                cluster.split_once('/').context("--crash-database takes VERSION/NAME, e.g. 15/main")?;
-            let crash = DatabaseCrash { version: version.to_string(), name: name.to_string() };
+            let crash = DatabaseCrash::parse(cluster)?;
             outcomes.push(scenario(&http, &server, &kb, &crash, &args).await?);
         }
     }
@@ -379,10 +377,35 @@ impl Fault for DatabaseDown {
     }
 }
 
-/// Stops the PostgreSQL cluster as a crash would, and starts it again.
-struct DatabaseCrash {
+/// A Debian PostgreSQL cluster, stopped as a crash would stop it (`-m immediate`: no checkpoint,
+/// recovery from the WAL on start) and started again. Also used by `lore bench crash`.
+pub(crate) struct DatabaseCrash {
     version: String,
     name: String,
+}
+
+impl DatabaseCrash {
+    /// From `VERSION/NAME`, e.g. `15/main`.
+    pub(crate) fn parse(cluster: &str) -> anyhow::Result<DatabaseCrash> {
+        let (version, name) = cluster.split_once('/').context("a cluster is VERSION/NAME, e.g. 15/main")?;
+        Ok(DatabaseCrash { version: version.to_string(), name: name.to_string() })
+    }
+
+    pub(crate) fn stop(&self) -> anyhow::Result<()> {
+        run("pg_ctlcluster", &["--skip-systemctl-redirect", &self.version, &self.name, "stop", "-m", "immediate"])
+    }
+
+    pub(crate) async fn start(&self) -> anyhow::Result<()> {
+        let args = ["--skip-systemctl-redirect", &self.version, &self.name, "start"];
+        // The stopped server's socket lock may linger a moment.
+        for _ in 0..10 {
+            if run("pg_ctlcluster", &args).is_ok() {
+                return Ok(());
+            }
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
+        run("pg_ctlcluster", &args)
+    }
 }
 
 #[async_trait::async_trait]
@@ -394,19 +417,10 @@ impl Fault for DatabaseCrash {
         "database_unavailable"
     }
     async fn inject(&self) -> anyhow::Result<()> {
-        let args = ["--skip-systemctl-redirect", &self.version, &self.name, "stop", "-m", "immediate"];
-        run("pg_ctlcluster", &args)
+        self.stop()
     }
     async fn clear(&self) -> anyhow::Result<()> {
-        let args = ["--skip-systemctl-redirect", &self.version, &self.name, "start"];
-        // The stopped server's socket lock may linger a moment.
-        for _ in 0..10 {
-            if run("pg_ctlcluster", &args).is_ok() {
-                return Ok(());
-            }
-            tokio::time::sleep(Duration::from_secs(1)).await;
-        }
-        run("pg_ctlcluster", &args)
+        self.start().await
     }
 }
 
