@@ -87,14 +87,19 @@ impl S3BlobStore {
         Ok(if self.prefix.is_empty() { key.to_string() } else { format!("{}/{key}", self.prefix) })
     }
 
-    /// A failed request: the bucket unreachable or answering 5xx is the machine's condition (the
-    /// work is retried); any other answer is Lore's fault.
-    fn failed(&self, what: &str, key: &str, detail: impl std::fmt::Display, status: Option<StatusCode>) -> Error {
-        let cause = format!("blob store: {what} s3://{}/{key}: {detail}", self.bucket.name());
-        match status {
-            Some(s) if !s.is_server_error() => Error::internal(cause),
-            _ => Error::new(Code::StorageUnavailable, "the blob store is unreachable; try again shortly")
-                .with_cause(cause),
+    /// The bucket could not be reached: the machine's condition, so the work is retried.
+    fn unreachable(&self, what: &str, key: &str, err: reqwest::Error) -> Error {
+        let cause = format!("blob store: {what} s3://{}/{key}: {err}", self.bucket.name());
+        Error::new(Code::StorageUnavailable, "the blob store is unreachable; try again shortly").with_cause(cause)
+    }
+
+    /// The bucket answered `status`: a 5xx is its own trouble (retried), anything else Lore's fault.
+    fn refused(&self, what: &str, key: &str, status: StatusCode) -> Error {
+        let cause = format!("blob store: {what} s3://{}/{key}: {status}", self.bucket.name());
+        if status.is_server_error() {
+            Error::new(Code::StorageUnavailable, "the blob store is unavailable; try again shortly").with_cause(cause)
+        } else {
+            Error::internal(cause)
         }
     }
 }
@@ -105,14 +110,14 @@ impl BlobStore for S3BlobStore {
         let object = self.object(key)?;
         // Content-addressed: an object already there holds these very bytes.
         let head = self.bucket.head_object(self.credentials.as_ref(), &object).sign(SIGNED_FOR);
-        let exists = self.http.head(head).send().await.map_err(|e| self.failed("checking", &object, e, None))?;
+        let exists = self.http.head(head).send().await.map_err(|e| self.unreachable("checking", &object, e))?;
         if !exists.status().is_success() {
             let bytes = tokio::fs::read(staged).await?;
             let put = self.bucket.put_object(self.credentials.as_ref(), &object).sign(SIGNED_FOR);
             let response =
-                self.http.put(put).body(bytes).send().await.map_err(|e| self.failed("writing", &object, e, None))?;
+                self.http.put(put).body(bytes).send().await.map_err(|e| self.unreachable("writing", &object, e))?;
             if !response.status().is_success() {
-                return Err(self.failed("writing", &object, response.status(), Some(response.status())));
+                return Err(self.refused("writing", &object, response.status()));
             }
         }
         tokio::fs::remove_file(staged).await?;
@@ -122,20 +127,20 @@ impl BlobStore for S3BlobStore {
     async fn get(&self, key: &str) -> Result<Vec<u8>> {
         let object = self.object(key)?;
         let get = self.bucket.get_object(self.credentials.as_ref(), &object).sign(SIGNED_FOR);
-        let response = self.http.get(get).send().await.map_err(|e| self.failed("reading", &object, e, None))?;
+        let response = self.http.get(get).send().await.map_err(|e| self.unreachable("reading", &object, e))?;
         if !response.status().is_success() {
-            return Err(self.failed("reading", &object, response.status(), Some(response.status())));
+            return Err(self.refused("reading", &object, response.status()));
         }
-        Ok(response.bytes().await.map_err(|e| self.failed("reading", &object, e, None))?.to_vec())
+        Ok(response.bytes().await.map_err(|e| self.unreachable("reading", &object, e))?.to_vec())
     }
 
     async fn delete(&self, key: &str) -> Result<()> {
         let object = self.object(key)?;
         let delete = self.bucket.delete_object(self.credentials.as_ref(), &object).sign(SIGNED_FOR);
-        let response = self.http.delete(delete).send().await.map_err(|e| self.failed("deleting", &object, e, None))?;
+        let response = self.http.delete(delete).send().await.map_err(|e| self.unreachable("deleting", &object, e))?;
         match response.status() {
             s if s.is_success() || s == StatusCode::NOT_FOUND => Ok(()),
-            s => Err(self.failed("deleting", &object, s, Some(s))),
+            s => Err(self.refused("deleting", &object, s)),
         }
     }
 

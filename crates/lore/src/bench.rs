@@ -313,6 +313,19 @@ pub(crate) async fn create_knowledge_base(
     Ok(kb["id"].as_str().context("no knowledge base id")?.to_string())
 }
 
+/// Uploads `text` as a file named `name` into a knowledge base.
+pub(crate) async fn upload_text(
+    http: &reqwest::Client,
+    base: &str,
+    token: &str,
+    kb: &str,
+    name: String,
+    text: String,
+) -> reqwest::Result<reqwest::Response> {
+    let form = reqwest::multipart::Form::new().part("file", reqwest::multipart::Part::text(text).file_name(name));
+    http.post(format!("{base}/v1/knowledge-bases/{kb}/documents")).bearer_auth(token).multipart(form).send().await
+}
+
 /// A `lore serve` child process on a free port over its own data directory, with a registered
 /// user. Killed (and its temporary directory removed) when dropped.
 pub(crate) struct BenchServer {

@@ -25,7 +25,7 @@ use serde_json::{Value, json};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Notify;
 
-use crate::bench::{BenchServer, create_knowledge_base};
+use crate::bench::{BenchServer, create_knowledge_base, upload_text};
 
 #[derive(Debug, Args)]
 pub struct FaultsArgs {
@@ -473,14 +473,7 @@ async fn upload(
     name: &str,
     text: &str,
 ) -> anyhow::Result<(StatusCode, Value)> {
-    let form = reqwest::multipart::Form::new()
-        .part("file", reqwest::multipart::Part::text(text.to_string()).file_name(name.to_string()));
-    let response = http
-        .post(format!("{}/v1/knowledge-bases/{kb}/documents", server.base))
-        .bearer_auth(&server.token)
-        .multipart(form)
-        .send()
-        .await?;
+    let response = upload_text(http, &server.base, &server.token, kb, name.to_string(), text.to_string()).await?;
     let status = response.status();
     Ok((status, response.json().await.unwrap_or(Value::Null)))
 }

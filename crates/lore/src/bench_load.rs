@@ -14,7 +14,7 @@ use lore_ingest::samples::Rng;
 use serde_json::{Value, json};
 use tokio::sync::Mutex;
 
-use crate::bench::{BenchServer, Vocabulary, create_knowledge_base, percentile, query};
+use crate::bench::{BenchServer, Vocabulary, create_knowledge_base, percentile, query, upload_text};
 use crate::bench_chat::instant_provider;
 
 #[derive(Debug, Args)]
@@ -55,24 +55,6 @@ fn document(i: usize, en: &Vocabulary, zh: &Vocabulary, rng: &mut Rng) -> String
     text
 }
 
-async fn upload(
-    http: &reqwest::Client,
-    base: &str,
-    token: &str,
-    kb: &str,
-    name: String,
-    text: String,
-) -> reqwest::Result<reqwest::StatusCode> {
-    let form = reqwest::multipart::Form::new().part("file", reqwest::multipart::Part::text(text).file_name(name));
-    Ok(http
-        .post(format!("{base}/v1/knowledge-bases/{kb}/documents"))
-        .bearer_auth(token)
-        .multipart(form)
-        .send()
-        .await?
-        .status())
-}
-
 pub async fn load(args: LoadArgs) -> anyhow::Result<()> {
     anyhow::ensure!(args.nodes >= 1, "--nodes must be at least 1");
     anyhow::ensure!(
@@ -98,7 +80,7 @@ pub async fn load(args: LoadArgs) -> anyhow::Result<()> {
     let (en, zh) = (Arc::new(Vocabulary::english(20_000)), Arc::new(Vocabulary::chinese(20_000)));
     let mut rng = Rng(5);
     for i in 0..args.documents {
-        upload(&http, &base, &token, &kb, format!("seed-{i}.md"), document(i, &en, &zh, &mut rng)).await?;
+        upload_text(&http, &base, &token, &kb, format!("seed-{i}.md"), document(i, &en, &zh, &mut rng)).await?;
     }
     loop {
         let ready: Value = http.get(format!("{base}/readyz")).send().await?.json().await?;
@@ -145,7 +127,7 @@ pub async fn load(args: LoadArgs) -> anyhow::Result<()> {
                 } else if roll < 9 {
                     let name = format!("load-{c}-{n}.md");
                     let text = document(c * 1_000_000 + n, &en, &zh, &mut rng);
-                    upload(&http, &base, &token, &kb, name, text).await
+                    upload_text(&http, &base, &token, &kb, name, text).await.map(|r| r.status())
                 } else {
                     let q = query(&en, &zh, &mut rng);
                     http.post(format!("{base}/v1/agents/{agent}/chat"))
