@@ -122,6 +122,7 @@ codes! {
     StorageFull => ("storage_full", Internal, 507),
     StorageUnavailable => ("storage_unavailable", Internal, 503),
     DatabaseUnavailable => ("database_unavailable", Internal, 503),
+    DatabaseBusy => ("database_busy", Internal, 503),
 }
 
 /// An error with a code from the table, a message a person can act on, and (for internal
@@ -171,7 +172,11 @@ impl Error {
     pub fn is_transient(&self) -> bool {
         matches!(
             self.code,
-            Code::StorageFull | Code::StorageUnavailable | Code::DatabaseUnavailable | Code::Unavailable
+            Code::StorageFull
+                | Code::StorageUnavailable
+                | Code::DatabaseUnavailable
+                | Code::DatabaseBusy
+                | Code::Unavailable
         )
     }
 

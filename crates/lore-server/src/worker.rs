@@ -69,6 +69,10 @@ async fn run(state: AppState, name: String, mut shutdown: watch::Receiver<bool>)
                     _ = shutdown.changed() => {}
                 }
             }
+            Err(e) if e.is_transient() => {
+                tracing::warn!(worker = %name, error = %e, "could not claim a job; trying again");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
             Err(e) => {
                 tracing::error!(worker = %name, error = %e, "could not claim a job");
                 tokio::time::sleep(Duration::from_secs(1)).await;

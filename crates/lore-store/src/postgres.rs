@@ -99,6 +99,41 @@ impl PgStore {
         &self.pool
     }
 
+    /// One attempt at deleting a knowledge base. Locks are taken in the order every document
+    /// transaction takes them (the document's row, then the knowledge base's, which the statistics
+    /// triggers and foreign keys touch), so a worker completing a document in it never deadlocks
+    /// with the delete: the delete waits for it, then removes what it wrote.
+    async fn delete_knowledge_base_once(&self, user_id: Id, id: Id) -> Result<Option<Vec<String>>> {
+        let mut tx = self.tx().await?;
+        let exists: Option<Id> = sqlx::query_scalar("SELECT id FROM knowledge_bases WHERE id = $1 AND user_id = $2")
+            .bind(id)
+            .bind(user_id)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(db_err)?;
+        if exists.is_none() {
+            return Ok(None);
+        }
+        let mut paths: Vec<String> =
+            sqlx::query_scalar("SELECT file_path FROM documents WHERE knowledge_base_id = $1 ORDER BY id FOR UPDATE")
+                .bind(id)
+                .fetch_all(&mut *tx)
+                .await
+                .map_err(db_err)?;
+        // Children first, explicitly, so the statistics triggers see every row.
+        for sql in [
+            "DELETE FROM document_chunks WHERE knowledge_base_id = $1",
+            "DELETE FROM documents WHERE knowledge_base_id = $1",
+            "DELETE FROM knowledge_bases WHERE id = $1",
+        ] {
+            sqlx::query(sql).bind(id).execute(&mut *tx).await.map_err(db_err)?;
+        }
+        tx.commit().await.map_err(db_err)?;
+        paths.sort();
+        paths.dedup();
+        Ok(Some(paths))
+    }
+
     async fn tx(&self) -> Result<Transaction<'static, Postgres>> {
         self.pool.begin().await.map_err(db_err)
     }
@@ -764,33 +799,7 @@ impl Store for PgStore {
     }
 
     async fn delete_knowledge_base(&self, user_id: Id, id: Id) -> Result<Option<Vec<String>>> {
-        let mut tx = self.tx().await?;
-        let exists: Option<Id> =
-            sqlx::query_scalar("SELECT id FROM knowledge_bases WHERE id = $1 AND user_id = $2 FOR UPDATE")
-                .bind(id)
-                .bind(user_id)
-                .fetch_optional(&mut *tx)
-                .await
-                .map_err(db_err)?;
-        if exists.is_none() {
-            return Ok(None);
-        }
-        let paths: Vec<String> =
-            sqlx::query_scalar("SELECT DISTINCT file_path FROM documents WHERE knowledge_base_id = $1")
-                .bind(id)
-                .fetch_all(&mut *tx)
-                .await
-                .map_err(db_err)?;
-        // Children first, explicitly, so the statistics triggers see every row.
-        for sql in [
-            "DELETE FROM document_chunks WHERE knowledge_base_id = $1",
-            "DELETE FROM documents WHERE knowledge_base_id = $1",
-            "DELETE FROM knowledge_bases WHERE id = $1",
-        ] {
-            sqlx::query(sql).bind(id).execute(&mut *tx).await.map_err(db_err)?;
-        }
-        tx.commit().await.map_err(db_err)?;
-        Ok(Some(paths))
+        retry_when_busy(|| self.delete_knowledge_base_once(user_id, id)).await
     }
 
     async fn create_document(&self, doc: NewDocument) -> Result<Upload> {
@@ -1512,6 +1521,22 @@ impl AsTenant for PgQuery<'_> {
 }
 
 /// Names the tenant of a transaction for row-level security (until it ends).
+/// Runs a transaction again when PostgreSQL aborted it to break a deadlock or a serialisation
+/// conflict with a concurrent one: the second attempt finds the other's work committed.
+async fn retry_when_busy<T, F, Fut>(mut attempt: F) -> Result<T>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T>>,
+{
+    let mut tries = 1;
+    loop {
+        match attempt().await {
+            Err(e) if e.code == Code::DatabaseBusy && tries < 3 => tries += 1,
+            outcome => return outcome,
+        }
+    }
+}
+
 pub(crate) async fn set_tenant(tx: &mut Transaction<'static, Postgres>, user_id: Id) -> Result<()> {
     sqlx::query("SELECT set_config('lore.tenant', $1, true)")
         .bind(user_id.to_string())

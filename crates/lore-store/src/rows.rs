@@ -19,6 +19,7 @@ use uuid::Uuid;
 pub(crate) fn db_err(err: sqlx::Error) -> Error {
     let unavailable = || Error::new(Code::DatabaseUnavailable, "the database is unavailable; try again shortly");
     let full = || Error::new(Code::StorageFull, "the database's storage is full; try again once space is freed");
+    let busy = || Error::new(Code::DatabaseBusy, "the database is busy with a conflicting change; try again");
     let read_only =
         || Error::new(Code::StorageUnavailable, "the database's storage cannot be written or read; try again shortly");
     let classified = match &err {
@@ -30,13 +31,15 @@ pub(crate) fn db_err(err: sqlx::Error) -> Error {
                 // SQLite's primary result codes (extended codes keep them in the low byte).
                 Ok(n) => match n & 0xff {
                     13 => Some(full()),               // SQLITE_FULL
+                    5 | 6 => Some(busy()),            // SQLITE_BUSY, SQLITE_LOCKED
                     8 | 10 | 14 => Some(read_only()), // SQLITE_READONLY, SQLITE_IOERR, SQLITE_CANTOPEN
                     _ => None,
                 },
                 // PostgreSQL's SQLSTATEs.
                 Err(_) => match code.as_ref() {
-                    "53100" => Some(full()),      // disk_full
-                    "25006" => Some(read_only()), // read_only_sql_transaction (a standby)
+                    "53100" => Some(full()),                     // disk_full
+                    "25006" => Some(read_only()),                // read_only_sql_transaction (a standby)
+                    "40P01" | "40001" | "55P03" => Some(busy()), // deadlock, serialisation, lock timeout
                     "53300" | "57P01" | "57P02" | "57P03" => Some(unavailable()),
                     c if c.starts_with("08") => Some(unavailable()), // connection exceptions
                     _ => None,

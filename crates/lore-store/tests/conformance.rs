@@ -819,6 +819,35 @@ async fn data_sources_sync_runs_and_leases(store: &dyn Store) {
     assert!(store.delete_data_source(alice.id, source.id).await.expect("delete"));
 }
 
+/// A knowledge base deleted while a worker stores one of its documents: the delete succeeds, the
+/// worker either finishes first or gets a retryable error, and nothing of the document remains.
+/// (On PostgreSQL the two once took their locks in opposite orders and deadlocked: a 500.)
+async fn deleting_a_knowledge_base_while_a_worker_completes_it(store: &dyn Store) {
+    let owner = user(store, "racer").await;
+    let texts = vec![("中文分块 racing chunk", "中文 分块 racing chunk"); 40];
+    for round in 0..8 {
+        let base = kb(store, owner.id).await;
+        let doc = document(store, owner.id, base.id, &format!("race-{round}"), 10).await;
+        let job = loop {
+            let job = store.claim_job("racer", Duration::from_secs(60)).await.expect("claim").expect("a job");
+            if job.document_id == Some(doc.id) {
+                break job;
+            }
+        };
+        let (completed, deleted) = tokio::join!(
+            store.complete_document(&job, doc.id, processed(&texts)),
+            store.delete_knowledge_base(owner.id, base.id)
+        );
+        assert!(matches!(deleted, Ok(Some(_))), "round {round}: {deleted:?}");
+        if let Err(e) = completed {
+            assert!(e.is_transient(), "round {round}: {e}");
+        }
+        assert!(store.get_knowledge_base(owner.id, base.id).await.expect("get").is_none());
+        assert!(store.get_document(owner.id, doc.id).await.expect("get").is_none());
+    }
+    assert_eq!(store.get_user(owner.id).await.expect("user").expect("exists").storage_used, 0);
+}
+
 /// A fresh schema on the test PostgreSQL (`scripts/pg-up` provisions it and `scripts/test` sets
 /// the URL). Without one the PostgreSQL tests say so and pass, unless LORE_REQUIRE_POSTGRES is
 /// set, as the project's test command sets it.
@@ -858,6 +887,7 @@ async fn conformance(store: &dyn Store) {
     reembedding_switches_in_one_step(store).await;
     agents_conversations_and_usage(store).await;
     data_sources_sync_runs_and_leases(store).await;
+    deleting_a_knowledge_base_while_a_worker_completes_it(store).await;
 }
 
 /// Row-level security is a second wall: in a transaction that names a tenant, a query with no
