@@ -95,6 +95,7 @@ codes! {
     IpNotAllowed => ("ip_not_allowed", Permission, 403),
     OriginNotAllowed => ("origin_not_allowed", Permission, 403),
     SuperuserRequired => ("superuser_required", Permission, 403),
+    CsrfFailed => ("csrf_failed", Permission, 403),
     // Document processing (stored on the failed document, also usable in responses)
     UnsupportedFileType => ("unsupported_file_type", InvalidRequest, 415),
     CorruptFile => ("corrupt_file", InvalidRequest, 422),

@@ -244,6 +244,58 @@ impl LoginThrottle {
     }
 }
 
+/// The web console's session cookie: HttpOnly, so the console's script never holds the token.
+pub const SESSION_COOKIE: &str = "lore_session";
+/// The header a cookie-authenticated request that changes something must carry.
+pub const CSRF_HEADER: &str = "x-csrf-token";
+
+/// The CSRF token of a console session. It is derived from the session token, which only the
+/// HttpOnly cookie carries, so a page of another origin can neither read nor compute it.
+pub fn csrf_token(session_token: &str) -> String {
+    let digest = Sha256::digest(format!("lore-csrf:{session_token}").as_bytes());
+    hex::encode(&digest[..16])
+}
+
+/// The session token in the request's `Cookie` header, if any.
+pub fn session_cookie(headers: &axum::http::HeaderMap) -> Option<&str> {
+    headers
+        .get_all(axum::http::header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(name, _)| *name == SESSION_COOKIE)
+        .map(|(_, value)| value.trim())
+        .filter(|value| !value.is_empty())
+}
+
+/// The request's token: the Authorization header's, or else the console's session cookie, which
+/// carries only sessions and, on anything but a read, must come with the session's CSRF token.
+fn request_token(parts: &Parts) -> Result<&str, ApiError> {
+    if parts.headers.contains_key(AUTHORIZATION) {
+        return bearer(parts);
+    }
+    let Some(token) = session_cookie(&parts.headers) else {
+        return bearer(parts);
+    };
+    if !token.starts_with(SESSION_PREFIX) {
+        return Err(error(Code::InvalidToken, "the session cookie does not hold a session; sign in again"));
+    }
+    if !parts.method.is_safe() {
+        let sent = parts.headers.get(CSRF_HEADER).and_then(|v| v.to_str().ok()).unwrap_or_default();
+        let expected = csrf_token(token);
+        let matches = sent.len() == expected.len()
+            && sent.bytes().zip(expected.bytes()).fold(0u8, |acc, (a, b)| acc | (a ^ b)) == 0;
+        if !matches {
+            return Err(error(
+                Code::CsrfFailed,
+                "this request changes data and came with the session cookie but without its X-CSRF-Token header",
+            ));
+        }
+    }
+    Ok(token)
+}
+
 fn bearer(parts: &Parts) -> Result<&str, ApiError> {
     let header = parts
         .headers
@@ -266,7 +318,7 @@ impl FromRequestParts<AppState> for Principal {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
-        let token = bearer(parts)?;
+        let token = request_token(parts)?;
         let hash = token_hash(token);
         let now = lore_core::now();
         if token.starts_with(API_KEY_PREFIX) {

@@ -5,6 +5,7 @@ pub mod agents;
 pub mod auth;
 pub mod blobs;
 pub mod chat;
+pub mod console;
 pub mod describe;
 pub mod embedding;
 pub mod error;

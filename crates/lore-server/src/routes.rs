@@ -80,6 +80,7 @@ pub fn router(state: AppState) -> Router {
         .route("/mcp", post(mcp_http))
         .route("/openapi.json", get(openapi_json))
         .route("/docs", get(api_docs))
+        .merge(crate::console::router())
         .route_layer(middleware::from_fn(metrics::track))
         .nest("/v1", v1)
         .fallback(route_not_found)
@@ -132,7 +133,7 @@ async fn readyz(State(state): State<AppState>) -> ApiResult<Json<Value>> {
     Ok(Json(json!({"status": "ready", "queued_jobs": queued})))
 }
 
-fn client(headers: &HeaderMap, parts_ip: Option<String>) -> ClientInfo {
+pub(crate) fn client(headers: &HeaderMap, parts_ip: Option<String>) -> ClientInfo {
     ClientInfo {
         ip: parts_ip,
         user_agent: headers
@@ -143,7 +144,7 @@ fn client(headers: &HeaderMap, parts_ip: Option<String>) -> ClientInfo {
 }
 
 /// The peer address, when the server was started with connect info.
-struct PeerIp(Option<String>);
+pub(crate) struct PeerIp(pub Option<String>);
 
 impl<S: Send + Sync> axum::extract::FromRequestParts<S> for PeerIp {
     type Rejection = std::convert::Infallible;

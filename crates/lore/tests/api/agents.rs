@@ -19,7 +19,7 @@ const SHIPPING: &str =
     "Shipping policy\n\nOrders ship within two business days. International delivery takes about ten days.";
 
 /// What the local provider saw: path, headers, body.
-type Seen = Arc<Mutex<Vec<(String, HeaderMap, Value)>>>;
+pub(super) type Seen = Arc<Mutex<Vec<(String, HeaderMap, Value)>>>;
 
 fn sse(events: &[(&str, Value)]) -> String {
     events
@@ -38,7 +38,7 @@ fn event_stream(body: String) -> axum::response::Response {
 
 /// A local provider: OpenAI-compatible at `/ok`, Anthropic at `/anthropic`, Cohere at `/cohere`,
 /// and misbehaving ones at `/fail` (500), `/hang` (never answers) and `/garbage` (a broken stream).
-async fn provider(answer: &'static str) -> (String, Seen) {
+pub(super) async fn provider(answer: &'static str) -> (String, Seen) {
     let seen: Seen = Arc::default();
     let (s1, s2, s3) = (seen.clone(), seen.clone(), seen.clone());
     let router = Router::new()
@@ -51,8 +51,11 @@ async fn provider(answer: &'static str) -> (String, Seen) {
                     seen.lock().expect("lock").push(("openai".into(), headers, body.0));
                     let chunk = |delta: Value, finish: Value| json!({"id": "c", "object": "chat.completion.chunk", "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]});
                     assert!(stream, "Lore streams");
-                    let (a, b) = answer.split_at(answer.len() / 2);
-                    let (a, b) = if answer.is_char_boundary(a.len()) { (a, b) } else { (answer, "") };
+                    let mut mid = answer.len() / 2;
+                    while !answer.is_char_boundary(mid) {
+                        mid -= 1;
+                    }
+                    let (a, b) = answer.split_at(mid);
                     event_stream(
                         sse(&[
                             ("", chunk(json!({"role": "assistant", "content": a}), Value::Null)),

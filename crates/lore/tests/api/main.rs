@@ -5,6 +5,7 @@ mod agents;
 mod campaigns;
 mod cli;
 mod connectors;
+mod console;
 mod formats;
 mod governance;
 mod isolation;

@@ -1,0 +1,1210 @@
+// The Lore console: plain JavaScript over the /v1 API, no framework and no build step.
+// Every piece of user or document text reaches the page as a text node (textContent), never as
+// HTML, and the server's Content-Security-Policy allows no inline script, so an uploaded file
+// cannot run script here. The session lives in an HttpOnly cookie; requests that change data
+// carry its CSRF token in X-CSRF-Token.
+'use strict';
+
+// ---------------------------------------------------------------------------------- strings
+
+const STRINGS = {
+  en: {
+    lang_name: 'English', switch_lang: '中文', switch_lang_label: 'Switch the console to Chinese',
+    skip: 'Skip to content', loading: 'Loading…', save: 'Save', saved: 'Saved', cancel: 'Cancel',
+    create: 'Create', delete: 'Delete', restore: 'Restore', refresh: 'Refresh', none: 'None', yes: 'Yes', no: 'No',
+    confirm_delete: 'Delete “{0}”?', error_prefix: 'Error', optional: 'optional', any: 'Any',
+    nav_kbs: 'Knowledge bases', nav_search: 'Search', nav_agents: 'Agents', nav_keys: 'API keys',
+    nav_usage: 'Usage', nav_sources: 'Data sources', nav_notifications: 'Notifications', nav_settings: 'Settings',
+    sign_in: 'Sign in', sign_up: 'Create an account', sign_out: 'Sign out', username: 'Username',
+    username_or_email: 'Username or email', email: 'Email', password: 'Password', full_name: 'Full name',
+    no_account: 'No account yet?', have_account: 'Already have an account?', signed_in_as: 'Signed in as {0}',
+    kbs_title: 'Knowledge bases', kb_new: 'New knowledge base', name: 'Name', description: 'Description',
+    status: 'Status', documents: 'Documents', chunks: 'Chunks', size: 'Size', updated: 'Updated',
+    kbs_empty: 'No knowledge bases yet. Create one to upload documents.',
+    tab_documents: 'Documents', tab_settings: 'Settings', open_search: 'Search this knowledge base',
+    drop_here: 'Drop files here, or choose them', choose_files: 'Files to upload',
+    uploading: 'Uploading {0}%', queued: 'Queued', processing: 'Processing {0}%', completed_chunks: 'Completed, chunks: {0}',
+    duplicate: 'Already in this knowledge base: the existing document is kept', failed: 'Failed',
+    show_deleted: 'Show deleted documents', file: 'File', progress: 'Progress', created: 'Created',
+    docs_empty: 'No documents yet.', deleted: 'deleted',
+    archive: 'Archive', unarchive: 'Reactivate', delete_kb: 'Delete this knowledge base',
+    chunking: 'Chunking', chunking_describe: 'Describe how to split, in your own words',
+    chunking_describe_hint: 'For example: “split by paragraph, at most 500 characters” or “按段落切分，每块不超过500字”.',
+    generate: 'Generate the configuration', understood: 'Understood: {0}', chunking_config: 'Chunking configuration (JSON)',
+    chunking_default: 'Leave empty for the default', preview: 'Live preview', preview_text: 'Sample text to preview',
+    preview_count: 'Chunks: {0}', chunk_n: 'Chunk {0}', size_unit: '{0} {1}',
+    embedding: 'Embedding model', provider: 'Provider', model: 'Model', dimensions: 'Dimensions',
+    embedding_hint: 'Changing the model re-embeds the knowledge base in the background; search keeps answering meanwhile.',
+    search_defaults: 'Search defaults', mode: 'Mode', top_k: 'Results (top k)', threshold: 'Similarity threshold',
+    invalid_json: '{0} is not valid JSON', document: 'Document', file_type: 'Type', processed: 'Processed',
+    processing_log: 'Processing log', parent_of: 'Parent chunk with {0} children', child: 'child',
+    search_title: 'Search playground', query: 'Query', knowledge_bases: 'Knowledge bases', all_kbs: 'All',
+    target: 'Compare with', target_content: 'content', target_summary: 'summary', target_both: 'both',
+    search_go: 'Search', results_count: '{0} results in {1} ms (server {2} ms)', no_results: 'No results.',
+    score: 'score {0}', vector_score: 'vector {0}', fulltext_score: 'full text {0}',
+    agents_title: 'Agents', agent_new: 'New agent', agent_edit: 'Agent settings', agents_empty: 'No agents yet.',
+    agent_type: 'Type', model_provider: 'Model provider', model_name: 'Model name',
+    model_parameters: 'Model parameters (JSON)', conversation_mode: 'Conversation mode',
+    single_turn: 'single turn', multi_turn: 'multi turn', context_window: 'Context window (messages)',
+    memory_days: 'Memory retention (days)', system_prompt: 'System prompt', user_prompt_template: 'User prompt template',
+    max_documents: 'Passages per answer', rate_hour: 'Rate limit per hour', rate_day: 'Rate limit per day',
+    domain_keywords: 'Domain keywords (comma separated)', expertise: 'Expertise areas (comma separated)',
+    active: 'Active', data_sources: 'Data sources', file_types: 'File types', chat: 'Chat',
+    new_conversation: 'New conversation', conversation: 'Conversation', message: 'Your message', send: 'Send',
+    sources_cited: 'Sources', thinking: 'Answering…', save_agent_first: 'Save the agent to chat with it.',
+    extractive_note: 'No language model: the answer quotes the passages.',
+    keys_title: 'API keys', key_new: 'New API key', scopes: 'Scopes', knowledge_base: 'Knowledge base',
+    expires_days: 'Expires in (days)', rate_limit: 'Requests per minute', daily_quota: 'Daily quota',
+    monthly_quota: 'Monthly quota', allowed_ips: 'Allowed IP addresses or networks (comma separated)',
+    allowed_origins: 'Allowed origins (comma separated)', key_once: 'Copy this key now. It is shown only once.',
+    copy: 'Copy', copied: 'Copied', key: 'Key', usage_today: 'Today', usage_month: 'This month', expires: 'Expires',
+    last_used: 'Last used', revoke: 'Revoke', revoked: 'revoked', expired: 'expired', keys_empty: 'No API keys yet.',
+    never: 'never', confirm_revoke: 'Revoke the key “{0}”? Applications using it stop working at once.',
+    usage_title: 'Usage', range: 'Period', last_days: 'Last {0} days', api_calls: 'API calls per day',
+    agent_tokens: 'Agent tokens per day', agent_cost: 'Agent cost per day (USD)', total: 'Total: {0}',
+    day: 'Day', value: 'Value', chart_data: 'Data as a table', no_data: 'No data in this period.',
+    sources_title: 'Data sources', source_new: 'New data source (local folder)', folder: 'Folder path on the server',
+    include: 'Include globs (comma separated)', exclude: 'Exclude globs (comma separated)', auto_sync: 'Sync automatically',
+    frequency: 'Every (minutes)', last_sync: 'Last sync', sync_now: 'Sync now', history: 'History',
+    sync_started: 'Sync started', added: 'added', updated_n: 'updated', removed: 'removed', sources_empty: 'No data sources yet.',
+    notifications_title: 'Notifications', notifications_empty: 'Nothing to report.',
+    settings_title: 'Settings', retention: 'Retention', doc_retention: 'Delete documents after (days)',
+    conv_retention: 'Delete conversations after (days)', defaults: 'Defaults', chunk_size: 'Chunk size',
+    chunk_overlap: 'Chunk overlap', max_results: 'Maximum search results', default_model: 'Default embedding model',
+    notify_switches: 'Notifications', sync_notifications: 'Tell me when a sync changes something',
+    error_notifications: 'Tell me when something fails', providers: 'Model providers',
+    provider_key: '{0} API key', provider_url: '{0} base URL', key_stored: 'stored: {0}',
+    key_keep: 'leave empty to keep', webhook: 'Webhook', webhook_url: 'Webhook URL', webhook_secret: 'Webhook secret',
+    change_password: 'Change password', current_password: 'Current password', new_password: 'New password',
+    password_changed: 'Password changed', sign_out_all: 'Sign out everywhere',
+    not_found: 'Not found', back: 'Back',
+    st_pending: 'pending', st_processing: 'processing', st_completed: 'completed', st_failed: 'failed',
+    st_active: 'active', st_archived: 'archived', st_syncing: 'syncing', st_paused: 'paused', st_error: 'error',
+    st_running: 'running',
+  },
+  zh: {
+    lang_name: '中文', switch_lang: 'English', switch_lang_label: '切换到英文界面',
+    skip: '跳到正文', loading: '加载中…', save: '保存', saved: '已保存', cancel: '取消',
+    create: '创建', delete: '删除', restore: '恢复', refresh: '刷新', none: '无', yes: '是', no: '否',
+    confirm_delete: '删除“{0}”？', error_prefix: '错误', optional: '可选', any: '任意',
+    nav_kbs: '知识库', nav_search: '搜索', nav_agents: '智能体', nav_keys: 'API 密钥',
+    nav_usage: '用量', nav_sources: '数据源', nav_notifications: '通知', nav_settings: '设置',
+    sign_in: '登录', sign_up: '注册账号', sign_out: '退出登录', username: '用户名',
+    username_or_email: '用户名或邮箱', email: '邮箱', password: '密码', full_name: '姓名',
+    no_account: '还没有账号？', have_account: '已有账号？', signed_in_as: '已登录：{0}',
+    kbs_title: '知识库', kb_new: '新建知识库', name: '名称', description: '描述',
+    status: '状态', documents: '文档', chunks: '分块', size: '大小', updated: '更新时间',
+    kbs_empty: '还没有知识库。新建一个即可上传文档。',
+    tab_documents: '文档', tab_settings: '设置', open_search: '在此知识库中搜索',
+    drop_here: '把文件拖到这里，或点击选择', choose_files: '要上传的文件',
+    uploading: '上传中 {0}%', queued: '排队中', processing: '处理中 {0}%', completed_chunks: '已完成，分块数：{0}',
+    duplicate: '知识库中已有相同文档，保留原文档', failed: '失败',
+    show_deleted: '显示已删除的文档', file: '文件', progress: '进度', created: '创建时间',
+    docs_empty: '还没有文档。', deleted: '已删除',
+    archive: '归档', unarchive: '重新启用', delete_kb: '删除此知识库',
+    chunking: '分块', chunking_describe: '用自己的话描述如何切分',
+    chunking_describe_hint: '例如：“按段落切分，每块不超过500字”或“split by paragraph, at most 500 characters”。',
+    generate: '生成配置', understood: '理解为：{0}', chunking_config: '分块配置（JSON）',
+    chunking_default: '留空则使用默认配置', preview: '实时预览', preview_text: '用于预览的示例文本',
+    preview_count: '{0} 个分块', chunk_n: '分块 {0}', size_unit: '{0} {1}',
+    embedding: '向量模型', provider: '提供方', model: '模型', dimensions: '维度',
+    embedding_hint: '更换模型后会在后台重新向量化，期间搜索照常可用。',
+    search_defaults: '搜索默认值', mode: '模式', top_k: '结果数（top k）', threshold: '相似度阈值',
+    invalid_json: '{0} 不是有效的 JSON', document: '文档', file_type: '类型', processed: '处理时间',
+    processing_log: '处理日志', parent_of: '父分块，含 {0} 个子分块', child: '子分块',
+    search_title: '搜索测试台', query: '查询', knowledge_bases: '知识库', all_kbs: '全部',
+    target: '比对对象', target_content: '正文', target_summary: '摘要', target_both: '两者',
+    search_go: '搜索', results_count: '{0} 条结果，用时 {1} 毫秒（服务端 {2} 毫秒）', no_results: '没有结果。',
+    score: '得分 {0}', vector_score: '向量 {0}', fulltext_score: '全文 {0}',
+    agents_title: '智能体', agent_new: '新建智能体', agent_edit: '智能体设置', agents_empty: '还没有智能体。',
+    agent_type: '类型', model_provider: '模型提供方', model_name: '模型名称',
+    model_parameters: '模型参数（JSON）', conversation_mode: '对话模式',
+    single_turn: '单轮', multi_turn: '多轮', context_window: '上下文窗口（消息数）',
+    memory_days: '记忆保留（天）', system_prompt: '系统提示词', user_prompt_template: '用户提示词模板',
+    max_documents: '每次回答引用的段落数', rate_hour: '每小时调用上限', rate_day: '每天调用上限',
+    domain_keywords: '领域关键词（逗号分隔）', expertise: '专长领域（逗号分隔）',
+    active: '启用', data_sources: '数据源', file_types: '文件类型', chat: '对话',
+    new_conversation: '新对话', conversation: '对话', message: '你的消息', send: '发送',
+    sources_cited: '来源', thinking: '正在回答…', save_agent_first: '保存智能体后即可对话。',
+    extractive_note: '未配置语言模型：回答直接引用原文段落。',
+    keys_title: 'API 密钥', key_new: '新建 API 密钥', scopes: '权限范围', knowledge_base: '知识库',
+    expires_days: '有效期（天）', rate_limit: '每分钟请求数', daily_quota: '每日配额',
+    monthly_quota: '每月配额', allowed_ips: '允许的 IP 或网段（逗号分隔）',
+    allowed_origins: '允许的来源（逗号分隔）', key_once: '请立即复制此密钥，它只显示这一次。',
+    copy: '复制', copied: '已复制', key: '密钥', usage_today: '今日', usage_month: '本月', expires: '过期时间',
+    last_used: '最近使用', revoke: '吊销', revoked: '已吊销', expired: '已过期', keys_empty: '还没有 API 密钥。',
+    never: '从未', confirm_revoke: '吊销密钥“{0}”？使用它的应用会立即失效。',
+    usage_title: '用量', range: '时间范围', last_days: '最近 {0} 天', api_calls: '每日 API 调用',
+    agent_tokens: '智能体每日 token 数', agent_cost: '智能体每日费用（美元）', total: '合计：{0}',
+    day: '日期', value: '数值', chart_data: '以表格查看数据', no_data: '此期间没有数据。',
+    sources_title: '数据源', source_new: '新建数据源（本地文件夹）', folder: '服务器上的文件夹路径',
+    include: '包含的通配符（逗号分隔）', exclude: '排除的通配符（逗号分隔）', auto_sync: '自动同步',
+    frequency: '间隔（分钟）', last_sync: '上次同步', sync_now: '立即同步', history: '同步历史',
+    sync_started: '已开始同步', added: '新增', updated_n: '更新', removed: '移除', sources_empty: '还没有数据源。',
+    notifications_title: '通知', notifications_empty: '暂无通知。',
+    settings_title: '设置', retention: '保留期限', doc_retention: '文档保留（天）',
+    conv_retention: '对话保留（天）', defaults: '默认值', chunk_size: '分块大小',
+    chunk_overlap: '分块重叠', max_results: '最多搜索结果数', default_model: '默认向量模型',
+    notify_switches: '通知', sync_notifications: '同步有变化时通知我',
+    error_notifications: '出错时通知我', providers: '模型提供方',
+    provider_key: '{0} API 密钥', provider_url: '{0} 接口地址', key_stored: '已保存：{0}',
+    key_keep: '留空则不修改', webhook: 'Webhook', webhook_url: 'Webhook 地址', webhook_secret: 'Webhook 密钥',
+    change_password: '修改密码', current_password: '当前密码', new_password: '新密码',
+    password_changed: '密码已修改', sign_out_all: '退出所有设备',
+    not_found: '未找到', back: '返回',
+    st_pending: '排队中', st_processing: '处理中', st_completed: '已完成', st_failed: '失败',
+    st_active: '正常', st_archived: '已归档', st_syncing: '同步中', st_paused: '已暂停', st_error: '出错',
+    st_running: '进行中',
+  },
+};
+
+let lang = localStorage.getItem('lore_lang') ||
+  ((navigator.languages || [navigator.language || 'en']).some((l) => /^zh/i.test(l)) ? 'zh' : 'en');
+
+function t(key, ...args) {
+  const text = (STRINGS[lang] && STRINGS[lang][key]) || STRINGS.en[key] || key;
+  return text.replace(/\{(\d)\}/g, (_, i) => String(args[Number(i)] ?? ''));
+}
+
+function setLang(next) {
+  lang = next;
+  localStorage.setItem('lore_lang', next);
+  render();
+}
+
+// ---------------------------------------------------------------------------------- DOM
+
+/** Builds an element. Strings become text nodes: nothing here is ever parsed as HTML. */
+function h(tag, attrs, ...children) {
+  const el = document.createElement(tag);
+  for (const [key, value] of Object.entries(attrs || {})) {
+    if (value === null || value === undefined || value === false) continue;
+    if (key.startsWith('on') && typeof value === 'function') el.addEventListener(key.slice(2), value);
+    else if (key === 'class') el.className = value;
+    else if (key === 'for') el.htmlFor = value;
+    else if (key === 'value') el.value = value;
+    else if (key === 'checked') el.checked = Boolean(value);
+    else el.setAttribute(key, value === true ? '' : String(value));
+  }
+  append(el, children);
+  return el;
+}
+
+function append(el, children) {
+  for (const child of children.flat(Infinity)) {
+    if (child === null || child === undefined || child === false) continue;
+    el.append(child instanceof Node ? child : document.createTextNode(String(child)));
+  }
+  return el;
+}
+
+/** Appends children, skipping null/false and flattening arrays (Element.append would print "null"). */
+function add(el, ...children) {
+  return append(el, children);
+}
+
+function clear(el) {
+  while (el.firstChild) el.firstChild.remove();
+  return el;
+}
+
+let uid = 0;
+/** A labelled form control; `input` gets an id its label points at. */
+function field(label, input, hint) {
+  input.id = input.id || `f${++uid}`;
+  return h('div', { class: 'field' }, h('label', { for: input.id }, label), input,
+    hint ? h('span', { class: 'muted' }, hint) : null);
+}
+
+function checkbox(label, attrs) {
+  return h('label', { class: 'check' }, h('input', { type: 'checkbox', ...attrs }), label);
+}
+
+function toast(message, bad) {
+  const box = h('div', { class: bad ? 'bad' : '' }, message);
+  document.getElementById('toast').append(box);
+  setTimeout(() => box.remove(), bad ? 8000 : 3500);
+}
+
+function errorText(e) {
+  return e && e.code ? `${e.message} (${e.code})` : String((e && e.message) || e);
+}
+
+function fail(e) {
+  toast(`${t('error_prefix')}: ${errorText(e)}`, true);
+}
+
+/** Runs a form's action with its submit button disabled, reporting errors. */
+function onSubmit(form, action) {
+  form.addEventListener('submit', async (event) => {
+    event.preventDefault();
+    const buttons = form.querySelectorAll('button[type=submit]');
+    buttons.forEach((b) => { b.disabled = true; });
+    try { await action(); } catch (e) { fail(e); } finally { buttons.forEach((b) => { b.disabled = false; }); }
+  });
+  return form;
+}
+
+function fmtBytes(n) {
+  if (!Number.isFinite(n)) return '';
+  const units = ['B', 'KB', 'MB', 'GB', 'TB'];
+  let i = 0;
+  while (n >= 1024 && i < units.length - 1) { n /= 1024; i += 1; }
+  return `${i ? n.toFixed(1) : n} ${units[i]}`;
+}
+
+function fmtTime(s) {
+  if (!s) return '—';
+  const d = new Date(s);
+  return Number.isNaN(d.getTime()) ? s : d.toLocaleString(lang === 'zh' ? 'zh-CN' : 'en');
+}
+
+function badge(status, label) {
+  const word = STRINGS.en[`st_${status}`] ? t(`st_${status}`) : status;
+  return h('span', { class: `badge ${status}` }, label || word);
+}
+
+function numberOrNull(value) {
+  const s = String(value ?? '').trim();
+  return s === '' ? null : Number(s);
+}
+
+function listOf(value) {
+  return String(value || '').split(/[,，]/).map((s) => s.trim()).filter(Boolean);
+}
+
+function parseJson(label, text) {
+  const s = text.trim();
+  if (!s) return null;
+  try { return JSON.parse(s); } catch { throw new Error(t('invalid_json', label)); }
+}
+
+/** Renders the server's search highlight (HTML-escaped text with <mark>) as text nodes. */
+function highlighted(markup) {
+  const out = document.createDocumentFragment();
+  let marked = false;
+  for (const part of String(markup || '').split(/(<mark>|<\/mark>)/)) {
+    if (part === '<mark>') { marked = true; continue; }
+    if (part === '</mark>') { marked = false; continue; }
+    const text = decodeEntities(part);
+    out.append(marked ? h('mark', {}, text) : document.createTextNode(text));
+  }
+  return out;
+}
+
+function decodeEntities(s) {
+  return s.replace(/&(#x[0-9a-f]+|#\d+|lt|gt|amp|quot|apos);/gi, (_, e) => {
+    const named = { lt: '<', gt: '>', amp: '&', quot: '"', apos: "'" }[e.toLowerCase()];
+    if (named) return named;
+    const code = e[1] === 'x' || e[1] === 'X' ? parseInt(e.slice(2), 16) : parseInt(e.slice(1), 10);
+    return Number.isFinite(code) ? String.fromCodePoint(code) : '';
+  });
+}
+
+// ---------------------------------------------------------------------------------- API
+
+let session = null;
+
+class ApiError extends Error {
+  constructor(status, code, message) { super(message); this.status = status; this.code = code; }
+}
+
+function authHeaders() {
+  return session ? { 'X-CSRF-Token': session.csrf_token } : {};
+}
+
+async function api(method, path, body) {
+  const headers = authHeaders();
+  let payload;
+  if (body !== undefined) { headers['Content-Type'] = 'application/json'; payload = JSON.stringify(body); }
+  const res = await fetch(path, { method, headers, body: payload, credentials: 'same-origin' });
+  const text = await res.text();
+  let data = null;
+  try { data = text ? JSON.parse(text) : null; } catch { data = null; }
+  if (!res.ok) throw apiError(res.status, data, path);
+  return data;
+}
+
+function apiError(status, data, path) {
+  const err = (data && data.error) || {};
+  if (status === 401 && !String(path).startsWith('/console/')) {
+    session = null;
+    go('#/signin');
+  }
+  return new ApiError(status, err.code || `http_${status}`, err.message || `HTTP ${status}`);
+}
+
+// ---------------------------------------------------------------------------------- routing
+
+const ROUTES = [
+  [/^\/signin$/, pageSignIn, true],
+  [/^\/signup$/, pageSignUp, true],
+  [/^\/kbs$/, pageKnowledgeBases],
+  [/^\/kbs\/([\w-]+)$/, pageKnowledgeBase],
+  [/^\/docs\/([\w-]+)$/, pageDocument],
+  [/^\/search$/, pageSearch],
+  [/^\/agents$/, pageAgents],
+  [/^\/agents\/new$/, pageAgent],
+  [/^\/agents\/([\w-]+)$/, pageAgent],
+  [/^\/keys$/, pageKeys],
+  [/^\/usage$/, pageUsage],
+  [/^\/sources$/, pageSources],
+  [/^\/notifications$/, pageNotifications],
+  [/^\/settings$/, pageSettings],
+];
+
+/** Timers and streams of the current page, stopped when the page changes. */
+let pageCleanups = [];
+function onLeave(fn) { pageCleanups.push(fn); }
+function every(ms, fn) {
+  const id = setInterval(fn, ms);
+  onLeave(() => clearInterval(id));
+}
+
+function go(hash) {
+  if (location.hash === hash) render(); else location.hash = hash;
+}
+
+function currentRoute() {
+  const raw = location.hash.replace(/^#/, '') || '/kbs';
+  const [path, query] = raw.split('?');
+  return { path, query: new URLSearchParams(query || '') };
+}
+
+let renderSeq = 0;
+async function render() {
+  pageCleanups.forEach((fn) => fn());
+  pageCleanups = [];
+  const seq = ++renderSeq;
+  document.documentElement.lang = lang === 'zh' ? 'zh-CN' : 'en';
+  document.getElementById('skip-link').textContent = t('skip');
+  const { path, query } = currentRoute();
+  const match = ROUTES.map(([re, page, open]) => [path.match(re), page, open]).find(([m]) => m);
+  renderNav(path);
+  const main = clear(document.getElementById('main'));
+  if (!match) { add(main, h('h1', {}, t('not_found'))); return; }
+  const [m, page, open] = match;
+  if (!open && !session) { go('#/signin'); return; }
+  if (open && session) { go('#/kbs'); return; }
+  add(main, h('p', { class: 'muted' }, t('loading')));
+  try {
+    const content = document.createElement('div');
+    await page(content, m[1], query);
+    if (seq !== renderSeq) return;
+    add(clear(main), content);
+    const heading = main.querySelector('h1');
+    if (heading) document.title = `${heading.textContent} · Lore`;
+  } catch (e) {
+    if (seq !== renderSeq) return;
+    add(clear(main), h('h1', {}, t('error_prefix')), h('p', { class: 'error', role: 'alert' }, errorText(e)));
+  }
+}
+
+function renderNav(path) {
+  const top = clear(document.getElementById('top'));
+  const link = (hash, key) => h('a', { href: hash, 'aria-current': path.startsWith(hash.slice(1)) ? 'page' : null, id: `nav-${key.slice(4)}` }, t(key));
+  const nav = h('nav', { 'aria-label': 'Lore' }, h('span', { class: 'brand' }, 'Lore'));
+  if (session) {
+    append(nav, [link('#/kbs', 'nav_kbs'), link('#/search', 'nav_search'), link('#/agents', 'nav_agents'),
+      link('#/keys', 'nav_keys'), link('#/usage', 'nav_usage'), link('#/sources', 'nav_sources'),
+      link('#/notifications', 'nav_notifications'), link('#/settings', 'nav_settings')]);
+  }
+  add(nav, h('span', { class: 'spacer' }));
+  if (session) add(nav, h('span', { class: 'who' }, t('signed_in_as', session.user.username)));
+  add(nav, h('button', { class: 'link', id: 'lang-switch', type: 'button', 'aria-label': t('switch_lang_label'), lang: lang === 'zh' ? 'en' : 'zh', onclick: () => setLang(lang === 'zh' ? 'en' : 'zh') }, t('switch_lang')));
+  if (session) {
+    add(nav, h('button', { class: 'link', id: 'sign-out', type: 'button', onclick: signOut }, t('sign_out')));
+  }
+  add(top, nav);
+}
+
+async function signOut() {
+  try { await api('DELETE', '/console/session'); } catch (e) { if (e.status !== 401) { fail(e); return; } }
+  session = null;
+  go('#/signin');
+}
+
+// ---------------------------------------------------------------------------------- accounts
+
+async function pageSignIn(root) {
+  const user = h('input', { name: 'username', autocomplete: 'username', required: true });
+  const pass = h('input', { type: 'password', name: 'password', autocomplete: 'current-password', required: true });
+  const form = h('form', { class: 'card auth', id: 'signin-form' },
+    h('h1', {}, t('sign_in')), field(t('username_or_email'), user), field(t('password'), pass),
+    h('button', { type: 'submit' }, t('sign_in')),
+    h('p', {}, t('no_account'), ' ', h('a', { href: '#/signup', id: 'to-signup' }, t('sign_up'))));
+  onSubmit(form, async () => {
+    session = await api('POST', '/console/session', { username: user.value, password: pass.value });
+    go('#/kbs');
+  });
+  add(root, form);
+}
+
+async function pageSignUp(root) {
+  const user = h('input', { name: 'username', autocomplete: 'username', required: true });
+  const email = h('input', { type: 'email', name: 'email', autocomplete: 'email', required: true });
+  const full = h('input', { name: 'full_name', autocomplete: 'name' });
+  const pass = h('input', { type: 'password', name: 'password', autocomplete: 'new-password', required: true, minlength: 8 });
+  const form = h('form', { class: 'card auth', id: 'signup-form' },
+    h('h1', {}, t('sign_up')), field(t('username'), user), field(t('email'), email),
+    field(`${t('full_name')} (${t('optional')})`, full), field(t('password'), pass),
+    h('button', { type: 'submit' }, t('sign_up')),
+    h('p', {}, t('have_account'), ' ', h('a', { href: '#/signin' }, t('sign_in'))));
+  onSubmit(form, async () => {
+    session = await api('POST', '/console/register', {
+      username: user.value, email: email.value, password: pass.value, full_name: full.value || null,
+    });
+    go('#/kbs');
+  });
+  add(root, form);
+}
+
+// ---------------------------------------------------------------------------------- knowledge bases
+
+async function pageKnowledgeBases(root) {
+  const tableHolder = h('div');
+  const draw = async () => {
+    const { data } = await api('GET', '/v1/knowledge-bases?limit=500');
+    clear(tableHolder);
+    if (!data.length) { add(tableHolder, h('p', { class: 'muted' }, t('kbs_empty'))); return; }
+    add(tableHolder, h('div', { class: 'table-wrap' }, h('table', { id: 'kb-table' },
+      h('thead', {}, h('tr', {}, [t('name'), t('status'), t('documents'), t('chunks'), t('size'), t('updated')].map((c) => h('th', { scope: 'col' }, c)))),
+      h('tbody', {}, data.map((kb) => h('tr', { 'data-kb': kb.id },
+        h('td', {}, h('a', { href: `#/kbs/${kb.id}` }, kb.name), kb.description ? h('div', { class: 'muted' }, kb.description) : null),
+        h('td', {}, badge(kb.status)), h('td', { class: 'doc-count' }, kb.document_count), h('td', {}, kb.chunk_count),
+        h('td', {}, fmtBytes(kb.total_size_bytes)), h('td', {}, fmtTime(kb.last_updated_at || kb.updated_at))))))));
+  };
+  await draw();
+  every(5000, () => draw().catch(() => {}));
+  const name = h('input', { name: 'name', required: true, maxlength: 255 });
+  const desc = h('input', { name: 'description' });
+  const form = h('form', { class: 'card', id: 'kb-create' }, h('h2', {}, t('kb_new')),
+    h('div', { class: 'row' }, field(t('name'), name), field(t('description'), desc),
+      h('div', { class: 'field' }, h('button', { type: 'submit' }, t('create')))));
+  onSubmit(form, async () => {
+    const kb = await api('POST', '/v1/knowledge-bases', { name: name.value, description: desc.value || null });
+    go(`#/kbs/${kb.id}`);
+  });
+  add(root, h('h1', {}, t('kbs_title')), tableHolder, form);
+}
+
+async function pageKnowledgeBase(root, id, query) {
+  const kb = await api('GET', `/v1/knowledge-bases/${id}`);
+  const tab = query.get('tab') === 'settings' ? 'settings' : 'documents';
+  const stats = h('div', { class: 'stats card', id: 'kb-stats' });
+  const drawStats = (k) => {
+    add(clear(stats), 
+      h('div', { class: 'stat' }, h('b', { id: 'stat-docs' }, k.document_count), t('documents')),
+      h('div', { class: 'stat' }, h('b', { id: 'stat-chunks' }, k.chunk_count), t('chunks')),
+      h('div', { class: 'stat' }, h('b', {}, fmtBytes(k.total_size_bytes)), t('size')),
+      h('div', { class: 'stat' }, h('b', {}, badge(k.status)), t('status')),
+      h('div', { class: 'stat' }, h('b', {}, k.embedding_space || '—'), t('embedding')));
+  };
+  drawStats(kb);
+  every(3000, async () => { try { drawStats(await api('GET', `/v1/knowledge-bases/${id}`)); } catch { /* next tick */ } });
+  const tabLink = (name, label) => h('a', { href: `#/kbs/${id}${name === 'settings' ? '?tab=settings' : ''}`, 'aria-current': tab === name ? 'page' : null, id: `tab-${name}` }, label);
+  add(root, h('h1', {}, kb.name), kb.description ? h('p', { class: 'muted' }, kb.description) : null, stats,
+    h('nav', { class: 'tabs', 'aria-label': kb.name }, tabLink('documents', t('tab_documents')), tabLink('settings', t('tab_settings')),
+      h('a', { href: `#/search?kb=${id}` }, t('open_search'))));
+  if (tab === 'settings') await kbSettings(root, kb); else await kbDocuments(root, kb);
+}
+
+async function kbDocuments(root, kb) {
+  const list = h('div', { id: 'doc-list' });
+  const showDeleted = h('input', { type: 'checkbox', id: 'show-deleted' });
+  const drawList = async () => {
+    const params = `limit=500${showDeleted.checked ? '&include_deleted=true' : ''}`;
+    const { data } = await api('GET', `/v1/knowledge-bases/${kb.id}/documents?${params}`);
+    clear(list);
+    if (!data.length) { add(list, h('p', { class: 'muted' }, t('docs_empty'))); return; }
+    add(list, h('div', { class: 'table-wrap' }, h('table', {},
+      h('thead', {}, h('tr', {}, [t('file'), t('status'), t('chunks'), t('size'), t('created'), ''].map((c) => h('th', { scope: 'col' }, c)))),
+      h('tbody', {}, data.map((doc) => {
+        const deleted = Boolean(doc.soft_deleted_at);
+        const action = deleted
+          ? h('button', { type: 'button', class: 'secondary', onclick: () => act(() => api('POST', `/v1/documents/${doc.id}/restore`, {})) }, t('restore'))
+          : h('button', { type: 'button', class: 'secondary', 'aria-label': `${t('delete')} ${doc.filename}`, onclick: () => act(() => api('DELETE', `/v1/documents/${doc.id}`)) }, t('delete'));
+        return h('tr', { 'data-doc': doc.id, 'data-status': doc.status },
+          h('td', {}, h('a', { href: `#/docs/${doc.id}` }, doc.filename), doc.title && doc.title !== doc.filename ? h('div', { class: 'muted' }, doc.title) : null),
+          h('td', {}, badge(doc.status, doc.status === 'processing' ? `${t('st_processing')} ${doc.progress}%` : null), deleted ? [' ', badge('deleted', t('deleted'))] : null,
+            doc.error_message ? h('div', { class: 'error' }, `${doc.error_message} (${doc.error_code})`) : null),
+          h('td', {}, doc.chunk_count), h('td', {}, fmtBytes(doc.file_size)), h('td', {}, fmtTime(doc.created_at)), h('td', {}, action));
+      })))));
+  };
+  const act = async (fn) => { try { await fn(); await drawList(); } catch (e) { fail(e); } };
+  showDeleted.addEventListener('change', () => drawList().catch(fail));
+  const uploads = h('ul', { class: 'uploads', id: 'uploads', 'aria-live': 'polite' });
+  const input = h('input', { type: 'file', multiple: true, id: 'file-input', 'aria-label': t('choose_files') });
+  const drop = h('label', { class: 'drop', id: 'dropzone', for: input.id }, t('drop_here'), input);
+  const start = (files) => { for (const file of files) uploadFile(kb.id, file, uploads, () => drawList().catch(() => {})); };
+  input.addEventListener('change', () => { start(Array.from(input.files)); input.value = ''; });
+  drop.addEventListener('dragover', (e) => { e.preventDefault(); drop.classList.add('over'); });
+  drop.addEventListener('dragleave', () => drop.classList.remove('over'));
+  drop.addEventListener('drop', (e) => { e.preventDefault(); drop.classList.remove('over'); start(Array.from(e.dataTransfer.files)); });
+  await drawList();
+  every(4000, () => drawList().catch(() => {}));
+  add(root, drop, uploads, h('p', {}, h('label', { class: 'check', for: showDeleted.id }, showDeleted, t('show_deleted'))), list);
+}
+
+/** Uploads one file with live progress, then follows its processing until it settles. */
+function uploadFile(kbId, file, list, settled) {
+  const bar = h('progress', { max: 100, value: 0, 'aria-label': file.name });
+  const status = h('span', { class: 'upload-status' }, t('uploading', 0));
+  const row = h('li', { 'data-file': file.name }, h('strong', {}, file.name), bar, status);
+  add(list, row);
+  const show = (state, text, value) => {
+    row.dataset.state = state;
+    add(clear(status), text);
+    if (value !== undefined) bar.value = value;
+  };
+  const form = new FormData();
+  form.append('file', file, file.name);
+  const xhr = new XMLHttpRequest();
+  xhr.open('POST', `/v1/knowledge-bases/${kbId}/documents`);
+  for (const [k, v] of Object.entries(authHeaders())) xhr.setRequestHeader(k, v);
+  // The upload takes the first half of the bar, processing the second.
+  xhr.upload.addEventListener('progress', (e) => {
+    if (e.lengthComputable) show('uploading', t('uploading', Math.round((100 * e.loaded) / e.total)), (50 * e.loaded) / e.total);
+  });
+  xhr.addEventListener('error', () => show('failed', `${t('failed')}: network error`));
+  xhr.addEventListener('load', () => {
+    let data = null;
+    try { data = JSON.parse(xhr.responseText); } catch { data = null; }
+    if (xhr.status >= 400 || !data) {
+      const err = apiError(xhr.status, data, 'upload');
+      show('failed', `${t('failed')}: ${errorText(err)}`, 100);
+      return;
+    }
+    if (data.duplicate) { show('duplicate', t('duplicate'), 100); settled(); return; }
+    follow(data.id);
+  });
+  xhr.send(form);
+  const follow = async (docId) => {
+    for (;;) {
+      let doc;
+      try { doc = await api('GET', `/v1/documents/${docId}`); } catch (e) { show('failed', errorText(e)); return; }
+      if (doc.status === 'completed') { show('completed', t('completed_chunks', doc.chunk_count), 100); settled(); return; }
+      if (doc.status === 'failed') { show('failed', `${t('failed')}: ${doc.error_message} (${doc.error_code})`, 100); settled(); return; }
+      show(doc.status, doc.status === 'pending' ? t('queued') : t('processing', doc.progress), 50 + doc.progress / 2);
+      await new Promise((r) => setTimeout(r, 800));
+    }
+  };
+}
+
+async function kbSettings(root, kb) {
+  const settings = kb.settings || {};
+  const name = h('input', { value: kb.name, required: true });
+  const desc = h('input', { value: kb.description || '' });
+  const nl = h('textarea', { id: 'chunk-description', rows: 2 });
+  const config = h('textarea', { class: 'code', id: 'chunk-config', rows: 7, placeholder: t('chunking_default'), value: settings.chunking_config ? JSON.stringify(settings.chunking_config, null, 2) : '' });
+  const understood = h('p', { class: 'muted', id: 'understood' });
+  const sample = h('textarea', { id: 'preview-text', rows: 5, value: lang === 'zh'
+    ? '第一段：知识库把文档切成分块。\n\n第二段：每个分块都会被向量化并建立全文索引。\n\nThird paragraph: search finds the passage that answers a question.'
+    : 'First paragraph: a knowledge base splits documents into chunks.\n\nSecond paragraph: each chunk is embedded and indexed for full text.\n\n第三段：搜索会找到回答问题的段落。' });
+  const preview = h('div', { id: 'preview', 'aria-live': 'polite' });
+  const emb = settings.embedding_config || {};
+  const provider = h('input', { value: emb.provider || '', placeholder: 'local' });
+  const model = h('input', { value: emb.model || '', placeholder: 'multilingual-e5-small' });
+  const dims = h('input', { type: 'number', min: 1, value: emb.dimensions ?? '' });
+  const sc = settings.search_config || {};
+  const mode = h('select', {}, ['', 'hybrid', 'vector', 'fulltext'].map((m) => h('option', { value: m, selected: (sc.default_mode || '') === m }, m || '—')));
+  const topK = h('input', { type: 'number', min: 1, max: 100, value: sc.top_k ?? '' });
+  const threshold = h('input', { type: 'number', min: 0, max: 1, step: 0.01, value: sc.similarity_threshold ?? '' });
+
+  let previewTimer = null;
+  const runPreview = () => {
+    clearTimeout(previewTimer);
+    previewTimer = setTimeout(async () => {
+      try {
+        const body = { text: sample.value, knowledge_base_id: kb.id };
+        const cfg = parseJson(t('chunking_config'), config.value);
+        if (cfg) body.chunking_config = cfg;
+        const res = await api('POST', '/v1/chunking/preview', body);
+        add(clear(preview), h('p', { id: 'preview-count' }, t('preview_count', res.chunk_count), ' · ', res.strategy.strategy_type),
+          res.chunks.map((c) => h('div', { class: 'chunk-card' }, h('span', { class: 'muted' }, `${t('chunk_n', c.chunk_index + 1)} · ${t('size_unit', c.size, res.size_unit)}`), h('pre', { class: 'chunk' }, c.content))));
+      } catch (e) { add(clear(preview), h('p', { class: 'error' }, errorText(e))); }
+    }, 350);
+  };
+  sample.addEventListener('input', runPreview);
+  config.addEventListener('input', runPreview);
+  onLeave(() => clearTimeout(previewTimer));
+
+  const generate = h('button', { type: 'button', class: 'secondary', id: 'generate-config', onclick: async () => {
+    try {
+      const res = await api('POST', '/v1/chunking/from-description', { description: nl.value });
+      config.value = JSON.stringify(res.chunking_config, null, 2);
+      add(clear(understood), t('understood', (res.understood || []).join('; ')), res.warning ? ` — ${res.warning}` : '');
+      runPreview();
+    } catch (e) { fail(e); }
+  } }, t('generate'));
+
+  const form = h('form', { id: 'kb-settings' },
+    h('div', { class: 'card' }, h('div', { class: 'row' }, field(t('name'), name), field(t('description'), desc))),
+    h('div', { class: 'card' }, h('h2', {}, t('chunking')),
+      h('div', { class: 'grid2' },
+        h('div', {}, field(t('chunking_describe'), nl, t('chunking_describe_hint')), generate, understood, field(t('chunking_config'), config)),
+        h('div', {}, field(t('preview_text'), sample), h('h3', {}, t('preview')), preview))),
+    h('div', { class: 'card' }, h('h2', {}, t('embedding')), h('p', { class: 'muted' }, t('embedding_hint')),
+      h('div', { class: 'row' }, field(t('provider'), provider), field(t('model'), model), field(t('dimensions'), dims))),
+    h('div', { class: 'card' }, h('h2', {}, t('search_defaults')),
+      h('div', { class: 'row' }, field(t('mode'), mode), field(t('top_k'), topK), field(t('threshold'), threshold))),
+    h('button', { type: 'submit', id: 'kb-save' }, t('save')));
+  onSubmit(form, async () => {
+    const next = { ...settings };
+    next.chunking_config = parseJson(t('chunking_config'), config.value);
+    const embedding = { ...emb, provider: provider.value.trim() || undefined, model: model.value.trim() || undefined, dimensions: numberOrNull(dims.value) ?? undefined };
+    next.embedding_config = Object.values(embedding).some((v) => v !== undefined) ? embedding : null;
+    next.search_config = { ...sc, default_mode: mode.value || null, top_k: numberOrNull(topK.value), similarity_threshold: numberOrNull(threshold.value) };
+    await api('PATCH', `/v1/knowledge-bases/${kb.id}`, { name: name.value, description: desc.value || null, settings: next });
+    toast(t('saved'));
+  });
+  const archived = kb.status === 'archived';
+  const danger = h('div', { class: 'card' },
+    h('button', { type: 'button', class: 'secondary', id: 'kb-archive', onclick: async () => {
+      try { await api('PATCH', `/v1/knowledge-bases/${kb.id}`, { status: archived ? 'active' : 'archived' }); render(); } catch (e) { fail(e); }
+    } }, archived ? t('unarchive') : t('archive')), ' ',
+    h('button', { type: 'button', class: 'danger', onclick: async () => {
+      if (!window.confirm(t('confirm_delete', kb.name))) return;
+      try { await api('DELETE', `/v1/knowledge-bases/${kb.id}`); go('#/kbs'); } catch (e) { fail(e); }
+    } }, t('delete_kb')));
+  add(root, form, danger);
+  runPreview();
+}
+
+// ---------------------------------------------------------------------------------- documents
+
+async function pageDocument(root, id, query) {
+  const doc = await api('GET', `/v1/documents/${id}`);
+  const { data: chunks } = await api('GET', `/v1/documents/${id}/chunks`);
+  const target = query.get('chunk');
+  const deleted = Boolean(doc.soft_deleted_at);
+  add(root, h('p', {}, h('a', { href: `#/kbs/${doc.knowledge_base_id}` }, `← ${t('back')}`)),
+    h('h1', {}, doc.title || doc.filename),
+    h('div', { class: 'card stats' },
+      h('div', { class: 'stat' }, h('b', {}, badge(doc.status)), t('status')),
+      h('div', { class: 'stat' }, h('b', {}, doc.chunk_count), t('chunks')),
+      h('div', { class: 'stat' }, h('b', {}, doc.file_type), t('file_type')),
+      h('div', { class: 'stat' }, h('b', {}, fmtBytes(doc.file_size)), t('size')),
+      h('div', { class: 'stat' }, h('b', {}, fmtTime(doc.processed_at)), t('processed')),
+      deleted ? h('div', { class: 'stat' }, h('b', {}, badge('deleted', t('deleted'))), fmtTime(doc.soft_deleted_at)) : null),
+    doc.error_message ? h('p', { class: 'error', role: 'alert' }, `${doc.error_message} (${doc.error_code})`) : null,
+    h('p', {}, h('button', { type: 'button', class: 'secondary', onclick: async () => {
+      try { await api(deleted ? 'POST' : 'DELETE', `/v1/documents/${id}${deleted ? '/restore' : ''}`, deleted ? {} : undefined); render(); } catch (e) { fail(e); }
+    } }, deleted ? t('restore') : t('delete'))));
+  // Parents first, each followed by its children.
+  const children = new Map();
+  for (const c of chunks) if (c.parent_chunk_id) children.set(c.parent_chunk_id, [...(children.get(c.parent_chunk_id) || []), c]);
+  const card = (c, isChild) => {
+    const kids = children.get(c.id) || [];
+    const label = kids.length ? t('parent_of', kids.length) : isChild ? t('child') : '';
+    return h('div', { class: `chunk-card${isChild ? ' child' : ''}${c.id === target ? ' target' : ''}`, id: `chunk-${c.id}`, tabindex: c.id === target ? -1 : null },
+      h('span', { class: 'muted' }, `${t('chunk_n', c.chunk_index + 1)}${label ? ` · ${label}` : ''}`), h('pre', { class: 'chunk' }, c.content));
+  };
+  const section = h('section', { id: 'chunks', 'aria-label': t('chunks') }, h('h2', {}, `${t('chunks')} (${chunks.length})`));
+  for (const c of chunks.filter((x) => !x.parent_chunk_id)) {
+    add(section, card(c, false));
+    for (const kid of children.get(c.id) || []) add(section, card(kid, true));
+  }
+  add(root, section);
+  if (doc.processing_log && doc.processing_log.length) {
+    add(root, h('details', { class: 'card' }, h('summary', {}, t('processing_log')),
+      h('ul', {}, doc.processing_log.map((e) => h('li', {}, `${fmtTime(e.at || e.timestamp)} · ${e.stage || ''} · ${e.message || ''}`)))));
+  }
+  if (target) {
+    setTimeout(() => {
+      const el = document.getElementById(`chunk-${target}`);
+      if (el) { el.scrollIntoView({ block: 'center' }); el.focus(); }
+    }, 0);
+  }
+}
+
+// ---------------------------------------------------------------------------------- search
+
+async function pageSearch(root, _, query) {
+  const { data: kbs } = await api('GET', '/v1/knowledge-bases?limit=500');
+  const preselected = query.get('kb');
+  const q = h('input', { id: 'search-query', required: true, type: 'search' });
+  const boxes = kbs.map((kb) => h('input', { type: 'checkbox', value: kb.id, checked: !preselected || preselected === kb.id, 'data-kb': kb.id }));
+  const mode = h('select', { id: 'search-mode' }, ['hybrid', 'vector', 'fulltext'].map((m) => h('option', { value: m }, m)));
+  const topK = h('input', { type: 'number', min: 1, max: 100, value: 10, id: 'search-topk' });
+  const threshold = h('input', { type: 'number', min: 0, max: 1, step: 0.01, id: 'search-threshold' });
+  const targetSel = h('select', {}, ['content', 'summary', 'both'].map((m) => h('option', { value: m }, t(`target_${m}`))));
+  const results = h('section', { id: 'search-results', 'aria-live': 'polite' });
+  const form = h('form', { class: 'card', id: 'search-form', role: 'search' },
+    field(t('query'), q),
+    h('fieldset', {}, h('legend', { class: 'legend' }, t('knowledge_bases')), kbs.map((kb, i) => h('label', { class: 'check' }, boxes[i], kb.name))),
+    h('div', { class: 'row' }, field(t('mode'), mode), field(t('top_k'), topK), field(t('threshold'), threshold), field(t('target'), targetSel),
+      h('div', { class: 'field' }, h('button', { type: 'submit' }, t('search_go')))));
+  onSubmit(form, async () => {
+    const ids = boxes.filter((b) => b.checked).map((b) => b.value);
+    const body = { query: q.value, mode: mode.value, top_k: numberOrNull(topK.value), similarity_threshold: numberOrNull(threshold.value), search_target: targetSel.value };
+    const started = performance.now();
+    const res = ids.length === 1
+      ? await api('POST', `/v1/knowledge-bases/${ids[0]}/search`, body)
+      : await api('POST', '/v1/search', { ...body, knowledge_base_ids: ids.length ? ids : null });
+    const took = Math.round(performance.now() - started);
+    add(clear(results), h('p', { id: 'search-summary' }, t('results_count', res.results.length, took, Number(res.took_ms).toFixed(1)),
+      res.embedding_model ? ` · ${res.embedding_model}` : ''),
+      res.warning ? h('p', { class: 'notice' }, res.warning) : null,
+      res.results.length ? null : h('p', { class: 'muted' }, t('no_results')),
+      h('ol', { class: 'results' }, res.results.map((r) => h('li', { class: 'result', 'data-document': r.document_id },
+        h('a', { href: `#/docs/${r.document_id}?chunk=${r.chunk_id}` }, r.title || r.filename),
+        h('div', { class: 'meta' }, [t('score', r.score.toFixed(4)),
+          r.vector_score != null ? t('vector_score', r.vector_score.toFixed(3)) : null,
+          r.fulltext_score != null ? t('fulltext_score', r.fulltext_score.toFixed(3)) : null].filter(Boolean).join(' · '), ` · ${r.filename}`),
+        h('p', { class: 'highlight' }, highlighted(r.highlight))))));
+  });
+  add(root, h('h1', {}, t('search_title')), form, results);
+}
+
+// ---------------------------------------------------------------------------------- agents
+
+async function pageAgents(root) {
+  const { data } = await api('GET', '/v1/agents');
+  add(root, h('h1', {}, t('agents_title')), h('p', {}, h('a', { href: '#/agents/new', id: 'agent-new' }, `+ ${t('agent_new')}`)));
+  if (!data.length) { add(root, h('p', { class: 'muted' }, t('agents_empty'))); return; }
+  add(root, h('div', { class: 'table-wrap' }, h('table', {},
+    h('thead', {}, h('tr', {}, [t('name'), t('model_provider'), t('knowledge_bases'), t('status')].map((c) => h('th', { scope: 'col' }, c)))),
+    h('tbody', {}, data.map((a) => h('tr', {},
+      h('td', {}, h('a', { href: `#/agents/${a.id}` }, a.name), a.description ? h('div', { class: 'muted' }, a.description) : null),
+      h('td', {}, `${a.model_provider}${a.model_name ? ` / ${a.model_name}` : ''}`),
+      h('td', {}, a.knowledge_base_ids.length), h('td', {}, badge(a.is_active ? 'active' : 'paused', a.is_active ? t('active') : '—'))))))));
+}
+
+async function pageAgent(root, id) {
+  const [agent, kbs, sources, types] = await Promise.all([
+    id ? api('GET', `/v1/agents/${id}`) : null,
+    api('GET', '/v1/knowledge-bases?limit=500').then((r) => r.data),
+    api('GET', '/v1/data-sources').then((r) => r.data).catch(() => []),
+    api('GET', '/v1/file-types').then((r) => r.data).catch(() => []),
+  ]);
+  const a = agent || { agent_type: 'general', model_provider: 'extractive', conversation_mode: 'multi_turn', max_documents: 5, is_active: true, knowledge_base_ids: [], data_source_ids: [], file_type_ids: [], domain_keywords: [], expertise_areas: [], model_parameters: {} };
+  const input = (value, attrs) => h('input', { value: value ?? '', ...attrs });
+  const number = (value, attrs) => h('input', { type: 'number', value: value ?? '', ...attrs });
+  const f = {
+    name: input(a.name, { required: true, id: 'agent-name' }),
+    description: input(a.description),
+    agent_type: input(a.agent_type),
+    model_provider: h('select', { id: 'agent-provider' }, ['extractive', 'openai', 'anthropic', 'cohere', 'deepseek', 'qwen', 'vllm', 'ollama', 'llamacpp'].map((p) => h('option', { value: p, selected: a.model_provider === p }, p))),
+    model_name: input(a.model_name, { id: 'agent-model' }),
+    model_parameters: h('textarea', { class: 'code', rows: 3, value: JSON.stringify(a.model_parameters || {}, null, 2) }),
+    conversation_mode: h('select', {}, ['multi_turn', 'single_turn'].map((m) => h('option', { value: m, selected: a.conversation_mode === m }, t(m)))),
+    context_window: number(a.context_window, { min: 1 }),
+    memory_retention_days: number(a.memory_retention_days, { min: 1 }),
+    system_prompt: h('textarea', { rows: 4, value: a.system_prompt || '', id: 'agent-system' }),
+    user_prompt_template: h('textarea', { rows: 3, value: a.user_prompt_template || '' }),
+    max_documents: number(a.max_documents, { min: 1, max: 50 }),
+    similarity_threshold: number(a.similarity_threshold, { min: 0, max: 1, step: 0.01 }),
+    rate_limit_per_hour: number(a.rate_limit_per_hour, { min: 1 }),
+    rate_limit_per_day: number(a.rate_limit_per_day, { min: 1 }),
+    domain_keywords: input((a.domain_keywords || []).join(', ')),
+    expertise_areas: input((a.expertise_areas || []).join(', ')),
+  };
+  const active = h('input', { type: 'checkbox', checked: a.is_active });
+  const picks = (items, chosen, label, key) => h('fieldset', {}, h('legend', { class: 'legend' }, label),
+    items.length ? items.map((it) => checkbox(it.name, { value: String(it.id), checked: chosen.map(String).includes(String(it.id)), 'data-pick': key })) : h('span', { class: 'muted' }, t('none')));
+  const form = h('form', { class: 'card', id: 'agent-form' }, h('h2', {}, t('agent_edit')),
+    field(t('name'), f.name), field(t('description'), f.description),
+    h('div', { class: 'row' }, field(t('agent_type'), f.agent_type), field(t('model_provider'), f.model_provider), field(t('model_name'), f.model_name)),
+    field(t('model_parameters'), f.model_parameters),
+    h('div', { class: 'row' }, field(t('conversation_mode'), f.conversation_mode), field(t('context_window'), f.context_window), field(t('memory_days'), f.memory_retention_days)),
+    field(t('system_prompt'), f.system_prompt), field(t('user_prompt_template'), f.user_prompt_template),
+    h('div', { class: 'row' }, field(t('max_documents'), f.max_documents), field(t('threshold'), f.similarity_threshold),
+      field(t('rate_hour'), f.rate_limit_per_hour), field(t('rate_day'), f.rate_limit_per_day)),
+    field(t('domain_keywords'), f.domain_keywords), field(t('expertise'), f.expertise_areas),
+    picks(kbs, a.knowledge_base_ids, t('knowledge_bases'), 'kb'), picks(sources, a.data_source_ids, t('data_sources'), 'source'),
+    picks(types, a.file_type_ids, t('file_types'), 'type'),
+    h('p', {}, h('label', { class: 'check' }, active, t('active'))),
+    h('button', { type: 'submit', id: 'agent-save' }, t('save')));
+  const picked = (key, asNumber) => Array.from(form.querySelectorAll(`input[data-pick=${key}]:checked`)).map((b) => (asNumber ? Number(b.value) : b.value));
+  onSubmit(form, async () => {
+    const body = {
+      name: f.name.value, description: f.description.value || null, agent_type: f.agent_type.value || 'general',
+      model_provider: f.model_provider.value, model_name: f.model_name.value || null,
+      model_parameters: parseJson(t('model_parameters'), f.model_parameters.value) || {},
+      conversation_mode: f.conversation_mode.value, context_window: numberOrNull(f.context_window.value),
+      memory_retention_days: numberOrNull(f.memory_retention_days.value), system_prompt: f.system_prompt.value || null,
+      user_prompt_template: f.user_prompt_template.value || null, max_documents: numberOrNull(f.max_documents.value) ?? 5,
+      similarity_threshold: numberOrNull(f.similarity_threshold.value), rate_limit_per_hour: numberOrNull(f.rate_limit_per_hour.value),
+      rate_limit_per_day: numberOrNull(f.rate_limit_per_day.value), domain_keywords: listOf(f.domain_keywords.value),
+      expertise_areas: listOf(f.expertise_areas.value), is_active: active.checked,
+      knowledge_base_ids: picked('kb'), data_source_ids: picked('source'), file_type_ids: picked('type', true),
+    };
+    const saved = id ? await api('PATCH', `/v1/agents/${id}`, body) : await api('POST', '/v1/agents', body);
+    toast(t('saved'));
+    if (!id) go(`#/agents/${saved.id}`);
+  });
+  const chat = id ? await chatPanel(a) : h('div', { class: 'card' }, h('p', { class: 'muted' }, t('save_agent_first')));
+  add(root, h('h1', {}, agent ? agent.name : t('agent_new')), h('div', { class: 'grid2' }, chat, form));
+  if (agent) {
+    add(root, h('p', {}, h('button', { type: 'button', class: 'danger', onclick: async () => {
+      if (!window.confirm(t('confirm_delete', agent.name))) return;
+      try { await api('DELETE', `/v1/agents/${id}`); go('#/agents'); } catch (e) { fail(e); }
+    } }, t('delete'))));
+  }
+}
+
+async function chatPanel(agent) {
+  const { data: conversations } = await api('GET', `/v1/conversations?agent_id=${agent.id}`);
+  let conversationId = null;
+  const picker = h('select', { id: 'conversation-picker' }, h('option', { value: '' }, t('new_conversation')),
+    conversations.map((c) => h('option', { value: c.id }, `${c.title || c.id.slice(0, 8)} · ${fmtTime(c.updated_at)}`)));
+  const messages = h('div', { class: 'messages', id: 'messages', 'aria-live': 'polite' });
+  const text = h('textarea', { id: 'chat-input', rows: 3, required: true });
+  const form = h('form', { class: 'chat', id: 'chat-form' }, field(t('message'), text), h('button', { type: 'submit', id: 'chat-send' }, t('send')));
+  picker.addEventListener('change', async () => {
+    conversationId = picker.value || null;
+    clear(messages);
+    if (!conversationId) return;
+    try {
+      const { data } = await api('GET', `/v1/conversations/${conversationId}/messages`);
+      for (const m of data) add(messages, messageBubble(m.role, m.content, m.citations));
+    } catch (e) { fail(e); }
+  });
+  text.addEventListener('keydown', (e) => { if (e.key === 'Enter' && (e.ctrlKey || e.metaKey)) form.requestSubmit(); });
+  onSubmit(form, async () => {
+    const message = text.value.trim();
+    if (!message) return;
+    text.value = '';
+    add(messages, messageBubble('user', message, []));
+    const bubble = messageBubble('assistant', '', []);
+    bubble.classList.add('streaming');
+    add(bubble, h('span', { class: 'muted thinking' }, t('thinking')));
+    add(messages, bubble);
+    const controller = new AbortController();
+    onLeave(() => controller.abort());
+    let answer;
+    try {
+      answer = await streamChat(agent.id, { message, conversation_id: conversationId, stream: true }, controller.signal, (piece) => {
+        const thinking = bubble.querySelector('.thinking');
+        if (thinking) thinking.remove();
+        bubble.querySelector('.content').append(piece);
+        messages.scrollTop = messages.scrollHeight;
+      });
+    } catch (e) {
+      bubble.classList.remove('streaming');
+      add(clear(bubble), h('p', { class: 'error', role: 'alert' }, errorText(e)));
+      throw e;
+    }
+    bubble.replaceWith(messageBubble('assistant', answer.message.content, answer.message.citations, answer.extractive));
+    if (answer.conversation_id && answer.conversation_id !== conversationId) {
+      conversationId = answer.conversation_id;
+      add(picker, h('option', { value: conversationId }, `${message.slice(0, 40)} · ${fmtTime(new Date().toISOString())}`));
+      picker.value = conversationId;
+    }
+    messages.scrollTop = messages.scrollHeight;
+  });
+  return h('section', { class: 'card', 'aria-label': t('chat') }, h('h2', {}, t('chat')), field(t('conversation'), picker), messages, form);
+}
+
+/** POSTs a chat with stream: true and reads the server-sent events: token, done, error. */
+async function streamChat(agentId, body, signal, onToken) {
+  const res = await fetch(`/v1/agents/${agentId}/chat`, {
+    method: 'POST', credentials: 'same-origin', signal,
+    headers: { ...authHeaders(), 'Content-Type': 'application/json', Accept: 'text/event-stream' }, body: JSON.stringify(body),
+  });
+  if (!res.ok) {
+    let data = null;
+    try { data = await res.json(); } catch { data = null; }
+    throw apiError(res.status, data, 'chat');
+  }
+  const reader = res.body.getReader();
+  const decoder = new TextDecoder();
+  let buffer = '';
+  for (;;) {
+    const { value, done } = await reader.read();
+    buffer += decoder.decode(value || new Uint8Array(), { stream: !done });
+    let cut;
+    while ((cut = buffer.indexOf('\n\n')) >= 0) {
+      const block = buffer.slice(0, cut);
+      buffer = buffer.slice(cut + 2);
+      let event = 'message';
+      const data = [];
+      for (const line of block.split('\n')) {
+        if (line.startsWith('event:')) event = line.slice(6).trim();
+        else if (line.startsWith('data:')) data.push(line.slice(5).replace(/^ /, ''));
+      }
+      if (!data.length) continue;
+      const payload = JSON.parse(data.join('\n'));
+      if (event === 'token') onToken(payload.content);
+      else if (event === 'done') return payload;
+      else if (event === 'error') throw apiError(500, payload, 'chat');
+    }
+    if (done) throw new Error('the answer stream ended early');
+  }
+}
+
+/** A chat message; `[n]` markers in an answer link to their citation's chunk. */
+function messageBubble(role, content, citations, extractive) {
+  const byIndex = new Map((citations || []).map((c) => [Number(c.index), c]));
+  const body = h('div', { class: 'content' });
+  for (const part of String(content).split(/(\[\d+\])/)) {
+    const n = part.match(/^\[(\d+)\]$/);
+    const c = n && byIndex.get(Number(n[1]));
+    body.append(c ? h('a', { href: citationHref(c), class: 'cite' }, part) : document.createTextNode(part));
+  }
+  const bubble = h('div', { class: `msg ${role}`, 'data-role': role }, body);
+  if (citations && citations.length) {
+    add(bubble, h('div', { class: 'muted' }, t('sources_cited')), h('ol', { class: 'citations' }, citations.map((c) => h('li', { value: c.index },
+      h('a', { href: citationHref(c) }, c.filename), c.snippet ? ` — ${c.snippet}` : ''))));
+  }
+  if (extractive) add(bubble, h('p', { class: 'muted' }, t('extractive_note')));
+  return bubble;
+}
+
+function citationHref(c) {
+  return `#/docs/${c.document_id}${c.chunk_id ? `?chunk=${c.chunk_id}` : ''}`;
+}
+
+// ---------------------------------------------------------------------------------- API keys
+
+async function pageKeys(root) {
+  const { data: kbs } = await api('GET', '/v1/knowledge-bases?limit=500');
+  const kbName = new Map(kbs.map((k) => [k.id, k.name]));
+  const name = h('input', { required: true, id: 'key-name' });
+  const desc = h('input', {});
+  const scopes = ['search', 'read', 'upload', 'delete'].map((s) => checkbox(s, { value: s, checked: s === 'search' || s === 'read', 'data-scope': s }));
+  const kb = h('select', { id: 'key-kb' }, h('option', { value: '' }, t('any')), kbs.map((k) => h('option', { value: k.id }, k.name)));
+  const days = h('input', { type: 'number', min: 1, max: 36500, id: 'key-days' });
+  const rate = h('input', { type: 'number', min: 1 });
+  const daily = h('input', { type: 'number', min: 1 });
+  const monthly = h('input', { type: 'number', min: 1 });
+  const ips = h('input', { placeholder: '127.0.0.1, 10.0.0.0/8' });
+  const origins = h('input', { placeholder: 'https://example.com' });
+  const shown = h('div', { id: 'key-shown' });
+  const form = h('form', { class: 'card', id: 'key-form' }, h('h2', {}, t('key_new')),
+    h('div', { class: 'row' }, field(t('name'), name), field(t('description'), desc)),
+    h('fieldset', {}, h('legend', { class: 'legend' }, t('scopes')), scopes),
+    h('div', { class: 'row' }, field(t('knowledge_base'), kb), field(t('expires_days'), days), field(t('rate_limit'), rate),
+      field(t('daily_quota'), daily), field(t('monthly_quota'), monthly)),
+    h('div', { class: 'row' }, field(t('allowed_ips'), ips), field(t('allowed_origins'), origins)),
+    h('button', { type: 'submit' }, t('create')));
+  onSubmit(form, async () => {
+    const security = {};
+    if (listOf(ips.value).length) security.allowed_ips = listOf(ips.value);
+    if (listOf(origins.value).length) security.allowed_origins = listOf(origins.value);
+    const created = await api('POST', '/v1/api-keys', {
+      name: name.value, description: desc.value || null,
+      scopes: Array.from(form.querySelectorAll('input[data-scope]:checked')).map((b) => b.value),
+      knowledge_base_id: kb.value || null, expires_in_days: numberOrNull(days.value), rate_limit: numberOrNull(rate.value),
+      daily_quota: numberOrNull(daily.value), monthly_quota: numberOrNull(monthly.value),
+      security: Object.keys(security).length ? security : null,
+    });
+    // Rendered after the list redraws, so the key stays on screen.
+    await drawList();
+    const value = h('input', { readonly: true, value: created.key, id: 'new-key', 'aria-label': t('key'), size: 60 });
+    const copy = h('button', { type: 'button', class: 'secondary', onclick: async () => {
+      value.select();
+      try { await navigator.clipboard.writeText(created.key); } catch { document.execCommand('copy'); }
+      copy.textContent = t('copied');
+    } }, t('copy'));
+    add(clear(shown), h('div', { class: 'notice', role: 'alert' }, h('p', {}, h('strong', {}, t('key_once'))), h('div', { class: 'secret' }, value, copy)));
+    value.focus();
+    value.select();
+  });
+  const list = h('div', { id: 'key-list' });
+  const drawList = async () => {
+    const { data } = await api('GET', '/v1/api-keys');
+    clear(list);
+    if (!data.length) { add(list, h('p', { class: 'muted' }, t('keys_empty'))); return; }
+    const now = Date.now();
+    add(list, h('div', { class: 'table-wrap' }, h('table', {},
+      h('thead', {}, h('tr', {}, [t('name'), t('key'), t('scopes'), t('knowledge_base'), t('usage_today'), t('usage_month'), t('expires'), t('last_used'), t('status'), ''].map((c) => h('th', { scope: 'col' }, c)))),
+      h('tbody', {}, data.map((k) => {
+        const state = k.revoked_at || !k.is_active ? 'revoked' : k.expires_at && Date.parse(k.expires_at) <= now ? 'expired' : 'active';
+        return h('tr', { 'data-key': k.id, 'data-state': state },
+          h('td', {}, k.name), h('td', {}, h('code', {}, `${k.key_prefix}…${k.key_suffix}`)), h('td', {}, k.scopes.join(', ')),
+          h('td', {}, k.knowledge_base_id ? kbName.get(k.knowledge_base_id) || k.knowledge_base_id : t('any')),
+          h('td', {}, k.usage_count_today), h('td', {}, k.usage_count_month), h('td', {}, fmtTime(k.expires_at)),
+          h('td', {}, k.last_used_at ? fmtTime(k.last_used_at) : t('never')), h('td', {}, badge(state, t(state))),
+          h('td', {}, state === 'revoked' ? null : h('button', { type: 'button', class: 'danger', 'aria-label': `${t('revoke')} ${k.name}`, onclick: async () => {
+            if (!window.confirm(t('confirm_revoke', k.name))) return;
+            try { await api('DELETE', `/v1/api-keys/${k.id}`); await drawList(); } catch (e) { fail(e); }
+          } }, t('revoke'))));
+      })))));
+  };
+  add(root, h('h1', {}, t('keys_title')), shown, form, list);
+  await drawList();
+}
+
+// ---------------------------------------------------------------------------------- usage
+
+async function pageUsage(root, _, query) {
+  const days = Number(query.get('days')) || 30;
+  const from = new Date(Date.now() - (days - 1) * 86400000);
+  from.setUTCHours(0, 0, 0, 0);
+  const iso = encodeURIComponent(from.toISOString());
+  const [apiUsage, agentUsage] = await Promise.all([api('GET', `/v1/usage/api?from=${iso}&limit=1`), api('GET', `/v1/usage/agents?from=${iso}`)]);
+  const dayList = [];
+  for (let d = new Date(from); dayList.length < days; d = new Date(d.getTime() + 86400000)) dayList.push(d.toISOString().slice(0, 10));
+  const calls = new Map(apiUsage.daily.map((d) => [d.day, d.requests]));
+  const tokens = new Map();
+  const cost = new Map();
+  for (const d of agentUsage.days) {
+    tokens.set(d.day, (tokens.get(d.day) || 0) + d.tokens);
+    cost.set(d.day, (cost.get(d.day) || 0) + Number(d.cost));
+  }
+  const range = h('select', { id: 'usage-range', onchange: (e) => go(`#/usage?days=${e.target.value}`) },
+    [7, 30, 90].map((n) => h('option', { value: n, selected: n === days }, t('last_days', n))));
+  const series = (map) => dayList.map((d) => [d, map.get(d) || 0]);
+  add(root, h('h1', {}, t('usage_title')), field(t('range'), range),
+    chartCard('chart-api', t('api_calls'), series(calls), (v) => String(v)),
+    chartCard('chart-tokens', t('agent_tokens'), series(tokens), (v) => String(v)),
+    chartCard('chart-cost', t('agent_cost'), series(cost), (v) => `$${v.toFixed(4)}`));
+}
+
+/** A bar chart as inline SVG, with its numbers also as a table for screen readers. */
+function chartCard(id, title, points, format) {
+  const total = points.reduce((s, [, v]) => s + v, 0);
+  const max = Math.max(...points.map(([, v]) => v), 0);
+  const W = 720; const H = 200; const left = 48; const right = 24; const bottom = 24; const top = 10;
+  const ns = 'http://www.w3.org/2000/svg';
+  const svg = document.createElementNS(ns, 'svg');
+  const el = (tag, attrs, text) => {
+    const node = document.createElementNS(ns, tag);
+    for (const [k, v] of Object.entries(attrs)) node.setAttribute(k, String(v));
+    if (text !== undefined) node.textContent = text;
+    svg.append(node);
+    return node;
+  };
+  svg.setAttribute('viewBox', `0 0 ${W} ${H}`);
+  svg.setAttribute('class', 'chart');
+  svg.setAttribute('role', 'img');
+  svg.setAttribute('aria-label', `${title}. ${t('total', format(total))}`);
+  svg.id = id;
+  const width = (W - left - right) / Math.max(points.length, 1);
+  el('line', { x1: left, y1: H - bottom, x2: W - right, y2: H - bottom, stroke: '#8a94a1' });
+  el('text', { x: left - 6, y: top + 8, 'text-anchor': 'end' }, format(max));
+  el('text', { x: left - 6, y: H - bottom, 'text-anchor': 'end' }, '0');
+  points.forEach(([day, v], i) => {
+    const height = max ? ((H - bottom - top) * v) / max : 0;
+    const bar = el('rect', { class: 'bar', x: left + i * width + 1, y: H - bottom - height, width: Math.max(width - 2, 1), height, 'data-day': day, 'data-value': v });
+    const tip = document.createElementNS(ns, 'title');
+    tip.textContent = `${day}: ${format(v)}`;
+    bar.append(tip);
+    if (i === 0 || i === points.length - 1 || (points.length <= 10)) el('text', { x: left + i * width + width / 2, y: H - 6, 'text-anchor': 'middle' }, day.slice(5));
+  });
+  return h('section', { class: 'card' }, h('h2', {}, title), h('p', {}, t('total', format(total))),
+    max ? svg : h('p', { class: 'muted' }, t('no_data')),
+    h('details', {}, h('summary', {}, t('chart_data')), h('table', {}, h('thead', {}, h('tr', {}, h('th', {}, t('day')), h('th', {}, t('value')))),
+      h('tbody', {}, points.filter(([, v]) => v).map(([d, v]) => h('tr', {}, h('td', {}, d), h('td', {}, format(v))))))));
+}
+
+// ---------------------------------------------------------------------------------- data sources
+
+async function pageSources(root) {
+  const [{ data: sources }, { data: kbs }] = await Promise.all([api('GET', '/v1/data-sources'), api('GET', '/v1/knowledge-bases?limit=500')]);
+  const kbName = new Map(kbs.map((k) => [k.id, k.name]));
+  add(root, h('h1', {}, t('sources_title')));
+  if (!sources.length) add(root, h('p', { class: 'muted' }, t('sources_empty')));
+  for (const s of sources) {
+    const history = h('div', {});
+    const showHistory = async () => {
+      const { data } = await api('GET', `/v1/data-sources/${s.id}/syncs`);
+      add(clear(history), h('div', { class: 'table-wrap' }, h('table', {},
+        h('thead', {}, h('tr', {}, [t('created'), t('status'), t('added'), t('updated_n'), t('removed'), t('failed')].map((c) => h('th', { scope: 'col' }, c)))),
+        h('tbody', {}, data.map((r) => h('tr', {}, h('td', {}, fmtTime(r.started_at)), h('td', {}, badge(r.status)), h('td', {}, r.added), h('td', {}, r.updated), h('td', {}, r.removed),
+          h('td', {}, r.failed, (r.errors || []).length ? h('div', { class: 'error' }, r.errors.map((e) => (typeof e === 'string' ? e : JSON.stringify(e))).join('; ')) : null)))))));
+    };
+    add(root, h('section', { class: 'card', 'data-source': s.id },
+      h('h2', {}, s.name, ' ', badge(s.status)),
+      h('p', { class: 'muted' }, `${s.source_type} · ${(s.config && s.config.path) || ''} → ${kbName.get(s.knowledge_base_id) || s.knowledge_base_id}`),
+      h('p', {}, `${t('last_sync')}: ${fmtTime(s.last_sync)}`, s.auto_sync ? ` · ${t('auto_sync')} (${s.sync_frequency || '—'} min)` : ''),
+      s.last_error ? h('p', { class: 'error' }, s.last_error) : null,
+      h('p', {}, h('button', { type: 'button', onclick: async () => {
+        try { await api('POST', `/v1/data-sources/${s.id}/sync`, {}); toast(t('sync_started')); await showHistory(); } catch (e) { fail(e); }
+      } }, t('sync_now')), ' ', h('button', { type: 'button', class: 'secondary', onclick: () => showHistory().catch(fail) }, t('history'))),
+      history));
+  }
+  const name = h('input', { required: true });
+  const kb = h('select', { required: true }, kbs.map((k) => h('option', { value: k.id }, k.name)));
+  const path = h('input', { required: true, placeholder: '/srv/docs' });
+  const include = h('input', { placeholder: '**/*.md, **/*.pdf' });
+  const exclude = h('input', {});
+  const auto = h('input', { type: 'checkbox' });
+  const freq = h('input', { type: 'number', min: 1, value: 60 });
+  const form = h('form', { class: 'card' }, h('h2', {}, t('source_new')),
+    h('div', { class: 'row' }, field(t('name'), name), field(t('knowledge_base'), kb)),
+    field(t('folder'), path), h('div', { class: 'row' }, field(t('include'), include), field(t('exclude'), exclude)),
+    h('div', { class: 'row' }, h('label', { class: 'check' }, auto, t('auto_sync')), field(t('frequency'), freq)),
+    h('button', { type: 'submit' }, t('create')));
+  onSubmit(form, async () => {
+    const config = { path: path.value };
+    if (listOf(include.value).length) config.include = listOf(include.value);
+    if (listOf(exclude.value).length) config.exclude = listOf(exclude.value);
+    await api('POST', '/v1/data-sources', { name: name.value, knowledge_base_id: kb.value, source_type: 'local_folder', config, auto_sync: auto.checked, sync_frequency: numberOrNull(freq.value) });
+    render();
+  });
+  if (kbs.length) add(root, form);
+}
+
+async function pageNotifications(root) {
+  const { data } = await api('GET', '/v1/notifications');
+  add(root, h('h1', {}, t('notifications_title')));
+  if (!data.length) { add(root, h('p', { class: 'muted' }, t('notifications_empty'))); return; }
+  add(root, h('ul', { class: 'card' }, data.map((n) => h('li', {}, badge(n.kind.endsWith('failed') ? 'failed' : 'ok', n.kind), ' ',
+    h('strong', {}, n.title), n.body ? ` — ${n.body}` : '', h('div', { class: 'muted' }, fmtTime(n.created_at))))));
+}
+
+// ---------------------------------------------------------------------------------- settings
+
+async function pageSettings(root) {
+  const cfg = await api('GET', '/v1/config');
+  const num = (key, attrs) => h('input', { type: 'number', value: cfg[key] ?? '', 'data-key': key, ...attrs });
+  const text = (key, attrs) => h('input', { value: cfg[key] ?? '', 'data-key': key, ...attrs });
+  const secret = (key) => h('input', { type: 'password', autocomplete: 'off', 'data-secret': key, id: `secret-${key}`,
+    placeholder: cfg[key] ? `${t('key_stored', cfg[key])} · ${t('key_keep')}` : '' });
+  const sw = (key) => h('input', { type: 'checkbox', checked: cfg[key], 'data-switch': key });
+  const providers = [['openai', 'OpenAI'], ['anthropic', 'Anthropic'], ['cohere', 'Cohere']];
+  const form = h('form', { id: 'settings-form' },
+    h('section', { class: 'card' }, h('h2', {}, t('retention')), h('div', { class: 'row' },
+      field(t('doc_retention'), num('document_retention_days', { min: 1 })), field(t('conv_retention'), num('conversation_retention_days', { min: 1 })))),
+    h('section', { class: 'card' }, h('h2', {}, t('defaults')), h('div', { class: 'row' },
+      field(t('default_model'), text('default_embedding_model')), field(t('chunk_size'), num('default_chunk_size', { min: 1 })),
+      field(t('chunk_overlap'), num('default_chunk_overlap', { min: 0 })), field(t('threshold'), num('default_similarity_threshold', { min: 0, max: 1, step: 0.01 })),
+      field(t('max_results'), num('max_search_results', { min: 1 })))),
+    h('section', { class: 'card' }, h('h2', {}, t('notify_switches')),
+      h('p', {}, h('label', { class: 'check' }, sw('sync_notifications'), t('sync_notifications'))),
+      h('p', {}, h('label', { class: 'check' }, sw('error_notifications'), t('error_notifications')))),
+    h('section', { class: 'card' }, h('h2', {}, t('providers')), providers.map(([key, label]) => h('div', { class: 'row' },
+      field(t('provider_key', label), secret(`${key}_api_key`)), field(t('provider_url', label), text(`${key}_base_url`, { type: 'url', id: `url-${key}` }))))),
+    h('section', { class: 'card' }, h('h2', {}, t('webhook')), h('div', { class: 'row' },
+      field(t('webhook_url'), text('webhook_url', { type: 'url' })), field(t('webhook_secret'), secret('webhook_secret')))),
+    h('button', { type: 'submit', id: 'settings-save' }, t('save')));
+  onSubmit(form, async () => {
+    const update = {};
+    for (const input of form.querySelectorAll('input[data-key]')) {
+      const key = input.dataset.key;
+      const value = input.type === 'number' ? numberOrNull(input.value) : input.value.trim() || null;
+      if (value !== (cfg[key] ?? null)) update[key] = value;
+    }
+    for (const input of form.querySelectorAll('input[data-switch]')) if (input.checked !== cfg[input.dataset.switch]) update[input.dataset.switch] = input.checked;
+    for (const input of form.querySelectorAll('input[data-secret]')) if (input.value) update[input.dataset.secret] = input.value;
+    await api('PUT', '/v1/config', update);
+    toast(t('saved'));
+    render();
+  });
+  const current = h('input', { type: 'password', autocomplete: 'current-password', required: true });
+  const next = h('input', { type: 'password', autocomplete: 'new-password', required: true, minlength: 8 });
+  const pw = h('form', { class: 'card' }, h('h2', {}, t('change_password')), h('div', { class: 'row' }, field(t('current_password'), current), field(t('new_password'), next),
+    h('div', { class: 'field' }, h('button', { type: 'submit' }, t('change_password')))));
+  onSubmit(pw, async () => {
+    await api('POST', '/v1/auth/password', { current_password: current.value, new_password: next.value });
+    current.value = ''; next.value = '';
+    toast(t('password_changed'));
+  });
+  add(root, h('h1', {}, t('settings_title')), form, pw,
+    h('p', {}, h('button', { type: 'button', class: 'secondary', onclick: async () => {
+      try { await api('DELETE', '/v1/auth/sessions'); session = null; go('#/signin'); } catch (e) { fail(e); }
+    } }, t('sign_out_all'))));
+}
+
+// ---------------------------------------------------------------------------------- start
+
+async function start() {
+  try { session = await api('GET', '/console/session'); } catch { session = null; }
+  window.addEventListener('hashchange', render);
+  await render();
+}
+
+start();
