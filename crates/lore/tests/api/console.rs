@@ -30,7 +30,8 @@ struct Browser {
 }
 
 impl Browser {
-    async fn start() -> Option<Browser> {
+    /// A browser whose language is `lang` (`en-US`, `zh-CN`).
+    async fn start(lang: &str) -> Option<Browser> {
         if !Path::new(CHROMIUM).exists() || !Path::new(CHROMEDRIVER).exists() {
             assert!(
                 std::env::var_os("LORE_REQUIRE_BROWSER").is_none(),
@@ -65,13 +66,13 @@ impl Browser {
             "--disable-sync".into(),
             "--disable-quic".into(),
             "--no-first-run".into(),
-            "--lang=en-US".into(),
+            format!("--lang={lang}"),
             "--window-size=1280,900".into(),
             format!("--user-data-dir={}", profile.path().display()),
         ];
         let caps = json!({"capabilities": {"alwaysMatch": {
             "browserName": "chrome",
-            "goog:chromeOptions": {"binary": CHROMIUM, "args": args, "prefs": {"intl.accept_languages": "en-US,en"}},
+            "goog:chromeOptions": {"binary": CHROMIUM, "args": args, "prefs": {"intl.accept_languages": lang}},
         }}});
         let resp = http.post(format!("{root}/session")).json(&caps).send().await.expect("new session");
         let v: Value = resp.json().await.expect("session json");
@@ -82,6 +83,10 @@ impl Browser {
     }
 
     async fn call(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> Value {
+        self.try_call(method, path, body).await.unwrap_or_else(|v| panic!("webdriver {path}: {v}"))
+    }
+
+    async fn try_call(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> Result<Value, Value> {
         let mut request = self.http.request(method, format!("{}{path}", self.session));
         if let Some(body) = body {
             request = request.json(&body);
@@ -89,8 +94,7 @@ impl Browser {
         let resp = request.send().await.expect("webdriver");
         let status = resp.status();
         let v: Value = resp.json().await.expect("webdriver json");
-        assert!(status.is_success(), "webdriver {path}: {v}");
-        v["value"].clone()
+        if status.is_success() { Ok(v["value"].clone()) } else { Err(v["value"].clone()) }
     }
 
     async fn post(&self, path: &str, body: Value) -> Value {
@@ -132,9 +136,20 @@ impl Browser {
         v[ELEMENT].as_str().expect("element id").to_string()
     }
 
+    /// Clicks an element, again if the page redrew it or something lay over it at that moment.
     async fn click(&self, css: &str) {
-        let el = self.find(css).await;
-        self.post(&format!("/element/{el}/click"), json!({})).await;
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let el = self.find(css).await;
+            match self.try_call(reqwest::Method::POST, &format!("/element/{el}/click"), Some(json!({}))).await {
+                Ok(_) => return,
+                Err(e) if Instant::now() < deadline => {
+                    eprintln!("clicking {css} again: {}", e["error"]);
+                    tokio::time::sleep(Duration::from_millis(250)).await;
+                }
+                Err(e) => panic!("could not click {css}: {e}"),
+            }
+        }
     }
 
     /// Types into a field (after clearing it): real key input, Chinese included.
@@ -187,7 +202,7 @@ async fn a_newcomer_does_everything_in_the_console_in_a_real_browser() {
         eprintln!("skipped on the PostgreSQL pass");
         return;
     }
-    let Some(browser) = Browser::start().await else { return };
+    let Some(browser) = Browser::start("en-US").await else { return };
     let (provider, _) = super::agents::provider("购买后三十天内可以申请全额退款 [1]。").await;
     let app = spawn_app().await;
     let files = tempfile::tempdir().expect("files");
@@ -246,8 +261,23 @@ async fn a_newcomer_does_everything_in_the_console_in_a_real_browser() {
         .until("the duplicate notice", "return document.querySelector('#uploads li[data-state=duplicate]')", json!([]))
         .await;
 
+    // A broken file fails on its own, with a readable error.
+    let broken = write("broken.pdf", "%PDF-1.7 this is not really a PDF");
+    let input = browser.find("#file-input").await;
+    browser.post(&format!("/element/{input}/value"), json!({"text": broken})).await;
+    let failure = browser
+        .until(
+            "the broken file's error",
+            "const r = document.querySelector('#uploads li[data-file=\"broken.pdf\"][data-state=failed]');
+             return r && r.textContent",
+            json!([]),
+        )
+        .await;
+    assert!(failure.as_str().unwrap_or_default().contains("Failed: "), "{failure}");
+    browser.screenshot("04-upload-failure").await;
+
     // The hostile files are shown as text and run nothing.
-    for (name, shot) in [("hostile.md", "04-document-markdown"), ("hostile.txt", "05-document-chunks")] {
+    for (name, shot) in [("hostile.md", "05-document-markdown"), ("hostile.txt", "06-document-text")] {
         let href = browser
             .until(
                 "the hostile document's row",
@@ -288,7 +318,7 @@ async fn a_newcomer_does_everything_in_the_console_in_a_real_browser() {
             json!([]),
         )
         .await;
-    browser.screenshot("05-knowledge-base-settings").await;
+    browser.screenshot("07-knowledge-base-settings").await;
 
     // Search in both languages, with scores and highlights.
     browser.goto(&page("/search")).await;
@@ -317,7 +347,7 @@ async fn a_newcomer_does_everything_in_the_console_in_a_real_browser() {
         assert!(marks.as_array().is_some_and(|m| !m.is_empty()), "{query}: no highlight");
         assert_no_script_ran(&browser).await;
     }
-    browser.screenshot("06-search").await;
+    browser.screenshot("08-search").await;
 
     // Settings: the provider key goes in and comes back masked.
     browser.goto(&page("/settings")).await;
@@ -334,7 +364,7 @@ async fn a_newcomer_does_everything_in_the_console_in_a_real_browser() {
             json!([]),
         )
         .await;
-    browser.screenshot("07-settings").await;
+    browser.screenshot("09-settings").await;
 
     // An agent on the local provider; a streamed answer with a citation that opens its chunk.
     browser.goto(&page("/agents/new")).await;
@@ -356,12 +386,12 @@ async fn a_newcomer_does_everything_in_the_console_in_a_real_browser() {
         )
         .await;
     assert!(answer.as_str().unwrap_or_default().contains("三十天内可以申请全额退款"), "{answer}");
-    browser.screenshot("08-agent-chat").await;
+    browser.screenshot("10-agent-chat").await;
     browser.click(".msg.assistant a.cite").await;
     browser.until("the cited chunk", "return document.querySelector('.chunk-card.target')", json!([])).await;
     let cited = browser.js("return document.querySelector('.chunk-card.target').innerText", json!([])).await;
     assert!(cited.as_str().unwrap_or_default().contains("三十天"), "{cited}");
-    browser.screenshot("09-cited-chunk").await;
+    browser.screenshot("11-cited-chunk").await;
     browser.goto(&page("/agents")).await;
     browser.wait_text("the agent list", "退款助手").await;
 
@@ -376,7 +406,7 @@ async fn a_newcomer_does_everything_in_the_console_in_a_real_browser() {
         .await;
     let key = key.as_str().expect("key").to_string();
     assert!(key.starts_with("lore_"), "{key}");
-    browser.screenshot("10-api-key-created").await;
+    browser.screenshot("12-api-key-created").await;
     let search = |key: String| {
         let app = &app;
         async move {
@@ -391,19 +421,19 @@ async fn a_newcomer_does_everything_in_the_console_in_a_real_browser() {
     browser.until("the revoked key", "return document.querySelector('tr[data-state=revoked]')", json!([])).await;
     let (status, v) = search(key).await;
     assert_eq!((status, code(&v)), (StatusCode::UNAUTHORIZED, "api_key_revoked"));
-    browser.screenshot("11-api-keys").await;
+    browser.screenshot("13-api-keys").await;
 
     // Usage charts, data sources, notifications.
     browser.goto(&page("/usage")).await;
     browser.until("the API usage chart", "return document.querySelector('#chart-api rect.bar')", json!([])).await;
     browser.until("the agent token chart", "return document.querySelector('#chart-tokens rect.bar')", json!([])).await;
-    browser.screenshot("12-usage").await;
+    browser.screenshot("14-usage").await;
     browser.goto(&page("/sources")).await;
     browser.wait_text("the data source form", "local folder").await;
-    browser.screenshot("13-data-sources").await;
+    browser.screenshot("15-data-sources").await;
     browser.goto(&page("/notifications")).await;
     browser.find("main h1").await;
-    browser.screenshot("14-notifications").await;
+    browser.screenshot("16-notifications").await;
 
     // Chinese: the whole console switches, and stays switched.
     browser.goto(&page("/kbs")).await;
@@ -413,14 +443,14 @@ async fn a_newcomer_does_everything_in_the_console_in_a_real_browser() {
         .await;
     assert_eq!(browser.js("return document.documentElement.lang", json!([])).await, "zh-CN");
     browser.wait_text("the Chinese table", "文档").await;
-    browser.screenshot("15-knowledge-bases-zh").await;
+    browser.screenshot("17-knowledge-bases-zh").await;
     browser.goto(&page("/search")).await;
     browser.find("#search-form").await;
     browser.wait_text("Chinese labels", "查询").await;
-    browser.screenshot("16-search-zh").await;
+    browser.screenshot("18-search-zh").await;
     browser.goto(&page(&format!("/kbs/{kb_id}"))).await;
     browser.wait_text("Chinese labels", "把文件拖到这里").await;
-    browser.screenshot("17-knowledge-base-zh").await;
+    browser.screenshot("19-knowledge-base-zh").await;
 
     // A phone's width: nothing overflows sideways.
     browser.post("/window/rect", json!({"width": 390, "height": 844})).await;
@@ -428,10 +458,10 @@ async fn a_newcomer_does_everything_in_the_console_in_a_real_browser() {
     browser.find("#kb-table").await;
     let fits = browser.js("return document.documentElement.scrollWidth <= window.innerWidth + 1", json!([])).await;
     assert_eq!(fits, true, "the console fits a phone's width");
-    browser.screenshot("18-phone-knowledge-bases").await;
+    browser.screenshot("20-phone-knowledge-bases").await;
     browser.goto(&page("/agents")).await;
     browser.wait_text("the agent list", "退款助手").await;
-    browser.screenshot("19-phone-agents").await;
+    browser.screenshot("21-phone-agents").await;
 
     // Signing out ends the session on the server too.
     browser.click("#sign-out").await;
@@ -439,6 +469,15 @@ async fn a_newcomer_does_everything_in_the_console_in_a_real_browser() {
     browser.goto(&page("/kbs")).await;
     browser.find("#signin-form").await;
     browser.quit().await;
+
+    // A browser that prefers Chinese gets the console in Chinese from the start.
+    let Some(chinese) = Browser::start("zh-CN").await else { return };
+    chinese.goto(&app.url("/")).await;
+    chinese.find("#signin-form").await;
+    chinese.wait_text("the Chinese sign-in", "用户名或邮箱").await;
+    assert_eq!(chinese.js("return document.documentElement.lang", json!([])).await, "zh-CN");
+    chinese.screenshot("22-sign-in-zh").await;
+    chinese.quit().await;
     app.shutdown().await;
 }
 
