@@ -61,6 +61,12 @@ pub struct RetrievalArgs {
     /// Keep the server's data here; a later run over the same directory and dataset skips ingestion.
     #[arg(long)]
     data_dir: Option<PathBuf>,
+    /// The knowledge base's chunking configuration (JSON, as in its settings); the default
+    /// chunking otherwise. BEIR documents are already passages, so
+    /// '{"strategy_type":"fixed","config":{"chunk_size":512,"chunk_overlap":0,"size_unit":"tokens"}}'
+    /// indexes each as one chunk up to the model's 512-token window, as published evaluations do.
+    #[arg(long)]
+    chunking: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -852,8 +858,13 @@ async fn retrieval(args: RetrievalArgs) -> anyhow::Result<()> {
     let http = reqwest::Client::builder().pool_max_idle_per_host(16).build()?;
     let lore = BenchServer::start(args.data_dir.clone(), None, &http).await?;
     let (base, token) = (lore.base.clone(), lore.token.clone());
-    let kb_name =
-        format!("retrieval {}", args.dataset.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default());
+    let chunking: Option<Value> =
+        args.chunking.as_deref().map(serde_json::from_str).transpose().context("--chunking is not valid JSON")?;
+    let kb_name = format!(
+        "retrieval {}{}",
+        args.dataset.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default(),
+        chunking.as_ref().map(|c| format!(" chunking {c}")).unwrap_or_default()
+    );
     let existing = get_json(&http, format!("{base}/v1/knowledge-bases"), &token).await?;
     let reuse = existing["data"].as_array().into_iter().flatten().find(|kb| {
         kb["name"].as_str() == Some(kb_name.as_str()) && kb["document_count"].as_u64() == Some(corpus.len() as u64)
@@ -888,6 +899,15 @@ async fn retrieval(args: RetrievalArgs) -> anyhow::Result<()> {
         }
         None => {
             let kb_id = create_knowledge_base(&http, &base, &token, &kb_name).await?;
+            if let Some(chunking) = &chunking {
+                let resp = http
+                    .patch(format!("{base}/v1/knowledge-bases/{kb_id}"))
+                    .bearer_auth(&token)
+                    .json(&json!({"settings": {"chunking_config": chunking}}))
+                    .send()
+                    .await?;
+                anyhow::ensure!(resp.status().is_success(), "--chunking refused: {}", resp.text().await?);
+            }
             let t0 = Instant::now();
             for chunk in corpus.chunks(8) {
                 let uploads = chunk.iter().map(|d| {

@@ -319,6 +319,15 @@ async fn a_newcomer_does_everything_in_the_console_in_a_real_browser() {
         )
         .await;
     browser.screenshot("07-knowledge-base-settings").await;
+    browser.click("#kb-save").await;
+    browser.wait_text("the saved settings", "Saved").await;
+    let (status, login) =
+        app.post("", "/v1/auth/login", json!({"username": "newcomer", "password": "correct horse battery"})).await;
+    assert_eq!(status, StatusCode::OK, "{login}");
+    let token = login["token"].as_str().expect("token").to_string();
+    let (_, kb) = app.get(&token, &format!("/v1/knowledge-bases/{kb_id}")).await;
+    assert_eq!(kb["settings"]["chunking_config"]["strategy_type"], "paragraph", "{kb}");
+    assert_eq!(kb["embedding_space"], "local/multilingual-e5-small", "saving settings keeps the model: {kb}");
 
     // Search in both languages, with scores and highlights.
     browser.goto(&page("/search")).await;
