@@ -55,13 +55,9 @@ fn secure_headers(headers: &mut HeaderMap) {
     headers.insert(header::REFERRER_POLICY, HeaderValue::from_static("same-origin"));
 }
 
-/// What the console learns about its session: who, until when, and the CSRF token to send.
-fn session_view(auth: &AuthResponse) -> Value {
-    json!({
-        "user": auth.user,
-        "expires_at": auth.expires_at,
-        "csrf_token": auth::csrf_token(&auth.token),
-    })
+/// What the console learns about its session: who, and the CSRF token to send with writes.
+fn session_view(user: &lore_core::model::User, token: &str) -> Value {
+    json!({ "user": user, "csrf_token": auth::csrf_token(token) })
 }
 
 /// The cookie that carries a session; `Secure` when a proxy in front says the client used HTTPS.
@@ -74,7 +70,7 @@ fn session_cookie(request: &HeaderMap, token: &str, max_age: i64) -> HeaderValue
 
 fn signed_in(request: &HeaderMap, status: StatusCode, auth: AuthResponse) -> Response {
     let max_age = (auth.expires_at - lore_core::now()).num_seconds().max(0);
-    let mut response = (status, Json(session_view(&auth))).into_response();
+    let mut response = (status, Json(session_view(&auth.user, &auth.token))).into_response();
     let cookie = session_cookie(request, &auth.token, max_age);
     response.headers_mut().insert(header::SET_COOKIE, cookie);
     secure_headers(response.headers_mut());
@@ -102,18 +98,11 @@ async fn sign_up(
 }
 
 /// The console's session, read from its cookie (a page reload asks here).
-async fn current_session(State(state): State<AppState>, headers: HeaderMap) -> ApiResult<Json<Value>> {
-    let missing = || crate::error::error(lore_core::error::Code::MissingToken, "not signed in");
-    let token = auth::session_cookie(&headers).ok_or_else(missing)?;
-    let record = state.store.find_session(&auth::token_hash(token)).await?.ok_or_else(missing)?;
-    if record.expires_at <= lore_core::now() || !record.user.is_active {
-        return Err(missing());
-    }
-    Ok(Json(json!({
-        "user": record.user,
-        "expires_at": record.expires_at,
-        "csrf_token": auth::csrf_token(token),
-    })))
+async fn current_session(headers: HeaderMap, principal: Principal) -> ApiResult<Json<Value>> {
+    principal.require_session()?;
+    let token = auth::session_cookie(&headers)
+        .ok_or_else(|| crate::error::error(lore_core::error::Code::MissingToken, "not signed in"))?;
+    Ok(Json(session_view(&principal.user, token)))
 }
 
 /// Ends the session (the extractor has checked its CSRF token) and clears the cookie.

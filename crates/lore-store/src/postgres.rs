@@ -129,6 +129,7 @@ impl PgStore {
             sqlx::query(sql).bind(id).execute(&mut *tx).await.map_err(db_err)?;
         }
         tx.commit().await.map_err(db_err)?;
+        // Content-addressed blobs can be shared; FOR UPDATE rules out SELECT DISTINCT.
         paths.sort();
         paths.dedup();
         Ok(Some(paths))
@@ -1520,7 +1521,6 @@ impl AsTenant for PgQuery<'_> {
     }
 }
 
-/// Names the tenant of a transaction for row-level security (until it ends).
 /// Runs a transaction again when PostgreSQL aborted it to break a deadlock or a serialisation
 /// conflict with a concurrent one: the second attempt finds the other's work committed.
 async fn retry_when_busy<T, F, Fut>(mut attempt: F) -> Result<T>
@@ -1537,6 +1537,7 @@ where
     }
 }
 
+/// Names the tenant of a transaction for row-level security (until it ends).
 pub(crate) async fn set_tenant(tx: &mut Transaction<'static, Postgres>, user_id: Id) -> Result<()> {
     sqlx::query("SELECT set_config('lore.tenant', $1, true)")
         .bind(user_id.to_string())
