@@ -66,7 +66,7 @@ const STRINGS = {
     sources_title: 'Data sources', source_new: 'New data source (local folder)', folder: 'Folder path on the server',
     include: 'Include globs (comma separated)', exclude: 'Exclude globs (comma separated)', auto_sync: 'Sync automatically',
     frequency: 'Every (minutes)', last_sync: 'Last sync', sync_now: 'Sync now', history: 'History',
-    sync_started: 'Sync started', added: 'added', updated_n: 'updated', removed: 'removed', sources_empty: 'No data sources yet.',
+    sync_started: 'Sync started', added: 'Added', updated_n: 'Updated', removed: 'Removed', sources_empty: 'No data sources yet.',
     notifications_title: 'Notifications', notifications_empty: 'Nothing to report.',
     settings_title: 'Settings', retention: 'Retention', doc_retention: 'Delete documents after (days)',
     conv_retention: 'Delete conversations after (days)', defaults: 'Defaults', chunk_size: 'Chunk size',
@@ -1098,32 +1098,45 @@ async function pageSources(root) {
   add(root, h('h1', {}, t('sources_title')));
   if (!sources.length) add(root, h('p', { class: 'muted' }, t('sources_empty')));
   for (const s of sources) {
-    const history = h('div', {});
+    const history = h('div', { class: 'sync-history' });
+    const lastSync = h('span', {}, fmtTime(s.last_sync));
+    let timer = null;
+    // Shows the sync history, and keeps it live while a sync runs.
     const showHistory = async () => {
       const { data } = await api('GET', `/v1/data-sources/${s.id}/syncs`);
+      const running = data.some((r) => r.status === 'running');
+      const finished = data.map((r) => r.finished_at).filter(Boolean).sort().pop();
+      if (finished) add(clear(lastSync), fmtTime(finished));
+      if (running && !timer) {
+        timer = setInterval(() => showHistory().catch(() => {}), 1500);
+        onLeave(() => clearInterval(timer));
+      } else if (!running && timer) {
+        clearInterval(timer);
+        timer = null;
+      }
       add(clear(history), h('div', { class: 'table-wrap' }, h('table', {},
         h('thead', {}, h('tr', {}, [t('created'), t('status'), t('added'), t('updated_n'), t('removed'), t('failed')].map((c) => h('th', { scope: 'col' }, c)))),
-        h('tbody', {}, data.map((r) => h('tr', {}, h('td', {}, fmtTime(r.started_at)), h('td', {}, badge(r.status)), h('td', {}, r.added), h('td', {}, r.updated), h('td', {}, r.removed),
+        h('tbody', {}, data.map((r) => h('tr', { 'data-status': r.status }, h('td', {}, fmtTime(r.started_at)), h('td', {}, badge(r.status)), h('td', {}, r.added), h('td', {}, r.updated), h('td', {}, r.removed),
           h('td', {}, r.failed, (r.errors || []).length ? h('div', { class: 'error' }, r.errors.map((e) => (typeof e === 'string' ? e : JSON.stringify(e))).join('; ')) : null)))))));
     };
     add(root, h('section', { class: 'card', 'data-source': s.id },
       h('h2', {}, s.name, ' ', badge(s.status)),
       h('p', { class: 'muted' }, `${s.source_type} · ${(s.config && s.config.path) || ''} → ${kbName.get(s.knowledge_base_id) || s.knowledge_base_id}`),
-      h('p', {}, `${t('last_sync')}: ${fmtTime(s.last_sync)}`, s.auto_sync ? ` · ${t('auto_sync')} (${s.sync_frequency || '—'} min)` : ''),
+      h('p', {}, `${t('last_sync')}: `, lastSync, s.auto_sync ? ` · ${t('auto_sync')} (${s.sync_frequency || '—'} min)` : ''),
       s.last_error ? h('p', { class: 'error' }, s.last_error) : null,
-      h('p', {}, h('button', { type: 'button', onclick: async () => {
+      h('p', {}, h('button', { type: 'button', 'data-action': 'sync', onclick: async () => {
         try { await api('POST', `/v1/data-sources/${s.id}/sync`, {}); toast(t('sync_started')); await showHistory(); } catch (e) { fail(e); }
-      } }, t('sync_now')), ' ', h('button', { type: 'button', class: 'secondary', onclick: () => showHistory().catch(fail) }, t('history'))),
+      } }, t('sync_now')), ' ', h('button', { type: 'button', class: 'secondary', 'data-action': 'history', onclick: () => showHistory().catch(fail) }, t('history'))),
       history));
   }
-  const name = h('input', { required: true });
+  const name = h('input', { required: true, id: 'source-name' });
   const kb = h('select', { required: true }, kbs.map((k) => h('option', { value: k.id }, k.name)));
-  const path = h('input', { required: true, placeholder: '/srv/docs' });
+  const path = h('input', { required: true, placeholder: '/srv/docs', id: 'source-path' });
   const include = h('input', { placeholder: '**/*.md, **/*.pdf' });
   const exclude = h('input', {});
   const auto = h('input', { type: 'checkbox' });
   const freq = h('input', { type: 'number', min: 1, value: 60 });
-  const form = h('form', { class: 'card' }, h('h2', {}, t('source_new')),
+  const form = h('form', { class: 'card', id: 'source-form' }, h('h2', {}, t('source_new')),
     h('div', { class: 'row' }, field(t('name'), name), field(t('knowledge_base'), kb)),
     field(t('folder'), path), h('div', { class: 'row' }, field(t('include'), include), field(t('exclude'), exclude)),
     h('div', { class: 'row' }, h('label', { class: 'check' }, auto, t('auto_sync')), field(t('frequency'), freq)),

@@ -14,7 +14,7 @@ use base64::Engine;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use super::{body, code, spawn_app};
+use super::{body, code, spawn_app, spawn_app_with};
 
 const ELEMENT: &str = "element-6066-11e4-a52e-4f735466cecf";
 const CHROMIUM: &str = "/usr/bin/chromium";
@@ -204,8 +204,13 @@ async fn a_newcomer_does_everything_in_the_console_in_a_real_browser() {
     }
     let Some(browser) = Browser::start("en-US").await else { return };
     let (provider, _) = super::agents::provider("购买后三十天内可以申请全额退款 [1]。").await;
-    let app = spawn_app().await;
     let files = tempfile::tempdir().expect("files");
+    // A folder the operator allows as a data source, with one Chinese file in it.
+    let shared = files.path().join("shared");
+    std::fs::create_dir_all(&shared).expect("shared folder");
+    std::fs::write(shared.join("会员须知.md"), "# 会员须知\n\n会员积分每年清零一次，清零前会提前通知。").expect("file");
+    let shared_root = shared.clone();
+    let app = spawn_app_with(move |c| c.source_roots = vec![shared_root]).await;
     let write = |name: &str, text: &str| {
         let path = files.path().join(name);
         std::fs::write(&path, text).expect("write file");
@@ -438,10 +443,22 @@ async fn a_newcomer_does_everything_in_the_console_in_a_real_browser() {
     browser.until("the agent token chart", "return document.querySelector('#chart-tokens rect.bar')", json!([])).await;
     browser.screenshot("14-usage").await;
     browser.goto(&page("/sources")).await;
-    browser.wait_text("the data source form", "local folder").await;
+    browser.fill("#source-name", "共享文件夹 Shared").await;
+    browser.fill("#source-path", &shared.display().to_string()).await;
+    browser.click("#source-form button[type=submit]").await;
+    browser.click("section[data-source] button[data-action=sync]").await;
+    let added = browser
+        .until(
+            "a completed sync",
+            "const r = document.querySelector('section[data-source] tr[data-status=completed]');
+             return r && r.children[2].textContent",
+            json!([]),
+        )
+        .await;
+    assert_eq!(added, "1", "the folder's one file is added");
     browser.screenshot("15-data-sources").await;
     browser.goto(&page("/notifications")).await;
-    browser.find("main h1").await;
+    browser.wait_text("the sync's notification", "sync_completed").await;
     browser.screenshot("16-notifications").await;
 
     // Chinese: the whole console switches, and stays switched.
