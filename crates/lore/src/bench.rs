@@ -913,12 +913,7 @@ async fn retrieval(args: RetrievalArgs) -> anyhow::Result<()> {
                 let uploads = chunk.iter().map(|d| {
                     let text = format!("{}\n\n{}", d["title"].as_str().unwrap_or(""), d["text"].as_str().unwrap_or(""));
                     let name = format!("{}.txt", d["_id"].as_str().unwrap_or("doc"));
-                    let form = reqwest::multipart::Form::new()
-                        .part("file", reqwest::multipart::Part::text(text).file_name(name));
-                    http.post(format!("{base}/v1/knowledge-bases/{kb_id}/documents"))
-                        .bearer_auth(&token)
-                        .multipart(form)
-                        .send()
+                    upload_text(&http, &base, &token, &kb_id, name, text)
                 });
                 for (d, resp) in chunk.iter().zip(futures_util::future::join_all(uploads).await) {
                     let v: Value = resp?.json().await?;
