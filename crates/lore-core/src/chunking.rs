@@ -258,6 +258,7 @@ impl ChunkingConfig {
             }
         };
         p.finish()?;
+        strategy.check_repetition()?;
         Ok(strategy)
     }
 
@@ -265,6 +266,72 @@ impl ChunkingConfig {
     pub fn from_value(value: Value) -> Result<ChunkingConfig> {
         serde_json::from_value(value).map_err(|e| invalid(format!("invalid chunking_config: {e}")))
     }
+}
+
+impl Strategy {
+    /// The size a chunk advances the text by, against the size it covers: a sliding window of
+    /// 1,000 stepping by 100 repeats each character 10 times, which the budget bounds.
+    fn advance(&self) -> Option<(usize, usize, &'static str)> {
+        match self {
+            Strategy::Fixed { chunk_size, chunk_overlap } => {
+                Some((*chunk_size, chunk_size - chunk_overlap, "fixed.chunk_overlap"))
+            }
+            Strategy::SlidingWindow { window_size, step } => Some((*window_size, *step, "sliding_window.step")),
+            Strategy::Hierarchical { child_size, child_overlap, .. } => {
+                Some((*child_size, child_size - child_overlap, "hierarchical.child_overlap"))
+            }
+            _ => None,
+        }
+    }
+
+    fn check_repetition(&self) -> Result<()> {
+        let max = crate::budget::budgets().max_chunk_repetition.max(1);
+        if let Some((size, advance, what)) = self.advance()
+            && size.div_ceil(advance.max(1)) > max
+        {
+            return Err(crate::budget::exceeded(
+                Code::ChunkOverlapTooLarge,
+                format!(
+                    "{what} makes every character repeat in {} chunks (size {size}, advancing {advance}); at most {max} are allowed",
+                    size.div_ceil(advance.max(1))
+                ),
+                "max-chunk-repetition",
+            ));
+        }
+        Ok(())
+    }
+
+    /// The fewest chunks `text_chars` characters can give: no chunk is larger than this.
+    fn largest_chunk(&self) -> usize {
+        match self {
+            Strategy::Fixed { chunk_size, chunk_overlap } => chunk_size - chunk_overlap,
+            Strategy::Paragraph { max_chunk_size, .. }
+            | Strategy::Custom { max_chunk_size, .. }
+            | Strategy::Semantic { max_chunk_size, .. } => *max_chunk_size,
+            Strategy::SlidingWindow { step, .. } => *step,
+            Strategy::Hierarchical { child_size, child_overlap, .. } => child_size - child_overlap,
+        }
+        .max(1)
+    }
+
+    /// Refuses, before any chunking, a text that must give more chunks than a document may have.
+    pub fn check_text_budget(&self, text_chars: usize) -> Result<()> {
+        let fewest = text_chars / self.largest_chunk();
+        check_chunk_count(fewest)
+    }
+}
+
+/// Refuses a chunk count above the per-document budget.
+pub fn check_chunk_count(chunks: usize) -> Result<()> {
+    let max = crate::budget::budgets().max_chunks_per_document;
+    if chunks > max {
+        return Err(crate::budget::exceeded(
+            Code::TooManyChunks,
+            format!("this text would give at least {chunks} chunks; one document may have at most {max}; use larger chunks"),
+            "max-chunks-per-document",
+        ));
+    }
+    Ok(())
 }
 
 /// What chunk sizes count: characters (a CJK character is one), or tokens of the knowledge
@@ -390,5 +457,34 @@ mod tests {
         }
         let err = ChunkingConfig::from_value(json!({"strategy": "fixed"})).expect_err("missing type");
         assert_eq!(err.code, Code::InvalidChunkingConfig);
+    }
+
+    #[test]
+    fn configs_that_repeat_the_text_too_often_are_refused_up_front() {
+        for bad in [
+            json!({"strategy_type": "sliding_window", "config": {"window_size": 100000, "step": 1}}),
+            json!({"strategy_type": "fixed", "config": {"chunk_size": 1000, "chunk_overlap": 999}}),
+            json!({"strategy_type": "hierarchical", "config": {"parent_size": 4000, "child_size": 1000, "child_overlap": 950}}),
+        ] {
+            let err = cfg(bad.clone()).to_strategy(&UserDefaults::default()).expect_err(&bad.to_string());
+            assert_eq!(err.code, Code::ChunkOverlapTooLarge, "{bad}");
+            assert!(err.message.contains("--max-chunk-repetition"), "{}", err.message);
+        }
+        // Overlaps that repeat each character a few times stay fine.
+        let ok = cfg(json!({"strategy_type": "sliding_window", "config": {"window_size": 1000, "step": 100}}));
+        assert!(ok.to_strategy(&UserDefaults::default()).is_ok());
+    }
+
+    #[test]
+    fn texts_that_must_give_too_many_chunks_are_refused_before_chunking() {
+        let tiny = cfg(json!({"strategy_type": "paragraph", "config": {"max_chunk_size": 1, "min_chunk_size": 0}}))
+            .to_strategy(&UserDefaults::default())
+            .expect("valid");
+        let max = crate::budget::budgets().max_chunks_per_document;
+        assert!(tiny.check_text_budget(max).is_ok());
+        assert_eq!(tiny.check_text_budget(max * 2).expect_err("too many").code, Code::TooManyChunks);
+        // "中文" counts characters, not bytes.
+        let chinese = "中文分块".repeat(10);
+        assert!(tiny.check_text_budget(chinese.chars().count()).is_ok());
     }
 }

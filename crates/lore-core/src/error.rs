@@ -96,6 +96,9 @@ codes! {
     OriginNotAllowed => ("origin_not_allowed", Permission, 403),
     SuperuserRequired => ("superuser_required", Permission, 403),
     CsrfFailed => ("csrf_failed", Permission, 403),
+    RegistrationClosed => ("registration_closed", Permission, 403),
+    InvitationInvalid => ("invitation_invalid", Permission, 403),
+    TooManyRegistrations => ("too_many_registrations", RateLimited, 429),
     // Document processing (stored on the failed document, also usable in responses)
     UnsupportedFileType => ("unsupported_file_type", InvalidRequest, 415),
     CorruptFile => ("corrupt_file", InvalidRequest, 422),
@@ -103,6 +106,16 @@ codes! {
     NoTextContent => ("no_text_content", InvalidRequest, 422),
     ProcessingInterrupted => ("processing_interrupted", InvalidRequest, 422),
     ProcessingTimeout => ("processing_timeout", InvalidRequest, 422),
+    // Resource budgets (lore_core::budget): each names the limit a request or a file ran into.
+    ResourceLimitExceeded => ("resource_limit_exceeded", InvalidRequest, 422),
+    ChunkOverlapTooLarge => ("chunk_overlap_too_large", InvalidRequest, 422),
+    TooManyChunks => ("too_many_chunks", InvalidRequest, 422),
+    ExpandedSizeExceeded => ("expanded_size_exceeded", InvalidRequest, 422),
+    TooManyCells => ("too_many_cells", InvalidRequest, 422),
+    TooManyKnowledgeBases => ("too_many_knowledge_bases", InvalidRequest, 422),
+    // Outbound requests and models
+    OutboundNotAllowed => ("outbound_not_allowed", InvalidRequest, 422),
+    UnknownModel => ("unknown_model", InvalidRequest, 422),
     // Embedding models and providers
     ModelUnavailable => ("model_unavailable", Internal, 503),
     EmbeddingFailed => ("embedding_failed", Internal, 502),

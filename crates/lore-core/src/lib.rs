@@ -1,13 +1,16 @@
 //! Lore's domain: the types every layer shares, the one error table, configuration inheritance,
-//! and the traits that storage and blob backends implement. Nothing here does I/O.
+//! and the traits that storage and blob backends implement. Nothing here does I/O, except the outbound
+//! policy's name resolution (outbound.rs), which every HTTP client is built with.
 
 pub mod agent;
 pub mod blob;
+pub mod budget;
 pub mod chunking;
 pub mod error;
 pub mod fusion;
 pub mod limits;
 pub mod model;
+pub mod outbound;
 pub mod source;
 pub mod store;
 pub mod tls;

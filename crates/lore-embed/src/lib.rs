@@ -39,6 +39,21 @@ pub enum EmbedError {
     Rejected(String),
     #[error("invalid embedding configuration: {0}")]
     InvalidConfig(String),
+    /// The outbound policy refuses the provider's address.
+    #[error("{0}")]
+    Refused(String),
+    /// A local model that is neither known, nor in the model directory, nor the operator's.
+    #[error("{0}")]
+    UnknownModel(String),
+}
+
+/// Where a local model comes from.
+#[derive(Debug, Clone)]
+pub enum LocalModel {
+    /// A model Lore knows and provisions itself.
+    Known(&'static provision::KnownModel),
+    /// A model directory or file the operator put in place.
+    Path(PathBuf),
 }
 
 /// A knowledge base's `settings.embedding_config`.
@@ -178,11 +193,49 @@ pub fn load_encoder(path: &std::path::Path, prefixes: Option<(&str, &str)>) -> R
 pub struct Registry {
     pub models: ModelStore,
     cache: Mutex<HashMap<String, Arc<dyn Embedder>>>,
+    /// Paths the operator named as models (`--embedding-model /path`): the only paths a
+    /// configuration may name. Users name models; they never reach the file system.
+    operator_paths: Mutex<Vec<String>>,
+    /// What remote providers may be reached.
+    outbound: lore_core::outbound::Policy,
 }
 
 impl Registry {
-    pub fn new(models: ModelStore) -> Self {
-        Registry { models, cache: Mutex::new(HashMap::new()) }
+    pub fn new(models: ModelStore, outbound: lore_core::outbound::Policy) -> Self {
+        Registry { models, cache: Mutex::new(HashMap::new()), operator_paths: Mutex::new(Vec::new()), outbound }
+    }
+
+    /// Admits a model path the operator configured (not a user).
+    pub fn allow_operator_model(&self, path: &str) {
+        self.operator_paths.lock().unwrap_or_else(|e| e.into_inner()).push(path.to_string());
+    }
+
+    /// Resolves a local model name: a known model, a model directory or file placed in the model
+    /// directory (by `lore model pull` or the operator), or a path the operator configured. Any
+    /// other name, a path above all, is refused with the same message whether or not such a file
+    /// exists, so the answer reveals nothing about the file system.
+    pub fn check_local(&self, model: &str) -> Result<LocalModel, EmbedError> {
+        if let Some(known) = provision::known(model) {
+            return Ok(LocalModel::Known(known));
+        }
+        if self.operator_paths.lock().unwrap_or_else(|e| e.into_inner()).iter().any(|p| p == model) {
+            return Ok(LocalModel::Path(PathBuf::from(model)));
+        }
+        let plain_name = !model.is_empty()
+            && model.len() <= 128
+            && !model.starts_with('.')
+            && model.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'));
+        if plain_name {
+            let path = self.models.dir.join(model);
+            if path.exists() {
+                return Ok(LocalModel::Path(path));
+            }
+        }
+        Err(EmbedError::UnknownModel(format!(
+            "unknown local model '{}'; use one of {}, or the name of a model the operator placed in the model directory",
+            model.chars().take(80).collect::<String>(),
+            provision::KNOWN.iter().map(|m| m.name).collect::<Vec<_>>().join(", ")
+        )))
     }
 
     /// The embedding space a configuration produces, without loading or contacting anything.
@@ -233,21 +286,16 @@ impl Registry {
         let embedder: Arc<dyn Embedder> = match config.provider() {
             "local" => {
                 let model = config.model.clone().unwrap_or_else(|| DEFAULT_MODEL.to_string());
+                let local = self.check_local(&model)?;
                 let models = self.models.clone();
                 let encoder = tokio::task::spawn_blocking(move || -> Result<Arc<Encoder>, ModelError> {
-                    match provision::known(&model) {
-                        Some(known) => {
+                    match local {
+                        LocalModel::Known(known) => {
                             let path = models.ensure(known)?;
                             load_encoder(&path, Some((known.query_prefix, known.passage_prefix)))
                         }
-                        // A path: a Hugging Face format directory or a packed model file.
-                        None if std::path::Path::new(&model).exists() => {
-                            load_encoder(std::path::Path::new(&model), None)
-                        }
-                        None => Err(ModelError::Unavailable(format!(
-                            "unknown local model '{model}'; known: {}, or the path of a model directory or file",
-                            provision::KNOWN.iter().map(|m| m.name).collect::<Vec<_>>().join(", ")
-                        ))),
+                        // A Hugging Face format directory or a packed model file.
+                        LocalModel::Path(path) => load_encoder(&path, None),
                     }
                 })
                 .await
@@ -263,7 +311,7 @@ impl Registry {
                 }
                 Arc::new(LocalEmbedder { space: space.clone(), encoder })
             }
-            _ => Arc::new(remote::RemoteEmbedder::new(config, secrets, space.clone())?),
+            _ => Arc::new(remote::RemoteEmbedder::new(config, secrets, space.clone(), &self.outbound)?),
         };
         self.cache.lock().unwrap_or_else(|e| e.into_inner()).insert(cache_key, embedder.clone());
         Ok(embedder)

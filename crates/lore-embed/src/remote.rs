@@ -9,6 +9,8 @@ use std::time::Duration;
 use async_trait::async_trait;
 use serde_json::{Value, json};
 
+use lore_core::outbound::Policy;
+
 use crate::{EmbedError, Embedder, EmbeddingConfig, InputKind, ProviderSecrets, normalize};
 
 const DEFAULT_BATCH: usize = 64;
@@ -37,6 +39,13 @@ pub struct RemoteEmbedder {
     pub backoff: Duration,
 }
 
+const OPENAI_BASE: &str = "https://api.openai.com/v1";
+const COHERE_BASE: &str = "https://api.cohere.com";
+
+fn same_base(a: &str, b: &str) -> bool {
+    !b.is_empty() && a.trim_end_matches('/').eq_ignore_ascii_case(b.trim_end_matches('/'))
+}
+
 /// A short, non-reversible tag for a key, to tell cached clients apart without keeping the key.
 pub fn fingerprint(key: &str) -> String {
     let mut h = std::collections::hash_map::DefaultHasher::new();
@@ -45,43 +54,53 @@ pub fn fingerprint(key: &str) -> String {
 }
 
 impl RemoteEmbedder {
-    pub fn new(config: &EmbeddingConfig, secrets: &ProviderSecrets, space: String) -> Result<Self, EmbedError> {
+    pub fn new(
+        config: &EmbeddingConfig,
+        secrets: &ProviderSecrets,
+        space: String,
+        policy: &Policy,
+    ) -> Result<Self, EmbedError> {
         let model = config.model.clone().unwrap_or_default();
-        let (protocol, base, api_key, path) = match config.provider() {
+        // (protocol, the provider's own address, the address saved with the key, the key, path)
+        let (protocol, official, saved, key, path) = match config.provider() {
             "openai" => (
                 Protocol::OpenAi,
-                config
-                    .base_url
-                    .clone()
-                    .or(secrets.openai_base_url.clone())
-                    .unwrap_or("https://api.openai.com/v1".into()),
+                OPENAI_BASE,
+                secrets.openai_base_url.clone(),
                 secrets.openai_api_key.clone(),
                 "/embeddings",
             ),
             "cohere" => (
                 Protocol::Cohere,
-                config.base_url.clone().or(secrets.cohere_base_url.clone()).unwrap_or("https://api.cohere.com".into()),
+                COHERE_BASE,
+                secrets.cohere_base_url.clone(),
                 secrets.cohere_api_key.clone(),
                 "/v2/embed",
             ),
-            "tei" => (
-                Protocol::Tei,
-                config.base_url.clone().ok_or_else(|| {
-                    EmbedError::InvalidConfig("provider 'tei' needs base_url, the address of the TEI server".into())
-                })?,
-                None,
-                "/embed",
-            ),
+            "tei" => {
+                if config.base_url.is_none() {
+                    return Err(EmbedError::InvalidConfig(
+                        "provider 'tei' needs base_url, the address of the TEI server".into(),
+                    ));
+                }
+                (Protocol::Tei, "", None, None, "/embed")
+            }
             other => return Err(EmbedError::InvalidConfig(format!("unknown embedding provider '{other}'"))),
         };
+        let base = config.base_url.clone().or(saved.clone()).unwrap_or_else(|| official.to_string());
+        policy.check_url(&base).map_err(|e| EmbedError::Refused(e.message))?;
+        // The owner's sealed key goes only to the address it was saved with, or to the provider
+        // itself: never to an address that a knowledge base's settings name.
+        let api_key = key.filter(|_| same_base(&base, official) || saved.as_deref().is_some_and(|s| same_base(&base, s)));
         if protocol != Protocol::Tei && api_key.is_none() && !is_local(&base) {
             return Err(EmbedError::InvalidConfig(format!(
-                "provider '{}' needs an API key: set it in your configuration (PUT /v1/config)",
+                "provider '{}' needs an API key: set it in your configuration (PUT /v1/config); a saved key is \
+                 sent only to the base URL saved with it or to the provider's own address",
                 config.provider()
             )));
         }
-        lore_core::tls::ensure_provider();
-        let http = reqwest::Client::builder()
+        let http = policy
+            .client_builder()
             .timeout(TIMEOUT)
             .build()
             .map_err(|e| EmbedError::Provider(format!("cannot build an HTTP client: {e}")))?;
@@ -229,7 +248,7 @@ impl Embedder for RemoteEmbedder {
 
 #[cfg(test)]
 mod tests {
-    use std::sync::Arc;
+    use std::sync::{Arc, Mutex};
     use std::sync::atomic::{AtomicUsize, Ordering};
 
     use axum::Json;
@@ -280,7 +299,7 @@ mod tests {
             Json(json!((0..n).map(|i| vec![3.0, 4.0 + i as f64]).collect::<Vec<_>>())).into_response()
         })
         .await;
-        let e = RemoteEmbedder::new(&config("tei", &base), &ProviderSecrets::default(), "tei/m".into()).expect("tei");
+        let e = RemoteEmbedder::new(&config("tei", &base), &ProviderSecrets::default(), "tei/m".into(), &loopback()).expect("tei");
         let v = e.embed(&texts(), InputKind::Passage).await.expect("embed");
         assert_eq!(v.len(), 3);
         assert!((v[0][0] - 0.6).abs() < 1e-6 && (v[0][1] - 0.8).abs() < 1e-6, "unit length: {v:?}");
@@ -299,8 +318,13 @@ mod tests {
             Json(json!({"embeddings": {"float": (0..n).map(|_| vec![x, 1.0]).collect::<Vec<_>>()}})).into_response()
         })
         .await;
-        let secrets = ProviderSecrets { cohere_api_key: Some("co-key".into()), ..Default::default() };
-        let mut e = RemoteEmbedder::new(&config("cohere", &base), &secrets, "cohere/m".into()).expect("cohere");
+        let secrets = ProviderSecrets {
+            cohere_api_key: Some("co-key".into()),
+            cohere_base_url: Some(base.clone()),
+            ..Default::default()
+        };
+        let mut e =
+            RemoteEmbedder::new(&config("cohere", &base), &secrets, "cohere/m".into(), &loopback()).expect("cohere");
         e.backoff = Duration::from_millis(1);
         let q = e.embed(&["问题".to_string()], InputKind::Query).await.expect("query");
         assert!(q[0][0] > 0.5, "queries are sent as search_query");
@@ -315,14 +339,14 @@ mod tests {
         })
         .await;
         let secrets = ProviderSecrets { openai_api_key: Some("sk".into()), ..Default::default() };
-        let e = RemoteEmbedder::new(&config("openai", &base), &secrets, "openai/m".into()).expect("openai");
+        let e = RemoteEmbedder::new(&config("openai", &base), &secrets, "openai/m".into(), &loopback()).expect("openai");
         match e.embed(&texts(), InputKind::Passage).await {
             Err(EmbedError::Rejected(m)) => assert!(m.contains("does not exist") && m.contains("400"), "{m}"),
             other => panic!("expected a rejection, got {other:?}"),
         }
         // A provider that never answers well fails after the retries, naming the last error.
         let down = serve("/embeddings", |_, _, _| (StatusCode::BAD_GATEWAY, "upstream").into_response()).await;
-        let mut e = RemoteEmbedder::new(&config("openai", &down), &secrets, "openai/m".into()).expect("openai");
+        let mut e = RemoteEmbedder::new(&config("openai", &down), &secrets, "openai/m".into(), &loopback()).expect("openai");
         e.backoff = Duration::from_millis(1);
         match e.embed(&texts(), InputKind::Passage).await {
             Err(EmbedError::Provider(m)) => assert!(m.contains("502") && m.contains("5 attempts"), "{m}"),
@@ -331,8 +355,41 @@ mod tests {
         // Remote hosts need a key; a missing one is a configuration error, not a request.
         let remote = config("openai", "https://api.example.com/v1");
         assert!(matches!(
-            RemoteEmbedder::new(&remote, &ProviderSecrets::default(), "openai/m".into()),
+            RemoteEmbedder::new(&remote, &ProviderSecrets::default(), "openai/m".into(), &loopback()),
             Err(EmbedError::InvalidConfig(_))
         ));
+    }
+
+    /// The policy the tests run under: their providers listen on 127.0.0.1.
+    fn loopback() -> Policy {
+        Policy { allowed: Policy::parse_allowed("127.0.0.1/32").expect("cidr"), ..Policy::default() }
+    }
+
+    #[tokio::test]
+    async fn a_saved_key_goes_only_where_it_was_saved_for_and_private_addresses_are_refused() {
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let recorded = seen.clone();
+        let elsewhere = serve("/embeddings", move |_, headers, body| {
+            recorded.lock().expect("lock").push(headers.get("authorization").map(|v| v.to_str().unwrap_or("").to_string()));
+            let n = body["input"].as_array().map(Vec::len).unwrap_or(0);
+            Json(json!({"data": (0..n).map(|_| json!({"embedding": [1.0, 0.0]})).collect::<Vec<_>>()})).into_response()
+        })
+        .await;
+        // The key was saved for the provider's own address; a knowledge base names another one.
+        let secrets = ProviderSecrets { openai_api_key: Some("sk-owner-secret".into()), ..Default::default() };
+        let e = RemoteEmbedder::new(&config("openai", &elsewhere), &secrets, "openai/m".into(), &loopback())
+            .expect("a keyless local server is allowed");
+        e.embed(&["向量 vector".to_string()], InputKind::Passage).await.expect("embed");
+        assert_eq!(*seen.lock().expect("lock"), vec![None], "the owner's key must not reach another address");
+        // Without the operator's allowance, loopback, private and link-local addresses are refused.
+        for base in [elsewhere.as_str(), "http://169.254.169.254/v1", "http://10.0.0.8/v1"] {
+            assert!(
+                matches!(
+                    RemoteEmbedder::new(&config("openai", base), &secrets, "openai/m".into(), &Policy::default()),
+                    Err(EmbedError::Refused(_))
+                ),
+                "{base}"
+            );
+        }
     }
 }

@@ -34,6 +34,9 @@ pub enum LlmError {
     /// The provider answered something that is not its protocol (a broken stream, bad JSON).
     #[error("{0}")]
     BadResponse(String),
+    /// The outbound policy refuses the provider's address.
+    #[error("{0}")]
+    Refused(String),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -140,6 +143,8 @@ pub struct ChatConfig {
     pub max_attempts: u32,
     /// First retry delay; doubled per attempt.
     pub backoff: Duration,
+    /// What addresses the provider may have (the server's outbound policy).
+    pub outbound: lore_core::outbound::Policy,
 }
 
 impl ChatConfig {
@@ -152,6 +157,7 @@ impl ChatConfig {
             timeout: Duration::from_secs(60),
             max_attempts: 3,
             backoff: Duration::from_millis(500),
+            outbound: lore_core::outbound::Policy::default(),
         }
     }
 }

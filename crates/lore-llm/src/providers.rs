@@ -76,8 +76,10 @@ impl HttpChatModel {
             Protocol::Anthropic => "/v1/messages",
             Protocol::Cohere => "/v2/chat",
         };
-        lore_core::tls::ensure_provider();
-        let http = reqwest::Client::builder()
+        config.outbound.check_url(base).map_err(|e| LlmError::Refused(e.message))?;
+        let http = config
+            .outbound
+            .client_builder()
             .connect_timeout(config.timeout.min(Duration::from_secs(10)))
             .build()
             .map_err(|e| LlmError::InvalidConfig(format!("cannot build an HTTP client: {e}")))?;
@@ -496,6 +498,7 @@ mod tests {
     fn model(provider: &str) -> HttpChatModel {
         let mut config = ChatConfig::new(provider, "m");
         config.base_url = Some("http://127.0.0.1:9/".into());
+        config.outbound.allow_private = true;
         HttpChatModel::new(&config).expect("valid config")
     }
 
@@ -527,5 +530,17 @@ mod tests {
         let mut config = ChatConfig::new("openai", "m");
         config.base_url = Some("file:///etc".into());
         assert!(matches!(HttpChatModel::new(&config), Err(LlmError::InvalidConfig(_))));
+    }
+
+    #[test]
+    fn private_addresses_are_refused_unless_the_operator_allows_them() {
+        // llamacpp's default address is 127.0.0.1:8080, which is Lore's own port by default.
+        for (provider, base) in [("llamacpp", None), ("openai", Some("http://169.254.169.254/v1")), ("vllm", Some("http://10.0.0.2:8000/v1"))] {
+            let mut config = ChatConfig::new(provider, "m");
+            config.base_url = base.map(str::to_string);
+            assert!(matches!(HttpChatModel::new(&config), Err(LlmError::Refused(_))), "{provider} {base:?}");
+            config.outbound.allowed = lore_core::outbound::Policy::parse_allowed("127.0.0.0/8,10.0.0.0/8,169.254.0.0/16").expect("cidrs");
+            assert!(HttpChatModel::new(&config).is_ok(), "{provider} allowed");
+        }
     }
 }

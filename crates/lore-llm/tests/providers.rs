@@ -51,6 +51,8 @@ fn config(provider: &str, base: &str) -> ChatConfig {
     config.api_key = Some("sk-test".into());
     config.backoff = Duration::from_millis(10);
     config.timeout = Duration::from_secs(5);
+    // The test servers listen on 127.0.0.1, which the default policy refuses.
+    config.outbound.allowed = lore_core::outbound::Policy::parse_allowed("127.0.0.1/32").expect("cidr");
     config
 }
 

@@ -1,0 +1,183 @@
+//! The one outbound-request policy: every HTTP client Lore builds for a destination a user can
+//! name (chat and embedding providers, webhooks, connectors) is built from a [`Policy`]. The
+//! destination is checked after DNS resolution (the check and the connection use the same
+//! addresses) and on every redirect; literal addresses are checked too. Private, loopback,
+//! link-local and shared (CGNAT) addresses are refused unless the operator allows them
+//! (`--allow-private-sources`, or `--allow-outbound CIDR,...` for a few).
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::Arc;
+
+use crate::error::{Code, Error};
+
+/// Redirects followed at most, each checked like the first request.
+pub const MAX_REDIRECTS: usize = 5;
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Policy {
+    /// Every address may be reached (a trusted network).
+    pub allow_private: bool,
+    /// Non-public networks that may be reached all the same (`--allow-outbound`).
+    pub allowed: Vec<ipnet::IpNet>,
+}
+
+impl Policy {
+    /// Reads `--allow-outbound`'s comma-separated CIDR blocks or addresses.
+    pub fn parse_allowed(list: &str) -> Result<Vec<ipnet::IpNet>, String> {
+        list.split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(|s| {
+                s.parse::<ipnet::IpNet>()
+                    .or_else(|_| s.parse::<IpAddr>().map(ipnet::IpNet::from))
+                    .map_err(|_| format!("'{s}' is not a CIDR block or an IP address"))
+            })
+            .collect()
+    }
+
+    pub fn permits(&self, ip: IpAddr) -> bool {
+        let ip = match ip {
+            IpAddr::V6(v6) => v6.to_ipv4_mapped().map(IpAddr::V4).unwrap_or(IpAddr::V6(v6)),
+            v4 => v4,
+        };
+        self.allow_private || is_public(ip) || self.allowed.iter().any(|net| net.contains(&ip))
+    }
+
+    /// Refuses a URL that is not http(s), or whose host is a literal address the policy refuses
+    /// (names are checked when they are resolved).
+    pub fn check_url(&self, url: &str) -> Result<(), Error> {
+        let parsed = url::Url::parse(url)
+            .map_err(|_| Error::new(Code::OutboundNotAllowed, format!("'{}' is not a URL", shorten(url))))?;
+        if !matches!(parsed.scheme(), "http" | "https") {
+            return Err(Error::new(Code::OutboundNotAllowed, "only http and https addresses can be reached"));
+        }
+        let ip = match parsed.host() {
+            Some(url::Host::Ipv4(ip)) => IpAddr::V4(ip),
+            Some(url::Host::Ipv6(ip)) => IpAddr::V6(ip),
+            Some(url::Host::Domain(_)) => return Ok(()),
+            None => return Err(Error::new(Code::OutboundNotAllowed, "the address has no host")),
+        };
+        if self.permits(ip) { Ok(()) } else { Err(refused(&ip.to_string())) }
+    }
+
+    /// A client builder held to this policy: resolution refuses addresses the policy refuses,
+    /// and each redirect (at most [`MAX_REDIRECTS`]) is checked again.
+    pub fn client_builder(&self) -> reqwest::ClientBuilder {
+        crate::tls::ensure_provider();
+        let for_redirects = self.clone();
+        let redirects = reqwest::redirect::Policy::custom(move |attempt| {
+            if attempt.previous().len() >= MAX_REDIRECTS {
+                attempt.error(Error::new(Code::OutboundNotAllowed, format!("more than {MAX_REDIRECTS} redirects")))
+            } else if let Err(e) = for_redirects.check_url(attempt.url().as_str()) {
+                attempt.error(e)
+            } else {
+                attempt.follow()
+            }
+        });
+        let builder = reqwest::Client::builder().redirect(redirects);
+        if self.allow_private { builder } else { builder.dns_resolver(Arc::new(Checked(self.clone()))) }
+    }
+}
+
+fn shorten(s: &str) -> String {
+    s.chars().take(100).collect()
+}
+
+/// The refusal of a destination, naming the flags that lift it.
+pub fn refused(what: &str) -> Error {
+    Error::new(
+        Code::OutboundNotAllowed,
+        format!(
+            "{} is a private, loopback or link-local address; this server does not send requests there \
+             (its operator can allow it with --allow-outbound or --allow-private-sources)",
+            shorten(what)
+        ),
+    )
+}
+
+/// Resolves names like the system does, then refuses any answer the policy refuses.
+struct Checked(Policy);
+
+impl reqwest::dns::Resolve for Checked {
+    fn resolve(&self, name: reqwest::dns::Name) -> reqwest::dns::Resolving {
+        let policy = self.0.clone();
+        Box::pin(async move {
+            let host = name.as_str().to_string();
+            let addrs: Vec<SocketAddr> = tokio::net::lookup_host((host.as_str(), 0)).await?.collect();
+            if addrs.is_empty() || addrs.iter().any(|a| !policy.permits(a.ip())) {
+                return Err(Box::new(refused(&host)) as Box<dyn std::error::Error + Send + Sync>);
+            }
+            Ok(Box::new(addrs.into_iter()) as reqwest::dns::Addrs)
+        })
+    }
+}
+
+/// Whether an address is on the public internet: not loopback, private, link-local, shared
+/// (CGNAT), documentation, benchmarking, multicast, broadcast or unspecified.
+pub fn is_public(ip: IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(v4) => is_public_v4(v4),
+        IpAddr::V6(v6) => {
+            // An IPv4 address in IPv6 clothing is judged as IPv4.
+            if let Some(v4) = v6.to_ipv4_mapped() {
+                return is_public_v4(v4);
+            }
+            let first = v6.segments()[0];
+            !(v6.is_loopback()
+                || v6.is_unspecified()
+                || v6.is_multicast()
+                || (first & 0xfe00) == 0xfc00 // unique local fc00::/7
+                || (first & 0xffc0) == 0xfe80 // link-local fe80::/10
+                || (first & 0xffc0) == 0xfec0 // site-local (deprecated) fec0::/10
+                || first == 0x2001 && v6.segments()[1] == 0x0db8 // documentation
+                || first == 0x0064 && v6.segments()[1] == 0xff9b) // NAT64, which reaches IPv4 inside
+        }
+    }
+}
+
+fn is_public_v4(ip: Ipv4Addr) -> bool {
+    let [a, b, c, _] = ip.octets();
+    !(ip.is_private()
+        || ip.is_loopback()
+        || ip.is_link_local()
+        || ip.is_unspecified()
+        || ip.is_broadcast()
+        || ip.is_multicast()
+        || ip.is_documentation()
+        || a == 0
+        || (a == 100 && (64..128).contains(&b)) // shared address space (CGNAT)
+        || (a == 192 && b == 0 && c == 0) // IETF protocol assignments
+        || (a == 198 && (b & 0xfe) == 18) // benchmarking
+        || a >= 240) // reserved
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn private_destinations_are_refused_unless_allowed() {
+        let strict = Policy::default();
+        for url in [
+            "http://127.0.0.1:8080/v1",
+            "http://[::1]/v1",
+            "http://169.254.169.254/latest/meta-data",
+            "http://10.1.2.3/",
+            "http://100.64.0.1/",
+            "http://[::ffff:127.0.0.1]/",
+            "http://0.0.0.0/",
+        ] {
+            let err = strict.check_url(url).expect_err(url);
+            assert_eq!(err.code, Code::OutboundNotAllowed, "{url}");
+        }
+        assert_eq!(strict.check_url("file:///etc/passwd").expect_err("scheme").code, Code::OutboundNotAllowed);
+        assert!(strict.check_url("https://api.openai.com/v1").is_ok());
+        assert!(strict.check_url("http://93.184.216.34/").is_ok());
+        let some = Policy { allowed: Policy::parse_allowed("127.0.0.1/32, 10.0.0.0/8").expect("cidrs"), ..Policy::default() };
+        assert!(some.check_url("http://127.0.0.1:9/").is_ok());
+        assert!(some.check_url("http://10.9.9.9/").is_ok());
+        assert!(some.check_url("http://192.168.1.1/").is_err());
+        assert!(Policy { allow_private: true, ..Policy::default() }.check_url("http://192.168.1.1/").is_ok());
+        assert!(Policy::parse_allowed("not-a-net").is_err());
+    }
+}
