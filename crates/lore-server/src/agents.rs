@@ -307,11 +307,25 @@ fn parse_spec(body: Value) -> ApiResult<AgentSpec> {
     serde_json::from_value(body).map_err(|e| error(Code::ValidationFailed, format!("invalid agent: {e}")))
 }
 
+/// The model's address must pass the outbound policy: a `base_url`, or the provider's default
+/// (`llamacpp`'s 127.0.0.1:8080 is Lore's own port unless the operator allows it).
+fn check_address(state: &AppState, spec: &AgentSpec) -> ApiResult<()> {
+    if spec.model_provider == "extractive" || lore_llm::protocol_of(&spec.model_provider).is_none() {
+        return Ok(());
+    }
+    let base = spec.model_parameters["base_url"]
+        .as_str()
+        .map(str::to_string)
+        .unwrap_or_else(|| lore_llm::default_base(&spec.model_provider).to_string());
+    state.config.outbound().check_url(&base).map_err(|e| error(e.code, format!("model_parameters.base_url: {}", e.message)))
+}
+
 /// `POST /v1/agents`.
 pub async fn create(state: &AppState, principal: &Principal, body: Value) -> ApiResult<Value> {
     principal.require_session()?;
     let mut spec = parse_spec(body)?;
     validate(&spec)?;
+    check_address(state, &spec)?;
     check_links(state, principal, &spec).await?;
     seal_parameters(state, &mut spec.model_parameters, None)?;
     let agent = agent_of(spec, lore_core::new_id(), principal.user_id(), lore_core::now());
@@ -322,11 +336,17 @@ pub async fn create(state: &AppState, principal: &Principal, body: Value) -> Api
 pub async fn list(state: &AppState, principal: &Principal) -> ApiResult<Vec<Value>> {
     principal.require(Scope::Read)?;
     let agents = state.store.list_agents(principal.user_id()).await?;
-    Ok(agents.iter().map(|a| view(state, a)).collect())
+    Ok(agents.iter().filter(|a| agent_within_binding(principal, a)).map(|a| view(state, a)).collect())
 }
 
+/// The caller's agent, within the key's binding; any other is not found.
 async fn owned(state: &AppState, principal: &Principal, id: Id) -> ApiResult<Agent> {
-    state.store.get_agent(principal.user_id(), id).await?.ok_or_else(|| not_found("agent"))
+    state
+        .store
+        .get_agent(principal.user_id(), id)
+        .await?
+        .filter(|a| agent_within_binding(principal, a))
+        .ok_or_else(|| not_found("agent"))
 }
 
 pub async fn get(state: &AppState, principal: &Principal, id: Id) -> ApiResult<Value> {
@@ -345,6 +365,7 @@ pub async fn update(state: &AppState, principal: &Principal, id: Id, body: Value
     }
     let mut spec = parse_spec(merged)?;
     validate(&spec)?;
+    check_address(state, &spec)?;
     check_links(state, principal, &spec).await?;
     seal_parameters(state, &mut spec.model_parameters, Some(&current.model_parameters))?;
     let agent = agent_of(spec, current.id, current.user_id, current.created_at);
@@ -400,18 +421,54 @@ pub struct ConversationParams {
     pub agent_id: Option<Id>,
 }
 
+/// Whether a key bound to one knowledge base may see this agent: it must reach that knowledge
+/// base (all of the owner's when it names none); its answers are then drawn from it alone.
+fn agent_within_binding(principal: &Principal, agent: &Agent) -> bool {
+    principal
+        .bound_knowledge_base()
+        .is_none_or(|bound| agent.knowledge_base_ids.is_empty() || agent.knowledge_base_ids.contains(&bound))
+}
+
+/// Whether a key bound to one knowledge base may see this conversation: only those held through
+/// a key bound to the same knowledge base, whose citations all come from it.
+fn conversation_within_binding(principal: &Principal, conversation: &Conversation) -> bool {
+    principal.bound_knowledge_base().is_none_or(|bound| {
+        conversation.context.get(BOUND_KNOWLEDGE_BASE).and_then(Value::as_str) == Some(bound.to_string().as_str())
+    })
+}
+
+/// The conversation context key naming the knowledge base a bound key held it through.
+const BOUND_KNOWLEDGE_BASE: &str = "bound_knowledge_base_id";
+
 pub async fn list_conversations(
     state: &AppState,
     principal: &Principal,
     params: ConversationParams,
 ) -> ApiResult<Vec<Conversation>> {
     principal.require(Scope::Read)?;
-    Ok(state.store.list_conversations(principal.user_id(), params.agent_id).await?)
+    let mut all = state.store.list_conversations(principal.user_id(), params.agent_id).await?;
+    all.retain(|c| conversation_within_binding(principal, c));
+    Ok(all)
 }
 
 pub async fn get_conversation(state: &AppState, principal: &Principal, id: Id) -> ApiResult<Conversation> {
     principal.require(Scope::Read)?;
-    state.store.get_conversation(principal.user_id(), id).await?.ok_or_else(|| not_found("conversation"))
+    state
+        .store
+        .get_conversation(principal.user_id(), id)
+        .await?
+        .filter(|c| conversation_within_binding(principal, c))
+        .ok_or_else(|| not_found("conversation"))
+}
+
+/// The conversation, checked against the key's binding but not its scopes.
+async fn get_conversation_unscoped(state: &AppState, principal: &Principal, id: Id) -> ApiResult<Conversation> {
+    state
+        .store
+        .get_conversation(principal.user_id(), id)
+        .await?
+        .filter(|c| conversation_within_binding(principal, c))
+        .ok_or_else(|| not_found("conversation"))
 }
 
 pub async fn conversation_messages(state: &AppState, principal: &Principal, id: Id) -> ApiResult<Vec<ChatMessage>> {
@@ -421,6 +478,7 @@ pub async fn conversation_messages(state: &AppState, principal: &Principal, id: 
 
 pub async fn delete_conversation(state: &AppState, principal: &Principal, id: Id) -> ApiResult<()> {
     principal.require(Scope::Delete)?;
+    get_conversation_unscoped(state, principal, id).await?;
     if !state.store.delete_conversation(principal.user_id(), id).await? {
         return Err(not_found("conversation"));
     }
@@ -490,6 +548,8 @@ pub struct Turn {
     /// Time from the request to the provider call: what Lore adds to the time to first token.
     overhead_ms: f64,
     conversation: Option<Conversation>,
+    /// The knowledge base the caller's key is bound to, recorded on a new conversation.
+    bound: Option<Id>,
 }
 
 /// What an agent said.
@@ -504,6 +564,7 @@ pub async fn by_id_or_name(state: &AppState, principal: &Principal, agent: &str)
     let agents = state.store.list_agents(principal.user_id()).await?;
     agents
         .into_iter()
+        .filter(|a| agent_within_binding(principal, a))
         .find(|a| a.id.to_string() == agent || a.name == agent)
         .ok_or_else(|| error(Code::NotFound, format!("no agent '{agent}'")))
 }
@@ -529,7 +590,7 @@ pub async fn begin_chat(state: &AppState, principal: &Principal, id: Id, req: &C
                 .store
                 .get_conversation(principal.user_id(), cid)
                 .await?
-                .filter(|c| c.agent_id == agent.id)
+                .filter(|c| c.agent_id == agent.id && conversation_within_binding(principal, c))
                 .ok_or_else(|| not_found("conversation"))?;
             Some(c)
         }
@@ -622,6 +683,7 @@ pub async fn prepare(
         overhead_ms: started.elapsed().as_secs_f64() * 1000.0,
         started,
         conversation: None,
+        bound: principal.bound_knowledge_base(),
     })
 }
 
@@ -645,17 +707,25 @@ pub async fn provider_model(
 ) -> ApiResult<Arc<dyn ChatModel>> {
     let user = state.store.get_user_config(user_id).await?.unwrap_or_default();
     let open = |s: &Option<String>| s.as_deref().map(|s| state.master_key.open(s)).transpose();
+    // The user's key of this very provider; other vendors (deepseek, qwen, ...) never get the
+    // user's OpenAI key: they take the agent's own.
     let (user_key, user_base) = match provider {
         "anthropic" => (open(&user.anthropic_api_key)?, user.anthropic_base_url.clone()),
         "cohere" => (open(&user.cohere_api_key)?, user.cohere_base_url.clone()),
         "openai" => (open(&user.openai_api_key)?, user.openai_base_url.clone()),
-        // Other OpenAI-compatible servers have their own address; the user's OpenAI key is the fallback.
-        _ => (open(&user.openai_api_key)?, None),
+        _ => (None, None),
     };
     let agent_key = params["api_key_sealed"].as_str().map(|s| state.master_key.open(s)).transpose()?;
     let mut config = lore_llm::ChatConfig::new(provider, model);
+    config.base_url = params["base_url"].as_str().map(str::to_string).or(user_base.clone());
+    // The user's sealed key goes only to the address saved with it or to the provider's own.
+    let base = config.base_url.clone().unwrap_or_else(|| lore_llm::default_base(provider).to_string());
+    let same = |a: &str, b: &str| a.trim_end_matches('/').eq_ignore_ascii_case(b.trim_end_matches('/'));
+    let user_key = user_key.filter(|_| {
+        same(&base, lore_llm::default_base(provider)) || user_base.as_deref().is_some_and(|u| same(&base, u))
+    });
     config.api_key = agent_key.or(user_key);
-    config.base_url = params["base_url"].as_str().map(str::to_string).or(user_base);
+    config.outbound = state.config.outbound();
     if let Some(seconds) = params["timeout_seconds"].as_f64() {
         config.timeout = Duration::from_secs_f64(seconds);
     }
@@ -673,6 +743,7 @@ pub fn llm_error(e: LlmError) -> ApiError {
         LlmError::Rejected(m) => (Code::LlmRejected, m),
         LlmError::Timeout(m) => (Code::LlmTimeout, m),
         LlmError::BadResponse(m) => (Code::LlmBadResponse, m),
+        LlmError::Refused(m) => (Code::OutboundNotAllowed, m),
     };
     error(code, message)
 }
@@ -997,7 +1068,10 @@ pub async fn complete_turn(
                     user_id: turn.agent.user_id,
                     agent_id: turn.agent.id,
                     title: Some(turn.question.chars().take(80).collect()),
-                    context: json!({}),
+                    context: match turn.bound {
+                        Some(kb) => json!({ BOUND_KNOWLEDGE_BASE: kb }),
+                        None => json!({}),
+                    },
                     created_at: now,
                     updated_at: now,
                 };
@@ -1121,7 +1195,7 @@ pub async fn route(state: &AppState, principal: &Principal, req: RouteRequest) -
     principal.require(Scope::Search)?;
     let question = check_message(&req.question)?;
     let agents: Vec<Agent> =
-        state.store.list_agents(principal.user_id()).await?.into_iter().filter(|a| a.is_active).collect();
+        state.store.list_agents(principal.user_id()).await?.into_iter().filter(|a| a.is_active && agent_within_binding(principal, a)).collect();
     if agents.is_empty() {
         return Err(not_found("active agent"));
     }

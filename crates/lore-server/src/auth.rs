@@ -182,65 +182,152 @@ fn check_security(key: &ApiKey, parts: &Parts) -> Result<(), ApiError> {
     Ok(())
 }
 
-/// Failed logins, remembered per account and per client address for a window: brute force
-/// meets `429 too_many_login_attempts` long before it gets anywhere.
+/// The part of a client address that identifies a client: an IPv4 address whole (an IPv4-mapped
+/// IPv6 address as IPv4), an IPv6 address by its /64 prefix, the smallest block a site or a
+/// single line is given, so that rotating through the addresses of one's own /64 changes nothing.
+pub fn address_group(ip: Option<&str>) -> String {
+    match ip.and_then(|ip| ip.parse::<IpAddr>().ok()) {
+        Some(IpAddr::V6(v6)) => match v6.to_ipv4_mapped() {
+            Some(v4) => v4.to_string(),
+            None => {
+                let s = v6.segments();
+                format!("{:x}:{:x}:{:x}:{:x}::/64", s[0], s[1], s[2], s[3])
+            }
+        },
+        Some(IpAddr::V4(v4)) => v4.to_string(),
+        None => ip.unwrap_or("?").to_string(),
+    }
+}
+
+/// Events per key in a sliding window, in memory (each node keeps its own).
+struct Window {
+    events: Mutex<HashMap<String, VecDeque<Instant>>>,
+    span: Duration,
+}
+
+impl Window {
+    fn new(span: Duration) -> Self {
+        Window { events: Mutex::new(HashMap::new()), span }
+    }
+
+    /// Seconds until `key` is under `limit` again, if it has reached it.
+    fn wait(map: &mut HashMap<String, VecDeque<Instant>>, span: Duration, key: &str, limit: usize) -> Option<u64> {
+        let now = Instant::now();
+        let times = map.get_mut(key)?;
+        while times.front().is_some_and(|t| now.duration_since(*t) > span) {
+            times.pop_front();
+        }
+        if times.len() < limit {
+            return None;
+        }
+        // The wait ends when enough of the oldest events have aged out of the window.
+        let oldest = times.get(times.len() - limit).copied().unwrap_or(now);
+        Some(span.saturating_sub(now.duration_since(oldest)).as_secs().max(1))
+    }
+
+    fn record(map: &mut HashMap<String, VecDeque<Instant>>, key: String) {
+        if map.len() > 100_000 {
+            map.clear(); // a flood of distinct keys: forget rather than grow without bound
+        }
+        map.entry(key).or_default().push_back(Instant::now());
+    }
+}
+
+/// Failed logins in a 15-minute window, counted three ways:
+///
+/// - per account *and* client address (IPv6: /64): 5. Guessing one account's password from one
+///   place stops there, and only that place is held back: the owner, signing in from elsewhere,
+///   is not locked out by someone else's guesses.
+/// - per client address, whatever the account: 20 (spraying one password over many accounts).
+/// - per account, from everywhere: 100, a ceiling that only a distributed attack reaches; it
+///   slows such an attack to 100 guesses per quarter hour instead of letting it run free, at the
+///   price of a pause for the owner while it lasts.
+///
+/// Each answers `429 too_many_login_attempts` with the seconds to wait. A successful sign-in
+/// clears the count of its account and address.
 pub struct LoginThrottle {
-    failures: Mutex<HashMap<String, VecDeque<Instant>>>,
-    window: Duration,
+    window: Window,
+    per_account_address: usize,
+    per_address: usize,
     per_account: usize,
-    per_ip: usize,
 }
 
 impl Default for LoginThrottle {
     fn default() -> Self {
-        LoginThrottle::new(Duration::from_secs(15 * 60), 5, 20)
+        LoginThrottle::new(Duration::from_secs(15 * 60), 5, 20, 100)
     }
 }
 
 impl LoginThrottle {
-    pub fn new(window: Duration, per_account: usize, per_ip: usize) -> Self {
-        LoginThrottle { failures: Mutex::new(HashMap::new()), window, per_account, per_ip }
+    pub fn new(window: Duration, per_account_address: usize, per_address: usize, per_account: usize) -> Self {
+        LoginThrottle { window: Window::new(window), per_account_address, per_address, per_account }
     }
 
-    fn keys(account: &str, ip: Option<&str>) -> [(String, bool); 2] {
-        [(format!("account:{}", account.to_lowercase()), true), (format!("ip:{}", ip.unwrap_or("?")), false)]
+    fn keys(&self, account: &str, ip: Option<&str>) -> [(String, usize); 3] {
+        let account = account.to_lowercase();
+        let address = address_group(ip);
+        [
+            (format!("account+address:{account}|{address}"), self.per_account_address),
+            (format!("address:{address}"), self.per_address),
+            (format!("account:{account}"), self.per_account),
+        ]
     }
 
     /// Seconds to wait, if this account or address has failed too often lately.
     pub fn check(&self, account: &str, ip: Option<&str>) -> Option<u64> {
-        let now = Instant::now();
-        let mut map = self.failures.lock().ok()?;
-        let mut wait = None;
-        for (key, is_account) in Self::keys(account, ip) {
-            if let Some(times) = map.get_mut(&key) {
-                while times.front().is_some_and(|t| now.duration_since(*t) > self.window) {
-                    times.pop_front();
-                }
-                let limit = if is_account { self.per_account } else { self.per_ip };
-                if times.len() >= limit {
-                    let oldest = times.front().copied().unwrap_or(now);
-                    let secs = self.window.saturating_sub(now.duration_since(oldest)).as_secs().max(1);
-                    wait = Some(wait.map_or(secs, |w: u64| w.max(secs)));
-                }
-            }
-        }
-        wait
+        let mut map = self.window.events.lock().ok()?;
+        self.keys(account, ip)
+            .into_iter()
+            .filter_map(|(key, limit)| Window::wait(&mut map, self.window.span, &key, limit))
+            .max()
     }
 
     pub fn record_failure(&self, account: &str, ip: Option<&str>) {
-        let Ok(mut map) = self.failures.lock() else { return };
-        if map.len() > 100_000 {
-            map.clear(); // a flood of distinct names: forget rather than grow without bound
-        }
-        for (key, _) in Self::keys(account, ip) {
-            map.entry(key).or_default().push_back(Instant::now());
+        let Ok(mut map) = self.window.events.lock() else { return };
+        for (key, _) in self.keys(account, ip) {
+            Window::record(&mut map, key);
         }
     }
 
-    pub fn record_success(&self, account: &str) {
-        if let Ok(mut map) = self.failures.lock() {
-            map.remove(&format!("account:{}", account.to_lowercase()));
+    /// The right password from this address: its own count for the account starts over. (The
+    /// account's overall count does not: an attack elsewhere goes on being counted.)
+    pub fn record_success(&self, account: &str, ip: Option<&str>) {
+        if let Ok(mut map) = self.window.events.lock() {
+            let [(key, _), ..] = self.keys(account, ip);
+            map.remove(&key);
         }
+    }
+}
+
+/// Registrations per client address (IPv6: per /64) per hour, counted before the password is
+/// hashed (each hash costs 19 MiB and tens of milliseconds): past the limit, `429
+/// too_many_registrations` with the seconds to wait. A limit of 0 counts nothing.
+pub struct RegistrationThrottle {
+    window: Window,
+    limit: usize,
+}
+
+impl RegistrationThrottle {
+    pub fn new(per_hour: u32) -> Self {
+        RegistrationThrottle::with_window(Duration::from_secs(3600), per_hour as usize)
+    }
+
+    pub fn with_window(window: Duration, limit: usize) -> Self {
+        RegistrationThrottle { window: Window::new(window), limit }
+    }
+
+    /// Counts an attempt from `ip`, or says how many seconds to wait when its allowance is spent.
+    pub fn admit(&self, ip: Option<&str>) -> Result<(), u64> {
+        if self.limit == 0 {
+            return Ok(());
+        }
+        let Ok(mut map) = self.window.events.lock() else { return Ok(()) };
+        let key = address_group(ip);
+        if let Some(wait) = Window::wait(&mut map, self.window.span, &key, self.limit) {
+            return Err(wait);
+        }
+        Window::record(&mut map, key);
+        Ok(())
     }
 }
 
@@ -318,6 +405,10 @@ impl FromRequestParts<AppState> for Principal {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        // Authenticated (and counted against the key's limits) once, by the authorisation table.
+        if let Some(principal) = parts.extensions.get::<Principal>() {
+            return Ok(principal.clone());
+        }
         let token = request_token(parts)?;
         let hash = token_hash(token);
         let now = lore_core::now();
@@ -399,18 +490,59 @@ mod tests {
 
     #[test]
     fn login_throttle_counts_per_account_and_address() {
-        let t = LoginThrottle::new(Duration::from_secs(60), 3, 5);
+        let t = LoginThrottle::new(Duration::from_secs(60), 3, 5, 8);
         for _ in 0..3 {
             assert!(t.check("Alice", Some("1.2.3.4")).is_none());
             t.record_failure("Alice", Some("1.2.3.4"));
         }
-        assert!(t.check("alice", Some("9.9.9.9")).is_some(), "per account, whatever the address");
+        assert!(t.check("alice", Some("1.2.3.4")).is_some(), "per account and address");
+        assert!(t.check("alice", Some("9.9.9.9")).is_none(), "the owner elsewhere is not locked out");
         assert!(t.check("bob", Some("1.2.3.4")).is_none());
         t.record_failure("bob", Some("1.2.3.4"));
         t.record_failure("carol", Some("1.2.3.4"));
         assert!(t.check("dave", Some("1.2.3.4")).is_some(), "per address, whatever the account");
-        t.record_success("alice");
-        assert!(t.check("alice", Some("8.8.8.8")).is_none());
+        // Many addresses against one account reach its overall ceiling.
+        for i in 0..5 {
+            t.record_failure("alice", Some(&format!("10.0.0.{i}")));
+        }
+        assert!(t.check("alice", Some("9.9.9.9")).is_some(), "the account's ceiling");
+        assert!(t.check("erin", Some("9.9.9.9")).is_none());
+        // Success from an address clears that address's count for the account only.
+        let t = LoginThrottle::new(Duration::from_secs(60), 2, 50, 50);
+        t.record_failure("李雷", Some("5.5.5.5"));
+        t.record_failure("李雷", Some("5.5.5.5"));
+        assert!(t.check("李雷", Some("5.5.5.5")).is_some());
+        t.record_success("李雷", Some("5.5.5.5"));
+        assert!(t.check("李雷", Some("5.5.5.5")).is_none());
+    }
+
+    #[test]
+    fn ipv6_addresses_count_by_their_64_prefix() {
+        assert_eq!(address_group(Some("2001:db8:1:2:aaaa::1")), "2001:db8:1:2::/64");
+        assert_eq!(address_group(Some("2001:db8:1:2:ffff:ffff:ffff:ffff")), "2001:db8:1:2::/64");
+        assert_ne!(address_group(Some("2001:db8:1:3::1")), "2001:db8:1:2::/64");
+        assert_eq!(address_group(Some("::ffff:192.0.2.7")), "192.0.2.7");
+        assert_eq!(address_group(Some("192.0.2.7")), "192.0.2.7");
+        assert_eq!(address_group(None), "?");
+
+        let t = LoginThrottle::new(Duration::from_secs(60), 3, 100, 100);
+        for i in 1..=3 {
+            t.record_failure("alice", Some(&format!("2001:db8:1:2::{i:x}")));
+        }
+        assert!(t.check("alice", Some("2001:db8:1:2:dead:beef::9")).is_some(), "another address of the same /64");
+        assert!(t.check("alice", Some("2001:db8:1:3::1")).is_none(), "another /64");
+
+        let r = RegistrationThrottle::with_window(Duration::from_secs(60), 2);
+        assert!(r.admit(Some("2001:db8::1")).is_ok());
+        assert!(r.admit(Some("2001:db8::2")).is_ok());
+        let wait = r.admit(Some("2001:db8:0:0:1::3")).expect_err("the /64's allowance is spent");
+        assert!((1..=60).contains(&wait), "{wait}");
+        assert!(r.admit(Some("2001:db8:0:1::1")).is_ok());
+        assert!(r.admit(Some("198.51.100.1")).is_ok());
+        let unlimited = RegistrationThrottle::new(0);
+        for _ in 0..100 {
+            assert!(unlimited.admit(Some("198.51.100.1")).is_ok());
+        }
     }
 
     #[test]

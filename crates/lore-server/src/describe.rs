@@ -138,7 +138,9 @@ pub async fn from_description(
         return Err(error(Code::ValidationFailed, "description must be 1 to 2000 characters"));
     }
     let mut warning = None;
-    if let Some(provider) = provider_for(state, principal.user_id(), req.llm_provider.as_deref()).await? {
+    // Only the owner, signed in, spends their model credits; a key gets the built-in rules.
+    let named = if principal.api_key().is_some() { Some("rules") } else { req.llm_provider.as_deref() };
+    if let Some(provider) = provider_for(state, principal.user_id(), named).await? {
         let model = req.model.clone().unwrap_or_else(|| default_model(&provider).to_string());
         match ask(state, principal, &provider, &model, description).await {
             Ok((mut config, strategy, reasoning)) => {

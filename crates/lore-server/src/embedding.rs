@@ -48,6 +48,8 @@ pub fn to_error(e: EmbedError) -> Error {
             Error::new(Code::EmbeddingProviderRejected, format!("embedding provider rejected the request: {m}"))
         }
         EmbedError::InvalidConfig(m) => Error::new(Code::InvalidEmbeddingConfig, m),
+        EmbedError::Refused(m) => Error::new(Code::OutboundNotAllowed, m),
+        EmbedError::UnknownModel(m) => Error::new(Code::UnknownModel, m),
     }
 }
 
@@ -56,6 +58,19 @@ pub fn parse_config(value: &serde_json::Value) -> Result<EmbeddingConfig, Error>
     let config: EmbeddingConfig = serde_json::from_value(value.clone())
         .map_err(|e| Error::new(Code::InvalidEmbeddingConfig, format!("invalid embedding_config: {e}")))?;
     lore_embed::Registry::space_of(&config).map_err(to_error)?;
+    Ok(config)
+}
+
+/// Checks a configuration a user saves: a local model must be a model name the server has (never
+/// a path), and a remote address must pass the outbound policy.
+pub fn check_config(state: &AppState, value: &serde_json::Value) -> Result<EmbeddingConfig, Error> {
+    let config = parse_config(value)?;
+    if config.provider() == "local" {
+        state.embedders.check_local(config.model.as_deref().unwrap_or(lore_embed::DEFAULT_MODEL)).map_err(to_error)?;
+    }
+    if let Some(base) = &config.base_url {
+        state.config.outbound().check_url(base)?;
+    }
     Ok(config)
 }
 
@@ -158,7 +173,7 @@ pub async fn reembed(state: &AppState, job: &lore_core::model::Job, kb: &Knowled
             })
             .collect();
         let titles: Vec<Option<String>> = batch.iter().map(|c| c.title.clone()).collect();
-        embed_chunks(state, embedder.as_ref(), &mut chunks, &titles).await?;
+        embed_chunks(state, kb.user_id, embedder.as_ref(), &mut chunks, &titles).await?;
         let rows: Vec<lore_core::model::Reembedded> = batch
             .iter()
             .zip(chunks)
@@ -194,13 +209,14 @@ async fn secrets(state: &AppState, user_id: Id) -> Result<ProviderSecrets, Error
 /// embeddings). `titles[i]` belongs to `chunks[i]`.
 pub async fn embed_chunks(
     state: &AppState,
+    owner: Id,
     embedder: &dyn Embedder,
     chunks: &mut [NewChunk],
     titles: &[Option<String>],
 ) -> Result<(), Error> {
     let wanted: Vec<usize> = (0..chunks.len()).filter(|&i| chunks[i].searchable).collect();
     let hashes: Vec<String> = wanted.iter().map(|&i| chunks[i].content_hash.clone()).collect();
-    let cached = state.store.cached_embeddings(embedder.space(), &hashes).await?;
+    let cached = state.store.cached_embeddings(owner, embedder.space(), &hashes).await?;
     let mut missing = Vec::new();
     for &i in &wanted {
         match cached.get(&chunks[i].content_hash) {

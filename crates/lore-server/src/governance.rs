@@ -181,6 +181,19 @@ pub async fn put_config(state: &AppState, principal: &Principal, update: ConfigU
     url("anthropic_base_url", &c.anthropic_base_url)?;
     url("cohere_base_url", &c.cohere_base_url)?;
     url("webhook_url", &c.webhook_url)?;
+    // Every address a user names passes the outbound policy when it is saved, and again at
+    // every connection (after DNS).
+    let policy = state.config.outbound();
+    for (name, value) in [
+        ("openai_base_url", &c.openai_base_url),
+        ("anthropic_base_url", &c.anthropic_base_url),
+        ("cohere_base_url", &c.cohere_base_url),
+        ("webhook_url", &c.webhook_url),
+    ] {
+        if let Some(address) = value.as_deref().filter(|a| !a.trim().is_empty()) {
+            policy.check_url(address).map_err(|e| error(e.code, format!("{name}: {}", e.message)))?;
+        }
+    }
     let stored = state.store.put_user_config(principal.user_id(), &c).await?;
     view(state, stored)
 }

@@ -3,6 +3,7 @@
 
 pub mod agents;
 pub mod auth;
+pub mod authz;
 pub mod blobs;
 pub mod chat;
 pub mod console;
@@ -11,6 +12,7 @@ pub mod embedding;
 pub mod error;
 pub mod governance;
 pub mod health;
+pub mod invitations;
 pub mod keycache;
 pub mod limiter;
 pub mod maintenance;
@@ -90,6 +92,7 @@ pub async fn open_store(
 /// Opens the store and the blob store the configuration names, starts the workers and the HTTP
 /// listener.
 pub async fn start(config: ServerConfig) -> Result<RunningServer> {
+    lore_core::budget::install(config.budgets.clone());
     std::fs::create_dir_all(&config.data_dir)
         .map_err(|e| Error::internal(format!("cannot create data directory {}: {e}", config.data_dir.display())))?;
     let store = open_store(&config.data_dir, config.database_url.as_deref(), config.ef_search).await?;
@@ -126,7 +129,13 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer> {
         usage_log: usage_tx,
         master_key: Arc::new(master_key),
         login_throttle: Arc::new(auth::LoginThrottle::default()),
-        embedders: Arc::new(lore_embed::Registry::new(lore_embed::ModelStore::new(config.model_dir.clone()))),
+        registration_throttle: Arc::new(auth::RegistrationThrottle::new(config.registrations_per_hour)),
+        embedders: Arc::new(embedders(&config)),
+        // One child per worker stays ready; it is started on the first document.
+        parsers: config
+            .parser_exe
+            .as_ref()
+            .map(|exe| Arc::new(lore_ingest::isolate::ParserPool::new(exe, workers.max(1)))),
     };
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     // A name for this process among the nodes sharing a database.
@@ -168,4 +177,18 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer> {
     });
     tracing::info!(%addr, "lore is listening");
     Ok(RunningServer { addr, shutdown: shutdown_tx, task, state: kept })
+}
+
+/// The embedder registry: the model cache, the outbound policy, and the operator's own model path
+/// (`--embedding-model /path`), the one path a configuration may name.
+fn embedders(config: &ServerConfig) -> lore_embed::Registry {
+    let registry = lore_embed::Registry::new(lore_embed::ModelStore::new(config.model_dir.clone()), config.outbound());
+    if let Some(default) = config.embedding_model.as_deref().map(lore_embed::EmbeddingConfig::from_shorthand)
+        && default.provider() == "local"
+        && let Some(model) = default.model.as_deref()
+        && lore_embed::provision::known(model).is_none()
+    {
+        registry.allow_operator_model(model);
+    }
+    registry
 }

@@ -102,7 +102,7 @@ async fn deliver(state: &AppState, mut notification: Notification, url: &str, se
     })
     .to_string();
     // A user names the address: the same guard as data sources keeps it off internal networks.
-    let http = match crate::sources::net::client(state.config.allow_private_sources, TIMEOUT) {
+    let http = match crate::sources::net::client(&state.config.outbound(), TIMEOUT) {
         Ok(c) => c,
         Err(e) => {
             tracing::warn!(error = %e, "no HTTP client for webhooks");

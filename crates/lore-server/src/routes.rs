@@ -18,6 +18,7 @@ use crate::auth::{Principal, client_ip};
 use crate::chat;
 use crate::error::{ApiError, ApiResult, Json, Path, Query, error};
 use crate::governance;
+use crate::invitations;
 use crate::metrics;
 use crate::service::{self, ClientInfo};
 use crate::state::AppState;
@@ -71,6 +72,9 @@ pub fn router(state: AppState) -> Router {
         .route("/file-types/{id}", patch(update_file_type))
         .route("/admin/users", get(list_users))
         .route("/admin/users/{id}", patch(update_user))
+        .route("/admin/invitations", post(create_invitation).get(list_invitations))
+        .route("/admin/invitations/{id}", delete(revoke_invitation))
+        .route_layer(middleware::from_fn_with_state(state.clone(), crate::authz::enforce))
         .route_layer(middleware::from_fn_with_state(state.clone(), usage::track))
         .route_layer(middleware::from_fn(metrics::track));
     Router::new()
@@ -488,6 +492,29 @@ async fn update_user(
     Json(req): Json<governance::UserUpdate>,
 ) -> ApiResult<Json<lore_core::model::User>> {
     Ok(Json(governance::set_user_active(&state, &principal, id, req).await?))
+}
+
+async fn create_invitation(
+    State(state): State<AppState>,
+    principal: Principal,
+    Json(req): Json<invitations::CreateInvitation>,
+) -> ApiResult<impl IntoResponse> {
+    let created = invitations::create(&state, &principal, req).await?;
+    Ok((StatusCode::CREATED, Json(created)))
+}
+
+async fn list_invitations(State(state): State<AppState>, principal: Principal) -> ApiResult<Json<Value>> {
+    let invitations = invitations::list(&state, &principal).await?;
+    Ok(Json(json!({ "data": invitations })))
+}
+
+async fn revoke_invitation(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path(id): Path<Id>,
+) -> ApiResult<StatusCode> {
+    invitations::revoke(&state, &principal, id).await?;
+    Ok(StatusCode::NO_CONTENT)
 }
 
 async fn list_file_types(State(state): State<AppState>, principal: Principal) -> ApiResult<Json<Value>> {

@@ -43,6 +43,9 @@ pub struct RegisterRequest {
     pub full_name: Option<String>,
     pub first_name: Option<String>,
     pub last_name: Option<String>,
+    /// An invitation token from an administrator: needed under `--registration invite` (the
+    /// default) once the installation has its first account.
+    pub invitation: Option<String>,
 }
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
@@ -73,7 +76,7 @@ fn valid_username(name: &str) -> bool {
     name.chars().all(|c| c.is_alphanumeric() || matches!(c, '_' | '-' | '.'))
 }
 
-fn valid_email(email: &str) -> bool {
+pub(crate) fn valid_email(email: &str) -> bool {
     match email.split_once('@') {
         Some((local, domain)) => {
             !local.is_empty()
@@ -97,29 +100,64 @@ pub async fn register(state: &AppState, req: RegisterRequest, client: ClientInfo
         return Err(error(Code::ValidationFailed, "email is not a valid address"));
     }
     check_len("password", &req.password, 8, 1024)?;
+    // Who may register is settled before any costly work: first the policy (a registrant it
+    // refuses learns nothing else, not even whether the name is taken), then the address's
+    // allowance, and only then the password hash.
+    let policy = state.config.registration;
+    let invitation_hash = req.invitation.as_deref().map(str::trim).filter(|t| !t.is_empty()).map(auth::token_hash);
+    admissible(state, policy, invitation_hash.as_deref(), &email).await?;
+    if let Err(wait) = state.registration_throttle.admit(client.ip.as_deref()) {
+        return Err(error(Code::TooManyRegistrations, "too many accounts were created from this address; try again later")
+            .retry_after(wait));
+    }
     let password = req.password;
     let password_hash = tokio::task::spawn_blocking(move || auth::hash_password(&password))
         .await
         .map_err(|e| Error::internal(e.to_string()))??;
+    // The store decides again, atomically with the account's creation: the first account of an
+    // empty installation becomes its administrator, and an invitation admits one account only.
     let user = state
         .store
-        .create_user(NewUser {
-            username,
-            email,
-            password_hash,
-            full_name: req.full_name,
-            first_name: req.first_name,
-            last_name: req.last_name,
-        })
+        .register_user(
+            NewUser {
+                username,
+                email,
+                password_hash,
+                full_name: req.full_name,
+                first_name: req.first_name,
+                last_name: req.last_name,
+            },
+            Admission { policy, invitation_hash, now: lore_core::now() },
+        )
         .await?;
-    // The first account of a new installation administers it.
-    let user = if state.store.count_users().await? == 1 {
-        state.store.set_superuser(user.id, true).await?;
-        state.store.get_user(user.id).await?.unwrap_or(user)
-    } else {
-        user
-    };
     new_session(state, user, client).await
+}
+
+/// Whether the policy would admit this registration now (the store checks again when it
+/// creates the account): an empty installation admits its first account whatever the policy.
+async fn admissible(
+    state: &AppState,
+    policy: RegistrationPolicy,
+    invitation_hash: Option<&str>,
+    email: &str,
+) -> ApiResult<()> {
+    if policy == RegistrationPolicy::Open || state.store.count_users().await? == 0 {
+        return Ok(());
+    }
+    let hash = match (policy, invitation_hash) {
+        (RegistrationPolicy::Invite, Some(hash)) => hash,
+        _ => return Err(policy.refusal().into()),
+    };
+    let now = lore_core::now();
+    let usable = state.store.find_invitation(hash).await?.is_some_and(|inv| {
+        inv.used_at.is_none()
+            && inv.expires_at > now
+            && inv.email.as_deref().is_none_or(|only| only.to_lowercase() == email.to_lowercase())
+    });
+    if !usable {
+        return Err(Invitation::invalid().into());
+    }
+    Ok(())
 }
 
 pub async fn login(state: &AppState, req: LoginRequest, client: ClientInfo) -> ApiResult<AuthResponse> {
@@ -146,7 +184,7 @@ pub async fn login(state: &AppState, req: LoginRequest, client: ClientInfo) -> A
         state.login_throttle.record_failure(&account, ip);
         return Err(invalid());
     }
-    state.login_throttle.record_success(&account);
+    state.login_throttle.record_success(&account, ip);
     if !user.is_active {
         return Err(error(Code::UserInactive, "this account is deactivated"));
     }
@@ -340,7 +378,19 @@ pub struct UpdateKbRequest {
 }
 
 /// Parses and checks settings: a chunking configuration must be usable as it stands.
-fn parse_settings(value: Value, user: &UserDefaults) -> ApiResult<KbSettings> {
+/// Where a knowledge base's embeddings are computed decides where its text, and the owner's
+/// provider key, are sent: only a signed-in person may choose it, never an API key.
+fn check_embedding_change(principal: &Principal, before: Option<&Value>, after: Option<&Value>) -> ApiResult<()> {
+    if before != after && principal.api_key().is_some() {
+        return Err(error(
+            Code::SessionRequired,
+            "changing settings.embedding_config needs a login session, not an API key (send the current one unchanged to change other settings)",
+        ));
+    }
+    Ok(())
+}
+
+fn parse_settings(state: &AppState, value: Value, user: &UserDefaults) -> ApiResult<KbSettings> {
     if !value.is_object() {
         return Err(error(Code::ValidationFailed, "settings must be a JSON object"));
     }
@@ -350,7 +400,7 @@ fn parse_settings(value: Value, user: &UserDefaults) -> ApiResult<KbSettings> {
         config.to_strategy(user)?;
     }
     if let Some(config) = &settings.embedding_config {
-        crate::embedding::parse_config(config)?;
+        crate::embedding::check_config(state, config)?;
     }
     if let Some(mode) = settings.search_config.as_ref().and_then(|s| s.default_mode.as_deref())
         && !matches!(mode, "fulltext" | "vector" | "hybrid")
@@ -376,9 +426,10 @@ pub async fn create_knowledge_base(
     check_len("name", &name, 1, 200)?;
     let defaults = state.store.user_defaults(principal.user_id()).await?;
     let settings = match req.settings {
-        Some(v) => parse_settings(v, &defaults)?,
+        Some(v) => parse_settings(state, v, &defaults)?,
         None => KbSettings::default(),
     };
+    check_embedding_change(principal, None, settings.embedding_config.as_ref())?;
     Ok(state
         .store
         .create_knowledge_base(NewKnowledgeBase {
@@ -425,7 +476,10 @@ pub async fn update_knowledge_base(
         check_len("name", name.trim(), 1, 200)?;
     }
     let defaults = state.store.user_defaults(principal.user_id()).await?;
-    let settings = req.settings.map(|v| parse_settings(v, &defaults)).transpose()?;
+    let settings = req.settings.map(|v| parse_settings(state, v, &defaults)).transpose()?;
+    if let Some(settings) = &settings {
+        check_embedding_change(principal, before.settings.embedding_config.as_ref(), settings.embedding_config.as_ref())?;
+    }
     let patch = KbPatch {
         name: req.name.map(|n| n.trim().to_string()),
         description: req.description,
@@ -772,21 +826,41 @@ pub async fn search(
 /// share one embedding space.
 pub async fn search_all(state: &AppState, principal: &Principal, mut req: SearchRequest) -> ApiResult<SearchResponse> {
     principal.require(Scope::Search)?;
+    let max = lore_core::budget::budgets().max_search_knowledge_bases;
+    let too_many = |n: usize| {
+        lore_core::budget::exceeded(
+            Code::TooManyKnowledgeBases,
+            format!("a search may span at most {max} knowledge bases, not {n}; name fewer in knowledge_base_ids"),
+            "max-search-knowledge-bases",
+        )
+    };
     let kbs = match req.knowledge_base_ids.take() {
-        Some(ids) => {
+        Some(mut ids) => {
+            // Refused before any lookup; a repeated id counts once.
+            let mut seen = std::collections::HashSet::new();
+            ids.retain(|id| seen.insert(*id));
+            if ids.len() > max {
+                return Err(too_many(ids.len()).into());
+            }
             let mut kbs = Vec::with_capacity(ids.len());
             for id in ids {
                 kbs.push(owned_kb(state, principal, id).await?);
             }
             kbs
         }
-        None => state
-            .store
-            .list_knowledge_bases(principal.user_id())
-            .await?
-            .into_iter()
-            .filter(|kb| principal.require_knowledge_base(kb.id).is_ok())
-            .collect(),
+        None => {
+            let kbs: Vec<KnowledgeBase> = state
+                .store
+                .list_knowledge_bases(principal.user_id())
+                .await?
+                .into_iter()
+                .filter(|kb| principal.require_knowledge_base(kb.id).is_ok())
+                .collect();
+            if kbs.len() > max {
+                return Err(too_many(kbs.len()).into());
+            }
+            kbs
+        }
     };
     run_search(state, principal, kbs, req).await
 }
@@ -1016,6 +1090,10 @@ pub async fn preview_chunking(
     let strategy = chunking::resolve(doc_config.as_ref(), kb_config.as_ref(), &defaults)?;
     let size_unit = chunking::resolve_unit(doc_config.as_ref(), kb_config.as_ref());
     let text = req.text;
+    // A text that must give more chunks than a document may have is refused before any work.
+    if size_unit == chunking::SizeUnit::Characters {
+        strategy.check_text_budget(text.chars().count())?;
+    }
     // Semantic chunking and sizes in tokens need the knowledge base's model (or the user's default).
     let embedder = if matches!(strategy, Strategy::Semantic { .. }) || size_unit == chunking::SizeUnit::Tokens {
         let embedding = kb.as_ref().and_then(|kb| kb.settings.embedding_config.as_ref());
@@ -1042,6 +1120,7 @@ pub async fn preview_chunking(
         Some(count) => count(content),
         None => content.chars().count(),
     };
+    chunking::check_chunk_count(chunks.len())?;
     let chunks: Vec<PreviewChunk> = chunks
         .into_iter()
         .enumerate()

@@ -134,12 +134,12 @@ trait Connector: Send + Sync {
 
 /// The connector for a source; `credentials` are the opened (unsealed) ones.
 fn connector(state: &AppState, source: &DataSource, credentials: Option<&Value>) -> Result<Box<dyn Connector>, Error> {
-    let (max, private) = (state.config.max_upload_bytes, state.config.allow_private_sources);
+    let (max, policy) = (state.config.max_upload_bytes, state.config.outbound());
     Ok(match source.source_type.as_str() {
         "local_folder" => Box::new(folder::Folder::open(state, &source.config)?),
-        "web" => Box::new(web::Web::open(&source.config, credentials, max, private)?),
+        "web" => Box::new(web::Web::open(&source.config, credentials, max, &policy)?),
         "git" => Box::new(git::Git::open(state, &source.config)?),
-        "s3" => Box::new(s3::S3::open(&source.config, credentials, max, private)?),
+        "s3" => Box::new(s3::S3::open(&source.config, credentials, max, &policy)?),
         other => {
             return Err(Error::new(
                 Code::InvalidSourceConfig,
@@ -226,12 +226,20 @@ pub async fn create(state: &AppState, principal: &Principal, req: SourceRequest)
 
 pub async fn list(state: &AppState, principal: &Principal) -> ApiResult<Vec<DataSource>> {
     principal.require(Scope::Read)?;
-    Ok(state.store.list_data_sources(principal.user_id()).await?)
+    let mut all = state.store.list_data_sources(principal.user_id()).await?;
+    all.retain(|s| principal.bound_knowledge_base().is_none_or(|kb| kb == s.knowledge_base_id));
+    Ok(all)
 }
 
+/// The caller's data source, within the key's binding (a source of another knowledge base is not found).
 pub async fn get(state: &AppState, principal: &Principal, id: Id) -> ApiResult<DataSource> {
     principal.require(Scope::Read)?;
-    state.store.get_data_source(principal.user_id(), id).await?.ok_or_else(|| not_found("data source"))
+    state
+        .store
+        .get_data_source(principal.user_id(), id)
+        .await?
+        .filter(|s| principal.bound_knowledge_base().is_none_or(|kb| kb == s.knowledge_base_id))
+        .ok_or_else(|| not_found("data source"))
 }
 
 /// `PATCH /v1/data-sources/{id}`.

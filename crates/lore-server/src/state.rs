@@ -10,7 +10,7 @@ use lore_core::model::UsageLog;
 use lore_core::store::Store;
 use tokio::sync::{Notify, mpsc};
 
-use crate::auth::LoginThrottle;
+use crate::auth::{LoginThrottle, RegistrationThrottle};
 use crate::keycache::KeyCache;
 use crate::limiter::Limiter;
 use crate::secrets::MasterKey;
@@ -39,6 +39,11 @@ pub struct ServerConfig {
     /// Ingestion workers; 0 runs none (useful to inspect queued documents in tests).
     pub workers: usize,
     pub session_ttl: Duration,
+    /// Who may create an account (`--registration`). Whatever it says, the first account of an
+    /// installation without any may register, and becomes its administrator.
+    pub registration: lore_core::model::RegistrationPolicy,
+    /// Registrations each client address (IPv6: each /64) may make per hour; 0: no limit.
+    pub registrations_per_hour: u32,
     /// How long soft-deleted documents stay restorable before they are purged.
     pub trash_retention: Duration,
     /// Usage logs of successful requests are kept this long; of errors, `usage_error_retention`.
@@ -59,6 +64,15 @@ pub struct ServerConfig {
     pub source_roots: Vec<PathBuf>,
     /// Whether data sources and webhooks may reach private, loopback and link-local addresses.
     pub allow_private_sources: bool,
+    /// Non-public networks that outbound requests (providers, webhooks, connectors) may reach all
+    /// the same (`--allow-outbound`).
+    pub allow_outbound: Vec<ipnet::IpNet>,
+    /// How much work one request or one file may cause (installed process-wide at start).
+    pub budgets: lore_core::budget::Budgets,
+    /// The binary whose `parse-worker` subcommand parses documents in child processes, each
+    /// under the budgets' memory and CPU limits (`lore serve` names itself); `None`: documents
+    /// are parsed inside the server, where a file that exhausts memory aborts it.
+    pub parser_exe: Option<PathBuf>,
     /// How often the scheduler looks for data sources due for an automatic sync.
     pub sync_check_interval: Duration,
     /// First wait before a webhook delivery is retried; doubled per attempt.
@@ -80,6 +94,8 @@ impl ServerConfig {
             min_free_disk: 256 * 1024 * 1024,
             workers: std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2),
             session_ttl: Duration::from_secs(30 * DAY),
+            registration: lore_core::model::RegistrationPolicy::Invite,
+            registrations_per_hour: 10,
             trash_retention: Duration::from_secs(30 * DAY),
             usage_success_retention: Duration::from_secs(30 * DAY),
             usage_error_retention: Duration::from_secs(90 * DAY),
@@ -90,6 +106,9 @@ impl ServerConfig {
             prices: lore_llm::PriceTable::builtin(),
             source_roots: Vec::new(),
             allow_private_sources: false,
+            allow_outbound: Vec::new(),
+            budgets: lore_core::budget::Budgets::default(),
+            parser_exe: None,
             sync_check_interval: Duration::from_secs(30),
             webhook_backoff: Duration::from_secs(2),
             data_dir,
@@ -98,6 +117,13 @@ impl ServerConfig {
 }
 
 const DAY: u64 = 24 * 3600;
+
+impl ServerConfig {
+    /// The policy every outbound client of this server is built with.
+    pub fn outbound(&self) -> lore_core::outbound::Policy {
+        lore_core::outbound::Policy { allow_private: self.allow_private_sources, allowed: self.allow_outbound.clone() }
+    }
+}
 
 /// An access key of the blob bucket. Its `Debug` shows the key id, never the secret.
 #[derive(Clone)]
@@ -123,7 +149,10 @@ pub struct AppState {
     pub usage_log: mpsc::Sender<UsageLog>,
     pub master_key: Arc<MasterKey>,
     pub login_throttle: Arc<LoginThrottle>,
+    pub registration_throttle: Arc<RegistrationThrottle>,
     pub limiter: Arc<Limiter>,
     pub key_cache: Arc<KeyCache>,
     pub embedders: Arc<lore_embed::Registry>,
+    /// The parser processes, when `parser_exe` is set.
+    pub parsers: Option<Arc<lore_ingest::isolate::ParserPool>>,
 }

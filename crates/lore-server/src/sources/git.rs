@@ -25,7 +25,7 @@ pub struct Git {
     branch: Option<String>,
     patterns: Patterns,
     max_bytes: u64,
-    allow_private: bool,
+    policy: net::Policy,
     staging: PathBuf,
     /// The repository the listing read, kept until the sync's fetches are done (a remote clone
     /// lives in a temporary folder that goes with it).
@@ -46,7 +46,7 @@ impl Git {
             .ok_or_else(|| bad("git needs config.url: an http(s) repository URL or a path on the server"))?;
         let origin = match Url::parse(url) {
             Ok(u) if matches!(u.scheme(), "http" | "https") => {
-                net::check_literal(&u, state.config.allow_private_sources)?;
+                net::check_literal(&u, &state.config.outbound())?;
                 Origin::Remote(u)
             }
             Ok(u) if u.scheme() == "file" => {
@@ -73,7 +73,7 @@ impl Git {
             branch,
             patterns: Patterns::from_config(config)?,
             max_bytes: state.config.max_upload_bytes,
-            allow_private: state.config.allow_private_sources,
+            policy: state.config.outbound(),
             staging: state.blobs.staging_dir().to_path_buf(),
             opened: Mutex::new(None),
         })
@@ -82,14 +82,14 @@ impl Git {
     /// Refuses a remote whose host resolves to a private address (gix connects on its own, so
     /// this is checked before the clone).
     async fn check_remote(&self, url: &Url) -> Result<(), Error> {
-        if self.allow_private {
+        if self.policy.allow_private {
             return Ok(());
         }
         let host = url.host_str().unwrap_or_default();
         let port = url.port_or_known_default().unwrap_or(443);
         let addrs = tokio::net::lookup_host((host, port)).await.map_err(|e| git_error(host, e))?;
         for addr in addrs {
-            if !net::is_public(addr.ip()) {
+            if !self.policy.permits(addr.ip()) {
                 return Err(net::refused(host));
             }
         }

@@ -2,56 +2,16 @@
 //! every address a request connects to is checked after DNS resolution, on every redirect too,
 //! unless the operator allowed private addresses (`--allow-private-sources`).
 
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
-use std::sync::Arc;
+use std::net::IpAddr;
 use std::time::Duration;
 
 use lore_core::error::{Code, Error};
 use reqwest::Url;
-use reqwest::dns::{Addrs, Name, Resolve, Resolving};
+pub use lore_core::outbound::Policy;
 
-/// Redirects followed at most, each checked like the first request.
-const MAX_REDIRECTS: usize = 5;
 pub const USER_AGENT: &str = concat!("LoreBot/", env!("CARGO_PKG_VERSION"));
 
-/// Whether an address is on the public internet: not loopback, private, link-local, shared
-/// (CGNAT), documentation, benchmarking, multicast, broadcast or unspecified.
-pub fn is_public(ip: IpAddr) -> bool {
-    match ip {
-        IpAddr::V4(v4) => is_public_v4(v4),
-        IpAddr::V6(v6) => {
-            // An IPv4 address in IPv6 clothing is judged as IPv4.
-            if let Some(v4) = v6.to_ipv4_mapped() {
-                return is_public_v4(v4);
-            }
-            let first = v6.segments()[0];
-            !(v6.is_loopback()
-                || v6.is_unspecified()
-                || v6.is_multicast()
-                || (first & 0xfe00) == 0xfc00 // unique local fc00::/7
-                || (first & 0xffc0) == 0xfe80 // link-local fe80::/10
-                || (first & 0xffc0) == 0xfec0 // site-local (deprecated) fec0::/10
-                || first == 0x2001 && v6.segments()[1] == 0x0db8 // documentation
-                || first == 0x0064 && v6.segments()[1] == 0xff9b) // NAT64, which reaches IPv4 inside
-        }
-    }
-}
-
-fn is_public_v4(ip: Ipv4Addr) -> bool {
-    let [a, b, c, _] = ip.octets();
-    !(ip.is_private()
-        || ip.is_loopback()
-        || ip.is_link_local()
-        || ip.is_unspecified()
-        || ip.is_broadcast()
-        || ip.is_multicast()
-        || ip.is_documentation()
-        || a == 0
-        || (a == 100 && (64..128).contains(&b)) // shared address space (CGNAT)
-        || (a == 192 && b == 0 && c == 0) // IETF protocol assignments
-        || (a == 198 && (b & 0xfe) == 18) // benchmarking
-        || a >= 240) // reserved
-}
+pub use lore_core::outbound::is_public;
 
 pub(super) fn refused(what: &str) -> Error {
     Error::new(
@@ -63,25 +23,8 @@ pub(super) fn refused(what: &str) -> Error {
     )
 }
 
-/// Resolves host names like the system does, then refuses private answers: the check and the
-/// connection use the same addresses, so DNS cannot change its answer in between.
-struct PublicOnly;
-
-impl Resolve for PublicOnly {
-    fn resolve(&self, name: Name) -> Resolving {
-        Box::pin(async move {
-            let host = name.as_str().to_string();
-            let addrs: Vec<SocketAddr> = tokio::net::lookup_host((host.as_str(), 0)).await?.collect();
-            if addrs.is_empty() || addrs.iter().any(|a| !is_public(a.ip())) {
-                return Err(Box::new(refused(&host)) as Box<dyn std::error::Error + Send + Sync>);
-            }
-            Ok(Box::new(addrs.into_iter()) as Addrs)
-        })
-    }
-}
-
 /// Refuses a URL whose host is a literal private address (names are checked at resolution).
-pub fn check_literal(url: &Url, allow_private: bool) -> Result<(), Error> {
+pub fn check_literal(url: &Url, policy: &Policy) -> Result<(), Error> {
     if !matches!(url.scheme(), "http" | "https") {
         return Err(Error::new(Code::InvalidSourceConfig, format!("{url}: only http and https URLs can be fetched")));
     }
@@ -91,31 +34,19 @@ pub fn check_literal(url: &Url, allow_private: bool) -> Result<(), Error> {
         Some(url::Host::Domain(_)) => return Ok(()),
         None => return Err(Error::new(Code::InvalidSourceConfig, format!("{url} has no host"))),
     };
-    if allow_private || is_public(ip) { Ok(()) } else { Err(refused(&ip.to_string())) }
+    if policy.permits(ip) { Ok(()) } else { Err(refused(&ip.to_string())) }
 }
 
-/// A client for fetching what users name: public addresses only (unless allowed), bounded
-/// redirects each checked again, a total timeout per request.
-pub fn client(allow_private: bool, timeout: Duration) -> Result<reqwest::Client, Error> {
-    lore_core::tls::ensure_provider();
-    let policy = reqwest::redirect::Policy::custom(move |attempt| {
-        if attempt.previous().len() >= MAX_REDIRECTS {
-            attempt.error(Error::new(Code::SourceUnreachable, format!("more than {MAX_REDIRECTS} redirects")))
-        } else if let Err(e) = check_literal(attempt.url(), allow_private) {
-            attempt.error(e)
-        } else {
-            attempt.follow()
-        }
-    });
-    let mut builder = reqwest::Client::builder()
+/// A client for fetching what users name: held to the outbound policy (addresses checked after
+/// DNS and on every redirect), a total timeout per request.
+pub fn client(policy: &Policy, timeout: Duration) -> Result<reqwest::Client, Error> {
+    policy
+        .client_builder()
         .user_agent(USER_AGENT)
         .timeout(timeout)
         .connect_timeout(Duration::from_secs(10))
-        .redirect(policy);
-    if !allow_private {
-        builder = builder.dns_resolver(Arc::new(PublicOnly));
-    }
-    builder.build().map_err(|e| Error::internal(format!("HTTP client: {e}")))
+        .build()
+        .map_err(|e| Error::internal(format!("HTTP client: {e}")))
 }
 
 /// What went wrong with a request, for a person: the guard's own refusal when it was that.
@@ -123,7 +54,9 @@ pub fn describe(url: &str, e: &reqwest::Error) -> Error {
     let mut source: Option<&dyn std::error::Error> = Some(e);
     while let Some(cause) = source {
         if let Some(lore) = cause.downcast_ref::<Error>() {
-            return Error::new(lore.code, format!("{url}: {}", lore.message));
+            // For a data source, a refused destination is one it cannot reach.
+            let code = if lore.code == Code::OutboundNotAllowed { Code::SourceUnreachable } else { lore.code };
+            return Error::new(code, format!("{url}: {}", lore.message));
         }
         source = cause.source();
     }

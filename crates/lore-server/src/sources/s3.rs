@@ -34,7 +34,7 @@ impl S3 {
         config: &Value,
         credentials: Option<&Value>,
         max_bytes: u64,
-        allow_private: bool,
+        policy: &net::Policy,
     ) -> Result<Self, Error> {
         let bad = |m: String| Error::new(Code::InvalidSourceConfig, m);
         let name = text(Some(config), "bucket").ok_or_else(|| bad("s3 needs config.bucket".into()))?;
@@ -50,7 +50,7 @@ impl S3 {
             None => style,
         };
         let endpoint = Url::parse(&endpoint).map_err(|e| bad(format!("config.endpoint {endpoint:?}: {e}")))?;
-        net::check_literal(&endpoint, allow_private)?;
+        net::check_literal(&endpoint, policy)?;
         let bucket = Bucket::new(endpoint, style, name.to_string(), region.to_string())
             .map_err(|e| bad(format!("bucket {name:?}: {e}")))?;
         let credentials = match (text(credentials, "access_key_id"), text(credentials, "secret_access_key")) {
@@ -66,7 +66,7 @@ impl S3 {
             prefix: text(Some(config), "prefix").unwrap_or_default().to_string(),
             credentials,
             patterns: Patterns::from_config(config)?,
-            http: net::client(allow_private, Duration::from_secs(120))?,
+            http: net::client(policy, Duration::from_secs(120))?,
             max_bytes,
         })
     }

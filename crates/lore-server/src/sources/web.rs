@@ -31,10 +31,39 @@ pub struct Web {
     /// Headers sent to the start page's host only (from the sealed credentials).
     headers: reqwest::header::HeaderMap,
     http: reqwest::Client,
+    /// The client for requests that carry `headers`: it never follows a redirect to another host,
+    /// so the credentials cannot follow it there.
+    credentialed: reqwest::Client,
     max_bytes: u64,
-    allow_private: bool,
+    policy: net::Policy,
     /// What the crawl downloaded, by key, until the sync asks for it.
     bodies: Mutex<HashMap<String, Vec<u8>>>,
+}
+
+/// A client held to the outbound policy that stops at a redirect to another host (the answer is
+/// then the redirect itself, counted as a failed page).
+fn same_host_client(policy: &net::Policy) -> Result<reqwest::Client, Error> {
+    let checked = policy.clone();
+    let redirects = reqwest::redirect::Policy::custom(move |attempt| {
+        let first_host = attempt.previous().first().and_then(|u| u.host_str().map(str::to_string));
+        if attempt.previous().len() >= lore_core::outbound::MAX_REDIRECTS {
+            attempt.error(Error::new(Code::SourceUnreachable, "too many redirects"))
+        } else if attempt.url().host_str().map(str::to_string) != first_host {
+            attempt.stop()
+        } else if let Err(e) = checked.check_url(attempt.url().as_str()) {
+            attempt.error(e)
+        } else {
+            attempt.follow()
+        }
+    });
+    policy
+        .client_builder()
+        .redirect(redirects)
+        .user_agent(net::USER_AGENT)
+        .timeout(Duration::from_secs(30))
+        .connect_timeout(Duration::from_secs(10))
+        .build()
+        .map_err(|e| Error::internal(format!("HTTP client: {e}")))
 }
 
 fn number(config: &Value, key: &str, default: u64, range: std::ops::RangeInclusive<u64>) -> Result<u64, Error> {
@@ -69,7 +98,7 @@ impl Web {
         config: &Value,
         credentials: Option<&Value>,
         max_bytes: u64,
-        allow_private: bool,
+        policy: &net::Policy,
     ) -> Result<Self, Error> {
         let raw = config["url"]
             .as_str()
@@ -77,7 +106,7 @@ impl Web {
             .ok_or_else(|| Error::new(Code::InvalidSourceConfig, "web needs config.url (a page or a sitemap)"))?;
         let start = Url::parse(raw.trim())
             .map_err(|e| Error::new(Code::InvalidSourceConfig, format!("config.url {raw:?}: {e}")))?;
-        net::check_literal(&start, allow_private)?;
+        net::check_literal(&start, policy)?;
         let mut headers = reqwest::header::HeaderMap::new();
         if let Some(map) = credentials.and_then(|c| c.get("headers")) {
             let map = map.as_object().ok_or_else(|| {
@@ -98,9 +127,10 @@ impl Web {
             use_sitemaps: flag(config, "use_sitemaps", true)?,
             patterns: Patterns::from_config(config)?,
             headers,
-            http: net::client(allow_private, Duration::from_secs(30))?,
+            http: net::client(policy, Duration::from_secs(30))?,
+            credentialed: same_host_client(policy)?,
             max_bytes,
-            allow_private,
+            policy: policy.clone(),
             bodies: Mutex::new(HashMap::new()),
         })
     }
@@ -108,12 +138,13 @@ impl Web {
     fn in_scope(&self, url: &Url) -> bool {
         matches!(url.scheme(), "http" | "https")
             && (!self.same_site || url.host_str() == self.start.host_str())
-            && net::check_literal(url, self.allow_private).is_ok()
+            && net::check_literal(url, &self.policy).is_ok()
     }
 
     async fn get(&self, url: &Url) -> Result<reqwest::Response, Error> {
         let mut request = self.http.get(url.clone());
-        if url.host_str() == self.start.host_str() {
+        if url.host_str() == self.start.host_str() && !self.headers.is_empty() {
+            request = self.credentialed.get(url.clone());
             for (name, value) in &self.headers {
                 request = request.header(name, value);
             }

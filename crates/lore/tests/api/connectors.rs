@@ -21,6 +21,9 @@ async fn app(root: Option<&Path>, allow_private: bool) -> TestApp {
         c.source_roots = root.into_iter().collect();
         c.sync_check_interval = Duration::from_secs(3600);
         c.allow_private_sources = allow_private;
+        if !allow_private {
+            c.allow_outbound.clear();
+        }
     })
     .await
 }
