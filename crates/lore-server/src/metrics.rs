@@ -76,16 +76,28 @@ pub fn search(mode: &'static str, seconds: f64) {
     metrics::histogram!("lore_search_duration_seconds", "mode" => mode).record(seconds);
 }
 
+/// The label of an embedding space: a built-in model's own name, else only its provider. Model
+/// names are chosen by users, so they never become labels (unbounded series, tenant data).
+fn space_label(space: &str) -> String {
+    let (provider, model) = space.split_once('/').unwrap_or(("local", space));
+    match provider {
+        "local" if lore_embed::provision::known(model).is_some() => space.to_string(),
+        "local" => "local/other".into(),
+        "openai" | "cohere" | "tei" => provider.to_string(),
+        _ => "other".into(),
+    }
+}
+
 /// Chunks embedded by the model, and chunks whose embedding came from the cache.
 pub fn embedded(space: &str, computed: usize, cached: usize) {
-    metrics::counter!("lore_embedding_chunks_total", "space" => space.to_string(), "source" => "model")
+    let space = space_label(space);
+    metrics::counter!("lore_embedding_chunks_total", "space" => space.clone(), "source" => "model")
         .increment(computed as u64);
-    metrics::counter!("lore_embedding_chunks_total", "space" => space.to_string(), "source" => "cache")
-        .increment(cached as u64);
+    metrics::counter!("lore_embedding_chunks_total", "space" => space, "source" => "cache").increment(cached as u64);
 }
 
 pub fn embedding_duration(space: &str, seconds: f64) {
-    metrics::histogram!("lore_embedding_duration_seconds", "space" => space.to_string()).record(seconds);
+    metrics::histogram!("lore_embedding_duration_seconds", "space" => space_label(space)).record(seconds);
 }
 
 /// A chat-model call and the tokens it used; the provider is a fixed name, never tenant data.
@@ -109,5 +121,16 @@ pub async fn endpoint(State(state): State<AppState>) -> Response {
         Some(text) => ([(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response(),
         None => crate::error::error(lore_core::error::Code::Unavailable, "metrics are not enabled in this process")
             .into_response(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn user_chosen_model_names_never_become_labels() {
+        assert_eq!(super::space_label("local/multilingual-e5-small"), "local/multilingual-e5-small");
+        assert_eq!(super::space_label("openai/my-secret-model-7f3a@64"), "openai");
+        assert_eq!(super::space_label("local/用户的模型"), "local/other");
+        assert_eq!(super::space_label("weird"), "local/other");
     }
 }
