@@ -180,6 +180,11 @@ fn code_language(ext: &str) -> Option<&'static str> {
     CODE.iter().find(|(e, _)| *e == ext).map(|(_, l)| *l)
 }
 
+/// A language name as [`FileKind::Code`] holds it (`text` for source code of no known language).
+pub(crate) fn language_named(name: &str) -> Option<&'static str> {
+    CODE.iter().map(|(_, l)| *l).chain(["text"]).find(|l| *l == name)
+}
+
 const MAGIC: &[(&[u8], FileKind)] = &[
     (b"%PDF-", FileKind::Pdf),
     (b"{\\rtf", FileKind::Rtf),

@@ -5,16 +5,40 @@
 
 use std::io::{Cursor, Read};
 
+use lore_core::budget::{budgets, exceeded};
 use lore_core::error::{Code, Error, Result};
 use quick_xml::events::Event;
+use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 /// Where a stretch of the text came from: from `char_start` on, `key` (page, slide, sheet) is `value`.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Location {
     pub char_start: usize,
     pub key: &'static str,
     pub value: Value,
+}
+
+/// The keys a location may have (what [`Builder::mark`] is called with).
+pub const LOCATION_KEYS: &[&str] = &["page", "slide", "sheet", "chapter"];
+
+/// A [`Location`] as read back (from an isolated parser), its key one of [`LOCATION_KEYS`].
+#[derive(Deserialize)]
+struct LocationOnWire {
+    char_start: usize,
+    key: String,
+    value: Value,
+}
+
+impl<'de> Deserialize<'de> for Location {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Location, D::Error> {
+        let l = LocationOnWire::deserialize(d)?;
+        let key = LOCATION_KEYS
+            .iter()
+            .find(|k| **k == l.key)
+            .ok_or_else(|| serde::de::Error::custom(format!("unknown location key {:?}", l.key)))?;
+        Ok(Location { char_start: l.char_start, key, value: l.value })
+    }
 }
 
 /// Text under construction, keeping locations in step with the character count.
@@ -52,8 +76,15 @@ fn corrupt(what: &str, detail: impl std::fmt::Display) -> Error {
 
 // ------------------------------------------------------------------------------------ zip containers
 
-/// Most a single archive may expand to. Zip bombs stop here.
-pub const MAX_UNZIPPED_BYTES: u64 = 256 * 1024 * 1024;
+/// The refusal of a file that expands past `max_expanded_bytes`.
+fn expanded_too_far(what: &str) -> Error {
+    let max = budgets().max_expanded_bytes;
+    exceeded(
+        Code::ExpandedSizeExceeded,
+        format!("this {what} file expands to more than {} MiB; it looks like a zip bomb", max >> 20),
+        "max-expanded-mb",
+    )
+}
 
 pub struct Archive {
     zip: zip::ZipArchive<Cursor<Vec<u8>>>,
@@ -70,7 +101,8 @@ impl Archive {
             ));
         }
         let zip = zip::ZipArchive::new(Cursor::new(bytes.to_vec())).map_err(|e| corrupt(what, e))?;
-        Ok(Archive { zip, budget: MAX_UNZIPPED_BYTES, what })
+        // Zip bombs stop at the budget (`max_expanded_bytes`), over all the entries read.
+        Ok(Archive { zip, budget: budgets().max_expanded_bytes, what })
     }
 
     pub fn names(&self) -> Vec<String> {
@@ -88,16 +120,27 @@ impl Archive {
         let mut out = Vec::new();
         entry.take(self.budget + 1).read_to_end(&mut out).map_err(|e| corrupt(what, e))?;
         if out.len() as u64 > self.budget {
-            return Err(Error::new(
-                Code::CorruptFile,
-                format!(
-                    "this {what} file expands to more than {} MiB; it looks like a zip bomb",
-                    MAX_UNZIPPED_BYTES >> 20
-                ),
-            ));
+            return Err(expanded_too_far(what));
         }
         self.budget -= out.len() as u64;
         Ok(Some(out))
+    }
+
+    /// Inflates every entry without keeping it: whether the whole archive stays within the
+    /// budget, for readers (calamine) that decompress on their own without a cap.
+    pub fn check_expanded_size(&mut self) -> Result<()> {
+        let what = self.what;
+        for i in 0..self.zip.len() {
+            let entry = self.zip.by_index(i).map_err(|e| corrupt(what, e))?;
+            let read = std::io::copy(&mut entry.take(self.budget + 1), &mut std::io::sink());
+            // A damaged entry is the reader's to report, with its own words.
+            let Ok(read) = read else { continue };
+            if read > self.budget {
+                return Err(expanded_too_far(what));
+            }
+            self.budget -= read;
+        }
+        Ok(())
     }
 
     pub fn read_required(&mut self, name: &str) -> Result<Vec<u8>> {
@@ -374,9 +417,19 @@ fn rows_with_headers(b: &mut Builder, rows: impl Iterator<Item = Vec<String>>) {
 }
 
 /// XLSX, XLS and ODS, sheet by sheet.
+///
+/// A sheet is read as a dense grid of its used range, so one cell at A1 and one at XFD1048576
+/// would ask for 17 billion cells: XLSX and XLSB sheets are streamed cell by cell and refused
+/// (`too_many_cells`) as soon as their range spans more than `max_sheet_cells`, before the grid
+/// is built; XLS and ODS (which calamine reads whole, within the format's own bounds) are
+/// checked once read. Zip-based workbooks must also stay within `max_expanded_bytes`.
 pub fn workbook(bytes: &[u8], what: &'static str) -> Result<Builder> {
     if what != "Excel 97-2003" && bytes.starts_with(b"\xd0\xcf\x11\xe0") {
         Archive::open(bytes, what)?; // reports the password protection
+    }
+    if bytes.starts_with(b"PK") {
+        // calamine inflates the parts itself, without a cap: measure them first.
+        Archive::open(bytes, what)?.check_expanded_size()?;
     }
     let mut sheets = calamine::open_workbook_auto_from_rs(Cursor::new(bytes.to_vec())).map_err(|e| {
         let text = e.to_string();
@@ -390,13 +443,82 @@ pub fn workbook(bytes: &[u8], what: &'static str) -> Result<Builder> {
         }
     })?;
     use calamine::Reader;
+    let max_cells = budgets().max_sheet_cells;
     let mut b = Builder::default();
-    for (name, range) in sheets.worksheets() {
+    for name in sheets.sheet_names() {
+        // A sheet that cannot be read (a chart sheet, a broken part) is skipped, as calamine's
+        // `worksheets()` does.
+        let range = match &mut sheets {
+            calamine::Sheets::Xlsx(x) => match x.worksheet_cells_reader(&name) {
+                Ok(mut cells) => sparse_range(&name, max_cells, || cells.next_cell().map_err(drop))?,
+                Err(_) => None,
+            },
+            calamine::Sheets::Xlsb(x) => match x.worksheet_cells_reader(&name) {
+                Ok(mut cells) => sparse_range(&name, max_cells, || cells.next_cell().map_err(drop))?,
+                Err(_) => None,
+            },
+            other => other.worksheet_range(&name).ok(),
+        };
+        let Some(range) = range else { continue };
+        let (rows, cols) = range.get_size();
+        check_sheet_span(&name, rows as u64, cols as u64, max_cells)?;
         b.mark("sheet", json!(name));
         b.paragraph(&format!("## Sheet: {name}"));
         rows_with_headers(&mut b, range.rows().map(|r| r.iter().map(cell_text).collect()));
     }
     Ok(b)
+}
+
+fn check_sheet_span(name: &str, rows: u64, cols: u64, max_cells: u64) -> Result<()> {
+    let cells = rows.saturating_mul(cols);
+    if cells > max_cells {
+        return Err(exceeded(
+            Code::TooManyCells,
+            format!(
+                "the sheet '{name}' spans {rows} rows by {cols} columns ({cells} cells), more than the {max_cells} \
+                 cells a sheet may span"
+            ),
+            "max-sheet-cells",
+        ));
+    }
+    Ok(())
+}
+
+/// The non-empty cells of a sheet, streamed, into a range; refused as soon as their bounding
+/// box (or their number) passes `max_cells`. `None` when the sheet cannot be read.
+fn sparse_range<'a>(
+    name: &str,
+    max_cells: u64,
+    mut next: impl FnMut() -> std::result::Result<Option<calamine::Cell<calamine::DataRef<'a>>>, ()>,
+) -> Result<Option<calamine::Range<calamine::Data>>> {
+    let mut cells = Vec::new();
+    let (mut top, mut bottom, mut left, mut right) = (u32::MAX, 0u32, u32::MAX, 0u32);
+    loop {
+        let cell = match next() {
+            Ok(Some(cell)) => cell,
+            Ok(None) => break,
+            Err(_) => return Ok(None),
+        };
+        if matches!(cell.get_value(), calamine::DataRef::Empty) {
+            continue;
+        }
+        let (row, col) = cell.get_position();
+        (top, bottom, left, right) = (top.min(row), bottom.max(row), left.min(col), right.max(col));
+        let rows = u64::from(bottom - top) + 1;
+        let cols = u64::from(right - left) + 1;
+        check_sheet_span(name, rows, cols, max_cells)?;
+        if cells.len() as u64 >= max_cells {
+            // The same cells over and over.
+            return Err(exceeded(
+                Code::TooManyCells,
+                format!("the sheet '{name}' holds more than the {max_cells} cells a sheet may span"),
+                "max-sheet-cells",
+            ));
+        }
+        let value: calamine::Data = cell.get_value().clone().into();
+        cells.push(calamine::Cell::new((row, col), value));
+    }
+    Ok(Some(calamine::Range::from_sparse(cells)))
 }
 
 /// CSV or TSV text (already decoded), rows with their headers.
@@ -424,6 +546,7 @@ pub fn pdf(bytes: &[u8]) -> Result<Builder> {
             "this PDF is password-protected (encrypted); remove the password and upload it again",
         ));
     }
+    check_pdf_streams(&doc)?;
     // pdf-extract panics on some malformed files; that must fail this document, not the worker.
     let pages = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
         let mut collector = crate::pdf_layout::Collector::default();
@@ -449,6 +572,57 @@ pub fn pdf(bytes: &[u8]) -> Result<Builder> {
         ));
     }
     Ok(b)
+}
+
+/// lopdf inflates a stream whole when it is read, with no cap: the Flate streams the text is
+/// read from (everything but images, which are never decoded here) are measured first, by
+/// inflating them into nothing, and together may not pass `max_expanded_bytes`. Other filters
+/// (LZW) and the object streams lopdf unpacks while loading are bounded only by the parser
+/// process's memory limit (`parser_memory_bytes`, when parsing is isolated).
+fn check_pdf_streams(doc: &lopdf::Document) -> Result<()> {
+    let max = budgets().max_expanded_bytes;
+    let mut total = 0u64;
+    for object in doc.objects.values() {
+        let lopdf::Object::Stream(stream) = object else { continue };
+        if stream.dict.get(b"Subtype").and_then(lopdf::Object::as_name).is_ok_and(|n| n == b"Image") {
+            continue;
+        }
+        let first_filter = stream.filters().ok().and_then(|f| f.first().map(|f| f.to_vec()));
+        let size = match first_filter.as_deref() {
+            Some(b"FlateDecode") => {
+                let decoder = flate2::read::ZlibDecoder::new(stream.content.as_slice());
+                let mut counted = CountingSink(0);
+                // A damaged stream counts as far as it inflates.
+                let _ = std::io::copy(&mut decoder.take(max - total + 1), &mut counted);
+                counted.0
+            }
+            // Raw streams are as large as the file; other filters are left to the memory limit.
+            _ => 0,
+        };
+        total += size;
+        if total > max {
+            return Err(exceeded(
+                Code::ExpandedSizeExceeded,
+                format!("this PDF's content expands to more than {} MiB", max >> 20),
+                "max-expanded-mb",
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Counts what is written to it, keeping nothing.
+struct CountingSink(u64);
+
+impl std::io::Write for CountingSink {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0 += buf.len() as u64;
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
 }
 
 // ------------------------------------------------------------------------------------ EPUB

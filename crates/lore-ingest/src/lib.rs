@@ -8,6 +8,7 @@ pub mod detect;
 pub mod formats;
 pub mod fuzz;
 pub mod highlight;
+pub mod isolate;
 pub mod parse;
 mod pdf_layout;
 pub mod samples;

@@ -9,7 +9,8 @@ use crate::decode::decode;
 use crate::detect::FileKind;
 use crate::formats::{self, Builder, Location};
 
-#[derive(Debug, Clone, PartialEq)]
+/// Serializable, so that a parser in another process ([`crate::isolate`]) can send it back.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Parsed {
     pub title: Option<String>,
     /// The text as read from the file (decoded, otherwise untouched).

@@ -177,7 +177,8 @@ fn hostile_containers_fail_alone() {
     let bomb = out.into_inner();
     assert!(bomb.len() < 2 << 20, "the bomb itself is small: {}", bomb.len());
     let err = parse(FileKind::Docx, &bomb).expect_err("bomb");
-    assert!(err.message.contains("zip bomb"), "{}", err.message);
+    assert_eq!(err.code, Code::ExpandedSizeExceeded, "{err}");
+    assert!(err.message.contains("zip bomb") && err.message.contains("--max-expanded-mb"), "{}", err.message);
 
     let encrypted = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1 encrypted package".to_vec();
     let err = parse(FileKind::Docx, &encrypted).expect_err("encrypted");
@@ -187,6 +188,22 @@ fn hostile_containers_fail_alone() {
         assert_eq!(err.code, Code::CorruptFile, "{kind:?}: {err}");
     }
     assert_eq!(parse(FileKind::Json, b"{not json").expect_err("json").code, Code::CorruptFile);
+}
+
+/// One cell at A1 and one at XFD1048576: calamine would build a dense grid of 17 billion cells
+/// (`memory allocation of 549755813888 bytes failed`, and the process aborts). The sheet is
+/// refused while it is streamed, before any grid exists.
+#[test]
+fn a_sparse_sheet_spanning_the_whole_grid_is_refused_before_it_is_built() {
+    let sparse = lore_ingest::samples::xlsx_sparse();
+    assert!(sparse.len() < 8 * 1024, "a small file: {}", sparse.len());
+    let err = parse(FileKind::Xlsx, &sparse).expect_err("too many cells");
+    assert_eq!(err.code, Code::TooManyCells, "{err}");
+    assert!(err.message.contains("1048576 rows by 16384 columns"), "{}", err.message);
+    assert!(err.message.contains("--max-sheet-cells"), "{}", err.message);
+    // Within the budget the same reader gives the same text as before.
+    let p = parse(FileKind::Xlsx, &xlsx()).expect("xlsx");
+    assert!(p.text.contains("城市: 上海; Revenue: 1200"), "{}", p.text);
 }
 
 /// A bounded fuzzing run on every build: mutated files of every format never panic or hang a

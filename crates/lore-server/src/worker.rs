@@ -248,8 +248,10 @@ async fn process(
     let counter = (chunking::resolve_unit(document.chunking_config.as_ref(), kb_config.as_ref())
         == chunking::SizeUnit::Tokens)
         .then(|| crate::embedding::token_counter(embedder.as_ref()));
+    let parsers = state.parsers.clone();
     // CPU-bound work off the async runtime; a panic in it becomes a JoinError, not a dead worker.
-    let work = tokio::task::spawn_blocking(move || pipeline(&doc, kind, &bytes, &strategy, sentences, counter));
+    let work =
+        tokio::task::spawn_blocking(move || pipeline(&doc, kind, &bytes, &strategy, sentences, counter, parsers));
     // A parser that hangs fails its document; its thread is left to finish on its own.
     let result = match tokio::time::timeout(PROCESSING_TIMEOUT, work).await {
         Ok(joined) => joined.map_err(|e| Error::internal(format!("processing panicked: {e}")))??,
@@ -295,11 +297,17 @@ fn pipeline(
     strategy: &chunking::Strategy,
     sentences: Option<(Arc<dyn lore_embed::Embedder>, tokio::runtime::Handle)>,
     tokens: Option<crate::embedding::TokenCounter>,
+    parsers: Option<Arc<lore_ingest::isolate::ParserPool>>,
 ) -> Result<ProcessedDocument, Error> {
     let measure = crate::embedding::measure_of(tokens.as_ref());
     let mut log = Vec::new();
     let started = std::time::Instant::now();
-    let parsed = parse::parse(kind, bytes)?;
+    // In a child process when the server has them: a file that exhausts the parser's memory or
+    // CPU fails alone (resource_limit_exceeded, never retried), the server goes on.
+    let parsed = match &parsers {
+        Some(pool) => pool.parse(kind, bytes)?,
+        None => parse::parse(kind, bytes)?,
+    };
     crate::metrics::stage("parse", started.elapsed().as_secs_f64());
     let started = std::time::Instant::now();
     let encoding = parsed.metadata.get("encoding").and_then(Value::as_str).unwrap_or("n/a");

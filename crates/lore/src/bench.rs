@@ -78,6 +78,10 @@ pub struct ParseArgs {
     /// (Markdown, HTML, text, CSV, JSON, DOCX, XLSX, PDF; Chinese and English).
     #[arg(long)]
     generate_mb: Option<u64>,
+    /// Parse in a child process (`lore parse-worker`, reused from file to file) under the parser
+    /// budgets, as `lore serve` does, instead of in this process.
+    #[arg(long)]
+    isolated: bool,
 }
 
 #[derive(Debug, Args)]
@@ -767,6 +771,10 @@ fn parse_folder(args: ParseArgs) -> anyhow::Result<()> {
     paths.sort();
     let strategy = chunking::resolve(None, None, &Default::default()).map_err(|e| anyhow::anyhow!("{e}"))?;
     lore_ingest::segment::warm_up();
+    let pool = match args.isolated {
+        true => Some(lore_ingest::isolate::ParserPool::new(std::env::current_exe()?, 1)),
+        false => None,
+    };
     // files, bytes, seconds in all, seconds parsing, chunks
     let mut per_kind: std::collections::BTreeMap<&'static str, (usize, u64, f64, f64, usize)> = Default::default();
     let mut failures = Vec::new();
@@ -776,7 +784,11 @@ fn parse_folder(args: ParseArgs) -> anyhow::Result<()> {
         let t = Instant::now();
         let kind = lore_ingest::detect::detect(&name, &bytes[..bytes.len().min(8192)]);
         let mut parse_secs = 0.0;
-        let outcome = lore_ingest::parse::parse(kind, &bytes).map(|parsed| {
+        let parsed = match &pool {
+            Some(pool) => pool.parse(kind, &bytes),
+            None => lore_ingest::parse::parse(kind, &bytes),
+        };
+        let outcome = parsed.map(|parsed| {
             parse_secs = t.elapsed().as_secs_f64();
             let chunks = lore_ingest::chunk::chunk(&parsed.text, &strategy);
             let terms: usize = chunks.iter().map(|c| lore_ingest::segment::terms(&c.content).len()).sum();
@@ -794,8 +806,11 @@ fn parse_folder(args: ParseArgs) -> anyhow::Result<()> {
         }
     }
     println!(
-        "lore bench parse --dir {}: detect + parse + chunk (default) + segment, 1 thread, release build",
-        args.dir.display()
+        "lore bench parse --dir {}{}: detect + parse{} + chunk (default) + segment, 1 thread, {} build",
+        args.dir.display(),
+        if args.isolated { " --isolated" } else { "" },
+        if args.isolated { " (in one reused child process)" } else { "" },
+        if cfg!(debug_assertions) { "debug" } else { "release" }
     );
     let (mut files, mut bytes, mut secs, mut parse) = (0, 0u64, 0.0, 0.0);
     for (kind, (n, b, s, p, chunks)) in &per_kind {

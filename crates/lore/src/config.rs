@@ -94,6 +94,23 @@ pub struct ServeArgs {
     /// cannot make the server fetch internal endpoints
     #[arg(long, env = "LORE_ALLOW_PRIVATE_SOURCES")]
     pub allow_private_sources: bool,
+    // Parser budgets: documents are parsed in child processes (`lore parse-worker`) held to these.
+    /// Memory (address space) of each parser process, in MiB: a document that needs more fails
+    /// alone with resource_limit_exceeded. Default: 2048
+    #[arg(long, env = "LORE_PARSER_MEMORY_MB")]
+    pub parser_memory_mb: Option<u64>,
+    /// CPU seconds a parser process may spend on one document (it is also stopped after twice
+    /// this plus 10 seconds of wall-clock time). Default: 120
+    #[arg(long, env = "LORE_PARSER_CPU_SECONDS")]
+    pub parser_cpu_seconds: Option<u64>,
+    /// MiB one file may expand to while it is read (zip parts of Office files and EPUBs, PDF
+    /// streams); beyond: expanded_size_exceeded. Default: 256
+    #[arg(long, env = "LORE_MAX_EXPANDED_MB")]
+    pub max_expanded_mb: Option<u64>,
+    /// Cells one spreadsheet sheet may span (rows × columns from its first to its last cell);
+    /// beyond: too_many_cells. Default: 2000000
+    #[arg(long, env = "LORE_MAX_SHEET_CELLS")]
+    pub max_sheet_cells: Option<u64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -120,6 +137,10 @@ struct FileConfig {
     price_table: Option<PathBuf>,
     source_roots: Option<Vec<PathBuf>>,
     allow_private_sources: Option<bool>,
+    parser_memory_mb: Option<u64>,
+    parser_cpu_seconds: Option<u64>,
+    max_expanded_mb: Option<u64>,
+    max_sheet_cells: Option<u64>,
 }
 
 pub fn resolve(args: ServeArgs) -> anyhow::Result<(ServerConfig, LogFormat)> {
@@ -200,6 +221,25 @@ pub fn resolve(args: ServeArgs) -> anyhow::Result<(ServerConfig, LogFormat)> {
     config.source_roots =
         if args.source_roots.is_empty() { file.source_roots.unwrap_or_default() } else { args.source_roots };
     config.allow_private_sources = args.allow_private_sources || file.allow_private_sources.unwrap_or(false);
+    // Documents are parsed in children of this very binary (lore_ingest::isolate).
+    config.parser_exe = Some(std::env::current_exe().context("cannot find the lore binary to run parsers with")?);
+    if let Some(mb) = args.parser_memory_mb.or(file.parser_memory_mb) {
+        // Below this the parser process cannot even start.
+        anyhow::ensure!(mb >= 256, "parser_memory_mb must be at least 256");
+        config.budgets.parser_memory_bytes = mb.saturating_mul(1024 * 1024);
+    }
+    if let Some(seconds) = args.parser_cpu_seconds.or(file.parser_cpu_seconds) {
+        anyhow::ensure!(seconds > 0, "parser_cpu_seconds must be positive");
+        config.budgets.parser_cpu_seconds = seconds;
+    }
+    if let Some(mb) = args.max_expanded_mb.or(file.max_expanded_mb) {
+        anyhow::ensure!(mb > 0, "max_expanded_mb must be positive");
+        config.budgets.max_expanded_bytes = mb.saturating_mul(1024 * 1024);
+    }
+    if let Some(cells) = args.max_sheet_cells.or(file.max_sheet_cells) {
+        anyhow::ensure!(cells > 0, "max_sheet_cells must be positive");
+        config.budgets.max_sheet_cells = cells;
+    }
     let log_format = args.log_format.or(file.log_format).unwrap_or(LogFormat::Text);
     Ok((config, log_format))
 }
@@ -343,6 +383,10 @@ mod tests {
             price_table: None,
             source_roots: Vec::new(),
             allow_private_sources: false,
+            parser_memory_mb: None,
+            parser_cpu_seconds: None,
+            max_expanded_mb: None,
+            max_sheet_cells: None,
         }
     }
 

@@ -105,6 +105,14 @@ enum Command {
         #[command(subcommand)]
         what: KeysCommand,
     },
+    /// Internal: the parser process `lore serve` starts (lore_ingest::isolate). Reads files on
+    /// stdin, answers text on stdout, under the memory and CPU limits it is given.
+    #[command(name = "parse-worker", hide = true)]
+    ParseWorker {
+        /// The budgets (lore_core::budget::Budgets) as JSON.
+        #[arg(long)]
+        budgets: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -142,6 +150,10 @@ enum KeysCommand {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    // Before any runtime starts threads or reserves memory: the child limits its own address space.
+    if let Command::ParseWorker { budgets } = &cli.command {
+        return parse_worker(budgets);
+    }
     lore_core::tls::ensure_provider();
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
@@ -171,6 +183,7 @@ fn main() -> ExitCode {
                     .await
                     .map(|healthy| if healthy { client::Outcome::Ok } else { client::Outcome::PartialFailure })
             }
+            Command::ParseWorker { .. } => unreachable!("handled before the runtime starts"),
             Command::Completions { shell } => {
                 use clap::CommandFactory;
                 clap_complete::generate(shell, &mut Cli::command(), "lore", &mut std::io::stdout());
@@ -183,6 +196,23 @@ fn main() -> ExitCode {
         Ok(client::Outcome::PartialFailure) => ExitCode::from(1),
         Err(e) => {
             eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn parse_worker(budgets: &str) -> ExitCode {
+    let budgets = match serde_json::from_str(budgets) {
+        Ok(b) => b,
+        Err(e) => {
+            eprintln!("error: invalid --budgets: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match lore_ingest::isolate::serve_child(budgets) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: parser process: {e}");
             ExitCode::FAILURE
         }
     }

@@ -8,6 +8,7 @@ mod connectors;
 mod console;
 mod formats;
 mod governance;
+mod hostile;
 mod isolation;
 mod mcp;
 mod postgres;
@@ -40,6 +41,8 @@ async fn spawn_app_in(dir: tempfile::TempDir, configure: impl FnOnce(&mut lore_s
     let mut config = lore_server::ServerConfig::new(dir.path().join("data"), "127.0.0.1:0".parse().expect("addr"));
     config.workers = 2;
     config.database_url = test_database(dir.path()).await;
+    // Documents are parsed in child processes of the binary, as `lore serve` does.
+    config.parser_exe = Some(env!("CARGO_BIN_EXE_lore").into());
     configure(&mut config);
     let server = lore_server::start(config).await.expect("server starts");
     TestApp { base: format!("http://{}", server.addr), http: http_client(), server: Some(server), _dir: dir }
