@@ -41,6 +41,84 @@ pub struct NewUser {
     pub last_name: Option<String>,
 }
 
+/// Who may create an account. On an installation without accounts the first registration is
+/// always allowed, whatever the policy, and makes that account the administrator.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum RegistrationPolicy {
+    /// Anyone.
+    Open,
+    /// Whoever holds an unused, unexpired invitation from an administrator.
+    Invite,
+    /// Nobody.
+    Closed,
+}
+
+impl RegistrationPolicy {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RegistrationPolicy::Open => "open",
+            RegistrationPolicy::Invite => "invite",
+            RegistrationPolicy::Closed => "closed",
+        }
+    }
+
+    /// The refusal of a registration that this policy does not admit (no invitation presented).
+    pub fn refusal(self) -> crate::error::Error {
+        use crate::error::{Code, Error};
+        match self {
+            RegistrationPolicy::Invite => Error::new(
+                Code::RegistrationClosed,
+                "registration on this server needs an invitation: ask an administrator for one",
+            ),
+            _ => Error::new(Code::RegistrationClosed, "registration is closed on this server"),
+        }
+    }
+}
+
+impl Invitation {
+    /// The one refusal for an unknown, used, expired or other address's invitation: it tells
+    /// nothing about which.
+    pub fn invalid() -> crate::error::Error {
+        crate::error::Error::new(
+            crate::error::Code::InvitationInvalid,
+            "this invitation is not valid: it may be unknown, used, expired or meant for another address",
+        )
+    }
+}
+
+/// An invitation to register, made by an administrator. Its token is shown once, at creation,
+/// and stored only as a SHA-256 hash.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct Invitation {
+    pub id: Id,
+    /// When set, only this address may register with the invitation.
+    pub email: Option<String>,
+    pub created_by: Option<Id>,
+    pub created_at: Timestamp,
+    pub expires_at: Timestamp,
+    /// When it was used, and by whom: an invitation admits one account.
+    pub used_at: Option<Timestamp>,
+    pub used_by: Option<Id>,
+}
+
+#[derive(Debug, Clone)]
+pub struct NewInvitation {
+    pub token_hash: String,
+    pub email: Option<String>,
+    pub created_by: Option<Id>,
+    pub expires_at: Timestamp,
+}
+
+/// What the store needs to decide whether an account may be created.
+#[derive(Debug, Clone)]
+pub struct Admission {
+    pub policy: RegistrationPolicy,
+    /// The SHA-256 hash of the invitation token the registrant presented, if any.
+    pub invitation_hash: Option<String>,
+    pub now: Timestamp,
+}
+
 /// What an API key may do. Sessions may do everything.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]

@@ -54,6 +54,22 @@ pub trait Store: AgentStore + SourceStore + Send + Sync + 'static {
     // ---- users and sessions
     /// Fails with `username_taken` / `email_taken` on conflicts.
     async fn create_user(&self, user: NewUser) -> Result<User>;
+    /// Creates an account under a registration policy, atomically (one transaction, serialised
+    /// with every other registration): on an installation without accounts the new one becomes
+    /// the superuser, so of concurrent first registrations exactly one does, and the others are
+    /// judged by the policy. Otherwise `open` admits anyone; `closed` refuses with
+    /// `registration_closed`; `invite` needs the hash of an invitation that is unused, unexpired
+    /// at `now` and, if it names an email, names this one — it is consumed in the same
+    /// transaction (one account per invitation), or `invitation_invalid` (or `registration_closed`
+    /// without one). Conflicts fail with `username_taken` / `email_taken` and consume nothing.
+    async fn register_user(&self, user: NewUser, admission: Admission) -> Result<User>;
+    /// An invitation by its token's hash, whatever its state (callers check use and expiry).
+    async fn find_invitation(&self, token_hash: &str) -> Result<Option<Invitation>>;
+    async fn create_invitation(&self, invitation: NewInvitation) -> Result<Invitation>;
+    /// Every invitation, newest first.
+    async fn list_invitations(&self) -> Result<Vec<Invitation>>;
+    /// Revokes (deletes) an invitation; `false` if there is no such invitation.
+    async fn delete_invitation(&self, id: Id) -> Result<bool>;
     /// Looks a user up by username or email; returns the password hash beside it.
     async fn find_login(&self, username_or_email: &str) -> Result<Option<(User, String)>>;
     async fn get_user(&self, id: Id) -> Result<Option<User>>;

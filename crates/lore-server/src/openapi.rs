@@ -15,7 +15,7 @@ use utoipa::openapi::schema::{ArrayBuilder, ComponentsBuilder, ObjectBuilder, Re
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityRequirement, SecurityScheme};
 use utoipa::openapi::{InfoBuilder, OpenApi, OpenApiBuilder, RefOr, Required};
 
-use crate::{agents, describe, governance, service};
+use crate::{agents, describe, governance, invitations, service};
 use lore_core::agent::{ChatMessage, Conversation};
 use lore_core::model::*;
 
@@ -201,7 +201,7 @@ pub fn document() -> OpenApi {
     let mut d = Doc { paths: Paths::new(), schemas: BTreeMap::new() };
 
     // accounts
-    d.op(Post, "/v1/auth/register", "accounts", "Create an account; returns a session token")
+    d.op(Post, "/v1/auth/register", "accounts", "Create an account and a session: the first account administers the installation; later ones as `--registration` allows (by default with an invitation)")
         .public()
         .body::<service::RegisterRequest>()
         .ok::<service::AuthResponse>(201)
@@ -420,6 +420,16 @@ pub fn document() -> OpenApi {
     d.op(Patch, "/v1/admin/users/{id}", "administration", "Activate or deactivate an account (administrators)")
         .body::<governance::UserUpdate>()
         .ok::<User>(200)
+        .add();
+    d.op(Post, "/v1/admin/invitations", "administration", "Invite someone; the token is shown once (administrators)")
+        .body::<invitations::CreateInvitation>()
+        .ok::<invitations::CreatedInvitation>(201)
+        .add();
+    d.op(Get, "/v1/admin/invitations", "administration", "Every invitation, without tokens (administrators)")
+        .list::<Invitation>()
+        .add();
+    d.op(Delete, "/v1/admin/invitations/{id}", "administration", "Revoke an invitation (administrators)")
+        .no_content()
         .add();
 
     // operations

@@ -107,8 +107,11 @@ pub async fn register(state: &AppState, req: RegisterRequest, client: ClientInfo
     let invitation_hash = req.invitation.as_deref().map(str::trim).filter(|t| !t.is_empty()).map(auth::token_hash);
     admissible(state, policy, invitation_hash.as_deref(), &email).await?;
     if let Err(wait) = state.registration_throttle.admit(client.ip.as_deref()) {
-        return Err(error(Code::TooManyRegistrations, "too many accounts were created from this address; try again later")
-            .retry_after(wait));
+        return Err(error(
+            Code::TooManyRegistrations,
+            "too many accounts were created from this address; try again later",
+        )
+        .retry_after(wait));
     }
     let password = req.password;
     let password_hash = tokio::task::spawn_blocking(move || auth::hash_password(&password))

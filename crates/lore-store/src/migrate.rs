@@ -31,6 +31,11 @@ pub const SQLITE: &[Migration] = &[
         description: "background re-embedding when a knowledge base changes model",
         sql: include_str!("../migrations/sqlite/0004_reembedding.sql"),
     },
+    Migration {
+        version: 5,
+        description: "invitations to register",
+        sql: include_str!("../migrations/sqlite/0005_invitations.sql"),
+    },
 ];
 
 pub const POSTGRES: &[Migration] = &[
@@ -43,6 +48,11 @@ pub const POSTGRES: &[Migration] = &[
         version: 2,
         description: "row-level security on tenant tables",
         sql: include_str!("../migrations/postgres/0002_row_level_security.sql"),
+    },
+    Migration {
+        version: 3,
+        description: "invitations to register",
+        sql: include_str!("../migrations/postgres/0003_invitations.sql"),
     },
 ];
 

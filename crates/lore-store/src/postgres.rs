@@ -39,6 +39,17 @@ pub(crate) fn is_unique_violation(err: &sqlx::Error, constraint: &str) -> bool {
     }
 }
 
+/// A username or email conflict as its own error; anything else as a database error.
+fn user_conflict(e: sqlx::Error) -> Error {
+    if is_unique_violation(&e, "users_username") {
+        Error::new(Code::UsernameTaken, "this username is already taken")
+    } else if is_unique_violation(&e, "users_email") {
+        Error::new(Code::EmailTaken, "an account with this email already exists")
+    } else {
+        db_err(e)
+    }
+}
+
 /// pgvector's text form, `[0.1,0.2]`: bound as text and cast, so no extra crate is needed.
 pub fn vector_text(v: &[f32]) -> String {
     let mut s = String::with_capacity(v.len() * 10 + 2);
@@ -299,6 +310,97 @@ impl Store for PgStore {
             sqlx::query(AssertSqlSafe(sql)).bind(username_or_email).fetch_optional(&self.pool).await.map_err(db_err)?;
         row.map(|r| Ok((user_from(&r)?, r.text("hashed_password")?))).transpose()
     }
+    async fn register_user(&self, user: NewUser, admission: Admission) -> Result<User> {
+        // Registrations take turns (a transaction-scoped advisory lock, held to the commit), so
+        // each one's insert sees every account committed before it: of concurrent first
+        // registrations, exactly one finds no account and becomes the administrator.
+        const LOCK: i64 = 0x6c6f_7265_7265_6769; // "loreregi"
+        let id = lore_core::new_id();
+        let mut tx = self.tx().await?;
+        sqlx::query("SELECT pg_advisory_xact_lock($1)").bind(LOCK).execute(&mut *tx).await.map_err(db_err)?;
+        let first = sqlx::query_scalar::<_, bool>(
+            "INSERT INTO users (id, username, email, hashed_password, full_name, first_name, last_name,
+                                is_superuser, is_staff, created_at, updated_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, NOT EXISTS (SELECT 1 FROM users), NOT EXISTS (SELECT 1 FROM users), $8, $8)
+             RETURNING is_superuser",
+        )
+        .bind(id)
+        .bind(&user.username)
+        .bind(&user.email)
+        .bind(&user.password_hash)
+        .bind(&user.full_name)
+        .bind(&user.first_name)
+        .bind(&user.last_name)
+        .bind(admission.now)
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(user_conflict)?;
+        if !first {
+            match (admission.policy, &admission.invitation_hash) {
+                (RegistrationPolicy::Open, _) => {}
+                (RegistrationPolicy::Closed, _) | (RegistrationPolicy::Invite, None) => {
+                    return Err(admission.policy.refusal());
+                }
+                (RegistrationPolicy::Invite, Some(hash)) => {
+                    // A concurrent use of the same invitation waits for this row, then finds it used.
+                    let used = sqlx::query(
+                        "UPDATE invitations SET used_at = $1, used_by = $2
+                         WHERE token_hash = $3 AND used_at IS NULL AND expires_at > $1
+                           AND (email IS NULL OR lower(email) = lower($4))",
+                    )
+                    .bind(admission.now)
+                    .bind(id)
+                    .bind(hash)
+                    .bind(&user.email)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(db_err)?;
+                    if used.rows_affected() == 0 {
+                        return Err(Invitation::invalid());
+                    }
+                }
+            }
+        }
+        tx.commit().await.map_err(db_err)?;
+        self.user_by_id(id).await?.ok_or_else(|| Error::internal("user vanished after insert"))
+    }
+
+    async fn find_invitation(&self, token_hash: &str) -> Result<Option<Invitation>> {
+        let sql = format!("SELECT {INVITATION_COLS} FROM invitations WHERE token_hash = $1");
+        let row = sqlx::query(AssertSqlSafe(sql)).bind(token_hash).fetch_optional(&self.pool).await.map_err(db_err)?;
+        row.as_ref().map(invitation_from).transpose()
+    }
+
+    async fn create_invitation(&self, invitation: NewInvitation) -> Result<Invitation> {
+        let sql = format!(
+            "INSERT INTO invitations (id, token_hash, email, created_by, created_at, expires_at)
+             VALUES ($1, $2, $3, $4, $5, $6) RETURNING {INVITATION_COLS}"
+        );
+        let row = sqlx::query(AssertSqlSafe(sql))
+            .bind(lore_core::new_id())
+            .bind(&invitation.token_hash)
+            .bind(&invitation.email)
+            .bind(invitation.created_by)
+            .bind(lore_core::now())
+            .bind(invitation.expires_at)
+            .fetch_one(&self.pool)
+            .await
+            .map_err(db_err)?;
+        invitation_from(&row)
+    }
+
+    async fn list_invitations(&self) -> Result<Vec<Invitation>> {
+        let sql = format!("SELECT {INVITATION_COLS} FROM invitations ORDER BY created_at DESC, id DESC");
+        let rows = sqlx::query(AssertSqlSafe(sql)).fetch_all(&self.pool).await.map_err(db_err)?;
+        rows.iter().map(invitation_from).collect()
+    }
+
+    async fn delete_invitation(&self, id: Id) -> Result<bool> {
+        let done =
+            sqlx::query("DELETE FROM invitations WHERE id = $1").bind(id).execute(&self.pool).await.map_err(db_err)?;
+        Ok(done.rows_affected() > 0)
+    }
+
 
     async fn get_user(&self, id: Id) -> Result<Option<User>> {
         self.user_by_id(id).await

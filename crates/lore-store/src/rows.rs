@@ -200,6 +200,20 @@ pub(crate) fn user_from(row: &impl RowExt) -> Result<User> {
     })
 }
 
+pub(crate) const INVITATION_COLS: &str = "id, email, created_by, created_at, expires_at, used_at, used_by";
+
+pub(crate) fn invitation_from(row: &impl RowExt) -> Result<Invitation> {
+    Ok(Invitation {
+        id: row.id("id")?,
+        email: row.opt_text("email")?,
+        created_by: row.opt_id("created_by")?,
+        created_at: row.time("created_at")?,
+        expires_at: row.time("expires_at")?,
+        used_at: row.opt_time("used_at")?,
+        used_by: row.opt_id("used_by")?,
+    })
+}
+
 pub(crate) const KEY_COLS: &str = "k.id AS key_id, k.user_id AS key_user_id, k.knowledge_base_id, k.name, k.description, \
     k.key_prefix, k.key_suffix, k.scopes, k.rate_limit, k.daily_quota, k.monthly_quota, k.usage_day, k.usage_month, \
     k.usage_count_today, k.usage_count_month, k.is_active AS key_is_active, k.expires_at, k.revoked_at, k.last_used_at, \

@@ -39,6 +39,17 @@ fn is_unique_violation(err: &sqlx::Error, column: &str) -> bool {
 }
 
 /// Timestamps are stored as sortable UTC text with millisecond precision, the same format the
+/// A username or email conflict as its own error; anything else as a database error.
+fn user_conflict(e: sqlx::Error) -> Error {
+    if is_unique_violation(&e, "users.username") {
+        Error::new(Code::UsernameTaken, "this username is already taken")
+    } else if is_unique_violation(&e, "users.email") {
+        Error::new(Code::EmailTaken, "an account with this email already exists")
+    } else {
+        db_err(e)
+    }
+}
+
 /// triggers' `strftime('%Y-%m-%dT%H:%M:%fZ')` writes.
 pub(crate) fn ts(t: Timestamp) -> String {
     t.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string()
@@ -252,6 +263,107 @@ impl Store for SqliteStore {
             }
             Err(e) => return Err(db_err(e)),
         }
+    async fn register_user(&self, user: NewUser, admission: Admission) -> Result<User> {
+        let id = lore_core::new_id();
+        let now = ts(admission.now);
+        // One writer connection: this transaction runs alone, and its first statement takes the
+        // write lock, so whether the account is the first is decided by the insert itself.
+        let mut tx = self.tx().await?;
+        let inserted = sqlx::query_scalar::<_, i64>(
+            "INSERT INTO users (id, username, email, hashed_password, full_name, first_name, last_name,
+                                is_superuser, is_staff, created_at, updated_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, NOT EXISTS (SELECT 1 FROM users), NOT EXISTS (SELECT 1 FROM users), ?8, ?8)
+             RETURNING is_superuser",
+        )
+        .bind(id.to_string())
+        .bind(&user.username)
+        .bind(&user.email)
+        .bind(&user.password_hash)
+        .bind(&user.full_name)
+        .bind(&user.first_name)
+        .bind(&user.last_name)
+        .bind(&now)
+        .fetch_one(&mut *tx)
+        .await;
+        let first = match inserted {
+            Ok(superuser) => superuser != 0,
+            Err(e) => {
+                let _ = tx.rollback().await;
+                return Err(user_conflict(e));
+            }
+        };
+        if !first {
+            let refusal = match (admission.policy, &admission.invitation_hash) {
+                (RegistrationPolicy::Open, _) => None,
+                (RegistrationPolicy::Closed, _) | (RegistrationPolicy::Invite, None) => {
+                    Some(admission.policy.refusal())
+                }
+                (RegistrationPolicy::Invite, Some(hash)) => {
+                    let used = sqlx::query(
+                        "UPDATE invitations SET used_at = ?1, used_by = ?2
+                         WHERE token_hash = ?3 AND used_at IS NULL AND expires_at > ?1
+                           AND (email IS NULL OR lower(email) = lower(?4))",
+                    )
+                    .bind(&now)
+                    .bind(id.to_string())
+                    .bind(hash)
+                    .bind(&user.email)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(db_err)?;
+                    (used.rows_affected() == 0).then(Invitation::invalid)
+                }
+            };
+            if let Some(refusal) = refusal {
+                let _ = tx.rollback().await;
+                return Err(refusal);
+            }
+        }
+        tx.commit().await.map_err(db_err)?;
+        self.get_user_from(&self.writer, id).await?.ok_or_else(|| Error::internal("user vanished after insert"))
+    }
+
+    async fn find_invitation(&self, token_hash: &str) -> Result<Option<Invitation>> {
+        let sql = format!("SELECT {INVITATION_COLS} FROM invitations WHERE token_hash = ?");
+        let row =
+            sqlx::query(AssertSqlSafe(sql)).bind(token_hash).fetch_optional(&self.reader).await.map_err(db_err)?;
+        row.as_ref().map(invitation_from).transpose()
+    }
+
+    async fn create_invitation(&self, invitation: NewInvitation) -> Result<Invitation> {
+        let id = lore_core::new_id();
+        sqlx::query(
+            "INSERT INTO invitations (id, token_hash, email, created_by, created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?)",
+        )
+        .bind(id.to_string())
+        .bind(&invitation.token_hash)
+        .bind(&invitation.email)
+        .bind(invitation.created_by.map(|u| u.to_string()))
+        .bind(ts(lore_core::now()))
+        .bind(ts(invitation.expires_at))
+        .execute(&self.writer)
+        .await
+        .map_err(db_err)?;
+        let sql = format!("SELECT {INVITATION_COLS} FROM invitations WHERE id = ?");
+        let row = sqlx::query(AssertSqlSafe(sql)).bind(id.to_string()).fetch_one(&self.writer).await.map_err(db_err)?;
+        invitation_from(&row)
+    }
+
+    async fn list_invitations(&self) -> Result<Vec<Invitation>> {
+        let sql = format!("SELECT {INVITATION_COLS} FROM invitations ORDER BY created_at DESC, id DESC");
+        let rows = sqlx::query(AssertSqlSafe(sql)).fetch_all(&self.reader).await.map_err(db_err)?;
+        rows.iter().map(invitation_from).collect()
+    }
+
+    async fn delete_invitation(&self, id: Id) -> Result<bool> {
+        let done = sqlx::query("DELETE FROM invitations WHERE id = ?")
+            .bind(id.to_string())
+            .execute(&self.writer)
+            .await
+            .map_err(db_err)?;
+        Ok(done.rows_affected() > 0)
+    }
+
         self.get_user_from(&self.writer, id).await?.ok_or_else(|| Error::internal("user vanished after insert"))
     }
 

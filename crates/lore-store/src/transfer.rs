@@ -23,6 +23,7 @@ use crate::{SqliteStore, vectors};
 const TABLES: &[(&str, &str)] = &[
     ("users", "id"),
     ("sessions", "id"),
+    ("invitations", "id"),
     ("knowledge_base_configs", "id"),
     ("knowledge_bases", "id"),
     ("file_types", "id"),

@@ -1027,3 +1027,176 @@ async fn sqlite_vector_index_recovers_from_crashes_and_damaged_files() {
     let hits = store.search_vector(&vector_query(owner.id, vec![k.id], axis(3), 1)).await.expect("s");
     assert_eq!(hits[0].content, "d");
 }
+fn registrant(name: &str, email: &str) -> NewUser {
+    NewUser {
+        username: name.into(),
+        email: email.into(),
+        password_hash: "x".into(),
+        full_name: None,
+        first_name: None,
+        last_name: None,
+    }
+}
+
+fn admission(policy: RegistrationPolicy, invitation_hash: Option<&str>) -> Admission {
+    Admission { policy, invitation_hash: invitation_hash.map(str::to_string), now: lore_core::now() }
+}
+
+/// Registers `n` accounts at once (names `{prefix}{i}`), each with the same admission.
+async fn register_at_once(
+    store: &std::sync::Arc<dyn Store>,
+    prefix: &str,
+    n: usize,
+    policy: RegistrationPolicy,
+    invitation_hash: Option<&str>,
+) -> Vec<lore_core::error::Result<User>> {
+    let tasks: Vec<_> = (0..n)
+        .map(|i| {
+            let store = store.clone();
+            let user = registrant(&format!("{prefix}{i}"), &format!("{prefix}{i}@example.com"));
+            let admission = admission(policy, invitation_hash);
+            tokio::spawn(async move { store.register_user(user, admission).await })
+        })
+        .collect();
+    let mut results = Vec::new();
+    for task in tasks {
+        results.push(task.await.expect("task"));
+    }
+    results
+}
+
+/// Of concurrent first registrations on an empty store exactly one becomes the administrator;
+/// under `invite` the others are refused, under `open` they become ordinary accounts.
+async fn first_registrations_make_one_administrator(store: std::sync::Arc<dyn Store>, policy: RegistrationPolicy) {
+    let results = register_at_once(&store, "first", 8, policy, None).await;
+    let admitted: Vec<&User> = results.iter().filter_map(|r| r.as_ref().ok()).collect();
+    let superusers = admitted.iter().filter(|u| u.is_superuser && u.is_staff).count();
+    assert_eq!(superusers, 1, "{results:?}");
+    match policy {
+        RegistrationPolicy::Open => assert_eq!(admitted.len(), 8, "{results:?}"),
+        _ => {
+            assert_eq!(admitted.len(), 1, "{results:?}");
+            for refused in results.iter().filter_map(|r| r.as_ref().err()) {
+                assert_eq!(refused.code, Code::RegistrationClosed, "{refused:?}");
+            }
+        }
+    }
+    assert_eq!(store.count_users().await.expect("count"), admitted.len() as i64);
+    let listed = store.list_users(100, 0).await.expect("users");
+    assert_eq!(listed.iter().filter(|u| u.is_superuser).count(), 1);
+}
+
+/// After the first account: `closed` admits nobody, `open` anybody, `invite` the holder of a
+/// valid invitation, once; a refused or conflicting registration leaves nothing behind.
+async fn invitations_admit_one_account_each(store: std::sync::Arc<dyn Store>) {
+    let admin = store
+        .register_user(registrant("管理员", "admin@例子.cn"), admission(RegistrationPolicy::Closed, None))
+        .await
+        .expect("the first account, even when closed");
+    assert!(admin.is_superuser);
+    let refused = store
+        .register_user(registrant("lilei", "lilei@example.com"), admission(RegistrationPolicy::Closed, None))
+        .await
+        .expect_err("closed");
+    assert_eq!(refused.code, Code::RegistrationClosed);
+    let refused = store
+        .register_user(registrant("lilei", "lilei@example.com"), admission(RegistrationPolicy::Invite, None))
+        .await
+        .expect_err("no invitation");
+    assert_eq!(refused.code, Code::RegistrationClosed);
+    let refused = store
+        .register_user(registrant("lilei", "lilei@example.com"), admission(RegistrationPolicy::Invite, Some("nope")))
+        .await
+        .expect_err("unknown invitation");
+    assert_eq!(refused.code, Code::InvitationInvalid);
+    assert_eq!(store.count_users().await.expect("count"), 1, "refusals create nothing");
+    let open = store
+        .register_user(registrant("hanmeimei", "hmm@example.com"), admission(RegistrationPolicy::Open, None))
+        .await
+        .expect("open");
+    assert!(!open.is_superuser && !open.is_staff);
+
+    let week = lore_core::now() + chrono::Duration::days(7);
+    let invite = |hash: &str, email: Option<&str>, expires_at| NewInvitation {
+        token_hash: hash.into(),
+        email: email.map(str::to_string),
+        created_by: Some(admin.id),
+        expires_at,
+    };
+    // One invitation, eight registrants at once: one account.
+    let shared = store.create_invitation(invite("hash-shared", None, week)).await.expect("invitation");
+    assert_eq!((shared.created_by, shared.used_at), (Some(admin.id), None));
+    let results = register_at_once(&store, "invitee", 8, RegistrationPolicy::Invite, Some("hash-shared")).await;
+    let admitted: Vec<&User> = results.iter().filter_map(|r| r.as_ref().ok()).collect();
+    assert_eq!(admitted.len(), 1, "{results:?}");
+    assert!(!admitted[0].is_superuser);
+    for refused in results.iter().filter_map(|r| r.as_ref().err()) {
+        assert_eq!(refused.code, Code::InvitationInvalid, "{refused:?}");
+    }
+    let used = store.find_invitation("hash-shared").await.expect("find").expect("invitation");
+    assert_eq!(used.used_by, Some(admitted[0].id));
+    assert!(used.used_at.is_some());
+
+    // A conflicting name consumes nothing; an expired invitation and another address's are refused.
+    store.create_invitation(invite("hash-lilei", Some("LiLei@Example.com"), week)).await.expect("invitation");
+    let taken = store
+        .register_user(
+            registrant("HanMeiMei", "lilei@example.com"),
+            admission(RegistrationPolicy::Invite, Some("hash-lilei")),
+        )
+        .await
+        .expect_err("taken");
+    assert_eq!(taken.code, Code::UsernameTaken);
+    let other = store
+        .register_user(
+            registrant("李雷", "someone@example.com"),
+            admission(RegistrationPolicy::Invite, Some("hash-lilei")),
+        )
+        .await
+        .expect_err("another address");
+    assert_eq!(other.code, Code::InvitationInvalid);
+    let lilei = store
+        .register_user(
+            registrant("李雷", "lilei@example.com"),
+            admission(RegistrationPolicy::Invite, Some("hash-lilei")),
+        )
+        .await
+        .expect("the invited address, in any case");
+    assert_eq!(lilei.username, "李雷");
+    let past = lore_core::now() - chrono::Duration::seconds(1);
+    store.create_invitation(invite("hash-old", None, past)).await.expect("invitation");
+    let expired = store
+        .register_user(registrant("late", "late@example.com"), admission(RegistrationPolicy::Invite, Some("hash-old")))
+        .await
+        .expect_err("expired");
+    assert_eq!(expired.code, Code::InvitationInvalid);
+
+    let listed = store.list_invitations().await.expect("list");
+    assert_eq!(listed.len(), 3);
+    let old = listed.iter().find(|i| i.expires_at < lore_core::now()).expect("the expired one");
+    assert!(store.delete_invitation(old.id).await.expect("delete"));
+    assert!(!store.delete_invitation(old.id).await.expect("delete again"));
+    assert!(store.find_invitation("hash-old").await.expect("find").is_none());
+    assert_eq!(store.list_invitations().await.expect("list").len(), 2);
+}
+
+#[tokio::test]
+async fn sqlite_registration_is_atomic() {
+    for policy in [RegistrationPolicy::Invite, RegistrationPolicy::Open] {
+        let (store, _dir) = sqlite().await;
+        first_registrations_make_one_administrator(std::sync::Arc::new(store), policy).await;
+    }
+    let (store, _dir) = sqlite().await;
+    invitations_admit_one_account_each(std::sync::Arc::new(store)).await;
+}
+
+#[tokio::test]
+async fn postgres_registration_is_atomic() {
+    for policy in [RegistrationPolicy::Invite, RegistrationPolicy::Open] {
+        let Some(store) = postgres().await else { return };
+        first_registrations_make_one_administrator(std::sync::Arc::new(store), policy).await;
+    }
+    let Some(store) = postgres().await else { return };
+    invitations_admit_one_account_each(std::sync::Arc::new(store)).await;
+}
+

@@ -378,6 +378,8 @@ impl BenchServer {
         cmd.args(["serve", "--data-dir"])
             .arg(data_dir)
             .args(["--listen", &format!("127.0.0.1:{port}")])
+            // Every node of a cluster registers (or, finding the account, signs in).
+            .args(["--registration", "open", "--registrations-per-hour", "0"])
             .args(args)
             .env("LORE_LOG", "warn")
             .env_remove("LORE_DATABASE_URL")

@@ -61,6 +61,7 @@ impl Server {
         cmd.args(["serve", "--data-dir"])
             .arg(&self.data_dir)
             .args(["--listen", &format!("127.0.0.1:{}", self.port), "--workers", "2"])
+            .args(["--registration", "open", "--registrations-per-hour", "0"])
             .env("LORE_LOG", "error")
             .env_remove("LORE_DATABASE_URL")
             .stdout(std::process::Stdio::null());

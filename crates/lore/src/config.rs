@@ -17,6 +17,26 @@ pub enum LogFormat {
     Json,
 }
 
+/// `--registration`: who may create an account.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Registration {
+    Open,
+    Invite,
+    Closed,
+}
+
+impl Registration {
+    fn policy(self) -> lore_core::model::RegistrationPolicy {
+        use lore_core::model::RegistrationPolicy as P;
+        match self {
+            Registration::Open => P::Open,
+            Registration::Invite => P::Invite,
+            Registration::Closed => P::Closed,
+        }
+    }
+}
+
 #[derive(Debug, Args)]
 pub struct ServeArgs {
     /// TOML file with any of the settings below, by their long names with underscores (data_dir, listen, ...).
@@ -56,6 +76,16 @@ pub struct ServeArgs {
     /// Lifetime of login sessions in hours. Default: 720 (30 days)
     #[arg(long, env = "LORE_SESSION_TTL_HOURS")]
     pub session_ttl_hours: Option<u64>,
+    /// Who may create an account: `open` (anyone), `invite` (whoever holds an unused invitation
+    /// from an administrator, POST /v1/admin/invitations) or `closed` (nobody). Whatever the
+    /// setting, the first account of an installation without any may register, and becomes its
+    /// administrator. Default: invite
+    #[arg(long, env = "LORE_REGISTRATION", value_enum)]
+    pub registration: Option<Registration>,
+    /// Registrations one client address may make per hour (an IPv6 address counts by its /64),
+    /// counted before the password is hashed; beyond: 429 too_many_registrations. 0: no limit. Default: 10
+    #[arg(long, env = "LORE_REGISTRATIONS_PER_HOUR")]
+    pub registrations_per_hour: Option<u32>,
     /// Log format. Default: text
     #[arg(long, env = "LORE_LOG_FORMAT", value_enum)]
     pub log_format: Option<LogFormat>,
@@ -145,6 +175,8 @@ struct FileConfig {
 
 pub fn resolve(args: ServeArgs) -> anyhow::Result<(ServerConfig, LogFormat)> {
     let file = match &args.config {
+    registration: Option<Registration>,
+    registrations_per_hour: Option<u32>,
         Some(path) => {
             let text =
                 std::fs::read_to_string(path).with_context(|| format!("cannot read config file {}", path.display()))?;
@@ -212,6 +244,12 @@ pub fn resolve(args: ServeArgs) -> anyhow::Result<(ServerConfig, LogFormat)> {
     if let Some(ef) = args.ef_search.or(file.ef_search) {
         anyhow::ensure!((1..=10_000).contains(&ef), "ef_search must be between 1 and 10000");
         config.ef_search = ef;
+    }
+    if let Some(registration) = args.registration.or(file.registration) {
+        config.registration = registration.policy();
+    }
+    if let Some(n) = args.registrations_per_hour.or(file.registrations_per_hour) {
+        config.registrations_per_hour = n;
     }
     if let Some(path) = args.price_table.or(file.price_table) {
         let text =
@@ -415,6 +453,8 @@ mod tests {
         assert_eq!(config.listen.to_string(), "127.0.0.1:7000");
         assert_eq!(config.data_dir, PathBuf::from("/srv/lore"));
     }
+            registration: None,
+            registrations_per_hour: None,
 
     #[test]
     fn unknown_keys_in_the_file_are_errors() {
@@ -424,3 +464,24 @@ mod tests {
         assert!(resolve(args(Some(file), None)).is_err());
     }
 }
+    #[test]
+    fn registration_is_by_invitation_unless_configured() {
+        let (config, _) = resolve(args(None, None)).expect("defaults");
+        assert_eq!(config.registration, lore_core::model::RegistrationPolicy::Invite);
+        assert_eq!(config.registrations_per_hour, 10);
+        let dir = tempfile::tempdir().expect("tempdir");
+        let file = dir.path().join("lore.toml");
+        std::fs::write(&file, "registration = \"closed\"\nregistrations_per_hour = 0\n").expect("write");
+        let (config, _) = resolve(args(Some(file.clone()), None)).expect("file");
+        assert_eq!(
+            (config.registration, config.registrations_per_hour),
+            (lore_core::model::RegistrationPolicy::Closed, 0)
+        );
+        let mut flags = args(Some(file.clone()), None);
+        flags.registration = Some(Registration::Open);
+        let (config, _) = resolve(flags).expect("flags win");
+        assert_eq!(config.registration, lore_core::model::RegistrationPolicy::Open);
+        std::fs::write(&file, "registration = \"maybe\"\n").expect("write");
+        assert!(resolve(args(Some(file), None)).is_err());
+    }
+

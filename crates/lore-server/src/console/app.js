@@ -18,6 +18,7 @@ const STRINGS = {
     sign_in: 'Sign in', sign_up: 'Create an account', sign_out: 'Sign out', username: 'Username',
     username_or_email: 'Username or email', email: 'Email', password: 'Password', full_name: 'Full name',
     no_account: 'No account yet?', have_account: 'Already have an account?', signed_in_as: 'Signed in as {0}',
+    invitation: 'Invitation', invitation_hint: 'The token an administrator gave you (not needed for the first account)',
     kbs_title: 'Knowledge bases', kb_new: 'New knowledge base', name: 'Name', description: 'Description',
     status: 'Status', documents: 'Documents', chunks: 'Chunks', size: 'Size', updated: 'Updated',
     kbs_empty: 'No knowledge bases yet. Create one to upload documents.',
@@ -92,6 +93,7 @@ const STRINGS = {
     sign_in: '登录', sign_up: '注册账号', sign_out: '退出登录', username: '用户名',
     username_or_email: '用户名或邮箱', email: '邮箱', password: '密码', full_name: '姓名',
     no_account: '还没有账号？', have_account: '已有账号？', signed_in_as: '已登录：{0}',
+    invitation: '邀请码', invitation_hint: '管理员发给你的邀请码（第一个账号无需填写）',
     kbs_title: '知识库', kb_new: '新建知识库', name: '名称', description: '描述',
     status: '状态', documents: '文档', chunks: '分块', size: '大小', updated: '更新时间',
     kbs_empty: '还没有知识库。新建一个即可上传文档。',
@@ -440,19 +442,25 @@ async function pageSignIn(root) {
   add(root, form);
 }
 
-async function pageSignUp(root) {
+async function pageSignUp(root, _, query) {
   const user = h('input', { name: 'username', autocomplete: 'username', required: true });
   const email = h('input', { type: 'email', name: 'email', autocomplete: 'email', required: true });
   const full = h('input', { name: 'full_name', autocomplete: 'name' });
   const pass = h('input', { type: 'password', name: 'password', autocomplete: 'new-password', required: true, minlength: 8 });
+  // An invitation link may carry the token: #/signup?invitation=inv_...
+  const invitation = h('input', {
+    name: 'invitation', autocomplete: 'off', value: query.get('invitation') || '', title: t('invitation_hint'),
+  });
   const form = h('form', { class: 'card auth', id: 'signup-form' },
     h('h1', {}, t('sign_up')), field(t('username'), user), field(t('email'), email),
     field(`${t('full_name')} (${t('optional')})`, full), field(t('password'), pass),
+    field(`${t('invitation')} (${t('optional')})`, invitation),
     h('button', { type: 'submit' }, t('sign_up')),
     h('p', {}, t('have_account'), ' ', h('a', { href: '#/signin' }, t('sign_in'))));
   onSubmit(form, async () => {
     session = await api('POST', '/console/register', {
       username: user.value, email: email.value, password: pass.value, full_name: full.value || null,
+      invitation: invitation.value.trim() || null,
     });
     go('#/kbs');
   });

@@ -13,6 +13,7 @@ mod isolation;
 mod mcp;
 mod postgres;
 mod retrieval;
+mod registration;
 mod sources;
 
 use std::time::Duration;
@@ -42,6 +43,11 @@ async fn spawn_app_in(dir: tempfile::TempDir, configure: impl FnOnce(&mut lore_s
     config.workers = 2;
     config.database_url = test_database(dir.path()).await;
     // Documents are parsed in child processes of the binary, as `lore serve` does.
+    // Tests register many accounts per server; those about the registration policy set their own.
+    config.registration = lore_core::model::RegistrationPolicy::Open;
+    config.registrations_per_hour = 0;
+    // The tests' model providers and webhook receivers listen on 127.0.0.1.
+    config.allow_outbound = vec!["127.0.0.1/32".parse().expect("cidr")];
     config.parser_exe = Some(env!("CARGO_BIN_EXE_lore").into());
     configure(&mut config);
     let server = lore_server::start(config).await.expect("server starts");
@@ -903,6 +909,7 @@ fn start_binary(data_dir: &std::path::Path, port: u16, workers: usize) -> std::p
         .arg(data_dir)
         .args(["--listen", &format!("127.0.0.1:{port}"), "--workers", &workers.to_string()])
         .env("LORE_LOG", "warn")
+        .args(["--registration", "open", "--registrations-per-hour", "0"])
         .spawn()
         .expect("start lore")
 }

@@ -36,6 +36,7 @@ fn start_node(data_dir: &std::path::Path, database_url: &str, port: u16) -> Node
         .args(["serve", "--data-dir"])
         .arg(data_dir)
         .args(["--listen", &format!("127.0.0.1:{port}"), "--workers", "2"])
+        .args(["--registration", "open", "--registrations-per-hour", "0"])
         .env("LORE_DATABASE_URL", database_url)
         .env("LORE_LOG", "warn")
         .spawn()
