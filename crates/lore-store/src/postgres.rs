@@ -301,15 +301,6 @@ impl Store for PgStore {
         self.user_by_id(id).await?.ok_or_else(|| Error::internal("user vanished after insert"))
     }
 
-    async fn find_login(&self, username_or_email: &str) -> Result<Option<(User, String)>> {
-        let sql = format!(
-            "SELECT {USER_COLS}, u.hashed_password FROM users u
-             WHERE lower(u.username) = lower($1) OR lower(u.email) = lower($1)"
-        );
-        let row =
-            sqlx::query(AssertSqlSafe(sql)).bind(username_or_email).fetch_optional(&self.pool).await.map_err(db_err)?;
-        row.map(|r| Ok((user_from(&r)?, r.text("hashed_password")?))).transpose()
-    }
     async fn register_user(&self, user: NewUser, admission: Admission) -> Result<User> {
         // Registrations take turns (a transaction-scoped advisory lock, held to the commit), so
         // each one's insert sees every account committed before it: of concurrent first
@@ -401,6 +392,15 @@ impl Store for PgStore {
         Ok(done.rows_affected() > 0)
     }
 
+    async fn find_login(&self, username_or_email: &str) -> Result<Option<(User, String)>> {
+        let sql = format!(
+            "SELECT {USER_COLS}, u.hashed_password FROM users u
+             WHERE lower(u.username) = lower($1) OR lower(u.email) = lower($1)"
+        );
+        let row =
+            sqlx::query(AssertSqlSafe(sql)).bind(username_or_email).fetch_optional(&self.pool).await.map_err(db_err)?;
+        row.map(|r| Ok((user_from(&r)?, r.text("hashed_password")?))).transpose()
+    }
 
     async fn get_user(&self, id: Id) -> Result<Option<User>> {
         self.user_by_id(id).await

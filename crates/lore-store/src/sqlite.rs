@@ -38,7 +38,6 @@ fn is_unique_violation(err: &sqlx::Error, column: &str) -> bool {
     }
 }
 
-/// Timestamps are stored as sortable UTC text with millisecond precision, the same format the
 /// A username or email conflict as its own error; anything else as a database error.
 fn user_conflict(e: sqlx::Error) -> Error {
     if is_unique_violation(&e, "users.username") {
@@ -50,6 +49,7 @@ fn user_conflict(e: sqlx::Error) -> Error {
     }
 }
 
+/// Timestamps are stored as sortable UTC text with millisecond precision, the same format the
 /// triggers' `strftime('%Y-%m-%dT%H:%M:%fZ')` writes.
 pub(crate) fn ts(t: Timestamp) -> String {
     t.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string()
@@ -263,6 +263,9 @@ impl Store for SqliteStore {
             }
             Err(e) => return Err(db_err(e)),
         }
+        self.get_user_from(&self.writer, id).await?.ok_or_else(|| Error::internal("user vanished after insert"))
+    }
+
     async fn register_user(&self, user: NewUser, admission: Admission) -> Result<User> {
         let id = lore_core::new_id();
         let now = ts(admission.now);
@@ -362,9 +365,6 @@ impl Store for SqliteStore {
             .await
             .map_err(db_err)?;
         Ok(done.rows_affected() > 0)
-    }
-
-        self.get_user_from(&self.writer, id).await?.ok_or_else(|| Error::internal("user vanished after insert"))
     }
 
     async fn find_login(&self, username_or_email: &str) -> Result<Option<(User, String)>> {

@@ -890,143 +890,6 @@ async fn conformance(store: &dyn Store) {
     deleting_a_knowledge_base_while_a_worker_completes_it(store).await;
 }
 
-/// Row-level security is a second wall: in a transaction that names a tenant, a query with no
-/// owner filter at all still sees only that tenant's rows.
-#[tokio::test]
-async fn postgres_row_level_security_hides_other_tenants() {
-    let Some(store) = postgres().await else { return };
-    let pool = store.pool();
-    let bypass: bool = sqlx::query_scalar("SELECT rolsuper OR rolbypassrls FROM pg_roles WHERE rolname = current_user")
-        .fetch_one(pool)
-        .await
-        .expect("role");
-    assert!(!bypass, "the test role must not bypass row-level security (scripts/pg-up makes it so)");
-    let alice = user(&store, "rls-alice").await;
-    let bob = user(&store, "rls-bob").await;
-    let alice_kb = kb(&store, alice.id).await;
-    let bob_kb = kb(&store, bob.id).await;
-    let alice_doc = document(&store, alice.id, alice_kb.id, "a1", 10).await;
-    process(&store, alice_doc.id, &[("退款 政策", "退款 政策")]).await;
-    let bob_doc = document(&store, bob.id, bob_kb.id, "b1", 10).await;
-    process(&store, bob_doc.id, &[("shipping rules", "shipping rules")]).await;
-
-    let count = |table: &'static str| format!("SELECT COUNT(*) FROM {table}");
-    let mut tx = pool.begin().await.expect("begin");
-    sqlx::query("SELECT set_config('lore.tenant', $1, true)")
-        .bind(bob.id.to_string())
-        .execute(&mut *tx)
-        .await
-        .expect("tenant");
-    for (table, expected) in
-        [("users", 1), ("knowledge_bases", 1), ("documents", 1), ("document_chunks", 1), ("sessions", 0)]
-    {
-        let n: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(count(table))).fetch_one(&mut *tx).await.expect("count");
-        assert_eq!(n, expected, "{table} as bob");
-    }
-    let stolen: Option<String> = sqlx::query_scalar("SELECT filename FROM documents WHERE id = $1")
-        .bind(alice_doc.id)
-        .fetch_optional(&mut *tx)
-        .await
-        .expect("select");
-    assert_eq!(stolen, None, "alice's document by id, unfiltered, as bob");
-    tx.commit().await.expect("commit");
-    // Work for no one in particular (workers, authentication) sees every tenant.
-    let all: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM documents").fetch_one(pool).await.expect("count");
-    assert_eq!(all, 2);
-    // And the store's own tenant reads run behind the wall and still find their rows.
-    assert!(store.get_document(bob.id, bob_doc.id).await.expect("get").is_some());
-    assert!(store.get_document(bob.id, alice_doc.id).await.expect("get").is_none());
-    let hits = search(&store, bob.id, bob_kb.id, &["shipping"], SearchFilters::default()).await;
-    assert_eq!(hits.len(), 1);
-}
-
-/// Conversations have no API before the agents issue; they are written here directly.
-#[tokio::test]
-async fn sqlite_conversations_are_purged_after_their_retention() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let path = dir.path().join("lore.db");
-    let store = SqliteStore::open(&path).await.expect("open");
-    let keeper = user(&store, "keeper").await;
-    let forgetful = user(&store, "forgetful").await;
-    let mut config = UserConfig::initial();
-    config.conversation_retention_days = Some(7);
-    store.put_user_config(forgetful.id, &config).await.expect("config");
-    let raw = sqlx::SqlitePool::connect(&format!("sqlite://{}", path.display())).await.expect("connect");
-    let old = (lore_core::now() - chrono::Duration::days(10)).format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string();
-    let new = lore_core::now().format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string();
-    for (owner, age, id) in [(&keeper, &old, "c1"), (&forgetful, &old, "c2"), (&forgetful, &new, "c3")] {
-        let agent = format!("agent-{id}");
-        sqlx::query("INSERT INTO ai_agents (id, user_id, name, created_at, updated_at) VALUES (?, ?, ?, ?, ?)")
-            .bind(&agent)
-            .bind(owner.id.to_string())
-            .bind(&agent)
-            .bind(age)
-            .bind(age)
-            .execute(&raw)
-            .await
-            .expect("agent");
-        sqlx::query("INSERT INTO conversations (id, user_id, agent_id, created_at, updated_at) VALUES (?, ?, ?, ?, ?)")
-            .bind(id)
-            .bind(owner.id.to_string())
-            .bind(&agent)
-            .bind(age)
-            .bind(age)
-            .execute(&raw)
-            .await
-            .expect("conversation");
-    }
-    assert_eq!(store.purge_conversations(lore_core::now()).await.expect("purge"), 1);
-    let left: Vec<String> =
-        sqlx::query_scalar("SELECT id FROM conversations ORDER BY id").fetch_all(&raw).await.expect("left");
-    assert_eq!(left, vec!["c1", "c3"], "no retention set keeps everything; a recent one stays");
-}
-
-#[tokio::test]
-async fn sqlite_migrations_are_idempotent_and_data_survives_reopening() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let path = dir.path().join("lore.db");
-    let store = SqliteStore::open(&path).await.expect("open");
-    let u = user(&store, "persist").await;
-    store.close().await;
-    let store = SqliteStore::open(&path).await.expect("reopen");
-    assert!(store.get_user(u.id).await.expect("get").is_some());
-}
-
-/// The vector index is derived: a store dropped without closing (as by kill -9) reopens with every
-/// embedded chunk searchable, whether the graphs were saved or not, and a damaged graph file is
-/// rebuilt from the chunks.
-#[tokio::test]
-async fn sqlite_vector_index_recovers_from_crashes_and_damaged_files() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let path = dir.path().join("lore.db");
-    let store = SqliteStore::open(&path).await.expect("open");
-    let owner = user(&store, "crash").await;
-    let k = kb(&store, owner.id).await;
-    let d1 = document(&store, owner.id, k.id, "c1", 10).await;
-    process_embedded(&store, d1.id, &[("a", axis(0)), ("b", axis(1))]).await;
-    store.close().await; // saves the graphs
-    let store = SqliteStore::open(&path).await.expect("reopen");
-    let d2 = document(&store, owner.id, k.id, "c2", 10).await;
-    process_embedded(&store, d2.id, &[("c", axis(2)), ("d", axis(3))]).await;
-    store.soft_delete_document(owner.id, d1.id, lore_core::now()).await.expect("delete");
-    drop(store); // no save: only the change log knows about c, d and the deletion
-
-    let store = SqliteStore::open(&path).await.expect("reopen after crash");
-    let hits = store.search_vector(&vector_query(owner.id, vec![k.id], axis(2), 4)).await.expect("s");
-    let mut contents: Vec<&str> = hits.iter().map(|h| h.content.as_str()).collect();
-    contents.sort_unstable();
-    assert_eq!(contents, vec!["c", "d"]);
-    store.close().await;
-
-    for entry in std::fs::read_dir(dir.path().join("lore.vectors")).expect("dir").flatten() {
-        if entry.path().extension().is_some_and(|e| e == "usearch") {
-            std::fs::write(entry.path(), b"garbage").expect("damage");
-        }
-    }
-    let store = SqliteStore::open(&path).await.expect("reopen with a damaged graph");
-    let hits = store.search_vector(&vector_query(owner.id, vec![k.id], axis(3), 1)).await.expect("s");
-    assert_eq!(hits[0].content, "d");
-}
 fn registrant(name: &str, email: &str) -> NewUser {
     NewUser {
         username: name.into(),
@@ -1200,3 +1063,140 @@ async fn postgres_registration_is_atomic() {
     invitations_admit_one_account_each(std::sync::Arc::new(store)).await;
 }
 
+/// Row-level security is a second wall: in a transaction that names a tenant, a query with no
+/// owner filter at all still sees only that tenant's rows.
+#[tokio::test]
+async fn postgres_row_level_security_hides_other_tenants() {
+    let Some(store) = postgres().await else { return };
+    let pool = store.pool();
+    let bypass: bool = sqlx::query_scalar("SELECT rolsuper OR rolbypassrls FROM pg_roles WHERE rolname = current_user")
+        .fetch_one(pool)
+        .await
+        .expect("role");
+    assert!(!bypass, "the test role must not bypass row-level security (scripts/pg-up makes it so)");
+    let alice = user(&store, "rls-alice").await;
+    let bob = user(&store, "rls-bob").await;
+    let alice_kb = kb(&store, alice.id).await;
+    let bob_kb = kb(&store, bob.id).await;
+    let alice_doc = document(&store, alice.id, alice_kb.id, "a1", 10).await;
+    process(&store, alice_doc.id, &[("退款 政策", "退款 政策")]).await;
+    let bob_doc = document(&store, bob.id, bob_kb.id, "b1", 10).await;
+    process(&store, bob_doc.id, &[("shipping rules", "shipping rules")]).await;
+
+    let count = |table: &'static str| format!("SELECT COUNT(*) FROM {table}");
+    let mut tx = pool.begin().await.expect("begin");
+    sqlx::query("SELECT set_config('lore.tenant', $1, true)")
+        .bind(bob.id.to_string())
+        .execute(&mut *tx)
+        .await
+        .expect("tenant");
+    for (table, expected) in
+        [("users", 1), ("knowledge_bases", 1), ("documents", 1), ("document_chunks", 1), ("sessions", 0)]
+    {
+        let n: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(count(table))).fetch_one(&mut *tx).await.expect("count");
+        assert_eq!(n, expected, "{table} as bob");
+    }
+    let stolen: Option<String> = sqlx::query_scalar("SELECT filename FROM documents WHERE id = $1")
+        .bind(alice_doc.id)
+        .fetch_optional(&mut *tx)
+        .await
+        .expect("select");
+    assert_eq!(stolen, None, "alice's document by id, unfiltered, as bob");
+    tx.commit().await.expect("commit");
+    // Work for no one in particular (workers, authentication) sees every tenant.
+    let all: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM documents").fetch_one(pool).await.expect("count");
+    assert_eq!(all, 2);
+    // And the store's own tenant reads run behind the wall and still find their rows.
+    assert!(store.get_document(bob.id, bob_doc.id).await.expect("get").is_some());
+    assert!(store.get_document(bob.id, alice_doc.id).await.expect("get").is_none());
+    let hits = search(&store, bob.id, bob_kb.id, &["shipping"], SearchFilters::default()).await;
+    assert_eq!(hits.len(), 1);
+}
+
+/// Conversations have no API before the agents issue; they are written here directly.
+#[tokio::test]
+async fn sqlite_conversations_are_purged_after_their_retention() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("lore.db");
+    let store = SqliteStore::open(&path).await.expect("open");
+    let keeper = user(&store, "keeper").await;
+    let forgetful = user(&store, "forgetful").await;
+    let mut config = UserConfig::initial();
+    config.conversation_retention_days = Some(7);
+    store.put_user_config(forgetful.id, &config).await.expect("config");
+    let raw = sqlx::SqlitePool::connect(&format!("sqlite://{}", path.display())).await.expect("connect");
+    let old = (lore_core::now() - chrono::Duration::days(10)).format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string();
+    let new = lore_core::now().format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string();
+    for (owner, age, id) in [(&keeper, &old, "c1"), (&forgetful, &old, "c2"), (&forgetful, &new, "c3")] {
+        let agent = format!("agent-{id}");
+        sqlx::query("INSERT INTO ai_agents (id, user_id, name, created_at, updated_at) VALUES (?, ?, ?, ?, ?)")
+            .bind(&agent)
+            .bind(owner.id.to_string())
+            .bind(&agent)
+            .bind(age)
+            .bind(age)
+            .execute(&raw)
+            .await
+            .expect("agent");
+        sqlx::query("INSERT INTO conversations (id, user_id, agent_id, created_at, updated_at) VALUES (?, ?, ?, ?, ?)")
+            .bind(id)
+            .bind(owner.id.to_string())
+            .bind(&agent)
+            .bind(age)
+            .bind(age)
+            .execute(&raw)
+            .await
+            .expect("conversation");
+    }
+    assert_eq!(store.purge_conversations(lore_core::now()).await.expect("purge"), 1);
+    let left: Vec<String> =
+        sqlx::query_scalar("SELECT id FROM conversations ORDER BY id").fetch_all(&raw).await.expect("left");
+    assert_eq!(left, vec!["c1", "c3"], "no retention set keeps everything; a recent one stays");
+}
+
+#[tokio::test]
+async fn sqlite_migrations_are_idempotent_and_data_survives_reopening() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("lore.db");
+    let store = SqliteStore::open(&path).await.expect("open");
+    let u = user(&store, "persist").await;
+    store.close().await;
+    let store = SqliteStore::open(&path).await.expect("reopen");
+    assert!(store.get_user(u.id).await.expect("get").is_some());
+}
+
+/// The vector index is derived: a store dropped without closing (as by kill -9) reopens with every
+/// embedded chunk searchable, whether the graphs were saved or not, and a damaged graph file is
+/// rebuilt from the chunks.
+#[tokio::test]
+async fn sqlite_vector_index_recovers_from_crashes_and_damaged_files() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("lore.db");
+    let store = SqliteStore::open(&path).await.expect("open");
+    let owner = user(&store, "crash").await;
+    let k = kb(&store, owner.id).await;
+    let d1 = document(&store, owner.id, k.id, "c1", 10).await;
+    process_embedded(&store, d1.id, &[("a", axis(0)), ("b", axis(1))]).await;
+    store.close().await; // saves the graphs
+    let store = SqliteStore::open(&path).await.expect("reopen");
+    let d2 = document(&store, owner.id, k.id, "c2", 10).await;
+    process_embedded(&store, d2.id, &[("c", axis(2)), ("d", axis(3))]).await;
+    store.soft_delete_document(owner.id, d1.id, lore_core::now()).await.expect("delete");
+    drop(store); // no save: only the change log knows about c, d and the deletion
+
+    let store = SqliteStore::open(&path).await.expect("reopen after crash");
+    let hits = store.search_vector(&vector_query(owner.id, vec![k.id], axis(2), 4)).await.expect("s");
+    let mut contents: Vec<&str> = hits.iter().map(|h| h.content.as_str()).collect();
+    contents.sort_unstable();
+    assert_eq!(contents, vec!["c", "d"]);
+    store.close().await;
+
+    for entry in std::fs::read_dir(dir.path().join("lore.vectors")).expect("dir").flatten() {
+        if entry.path().extension().is_some_and(|e| e == "usearch") {
+            std::fs::write(entry.path(), b"garbage").expect("damage");
+        }
+    }
+    let store = SqliteStore::open(&path).await.expect("reopen with a damaged graph");
+    let hits = store.search_vector(&vector_query(owner.id, vec![k.id], axis(3), 1)).await.expect("s");
+    assert_eq!(hits[0].content, "d");
+}

@@ -156,6 +156,8 @@ struct FileConfig {
     min_free_disk_mb: Option<u64>,
     workers: Option<usize>,
     session_ttl_hours: Option<u64>,
+    registration: Option<Registration>,
+    registrations_per_hour: Option<u32>,
     log_format: Option<LogFormat>,
     trash_retention_days: Option<u64>,
     usage_retention_days: Option<u64>,
@@ -175,8 +177,6 @@ struct FileConfig {
 
 pub fn resolve(args: ServeArgs) -> anyhow::Result<(ServerConfig, LogFormat)> {
     let file = match &args.config {
-    registration: Option<Registration>,
-    registrations_per_hour: Option<u32>,
         Some(path) => {
             let text =
                 std::fs::read_to_string(path).with_context(|| format!("cannot read config file {}", path.display()))?;
@@ -221,6 +221,12 @@ pub fn resolve(args: ServeArgs) -> anyhow::Result<(ServerConfig, LogFormat)> {
         anyhow::ensure!(hours > 0, "session_ttl_hours must be positive");
         config.session_ttl = Duration::from_secs(hours * 3600);
     }
+    if let Some(registration) = args.registration.or(file.registration) {
+        config.registration = registration.policy();
+    }
+    if let Some(n) = args.registrations_per_hour.or(file.registrations_per_hour) {
+        config.registrations_per_hour = n;
+    }
     const DAY: u64 = 24 * 3600;
     if let Some(days) = args.trash_retention_days.or(file.trash_retention_days) {
         config.trash_retention = Duration::from_secs(days * DAY);
@@ -244,12 +250,6 @@ pub fn resolve(args: ServeArgs) -> anyhow::Result<(ServerConfig, LogFormat)> {
     if let Some(ef) = args.ef_search.or(file.ef_search) {
         anyhow::ensure!((1..=10_000).contains(&ef), "ef_search must be between 1 and 10000");
         config.ef_search = ef;
-    }
-    if let Some(registration) = args.registration.or(file.registration) {
-        config.registration = registration.policy();
-    }
-    if let Some(n) = args.registrations_per_hour.or(file.registrations_per_hour) {
-        config.registrations_per_hour = n;
     }
     if let Some(path) = args.price_table.or(file.price_table) {
         let text =
@@ -410,6 +410,8 @@ mod tests {
             min_free_disk_mb: None,
             workers: None,
             session_ttl_hours: None,
+            registration: None,
+            registrations_per_hour: None,
             log_format: None,
             trash_retention_days: None,
             usage_retention_days: None,
@@ -453,17 +455,7 @@ mod tests {
         assert_eq!(config.listen.to_string(), "127.0.0.1:7000");
         assert_eq!(config.data_dir, PathBuf::from("/srv/lore"));
     }
-            registration: None,
-            registrations_per_hour: None,
 
-    #[test]
-    fn unknown_keys_in_the_file_are_errors() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let file = dir.path().join("lore.toml");
-        std::fs::write(&file, "listen_addr = \"x\"\n").expect("write");
-        assert!(resolve(args(Some(file), None)).is_err());
-    }
-}
     #[test]
     fn registration_is_by_invitation_unless_configured() {
         let (config, _) = resolve(args(None, None)).expect("defaults");
@@ -485,3 +477,11 @@ mod tests {
         assert!(resolve(args(Some(file), None)).is_err());
     }
 
+    #[test]
+    fn unknown_keys_in_the_file_are_errors() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let file = dir.path().join("lore.toml");
+        std::fs::write(&file, "listen_addr = \"x\"\n").expect("write");
+        assert!(resolve(args(Some(file), None)).is_err());
+    }
+}

@@ -12,8 +12,8 @@ mod hostile;
 mod isolation;
 mod mcp;
 mod postgres;
-mod retrieval;
 mod registration;
+mod retrieval;
 mod sources;
 
 use std::time::Duration;
@@ -42,12 +42,12 @@ async fn spawn_app_in(dir: tempfile::TempDir, configure: impl FnOnce(&mut lore_s
     let mut config = lore_server::ServerConfig::new(dir.path().join("data"), "127.0.0.1:0".parse().expect("addr"));
     config.workers = 2;
     config.database_url = test_database(dir.path()).await;
-    // Documents are parsed in child processes of the binary, as `lore serve` does.
     // Tests register many accounts per server; those about the registration policy set their own.
     config.registration = lore_core::model::RegistrationPolicy::Open;
     config.registrations_per_hour = 0;
     // The tests' model providers and webhook receivers listen on 127.0.0.1.
     config.allow_outbound = vec!["127.0.0.1/32".parse().expect("cidr")];
+    // Documents are parsed in child processes of the binary, as `lore serve` does.
     config.parser_exe = Some(env!("CARGO_BIN_EXE_lore").into());
     configure(&mut config);
     let server = lore_server::start(config).await.expect("server starts");
@@ -908,8 +908,8 @@ fn start_binary(data_dir: &std::path::Path, port: u16, workers: usize) -> std::p
         .args(["serve", "--data-dir"])
         .arg(data_dir)
         .args(["--listen", &format!("127.0.0.1:{port}"), "--workers", &workers.to_string()])
-        .env("LORE_LOG", "warn")
         .args(["--registration", "open", "--registrations-per-hour", "0"])
+        .env("LORE_LOG", "warn")
         .spawn()
         .expect("start lore")
 }
