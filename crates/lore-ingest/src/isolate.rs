@@ -9,9 +9,11 @@
 //! time) or that the parser crashed, and is replaced by a fresh one.
 //!
 //! The protocol, over the child's stdin and stdout: a request is two frames, the file's kind
-//! (its registry name; `code:<language>` for source code) and the file's bytes; a response is
-//! one frame of JSON, `{"ok": Parsed}` or `{"error": {"code": ..., "message": ...}}` with a code
-//! of the error table. A frame is a little-endian u64 length and that many bytes.
+//! (its registry name; `code:<language>` for source code) and the file's bytes; a response is a
+//! frame of JSON, `{"error": {"code": ..., "message": ...}}` with a code of the error table, or
+//! `{"ok": {"title", "metadata", "locations", "raw_is_text"}}` followed by two frames of UTF-8,
+//! the text and the raw text (empty when it is the text). A frame is a little-endian u64 length
+//! and that many bytes. The texts travel as they are, not escaped into JSON.
 
 use std::collections::VecDeque;
 use std::io::{self, BufRead, BufReader, BufWriter, Read, Write};
@@ -40,11 +42,59 @@ const JOBS_PER_CHILD: u32 = 500;
 /// Lines of a child's stderr kept to tell why it died.
 const STDERR_LINES: usize = 20;
 
-#[derive(Debug, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
+#[derive(Debug)]
 enum Response {
     Ok(Parsed),
     Error { code: String, message: String },
+}
+
+/// A response's first frame.
+#[derive(Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+enum Header {
+    Ok {
+        title: Option<String>,
+        metadata: serde_json::Map<String, serde_json::Value>,
+        locations: Vec<crate::formats::Location>,
+        raw_is_text: bool,
+    },
+    Error {
+        code: String,
+        message: String,
+    },
+}
+
+fn write_response(w: &mut impl Write, response: Response) -> io::Result<()> {
+    let json = |h: &Header| serde_json::to_vec(h).map_err(io::Error::other);
+    match response {
+        Response::Error { code, message } => write_frame(w, &json(&Header::Error { code, message })?),
+        Response::Ok(Parsed { title, raw, text, metadata, locations }) => {
+            let raw_is_text = raw == text;
+            write_frame(w, &json(&Header::Ok { title, metadata, locations, raw_is_text })?)?;
+            write_frame(w, text.as_bytes())?;
+            write_frame(w, if raw_is_text { b"" } else { raw.as_bytes() })
+        }
+    }
+}
+
+/// The next response; `None` when the stream ends before it.
+fn read_response(r: &mut impl Read, max: u64) -> io::Result<Option<Response>> {
+    let invalid = |e: &dyn std::fmt::Display| io::Error::new(io::ErrorKind::InvalidData, e.to_string());
+    let Some(header) = read_frame(r, max)? else { return Ok(None) };
+    let header: Header = serde_json::from_slice(&header).map_err(|e| invalid(&e))?;
+    let mut text = || -> io::Result<String> {
+        let frame = read_frame(r, max)?.ok_or(io::ErrorKind::UnexpectedEof)?;
+        String::from_utf8(frame).map_err(|e| invalid(&e))
+    };
+    Ok(Some(match header {
+        Header::Error { code, message } => Response::Error { code, message },
+        Header::Ok { title, metadata, locations, raw_is_text } => {
+            let text_ = text()?;
+            let raw = text()?;
+            let raw = if raw_is_text { text_.clone() } else { raw };
+            Response::Ok(Parsed { title, raw, text: text_, metadata, locations })
+        }
+    }))
 }
 
 /// How a file's kind travels: its registry name, `code:<language>` for source code.
@@ -126,8 +176,7 @@ pub fn serve_child(budgets: Budgets) -> io::Result<()> {
             Some(command) if tests => test_command(command, &bytes),
             _ => handle(&kind, &bytes),
         };
-        let json = serde_json::to_vec(&response).map_err(io::Error::other)?;
-        write_frame(&mut output, &json)?;
+        write_response(&mut output, response)?;
         output.flush()?;
     }
 }
@@ -473,8 +522,7 @@ impl Worker {
     }
 
     fn receive(&mut self, max: u64) -> io::Result<Response> {
-        let frame = read_frame(&mut self.stdout, max)?.ok_or(io::ErrorKind::UnexpectedEof)?;
-        serde_json::from_slice(&frame).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))
+        read_response(&mut self.stdout, max)?.ok_or_else(|| io::ErrorKind::UnexpectedEof.into())
     }
 
     /// Ends the child (if a garbled answer left it alive) and says how it ended, with the last
@@ -511,7 +559,9 @@ mod tests {
 
     #[test]
     fn kinds_travel_by_name() {
-        for kind in crate::detect::KINDS.iter().map(|(k, ..)| *k).chain([FileKind::Code("rust"), FileKind::Code("text")]) {
+        for kind in
+            crate::detect::KINDS.iter().map(|(k, ..)| *k).chain([FileKind::Code("rust"), FileKind::Code("text")])
+        {
             assert_eq!(from_wire(&wire_name(kind)), Some(kind), "{kind:?}");
         }
         assert_eq!(from_wire("code:klingon"), None);
@@ -522,13 +572,23 @@ mod tests {
     fn frames_and_responses_round_trip() {
         let parsed = parse::parse(FileKind::Xlsx, &crate::samples::xlsx()).expect("xlsx");
         assert!(!parsed.locations.is_empty());
-        let mut wire = Vec::new();
-        write_frame(&mut wire, &serde_json::to_vec(&Response::Ok(parsed.clone())).expect("json")).expect("frame");
-        let frame = read_frame(&mut wire.as_slice(), u64::MAX).expect("read").expect("a frame");
-        match serde_json::from_slice::<Response>(&frame).expect("response") {
-            Response::Ok(back) => assert_eq!(back, parsed),
-            other => panic!("{other:?}"),
+        let text = parse::parse(FileKind::Text, "  标题\r\n\r\n正文。".as_bytes()).expect("text");
+        assert_ne!(text.raw, text.text);
+        for parsed in [parsed, text] {
+            let mut wire = Vec::new();
+            write_response(&mut wire, Response::Ok(parsed.clone())).expect("write");
+            match read_response(&mut wire.as_slice(), u64::MAX).expect("read") {
+                Some(Response::Ok(back)) => assert_eq!(back, parsed),
+                other => panic!("{other:?}"),
+            }
         }
+        let mut wire = Vec::new();
+        write_response(&mut wire, Response::Error { code: "too_many_cells".into(), message: "表格太大".into() })
+            .expect("write");
+        assert!(matches!(read_response(&mut wire.as_slice(), u64::MAX).expect("read"),
+            Some(Response::Error { code, message }) if code == "too_many_cells" && message == "表格太大"));
+        let mut wire = Vec::new();
+        write_frame(&mut wire, b"0123456789").expect("frame");
         assert!(read_frame(&mut &wire[..12], u64::MAX).is_err(), "a cut frame is an error");
         assert!(read_frame(&mut &[][..], u64::MAX).expect("end").is_none());
         assert!(read_frame(&mut wire.as_slice(), 3).is_err(), "too large");
