@@ -355,7 +355,8 @@ fn provider_message(body: &str) -> String {
     let message = parsed.as_ref().and_then(|v| {
         v["error"]["message"].as_str().or(v["message"].as_str()).or(v["error"].as_str()).map(str::to_string)
     });
-    message.unwrap_or_else(|| body.chars().take(300).collect())
+    // Shortened: a hostile or broken endpoint's body is not relayed at length.
+    message.unwrap_or_else(|| body.to_string()).chars().take(300).collect()
 }
 
 #[async_trait]

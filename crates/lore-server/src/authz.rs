@@ -156,9 +156,18 @@ pub async fn enforce(State(state): State<AppState>, request: Request, next: Next
     let template = request.extensions().get::<MatchedPath>().map(|p| p.as_str().to_owned()).unwrap_or_default();
     let template = if template.starts_with("/v1/") { template } else { format!("/v1{template}") };
     let Some(rule) = rule_for(request.method().as_str(), &template) else {
-        // Fail closed: a route nobody wrote a rule for answers to nobody.
-        tracing::error!(method = %request.method(), route = %template, "route missing from the authorisation table");
-        return error(Code::Internal, "an internal error occurred").into_response();
+        // Fail closed: a method nobody wrote a rule for answers to nobody. That is the route's
+        // 405 when the table knows the path (and so the methods it serves).
+        let allowed: Vec<&str> = TABLE.iter().filter(|r| r.path == template).map(|r| r.method).collect();
+        if allowed.is_empty() {
+            tracing::error!(method = %request.method(), route = %template, "route missing from the authorisation table");
+            return error(Code::Internal, "an internal error occurred").into_response();
+        }
+        let mut refused = error(Code::MethodNotAllowed, "this endpoint does not support that method").into_response();
+        if let Ok(allow) = axum::http::HeaderValue::from_str(&allowed.join(", ")) {
+            refused.headers_mut().insert(axum::http::header::ALLOW, allow);
+        }
+        return refused;
     };
     if rule.need == Need::Public {
         return next.run(request).await;

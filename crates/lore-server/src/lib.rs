@@ -95,7 +95,23 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer> {
     lore_core::budget::install(config.budgets.clone());
     std::fs::create_dir_all(&config.data_dir)
         .map_err(|e| Error::internal(format!("cannot create data directory {}: {e}", config.data_dir.display())))?;
-    let store = open_store(&config.data_dir, config.database_url.as_deref(), config.ef_search).await?;
+    let store = match &config.database_url {
+        Some(url) => {
+            let pg = PgStore::open_with(url, config.ef_search).await?;
+            // Row-level security is the wall behind every tenant query; a role that skips it
+            // takes the wall away.
+            if !config.allow_rls_bypass && lore_store::postgres::role_bypasses_row_security(pg.pool()).await? {
+                return Err(Error::new(
+                    lore_core::error::Code::Unavailable,
+                    "refusing to start: the database role is SUPERUSER or BYPASSRLS, so row-level security would \
+                     not separate tenants; connect as an ordinary role that owns Lore's tables, or pass \
+                     --allow-rls-bypass",
+                ));
+            }
+            Arc::new(pg) as Arc<dyn Store>
+        }
+        None => open_store(&config.data_dir, None, config.ef_search).await?,
+    };
     let blobs = blobs::open(&config)?;
     // A single embedded node: whatever was running when it last stopped was interrupted. On a
     // shared database other nodes' jobs run on; a crashed node's come back when their lease ends.

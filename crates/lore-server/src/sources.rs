@@ -138,7 +138,7 @@ fn connector(state: &AppState, source: &DataSource, credentials: Option<&Value>)
     Ok(match source.source_type.as_str() {
         "local_folder" => Box::new(folder::Folder::open(state, &source.config)?),
         "web" => Box::new(web::Web::open(&source.config, credentials, max, &policy)?),
-        "git" => Box::new(git::Git::open(state, &source.config)?),
+        "git" => Box::new(git::Git::open(state, &source.config, credentials)?),
         "s3" => Box::new(s3::S3::open(&source.config, credentials, max, &policy)?),
         other => {
             return Err(Error::new(

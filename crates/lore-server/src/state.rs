@@ -67,6 +67,8 @@ pub struct ServerConfig {
     /// Non-public networks that outbound requests (providers, webhooks, connectors) may reach all
     /// the same (`--allow-outbound`).
     pub allow_outbound: Vec<ipnet::IpNet>,
+    /// Start on PostgreSQL even when the role skips row-level security (SUPERUSER, BYPASSRLS).
+    pub allow_rls_bypass: bool,
     /// How much work one request or one file may cause (installed process-wide at start).
     pub budgets: lore_core::budget::Budgets,
     /// The binary whose `parse-worker` subcommand parses documents in child processes, each
@@ -107,6 +109,7 @@ impl ServerConfig {
             source_roots: Vec::new(),
             allow_private_sources: false,
             allow_outbound: Vec::new(),
+            allow_rls_bypass: false,
             budgets: lore_core::budget::Budgets::default(),
             parser_exe: None,
             sync_check_interval: Duration::from_secs(30),

@@ -273,7 +273,7 @@ async fn process(
         let started = std::time::Instant::now();
         let title = result.title.clone().or_else(|| document.title.clone());
         let titles = vec![title; result.chunks.len()];
-        crate::embedding::embed_chunks(state, embedder.as_ref(), &mut result.chunks, &titles).await?;
+        crate::embedding::embed_chunks(state, document.user_id, embedder.as_ref(), &mut result.chunks, &titles).await?;
         let seconds = started.elapsed().as_secs_f64();
         crate::metrics::stage("embed", seconds);
         crate::metrics::embedding_duration(embedder.space(), seconds);
@@ -315,12 +315,16 @@ fn pipeline(
         "parse",
         format!("read as {} ({encoding}), {} characters", document.file_type, parsed.text.chars().count()),
     ));
+    if tokens.is_none() {
+        strategy.check_text_budget(parsed.text.chars().count())?;
+    }
     let pieces = match sentences {
         Some((embedder, runtime)) => {
             runtime.block_on(crate::embedding::chunk_with(embedder.as_ref(), &parsed.text, strategy, measure))?
         }
         None => chunk::chunk_measured(&parsed.text, strategy, measure),
     };
+    chunking::check_chunk_count(pieces.len())?;
     log.push(LogEntry::new("chunk", format!("{} chunks", pieces.len())));
     // A chunk that does not begin with the document's title is indexed with the title's words
     // too, as it is embedded with them: a passage deep in a document still matches what the

@@ -36,6 +36,11 @@ pub const SQLITE: &[Migration] = &[
         description: "invitations to register",
         sql: include_str!("../migrations/sqlite/0005_invitations.sql"),
     },
+    Migration {
+        version: 6,
+        description: "full-text chunk lengths, for BM25 over a knowledge base's own statistics",
+        sql: include_str!("../migrations/sqlite/0006_fulltext_lengths.sql"),
+    },
 ];
 
 pub const POSTGRES: &[Migration] = &[
@@ -53,6 +58,11 @@ pub const POSTGRES: &[Migration] = &[
         version: 3,
         description: "invitations to register",
         sql: include_str!("../migrations/postgres/0003_invitations.sql"),
+    },
+    Migration {
+        version: 4,
+        description: "row-level security fails closed: no tenant named, no rows, unless the system bypass is named",
+        sql: include_str!("../migrations/postgres/0004_rls_fail_closed.sql"),
     },
 ];
 

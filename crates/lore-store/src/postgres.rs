@@ -95,6 +95,15 @@ impl PgStore {
         let pool = PgPoolOptions::new()
             .max_connections(16)
             .acquire_timeout(Duration::from_secs(10)) // an outage answers 503 soon, not after 30 s
+            // Lore's own connections name the row-level-security bypass for work that spans
+            // tenants; a tenant's transaction turns it off (`set_tenant`). Any other connection
+            // as this role sees no tenant's rows.
+            .after_connect(|conn, _| {
+                Box::pin(async move {
+                    sqlx::Executor::execute(conn, "SET lore.system = 'on'").await?;
+                    Ok(())
+                })
+            })
             .connect(url)
             .await
             .map_err(|e| Error::internal(format!("cannot connect to PostgreSQL: {e}")))?;
@@ -1585,14 +1594,20 @@ impl Store for PgStore {
         Ok(())
     }
 
-    async fn cached_embeddings(&self, model: &str, hashes: &[String]) -> Result<HashMap<String, Vec<f32>>> {
+    async fn cached_embeddings(
+        &self,
+        user_id: Id,
+        model: &str,
+        hashes: &[String],
+    ) -> Result<HashMap<String, Vec<f32>>> {
         let rows = sqlx::query(
             "SELECT DISTINCT ON (content_hash) content_hash, content_embedding::text AS embedding
              FROM document_chunks
-             WHERE embedding_model = $1 AND content_embedding IS NOT NULL AND content_hash = ANY($2)",
+             WHERE embedding_model = $1 AND user_id = $3 AND content_embedding IS NOT NULL AND content_hash = ANY($2)",
         )
         .bind(model)
         .bind(hashes)
+        .bind(user_id)
         .fetch_all(&self.pool)
         .await
         .map_err(db_err)?;
@@ -1639,9 +1654,10 @@ where
     }
 }
 
-/// Names the tenant of a transaction for row-level security (until it ends).
+/// Names the tenant of a transaction for row-level security (until it ends), and turns the
+/// system bypass off for it: the transaction sees that tenant's rows and nobody else's.
 pub(crate) async fn set_tenant(tx: &mut Transaction<'static, Postgres>, user_id: Id) -> Result<()> {
-    sqlx::query("SELECT set_config('lore.tenant', $1, true)")
+    sqlx::query("SELECT set_config('lore.tenant', $1, true), set_config('lore.system', 'off', true)")
         .bind(user_id.to_string())
         .execute(&mut **tx)
         .await
@@ -1670,6 +1686,16 @@ pub(crate) async fn create_vector_index(pool: &PgPool, dims: i32) -> Result<()> 
         sqlx::query(AssertSqlSafe(sql)).execute(&mut *tx).await.map_err(db_err)?;
     }
     tx.commit().await.map_err(db_err)
+}
+
+/// Whether the connected role skips row-level security (SUPERUSER or BYPASSRLS): then the wall
+/// behind every tenant query is not there, and `lore serve` refuses to start without
+/// `--allow-rls-bypass`.
+pub async fn role_bypasses_row_security(pool: &PgPool) -> Result<bool> {
+    sqlx::query_scalar("SELECT rolsuper OR rolbypassrls FROM pg_roles WHERE rolname = current_user")
+        .fetch_one(pool)
+        .await
+        .map_err(db_err)
 }
 
 /// Creates an empty schema in the database at `url` and returns a URL whose connections work in

@@ -124,6 +124,25 @@ pub struct ServeArgs {
     /// cannot make the server fetch internal endpoints
     #[arg(long, env = "LORE_ALLOW_PRIVATE_SOURCES")]
     pub allow_private_sources: bool,
+    /// Non-public networks (CIDR blocks or addresses, comma-separated) that outbound requests —
+    /// model providers, webhooks, data sources — may reach all the same, e.g. a model server on the
+    /// LAN. None: only public addresses
+    #[arg(long = "allow-outbound", env = "LORE_ALLOW_OUTBOUND", value_delimiter = ',')]
+    pub allow_outbound: Vec<String>,
+    /// Start on PostgreSQL even when the database role is SUPERUSER or BYPASSRLS, which skips the
+    /// row-level security that separates tenants. Off: such a role is refused at start
+    #[arg(long, env = "LORE_ALLOW_RLS_BYPASS")]
+    pub allow_rls_bypass: bool,
+    /// Chunks one document (or one chunking preview) may produce. Default: 50000
+    #[arg(long, env = "LORE_MAX_CHUNKS_PER_DOCUMENT")]
+    pub max_chunks_per_document: Option<usize>,
+    /// How many chunks one character may appear in: bounds a chunking config's overlap or step
+    /// against its size (a window of 1000 stepping by 100 repeats each character 10 times). Default: 10
+    #[arg(long, env = "LORE_MAX_CHUNK_REPETITION")]
+    pub max_chunk_repetition: Option<usize>,
+    /// Knowledge bases one search over several (POST /v1/search) may span. Default: 50
+    #[arg(long, env = "LORE_MAX_SEARCH_KNOWLEDGE_BASES")]
+    pub max_search_knowledge_bases: Option<usize>,
     // Parser budgets: documents are parsed in child processes (`lore parse-worker`) held to these.
     /// Memory (address space) of each parser process, in MiB: a document that needs more fails
     /// alone with resource_limit_exceeded. Default: 2048
@@ -169,6 +188,11 @@ struct FileConfig {
     price_table: Option<PathBuf>,
     source_roots: Option<Vec<PathBuf>>,
     allow_private_sources: Option<bool>,
+    allow_outbound: Option<Vec<String>>,
+    allow_rls_bypass: Option<bool>,
+    max_chunks_per_document: Option<usize>,
+    max_chunk_repetition: Option<usize>,
+    max_search_knowledge_bases: Option<usize>,
     parser_memory_mb: Option<u64>,
     parser_cpu_seconds: Option<u64>,
     max_expanded_mb: Option<u64>,
@@ -259,8 +283,30 @@ pub fn resolve(args: ServeArgs) -> anyhow::Result<(ServerConfig, LogFormat)> {
     config.source_roots =
         if args.source_roots.is_empty() { file.source_roots.unwrap_or_default() } else { args.source_roots };
     config.allow_private_sources = args.allow_private_sources || file.allow_private_sources.unwrap_or(false);
-    // Documents are parsed in children of this very binary (lore_ingest::isolate).
-    config.parser_exe = Some(std::env::current_exe().context("cannot find the lore binary to run parsers with")?);
+    let outbound = if args.allow_outbound.is_empty() { file.allow_outbound.unwrap_or_default() } else { args.allow_outbound };
+    config.allow_rls_bypass = args.allow_rls_bypass || file.allow_rls_bypass.unwrap_or(false);
+    config.allow_outbound = lore_core::outbound::Policy::parse_allowed(&outbound.join(","))
+        .map_err(|e| anyhow::anyhow!("allow_outbound: {e}"))?;
+    // Resource budgets: each refused with a 422 naming its flag (lore_core::budget).
+    if let Some(n) = args.max_chunks_per_document.or(file.max_chunks_per_document) {
+        anyhow::ensure!(n > 0, "max_chunks_per_document must be positive");
+        config.budgets.max_chunks_per_document = n;
+    }
+    if let Some(n) = args.max_chunk_repetition.or(file.max_chunk_repetition) {
+        anyhow::ensure!(n > 0, "max_chunk_repetition must be positive");
+        config.budgets.max_chunk_repetition = n;
+    }
+    if let Some(n) = args.max_search_knowledge_bases.or(file.max_search_knowledge_bases) {
+        anyhow::ensure!(n > 0, "max_search_knowledge_bases must be positive");
+        config.budgets.max_search_knowledge_bases = n;
+    }
+    // Documents are parsed in children of this very binary (lore_ingest::isolate): on Linux by
+    // /proc/self/exe, the running image even after an upgrade replaced the file on disk.
+    let proc_exe = PathBuf::from("/proc/self/exe");
+    config.parser_exe = Some(match proc_exe.exists() {
+        true => proc_exe,
+        false => std::env::current_exe().context("cannot find the lore binary to run parsers with")?,
+    });
     if let Some(mb) = args.parser_memory_mb.or(file.parser_memory_mb) {
         // Below this the parser process cannot even start.
         anyhow::ensure!(mb >= 256, "parser_memory_mb must be at least 256");
@@ -352,6 +398,8 @@ fn example_value(key: &str, help: &str) -> String {
             "model_dir" => r#""/var/lib/lore/models""#.into(),
             "source_roots" => r#"["/srv/shared-docs"]"#.into(),
             "allow_private_sources" => "false".into(),
+            "allow_outbound" => r#"["10.0.0.0/8", "192.168.1.20"]"#.into(),
+            "allow_rls_bypass" => "false".into(),
             "database_url" => r#""postgres://lore:secret@db.internal/lore""#.into(),
             "blob_url" => r#""s3://lore-uploads/prod""#.into(),
             "s3_endpoint" => r#""http://minio.internal:9000""#.into(),
@@ -423,6 +471,11 @@ mod tests {
             price_table: None,
             source_roots: Vec::new(),
             allow_private_sources: false,
+            allow_outbound: Vec::new(),
+            allow_rls_bypass: false,
+            max_chunks_per_document: None,
+            max_chunk_repetition: None,
+            max_search_knowledge_bases: None,
             parser_memory_mb: None,
             parser_cpu_seconds: None,
             max_expanded_mb: None,
@@ -483,5 +536,25 @@ mod tests {
         let file = dir.path().join("lore.toml");
         std::fs::write(&file, "listen_addr = \"x\"\n").expect("write");
         assert!(resolve(args(Some(file), None)).is_err());
+    }
+
+    #[test]
+    fn documents_are_parsed_in_child_processes_under_the_parser_budgets() {
+        let (config, _) = resolve(args(None, None)).expect("defaults");
+        assert!(config.parser_exe.is_some());
+        assert_eq!(config.budgets, lore_core::budget::Budgets::default());
+        let dir = tempfile::tempdir().expect("tempdir");
+        let file = dir.path().join("lore.toml");
+        std::fs::write(&file, "parser_memory_mb = 512\nmax_sheet_cells = 1000\n").expect("write");
+        let mut flags = args(Some(file), None);
+        flags.parser_cpu_seconds = Some(30);
+        flags.max_expanded_mb = Some(64);
+        let (config, _) = resolve(flags).expect("budgets");
+        let b = &config.budgets;
+        assert_eq!((b.parser_memory_bytes, b.parser_cpu_seconds), (512 << 20, 30));
+        assert_eq!((b.max_expanded_bytes, b.max_sheet_cells), (64 << 20, 1000));
+        let mut too_small = args(None, None);
+        too_small.parser_memory_mb = Some(16);
+        assert!(resolve(too_small).is_err());
     }
 }

@@ -17,7 +17,9 @@ use crate::state::AppState;
 
 enum Origin {
     Local(PathBuf),
-    Remote(Url),
+    /// The repository's URL (never with credentials in it) and the sealed token, if any, that
+    /// is put into the clone's URL for the clone only.
+    Remote(Url, Option<String>),
 }
 
 pub struct Git {
@@ -37,8 +39,18 @@ fn git_error(what: &str, e: impl std::fmt::Display) -> Error {
 }
 
 impl Git {
-    pub fn open(state: &AppState, config: &Value) -> Result<Self, Error> {
+    pub fn open(state: &AppState, config: &Value, credentials: Option<&Value>) -> Result<Self, Error> {
         let bad = |m: &str| Error::new(Code::InvalidSourceConfig, m.to_string());
+        let token = match credentials.and_then(|c| c.get("token")).filter(|t| !t.is_null()) {
+            None => None,
+            Some(t) => Some(
+                t.as_str()
+                    .map(str::trim)
+                    .filter(|t| !t.is_empty())
+                    .ok_or_else(|| bad("credentials.token must be the access token as a string"))?
+                    .to_string(),
+            ),
+        };
         let url = config["url"]
             .as_str()
             .map(str::trim)
@@ -46,8 +58,15 @@ impl Git {
             .ok_or_else(|| bad("git needs config.url: an http(s) repository URL or a path on the server"))?;
         let origin = match Url::parse(url) {
             Ok(u) if matches!(u.scheme(), "http" | "https") => {
+                // A token in the URL would be stored and shown in plain text, to every key that
+                // may read the source: it belongs in the sealed credentials.
+                if !u.username().is_empty() || u.password().is_some() {
+                    return Err(bad(
+                        "config.url must not hold credentials; give the access token as credentials.token (sealed, never shown)",
+                    ));
+                }
                 net::check_literal(&u, &state.config.outbound())?;
-                Origin::Remote(u)
+                Origin::Remote(u, token)
             }
             Ok(u) if u.scheme() == "file" => {
                 let path = u.to_file_path().map_err(|_| bad("config.url: not a file path"))?;
@@ -133,20 +152,35 @@ impl Connector for Git {
     async fn list(&self) -> Result<Listing, Error> {
         let (path, clone) = match &self.origin {
             Origin::Local(path) => (path.clone(), None),
-            Origin::Remote(url) => {
+            Origin::Remote(url, token) => {
                 self.check_remote(url).await?;
                 let into = tempfile::Builder::new()
                     .prefix("git-")
                     .tempdir_in(&self.staging)
                     .map_err(|e| Error::internal(format!("clone folder: {e}")))?;
-                let (url, dir) = (url.to_string(), into.path().to_path_buf());
+                let (shown, dir, token) = (url.to_string(), into.path().to_path_buf(), token.clone());
+                let mut with_token = url.clone();
+                if let Some(token) = &token {
+                    // The form GitHub, GitLab and Gitea all accept for a token over https.
+                    let _ = with_token.set_username("x-access-token");
+                    let _ = with_token.set_password(Some(token));
+                }
                 blocking(move || {
                     lore_core::tls::ensure_provider();
                     let interrupt = AtomicBool::new(false);
-                    gix::prepare_clone_bare(url.as_str(), &dir)
-                        .map_err(|e| git_error(&url, e))?
+                    // Errors name the URL without the token, and never repeat the token.
+                    let failed = |e: &dyn std::fmt::Display| {
+                        let text = e.to_string();
+                        let text = match &token {
+                            Some(t) => text.replace(t.as_str(), "***"),
+                            None => text,
+                        };
+                        git_error(&shown, text)
+                    };
+                    gix::prepare_clone_bare(with_token.as_str(), &dir)
+                        .map_err(|e| failed(&e))?
                         .fetch_only(gix::progress::Discard, &interrupt)
-                        .map_err(|e| git_error(&url, e))?;
+                        .map_err(|e| failed(&e))?;
                     Ok(())
                 })
                 .await?;

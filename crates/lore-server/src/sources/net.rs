@@ -121,12 +121,15 @@ mod tests {
 
     #[test]
     fn literal_private_hosts_are_refused_unless_allowed() {
+        let (strict, open) = (Policy::default(), Policy { allow_private: true, ..Policy::default() });
         let url = Url::parse("http://169.254.169.254/latest/meta-data").expect("url");
-        assert_eq!(check_literal(&url, false).expect_err("refused").code, Code::SourceUnreachable);
-        assert!(check_literal(&url, true).is_ok());
-        assert!(check_literal(&Url::parse("http://[::1]:8080/").expect("url"), false).is_err());
-        assert!(check_literal(&Url::parse("https://example.com/").expect("url"), false).is_ok());
-        assert!(check_literal(&Url::parse("file:///etc/passwd").expect("url"), true).is_err());
+        assert_eq!(check_literal(&url, &strict).expect_err("refused").code, Code::SourceUnreachable);
+        assert!(check_literal(&url, &open).is_ok());
+        let some = Policy { allowed: Policy::parse_allowed("169.254.169.254").expect("ip"), ..Policy::default() };
+        assert!(check_literal(&url, &some).is_ok());
+        assert!(check_literal(&Url::parse("http://[::1]:8080/").expect("url"), &some).is_err());
+        assert!(check_literal(&Url::parse("https://example.com/").expect("url"), &strict).is_ok());
+        assert!(check_literal(&Url::parse("file:///etc/passwd").expect("url"), &open).is_err());
     }
 
     /// Lore once shipped without TLS compiled in: every https call failed. A client must open an
@@ -142,7 +145,7 @@ mod tests {
             socket.read_exact(&mut buf).await.expect("read");
             buf
         });
-        let http = client(true, Duration::from_secs(5)).expect("client");
+        let http = client(&Policy { allow_private: true, ..Policy::default() }, Duration::from_secs(5)).expect("client");
         let request = tokio::spawn(async move { http.get(format!("https://127.0.0.1:{port}/")).send().await });
         let record = tokio::time::timeout(Duration::from_secs(10), first_bytes)
             .await
@@ -156,7 +159,7 @@ mod tests {
     async fn names_that_resolve_to_private_addresses_are_refused_at_connection() {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let port = listener.local_addr().expect("addr").port();
-        let http = client(false, Duration::from_secs(5)).expect("client");
+        let http = client(&Policy::default(), Duration::from_secs(5)).expect("client");
         let url = format!("http://localhost:{port}/");
         let e = http.get(&url).send().await.expect_err("refused");
         let e = describe(&url, &e);

@@ -209,6 +209,7 @@ impl SourceStore for PgStore {
             "SELECT user_id, id FROM data_sources
              WHERE auto_sync AND status <> 'paused' AND sync_frequency IS NOT NULL
                AND (lease_until IS NULL OR lease_until < $1)
+               AND user_id IN (SELECT id FROM users WHERE is_active)
                AND (last_sync IS NULL
                     OR last_sync <= $1 - make_interval(mins => sync_frequency::int))",
         )

@@ -213,6 +213,7 @@ impl SourceStore for SqliteStore {
             "SELECT user_id, id FROM data_sources
              WHERE auto_sync = 1 AND status <> 'paused' AND sync_frequency IS NOT NULL
                AND (lease_until IS NULL OR lease_until < ?1)
+               AND user_id IN (SELECT id FROM users WHERE is_active = 1)
                AND (last_sync IS NULL
                     OR last_sync <= strftime('%Y-%m-%dT%H:%M:%fZ', ?1, '-' || sync_frequency || ' minutes'))",
         )

@@ -275,3 +275,120 @@ async fn a_search_spans_a_bounded_number_of_knowledge_bases() {
     assert_eq!(v["results"].as_array().map(Vec::len), Some(1), "{v}");
     app.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_git_token_is_sealed_never_in_the_url_and_never_echoed() {
+    let app = spawn_app_with(|c| c.embedding_model = None).await;
+    let owner = app.register("git-owner").await;
+    let kb = app.create_kb(&owner, "代码 code").await;
+    let (status, v) = app
+        .post(
+            &owner,
+            "/v1/data-sources",
+            json!({"name": "in url", "knowledge_base_id": kb, "source_type": "git",
+                   "config": {"url": "https://user:tok-in-url-55@127.0.0.1:1/repo.git"}}),
+        )
+        .await;
+    assert_eq!((status, code(&v)), (StatusCode::UNPROCESSABLE_ENTITY, "invalid_source_config"), "{v}");
+    assert!(!v.to_string().contains("tok-in-url-55"), "{v}");
+    // A closed port: the clone fails, and its error must not carry the token.
+    let port = std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port();
+    let (status, source) = app
+        .post(
+            &owner,
+            "/v1/data-sources",
+            json!({"name": "sealed", "knowledge_base_id": kb, "source_type": "git",
+                   "config": {"url": format!("http://127.0.0.1:{port}/repo.git")},
+                   "credentials": {"token": "tok-sealed-9c1e"}}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{source}");
+    let id = source["id"].as_str().expect("id").to_string();
+    let reader = key(&app, &owner, &["read", "upload"], Some(&kb)).await;
+    let (status, v) = app.get(&reader, &format!("/v1/data-sources/{id}")).await;
+    assert_eq!(status, StatusCode::OK, "{v}");
+    assert!(!v.to_string().contains("tok-sealed-9c1e") && v["has_credentials"] == true, "{v}");
+    let (status, v) = app.post(&reader, &format!("/v1/data-sources/{id}/sync"), json!({})).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{v}");
+    let mut runs = Value::Null;
+    for _ in 0..100 {
+        (_, runs) = app.get(&reader, &format!("/v1/data-sources/{id}/syncs")).await;
+        if runs.to_string().contains("failed") {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(runs.to_string().contains("failed"), "{runs}");
+    let (_, source) = app.get(&reader, &format!("/v1/data-sources/{id}")).await;
+    for text in [runs.to_string(), source.to_string()] {
+        assert!(!text.contains("tok-sealed-9c1e"), "the token was echoed: {text}");
+    }
+    app.shutdown().await;
+}
+
+#[tokio::test]
+async fn web_source_credentials_never_follow_a_redirect_to_another_host() {
+    // One listener, two host names: 127.0.0.1 (the start host) redirects to localhost.
+    let seen: Arc<Mutex<Vec<(String, String)>>> = Arc::default();
+    let recorded = seen.clone();
+    let socket = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let port = socket.local_addr().expect("addr").port();
+    let app = axum::Router::new().fallback(move |uri: axum::http::Uri, headers: axum::http::HeaderMap| {
+        let recorded = recorded.clone();
+        async move {
+            let host = headers.get("host").and_then(|v| v.to_str().ok()).unwrap_or_default().to_string();
+            recorded.lock().expect("lock").push((format!("{host}{}", uri.path()), format!("{headers:?}")));
+            match uri.path() {
+                "/" => axum::response::Response::builder()
+                    .status(302)
+                    .header("location", format!("http://localhost:{port}/landing"))
+                    .body(axum::body::Body::empty())
+                    .expect("response"),
+                "/landing" => axum::response::Response::builder()
+                    .header("content-type", "text/html")
+                    .body(axum::body::Body::from("<p>落地页 landing page</p>"))
+                    .expect("response"),
+                _ => axum::response::Response::builder().status(404).body(axum::body::Body::empty()).expect("response"),
+            }
+        }
+    });
+    tokio::spawn(async move { axum::serve(socket, app).await });
+    let app = spawn_app_with(|c| {
+        c.embedding_model = None;
+        c.allow_private_sources = true; // the site is on this machine
+    })
+    .await;
+    let owner = app.register("crawler").await;
+    let kb = app.create_kb(&owner, "web").await;
+    let (status, source) = app
+        .post(
+            &owner,
+            "/v1/data-sources",
+            json!({"name": "site", "knowledge_base_id": kb, "source_type": "web",
+                   "config": {"url": format!("http://127.0.0.1:{port}/"), "max_depth": 1, "use_sitemaps": false},
+                   "credentials": {"headers": {"X-Api-Secret": "hdr-secret-77"}}}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{source}");
+    let id = source["id"].as_str().expect("id").to_string();
+    let (status, v) = app.post(&owner, &format!("/v1/data-sources/{id}/sync"), json!({})).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{v}");
+    for _ in 0..100 {
+        let (_, runs) = app.get(&owner, &format!("/v1/data-sources/{id}/syncs")).await;
+        if runs["data"][0]["status"].as_str().is_some_and(|s| s != "running") {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let seen = seen.lock().expect("lock").clone();
+    assert!(
+        seen.iter().any(|(at, headers)| at.starts_with("127.0.0.1") && headers.contains("hdr-secret-77")),
+        "the start host gets the credentials: {seen:?}"
+    );
+    for (at, headers) in &seen {
+        if at.starts_with("localhost") {
+            assert!(!headers.contains("hdr-secret-77"), "the credentials followed the redirect to {at}");
+        }
+    }
+    app.shutdown().await;
+}

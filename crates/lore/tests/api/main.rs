@@ -2,6 +2,7 @@
 //! directory and drives it over HTTP, as a user's application would.
 
 mod agents;
+mod attacks;
 mod campaigns;
 mod cli;
 mod connectors;
