@@ -103,7 +103,7 @@ async fn build_corpus(dir: &std::path::Path, chunks: usize) -> anyhow::Result<()
     let models = lore_embed::ModelStore::new(
         std::env::var_os("LORE_MODEL_DIR").map(PathBuf::from).unwrap_or_else(|| dir.join("models")),
     );
-    let registry = lore_embed::Registry::new(models);
+    let registry = lore_embed::Registry::new(models, lore_core::outbound::Policy::default());
     let embedder = registry
         .get(&lore_embed::EmbeddingConfig::from_shorthand(lore_embed::DEFAULT_MODEL), &Default::default())
         .await
