@@ -19,6 +19,7 @@ use crate::rows::*;
 use crate::vectors::{self, Field, SpaceKey, VectorIndexes};
 
 mod agents;
+mod search;
 mod sources;
 
 pub struct SqliteStore {
@@ -86,11 +87,6 @@ fn bind_usage_filter<'q>(q: SqliteQuery<'q>, user_id: Id, query: &UsageQuery) ->
         .bind(query.endpoint.clone())
 }
 
-/// An FTS5 query matching any of the terms, each quoted so that no term is read as syntax.
-fn fts_match(terms: &[String]) -> String {
-    terms.iter().map(|t| format!("\"{}\"", t.replace('"', "\"\""))).collect::<Vec<_>>().join(" OR ")
-}
-
 fn json_text(value: &impl serde::Serialize) -> Result<String> {
     Ok(serde_json::to_string(value)?)
 }
@@ -135,6 +131,7 @@ impl SqliteStore {
             .await
             .map_err(db_err)?;
         migrate::run_sqlite(&writer).await?;
+        search::backfill_lengths(&writer).await?;
         let readers = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2).clamp(2, 8) as u32;
         let reader = SqlitePoolOptions::new()
             .max_connections(readers * 2)
@@ -1331,8 +1328,8 @@ impl Store for SqliteStore {
                 let seq: i64 = sqlx::query_scalar(
                     "INSERT INTO document_chunks (id, document_id, knowledge_base_id, user_id, content, content_hash,
                        chunk_index, metadata, parent_chunk_id, created_at, content_embedding, summary_embedding,
-                       embedding_model)
-                     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING seq",
+                       embedding_model, fts_length)
+                     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING seq",
                 )
                 .bind(&id)
                 .bind(document_id.to_string())
@@ -1347,6 +1344,7 @@ impl Store for SqliteStore {
                 .bind(chunk.embedding.as_deref().map(vectors::to_blob))
                 .bind(chunk.summary_embedding.as_deref().map(vectors::to_blob))
                 .bind(chunk.embedding.as_ref().and(result.embedding_model.as_ref()))
+                .bind(chunk.searchable.then(|| search::term_count(&chunk.fts_terms)))
                 .fetch_one(&mut *tx)
                 .await
                 .map_err(db_err)?;
@@ -1613,64 +1611,7 @@ impl Store for SqliteStore {
     }
 
     async fn search_fulltext(&self, query: &FulltextQuery) -> Result<Vec<ChunkHit>> {
-        if query.terms.is_empty() {
-            return Ok(Vec::new());
-        }
-        let filters = &query.filters;
-        if filters.document_ids.as_ref().is_some_and(Vec::is_empty)
-            || filters.file_types.as_ref().is_some_and(Vec::is_empty)
-        {
-            return Ok(Vec::new());
-        }
-        // FTS5 ranks inside the index; only the best candidates are joined and filtered. When
-        // filters reject too many of them, the candidate window widens until it covers every match.
-        // CROSS JOIN fixes the join order: left to itself the planner scans the knowledge base's
-        // chunks by index and probes the hits, which is a hundred times slower.
-        let mut sql = String::from(
-            "WITH hits AS MATERIALIZED (
-                SELECT rowid AS seq, bm25(chunk_fts, 1.0, 0.0) AS rank FROM chunk_fts
-                WHERE chunk_fts MATCH ? ORDER BY rank LIMIT ?)
-             SELECT c.id, c.document_id, c.knowledge_base_id, c.content, c.chunk_index, c.metadata, d.filename,
-                    d.title, -hits.rank AS score, p.id AS parent_id, p.content AS parent_content
-             FROM hits
-             CROSS JOIN document_chunks c ON c.seq = hits.seq
-             CROSS JOIN documents d ON d.id = c.document_id
-             LEFT JOIN document_chunks p ON p.id = c.parent_chunk_id
-             WHERE c.knowledge_base_id = ? AND c.user_id = ? AND d.soft_deleted_at IS NULL AND d.status = 'completed'",
-        );
-        let (conditions, params) = filter_conditions(filters)?;
-        sql.push_str(&conditions);
-        sql.push_str(" ORDER BY hits.rank LIMIT ?");
-        let terms = self.selective_terms(query.knowledge_base_id, &query.terms).await?;
-        if terms.is_empty() {
-            return Ok(Vec::new());
-        }
-        let expression = format!("kb : {} AND terms : ({})", kb_token(query.knowledge_base_id), fts_match(&terms));
-        let top_k = i64::from(query.top_k);
-        let mut window = top_k * 4 + 32;
-        loop {
-            let mut q = sqlx::query(AssertSqlSafe(sql.clone()))
-                .bind(&expression)
-                .bind(window)
-                .bind(query.knowledge_base_id.to_string())
-                .bind(query.user_id.to_string());
-            for p in &params {
-                q = q.bind(p.clone());
-            }
-            let rows = q.bind(top_k).fetch_all(&self.reader).await.map_err(db_err)?;
-            if rows.len() as i64 >= top_k || window < 0 {
-                return rows.iter().map(hit_from).collect();
-            }
-            let matches: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM chunk_fts WHERE chunk_fts MATCH ?")
-                .bind(&expression)
-                .fetch_one(&self.reader)
-                .await
-                .map_err(db_err)?;
-            if matches <= window {
-                return rows.iter().map(hit_from).collect();
-            }
-            window = if window * 8 >= matches { -1 } else { window * 8 };
-        }
+        self.fulltext(query).await
     }
 }
 
@@ -1865,63 +1806,6 @@ fn filter_conditions(filters: &SearchFilters) -> Result<(String, Vec<String>)> {
         params.push(json_text(v)?);
     }
     Ok((sql, params))
-}
-
-/// A term found in more than this share of all chunks is "common" (的, the, 是 ...).
-const COMMON_TERM_SHARE: f64 = 0.2;
-/// Below this many chunks, frequencies say little and every query is cheap anyway.
-const MIN_CHUNKS_FOR_PRUNING: i64 = 200;
-/// Longer queries keep their rarest terms.
-const MAX_QUERY_TERMS: usize = 32;
-
-impl SqliteStore {
-    /// The terms worth ranking by. BM25 gives common terms almost no weight, yet FTS5 must score
-    /// every chunk that holds one; so when a query has rarer terms, its common ones are dropped
-    /// (the idea of Lucene's common-terms query). A query of only common terms keeps them all.
-    async fn selective_terms(&self, knowledge_base_id: Id, terms: &[String]) -> Result<Vec<String>> {
-        if terms.len() < 2 {
-            return Ok(terms.to_vec());
-        }
-        // Frequencies are judged within the knowledge base: a word common in one language or
-        // domain may be rare in another tenant's collection.
-        let kb_chunks: i64 = sqlx::query_scalar("SELECT chunk_count FROM knowledge_bases WHERE id = ?")
-            .bind(knowledge_base_id.to_string())
-            .fetch_optional(&self.reader)
-            .await
-            .map_err(db_err)?
-            .unwrap_or(0);
-        let limit = (kb_chunks as f64 * COMMON_TERM_SHARE) as i64;
-        let kb = kb_token(knowledge_base_id);
-        let mut with_df = Vec::with_capacity(terms.len());
-        for term in terms {
-            // The index-wide count is cheap for rare terms and bounds the knowledge base's count;
-            // only terms that might be common there are counted exactly.
-            let global: i64 = sqlx::query_scalar("SELECT doc FROM chunk_fts_terms WHERE term = ?")
-                .bind(term)
-                .fetch_optional(&self.reader)
-                .await
-                .map_err(db_err)?
-                .unwrap_or(0);
-            let df = if global > limit && kb_chunks >= MIN_CHUNKS_FOR_PRUNING {
-                sqlx::query_scalar("SELECT COUNT(*) FROM chunk_fts WHERE chunk_fts MATCH ?")
-                    .bind(format!("kb : {kb} AND terms : {}", fts_match(std::slice::from_ref(term))))
-                    .fetch_one(&self.reader)
-                    .await
-                    .map_err(db_err)?
-            } else {
-                global
-            };
-            with_df.push((term.clone(), df));
-        }
-        // A term no chunk holds cannot match; with none left, nothing can.
-        with_df.retain(|(_, df)| *df > 0);
-        if kb_chunks >= MIN_CHUNKS_FOR_PRUNING && with_df.iter().any(|(_, df)| *df <= limit) {
-            with_df.retain(|(_, df)| *df <= limit);
-        }
-        with_df.sort_by_key(|(_, df)| *df);
-        with_df.truncate(MAX_QUERY_TERMS);
-        Ok(with_df.into_iter().map(|(t, _)| t).collect())
-    }
 }
 
 /// The full-text token that stands for a knowledge base (letters and digits only).

@@ -275,6 +275,131 @@ async fn common_terms_do_not_drown_selective_ones(store: &dyn Store) {
     assert!(search(store, owner.id, kb.id, &["不存在", "也没有"], SearchFilters::default()).await.is_empty());
 }
 
+/// A few chunks in English and Chinese, of several lengths, with the words the queries below ask for.
+const SCORED_CHUNKS: &[(&str, &str)] = &[
+    ("向量数据库 vector index", "向量 数据 数据库 向量数据库 vector index"),
+    ("vector vector search", "vector vector search"),
+    ("向量数据库的索引和检索", "向量 数据 数据库 向量数据库 的 索引 和 检索"),
+    ("an index of words", "an index of word"),
+    ("unrelated", "unrelated"),
+];
+const SCORED_QUERY: &[&str] = &["向量数据库", "vector", "index", "检索"];
+
+/// Many chunks holding the same words (and others), to shift every statistic BM25 uses.
+fn crowding_chunks(n: usize) -> Vec<(String, String)> {
+    (0..n)
+        .map(|i| {
+            let words = match i % 4 {
+                0 => "vector index 向量数据库 vector".to_string(),
+                1 => format!("向量数据库 检索 filler{i} filler{} more words here", i + 1),
+                2 => "index".to_string(),
+                _ => format!("vector other{i} 向量 数据库 检索 检索 index index"),
+            };
+            (words.clone(), words)
+        })
+        .collect()
+}
+
+async fn process_owned(store: &dyn Store, doc: Id, texts: &[(String, String)]) {
+    let refs: Vec<(&str, &str)> = texts.iter().map(|(a, b)| (a.as_str(), b.as_str())).collect();
+    process(store, doc, &refs).await;
+}
+
+/// Each hit's content and the exact bits of its score, in content order.
+async fn score_bits(store: &dyn Store, owner: Id, kb: Id) -> Vec<(String, u64)> {
+    score_bits_in(store, owner, kb, SearchFilters::default()).await
+}
+
+async fn score_bits_in(store: &dyn Store, owner: Id, kb: Id, filters: SearchFilters) -> Vec<(String, u64)> {
+    let mut scores: Vec<(String, u64)> = search(store, owner, kb, SCORED_QUERY, filters)
+        .await
+        .into_iter()
+        .map(|h| (h.content, h.score.to_bits()))
+        .collect();
+    scores.sort();
+    scores
+}
+
+/// Full-text scores come from the searched knowledge base's own statistics: another tenant
+/// uploading the same words must not move them (a side channel otherwise: a score would tell
+/// whether, and how often, someone else's documents hold a word).
+async fn fulltext_scores_do_not_leak_between_tenants(store: &dyn Store) {
+    let alice = user(store, "bm25-alice").await;
+    let bob = user(store, "bm25-bob").await;
+    let alice_kb = kb(store, alice.id).await;
+    let doc = document(store, alice.id, alice_kb.id, "bm25-alice", 1).await;
+    process(store, doc.id, SCORED_CHUNKS).await;
+    let before = score_bits(store, alice.id, alice_kb.id).await;
+    assert_eq!(before.len(), 4, "{before:?}");
+
+    let bob_kb = kb(store, bob.id).await;
+    for i in 0..3 {
+        let doc = document(store, bob.id, bob_kb.id, &format!("bm25-bob-{i}"), 1).await;
+        process_owned(store, doc.id, &crowding_chunks(150)).await;
+    }
+    assert_eq!(search(store, bob.id, bob_kb.id, SCORED_QUERY, SearchFilters::default()).await.len(), 10);
+    assert_eq!(score_bits(store, alice.id, alice_kb.id).await, before, "bob's documents moved alice's scores");
+    // Nor do bob's deletions.
+    let gone = document(store, bob.id, bob_kb.id, "bm25-bob-gone", 1).await;
+    process_owned(store, gone.id, &crowding_chunks(40)).await;
+    store.soft_delete_document(bob.id, gone.id, lore_core::now()).await.expect("delete").expect("doc");
+    assert_eq!(score_bits(store, alice.id, alice_kb.id).await, before);
+}
+
+/// Two knowledge bases of one user, searched separately, are each scored from their own
+/// statistics: the same chunks score the same in both, and growing one leaves the other be.
+async fn fulltext_scores_are_per_knowledge_base(store: &dyn Store) {
+    let owner = user(store, "bm25-owner").await;
+    let first = kb(store, owner.id).await;
+    let second = kb(store, owner.id).await;
+    let doc = document(store, owner.id, first.id, "bm25-first", 1).await;
+    process(store, doc.id, SCORED_CHUNKS).await;
+    let copy = document(store, owner.id, second.id, "bm25-second", 1).await;
+    process(store, copy.id, SCORED_CHUNKS).await;
+    let scores = score_bits(store, owner.id, first.id).await;
+    assert_eq!(score_bits(store, owner.id, second.id).await, scores, "the same chunks, the same statistics");
+
+    let more = document(store, owner.id, second.id, "bm25-more", 1).await;
+    process_owned(store, more.id, &crowding_chunks(300)).await;
+    assert_eq!(score_bits(store, owner.id, first.id).await, scores, "the other knowledge base moved the scores");
+    let only_copy = SearchFilters { document_ids: Some(vec![copy.id]), ..Default::default() };
+    let grown = score_bits_in(store, owner.id, second.id, only_copy).await;
+    assert_eq!(grown.len(), scores.len(), "{grown:?}");
+    assert_ne!(grown, scores, "the grown knowledge base is scored from its own, new statistics");
+}
+
+/// The score both stores give: BM25 (k1 1.2, b 0.75, Lucene's idf) over the knowledge base's
+/// chunks, a chunk's length counted in distinct terms.
+async fn fulltext_scores_are_bm25(store: &dyn Store) {
+    let owner = user(store, "bm25-formula").await;
+    let kb = kb(store, owner.id).await;
+    let doc = document(store, owner.id, kb.id, "bm25-formula", 1).await;
+    let chunks = [
+        ("apple banana apple", "apple banana apple"),
+        ("banana cherry", "banana cherry"),
+        ("cherry date elder fig", "cherry date elder fig"),
+        ("grape", "grape"),
+    ];
+    process(store, doc.id, &chunks).await;
+    let (n, avgdl) = (4.0_f64, (2.0 + 2.0 + 4.0 + 1.0) / 4.0);
+    let bm25 = |tf: f64, df: f64, dl: f64| {
+        let idf = (1.0 + (n - df + 0.5) / (df + 0.5)).ln();
+        idf * tf * 2.2 / (tf + 1.2 * (1.0 - 0.75 + 0.75 * dl / avgdl))
+    };
+    let hits = search(store, owner.id, kb.id, &["apple", "cherry"], SearchFilters::default()).await;
+    let got: Vec<(&str, f64)> = hits.iter().map(|h| (h.content.as_str(), h.score)).collect();
+    let expected = [
+        ("apple banana apple", bm25(2.0, 1.0, 2.0)),
+        ("banana cherry", bm25(1.0, 2.0, 2.0)),
+        ("cherry date elder fig", bm25(1.0, 2.0, 4.0)),
+    ];
+    assert_eq!(got.len(), expected.len(), "{got:?}");
+    for ((content, score), (want_content, want)) in got.iter().zip(expected) {
+        assert_eq!(*content, want_content, "{got:?}");
+        assert!((score - want).abs() <= 1e-9 * want, "{content}: {score} instead of {want}");
+    }
+}
+
 async fn accounts_sessions_and_keys(store: &dyn Store) {
     let u = user(store, "Keeper").await;
     let dup = store
@@ -880,6 +1005,9 @@ async fn conformance(store: &dyn Store) {
     fulltext_ranks_filters_and_hides_deleted(store).await;
     accounts_sessions_and_keys(store).await;
     common_terms_do_not_drown_selective_ones(store).await;
+    fulltext_scores_do_not_leak_between_tenants(store).await;
+    fulltext_scores_are_per_knowledge_base(store).await;
+    fulltext_scores_are_bm25(store).await;
     limits_count_atomically_and_reset_by_window(store).await;
     retention_purges(store).await;
     user_config_round_trips(store).await;
@@ -1163,6 +1291,41 @@ async fn sqlite_migrations_are_idempotent_and_data_survives_reopening() {
     store.close().await;
     let store = SqliteStore::open(&path).await.expect("reopen");
     assert!(store.get_user(u.id).await.expect("get").is_some());
+}
+
+/// A database whose chunks were indexed before their lengths were stored (migration 6) has them
+/// counted when the store opens: the full-text scores are those of chunks indexed since.
+#[tokio::test]
+async fn sqlite_chunks_indexed_before_lengths_were_stored_are_counted_on_opening() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("lore.db");
+    let store = SqliteStore::open(&path).await.expect("open");
+    let owner = user(&store, "upgrader").await;
+    let k = kb(&store, owner.id).await;
+    let doc = document(&store, owner.id, k.id, "upgrade", 1).await;
+    process(&store, doc.id, SCORED_CHUNKS).await;
+    let scores = score_bits(&store, owner.id, k.id).await;
+    store.close().await;
+
+    // As migration 6 leaves an older database: no lengths, empty counters, every chunk listed.
+    let raw = sqlx::SqlitePool::connect(&format!("sqlite://{}", path.display())).await.expect("connect");
+    sqlx::raw_sql(
+        "UPDATE document_chunks SET fts_length = NULL;
+         INSERT INTO fts_length_backfill (seq) SELECT rowid FROM chunk_fts;",
+    )
+    .execute(&raw)
+    .await
+    .expect("downgrade");
+    let counters: (i64, i64) = sqlx::query_as("SELECT fts_chunks, fts_length_sum FROM knowledge_bases WHERE id = ?")
+        .bind(k.id.to_string())
+        .fetch_one(&raw)
+        .await
+        .expect("counters");
+    assert_eq!(counters, (0, 0));
+    raw.close().await;
+
+    let store = SqliteStore::open(&path).await.expect("reopen");
+    assert_eq!(score_bits(&store, owner.id, k.id).await, scores);
 }
 
 /// The vector index is derived: a store dropped without closing (as by kill -9) reopens with every
