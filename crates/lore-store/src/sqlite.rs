@@ -1606,8 +1606,13 @@ impl Store for SqliteStore {
         Ok(())
     }
 
-    async fn cached_embeddings(&self, model: &str, hashes: &[String]) -> Result<HashMap<String, Vec<f32>>> {
-        self.embeddings_by_hash(model, hashes).await
+    async fn cached_embeddings(
+        &self,
+        user_id: Id,
+        model: &str,
+        hashes: &[String],
+    ) -> Result<HashMap<String, Vec<f32>>> {
+        self.embeddings_by_hash(user_id, model, hashes).await
     }
 
     async fn search_fulltext(&self, query: &FulltextQuery) -> Result<Vec<ChunkHit>> {
@@ -1739,16 +1744,21 @@ impl SqliteStore {
             .collect())
     }
 
-    async fn embeddings_by_hash(&self, model: &str, hashes: &[String]) -> Result<HashMap<String, Vec<f32>>> {
+    async fn embeddings_by_hash(
+        &self,
+        user_id: Id,
+        model: &str,
+        hashes: &[String],
+    ) -> Result<HashMap<String, Vec<f32>>> {
         let mut found = HashMap::new();
         for batch in hashes.chunks(500) {
             let sql = format!(
                 "SELECT content_hash, content_embedding FROM document_chunks
-                 WHERE embedding_model = ? AND content_embedding IS NOT NULL AND content_hash IN ({})
+                 WHERE embedding_model = ? AND user_id = ? AND content_embedding IS NOT NULL AND content_hash IN ({})
                  GROUP BY content_hash",
                 vec!["?"; batch.len()].join(",")
             );
-            let mut query = sqlx::query(AssertSqlSafe(sql)).bind(model.to_string());
+            let mut query = sqlx::query(AssertSqlSafe(sql)).bind(model.to_string()).bind(user_id.to_string());
             for h in batch {
                 query = query.bind(h.clone());
             }

@@ -650,12 +650,19 @@ async fn vectors_rank_filter_and_follow_deletes(store: &dyn Store) {
     let hits = store.search_vector(&vector_query(owner.id, vec![k.id], axis(2), 1)).await.expect("s");
     assert_eq!(hits[0].content, "south");
 
-    // The embedding cache answers by content hash within one space.
-    let cached =
-        store.cached_embeddings("test/axes", &[format!("{}-0", d2.id), "unknown".into()]).await.expect("cache");
+    // The embedding cache answers by content hash within one space, for the owner's chunks only.
+    let cached = store
+        .cached_embeddings(owner.id, "test/axes", &[format!("{}-0", d2.id), "unknown".into()])
+        .await
+        .expect("cache");
     assert_eq!(cached.len(), 1);
     assert!((cached[&format!("{}-0", d2.id)][2] - axis(2)[2]).abs() < 1e-6);
-    assert!(store.cached_embeddings("test/other", &[format!("{}-0", d2.id)]).await.expect("c").is_empty());
+    assert!(store.cached_embeddings(owner.id, "test/other", &[format!("{}-0", d2.id)]).await.expect("c").is_empty());
+    let stranger = lore_core::new_id();
+    assert!(
+        store.cached_embeddings(stranger, "test/axes", &[format!("{}-0", d2.id)]).await.expect("c").is_empty(),
+        "another tenant never sees this owner's embeddings"
+    );
 }
 
 async fn reembedding_switches_in_one_step(store: &dyn Store) {
@@ -921,6 +928,11 @@ async fn data_sources_sync_runs_and_leases(store: &dyn Store) {
             .expect("due")
             .contains(&(alice.id, source.id))
     );
+    // A deactivated account's sources stop syncing; reactivated, they are due again.
+    store.set_user_active(alice.id, false).await.expect("deactivate");
+    assert!(store.due_data_sources(now + chrono::Duration::minutes(31)).await.expect("due").is_empty());
+    store.set_user_active(alice.id, true).await.expect("reactivate");
+    assert!(!store.due_data_sources(now + chrono::Duration::minutes(31)).await.expect("due").is_empty());
     let runs = store.list_syncs(alice.id, source.id, 10).await.expect("runs");
     assert_eq!((runs.len(), runs[0].added), (1, 2));
     assert!(store.list_syncs(bob.id, source.id, 10).await.expect("runs").is_empty());
@@ -1213,7 +1225,8 @@ async fn postgres_row_level_security_hides_other_tenants() {
 
     let count = |table: &'static str| format!("SELECT COUNT(*) FROM {table}");
     let mut tx = pool.begin().await.expect("begin");
-    sqlx::query("SELECT set_config('lore.tenant', $1, true)")
+    // As the store's tenant transactions do: name the tenant, and turn the system bypass off.
+    sqlx::query("SELECT set_config('lore.tenant', $1, true), set_config('lore.system', 'off', true)")
         .bind(bob.id.to_string())
         .execute(&mut *tx)
         .await
@@ -1234,6 +1247,18 @@ async fn postgres_row_level_security_hides_other_tenants() {
     // Work for no one in particular (workers, authentication) sees every tenant.
     let all: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM documents").fetch_one(pool).await.expect("count");
     assert_eq!(all, 2);
+    // Fail closed: a connection as Lore's role that names neither a tenant nor the system bypass
+    // (psql, a report, a query that forgot) sees no tenant's rows.
+    {
+        use sqlx::Connection;
+        let mut raw = sqlx::PgConnection::connect_with(&pool.connect_options()).await.expect("raw connection");
+        for table in ["users", "knowledge_bases", "documents", "document_chunks"] {
+            let n: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(count(table))).fetch_one(&mut raw).await.expect("count");
+            assert_eq!(n, 0, "{table} without a tenant");
+        }
+        raw.close().await.expect("close");
+    }
+    assert!(!lore_store::postgres::role_bypasses_row_security(pool).await.expect("role"));
     // And the store's own tenant reads run behind the wall and still find their rows.
     assert!(store.get_document(bob.id, bob_doc.id).await.expect("get").is_some());
     assert!(store.get_document(bob.id, alice_doc.id).await.expect("get").is_none());
