@@ -103,8 +103,15 @@ impl PgStore {
             return Ok(Vec::new());
         }
         let n = kb_chunks.max(1) as f64;
-        let idf: Vec<f64> =
-            terms.iter().map(|(_, df)| (1.0 + (n - *df as f64 + 0.5) / (*df as f64 + 0.5)).ln()).collect();
+        // N never below a term's df (trashed chunks still count in df until purged): idf stays
+        // positive, so a match never scores below no match.
+        let idf: Vec<f64> = terms
+            .iter()
+            .map(|(_, df)| {
+                let df = *df as f64;
+                (1.0 + (n.max(df) - df + 0.5) / (df + 0.5)).ln()
+            })
+            .collect();
         let lexemes: Vec<String> = terms.into_iter().map(|(t, _)| t).collect();
         let (conditions, params) = filter_conditions(&query.filters, 8);
         let sql = format!(
