@@ -137,7 +137,7 @@ fn connector(state: &AppState, source: &DataSource, credentials: Option<&Value>)
     let (max, policy) = (state.config.max_upload_bytes, state.config.outbound());
     Ok(match source.source_type.as_str() {
         "local_folder" => Box::new(folder::Folder::open(state, &source.config)?),
-        "web" => Box::new(web::Web::open(&source.config, credentials, max, &policy)?),
+        "web" => Box::new(web::Web::open(&source.config, credentials, max, &policy, state.blobs.staging_dir())?),
         "git" => Box::new(git::Git::open(state, &source.config, credentials)?),
         "s3" => Box::new(s3::S3::open(&source.config, credentials, max, &policy)?),
         other => {

@@ -4,8 +4,8 @@
 //! whose content did not change is not processed again, whatever else the commits did.
 
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
-use std::sync::atomic::AtomicBool;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use lore_core::error::{Code, Error};
@@ -32,6 +32,19 @@ pub struct Git {
     /// The repository the listing read, kept until the sync's fetches are done (a remote clone
     /// lives in a temporary folder that goes with it).
     opened: Mutex<Option<(PathBuf, Option<tempfile::TempDir>)>>,
+}
+
+/// Bytes under a folder (a clone in progress: files come and go; what cannot be read counts 0).
+fn folder_size(dir: &Path) -> u64 {
+    let Ok(entries) = std::fs::read_dir(dir) else { return 0 };
+    entries
+        .flatten()
+        .map(|e| match e.file_type() {
+            Ok(t) if t.is_dir() => folder_size(&e.path()),
+            Ok(_) => e.metadata().map(|m| m.len()).unwrap_or(0),
+            Err(_) => 0,
+        })
+        .sum()
 }
 
 fn git_error(what: &str, e: impl std::fmt::Display) -> Error {
@@ -167,7 +180,24 @@ impl Connector for Git {
                 }
                 blocking(move || {
                     lore_core::tls::ensure_provider();
-                    let interrupt = AtomicBool::new(false);
+                    // A clone larger than the budget is interrupted while it downloads: a watcher
+                    // measures the clone's folder and raises the flag gix checks.
+                    let interrupt = Arc::new(AtomicBool::new(false));
+                    let (done, over) = (Arc::new(AtomicBool::new(false)), Arc::new(AtomicBool::new(false)));
+                    let max = lore_core::budget::budgets().max_expanded_bytes;
+                    let watcher = {
+                        let (interrupt, done, over, dir) = (interrupt.clone(), done.clone(), over.clone(), dir.clone());
+                        std::thread::spawn(move || {
+                            while !done.load(Ordering::Relaxed) {
+                                if folder_size(&dir) > max {
+                                    over.store(true, Ordering::Relaxed);
+                                    interrupt.store(true, Ordering::Relaxed);
+                                    return;
+                                }
+                                std::thread::sleep(std::time::Duration::from_millis(200));
+                            }
+                        })
+                    };
                     // Errors name the URL without the token, and never repeat the token.
                     let failed = |e: &dyn std::fmt::Display| {
                         let text = e.to_string();
@@ -177,11 +207,21 @@ impl Connector for Git {
                         };
                         git_error(&shown, text)
                     };
-                    gix::prepare_clone_bare(with_token.as_str(), &dir)
-                        .map_err(|e| failed(&e))?
-                        .fetch_only(gix::progress::Discard, &interrupt)
-                        .map_err(|e| failed(&e))?;
-                    Ok(())
+                    let cloned = gix::prepare_clone_bare(with_token.as_str(), &dir)
+                        .map_err(|e| failed(&e))
+                        .and_then(|mut clone| {
+                            clone.fetch_only(gix::progress::Discard, &interrupt).map(|_| ()).map_err(|e| failed(&e))
+                        });
+                    done.store(true, Ordering::Relaxed);
+                    let _ = watcher.join();
+                    if over.load(Ordering::Relaxed) || folder_size(&dir) > max {
+                        return Err(lore_core::budget::exceeded(
+                            Code::ExpandedSizeExceeded,
+                            format!("the repository {shown} is larger than {} MiB", max >> 20),
+                            "max-expanded-mb",
+                        ));
+                    }
+                    cloned
                 })
                 .await?;
                 (into.path().to_path_buf(), Some(into))

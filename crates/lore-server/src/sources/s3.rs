@@ -14,6 +14,9 @@ use serde_json::Value;
 use super::{Connector, Listed, Listing, MAX_ITEMS, Patterns, net};
 
 /// How long a signed request stays valid.
+/// Listing pages read at most (1,000 keys each): ten times more keys than a source may hold.
+const MAX_LISTING_PAGES: usize = 1_000;
+
 const SIGNED_FOR: Duration = Duration::from_secs(600);
 
 pub struct S3 {
@@ -95,7 +98,18 @@ impl Connector for S3 {
     async fn list(&self) -> Result<Listing, Error> {
         let mut listing = Listing::default();
         let mut token: Option<String> = None;
+        // A bucket (or an endpoint posing as one) that pages forever, or answers a page of
+        // gigabytes, meets these bounds instead of the server's memory.
+        let (mut pages, mut listed_bytes) = (0usize, 0u64);
+        let max_bytes = lore_core::budget::budgets().max_expanded_bytes;
         loop {
+            pages += 1;
+            if pages > MAX_LISTING_PAGES {
+                return Err(Error::new(
+                    Code::ResourceLimitExceeded,
+                    format!("the bucket's listing ran past {MAX_LISTING_PAGES} pages; narrow it with prefix"),
+                ));
+            }
             let mut action = self.bucket.list_objects_v2(self.credentials.as_ref());
             if !self.prefix.is_empty() {
                 action.with_prefix(self.prefix.as_str());
@@ -104,7 +118,21 @@ impl Connector for S3 {
                 action.with_continuation_token(t.as_str());
             }
             let response = self.send(action.sign(SIGNED_FOR)).await?;
-            let body = response.text().await.map_err(|e| net::describe("s3 listing", &e))?;
+            let body = net::read_limited("the bucket's listing", response, max_bytes.saturating_sub(listed_bytes))
+                .await
+                .map_err(|e| {
+                    if e.code == Code::PayloadTooLarge {
+                        lore_core::budget::exceeded(
+                            Code::ExpandedSizeExceeded,
+                            "the bucket's listing is larger than the parser budget",
+                            "max-expanded-mb",
+                        )
+                    } else {
+                        e
+                    }
+                })?;
+            listed_bytes += body.len() as u64;
+            let body = String::from_utf8_lossy(&body);
             let page = rusty_s3::actions::ListObjectsV2::parse_response(&body)
                 .map_err(|e| Error::new(Code::SourceUnreachable, format!("unreadable bucket listing: {e}")))?;
             for object in page.contents {

@@ -36,8 +36,10 @@ pub struct Web {
     credentialed: reqwest::Client,
     max_bytes: u64,
     policy: net::Policy,
-    /// What the crawl downloaded, by key, until the sync asks for it.
-    bodies: Mutex<HashMap<String, Vec<u8>>>,
+    /// What the crawl downloaded, by key, until the sync asks for it: in staging files, never
+    /// held in memory (a crawl may gather thousands of pages).
+    bodies: Mutex<HashMap<String, tempfile::TempPath>>,
+    staging: std::path::PathBuf,
 }
 
 /// A client held to the outbound policy that stops at a redirect to another host (the answer is
@@ -99,6 +101,7 @@ impl Web {
         credentials: Option<&Value>,
         max_bytes: u64,
         policy: &net::Policy,
+        staging: &Path,
     ) -> Result<Self, Error> {
         let raw = config["url"]
             .as_str()
@@ -132,6 +135,7 @@ impl Web {
             max_bytes,
             policy: policy.clone(),
             bodies: Mutex::new(HashMap::new()),
+            staging: staging.to_path_buf(),
         })
     }
 
@@ -401,7 +405,7 @@ impl Connector for Web {
                 let mut item = Listed::new(key.clone(), version);
                 item.filename = filename(&landed, &content_type);
                 listing.items.push(item);
-                bodies.insert(key, body);
+                bodies.insert(key, self.stage(&body).await?);
             }
         }
         *self.bodies.lock().map_err(|_| Error::internal("crawl cache poisoned"))? = bodies;
@@ -409,13 +413,31 @@ impl Connector for Web {
     }
 
     async fn fetch(&self, item: &Listed, dest: &Path) -> Result<(), Error> {
-        let body = self
+        let staged = self
             .bodies
             .lock()
             .map_err(|_| Error::internal("crawl cache poisoned"))?
             .remove(&item.key)
             .ok_or_else(|| Error::internal(format!("{} was not crawled", item.key)))?;
-        tokio::fs::write(dest, body).await.map_err(|e| Error::internal(format!("staging {}: {e}", item.key)))
+        tokio::fs::copy(&staged, dest).await.map_err(|e| storage_error(&item.key, e))?;
+        Ok(())
+    }
+}
+
+fn storage_error(what: &str, e: std::io::Error) -> Error {
+    Error::from_storage(&e).unwrap_or_else(|| Error::internal(format!("staging {what}: {e}")))
+}
+
+impl Web {
+    /// Keeps a crawled page in a staging file until the sync fetches it.
+    async fn stage(&self, body: &[u8]) -> Result<tempfile::TempPath, Error> {
+        let file = tempfile::Builder::new()
+            .prefix("crawl-")
+            .tempfile_in(&self.staging)
+            .map_err(|e| storage_error("a crawled page", e))?;
+        let path = file.into_temp_path();
+        tokio::fs::write(&path, body).await.map_err(|e| storage_error("a crawled page", e))?;
+        Ok(path)
     }
 }
 

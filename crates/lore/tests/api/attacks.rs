@@ -392,3 +392,59 @@ async fn web_source_credentials_never_follow_a_redirect_to_another_host() {
     }
     app.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_bucket_listing_that_never_ends_is_cut_off() {
+    // An endpoint posing as S3 whose listing always has another page.
+    let pages = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counted = pages.clone();
+    let endpoint = axum::Router::new().fallback(move || {
+        let counted = counted.clone();
+        async move {
+            let n = counted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            (
+                [("content-type", "application/xml")],
+                format!(
+                    r#"<?xml version="1.0" encoding="UTF-8"?>
+<ListBucketResult xmlns="http://s3.amazonaws.com/doc/2006-03-01/"><Name>bucket</Name><Prefix></Prefix>
+<KeyCount>1</KeyCount><MaxKeys>1000</MaxKeys><IsTruncated>true</IsTruncated>
+<NextContinuationToken>page-{n}</NextContinuationToken>
+<Contents><Key>skipped/{n}.bin</Key><LastModified>2026-01-01T00:00:00.000Z</LastModified><ETag>"e{n}"</ETag><Size>1</Size><StorageClass>STANDARD</StorageClass></Contents>
+</ListBucketResult>"#
+                ),
+            )
+        }
+    });
+    let socket = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = socket.local_addr().expect("addr");
+    tokio::spawn(async move { axum::serve(socket, endpoint).await });
+    let app = spawn_app_with(|c| c.embedding_model = None).await;
+    let owner = app.register("bucket-owner").await;
+    let kb = app.create_kb(&owner, "桶 bucket").await;
+    let (status, source) = app
+        .post(
+            &owner,
+            "/v1/data-sources",
+            json!({"name": "endless", "knowledge_base_id": kb, "source_type": "s3",
+                   "config": {"bucket": "bucket", "endpoint": format!("http://{addr}"), "include": ["*.md"]}}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{source}");
+    let id = source["id"].as_str().expect("id").to_string();
+    let (status, v) = app.post(&owner, &format!("/v1/data-sources/{id}/sync"), json!({})).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{v}");
+    let mut runs = Value::Null;
+    for _ in 0..300 {
+        (_, runs) = app.get(&owner, &format!("/v1/data-sources/{id}/syncs")).await;
+        if runs["data"][0]["status"].as_str().is_some_and(|s| s != "running") {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let (_, source) = app.get(&owner, &format!("/v1/data-sources/{id}")).await;
+    assert_eq!(runs["data"][0]["status"], "failed", "{runs}");
+    assert!(source["last_error"].as_str().unwrap_or_default().contains("pages"), "{source}");
+    let asked = pages.load(std::sync::atomic::Ordering::SeqCst);
+    assert!((1_000..=1_001).contains(&asked), "the listing stopped after {asked} pages");
+    app.shutdown().await;
+}
