@@ -453,12 +453,7 @@ pub async fn list_conversations(
 
 pub async fn get_conversation(state: &AppState, principal: &Principal, id: Id) -> ApiResult<Conversation> {
     principal.require(Scope::Read)?;
-    state
-        .store
-        .get_conversation(principal.user_id(), id)
-        .await?
-        .filter(|c| conversation_within_binding(principal, c))
-        .ok_or_else(|| not_found("conversation"))
+    get_conversation_unscoped(state, principal, id).await
 }
 
 /// The conversation, checked against the key's binding but not its scopes.

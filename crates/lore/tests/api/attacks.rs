@@ -69,6 +69,22 @@ async fn key(app: &TestApp, owner: &str, scopes: &[&str], kb: Option<&str>) -> S
     v["key"].as_str().expect("key").to_string()
 }
 
+/// Starts a sync of a data source and waits for its run to end; the runs, then the source.
+async fn sync_and_wait(app: &TestApp, token: &str, id: &str) -> (Value, Value) {
+    let (status, v) = app.post(token, &format!("/v1/data-sources/{id}/sync"), json!({})).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{v}");
+    let mut runs = Value::Null;
+    for _ in 0..300 {
+        (_, runs) = app.get(token, &format!("/v1/data-sources/{id}/syncs")).await;
+        if runs["data"][0]["status"].as_str().is_some_and(|s| s != "running") {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let (_, source) = app.get(token, &format!("/v1/data-sources/{id}")).await;
+    (runs, source)
+}
+
 #[tokio::test]
 async fn chunking_configs_that_multiply_the_text_are_refused_before_any_work() {
     let app = spawn_app_with(|c| c.embedding_model = None).await;
@@ -308,18 +324,8 @@ async fn a_git_token_is_sealed_never_in_the_url_and_never_echoed() {
     let (status, v) = app.get(&reader, &format!("/v1/data-sources/{id}")).await;
     assert_eq!(status, StatusCode::OK, "{v}");
     assert!(!v.to_string().contains("tok-sealed-9c1e") && v["has_credentials"] == true, "{v}");
-    let (status, v) = app.post(&reader, &format!("/v1/data-sources/{id}/sync"), json!({})).await;
-    assert_eq!(status, StatusCode::ACCEPTED, "{v}");
-    let mut runs = Value::Null;
-    for _ in 0..100 {
-        (_, runs) = app.get(&reader, &format!("/v1/data-sources/{id}/syncs")).await;
-        if runs.to_string().contains("failed") {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    }
-    assert!(runs.to_string().contains("failed"), "{runs}");
-    let (_, source) = app.get(&reader, &format!("/v1/data-sources/{id}")).await;
+    let (runs, source) = sync_and_wait(&app, &reader, &id).await;
+    assert_eq!(runs["data"][0]["status"], "failed", "{runs}");
     for text in [runs.to_string(), source.to_string()] {
         assert!(!text.contains("tok-sealed-9c1e"), "the token was echoed: {text}");
     }
@@ -371,15 +377,7 @@ async fn web_source_credentials_never_follow_a_redirect_to_another_host() {
         .await;
     assert_eq!(status, StatusCode::CREATED, "{source}");
     let id = source["id"].as_str().expect("id").to_string();
-    let (status, v) = app.post(&owner, &format!("/v1/data-sources/{id}/sync"), json!({})).await;
-    assert_eq!(status, StatusCode::ACCEPTED, "{v}");
-    for _ in 0..100 {
-        let (_, runs) = app.get(&owner, &format!("/v1/data-sources/{id}/syncs")).await;
-        if runs["data"][0]["status"].as_str().is_some_and(|s| s != "running") {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    }
+    sync_and_wait(&app, &owner, &id).await;
     let seen = seen.lock().expect("lock").clone();
     assert!(
         seen.iter().any(|(at, headers)| at.starts_with("127.0.0.1") && headers.contains("hdr-secret-77")),
@@ -431,17 +429,7 @@ async fn a_bucket_listing_that_never_ends_is_cut_off() {
         .await;
     assert_eq!(status, StatusCode::CREATED, "{source}");
     let id = source["id"].as_str().expect("id").to_string();
-    let (status, v) = app.post(&owner, &format!("/v1/data-sources/{id}/sync"), json!({})).await;
-    assert_eq!(status, StatusCode::ACCEPTED, "{v}");
-    let mut runs = Value::Null;
-    for _ in 0..300 {
-        (_, runs) = app.get(&owner, &format!("/v1/data-sources/{id}/syncs")).await;
-        if runs["data"][0]["status"].as_str().is_some_and(|s| s != "running") {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    }
-    let (_, source) = app.get(&owner, &format!("/v1/data-sources/{id}")).await;
+    let (runs, source) = sync_and_wait(&app, &owner, &id).await;
     assert_eq!(runs["data"][0]["status"], "failed", "{runs}");
     assert!(source["last_error"].as_str().unwrap_or_default().contains("pages"), "{source}");
     let asked = pages.load(std::sync::atomic::Ordering::SeqCst);
