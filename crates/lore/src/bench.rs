@@ -45,6 +45,11 @@ pub enum BenchCommand {
     /// its data directory turns read-only, its PostgreSQL goes away. Clear errors, readiness
     /// false, nothing acknowledged lost, recovery by itself. Needs root (it mounts a small tmpfs).
     Faults(crate::bench_faults::FaultsArgs),
+    /// A hostile tenant and an outside caller against a victim tenant: chunking configs at the
+    /// edges, bombs and malformed files, every address field pointed at private addresses, every
+    /// operation with the attacker's keys on the victim's objects. No 5xx, no leak, nothing
+    /// reaches the recorder, memory bounded.
+    Hostile(crate::bench_hostile::HostileArgs),
 }
 
 #[derive(Debug, Args)]
@@ -146,6 +151,7 @@ pub async fn run(command: BenchCommand) -> anyhow::Result<()> {
         BenchCommand::Load(args) => crate::bench_load::load(args).await,
         BenchCommand::Crash(args) => crate::bench_crash::crash(args).await,
         BenchCommand::Faults(args) => crate::bench_faults::faults(args).await,
+        BenchCommand::Hostile(args) => crate::bench_hostile::hostile(args).await,
     }
 }
 
@@ -380,6 +386,8 @@ impl BenchServer {
             .args(["--listen", &format!("127.0.0.1:{port}")])
             // Every node of a cluster registers (or, finding the account, signs in).
             .args(["--registration", "open", "--registrations-per-hour", "0"])
+            // The campaigns' model providers listen on 127.0.0.1, as an operator's own would.
+            .args(["--allow-outbound", "127.0.0.1/32"])
             .args(args)
             .env("LORE_LOG", "warn")
             .env_remove("LORE_DATABASE_URL")
@@ -414,6 +422,11 @@ impl BenchServer {
         };
         let token = auth["token"].as_str().context("no token")?.to_string();
         Ok(BenchServer { child, base, token, data_dir: data_dir.to_path_buf(), remove_dir: false })
+    }
+
+    /// The server's process id.
+    pub(crate) fn pid(&self) -> u32 {
+        self.child.0.id()
     }
 
     /// The server's resident memory now, in KiB.

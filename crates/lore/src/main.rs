@@ -4,6 +4,7 @@ mod bench;
 mod bench_chat;
 mod bench_crash;
 mod bench_faults;
+mod bench_hostile;
 mod bench_load;
 mod bench_sync;
 mod bench_vectors;

@@ -1,6 +1,6 @@
 //! Short versions of the operations campaigns (README, "Operations"), so that CI runs each:
-//! crash, machine faults, mixed load (embedded, and two nodes on PostgreSQL) and schemathesis
-//! against the HTTP contract. The isolation matrix and the parser fuzzer have their own tests.
+//! crash, machine faults, mixed load (embedded, and two nodes on PostgreSQL), a hostile tenant and
+//! schemathesis against the HTTP contract. The isolation matrix and the parser fuzzer have their own tests.
 
 /// Runs the lore binary with `args` and asserts it succeeded with the expected summary.
 async fn campaign(args: Vec<String>, expect: &'static str) -> String {
@@ -92,6 +92,37 @@ async fn a_short_load_campaign_finds_nothing() {
         list.extend(args(&["--nodes", "2", "--database-url", &url]));
         let summary = campaign(list, " 5xx 0,").await;
         assert!(summary.contains("2 PostgreSQL node(s)"), "{summary}");
+    }
+}
+
+/// The hostile-tenant campaign (`lore bench hostile`), short: chunking configs at the edges, bombs
+/// and malformed files, every address field pointed at a recorder on 127.0.0.2 (and at the
+/// metadata service, [::1], 0.0.0.0, a redirect, Lore itself), and every operation with a path
+/// parameter called with another tenant's keys. No 5xx, no timeout, no byte of the victim's canary
+/// or provider key in any wrong caller's answer, nothing reaches the recorder, memory bounded. On
+/// the embedded store, and on PostgreSQL when the suite has a database.
+///
+/// Ignored while the campaign's first findings are open (run it with `--ignored`): an agent whose
+/// model address is Lore's own `/v1/chat/completions` calls itself without end, a 16 KB upload
+/// chunked by a sliding window of 10 moved by 1 costs minutes of embedding, a semantic preview of
+/// 200 KB runs past 30 s.
+#[tokio::test]
+#[ignore = "open findings of lore bench hostile: self-calling agent, chunk amplification, semantic preview cost"]
+async fn a_short_hostile_campaign_finds_nothing() {
+    if postgres_pass() {
+        return;
+    }
+    let mut databases = vec![None];
+    databases.extend(test_database().map(Some));
+    for database in databases {
+        let mut list = args(&["bench", "hostile", "--seconds", "20", "--seed", "18"]);
+        let backend = if database.is_some() { "PostgreSQL" } else { "embedded" };
+        list.extend(database.map(|url| args(&["--database-url", &url])).into_iter().flatten());
+        let summary = campaign(list, "findings: none").await;
+        assert!(
+            summary.contains(&format!(", {backend}, seed 18)")) && summary.contains("recorder 0 requests"),
+            "{summary}"
+        );
     }
 }
 
