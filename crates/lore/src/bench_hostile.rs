@@ -1030,12 +1030,9 @@ pub async fn hostile(args: HostileArgs) -> anyhow::Result<()> {
     }
     let http =
         reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).timeout(CLIENT_TIMEOUT).build()?;
-    let flags: Vec<String> = vec![
-        "--allow-outbound".into(),
-        "127.0.0.1/32".into(),
-        "--source-root".into(),
-        source_root.display().to_string(),
-    ];
+    // `launch` gives every campaign server `--registration open` and `--allow-outbound
+    // 127.0.0.1/32` (the operator's own model server); 127.0.0.2, the recorder's, stays refused.
+    let flags: Vec<String> = vec!["--source-root".into(), source_root.display().to_string()];
     let server = BenchServer::launch(&data_dir.join("data"), &flags, &env, &http).await?;
     let port: u16 = server.base.rsplit(':').next().and_then(|p| p.parse().ok()).context("port")?;
     let stop = Arc::new(AtomicBool::new(false));
