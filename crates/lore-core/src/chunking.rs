@@ -314,16 +314,23 @@ impl Strategy {
         .max(1)
     }
 
-    /// Refuses, before any chunking, a text that must give more chunks than a document may have.
+    /// Refuses, before any chunking, a text that must give more chunks than a document may have:
+    /// at least (text / largest chunk), or exactly (text / step) for the strategies that step.
     pub fn check_text_budget(&self, text_chars: usize) -> Result<()> {
         let fewest = text_chars / self.largest_chunk();
-        check_chunk_count(fewest)
+        let stepped = self.advance().map(|(_, advance, _)| text_chars / advance.max(1)).unwrap_or(0);
+        check_chunk_count(fewest.max(stepped), text_chars)
     }
 }
 
-/// Refuses a chunk count above the per-document budget.
-pub fn check_chunk_count(chunks: usize) -> Result<()> {
-    let max = crate::budget::budgets().max_chunks_per_document;
+/// Chunks must bring this many new characters each on average: a window of 10 stepping by 1
+/// turns 20 KB into 20,000 chunks to embed, within every other budget.
+pub const MIN_CHARS_PER_CHUNK: usize = 20;
+
+/// Refuses a chunk count above the per-document budget, or above one chunk per
+/// [`MIN_CHARS_PER_CHUNK`] characters of the text (and 100 more, for short texts).
+pub fn check_chunk_count(chunks: usize, text_chars: usize) -> Result<()> {
+    let max = crate::budget::budgets().max_chunks_per_document.min(text_chars / MIN_CHARS_PER_CHUNK + 100);
     if chunks > max {
         return Err(crate::budget::exceeded(
             Code::TooManyChunks,
@@ -481,8 +488,17 @@ mod tests {
             .to_strategy(&UserDefaults::default())
             .expect("valid");
         let max = crate::budget::budgets().max_chunks_per_document;
-        assert!(tiny.check_text_budget(max).is_ok());
         assert_eq!(tiny.check_text_budget(max * 2).expect_err("too many").code, Code::TooManyChunks);
+        // Short texts may be cut small; long ones must bring MIN_CHARS_PER_CHUNK new characters
+        // per chunk on average.
+        assert!(tiny.check_text_budget(100).is_ok());
+        assert_eq!(tiny.check_text_budget(10_000).expect_err("too many").code, Code::TooManyChunks);
+        let window = cfg(json!({"strategy_type": "sliding_window", "config": {"window_size": 10, "step": 1}}))
+            .to_strategy(&UserDefaults::default())
+            .expect("within the repetition budget");
+        assert_eq!(window.check_text_budget(20_000).expect_err("amplified").code, Code::TooManyChunks);
+        let default = system_default().to_strategy(&UserDefaults::default()).expect("default");
+        assert!(default.check_text_budget(10_000_000).is_ok(), "ordinary chunking of a large text is fine");
         // "中文" counts characters, not bytes.
         let chinese = "中文分块".repeat(10);
         assert!(tiny.check_text_budget(chinese.chars().count()).is_ok());

@@ -115,6 +115,7 @@ codes! {
     TooManyKnowledgeBases => ("too_many_knowledge_bases", InvalidRequest, 422),
     // Outbound requests and models
     OutboundNotAllowed => ("outbound_not_allowed", InvalidRequest, 422),
+    LoopDetected => ("loop_detected", InvalidRequest, 422),
     UnknownModel => ("unknown_model", InvalidRequest, 422),
     // Embedding models and providers
     ModelUnavailable => ("model_unavailable", Internal, 503),

@@ -13,6 +13,11 @@ use crate::error::{Code, Error};
 /// Redirects followed at most, each checked like the first request.
 pub const MAX_REDIRECTS: usize = 5;
 
+/// Sent on every outbound request. Lore's API refuses a request that carries it, so an agent or
+/// a knowledge base pointed at Lore itself (directly or through a redirect) cannot make it call
+/// itself without end.
+pub const HOP_HEADER: &str = "x-lore-hop";
+
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Policy {
     /// Every address may be reached (a trusted network).
@@ -74,7 +79,9 @@ impl Policy {
                 attempt.follow()
             }
         });
-        let builder = reqwest::Client::builder().redirect(redirects);
+        let mut hop = reqwest::header::HeaderMap::new();
+        hop.insert(HOP_HEADER, reqwest::header::HeaderValue::from_static("1"));
+        let builder = reqwest::Client::builder().redirect(redirects).default_headers(hop);
         if self.allow_private { builder } else { builder.dns_resolver(Arc::new(Checked(self.clone()))) }
     }
 }

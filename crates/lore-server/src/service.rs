@@ -1078,6 +1078,9 @@ pub struct PreviewResponse {
     pub chunks: Vec<PreviewChunk>,
 }
 
+/// The longest text a semantic chunking preview embeds.
+const SEMANTIC_PREVIEW_CHARS: usize = 20_000;
+
 pub async fn preview_chunking(
     state: &AppState,
     principal: &Principal,
@@ -1093,9 +1096,17 @@ pub async fn preview_chunking(
     let strategy = chunking::resolve(doc_config.as_ref(), kb_config.as_ref(), &defaults)?;
     let size_unit = chunking::resolve_unit(doc_config.as_ref(), kb_config.as_ref());
     let text = req.text;
+    let text_chars = text.chars().count();
     // A text that must give more chunks than a document may have is refused before any work.
     if size_unit == chunking::SizeUnit::Characters {
-        strategy.check_text_budget(text.chars().count())?;
+        strategy.check_text_budget(text_chars)?;
+    }
+    // A semantic preview embeds every sentence while the caller waits: a bounded sample.
+    if matches!(strategy, Strategy::Semantic { .. }) && text_chars > SEMANTIC_PREVIEW_CHARS {
+        return Err(error(
+            Code::ResourceLimitExceeded,
+            format!("a semantic chunking preview takes at most {SEMANTIC_PREVIEW_CHARS} characters; preview a part of the text"),
+        ));
     }
     // Semantic chunking and sizes in tokens need the knowledge base's model (or the user's default).
     let embedder = if matches!(strategy, Strategy::Semantic { .. }) || size_unit == chunking::SizeUnit::Tokens {
@@ -1123,7 +1134,7 @@ pub async fn preview_chunking(
         Some(count) => count(content),
         None => content.chars().count(),
     };
-    chunking::check_chunk_count(chunks.len())?;
+    chunking::check_chunk_count(chunks.len(), text_chars)?;
     let chunks: Vec<PreviewChunk> = chunks
         .into_iter()
         .enumerate()

@@ -324,7 +324,7 @@ fn pipeline(
         }
         None => chunk::chunk_measured(&parsed.text, strategy, measure),
     };
-    chunking::check_chunk_count(pieces.len())?;
+    chunking::check_chunk_count(pieces.len(), parsed.text.chars().count())?;
     log.push(LogEntry::new("chunk", format!("{} chunks", pieces.len())));
     // A chunk that does not begin with the document's title is indexed with the title's words
     // too, as it is embedded with them: a passage deep in a document still matches what the

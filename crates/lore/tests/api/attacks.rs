@@ -436,3 +436,64 @@ async fn a_bucket_listing_that_never_ends_is_cut_off() {
     assert!((1_000..=1_001).contains(&asked), "the listing stopped after {asked} pages");
     app.shutdown().await;
 }
+
+#[tokio::test]
+async fn an_agent_pointed_at_lore_itself_does_not_loop() {
+    let app = spawn_app_with(|c| c.embedding_model = None).await;
+    let owner = app.register("self-loop").await;
+    let kb = app.create_kb(&owner, "kb").await;
+    let search_key = key(&app, &owner, &["search"], None).await;
+    // The agent's model is Lore's own OpenAI-compatible endpoint, naming the agent itself.
+    let (status, agent) = app
+        .post(
+            &owner,
+            "/v1/agents",
+            json!({"name": "ouroboros", "model_provider": "openai", "model_name": "ouroboros", "knowledge_base_ids": [kb],
+                   "model_parameters": {"base_url": format!("{}/v1", app.base), "api_key": search_key, "max_attempts": 1}}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{agent}");
+    let call = app.post(
+        &search_key,
+        "/v1/chat/completions",
+        json!({"model": "ouroboros", "messages": [{"role": "user", "content": "你好 hello"}]}),
+    );
+    let (status, v) = tokio::time::timeout(std::time::Duration::from_secs(60), call).await.expect("the call ended");
+    assert!(status.is_client_error() || status.is_server_error(), "{v}");
+    assert!(v.to_string().contains("loop_detected") || v.to_string().contains("back at Lore"), "{v}");
+    // A request that says it came from a Lore server's provider client is refused outright.
+    let resp = app
+        .http
+        .post(app.url("/v1/chat/completions"))
+        .bearer_auth(&search_key)
+        .header("x-lore-hop", "1")
+        .json(&json!({"model": "ouroboros", "messages": [{"role": "user", "content": "x"}]}))
+        .send()
+        .await
+        .expect("send");
+    let (status, v) = super::body(resp).await;
+    assert_eq!((status, code(&v)), (StatusCode::UNPROCESSABLE_ENTITY, "loop_detected"), "{v}");
+    app.shutdown().await;
+}
+
+#[tokio::test]
+async fn tiny_steps_and_long_semantic_previews_are_refused() {
+    let app = spawn_app_with(|c| c.embedding_model = None).await;
+    let owner = app.register("amplifier").await;
+    let kb = app.create_kb(&owner, "kb").await;
+    let text = "中文和English混合的文本。".repeat(1_500); // about 24,000 characters
+    let tiny = json!({"strategy_type": "sliding_window", "config": {"window_size": 10, "step": 1}});
+    let (status, v) = app.post(&owner, "/v1/chunking/preview", json!({"text": text, "chunking_config": tiny})).await;
+    assert_eq!((status, code(&v)), (StatusCode::UNPROCESSABLE_ENTITY, "too_many_chunks"), "{v}");
+    let form = reqwest::multipart::Form::new()
+        .part("file", reqwest::multipart::Part::bytes(text.clone().into_bytes()).file_name("amplify.txt"))
+        .text("chunking_config", tiny.to_string());
+    let (status, doc) = app.upload_form(&owner, &kb, form).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{doc}");
+    let doc = app.wait_done(&owner, doc["id"].as_str().expect("id")).await;
+    assert_eq!((doc["status"].as_str(), doc["error_code"].as_str()), (Some("failed"), Some("too_many_chunks")), "{doc}");
+    let semantic = json!({"strategy_type": "semantic", "config": {}});
+    let (status, v) = app.post(&owner, "/v1/chunking/preview", json!({"text": text, "chunking_config": semantic})).await;
+    assert_eq!((status, code(&v)), (StatusCode::UNPROCESSABLE_ENTITY, "resource_limit_exceeded"), "{v}");
+    app.shutdown().await;
+}
