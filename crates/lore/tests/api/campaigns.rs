@@ -101,13 +101,7 @@ async fn a_short_load_campaign_finds_nothing() {
 /// parameter called with another tenant's keys. No 5xx, no timeout, no byte of the victim's canary
 /// or provider key in any wrong caller's answer, nothing reaches the recorder, memory bounded. On
 /// the embedded store, and on PostgreSQL when the suite has a database.
-///
-/// Ignored while the campaign's first findings are open (run it with `--ignored`): an agent whose
-/// model address is Lore's own `/v1/chat/completions` calls itself without end, a 16 KB upload
-/// chunked by a sliding window of 10 moved by 1 costs minutes of embedding, a semantic preview of
-/// 200 KB runs past 30 s.
 #[tokio::test]
-#[ignore = "open findings of lore bench hostile: self-calling agent, chunk amplification, semantic preview cost"]
 async fn a_short_hostile_campaign_finds_nothing() {
     if postgres_pass() {
         return;
