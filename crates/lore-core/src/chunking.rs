@@ -334,7 +334,9 @@ pub fn check_chunk_count(chunks: usize, text_chars: usize) -> Result<()> {
     if chunks > max {
         return Err(crate::budget::exceeded(
             Code::TooManyChunks,
-            format!("this text would give at least {chunks} chunks; one document may have at most {max}; use larger chunks"),
+            format!(
+                "this text would give at least {chunks} chunks; one document may have at most {max}; use larger chunks"
+            ),
             "max-chunks-per-document",
         ));
     }

@@ -180,7 +180,8 @@ mod tests {
         assert_eq!(strict.check_url("file:///etc/passwd").expect_err("scheme").code, Code::OutboundNotAllowed);
         assert!(strict.check_url("https://api.openai.com/v1").is_ok());
         assert!(strict.check_url("http://93.184.216.34/").is_ok());
-        let some = Policy { allowed: Policy::parse_allowed("127.0.0.1/32, 10.0.0.0/8").expect("cidrs"), ..Policy::default() };
+        let some =
+            Policy { allowed: Policy::parse_allowed("127.0.0.1/32, 10.0.0.0/8").expect("cidrs"), ..Policy::default() };
         assert!(some.check_url("http://127.0.0.1:9/").is_ok());
         assert!(some.check_url("http://10.9.9.9/").is_ok());
         assert!(some.check_url("http://192.168.1.1/").is_err());

@@ -91,7 +91,8 @@ impl RemoteEmbedder {
         policy.check_url(&base).map_err(|e| EmbedError::Refused(e.message))?;
         // The owner's sealed key goes only to the address it was saved with, or to the provider
         // itself: never to an address that a knowledge base's settings name.
-        let api_key = key.filter(|_| same_base(&base, official) || saved.as_deref().is_some_and(|s| same_base(&base, s)));
+        let api_key =
+            key.filter(|_| same_base(&base, official) || saved.as_deref().is_some_and(|s| same_base(&base, s)));
         if protocol != Protocol::Tei && api_key.is_none() && !is_local(&base) {
             return Err(EmbedError::InvalidConfig(format!(
                 "provider '{}' needs an API key: set it in your configuration (PUT /v1/config); a saved key is \
@@ -249,8 +250,8 @@ impl Embedder for RemoteEmbedder {
 
 #[cfg(test)]
 mod tests {
-    use std::sync::{Arc, Mutex};
     use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::{Arc, Mutex};
 
     use axum::Json;
     use axum::http::{HeaderMap, StatusCode};
@@ -300,7 +301,8 @@ mod tests {
             Json(json!((0..n).map(|i| vec![3.0, 4.0 + i as f64]).collect::<Vec<_>>())).into_response()
         })
         .await;
-        let e = RemoteEmbedder::new(&config("tei", &base), &ProviderSecrets::default(), "tei/m".into(), &loopback()).expect("tei");
+        let e = RemoteEmbedder::new(&config("tei", &base), &ProviderSecrets::default(), "tei/m".into(), &loopback())
+            .expect("tei");
         let v = e.embed(&texts(), InputKind::Passage).await.expect("embed");
         assert_eq!(v.len(), 3);
         assert!((v[0][0] - 0.6).abs() < 1e-6 && (v[0][1] - 0.8).abs() < 1e-6, "unit length: {v:?}");
@@ -340,14 +342,16 @@ mod tests {
         })
         .await;
         let secrets = ProviderSecrets { openai_api_key: Some("sk".into()), ..Default::default() };
-        let e = RemoteEmbedder::new(&config("openai", &base), &secrets, "openai/m".into(), &loopback()).expect("openai");
+        let e =
+            RemoteEmbedder::new(&config("openai", &base), &secrets, "openai/m".into(), &loopback()).expect("openai");
         match e.embed(&texts(), InputKind::Passage).await {
             Err(EmbedError::Rejected(m)) => assert!(m.contains("does not exist") && m.contains("400"), "{m}"),
             other => panic!("expected a rejection, got {other:?}"),
         }
         // A provider that never answers well fails after the retries, naming the last error.
         let down = serve("/embeddings", |_, _, _| (StatusCode::BAD_GATEWAY, "upstream").into_response()).await;
-        let mut e = RemoteEmbedder::new(&config("openai", &down), &secrets, "openai/m".into(), &loopback()).expect("openai");
+        let mut e =
+            RemoteEmbedder::new(&config("openai", &down), &secrets, "openai/m".into(), &loopback()).expect("openai");
         e.backoff = Duration::from_millis(1);
         match e.embed(&texts(), InputKind::Passage).await {
             Err(EmbedError::Provider(m)) => assert!(m.contains("502") && m.contains("5 attempts"), "{m}"),
@@ -371,7 +375,10 @@ mod tests {
         let seen = Arc::new(Mutex::new(Vec::new()));
         let recorded = seen.clone();
         let elsewhere = serve("/embeddings", move |_, headers, body| {
-            recorded.lock().expect("lock").push(headers.get("authorization").map(|v| v.to_str().unwrap_or("").to_string()));
+            recorded
+                .lock()
+                .expect("lock")
+                .push(headers.get("authorization").map(|v| v.to_str().unwrap_or("").to_string()));
             let n = body["input"].as_array().map(Vec::len).unwrap_or(0);
             Json(json!({"data": (0..n).map(|_| json!({"embedding": [1.0, 0.0]})).collect::<Vec<_>>()})).into_response()
         })

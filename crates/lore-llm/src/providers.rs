@@ -536,11 +536,16 @@ mod tests {
     #[test]
     fn private_addresses_are_refused_unless_the_operator_allows_them() {
         // llamacpp's default address is 127.0.0.1:8080, which is Lore's own port by default.
-        for (provider, base) in [("llamacpp", None), ("openai", Some("http://169.254.169.254/v1")), ("vllm", Some("http://10.0.0.2:8000/v1"))] {
+        for (provider, base) in [
+            ("llamacpp", None),
+            ("openai", Some("http://169.254.169.254/v1")),
+            ("vllm", Some("http://10.0.0.2:8000/v1")),
+        ] {
             let mut config = ChatConfig::new(provider, "m");
             config.base_url = base.map(str::to_string);
             assert!(matches!(HttpChatModel::new(&config), Err(LlmError::Refused(_))), "{provider} {base:?}");
-            config.outbound.allowed = lore_core::outbound::Policy::parse_allowed("127.0.0.0/8,10.0.0.0/8,169.254.0.0/16").expect("cidrs");
+            config.outbound.allowed =
+                lore_core::outbound::Policy::parse_allowed("127.0.0.0/8,10.0.0.0/8,169.254.0.0/16").expect("cidrs");
             assert!(HttpChatModel::new(&config).is_ok(), "{provider} allowed");
         }
     }

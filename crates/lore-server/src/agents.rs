@@ -317,7 +317,11 @@ fn check_address(state: &AppState, spec: &AgentSpec) -> ApiResult<()> {
         .as_str()
         .map(str::to_string)
         .unwrap_or_else(|| lore_llm::default_base(&spec.model_provider).to_string());
-    state.config.outbound().check_url(&base).map_err(|e| error(e.code, format!("model_parameters.base_url: {}", e.message)))
+    state
+        .config
+        .outbound()
+        .check_url(&base)
+        .map_err(|e| error(e.code, format!("model_parameters.base_url: {}", e.message)))
 }
 
 /// `POST /v1/agents`.
@@ -1189,8 +1193,13 @@ pub struct RouteAnswer {
 pub async fn route(state: &AppState, principal: &Principal, req: RouteRequest) -> ApiResult<RouteAnswer> {
     principal.require(Scope::Search)?;
     let question = check_message(&req.question)?;
-    let agents: Vec<Agent> =
-        state.store.list_agents(principal.user_id()).await?.into_iter().filter(|a| a.is_active && agent_within_binding(principal, a)).collect();
+    let agents: Vec<Agent> = state
+        .store
+        .list_agents(principal.user_id())
+        .await?
+        .into_iter()
+        .filter(|a| a.is_active && agent_within_binding(principal, a))
+        .collect();
     if agents.is_empty() {
         return Err(not_found("active agent"));
     }

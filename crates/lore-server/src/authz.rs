@@ -155,8 +155,11 @@ impl Rule {
 pub async fn enforce(State(state): State<AppState>, request: Request, next: Next) -> Response {
     // Lore calling itself (an agent or an embedder pointed at this server): refused at once.
     if request.headers().contains_key(lore_core::outbound::HOP_HEADER) {
-        return error(Code::LoopDetected, "this request came from a Lore server's own provider client; a model address must not point back at Lore")
-            .into_response();
+        return error(
+            Code::LoopDetected,
+            "this request came from a Lore server's own provider client; a model address must not point back at Lore",
+        )
+        .into_response();
     }
     let template = request.extensions().get::<MatchedPath>().map(|p| p.as_str().to_owned()).unwrap_or_default();
     let template = if template.starts_with("/v1/") { template } else { format!("/v1{template}") };

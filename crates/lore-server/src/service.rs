@@ -481,7 +481,11 @@ pub async fn update_knowledge_base(
     let defaults = state.store.user_defaults(principal.user_id()).await?;
     let settings = req.settings.map(|v| parse_settings(state, v, &defaults)).transpose()?;
     if let Some(settings) = &settings {
-        check_embedding_change(principal, before.settings.embedding_config.as_ref(), settings.embedding_config.as_ref())?;
+        check_embedding_change(
+            principal,
+            before.settings.embedding_config.as_ref(),
+            settings.embedding_config.as_ref(),
+        )?;
     }
     let patch = KbPatch {
         name: req.name.map(|n| n.trim().to_string()),
@@ -1105,7 +1109,9 @@ pub async fn preview_chunking(
     if matches!(strategy, Strategy::Semantic { .. }) && text_chars > SEMANTIC_PREVIEW_CHARS {
         return Err(error(
             Code::ResourceLimitExceeded,
-            format!("a semantic chunking preview takes at most {SEMANTIC_PREVIEW_CHARS} characters; preview a part of the text"),
+            format!(
+                "a semantic chunking preview takes at most {SEMANTIC_PREVIEW_CHARS} characters; preview a part of the text"
+            ),
         ));
     }
     // Semantic chunking and sizes in tokens need the knowledge base's model (or the user's default).

@@ -1253,7 +1253,8 @@ async fn postgres_row_level_security_hides_other_tenants() {
         use sqlx::Connection;
         let mut raw = sqlx::PgConnection::connect_with(&pool.connect_options()).await.expect("raw connection");
         for table in ["users", "knowledge_bases", "documents", "document_chunks"] {
-            let n: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(count(table))).fetch_one(&mut raw).await.expect("count");
+            let n: i64 =
+                sqlx::query_scalar(sqlx::AssertSqlSafe(count(table))).fetch_one(&mut raw).await.expect("count");
             assert_eq!(n, 0, "{table} without a tenant");
         }
         raw.close().await.expect("close");

@@ -292,13 +292,18 @@ async fn time_queries(
     Ok((client_ms, server_ms))
 }
 
-fn peak_rss_kib(pid: u32) -> Option<u64> {
+/// A memory figure of a process from /proc, in KiB: `VmRSS` (now) or `VmHWM` (peak).
+pub(crate) fn proc_memory_kib(pid: u32, field: &str) -> Option<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     status
         .lines()
-        .find(|l| l.starts_with("VmHWM:"))
+        .find(|l| l.strip_prefix(field).is_some_and(|rest| rest.starts_with(':')))
         .and_then(|l| l.split_whitespace().nth(1))
         .and_then(|v| v.parse().ok())
+}
+
+fn peak_rss_kib(pid: u32) -> Option<u64> {
+    proc_memory_kib(pid, "VmHWM")
 }
 
 struct Child(std::process::Child);
@@ -431,12 +436,7 @@ impl BenchServer {
 
     /// The server's resident memory now, in KiB.
     pub(crate) fn rss_kib(&self) -> Option<u64> {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.0.id())).ok()?;
-        status
-            .lines()
-            .find(|l| l.starts_with("VmRSS:"))
-            .and_then(|l| l.split_whitespace().nth(1))
-            .and_then(|v| v.parse().ok())
+        proc_memory_kib(self.child.0.id(), "VmRSS")
     }
 
     fn peak_rss(&self) -> String {

@@ -391,12 +391,7 @@ async fn provider(recorder_port: u16) -> anyhow::Result<(u16, Records)> {
 // ------------------------------------------------------------------------------------ memory
 
 fn vm_rss_kib(pid: u32) -> Option<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    status
-        .lines()
-        .find(|l| l.starts_with("VmRSS:"))
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|v| v.parse().ok())
+    crate::bench::proc_memory_kib(pid, "VmRSS")
 }
 
 fn vm_hwm_kib(pid: u32) -> Option<u64> {

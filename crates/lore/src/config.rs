@@ -283,7 +283,8 @@ pub fn resolve(args: ServeArgs) -> anyhow::Result<(ServerConfig, LogFormat)> {
     config.source_roots =
         if args.source_roots.is_empty() { file.source_roots.unwrap_or_default() } else { args.source_roots };
     config.allow_private_sources = args.allow_private_sources || file.allow_private_sources.unwrap_or(false);
-    let outbound = if args.allow_outbound.is_empty() { file.allow_outbound.unwrap_or_default() } else { args.allow_outbound };
+    let outbound =
+        if args.allow_outbound.is_empty() { file.allow_outbound.unwrap_or_default() } else { args.allow_outbound };
     config.allow_rls_bypass = args.allow_rls_bypass || file.allow_rls_bypass.unwrap_or(false);
     config.allow_outbound = lore_core::outbound::Policy::parse_allowed(&outbound.join(","))
         .map_err(|e| anyhow::anyhow!("allow_outbound: {e}"))?;

@@ -207,11 +207,11 @@ impl Connector for Git {
                         };
                         git_error(&shown, text)
                     };
-                    let cloned = gix::prepare_clone_bare(with_token.as_str(), &dir)
-                        .map_err(|e| failed(&e))
-                        .and_then(|mut clone| {
+                    let cloned = gix::prepare_clone_bare(with_token.as_str(), &dir).map_err(|e| failed(&e)).and_then(
+                        |mut clone| {
                             clone.fetch_only(gix::progress::Discard, &interrupt).map(|_| ()).map_err(|e| failed(&e))
-                        });
+                        },
+                    );
                     done.store(true, Ordering::Relaxed);
                     let _ = watcher.join();
                     if over.load(Ordering::Relaxed) || folder_size(&dir) > max {

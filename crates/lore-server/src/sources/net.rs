@@ -6,8 +6,8 @@ use std::net::IpAddr;
 use std::time::Duration;
 
 use lore_core::error::{Code, Error};
-use reqwest::Url;
 pub use lore_core::outbound::Policy;
+use reqwest::Url;
 
 pub const USER_AGENT: &str = concat!("LoreBot/", env!("CARGO_PKG_VERSION"));
 
@@ -145,7 +145,8 @@ mod tests {
             socket.read_exact(&mut buf).await.expect("read");
             buf
         });
-        let http = client(&Policy { allow_private: true, ..Policy::default() }, Duration::from_secs(5)).expect("client");
+        let http =
+            client(&Policy { allow_private: true, ..Policy::default() }, Duration::from_secs(5)).expect("client");
         let request = tokio::spawn(async move { http.get(format!("https://127.0.0.1:{port}/")).send().await });
         let record = tokio::time::timeout(Duration::from_secs(10), first_bytes)
             .await

@@ -27,35 +27,36 @@ impl Recorder {
 async fn listener() -> (String, Recorder) {
     let recorder = Recorder::default();
     let seen = recorder.clone();
-    let app = axum::Router::new().fallback(move |uri: axum::http::Uri, headers: axum::http::HeaderMap, body: String| {
-        let seen = seen.clone();
-        async move {
-            let mut record = format!("{headers:?}\n");
-            record.push_str(&body);
-            seen.0.lock().expect("lock").push((uri.path().to_string(), record));
-            if !uri.path().ends_with("/embeddings") {
-                return (StatusCode::BAD_REQUEST, axum::Json(json!({"error": {"message": "no such model"}})));
+    let app =
+        axum::Router::new().fallback(move |uri: axum::http::Uri, headers: axum::http::HeaderMap, body: String| {
+            let seen = seen.clone();
+            async move {
+                let mut record = format!("{headers:?}\n");
+                record.push_str(&body);
+                seen.0.lock().expect("lock").push((uri.path().to_string(), record));
+                if !uri.path().ends_with("/embeddings") {
+                    return (StatusCode::BAD_REQUEST, axum::Json(json!({"error": {"message": "no such model"}})));
+                }
+                let body: Value = serde_json::from_str(&body).unwrap_or_default();
+                let data: Vec<Value> = body["input"]
+                    .as_array()
+                    .map(|inputs| {
+                        inputs
+                            .iter()
+                            .enumerate()
+                            .map(|(i, text)| {
+                                let mut v = vec![0.1f32; 8];
+                                for (j, c) in text.as_str().unwrap_or_default().chars().enumerate() {
+                                    v[(c as usize + j) % 8] += 1.0;
+                                }
+                                json!({"index": i, "embedding": v})
+                            })
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                (StatusCode::OK, axum::Json(json!({"data": data, "usage": {"prompt_tokens": 1, "total_tokens": 1}})))
             }
-            let body: Value = serde_json::from_str(&body).unwrap_or_default();
-            let data: Vec<Value> = body["input"]
-                .as_array()
-                .map(|inputs| {
-                    inputs
-                        .iter()
-                        .enumerate()
-                        .map(|(i, text)| {
-                            let mut v = vec![0.1f32; 8];
-                            for (j, c) in text.as_str().unwrap_or_default().chars().enumerate() {
-                                v[(c as usize + j) % 8] += 1.0;
-                            }
-                            json!({"index": i, "embedding": v})
-                        })
-                        .collect()
-                })
-                .unwrap_or_default();
-            (StatusCode::OK, axum::Json(json!({"data": data, "usage": {"prompt_tokens": 1, "total_tokens": 1}})))
-        }
-    });
+        });
     let socket = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let addr = socket.local_addr().expect("addr");
     tokio::spawn(async move { axum::serve(socket, app).await });
@@ -99,11 +100,13 @@ async fn chunking_configs_that_multiply_the_text_are_refused_before_any_work() {
         json!({"strategy_type": "fixed", "config": {"chunk_size": 5000, "chunk_overlap": 4999}}),
         json!({"strategy_type": "hierarchical", "config": {"parent_size": 8000, "child_size": 4000, "child_overlap": 3990}}),
     ] {
-        let (status, v) = app.post(&owner, "/v1/chunking/preview", json!({"text": "短文本", "chunking_config": bomb})).await;
+        let (status, v) =
+            app.post(&owner, "/v1/chunking/preview", json!({"text": "短文本", "chunking_config": bomb})).await;
         assert_eq!((status, code(&v)), (StatusCode::UNPROCESSABLE_ENTITY, "chunk_overlap_too_large"), "{v}");
         // The same config is refused where it would be kept.
-        let (status, v) =
-            app.patch(&owner, &format!("/v1/knowledge-bases/{kb}"), json!({"settings": {"chunking_config": bomb}})).await;
+        let (status, v) = app
+            .patch(&owner, &format!("/v1/knowledge-bases/{kb}"), json!({"settings": {"chunking_config": bomb}}))
+            .await;
         assert_eq!((status, code(&v)), (StatusCode::UNPROCESSABLE_ENTITY, "chunk_overlap_too_large"), "{v}");
     }
     // A config that must give more chunks than a document may have: refused before chunking.
@@ -114,7 +117,8 @@ async fn chunking_configs_that_multiply_the_text_are_refused_before_any_work() {
     let search_key = key(&app, &owner, &["search"], Some(&kb)).await;
     let (status, v) = app.post(&search_key, "/v1/chunking/preview", json!({"text": "hello 你好"})).await;
     assert_eq!((status, code(&v)), (StatusCode::FORBIDDEN, "insufficient_scope"), "{v}");
-    let (status, v) = app.post(&search_key, "/v1/chunking/from-description", json!({"description": "每块五百字"})).await;
+    let (status, v) =
+        app.post(&search_key, "/v1/chunking/from-description", json!({"description": "每块五百字"})).await;
     assert_eq!((status, code(&v)), (StatusCode::FORBIDDEN, "insufficient_scope"), "{v}");
     let upload_key = key(&app, &owner, &["upload"], Some(&kb)).await;
     let (status, v) = app.post(&upload_key, "/v1/chunking/preview", json!({"text": "hello 你好"})).await;
@@ -201,7 +205,8 @@ async fn outbound_requests_never_reach_private_addresses_unless_the_operator_all
         let (status, v) = app.post(&owner, "/v1/agents", agent).await;
         assert_eq!((status, code(&v)), (StatusCode::UNPROCESSABLE_ENTITY, "outbound_not_allowed"), "{v}");
     }
-    let settings = json!({"embedding_config": {"provider": "openai", "model": "m", "base_url": "http://100.64.0.1/v1"}});
+    let settings =
+        json!({"embedding_config": {"provider": "openai", "model": "m", "base_url": "http://100.64.0.1/v1"}});
     let (status, v) = app.post(&owner, "/v1/knowledge-bases", json!({"name": "x", "settings": settings})).await;
     assert_eq!((status, code(&v)), (StatusCode::UNPROCESSABLE_ENTITY, "outbound_not_allowed"), "{v}");
     // Public addresses are fine.
@@ -218,15 +223,17 @@ async fn the_embedding_cache_is_kept_per_tenant() {
     let mut tenants = Vec::new();
     for name in ["tenant-a", "tenant-b"] {
         let token = app.register(name).await;
-        let (status, v) =
-            app.put(&token, "/v1/config", json!({"openai_api_key": format!("sk-{name}"), "openai_base_url": base})).await;
+        let (status, v) = app
+            .put(&token, "/v1/config", json!({"openai_api_key": format!("sk-{name}"), "openai_base_url": base}))
+            .await;
         assert_eq!(status, StatusCode::OK, "{v}");
         tenants.push(token);
     }
     let settings = json!({"embedding_config": {"provider": "openai", "model": "toy", "dimensions": 8}});
     let mut embedded = Vec::new();
     for (i, token) in tenants.iter().enumerate() {
-        let (_, kb) = app.post(token, "/v1/knowledge-bases", json!({"name": format!("kb{i}"), "settings": settings})).await;
+        let (_, kb) =
+            app.post(token, "/v1/knowledge-bases", json!({"name": format!("kb{i}"), "settings": settings})).await;
         let kb = kb["id"].as_str().expect("kb").to_string();
         let doc = app.ingest(token, &kb, "secret.txt", text).await;
         assert_eq!(doc["status"], "completed", "{doc}");
@@ -264,7 +271,11 @@ async fn other_vendors_never_get_the_users_openai_key() {
             .await;
         assert_eq!(status, StatusCode::CREATED, "{agent}");
         let (status, v) = app
-            .post(&owner, &format!("/v1/agents/{}/chat", agent["id"].as_str().expect("id")), json!({"message": "退款多久？"}))
+            .post(
+                &owner,
+                &format!("/v1/agents/{}/chat", agent["id"].as_str().expect("id")),
+                json!({"message": "退款多久？"}),
+            )
             .await;
         assert!(status.is_client_error() || status.is_server_error(), "{provider}: {v}");
     }
@@ -285,8 +296,9 @@ async fn a_search_spans_a_bounded_number_of_knowledge_bases() {
     assert_eq!((status, code(&v)), (StatusCode::UNPROCESSABLE_ENTITY, "too_many_knowledge_bases"), "{v}");
     // The same knowledge base named many times counts once.
     let repeated = vec![kb.clone(); 200];
-    let (status, v) =
-        app.post(&owner, "/v1/search", json!({"query": "全文", "mode": "fulltext", "knowledge_base_ids": repeated})).await;
+    let (status, v) = app
+        .post(&owner, "/v1/search", json!({"query": "全文", "mode": "fulltext", "knowledge_base_ids": repeated}))
+        .await;
     assert_eq!(status, StatusCode::OK, "{v}");
     assert_eq!(v["results"].as_array().map(Vec::len), Some(1), "{v}");
     app.shutdown().await;
@@ -491,9 +503,14 @@ async fn tiny_steps_and_long_semantic_previews_are_refused() {
     let (status, doc) = app.upload_form(&owner, &kb, form).await;
     assert_eq!(status, StatusCode::ACCEPTED, "{doc}");
     let doc = app.wait_done(&owner, doc["id"].as_str().expect("id")).await;
-    assert_eq!((doc["status"].as_str(), doc["error_code"].as_str()), (Some("failed"), Some("too_many_chunks")), "{doc}");
+    assert_eq!(
+        (doc["status"].as_str(), doc["error_code"].as_str()),
+        (Some("failed"), Some("too_many_chunks")),
+        "{doc}"
+    );
     let semantic = json!({"strategy_type": "semantic", "config": {}});
-    let (status, v) = app.post(&owner, "/v1/chunking/preview", json!({"text": text, "chunking_config": semantic})).await;
+    let (status, v) =
+        app.post(&owner, "/v1/chunking/preview", json!({"text": text, "chunking_config": semantic})).await;
     assert_eq!((status, code(&v)), (StatusCode::UNPROCESSABLE_ENTITY, "resource_limit_exceeded"), "{v}");
     app.shutdown().await;
 }

@@ -193,7 +193,10 @@ async fn no_wrong_caller_reaches_or_sees_another_owners_objects() {
     for list in ["/v1/knowledge-bases", "/v1/agents", "/v1/conversations", "/v1/data-sources"] {
         let (status, text) = call(&app, "get", list, Some(&other_kb_key)).await;
         assert_eq!(status, StatusCode::OK, "{list}: {text}");
-        assert!(!text.contains(CANARY) && !text.contains(&agent) && !text.contains(&conversation), "{list} leaked: {text}");
+        assert!(
+            !text.contains(CANARY) && !text.contains(&agent) && !text.contains(&conversation),
+            "{list} leaked: {text}"
+        );
     }
     for list in ["/v1/notifications", "/v1/usage/agents", "/v1/usage/api", "/v1/api-keys", "/v1/config"] {
         let (status, text) = call(&app, "get", list, Some(&other_kb_key)).await;
