@@ -161,7 +161,10 @@ pub trait Store: AgentStore + SourceStore + Send + Sync + 'static {
     // ---- ingestion queue
     /// Makes every job claimable again (start-up of a single embedded node: nothing is running).
     async fn release_all_jobs(&self) -> Result<u64>;
-    /// Claims the oldest claimable job, marking its document `processing`.
+    /// Claims the next job, marking its document `processing`. Owners take turns, so one tenant's
+    /// thousand uploads don't hold back another's one: the next job is the oldest of those whose
+    /// turn (its place among its owner's claimable jobs, plus the jobs the owner has running) is
+    /// lowest.
     async fn claim_job(&self, worker: &str, lease: std::time::Duration) -> Result<Option<Job>>;
     /// Extends the lease of a job the worker still holds; `false` when it lost it (the lease ran
     /// out and another worker took the job).

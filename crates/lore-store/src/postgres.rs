@@ -1188,13 +1188,27 @@ impl Store for PgStore {
         let now = lore_core::now();
         let until = now + chrono::Duration::from_std(lease).map_err(|e| Error::internal(e.to_string()))?;
         let mut tx = self.tx().await?;
-        // SKIP LOCKED: nodes claiming at the same moment take different jobs instead of queuing
-        // behind one another's row locks.
+        // Owners take turns (see the trait): an owner's next job waits behind every other owner's
+        // job with the same turn number, counting the jobs the owner already has running. SKIP
+        // LOCKED: nodes claiming at the same moment take different jobs instead of queuing behind
+        // one another's row locks.
         let row = sqlx::query(
             "UPDATE jobs SET status = 'running', attempts = attempts + 1, locked_by = $1, locked_until = $2
-             WHERE id = (SELECT id FROM jobs
-                         WHERE (status = 'queued' AND run_after <= $3) OR (status = 'running' AND locked_until < $3)
-                         ORDER BY created_at, id LIMIT 1 FOR UPDATE SKIP LOCKED)
+             WHERE id = (WITH owned AS (SELECT j.id, j.status, j.run_after, j.locked_until, j.created_at,
+                                               COALESCE(d.user_id, k.user_id) AS owner
+                                        FROM jobs j
+                                        LEFT JOIN documents d ON d.id = j.document_id
+                                        LEFT JOIN knowledge_bases k ON k.id = j.knowledge_base_id),
+                              busy AS (SELECT owner, COUNT(*) AS n FROM owned
+                                       WHERE status = 'running' AND locked_until >= $3 GROUP BY owner),
+                              turns AS (SELECT o.id, o.created_at,
+                                               COALESCE(b.n, 0) + ROW_NUMBER() OVER
+                                                   (PARTITION BY o.owner ORDER BY o.created_at, o.id) AS turn
+                                        FROM owned o LEFT JOIN busy b ON b.owner = o.owner
+                                        WHERE (o.status = 'queued' AND o.run_after <= $3)
+                                           OR (o.status = 'running' AND o.locked_until < $3))
+                         SELECT j.id FROM jobs j JOIN turns t ON t.id = j.id
+                         ORDER BY t.turn, t.created_at, t.id LIMIT 1 FOR UPDATE OF j SKIP LOCKED)
              RETURNING id, kind, document_id, knowledge_base_id, attempts",
         )
         .bind(worker)

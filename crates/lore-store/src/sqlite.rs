@@ -1199,11 +1199,24 @@ impl Store for SqliteStore {
         let now = lore_core::now();
         let until = now + chrono::Duration::from_std(lease).map_err(|e| Error::internal(e.to_string()))?;
         let mut tx = self.tx().await?;
+        // Owners take turns (see the trait): an owner's next job waits behind every other owner's
+        // job with the same turn number, counting the jobs the owner already has running.
         let row = sqlx::query(
             "UPDATE jobs SET status = 'running', attempts = attempts + 1, locked_by = ?1, locked_until = ?2
-             WHERE id = (SELECT id FROM jobs
-                         WHERE (status = 'queued' AND run_after <= ?3) OR (status = 'running' AND locked_until < ?3)
-                         ORDER BY created_at, id LIMIT 1)
+             WHERE id = (WITH owned AS (SELECT j.id, j.status, j.run_after, j.locked_until, j.created_at,
+                                               COALESCE(d.user_id, k.user_id) AS owner
+                                        FROM jobs j
+                                        LEFT JOIN documents d ON d.id = j.document_id
+                                        LEFT JOIN knowledge_bases k ON k.id = j.knowledge_base_id),
+                              busy AS (SELECT owner, COUNT(*) AS n FROM owned
+                                       WHERE status = 'running' AND locked_until >= ?3 GROUP BY owner)
+                         SELECT o.id FROM owned o LEFT JOIN busy b ON b.owner = o.owner
+                         WHERE (o.status = 'queued' AND o.run_after <= ?3)
+                            OR (o.status = 'running' AND o.locked_until < ?3)
+                         ORDER BY COALESCE(b.n, 0)
+                                  + ROW_NUMBER() OVER (PARTITION BY o.owner ORDER BY o.created_at, o.id),
+                                  o.created_at, o.id
+                         LIMIT 1)
              RETURNING id, kind, document_id, knowledge_base_id, attempts",
         )
         .bind(worker)

@@ -145,6 +145,45 @@ async fn statistics_are_kept_by_the_database(store: &dyn Store) {
     assert!(!store.blob_in_use("blobs/aaa").await.expect("in use"));
 }
 
+/// One owner's backlog doesn't hold back another owner's upload: owners take turns, and an owner
+/// with jobs running waits behind owners with none.
+async fn owners_take_turns_in_the_queue(store: &dyn Store) {
+    let greedy = user(store, "greedy").await;
+    let patient = user(store, "patient").await;
+    let late = user(store, "late").await;
+    let (g, p, l) = (kb(store, greedy.id).await, kb(store, patient.id).await, kb(store, late.id).await);
+    let mut backlog = Vec::new();
+    for i in 0..4 {
+        backlog.push(document(store, greedy.id, g.id, &format!("turn-g{i}"), 1).await.id);
+    }
+    let p1 = document(store, patient.id, p.id, "turn-p1", 1).await.id;
+    let p2 = document(store, patient.id, p.id, "turn-p2", 1).await.id;
+    let l1 = document(store, late.id, l.id, "turn-l1", 1).await.id;
+
+    let mut order = Vec::new();
+    // Three workers claim while the first jobs still run: each owner gets one.
+    let mut running = Vec::new();
+    for worker in ["w1", "w2", "w3"] {
+        let job = store.claim_job(worker, Duration::from_secs(60)).await.expect("claim").expect("job");
+        order.push(job.document_id.expect("document job"));
+        running.push(job);
+    }
+    // Then one worker at a time: the turns go round the owners still waiting.
+    while let Some(job) = store.claim_job("w1", Duration::from_secs(60)).await.expect("claim") {
+        order.push(job.document_id.expect("document job"));
+        running.push(job);
+        if order.len() > 7 {
+            break;
+        }
+    }
+    assert_eq!(order, vec![backlog[0], p1, l1, backlog[1], p2, backlog[2], backlog[3]]);
+    for job in running {
+        let doc = job.document_id.expect("document job");
+        store.complete_document(&job, doc, processed(&[("轮流", "轮流")])).await.expect("complete");
+    }
+    assert_eq!(store.pending_jobs().await.expect("pending"), 0);
+}
+
 async fn the_queue_leases_retries_and_replaces(store: &dyn Store) {
     let owner = user(store, "queue").await;
     let kb = kb(store, owner.id).await;
@@ -1013,6 +1052,7 @@ async fn postgres_conformance() {
 async fn conformance(store: &dyn Store) {
     statistics_are_kept_by_the_database(store).await;
     the_queue_leases_retries_and_replaces(store).await;
+    owners_take_turns_in_the_queue(store).await;
     tenants_are_isolated(store).await;
     fulltext_ranks_filters_and_hides_deleted(store).await;
     accounts_sessions_and_keys(store).await;
