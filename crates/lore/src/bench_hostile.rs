@@ -63,6 +63,8 @@ const CLIENT_TIMEOUT: Duration = Duration::from_secs(30);
 /// A document must be completed or failed within this (an upload of a few KB that keeps the
 /// server busy for minutes is a finding, whatever it ends with).
 const DOCUMENT_DEADLINE: Duration = Duration::from_secs(120);
+/// A document must leave the queue within this (its owner's own backlog included).
+const QUEUE_DEADLINE: Duration = Duration::from_secs(900);
 /// What a zip or PDF bomb expands to: past the default budget of 256 MiB.
 const BOMB_BYTES: usize = 280 << 20;
 
@@ -88,6 +90,8 @@ struct Tally {
     amplification: String,
     /// The document the server took longest over (seconds, what).
     slowest_document: (f64, String),
+    /// The longest the victim's upload waited for the attacker's files (seconds, upload to done).
+    victim_wait: f64,
 }
 
 /// What a call may answer.
@@ -256,9 +260,14 @@ impl Ctx {
         self.settle_since(token, doc, Instant::now()).await
     }
 
-    /// Like `settle`, for a document uploaded at `since`.
+    /// Like `settle`, for a document uploaded at `since`. The deadline counts the document's own
+    /// processing: while it waits its turn in the queue (`pending`) the clock restarts, since a
+    /// queue one tenant filled is that tenant's wait, not the cost of this document. Waiting in
+    /// the queue has its own, longer bound.
     async fn settle_since(&self, token: &str, doc: &str, since: Instant) -> Option<Value> {
-        while since.elapsed() < DOCUMENT_DEADLINE {
+        let queue_deadline = Instant::now() + QUEUE_DEADLINE;
+        let mut processing_since = since;
+        loop {
             let response = self
                 .http
                 .get(self.url(&format!("/v1/documents/{doc}")))
@@ -268,14 +277,31 @@ impl Ctx {
                 .await;
             if let Ok(r) = response
                 && let Ok(v) = r.json::<Value>().await
-                && matches!(v["status"].as_str(), Some("completed" | "failed"))
             {
-                return Some(v);
+                match v["status"].as_str() {
+                    Some("completed" | "failed") => return Some(v),
+                    Some("pending") => processing_since = Instant::now(),
+                    _ => {}
+                }
+            }
+            if processing_since.elapsed() >= DOCUMENT_DEADLINE || Instant::now() >= queue_deadline {
+                return None;
             }
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
-        None
     }
+}
+
+/// How long the server took over a document: from its last claim by a worker (its time waiting
+/// in the queue left out) to its last change.
+fn processing_seconds(v: &Value) -> Option<f64> {
+    let at = |t: &Value| t.as_str().and_then(|t| t.parse::<lore_core::model::Timestamp>().ok());
+    let claimed = v["processing_log"]
+        .as_array()
+        .and_then(|log| log.iter().rev().find(|e| e["stage"] == "claim"))
+        .and_then(|e| at(&e["at"]))
+        .or_else(|| at(&v["created_at"]))?;
+    Some((at(&v["updated_at"])? - claimed).num_milliseconds() as f64 / 1000.0)
 }
 
 fn shorten(s: &str) -> String {
@@ -1074,7 +1100,7 @@ pub async fn hostile(args: HostileArgs) -> anyhow::Result<()> {
             let t = Instant::now();
             match phase {
                 1 => chunking_round(&ctx, &attacker, &preview_text, &en, &zh, &mut rng, rounds).await,
-                2 => files_round(&ctx, &attacker, &bombs, &en, &zh, &mut rng, rounds, first).await,
+                2 => files_round(&ctx, &victim, &attacker, &bombs, &en, &zh, &mut rng, rounds, first).await,
                 3 => {
                     outbound_round(&ctx, &attacker, &triggers, recorder_port, provider_port, port, rounds, &mut rng)
                         .await
@@ -1163,7 +1189,7 @@ pub async fn hostile(args: HostileArgs) -> anyhow::Result<()> {
     eprintln!("slowest document: {:.1} s ({})", tally.slowest_document.0, tally.slowest_document.1);
     println!(
         "hostile {:.0} s ({build} build, {backend}, seed {seed}): {rounds} rounds, {phases} phases, {} requests, 5xx {}, \
-         gateway 502/504 {}; refusals: {}; files {}; recorder {} requests, provider {} requests; slowest answer {:.1} s, slowest document {:.0} s; amplification probe: {}; \
+         gateway 502/504 {}; refusals: {}; files {}; recorder {} requests, provider {} requests; slowest answer {:.1} s, slowest document {:.0} s, victim's upload behind the attacker's {:.0} s; amplification probe: {}; \
          peak RSS server {:.0} MiB (limit {}), with parse workers {:.0} MiB, largest worker {:.0} MiB ({samples} samples); findings: {}",
         attack_secs,
         tally.requests,
@@ -1175,6 +1201,7 @@ pub async fn hostile(args: HostileArgs) -> anyhow::Result<()> {
         provided.all().len(),
         tally.slowest_ms / 1000.0,
         tally.slowest_document.0,
+        tally.victim_wait,
         tally.amplification,
         server_peak as f64 / 1024.0,
         args.max_rss_mb,
@@ -1616,10 +1643,7 @@ async fn judge_probe(ctx: &Ctx, b: &Attacker) {
     let chunks = done.as_ref().map(|d| d["chunk_count"].to_string()).unwrap_or_else(|| "?".into());
     let took = done
         .as_ref()
-        .and_then(|v| {
-            let at = |k: &str| v[k].as_str().and_then(|t| t.parse::<lore_core::model::Timestamp>().ok());
-            Some((at("updated_at")? - at("created_at")?).num_milliseconds() as f64 / 1000.0)
-        })
+        .and_then(processing_seconds)
         .map(|s| format!("in {s:.0} s"))
         .unwrap_or_else(|| format!("not done in {} s", DOCUMENT_DEADLINE.as_secs()));
     ctx.tally.lock().expect("tally").amplification = format!("{} characters → {chunks} chunks {took}", probe.chars);
@@ -1681,8 +1705,9 @@ async fn judge_document_since(
             };
             let last = view["processing_log"].as_array().and_then(|l| l.last()).cloned().unwrap_or_default();
             ctx.finding(format!(
-                "{what}: not completed or failed within {} s (status {}, progress {}, last step: {} {})",
+                "{what}: not completed or failed within {} s of processing ({} s in the queue) (status {}, progress {}, last step: {} {})",
                 DOCUMENT_DEADLINE.as_secs(),
+                QUEUE_DEADLINE.as_secs(),
                 view["status"],
                 view["progress"],
                 last["stage"],
@@ -1691,11 +1716,7 @@ async fn judge_document_since(
             "stuck".to_string()
         }
     };
-    // How long the server took: from the upload to the last change of the document.
-    let took = outcome.as_ref().and_then(|v| {
-        let at = |k: &str| v[k].as_str().and_then(|t| t.parse::<lore_core::model::Timestamp>().ok());
-        Some((at("updated_at")? - at("created_at")?).num_milliseconds() as f64 / 1000.0)
-    });
+    let took = outcome.as_ref().and_then(processing_seconds);
     if let Some(secs) = took {
         eprintln!("{kind}: {label} in {secs:.1} s ({what})");
     }
@@ -1710,9 +1731,53 @@ async fn judge_document_since(
     outcome
 }
 
+/// The victim's small upload, made while the attacker's files are queued, must be done within
+/// `DOCUMENT_DEADLINE` of its upload: its wait in the queue counts.
+async fn victim_upload_behind(ctx: &Ctx, victim: &Victim, en: &Vocabulary, zh: &Vocabulary, rng: &mut Rng, round: usize) {
+    let text = format!("# 受害者 victim {round}\n\n{}", mixed_text(en, zh, rng, 2_000));
+    let since = Instant::now();
+    let Some((202, v)) = ctx
+        .call(
+            "victim uploads behind the attacker's files",
+            ctx.upload(&victim.kbs[1], &victim.token, &format!("behind-{round}.md"), text.into_bytes(), None),
+            Expect::Success,
+            false,
+        )
+        .await
+    else {
+        return;
+    };
+    let Some(id) = v["id"].as_str() else { return };
+    let mut last = Value::Null;
+    while since.elapsed() < DOCUMENT_DEADLINE {
+        if let Some((_, v)) =
+            ctx.call("victim polls its upload", ctx.get(&format!("/v1/documents/{id}"), &victim.token), Expect::Success, false).await
+        {
+            if v["status"] == "completed" {
+                let mut tally = ctx.tally.lock().expect("tally");
+                tally.victim_wait = tally.victim_wait.max(since.elapsed().as_secs_f64());
+                return;
+            }
+            if v["status"] == "failed" {
+                ctx.finding(format!("the victim's upload behind the attacker's files failed: {}", shorten(&v.to_string())));
+                return;
+            }
+            last = v;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    ctx.finding(format!(
+        "the victim's upload waited more than {} s behind the attacker's files (status {}, progress {})",
+        DOCUMENT_DEADLINE.as_secs(),
+        last["status"],
+        last["progress"]
+    ));
+}
+
 #[allow(clippy::too_many_arguments)]
 async fn files_round(
     ctx: &Ctx,
+    victim: &Victim,
     b: &Attacker,
     bombs: &Arc<Bombs>,
     en: &Vocabulary,
@@ -1767,6 +1832,9 @@ async fn files_round(
             None => {}
         }
     }
+    // The victim uploads behind the attacker's files: owners take turns in the queue, so it is
+    // done within the document deadline counted from its upload, whatever the attacker queued.
+    victim_upload_behind(ctx, victim, en, zh, rng, round).await;
     for (doc, kind) in &uploaded {
         judge_document(ctx, &b.session, doc, &format!("hostile file {kind}"), kind).await;
     }
