@@ -138,6 +138,8 @@ codes! {
     StorageUnavailable => ("storage_unavailable", Internal, 503),
     DatabaseUnavailable => ("database_unavailable", Internal, 503),
     DatabaseBusy => ("database_busy", Internal, 503),
+    // No node could read a document's file from its blob store (an operator's configuration).
+    FileUnavailable => ("file_unavailable", Internal, 503),
 }
 
 /// An error with a code from the table, a message a person can act on, and (for internal

@@ -158,6 +158,20 @@ pub trait Store: AgentStore + SourceStore + Send + Sync + 'static {
     async fn create_file_type(&self, file_type: NewFileType) -> Result<FileType>;
     async fn update_file_type(&self, id: i64, patch: FileTypePatch) -> Result<Option<FileType>>;
 
+    // ---- the installation (the nodes sharing one database)
+    /// A setting of the installation as a whole (e.g. `master_key_check`).
+    async fn cluster_setting(&self, name: &str) -> Result<Option<String>>;
+    /// Sets `name` to `value` if it is still `expected` (`None`: not set); `false` if another
+    /// node changed it first.
+    async fn swap_cluster_setting(&self, name: &str, expected: Option<&str>, value: &str) -> Result<bool>;
+    /// Records that `node` is alive now (the first beat adds it).
+    async fn heartbeat(&self, node: &NodeBeat) -> Result<()>;
+    /// A node that stops cleanly leaves the list at once.
+    async fn leave(&self, node_id: &str) -> Result<()>;
+    /// The nodes whose last heartbeat is at or after `alive_since`, oldest first, with the jobs
+    /// and syncs each holds a live lease on. Nodes silent for a day are forgotten.
+    async fn list_nodes(&self, alive_since: Timestamp) -> Result<Vec<Node>>;
+
     // ---- ingestion queue
     /// Makes every job claimable again (start-up of a single embedded node: nothing is running).
     async fn release_all_jobs(&self) -> Result<u64>;

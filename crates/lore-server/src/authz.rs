@@ -87,6 +87,7 @@ pub const TABLE: &[Rule] = &[
     rule("GET", "/v1/documents/{id}", READ, Checked),
     rule("DELETE", "/v1/documents/{id}", DELETE, Checked),
     rule("GET", "/v1/documents/{id}/chunks", READ, Checked),
+    rule("GET", "/v1/documents/{id}/file", READ, Checked),
     rule("POST", "/v1/documents/{id}/restore", DELETE, Checked),
     rule("POST", "/v1/chunking/preview", UPLOAD, Checked),
     // With a key, only the built-in rules read the description: a key never spends the owner's
@@ -124,6 +125,7 @@ pub const TABLE: &[Rule] = &[
     rule("POST", "/v1/admin/invitations", Administrator, Refused),
     rule("GET", "/v1/admin/invitations", Administrator, Refused),
     rule("DELETE", "/v1/admin/invitations/{id}", Administrator, Refused),
+    rule("GET", "/v1/admin/nodes", Administrator, Refused),
 ];
 
 /// The rule of a route, by method and template.

@@ -9,7 +9,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use lore_core::blob::BlobStore;
 use lore_core::error::{Code, Error, Result};
-use lore_store::FsBlobStore;
+use lore_store::{FsBlobStore, PgBlobStore, PgStore};
 use reqwest::{StatusCode, Url};
 use rusty_s3::{Bucket, Credentials, S3Action, UrlStyle};
 
@@ -18,19 +18,55 @@ use crate::state::{S3Credentials, ServerConfig};
 /// How long a signed request stays valid.
 const SIGNED_FOR: Duration = Duration::from_secs(300);
 
-/// The blob store a configuration names.
-pub fn open(config: &ServerConfig) -> Result<Arc<dyn BlobStore>> {
+/// The blob store a configuration names: `--blob-url` (`s3://bucket/prefix`, or `file:///path` on
+/// a volume every node mounts), else the database when it is PostgreSQL (`database`, its pool),
+/// else the data directory.
+pub fn open(config: &ServerConfig, database: Option<&PgStore>) -> Result<Arc<dyn BlobStore>> {
     let local = config.data_dir.join("blobs");
-    match &config.blob_url {
-        None => Ok(Arc::new(FsBlobStore::open(&local)?)),
-        Some(url) => Ok(Arc::new(S3BlobStore::open(
+    match (&config.blob_url, database) {
+        (Some(url), _) if url.starts_with("file://") => {
+            let path = Path::new(&url["file://".len()..]);
+            if !path.is_absolute() {
+                return Err(Error::internal(format!("blob store: {url:?} is not a file:///absolute/path URL")));
+            }
+            Ok(Arc::new(FsBlobStore::open(path)?))
+        }
+        (Some(url), _) => Ok(Arc::new(S3BlobStore::open(
             url,
             config.s3_endpoint.as_deref(),
             &config.s3_region,
             config.s3_credentials.as_ref(),
             &local,
         )?)),
+        (None, Some(pg)) => Ok(Arc::new(PgBlobStore::open(pg, &local.join("staging"))?)),
+        (None, None) => Ok(Arc::new(FsBlobStore::open(&local)?)),
     }
+}
+
+/// On PostgreSQL with blobs in the database: files that an earlier release (or the embedded
+/// store, before `lore migrate`) kept under this node's data directory are copied into the
+/// database in the background, so every node can read them.
+pub fn import_local(config: &ServerConfig, database: Option<&PgStore>) {
+    let (None, Some(pg)) = (&config.blob_url, database) else { return };
+    let local = config.data_dir.join("blobs");
+    if !local.is_dir() {
+        return;
+    }
+    let staging = std::env::temp_dir().join(format!("lore-import-{}", std::process::id()));
+    let store = match PgBlobStore::open(pg, &staging) {
+        Ok(store) => store,
+        Err(e) => return tracing::warn!(error = %e, "could not copy local uploads into the database"),
+    };
+    tokio::spawn(async move {
+        match store.import_dir(&local).await {
+            Ok((0, _)) => {}
+            Ok((files, bytes)) => {
+                tracing::info!(files, bytes, dir = %local.display(), "copied local uploads into the database")
+            }
+            Err(e) => tracing::warn!(error = %e, "could not copy local uploads into the database"),
+        }
+        let _ = std::fs::remove_dir_all(&staging);
+    });
 }
 
 pub struct S3BlobStore {
@@ -128,10 +164,59 @@ impl BlobStore for S3BlobStore {
         let object = self.object(key)?;
         let get = self.bucket.get_object(self.credentials.as_ref(), &object).sign(SIGNED_FOR);
         let response = self.http.get(get).send().await.map_err(|e| self.unreachable("reading", &object, e))?;
-        if !response.status().is_success() {
-            return Err(self.refused("reading", &object, response.status()));
+        match response.status() {
+            StatusCode::NOT_FOUND => return Err(lore_core::blob::missing(key)),
+            s if !s.is_success() => return Err(self.refused("reading", &object, s)),
+            _ => {}
         }
         Ok(response.bytes().await.map_err(|e| self.unreachable("reading", &object, e))?.to_vec())
+    }
+
+    async fn size(&self, key: &str) -> Result<Option<u64>> {
+        let object = self.object(key)?;
+        let head = self.bucket.head_object(self.credentials.as_ref(), &object).sign(SIGNED_FOR);
+        let response = self.http.head(head).send().await.map_err(|e| self.unreachable("checking", &object, e))?;
+        match response.status() {
+            StatusCode::NOT_FOUND => Ok(None),
+            s if !s.is_success() => Err(self.refused("checking", &object, s)),
+            _ => Ok(response
+                .headers()
+                .get(reqwest::header::CONTENT_LENGTH)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.parse().ok())),
+        }
+    }
+
+    async fn read_range(&self, key: &str, offset: u64, len: usize) -> Result<Vec<u8>> {
+        if len == 0 {
+            return Ok(Vec::new());
+        }
+        let object = self.object(key)?;
+        let get = self.bucket.get_object(self.credentials.as_ref(), &object).sign(SIGNED_FOR);
+        let range = format!("bytes={offset}-{}", offset + len as u64 - 1);
+        let response = self
+            .http
+            .get(get)
+            .header(reqwest::header::RANGE, range)
+            .send()
+            .await
+            .map_err(|e| self.unreachable("reading", &object, e))?;
+        match response.status() {
+            StatusCode::NOT_FOUND => return Err(lore_core::blob::missing(key)),
+            // Past the end: nothing left.
+            StatusCode::RANGE_NOT_SATISFIABLE => return Ok(Vec::new()),
+            s if !s.is_success() => return Err(self.refused("reading", &object, s)),
+            _ => {}
+        }
+        let whole = response.status() == StatusCode::OK;
+        let bytes = response.bytes().await.map_err(|e| self.unreachable("reading", &object, e))?;
+        // A store that ignores Range sends everything: cut the range out.
+        Ok(if whole {
+            let start = (offset as usize).min(bytes.len());
+            bytes[start..(start + len).min(bytes.len())].to_vec()
+        } else {
+            bytes.to_vec()
+        })
     }
 
     async fn delete(&self, key: &str) -> Result<()> {
@@ -146,5 +231,15 @@ impl BlobStore for S3BlobStore {
 
     fn staging_dir(&self) -> &Path {
         &self.staging
+    }
+
+    async fn check(&self) -> Result<()> {
+        // Any answer but a 5xx (or none) means the bucket is there for this node: a probe key
+        // that does not exist answers 404.
+        self.size(".lore-ready").await.map(|_| ())
+    }
+
+    fn describe(&self) -> String {
+        format!("s3://{}/{}", self.bucket.name(), self.prefix)
     }
 }

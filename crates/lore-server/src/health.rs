@@ -1,5 +1,6 @@
 //! The machine's conditions that readiness reports and uploads respect: the database answers,
-//! the data directory is writable, and its disk keeps the configured free space.
+//! the data directory is writable, the blob store answers, and the disk keeps the configured
+//! free space.
 
 use std::path::Path;
 use std::time::Duration;
@@ -52,6 +53,19 @@ pub async fn check(state: &AppState) -> Result<()> {
         Err(_) => return Err(Error::new(Code::DatabaseUnavailable, "the database did not answer in time")),
     }
     probe_write(&state.config.data_dir).await?;
+    // Uploads go to the blob store: a node that cannot reach it (a bucket it has no access to, a
+    // shared volume not mounted here) takes no work.
+    match tokio::time::timeout(PING_TIMEOUT, state.blobs.check()).await {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => {
+            let message = format!("this node cannot use the blob store ({})", state.blobs.describe());
+            return Err(Error::new(Code::StorageUnavailable, message).with_cause(e));
+        }
+        Err(_) => {
+            let message = format!("the blob store ({}) did not answer in time", state.blobs.describe());
+            return Err(Error::new(Code::StorageUnavailable, message));
+        }
+    }
     ensure_room(state)
 }
 

@@ -10,6 +10,7 @@ pub mod console;
 pub mod describe;
 pub mod embedding;
 pub mod error;
+pub mod files;
 pub mod governance;
 pub mod health;
 pub mod invitations;
@@ -18,6 +19,7 @@ pub mod limiter;
 pub mod maintenance;
 pub mod mcp;
 pub mod metrics;
+pub mod nodes;
 pub mod notify;
 pub mod openapi;
 pub mod routes;
@@ -95,7 +97,7 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer> {
     lore_core::budget::install(config.budgets.clone());
     std::fs::create_dir_all(&config.data_dir)
         .map_err(|e| Error::internal(format!("cannot create data directory {}: {e}", config.data_dir.display())))?;
-    let store = match &config.database_url {
+    let (store, blobs) = match &config.database_url {
         Some(url) => {
             let pg = PgStore::open_with(url, config.ef_search).await?;
             // Row-level security is the wall behind every tenant query; a role that skips it
@@ -108,11 +110,16 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer> {
                      --allow-rls-bypass",
                 ));
             }
-            Arc::new(pg) as Arc<dyn Store>
+            let blobs = blobs::open(&config, Some(&pg))?;
+            blobs::import_local(&config, Some(&pg));
+            (Arc::new(pg) as Arc<dyn Store>, blobs)
         }
-        None => open_store(&config.data_dir, None, config.ef_search).await?,
+        None => (open_store(&config.data_dir, None, config.ef_search).await?, blobs::open(&config, None)?),
     };
-    let blobs = blobs::open(&config)?;
+    // Every node of an installation holds the same master key, or it would seal secrets the
+    // others cannot open.
+    let master_key = secrets::MasterKey::load_or_create(&config.data_dir)?;
+    master_key.verify_for(store.as_ref(), &config.data_dir).await?;
     // A single embedded node: whatever was running when it last stopped was interrupted. On a
     // shared database other nodes' jobs run on; a crashed node's come back when their lease ends.
     if !store.shared_by_nodes() {
@@ -130,12 +137,13 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer> {
         .map_err(|e| Error::internal(format!("cannot listen on {}: {e}", config.listen)))?;
     let addr = listener.local_addr()?;
     let workers = config.workers;
-    let master_key = secrets::MasterKey::load_or_create(&config.data_dir)?;
     let (usage_tx, usage_rx) = tokio::sync::mpsc::channel(usage::QUEUE);
     let usage_writer = tokio::spawn(usage::run_writer(store.clone(), usage_rx));
     let limiter =
         Arc::new(if store.shared_by_nodes() { limiter::Limiter::Database } else { limiter::Limiter::in_process() });
     let state = AppState {
+        // A name for this process among the nodes sharing a database.
+        node: nodes::new_id().into(),
         limiter: limiter.clone(),
         key_cache: Arc::new(keycache::KeyCache::new(Duration::from_secs(5))),
         store: store.clone(),
@@ -154,14 +162,15 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer> {
             .map(|exe| Arc::new(lore_ingest::isolate::ParserPool::new(exe, workers.max(1)))),
     };
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
-    // A name for this process among the nodes sharing a database.
-    let id = lore_core::new_id().simple().to_string();
-    let node = format!("node-{}", &id[id.len() - 8..]);
+    let node = state.node.to_string();
+    let beat = nodes::beat(&node, addr, store.shared_by_nodes(), workers);
+    store.heartbeat(&beat).await?;
     tracing::info!(%node, "node started");
     let mut background = worker::spawn(state.clone(), &node, workers, shutdown_rx.clone());
     background.push(maintenance::spawn(state.clone(), shutdown_rx.clone()));
     background.push(sources::spawn_scheduler(state.clone(), state.config.sync_check_interval, shutdown_rx.clone()));
     background.push(limiter::spawn_flusher(limiter, store.clone(), shutdown_rx.clone()));
+    background.push(nodes::spawn_heartbeat(store.clone(), beat, shutdown_rx.clone()));
     let app = routes::router(state.clone())
         .layer(CatchPanicLayer::custom(error::panic_response))
         // Failed requests are logged once, by the error itself (with its incident id).

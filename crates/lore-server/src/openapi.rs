@@ -11,7 +11,9 @@ use utoipa::openapi::content::ContentBuilder;
 use utoipa::openapi::path::{HttpMethod, OperationBuilder, ParameterBuilder, ParameterIn, Paths};
 use utoipa::openapi::request_body::RequestBodyBuilder;
 use utoipa::openapi::response::{ResponseBuilder, ResponsesBuilder};
-use utoipa::openapi::schema::{ArrayBuilder, ComponentsBuilder, ObjectBuilder, Ref, Schema, Type};
+use utoipa::openapi::schema::{
+    ArrayBuilder, ComponentsBuilder, KnownFormat, ObjectBuilder, Ref, Schema, SchemaFormat, Type,
+};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityRequirement, SecurityScheme};
 use utoipa::openapi::{InfoBuilder, OpenApi, OpenApiBuilder, RefOr, Required};
 
@@ -185,6 +187,10 @@ impl Op<'_> {
     }
 }
 
+fn binary() -> RefOr<Schema> {
+    ObjectBuilder::new().schema_type(Type::String).format(Some(SchemaFormat::KnownFormat(KnownFormat::Binary))).into()
+}
+
 fn any_object() -> RefOr<Schema> {
     ObjectBuilder::new().schema_type(Type::Object).into()
 }
@@ -290,6 +296,16 @@ pub fn document() -> OpenApi {
         .ok::<Document>(200)
         .add();
     d.op(Get, "/v1/documents/{id}/chunks", "documents", "A document's chunks").list::<Chunk>().add();
+    d.op(
+        Get,
+        "/v1/documents/{id}/file",
+        "documents",
+        "The uploaded file, as an attachment (single byte ranges with Range)",
+    )
+    .respond(200, "the whole file, with its stored media type", Some(("application/octet-stream", binary())))
+    .respond(206, "the requested range (Content-Range)", Some(("application/octet-stream", binary())))
+    .respond(416, "the range starts past the end of the file", None)
+    .add();
 
     // search and chunking
     d.op(Post, "/v1/knowledge-bases/{id}/search", "search", "Hybrid, vector or full-text search")
@@ -431,13 +447,21 @@ pub fn document() -> OpenApi {
     d.op(Delete, "/v1/admin/invitations/{id}", "administration", "Revoke an invitation (administrators)")
         .no_content()
         .add();
+    d.op(
+        Get,
+        "/v1/admin/nodes",
+        "administration",
+        "The nodes serving this installation, with the jobs and syncs each holds (administrators)",
+    )
+    .list::<Node>()
+    .add();
 
     // operations
     d.op(Get, "/healthz", "operations", "Liveness")
         .public()
         .respond(200, "alive", Some(("application/json", any_object())))
         .add();
-    d.op(Get, "/readyz", "operations", "Readiness (the database answers, the data directory takes a write and keeps its free-space reserve), with the ingestion queue depth")
+    d.op(Get, "/readyz", "operations", "Readiness (the database answers, the data directory takes a write and keeps its free-space reserve, the blob store answers), with the ingestion queue depth")
         .public()
         .respond(200, "ready", Some(("application/json", any_object())))
         .add();

@@ -47,6 +47,7 @@ pub fn router(state: AppState) -> Router {
         .route("/search", post(search_all))
         .route("/documents/{id}", get(get_document).delete(delete_document))
         .route("/documents/{id}/chunks", get(document_chunks))
+        .route("/documents/{id}/file", get(document_file))
         .route("/documents/{id}/restore", post(restore_document))
         .route("/chunking/preview", post(preview_chunking))
         .route("/chunking/from-description", post(chunking_from_description))
@@ -74,6 +75,7 @@ pub fn router(state: AppState) -> Router {
         .route("/admin/users/{id}", patch(update_user))
         .route("/admin/invitations", post(create_invitation).get(list_invitations))
         .route("/admin/invitations/{id}", delete(revoke_invitation))
+        .route("/admin/nodes", get(list_nodes))
         .route_layer(middleware::from_fn_with_state(state.clone(), crate::authz::enforce))
         .route_layer(middleware::from_fn_with_state(state.clone(), usage::track))
         .route_layer(middleware::from_fn(metrics::track));
@@ -388,6 +390,15 @@ async fn get_document(
     Ok(Json(service::get_document(&state, &principal, id, params.include_content).await?))
 }
 
+async fn document_file(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path(id): Path<Id>,
+    headers: HeaderMap,
+) -> ApiResult<axum::response::Response> {
+    crate::files::download(&state, &principal, id, &headers).await
+}
+
 async fn delete_document(
     State(state): State<AppState>,
     principal: Principal,
@@ -506,6 +517,11 @@ async fn create_invitation(
 async fn list_invitations(State(state): State<AppState>, principal: Principal) -> ApiResult<Json<Value>> {
     let invitations = invitations::list(&state, &principal).await?;
     Ok(Json(json!({ "data": invitations })))
+}
+
+async fn list_nodes(State(state): State<AppState>, principal: Principal) -> ApiResult<Json<Value>> {
+    principal.require_superuser()?;
+    Ok(Json(json!({ "data": crate::nodes::alive(state.store.as_ref()).await? })))
 }
 
 async fn revoke_invitation(

@@ -15,6 +15,8 @@ use lore_core::error::{Error, Result};
 const PREFIX: &str = "v1:";
 pub const KEY_FILE: &str = "master.key";
 pub const KEY_ENV: &str = "LORE_MASTER_KEY";
+/// The cluster setting that holds the master key's check value.
+pub const CHECK_SETTING: &str = "master_key_check";
 
 #[derive(Clone)]
 pub struct MasterKey([u8; 32]);
@@ -83,6 +85,50 @@ impl MasterKey {
         }
         std::fs::rename(&tmp, path)?;
         Ok(())
+    }
+
+    /// Tells whether two nodes hold the same key without revealing it: a SHA-256 of the key under
+    /// a label of its own (the key is 32 random bytes, so the hash gives nothing to guess from).
+    pub fn check_value(&self) -> String {
+        use sha2::{Digest, Sha256};
+        let mut hash = Sha256::new();
+        hash.update(b"lore master key check v1\0");
+        hash.update(self.0);
+        format!("v1:{}", hex::encode(hash.finalize()))
+    }
+
+    /// Holds this key against the installation's check value, which the first node of a new
+    /// database writes. A node with another key would seal secrets the others cannot open (and
+    /// could not open theirs): it refuses to start, saying what to set.
+    pub async fn verify_for(&self, store: &dyn lore_core::store::Store, data_dir: &Path) -> Result<()> {
+        let mine = self.check_value();
+        for _ in 0..2 {
+            match store.cluster_setting(CHECK_SETTING).await? {
+                Some(known) if known == mine => return Ok(()),
+                Some(_) => {
+                    let from = if std::env::var(KEY_ENV).is_ok_and(|v| !v.trim().is_empty()) {
+                        KEY_ENV.to_string()
+                    } else {
+                        data_dir.join(KEY_FILE).display().to_string()
+                    };
+                    return Err(Error::new(
+                        lore_core::error::Code::Unavailable,
+                        format!(
+                            "refusing to start: this node's master key (from {from}) is not the key this database's \
+                             secrets are sealed with. Set {KEY_ENV} to the installation's key, the same on every \
+                             node (base64 of 32 bytes; the first node keeps it in master.key in its data directory)"
+                        ),
+                    ));
+                }
+                None => {
+                    if store.swap_cluster_setting(CHECK_SETTING, None, &mine).await? {
+                        return Ok(());
+                    }
+                    // Another node wrote it first: compare with theirs.
+                }
+            }
+        }
+        Err(Error::internal("the master key's check value changed while it was read"))
     }
 
     pub fn seal(&self, plaintext: &str) -> Result<String> {

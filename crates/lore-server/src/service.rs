@@ -699,7 +699,7 @@ pub async fn list_documents(
     Ok((docs, limit, offset))
 }
 
-async fn owned_document(state: &AppState, principal: &Principal, id: Id) -> ApiResult<Document> {
+pub(crate) async fn owned_document(state: &AppState, principal: &Principal, id: Id) -> ApiResult<Document> {
     let doc = state.store.get_document(principal.user_id(), id).await?.ok_or_else(|| not_found("document"))?;
     principal.require_knowledge_base(doc.knowledge_base_id)?;
     Ok(doc)

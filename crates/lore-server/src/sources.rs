@@ -329,8 +329,7 @@ async fn start(state: &AppState, source: &DataSource) -> Result<Option<SyncRun>,
         failed: 0,
         errors: json!([]),
     };
-    let owner = format!("node-{}", std::process::id());
-    Ok(state.store.claim_sync(&run, &owner, now + LEASE).await?.then_some(run))
+    Ok(state.store.claim_sync(&run, &state.node, now + LEASE).await?.then_some(run))
 }
 
 /// Runs a claimed sync to the end and records it; a failure of the whole run marks the source.

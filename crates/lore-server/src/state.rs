@@ -143,6 +143,8 @@ impl std::fmt::Debug for S3Credentials {
 
 #[derive(Clone)]
 pub struct AppState {
+    /// This node's id (`node-…`): its workers, leases and heartbeats carry it.
+    pub node: Arc<str>,
     pub store: Arc<dyn Store>,
     pub blobs: Arc<dyn BlobStore>,
     pub config: Arc<ServerConfig>,

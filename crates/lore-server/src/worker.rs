@@ -29,6 +29,8 @@ const PROGRESS_THRESHOLD: usize = 256 * 1024;
 /// How long a job waits after the machine failed it (disk full, database down), and how long its
 /// worker pauses before claiming another.
 const MACHINE_RETRY: Duration = Duration::from_secs(5);
+/// How soon a job whose file this node could not read may be claimed again (by another node).
+const UNREADABLE_RETRY: Duration = Duration::from_secs(1);
 
 /// Starts `count` workers named `<node>/worker-<i>`: the node's name tells, in a document's log and
 /// in a job's lease, which of several nodes on one database took the job.
@@ -108,7 +110,15 @@ async fn handle(state: &AppState, job: Job, worker: &str) -> bool {
         return false;
     };
     let started = std::time::Instant::now();
-    let outcome = process(state, &job, document_id).await;
+    let outcome = match process(state, &job, document_id).await {
+        Err(err) if err.code == Code::FileUnavailable => {
+            match unreadable_here(state, &job, worker, document_id, &err).await {
+                Ok(()) => return true,
+                Err(last) => Err(last),
+            }
+        }
+        outcome => outcome,
+    };
     let stored = match outcome {
         Ok(Some(result)) => {
             let chunks = result.chunks.len();
@@ -179,6 +189,58 @@ async fn handle(state: &AppState, job: Job, worker: &str) -> bool {
     }
 }
 
+/// This node cannot read the document's file. Another node may (each keeps uploads where it was
+/// configured to): the job goes back to the queue without counting an attempt, and the document's
+/// log says which node tried. `Err` when every live node has tried (or a single node alone): the
+/// document fails, with a message naming the configuration to fix.
+async fn unreadable_here(
+    state: &AppState,
+    job: &Job,
+    worker: &str,
+    document_id: lore_core::model::Id,
+    err: &Error,
+) -> Result<(), Error> {
+    const STAGE: &str = "unreadable";
+    let entry = LogEntry::new(STAGE, format!("{} could not read the file: {}", state.node, err.message));
+    state.store.set_progress(document_id, 5, Some(entry)).await?;
+    let tries: Vec<String> = match state.store.document_for_job(document_id).await? {
+        Some(doc) => doc
+            .processing_log
+            .iter()
+            .filter(|e| e.stage == STAGE)
+            .filter_map(|e| e.message.split_whitespace().next().map(str::to_string))
+            .collect(),
+        None => Vec::new(),
+    };
+    let tried: std::collections::HashSet<String> = tries.iter().cloned().collect();
+    // Nodes that take jobs; an API-only node (no workers) never will.
+    let alive: Vec<_> =
+        crate::nodes::alive(state.store.as_ref()).await?.into_iter().filter(|n| n.workers > 0).collect();
+    let untried = alive.iter().filter(|n| !tried.contains(&n.id)).count();
+    if untried > 0 {
+        tracing::info!(document = %document_id, untried, "another node may read this file; back to the queue");
+        // Each time this node gets it back it waits longer, leaving it to the others.
+        let own = tries.iter().filter(|n| **n == *state.node).count() as u32;
+        let delay = (UNREADABLE_RETRY * 2u32.saturating_pow(own.saturating_sub(1))).min(Duration::from_secs(30));
+        state.store.retry_later(job, worker, delay).await?;
+        return Ok(());
+    }
+    let message = if alive.len() <= 1 {
+        format!("{}; the file could not be read back from storage: upload it again", err.message)
+    } else {
+        let mut nodes: Vec<&str> = tried.iter().map(String::as_str).collect();
+        nodes.sort_unstable();
+        format!(
+            "no node could read the uploaded file ({} tried: {}). Nodes that keep uploads in their own data \
+             directories cannot read each other's: run every node with --database-url and no --blob-url (uploads \
+             in the database), or with a --blob-url every node reaches",
+            nodes.len(),
+            nodes.join(", ")
+        )
+    };
+    Err(Error::new(Code::FileUnavailable, message))
+}
+
 async fn handle_reembed(state: &AppState, job: Job) {
     let kb = match job.knowledge_base_id {
         Some(id) => state.store.knowledge_base_for_job(id).await,
@@ -226,8 +288,8 @@ async fn process(
         if e.is_transient() {
             return e;
         }
-        tracing::error!(document = %document_id, error = %e, "blob missing");
-        Error::new(Code::CorruptFile, "the uploaded file could not be read back from storage; upload it again")
+        tracing::warn!(document = %document_id, error = %e, blobs = %state.blobs.describe(), "this node cannot read the file");
+        Error::new(Code::FileUnavailable, format!("the uploaded file is not in {}", state.blobs.describe()))
     })?;
     let big = bytes.len() >= PROGRESS_THRESHOLD;
     if big {

@@ -49,7 +49,30 @@ impl BlobStore for FsBlobStore {
     }
 
     async fn get(&self, key: &str) -> Result<Vec<u8>> {
-        Ok(tokio::fs::read(self.path(key)?).await?)
+        match tokio::fs::read(self.path(key)?).await {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(lore_core::blob::missing(key)),
+            read => Ok(read?),
+        }
+    }
+
+    async fn size(&self, key: &str) -> Result<Option<u64>> {
+        match tokio::fs::metadata(self.path(key)?).await {
+            Ok(meta) => Ok(Some(meta.len())),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    async fn read_range(&self, key: &str, offset: u64, len: usize) -> Result<Vec<u8>> {
+        use tokio::io::{AsyncReadExt, AsyncSeekExt};
+        let mut file = match tokio::fs::File::open(self.path(key)?).await {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(lore_core::blob::missing(key)),
+            opened => opened?,
+        };
+        file.seek(std::io::SeekFrom::Start(offset)).await?;
+        let mut out = Vec::with_capacity(len.min(1 << 20));
+        file.take(len as u64).read_to_end(&mut out).await?;
+        Ok(out)
     }
 
     async fn delete(&self, key: &str) -> Result<()> {
@@ -62,5 +85,17 @@ impl BlobStore for FsBlobStore {
 
     fn staging_dir(&self) -> &Path {
         &self.staging
+    }
+
+    async fn check(&self) -> Result<()> {
+        // Readable and writable: a probe file in the staging directory, on the same volume.
+        let probe = self.staging.join(format!(".ready-{}", std::process::id()));
+        tokio::fs::write(&probe, b"ok").await?;
+        tokio::fs::remove_file(&probe).await?;
+        Ok(())
+    }
+
+    fn describe(&self) -> String {
+        self.root.display().to_string()
     }
 }

@@ -11,4 +11,5 @@ pub mod vectors;
 
 pub use blob::FsBlobStore;
 pub use postgres::PgStore;
+pub use postgres::blobs::PgBlobStore;
 pub use sqlite::SqliteStore;

@@ -19,6 +19,8 @@ use crate::migrate;
 use crate::rows::*;
 
 mod agents;
+pub mod blobs;
+mod cluster;
 mod search;
 mod sources;
 
@@ -1165,6 +1167,26 @@ impl Store for PgStore {
 
     /// Only for a store no other node uses: on a shared database, another node's running job is
     /// not interrupted just because this one starts; expired leases free crashed nodes' jobs.
+    async fn cluster_setting(&self, name: &str) -> Result<Option<String>> {
+        self.get_cluster_setting(name).await
+    }
+
+    async fn swap_cluster_setting(&self, name: &str, expected: Option<&str>, value: &str) -> Result<bool> {
+        self.compare_and_set_cluster_setting(name, expected, value).await
+    }
+
+    async fn heartbeat(&self, node: &NodeBeat) -> Result<()> {
+        self.record_heartbeat(node).await
+    }
+
+    async fn leave(&self, node_id: &str) -> Result<()> {
+        self.remove_node(node_id).await
+    }
+
+    async fn list_nodes(&self, alive_since: Timestamp) -> Result<Vec<Node>> {
+        self.alive_nodes(alive_since).await
+    }
+
     async fn release_all_jobs(&self) -> Result<u64> {
         let mut tx = self.tx().await?;
         let done = sqlx::query(

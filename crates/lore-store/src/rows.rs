@@ -556,3 +556,22 @@ pub(crate) fn notification_from(row: &impl RowExt) -> Result<Notification> {
         created_at: row.time("created_at")?,
     })
 }
+
+/// Hands each node the jobs and syncs its workers hold (a worker is `<node>/worker-<i>`, a sync
+/// lease's owner the node itself).
+pub(crate) fn attach_holdings(nodes: &mut [Node], jobs: Vec<HeldJob>, syncs: Vec<(Id, String)>) {
+    let node_of = |holder: &str| holder.split('/').next().unwrap_or(holder).to_string();
+    for job in jobs {
+        if let Some(node) = nodes.iter_mut().find(|n| n.id == node_of(&job.worker)) {
+            node.jobs.push(job);
+        }
+    }
+    for (source, owner) in syncs {
+        if let Some(node) = nodes.iter_mut().find(|n| n.id == node_of(&owner)) {
+            node.syncs.push(source);
+        }
+    }
+}
+
+/// Nodes silent this long are forgotten (listing drops them after a minute already).
+pub(crate) const FORGET_NODES_AFTER: chrono::Duration = chrono::Duration::days(1);

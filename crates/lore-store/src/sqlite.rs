@@ -19,6 +19,7 @@ use crate::rows::*;
 use crate::vectors::{self, Field, SpaceKey, VectorIndexes};
 
 mod agents;
+mod cluster;
 mod search;
 mod sources;
 
@@ -1174,6 +1175,26 @@ impl Store for SqliteStore {
             return Ok(None);
         }
         self.file_type(&self.writer, id).await
+    }
+
+    async fn cluster_setting(&self, name: &str) -> Result<Option<String>> {
+        self.get_cluster_setting(name).await
+    }
+
+    async fn swap_cluster_setting(&self, name: &str, expected: Option<&str>, value: &str) -> Result<bool> {
+        self.compare_and_set_cluster_setting(name, expected, value).await
+    }
+
+    async fn heartbeat(&self, node: &NodeBeat) -> Result<()> {
+        self.record_heartbeat(node).await
+    }
+
+    async fn leave(&self, node_id: &str) -> Result<()> {
+        self.remove_node(node_id).await
+    }
+
+    async fn list_nodes(&self, alive_since: Timestamp) -> Result<Vec<Node>> {
+        self.alive_nodes(alive_since).await
     }
 
     async fn release_all_jobs(&self) -> Result<u64> {

@@ -44,6 +44,8 @@ const TABLES: &[(&str, &str)] = &[
     ("agent_usage", "id"),
     ("notifications", "id"),
     ("jobs", "id"),
+    // The master key's check value: the nodes on PostgreSQL must hold the embedded node's key.
+    ("cluster_settings", "name"),
 ];
 
 /// Columns holding embeddings: little-endian f32 blobs on SQLite, pgvector's `vector` here.

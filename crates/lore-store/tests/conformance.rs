@@ -145,6 +145,47 @@ async fn statistics_are_kept_by_the_database(store: &dyn Store) {
     assert!(!store.blob_in_use("blobs/aaa").await.expect("in use"));
 }
 
+/// The installation's settings change only from the value a node read (the master key's check
+/// value is written once, by the first node); nodes beat, show the jobs they hold, and leave.
+async fn nodes_beat_hold_and_leave(store: &dyn Store) {
+    assert_eq!(store.cluster_setting("master_key_check").await.expect("read"), None);
+    assert!(store.swap_cluster_setting("master_key_check", None, "v1:aaa").await.expect("first"));
+    assert!(!store.swap_cluster_setting("master_key_check", None, "v1:bbb").await.expect("second first"));
+    assert!(!store.swap_cluster_setting("master_key_check", Some("v1:zzz"), "v1:bbb").await.expect("stale"));
+    assert!(store.swap_cluster_setting("master_key_check", Some("v1:aaa"), "v1:bbb").await.expect("rotate"));
+    assert_eq!(store.cluster_setting("master_key_check").await.expect("read").as_deref(), Some("v1:bbb"));
+
+    let started = lore_core::now();
+    let beat = |id: &str, workers: i64| NodeBeat {
+        id: id.into(),
+        version: "9.9.9".into(),
+        address: "127.0.0.1:1".into(),
+        schema_version: 5,
+        workers,
+        started_at: started,
+    };
+    store.heartbeat(&beat("node-aaaaaaaa", 2)).await.expect("beat");
+    store.heartbeat(&beat("node-bbbbbbbb", 0)).await.expect("beat");
+    store.heartbeat(&beat("node-aaaaaaaa", 2)).await.expect("beat again");
+    let owner = user(store, "nodes").await;
+    let k = kb(store, owner.id).await;
+    let doc = document(store, owner.id, k.id, "held", 1).await;
+    let job = store.claim_job("node-aaaaaaaa/worker-1", Duration::from_secs(60)).await.expect("claim").expect("job");
+    let nodes = store.list_nodes(started - chrono::Duration::seconds(1)).await.expect("list");
+    assert_eq!(nodes.iter().map(|n| n.id.as_str()).collect::<Vec<_>>(), ["node-aaaaaaaa", "node-bbbbbbbb"]);
+    assert_eq!(nodes[0].jobs.iter().map(|j| j.document_id).collect::<Vec<_>>(), [Some(doc.id)]);
+    assert_eq!(nodes[0].jobs[0].worker, "node-aaaaaaaa/worker-1");
+    assert_eq!((nodes[0].workers, nodes[1].workers), (2, 0));
+    assert!(nodes[1].jobs.is_empty());
+    // Silent since before `alive_since`: not listed.
+    assert!(store.list_nodes(lore_core::now() + chrono::Duration::seconds(5)).await.expect("list").is_empty());
+    store.leave("node-bbbbbbbb").await.expect("leave");
+    let nodes = store.list_nodes(started - chrono::Duration::seconds(1)).await.expect("list");
+    assert_eq!(nodes.len(), 1);
+    store.complete_document(&job, doc.id, processed(&[("节点", "节点")])).await.expect("complete");
+    store.leave("node-aaaaaaaa").await.expect("leave");
+}
+
 /// One owner's backlog doesn't hold back another owner's upload: owners take turns, and an owner
 /// with jobs running waits behind owners with none.
 async fn owners_take_turns_in_the_queue(store: &dyn Store) {
@@ -1049,10 +1090,56 @@ async fn postgres_conformance() {
     conformance(&store).await;
 }
 
+/// Uploaded files in the database: content-addressed, in parts, whole or by range, once per
+/// content, and copied in from a directory blob store without copying twice.
+#[tokio::test]
+async fn postgres_keeps_blobs_in_parts() {
+    use lore_core::blob::BlobStore;
+    let Some(store) = postgres().await else { return };
+    let dir = tempfile::tempdir().expect("tempdir");
+    let blobs = lore_store::PgBlobStore::open(&store, &dir.path().join("staging")).expect("blobs");
+    let part = lore_store::postgres::blobs::PART;
+    let bytes: Vec<u8> = (0..part * 2 + 12_345).map(|i| (i * 7 % 251) as u8).collect();
+    let staged = dir.path().join("staging/upload");
+    std::fs::write(&staged, &bytes).expect("stage");
+    blobs.put_file("ab/cd/abcd", &staged).await.expect("put");
+    assert!(!staged.exists(), "the staged file is moved in");
+    assert_eq!(blobs.size("ab/cd/abcd").await.expect("size"), Some(bytes.len() as u64));
+    assert_eq!(blobs.get("ab/cd/abcd").await.expect("get"), bytes);
+    for (offset, len) in [(0, 10), (part as u64 - 3, 10), (part as u64 * 2, 20_000), (5, part * 2 + 100)] {
+        let got = blobs.read_range("ab/cd/abcd", offset, len).await.expect("range");
+        let from = offset as usize;
+        assert_eq!(got, bytes[from..(from + len).min(bytes.len())], "{offset}+{len}");
+    }
+    // The same content again: kept once.
+    std::fs::write(&staged, &bytes).expect("stage");
+    blobs.put_file("ab/cd/abcd", &staged).await.expect("put again");
+    assert_eq!(blobs.keys().await.expect("keys"), ["ab/cd/abcd"]);
+    let missing = blobs.get("00/00/none").await.err().expect("missing");
+    assert_eq!(missing.code, Code::NotFound);
+    assert_eq!(blobs.size("00/00/none").await.expect("size"), None);
+    blobs.check().await.expect("check");
+
+    // A directory store's files come in once; the empty file too.
+    let local = dir.path().join("blobs");
+    std::fs::create_dir_all(local.join("ef/01")).expect("dirs");
+    std::fs::create_dir_all(local.join("staging")).expect("staging");
+    std::fs::write(local.join("ef/01/ef01"), "中文 and English").expect("file");
+    std::fs::write(local.join("ef/01/ef02"), "").expect("empty");
+    std::fs::write(local.join("staging/half"), "never accepted").expect("staged");
+    assert_eq!(blobs.import_dir(&local).await.expect("import"), (2, "中文 and English".len() as u64));
+    assert_eq!(blobs.import_dir(&local).await.expect("again"), (0, 0));
+    assert_eq!(blobs.get("ef/01/ef01").await.expect("get"), "中文 and English".as_bytes());
+    assert_eq!(blobs.get("ef/01/ef02").await.expect("get empty"), b"");
+    blobs.delete("ab/cd/abcd").await.expect("delete");
+    assert_eq!(blobs.size("ab/cd/abcd").await.expect("size"), None);
+}
+
 async fn conformance(store: &dyn Store) {
     statistics_are_kept_by_the_database(store).await;
     the_queue_leases_retries_and_replaces(store).await;
     owners_take_turns_in_the_queue(store).await;
+    nodes_beat_hold_and_leave(store).await;
     tenants_are_isolated(store).await;
     fulltext_ranks_filters_and_hides_deleted(store).await;
     accounts_sessions_and_keys(store).await;
@@ -1357,6 +1444,37 @@ async fn sqlite_migrations_are_idempotent_and_data_survives_reopening() {
     store.close().await;
     let store = SqliteStore::open(&path).await.expect("reopen");
     assert!(store.get_user(u.id).await.expect("get").is_some());
+}
+
+/// A node refuses a database a newer Lore migrated past what it can read, and serves one whose
+/// newer migrations only add.
+#[tokio::test]
+async fn sqlite_nodes_refuse_schemas_they_cannot_read() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("lore.db");
+    SqliteStore::open(&path).await.expect("open").close().await;
+    let raw = sqlx::SqlitePool::connect(&format!("sqlite://{}", path.display())).await.expect("connect");
+    let ours = lore_store::migrate::schema_versions().0;
+    sqlx::query(
+        "INSERT INTO lore_migrations (version, description, checksum, applied_at, readable_by) VALUES (?, 'adds', 'x', '', ?)",
+    )
+    .bind(ours + 1)
+    .bind(ours)
+    .execute(&raw)
+    .await
+    .expect("newer, readable");
+    SqliteStore::open(&path).await.expect("a newer schema that only adds").close().await;
+    sqlx::query(
+        "INSERT INTO lore_migrations (version, description, checksum, applied_at, readable_by) VALUES (?, 'breaks', 'x', '', ?)",
+    )
+    .bind(ours + 2)
+    .bind(ours + 2)
+    .execute(&raw)
+    .await
+    .expect("newer, unreadable");
+    let refused = SqliteStore::open(&path).await.err().expect("refused");
+    assert!(refused.message.contains(&format!("schema version {}", ours + 2)), "{}", refused.message);
+    assert!(refused.message.contains("upgrade this node"), "{}", refused.message);
 }
 
 /// A database whose chunks were indexed before their lengths were stored (migration 6) has them

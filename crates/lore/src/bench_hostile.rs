@@ -1733,7 +1733,14 @@ async fn judge_document_since(
 
 /// The victim's small upload, made while the attacker's files are queued, must be done within
 /// `DOCUMENT_DEADLINE` of its upload: its wait in the queue counts.
-async fn victim_upload_behind(ctx: &Ctx, victim: &Victim, en: &Vocabulary, zh: &Vocabulary, rng: &mut Rng, round: usize) {
+async fn victim_upload_behind(
+    ctx: &Ctx,
+    victim: &Victim,
+    en: &Vocabulary,
+    zh: &Vocabulary,
+    rng: &mut Rng,
+    round: usize,
+) {
     let text = format!("# 受害者 victim {round}\n\n{}", mixed_text(en, zh, rng, 2_000));
     let since = Instant::now();
     let Some((202, v)) = ctx
@@ -1750,8 +1757,14 @@ async fn victim_upload_behind(ctx: &Ctx, victim: &Victim, en: &Vocabulary, zh: &
     let Some(id) = v["id"].as_str() else { return };
     let mut last = Value::Null;
     while since.elapsed() < DOCUMENT_DEADLINE {
-        if let Some((_, v)) =
-            ctx.call("victim polls its upload", ctx.get(&format!("/v1/documents/{id}"), &victim.token), Expect::Success, false).await
+        if let Some((_, v)) = ctx
+            .call(
+                "victim polls its upload",
+                ctx.get(&format!("/v1/documents/{id}"), &victim.token),
+                Expect::Success,
+                false,
+            )
+            .await
         {
             if v["status"] == "completed" {
                 let mut tally = ctx.tally.lock().expect("tally");
@@ -1759,7 +1772,10 @@ async fn victim_upload_behind(ctx: &Ctx, victim: &Victim, en: &Vocabulary, zh: &
                 return;
             }
             if v["status"] == "failed" {
-                ctx.finding(format!("the victim's upload behind the attacker's files failed: {}", shorten(&v.to_string())));
+                ctx.finding(format!(
+                    "the victim's upload behind the attacker's files failed: {}",
+                    shorten(&v.to_string())
+                ));
                 return;
             }
             last = v;

@@ -49,9 +49,10 @@ pub struct ServeArgs {
     /// Default: the embedded SQLite database in the data directory
     #[arg(long, env = "LORE_DATABASE_URL", hide_env_values = true)]
     pub database_url: Option<String>,
-    /// Keep uploaded files in an S3-compatible bucket, as `s3://bucket/prefix`, so that nodes on
-    /// several machines share them; credentials from AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY.
-    /// Default: under the data directory
+    /// Where uploaded files live: an S3-compatible bucket, as `s3://bucket/prefix` (credentials
+    /// from AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY), or a directory every node mounts, as
+    /// `file:///shared/path`. Default: in the database with --database-url, else under the data
+    /// directory
     #[arg(long, env = "LORE_BLOB_URL")]
     pub blob_url: Option<String>,
     /// The bucket's endpoint when it is not AWS (MinIO, Ceph, R2 ...), e.g. http://minio:9000
@@ -214,7 +215,10 @@ pub fn resolve(args: ServeArgs) -> anyhow::Result<(ServerConfig, LogFormat)> {
     config.database_url = args.database_url.or(file.database_url);
     config.blob_url = args.blob_url.or(file.blob_url);
     if let Some(url) = &config.blob_url {
-        anyhow::ensure!(url.starts_with("s3://"), "blob_url must be an s3://bucket/prefix URL");
+        anyhow::ensure!(
+            url.starts_with("s3://") || url.starts_with("file:///"),
+            "blob_url must be an s3://bucket/prefix or a file:///absolute/path URL"
+        );
     }
     config.s3_endpoint = args.s3_endpoint.or(file.s3_endpoint);
     if let Some(region) = args.s3_region.or(file.s3_region) {

@@ -282,10 +282,22 @@ async fn migrate(from: &std::path::Path, to: &str) -> anyhow::Result<()> {
     for (what, sum) in &report.checksums {
         println!("checksum of {what} matches: {sum}");
     }
+    // The uploaded files go into the database, where every node reads them.
+    let pg = lore_store::PgStore::open(to).await.map_err(|e| anyhow::anyhow!("{e}"))?;
+    let staging = std::env::temp_dir().join(format!("lore-migrate-{}", std::process::id()));
+    let blobs = lore_store::PgBlobStore::open(&pg, &staging).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let (files, bytes) = blobs.import_dir(&from.join("blobs")).await.map_err(|e| anyhow::anyhow!("{e}"))?;
+    let _ = std::fs::remove_dir_all(&staging);
+    println!("copied {files} uploaded files ({bytes} bytes) into the database");
+    // The embedded node's key becomes the installation's (its check value was copied above, or
+    // is written now).
+    let key = lore_server::secrets::MasterKey::load_or_create(from).map_err(|e| anyhow::anyhow!("{e}"))?;
+    key.verify_for(&pg, from).await.map_err(|e| anyhow::anyhow!("{e}"))?;
+    lore_core::store::Store::close(&pg).await;
     println!(
-        "done. Uploaded files and the master key stay in {}: start every node with --data-dir pointing at it \
-         (or a copy) and --database-url",
-        from.display()
+        "done. Start every node with --database-url and {}=$(cat {}) (the same key on every node)",
+        lore_server::secrets::KEY_ENV,
+        from.join(lore_server::secrets::KEY_FILE).display()
     );
     Ok(())
 }
@@ -293,7 +305,7 @@ async fn migrate(from: &std::path::Path, to: &str) -> anyhow::Result<()> {
 /// New key first (to a side file), then every secret re-sealed in one transaction, then the new
 /// key takes the old one's place. A crash in between leaves both files, and says so.
 async fn rotate_master(data_dir: &std::path::Path, database_url: Option<&str>) -> anyhow::Result<()> {
-    use lore_server::secrets::{KEY_ENV, KEY_FILE, MasterKey};
+    use lore_server::secrets::{CHECK_SETTING, KEY_ENV, KEY_FILE, MasterKey};
     let db = data_dir.join("lore.db");
     anyhow::ensure!(database_url.is_some() || db.exists(), "no Lore database at {}", db.display());
     let old = MasterKey::load_or_create(data_dir).map_err(|e| anyhow::anyhow!("{e}"))?;
@@ -304,10 +316,18 @@ async fn rotate_master(data_dir: &std::path::Path, database_url: Option<&str>) -
     let store = lore_server::open_store(data_dir, database_url, lore_store::vectors::DEFAULT_EF_SEARCH)
         .await
         .map_err(|e| anyhow::anyhow!("{e}"))?;
+    // The key being replaced must be the installation's: with another, no secret would open.
+    old.verify_for(store.as_ref(), data_dir).await.map_err(|e| anyhow::anyhow!("{e}"))?;
     let changed = store
         .reencrypt_secrets(&|sealed: &str| new.seal(&old.open(sealed)?))
         .await
         .map_err(|e| anyhow::anyhow!("{e}; nothing was changed, {} can be deleted", staged.display()))?;
+    // Every node checks its key against this at start: from now on, the new key's.
+    let swapped = store
+        .swap_cluster_setting(CHECK_SETTING, Some(&old.check_value()), &new.check_value())
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    anyhow::ensure!(swapped, "another process changed the master key's check value during the rotation");
     store.close().await;
     if from_env {
         println!("re-encrypted {changed} secrets; set {KEY_ENV} to the new key stored in {}", staged.display());

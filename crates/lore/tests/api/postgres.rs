@@ -31,17 +31,46 @@ impl Drop for Node {
     }
 }
 
-fn start_node(data_dir: &std::path::Path, database_url: &str, port: u16) -> Node {
-    let child = std::process::Command::new(env!("CARGO_BIN_EXE_lore"))
+fn start_node(data_dir: &std::path::Path, database_url: &str, port: u16, master_key: &str) -> Node {
+    start_node_with(data_dir, database_url, port, master_key, &[])
+}
+
+/// A node with its own data directory: nothing shared with the others but the database URL and
+/// the master key (as the README's "Many nodes" section has it).
+fn start_node_with(
+    data_dir: &std::path::Path,
+    database_url: &str,
+    port: u16,
+    master_key: &str,
+    extra: &[&str],
+) -> Node {
+    let child = node_command(data_dir, database_url, port, master_key, extra).spawn().expect("start lore");
+    Node(child)
+}
+
+fn node_command(
+    data_dir: &std::path::Path,
+    database_url: &str,
+    port: u16,
+    master_key: &str,
+    extra: &[&str],
+) -> std::process::Command {
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_lore"));
+    command
         .args(["serve", "--data-dir"])
         .arg(data_dir)
-        .args(["--listen", &format!("127.0.0.1:{port}"), "--workers", "2"])
+        .args(["--listen", &format!("127.0.0.1:{port}")])
         .args(["--registration", "open", "--registrations-per-hour", "0"])
+        .args(if extra.contains(&"--workers") { &[][..] } else { &["--workers", "2"][..] })
+        .args(extra)
         .env("LORE_DATABASE_URL", database_url)
-        .env("LORE_LOG", "warn")
-        .spawn()
-        .expect("start lore");
-    Node(child)
+        .env("LORE_MASTER_KEY", master_key)
+        .env("LORE_LOG", "warn");
+    command
+}
+
+fn new_master_key() -> String {
+    lore_server::secrets::MasterKey::generate().expect("key").to_base64()
 }
 
 fn free_port() -> u16 {
@@ -65,12 +94,13 @@ async fn two_nodes_share_one_database_and_process_each_document_once() {
     }
     let Some(base_url) = database() else { return };
     let url = lore_store::postgres::create_scratch_schema(&base_url).await.expect("schema");
-    // One data directory holds the uploads and the master key both nodes use (on several
-    // machines: a shared volume).
-    let dir = tempfile::tempdir().expect("tempdir");
+    // Each node has its own data directory, as on separate machines: they share only the
+    // database URL and the master key. Uploaded files live in the database.
+    let (dir_a, dir_b) = (tempfile::tempdir().expect("tempdir"), tempfile::tempdir().expect("tempdir"));
+    let key = new_master_key();
     let http = http_client();
     let (port_a, port_b) = (free_port(), free_port());
-    let a = start_node(dir.path(), &url, port_a);
+    let a = start_node(dir_a.path(), &url, port_a, &key);
     let node_a = TestApp {
         base: format!("http://127.0.0.1:{port_a}"),
         http: http.clone(),
@@ -78,7 +108,7 @@ async fn two_nodes_share_one_database_and_process_each_document_once() {
         _dir: tempfile::tempdir().expect("t"),
     };
     wait_healthy(&http, &node_a.base).await;
-    let b = start_node(dir.path(), &url, port_b);
+    let b = start_node(dir_b.path(), &url, port_b, &key);
     let node_b = TestApp {
         base: format!("http://127.0.0.1:{port_b}"),
         http: http.clone(),
@@ -159,7 +189,173 @@ async fn two_nodes_share_one_database_and_process_each_document_once() {
         .collect();
     assert!(hit.first().is_some_and(|h| chunk_ids.contains(h)), "marker17 finds document 17 first: {hit:?} {top}");
 
+    // The administrator sees both nodes, from either; the file uploaded through one node comes
+    // back byte for byte from the other.
+    let (status, nodes) = node_b.get(&token, "/v1/admin/nodes").await;
+    assert_eq!(status, StatusCode::OK, "{nodes}");
+    let listed: HashSet<String> =
+        nodes["data"].as_array().expect("nodes").iter().filter_map(|n| n["id"].as_str().map(str::to_string)).collect();
+    assert_eq!(listed, claimed_by.keys().cloned().collect::<HashSet<_>>(), "{nodes}");
+    for n in nodes["data"].as_array().expect("nodes") {
+        assert_eq!(n["version"], env!("CARGO_PKG_VERSION"), "{n}");
+        assert!(n["schema_version"].as_i64().is_some_and(|v| v >= 5), "{n}");
+        assert!(n["address"].as_str().is_some_and(|a| a.starts_with("127.0.0.1:")), "{n}");
+    }
+    let file = http
+        .get(format!("{}/v1/documents/{}/file", node_b.base, ids[0]))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .expect("download");
+    assert_eq!(file.status(), StatusCode::OK);
+    let text = file.text().await.expect("body");
+    assert!(text.starts_with("# 集群文档 0\n\n两个节点共享一个数据库。"), "{text}");
+    // No node wrote an upload under its own data directory.
+    for dir in [&dir_a, &dir_b] {
+        let local: Vec<_> = walk(&dir.path().join("blobs")).into_iter().filter(|p| !p.contains("staging")).collect();
+        assert!(local.is_empty(), "{local:?}");
+    }
+
     drop((a, b));
+}
+
+/// Every file under `dir`, recursively.
+fn walk(dir: &std::path::Path) -> Vec<String> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            out.extend(walk(&path));
+        } else {
+            out.push(path.display().to_string());
+        }
+    }
+    out
+}
+
+/// Nodes that each keep uploads in a directory of their own (`--blob-url file:///...` not
+/// shared): a node that cannot read a document's file puts it back, and the node that stored it
+/// processes it, so every document completes. A file no node has fails its document with
+/// `file_unavailable` and a message naming the configuration to fix.
+#[tokio::test]
+async fn a_node_that_cannot_read_a_file_leaves_it_to_one_that_can() {
+    if std::env::var("LORE_TEST_BACKEND").as_deref() == Ok("postgres") {
+        return;
+    }
+    let Some(base_url) = database() else { return };
+    let url = lore_store::postgres::create_scratch_schema(&base_url).await.expect("schema");
+    let (dir_a, dir_b) = (tempfile::tempdir().expect("tempdir"), tempfile::tempdir().expect("tempdir"));
+    let (blobs_a, blobs_b) = (dir_a.path().join("own-blobs"), dir_b.path().join("own-blobs"));
+    let key = new_master_key();
+    let http = http_client();
+    let (port_a, port_b) = (free_port(), free_port());
+    let flag_a = format!("file://{}", blobs_a.display());
+    let flag_b = format!("file://{}", blobs_b.display());
+    let a = start_node_with(dir_a.path(), &url, port_a, &key, &["--blob-url", &flag_a]);
+    let b = start_node_with(dir_b.path(), &url, port_b, &key, &["--blob-url", &flag_b]);
+    let app = |port: u16| TestApp {
+        base: format!("http://127.0.0.1:{port}"),
+        http: http.clone(),
+        server: None,
+        _dir: tempfile::tempdir().expect("t"),
+    };
+    let (node_a, node_b) = (app(port_a), app(port_b));
+    wait_healthy(&http, &node_a.base).await;
+    wait_healthy(&http, &node_b.base).await;
+    let token = node_a.register("apart").await;
+    let kb = node_a.create_kb(&token, "apart").await;
+    // Both nodes beat before the uploads, so each knows the other is there.
+    for _ in 0..100 {
+        let (_, nodes) = node_a.get(&token, "/v1/admin/nodes").await;
+        if nodes["data"].as_array().is_some_and(|n| n.len() == 2) {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+
+    const DOCS: usize = 40;
+    let mut ids = Vec::new();
+    for i in 0..DOCS {
+        let node = if i % 2 == 0 { &node_a } else { &node_b };
+        let text = format!("# 分开存放 {i}\n\nEach node keeps its own files. 文件 {i} 只在一个节点上。");
+        let (status, v) = node.upload(&token, &kb, &format!("apart{i}.md"), text).await;
+        assert_eq!(status, StatusCode::ACCEPTED, "{v}");
+        ids.push(v["id"].as_str().expect("id").to_string());
+    }
+    let mut passed_on = 0;
+    for id in &ids {
+        let doc = node_a.wait_done(&token, id).await;
+        assert_eq!(doc["status"], "completed", "{doc}");
+        let log = doc["processing_log"].as_array().expect("log");
+        passed_on += log.iter().filter(|e| e["stage"] == "unreadable").count();
+    }
+    eprintln!("{passed_on} claims passed a document on to the node holding its file");
+
+    // A third node that takes no jobs (`--workers 0`, an API-only node) keeps its uploads to
+    // itself: both working nodes try its file, and the document fails with a message that says
+    // what to configure.
+    let dir_c = tempfile::tempdir().expect("tempdir");
+    let flag_c = format!("file://{}", dir_c.path().join("own-blobs").display());
+    let port_c = free_port();
+    let c = start_node_with(dir_c.path(), &url, port_c, &key, &["--blob-url", &flag_c, "--workers", "0"]);
+    let node_c = app(port_c);
+    wait_healthy(&http, &node_c.base).await;
+    let (status, v) =
+        node_c.upload(&token, &kb, "private.md", "# 只在 C 上 only on C\n\nNo worker can read this.").await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{v}");
+    let doc = node_a.wait_done(&token, v["id"].as_str().expect("id")).await;
+    assert_eq!(doc["status"], "failed", "{doc}");
+    assert_eq!(doc["error_code"], "file_unavailable", "{doc}");
+    let message = doc["error_message"].as_str().unwrap_or_default();
+    assert!(message.contains("no node could read") && message.contains("--blob-url"), "{doc}");
+    drop(c);
+    drop((a, b));
+}
+
+/// A node whose master key is not the installation's refuses to start, saying what to set;
+/// another node with the right key starts.
+#[tokio::test]
+async fn a_node_with_another_master_key_refuses_to_start() {
+    if std::env::var("LORE_TEST_BACKEND").as_deref() == Ok("postgres") {
+        return;
+    }
+    let Some(base_url) = database() else { return };
+    let url = lore_store::postgres::create_scratch_schema(&base_url).await.expect("schema");
+    let (dir_a, dir_b) = (tempfile::tempdir().expect("tempdir"), tempfile::tempdir().expect("tempdir"));
+    let key = new_master_key();
+    let http = http_client();
+    let port_a = free_port();
+    let a = start_node(dir_a.path(), &url, port_a, &key);
+    wait_healthy(&http, &format!("http://127.0.0.1:{port_a}")).await;
+
+    let mut wrong = node_command(dir_b.path(), &url, free_port(), &new_master_key(), &[]);
+    wrong.stderr(std::process::Stdio::piped()).stdout(std::process::Stdio::piped());
+    let mut child = wrong.spawn().expect("start lore");
+    let started = std::time::Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait") {
+            break status;
+        }
+        assert!(started.elapsed().as_secs() < 60, "the node with the wrong key is still running");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    };
+    let output = child.wait_with_output().expect("output");
+    let said = format!("{}{}", String::from_utf8_lossy(&output.stderr), String::from_utf8_lossy(&output.stdout));
+    assert!(!status.success(), "{said}");
+    assert!(said.contains("master key") && said.contains("LORE_MASTER_KEY"), "{said}");
+    assert!(!said.contains(&key), "the message must not hold a key: {said}");
+
+    // Without LORE_MASTER_KEY a node makes a key of its own in its data directory: refused too.
+    let mut own = node_command(dir_b.path(), &url, free_port(), "", &[]);
+    own.env_remove("LORE_MASTER_KEY").stderr(std::process::Stdio::piped()).stdout(std::process::Stdio::piped());
+    let output = own.output().expect("run lore");
+    assert!(!output.status.success());
+    assert!(String::from_utf8_lossy(&output.stderr).contains("LORE_MASTER_KEY"), "{output:?}");
+
+    let port_c = free_port();
+    let c = start_node(dir_b.path(), &url, port_c, &key);
+    wait_healthy(&http, &format!("http://127.0.0.1:{port_c}")).await;
+    drop((a, c));
 }
 
 #[tokio::test]

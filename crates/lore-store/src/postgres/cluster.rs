@@ -1,0 +1,133 @@
+//! The installation's settings and the nodes sharing the database, on PostgreSQL.
+
+use lore_core::error::Result;
+use lore_core::model::*;
+
+use super::PgStore;
+use crate::rows::*;
+
+impl PgStore {
+    pub(super) async fn get_cluster_setting(&self, name: &str) -> Result<Option<String>> {
+        sqlx::query_scalar("SELECT value FROM cluster_settings WHERE name = $1")
+            .bind(name)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(db_err)
+    }
+
+    pub(super) async fn compare_and_set_cluster_setting(
+        &self,
+        name: &str,
+        expected: Option<&str>,
+        value: &str,
+    ) -> Result<bool> {
+        let done = match expected {
+            None => {
+                sqlx::query("INSERT INTO cluster_settings (name, value) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING")
+                    .bind(name)
+                    .bind(value)
+                    .execute(&self.pool)
+                    .await
+            }
+            Some(old) => {
+                sqlx::query("UPDATE cluster_settings SET value = $1, updated_at = now() WHERE name = $2 AND value = $3")
+                    .bind(value)
+                    .bind(name)
+                    .bind(old)
+                    .execute(&self.pool)
+                    .await
+            }
+        }
+        .map_err(db_err)?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    pub(super) async fn record_heartbeat(&self, node: &NodeBeat) -> Result<()> {
+        let now = lore_core::now();
+        sqlx::query(
+            "INSERT INTO nodes (id, version, address, schema_version, workers, started_at, heartbeat_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7)
+             ON CONFLICT (id) DO UPDATE SET heartbeat_at = excluded.heartbeat_at",
+        )
+        .bind(&node.id)
+        .bind(&node.version)
+        .bind(&node.address)
+        .bind(node.schema_version)
+        .bind(node.workers)
+        .bind(node.started_at)
+        .bind(now)
+        .execute(&self.pool)
+        .await
+        .map_err(db_err)?;
+        sqlx::query("DELETE FROM nodes WHERE heartbeat_at < $1")
+            .bind(now - FORGET_NODES_AFTER)
+            .execute(&self.pool)
+            .await
+            .map_err(db_err)?;
+        Ok(())
+    }
+
+    pub(super) async fn remove_node(&self, node_id: &str) -> Result<()> {
+        sqlx::query("DELETE FROM nodes WHERE id = $1").bind(node_id).execute(&self.pool).await.map_err(db_err)?;
+        Ok(())
+    }
+
+    pub(super) async fn alive_nodes(&self, alive_since: Timestamp) -> Result<Vec<Node>> {
+        let rows = sqlx::query(
+            "SELECT id, version, address, schema_version, workers, started_at, heartbeat_at FROM nodes
+             WHERE heartbeat_at >= $1 ORDER BY started_at, id",
+        )
+        .bind(alive_since)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db_err)?;
+        let mut nodes = rows
+            .iter()
+            .map(|r| {
+                Ok(Node {
+                    id: r.text("id")?,
+                    version: r.text("version")?,
+                    address: r.text("address")?,
+                    schema_version: r.int("schema_version")?,
+                    workers: r.int("workers")?,
+                    started_at: r.time("started_at")?,
+                    heartbeat_at: r.time("heartbeat_at")?,
+                    jobs: Vec::new(),
+                    syncs: Vec::new(),
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let now = lore_core::now();
+        let jobs = sqlx::query(
+            "SELECT id, kind, document_id, knowledge_base_id, locked_by, locked_until FROM jobs
+             WHERE status = 'running' AND locked_until >= $1 ORDER BY locked_until",
+        )
+        .bind(now)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db_err)?
+        .iter()
+        .map(|r| {
+            Ok(HeldJob {
+                id: r.id("id")?,
+                kind: r.text("kind")?,
+                document_id: r.opt_id("document_id")?,
+                knowledge_base_id: r.opt_id("knowledge_base_id")?,
+                worker: r.opt_text("locked_by")?.unwrap_or_default(),
+                lease_until: r.time("locked_until")?,
+            })
+        })
+        .collect::<Result<Vec<_>>>()?;
+        let syncs =
+            sqlx::query("SELECT id, lease_owner FROM data_sources WHERE lease_until >= $1 AND lease_owner IS NOT NULL")
+                .bind(now)
+                .fetch_all(&self.pool)
+                .await
+                .map_err(db_err)?
+                .iter()
+                .map(|r| Ok((r.id("id")?, r.text("lease_owner")?)))
+                .collect::<Result<Vec<_>>>()?;
+        attach_holdings(&mut nodes, jobs, syncs);
+        Ok(nodes)
+    }
+}

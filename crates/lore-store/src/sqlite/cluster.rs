@@ -1,0 +1,135 @@
+//! The installation's settings and its node on SQLite (the same tables as on PostgreSQL).
+
+use lore_core::error::Result;
+use lore_core::model::*;
+
+use super::{SqliteStore, ts};
+use crate::rows::*;
+
+impl SqliteStore {
+    pub(super) async fn get_cluster_setting(&self, name: &str) -> Result<Option<String>> {
+        sqlx::query_scalar("SELECT value FROM cluster_settings WHERE name = ?")
+            .bind(name)
+            .fetch_optional(&self.reader)
+            .await
+            .map_err(db_err)
+    }
+
+    pub(super) async fn compare_and_set_cluster_setting(
+        &self,
+        name: &str,
+        expected: Option<&str>,
+        value: &str,
+    ) -> Result<bool> {
+        let now = ts(lore_core::now());
+        let done = match expected {
+            None => sqlx::query(
+                "INSERT INTO cluster_settings (name, value, updated_at) VALUES (?, ?, ?) ON CONFLICT (name) DO NOTHING",
+            )
+            .bind(name)
+            .bind(value)
+            .bind(&now)
+            .execute(&self.writer)
+            .await,
+            Some(old) => {
+                sqlx::query("UPDATE cluster_settings SET value = ?, updated_at = ? WHERE name = ? AND value = ?")
+                    .bind(value)
+                    .bind(&now)
+                    .bind(name)
+                    .bind(old)
+                    .execute(&self.writer)
+                    .await
+            }
+        }
+        .map_err(db_err)?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    pub(super) async fn record_heartbeat(&self, node: &NodeBeat) -> Result<()> {
+        let now = lore_core::now();
+        sqlx::query(
+            "INSERT INTO nodes (id, version, address, schema_version, workers, started_at, heartbeat_at) VALUES (?, ?, ?, ?, ?, ?, ?)
+             ON CONFLICT (id) DO UPDATE SET heartbeat_at = excluded.heartbeat_at",
+        )
+        .bind(&node.id)
+        .bind(&node.version)
+        .bind(&node.address)
+        .bind(node.schema_version)
+        .bind(node.workers)
+        .bind(ts(node.started_at))
+        .bind(ts(now))
+        .execute(&self.writer)
+        .await
+        .map_err(db_err)?;
+        sqlx::query("DELETE FROM nodes WHERE heartbeat_at < ?")
+            .bind(ts(now - FORGET_NODES_AFTER))
+            .execute(&self.writer)
+            .await
+            .map_err(db_err)?;
+        Ok(())
+    }
+
+    pub(super) async fn remove_node(&self, node_id: &str) -> Result<()> {
+        sqlx::query("DELETE FROM nodes WHERE id = ?").bind(node_id).execute(&self.writer).await.map_err(db_err)?;
+        Ok(())
+    }
+
+    pub(super) async fn alive_nodes(&self, alive_since: Timestamp) -> Result<Vec<Node>> {
+        let rows = sqlx::query(
+            "SELECT id, version, address, schema_version, workers, started_at, heartbeat_at FROM nodes
+             WHERE heartbeat_at >= ? ORDER BY started_at, id",
+        )
+        .bind(ts(alive_since))
+        .fetch_all(&self.reader)
+        .await
+        .map_err(db_err)?;
+        let mut nodes = rows
+            .iter()
+            .map(|r| {
+                Ok(Node {
+                    id: r.text("id")?,
+                    version: r.text("version")?,
+                    address: r.text("address")?,
+                    schema_version: r.int("schema_version")?,
+                    workers: r.int("workers")?,
+                    started_at: r.time("started_at")?,
+                    heartbeat_at: r.time("heartbeat_at")?,
+                    jobs: Vec::new(),
+                    syncs: Vec::new(),
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let now = ts(lore_core::now());
+        let jobs = sqlx::query(
+            "SELECT id, kind, document_id, knowledge_base_id, locked_by, locked_until FROM jobs
+             WHERE status = 'running' AND locked_until >= ? ORDER BY locked_until",
+        )
+        .bind(&now)
+        .fetch_all(&self.reader)
+        .await
+        .map_err(db_err)?
+        .iter()
+        .map(|r| {
+            Ok(HeldJob {
+                id: r.id("id")?,
+                kind: r.text("kind")?,
+                document_id: r.opt_id("document_id")?,
+                knowledge_base_id: r.opt_id("knowledge_base_id")?,
+                worker: r.opt_text("locked_by")?.unwrap_or_default(),
+                lease_until: r.time("locked_until")?,
+            })
+        })
+        .collect::<Result<Vec<_>>>()?;
+        let syncs =
+            sqlx::query("SELECT id, lease_owner FROM data_sources WHERE lease_until >= ? AND lease_owner IS NOT NULL")
+                .bind(&now)
+                .fetch_all(&self.reader)
+                .await
+                .map_err(db_err)?
+                .iter()
+                .map(|r| Ok((r.id("id")?, r.text("lease_owner")?)))
+                .collect::<Result<Vec<_>>>()?;
+        attach_holdings(&mut nodes, jobs, syncs);
+        Ok(nodes)
+    }
+}
