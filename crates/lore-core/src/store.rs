@@ -179,7 +179,12 @@ pub trait Store: AgentStore + SourceStore + Send + Sync + 'static {
     /// thousand uploads don't hold back another's one: the next job is the oldest of those whose
     /// turn (its place among its owner's claimable jobs, plus the jobs the owner has running) is
     /// lowest.
-    async fn claim_job(&self, worker: &str, lease: std::time::Duration) -> Result<Option<Job>>;
+    async fn claim_job(&self, worker: &str, lease: std::time::Duration) -> Result<Option<Job>> {
+        self.claim_job_except(worker, lease, &[]).await
+    }
+    /// Like `claim_job`, passing over the jobs in `skip` (those this node could not do, e.g. a
+    /// file it cannot read, which another node may).
+    async fn claim_job_except(&self, worker: &str, lease: std::time::Duration, skip: &[Id]) -> Result<Option<Job>>;
     /// Extends the lease of a job the worker still holds; `false` when it lost it (the lease ran
     /// out and another worker took the job).
     async fn extend_lease(&self, job_id: Id, worker: &str, lease: std::time::Duration) -> Result<bool>;

@@ -144,6 +144,7 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer> {
     let state = AppState {
         // A name for this process among the nodes sharing a database.
         node: nodes::new_id().into(),
+        passed_on: Default::default(),
         limiter: limiter.clone(),
         key_cache: Arc::new(keycache::KeyCache::new(Duration::from_secs(5))),
         store: store.clone(),

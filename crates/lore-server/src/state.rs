@@ -145,6 +145,8 @@ impl std::fmt::Debug for S3Credentials {
 pub struct AppState {
     /// This node's id (`node-…`): its workers, leases and heartbeats carry it.
     pub node: Arc<str>,
+    /// Jobs this node's workers pass over (a file only another node can read).
+    pub passed_on: Arc<crate::worker::PassedOn>,
     pub store: Arc<dyn Store>,
     pub blobs: Arc<dyn BlobStore>,
     pub config: Arc<ServerConfig>,

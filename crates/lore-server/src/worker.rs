@@ -29,8 +29,32 @@ const PROGRESS_THRESHOLD: usize = 256 * 1024;
 /// How long a job waits after the machine failed it (disk full, database down), and how long its
 /// worker pauses before claiming another.
 const MACHINE_RETRY: Duration = Duration::from_secs(5);
-/// How soon a job whose file this node could not read may be claimed again (by another node).
-const UNREADABLE_RETRY: Duration = Duration::from_secs(1);
+
+/// The jobs this node's workers pass over: their file is not in this node's blob store, and
+/// another node may have it. Forgotten after a while, in case the file turns up (a volume that
+/// was not mounted yet).
+#[derive(Default)]
+pub struct PassedOn(std::sync::Mutex<std::collections::HashMap<lore_core::model::Id, std::time::Instant>>);
+
+impl PassedOn {
+    const FORGET_AFTER: Duration = Duration::from_secs(600);
+    const MOST: usize = 1_000;
+
+    pub fn add(&self, job: lore_core::model::Id) {
+        if let Ok(mut jobs) = self.0.lock() {
+            if jobs.len() >= Self::MOST {
+                jobs.clear();
+            }
+            jobs.insert(job, std::time::Instant::now());
+        }
+    }
+
+    pub fn ids(&self) -> Vec<lore_core::model::Id> {
+        let Ok(mut jobs) = self.0.lock() else { return Vec::new() };
+        jobs.retain(|_, at| at.elapsed() < Self::FORGET_AFTER);
+        jobs.keys().copied().collect()
+    }
+}
 
 /// Starts `count` workers named `<node>/worker-<i>`: the node's name tells, in a document's log and
 /// in a job's lease, which of several nodes on one database took the job.
@@ -55,7 +79,7 @@ async fn run(state: AppState, name: String, mut shutdown: watch::Receiver<bool>)
         if *shutdown.borrow() {
             return;
         }
-        match state.store.claim_job(&name, LEASE).await {
+        match state.store.claim_job_except(&name, LEASE, &state.passed_on.ids()).await {
             Ok(Some(job)) => {
                 let heartbeat = tokio::spawn(keep_leased(state.clone(), job.id, name.clone()));
                 let machine_failed = handle(&state, job, &name).await;
@@ -219,10 +243,9 @@ async fn unreadable_here(
     let untried = alive.iter().filter(|n| !tried.contains(&n.id)).count();
     if untried > 0 {
         tracing::info!(document = %document_id, untried, "another node may read this file; back to the queue");
-        // Each time this node gets it back it waits longer, leaving it to the others.
-        let own = tries.iter().filter(|n| **n == *state.node).count() as u32;
-        let delay = (UNREADABLE_RETRY * 2u32.saturating_pow(own.saturating_sub(1))).min(Duration::from_secs(30));
-        state.store.retry_later(job, worker, delay).await?;
+        // This node's workers pass over it from now on, leaving it to the others.
+        state.passed_on.add(job.id);
+        state.store.retry_later(job, worker, Duration::ZERO).await?;
         return Ok(());
     }
     let message = if alive.len() <= 1 {

@@ -1206,7 +1206,7 @@ impl Store for PgStore {
         Ok(done.rows_affected())
     }
 
-    async fn claim_job(&self, worker: &str, lease: Duration) -> Result<Option<Job>> {
+    async fn claim_job_except(&self, worker: &str, lease: Duration, skip: &[Id]) -> Result<Option<Job>> {
         let now = lore_core::now();
         let until = now + chrono::Duration::from_std(lease).map_err(|e| Error::internal(e.to_string()))?;
         let mut tx = self.tx().await?;
@@ -1227,8 +1227,9 @@ impl Store for PgStore {
                                                COALESCE(b.n, 0) + ROW_NUMBER() OVER
                                                    (PARTITION BY o.owner ORDER BY o.created_at, o.id) AS turn
                                         FROM owned o LEFT JOIN busy b ON b.owner = o.owner
-                                        WHERE (o.status = 'queued' AND o.run_after <= $3)
-                                           OR (o.status = 'running' AND o.locked_until < $3))
+                                        WHERE ((o.status = 'queued' AND o.run_after <= $3)
+                                               OR (o.status = 'running' AND o.locked_until < $3))
+                                          AND NOT (o.id = ANY($4)))
                          SELECT j.id FROM jobs j JOIN turns t ON t.id = j.id
                          ORDER BY t.turn, t.created_at, t.id LIMIT 1 FOR UPDATE OF j SKIP LOCKED)
              RETURNING id, kind, document_id, knowledge_base_id, attempts",
@@ -1236,6 +1237,7 @@ impl Store for PgStore {
         .bind(worker)
         .bind(until)
         .bind(now)
+        .bind(skip)
         .fetch_optional(&mut *tx)
         .await
         .map_err(db_err)?;

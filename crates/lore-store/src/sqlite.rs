@@ -1216,7 +1216,7 @@ impl Store for SqliteStore {
         Ok(done.rows_affected())
     }
 
-    async fn claim_job(&self, worker: &str, lease: Duration) -> Result<Option<Job>> {
+    async fn claim_job_except(&self, worker: &str, lease: Duration, skip: &[Id]) -> Result<Option<Job>> {
         let now = lore_core::now();
         let until = now + chrono::Duration::from_std(lease).map_err(|e| Error::internal(e.to_string()))?;
         let mut tx = self.tx().await?;
@@ -1232,8 +1232,9 @@ impl Store for SqliteStore {
                               busy AS (SELECT owner, COUNT(*) AS n FROM owned
                                        WHERE status = 'running' AND locked_until >= ?3 GROUP BY owner)
                          SELECT o.id FROM owned o LEFT JOIN busy b ON b.owner = o.owner
-                         WHERE (o.status = 'queued' AND o.run_after <= ?3)
-                            OR (o.status = 'running' AND o.locked_until < ?3)
+                         WHERE ((o.status = 'queued' AND o.run_after <= ?3)
+                                OR (o.status = 'running' AND o.locked_until < ?3))
+                           AND o.id NOT IN (SELECT value FROM json_each(?4))
                          ORDER BY COALESCE(b.n, 0)
                                   + ROW_NUMBER() OVER (PARTITION BY o.owner ORDER BY o.created_at, o.id),
                                   o.created_at, o.id
@@ -1243,6 +1244,7 @@ impl Store for SqliteStore {
         .bind(worker)
         .bind(ts(until))
         .bind(ts(now))
+        .bind(json_text(&skip.iter().map(|id| id.to_string()).collect::<Vec<_>>())?)
         .fetch_optional(&mut *tx)
         .await
         .map_err(db_err)?;

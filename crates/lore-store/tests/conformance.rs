@@ -170,7 +170,19 @@ async fn nodes_beat_hold_and_leave(store: &dyn Store) {
     let owner = user(store, "nodes").await;
     let k = kb(store, owner.id).await;
     let doc = document(store, owner.id, k.id, "held", 1).await;
+    // A node passes over a job it could not do (a file only another node has); others take it.
+    let passed = store.claim_job("node-bbbbbbbb/worker-0", Duration::from_secs(60)).await.expect("claim").expect("job");
+    store.retry_later(&passed, "node-bbbbbbbb/worker-0", Duration::ZERO).await.expect("pass on");
+    let skip = [passed.id];
+    assert!(
+        store
+            .claim_job_except("node-bbbbbbbb/worker-0", Duration::from_secs(60), &skip)
+            .await
+            .expect("claim")
+            .is_none()
+    );
     let job = store.claim_job("node-aaaaaaaa/worker-1", Duration::from_secs(60)).await.expect("claim").expect("job");
+    assert_eq!((job.id, job.attempts), (passed.id, 1), "passing on costs no attempt");
     let nodes = store.list_nodes(started - chrono::Duration::seconds(1)).await.expect("list");
     assert_eq!(nodes.iter().map(|n| n.id.as_str()).collect::<Vec<_>>(), ["node-aaaaaaaa", "node-bbbbbbbb"]);
     assert_eq!(nodes[0].jobs.iter().map(|j| j.document_id).collect::<Vec<_>>(), [Some(doc.id)]);
