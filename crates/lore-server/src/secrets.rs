@@ -157,6 +157,37 @@ impl MasterKey {
     }
 }
 
+/// A master key sealed under a passphrase, for a backup archive: Argon2id turns the passphrase
+/// and a random salt into a key, ChaCha20-Poly1305 seals the master key under it.
+pub fn seal_with_passphrase(key: &MasterKey, passphrase: &str) -> Result<Vec<u8>> {
+    let mut salt = [0u8; 16];
+    getrandom::fill(&mut salt).map_err(|e| Error::internal(format!("no randomness: {e}")))?;
+    let wrapping = MasterKey(stretch(passphrase, &salt)?);
+    let sealed = wrapping.seal(&key.to_base64())?;
+    Ok(format!("lore-sealed-key-v1:{}:{sealed}", STANDARD.encode(salt)).into_bytes())
+}
+
+/// The master key from [`seal_with_passphrase`]'s output.
+pub fn open_with_passphrase(sealed: &[u8], passphrase: &str) -> Result<MasterKey> {
+    let text = std::str::from_utf8(sealed).map_err(|_| Error::internal("the sealed master key is not text"))?;
+    let rest = text.strip_prefix("lore-sealed-key-v1:").ok_or_else(|| Error::internal("not a sealed master key"))?;
+    let (salt, sealed) = rest.split_once(':').ok_or_else(|| Error::internal("not a sealed master key"))?;
+    let salt = STANDARD.decode(salt).map_err(|_| Error::internal("not a sealed master key"))?;
+    let wrapping = MasterKey(stretch(passphrase, &salt)?);
+    let plain = wrapping.open(sealed).map_err(|_| {
+        Error::new(lore_core::error::Code::ValidationFailed, "the passphrase does not open the archive's master key")
+    })?;
+    MasterKey::from_base64(&plain)
+}
+
+fn stretch(passphrase: &str, salt: &[u8]) -> Result<[u8; 32]> {
+    let mut out = [0u8; 32];
+    argon2::Argon2::default()
+        .hash_password_into(passphrase.as_bytes(), salt, &mut out)
+        .map_err(|e| Error::internal(format!("cannot derive a key from the passphrase: {e}")))?;
+    Ok(out)
+}
+
 /// How a secret is shown back: enough to recognise it, never enough to use it.
 pub fn mask(secret: &str) -> String {
     let n = secret.chars().count();

@@ -1,6 +1,7 @@
 //! Storage backends for Lore: SQLite (embedded default), PostgreSQL with pgvector (many nodes),
 //! and the filesystem blob store.
 
+pub mod backup;
 pub mod blob;
 pub mod migrate;
 pub mod postgres;

@@ -20,7 +20,7 @@ use crate::rows::db_err;
 use crate::{SqliteStore, vectors};
 
 /// Tables in an order that satisfies every foreign key, with the key that orders their rows.
-const TABLES: &[(&str, &str)] = &[
+pub(crate) const TABLES: &[(&str, &str)] = &[
     ("users", "id"),
     ("sessions", "id"),
     ("invitations", "id"),

@@ -101,6 +101,36 @@ enum Command {
         #[arg(long, env = "LORE_DATABASE_URL", hide_env_values = true)]
         to: String,
     },
+    /// Write a consistent snapshot of an installation while it serves (the database, every
+    /// uploaded file, a manifest of SHA-256 checksums) to one archive, or check an archive.
+    Backup {
+        /// The archive to write.
+        #[arg(long, required_unless_present = "verify", conflicts_with = "verify")]
+        to: Option<std::path::PathBuf>,
+        /// Check an archive (every checksum, every row count) without restoring it.
+        #[arg(long)]
+        verify: Option<std::path::PathBuf>,
+        /// The installation's data directory. Default: ./lore-data
+        #[arg(long, env = "LORE_DATA_DIR", default_value = "lore-data")]
+        data_dir: std::path::PathBuf,
+        /// Include the master key, sealed under the passphrase in LORE_BACKUP_PASSPHRASE (without
+        /// it, secrets restored elsewhere open only with the installation's own key).
+        #[arg(long)]
+        include_master_key: bool,
+    },
+    /// Restore an archive of `lore backup` into an empty data directory, or into an empty
+    /// PostgreSQL database with --database-url.
+    Restore {
+        /// The archive.
+        #[arg(long)]
+        from: std::path::PathBuf,
+        /// The data directory to restore into (must hold no database). Default: ./lore-data
+        #[arg(long, env = "LORE_DATA_DIR", default_value = "lore-data")]
+        data_dir: std::path::PathBuf,
+        /// Restore into this PostgreSQL database (must be empty) instead.
+        #[arg(long, env = "LORE_DATABASE_URL", hide_env_values = true)]
+        database_url: Option<String>,
+    },
     /// Manage the master key that seals secrets at rest.
     Keys {
         #[command(subcommand)]
@@ -179,6 +209,12 @@ fn main() -> ExitCode {
             Command::Key { connection, command } => client::key(&connection, command).await,
             Command::Mcp { connection } => client::mcp_stdio(&connection).await,
             Command::Migrate { from, to } => done(migrate(&from, &to).await),
+            Command::Backup { to, verify, data_dir, include_master_key } => {
+                done(backup(to.as_deref(), verify.as_deref(), &data_dir, include_master_key).await)
+            }
+            Command::Restore { from, data_dir, database_url } => {
+                done(restore(&from, &data_dir, database_url.as_deref()).await)
+            }
             Command::Doctor { data_dir, database_url, server } => {
                 doctor::run(&data_dir, database_url.as_deref(), server.as_deref())
                     .await
@@ -299,6 +335,96 @@ async fn migrate(from: &std::path::Path, to: &str) -> anyhow::Result<()> {
         lore_server::secrets::KEY_ENV,
         from.join(lore_server::secrets::KEY_FILE).display()
     );
+    Ok(())
+}
+
+const PASSPHRASE_ENV: &str = "LORE_BACKUP_PASSPHRASE";
+
+fn passphrase() -> anyhow::Result<String> {
+    match std::env::var(PASSPHRASE_ENV) {
+        Ok(p) if p.chars().count() >= 12 => Ok(p),
+        Ok(_) => anyhow::bail!("{PASSPHRASE_ENV} must have at least 12 characters"),
+        Err(_) => anyhow::bail!("set {PASSPHRASE_ENV} to the passphrase that seals the master key"),
+    }
+}
+
+async fn backup(
+    to: Option<&std::path::Path>,
+    verify: Option<&std::path::Path>,
+    data_dir: &std::path::Path,
+    include_master_key: bool,
+) -> anyhow::Result<()> {
+    let fail = |e: lore_core::error::Error| anyhow::anyhow!("{e}");
+    if let Some(file) = verify {
+        let manifest = lore_store::backup::verify(file).await.map_err(fail)?;
+        let rows: i64 = manifest.tables.values().sum();
+        println!(
+            "{}: intact. {} backup of Lore {} taken {}: {rows} rows in {} tables, {} uploaded files, every SHA-256 matches",
+            file.display(),
+            manifest.source,
+            manifest.lore_version,
+            manifest.created_at,
+            manifest.tables.len(),
+            manifest.blobs().count()
+        );
+        return Ok(());
+    }
+    let to = to.ok_or_else(|| anyhow::anyhow!("name the archive with --to"))?;
+    let mut extra = Vec::new();
+    if include_master_key {
+        let key = lore_server::secrets::MasterKey::load_or_create(data_dir).map_err(fail)?;
+        extra.push((
+            lore_store::backup::SEALED_KEY,
+            lore_server::secrets::seal_with_passphrase(&key, &passphrase()?).map_err(fail)?,
+        ));
+    }
+    let started = std::time::Instant::now();
+    let manifest = lore_store::backup::backup_embedded(data_dir, to, &extra).await.map_err(fail)?;
+    let bytes = std::fs::metadata(to).map(|m| m.len()).unwrap_or(0);
+    println!(
+        "wrote {} ({bytes} bytes) in {:.1} s: {} rows in {} tables, {} uploaded files{}",
+        to.display(),
+        started.elapsed().as_secs_f64(),
+        manifest.tables.values().sum::<i64>(),
+        manifest.tables.len(),
+        manifest.blobs().count(),
+        if include_master_key {
+            ", the master key sealed under the passphrase"
+        } else {
+            "; the master key is not in it"
+        }
+    );
+    Ok(())
+}
+
+async fn restore(from: &std::path::Path, data_dir: &std::path::Path, database_url: Option<&str>) -> anyhow::Result<()> {
+    use lore_server::secrets::{KEY_ENV, KEY_FILE};
+    let fail = |e: lore_core::error::Error| anyhow::anyhow!("{e}");
+    let (manifest, sealed) = lore_store::backup::restore(from, data_dir, database_url).await.map_err(fail)?;
+    let target = match database_url {
+        Some(_) => "the PostgreSQL database".to_string(),
+        None => data_dir.display().to_string(),
+    };
+    println!(
+        "restored {} rows in {} tables and {} uploaded files into {target}; every checksum matched",
+        manifest.tables.values().sum::<i64>(),
+        manifest.tables.len(),
+        manifest.blobs().count()
+    );
+    match sealed {
+        Some(sealed) => {
+            let key = lore_server::secrets::open_with_passphrase(&sealed, &passphrase()?).map_err(fail)?;
+            let path = data_dir.join(KEY_FILE);
+            anyhow::ensure!(!path.exists(), "{} exists already; the archive's key was not written", path.display());
+            key.write(&path).map_err(fail)?;
+            println!("the master key is in {} (every node: {KEY_ENV}=$(cat {}))", path.display(), path.display());
+        }
+        None => println!(
+            "the archive holds no master key: start with the installation's key ({KEY_ENV}, or its master.key in {}) \
+             so that its provider keys and credentials open",
+            data_dir.display()
+        ),
+    }
     Ok(())
 }
 

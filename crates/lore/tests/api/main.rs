@@ -3,6 +3,7 @@
 
 mod agents;
 mod attacks;
+mod backup;
 mod campaigns;
 mod cli;
 mod connectors;
