@@ -137,6 +137,27 @@ fn read_frame(r: &mut impl Read, max: u64) -> io::Result<Option<Vec<u8>>> {
     Ok(Some(buf))
 }
 
+/// How long a side of the pipe waits awake for the other before sleeping in read().
+const SPIN: Duration = Duration::from_micros(250);
+
+/// Returns once `fd` has data or `spin` has passed, without sleeping.
+fn spin_until_readable(fd: &impl std::os::fd::AsFd, spin: Duration) {
+    use rustix::event::{PollFd, PollFlags, poll};
+    let started = std::time::Instant::now();
+    loop {
+        let mut fds = [PollFd::new(fd, PollFlags::IN)];
+        match poll(&mut fds, Some(&rustix::time::Timespec { tv_sec: 0, tv_nsec: 0 })) {
+            Ok(n) if n > 0 => return,
+            Ok(_) => {}
+            Err(_) => return,
+        }
+        if started.elapsed() >= spin {
+            return;
+        }
+        std::hint::spin_loop();
+    }
+}
+
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(PoisonError::into_inner)
 }
@@ -521,6 +542,12 @@ impl Worker {
     }
 
     fn receive(&mut self, max: u64) -> io::Result<Response> {
+        // Most files are small and their answer comes within a fraction of a millisecond: waiting
+        // for it awake saves the wake-up (on a virtual machine, a costly one) that sleeping in
+        // read() would need. A longer parse finds the worker asleep as before.
+        if self.stdout.buffer().is_empty() {
+            spin_until_readable(self.stdout.get_ref(), SPIN);
+        }
         read_response(&mut self.stdout, max)?.ok_or_else(|| io::ErrorKind::UnexpectedEof.into())
     }
 
