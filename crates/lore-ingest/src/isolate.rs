@@ -20,9 +20,9 @@ use std::io::{self, BufRead, BufReader, BufWriter, Read, Write};
 use std::path::PathBuf;
 use std::process::{Child, ChildStderr, ChildStdin, ChildStdout, Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError, mpsc};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use lore_core::budget::{Budgets, exceeded};
 use lore_core::error::{Code, Error, Result};
@@ -135,6 +135,81 @@ fn read_frame(r: &mut impl Read, max: u64) -> io::Result<Option<Vec<u8>>> {
         return Err(io::ErrorKind::UnexpectedEof.into());
     }
     Ok(Some(buf))
+}
+
+/// Kills a child whose file takes longer than the wall-clock limit. One thread per pool watches
+/// every file in flight (a thread per file cost more than reading a small file).
+#[derive(Default)]
+struct Watchdog {
+    state: Mutex<Watch>,
+    changed: Condvar,
+}
+
+#[derive(Default)]
+struct Watch {
+    next: u64,
+    started: bool,
+    closed: bool,
+    armed: Vec<Alarm>,
+}
+
+struct Alarm {
+    id: u64,
+    deadline: Instant,
+    child: Arc<Mutex<Child>>,
+    timed_out: Arc<AtomicBool>,
+}
+
+impl Watchdog {
+    fn arm(self: &Arc<Self>, deadline: Instant, child: Arc<Mutex<Child>>, timed_out: Arc<AtomicBool>) -> Result<u64> {
+        let mut watch = lock(&self.state);
+        if !watch.started {
+            let me = self.clone();
+            std::thread::Builder::new()
+                .name("parse-watchdog".into())
+                .spawn(move || me.watch())
+                .map_err(|e| Error::internal(format!("cannot start a parser watchdog: {e}")))?;
+            watch.started = true;
+        }
+        watch.next += 1;
+        let id = watch.next;
+        watch.armed.push(Alarm { id, deadline, child, timed_out });
+        drop(watch);
+        self.changed.notify_one();
+        Ok(id)
+    }
+
+    fn disarm(&self, id: u64) {
+        lock(&self.state).armed.retain(|a| a.id != id);
+    }
+
+    fn close(&self) {
+        lock(&self.state).closed = true;
+        self.changed.notify_one();
+    }
+
+    fn watch(&self) {
+        let mut watch = lock(&self.state);
+        loop {
+            if watch.closed {
+                return;
+            }
+            let now = Instant::now();
+            for alarm in watch.armed.iter().filter(|a| a.deadline <= now) {
+                alarm.timed_out.store(true, Ordering::SeqCst);
+                let _ = lock(&alarm.child).kill();
+            }
+            watch.armed.retain(|a| a.deadline > now);
+            let wait = watch.armed.iter().map(|a| a.deadline - now).min().unwrap_or(Duration::from_secs(3600));
+            watch = self.changed.wait_timeout(watch, wait).unwrap_or_else(PoisonError::into_inner).0;
+        }
+    }
+}
+
+impl Drop for ParserPool {
+    fn drop(&mut self) {
+        self.watchdog.close();
+    }
 }
 
 /// How long a side of the pipe waits awake for the other before sleeping in read().
@@ -257,6 +332,7 @@ pub struct ParserPool {
     size: usize,
     test_commands: bool,
     idle: Mutex<Vec<Worker>>,
+    watchdog: Arc<Watchdog>,
 }
 
 /// Why a child did not answer.
@@ -279,6 +355,7 @@ impl ParserPool {
             size: size.max(1),
             test_commands: false,
             idle: Mutex::new(Vec::new()),
+            watchdog: Arc::new(Watchdog::default()),
         }
         .with_budgets(lore_core::budget::budgets().clone())
     }
@@ -339,21 +416,10 @@ impl ParserPool {
             }
         };
         let timed_out = Arc::new(AtomicBool::new(false));
-        let (done, finished) = mpsc::channel::<()>();
-        let watchdog = {
-            let (child, timed_out, wall) = (worker.child.clone(), timed_out.clone(), self.wall);
-            std::thread::Builder::new().name("parse-watchdog".into()).spawn(move || {
-                if finished.recv_timeout(wall) == Err(mpsc::RecvTimeoutError::Timeout) {
-                    timed_out.store(true, Ordering::SeqCst);
-                    let _ = lock(&child).kill();
-                }
-            })
-        }
-        .map_err(|e| Error::internal(format!("cannot start a parser watchdog: {e}")))?;
+        let alarm = self.watchdog.arm(Instant::now() + self.wall, worker.child.clone(), timed_out.clone())?;
         let max_response = self.budgets.parser_memory_bytes.saturating_mul(2).max(1 << 30);
         let answer = worker.send(kind, bytes).and_then(|()| worker.receive(max_response));
-        drop(done);
-        let _ = watchdog.join();
+        self.watchdog.disarm(alarm);
         let timed_out = timed_out.load(Ordering::SeqCst);
         match answer {
             Ok(response) => {
