@@ -57,6 +57,9 @@ pub async fn check(state: &AppState) -> Result<()> {
     // shared volume not mounted here) takes no work.
     match tokio::time::timeout(PING_TIMEOUT, state.blobs.check()).await {
         Ok(Ok(())) => {}
+        // A full disk under the blob store is the same condition as a full data directory: keep
+        // its code so that operators (and clients backing off) see one cause, not two.
+        Ok(Err(e)) if e.code == Code::StorageFull => return Err(e),
         Ok(Err(e)) => {
             let message = format!("this node cannot use the blob store ({})", state.blobs.describe());
             return Err(Error::new(Code::StorageUnavailable, message).with_cause(e));
