@@ -151,6 +151,12 @@ struct Watch {
     started: bool,
     closed: bool,
     armed: Vec<Alarm>,
+    /// When the watching thread will next look, while it sleeps: an alarm due later needs no
+    /// wake-up, so the usual file (due a whole wall-clock limit from now) costs none.
+    wakes_at: Option<Instant>,
+    /// How long it sleeps with nothing armed: the last limit armed, so that the next file's
+    /// alarm falls due after it wakes anyway.
+    idle_wait: Duration,
 }
 
 struct Alarm {
@@ -173,9 +179,13 @@ impl Watchdog {
         }
         watch.next += 1;
         let id = watch.next;
+        watch.idle_wait = deadline.saturating_duration_since(Instant::now());
         watch.armed.push(Alarm { id, deadline, child, timed_out });
+        let sooner = watch.wakes_at.is_none_or(|wakes| deadline < wakes);
         drop(watch);
-        self.changed.notify_one();
+        if sooner {
+            self.changed.notify_one();
+        }
         Ok(id)
     }
 
@@ -200,8 +210,15 @@ impl Watchdog {
                 let _ = lock(&alarm.child).kill();
             }
             watch.armed.retain(|a| a.deadline > now);
-            let wait = watch.armed.iter().map(|a| a.deadline - now).min().unwrap_or(Duration::from_secs(3600));
+            let wait = watch
+                .armed
+                .iter()
+                .map(|a| a.deadline - now)
+                .min()
+                .unwrap_or(watch.idle_wait.max(Duration::from_millis(10)));
+            watch.wakes_at = Some(now + wait);
             watch = self.changed.wait_timeout(watch, wait).unwrap_or_else(PoisonError::into_inner).0;
+            watch.wakes_at = None;
         }
     }
 }

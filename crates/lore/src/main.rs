@@ -1,13 +1,5 @@
 //! `lore`: the server, and the tools around it.
 
-mod bench;
-mod bench_chat;
-mod bench_crash;
-mod bench_faults;
-mod bench_hostile;
-mod bench_load;
-mod bench_sync;
-mod bench_vectors;
 mod client;
 mod config;
 mod doctor;
@@ -30,7 +22,7 @@ enum Command {
     /// Measure Lore: each benchmark prints its figures and the command that produced them.
     Bench {
         #[command(subcommand)]
-        what: bench::BenchCommand,
+        what: lore_bench::BenchCommand,
     },
     /// Upload files and folders into a knowledge base, with progress, and wait for processing.
     Import {
@@ -197,7 +189,7 @@ fn main() -> ExitCode {
         let done = |r: anyhow::Result<()>| r.map(|()| client::Outcome::Ok);
         match cli.command {
             Command::Serve(args) => done(serve(*args).await),
-            Command::Bench { what } => done(bench::run(what).await),
+            Command::Bench { what } => done(lore_bench::run(what).await),
             Command::Keys { what: KeysCommand::RotateMaster { data_dir, database_url } } => {
                 done(rotate_master(&data_dir, database_url.as_deref()).await)
             }

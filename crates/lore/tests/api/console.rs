@@ -343,7 +343,14 @@ async fn a_newcomer_does_everything_in_the_console_in_a_real_browser() {
         ("zebra", "hostile"),
         ("退款", "退货政策.md"),
     ] {
-        browser.js("document.querySelector('#search-results').replaceChildren()", json!([])).await;
+        // The page draws itself after it loads: clear the results once they are there.
+        browser
+            .until(
+                "the search page",
+                "const r = document.querySelector('#search-results'); return r !== null && (r.replaceChildren(), true)",
+                json!([]),
+            )
+            .await;
         browser.fill("#search-query", query).await;
         browser.click("#search-form button[type=submit]").await;
         let first = browser

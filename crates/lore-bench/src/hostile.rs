@@ -35,7 +35,7 @@ use lore_ingest::samples::Rng;
 use reqwest::multipart::{Form, Part};
 use serde_json::{Value, json};
 
-use crate::bench::{BenchServer, Vocabulary};
+use crate::{BenchServer, Vocabulary};
 
 #[derive(Debug, Args)]
 pub struct HostileArgs {
@@ -417,7 +417,7 @@ async fn provider(recorder_port: u16) -> anyhow::Result<(u16, Records)> {
 // ------------------------------------------------------------------------------------ memory
 
 fn vm_rss_kib(pid: u32) -> Option<u64> {
-    crate::bench::proc_memory_kib(pid, "VmRSS")
+    crate::proc_memory_kib(pid, "VmRSS")
 }
 
 fn vm_hwm_kib(pid: u32) -> Option<u64> {

@@ -108,8 +108,8 @@ fn report(backend: &str, ef: usize, latencies: &mut [f64], hits: usize, queries:
     println!(
         "{backend} ef_search {ef}: recall@10 {:.3}; latency p50 {:.3} ms, p99 {:.3} ms; {:.0} QPS (one client)",
         hits as f64 / (10 * queries) as f64,
-        crate::bench::percentile(latencies, 0.5),
-        crate::bench::percentile(latencies, 0.99),
+        crate::percentile(latencies, 0.5),
+        crate::percentile(latencies, 0.99),
         queries as f64 / total
     );
 }
@@ -314,8 +314,8 @@ pub fn embed(args: EmbedArgs) -> anyhow::Result<()> {
     latencies.sort_by(f64::total_cmp);
     println!(
         "query embedding (60 characters): p50 {:.1} ms, p99 {:.1} ms",
-        crate::bench::percentile(&latencies, 0.5),
-        crate::bench::percentile(&latencies, 0.99)
+        crate::percentile(&latencies, 0.5),
+        crate::percentile(&latencies, 0.99)
     );
     Ok(())
 }

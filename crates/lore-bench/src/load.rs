@@ -14,8 +14,8 @@ use lore_ingest::samples::Rng;
 use serde_json::{Value, json};
 use tokio::sync::Mutex;
 
-use crate::bench::{BenchServer, Vocabulary, create_knowledge_base, percentile, query, upload_text};
-use crate::bench_chat::instant_provider;
+use crate::chat::instant_provider;
+use crate::{BenchServer, Vocabulary, create_knowledge_base, percentile, query, upload_text};
 
 #[derive(Debug, Args)]
 pub struct LoadArgs {

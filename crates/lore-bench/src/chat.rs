@@ -20,7 +20,7 @@ use lore_core::store::{Store, Upload};
 use lore_ingest::samples::Rng;
 use serde_json::{Value, json};
 
-use crate::bench::{Vocabulary, percentile, query};
+use crate::{Vocabulary, percentile, query};
 
 #[derive(Debug, Args)]
 pub struct ChatArgs {

@@ -17,7 +17,7 @@ use clap::Args;
 use lore_ingest::samples::Rng;
 use serde_json::{Value, json};
 
-use crate::bench::create_knowledge_base;
+use crate::create_knowledge_base;
 
 #[derive(Debug, Args)]
 pub struct CrashArgs {
@@ -201,7 +201,7 @@ pub async fn crash(args: CrashArgs) -> anyhow::Result<()> {
     // The killer: SIGKILL at random moments, spread over the ingestion, each followed by a restart.
     let mut rng = Rng(args.seed | 1);
     let mut restarts = Vec::with_capacity(args.kills);
-    let database = args.crash_database.as_deref().map(crate::bench_faults::DatabaseCrash::parse).transpose()?;
+    let database = args.crash_database.as_deref().map(crate::faults::DatabaseCrash::parse).transpose()?;
     let mut database_crashes = 0;
     for kill in 0..args.kills {
         tokio::time::sleep(Duration::from_millis(300 + rng.below(2700) as u64)).await;
@@ -345,7 +345,7 @@ pub async fn crash(args: CrashArgs) -> anyhow::Result<()> {
         args.docs,
         !findings.iter().any(|f| f.starts_with("knowledge base counts")),
         args.vector_checks.min(args.docs),
-        crate::bench::percentile(&restarts, 0.5),
+        crate::percentile(&restarts, 0.5),
         restarts.last().copied().unwrap_or(0.0),
         uploaded_in,
         settled_in,

@@ -9,7 +9,7 @@ use clap::Args;
 use lore_ingest::samples::Rng;
 use serde_json::{Value, json};
 
-use crate::bench::{Vocabulary, create_knowledge_base};
+use crate::{Vocabulary, create_knowledge_base};
 
 #[derive(Debug, Args)]
 pub struct SyncArgs {

@@ -25,7 +25,7 @@ use serde_json::{Value, json};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Notify;
 
-use crate::bench::{BenchServer, create_knowledge_base, upload_text};
+use crate::{BenchServer, create_knowledge_base, upload_text};
 
 #[derive(Debug, Args)]
 pub struct FaultsArgs {

@@ -1,0 +1,211 @@
+//! `lore bench parse` and `lore bench fuzz`: the parsers alone, in this process or isolated, and
+//! mutated sample files against them.
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use lore_ingest::samples::Rng;
+use serde_json::json;
+
+use crate::common::*;
+use crate::{FuzzArgs, ParseArgs};
+
+pub(crate) fn fuzz(args: FuzzArgs) -> anyhow::Result<()> {
+    let threads = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+    println!(
+        "lore bench fuzz --seconds {} --seed {}: {threads} threads, mutated samples of every format",
+        args.seconds, args.seed
+    );
+    let started = Instant::now();
+    let reports: Vec<_> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..threads)
+            .map(|t| {
+                let seed = args.seed.wrapping_mul(0x9E37_79B9_7F4A_7C15).wrapping_add(t as u64);
+                scope.spawn(move || {
+                    lore_ingest::fuzz::run(Duration::from_secs(args.seconds), u64::MAX, seed, Duration::from_secs(5))
+                })
+            })
+            .collect();
+        handles.into_iter().filter_map(|h| h.join().ok()).collect()
+    });
+    let executions: u64 = reports.iter().map(|r| r.executions).sum();
+    let parsed: u64 = reports.iter().map(|r| r.parsed).sum();
+    let rejected: u64 = reports.iter().map(|r| r.rejected).sum();
+    let findings: Vec<_> = reports.into_iter().flat_map(|r| r.findings).collect();
+    for (i, f) in findings.iter().enumerate() {
+        std::fs::create_dir_all(&args.out)?;
+        let path = args.out.join(format!("{i}-{}.bin", f.kind.name()));
+        std::fs::write(&path, &f.input)?;
+        println!("finding {i}: {:?} {} -> {}", f.kind, f.problem, path.display());
+    }
+    println!(
+        "{executions} executions in {:.0} s ({:.0}/s): {parsed} parsed, {rejected} rejected with an error, {} findings",
+        started.elapsed().as_secs_f64(),
+        executions as f64 / started.elapsed().as_secs_f64(),
+        findings.len()
+    );
+    anyhow::ensure!(
+        findings.is_empty(),
+        "the parsers broke on {} inputs (saved under {})",
+        findings.len(),
+        args.out.display()
+    );
+    Ok(())
+}
+
+/// Writes a mixed corpus of about `mb` MB into `dir`.
+fn generate_corpus(dir: &std::path::Path, mb: u64) -> anyhow::Result<()> {
+    use lore_ingest::samples;
+    std::fs::create_dir_all(dir)?;
+    let (en, zh) = (Vocabulary::english(VOCABULARY), Vocabulary::chinese(VOCABULARY));
+    let mut rng = Rng(0xC0FFEE);
+    let sentence = |rng: &mut Rng, chinese: bool, words: usize| -> String {
+        let v = if chinese { &zh } else { &en };
+        let w: Vec<&str> = (0..words).map(|_| v.sample(rng)).collect();
+        if chinese { format!("{}。", w.join("")) } else { format!("{}.", w.join(" ")) }
+    };
+    let mut total = 0u64;
+    let mut i = 0usize;
+    while total < mb * 1_000_000 {
+        let chinese = i.is_multiple_of(2);
+        let paragraphs: Vec<String> = (0..40 + rng.next_u64() % 80).map(|_| sentence(&mut rng, chinese, 30)).collect();
+        let (name, bytes): (String, Vec<u8>) = match i % 8 {
+            0 => (format!("{i}.md"), format!("# Doc {i}\n\n{}", paragraphs.join("\n\n")).into_bytes()),
+            1 => (
+                format!("{i}.html"),
+                format!(
+                    "<html><head><title>Doc {i}</title></head><body><nav>menu</nav><main>{}</main><footer>f</footer></body></html>",
+                    paragraphs.iter().map(|p| format!("<p>{p}</p>")).collect::<String>()
+                )
+                .into_bytes(),
+            ),
+            2 => (format!("{i}.txt"), paragraphs.join("\n\n").into_bytes()),
+            3 => (
+                format!("{i}.csv"),
+                std::iter::once("id,title,body".to_string())
+                    .chain(paragraphs.iter().enumerate().map(|(r, p)| format!("{r},row {r},\"{p}\"")))
+                    .collect::<Vec<_>>()
+                    .join("\n")
+                    .into_bytes(),
+            ),
+            4 => (format!("{i}.json"), serde_json::to_vec(&json!({"id": i, "sections": paragraphs}))?),
+            5 => {
+                let blocks: Vec<(Option<usize>, String)> = paragraphs
+                    .iter()
+                    .enumerate()
+                    .map(|(k, p)| if k % 10 == 0 { (Some(1), format!("Section {k}")) } else { (None, p.clone()) })
+                    .collect();
+                (format!("{i}.docx"), samples::docx_from(&blocks))
+            }
+            6 => {
+                let rows: Vec<Vec<String>> = std::iter::once(vec!["id".to_string(), "text".to_string()])
+                    .chain(paragraphs.iter().enumerate().map(|(r, p)| vec![r.to_string(), p.clone()]))
+                    .collect();
+                (format!("{i}.xlsx"), samples::xlsx_from(&rows))
+            }
+            _ => {
+                // The standard PDF fonts are Latin only: English text.
+                let lines: Vec<String> = (0..60).map(|_| sentence(&mut rng, false, 12)).collect();
+                let pages: Vec<Vec<String>> = lines.chunks(30).map(|c| c.to_vec()).collect();
+                (format!("{i}.pdf"), samples::pdf_lines(&pages))
+            }
+        };
+        total += bytes.len() as u64;
+        std::fs::write(dir.join(name), bytes)?;
+        i += 1;
+    }
+    println!("generated {i} files, {:.1} MB, in {}", total as f64 / 1e6, dir.display());
+    Ok(())
+}
+
+fn files_under(dir: &std::path::Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
+    for entry in std::fs::read_dir(dir)? {
+        let path = entry?.path();
+        if path.is_dir() {
+            files_under(&path, out)?;
+        } else {
+            out.push(path);
+        }
+    }
+    Ok(())
+}
+
+pub(crate) fn parse_folder(args: ParseArgs) -> anyhow::Result<()> {
+    use lore_core::chunking;
+    if let Some(mb) = args.generate_mb {
+        generate_corpus(&args.dir, mb)?;
+    }
+    let mut paths = Vec::new();
+    files_under(&args.dir, &mut paths)?;
+    paths.sort();
+    let strategy = chunking::resolve(None, None, &Default::default()).map_err(|e| anyhow::anyhow!("{e}"))?;
+    lore_ingest::segment::warm_up();
+    let pool = match args.isolated {
+        true => Some(lore_ingest::isolate::ParserPool::new(std::env::current_exe()?, 1)),
+        false => None,
+    };
+    // files, bytes, seconds in all, seconds parsing, chunks
+    let mut per_kind: std::collections::BTreeMap<&'static str, (usize, u64, f64, f64, usize)> = Default::default();
+    let mut failures = Vec::new();
+    for path in &paths {
+        let bytes = std::fs::read(path)?;
+        let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        let t = Instant::now();
+        let kind = lore_ingest::detect::detect(&name, &bytes[..bytes.len().min(8192)]);
+        let mut parse_secs = 0.0;
+        let parsed = match &pool {
+            Some(pool) => pool.parse(kind, &bytes),
+            None => lore_ingest::parse::parse(kind, &bytes),
+        };
+        let outcome = parsed.map(|parsed| {
+            parse_secs = t.elapsed().as_secs_f64();
+            let chunks = lore_ingest::chunk::chunk(&parsed.text, &strategy);
+            let terms: usize = chunks.iter().map(|c| lore_ingest::segment::terms(&c.content).len()).sum();
+            (chunks.len(), terms)
+        });
+        let secs = t.elapsed().as_secs_f64();
+        let entry = per_kind.entry(kind.name()).or_default();
+        entry.0 += 1;
+        entry.1 += bytes.len() as u64;
+        entry.2 += secs;
+        entry.3 += if parse_secs > 0.0 { parse_secs } else { secs };
+        match outcome {
+            Ok((chunks, _)) => entry.4 += chunks,
+            Err(e) => failures.push(format!("{}: {e}", path.display())),
+        }
+    }
+    println!(
+        "lore bench parse --dir {}{}: detect + parse{} + chunk (default) + segment, 1 thread, {} build",
+        args.dir.display(),
+        if args.isolated { " --isolated" } else { "" },
+        if args.isolated { " (in one reused child process)" } else { "" },
+        if cfg!(debug_assertions) { "debug" } else { "release" }
+    );
+    let (mut files, mut bytes, mut secs, mut parse) = (0, 0u64, 0.0, 0.0);
+    for (kind, (n, b, s, p, chunks)) in &per_kind {
+        println!(
+            "{kind:>10}: {n:>5} files, {:>8.1} MB, parse {:>7.1} MB/s; with chunk + segment {:>7.1} MB/s, {:>7.0} files/s, {chunks} chunks",
+            *b as f64 / 1e6,
+            *b as f64 / 1e6 / p,
+            *b as f64 / 1e6 / s,
+            *n as f64 / s
+        );
+        files += n;
+        bytes += b;
+        secs += s;
+        parse += p;
+    }
+    println!(
+        "     total: {files:>5} files, {:>8.1} MB, parse {:>7.1} MB/s; with chunk + segment {:>7.1} MB/s, {:>7.0} files/s; failures: {}; peak RSS {}",
+        bytes as f64 / 1e6,
+        bytes as f64 / 1e6 / parse,
+        bytes as f64 / 1e6 / secs,
+        files as f64 / secs,
+        failures.len(),
+        peak_rss_kib(std::process::id()).map(|k| format!("{:.1} MiB", k as f64 / 1024.0)).unwrap_or_default()
+    );
+    for f in failures.iter().take(10) {
+        println!("failed: {f}");
+    }
+    Ok(())
+}
