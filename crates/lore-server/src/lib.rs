@@ -53,6 +53,11 @@ pub struct RunningServer {
 }
 
 impl RunningServer {
+    /// The store that holds uploaded files (a folder, a bucket or the database).
+    pub fn blobs(&self) -> &dyn lore_core::blob::BlobStore {
+        self.state.blobs.as_ref()
+    }
+
     /// Runs the retention purges now instead of waiting for the scheduler.
     pub async fn run_maintenance(&self) -> Result<lore_core::model::PurgeReport> {
         maintenance::run_once(&self.state).await
