@@ -6,11 +6,15 @@ pub mod decode;
 pub mod describe;
 pub mod detect;
 pub mod formats;
+/// Mutated sample files against the parsers (`lore bench fuzz`); test tooling.
+#[cfg(any(test, feature = "testing"))]
 pub mod fuzz;
 pub mod highlight;
 pub mod isolate;
 pub mod parse;
 mod pdf_layout;
+/// Small valid files of every format, and the hostile ones, built in memory; test tooling.
+#[cfg(any(test, feature = "testing"))]
 pub mod samples;
 pub mod segment;
 pub mod summary;

@@ -1,6 +1,6 @@
 //! Service functions for the governance surface: the user's configuration (with secrets sealed
-//! at rest), usage logs, password and session management, administrators' user controls, and
-//! the retention purges.
+//! at rest), usage logs, password and session management, and administrators' user controls.
+//! The retention purges themselves run in `maintenance`.
 
 use lore_core::error::{Code, Error};
 use lore_core::model::*;

@@ -25,7 +25,7 @@ pub fn new_id() -> String {
 /// What this node says of itself. `shared`: the store is PostgreSQL (its schema versions differ
 /// from SQLite's).
 pub fn beat(node: &str, address: SocketAddr, shared: bool, workers: usize) -> NodeBeat {
-    let (sqlite, postgres) = lore_store::migrate::schema_versions();
+    let (sqlite, postgres) = lore_store::schema::versions();
     NodeBeat {
         id: node.to_string(),
         version: env!("CARGO_PKG_VERSION").to_string(),

@@ -1,4 +1,5 @@
-//! The HTTP surface: each handler extracts, calls one service function, and shapes the answer.
+//! The HTTP surface: handlers extract, call service functions, and shape the answer. The upload
+//! handler alone does more, because it streams the multipart body to a staging file itself.
 
 use axum::extract::multipart::{Field, MultipartError, MultipartRejection};
 use axum::extract::{DefaultBodyLimit, Multipart, State};

@@ -1,5 +1,5 @@
 //! The service functions behind the API: validation, authorisation decisions and orchestration.
-//! Handlers only translate HTTP to these calls and back; a CLI can call them just the same.
+//! Handlers translate HTTP to these calls and back.
 
 use std::path::Path;
 

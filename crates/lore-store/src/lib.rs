@@ -2,15 +2,15 @@
 //! and the filesystem blob store.
 
 pub mod backup;
-pub mod blob;
-pub mod migrate;
+pub mod fs_blobs;
 pub mod postgres;
 mod rows;
+pub mod schema;
 pub mod sqlite;
 pub mod transfer;
 pub mod vectors;
 
-pub use blob::FsBlobStore;
+pub use fs_blobs::FsBlobStore;
 pub use postgres::PgStore;
 pub use postgres::blobs::PgBlobStore;
 pub use sqlite::SqliteStore;

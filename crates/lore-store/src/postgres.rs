@@ -15,8 +15,8 @@ use sqlx::postgres::{PgPool, PgPoolOptions, PgRow};
 use sqlx::types::Json;
 use sqlx::{AssertSqlSafe, Postgres, Transaction};
 
-use crate::migrate;
 use crate::rows::*;
+use crate::schema;
 
 mod agents;
 pub mod blobs;
@@ -109,7 +109,7 @@ impl PgStore {
             .connect(url)
             .await
             .map_err(|e| Error::internal(format!("cannot connect to PostgreSQL: {e}")))?;
-        migrate::run_postgres(&pool).await?;
+        schema::run_postgres(&pool).await?;
         // No scan of the chunks at start: an index exists from the moment its first chunk was
         // stored, and `ensure_vector_index` learns of each dimension as it meets it.
         let store = PgStore { pool, ef_search: ef_search.max(1), indexed_dims: Mutex::new(HashSet::new()) };
@@ -1739,6 +1739,7 @@ pub async fn role_bypasses_row_security(pool: &PgPool) -> Result<bool> {
 /// Creates an empty schema in the database at `url` and returns a URL whose connections work in
 /// it (pgvector's types stay visible through `public`): one isolated database per test, or per
 /// test cluster of nodes, on one server.
+#[cfg(feature = "testing")]
 pub async fn create_scratch_schema(url: &str) -> Result<String> {
     let schema = format!("lore_t_{}", uuid::Uuid::new_v4().simple());
     let pool = PgPoolOptions::new()

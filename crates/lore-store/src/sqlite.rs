@@ -3,7 +3,6 @@
 
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
-use std::str::FromStr;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -14,8 +13,8 @@ use lore_core::store::{ApiKeyRecord, SessionRecord, Store, Upload};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{AssertSqlSafe, Connection, Row, Sqlite, Transaction};
 
-use crate::migrate;
 use crate::rows::*;
+use crate::schema;
 use crate::vectors::{self, Field, SpaceKey, VectorIndexes};
 
 mod agents;
@@ -131,7 +130,7 @@ impl SqliteStore {
             .connect_with(options.clone())
             .await
             .map_err(db_err)?;
-        migrate::run_sqlite(&writer).await?;
+        schema::run_sqlite(&writer).await?;
         search::backfill_lengths(&writer).await?;
         let readers = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2).clamp(2, 8) as u32;
         let reader = SqlitePoolOptions::new()
@@ -144,13 +143,6 @@ impl SqliteStore {
         let vector_dir = path.with_extension("vectors");
         let vectors = VectorIndexes::open(Some(vector_dir), ef_search, reader.clone(), writer.clone()).await?;
         Ok(SqliteStore { writer, reader, vectors })
-    }
-
-    /// Opens the database from a path given as text (`sqlite://` prefixes allowed).
-    pub async fn open_url(url: &str) -> Result<SqliteStore> {
-        let path = url.trim_start_matches("sqlite://").trim_start_matches("sqlite:");
-        SqliteConnectOptions::from_str(url).map_err(db_err)?;
-        SqliteStore::open(Path::new(path)).await
     }
 
     pub async fn close(&self) {

@@ -1484,7 +1484,7 @@ async fn sqlite_nodes_refuse_schemas_they_cannot_read() {
     let path = dir.path().join("lore.db");
     SqliteStore::open(&path).await.expect("open").close().await;
     let raw = sqlx::SqlitePool::connect(&format!("sqlite://{}", path.display())).await.expect("connect");
-    let ours = lore_store::migrate::schema_versions().0;
+    let ours = lore_store::schema::versions().0;
     sqlx::query(
         "INSERT INTO lore_migrations (version, description, checksum, applied_at, readable_by) VALUES (?, 'adds', 'x', '', ?)",
     )

@@ -98,7 +98,7 @@ pub fn latest(migrations: &[Migration]) -> i64 {
 }
 
 /// The newest SQLite and PostgreSQL schema versions this binary knows.
-pub fn schema_versions() -> (i64, i64) {
+pub fn versions() -> (i64, i64) {
     (latest(SQLITE), latest(POSTGRES))
 }
 
