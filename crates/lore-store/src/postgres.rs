@@ -1213,7 +1213,9 @@ impl Store for PgStore {
         // Owners take turns (see the trait): an owner's next job waits behind every other owner's
         // job with the same turn number, counting the jobs the owner already has running. SKIP
         // LOCKED: nodes claiming at the same moment take different jobs instead of queuing behind
-        // one another's row locks.
+        // one another's row locks. The CTEs read the statement's snapshot, so the claimable test
+        // is repeated on the locked row itself: a job another node claimed and committed after
+        // that snapshot is re-read under the lock and skipped, never claimed twice.
         let row = sqlx::query(
             "UPDATE jobs SET status = 'running', attempts = attempts + 1, locked_by = $1, locked_until = $2
              WHERE id = (WITH owned AS (SELECT j.id, j.status, j.run_after, j.locked_until, j.created_at,
@@ -1231,7 +1233,10 @@ impl Store for PgStore {
                                                OR (o.status = 'running' AND o.locked_until < $3))
                                           AND NOT (o.id = ANY($4)))
                          SELECT j.id FROM jobs j JOIN turns t ON t.id = j.id
+                         WHERE (j.status = 'queued' AND j.run_after <= $3)
+                            OR (j.status = 'running' AND j.locked_until < $3)
                          ORDER BY t.turn, t.created_at, t.id LIMIT 1 FOR UPDATE OF j SKIP LOCKED)
+               AND ((status = 'queued' AND run_after <= $3) OR (status = 'running' AND locked_until < $3))
              RETURNING id, kind, document_id, knowledge_base_id, attempts",
         )
         .bind(worker)
