@@ -201,7 +201,7 @@ mod tests {
     /// The table and the API's own description name the same routes: none unguarded, none stale.
     #[test]
     fn every_documented_route_has_exactly_one_rule() {
-        let doc: serde_json::Value = serde_json::from_str(&crate::openapi::json()).expect("openapi");
+        let doc: serde_json::Value = serde_json::from_str(crate::openapi::json()).expect("openapi");
         let mut documented = Vec::new();
         for (path, item) in doc["paths"].as_object().expect("paths") {
             for method in ["get", "post", "put", "patch", "delete"] {

@@ -109,10 +109,7 @@ impl S3BlobStore {
         // Uploads are staged on local disk while they are hashed, then sent to the bucket.
         let staging = local.join("staging");
         std::fs::create_dir_all(&staging)?;
-        // Staged files left by a crash belong to uploads that were never accepted.
-        for entry in std::fs::read_dir(&staging)?.flatten() {
-            let _ = std::fs::remove_file(entry.path());
-        }
+        lore_store::fs_blobs::sweep_staging(&staging);
         Ok(S3BlobStore { bucket, prefix: prefix.trim_matches('/').to_string(), credentials, http, staging })
     }
 

@@ -3,7 +3,8 @@
 //! An archive is a plain tar of
 //! - `lore.db`: the installation's database as an embedded (SQLite) database, a consistent
 //!   snapshot taken while the server runs (SQLite's `VACUUM INTO`, which reads inside one
-//!   transaction while writers go on in the write-ahead log);
+//!   transaction while writers go on in the write-ahead log; on PostgreSQL, every table read in
+//!   one repeatable-read transaction into a new embedded database);
 //! - `blobs/<key>`: every uploaded file the snapshot's documents name, content-addressed;
 //! - optionally `master.key.sealed`: the master key, sealed under a passphrase by the caller;
 //! - `manifest.json`, last: the format, Lore's version, the schema, each table's row count, and
@@ -17,6 +18,7 @@ use std::collections::BTreeMap;
 use std::io::{BufReader, BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
 
+use lore_core::blob::BlobStore;
 use lore_core::error::{Error, Result};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -64,26 +66,61 @@ fn bad(message: impl Into<String>) -> Error {
 }
 
 /// Writes `to` (atomically: a partial archive never has the final name) from the embedded
-/// installation in `data_dir`, while it serves. `extra` entries (a sealed master key) go in as
-/// given.
-pub async fn backup_embedded(data_dir: &Path, to: &Path, extra: &[(&str, Vec<u8>)]) -> Result<Manifest> {
+/// installation in `data_dir`, while it serves; its uploaded files are read from `blobs`.
+/// `extra` entries (a sealed master key) go in as given.
+pub async fn backup_embedded(
+    data_dir: &Path,
+    blobs: &dyn BlobStore,
+    to: &Path,
+    extra: &[(&str, Vec<u8>)],
+) -> Result<Manifest> {
     let db = data_dir.join(DATABASE);
     if !db.exists() {
         return Err(bad(format!("no Lore database at {}", db.display())));
     }
     let work = tempdir_beside(to)?;
-    let snapshot = work.join(DATABASE);
-    {
+    let result = async {
+        let snapshot = work.join(DATABASE);
         let pool = open_pool(&db, true).await?;
-        sqlx::query("VACUUM INTO ?").bind(snapshot.display().to_string()).execute(&pool).await.map_err(db_err)?;
+        let vacuumed =
+            sqlx::query("VACUUM INTO ?").bind(snapshot.display().to_string()).execute(&pool).await.map_err(db_err);
         pool.close().await;
+        vacuumed?;
+        write_archive(blobs, &snapshot, &work, to, extra, "embedded").await
     }
-    let result = write_archive(data_dir, &snapshot, to, extra).await;
+    .await;
     let _ = std::fs::remove_dir_all(&work);
     result
 }
 
-async fn write_archive(data_dir: &Path, snapshot: &Path, to: &Path, extra: &[(&str, Vec<u8>)]) -> Result<Manifest> {
+/// The same from an installation on PostgreSQL, while its nodes serve: the database is read in
+/// one snapshot transaction into the archive's embedded database (one format for both stores),
+/// and its uploaded files from `blobs` (the database, a shared volume or a bucket).
+pub async fn backup_postgres(
+    pg: &crate::PgStore,
+    blobs: &dyn BlobStore,
+    to: &Path,
+    extra: &[(&str, Vec<u8>)],
+) -> Result<Manifest> {
+    let work = tempdir_beside(to)?;
+    let result = async {
+        let snapshot = work.join(DATABASE);
+        crate::transfer::postgres_to_sqlite(pg, &snapshot).await?;
+        write_archive(blobs, &snapshot, &work, to, extra, "postgres").await
+    }
+    .await;
+    let _ = std::fs::remove_dir_all(&work);
+    result
+}
+
+async fn write_archive(
+    blobs: &dyn BlobStore,
+    snapshot: &Path,
+    work: &Path,
+    to: &Path,
+    extra: &[(&str, Vec<u8>)],
+    source: &str,
+) -> Result<Manifest> {
     let pool = open_pool(snapshot, true).await?;
     let tables = count_tables(&pool).await?;
     let schema_version: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(version), 0) FROM lore_migrations")
@@ -102,21 +139,21 @@ async fn write_archive(data_dir: &Path, snapshot: &Path, to: &Path, extra: &[(&s
     let file = std::fs::File::create(&partial).map_err(|e| Error::internal(format!("{}: {e}", partial.display())))?;
     let mut tar = tar::Builder::new(BufWriter::new(file));
     files.insert(DATABASE.to_string(), append_file(&mut tar, DATABASE, snapshot)?);
+    // Each file passes through the work directory in parts, never whole in memory.
+    let copy = work.join("blob");
     for key in keys {
-        let path = data_dir.join("blobs").join(&key);
         if key.split('/').any(|p| p.is_empty() || p == "." || p == "..") {
             return Err(Error::internal(format!("a document names the blob {key:?}")));
         }
-        match append_file(&mut tar, &format!("blobs/{key}"), &path) {
-            Ok(entry) => {
-                files.insert(format!("blobs/{key}"), entry);
-            }
+        if !fetch_blob(blobs, &key, &copy).await? {
             // Purged since the snapshot: its documents were too (and are in the trash at most
             // in the snapshot); the restore says so.
-            Err(e) if !path.exists() => tracing::warn!(%key, error = %e, "an uploaded file vanished during the backup"),
-            Err(e) => return Err(e),
+            tracing::warn!(%key, "an uploaded file vanished during the backup");
+            continue;
         }
+        files.insert(format!("blobs/{key}"), append_file(&mut tar, &format!("blobs/{key}"), &copy)?);
     }
+    let _ = std::fs::remove_file(&copy);
     for (name, bytes) in extra {
         files.insert(name.to_string(), append_bytes(&mut tar, name, bytes)?);
     }
@@ -125,7 +162,7 @@ async fn write_archive(data_dir: &Path, snapshot: &Path, to: &Path, extra: &[(&s
         version: VERSION,
         lore_version: env!("CARGO_PKG_VERSION").into(),
         created_at: lore_core::now(),
-        source: "embedded".into(),
+        source: source.into(),
         schema_version,
         tables,
         files,
@@ -137,6 +174,28 @@ async fn write_archive(data_dir: &Path, snapshot: &Path, to: &Path, extra: &[(&s
     out.get_ref().sync_all()?;
     std::fs::rename(&partial, to)?;
     Ok(manifest)
+}
+
+/// Copies the blob `key` to the file `to` in parts; false if the store no longer holds it.
+async fn fetch_blob(blobs: &dyn BlobStore, key: &str, to: &Path) -> Result<bool> {
+    const PART: usize = 1 << 20;
+    let Some(size) = blobs.size(key).await? else { return Ok(false) };
+    let mut out = BufWriter::new(std::fs::File::create(to)?);
+    let mut offset = 0u64;
+    while offset < size {
+        let part = match blobs.read_range(key, offset, PART).await {
+            Ok(part) => part,
+            Err(e) if e.code == lore_core::error::Code::NotFound => return Ok(false),
+            Err(e) => return Err(e),
+        };
+        if part.is_empty() {
+            return Err(Error::internal(format!("{key} ended at {offset} of {size} bytes while it was archived")));
+        }
+        out.write_all(&part)?;
+        offset += part.len() as u64;
+    }
+    out.flush()?;
+    Ok(true)
 }
 
 /// Reads the whole archive: every entry's size and SHA-256 must match the manifest, nothing may

@@ -6,6 +6,21 @@ use async_trait::async_trait;
 use lore_core::blob::BlobStore;
 use lore_core::error::{Error, Result};
 
+/// A staged file this old belongs to an upload that was never accepted (its node crashed).
+const STALE_STAGED: std::time::Duration = std::time::Duration::from_secs(3600);
+
+/// Removes stale staged files. Only stale ones: other nodes on a shared volume, a running server
+/// beside `lore backup`, are writing theirs at this moment.
+pub fn sweep_staging(staging: &Path) {
+    let Ok(entries) = std::fs::read_dir(staging) else { return };
+    for entry in entries.flatten() {
+        let age = entry.metadata().and_then(|m| m.modified()).ok().and_then(|t| t.elapsed().ok());
+        if age.is_some_and(|age| age >= STALE_STAGED) {
+            let _ = std::fs::remove_file(entry.path());
+        }
+    }
+}
+
 pub struct FsBlobStore {
     root: PathBuf,
     staging: PathBuf,
@@ -15,12 +30,7 @@ impl FsBlobStore {
     pub fn open(root: &Path) -> Result<FsBlobStore> {
         let staging = root.join("staging");
         std::fs::create_dir_all(&staging)?;
-        // Staged files left by a crash belong to uploads that were never accepted.
-        if let Ok(entries) = std::fs::read_dir(&staging) {
-            for entry in entries.flatten() {
-                let _ = std::fs::remove_file(entry.path());
-            }
-        }
+        sweep_staging(&staging);
         Ok(FsBlobStore { root: root.to_path_buf(), staging })
     }
 

@@ -1847,7 +1847,7 @@ fn filter_conditions(filters: &SearchFilters) -> Result<(String, Vec<String>)> {
 }
 
 /// The full-text token that stands for a knowledge base (letters and digits only).
-fn kb_token(id: Id) -> String {
+pub(crate) fn kb_token(id: Id) -> String {
     format!("kb{}", id.simple())
 }
 

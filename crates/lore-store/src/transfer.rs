@@ -1,5 +1,6 @@
 //! `lore migrate`: copies an embedded installation (SQLite) into PostgreSQL, embeddings included,
-//! so nothing is re-embedded.
+//! so nothing is re-embedded. The other way, [`postgres_to_sqlite`] writes a PostgreSQL
+//! installation's snapshot as an embedded database, which is what `lore backup` archives.
 //!
 //! Rows are copied table by table in foreign-key order, in batches, each insert skipping rows the
 //! target already has: an interrupted run is simply run again and resumes. The statistics the
@@ -251,22 +252,25 @@ async fn finish_chunks(source: &SqlitePool, target: &PgPool) -> Result<()> {
     Ok(())
 }
 
+/// The columns the triggers keep, with their PostgreSQL types: a copy sets them to the source's
+/// values afterwards, since the triggers counted the copied rows again.
+const STATISTICS: &[(&str, &[(&str, &str)])] = &[
+    ("users", &[("storage_used", "int8"), ("api_calls_count", "int8")]),
+    (
+        "knowledge_bases",
+        &[
+            ("document_count", "int8"),
+            ("total_size_bytes", "int8"),
+            ("chunk_count", "int8"),
+            ("last_updated_at", "timestamptz"),
+        ],
+    ),
+    ("documents", &[("chunk_count", "int8")]),
+];
+
 /// The triggers counted the copied rows again; the source's statistics are the truth.
 async fn restore_statistics(source: &SqlitePool, target: &PgPool) -> Result<()> {
-    let stats: &[(&str, &[(&str, &str)])] = &[
-        ("users", &[("storage_used", "int8"), ("api_calls_count", "int8")]),
-        (
-            "knowledge_bases",
-            &[
-                ("document_count", "int8"),
-                ("total_size_bytes", "int8"),
-                ("chunk_count", "int8"),
-                ("last_updated_at", "timestamptz"),
-            ],
-        ),
-        ("documents", &[("chunk_count", "int8")]),
-    ];
-    for (table, columns) in stats {
+    for (table, columns) in STATISTICS {
         let select = columns.iter().map(|(c, _)| format!("CAST({c} AS TEXT) AS {c}")).collect::<Vec<_>>().join(", ");
         let rows = sqlx::query(AssertSqlSafe(format!("SELECT id, {select} FROM {table}")))
             .fetch_all(source)
@@ -388,4 +392,167 @@ fn compare(what: &str, left: Sha256, right: Sha256) -> Result<String> {
         return Err(Error::internal(format!("{what} differ between the source ({l}) and PostgreSQL ({r})")));
     }
     Ok(l)
+}
+
+/// Writes a consistent snapshot of the PostgreSQL installation `source` as a new embedded
+/// database at `target` (which must not exist): every table is read inside one repeatable-read
+/// transaction, so the copy is the database at one instant while the nodes go on writing.
+/// Embeddings come over bit for bit; each chunk's full-text terms are rebuilt from its tsvector
+/// (its lexemes in position order), which is what PostgreSQL ranks by.
+pub async fn postgres_to_sqlite(source: &PgStore, target: &Path) -> Result<()> {
+    // The embedded schema, current migrations and triggers included.
+    SqliteStore::open(target).await?.close().await;
+    let sqlite = SqlitePoolOptions::new()
+        .max_connections(1)
+        .connect_with(
+            SqliteConnectOptions::new()
+                .filename(target)
+                // Rows arrive in foreign-key order; a chunk may name a parent copied later.
+                .foreign_keys(false)
+                .synchronous(sqlx::sqlite::SqliteSynchronous::Off),
+        )
+        .await
+        .map_err(db_err)?;
+    let mut snapshot = source.pool().begin().await.map_err(db_err)?;
+    sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+        .execute(&mut *snapshot)
+        .await
+        .map_err(db_err)?;
+    let mut out = sqlite.begin().await.map_err(db_err)?;
+    // A new embedded database has its seed rows (file types); the snapshot's replace them.
+    for (table, _) in TABLES.iter().rev() {
+        sqlx::query(AssertSqlSafe(format!("DELETE FROM {table}"))).execute(&mut *out).await.map_err(db_err)?;
+    }
+    for (table, key) in TABLES {
+        copy_out(&mut snapshot, &mut out, table, key).await?;
+    }
+    for (table, columns) in STATISTICS {
+        let select = columns.iter().map(|(c, kind)| as_sqlite_text(c, kind)).collect::<Vec<_>>().join(", ");
+        let rows = sqlx::query(AssertSqlSafe(format!("SELECT id::text AS id, {select} FROM {table}")))
+            .fetch_all(&mut *snapshot)
+            .await
+            .map_err(db_err)?;
+        let sets = columns.iter().map(|(c, _)| format!("{c} = ?")).collect::<Vec<_>>().join(", ");
+        let sql = format!("UPDATE {table} SET {sets} WHERE id = ?");
+        for row in &rows {
+            let mut query = sqlx::query(AssertSqlSafe(sql.clone()));
+            for (column, _) in columns.iter() {
+                query = query.bind(row.try_get::<Option<String>, _>(*column).map_err(db_err)?);
+            }
+            query.bind(row.try_get::<String, _>("id").map_err(db_err)?).execute(&mut *out).await.map_err(db_err)?;
+        }
+    }
+    out.commit().await.map_err(db_err)?;
+    snapshot.rollback().await.map_err(db_err)?;
+    sqlite.close().await;
+    Ok(())
+}
+
+/// A PostgreSQL column as the text the embedded store keeps: timestamps in its sortable UTC
+/// format, booleans as 0/1, the rest as PostgreSQL prints them (SQLite's column affinity makes
+/// numbers of numbers).
+fn as_sqlite_text(column: &str, kind: &str) -> String {
+    match kind {
+        "timestamptz" => {
+            format!(r#"to_char({column} AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"') AS {column}"#)
+        }
+        "bool" => format!("({column})::int::text AS {column}"),
+        _ => format!("({column})::text AS {column}"),
+    }
+}
+
+/// Copies one table out of the snapshot, in batches ordered by its key.
+async fn copy_out(
+    snapshot: &mut sqlx::PgConnection,
+    out: &mut sqlx::SqliteConnection,
+    table: &str,
+    key: &str,
+) -> Result<()> {
+    let ours: Vec<String> = sqlx::query_scalar(AssertSqlSafe(format!("SELECT name FROM pragma_table_info('{table}')")))
+        .fetch_all(&mut *out)
+        .await
+        .map_err(db_err)?;
+    let theirs = sqlx::query(
+        "SELECT column_name::text AS name, udt_name::text AS kind FROM information_schema.columns
+         WHERE table_schema = current_schema() AND table_name = $1 ORDER BY ordinal_position",
+    )
+    .bind(table)
+    .fetch_all(&mut *snapshot)
+    .await
+    .map_err(db_err)?;
+    let mut columns = Vec::new();
+    let mut key_kind = None;
+    // Messages are ordered by rowid on SQLite, by seq here: copying in seq order keeps it.
+    let key = if key == "rowid" { "seq" } else { key };
+    for row in &theirs {
+        let (name, kind): (String, String) =
+            (row.try_get("name").map_err(db_err)?, row.try_get("kind").map_err(db_err)?);
+        if name == key {
+            key_kind = Some(kind.clone());
+        }
+        if ours.contains(&name) {
+            columns.push((name, kind));
+        }
+    }
+    let key_kind = key_kind.ok_or_else(|| Error::internal(format!("{table} has no column {key} on PostgreSQL")))?;
+    let chunks = table == "document_chunks";
+    let mut select: Vec<String> = columns.iter().map(|(name, kind)| as_sqlite_text(name, kind)).collect();
+    let mut names: Vec<&str> = columns.iter().map(|(n, _)| n.as_str()).collect();
+    if chunks {
+        // What the embedded store keeps beside an indexed chunk: its distinct terms, and the
+        // terms themselves in its full-text table.
+        select.push("length(fts) AS lore_fts_length".into());
+        select.push(
+            "(SELECT string_agg(t.lexeme, ' ' ORDER BY p) FROM unnest(fts) t, unnest(t.positions) p) AS lore_fts_terms"
+                .into(),
+        );
+        names.push("fts_length");
+    }
+    let insert = format!("INSERT INTO {table} ({}) VALUES ({})", names.join(", "), vec!["?"; names.len()].join(", "));
+    let mut after: Option<String> = None;
+    loop {
+        // The key is named with its table: a bare name would mean the text copy of it selected
+        // below, which sorts "10" before "9".
+        let start = if after.is_some() {
+            format!("WHERE {table}.{key} > $1::{key_kind}")
+        } else {
+            "WHERE $1::text IS NULL".into()
+        };
+        let sql = format!(
+            "SELECT ({table}.{key})::text AS lore_key, {} FROM {table} {start} ORDER BY {table}.{key} LIMIT 2000",
+            select.join(", ")
+        );
+        let rows =
+            sqlx::query(AssertSqlSafe(sql)).bind(after.as_deref()).fetch_all(&mut *snapshot).await.map_err(db_err)?;
+        let Some(last) = rows.last() else { break };
+        after = Some(last.try_get("lore_key").map_err(db_err)?);
+        for row in &rows {
+            let mut query = sqlx::query(AssertSqlSafe(insert.clone()));
+            for (name, kind) in &columns {
+                let text: Option<String> = row.try_get(name.as_str()).map_err(db_err)?;
+                query = if kind == "vector" {
+                    query.bind(text.map(|v| parse_vector(&v)).transpose()?.map(|v| vectors::to_blob(&v)))
+                } else {
+                    query.bind(text)
+                };
+            }
+            if chunks {
+                query = query.bind(row.try_get::<Option<i32>, _>("lore_fts_length").map_err(db_err)?);
+            }
+            query.execute(&mut *out).await.map_err(db_err)?;
+            if chunks && let Some(terms) = row.try_get::<Option<String>, _>("lore_fts_terms").map_err(db_err)? {
+                let seq: String = row.try_get("seq").map_err(db_err)?;
+                let kb: String = row.try_get("knowledge_base_id").map_err(db_err)?;
+                let kb = uuid::Uuid::parse_str(&kb).map_err(|e| Error::internal(format!("bad id {kb:?}: {e}")))?;
+                sqlx::query("INSERT INTO chunk_fts (rowid, terms, kb) VALUES (?, ?, ?)")
+                    .bind(seq.parse::<i64>().map_err(|e| Error::internal(format!("bad seq {seq:?}: {e}")))?)
+                    .bind(terms)
+                    .bind(crate::sqlite::kb_token(kb))
+                    .execute(&mut *out)
+                    .await
+                    .map_err(db_err)?;
+            }
+        }
+    }
+    Ok(())
 }

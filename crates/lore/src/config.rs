@@ -37,7 +37,7 @@ impl Registration {
     }
 }
 
-#[derive(Debug, Args)]
+#[derive(Debug, Default, Args)]
 pub struct ServeArgs {
     /// TOML file with any of the settings below, by their long names with underscores (data_dir, listen, ...).
     #[arg(long, env = "LORE_CONFIG")]

@@ -105,6 +105,16 @@ enum Command {
         /// The installation's data directory. Default: ./lore-data
         #[arg(long, env = "LORE_DATA_DIR", default_value = "lore-data")]
         data_dir: std::path::PathBuf,
+        /// The installation's PostgreSQL database, when it runs on one (as its nodes are started).
+        #[arg(long, env = "LORE_DATABASE_URL", hide_env_values = true)]
+        database_url: Option<String>,
+        /// Where its uploaded files live, when not in the default place (as `serve --blob-url`;
+        /// S3 credentials from AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY).
+        #[arg(long, env = "LORE_BLOB_URL")]
+        blob_url: Option<String>,
+        /// The bucket's endpoint when it is not AWS.
+        #[arg(long, env = "LORE_S3_ENDPOINT")]
+        s3_endpoint: Option<String>,
         /// Include the master key, sealed under the passphrase in LORE_BACKUP_PASSPHRASE (without
         /// it, secrets restored elsewhere open only with the installation's own key).
         #[arg(long)]
@@ -201,8 +211,15 @@ fn main() -> ExitCode {
             Command::Key { connection, command } => client::key(&connection, command).await,
             Command::Mcp { connection } => client::mcp_stdio(&connection).await,
             Command::Migrate { from, to } => done(migrate(&from, &to).await),
-            Command::Backup { to, verify, data_dir, include_master_key } => {
-                done(backup(to.as_deref(), verify.as_deref(), &data_dir, include_master_key).await)
+            Command::Backup { to, verify, data_dir, database_url, blob_url, s3_endpoint, include_master_key } => {
+                let installation = config::ServeArgs {
+                    data_dir: Some(data_dir),
+                    database_url,
+                    blob_url,
+                    s3_endpoint,
+                    ..Default::default()
+                };
+                done(backup(to.as_deref(), verify.as_deref(), installation, include_master_key).await)
             }
             Command::Restore { from, data_dir, database_url } => {
                 done(restore(&from, &data_dir, database_url.as_deref()).await)
@@ -343,7 +360,7 @@ fn passphrase() -> anyhow::Result<String> {
 async fn backup(
     to: Option<&std::path::Path>,
     verify: Option<&std::path::Path>,
-    data_dir: &std::path::Path,
+    installation: config::ServeArgs,
     include_master_key: bool,
 ) -> anyhow::Result<()> {
     let fail = |e: lore_core::error::Error| anyhow::anyhow!("{e}");
@@ -362,16 +379,34 @@ async fn backup(
         return Ok(());
     }
     let to = to.ok_or_else(|| anyhow::anyhow!("name the archive with --to"))?;
+    let (config, _) = config::resolve(installation)?;
+    let data_dir = config.data_dir.as_path();
+    let pg = match &config.database_url {
+        Some(url) => Some(lore_store::PgStore::open(url).await.map_err(fail)?),
+        None => None,
+    };
+    let blobs = lore_server::blobs::open(&config, pg.as_ref()).map_err(fail)?;
     let mut extra = Vec::new();
     if include_master_key {
         let key = lore_server::secrets::MasterKey::load_or_create(data_dir).map_err(fail)?;
+        // On PostgreSQL the key must be the cluster's, or the archive would seal a useless one.
+        if let Some(pg) = &pg {
+            key.verify_for(pg, data_dir).await.map_err(fail)?;
+        }
         extra.push((
             lore_store::backup::SEALED_KEY,
             lore_server::secrets::seal_with_passphrase(&key, &passphrase()?).map_err(fail)?,
         ));
     }
     let started = std::time::Instant::now();
-    let manifest = lore_store::backup::backup_embedded(data_dir, to, &extra).await.map_err(fail)?;
+    let manifest = match &pg {
+        Some(pg) => lore_store::backup::backup_postgres(pg, blobs.as_ref(), to, &extra).await,
+        None => lore_store::backup::backup_embedded(data_dir, blobs.as_ref(), to, &extra).await,
+    };
+    if let Some(pg) = pg {
+        lore_core::store::Store::close(&pg).await;
+    }
+    let manifest = manifest.map_err(fail)?;
     let bytes = std::fs::metadata(to).map(|m| m.len()).unwrap_or(0);
     println!(
         "wrote {} ({bytes} bytes) in {:.1} s: {} rows in {} tables, {} uploaded files{}",

@@ -28,10 +28,7 @@ impl PgBlobStore {
     pub fn open(store: &super::PgStore, staging: &Path) -> Result<PgBlobStore> {
         let pool = store.pool().clone();
         std::fs::create_dir_all(staging)?;
-        // Staged files left by a crash belong to uploads that were never accepted.
-        for entry in std::fs::read_dir(staging)?.flatten() {
-            let _ = std::fs::remove_file(entry.path());
-        }
+        crate::fs_blobs::sweep_staging(staging);
         Ok(PgBlobStore { pool, staging: staging.to_path_buf() })
     }
 

@@ -1,13 +1,14 @@
 //! `lore backup` and `lore restore`: a snapshot taken while the server serves (and takes writes)
 //! restores into an empty data directory and into an empty PostgreSQL database, with the same
-//! rows, files, secrets and answers.
+//! rows, files, secrets and answers, whichever store it was taken from (the test command's
+//! PostgreSQL pass takes it from PostgreSQL).
 
 use std::time::{Duration, Instant};
 
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use super::{TestApp, spawn_app, spawn_app_in};
+use super::{TestApp, database_env, spawn_app, spawn_app_in};
 
 fn lore(args: &[&str], env: &[(&str, &str)]) -> std::process::Output {
     let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_lore"));
@@ -35,8 +36,9 @@ const QUERIES: [(&str, &str); 4] =
     [("退款", "fulltext"), ("delivery", "fulltext"), ("how fast is delivery", "vector"), ("智能音箱", "hybrid")];
 
 /// What must come back identical: the knowledge base's statistics, each document's file bytes,
-/// the answers in every mode, and the provider key (masked: it opened under the restored key).
-async fn observe(app: &TestApp, token: &str, kb: &str, docs: &[String]) -> Vec<Value> {
+/// the answers in every mode, an agent's cited answer, and the provider key (masked: it opened
+/// under the restored key).
+async fn observe(app: &TestApp, token: &str, kb: &str, agent: &str, docs: &[String]) -> Vec<Value> {
     let mut seen = Vec::new();
     let (_, v) = app.get(token, &format!("/v1/knowledge-bases/{kb}")).await;
     seen.push(json!([v["document_count"], v["chunk_count"], v["total_size_bytes"]]));
@@ -51,6 +53,18 @@ async fn observe(app: &TestApp, token: &str, kb: &str, docs: &[String]) -> Vec<V
         assert!(!ids.is_empty(), "{mode} search for {query} found nothing");
         seen.push(json!(ids));
     }
+    for question in ["退款多久能到账？", "How fast is express delivery?"] {
+        let (status, v) = app.post(token, &format!("/v1/agents/{agent}/chat"), json!({"message": question})).await;
+        assert_eq!(status, StatusCode::OK, "{v}");
+        let citations: Vec<Value> = v["message"]["citations"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|c| json!([c["index"], c["document_id"], c["chunk_id"], c["filename"]]))
+            .collect();
+        assert!(!citations.is_empty(), "{v}");
+        seen.push(json!([v["message"]["content"], citations]));
+    }
     let (_, config) = app.get(token, "/v1/config").await;
     seen.push(config["openai_api_key"].clone());
     seen
@@ -58,10 +72,6 @@ async fn observe(app: &TestApp, token: &str, kb: &str, docs: &[String]) -> Vec<V
 
 #[tokio::test]
 async fn a_backup_taken_while_serving_restores_on_either_store_with_identical_answers() {
-    // A backup of an installation on PostgreSQL is not built yet; this test serves embedded.
-    if std::env::var("LORE_TEST_BACKEND").as_deref() == Ok("postgres") {
-        return;
-    }
     let app = spawn_app().await;
     let token = app.register("keeper").await;
     let kb = app.create_kb(&token, "kept").await;
@@ -78,8 +88,15 @@ async fn a_backup_taken_while_serving_restores_on_either_store_with_identical_an
     }
     let (status, v) = app.put(&token, "/v1/config", json!({"openai_api_key": "sk-backup-0123456789abcdef"})).await;
     assert!(status.is_success(), "{v}");
-    let before = observe(&app, &token, &kb, &docs).await;
+    let (status, agent) =
+        app.post(&token, "/v1/agents", json!({"name": "客服", "knowledge_base_ids": [kb], "max_documents": 2})).await;
+    assert_eq!(status, StatusCode::CREATED, "{agent}");
+    let agent = agent["id"].as_str().expect("id").to_string();
+    let before = observe(&app, &token, &kb, &agent, &docs).await;
     let data = app._dir.path().join("data");
+    // On the PostgreSQL pass the installation is the database (and its uploads are in it).
+    let source_env: Vec<(&str, String)> = database_env(&data).into_iter().collect();
+    let from_postgres = !source_env.is_empty();
 
     // Another knowledge base takes uploads the whole time the backup runs.
     let busy = app.create_kb(&token, "busy").await;
@@ -129,7 +146,9 @@ async fn a_backup_taken_while_serving_restores_on_either_store_with_identical_an
         let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
         tokio::task::spawn_blocking(move || {
             let args: Vec<&str> = args.iter().map(String::as_str).collect();
-            lore(&args, &[("LORE_BACKUP_PASSPHRASE", PASSPHRASE)])
+            let mut env: Vec<(&str, &str)> = source_env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+            env.push(("LORE_BACKUP_PASSPHRASE", PASSPHRASE));
+            lore(&args, &env)
         })
         .await
         .expect("join")
@@ -149,6 +168,8 @@ async fn a_backup_taken_while_serving_restores_on_either_store_with_identical_an
     // The archive checks out; one changed byte does not.
     let out = lore(&["backup", "--verify", archive.to_str().expect("utf-8")], &[]);
     assert!(out.status.success() && said(&out).contains("intact"), "{}", said(&out));
+    let source = if from_postgres { "postgres backup" } else { "embedded backup" };
+    assert!(said(&out).contains(source), "{}", said(&out));
     let mut bytes = std::fs::read(&archive).expect("read");
     let needle = "全额退款".as_bytes();
     let at = bytes.windows(needle.len()).position(|w| w == needle).expect("the file is in the archive");
@@ -175,11 +196,12 @@ async fn a_backup_taken_while_serving_restores_on_either_store_with_identical_an
     assert!(out.status.success(), "{}", said(&out));
     let out = restore(&restored, &[], PASSPHRASE);
     assert!(!out.status.success() && said(&out).contains("empty data directory"), "{}", said(&out));
-    let app = spawn_app_in(dir, |_| {}).await;
-    assert_eq!(observe(&app, &token, &kb, &docs).await, before, "the session, data and answers came back");
+    // Embedded, whichever store the backup came from.
+    let app = spawn_app_in(dir, |c| c.database_url = None).await;
+    assert_eq!(observe(&app, &token, &kb, &agent, &docs).await, before, "the session, data and answers came back");
     app.shutdown().await;
 
-    // Embedded → PostgreSQL (when the suite has a database).
+    // → PostgreSQL (when the suite has a database).
     let Ok(base_url) = std::env::var("LORE_TEST_DATABASE_URL") else { return };
     let url = lore_store::postgres::create_scratch_schema(&base_url).await.expect("schema");
     let dir = tempfile::tempdir().expect("tempdir");
@@ -187,6 +209,6 @@ async fn a_backup_taken_while_serving_restores_on_either_store_with_identical_an
     let out = restore(&target, &["--database-url", &url], PASSPHRASE);
     assert!(out.status.success(), "{}", said(&out));
     let app = spawn_app_in(dir, |c| c.database_url = Some(url.clone())).await;
-    assert_eq!(observe(&app, &token, &kb, &docs).await, before, "the same on PostgreSQL");
+    assert_eq!(observe(&app, &token, &kb, &agent, &docs).await, before, "the same on PostgreSQL");
     app.shutdown().await;
 }
