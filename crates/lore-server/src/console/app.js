@@ -78,7 +78,7 @@ const STRINGS = {
     key_keep: 'leave empty to keep', webhook: 'Webhook', webhook_url: 'Webhook URL', webhook_secret: 'Webhook secret',
     change_password: 'Change password', current_password: 'Current password', new_password: 'New password',
     password_changed: 'Password changed', sign_out_all: 'Sign out everywhere',
-    not_found: 'Not found', back: 'Back',
+    not_found: 'Not found', back: 'Back', original_file: 'Original file', original_of: 'Original file of {0}',
     st_pending: 'pending', st_processing: 'processing', st_completed: 'completed', st_failed: 'failed',
     st_active: 'active', st_archived: 'archived', st_syncing: 'syncing', st_paused: 'paused', st_error: 'error',
     st_running: 'running',
@@ -153,7 +153,7 @@ const STRINGS = {
     key_keep: '留空则不修改', webhook: 'Webhook', webhook_url: 'Webhook 地址', webhook_secret: 'Webhook 密钥',
     change_password: '修改密码', current_password: '当前密码', new_password: '新密码',
     password_changed: '密码已修改', sign_out_all: '退出所有设备',
-    not_found: '未找到', back: '返回',
+    not_found: '未找到', back: '返回', original_file: '原始文件', original_of: '{0} 的原始文件',
     st_pending: '排队中', st_processing: '处理中', st_completed: '已完成', st_failed: '失败',
     st_active: '正常', st_archived: '已归档', st_syncing: '同步中', st_paused: '已暂停', st_error: '出错',
     st_running: '进行中',
@@ -696,7 +696,7 @@ async function pageDocument(root, id, query) {
       h('div', { class: 'stat' }, h('b', {}, fmtTime(doc.processed_at)), t('processed')),
       deleted ? h('div', { class: 'stat' }, h('b', {}, badge('deleted', t('deleted'))), fmtTime(doc.soft_deleted_at)) : null),
     doc.error_message ? h('p', { class: 'error', role: 'alert' }, `${doc.error_message} (${doc.error_code})`) : null,
-    h('p', {}, h('button', { type: 'button', class: 'secondary', onclick: async () => {
+    h('p', {}, h('a', { href: fileHref(id), download: doc.filename, id: 'doc-file' }, `${t('original_file')} (${doc.filename})`), ' ', h('button', { type: 'button', class: 'secondary', onclick: async () => {
       try { await api(deleted ? 'POST' : 'DELETE', `/v1/documents/${id}${deleted ? '/restore' : ''}`, deleted ? {} : undefined); render(); } catch (e) { fail(e); }
     } }, deleted ? t('restore') : t('delete'))));
   // Parents first, each followed by its children.
@@ -954,10 +954,17 @@ function messageBubble(role, content, citations, extractive) {
   const bubble = h('div', { class: `msg ${role}`, 'data-role': role }, body);
   if (citations && citations.length) {
     add(bubble, h('div', { class: 'muted' }, t('sources_cited')), h('ol', { class: 'citations' }, citations.map((c) => h('li', { value: c.index },
-      h('a', { href: citationHref(c) }, c.filename), c.snippet ? ` — ${c.snippet}` : ''))));
+      h('a', { href: citationHref(c) }, c.filename), ' ',
+      h('a', { href: fileHref(c.document_id), download: c.filename, class: 'cite-file', 'aria-label': t('original_of', c.filename) }, '⤓'),
+      c.snippet ? ` — ${c.snippet}` : ''))));
   }
   if (extractive) add(bubble, h('p', { class: 'muted' }, t('extractive_note')));
   return bubble;
+}
+
+/** The uploaded file itself, as it was uploaded (the session cookie authorises the download). */
+function fileHref(documentId) {
+  return `/v1/documents/${encodeURIComponent(documentId)}/file`;
 }
 
 function citationHref(c) {

@@ -413,6 +413,17 @@ async fn a_newcomer_does_everything_in_the_console_in_a_real_browser() {
     let cited = browser.js("return document.querySelector('.chunk-card.target').innerText", json!([])).await;
     assert!(cited.as_str().unwrap_or_default().contains("三十天"), "{cited}");
     browser.screenshot("11-cited-chunk").await;
+    // The cited document's original file downloads with the console's session.
+    let href = browser.js("return document.querySelector('#doc-file').getAttribute('href')", json!([])).await;
+    let fetched = browser
+        .js(
+            "return fetch(arguments[0]).then(async (r) => [r.status, r.headers.get('content-disposition'), await r.text()])",
+            json!([href]),
+        )
+        .await;
+    assert_eq!(fetched[0], 200, "{fetched}");
+    assert!(fetched[1].as_str().unwrap_or_default().starts_with("attachment"), "{fetched}");
+    assert!(fetched[2].as_str().unwrap_or_default().contains("三十天内可以申请全额退款"), "{fetched}");
     browser.goto(&page("/agents")).await;
     browser.wait_text("the agent list", "退款助手").await;
 
