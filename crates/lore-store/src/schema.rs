@@ -102,6 +102,18 @@ pub fn versions() -> (i64, i64) {
     (latest(SQLITE), latest(POSTGRES))
 }
 
+/// Whether a node of schema version `ours` can work on this PostgreSQL database: an error (what
+/// the node says as it refuses to start) when a newer Lore migrated it past what `ours` reads.
+pub async fn postgres_readable_by(conn: &mut sqlx::PgConnection, ours: i64) -> Result<()> {
+    let newer: Vec<(i64, Option<i64>)> =
+        sqlx::query_as("SELECT version, readable_by FROM lore_migrations WHERE version > $1 ORDER BY version")
+            .bind(ours)
+            .fetch_all(&mut *conn)
+            .await
+            .map_err(Error::internal)?;
+    refuse_unreadable(&newer, ours)
+}
+
 /// A node refuses a database that a newer Lore migrated past what it can read; migrations that
 /// only add leave older nodes running, so a cluster upgrades one node at a time.
 fn refuse_unreadable(newer: &[(i64, Option<i64>)], ours: i64) -> Result<()> {
@@ -230,13 +242,7 @@ async fn apply_postgres(conn: &mut sqlx::PgConnection) -> Result<()> {
         .execute(&mut *conn)
         .await
         .map_err(Error::internal)?;
-    let newer: Vec<(i64, Option<i64>)> =
-        sqlx::query_as("SELECT version, readable_by FROM lore_migrations WHERE version > $1 ORDER BY version")
-            .bind(latest(POSTGRES))
-            .fetch_all(&mut *conn)
-            .await
-            .map_err(Error::internal)?;
-    refuse_unreadable(&newer, latest(POSTGRES))?;
+    postgres_readable_by(&mut *conn, latest(POSTGRES)).await?;
     for m in POSTGRES {
         let recorded: Option<String> = sqlx::query_scalar("SELECT checksum FROM lore_migrations WHERE version = $1")
             .bind(m.version)

@@ -219,6 +219,131 @@ async fn two_nodes_share_one_database_and_process_each_document_once() {
     drop((a, b));
 }
 
+/// A rolling upgrade from the previous release, whose database stops at schema version 4 (no
+/// uploads in the database, no master-key check, no node table) and whose nodes keep uploads in
+/// their own data directories. Two nodes of this release start on it at once: one migrates, the
+/// other waits for it; a node of the previous release could go on beside them (schema 5 is
+/// readable by 4); the old documents' files come into the database, so the node that never had
+/// them serves them; old and new documents are found from both nodes.
+#[tokio::test]
+async fn two_nodes_upgrade_a_previous_release_database() {
+    if std::env::var("LORE_TEST_BACKEND").as_deref() == Ok("postgres") {
+        return;
+    }
+    let Some(base_url) = database() else { return };
+    let url = lore_store::postgres::create_scratch_schema(&base_url).await.expect("schema");
+    let key = new_master_key();
+    let http = http_client();
+    let (dir_a, dir_b) = (tempfile::tempdir().expect("tempdir"), tempfile::tempdir().expect("tempdir"));
+
+    // The previous release's installation: written through this release, then taken back to
+    // where the previous release left it (migration 5 only adds tables), its uploads in node A's
+    // data directory.
+    let port = free_port();
+    let old = start_node(dir_a.path(), &url, port, &key);
+    let node = TestApp {
+        base: format!("http://127.0.0.1:{port}"),
+        http: http.clone(),
+        server: None,
+        _dir: tempfile::tempdir().expect("t"),
+    };
+    wait_healthy(&http, &node.base).await;
+    let token = node.register("upgrader").await;
+    let kb = node.create_kb(&token, "before the upgrade").await;
+    let mut before = Vec::new();
+    for (name, text) in [
+        ("退款.md", "# 退款政策\n\n升级之前上传：购买后三十天内可以申请全额退款。"),
+        ("shipping.md", "# Shipping\n\nUploaded before the upgrade: orders ship within two business days."),
+    ] {
+        let doc = node.ingest(&token, &kb, name, text).await;
+        assert_eq!(doc["status"], "completed", "{doc}");
+        let blob = lore_core::blob::key_for_hash(doc["file_hash"].as_str().expect("hash"));
+        let path = dir_a.path().join("blobs").join(&blob);
+        std::fs::create_dir_all(path.parent().expect("parent")).expect("dirs");
+        std::fs::write(&path, text).expect("the previous release's upload");
+        before.push((doc["id"].as_str().expect("id").to_string(), text));
+    }
+    drop(old);
+    let pool = sqlx::postgres::PgPoolOptions::new().max_connections(1).connect(&url).await.expect("connect");
+    sqlx::raw_sql(
+        "DROP TABLE blob_parts; DROP TABLE blobs; DROP TABLE cluster_settings; DROP TABLE nodes;
+         DELETE FROM lore_migrations WHERE version = 5",
+    )
+    .execute(&pool)
+    .await
+    .expect("back to schema 4");
+
+    // Both nodes of this release start at once.
+    let (port_a, port_b) = (free_port(), free_port());
+    let a = start_node(dir_a.path(), &url, port_a, &key);
+    let b = start_node(dir_b.path(), &url, port_b, &key);
+    let node_a = TestApp {
+        base: format!("http://127.0.0.1:{port_a}"),
+        http: http.clone(),
+        server: None,
+        _dir: tempfile::tempdir().expect("t"),
+    };
+    let node_b = TestApp {
+        base: format!("http://127.0.0.1:{port_b}"),
+        http: http.clone(),
+        server: None,
+        _dir: tempfile::tempdir().expect("t"),
+    };
+    wait_healthy(&http, &node_a.base).await;
+    wait_healthy(&http, &node_b.base).await;
+    let migrated: Vec<(i64, Option<i64>)> =
+        sqlx::query_as("SELECT version, readable_by FROM lore_migrations WHERE version > 4 ORDER BY version")
+            .fetch_all(&pool)
+            .await
+            .expect("migrations");
+    assert_eq!(migrated, [(5, Some(4))], "migrated once, readable by the previous release");
+    let mut conn = pool.acquire().await.expect("conn");
+    lore_store::schema::postgres_readable_by(&mut conn, 4).await.expect("a previous-release node goes on");
+    let refused = lore_store::schema::postgres_readable_by(&mut conn, 3).await.expect_err("too old");
+    assert!(refused.message.contains("upgrade this node"), "{refused}");
+    drop(conn);
+
+    // The old files reach the database from node A; node B, which never had them, serves them.
+    for (id, text) in &before {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        loop {
+            let r = http
+                .get(format!("{}/v1/documents/{id}/file", node_b.base))
+                .bearer_auth(&token)
+                .send()
+                .await
+                .expect("download");
+            if r.status() == StatusCode::OK {
+                assert_eq!(r.text().await.expect("body"), *text);
+                break;
+            }
+            assert!(std::time::Instant::now() < deadline, "{id} never reached the database: {}", r.status());
+            tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        }
+    }
+    // New documents through either node; old and new found from both, in Chinese and English.
+    for (i, node) in [&node_a, &node_b].into_iter().enumerate() {
+        let doc = node
+            .ingest(
+                &token,
+                &kb,
+                &format!("after{i}.md"),
+                format!("# 升级之后 {i}\n\nUploaded after the upgrade through node {i}."),
+            )
+            .await;
+        assert_eq!(doc["status"], "completed", "{doc}");
+    }
+    for (query, mode) in
+        [("全额退款", "fulltext"), ("ship within two business days", "hybrid"), ("升级之后", "fulltext")]
+    {
+        let from_a = result_ids(&node_a, &token, &kb, query, mode).await;
+        assert!(!from_a.is_empty(), "{mode} search for {query} found nothing");
+        assert_eq!(from_a, result_ids(&node_b, &token, &kb, query, mode).await, "{mode} search for {query}");
+    }
+    pool.close().await;
+    drop((a, b));
+}
+
 /// Every file under `dir`, recursively.
 fn walk(dir: &std::path::Path) -> Vec<String> {
     let mut out = Vec::new();
