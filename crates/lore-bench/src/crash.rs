@@ -3,9 +3,10 @@
 //! accepted upload completes, no document is left pending or processing, the knowledge base's
 //! counts match its documents, no chunk is duplicated, and search (full text and vector) finds
 //! each document. Runs on the embedded store, or on PostgreSQL with LORE_DATABASE_URL (a fresh
-//! schema there), where `--nodes 2` runs two servers on it and kills one of them at a time while
-//! the other goes on (uploaders fail over to it, as behind a load balancer). Exits non-zero with
-//! the findings when an invariant breaks.
+//! schema there), where `--nodes N` runs N servers on it and kills one of them at a time while
+//! the others go on (uploaders fail over, as behind a load balancer). Each node has a data
+//! directory of its own and shares nothing with the others but the database URL and the master
+//! key, as on separate machines. Exits non-zero with the findings when an invariant breaks.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -53,6 +54,7 @@ struct Server {
     port: u16,
     data_dir: PathBuf,
     database_url: Option<String>,
+    master_key: String,
 }
 
 impl Server {
@@ -63,6 +65,7 @@ impl Server {
             .args(["--listen", &format!("127.0.0.1:{}", self.port), "--workers", "2"])
             .args(["--registration", "open", "--registrations-per-hour", "0"])
             .env("LORE_LOG", "error")
+            .env("LORE_MASTER_KEY", &self.master_key)
             .env_remove("LORE_DATABASE_URL")
             .stdout(std::process::Stdio::null());
         if let Some(url) = &self.database_url {
@@ -128,11 +131,19 @@ pub async fn crash(args: CrashArgs) -> anyhow::Result<()> {
         (Some(_), n) => format!("postgres, {n} nodes"),
     };
     let data_dir = std::env::temp_dir().join(format!("lore-crash-{}", std::process::id()));
+    // The cluster's key, the same on every node (each would otherwise make its own).
+    let master_key = lore_server::secrets::MasterKey::generate().map_err(|e| anyhow::anyhow!("{e}"))?.to_base64();
     let mut servers = Vec::new();
     let mut bases = Vec::new();
-    for _ in 0..args.nodes {
+    for node in 0..args.nodes {
         let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
-        let mut server = Server { child: None, port, data_dir: data_dir.clone(), database_url: database_url.clone() };
+        let mut server = Server {
+            child: None,
+            port,
+            data_dir: data_dir.join(format!("node{node}")),
+            database_url: database_url.clone(),
+            master_key: master_key.clone(),
+        };
         server.spawn()?;
         bases.push(format!("http://127.0.0.1:{port}"));
         wait_healthy(&http, &bases[bases.len() - 1]).await?;

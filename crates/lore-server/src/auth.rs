@@ -161,8 +161,7 @@ fn check_security(key: &ApiKey, parts: &Parts) -> Result<(), ApiError> {
     }
     let security = KeySecurity::parse(&key.security)?;
     if !security.allowed_ips.is_empty() {
-        let ip = parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|ConnectInfo(a)| a.ip());
-        let allowed = ip.is_some_and(|ip| {
+        let allowed = client_addr(parts).is_some_and(|ip| {
             let ip = match ip {
                 IpAddr::V6(v6) => v6.to_ipv4_mapped().map(IpAddr::V4).unwrap_or(IpAddr::V6(v6)),
                 v4 => v4,
@@ -397,8 +396,17 @@ fn bearer(parts: &Parts) -> Result<&str, ApiError> {
     Ok(token.trim())
 }
 
+/// The client's address ([`crate::client_addr`]: the peer, or behind trusted proxies the client
+/// they name).
+pub fn client_addr(parts: &Parts) -> Option<IpAddr> {
+    match parts.extensions.get::<crate::client_addr::ClientAddr>() {
+        Some(crate::client_addr::ClientAddr(ip)) => Some(*ip),
+        None => parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|ConnectInfo(addr)| addr.ip()),
+    }
+}
+
 pub fn client_ip(parts: &Parts) -> Option<String> {
-    parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|ConnectInfo(addr)| addr.ip().to_string())
+    client_addr(parts).map(|ip| ip.to_string())
 }
 
 impl FromRequestParts<AppState> for Principal {
@@ -435,7 +443,13 @@ impl FromRequestParts<AppState> for Principal {
             if !record.user.is_active {
                 return Err(error(Code::UserInactive, "the account that owns this API key is deactivated"));
             }
-            check_security(&key, parts)?;
+            if let Err(refused) = check_security(&key, parts) {
+                // Logged in the key's usage log with its reason, as an operator looks there first.
+                if let Some(slot) = parts.extensions.get::<RequestRecord>() {
+                    slot.set(KeyRequest { key_id: key.id, user_id: record.user.id, rate: None });
+                }
+                return Err(refused);
+            }
             // Count the request against the key's limits: one atomic step in the database.
             let ip = client_ip(parts);
             let usage = state.limiter.count(state.store.as_ref(), &key, now, ip.as_deref()).await?;

@@ -92,6 +92,7 @@ pub fn router(state: AppState) -> Router {
         .nest("/v1", v1)
         .fallback(route_not_found)
         .layer(middleware::map_response(method_not_allowed))
+        .layer(middleware::from_fn_with_state(state.clone(), crate::client_addr::track))
         .with_state(state)
 }
 

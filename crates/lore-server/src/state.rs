@@ -67,6 +67,8 @@ pub struct ServerConfig {
     /// Non-public networks that outbound requests (providers, webhooks, connectors) may reach all
     /// the same (`--allow-outbound`).
     pub allow_outbound: Vec<ipnet::IpNet>,
+    /// Reverse proxies whose `Forwarded` / `X-Forwarded-For` name the client (`--trusted-proxy`).
+    pub trusted_proxies: Vec<ipnet::IpNet>,
     /// Start on PostgreSQL even when the role skips row-level security (SUPERUSER, BYPASSRLS).
     pub allow_rls_bypass: bool,
     /// How much work one request or one file may cause (installed process-wide at start).
@@ -109,6 +111,7 @@ impl ServerConfig {
             source_roots: Vec::new(),
             allow_private_sources: false,
             allow_outbound: Vec::new(),
+            trusted_proxies: Vec::new(),
             allow_rls_bypass: false,
             budgets: lore_core::budget::Budgets::default(),
             parser_exe: None,

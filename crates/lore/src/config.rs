@@ -130,6 +130,11 @@ pub struct ServeArgs {
     /// LAN. None: only public addresses
     #[arg(long = "allow-outbound", env = "LORE_ALLOW_OUTBOUND", value_delimiter = ',')]
     pub allow_outbound: Vec<String>,
+    /// Reverse proxies (CIDR blocks or addresses, comma-separated) whose Forwarded or
+    /// X-Forwarded-For headers name the client: its address then counts for allowed IPs, login
+    /// throttling and the usage log. None: the socket's peer is the client
+    #[arg(long = "trusted-proxy", env = "LORE_TRUSTED_PROXIES", value_delimiter = ',')]
+    pub trusted_proxy: Vec<String>,
     /// Start on PostgreSQL even when the database role is SUPERUSER or BYPASSRLS, which skips the
     /// row-level security that separates tenants. Off: such a role is refused at start
     #[arg(long, env = "LORE_ALLOW_RLS_BYPASS")]
@@ -190,6 +195,7 @@ struct FileConfig {
     source_roots: Option<Vec<PathBuf>>,
     allow_private_sources: Option<bool>,
     allow_outbound: Option<Vec<String>>,
+    trusted_proxy: Option<Vec<String>>,
     allow_rls_bypass: Option<bool>,
     max_chunks_per_document: Option<usize>,
     max_chunk_repetition: Option<usize>,
@@ -292,6 +298,10 @@ pub fn resolve(args: ServeArgs) -> anyhow::Result<(ServerConfig, LogFormat)> {
     config.allow_rls_bypass = args.allow_rls_bypass || file.allow_rls_bypass.unwrap_or(false);
     config.allow_outbound = lore_core::outbound::Policy::parse_allowed(&outbound.join(","))
         .map_err(|e| anyhow::anyhow!("allow_outbound: {e}"))?;
+    let proxies =
+        if args.trusted_proxy.is_empty() { file.trusted_proxy.unwrap_or_default() } else { args.trusted_proxy };
+    config.trusted_proxies = lore_core::outbound::Policy::parse_allowed(&proxies.join(","))
+        .map_err(|e| anyhow::anyhow!("trusted_proxy: {e}"))?;
     // Resource budgets: each refused with a 422 naming its flag (lore_core::budget).
     if let Some(n) = args.max_chunks_per_document.or(file.max_chunks_per_document) {
         anyhow::ensure!(n > 0, "max_chunks_per_document must be positive");
@@ -404,6 +414,7 @@ fn example_value(key: &str, help: &str) -> String {
             "source_roots" => r#"["/srv/shared-docs"]"#.into(),
             "allow_private_sources" => "false".into(),
             "allow_outbound" => r#"["10.0.0.0/8", "192.168.1.20"]"#.into(),
+            "trusted_proxy" => r#"["10.0.0.5", "172.16.0.0/12"]"#.into(),
             "allow_rls_bypass" => "false".into(),
             "database_url" => r#""postgres://lore:secret@db.internal/lore""#.into(),
             "blob_url" => r#""s3://lore-uploads/prod""#.into(),
@@ -477,6 +488,7 @@ mod tests {
             source_roots: Vec::new(),
             allow_private_sources: false,
             allow_outbound: Vec::new(),
+            trusted_proxy: Vec::new(),
             allow_rls_bypass: false,
             max_chunks_per_document: None,
             max_chunk_repetition: None,

@@ -34,7 +34,8 @@ fn args(list: &[&str]) -> Vec<String> {
 
 /// The crash campaign (`lore bench crash`), short: SIGKILL during ingestion, then every accepted
 /// upload completes, counts match, no chunk is duplicated and search finds each document. On the
-/// embedded store, and on two PostgreSQL nodes when the suite has a database.
+/// embedded store, and on three PostgreSQL nodes (each with its own data directory) when the suite
+/// has a database.
 #[tokio::test]
 async fn a_short_crash_campaign_finds_nothing() {
     if postgres_pass() {
@@ -44,8 +45,8 @@ async fn a_short_crash_campaign_finds_nothing() {
     databases.extend(test_database().map(Some));
     for database in databases {
         let mut list = args(&["bench", "crash", "--docs", "60", "--kills", "3", "--vector-checks", "10"]);
-        // On PostgreSQL, two nodes: each kill takes one while the other goes on.
-        list.extend(database.map(|url| args(&["--database-url", &url, "--nodes", "2"])).into_iter().flatten());
+        // On PostgreSQL, three nodes: each kill takes one while the others go on.
+        list.extend(database.map(|url| args(&["--database-url", &url, "--nodes", "3"])).into_iter().flatten());
         campaign(list, "findings: none").await;
     }
 }

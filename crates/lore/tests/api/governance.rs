@@ -150,6 +150,92 @@ async fn key_security_restricts_addresses_and_origins() {
     app.shutdown().await;
 }
 
+/// Behind a trusted reverse proxy the client is the address it forwards (right-most untrusted
+/// hop); from anyone else those headers count for nothing. Allowed IPs, `last_used_ip` and the
+/// usage log see that one address, and a refused request is in the usage log with its reason.
+#[tokio::test]
+async fn keys_work_behind_a_trusted_proxy() {
+    // The test client stands in for the proxy: it connects from 127.0.0.1.
+    let app = spawn_app_with(|c| c.trusted_proxies = vec!["127.0.0.1/32".parse().expect("cidr")]).await;
+    let token = app.register("proxied").await;
+    let office = new_key(
+        &app,
+        &token,
+        json!({"name": "办公室", "scopes": ["read"], "security": {"allowed_ips": ["198.51.100.0/24"]}}),
+    )
+    .await;
+    let me = |headers: &[(&'static str, &'static str)]| {
+        let mut request = app.http.get(app.url("/v1/me")).bearer_auth(&office);
+        for (k, v) in headers {
+            request = request.header(*k, *v);
+        }
+        request.send()
+    };
+    // The client forged a first hop; the proxy appended the address it saw.
+    let from_office = [("x-forwarded-for", "203.0.113.66, 198.51.100.7")];
+    assert_eq!(me(&from_office).await.expect("send").status(), StatusCode::OK);
+    assert_eq!(me(&[("forwarded", r#"for="198.51.100.8:5555""#)]).await.expect("send").status(), StatusCode::OK);
+    let (status, v) = body(me(&[("x-forwarded-for", "198.51.100.7, 203.0.113.66")]).await.expect("send")).await;
+    assert_eq!((status, code(&v)), (StatusCode::FORBIDDEN, "ip_not_allowed"), "the right-most hop is the client");
+    let (status, v) = body(me(&[]).await.expect("send")).await;
+    assert_eq!((status, code(&v)), (StatusCode::FORBIDDEN, "ip_not_allowed"), "the proxy itself is not the office");
+
+    let (_, keys) = app.get(&token, "/v1/api-keys").await;
+    let listed = keys["data"].as_array().or(keys.as_array()).expect("keys").clone();
+    let key = listed.iter().find(|k| k["name"] == "办公室").expect("the key");
+    assert_eq!(key["last_used_ip"], "198.51.100.8", "{key}");
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let rows = loop {
+        let (_, usage) =
+            app.get(&token, &format!("/v1/usage/api?api_key_id={}", key["id"].as_str().expect("id"))).await;
+        let rows = usage["data"].as_array().cloned().unwrap_or_default();
+        if rows.len() >= 4 || std::time::Instant::now() > deadline {
+            break rows;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let mut seen: Vec<(i64, String)> = rows
+        .iter()
+        .map(|r| (r["status_code"].as_i64().unwrap_or(0), r["ip_address"].as_str().unwrap_or("").to_string()))
+        .collect();
+    seen.sort();
+    assert_eq!(
+        seen,
+        [
+            (200, "198.51.100.7".into()),
+            (200, "198.51.100.8".into()),
+            (403, "127.0.0.1".into()),
+            (403, "203.0.113.66".into())
+        ],
+        "{rows:?}"
+    );
+    let refused = rows.iter().find(|r| r["status_code"] == 403).expect("refused");
+    assert!(refused["error_message"].as_str().is_some_and(|m| m.starts_with("ip_not_allowed")), "{refused}");
+    app.shutdown().await;
+
+    // Without --trusted-proxy the same headers change nothing.
+    let app = spawn_app().await;
+    let token = app.register("direct").await;
+    let office = new_key(
+        &app,
+        &token,
+        json!({"name": "office", "scopes": ["read"], "security": {"allowed_ips": ["198.51.100.0/24"]}}),
+    )
+    .await;
+    let forged = app
+        .http
+        .get(app.url("/v1/me"))
+        .bearer_auth(&office)
+        .header("x-forwarded-for", "198.51.100.7")
+        .header("forwarded", "for=198.51.100.7")
+        .send()
+        .await
+        .expect("send");
+    let (status, v) = body(forged).await;
+    assert_eq!((status, code(&v)), (StatusCode::FORBIDDEN, "ip_not_allowed"));
+    app.shutdown().await;
+}
+
 /// Every file of the data directory, as bytes, for checking that a secret is nowhere in clear.
 fn all_bytes(dir: &std::path::Path) -> Vec<u8> {
     let mut out = Vec::new();
