@@ -109,6 +109,9 @@ pub trait Store: AgentStore + SourceStore + Send + Sync + 'static {
     async fn list_api_keys(&self, user_id: Id) -> Result<Vec<ApiKey>>;
     /// Deactivates a key for good. `false` if the user has no such key.
     async fn revoke_api_key(&self, user_id: Id, key_id: Id, at: Timestamp) -> Result<bool>;
+    /// Saves what an owner may change of a live key (name, description, scopes, limits, expiry,
+    /// security); its id and `user_id` pick it. `false` if the user has no such key, or it is revoked.
+    async fn update_api_key(&self, key: &ApiKey) -> Result<bool>;
     async fn find_api_key(&self, key_hash: &str) -> Result<Option<ApiKeyRecord>>;
     /// Counts one request against the key's per-minute rate limit and daily/monthly quotas, in
     /// one atomic step: either every counter moves (and `last_used_at`/`last_used_ip` with them)

@@ -73,6 +73,7 @@ pub const TABLE: &[Rule] = &[
     rule("GET", "/v1/me", READ, Checked),
     rule("POST", "/v1/api-keys", Session, Refused),
     rule("GET", "/v1/api-keys", Session, Refused),
+    rule("PATCH", "/v1/api-keys/{id}", Session, Refused),
     rule("DELETE", "/v1/api-keys/{id}", Session, Refused),
     rule("POST", "/v1/knowledge-bases", UPLOAD, Refused),
     rule("GET", "/v1/knowledge-bases", READ, Checked),

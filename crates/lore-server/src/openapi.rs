@@ -235,6 +235,10 @@ pub fn document() -> OpenApi {
         .ok::<service::CreatedKey>(201)
         .add();
     d.op(Get, "/v1/api-keys", "api keys", "The caller's keys (prefix and suffix only)").list::<ApiKey>().add();
+    d.op(Patch, "/v1/api-keys/{id}", "api keys", "Change a key's name, limits, security or expiry; narrow its scopes")
+        .body::<service::UpdateKeyRequest>()
+        .ok::<ApiKey>(200)
+        .add();
     d.op(Delete, "/v1/api-keys/{id}", "api keys", "Revoke a key").no_content().add();
 
     // knowledge bases

@@ -36,7 +36,7 @@ pub fn router(state: AppState) -> Router {
         .route("/auth/logout", post(logout))
         .route("/me", get(me))
         .route("/api-keys", post(create_key).get(list_keys))
-        .route("/api-keys/{id}", delete(revoke_key))
+        .route("/api-keys/{id}", patch(update_key).delete(revoke_key))
         .route("/knowledge-bases", post(create_kb).get(list_kbs))
         .route("/knowledge-bases/{id}", get(get_kb).patch(update_kb).delete(delete_kb))
         .route(
@@ -206,6 +206,15 @@ async fn create_key(
 async fn list_keys(State(state): State<AppState>, principal: Principal) -> ApiResult<Json<Value>> {
     let keys = service::list_api_keys(&state, &principal).await?;
     Ok(Json(json!({ "data": keys })))
+}
+
+async fn update_key(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path(id): Path<Id>,
+    Json(req): Json<service::UpdateKeyRequest>,
+) -> ApiResult<Json<lore_core::model::ApiKey>> {
+    Ok(Json(service::update_api_key(&state, &principal, id, req).await?))
 }
 
 async fn revoke_key(State(state): State<AppState>, principal: Principal, Path(id): Path<Id>) -> ApiResult<StatusCode> {

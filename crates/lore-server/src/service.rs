@@ -335,6 +335,114 @@ pub async fn create_api_key(state: &AppState, principal: &Principal, req: Create
     Ok(CreatedKey { key, api_key: created })
 }
 
+/// `PATCH /v1/api-keys/{id}`: a field left out stays as it is; `null` clears a limit, the
+/// description or the expiry. Scopes can only be narrowed and the knowledge base a key is bound
+/// to cannot change: a wider key is a new key.
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateKeyRequest {
+    pub name: Option<String>,
+    #[serde(default, deserialize_with = "double_option")]
+    pub description: Option<Option<String>>,
+    /// A subset of the key's scopes.
+    pub scopes: Option<Vec<Scope>>,
+    #[serde(default, deserialize_with = "double_option")]
+    pub rate_limit: Option<Option<u32>>,
+    #[serde(default, deserialize_with = "double_option")]
+    pub daily_quota: Option<Option<u32>>,
+    #[serde(default, deserialize_with = "double_option")]
+    pub monthly_quota: Option<Option<u32>>,
+    #[serde(default, deserialize_with = "double_option")]
+    pub expires_at: Option<Option<Timestamp>>,
+    /// `allowed_ips` and `allowed_origins`, replacing the key's.
+    pub security: Option<Map<String, Value>>,
+}
+
+pub async fn update_api_key(
+    state: &AppState,
+    principal: &Principal,
+    id: Id,
+    req: UpdateKeyRequest,
+) -> ApiResult<ApiKey> {
+    principal.require_session()?;
+    let mut key = state
+        .store
+        .list_api_keys(principal.user_id())
+        .await?
+        .into_iter()
+        .find(|k| k.id == id)
+        .ok_or_else(|| not_found("API key"))?;
+    if key.revoked_at.is_some() {
+        return Err(error(Code::ValidationFailed, "this API key has been revoked and cannot change; create a new one"));
+    }
+    if let Some(name) = req.name {
+        let name = name.trim().to_string();
+        check_len("name", &name, 1, 100)?;
+        key.name = name;
+    }
+    if let Some(description) = req.description {
+        if let Some(d) = &description {
+            check_len("description", d, 0, 1000)?;
+        }
+        key.description = description;
+    }
+    if let Some(mut scopes) = req.scopes {
+        scopes.sort_by_key(|s| s.as_str());
+        scopes.dedup();
+        if scopes.is_empty() {
+            return Err(error(Code::InvalidScope, "a key keeps at least one scope; revoke it instead"));
+        }
+        if let Some(wider) = scopes.iter().find(|s| !key.scopes.contains(s)) {
+            return Err(error(
+                Code::InvalidScope,
+                format!("scopes can only be narrowed; this key lacks '{}' (create a new key for it)", wider.as_str()),
+            ));
+        }
+        key.scopes = scopes;
+    }
+    if let Some(limit) = req.rate_limit {
+        key.rate_limit = limit.map(i64::from);
+    }
+    if let Some(quota) = req.daily_quota {
+        key.daily_quota = quota.map(i64::from);
+    }
+    if let Some(quota) = req.monthly_quota {
+        key.monthly_quota = quota.map(i64::from);
+    }
+    if let Some(expires_at) = req.expires_at {
+        let now = lore_core::now();
+        if expires_at.is_some_and(|at| at <= now) {
+            return Err(error(
+                Code::ValidationFailed,
+                "expires_at must be in the future (revoke the key to end it now)",
+            ));
+        }
+        if expires_at.is_some_and(|at| at > now + ChronoDuration::days(i64::from(MAX_KEY_DAYS))) {
+            return Err(error(Code::ValidationFailed, format!("expires_at must be within {MAX_KEY_DAYS} days")));
+        }
+        key.expires_at = expires_at;
+    }
+    if let Some(security) = req.security {
+        let security = Value::Object(security);
+        auth::KeySecurity::parse(&security)?;
+        key.security = security;
+    }
+    if !state.store.update_api_key(&key).await? {
+        return Err(not_found("API key"));
+    }
+    // This node applies the change at once; the others within the key cache's time to live.
+    state.key_cache.forget_key(id);
+    let mut key = state
+        .store
+        .list_api_keys(principal.user_id())
+        .await?
+        .into_iter()
+        .find(|k| k.id == id)
+        .ok_or_else(|| not_found("API key"))?;
+    state.limiter.overlay(&mut key, lore_core::now());
+    Ok(key)
+}
+
 pub async fn list_api_keys(state: &AppState, principal: &Principal) -> ApiResult<Vec<ApiKey>> {
     principal.require_session()?;
     let mut keys = state.store.list_api_keys(principal.user_id()).await?;

@@ -682,6 +682,29 @@ impl Store for PgStore {
         Ok(done.rows_affected() > 0)
     }
 
+    async fn update_api_key(&self, key: &ApiKey) -> Result<bool> {
+        let done = sqlx::query(
+            "UPDATE api_keys SET name = $1, description = $2, scopes = $3, rate_limit = $4, daily_quota = $5,
+               monthly_quota = $6, expires_at = $7, security = $8, updated_at = $9
+             WHERE id = $10 AND user_id = $11 AND revoked_at IS NULL",
+        )
+        .bind(&key.name)
+        .bind(&key.description)
+        .bind(Json(&key.scopes))
+        .bind(key.rate_limit)
+        .bind(key.daily_quota)
+        .bind(key.monthly_quota)
+        .bind(key.expires_at)
+        .bind(Json(&key.security))
+        .bind(lore_core::now())
+        .bind(key.id)
+        .bind(key.user_id)
+        .execute(&self.pool)
+        .await
+        .map_err(db_err)?;
+        Ok(done.rows_affected() > 0)
+    }
+
     async fn find_api_key(&self, key_hash: &str) -> Result<Option<ApiKeyRecord>> {
         let sql = format!(
             "SELECT {KEY_COLS}, {USER_COLS} FROM api_keys k JOIN users u ON u.id = k.user_id WHERE k.key_hash = $1"

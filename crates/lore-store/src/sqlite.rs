@@ -653,6 +653,29 @@ impl Store for SqliteStore {
         Ok(done.rows_affected() > 0)
     }
 
+    async fn update_api_key(&self, key: &ApiKey) -> Result<bool> {
+        let done = sqlx::query(
+            "UPDATE api_keys SET name = ?, description = ?, scopes = ?, rate_limit = ?, daily_quota = ?, monthly_quota = ?,
+               expires_at = ?, security = ?, updated_at = ?
+             WHERE id = ? AND user_id = ? AND revoked_at IS NULL",
+        )
+        .bind(&key.name)
+        .bind(&key.description)
+        .bind(json_text(&key.scopes)?)
+        .bind(key.rate_limit)
+        .bind(key.daily_quota)
+        .bind(key.monthly_quota)
+        .bind(key.expires_at.map(ts))
+        .bind(json_text(&key.security)?)
+        .bind(ts(lore_core::now()))
+        .bind(key.id.to_string())
+        .bind(key.user_id.to_string())
+        .execute(&self.writer)
+        .await
+        .map_err(db_err)?;
+        Ok(done.rows_affected() > 0)
+    }
+
     async fn find_api_key(&self, key_hash: &str) -> Result<Option<ApiKeyRecord>> {
         let sql = format!(
             "SELECT {KEY_COLS}, {USER_COLS} FROM api_keys k JOIN users u ON u.id = k.user_id WHERE k.key_hash = ?"

@@ -538,7 +538,29 @@ async fn accounts_sessions_and_keys(store: &dyn Store) {
     assert_eq!((rec.key.id, rec.key.scopes.clone(), rec.user.id), (key.id, vec![Scope::Search, Scope::Read], u.id));
     let usage = store.count_api_key_request(key.id, lore_core::now(), Some("10.0.0.1")).await.expect("use");
     assert!(usage.allowed);
+    // The owner edits what a live key may do; another user's edit and the key's hash change nothing.
+    let expires = lore_core::now() + chrono::Duration::days(30);
+    let edited = ApiKey {
+        name: "检索密钥".into(),
+        description: Some("narrowed".into()),
+        scopes: vec![Scope::Search],
+        rate_limit: Some(10),
+        daily_quota: Some(1000),
+        monthly_quota: None,
+        expires_at: Some(expires),
+        security: json!({"allowed_ips": ["198.51.100.0/24"]}),
+        ..key.clone()
+    };
+    assert!(!store.update_api_key(&ApiKey { user_id: lore_core::new_id(), ..edited.clone() }).await.expect("update"));
+    assert!(store.update_api_key(&edited).await.expect("update"));
+    let rec = store.find_api_key("keyhash").await.expect("find").expect("key");
+    assert_eq!((rec.key.name.as_str(), rec.key.scopes.clone()), ("检索密钥", vec![Scope::Search]));
+    assert_eq!((rec.key.rate_limit, rec.key.daily_quota, rec.key.monthly_quota), (Some(10), Some(1000), None));
+    assert_eq!(rec.key.expires_at.map(|t| t.timestamp_millis()), Some(expires.timestamp_millis()));
+    assert_eq!(rec.key.security, json!({"allowed_ips": ["198.51.100.0/24"]}));
+    assert_eq!(rec.key.last_used_ip.as_deref(), Some("10.0.0.1"), "usage is not an edit's to change");
     assert!(store.revoke_api_key(u.id, key.id, lore_core::now()).await.expect("revoke"));
+    assert!(!store.update_api_key(&edited).await.expect("update"), "a revoked key stays as it was");
     let rec = store.find_api_key("keyhash").await.expect("find").expect("key");
     assert!(!rec.key.is_active && rec.key.revoked_at.is_some());
     assert_eq!(rec.key.last_used_ip.as_deref(), Some("10.0.0.1"));

@@ -6,7 +6,7 @@ use std::time::Duration;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use super::{ZH_DOC, body, code, spawn_app, spawn_app_in, spawn_app_with};
+use super::{ZH_DOC, body, chrono_now_plus_ms, code, spawn_app, spawn_app_in, spawn_app_with};
 
 fn header(resp: &reqwest::Response, name: &str) -> Option<String> {
     resp.headers().get(name).and_then(|v| v.to_str().ok()).map(str::to_string)
@@ -147,6 +147,94 @@ async fn key_security_restricts_addresses_and_origins() {
         )
         .await;
     assert_eq!((status, code(&v)), (StatusCode::UNPROCESSABLE_ENTITY, "validation_failed"));
+    app.shutdown().await;
+}
+
+/// An owner edits a live key: its name, limits, security and expiry change in place, its scopes
+/// only narrow, and the change holds at once on this node.
+#[tokio::test]
+async fn keys_can_be_edited_but_never_widened() {
+    let app = spawn_app().await;
+    let token = app.register("editor").await;
+    let kb = app.create_kb(&token, "编辑").await;
+    let (status, created) = app
+        .post(
+            &token,
+            "/v1/api-keys",
+            json!({"name": "ci", "scopes": ["search", "read"], "knowledge_base_id": kb, "rate_limit": 100}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+    let key = created["key"].as_str().expect("key").to_string();
+    let id = created["api_key"]["id"].as_str().expect("id").to_string();
+    let path = format!("/v1/api-keys/{id}");
+    assert_eq!(app.get(&key, "/v1/me").await.0, StatusCode::OK);
+
+    // Tighter: 3 requests a minute (this minute's first is spent) and the read scope gone,
+    // enforced on the next request.
+    let (status, v) = app
+        .patch(
+            &token,
+            &path,
+            json!({"name": "只读检索", "scopes": ["search"], "rate_limit": 3, "description": "narrowed"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{v}");
+    assert_eq!(
+        (v["name"].as_str(), v["scopes"].clone(), v["rate_limit"].as_i64()),
+        (Some("只读检索"), json!(["search"]), Some(3))
+    );
+    assert_eq!(v["knowledge_base_id"], kb.as_str(), "the binding stays");
+    let (status, v) = app.get(&key, &format!("/v1/knowledge-bases/{kb}")).await;
+    assert_eq!((status, code(&v)), (StatusCode::FORBIDDEN, "insufficient_scope"), "{v}");
+    let (status, v) = app.post(&key, &format!("/v1/knowledge-bases/{kb}/search"), json!({"query": "退款"})).await;
+    assert_eq!(status, StatusCode::OK, "{v}");
+    let (status, v) = app.post(&key, &format!("/v1/knowledge-bases/{kb}/search"), json!({"query": "refund"})).await;
+    assert_eq!((status, code(&v)), (StatusCode::TOO_MANY_REQUESTS, "rate_limited"), "{v}");
+
+    // Wider scopes are a new key; so is another knowledge base.
+    let (status, v) = app.patch(&token, &path, json!({"scopes": ["search", "delete"]})).await;
+    assert_eq!((status, code(&v)), (StatusCode::UNPROCESSABLE_ENTITY, "invalid_scope"), "{v}");
+    let (status, v) = app.patch(&token, &path, json!({"knowledge_base_id": null})).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
+    let (status, v) = app.patch(&token, &path, json!({"scopes": []})).await;
+    assert_eq!((status, code(&v)), (StatusCode::UNPROCESSABLE_ENTITY, "invalid_scope"), "{v}");
+    // Looser limits, an address list, an expiry; null clears.
+    let (status, v) = app
+        .patch(&token, &path, json!({"rate_limit": null, "daily_quota": 500, "security": {"allowed_ips": ["10.0.0.0/8"]}, "expires_at": chrono_now_plus_ms(86_400_000)}))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{v}");
+    assert!(v["rate_limit"].is_null() && v["daily_quota"] == 500 && v["expires_at"].is_string(), "{v}");
+    let (status, v) = app.post(&key, &format!("/v1/knowledge-bases/{kb}/search"), json!({"query": "退款"})).await;
+    assert_eq!((status, code(&v)), (StatusCode::FORBIDDEN, "ip_not_allowed"), "{v}");
+    let (status, v) = app.patch(&token, &path, json!({"security": {}, "expires_at": null, "description": null})).await;
+    assert_eq!(status, StatusCode::OK, "{v}");
+    assert!(v["expires_at"].is_null() && v["description"].is_null(), "{v}");
+    assert_eq!(
+        app.post(&key, &format!("/v1/knowledge-bases/{kb}/search"), json!({"query": "退款"})).await.0,
+        StatusCode::OK
+    );
+    for bad in [
+        json!({"security": {"allowed_ips": ["not-an-ip"]}}),
+        json!({"expires_at": "2000-01-01T00:00:00Z"}),
+        json!({"name": ""}),
+        json!({"key_hash": "x"}),
+    ] {
+        let (status, v) = app.patch(&token, &path, bad.clone()).await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{bad}: {v}");
+    }
+
+    // Only the owner's session edits: not the key itself, not another account.
+    let (status, _) = app.patch(&key, &path, json!({"rate_limit": null})).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let stranger = app.register("stranger").await;
+    let (status, v) = app.patch(&stranger, &path, json!({"name": "mine"})).await;
+    assert_eq!((status, code(&v)), (StatusCode::NOT_FOUND, "not_found"), "{v}");
+    // A revoked key stays revoked.
+    assert_eq!(app.delete(&token, &path).await.0, StatusCode::NO_CONTENT);
+    let (status, v) = app.patch(&token, &path, json!({"name": "back"})).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
+    assert_eq!(app.get(&key, "/v1/me").await.0, StatusCode::UNAUTHORIZED);
     app.shutdown().await;
 }
 

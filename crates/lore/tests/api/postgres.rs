@@ -344,6 +344,59 @@ async fn two_nodes_upgrade_a_previous_release_database() {
     drop((a, b));
 }
 
+/// A key edited through one node is enforced by the other within the key cache's lifetime (5 s),
+/// though the other node had just authenticated it.
+#[tokio::test]
+async fn a_key_edited_on_one_node_is_enforced_on_the_other() {
+    if std::env::var("LORE_TEST_BACKEND").as_deref() == Ok("postgres") {
+        return;
+    }
+    let Some(base_url) = database() else { return };
+    let url = lore_store::postgres::create_scratch_schema(&base_url).await.expect("schema");
+    let (dir_a, dir_b) = (tempfile::tempdir().expect("tempdir"), tempfile::tempdir().expect("tempdir"));
+    let key = new_master_key();
+    let http = http_client();
+    let (port_a, port_b) = (free_port(), free_port());
+    let a = start_node(dir_a.path(), &url, port_a, &key);
+    let node_a = TestApp {
+        base: format!("http://127.0.0.1:{port_a}"),
+        http: http.clone(),
+        server: None,
+        _dir: tempfile::tempdir().expect("t"),
+    };
+    wait_healthy(&http, &node_a.base).await;
+    let b = start_node(dir_b.path(), &url, port_b, &key);
+    let node_b = TestApp {
+        base: format!("http://127.0.0.1:{port_b}"),
+        http: http.clone(),
+        server: None,
+        _dir: tempfile::tempdir().expect("t"),
+    };
+    wait_healthy(&http, &node_b.base).await;
+
+    let token = node_a.register("keyholder").await;
+    let (status, created) = node_a.post(&token, "/v1/api-keys", json!({"name": "集群密钥", "scopes": ["read"]})).await;
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+    let api_key = created["key"].as_str().expect("key").to_string();
+    let id = created["api_key"]["id"].as_str().expect("id");
+    assert_eq!(node_b.get(&api_key, "/v1/me").await.0, StatusCode::OK, "node B has it cached now");
+    let (status, v) =
+        node_a.patch(&token, &format!("/v1/api-keys/{id}"), json!({"security": {"allowed_ips": ["10.0.0.0/8"]}})).await;
+    assert_eq!(status, StatusCode::OK, "{v}");
+    let edited = std::time::Instant::now();
+    loop {
+        let (status, v) = node_b.get(&api_key, "/v1/me").await;
+        if status == StatusCode::FORBIDDEN {
+            assert_eq!(v["error"]["code"], "ip_not_allowed", "{v}");
+            break;
+        }
+        assert!(edited.elapsed() < std::time::Duration::from_secs(8), "node B still accepts the key: {status}");
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    eprintln!("node B enforced the edit after {:?}", edited.elapsed());
+    drop((a, b));
+}
+
 /// Every file under `dir`, recursively.
 fn walk(dir: &std::path::Path) -> Vec<String> {
     let mut out = Vec::new();
