@@ -386,7 +386,34 @@ pub struct Chunk {
     pub metadata: Value,
     pub parent_chunk_id: Option<Id>,
     pub embedding_model: Option<String>,
+    /// Whether search returns the chunk (a chunk disabled by hand is kept, and found by nothing).
+    pub enabled: bool,
+    /// When the chunk was last curated by hand (edited, disabled, or added); `None` for a chunk
+    /// exactly as processing made it.
+    pub edited_at: Option<Timestamp>,
     pub created_at: Timestamp,
+}
+
+/// A hand-made change to a chunk (`PATCH /v1/chunks/{id}`). `fts_terms` are the chunk's terms
+/// after the change, indexed while it is enabled and searchable.
+#[derive(Debug, Clone)]
+pub struct ChunkEdit {
+    pub text: Option<ChunkText>,
+    pub metadata: Option<Value>,
+    pub enabled: Option<bool>,
+    pub fts_terms: String,
+    pub at: Timestamp,
+}
+
+/// New text for a chunk, with what indexes it: its hash, and its embeddings in `embedding_model`
+/// (none when the knowledge base has no embedding model).
+#[derive(Debug, Clone)]
+pub struct ChunkText {
+    pub content: String,
+    pub content_hash: String,
+    pub embedding: Option<Vec<f32>>,
+    pub summary_embedding: Option<Vec<f32>>,
+    pub embedding_model: Option<String>,
 }
 
 /// A chunk ready to be stored: its text, and the terms the full-text index holds for it.

@@ -20,6 +20,7 @@ use crate::schema;
 
 mod agents;
 pub mod blobs;
+mod chunks;
 mod cluster;
 mod search;
 mod sources;
@@ -1045,15 +1046,31 @@ impl Store for PgStore {
     }
 
     async fn list_chunks(&self, user_id: Id, document_id: Id) -> Result<Vec<Chunk>> {
-        let rows = sqlx::query(
-            "SELECT id, document_id, knowledge_base_id, content, content_hash, chunk_index, metadata, parent_chunk_id,
-                    embedding_model, created_at
-             FROM document_chunks WHERE document_id = $1 AND user_id = $2 ORDER BY chunk_index",
-        )
-        .bind(document_id)
-        .bind(user_id);
+        let sql = format!(
+            "SELECT {CHUNK_COLS} FROM document_chunks WHERE document_id = $1 AND user_id = $2 ORDER BY chunk_index"
+        );
+        let rows = sqlx::query(AssertSqlSafe(sql)).bind(document_id).bind(user_id);
         let rows = self.tenant_all(user_id, rows).await?;
         rows.iter().map(chunk_from).collect()
+    }
+
+    async fn get_chunk(&self, user_id: Id, chunk_id: Id) -> Result<Option<Chunk>> {
+        self.chunk(user_id, chunk_id).await
+    }
+
+    async fn update_chunk(&self, user_id: Id, chunk_id: Id, edit: ChunkEdit) -> Result<Option<Chunk>> {
+        self.edit_chunk(user_id, chunk_id, edit).await
+    }
+
+    async fn add_chunk(
+        &self,
+        user_id: Id,
+        document_id: Id,
+        chunk: NewChunk,
+        embedding_model: Option<String>,
+        at: Timestamp,
+    ) -> Result<Option<Chunk>> {
+        self.append_chunk(user_id, document_id, chunk, embedding_model, at).await
     }
 
     async fn soft_delete_document(&self, user_id: Id, id: Id, at: Timestamp) -> Result<Option<Document>> {
@@ -1630,7 +1647,7 @@ impl Store for PgStore {
         let switched = sqlx::query(
             "UPDATE document_chunks SET content_embedding = r.content_embedding,
                     summary_embedding = r.summary_embedding, embedding_model = r.embedding_model,
-                    embedding_dims = vector_dims(r.content_embedding)
+                    embedding_dims = CASE WHEN document_chunks.enabled THEN vector_dims(r.content_embedding) END
              FROM chunk_reembeddings r
              WHERE r.chunk_seq = document_chunks.seq AND r.embedding_model = $1 AND r.knowledge_base_id = $2",
         )

@@ -324,9 +324,15 @@ pub(crate) fn chunk_from(row: &impl RowExt) -> Result<Chunk> {
         metadata: row.json("metadata")?,
         parent_chunk_id: row.opt_id("parent_chunk_id")?,
         embedding_model: row.opt_text("embedding_model")?,
+        enabled: row.flag("enabled")?,
+        edited_at: row.opt_time("edited_at")?,
         created_at: row.time("created_at")?,
     })
 }
+
+/// The columns [`chunk_from`] reads, of `document_chunks`.
+pub(crate) const CHUNK_COLS: &str = "id, document_id, knowledge_base_id, content, content_hash, chunk_index, metadata, \
+    parent_chunk_id, embedding_model, enabled, edited_at, created_at";
 
 pub(crate) const CONFIG_COLS: &str = "default_embedding_model, default_chunk_size, default_chunk_overlap, document_retention_days, \
     conversation_retention_days, default_similarity_threshold, max_search_results, sync_notifications, \

@@ -57,6 +57,12 @@ pub const SQLITE: &[Migration] = &[
         sql: include_str!("../migrations/sqlite/0007_cluster.sql"),
         readable_by: 6,
     },
+    Migration {
+        version: 8,
+        description: "chunks curated by hand: enabled, edited_at",
+        sql: include_str!("../migrations/sqlite/0008_curated_chunks.sql"),
+        readable_by: 8,
+    },
 ];
 
 pub const POSTGRES: &[Migration] = &[
@@ -89,6 +95,13 @@ pub const POSTGRES: &[Migration] = &[
         description: "uploaded files in the database, the installation's settings (master key check), its nodes",
         sql: include_str!("../migrations/postgres/0005_cluster.sql"),
         readable_by: 4,
+    },
+    Migration {
+        version: 6,
+        description: "chunks curated by hand: enabled, edited_at",
+        sql: include_str!("../migrations/postgres/0006_curated_chunks.sql"),
+        // An older node would re-embed a disabled chunk back into the vector index.
+        readable_by: 6,
     },
 ];
 

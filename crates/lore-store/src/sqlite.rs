@@ -18,6 +18,7 @@ use crate::schema;
 use crate::vectors::{self, Field, SpaceKey, VectorIndexes};
 
 mod agents;
+mod chunks;
 mod cluster;
 mod search;
 mod sources;
@@ -1040,17 +1041,35 @@ impl Store for SqliteStore {
     }
 
     async fn list_chunks(&self, user_id: Id, document_id: Id) -> Result<Vec<Chunk>> {
-        let rows = sqlx::query(
-            "SELECT id, document_id, knowledge_base_id, content, content_hash, chunk_index, metadata, parent_chunk_id,
-                    embedding_model, created_at
-             FROM document_chunks WHERE document_id = ? AND user_id = ? ORDER BY chunk_index",
-        )
-        .bind(document_id.to_string())
-        .bind(user_id.to_string())
-        .fetch_all(&self.reader)
-        .await
-        .map_err(db_err)?;
+        let sql = format!(
+            "SELECT {CHUNK_COLS} FROM document_chunks WHERE document_id = ? AND user_id = ? ORDER BY chunk_index"
+        );
+        let rows = sqlx::query(AssertSqlSafe(sql))
+            .bind(document_id.to_string())
+            .bind(user_id.to_string())
+            .fetch_all(&self.reader)
+            .await
+            .map_err(db_err)?;
         rows.iter().map(chunk_from).collect()
+    }
+
+    async fn get_chunk(&self, user_id: Id, chunk_id: Id) -> Result<Option<Chunk>> {
+        self.chunk(user_id, chunk_id).await
+    }
+
+    async fn update_chunk(&self, user_id: Id, chunk_id: Id, edit: ChunkEdit) -> Result<Option<Chunk>> {
+        self.edit_chunk(user_id, chunk_id, edit).await
+    }
+
+    async fn add_chunk(
+        &self,
+        user_id: Id,
+        document_id: Id,
+        chunk: NewChunk,
+        embedding_model: Option<String>,
+        at: Timestamp,
+    ) -> Result<Option<Chunk>> {
+        self.append_chunk(user_id, document_id, chunk, embedding_model, at).await
     }
 
     async fn soft_delete_document(&self, user_id: Id, id: Id, at: Timestamp) -> Result<Option<Document>> {
@@ -1698,7 +1717,8 @@ impl SqliteStore {
             let admitted = format!(
                 "FROM document_chunks c JOIN documents d ON d.id = c.document_id
                  WHERE c.knowledge_base_id = ? AND c.user_id = ? AND c.embedding_model = ?
-                   AND c.content_embedding IS NOT NULL AND d.soft_deleted_at IS NULL AND d.status = 'completed'{conditions}"
+                   AND c.content_embedding IS NOT NULL AND c.enabled = 1 AND d.soft_deleted_at IS NULL
+                   AND d.status = 'completed'{conditions}"
             );
             let bind = |sql: String| {
                 let mut query = sqlx::query(AssertSqlSafe(sql))
@@ -1776,7 +1796,8 @@ impl SqliteStore {
              FROM document_chunks c
              CROSS JOIN documents d ON d.id = c.document_id
              LEFT JOIN document_chunks p ON p.id = c.parent_chunk_id
-             WHERE c.seq IN ({}) AND c.user_id = ? AND d.soft_deleted_at IS NULL AND d.status = 'completed'",
+             WHERE c.seq IN ({}) AND c.user_id = ? AND c.enabled = 1 AND d.soft_deleted_at IS NULL
+               AND d.status = 'completed'",
             ranked.iter().map(|(s, _)| s.to_string()).collect::<Vec<_>>().join(",")
         );
         let rows = sqlx::query(AssertSqlSafe(sql))

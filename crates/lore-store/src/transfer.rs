@@ -208,11 +208,12 @@ async fn copy_table(source: &SqlitePool, target: &PgPool, table: &str, key: &str
 }
 
 /// What PostgreSQL keeps beside a chunk and SQLite keeps elsewhere: the dimension that picks its
-/// HNSW index, and its full-text terms (in SQLite's FTS5 table).
+/// HNSW index (none for a disabled chunk, which no search finds), and its full-text terms (in
+/// SQLite's FTS5 table, which holds none for a disabled chunk either).
 async fn finish_chunks(source: &SqlitePool, target: &PgPool) -> Result<()> {
     sqlx::query(
         "UPDATE document_chunks SET embedding_dims = vector_dims(content_embedding)
-         WHERE embedding_dims IS NULL AND content_embedding IS NOT NULL",
+         WHERE embedding_dims IS NULL AND content_embedding IS NOT NULL AND enabled",
     )
     .execute(target)
     .await

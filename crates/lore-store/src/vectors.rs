@@ -271,7 +271,7 @@ impl VectorIndexes {
         loop {
             let rows = sqlx::query(
                 "SELECT c.seq, c.knowledge_base_id, c.embedding_model, c.content_embedding, c.summary_embedding,
-                        d.soft_deleted_at IS NULL AS live
+                        d.soft_deleted_at IS NULL AND c.enabled = 1 AS live
                  FROM document_chunks c JOIN documents d ON d.id = c.document_id
                  WHERE c.seq > ? AND c.content_embedding IS NOT NULL ORDER BY c.seq LIMIT 5000",
             )
@@ -342,7 +342,7 @@ impl VectorIndexes {
             chunk_seqs.dedup();
             let sql = format!(
                 "SELECT c.seq, c.knowledge_base_id, c.embedding_model, c.content_embedding, c.summary_embedding,
-                        d.soft_deleted_at IS NULL AS live
+                        d.soft_deleted_at IS NULL AND c.enabled = 1 AS live
                  FROM document_chunks c JOIN documents d ON d.id = c.document_id WHERE c.seq IN ({})",
                 chunk_seqs.iter().map(i64::to_string).collect::<Vec<_>>().join(",")
             );

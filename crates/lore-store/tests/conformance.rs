@@ -779,6 +779,131 @@ async fn vectors_rank_filter_and_follow_deletes(store: &dyn Store) {
     );
 }
 
+/// Chunks curated by hand: an edit re-indexes the chunk (its new words and vector found, its old
+/// ones not), a disabled chunk is found by nothing until enabled again, an added chunk is counted
+/// and found; another owner can do none of it. Statistics stay right throughout.
+async fn chunks_are_curated_by_hand(store: &dyn Store) {
+    let owner = user(store, "curator").await;
+    let stranger = user(store, "curator-stranger").await;
+    let k = kb(store, owner.id).await;
+    let d = document(store, owner.id, k.id, "curated", 10).await;
+    process_embedded(store, d.id, &[("退款 三十天 refund", axis(0)), ("shipping 配送 two days", axis(1))]).await;
+    let chunks = store.list_chunks(owner.id, d.id).await.expect("chunks");
+    assert!(chunks.iter().all(|c| c.enabled && c.edited_at.is_none()));
+    let (refund, shipping) = (chunks[0].id, chunks[1].id);
+    let words = |terms: &'static [&'static str]| async move {
+        search(store, owner.id, k.id, terms, SearchFilters::default())
+            .await
+            .into_iter()
+            .map(|h| h.chunk_id)
+            .collect::<Vec<_>>()
+    };
+    let nearest = |v: Vec<f32>| async move {
+        store
+            .search_vector(&vector_query(owner.id, vec![k.id], v, 1))
+            .await
+            .expect("search")
+            .first()
+            .map(|h| h.chunk_id)
+    };
+    let chunks_before = store.get_knowledge_base(owner.id, k.id).await.expect("kb").expect("kb").chunk_count;
+
+    // New text: found by its new words and vector, not its old ones.
+    let at = lore_core::now();
+    let edit = ChunkEdit {
+        text: Some(ChunkText {
+            content: "退货 七天 returns".into(),
+            content_hash: "edited-hash".into(),
+            embedding: Some(axis(2)),
+            summary_embedding: Some(axis(2)),
+            embedding_model: Some("test/axes".into()),
+        }),
+        metadata: Some(json!({"reviewed": true})),
+        enabled: None,
+        fts_terms: "退货 七天 returns".into(),
+        at,
+    };
+    assert!(store.update_chunk(stranger.id, refund, edit.clone()).await.expect("update").is_none());
+    let edited = store.update_chunk(owner.id, refund, edit).await.expect("update").expect("the owner's chunk");
+    assert_eq!((edited.content.as_str(), edited.metadata.clone()), ("退货 七天 returns", json!({"reviewed": true})));
+    assert!(edited.enabled && edited.edited_at.is_some());
+    assert_eq!(words(&["退货"]).await, [refund]);
+    assert!(words(&["退款"]).await.is_empty(), "the old words are gone");
+    assert_eq!(nearest(axis(2)).await, Some(refund));
+    assert_eq!(nearest(axis(0)).await, Some(shipping), "the old vector is gone");
+
+    // Disabled: found by nothing; enabled again: back in both indexes.
+    let toggle = |enabled: bool, terms: &str| ChunkEdit {
+        text: None,
+        metadata: None,
+        enabled: Some(enabled),
+        fts_terms: terms.to_string(),
+        at: lore_core::now(),
+    };
+    let off =
+        store.update_chunk(owner.id, shipping, toggle(false, "shipping 配送 two days")).await.expect("u").expect("c");
+    assert!(!off.enabled);
+    assert!(words(&["shipping"]).await.is_empty() && words(&["配送"]).await.is_empty());
+    let found = store.search_vector(&vector_query(owner.id, vec![k.id], axis(1), 5)).await.expect("search");
+    assert!(found.iter().all(|h| h.chunk_id != shipping), "a disabled chunk is not found by its vector");
+    assert_eq!(store.list_chunks(owner.id, d.id).await.expect("chunks").len(), 2, "but it is kept");
+    store.update_chunk(owner.id, shipping, toggle(true, "shipping 配送 two days")).await.expect("u").expect("c");
+    assert_eq!(words(&["配送"]).await, [shipping]);
+    assert_eq!(nearest(axis(1)).await, Some(shipping));
+
+    // Added by hand: counted, found, after the last chunk.
+    let added = store
+        .add_chunk(
+            owner.id,
+            d.id,
+            NewChunk {
+                content: "常见问题：发票 invoice".into(),
+                content_hash: "added-hash".into(),
+                chunk_index: 0,
+                metadata: json!({"source": "hand"}),
+                fts_terms: "常见 问题 发票 invoice".into(),
+                parent_index: None,
+                searchable: true,
+                embedding: Some(axis(3)),
+                summary_embedding: Some(axis(3)),
+            },
+            Some("test/axes".into()),
+            lore_core::now(),
+        )
+        .await
+        .expect("add")
+        .expect("the owner's document");
+    assert_eq!((added.chunk_index, added.edited_at.is_some()), (2, true));
+    assert_eq!(words(&["发票"]).await, [added.id]);
+    assert_eq!(nearest(axis(3)).await, Some(added.id));
+    let kb_now = store.get_knowledge_base(owner.id, k.id).await.expect("kb").expect("kb");
+    assert_eq!(kb_now.chunk_count, chunks_before + 1);
+    assert_eq!(store.get_document(owner.id, d.id).await.expect("doc").expect("doc").chunk_count, 3);
+    let stranger_add = store
+        .add_chunk(
+            stranger.id,
+            d.id,
+            NewChunk {
+                content: "x".into(),
+                content_hash: "x".into(),
+                chunk_index: 0,
+                metadata: json!({}),
+                fts_terms: "x".into(),
+                parent_index: None,
+                searchable: true,
+                embedding: None,
+                summary_embedding: None,
+            },
+            None,
+            lore_core::now(),
+        )
+        .await
+        .expect("add");
+    assert!(stranger_add.is_none());
+    assert_eq!(store.get_chunk(owner.id, added.id).await.expect("get").map(|c| c.content), Some(added.content));
+    assert!(store.get_chunk(stranger.id, added.id).await.expect("get").is_none());
+}
+
 async fn reembedding_switches_in_one_step(store: &dyn Store) {
     let owner = user(store, "reembed").await;
     let k = kb(store, owner.id).await;
@@ -1203,6 +1328,7 @@ conformance! {
     retention_purges,
     user_config_round_trips,
     vectors_rank_filter_and_follow_deletes,
+    chunks_are_curated_by_hand,
     reembedding_switches_in_one_step,
     agents_conversations_and_usage,
     data_sources_sync_runs_and_leases,

@@ -1,0 +1,138 @@
+//! Chunks curated by hand on PostgreSQL. A chunk is matched by full text while its `fts` is set
+//! and by vectors while its `embedding_dims` is (every vector search and partial HNSW index
+//! requires it): a disabled chunk has neither, and gets both back when enabled again.
+
+use lore_core::error::Result;
+use lore_core::model::{Chunk, ChunkEdit, Id, NewChunk, Timestamp};
+use sqlx::AssertSqlSafe;
+use sqlx::types::Json;
+
+use super::{PgStore, set_tenant, vector_text};
+use crate::rows::*;
+
+impl PgStore {
+    pub(super) async fn chunk(&self, user_id: Id, chunk_id: Id) -> Result<Option<Chunk>> {
+        let sql = format!("SELECT {CHUNK_COLS} FROM document_chunks WHERE id = $1 AND user_id = $2");
+        let row = self.tenant_one(user_id, sqlx::query(AssertSqlSafe(sql)).bind(chunk_id).bind(user_id)).await?;
+        row.as_ref().map(chunk_from).transpose()
+    }
+
+    pub(super) async fn edit_chunk(&self, user_id: Id, chunk_id: Id, edit: ChunkEdit) -> Result<Option<Chunk>> {
+        if let Some(dims) = edit.text.as_ref().and_then(|t| t.embedding.as_ref()).map(|e| e.len() as i32) {
+            self.ensure_vector_index(dims).await?;
+        }
+        let mut tx = self.tx().await?;
+        set_tenant(&mut tx, user_id).await?;
+        let row = sqlx::query(
+            "SELECT c.seq, c.enabled, EXISTS (SELECT 1 FROM document_chunks k WHERE k.parent_chunk_id = c.id) AS parent
+             FROM document_chunks c WHERE c.id = $1 AND c.user_id = $2 FOR UPDATE OF c",
+        )
+        .bind(chunk_id)
+        .bind(user_id)
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(db_err)?;
+        let Some(row) = row else { return Ok(None) };
+        let seq = row.int("seq")?;
+        let enabled = edit.enabled.unwrap_or(row.flag("enabled")?);
+        let indexed = enabled && !row.flag("parent")?;
+        if let Some(text) = &edit.text {
+            let embedded = text.embedding.as_ref();
+            sqlx::query(
+                "UPDATE document_chunks SET content = $1, content_hash = $2, content_embedding = $3::vector,
+                   summary_embedding = $4::vector, embedding_model = $5 WHERE seq = $6",
+            )
+            .bind(&text.content)
+            .bind(&text.content_hash)
+            .bind(embedded.map(|e| vector_text(e)))
+            .bind(text.summary_embedding.as_deref().map(vector_text))
+            .bind(embedded.and(text.embedding_model.as_ref()))
+            .bind(seq)
+            .execute(&mut *tx)
+            .await
+            .map_err(db_err)?;
+        }
+        if let Some(metadata) = &edit.metadata {
+            sqlx::query("UPDATE document_chunks SET metadata = $1 WHERE seq = $2")
+                .bind(Json(metadata))
+                .bind(seq)
+                .execute(&mut *tx)
+                .await
+                .map_err(db_err)?;
+        }
+        let sql = format!(
+            "UPDATE document_chunks SET enabled = $1, edited_at = $2,
+               fts = CASE WHEN $3 THEN to_tsvector('simple', $4) END,
+               embedding_dims = CASE WHEN $1 AND content_embedding IS NOT NULL THEN vector_dims(content_embedding) END
+             WHERE seq = $5 RETURNING {CHUNK_COLS}"
+        );
+        let chunk = sqlx::query(AssertSqlSafe(sql))
+            .bind(enabled)
+            .bind(edit.at)
+            .bind(indexed)
+            .bind(&edit.fts_terms)
+            .bind(seq)
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(db_err)?;
+        let chunk = chunk_from(&chunk)?;
+        tx.commit().await.map_err(db_err)?;
+        Ok(Some(chunk))
+    }
+
+    pub(super) async fn append_chunk(
+        &self,
+        user_id: Id,
+        document_id: Id,
+        chunk: NewChunk,
+        embedding_model: Option<String>,
+        at: Timestamp,
+    ) -> Result<Option<Chunk>> {
+        let embedded = chunk.embedding.as_ref();
+        if let Some(e) = embedded {
+            self.ensure_vector_index(e.len() as i32).await?;
+        }
+        let mut tx = self.tx().await?;
+        set_tenant(&mut tx, user_id).await?;
+        // The document's row is locked so that two chunks added at once take different positions.
+        let owner = sqlx::query(
+            "SELECT knowledge_base_id FROM documents
+             WHERE id = $1 AND user_id = $2 AND status = 'completed' AND soft_deleted_at IS NULL FOR UPDATE",
+        )
+        .bind(document_id)
+        .bind(user_id)
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(db_err)?;
+        let Some(owner) = owner else { return Ok(None) };
+        let sql = format!(
+            "INSERT INTO document_chunks (id, document_id, knowledge_base_id, user_id, content, content_hash,
+               chunk_index, metadata, created_at, content_embedding, summary_embedding, embedding_dims,
+               embedding_model, fts, edited_at)
+             VALUES ($1, $2, $3, $4, $5, $6,
+                     (SELECT COALESCE(MAX(chunk_index), -1) + 1 FROM document_chunks WHERE document_id = $2),
+                     $7, $8, $9::vector, $10::vector, $11, $12, to_tsvector('simple', $13), $8)
+             RETURNING {CHUNK_COLS}"
+        );
+        let row = sqlx::query(AssertSqlSafe(sql))
+            .bind(lore_core::new_id())
+            .bind(document_id)
+            .bind(owner.id("knowledge_base_id")?)
+            .bind(user_id)
+            .bind(&chunk.content)
+            .bind(&chunk.content_hash)
+            .bind(Json(&chunk.metadata))
+            .bind(at)
+            .bind(embedded.map(|e| vector_text(e)))
+            .bind(chunk.summary_embedding.as_deref().map(vector_text))
+            .bind(embedded.map(|e| e.len() as i32))
+            .bind(embedded.and(embedding_model.as_ref()))
+            .bind(&chunk.fts_terms)
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(db_err)?;
+        let added = chunk_from(&row)?;
+        tx.commit().await.map_err(db_err)?;
+        Ok(Some(added))
+    }
+}

@@ -1,0 +1,148 @@
+//! Chunks curated by hand on SQLite. A chunk is in the full-text table (`chunk_fts`, with its
+//! length in `fts_length`, which the triggers sum per knowledge base) while it is enabled and
+//! searchable, and in the vector index while it is enabled (the index reads `enabled` when the
+//! triggers log the chunk).
+
+use lore_core::error::Result;
+use lore_core::model::{Chunk, ChunkEdit, Id, NewChunk, Timestamp};
+use sqlx::AssertSqlSafe;
+
+use super::{SqliteStore, json_text, kb_token, search, ts};
+use crate::rows::*;
+use crate::vectors;
+
+impl SqliteStore {
+    pub(super) async fn chunk(&self, user_id: Id, chunk_id: Id) -> Result<Option<Chunk>> {
+        let sql = format!("SELECT {CHUNK_COLS} FROM document_chunks WHERE id = ? AND user_id = ?");
+        let row = sqlx::query(AssertSqlSafe(sql))
+            .bind(chunk_id.to_string())
+            .bind(user_id.to_string())
+            .fetch_optional(&self.writer)
+            .await
+            .map_err(db_err)?;
+        row.as_ref().map(chunk_from).transpose()
+    }
+
+    pub(super) async fn edit_chunk(&self, user_id: Id, chunk_id: Id, edit: ChunkEdit) -> Result<Option<Chunk>> {
+        let mut tx = self.tx().await?;
+        let row = sqlx::query(
+            "SELECT c.seq, c.knowledge_base_id, c.enabled,
+                    EXISTS (SELECT 1 FROM document_chunks k WHERE k.parent_chunk_id = c.id) AS parent
+             FROM document_chunks c WHERE c.id = ? AND c.user_id = ?",
+        )
+        .bind(chunk_id.to_string())
+        .bind(user_id.to_string())
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(db_err)?;
+        let Some(row) = row else { return Ok(None) };
+        let seq = row.int("seq")?;
+        let kb = row.id("knowledge_base_id")?;
+        let enabled = edit.enabled.unwrap_or(row.flag("enabled")?);
+        let indexed = enabled && !row.flag("parent")?;
+        if let Some(text) = &edit.text {
+            sqlx::query(
+                "UPDATE document_chunks SET content = ?, content_hash = ?, content_embedding = ?, summary_embedding = ?,
+                   embedding_model = ? WHERE seq = ?",
+            )
+            .bind(&text.content)
+            .bind(&text.content_hash)
+            .bind(text.embedding.as_deref().map(vectors::to_blob))
+            .bind(text.summary_embedding.as_deref().map(vectors::to_blob))
+            .bind(text.embedding.as_ref().and(text.embedding_model.as_ref()))
+            .bind(seq)
+            .execute(&mut *tx)
+            .await
+            .map_err(db_err)?;
+        }
+        if let Some(metadata) = &edit.metadata {
+            sqlx::query("UPDATE document_chunks SET metadata = ? WHERE seq = ?")
+                .bind(json_text(metadata)?)
+                .bind(seq)
+                .execute(&mut *tx)
+                .await
+                .map_err(db_err)?;
+        }
+        // The full-text row is written anew: the terms may have changed, and a disabled chunk has none.
+        sqlx::query("DELETE FROM chunk_fts WHERE rowid = ?").bind(seq).execute(&mut *tx).await.map_err(db_err)?;
+        if indexed {
+            sqlx::query("INSERT INTO chunk_fts (rowid, terms, kb) VALUES (?, ?, ?)")
+                .bind(seq)
+                .bind(&edit.fts_terms)
+                .bind(kb_token(kb))
+                .execute(&mut *tx)
+                .await
+                .map_err(db_err)?;
+        }
+        sqlx::query("UPDATE document_chunks SET enabled = ?, fts_length = ?, edited_at = ? WHERE seq = ?")
+            .bind(enabled)
+            .bind(indexed.then(|| search::term_count(&edit.fts_terms)))
+            .bind(ts(edit.at))
+            .bind(seq)
+            .execute(&mut *tx)
+            .await
+            .map_err(db_err)?;
+        let sql = format!("SELECT {CHUNK_COLS} FROM document_chunks WHERE seq = ?");
+        let chunk = chunk_from(&sqlx::query(AssertSqlSafe(sql)).bind(seq).fetch_one(&mut *tx).await.map_err(db_err)?)?;
+        tx.commit().await.map_err(db_err)?;
+        Ok(Some(chunk))
+    }
+
+    pub(super) async fn append_chunk(
+        &self,
+        user_id: Id,
+        document_id: Id,
+        chunk: NewChunk,
+        embedding_model: Option<String>,
+        at: Timestamp,
+    ) -> Result<Option<Chunk>> {
+        let mut tx = self.tx().await?;
+        let owner = sqlx::query(
+            "SELECT knowledge_base_id, (SELECT COALESCE(MAX(chunk_index), -1) + 1 FROM document_chunks
+                                        WHERE document_id = d.id) AS next
+             FROM documents d WHERE d.id = ? AND d.user_id = ? AND d.status = 'completed' AND d.soft_deleted_at IS NULL",
+        )
+        .bind(document_id.to_string())
+        .bind(user_id.to_string())
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(db_err)?;
+        let Some(owner) = owner else { return Ok(None) };
+        let kb = owner.id("knowledge_base_id")?;
+        let id = lore_core::new_id();
+        let seq: i64 = sqlx::query_scalar(
+            "INSERT INTO document_chunks (id, document_id, knowledge_base_id, user_id, content, content_hash,
+               chunk_index, metadata, created_at, content_embedding, summary_embedding, embedding_model, fts_length,
+               edited_at)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING seq",
+        )
+        .bind(id.to_string())
+        .bind(document_id.to_string())
+        .bind(kb.to_string())
+        .bind(user_id.to_string())
+        .bind(&chunk.content)
+        .bind(&chunk.content_hash)
+        .bind(owner.int("next")?)
+        .bind(json_text(&chunk.metadata)?)
+        .bind(ts(at))
+        .bind(chunk.embedding.as_deref().map(vectors::to_blob))
+        .bind(chunk.summary_embedding.as_deref().map(vectors::to_blob))
+        .bind(chunk.embedding.as_ref().and(embedding_model.as_ref()))
+        .bind(search::term_count(&chunk.fts_terms))
+        .bind(ts(at))
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(db_err)?;
+        sqlx::query("INSERT INTO chunk_fts (rowid, terms, kb) VALUES (?, ?, ?)")
+            .bind(seq)
+            .bind(&chunk.fts_terms)
+            .bind(kb_token(kb))
+            .execute(&mut *tx)
+            .await
+            .map_err(db_err)?;
+        let sql = format!("SELECT {CHUNK_COLS} FROM document_chunks WHERE seq = ?");
+        let added = chunk_from(&sqlx::query(AssertSqlSafe(sql)).bind(seq).fetch_one(&mut *tx).await.map_err(db_err)?)?;
+        tx.commit().await.map_err(db_err)?;
+        Ok(Some(added))
+    }
+}
