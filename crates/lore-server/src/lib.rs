@@ -6,6 +6,7 @@ pub mod auth;
 pub mod authz;
 pub mod blobs;
 pub mod chat;
+pub mod chunks;
 pub mod client_addr;
 pub mod console;
 pub mod describe;

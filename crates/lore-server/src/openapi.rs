@@ -300,6 +300,15 @@ pub fn document() -> OpenApi {
         .ok::<Document>(200)
         .add();
     d.op(Get, "/v1/documents/{id}/chunks", "documents", "A document's chunks").list::<Chunk>().add();
+    d.op(Post, "/v1/documents/{id}/chunks", "documents", "Add a chunk by hand, after the document's last")
+        .body::<crate::chunks::NewChunkRequest>()
+        .ok::<Chunk>(201)
+        .add();
+    d.op(Get, "/v1/chunks/{id}", "documents", "A chunk").ok::<Chunk>(200).add();
+    d.op(Patch, "/v1/chunks/{id}", "documents", "Edit a chunk's text or metadata, or disable it; it is re-indexed")
+        .body::<crate::chunks::ChunkUpdate>()
+        .ok::<Chunk>(200)
+        .add();
     d.op(
         Get,
         "/v1/documents/{id}/file",

@@ -47,7 +47,8 @@ pub fn router(state: AppState) -> Router {
         .route("/knowledge-bases/{id}/search", post(search))
         .route("/search", post(search_all))
         .route("/documents/{id}", get(get_document).delete(delete_document))
-        .route("/documents/{id}/chunks", get(document_chunks))
+        .route("/documents/{id}/chunks", get(document_chunks).post(add_chunk))
+        .route("/chunks/{id}", get(get_chunk).patch(update_chunk))
         .route("/documents/{id}/file", get(document_file))
         .route("/documents/{id}/restore", post(restore_document))
         .route("/chunking/preview", post(preview_chunking))
@@ -424,6 +425,32 @@ async fn restore_document(
     Path(id): Path<Id>,
 ) -> ApiResult<Json<lore_core::model::Document>> {
     Ok(Json(service::restore_document(&state, &principal, id).await?))
+}
+
+async fn get_chunk(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path(id): Path<Id>,
+) -> ApiResult<Json<lore_core::model::Chunk>> {
+    Ok(Json(crate::chunks::get_chunk(&state, &principal, id).await?))
+}
+
+async fn update_chunk(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path(id): Path<Id>,
+    Json(req): Json<crate::chunks::ChunkUpdate>,
+) -> ApiResult<Json<lore_core::model::Chunk>> {
+    Ok(Json(crate::chunks::update_chunk(&state, &principal, id, req).await?))
+}
+
+async fn add_chunk(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path(id): Path<Id>,
+    Json(req): Json<crate::chunks::NewChunkRequest>,
+) -> ApiResult<impl IntoResponse> {
+    Ok((StatusCode::CREATED, Json(crate::chunks::add_chunk(&state, &principal, id, req).await?)))
 }
 
 async fn document_chunks(

@@ -563,7 +563,7 @@ pub async fn list_knowledge_bases(state: &AppState, principal: &Principal) -> Ap
 }
 
 /// The caller's knowledge base, after the key-binding check; another owner's is not found.
-async fn owned_kb(state: &AppState, principal: &Principal, id: Id) -> ApiResult<KnowledgeBase> {
+pub(crate) async fn owned_kb(state: &AppState, principal: &Principal, id: Id) -> ApiResult<KnowledgeBase> {
     let kb =
         state.store.get_knowledge_base(principal.user_id(), id).await?.ok_or_else(|| not_found("knowledge base"))?;
     principal.require_knowledge_base(id)?;

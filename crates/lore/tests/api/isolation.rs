@@ -25,7 +25,9 @@ async fn call(app: &TestApp, method: &str, path: &str, token: Option<&str>) -> (
         "get" => app.http.get(&url),
         "delete" => app.http.delete(&url),
         "put" => app.http.put(&url).json(&json!({})),
+        "patch" if path.starts_with("/v1/chunks/") => app.http.patch(&url).json(&json!({"enabled": false})),
         "patch" => app.http.patch(&url).json(&json!({"name": "renamed"})),
+        _ if path.ends_with("/chunks") => app.http.post(&url).json(&json!({"content": "intruder chunk"})),
         _ if path.ends_with("/documents") => app
             .http
             .post(&url)
@@ -60,6 +62,8 @@ async fn no_wrong_caller_reaches_or_sees_another_owners_objects() {
     let kb = kb["id"].as_str().expect("kb").to_string();
     let doc = app.ingest(&owner, &kb, "canary.txt", format!("{CANARY} secret document text")).await;
     let doc = doc["id"].as_str().expect("doc").to_string();
+    let (_, chunks) = app.get(&owner, &format!("/v1/documents/{doc}/chunks")).await;
+    let chunk = chunks["data"][0]["id"].as_str().expect("a chunk").to_string();
     let (_, agent) =
         app.post(&owner, "/v1/agents", json!({"name": format!("{CANARY} agent"), "knowledge_base_ids": [kb]})).await;
     let agent = agent["id"].as_str().expect("agent").to_string();
@@ -133,6 +137,7 @@ async fn no_wrong_caller_reaches_or_sees_another_owners_objects() {
         ("/v1/conversations/{id}", conversation.as_str()),
         ("/v1/data-sources/{id}", source.as_str()),
         ("/v1/api-keys/{id}", owner_key_id.as_str()),
+        ("/v1/chunks/{id}", chunk.as_str()),
     ];
     let mut cells = 0;
     for (template, item) in doc_json["paths"].as_object().expect("paths") {

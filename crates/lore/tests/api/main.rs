@@ -5,6 +5,7 @@ mod agents;
 mod attacks;
 mod backup;
 mod campaigns;
+mod chunks;
 mod cli;
 mod connectors;
 mod console;

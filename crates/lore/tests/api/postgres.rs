@@ -222,9 +222,9 @@ async fn two_nodes_share_one_database_and_process_each_document_once() {
 /// A rolling upgrade from the previous release, whose database stops at schema version 4 (no
 /// uploads in the database, no master-key check, no node table) and whose nodes keep uploads in
 /// their own data directories. Two nodes of this release start on it at once: one migrates, the
-/// other waits for it; a node of the previous release could go on beside them (schema 5 is
-/// readable by 4); the old documents' files come into the database, so the node that never had
-/// them serves them; old and new documents are found from both nodes.
+/// other waits for it; a node of the previous release goes on beside them exactly when the new
+/// migrations are readable by it; the old documents' files come into the database, so the node
+/// that never had them serves them; old and new documents are found from both nodes.
 #[tokio::test]
 async fn two_nodes_upgrade_a_previous_release_database() {
     if std::env::var("LORE_TEST_BACKEND").as_deref() == Ok("postgres") {
@@ -296,9 +296,23 @@ async fn two_nodes_upgrade_a_previous_release_database() {
             .fetch_all(&pool)
             .await
             .expect("migrations");
-    assert_eq!(migrated, [(5, Some(4))], "migrated once, readable by the previous release");
+    let expected: Vec<(i64, Option<i64>)> = lore_store::schema::POSTGRES
+        .iter()
+        .filter(|m| m.version > 4)
+        .map(|m| (m.version, Some(m.readable_by)))
+        .collect();
+    assert_eq!(migrated, expected, "each migration applied once, with the oldest version that reads it");
+    // A previous-release node goes on beside the upgraded ones exactly when every newer migration
+    // is readable by it (5 is: it only adds tables; 6 is not: it must not re-embed a disabled
+    // chunk); otherwise it refuses to start and says to upgrade.
     let mut conn = pool.acquire().await.expect("conn");
-    lore_store::schema::postgres_readable_by(&mut conn, 4).await.expect("a previous-release node goes on");
+    let readable = lore_store::schema::postgres_readable_by(&mut conn, 4).await;
+    if expected.iter().all(|(_, by)| by.is_some_and(|by| by <= 4)) {
+        readable.expect("a previous-release node goes on");
+    } else {
+        let refused = readable.expect_err("a previous-release node must stop");
+        assert!(refused.message.contains("upgrade this node"), "{refused}");
+    }
     let refused = lore_store::schema::postgres_readable_by(&mut conn, 3).await.expect_err("too old");
     assert!(refused.message.contains("upgrade this node"), "{refused}");
     drop(conn);

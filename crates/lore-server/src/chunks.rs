@@ -1,0 +1,190 @@
+//! Chunks curated by hand: `PATCH /v1/chunks/{id}` changes a chunk's text, metadata or whether
+//! search returns it; `POST /v1/documents/{id}/chunks` adds one. New text is indexed as
+//! processing indexes it: its terms (with the document's title, as the worker adds it) and its
+//! embedding in the knowledge base's search space. Writing takes the `upload` scope and the key's
+//! binding; another owner's chunk is not found.
+
+use lore_core::error::Code;
+use lore_core::model::{Chunk, ChunkEdit, ChunkText, Document, KbStatus, KnowledgeBase, NewChunk, Scope};
+use lore_ingest::segment;
+use serde::Deserialize;
+use serde_json::{Map, Value};
+
+use crate::auth::Principal;
+use crate::error::{ApiResult, error};
+use crate::service::{not_found, owned_document, owned_kb};
+use crate::state::AppState;
+
+/// The longest text a chunk may be given by hand, in characters.
+pub const MAX_CHUNK_CHARS: usize = 20_000;
+/// The largest metadata object, serialized.
+const MAX_METADATA_BYTES: usize = 16 * 1024;
+
+/// `PATCH /v1/chunks/{id}`: a field left out stays as it is.
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ChunkUpdate {
+    /// New text: re-indexed for full text and re-embedded.
+    pub content: Option<String>,
+    /// Replaces the chunk's metadata.
+    pub metadata: Option<Map<String, Value>>,
+    /// `false`: search never returns the chunk (it is kept); `true`: it returns.
+    pub enabled: Option<bool>,
+}
+
+/// `POST /v1/documents/{id}/chunks`: a chunk written by hand, after the document's last.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewChunkRequest {
+    /// Required. (Checked after the document is found, so that another owner's document answers
+    /// 404 whatever the body.)
+    #[serde(default)]
+    pub content: String,
+    pub metadata: Option<Map<String, Value>>,
+}
+
+pub async fn get_chunk(state: &AppState, principal: &Principal, id: lore_core::model::Id) -> ApiResult<Chunk> {
+    principal.require(Scope::Read)?;
+    let chunk = state.store.get_chunk(principal.user_id(), id).await?.ok_or_else(|| not_found("chunk"))?;
+    principal.require_knowledge_base(chunk.knowledge_base_id)?;
+    Ok(chunk)
+}
+
+pub async fn update_chunk(
+    state: &AppState,
+    principal: &Principal,
+    id: lore_core::model::Id,
+    req: ChunkUpdate,
+) -> ApiResult<Chunk> {
+    principal.require(Scope::Upload)?;
+    let chunk = state.store.get_chunk(principal.user_id(), id).await?.ok_or_else(|| not_found("chunk"))?;
+    principal.require_knowledge_base(chunk.knowledge_base_id)?;
+    let (document, kb) = writable(state, principal, chunk.document_id).await?;
+    if let Some(metadata) = &req.metadata {
+        check_metadata(metadata)?;
+    }
+    let text = match &req.content {
+        Some(content) if *content != chunk.content => Some(indexed_text(state, &kb, &document, content).await?),
+        _ => None,
+    };
+    let content = text.as_ref().map_or(chunk.content.as_str(), |t| t.content.as_str());
+    let edit = ChunkEdit {
+        fts_terms: terms_of(&document, content),
+        text,
+        metadata: req.metadata.map(Value::Object),
+        enabled: req.enabled,
+        at: lore_core::now(),
+    };
+    Ok(state.store.update_chunk(principal.user_id(), id, edit).await?.ok_or_else(|| not_found("chunk"))?)
+}
+
+pub async fn add_chunk(
+    state: &AppState,
+    principal: &Principal,
+    document_id: lore_core::model::Id,
+    req: NewChunkRequest,
+) -> ApiResult<Chunk> {
+    principal.require(Scope::Upload)?;
+    let (document, kb) = writable(state, principal, document_id).await?;
+    let metadata = req.metadata.unwrap_or_default();
+    check_metadata(&metadata)?;
+    let text = indexed_text(state, &kb, &document, &req.content).await?;
+    let chunk = NewChunk {
+        fts_terms: terms_of(&document, &text.content),
+        content: text.content,
+        content_hash: text.content_hash,
+        chunk_index: 0,
+        metadata: Value::Object(metadata),
+        parent_index: None,
+        searchable: true,
+        embedding: text.embedding,
+        summary_embedding: text.summary_embedding,
+    };
+    state
+        .store
+        .add_chunk(principal.user_id(), document_id, chunk, text.embedding_model, lore_core::now())
+        .await?
+        .ok_or_else(|| error(Code::ValidationFailed, "chunks can be added to a processed document only"))
+}
+
+/// The chunk's document and knowledge base, which must take writes.
+async fn writable(
+    state: &AppState,
+    principal: &Principal,
+    document_id: lore_core::model::Id,
+) -> ApiResult<(Document, KnowledgeBase)> {
+    let document = owned_document(state, principal, document_id).await?;
+    let kb = owned_kb(state, principal, document.knowledge_base_id).await?;
+    if kb.status == KbStatus::Archived {
+        return Err(error(
+            Code::KnowledgeBaseArchived,
+            "this knowledge base is archived; reactivate it to edit chunks",
+        ));
+    }
+    if document.soft_deleted_at.is_some() {
+        return Err(not_found("document"));
+    }
+    Ok((document, kb))
+}
+
+fn check_metadata(metadata: &Map<String, Value>) -> ApiResult<()> {
+    let size = serde_json::to_vec(metadata).map(|v| v.len()).unwrap_or(usize::MAX);
+    if size > MAX_METADATA_BYTES {
+        return Err(error(Code::ValidationFailed, format!("metadata must be at most {MAX_METADATA_BYTES} bytes")));
+    }
+    Ok(())
+}
+
+/// New text with its hash and embeddings, in the knowledge base's search space (a change of
+/// model under way re-embeds it with the rest).
+async fn indexed_text(
+    state: &AppState,
+    kb: &KnowledgeBase,
+    document: &Document,
+    content: &str,
+) -> ApiResult<ChunkText> {
+    let content = content.trim();
+    let chars = content.chars().count();
+    if chars == 0 || chars > MAX_CHUNK_CHARS {
+        return Err(error(
+            Code::ValidationFailed,
+            format!("a chunk's content must have 1 to {MAX_CHUNK_CHARS} characters"),
+        ));
+    }
+    let mut chunk = NewChunk {
+        content: content.to_string(),
+        content_hash: lore_ingest::sha256_hex(content.as_bytes()),
+        chunk_index: 0,
+        metadata: Value::Null,
+        fts_terms: String::new(),
+        parent_index: None,
+        searchable: true,
+        embedding: None,
+        summary_embedding: None,
+    };
+    let mut embedding_model = None;
+    if let Some(embedder) = crate::embedding::search_embedder(state, kb).await? {
+        let chunks = std::slice::from_mut(&mut chunk);
+        crate::embedding::embed_chunks(state, kb.user_id, embedder.as_ref(), chunks, &[document.title.clone()]).await?;
+        embedding_model = Some(embedder.space().to_string());
+    }
+    Ok(ChunkText {
+        content: chunk.content,
+        content_hash: chunk.content_hash,
+        embedding: chunk.embedding,
+        summary_embedding: chunk.summary_embedding,
+        embedding_model,
+    })
+}
+
+/// A chunk's full-text terms: its words, and its document's title's when it does not begin with
+/// the title (as processing indexes it).
+fn terms_of(document: &Document, content: &str) -> String {
+    let words = segment::terms(content).join(" ");
+    match document.title.as_deref().map(str::trim).filter(|t| !t.is_empty()) {
+        Some(title) if !content.trim_start().starts_with(title) => {
+            format!("{} {words}", segment::terms(title).join(" "))
+        }
+        _ => words,
+    }
+}

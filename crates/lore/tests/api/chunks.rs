@@ -1,0 +1,121 @@
+//! Chunks curated by hand over the API: an edited chunk is found by its new words and vector and
+//! not by its old words, a disabled chunk by nothing, an added chunk like any other; scopes,
+//! bindings and tenants hold. The PostgreSQL pass runs the same on PostgreSQL.
+
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+use super::{TestApp, code, spawn_app};
+
+/// The chunk ids a search returns, in order.
+async fn found(app: &TestApp, token: &str, kb: &str, query: &str, mode: &str) -> Vec<String> {
+    let (status, v) =
+        app.post(token, &format!("/v1/knowledge-bases/{kb}/search"), json!({"query": query, "mode": mode})).await;
+    assert_eq!(status, StatusCode::OK, "{v}");
+    v["results"].as_array().into_iter().flatten().filter_map(|h| h["chunk_id"].as_str().map(str::to_string)).collect()
+}
+
+async fn key(app: &TestApp, token: &str, body: Value) -> String {
+    let (status, v) = app.post(token, "/v1/api-keys", body).await;
+    assert_eq!(status, StatusCode::CREATED, "{v}");
+    v["key"].as_str().expect("key").to_string()
+}
+
+#[tokio::test]
+async fn chunks_are_edited_disabled_and_added_by_hand() {
+    let app = spawn_app().await;
+    let token = app.register("curator").await;
+    let kb = app.create_kb(&token, "手册").await;
+    let doc = app
+        .ingest(
+            &token,
+            &kb,
+            "手册.md",
+            "# 售后手册\n\n退款在三十天内受理，原路退回。\n\nShipping takes two business days by courier.",
+        )
+        .await;
+    assert_eq!(doc["status"], "completed", "{doc}");
+    let doc_id = doc["id"].as_str().expect("id").to_string();
+    let (_, chunks) = app.get(&token, &format!("/v1/documents/{doc_id}/chunks")).await;
+    let chunks = chunks["data"].as_array().expect("chunks").clone();
+    let first = chunks[0]["id"].as_str().expect("id").to_string();
+    assert_eq!(chunks[0]["enabled"], true);
+    assert!(chunks[0]["edited_at"].is_null());
+    let (_, before) = app.get(&token, &format!("/v1/knowledge-bases/{kb}")).await;
+    assert!(found(&app, &token, &kb, "退款", "fulltext").await.contains(&first), "{chunks:?}");
+
+    // Edited: found by the new words (full text and vector), not the old ones.
+    let text = "保修期为两年，紫罗兰色款式除外。The warranty lasts two years except for the violet model.";
+    let (status, edited) = app
+        .patch(&token, &format!("/v1/chunks/{first}"), json!({"content": text, "metadata": {"reviewed_by": "李雷"}}))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{edited}");
+    assert_eq!((edited["content"].as_str(), edited["metadata"]["reviewed_by"].as_str()), (Some(text), Some("李雷")));
+    assert!(edited["edited_at"].is_string() && edited["enabled"] == true, "{edited}");
+    assert_eq!(found(&app, &token, &kb, "紫罗兰", "fulltext").await.first(), Some(&first));
+    assert_eq!(found(&app, &token, &kb, "violet warranty", "fulltext").await.first(), Some(&first));
+    assert!(!found(&app, &token, &kb, "退款", "fulltext").await.contains(&first), "the old words are gone");
+    assert_eq!(found(&app, &token, &kb, text, "vector").await.first(), Some(&first), "re-embedded");
+    let (_, after) = app.get(&token, &format!("/v1/knowledge-bases/{kb}")).await;
+    assert_eq!(after["chunk_count"], before["chunk_count"]);
+
+    // Disabled: found by nothing, kept; enabled: back.
+    let (status, v) = app.patch(&token, &format!("/v1/chunks/{first}"), json!({"enabled": false})).await;
+    assert_eq!((status, v["enabled"].as_bool()), (StatusCode::OK, Some(false)), "{v}");
+    for mode in ["fulltext", "vector", "hybrid"] {
+        assert!(!found(&app, &token, &kb, "紫罗兰 violet warranty", mode).await.contains(&first), "{mode}");
+    }
+    let (_, listed) = app.get(&token, &format!("/v1/documents/{doc_id}/chunks")).await;
+    assert_eq!(listed["data"].as_array().map(Vec::len), Some(chunks.len()));
+    app.patch(&token, &format!("/v1/chunks/{first}"), json!({"enabled": true})).await;
+    assert_eq!(found(&app, &token, &kb, "紫罗兰", "fulltext").await.first(), Some(&first));
+
+    // Added by hand: after the last chunk, counted and found.
+    let (status, added) = app
+        .post(
+            &token,
+            &format!("/v1/documents/{doc_id}/chunks"),
+            json!({"content": "发票可在订单页面下载。Invoices are downloadable from the order page."}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{added}");
+    assert_eq!(added["chunk_index"].as_i64(), Some(chunks.len() as i64));
+    let added_id = added["id"].as_str().expect("id").to_string();
+    assert_eq!(found(&app, &token, &kb, "发票", "fulltext").await.first(), Some(&added_id));
+    assert_eq!(found(&app, &token, &kb, "invoices downloadable", "hybrid").await.first(), Some(&added_id));
+    let (_, kb_now) = app.get(&token, &format!("/v1/knowledge-bases/{kb}")).await;
+    assert_eq!(kb_now["chunk_count"].as_i64(), before["chunk_count"].as_i64().map(|n| n + 1));
+    let (status, one) = app.get(&token, &format!("/v1/chunks/{added_id}")).await;
+    assert_eq!((status, one["document_id"].as_str()), (StatusCode::OK, Some(doc_id.as_str())));
+
+    // Bad input is refused with its code and changes nothing.
+    for bad in [
+        json!({"content": "   "}),
+        json!({"content": "x".repeat(20_001)}),
+        json!({"colour": "red"}),
+        json!({"metadata": {"big": "x".repeat(17_000)}}),
+    ] {
+        let (status, v) = app.patch(&token, &format!("/v1/chunks/{first}"), bad).await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
+    }
+    // A search key may read but not edit; a key bound elsewhere and another account see nothing.
+    let searcher = key(&app, &token, json!({"name": "s", "scopes": ["search", "read"]})).await;
+    assert_eq!(app.get(&searcher, &format!("/v1/chunks/{first}")).await.0, StatusCode::OK);
+    let (status, v) = app.patch(&searcher, &format!("/v1/chunks/{first}"), json!({"enabled": false})).await;
+    assert_eq!((status, code(&v)), (StatusCode::FORBIDDEN, "insufficient_scope"));
+    let other_kb = app.create_kb(&token, "other").await;
+    let bound =
+        key(&app, &token, json!({"name": "b", "scopes": ["upload", "read"], "knowledge_base_id": other_kb})).await;
+    let (status, _) = app.patch(&bound, &format!("/v1/chunks/{first}"), json!({"enabled": false})).await;
+    assert!(status == StatusCode::FORBIDDEN || status == StatusCode::NOT_FOUND, "{status}");
+    let (status, _) = app.post(&bound, &format!("/v1/documents/{doc_id}/chunks"), json!({"content": "x"})).await;
+    assert!(status == StatusCode::FORBIDDEN || status == StatusCode::NOT_FOUND, "{status}");
+    let stranger = app.register("stranger").await;
+    let (status, v) = app.patch(&stranger, &format!("/v1/chunks/{first}"), json!({"content": "mine"})).await;
+    assert_eq!((status, code(&v)), (StatusCode::NOT_FOUND, "not_found"));
+    let (status, _) = app.post(&stranger, &format!("/v1/documents/{doc_id}/chunks"), json!({"content": "mine"})).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let (_, still) = app.get(&token, &format!("/v1/chunks/{first}")).await;
+    assert_eq!((still["content"].as_str(), still["enabled"].as_bool()), (Some(text), Some(true)));
+    app.shutdown().await;
+}
