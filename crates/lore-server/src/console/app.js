@@ -39,6 +39,9 @@ const STRINGS = {
     search_defaults: 'Search defaults', mode: 'Mode', top_k: 'Results (top k)', threshold: 'Similarity threshold',
     invalid_json: '{0} is not valid JSON', file_type: 'Type', processed: 'Processed',
     processing_log: 'Processing log', parent_of: 'Parent chunk with {0} children', child: 'child',
+    chunk_edit: 'Edit', chunk_save: 'Save', chunk_cancel: 'Cancel', chunk_disable: 'Disable', chunk_enable: 'Enable',
+    chunk_disabled: 'disabled: no search returns it', chunk_edited: 'edited by hand', chunk_add: 'Add a chunk',
+    chunk_text: 'Chunk text', chunk_saved: 'Chunk saved and re-indexed', chunk_added: 'Chunk added',
     search_title: 'Search playground', query: 'Query', knowledge_bases: 'Knowledge bases',
     target: 'Compare with', target_content: 'content', target_summary: 'summary', target_both: 'both',
     search_go: 'Search', results_count: '{0} results in {1} ms (server {2} ms)', no_results: 'No results.',
@@ -114,6 +117,9 @@ const STRINGS = {
     search_defaults: '搜索默认值', mode: '模式', top_k: '结果数（top k）', threshold: '相似度阈值',
     invalid_json: '{0} 不是有效的 JSON', file_type: '类型', processed: '处理时间',
     processing_log: '处理日志', parent_of: '父分块，含 {0} 个子分块', child: '子分块',
+    chunk_edit: '编辑', chunk_save: '保存', chunk_cancel: '取消', chunk_disable: '停用', chunk_enable: '启用',
+    chunk_disabled: '已停用：不会出现在搜索结果中', chunk_edited: '已手工编辑', chunk_add: '添加分块',
+    chunk_text: '分块内容', chunk_saved: '分块已保存并重新索引', chunk_added: '分块已添加',
     search_title: '搜索测试台', query: '查询', knowledge_bases: '知识库',
     target: '比对对象', target_content: '正文', target_summary: '摘要', target_both: '两者',
     search_go: '搜索', results_count: '{0} 条结果，用时 {1} 毫秒（服务端 {2} 毫秒）', no_results: '没有结果。',
@@ -702,11 +708,36 @@ async function pageDocument(root, id, query) {
   // Parents first, each followed by its children.
   const children = new Map();
   for (const c of chunks) if (c.parent_chunk_id) children.set(c.parent_chunk_id, [...(children.get(c.parent_chunk_id) || []), c]);
+  // Each chunk can be edited (re-indexed and re-embedded), disabled or enabled, in place.
   const card = (c, isChild) => {
     const kids = children.get(c.id) || [];
     const label = kids.length ? t('parent_of', kids.length) : isChild ? t('child') : '';
-    return h('div', { class: `chunk-card${isChild ? ' child' : ''}${c.id === target ? ' target' : ''}`, id: `chunk-${c.id}`, tabindex: c.id === target ? -1 : null },
-      h('span', { class: 'muted' }, `${t('chunk_n', c.chunk_index + 1)}${label ? ` · ${label}` : ''}`), h('pre', { class: 'chunk' }, c.content));
+    const body = h('pre', { class: 'chunk' }, c.content);
+    const el = h('div', { class: `chunk-card${isChild ? ' child' : ''}${c.id === target ? ' target' : ''}${c.enabled === false ? ' disabled' : ''}`,
+      id: `chunk-${c.id}`, tabindex: c.id === target ? -1 : null, 'data-chunk': c.id });
+    const save = async (changes, message) => {
+      try { await api('PATCH', `/v1/chunks/${c.id}`, changes); toast(t(message)); render(); } catch (e) { fail(e); }
+    };
+    const edit = () => {
+      const text = h('textarea', { class: 'chunk-text', rows: 6, 'aria-label': t('chunk_text') });
+      text.value = c.content;
+      const form = h('form', { class: 'chunk-edit' }, text,
+        h('div', { class: 'row' }, h('button', { type: 'submit', class: 'chunk-save' }, t('chunk_save')),
+          h('button', { type: 'button', class: 'secondary', onclick: () => form.replaceWith(body) }, t('chunk_cancel'))));
+      onSubmit(form, () => save({ content: text.value }, 'chunk_saved'));
+      body.replaceWith(form);
+      text.focus();
+    };
+    const editable = !deleted && c.enabled !== undefined;
+    return add(el,
+      h('span', { class: 'muted' }, `${t('chunk_n', c.chunk_index + 1)}${label ? ` · ${label}` : ''}`),
+      c.edited_at ? h('span', { class: 'muted chunk-edited' }, ` · ${t('chunk_edited')}`) : null,
+      c.enabled === false ? h('span', { class: 'badge paused chunk-state' }, t('chunk_disabled')) : null,
+      editable ? h('span', { class: 'chunk-actions' },
+        h('button', { type: 'button', class: 'secondary chunk-edit-button', 'aria-label': `${t('chunk_edit')} ${t('chunk_n', c.chunk_index + 1)}`, onclick: edit }, t('chunk_edit')),
+        h('button', { type: 'button', class: 'secondary chunk-toggle', 'aria-label': `${c.enabled === false ? t('chunk_enable') : t('chunk_disable')} ${t('chunk_n', c.chunk_index + 1)}`,
+          onclick: () => save({ enabled: c.enabled === false }, 'chunk_saved') }, c.enabled === false ? t('chunk_enable') : t('chunk_disable'))) : null,
+      body);
   };
   const section = h('section', { id: 'chunks', 'aria-label': t('chunks') }, h('h2', {}, `${t('chunks')} (${chunks.length})`));
   for (const c of chunks.filter((x) => !x.parent_chunk_id)) {
@@ -714,6 +745,17 @@ async function pageDocument(root, id, query) {
     for (const kid of children.get(c.id) || []) add(section, card(kid, true));
   }
   add(root, section);
+  if (!deleted && doc.status === 'completed') {
+    const text = h('textarea', { id: 'chunk-new', rows: 4, required: true });
+    const form = h('form', { class: 'card', id: 'chunk-add-form' }, field(t('chunk_add'), text),
+      h('button', { type: 'submit' }, t('chunk_add')));
+    onSubmit(form, async () => {
+      await api('POST', `/v1/documents/${id}/chunks`, { content: text.value });
+      toast(t('chunk_added'));
+      render();
+    });
+    add(root, form);
+  }
   if (doc.processing_log && doc.processing_log.length) {
     add(root, h('details', { class: 'card' }, h('summary', {}, t('processing_log')),
       h('ul', {}, doc.processing_log.map((e) => h('li', {}, `${fmtTime(e.at || e.timestamp)} · ${e.stage || ''} · ${e.message || ''}`)))));

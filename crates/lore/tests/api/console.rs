@@ -424,6 +424,38 @@ async fn a_newcomer_does_everything_in_the_console_in_a_real_browser() {
     assert_eq!(fetched[0], 200, "{fetched}");
     assert!(fetched[1].as_str().unwrap_or_default().starts_with("attachment"), "{fetched}");
     assert!(fetched[2].as_str().unwrap_or_default().contains("三十天内可以申请全额退款"), "{fetched}");
+    // Chunks curated by hand: edited in place, disabled, enabled again, and one added.
+    browser.click(".chunk-card.target .chunk-edit-button").await;
+    browser.find(".chunk-card.target textarea.chunk-text").await;
+    browser
+        .js(
+            "const t = document.querySelector('.chunk-card.target textarea.chunk-text'); t.value = arguments[0];",
+            json!(["退款政策：购买后四十五天内可以申请全额退款。"]),
+        )
+        .await;
+    browser.click(".chunk-card.target .chunk-save").await;
+    browser.wait_text("the edited chunk", "四十五天内").await;
+    browser
+        .until("the edited mark", "return document.querySelector('.chunk-card.target .chunk-edited')", json!([]))
+        .await;
+    browser.click(".chunk-card.target .chunk-toggle").await;
+    browser
+        .until(
+            "the disabled chunk",
+            "return document.querySelector('.chunk-card.target.disabled .chunk-state')",
+            json!([]),
+        )
+        .await;
+    assert_labelled(&browser).await;
+    browser.screenshot("12-chunk-disabled").await;
+    browser.click(".chunk-card.target .chunk-toggle").await;
+    browser.until("the enabled chunk", "return !document.querySelector('.chunk-card.target.disabled') && document.querySelector('.chunk-card.target')", json!([])).await;
+    let before = browser.js("return document.querySelectorAll('.chunk-card').length", json!([])).await;
+    browser.fill("#chunk-new", "发票可在订单页面下载。Invoices are on the order page.").await;
+    browser.click("#chunk-add-form button[type=submit]").await;
+    browser.wait_text("the added chunk", "Invoices are on the order page.").await;
+    let after = browser.js("return document.querySelectorAll('.chunk-card').length", json!([])).await;
+    assert_eq!(after.as_i64(), before.as_i64().map(|n| n + 1));
     browser.goto(&page("/agents")).await;
     browser.wait_text("the agent list", "退款助手").await;
 
