@@ -687,6 +687,10 @@ class Admin(_Resource):
     def nodes(self) -> List[JSON]:
         return self._run(Call(*endpoint("GET", "/v1/admin/nodes"), parse=_data))
 
+    def server(self) -> JSON:
+        """The answering node's readiness, queue, disk and the limits it enforces."""
+        return self._run(Call(*endpoint("GET", "/v1/admin/server")))
+
 
 # ---------------------------------------------------------------------------------- clients
 

@@ -130,6 +130,7 @@ pub const TABLE: &[Rule] = &[
     rule("GET", "/v1/admin/invitations", Administrator, Refused),
     rule("DELETE", "/v1/admin/invitations/{id}", Administrator, Refused),
     rule("GET", "/v1/admin/nodes", Administrator, Refused),
+    rule("GET", "/v1/admin/server", Administrator, Refused),
 ];
 
 /// The rule of a route, by method and template.

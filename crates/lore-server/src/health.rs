@@ -88,3 +88,81 @@ async fn probe_write(dir: &Path) -> Result<()> {
             .with_cause(e)
     })
 }
+
+/// `GET /v1/admin/server`: what an administrator checks first, on the node that answers: whether
+/// it is ready (and if not, why), its queue, its disk, and the limits it enforces. Nothing
+/// secret: the database is named by kind, never by URL.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct ServerOverview {
+    pub version: String,
+    pub node: String,
+    /// `embedded` (SQLite) or `postgres`.
+    pub database: String,
+    /// Where uploads live: the data directory, the database, a shared volume or a bucket.
+    pub blob_store: String,
+    pub ready: bool,
+    /// Why the node is not ready: its error code and message.
+    pub not_ready: Option<serde_json::Value>,
+    pub queued_jobs: i64,
+    /// Free bytes on the data directory's disk, where the platform says.
+    pub free_disk_bytes: Option<u64>,
+    pub limits: ServerLimits,
+}
+
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct ServerLimits {
+    pub max_upload_bytes: u64,
+    pub min_free_disk_bytes: u64,
+    pub workers: usize,
+    /// `invite`, `open` or `closed`.
+    pub registration: String,
+    pub registrations_per_hour: u32,
+    pub session_ttl_hours: u64,
+    pub trash_retention_days: u64,
+    pub usage_retention_days: u64,
+    pub usage_error_retention_days: u64,
+    /// The default embedding model; `None`: full-text search only.
+    pub embedding_model: Option<String>,
+    pub allow_private_sources: bool,
+    pub allow_outbound: Vec<String>,
+    pub trusted_proxies: Vec<String>,
+    /// Whether documents are parsed in child processes under the parser budgets.
+    pub isolated_parsers: bool,
+    #[schema(value_type = Object)]
+    pub budgets: lore_core::budget::Budgets,
+}
+
+pub async fn overview(state: &AppState) -> Result<ServerOverview> {
+    let readiness = check(state).await;
+    let config = &state.config;
+    let days = |d: std::time::Duration| d.as_secs() / 86_400;
+    let registration =
+        serde_json::to_value(config.registration).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default();
+    Ok(ServerOverview {
+        version: env!("CARGO_PKG_VERSION").to_string(),
+        node: state.node.to_string(),
+        database: if config.database_url.is_some() { "postgres" } else { "embedded" }.to_string(),
+        blob_store: state.blobs.describe(),
+        ready: readiness.is_ok(),
+        not_ready: readiness.err().map(|e| serde_json::json!({"code": e.code.as_str(), "message": e.message})),
+        queued_jobs: state.store.pending_jobs().await.unwrap_or(-1),
+        free_disk_bytes: free_bytes(&config.data_dir),
+        limits: ServerLimits {
+            max_upload_bytes: config.max_upload_bytes,
+            min_free_disk_bytes: config.min_free_disk,
+            workers: config.workers,
+            registration,
+            registrations_per_hour: config.registrations_per_hour,
+            session_ttl_hours: config.session_ttl.as_secs() / 3600,
+            trash_retention_days: days(config.trash_retention),
+            usage_retention_days: days(config.usage_success_retention),
+            usage_error_retention_days: days(config.usage_error_retention),
+            embedding_model: config.embedding_model.clone(),
+            allow_private_sources: config.allow_private_sources,
+            allow_outbound: config.allow_outbound.iter().map(ToString::to_string).collect(),
+            trusted_proxies: config.trusted_proxies.iter().map(ToString::to_string).collect(),
+            isolated_parsers: config.parser_exe.is_some(),
+            budgets: config.budgets.clone(),
+        },
+    })
+}

@@ -468,6 +468,14 @@ pub fn document() -> OpenApi {
     )
     .list::<Node>()
     .add();
+    d.op(
+        Get,
+        "/v1/admin/server",
+        "administration",
+        "This node's readiness, queue, disk and the limits it enforces (administrators)",
+    )
+    .ok::<crate::health::ServerOverview>(200)
+    .add();
 
     // operations
     d.op(Get, "/healthz", "operations", "Liveness")

@@ -78,6 +78,7 @@ pub fn router(state: AppState) -> Router {
         .route("/admin/invitations", post(create_invitation).get(list_invitations))
         .route("/admin/invitations/{id}", delete(revoke_invitation))
         .route("/admin/nodes", get(list_nodes))
+        .route("/admin/server", get(server_overview))
         .route_layer(middleware::from_fn_with_state(state.clone(), crate::authz::enforce))
         .route_layer(middleware::from_fn_with_state(state.clone(), usage::track))
         .route_layer(middleware::from_fn(metrics::track));
@@ -560,6 +561,14 @@ async fn list_invitations(State(state): State<AppState>, principal: Principal) -
 async fn list_nodes(State(state): State<AppState>, principal: Principal) -> ApiResult<Json<Value>> {
     principal.require_superuser()?;
     Ok(Json(json!({ "data": crate::nodes::alive(state.store.as_ref()).await? })))
+}
+
+async fn server_overview(
+    State(state): State<AppState>,
+    principal: Principal,
+) -> ApiResult<Json<crate::health::ServerOverview>> {
+    principal.require_superuser()?;
+    Ok(Json(crate::health::overview(&state).await?))
 }
 
 async fn revoke_invitation(

@@ -15,6 +15,15 @@ const STRINGS = {
     confirm_delete: 'Delete “{0}”?', error_prefix: 'Error', optional: 'optional', any: 'Any',
     nav_kbs: 'Knowledge bases', nav_search: 'Search', nav_agents: 'Agents', nav_keys: 'API keys',
     nav_usage: 'Usage', nav_sources: 'Data sources', nav_notifications: 'Notifications', nav_settings: 'Settings',
+    nav_admin: 'Administration', admin_title: 'Administration', admin_server: 'This server', admin_ready: 'ready',
+    admin_not_ready: 'not ready', admin_version: 'Version', admin_node: 'Node', admin_database: 'Database',
+    admin_blobs: 'Uploads', admin_queue: 'Queued jobs', admin_free: 'Free disk', admin_limits: 'Limits',
+    admin_nodes: 'Nodes', admin_users: 'Users', admin_email: 'Email', admin_role: 'Role', admin_admin: 'administrator',
+    admin_member: 'member', admin_deactivate: 'Deactivate', admin_reactivate: 'Reactivate', admin_inactive: 'inactive',
+    admin_invitations: 'Invitations', admin_invite: 'Invite', admin_invite_email: 'Email (optional)',
+    admin_invitation_token: 'Invitation token (shown once): {0}', admin_expires: 'Expires', admin_revoke: 'Revoke',
+    admin_file_types: 'File types', admin_extensions: 'Extensions', admin_category: 'Category',
+    admin_active: 'Active', admin_save: 'Save', admin_add_type: 'Add a file type', admin_heartbeat: 'Last heartbeat',
     sign_in: 'Sign in', sign_up: 'Create an account', sign_out: 'Sign out', username: 'Username',
     username_or_email: 'Username or email', email: 'Email', password: 'Password', full_name: 'Full name',
     no_account: 'No account yet?', have_account: 'Already have an account?', signed_in_as: 'Signed in as {0}',
@@ -93,6 +102,14 @@ const STRINGS = {
     confirm_delete: '删除“{0}”？', error_prefix: '错误', optional: '可选', any: '任意',
     nav_kbs: '知识库', nav_search: '搜索', nav_agents: '智能体', nav_keys: 'API 密钥',
     nav_usage: '用量', nav_sources: '数据源', nav_notifications: '通知', nav_settings: '设置',
+    nav_admin: '管理', admin_title: '管理', admin_server: '本服务器', admin_ready: '就绪', admin_not_ready: '未就绪',
+    admin_version: '版本', admin_node: '节点', admin_database: '数据库', admin_blobs: '上传文件', admin_queue: '排队任务',
+    admin_free: '剩余磁盘', admin_limits: '限制', admin_nodes: '节点', admin_users: '用户', admin_email: '邮箱',
+    admin_role: '角色', admin_admin: '管理员', admin_member: '成员', admin_deactivate: '停用', admin_reactivate: '恢复',
+    admin_inactive: '已停用', admin_invitations: '邀请', admin_invite: '邀请', admin_invite_email: '邮箱（可选）',
+    admin_invitation_token: '邀请码（仅显示一次）：{0}', admin_expires: '过期时间', admin_revoke: '撤销',
+    admin_file_types: '文件类型', admin_extensions: '扩展名', admin_category: '类别', admin_active: '启用',
+    admin_save: '保存', admin_add_type: '添加文件类型', admin_heartbeat: '最近心跳',
     sign_in: '登录', sign_up: '注册账号', sign_out: '退出登录', username: '用户名',
     username_or_email: '用户名或邮箱', email: '邮箱', password: '密码', full_name: '姓名',
     no_account: '还没有账号？', have_account: '已有账号？', signed_in_as: '已登录：{0}',
@@ -359,6 +376,7 @@ const ROUTES = [
   [/^\/sources$/, pageSources],
   [/^\/notifications$/, pageNotifications],
   [/^\/settings$/, pageSettings],
+  [/^\/admin$/, pageAdmin],
 ];
 
 /** Timers and streams of the current page, stopped when the page changes. */
@@ -416,6 +434,7 @@ function renderNav(path) {
     append(nav, [link('#/kbs', 'nav_kbs'), link('#/search', 'nav_search'), link('#/agents', 'nav_agents'),
       link('#/keys', 'nav_keys'), link('#/usage', 'nav_usage'), link('#/sources', 'nav_sources'),
       link('#/notifications', 'nav_notifications'), link('#/settings', 'nav_settings')]);
+    if (session.user && session.user.is_superuser) append(nav, [link('#/admin', 'nav_admin')]);
   }
   add(nav, h('span', { class: 'spacer' }));
   if (session) add(nav, h('span', { class: 'who' }, t('signed_in_as', session.user.username)));
@@ -1206,6 +1225,68 @@ async function pageSources(root) {
     render();
   });
   if (kbs.length) add(root, form);
+}
+
+// ---------------------------------------------------------------------------------- administration
+
+/** Administrators: this server's readiness and limits, the nodes, users, invitations, file types. */
+async function pageAdmin(root) {
+  const [server, nodes, users, invitations, types] = await Promise.all([
+    api('GET', '/v1/admin/server'), api('GET', '/v1/admin/nodes'), api('GET', '/v1/admin/users?limit=200'),
+    api('GET', '/v1/admin/invitations'), api('GET', '/v1/file-types'),
+  ]);
+  const act = async (fn) => { try { await fn(); render(); } catch (e) { fail(e); } };
+  const facts = (pairs) => h('dl', { class: 'facts' }, pairs.flatMap(([k, v]) => [h('dt', {}, k), h('dd', {}, v)]));
+  const limits = server.limits;
+  add(root, h('h1', {}, t('admin_title')),
+    h('section', { class: 'card', id: 'admin-server', 'aria-label': t('admin_server') }, h('h2', {}, t('admin_server')),
+      h('p', {}, badge(server.ready ? 'ok' : 'error', server.ready ? t('admin_ready') : t('admin_not_ready')),
+        server.not_ready ? ` ${server.not_ready.message} (${server.not_ready.code})` : ''),
+      facts([[t('admin_version'), server.version], [t('admin_node'), server.node], [t('admin_database'), server.database],
+        [t('admin_blobs'), server.blob_store], [t('admin_queue'), server.queued_jobs],
+        [t('admin_free'), server.free_disk_bytes == null ? '—' : fmtBytes(server.free_disk_bytes)]]),
+      h('h3', {}, t('admin_limits')),
+      facts(Object.entries({ ...limits, budgets: undefined, ...limits.budgets })
+        .filter(([, v]) => v !== undefined)
+        .map(([k, v]) => [k, Array.isArray(v) ? (v.join(', ') || '—') : String(v ?? '—')]))),
+    h('section', { class: 'card', id: 'admin-nodes' }, h('h2', {}, t('admin_nodes')),
+      h('ul', {}, nodes.data.map((n) => h('li', {}, `${n.id} · ${n.version} · ${n.address} · ${t('admin_heartbeat')} ${fmtTime(n.heartbeat_at)}`)))));
+
+  add(root, h('section', { class: 'card', id: 'admin-users' }, h('h2', {}, t('admin_users')),
+    h('div', { class: 'table-wrap' }, h('table', {},
+      h('thead', {}, h('tr', {}, [t('name'), t('admin_email'), t('admin_role'), t('status'), t('created'), ''].map((c) => h('th', { scope: 'col' }, c)))),
+      h('tbody', {}, users.data.map((u) => h('tr', { 'data-user': u.username },
+        h('td', {}, u.username), h('td', {}, u.email), h('td', {}, u.is_superuser ? t('admin_admin') : t('admin_member')),
+        h('td', {}, u.is_active ? badge('active') : badge('paused', t('admin_inactive'))), h('td', {}, fmtTime(u.created_at)),
+        h('td', {}, u.id === session.user.id ? null : h('button', { type: 'button', class: 'secondary user-toggle',
+          'aria-label': `${u.is_active ? t('admin_deactivate') : t('admin_reactivate')} ${u.username}`,
+          onclick: () => act(() => api('PATCH', `/v1/admin/users/${u.id}`, { is_active: !u.is_active })) },
+        u.is_active ? t('admin_deactivate') : t('admin_reactivate'))))))))));
+
+  const inviteEmail = h('input', { type: 'email', id: 'invite-email' });
+  const inviteForm = h('form', { class: 'row', id: 'invite-form' }, field(t('admin_invite_email'), inviteEmail),
+    h('div', { class: 'field' }, h('button', { type: 'submit' }, t('admin_invite'))));
+  const created = h('p', { id: 'invite-token', role: 'status' });
+  onSubmit(inviteForm, async () => {
+    const inv = await api('POST', '/v1/admin/invitations', inviteEmail.value ? { email: inviteEmail.value } : {});
+    created.textContent = t('admin_invitation_token', inv.token);
+  });
+  add(root, h('section', { class: 'card', id: 'admin-invitations' }, h('h2', {}, t('admin_invitations')), inviteForm, created,
+    h('ul', {}, invitations.data.map((i) => h('li', {}, `${i.email || '—'} · ${t('admin_expires')} ${fmtTime(i.expires_at)} `,
+      h('button', { type: 'button', class: 'secondary', 'aria-label': `${t('admin_revoke')} ${i.email || i.id}`,
+        onclick: () => act(() => api('DELETE', `/v1/admin/invitations/${i.id}`)) }, t('admin_revoke')))))));
+
+  const typeRow = (ft) => {
+    const exts = h('input', { value: (ft.extensions || []).join(', '), 'aria-label': `${t('admin_extensions')} ${ft.name}`, class: 'type-extensions' });
+    const active = h('input', { type: 'checkbox', checked: ft.is_active, 'aria-label': `${t('admin_active')} ${ft.name}`, class: 'type-active' });
+    return h('tr', { 'data-type': ft.name }, h('td', {}, ft.name), h('td', {}, ft.category), h('td', {}, exts), h('td', {}, active),
+      h('td', {}, h('button', { type: 'button', class: 'secondary type-save', 'aria-label': `${t('admin_save')} ${ft.name}`,
+        onclick: () => act(() => api('PATCH', `/v1/file-types/${ft.id}`, { extensions: listOf(exts.value), is_active: active.checked })) }, t('admin_save'))));
+  };
+  add(root, h('section', { class: 'card', id: 'admin-file-types' }, h('h2', {}, t('admin_file_types')),
+    h('div', { class: 'table-wrap' }, h('table', {},
+      h('thead', {}, h('tr', {}, [t('name'), t('admin_category'), t('admin_extensions'), t('admin_active'), ''].map((c) => h('th', { scope: 'col' }, c)))),
+      h('tbody', {}, types.data.map(typeRow))))));
 }
 
 async function pageNotifications(root) {

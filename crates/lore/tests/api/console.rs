@@ -456,6 +456,63 @@ async fn a_newcomer_does_everything_in_the_console_in_a_real_browser() {
     browser.wait_text("the added chunk", "Invoices are on the order page.").await;
     let after = browser.js("return document.querySelectorAll('.chunk-card').length", json!([])).await;
     assert_eq!(after.as_i64(), before.as_i64().map(|n| n + 1));
+
+    // Administration (the first account administers the installation): the server's readiness
+    // and limits, users deactivated and reactivated, an invitation, a file type's extensions.
+    app.register("second-user").await;
+    browser.goto(&page("/admin")).await;
+    browser.find("#admin-server").await;
+    assert_labelled(&browser).await;
+    let server = browser.js("return document.querySelector('#admin-server').innerText", json!([])).await;
+    let server = server.as_str().unwrap_or_default().to_string();
+    assert!(
+        server.contains("ready") && server.contains("max_upload_bytes") && server.contains("max_chunks_per_document"),
+        "{server}"
+    );
+    browser.click("tr[data-user=second-user] .user-toggle").await;
+    browser
+        .until(
+            "the user deactivated",
+            "return document.querySelector('tr[data-user=second-user] .badge.paused')",
+            json!([]),
+        )
+        .await;
+    let (status, v) =
+        app.post("", "/v1/auth/login", json!({"username": "second-user", "password": "correct horse battery"})).await;
+    assert_eq!(
+        (status.as_u16(), v["error"]["code"].as_str()),
+        (401, Some("user_inactive")),
+        "a deactivated account cannot sign in"
+    );
+    browser.click("tr[data-user=second-user] .user-toggle").await;
+    browser
+        .until(
+            "the user reactivated",
+            "return document.querySelector('tr[data-user=second-user] .badge.active')",
+            json!([]),
+        )
+        .await;
+    browser.fill("#invite-email", "colleague@example.com").await;
+    browser.click("#invite-form button[type=submit]").await;
+    let token = browser
+        .until(
+            "the invitation token",
+            "const p = document.querySelector('#invite-token'); return p && p.textContent",
+            json!([]),
+        )
+        .await;
+    assert!(token.as_str().unwrap_or_default().contains("inv_"), "{token}");
+    browser
+        .js(
+            "const i = document.querySelector('tr[data-type=markdown] .type-extensions'); i.value = i.value + ', mdx';",
+            json!([]),
+        )
+        .await;
+    browser.click("tr[data-type=markdown] .type-save").await;
+    browser
+        .until("the saved extensions", "const i = document.querySelector('tr[data-type=markdown] .type-extensions'); return i && i.value.includes('mdx')", json!([]))
+        .await;
+    browser.screenshot("12-administration").await;
     browser.goto(&page("/agents")).await;
     browser.wait_text("the agent list", "退款助手").await;
 
