@@ -101,6 +101,7 @@ codes! {
     TooManyRegistrations => ("too_many_registrations", RateLimited, 429),
     // Document processing (stored on the failed document, also usable in responses)
     UnsupportedFileType => ("unsupported_file_type", InvalidRequest, 415),
+    EmbeddingModelNotAllowed => ("embedding_model_not_allowed", InvalidRequest, 422),
     CorruptFile => ("corrupt_file", InvalidRequest, 422),
     BinaryContent => ("binary_content", InvalidRequest, 422),
     NoTextContent => ("no_text_content", InvalidRequest, 422),

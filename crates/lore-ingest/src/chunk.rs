@@ -207,8 +207,9 @@ pub fn chunk_measured(text: &str, strategy: &Strategy, measure: Measure<'_>) -> 
     match strategy {
         Strategy::Fixed { chunk_size, chunk_overlap } => fixed(&ix, *chunk_size, *chunk_overlap),
         Strategy::SlidingWindow { window_size, step } => sliding(&ix, *window_size, *step),
-        Strategy::Paragraph { max_chunk_size, merge_short_paragraphs, max_paragraphs_per_chunk, .. } => {
-            paragraph(&ix, *max_chunk_size, *merge_short_paragraphs, max_paragraphs_per_chunk.unwrap_or(usize::MAX))
+        Strategy::Paragraph { max_chunk_size, min_chunk_size, merge_short_paragraphs, max_paragraphs_per_chunk } => {
+            let limits = (*min_chunk_size, *max_chunk_size, max_paragraphs_per_chunk.unwrap_or(usize::MAX));
+            paragraph(&ix, limits, *merge_short_paragraphs)
         }
         Strategy::Custom { max_chunk_size, separators, regex, split_on_headings } => {
             custom(&ix, *max_chunk_size, separators, regex.as_deref(), *split_on_headings)
@@ -393,28 +394,39 @@ fn split_long(ix: &Indexed<'_>, (start, end): (usize, usize), max: usize, out: &
     }
 }
 
-fn paragraph(ix: &Indexed<'_>, max: usize, merge: bool, max_paragraphs: usize) -> Vec<TextChunk> {
+/// Paragraphs packed into chunks of at most `max`: with `merge`, as many as fit (up to
+/// `max_paragraphs` each). A chunk shorter than `min` takes the next paragraph whatever `merge`
+/// and `max_paragraphs` say, and a short last chunk joins the one before, wherever the result
+/// fits in `max`.
+fn paragraph(ix: &Indexed<'_>, (min, max, max_paragraphs): (usize, usize, usize), merge: bool) -> Vec<TextChunk> {
     let max = max.max(1);
     let mut units = Vec::new();
     for span in paragraphs(ix) {
         split_long(ix, span, max, &mut units);
     }
-    let mut out = Vec::new();
+    let mut spans: Vec<(usize, usize)> = Vec::new();
     let mut current: Option<(usize, usize, usize)> = None; // start, end, paragraph count
     for (s, e) in units {
         current = match current {
-            Some((cs, _, count)) if merge && count < max_paragraphs && ix.len(cs, e) <= max => Some((cs, e, count + 1)),
+            Some((cs, ce, count))
+                if ix.len(cs, e) <= max && (ix.len(cs, ce) < min || (merge && count < max_paragraphs)) =>
+            {
+                Some((cs, e, count + 1))
+            }
             Some((cs, ce, _)) => {
-                out.extend(ix.chunk(cs, ce));
+                spans.push((cs, ce));
                 Some((s, e, 1))
             }
             None => Some((s, e, 1)),
         };
     }
     if let Some((cs, ce, _)) = current {
-        out.extend(ix.chunk(cs, ce));
+        match spans.last_mut() {
+            Some(last) if ix.len(cs, ce) < min && ix.len(last.0, ce) <= max => last.1 = ce,
+            _ => spans.push((cs, ce)),
+        }
     }
-    out
+    spans.into_iter().flat_map(|(s, e)| ix.chunk(s, e)).collect()
 }
 
 /// Cut points (in chars), each marked hard (a heading: never merged across) or soft.
@@ -743,6 +755,37 @@ mod tests {
             max_paragraphs_per_chunk: None,
         };
         assert_eq!(chunk(text, &s).len(), 4);
+    }
+
+    #[test]
+    fn paragraphs_shorter_than_the_minimum_are_merged_whatever_else_is_set() {
+        // A heading line and a one-word paragraph would each be a chunk of their own.
+        let text = "# 退款\n\n注意：\n\n购买后三十天内可以申请全额退款。\n\nRefunds reach you in five business days.\n\nThanks.";
+        let s = |min, merge, max_paragraphs| Strategy::Paragraph {
+            max_chunk_size: 60,
+            min_chunk_size: min,
+            merge_short_paragraphs: merge,
+            max_paragraphs_per_chunk: max_paragraphs,
+        };
+        // Without a minimum, merging off: every paragraph alone.
+        assert_eq!(chunk(text, &s(1, false, None)).len(), 5);
+        // A minimum of 10 characters: short paragraphs take the next, the short tail joins the one before.
+        assert_eq!(
+            contents(&chunk(text, &s(10, false, None))),
+            vec![
+                "# 退款\n\n注意：\n\n购买后三十天内可以申请全额退款。",
+                "Refunds reach you in five business days.\n\nThanks."
+            ]
+        );
+        // The paragraph count gives way to the minimum too, but the maximum never does.
+        assert_eq!(chunk(text, &s(10, true, Some(1))).len(), 2);
+        let tight = Strategy::Paragraph {
+            max_chunk_size: 20,
+            min_chunk_size: 15,
+            merge_short_paragraphs: false,
+            max_paragraphs_per_chunk: None,
+        };
+        assert!(chunk(text, &tight).iter().all(|c| c.content.chars().count() <= 20));
     }
 
     #[test]

@@ -711,6 +711,7 @@ pub async fn register_upload(
     let expires_at = user_config.document_retention_days.map(|days| lore_core::now() + ChronoDuration::days(days));
     let detected = lore_ingest::detect::detect(&filename, &upload.head);
     let file_type = registered_type(state, detected, &filename).await?;
+    allowed_model(state, kb, &file_type).await?;
     let key = key_for_hash(&upload.sha256);
     state.blobs.put_file(&key, upload.path).await?;
     let size = i64::try_from(upload.size).map_err(|e| Error::internal(e.to_string()))?;
@@ -768,6 +769,28 @@ async fn registered_type(state: &AppState, detected: FileKind, filename: &str) -
             format!("'{}' files are not supported; GET /v1/file-types lists what is", detected.name()),
         )),
     }
+}
+
+/// A file type that names its allowed embedding models (`FileType.embedding_models`; none: any)
+/// refuses a knowledge base embedding with another, before anything is stored.
+async fn allowed_model(state: &AppState, kb: &KnowledgeBase, file_type: &FileType) -> ApiResult<()> {
+    if file_type.embedding_models.is_empty() {
+        return Ok(());
+    }
+    let Some(config) = crate::embedding::config_for(state, kb).await? else { return Ok(()) };
+    let space = lore_embed::Registry::space_of(&config).map_err(crate::embedding::to_error)?;
+    let model = space.split_once('/').map_or(space.as_str(), |(_, model)| model);
+    if file_type.embedding_models.iter().any(|m| m.trim() == space || m.trim() == model) {
+        return Ok(());
+    }
+    Err(error(
+        Code::EmbeddingModelNotAllowed,
+        format!(
+            "'{}' files may only be embedded with {}; this knowledge base embeds with {space}",
+            file_type.name,
+            file_type.embedding_models.join(", ")
+        ),
+    ))
 }
 
 /// The last path component, without control characters; never empty.
@@ -1011,11 +1034,19 @@ pub(crate) async fn run_search(
             ));
         }
     };
-    let top_k = req.top_k.or(search_config.top_k).unwrap_or(10);
+    // The request's settings, else the knowledge base's, else the caller's own defaults
+    // (`PUT /v1/config`), else Lore's. Agents search through here, so theirs apply to them too.
+    let defaults = state.store.get_user_config(principal.user_id()).await?;
+    let default_top_k =
+        defaults.as_ref().and_then(|c| c.max_search_results).map(|n| n.clamp(1, i64::from(MAX_TOP_K)) as u32);
+    let top_k = req.top_k.or(search_config.top_k).or(default_top_k).unwrap_or(10);
     if !(1..=MAX_TOP_K).contains(&top_k) {
         return Err(error(Code::ValidationFailed, format!("top_k must be between 1 and {MAX_TOP_K}")));
     }
-    let threshold = req.similarity_threshold.or(search_config.similarity_threshold);
+    let threshold = req
+        .similarity_threshold
+        .or(search_config.similarity_threshold)
+        .or(defaults.as_ref().and_then(|c| c.default_similarity_threshold));
     if let Some(t) = threshold
         && !(0.0..=1.0).contains(&t)
     {

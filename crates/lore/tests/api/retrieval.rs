@@ -403,3 +403,122 @@ async fn chunk_sizes_can_count_the_embedding_models_tokens() {
     );
     app.shutdown().await;
 }
+
+/// The caller's own search defaults (`PUT /v1/config`: `max_search_results`,
+/// `default_similarity_threshold`) apply where neither the request nor the knowledge base sets
+/// its own, to searches and to agents, which search the same way.
+#[tokio::test]
+async fn the_users_search_defaults_apply_unless_overridden() {
+    let app = spawn_app().await;
+    let token = app.register("defaults").await;
+    let kb = app.create_kb(&token, "默认值").await;
+    let paragraphs: Vec<String> =
+        (1..=5).map(|i| format!("第{i}条：退款规则 refund rule number {i}，适用于第{i}类商品。")).collect();
+    let form = reqwest::multipart::Form::new()
+        .part("file", reqwest::multipart::Part::bytes(paragraphs.join("\n\n").into_bytes()).file_name("规则.md"))
+        .text(
+            "chunking_config",
+            json!({"strategy_type": "paragraph", "config": {"max_chunk_size": 60, "merge_short_paragraphs": false}})
+                .to_string(),
+        );
+    let (status, doc) = app.upload_form(&token, &kb, form).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{doc}");
+    let doc = app.wait_done(&token, doc["id"].as_str().expect("id")).await;
+    assert_eq!((doc["status"].as_str(), doc["chunk_count"].as_i64()), (Some("completed"), Some(5)), "{doc}");
+    let count = |body: Value| {
+        let app = &app;
+        let token = &token;
+        let kb = &kb;
+        async move {
+            let (status, v) = app.post(token, &format!("/v1/knowledge-bases/{kb}/search"), body).await;
+            assert_eq!(status, StatusCode::OK, "{v}");
+            v["results"].as_array().map(Vec::len).unwrap_or(0)
+        }
+    };
+    assert_eq!(count(json!({"query": "退款规则", "mode": "fulltext"})).await, 5);
+
+    // The user's default number of results, then the knowledge base's, then the request's.
+    let (status, v) = app.put(&token, "/v1/config", json!({"max_search_results": 2})).await;
+    assert!(status.is_success(), "{v}");
+    assert_eq!(count(json!({"query": "退款规则", "mode": "fulltext"})).await, 2);
+    assert_eq!(count(json!({"query": "refund rule", "mode": "hybrid"})).await, 2);
+    assert_eq!(count(json!({"query": "退款规则", "mode": "fulltext", "top_k": 4})).await, 4);
+    let (status, v) = app
+        .patch(&token, &format!("/v1/knowledge-bases/{kb}"), json!({"settings": {"search_config": {"top_k": 3}}}))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{v}");
+    assert_eq!(count(json!({"query": "退款规则", "mode": "fulltext"})).await, 3);
+
+    // The user's default similarity threshold: an unrelated query's vector matches fall under it.
+    let unrelated = json!({"query": "quantum chromodynamics lattice gauge theory", "mode": "vector"});
+    assert!(count(unrelated.clone()).await > 0, "without a threshold every chunk is some distance away");
+    app.put(&token, "/v1/config", json!({"default_similarity_threshold": 0.97})).await;
+    assert_eq!(count(unrelated.clone()).await, 0);
+    let mut explicit = unrelated.clone();
+    explicit["similarity_threshold"] = json!(0.0);
+    assert!(count(explicit).await > 0, "the request's own threshold wins");
+
+    // An agent without its own threshold searches under the user's: nothing close enough, so
+    // its answer cites nothing; with its own threshold it cites.
+    let (_, agent) =
+        app.post(&token, "/v1/agents", json!({"name": "严格", "knowledge_base_ids": [kb], "max_documents": 3})).await;
+    let agent = agent["id"].as_str().expect("agent").to_string();
+    let ask = |agent: String| {
+        let app = &app;
+        let token = &token;
+        async move {
+            let (status, v) = app
+                .post(token, &format!("/v1/agents/{agent}/chat"), json!({"message": "quantum chromodynamics lattice"}))
+                .await;
+            assert_eq!(status, StatusCode::OK, "{v}");
+            v["message"]["citations"].as_array().map(Vec::len).unwrap_or(0)
+        }
+    };
+    assert_eq!(ask(agent.clone()).await, 0, "the user's threshold keeps weak passages out");
+    app.patch(&token, &format!("/v1/agents/{agent}"), json!({"similarity_threshold": 0.0})).await;
+    assert!(ask(agent).await > 0, "the agent's own threshold wins");
+    app.shutdown().await;
+}
+
+/// A file type that names the embedding models allowed for it refuses an upload into a knowledge
+/// base embedding with another (422 `embedding_model_not_allowed`), and takes it once allowed.
+#[tokio::test]
+async fn file_types_keep_to_their_allowed_embedding_models() {
+    let app = spawn_app().await;
+    let admin = app.register("registrar").await; // the first account administers the installation
+    let kb = app.create_kb(&admin, "受限").await;
+    let (_, types) = app.get(&admin, "/v1/file-types").await;
+    let markdown = types["data"].as_array().expect("types").iter().find(|t| t["name"] == "markdown").expect("md")["id"]
+        .as_i64()
+        .expect("id");
+    let allow = |models: Value| {
+        let app = &app;
+        let admin = &admin;
+        async move {
+            let (status, v) =
+                app.patch(admin, &format!("/v1/file-types/{markdown}"), json!({"embedding_models": models})).await;
+            assert_eq!(status, StatusCode::OK, "{v}");
+        }
+    };
+    allow(json!(["BAAI/bge-m3"])).await;
+    let (status, v) = app.upload(&admin, &kb, "说明.md", "# 说明\n\n只允许特定的嵌入模型。Only some models.").await;
+    assert_eq!(
+        (status, v["error"]["code"].as_str()),
+        (StatusCode::UNPROCESSABLE_ENTITY, Some("embedding_model_not_allowed"))
+    );
+    assert!(v["error"]["message"].as_str().is_some_and(|m| m.contains("multilingual-e5-small")), "{v}");
+    let (_, docs) = app.get(&admin, &format!("/v1/knowledge-bases/{kb}/documents")).await;
+    assert_eq!(docs["data"].as_array().map(Vec::len), Some(0), "nothing was stored");
+    // Plain text is another type: unaffected.
+    let (status, _) = app.upload(&admin, &kb, "notes.txt", "纯文本不受限制。Plain text is not restricted.").await;
+    assert_eq!(status, StatusCode::ACCEPTED);
+    // The knowledge base's model by name, or by provider and name.
+    for allowed in [json!(["multilingual-e5-small"]), json!(["local/multilingual-e5-small", "BAAI/bge-m3"]), json!([])]
+    {
+        allow(allowed.clone()).await;
+        let text = format!("# 说明\n\n允许：{allowed}");
+        let (status, v) = app.upload(&admin, &kb, "说明.md", text).await;
+        assert_eq!(status, StatusCode::ACCEPTED, "{allowed}: {v}");
+    }
+    app.shutdown().await;
+}
