@@ -129,6 +129,14 @@ fn url(field: &str, value: &Option<String>) -> ApiResult<()> {
 pub async fn put_config(state: &AppState, principal: &Principal, update: ConfigUpdate) -> ApiResult<ConfigView> {
     principal.require_session()?;
     let mut c = state.store.get_user_config(principal.user_id()).await?.unwrap_or_else(UserConfig::initial);
+    // A default model this server cannot use is refused now, not by every later upload.
+    if let Some(Some(model)) = &update.default_embedding_model
+        && !model.trim().is_empty()
+    {
+        let config = lore_embed::EmbeddingConfig::from_shorthand(model.trim());
+        let value = serde_json::to_value(&config).map_err(|e| lore_core::error::Error::internal(e.to_string()))?;
+        crate::embedding::check_config(state, &value)?;
+    }
     let seal = |secret: Option<Option<String>>, current: Option<String>| -> ApiResult<Option<String>> {
         match secret {
             None => Ok(current),

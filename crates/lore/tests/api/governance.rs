@@ -380,6 +380,20 @@ async fn user_config_seals_secrets_and_feeds_defaults() {
     }
     let (status, v) = app.put(&token, "/v1/config", json!({"openai_key": "x"})).await;
     assert_eq!((status, code(&v)), (StatusCode::UNPROCESSABLE_ENTITY, "invalid_body"));
+    // A default embedding model this server cannot use is refused at save time, saying what it
+    // has, rather than failing every later upload; one it has, or a provider's, is kept.
+    for missing in ["BAAI/bge-m3", "no-such-model", "../../etc/passwd"] {
+        let (status, v) = app.put(&token, "/v1/config", json!({"default_embedding_model": missing})).await;
+        assert_eq!((status, code(&v)), (StatusCode::UNPROCESSABLE_ENTITY, "unknown_model"), "{missing}: {v}");
+        assert!(v["error"]["message"].as_str().is_some_and(|m| m.contains("multilingual-e5-small")), "{v}");
+    }
+    let (_, v) = app.get(&token, "/v1/config").await;
+    assert!(v["default_embedding_model"].is_null(), "nothing was saved: {v}");
+    for usable in ["multilingual-e5-small", "local/multilingual-e5-small", "openai/text-embedding-3-small"] {
+        let (status, v) = app.put(&token, "/v1/config", json!({"default_embedding_model": usable})).await;
+        assert_eq!(status, StatusCode::OK, "{usable}: {v}");
+    }
+    app.put(&token, "/v1/config", json!({"default_embedding_model": null})).await;
     let key = new_key(&app, &token, json!({"name": "k", "scopes": ["read", "upload", "search"]})).await;
     let (status, v) = app.get(&key, "/v1/config").await;
     assert_eq!((status, code(&v)), (StatusCode::FORBIDDEN, "session_required"));
