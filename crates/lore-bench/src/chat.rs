@@ -134,6 +134,7 @@ async fn build_corpus(dir: &std::path::Path, chunks: usize) -> anyhow::Result<()
                 searchable: true,
                 embedding: Some(vector),
                 summary_embedding: None,
+                embed_text: None,
             });
         }
         let doc = match store

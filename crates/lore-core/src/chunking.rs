@@ -65,6 +65,15 @@ pub enum Strategy {
         min_chunk_size: usize,
         max_chunk_size: usize,
     },
+    /// Question-and-answer pairs from a table (CSV, TSV, XLSX, XLS, ODS): a chunk per row, its
+    /// question and answer together, found by the question (and by the answer too when
+    /// `match_answer`). Columns are found by their header (`question`/`问题`, `answer`/`答案`
+    /// ...) unless named.
+    Qa {
+        question_column: Option<String>,
+        answer_column: Option<String>,
+        match_answer: bool,
+    },
 }
 
 pub const DEFAULT_CHUNK_SIZE: usize = 800;
@@ -113,6 +122,16 @@ impl<'a> Params<'a> {
             return Err(invalid(format!("{}.{} must be at least 1", self.strategy, names[0])));
         }
         Ok(n)
+    }
+
+    fn text(&mut self, names: &[&'static str]) -> Result<Option<String>> {
+        match self.lookup(names) {
+            None => Ok(None),
+            Some(Value::String(s)) if !s.trim().is_empty() && s.chars().count() <= 200 => {
+                Ok(Some(s.trim().to_string()))
+            }
+            Some(_) => Err(invalid(format!("{}.{} must be a column header (text)", self.strategy, names[0]))),
+        }
     }
 
     fn flag(&mut self, names: &[&'static str], default: bool) -> Result<bool> {
@@ -251,9 +270,14 @@ impl ChunkingConfig {
                     };
                 Strategy::Semantic { breakpoint_percentile, min_chunk_size, max_chunk_size }
             }
+            "qa" => Strategy::Qa {
+                question_column: p.text(&["question_column", "question"])?,
+                answer_column: p.text(&["answer_column", "answer"])?,
+                match_answer: p.flag(&["match_answer"], false)?,
+            },
             other => {
                 return Err(invalid(format!(
-                    "unknown strategy_type '{other}'; expected fixed, paragraph, sliding_window, custom, hierarchical or semantic"
+                    "unknown strategy_type '{other}'; expected fixed, paragraph, sliding_window, custom, hierarchical, semantic or qa"
                 )));
             }
         };
@@ -310,6 +334,8 @@ impl Strategy {
             | Strategy::Semantic { max_chunk_size, .. } => *max_chunk_size,
             Strategy::SlidingWindow { step, .. } => *step,
             Strategy::Hierarchical { child_size, child_overlap, .. } => child_size - child_overlap,
+            // A row is a chunk, however long.
+            Strategy::Qa { .. } => MAX_CHUNK_SIZE,
         }
         .max(1)
     }

@@ -23,6 +23,7 @@ impl TextChunk {
             Strategy::Custom { .. } => "custom",
             Strategy::Hierarchical { .. } => "hierarchical",
             Strategy::Semantic { .. } => "semantic",
+            Strategy::Qa { .. } => "qa",
         };
         let mut m = json!({"char_start": self.char_start, "char_end": self.char_end, "strategy": name});
         if let Strategy::Hierarchical { .. } = strategy {
@@ -218,6 +219,9 @@ pub fn chunk_measured(text: &str, strategy: &Strategy, measure: Measure<'_>) -> 
             hierarchical(&ix, *parent_size, *child_size, *child_overlap)
         }
         // Without sentence embeddings every drop is equal: sentences are packed by size alone.
+        // Pairs come from a table's rows (the worker reads them); a text is previewed a
+        // paragraph per chunk.
+        Strategy::Qa { .. } => paragraph(&ix, (0, lore_core::chunking::MAX_CHUNK_SIZE, 1), false),
         Strategy::Semantic { breakpoint_percentile, min_chunk_size, max_chunk_size } => {
             let units = sentences_measured(text, *max_chunk_size, measure);
             let flat = vec![1.0; units.len().saturating_sub(1)];
@@ -689,6 +693,7 @@ mod tests {
                         Strategy::Paragraph { max_chunk_size, .. }
                         | Strategy::Custom { max_chunk_size, .. }
                         | Strategy::Semantic { max_chunk_size, .. } => *max_chunk_size,
+                        Strategy::Qa { .. } => lore_core::chunking::MAX_CHUNK_SIZE,
                         Strategy::Hierarchical { parent_size, child_size, .. } => {
                             if c.parent.is_some() {
                                 *child_size

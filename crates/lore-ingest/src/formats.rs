@@ -424,6 +424,18 @@ fn rows_with_headers(b: &mut Builder, rows: impl Iterator<Item = Vec<String>>) {
 /// is built; XLS and ODS (which calamine reads whole, within the format's own bounds) are
 /// checked once read. Zip-based workbooks must also stay within `max_expanded_bytes`.
 pub fn workbook(bytes: &[u8], what: &'static str) -> Result<Builder> {
+    let mut b = Builder::default();
+    for (name, rows) in workbook_sheets(bytes, what)? {
+        b.mark("sheet", json!(name));
+        b.paragraph(&format!("## Sheet: {name}"));
+        rows_with_headers(&mut b, rows.into_iter());
+    }
+    Ok(b)
+}
+
+/// Each readable sheet of a workbook, by name, as rows of cell texts (its first row usually
+/// its headers), within the same budgets as [`workbook`].
+pub fn workbook_sheets(bytes: &[u8], what: &'static str) -> Result<Vec<(String, Vec<Vec<String>>)>> {
     if what != "Excel 97-2003" && bytes.starts_with(b"\xd0\xcf\x11\xe0") {
         Archive::open(bytes, what)?; // reports the password protection
     }
@@ -444,7 +456,7 @@ pub fn workbook(bytes: &[u8], what: &'static str) -> Result<Builder> {
     })?;
     use calamine::Reader;
     let max_cells = budgets().max_sheet_cells;
-    let mut b = Builder::default();
+    let mut out = Vec::new();
     for name in sheets.sheet_names() {
         // A sheet that cannot be read (a chart sheet, a broken part) is skipped, as calamine's
         // `worksheets()` does.
@@ -462,11 +474,10 @@ pub fn workbook(bytes: &[u8], what: &'static str) -> Result<Builder> {
         let Some(range) = range else { continue };
         let (rows, cols) = range.get_size();
         check_sheet_span(&name, rows as u64, cols as u64, max_cells)?;
-        b.mark("sheet", json!(name));
-        b.paragraph(&format!("## Sheet: {name}"));
-        rows_with_headers(&mut b, range.rows().map(|r| r.iter().map(cell_text).collect()));
+        let rows = range.rows().map(|r| r.iter().map(cell_text).collect()).collect();
+        out.push((name, rows));
     }
-    Ok(b)
+    Ok(out)
 }
 
 fn check_sheet_span(name: &str, rows: u64, cols: u64, max_cells: u64) -> Result<()> {
@@ -523,6 +534,13 @@ fn sparse_range<'a>(
 
 /// CSV or TSV text (already decoded), rows with their headers.
 pub fn delimited(text: &str, delimiter: u8) -> Result<Builder> {
+    let mut b = Builder::default();
+    rows_with_headers(&mut b, delimited_rows(text, delimiter)?.into_iter());
+    Ok(b)
+}
+
+/// The records of CSV or TSV text (already decoded), as cell texts.
+pub fn delimited_rows(text: &str, delimiter: u8) -> Result<Vec<Vec<String>>> {
     let mut reader =
         csv::ReaderBuilder::new().delimiter(delimiter).has_headers(false).flexible(true).from_reader(text.as_bytes());
     let mut rows = Vec::new();
@@ -530,9 +548,7 @@ pub fn delimited(text: &str, delimiter: u8) -> Result<Builder> {
         let record = record.map_err(|e| corrupt(if delimiter == b'\t' { "TSV" } else { "CSV" }, e))?;
         rows.push(record.iter().map(str::to_string).collect::<Vec<_>>());
     }
-    let mut b = Builder::default();
-    rows_with_headers(&mut b, rows.into_iter());
-    Ok(b)
+    Ok(rows)
 }
 
 // ------------------------------------------------------------------------------------ PDF

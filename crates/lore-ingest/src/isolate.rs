@@ -305,11 +305,23 @@ pub fn serve_child(budgets: Budgets) -> io::Result<()> {
     }
 }
 
-fn handle(kind: &str, bytes: &[u8]) -> Response {
+fn handle(request: &str, bytes: &[u8]) -> Response {
+    // `table:<kind>`: the file's tables as JSON rows, instead of its text.
+    let (tables, kind) = match request.strip_prefix("table:") {
+        Some(kind) => (true, kind),
+        None => (false, request),
+    };
     let Some(kind) = from_wire(kind) else {
         return Response::Error { code: Code::Internal.as_str().into(), message: format!("unknown file kind {kind}") };
     };
-    match std::panic::catch_unwind(|| parse::parse(kind, bytes)) {
+    let work = || {
+        if !tables {
+            return parse::parse(kind, bytes);
+        }
+        let rows = serde_json::to_string(&parse::tables(kind, bytes)?).map_err(Error::internal)?;
+        Ok(Parsed { title: None, raw: String::new(), text: rows, metadata: Default::default(), locations: Vec::new() })
+    };
+    match std::panic::catch_unwind(work) {
         Ok(Ok(parsed)) => Response::Ok(parsed),
         Ok(Err(e)) if e.code == Code::Internal => {
             Response::Error { code: e.code.as_str().into(), message: e.to_string() }
@@ -425,6 +437,12 @@ impl ParserPool {
             return parse::parse(kind, bytes);
         }
         self.run(&wire_name(kind), bytes)
+    }
+
+    /// [`parse::tables`] in a child process: a spreadsheet's rows, under the same budgets.
+    pub fn tables(&self, kind: FileKind, bytes: &[u8]) -> Result<Vec<Vec<Vec<String>>>> {
+        let parsed = self.run(&format!("table:{}", wire_name(kind)), bytes)?;
+        serde_json::from_str(&parsed.text).map_err(|e| Error::internal(format!("parser process: tables: {e}")))
     }
 
     /// Runs a test command (`abort`, `allocate` with a size as the body, `spin`, `sleep`,

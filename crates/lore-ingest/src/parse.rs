@@ -350,6 +350,25 @@ fn collapse(text: &str) -> String {
     text.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
+/// The tables of a spreadsheet or delimited file: each sheet's rows of cell texts (a CSV or TSV
+/// file is one sheet). Other kinds hold no table: `unsupported_file_type`.
+pub fn tables(kind: FileKind, bytes: &[u8]) -> Result<Vec<Vec<Vec<String>>>> {
+    let sheets = |found: Vec<(String, Vec<Vec<String>>)>| found.into_iter().map(|(_, rows)| rows).collect();
+    match kind {
+        FileKind::Csv | FileKind::Tsv => {
+            let decoded = decode(bytes)?;
+            Ok(vec![formats::delimited_rows(&decoded.text, if kind == FileKind::Csv { b',' } else { b'\t' })?])
+        }
+        FileKind::Xlsx => Ok(sheets(formats::workbook_sheets(bytes, "Excel")?)),
+        FileKind::Xls => Ok(sheets(formats::workbook_sheets(bytes, "Excel 97-2003")?)),
+        FileKind::Ods => Ok(sheets(formats::workbook_sheets(bytes, "OpenDocument spreadsheet")?)),
+        other => Err(Error::new(
+            Code::UnsupportedFileType,
+            format!("a {} file holds no table; use CSV, TSV, XLSX, XLS or ODS", other.name()),
+        )),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

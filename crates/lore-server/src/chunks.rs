@@ -8,7 +8,7 @@ use lore_core::error::Code;
 use lore_core::model::{Chunk, ChunkEdit, ChunkText, Document, KbStatus, KnowledgeBase, NewChunk, Scope};
 use lore_ingest::segment;
 use serde::Deserialize;
-use serde_json::{Map, Value};
+use serde_json::{Map, Value, json};
 
 use crate::auth::Principal;
 use crate::error::{ApiResult, error};
@@ -32,15 +32,21 @@ pub struct ChunkUpdate {
     pub enabled: Option<bool>,
 }
 
-/// `POST /v1/documents/{id}/chunks`: a chunk written by hand, after the document's last.
+/// `POST /v1/documents/{id}/chunks`: a chunk written by hand, after the document's last: its
+/// `content`, or a `question` and its `answer` (a Q&A entry, found by its question, and by its
+/// answer too with `match_answer`).
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewChunkRequest {
-    /// Required. (Checked after the document is found, so that another owner's document answers
-    /// 404 whatever the body.)
+    /// The text, unless a question and answer are given. (Checked after the document is found,
+    /// so that another owner's document answers 404 whatever the body.)
     #[serde(default)]
     pub content: String,
     pub metadata: Option<Map<String, Value>>,
+    pub question: Option<String>,
+    pub answer: Option<String>,
+    #[serde(default)]
+    pub match_answer: bool,
 }
 
 pub async fn get_chunk(state: &AppState, principal: &Principal, id: lore_core::model::Id) -> ApiResult<Chunk> {
@@ -64,7 +70,7 @@ pub async fn update_chunk(
         check_metadata(metadata)?;
     }
     let text = match &req.content {
-        Some(content) if *content != chunk.content => Some(indexed_text(state, &kb, &document, content).await?),
+        Some(content) if *content != chunk.content => Some(indexed_text(state, &kb, &document, content, None).await?),
         _ => None,
     };
     let content = text.as_ref().map_or(chunk.content.as_str(), |t| t.content.as_str());
@@ -75,7 +81,7 @@ pub async fn update_chunk(
         enabled: req.enabled,
         at: lore_core::now(),
     };
-    Ok(state.store.update_chunk(principal.user_id(), id, edit).await?.ok_or_else(|| not_found("chunk"))?)
+    state.store.update_chunk(principal.user_id(), id, edit).await?.ok_or_else(|| not_found("chunk"))
 }
 
 pub async fn add_chunk(
@@ -86,11 +92,33 @@ pub async fn add_chunk(
 ) -> ApiResult<Chunk> {
     principal.require(Scope::Upload)?;
     let (document, kb) = writable(state, principal, document_id).await?;
-    let metadata = req.metadata.unwrap_or_default();
+    let mut metadata = req.metadata.unwrap_or_default();
     check_metadata(&metadata)?;
-    let text = indexed_text(state, &kb, &document, &req.content).await?;
+    // A Q&A entry is stored and matched as the `qa` chunking strategy stores a table's rows.
+    let (content, matched) = match (&req.question, &req.answer) {
+        (None, None) => (req.content.clone(), None),
+        (Some(q), Some(a)) if !q.trim().is_empty() && !a.trim().is_empty() && req.content.is_empty() => {
+            let (q, a) = (q.trim(), a.trim());
+            metadata.insert("strategy".into(), json!("qa"));
+            metadata.insert("qa".into(), json!({"question": q, "answer": a}));
+            let content = format!("{q}\n{a}");
+            let matched = if req.match_answer { content.clone() } else { q.to_string() };
+            (content, Some(matched))
+        }
+        _ => {
+            return Err(error(
+                Code::ValidationFailed,
+                "give a chunk's content, or a question and its answer (not both)",
+            ));
+        }
+    };
+    let text = indexed_text(state, &kb, &document, &content, matched.clone()).await?;
     let chunk = NewChunk {
-        fts_terms: terms_of(&document, &text.content),
+        fts_terms: match &matched {
+            Some(m) => segment::terms(m).join(" "),
+            None => terms_of(&document, &text.content),
+        },
+        embed_text: matched,
         content: text.content,
         content_hash: text.content_hash,
         chunk_index: 0,
@@ -142,6 +170,7 @@ async fn indexed_text(
     kb: &KnowledgeBase,
     document: &Document,
     content: &str,
+    embed_text: Option<String>,
 ) -> ApiResult<ChunkText> {
     let content = content.trim();
     let chars = content.chars().count();
@@ -161,11 +190,19 @@ async fn indexed_text(
         searchable: true,
         embedding: None,
         summary_embedding: None,
+        embed_text,
     };
     let mut embedding_model = None;
     if let Some(embedder) = crate::embedding::search_embedder(state, kb).await? {
         let chunks = std::slice::from_mut(&mut chunk);
-        crate::embedding::embed_chunks(state, kb.user_id, embedder.as_ref(), chunks, &[document.title.clone()]).await?;
+        crate::embedding::embed_chunks(
+            state,
+            kb.user_id,
+            embedder.as_ref(),
+            chunks,
+            std::slice::from_ref(&document.title),
+        )
+        .await?;
         embedding_model = Some(embedder.space().to_string());
     }
     Ok(ChunkText {

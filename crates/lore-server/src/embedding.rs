@@ -170,6 +170,7 @@ pub async fn reembed(state: &AppState, job: &lore_core::model::Job, kb: &Knowled
                 searchable: true,
                 embedding: None,
                 summary_embedding: None,
+                embed_text: None,
             })
             .collect();
         let titles: Vec<Option<String>> = batch.iter().map(|c| c.title.clone()).collect();
@@ -227,6 +228,9 @@ pub async fn embed_chunks(
     let texts: Vec<String> = missing
         .iter()
         .map(|&i| {
+            if let Some(text) = &chunks[i].embed_text {
+                return text.clone();
+            }
             let content = &chunks[i].content;
             match titles.get(i).and_then(|t| t.as_deref()).map(str::trim).filter(|t| !t.is_empty()) {
                 Some(title) if !content.trim_start().starts_with(title) => format!("{title}\n{content}"),
@@ -246,7 +250,7 @@ pub async fn embed_chunks(
     let mut summaries = Vec::new();
     for &i in &wanted {
         let lead = lore_ingest::summary::lead(&chunks[i].content, SUMMARY_CHARS);
-        if lead.len() == chunks[i].content.trim().len() {
+        if chunks[i].embed_text.is_some() || lead.len() == chunks[i].content.trim().len() {
             chunks[i].summary_embedding = chunks[i].embedding.clone();
         } else {
             to_summarize.push(i);

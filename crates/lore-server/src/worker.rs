@@ -384,6 +384,10 @@ fn pipeline(
     tokens: Option<crate::embedding::TokenCounter>,
     parsers: Option<Arc<lore_ingest::isolate::ParserPool>>,
 ) -> Result<ProcessedDocument, Error> {
+    if let chunking::Strategy::Qa { question_column, answer_column, match_answer } = strategy {
+        let columns = (question_column.as_deref(), answer_column.as_deref());
+        return qa_pairs(kind, bytes, columns, *match_answer, parsers);
+    }
     let measure = crate::embedding::measure_of(tokens.as_ref());
     let mut log = Vec::new();
     let started = std::time::Instant::now();
@@ -441,6 +445,7 @@ fn pipeline(
             content: piece.content.clone(),
             embedding: None,
             summary_embedding: None,
+            embed_text: None,
         })
         .collect();
     crate::metrics::stage("chunk_and_segment", started.elapsed().as_secs_f64());
@@ -450,6 +455,110 @@ fn pipeline(
         processed_content: parsed.text,
         raw_content: parsed.raw,
         source_metadata: Value::Object(parsed.metadata),
+        chunks,
+        embedding_model: None,
+        log,
+    })
+}
+
+/// Headers that name a question column, and an answer column, when the configuration names none.
+const QUESTION_HEADERS: &[&str] = &["question", "questions", "q", "问题", "问", "提问", "問題"];
+const ANSWER_HEADERS: &[&str] = &["answer", "answers", "a", "答案", "答", "回答", "解答"];
+
+/// A table's rows as question-and-answer chunks (the `qa` strategy): the table is read in a
+/// parser process like any file; each sheet's first row names its columns. A row without both a
+/// question and an answer is skipped; a table without the two columns fails the document with a
+/// message saying how to name them.
+fn qa_pairs(
+    kind: lore_ingest::detect::FileKind,
+    bytes: &[u8],
+    (question_column, answer_column): (Option<&str>, Option<&str>),
+    match_answer: bool,
+    parsers: Option<Arc<lore_ingest::isolate::ParserPool>>,
+) -> Result<ProcessedDocument, Error> {
+    let started = std::time::Instant::now();
+    let sheets = match &parsers {
+        Some(pool) => pool.tables(kind, bytes)?,
+        None => parse::tables(kind, bytes)?,
+    };
+    crate::metrics::stage("parse", started.elapsed().as_secs_f64());
+    let find = |headers: &[String], named: Option<&str>, usual: &[&str]| {
+        let is = |h: &String, name: &str| h.trim().eq_ignore_ascii_case(name.trim());
+        match named {
+            Some(name) => headers.iter().position(|h| is(h, name)),
+            None => usual.iter().find_map(|name| headers.iter().position(|h| is(h, name))),
+        }
+    };
+    let mut pairs: Vec<(String, String)> = Vec::new();
+    let mut tables_with_columns = 0;
+    for rows in &sheets {
+        let mut rows = rows.iter().filter(|r| r.iter().any(|c| !c.trim().is_empty()));
+        let Some(headers) = rows.next() else { continue };
+        let (Some(q), Some(a)) =
+            (find(headers, question_column, QUESTION_HEADERS), find(headers, answer_column, ANSWER_HEADERS))
+        else {
+            continue;
+        };
+        tables_with_columns += 1;
+        for row in rows {
+            let cell = |i: usize| row.get(i).map(|c| c.trim().to_string()).unwrap_or_default();
+            let (question, answer) = (cell(q), cell(a));
+            if !question.is_empty() && !answer.is_empty() {
+                pairs.push((question, answer));
+            }
+        }
+    }
+    if tables_with_columns == 0 {
+        let wanted = match (question_column, answer_column) {
+            (Some(q), Some(a)) => format!("the columns '{q}' and '{a}'"),
+            _ => "a question column and an answer column (headed question/问题 and answer/答案, or named by \
+                  question_column and answer_column)"
+                .to_string(),
+        };
+        return Err(Error::new(Code::NoTextContent, format!("no table in this file has {wanted}")));
+    }
+    if pairs.is_empty() {
+        return Err(Error::new(Code::NoTextContent, "the table has no row with both a question and an answer"));
+    }
+    let text: String = pairs.iter().map(|(q, a)| format!("{q}\n{a}\n\n")).collect();
+    chunking::check_chunk_count(pairs.len(), text.chars().count())?;
+    let chunks: Vec<NewChunk> = pairs
+        .iter()
+        .enumerate()
+        .map(|(i, (question, answer))| {
+            let content = format!("{question}\n{answer}");
+            let matched = if match_answer { content.clone() } else { question.clone() };
+            NewChunk {
+                // The embedding is of the question alone: kept apart from the same text chunked.
+                content_hash: lore_ingest::sha256_hex(format!("qa:{match_answer}:{content}").as_bytes()),
+                chunk_index: i as i64,
+                metadata: json!({"strategy": "qa", "qa": {"question": question, "answer": answer}, "row": i + 1}),
+                fts_terms: segment::terms(&matched).join(" "),
+                parent_index: None,
+                searchable: true,
+                embedding: None,
+                summary_embedding: None,
+                embed_text: Some(matched),
+                content,
+            }
+        })
+        .collect();
+    let log = vec![
+        LogEntry::new("parse", format!("read {} table(s) of {kind:?}", sheets.len())),
+        LogEntry::new(
+            "chunk",
+            format!(
+                "{} question-and-answer pairs, matched by their question{}",
+                chunks.len(),
+                if match_answer { " and answer" } else { "" }
+            ),
+        ),
+    ];
+    Ok(ProcessedDocument {
+        title: None,
+        raw_content: text.clone(),
+        processed_content: text,
+        source_metadata: json!({"qa_pairs": chunks.len()}),
         chunks,
         embedding_model: None,
         log,

@@ -89,6 +89,7 @@ fn processed(texts: &[(&str, &str)]) -> ProcessedDocument {
                 searchable: true,
                 embedding: None,
                 summary_embedding: None,
+                embed_text: None,
             })
             .collect(),
         embedding_model: None,
@@ -866,6 +867,7 @@ async fn chunks_are_curated_by_hand(store: &dyn Store) {
                 searchable: true,
                 embedding: Some(axis(3)),
                 summary_embedding: Some(axis(3)),
+                embed_text: None,
             },
             Some("test/axes".into()),
             lore_core::now(),
@@ -893,6 +895,7 @@ async fn chunks_are_curated_by_hand(store: &dyn Store) {
                 searchable: true,
                 embedding: None,
                 summary_embedding: None,
+                embed_text: None,
             },
             None,
             lore_core::now(),

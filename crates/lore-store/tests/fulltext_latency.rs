@@ -81,6 +81,7 @@ fn chunks(rng: &mut Rng, vocab: &Vocabulary, n: usize) -> Vec<NewChunk> {
                 searchable: true,
                 embedding: None,
                 summary_embedding: None,
+                embed_text: None,
             }
         })
         .collect()

@@ -119,3 +119,109 @@ async fn chunks_are_edited_disabled_and_added_by_hand() {
     assert_eq!((still["content"].as_str(), still["enabled"].as_bool()), (Some(text), Some(true)));
     app.shutdown().await;
 }
+
+/// Q&A entries: imported from XLSX (headers 问题/答案) or CSV (columns named in the config), and
+/// added over the API. Search matches the question (the answer too with `match_answer`) and
+/// returns the answer with it; a table without the two columns fails with a message saying how
+/// to name them. The table is read in a parser process, under the same budgets as any file.
+#[tokio::test]
+async fn question_and_answer_pairs_are_imported_and_found_by_their_question() {
+    let app = spawn_app().await;
+    let token = app.register("faq").await;
+    let kb = app.create_kb(&token, "常见问题").await;
+    let rows = |pairs: &[(&str, &str)]| {
+        let mut rows = vec![vec!["问题".to_string(), "答案".to_string(), "备注".to_string()]];
+        rows.extend(pairs.iter().map(|(q, a)| vec![q.to_string(), a.to_string(), "内部".to_string()]));
+        rows
+    };
+    let xlsx = lore_ingest::samples::xlsx_from(&rows(&[
+        ("怎么申请退货？", "在订单页点击申请售后，七天内寄回即可。"),
+        ("How long does shipping take?", "Orders arrive within two business days."),
+        ("发票怎么开？", ""), // no answer: skipped
+    ]));
+    let qa = json!({"strategy_type": "qa"}).to_string();
+    let upload = |bytes: Vec<u8>, name: &'static str, config: String| {
+        let app = &app;
+        let (token, kb) = (&token, &kb);
+        async move {
+            let form = reqwest::multipart::Form::new()
+                .part("file", reqwest::multipart::Part::bytes(bytes).file_name(name))
+                .text("chunking_config", config);
+            let (status, v) = app.upload_form(token, kb, form).await;
+            assert_eq!(status, StatusCode::ACCEPTED, "{v}");
+            app.wait_done(token, v["id"].as_str().expect("id")).await
+        }
+    };
+    let doc = upload(xlsx, "faq.xlsx", qa.clone()).await;
+    assert_eq!((doc["status"].as_str(), doc["chunk_count"].as_i64()), (Some("completed"), Some(2)), "{doc}");
+
+    let search = |query: &'static str, mode: &'static str| {
+        let app = &app;
+        let (token, kb) = (&token, &kb);
+        async move {
+            let (status, v) = app
+                .post(token, &format!("/v1/knowledge-bases/{kb}/search"), json!({"query": query, "mode": mode}))
+                .await;
+            assert_eq!(status, StatusCode::OK, "{v}");
+            v["results"].as_array().cloned().unwrap_or_default()
+        }
+    };
+    // Found by the question's words, the answer returned with it.
+    let hits = search("退货", "fulltext").await;
+    assert_eq!(hits.len(), 1, "{hits:?}");
+    assert_eq!(hits[0]["metadata"]["qa"]["answer"], "在订单页点击申请售后，七天内寄回即可。");
+    assert!(hits[0]["content"].as_str().is_some_and(|c| c.starts_with("怎么申请退货？\n在订单页")), "{hits:?}");
+    let hits = search("how long is shipping", "hybrid").await;
+    assert_eq!(hits[0]["metadata"]["qa"]["question"], "How long does shipping take?");
+    // Not by the answer's words alone, unless asked.
+    assert!(search("寄回", "fulltext").await.is_empty(), "the answer is not matched by default");
+    let csv = "Frage,Antwort\n会员积分会过期吗？,积分每年十二月三十一日清零。\n";
+    let config = json!({"strategy_type": "qa", "config": {"question_column": "Frage", "answer_column": "Antwort", "match_answer": true}});
+    let doc = upload(csv.as_bytes().to_vec(), "faq.csv", config.to_string()).await;
+    assert_eq!(doc["status"], "completed", "{doc}");
+    assert_eq!(search("清零", "fulltext").await.len(), 1, "with match_answer the answer's words match");
+
+    // Added over the API, to a Q&A document.
+    let (status, added) = app
+        .post(
+            &token,
+            &format!("/v1/documents/{}/chunks", doc["id"].as_str().expect("id")),
+            json!({"question": "可以开发票吗？", "answer": "可以，在个人中心申请电子发票。"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{added}");
+    assert_eq!(added["metadata"]["qa"]["question"], "可以开发票吗？");
+    assert_eq!(search("开发票", "fulltext").await[0]["chunk_id"], added["id"]);
+    assert!(
+        search("个人中心", "fulltext").await.is_empty(),
+        "an entry added without match_answer matches its question"
+    );
+    let (status, v) = app
+        .post(
+            &token,
+            &format!("/v1/documents/{}/chunks", doc["id"].as_str().expect("id")),
+            json!({"question": "只有问题？"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
+
+    // A table without the columns says how to name them; a text file holds no table.
+    let csv = "name,price\n音箱,199\n";
+    let doc = upload(csv.as_bytes().to_vec(), "prices.csv", qa.clone()).await;
+    assert_eq!(
+        (doc["status"].as_str(), doc["error_code"].as_str()),
+        (Some("failed"), Some("no_text_content")),
+        "{doc}"
+    );
+    assert!(
+        doc["error_message"].as_str().is_some_and(|m| m.contains("问题") && m.contains("question_column")),
+        "{doc}"
+    );
+    let doc = upload("问题：这不是表格".as_bytes().to_vec(), "notes.txt", qa).await;
+    assert_eq!(
+        (doc["status"].as_str(), doc["error_code"].as_str()),
+        (Some("failed"), Some("unsupported_file_type")),
+        "{doc}"
+    );
+    app.shutdown().await;
+}
