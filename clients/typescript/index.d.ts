@@ -284,7 +284,8 @@ export declare class Lore {
   chunks: {
     get(id: string): Promise<Chunk>;
     update(id: string, changes: { content?: string; metadata?: Record<string, unknown>; enabled?: boolean }): Promise<Chunk>;
-    add(documentId: string, body: { content: string; metadata?: Record<string, unknown> }): Promise<Chunk>;
+    /** A chunk written by hand, or a Q&A entry (`question` and `answer`). */
+    add(documentId: string, body: { content?: string; question?: string; answer?: string; match_answer?: boolean; metadata?: Record<string, unknown> }): Promise<Chunk>;
   };
   agents: {
     create(spec: { name: string; knowledge_base_ids?: string[]; [k: string]: unknown }): Promise<Agent>;

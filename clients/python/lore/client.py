@@ -463,8 +463,19 @@ class Chunks(_Resource):
         call = Call(*endpoint("PATCH", "/v1/chunks/{id}"), path={"id": id}, json=body, parse=Chunk.from_dict)
         return self._run(call)
 
-    def add(self, document_id: str, content: str, *, metadata: Optional[JSON] = None) -> Chunk:
-        body = _clean(content=content, metadata=metadata)
+    def add(
+        self,
+        document_id: str,
+        content: Optional[str] = None,
+        *,
+        question: Optional[str] = None,
+        answer: Optional[str] = None,
+        match_answer: Optional[bool] = None,
+        metadata: Optional[JSON] = None,
+    ) -> Chunk:
+        """A chunk written by hand, or a Q&A entry (``question`` and ``answer``), found by its
+        question (and its answer too with ``match_answer=True``)."""
+        body = _clean(content=content, question=question, answer=answer, match_answer=match_answer, metadata=metadata)
         call = Call(
             *endpoint("POST", "/v1/documents/{id}/chunks"), path={"id": document_id}, json=body, parse=Chunk.from_dict
         )
