@@ -398,10 +398,10 @@ fn split_long(ix: &Indexed<'_>, (start, end): (usize, usize), max: usize, out: &
     }
 }
 
-/// Paragraphs packed into chunks of at most `max`: with `merge`, as many as fit (up to
-/// `max_paragraphs` each). A chunk shorter than `min` takes the next paragraph whatever `merge`
-/// and `max_paragraphs` say, and a short last chunk joins the one before, wherever the result
-/// fits in `max`.
+/// Paragraphs packed into chunks of at most `max`. With `merge`, as many as fit, up to
+/// `max_paragraphs` each; a chunk shorter than `min` takes the next paragraph whatever
+/// `max_paragraphs` says, and a short last chunk joins the one before, wherever the result fits
+/// in `max`. Without `merge`, each paragraph stands alone.
 fn paragraph(ix: &Indexed<'_>, (min, max, max_paragraphs): (usize, usize, usize), merge: bool) -> Vec<TextChunk> {
     let max = max.max(1);
     let mut units = Vec::new();
@@ -413,7 +413,7 @@ fn paragraph(ix: &Indexed<'_>, (min, max, max_paragraphs): (usize, usize, usize)
     for (s, e) in units {
         current = match current {
             Some((cs, ce, count))
-                if ix.len(cs, e) <= max && (ix.len(cs, ce) < min || (merge && count < max_paragraphs)) =>
+                if merge && ix.len(cs, e) <= max && (ix.len(cs, ce) < min || count < max_paragraphs) =>
             {
                 Some((cs, e, count + 1))
             }
@@ -426,7 +426,7 @@ fn paragraph(ix: &Indexed<'_>, (min, max, max_paragraphs): (usize, usize, usize)
     }
     if let Some((cs, ce, _)) = current {
         match spans.last_mut() {
-            Some(last) if ix.len(cs, ce) < min && ix.len(last.0, ce) <= max => last.1 = ce,
+            Some(last) if merge && ix.len(cs, ce) < min && ix.len(last.0, ce) <= max => last.1 = ce,
             _ => spans.push((cs, ce)),
         }
     }
@@ -763,7 +763,7 @@ mod tests {
     }
 
     #[test]
-    fn paragraphs_shorter_than_the_minimum_are_merged_whatever_else_is_set() {
+    fn paragraphs_shorter_than_the_minimum_are_merged_past_the_paragraph_limit() {
         // A heading line and a one-word paragraph would each be a chunk of their own.
         let text = "# 退款\n\n注意：\n\n购买后三十天内可以申请全额退款。\n\nRefunds reach you in five business days.\n\nThanks.";
         let s = |min, merge, max_paragraphs| Strategy::Paragraph {
@@ -772,23 +772,25 @@ mod tests {
             merge_short_paragraphs: merge,
             max_paragraphs_per_chunk: max_paragraphs,
         };
-        // Without a minimum, merging off: every paragraph alone.
-        assert_eq!(chunk(text, &s(1, false, None)).len(), 5);
-        // A minimum of 10 characters: short paragraphs take the next, the short tail joins the one before.
+        // One paragraph per chunk, and no minimum: every paragraph alone.
+        assert_eq!(chunk(text, &s(1, true, Some(1))).len(), 5);
+        // A minimum of 10 characters: short paragraphs take the next past the paragraph limit,
+        // and the short tail joins the one before.
         assert_eq!(
-            contents(&chunk(text, &s(10, false, None))),
+            contents(&chunk(text, &s(10, true, Some(1)))),
             vec![
                 "# 退款\n\n注意：\n\n购买后三十天内可以申请全额退款。",
                 "Refunds reach you in five business days.\n\nThanks."
             ]
         );
-        // The paragraph count gives way to the minimum too, but the maximum never does.
-        assert_eq!(chunk(text, &s(10, true, Some(1))).len(), 2);
+        // Merging off: each paragraph alone, whatever the minimum.
+        assert_eq!(chunk(text, &s(10, false, None)).len(), 5);
+        // The maximum never gives way.
         let tight = Strategy::Paragraph {
             max_chunk_size: 20,
             min_chunk_size: 15,
-            merge_short_paragraphs: false,
-            max_paragraphs_per_chunk: None,
+            merge_short_paragraphs: true,
+            max_paragraphs_per_chunk: Some(1),
         };
         assert!(chunk(text, &tight).iter().all(|c| c.content.chars().count() <= 20));
     }

@@ -69,6 +69,16 @@ fn node_command(
     command
 }
 
+/// A client of the node listening on `port` (started by the test as a process).
+fn client_of(port: u16, http: &reqwest::Client) -> TestApp {
+    TestApp {
+        base: format!("http://127.0.0.1:{port}"),
+        http: http.clone(),
+        server: None,
+        _dir: tempfile::tempdir().expect("t"),
+    }
+}
+
 fn new_master_key() -> String {
     lore_server::secrets::MasterKey::generate().expect("key").to_base64()
 }
@@ -101,20 +111,10 @@ async fn two_nodes_share_one_database_and_process_each_document_once() {
     let http = http_client();
     let (port_a, port_b) = (free_port(), free_port());
     let a = start_node(dir_a.path(), &url, port_a, &key);
-    let node_a = TestApp {
-        base: format!("http://127.0.0.1:{port_a}"),
-        http: http.clone(),
-        server: None,
-        _dir: tempfile::tempdir().expect("t"),
-    };
+    let node_a = client_of(port_a, &http);
     wait_healthy(&http, &node_a.base).await;
     let b = start_node(dir_b.path(), &url, port_b, &key);
-    let node_b = TestApp {
-        base: format!("http://127.0.0.1:{port_b}"),
-        http: http.clone(),
-        server: None,
-        _dir: tempfile::tempdir().expect("t"),
-    };
+    let node_b = client_of(port_b, &http);
     wait_healthy(&http, &node_b.base).await;
 
     // An account made on one node signs in on the other.
@@ -241,12 +241,7 @@ async fn two_nodes_upgrade_a_previous_release_database() {
     // data directory.
     let port = free_port();
     let old = start_node(dir_a.path(), &url, port, &key);
-    let node = TestApp {
-        base: format!("http://127.0.0.1:{port}"),
-        http: http.clone(),
-        server: None,
-        _dir: tempfile::tempdir().expect("t"),
-    };
+    let node = client_of(port, &http);
     wait_healthy(&http, &node.base).await;
     let token = node.register("upgrader").await;
     let kb = node.create_kb(&token, "before the upgrade").await;
@@ -277,18 +272,8 @@ async fn two_nodes_upgrade_a_previous_release_database() {
     let (port_a, port_b) = (free_port(), free_port());
     let a = start_node(dir_a.path(), &url, port_a, &key);
     let b = start_node(dir_b.path(), &url, port_b, &key);
-    let node_a = TestApp {
-        base: format!("http://127.0.0.1:{port_a}"),
-        http: http.clone(),
-        server: None,
-        _dir: tempfile::tempdir().expect("t"),
-    };
-    let node_b = TestApp {
-        base: format!("http://127.0.0.1:{port_b}"),
-        http: http.clone(),
-        server: None,
-        _dir: tempfile::tempdir().expect("t"),
-    };
+    let node_a = client_of(port_a, &http);
+    let node_b = client_of(port_b, &http);
     wait_healthy(&http, &node_a.base).await;
     wait_healthy(&http, &node_b.base).await;
     let migrated: Vec<(i64, Option<i64>)> =
@@ -372,20 +357,10 @@ async fn a_key_edited_on_one_node_is_enforced_on_the_other() {
     let http = http_client();
     let (port_a, port_b) = (free_port(), free_port());
     let a = start_node(dir_a.path(), &url, port_a, &key);
-    let node_a = TestApp {
-        base: format!("http://127.0.0.1:{port_a}"),
-        http: http.clone(),
-        server: None,
-        _dir: tempfile::tempdir().expect("t"),
-    };
+    let node_a = client_of(port_a, &http);
     wait_healthy(&http, &node_a.base).await;
     let b = start_node(dir_b.path(), &url, port_b, &key);
-    let node_b = TestApp {
-        base: format!("http://127.0.0.1:{port_b}"),
-        http: http.clone(),
-        server: None,
-        _dir: tempfile::tempdir().expect("t"),
-    };
+    let node_b = client_of(port_b, &http);
     wait_healthy(&http, &node_b.base).await;
 
     let token = node_a.register("keyholder").await;
@@ -445,12 +420,7 @@ async fn a_node_that_cannot_read_a_file_leaves_it_to_one_that_can() {
     let flag_b = format!("file://{}", blobs_b.display());
     let a = start_node_with(dir_a.path(), &url, port_a, &key, &["--blob-url", &flag_a]);
     let b = start_node_with(dir_b.path(), &url, port_b, &key, &["--blob-url", &flag_b]);
-    let app = |port: u16| TestApp {
-        base: format!("http://127.0.0.1:{port}"),
-        http: http.clone(),
-        server: None,
-        _dir: tempfile::tempdir().expect("t"),
-    };
+    let app = |port: u16| client_of(port, &http);
     let (node_a, node_b) = (app(port_a), app(port_b));
     wait_healthy(&http, &node_a.base).await;
     wait_healthy(&http, &node_b.base).await;
