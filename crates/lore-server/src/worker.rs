@@ -26,6 +26,8 @@ pub const MAX_ATTEMPTS: i64 = 3;
 const PROCESSING_TIMEOUT: Duration = Duration::from_secs(300);
 /// Documents at least this large report intermediate progress.
 const PROGRESS_THRESHOLD: usize = 256 * 1024;
+/// Chunks embedded between two progress reports; a document with more reports each batch.
+const PROGRESS_BATCH: usize = 64;
 /// How long a job waits after the machine failed it (disk full, database down), and how long its
 /// worker pauses before claiming another.
 const MACHINE_RETRY: Duration = Duration::from_secs(5);
@@ -351,14 +353,28 @@ async fn process(
         }
     };
     let mut result = result;
+    // Progress by stage, and by batch of chunks embedded, wherever there is time to see it.
+    let total = result.chunks.len();
+    let report = big || total > PROGRESS_BATCH;
+    if report {
+        let chunked = LogEntry::new("chunk", format!("{total} chunks"));
+        let _ = state.store.set_progress(document_id, 40, Some(chunked)).await;
+    }
     if let Some(embedder) = embedder {
-        if big {
-            let _ = state.store.set_progress(document_id, 60, Some(LogEntry::new("embed", "embedding started"))).await;
-        }
         let started = std::time::Instant::now();
         let title = result.title.clone().or_else(|| document.title.clone());
-        let titles = vec![title; result.chunks.len()];
-        crate::embedding::embed_chunks(state, document.user_id, embedder.as_ref(), &mut result.chunks, &titles).await?;
+        let titles = vec![title; total];
+        let mut done = 0;
+        while done < total {
+            let end = (done + PROGRESS_BATCH).min(total);
+            let batch = &mut result.chunks[done..end];
+            crate::embedding::embed_chunks(state, document.user_id, embedder.as_ref(), batch, &titles[done..end])
+                .await?;
+            done = end;
+            if report && done < total {
+                let _ = state.store.set_progress(document_id, 40 + (50 * done / total) as i64, None).await;
+            }
+        }
         let seconds = started.elapsed().as_secs_f64();
         crate::metrics::stage("embed", seconds);
         crate::metrics::embedding_duration(embedder.space(), seconds);
@@ -369,7 +385,7 @@ async fn process(
         ));
         result.embedding_model = Some(embedder.space().to_string());
     }
-    if big {
+    if report {
         let _ = state.store.set_progress(document_id, 90, None).await;
     }
     Ok(Some(result))

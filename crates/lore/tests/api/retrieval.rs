@@ -522,3 +522,60 @@ async fn file_types_keep_to_their_allowed_embedding_models() {
     }
     app.shutdown().await;
 }
+
+/// Progress moves by stage and by batch of chunks embedded: a document of 200 chunks, embedded
+/// by a slow provider, is seen at several values between chunking and completion, never going
+/// back.
+#[tokio::test]
+async fn progress_moves_per_stage_and_per_batch_embedded() {
+    use axum::response::IntoResponse;
+    let app = axum::Router::new().route(
+        "/v1/embeddings",
+        axum::routing::post(|axum::Json(body): axum::Json<Value>| async move {
+            tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+            let n = body["input"].as_array().map(Vec::len).unwrap_or(0);
+            let data: Vec<Value> = (0..n)
+                .map(|i| json!({"object": "embedding", "index": i, "embedding": [1.0, (i % 7) as f32, 0.5, 0.25]}))
+                .collect();
+            axum::Json(json!({"object": "list", "data": data, "model": body["model"]})).into_response()
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let base = format!("http://{}/v1", listener.local_addr().expect("addr"));
+    tokio::spawn(async move { axum::serve(listener, app).await });
+
+    let lore = spawn_app().await;
+    let token = lore.register("patient").await;
+    lore.put(&token, "/v1/config", json!({"openai_api_key": "sk-slow", "openai_base_url": base})).await;
+    let settings = json!({"embedding_config": {"provider": "openai", "model": "slow-embed", "dimensions": 4}});
+    let (_, kb) = lore.post(&token, "/v1/knowledge-bases", json!({"name": "进度", "settings": settings})).await;
+    let kb = kb["id"].as_str().expect("kb").to_string();
+    let text: String = (0..200).map(|i| format!("第{i}段：进度按阶段推进。Paragraph {i} moves the bar.\n\n")).collect();
+    let form = reqwest::multipart::Form::new()
+        .part("file", reqwest::multipart::Part::bytes(text.into_bytes()).file_name("long.md"))
+        .text("chunking_config", json!({"strategy_type": "paragraph", "config": {"max_chunk_size": 60}}).to_string());
+    let (status, doc) = lore.upload_form(&token, &kb, form).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{doc}");
+    let id = doc["id"].as_str().expect("id").to_string();
+    let mut seen: Vec<i64> = Vec::new();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        let (_, d) = lore.get(&token, &format!("/v1/documents/{id}")).await;
+        let progress = d["progress"].as_i64().unwrap_or(0);
+        if seen.last() != Some(&progress) {
+            seen.push(progress);
+        }
+        if d["status"] == "completed" || d["status"] == "failed" {
+            assert_eq!(d["status"], "completed", "{d}");
+            assert_eq!(d["chunk_count"].as_i64(), Some(200));
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "still processing: {seen:?}");
+        tokio::time::sleep(std::time::Duration::from_millis(40)).await;
+    }
+    assert!(seen.windows(2).all(|w| w[0] <= w[1]), "progress never goes back: {seen:?}");
+    let between: Vec<&i64> = seen.iter().filter(|p| **p > 40 && **p < 100).collect();
+    assert!(between.len() >= 2, "several values while embedding: {seen:?}");
+    assert_eq!(seen.last(), Some(&100));
+    lore.shutdown().await;
+}
