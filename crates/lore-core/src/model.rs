@@ -222,6 +222,9 @@ pub struct SearchConfig {
     pub top_k: Option<u32>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub similarity_threshold: Option<f64>,
+    /// Hybrid fusion: `rrf` (reciprocal rank fusion, the default) or `weighted` (normalised scores).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fusion: Option<String>,
     #[serde(flatten)]
     pub extra: Map<String, Value>,
 }

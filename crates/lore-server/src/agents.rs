@@ -849,6 +849,7 @@ async fn retrieve(state: &AppState, principal: &Principal, agent: &Agent, questi
             filters: filters.clone(),
             search_target: None,
             weights: None,
+            fusion: None,
             knowledge_base_ids: None,
         };
         let found = crate::service::run_search(state, principal, group, request).await?;

@@ -274,6 +274,7 @@ impl Backend for ServiceBackend {
             filters: Default::default(),
             search_target: None,
             weights: None,
+            fusion: None,
             knowledge_base_ids: None,
         };
         let found = crate::service::search(&self.state, &self.principal, parse_id(knowledge_base_id)?, req)

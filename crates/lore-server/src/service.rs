@@ -897,6 +897,9 @@ pub struct SearchRequest {
     pub search_target: Option<SearchTarget>,
     /// Hybrid fusion weights.
     pub weights: Option<HybridWeights>,
+    /// Hybrid fusion: `rrf` (reciprocal rank fusion, the default) or `weighted` (each list's
+    /// scores scaled to 0..1 and summed by weight).
+    pub fusion: Option<String>,
     /// For `POST /v1/search`: the knowledge bases to search (all of the caller's when absent).
     #[serde(default)]
     pub knowledge_base_ids: Option<Vec<Id>>,
@@ -1052,6 +1055,13 @@ pub(crate) async fn run_search(
     {
         return Err(error(Code::ValidationFailed, "similarity_threshold must be between 0 and 1"));
     }
+    let weighted = match req.fusion.as_deref().or(search_config.fusion.as_deref()).unwrap_or("rrf") {
+        "rrf" => false,
+        "weighted" => true,
+        other => {
+            return Err(error(Code::ValidationFailed, format!("unknown fusion '{other}'; expected rrf or weighted")));
+        }
+    };
     let weights = req.weights.unwrap_or(HybridWeights { vector: 1.0, fulltext: 1.0 });
     if !(weights.vector >= 0.0 && weights.fulltext >= 0.0 && weights.vector + weights.fulltext > 0.0) {
         return Err(error(Code::ValidationFailed, "weights must be non-negative and not both zero"));
@@ -1146,7 +1156,7 @@ pub(crate) async fn run_search(
     let results: Vec<SearchResult> = match mode {
         "vector" => vector_hits.into_iter().take(top_k as usize).map(|h| with_highlight(h, None, None)).collect(),
         "fulltext" => fulltext_hits.into_iter().take(top_k as usize).map(|h| with_highlight(h, None, None)).collect(),
-        _ => lore_core::fusion::fuse(
+        _ => (if weighted { lore_core::fusion::fuse_scores } else { lore_core::fusion::fuse })(
             vec![(weights.vector, vector_hits), (weights.fulltext, fulltext_hits)],
             top_k as usize,
         )

@@ -579,3 +579,51 @@ async fn progress_moves_per_stage_and_per_batch_embedded() {
     assert_eq!(seen.last(), Some(&100));
     lore.shutdown().await;
 }
+
+/// Hybrid search fuses by reciprocal rank by default, or by normalised scores (`fusion:
+/// weighted`), per request or per knowledge base: the fused scores say which was used.
+#[tokio::test]
+async fn hybrid_fusion_is_rrf_or_weighted_scores() {
+    let app = spawn_app().await;
+    let token = app.register("fuser").await;
+    let kb = app.create_kb(&token, "融合").await;
+    for (name, text) in [
+        ("退款.md", "# 退款政策\n\n购买后三十天内可以申请全额退款。Refunds within thirty days."),
+        ("配送.md", "# 配送说明\n\n订单两个工作日内发货。Orders ship within two business days."),
+        ("会员.md", "# 会员积分\n\n积分每年清零一次。Points reset once a year."),
+    ] {
+        assert_eq!(app.ingest(&token, &kb, name, text).await["status"], "completed");
+    }
+    let top = |body: Value| {
+        let app = &app;
+        let (token, kb) = (&token, &kb);
+        async move {
+            let (status, v) = app.post(token, &format!("/v1/knowledge-bases/{kb}/search"), body).await;
+            assert_eq!(status, StatusCode::OK, "{v}");
+            (
+                v["results"][0]["filename"].as_str().unwrap_or("").to_string(),
+                v["results"][0]["score"].as_f64().unwrap_or(0.0),
+            )
+        }
+    };
+    let (file, rrf) = top(json!({"query": "全额退款 refunds"})).await;
+    assert_eq!(file, "退款.md");
+    assert!(rrf < 0.1, "reciprocal rank scores are small: {rrf}");
+    let (file, weighted) = top(json!({"query": "全额退款 refunds", "fusion": "weighted"})).await;
+    assert_eq!(file, "退款.md");
+    assert!(weighted > 1.5 && weighted <= 2.0 + 1e-9, "first in both lists, scaled: {weighted}");
+    let (status, v) = app
+        .patch(
+            &token,
+            &format!("/v1/knowledge-bases/{kb}"),
+            json!({"settings": {"search_config": {"fusion": "weighted"}}}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{v}");
+    assert!(top(json!({"query": "全额退款 refunds"})).await.1 > 1.5, "the knowledge base's fusion applies");
+    assert!(top(json!({"query": "全额退款 refunds", "fusion": "rrf"})).await.1 < 0.1, "the request's wins");
+    let (status, v) =
+        app.post(&token, &format!("/v1/knowledge-bases/{kb}/search"), json!({"query": "x", "fusion": "borda"})).await;
+    assert_eq!((status, v["error"]["code"].as_str()), (StatusCode::UNPROCESSABLE_ENTITY, Some("validation_failed")));
+    app.shutdown().await;
+}
