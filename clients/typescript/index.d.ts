@@ -247,6 +247,8 @@ export interface SearchOptions {
   similarityThreshold?: number;
   searchTarget?: "content" | "summary" | "both";
   weights?: { vector?: number; fulltext?: number };
+  /** Hybrid fusion: reciprocal rank (`rrf`, the default) or normalised scores (`weighted`). */
+  fusion?: "rrf" | "weighted";
 }
 
 export declare class Lore {

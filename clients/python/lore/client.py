@@ -715,10 +715,11 @@ def _search_call(
     similarity_threshold: Optional[float],
     search_target: Optional[str],
     weights: Optional[JSON],
+    fusion: Optional[str] = None,
 ) -> Call:
     body = _clean(
         query=query, top_k=top_k, mode=mode, filters=filters, similarity_threshold=similarity_threshold,
-        search_target=search_target, weights=weights,
+        search_target=search_target, weights=weights, fusion=fusion,
     )
     parse = lambda b: SearchResults(SearchResponse.from_dict(b))  # noqa: E731
     if isinstance(knowledge_base_ids, str):
@@ -757,11 +758,13 @@ class _Client:
         similarity_threshold: Optional[float] = None,
         search_target: Optional[str] = None,
         weights: Optional[JSON] = None,
+        fusion: Optional[str] = None,
     ) -> Any:
         """Searches one knowledge base (an id) or several (a list of ids): ``mode`` is
-        ``hybrid`` (the default), ``vector`` or ``fulltext``. Returns the hits, best first."""
+        ``hybrid`` (the default), ``vector`` or ``fulltext``; hybrid ``fusion`` is ``rrf`` (the
+        default) or ``weighted``. Returns the hits, best first."""
         call = _search_call(knowledge_base_ids, query, top_k, mode, filters, similarity_threshold, search_target,
-                            weights)
+                            weights, fusion)
         return self._transport.run(call)
 
     def me(self) -> Any:
