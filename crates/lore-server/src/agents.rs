@@ -27,8 +27,17 @@ const DEFAULT_MAX_ANSWER_TOKENS: u32 = 1024;
 const MAX_MESSAGE_CHARS: usize = 8000;
 const SNIPPET_CHARS: usize = 240;
 const PLACEHOLDERS: [&str; 3] = ["question", "context", "history"];
-const PARAMETERS: [&str; 8] =
-    ["temperature", "top_p", "max_tokens", "base_url", "timeout_seconds", "api_key", "price", "max_attempts"];
+const PARAMETERS: [&str; 9] = [
+    "temperature",
+    "top_p",
+    "max_tokens",
+    "base_url",
+    "timeout_seconds",
+    "api_key",
+    "price",
+    "max_attempts",
+    "rewrite_follow_ups",
+];
 
 // ------------------------------------------------------------------------------------ configuration
 
@@ -164,6 +173,9 @@ fn validate(spec: &AgentSpec) -> ApiResult<()> {
             let Some(v) = v.as_f64() else { return Err(invalid(format!("model parameter {key} must be a number"))) };
             range(key, Some(v), min, max)?;
         }
+    }
+    if number("rewrite_follow_ups").is_some_and(|v| !v.is_boolean()) {
+        return Err(invalid("model parameter rewrite_follow_ups must be true or false"));
     }
     if let Some(url) = number("base_url") {
         let ok = url.as_str().is_some_and(|u| u.starts_with("http://") || u.starts_with("https://"));
@@ -641,9 +653,13 @@ pub async fn prepare(
     started: Instant,
 ) -> ApiResult<Turn> {
     let model = chat_model(state, &agent).await?;
+    // A follow-up is searched with the subject of the questions it leans on (crate::followup).
+    let rewrite = agent.model_parameters.get("rewrite_follow_ups").and_then(Value::as_bool).unwrap_or(true);
+    let search_query = rewrite.then(|| crate::followup::search_query(&question, &history)).flatten();
+    let query = search_query.as_deref().unwrap_or(&question);
     // Retrieval runs while the call is counted; a refused call's passages are dropped.
     let (call, passages) =
-        tokio::join!(reserve_call(state, &agent, model.as_deref()), retrieve(state, principal, &agent, &question));
+        tokio::join!(reserve_call(state, &agent, model.as_deref()), retrieve(state, principal, &agent, query));
     let call = call?;
     let prepared = async {
         let passages = passages?;

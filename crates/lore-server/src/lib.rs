@@ -13,6 +13,7 @@ pub mod describe;
 pub mod embedding;
 pub mod error;
 pub mod files;
+pub mod followup;
 pub mod governance;
 pub mod health;
 pub mod invitations;

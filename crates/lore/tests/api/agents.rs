@@ -801,3 +801,55 @@ async fn chunking_from_a_description_asks_the_users_model_and_falls_back_to_the_
     assert_eq!((status, code(&v)), (StatusCode::UNPROCESSABLE_ENTITY, "description_not_understood"));
     app.shutdown().await;
 }
+
+/// A scripted three-turn conversation: the third question ("它的价格呢？") names no product, so
+/// searched as asked it finds the watch, whose text says 价格 most; searched with the subject of
+/// the questions it leans on, it finds the speaker. Rewriting is on by default and can be turned off.
+#[tokio::test]
+async fn follow_up_questions_are_searched_with_the_subject_they_lean_on() {
+    let app = spawn_app().await;
+    let token = app.register("followup").await;
+    let kb = app.create_kb(&token, "产品").await;
+    let speaker = app
+        .ingest(
+            &token,
+            &kb,
+            "智能音箱.md",
+            "# 智能音箱\n\n智能音箱支持中文和英文语音控制，机身不防水，售价三百九十九元。",
+        )
+        .await;
+    let watch = app
+        .ingest(&token, &kb, "智能手表.md", "# 智能手表\n\n智能手表价格：价格九百九十九元，价格含表带，价格全国统一。")
+        .await;
+    let (speaker, watch) = (speaker["id"].as_str().expect("id"), watch["id"].as_str().expect("id"));
+    let first_cited = |agent: String| {
+        let app = &app;
+        let token = &token;
+        async move {
+            let mut conversation: Option<String> = None;
+            let mut cited = String::new();
+            for question in ["智能音箱支持哪些语言？", "它防水吗？", "它的价格呢？"] {
+                let mut body = json!({"message": question});
+                if let Some(c) = &conversation {
+                    body["conversation_id"] = json!(c);
+                }
+                let (status, v) = app.post(token, &format!("/v1/agents/{agent}/chat"), body).await;
+                assert_eq!(status, StatusCode::OK, "{v}");
+                conversation = v["conversation_id"].as_str().map(str::to_string);
+                cited = v["message"]["citations"][0]["document_id"].as_str().unwrap_or("").to_string();
+            }
+            cited
+        }
+    };
+    let rewriting =
+        create_agent(&app, &token, json!({"name": "改写", "knowledge_base_ids": [kb], "max_documents": 1})).await;
+    let literal = create_agent(
+        &app,
+        &token,
+        json!({"name": "照字面", "knowledge_base_ids": [kb], "max_documents": 1, "model_parameters": {"rewrite_follow_ups": false}}),
+    )
+    .await;
+    assert_eq!(first_cited(rewriting["id"].as_str().expect("id").to_string()).await, speaker, "with rewriting");
+    assert_eq!(first_cited(literal["id"].as_str().expect("id").to_string()).await, watch, "without rewriting");
+    app.shutdown().await;
+}
