@@ -480,6 +480,9 @@ fn pipeline(
 /// Headers that name a question column, and an answer column, when the configuration names none.
 const QUESTION_HEADERS: &[&str] = &["question", "questions", "q", "问题", "问", "提问", "問題"];
 const ANSWER_HEADERS: &[&str] = &["answer", "answers", "a", "答案", "答", "回答", "解答"];
+/// The longest question and answer a row may hold, in characters (as a chunk written by hand);
+/// a longer row is skipped and counted in the log.
+const MAX_QUESTION_CHARS: usize = 2_000;
 
 /// A table's rows as question-and-answer chunks (the `qa` strategy): the table is read in a
 /// parser process like any file; each sheet's first row names its columns. A row without both a
@@ -506,6 +509,7 @@ fn qa_pairs(
         }
     };
     let mut pairs: Vec<(String, String)> = Vec::new();
+    let mut too_long = 0;
     let mut tables_with_columns = 0;
     for rows in &sheets {
         let mut rows = rows.iter().filter(|r| r.iter().any(|c| !c.trim().is_empty()));
@@ -519,7 +523,10 @@ fn qa_pairs(
         for row in rows {
             let cell = |i: usize| row.get(i).map(|c| c.trim().to_string()).unwrap_or_default();
             let (question, answer) = (cell(q), cell(a));
-            if !question.is_empty() && !answer.is_empty() {
+            if question.chars().count() > MAX_QUESTION_CHARS || answer.chars().count() > crate::chunks::MAX_CHUNK_CHARS
+            {
+                too_long += 1;
+            } else if !question.is_empty() && !answer.is_empty() {
                 pairs.push((question, answer));
             }
         }
@@ -564,9 +571,17 @@ fn qa_pairs(
         LogEntry::new(
             "chunk",
             format!(
-                "{} question-and-answer pairs, matched by their question{}",
+                "{} question-and-answer pairs, matched by their question{}{}",
                 chunks.len(),
-                if match_answer { " and answer" } else { "" }
+                if match_answer { " and answer" } else { "" },
+                if too_long > 0 {
+                    format!(
+                        "; {too_long} rows skipped (a question over {MAX_QUESTION_CHARS} or an answer over {} characters)",
+                        crate::chunks::MAX_CHUNK_CHARS
+                    )
+                } else {
+                    String::new()
+                }
             ),
         ),
     ];

@@ -175,10 +175,12 @@ async fn question_and_answer_pairs_are_imported_and_found_by_their_question() {
     assert_eq!(hits[0]["metadata"]["qa"]["question"], "How long does shipping take?");
     // Not by the answer's words alone, unless asked.
     assert!(search("寄回", "fulltext").await.is_empty(), "the answer is not matched by default");
-    let csv = "Frage,Antwort\n会员积分会过期吗？,积分每年十二月三十一日清零。\n";
+    // A row past the limits (a 2,001-character question) is skipped, and the log says so.
+    let csv = format!("Frage,Antwort\n会员积分会过期吗？,积分每年十二月三十一日清零。\n{},太长\n", "问".repeat(2001));
     let config = json!({"strategy_type": "qa", "config": {"question_column": "Frage", "answer_column": "Antwort", "match_answer": true}});
-    let doc = upload(csv.as_bytes().to_vec(), "faq.csv", config.to_string()).await;
-    assert_eq!(doc["status"], "completed", "{doc}");
+    let doc = upload(csv.into_bytes(), "faq.csv", config.to_string()).await;
+    assert_eq!((doc["status"].as_str(), doc["chunk_count"].as_i64()), (Some("completed"), Some(1)), "{doc}");
+    assert!(doc["processing_log"].to_string().contains("1 rows skipped"), "{doc}");
     assert_eq!(search("清零", "fulltext").await.len(), 1, "with match_answer the answer's words match");
 
     // Added over the API, to a Q&A document.
