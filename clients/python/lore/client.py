@@ -779,9 +779,15 @@ class _Namespace:
         self.__dict__.update(attrs)
 
 
-def _base(base_url: Optional[str]) -> str:
-    url = base_url or os.environ.get("LORE_BASE_URL") or "http://127.0.0.1:8080"
-    return url.rstrip("/")
+def _connection(
+    base_url: Optional[str], api_key: Optional[str], headers: Optional[Dict[str, str]]
+) -> Tuple[str, Dict[str, str]]:
+    """The server's address and the request headers, from the arguments or the environment."""
+    from ._transport import headers_for
+
+    url = (base_url or os.environ.get("LORE_BASE_URL") or "http://127.0.0.1:8080").rstrip("/")
+    key = api_key if api_key is not None else os.environ.get("LORE_API_KEY")
+    return url, headers_for(key, headers)
 
 
 class Lore(_Client):
@@ -798,13 +804,8 @@ class Lore(_Client):
         headers: Optional[Dict[str, str]] = None,
         http_client: Optional[httpx.Client] = None,
     ) -> None:
-        from ._transport import headers_for
-
-        self.base_url = _base(base_url)
-        key = api_key if api_key is not None else os.environ.get("LORE_API_KEY")
-        self._http = http_client or httpx.Client(
-            base_url=self.base_url, headers=headers_for(key, headers), timeout=timeout
-        )
+        self.base_url, sent = _connection(base_url, api_key, headers)
+        self._http = http_client or httpx.Client(base_url=self.base_url, headers=sent, timeout=timeout)
         self._setup(SyncTransport(self._http, max_retries), is_async=False)
 
     def close(self) -> None:
@@ -830,13 +831,8 @@ class AsyncLore(_Client):
         headers: Optional[Dict[str, str]] = None,
         http_client: Optional[httpx.AsyncClient] = None,
     ) -> None:
-        from ._transport import headers_for
-
-        self.base_url = _base(base_url)
-        key = api_key if api_key is not None else os.environ.get("LORE_API_KEY")
-        self._http = http_client or httpx.AsyncClient(
-            base_url=self.base_url, headers=headers_for(key, headers), timeout=timeout
-        )
+        self.base_url, sent = _connection(base_url, api_key, headers)
+        self._http = http_client or httpx.AsyncClient(base_url=self.base_url, headers=sent, timeout=timeout)
         self._setup(AsyncTransport(self._http, max_retries), is_async=True)
 
     async def close(self) -> None:

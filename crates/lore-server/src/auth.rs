@@ -161,13 +161,8 @@ fn check_security(key: &ApiKey, parts: &Parts) -> Result<(), ApiError> {
     }
     let security = KeySecurity::parse(&key.security)?;
     if !security.allowed_ips.is_empty() {
-        let allowed = client_addr(parts).is_some_and(|ip| {
-            let ip = match ip {
-                IpAddr::V6(v6) => v6.to_ipv4_mapped().map(IpAddr::V4).unwrap_or(IpAddr::V6(v6)),
-                v4 => v4,
-            };
-            security.allowed_ips.iter().filter_map(|e| parse_net(e)).any(|net| net.contains(&ip))
-        });
+        let allowed = client_addr(parts)
+            .is_some_and(|ip| security.allowed_ips.iter().filter_map(|e| parse_net(e)).any(|net| net.contains(&ip)));
         if !allowed {
             return Err(error(Code::IpNotAllowed, "this API key may not be used from this address"));
         }
@@ -401,7 +396,7 @@ fn bearer(parts: &Parts) -> Result<&str, ApiError> {
 pub fn client_addr(parts: &Parts) -> Option<IpAddr> {
     match parts.extensions.get::<crate::client_addr::ClientAddr>() {
         Some(crate::client_addr::ClientAddr(ip)) => Some(*ip),
-        None => parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|ConnectInfo(addr)| addr.ip()),
+        None => parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|ConnectInfo(addr)| addr.ip().to_canonical()),
     }
 }
 

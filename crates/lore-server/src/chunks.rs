@@ -17,6 +17,8 @@ use crate::state::AppState;
 
 /// The longest text a chunk may be given by hand, in characters.
 pub const MAX_CHUNK_CHARS: usize = 20_000;
+/// The longest question of a Q&A entry, in characters (imported or written by hand).
+pub const MAX_QUESTION_CHARS: usize = 2_000;
 /// The largest metadata object, serialized.
 const MAX_METADATA_BYTES: usize = 16 * 1024;
 
@@ -92,11 +94,27 @@ pub async fn add_chunk(
 ) -> ApiResult<Chunk> {
     principal.require(Scope::Upload)?;
     let (document, kb) = writable(state, principal, document_id).await?;
+    // Chunks added by hand count against the same budget as processing's.
+    let max = lore_core::budget::budgets().max_chunks_per_document;
+    if document.chunk_count >= max as i64 {
+        return Err(lore_core::budget::exceeded(
+            Code::TooManyChunks,
+            format!("this document has {} chunks; one document may have at most {max}", document.chunk_count),
+            "max-chunks-per-document",
+        )
+        .into());
+    }
     let mut metadata = req.metadata.unwrap_or_default();
     check_metadata(&metadata)?;
     // A Q&A entry is stored and matched as the `qa` chunking strategy stores a table's rows.
     let (content, matched) = match (&req.question, &req.answer) {
         (None, None) => (req.content.clone(), None),
+        (Some(q), _) if q.trim().chars().count() > MAX_QUESTION_CHARS => {
+            return Err(error(
+                Code::ValidationFailed,
+                format!("a question must have at most {MAX_QUESTION_CHARS} characters"),
+            ));
+        }
         (Some(q), Some(a)) if !q.trim().is_empty() && !a.trim().is_empty() && req.content.is_empty() => {
             let (q, a) = (q.trim(), a.trim());
             metadata.insert("strategy".into(), json!("qa"));
@@ -214,14 +232,9 @@ async fn indexed_text(
     })
 }
 
-/// A chunk's full-text terms: its words, and its document's title's when it does not begin with
-/// the title (as processing indexes it).
+/// A chunk's full-text terms, as processing indexes them (with its document's title).
 fn terms_of(document: &Document, content: &str) -> String {
-    let words = segment::terms(content).join(" ");
-    match document.title.as_deref().map(str::trim).filter(|t| !t.is_empty()) {
-        Some(title) if !content.trim_start().starts_with(title) => {
-            format!("{} {words}", segment::terms(title).join(" "))
-        }
-        _ => words,
-    }
+    let title = document.title.as_deref().map(str::trim).filter(|t| !t.is_empty());
+    let title_terms = title.map(|t| segment::terms(t).join(" ")).unwrap_or_default();
+    crate::worker::chunk_terms(title.map(|t| (t, title_terms.as_str())), content)
 }

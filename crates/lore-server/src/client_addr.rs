@@ -2,6 +2,7 @@
 //! named there, it is taken from `Forwarded` (RFC 7239), else `X-Forwarded-For`: the right-most
 //! hop that is not a trusted proxy, since every hop left of that one was written by the client
 //! and proves nothing. A request from an untrusted peer keeps the peer, whatever its headers say.
+//! An IPv4-mapped IPv6 address is always given as the IPv4 address it is.
 //! Allowed IPs, login throttling, `last_used_ip` and the usage log all read this one address.
 
 use std::net::{IpAddr, SocketAddr};
@@ -29,7 +30,7 @@ pub async fn track(State(state): State<AppState>, mut request: Request, next: Ne
 
 /// The client address of a request from `peer` with `headers`, given the trusted proxies.
 pub fn resolve(peer: IpAddr, headers: &HeaderMap, trusted: &[IpNet]) -> IpAddr {
-    let peer = canonical(peer);
+    let peer = peer.to_canonical();
     let is_trusted = |ip: &IpAddr| trusted.iter().any(|net| net.contains(ip));
     if !is_trusted(&peer) {
         return peer;
@@ -47,14 +48,6 @@ pub fn resolve(peer: IpAddr, headers: &HeaderMap, trusted: &[IpNet]) -> IpAddr {
         }
     }
     client
-}
-
-/// An IPv4-mapped IPv6 address as the IPv4 address it is.
-fn canonical(ip: IpAddr) -> IpAddr {
-    match ip {
-        IpAddr::V6(v6) => v6.to_ipv4_mapped().map(IpAddr::V4).unwrap_or(IpAddr::V6(v6)),
-        v4 => v4,
-    }
 }
 
 /// The `for=` of every element of every `Forwarded` header, in order; `None` without the header.
@@ -91,12 +84,12 @@ fn x_forwarded_for(headers: &HeaderMap) -> Vec<Option<String>> {
 /// `192.0.2.1`, `192.0.2.1:4711`, `2001:db8::1`, `[2001:db8::1]:4711`.
 fn parse_hop(hop: &str) -> Option<IpAddr> {
     if let Ok(ip) = hop.parse::<IpAddr>() {
-        return Some(canonical(ip));
+        return Some(ip.to_canonical());
     }
     if let Some(rest) = hop.strip_prefix('[') {
-        return rest.split_once(']').and_then(|(ip, _)| ip.parse().ok()).map(canonical);
+        return rest.split_once(']').and_then(|(ip, _)| ip.parse::<IpAddr>().ok()).map(|ip| ip.to_canonical());
     }
-    hop.parse::<SocketAddr>().ok().map(|s| canonical(s.ip()))
+    hop.parse::<SocketAddr>().ok().map(|s| s.ip().to_canonical())
 }
 
 #[cfg(test)]

@@ -391,6 +391,16 @@ async fn process(
     Ok(Some(result))
 }
 
+/// A chunk's full-text terms: its words, after its document's title's (`(title, its terms)`)
+/// when it does not begin with the title. Chunks edited or added by hand are indexed the same way.
+pub(crate) fn chunk_terms(title: Option<(&str, &str)>, content: &str) -> String {
+    let words = segment::terms(content).join(" ");
+    match title {
+        Some((title, terms)) if !content.trim_start().starts_with(title) => format!("{terms} {words}"),
+        _ => words,
+    }
+}
+
 fn pipeline(
     document: &Document,
     kind: lore_ingest::detect::FileKind,
@@ -449,12 +459,7 @@ fn pipeline(
                 }
                 m
             },
-            fts_terms: match title {
-                Some(t) if !piece.content.trim_start().starts_with(t) => {
-                    format!("{title_terms} {}", segment::terms(&piece.content).join(" "))
-                }
-                _ => segment::terms(&piece.content).join(" "),
-            },
+            fts_terms: chunk_terms(title.map(|t| (t, title_terms.as_str())), &piece.content),
             parent_index: piece.parent,
             // In a hierarchy the children are matched; parents come along as their context.
             searchable: piece.parent.is_some() || !matches!(strategy, chunking::Strategy::Hierarchical { .. }),
@@ -478,11 +483,9 @@ fn pipeline(
 }
 
 /// Headers that name a question column, and an answer column, when the configuration names none.
+/// (A row past the sizes of a chunk written by hand is skipped and counted in the log.)
 const QUESTION_HEADERS: &[&str] = &["question", "questions", "q", "问题", "问", "提问", "問題"];
 const ANSWER_HEADERS: &[&str] = &["answer", "answers", "a", "答案", "答", "回答", "解答"];
-/// The longest question and answer a row may hold, in characters (as a chunk written by hand);
-/// a longer row is skipped and counted in the log.
-const MAX_QUESTION_CHARS: usize = 2_000;
 
 /// A table's rows as question-and-answer chunks (the `qa` strategy): the table is read in a
 /// parser process like any file; each sheet's first row names its columns. A row without both a
@@ -523,7 +526,8 @@ fn qa_pairs(
         for row in rows {
             let cell = |i: usize| row.get(i).map(|c| c.trim().to_string()).unwrap_or_default();
             let (question, answer) = (cell(q), cell(a));
-            if question.chars().count() > MAX_QUESTION_CHARS || answer.chars().count() > crate::chunks::MAX_CHUNK_CHARS
+            if question.chars().count() > crate::chunks::MAX_QUESTION_CHARS
+                || answer.chars().count() > crate::chunks::MAX_CHUNK_CHARS
             {
                 too_long += 1;
             } else if !question.is_empty() && !answer.is_empty() {
@@ -576,7 +580,8 @@ fn qa_pairs(
                 if match_answer { " and answer" } else { "" },
                 if too_long > 0 {
                     format!(
-                        "; {too_long} rows skipped (a question over {MAX_QUESTION_CHARS} or an answer over {} characters)",
+                        "; {too_long} rows skipped (a question over {} or an answer over {} characters)",
+                        crate::chunks::MAX_QUESTION_CHARS,
                         crate::chunks::MAX_CHUNK_CHARS
                     )
                 } else {

@@ -1401,34 +1401,18 @@ impl Store for PgStore {
             let mut ids: Vec<Id> = Vec::with_capacity(result.chunks.len());
             for chunk in &result.chunks {
                 let id = lore_core::new_id();
-                let parent = chunk.parent_index.and_then(|i| ids.get(i)).copied();
-                let embedded = chunk.embedding.as_ref();
-                sqlx::query(
-                    "INSERT INTO document_chunks (id, document_id, knowledge_base_id, user_id, content, content_hash,
-                       chunk_index, metadata, parent_chunk_id, created_at, content_embedding, summary_embedding,
-                       embedding_dims, embedding_model, fts)
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11::vector, $12::vector, $13, $14,
-                             CASE WHEN $15 THEN to_tsvector('simple', $16) END)",
-                )
-                .bind(id)
-                .bind(document_id)
-                .bind(kb_id)
-                .bind(user_id)
-                .bind(&chunk.content)
-                .bind(&chunk.content_hash)
-                .bind(chunk.chunk_index)
-                .bind(Json(&chunk.metadata))
-                .bind(parent)
-                .bind(now)
-                .bind(embedded.map(|e| vector_text(e)))
-                .bind(chunk.summary_embedding.as_deref().map(vector_text))
-                .bind(embedded.map(|e| e.len() as i32))
-                .bind(embedded.and(result.embedding_model.as_ref()))
-                .bind(chunk.searchable)
-                .bind(&chunk.fts_terms)
-                .execute(&mut *tx)
-                .await
-                .map_err(db_err)?;
+                let row = chunks::ChunkRow {
+                    id,
+                    document_id,
+                    knowledge_base_id: kb_id,
+                    user_id,
+                    chunk_index: chunk.chunk_index,
+                    parent: chunk.parent_index.and_then(|i| ids.get(i)).copied(),
+                    embedding_model: result.embedding_model.as_deref(),
+                    created_at: now,
+                    edited_at: None,
+                };
+                chunks::insert_chunk(&mut tx, &row, chunk).await?;
                 ids.push(id);
             }
             sqlx::query(

@@ -1392,41 +1392,22 @@ impl Store for SqliteStore {
                 .await
                 .map_err(db_err)?;
             let mut ids: Vec<String> = Vec::with_capacity(result.chunks.len());
+            let document = document_id.to_string();
             for chunk in &result.chunks {
                 let id = lore_core::new_id().to_string();
-                let parent = chunk.parent_index.and_then(|i| ids.get(i)).cloned();
-                let seq: i64 = sqlx::query_scalar(
-                    "INSERT INTO document_chunks (id, document_id, knowledge_base_id, user_id, content, content_hash,
-                       chunk_index, metadata, parent_chunk_id, created_at, content_embedding, summary_embedding,
-                       embedding_model, fts_length)
-                     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING seq",
-                )
-                .bind(&id)
-                .bind(document_id.to_string())
-                .bind(&kb_id)
-                .bind(&user_id)
-                .bind(&chunk.content)
-                .bind(&chunk.content_hash)
-                .bind(chunk.chunk_index)
-                .bind(json_text(&chunk.metadata)?)
-                .bind(parent)
-                .bind(&now)
-                .bind(chunk.embedding.as_deref().map(vectors::to_blob))
-                .bind(chunk.summary_embedding.as_deref().map(vectors::to_blob))
-                .bind(chunk.embedding.as_ref().and(result.embedding_model.as_ref()))
-                .bind(chunk.searchable.then(|| search::term_count(&chunk.fts_terms)))
-                .fetch_one(&mut *tx)
-                .await
-                .map_err(db_err)?;
-                if chunk.searchable {
-                    sqlx::query("INSERT INTO chunk_fts (rowid, terms, kb) VALUES (?, ?, ?)")
-                        .bind(seq)
-                        .bind(&chunk.fts_terms)
-                        .bind(&kb_token)
-                        .execute(&mut *tx)
-                        .await
-                        .map_err(db_err)?;
-                }
+                let row = chunks::ChunkRow {
+                    id: &id,
+                    document_id: &document,
+                    knowledge_base_id: &kb_id,
+                    user_id: &user_id,
+                    kb_token: &kb_token,
+                    chunk_index: chunk.chunk_index,
+                    parent: chunk.parent_index.and_then(|i| ids.get(i)).map(String::as_str),
+                    embedding_model: result.embedding_model.as_deref(),
+                    created_at: &now,
+                    edited_at: None,
+                };
+                chunks::insert_chunk(&mut tx, &row, chunk).await?;
                 ids.push(id);
             }
             sqlx::query(

@@ -4,11 +4,61 @@
 
 use lore_core::error::Result;
 use lore_core::model::{Chunk, ChunkEdit, Id, NewChunk, Timestamp};
-use sqlx::AssertSqlSafe;
 use sqlx::types::Json;
+use sqlx::{AssertSqlSafe, PgConnection};
 
 use super::{PgStore, set_tenant, vector_text};
 use crate::rows::*;
+
+/// Where a chunk goes and what is recorded beside its text.
+pub(super) struct ChunkRow<'a> {
+    pub id: Id,
+    pub document_id: Id,
+    pub knowledge_base_id: Id,
+    pub user_id: Id,
+    pub chunk_index: i64,
+    pub parent: Option<Id>,
+    /// The space its embeddings are in, if it has any.
+    pub embedding_model: Option<&'a str>,
+    pub created_at: Timestamp,
+    /// Set for a chunk written by hand.
+    pub edited_at: Option<Timestamp>,
+}
+
+/// Inserts one chunk, with its full-text vector when it is searchable and its dimension when it
+/// is embedded (which put it in the vector index). Processing and chunks added by hand both
+/// store chunks through here.
+pub(super) async fn insert_chunk(tx: &mut PgConnection, row: &ChunkRow<'_>, chunk: &NewChunk) -> Result<()> {
+    let embedded = chunk.embedding.as_ref();
+    sqlx::query(
+        "INSERT INTO document_chunks (id, document_id, knowledge_base_id, user_id, content, content_hash,
+           chunk_index, metadata, parent_chunk_id, created_at, content_embedding, summary_embedding,
+           embedding_dims, embedding_model, fts, edited_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11::vector, $12::vector, $13, $14,
+                 CASE WHEN $15 THEN to_tsvector('simple', $16) END, $17)",
+    )
+    .bind(row.id)
+    .bind(row.document_id)
+    .bind(row.knowledge_base_id)
+    .bind(row.user_id)
+    .bind(&chunk.content)
+    .bind(&chunk.content_hash)
+    .bind(row.chunk_index)
+    .bind(Json(&chunk.metadata))
+    .bind(row.parent)
+    .bind(row.created_at)
+    .bind(embedded.map(|e| vector_text(e)))
+    .bind(chunk.summary_embedding.as_deref().map(vector_text))
+    .bind(embedded.map(|e| e.len() as i32))
+    .bind(embedded.and(row.embedding_model))
+    .bind(chunk.searchable)
+    .bind(&chunk.fts_terms)
+    .bind(row.edited_at)
+    .execute(&mut *tx)
+    .await
+    .map_err(db_err)?;
+    Ok(())
+}
 
 impl PgStore {
     pub(super) async fn chunk(&self, user_id: Id, chunk_id: Id) -> Result<Option<Chunk>> {
@@ -105,33 +155,27 @@ impl PgStore {
         .await
         .map_err(db_err)?;
         let Some(owner) = owner else { return Ok(None) };
-        let sql = format!(
-            "INSERT INTO document_chunks (id, document_id, knowledge_base_id, user_id, content, content_hash,
-               chunk_index, metadata, created_at, content_embedding, summary_embedding, embedding_dims,
-               embedding_model, fts, edited_at)
-             VALUES ($1, $2, $3, $4, $5, $6,
-                     (SELECT COALESCE(MAX(chunk_index), -1) + 1 FROM document_chunks WHERE document_id = $2),
-                     $7, $8, $9::vector, $10::vector, $11, $12, to_tsvector('simple', $13), $8)
-             RETURNING {CHUNK_COLS}"
-        );
-        let row = sqlx::query(AssertSqlSafe(sql))
-            .bind(lore_core::new_id())
-            .bind(document_id)
-            .bind(owner.id("knowledge_base_id")?)
-            .bind(user_id)
-            .bind(&chunk.content)
-            .bind(&chunk.content_hash)
-            .bind(Json(&chunk.metadata))
-            .bind(at)
-            .bind(embedded.map(|e| vector_text(e)))
-            .bind(chunk.summary_embedding.as_deref().map(vector_text))
-            .bind(embedded.map(|e| e.len() as i32))
-            .bind(embedded.and(embedding_model.as_ref()))
-            .bind(&chunk.fts_terms)
-            .fetch_one(&mut *tx)
-            .await
-            .map_err(db_err)?;
-        let added = chunk_from(&row)?;
+        let next: i64 =
+            sqlx::query_scalar("SELECT COALESCE(MAX(chunk_index), -1) + 1 FROM document_chunks WHERE document_id = $1")
+                .bind(document_id)
+                .fetch_one(&mut *tx)
+                .await
+                .map_err(db_err)?;
+        let row = ChunkRow {
+            id: lore_core::new_id(),
+            document_id,
+            knowledge_base_id: owner.id("knowledge_base_id")?,
+            user_id,
+            chunk_index: next,
+            parent: None,
+            embedding_model: embedding_model.as_deref(),
+            created_at: at,
+            edited_at: Some(at),
+        };
+        insert_chunk(&mut tx, &row, &chunk).await?;
+        let sql = format!("SELECT {CHUNK_COLS} FROM document_chunks WHERE id = $1");
+        let added =
+            chunk_from(&sqlx::query(AssertSqlSafe(sql)).bind(row.id).fetch_one(&mut *tx).await.map_err(db_err)?)?;
         tx.commit().await.map_err(db_err)?;
         Ok(Some(added))
     }

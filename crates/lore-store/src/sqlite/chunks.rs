@@ -5,11 +5,67 @@
 
 use lore_core::error::Result;
 use lore_core::model::{Chunk, ChunkEdit, Id, NewChunk, Timestamp};
-use sqlx::AssertSqlSafe;
+use sqlx::{AssertSqlSafe, SqliteConnection};
 
 use super::{SqliteStore, json_text, kb_token, search, ts};
 use crate::rows::*;
 use crate::vectors;
+
+/// Where a chunk goes and what is recorded beside its text.
+pub(super) struct ChunkRow<'a> {
+    pub id: &'a str,
+    pub document_id: &'a str,
+    pub knowledge_base_id: &'a str,
+    pub user_id: &'a str,
+    /// The knowledge base's full-text token ([`kb_token`]).
+    pub kb_token: &'a str,
+    pub chunk_index: i64,
+    pub parent: Option<&'a str>,
+    /// The space its embeddings are in, if it has any.
+    pub embedding_model: Option<&'a str>,
+    pub created_at: &'a str,
+    /// Set for a chunk written by hand.
+    pub edited_at: Option<&'a str>,
+}
+
+/// Inserts one chunk, and its full-text row when it is searchable (the triggers count both); its
+/// seq. Processing and chunks added by hand both store chunks through here.
+pub(super) async fn insert_chunk(tx: &mut SqliteConnection, row: &ChunkRow<'_>, chunk: &NewChunk) -> Result<i64> {
+    let seq: i64 = sqlx::query_scalar(
+        "INSERT INTO document_chunks (id, document_id, knowledge_base_id, user_id, content, content_hash,
+           chunk_index, metadata, parent_chunk_id, created_at, content_embedding, summary_embedding,
+           embedding_model, fts_length, edited_at)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING seq",
+    )
+    .bind(row.id)
+    .bind(row.document_id)
+    .bind(row.knowledge_base_id)
+    .bind(row.user_id)
+    .bind(&chunk.content)
+    .bind(&chunk.content_hash)
+    .bind(row.chunk_index)
+    .bind(json_text(&chunk.metadata)?)
+    .bind(row.parent)
+    .bind(row.created_at)
+    .bind(chunk.embedding.as_deref().map(vectors::to_blob))
+    .bind(chunk.summary_embedding.as_deref().map(vectors::to_blob))
+    .bind(chunk.embedding.as_ref().and(row.embedding_model))
+    .bind(chunk.searchable.then(|| search::term_count(&chunk.fts_terms)))
+    .bind(row.edited_at)
+    .fetch_one(&mut *tx)
+    .await
+    .map_err(db_err)?;
+    if chunk.searchable {
+        sqlx::query("INSERT INTO chunk_fts (rowid, terms, kb) VALUES (?, ?, ?)")
+            .bind(seq)
+            .bind(&chunk.fts_terms)
+            .bind(row.kb_token)
+            .execute(&mut *tx)
+            .await
+            .map_err(db_err)?;
+    }
+    Ok(seq)
+}
 
 impl SqliteStore {
     pub(super) async fn chunk(&self, user_id: Id, chunk_id: Id) -> Result<Option<Chunk>> {
@@ -74,16 +130,18 @@ impl SqliteStore {
                 .await
                 .map_err(db_err)?;
         }
-        sqlx::query("UPDATE document_chunks SET enabled = ?, fts_length = ?, edited_at = ? WHERE seq = ?")
+        let sql = format!(
+            "UPDATE document_chunks SET enabled = ?, fts_length = ?, edited_at = ? WHERE seq = ? RETURNING {CHUNK_COLS}"
+        );
+        let chunk = sqlx::query(AssertSqlSafe(sql))
             .bind(enabled)
             .bind(indexed.then(|| search::term_count(&edit.fts_terms)))
             .bind(ts(edit.at))
             .bind(seq)
-            .execute(&mut *tx)
+            .fetch_one(&mut *tx)
             .await
             .map_err(db_err)?;
-        let sql = format!("SELECT {CHUNK_COLS} FROM document_chunks WHERE seq = ?");
-        let chunk = chunk_from(&sqlx::query(AssertSqlSafe(sql)).bind(seq).fetch_one(&mut *tx).await.map_err(db_err)?)?;
+        let chunk = chunk_from(&chunk)?;
         tx.commit().await.map_err(db_err)?;
         Ok(Some(chunk))
     }
@@ -109,37 +167,21 @@ impl SqliteStore {
         .map_err(db_err)?;
         let Some(owner) = owner else { return Ok(None) };
         let kb = owner.id("knowledge_base_id")?;
-        let id = lore_core::new_id();
-        let seq: i64 = sqlx::query_scalar(
-            "INSERT INTO document_chunks (id, document_id, knowledge_base_id, user_id, content, content_hash,
-               chunk_index, metadata, created_at, content_embedding, summary_embedding, embedding_model, fts_length,
-               edited_at)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING seq",
-        )
-        .bind(id.to_string())
-        .bind(document_id.to_string())
-        .bind(kb.to_string())
-        .bind(user_id.to_string())
-        .bind(&chunk.content)
-        .bind(&chunk.content_hash)
-        .bind(owner.int("next")?)
-        .bind(json_text(&chunk.metadata)?)
-        .bind(ts(at))
-        .bind(chunk.embedding.as_deref().map(vectors::to_blob))
-        .bind(chunk.summary_embedding.as_deref().map(vectors::to_blob))
-        .bind(chunk.embedding.as_ref().and(embedding_model.as_ref()))
-        .bind(search::term_count(&chunk.fts_terms))
-        .bind(ts(at))
-        .fetch_one(&mut *tx)
-        .await
-        .map_err(db_err)?;
-        sqlx::query("INSERT INTO chunk_fts (rowid, terms, kb) VALUES (?, ?, ?)")
-            .bind(seq)
-            .bind(&chunk.fts_terms)
-            .bind(kb_token(kb))
-            .execute(&mut *tx)
-            .await
-            .map_err(db_err)?;
+        let (id, document, kb_id, user, at) =
+            (lore_core::new_id().to_string(), document_id.to_string(), kb.to_string(), user_id.to_string(), ts(at));
+        let row = ChunkRow {
+            id: &id,
+            document_id: &document,
+            knowledge_base_id: &kb_id,
+            user_id: &user,
+            kb_token: &kb_token(kb),
+            chunk_index: owner.int("next")?,
+            parent: None,
+            embedding_model: embedding_model.as_deref(),
+            created_at: &at,
+            edited_at: Some(&at),
+        };
+        let seq = insert_chunk(&mut tx, &row, &chunk).await?;
         let sql = format!("SELECT {CHUNK_COLS} FROM document_chunks WHERE seq = ?");
         let added = chunk_from(&sqlx::query(AssertSqlSafe(sql)).bind(seq).fetch_one(&mut *tx).await.map_err(db_err)?)?;
         tx.commit().await.map_err(db_err)?;

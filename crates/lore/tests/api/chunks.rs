@@ -227,3 +227,47 @@ async fn question_and_answer_pairs_are_imported_and_found_by_their_question() {
     );
     app.shutdown().await;
 }
+
+/// Chunks added by hand count against the per-document chunk budget like processing's: a tenant
+/// cannot grow one document past it one request at a time. (A server process of its own: the
+/// budgets are the process's.)
+#[tokio::test]
+async fn chunks_added_by_hand_keep_to_the_chunk_budget() {
+    if std::env::var("LORE_TEST_BACKEND").as_deref() == Ok("postgres") {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let port = std::net::TcpListener::bind("127.0.0.1:0").expect("port").local_addr().expect("addr").port();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_lore"))
+        .args(["serve", "--data-dir"])
+        .arg(dir.path().join("data"))
+        .args(["--listen", &format!("127.0.0.1:{port}"), "--workers", "1", "--max-chunks-per-document", "3"])
+        .args(["--registration", "open", "--registrations-per-hour", "0"])
+        .env("LORE_LOG", "warn")
+        .spawn()
+        .expect("start lore");
+    let app = TestApp {
+        base: format!("http://127.0.0.1:{port}"),
+        http: super::http_client(),
+        server: None,
+        _dir: tempfile::tempdir().expect("t"),
+    };
+    super::wait_healthy(&app.http, &app.base).await;
+    let token = app.register("budgeted").await;
+    let kb = app.create_kb(&token, "预算").await;
+    let doc = app.ingest(&token, &kb, "一段.md", "只有一段：预算之内。One paragraph, within budget.").await;
+    assert_eq!((doc["status"].as_str(), doc["chunk_count"].as_i64()), (Some("completed"), Some(1)), "{doc}");
+    let path = format!("/v1/documents/{}/chunks", doc["id"].as_str().expect("id"));
+    for i in 0..2 {
+        let (status, v) =
+            app.post(&token, &path, json!({"content": format!("手工分块 {i}. Hand-made chunk {i}.")})).await;
+        assert_eq!(status, StatusCode::CREATED, "{v}");
+    }
+    let (status, v) = app.post(&token, &path, json!({"question": "还能加吗？", "answer": "不能，已到上限。"})).await;
+    assert_eq!((status, code(&v)), (StatusCode::UNPROCESSABLE_ENTITY, "too_many_chunks"), "{v}");
+    assert!(v["error"]["message"].as_str().is_some_and(|m| m.contains("max-chunks-per-document")), "{v}");
+    let (_, chunks) = app.get(&token, &path).await;
+    assert_eq!(chunks["data"].as_array().map(Vec::len), Some(3));
+    let _ = child.kill();
+    let _ = child.wait();
+}
