@@ -5,8 +5,10 @@
 //! link-local and shared (CGNAT) addresses are refused unless the operator allows them
 //! (`--allow-private-sources`, or `--allow-outbound CIDR,...` for a few).
 
+use std::future::Future;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
+use std::time::Duration;
 
 use crate::error::{Code, Error};
 
@@ -158,6 +160,77 @@ fn is_public_v4(ip: Ipv4Addr) -> bool {
         || a >= 240) // reserved
 }
 
+/// The one retry policy of outbound calls (embedding and chat providers, webhooks): up to
+/// `attempts` tries, the wait between them starting at `backoff` and doubling. A `Retry-After`
+/// the server sends ([`retry_after`]) lengthens the next wait to it; one longer than
+/// `max_wait` is not waited for: the call gives up at once, and what called it (a job, a
+/// delivery) is retried later instead.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Retry {
+    pub attempts: u32,
+    pub backoff: Duration,
+    pub max_wait: Duration,
+}
+
+/// What one try came to.
+pub enum Attempt<T, E> {
+    /// An answer, or a failure that another try would not change (a 4xx).
+    Done(Result<T, E>),
+    /// A failure another try may pass (a 429, a 5xx, a connection that failed), saying why,
+    /// with the server's `Retry-After` if it sent one.
+    Again { why: String, retry_after: Option<Duration> },
+}
+
+/// Every try failed: how many were made, and why the last one failed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GaveUp {
+    pub attempts: u32,
+    pub last: String,
+}
+
+impl Retry {
+    /// Runs `attempt` (given the try's number, from 1) until it is done or the policy gives up.
+    pub async fn run<T, E, F, Fut>(&self, mut attempt: F) -> Result<Result<T, E>, GaveUp>
+    where
+        F: FnMut(u32) -> Fut,
+        Fut: Future<Output = Attempt<T, E>>,
+    {
+        let attempts = self.attempts.max(1);
+        let mut delay = self.backoff;
+        let mut last = String::new();
+        for n in 1..=attempts {
+            match attempt(n).await {
+                Attempt::Done(result) => return Ok(result),
+                Attempt::Again { why, retry_after } => {
+                    last = why;
+                    if let Some(wait) = retry_after {
+                        if wait > self.max_wait {
+                            return Err(GaveUp { attempts: n, last });
+                        }
+                        delay = delay.max(wait);
+                    }
+                }
+            }
+            if n < attempts {
+                tokio::time::sleep(delay).await;
+                delay = delay.saturating_mul(2);
+            }
+        }
+        Err(GaveUp { attempts, last })
+    }
+}
+
+/// Whether an answer with this status may pass on another try: 429 and 5xx.
+pub fn worth_retrying(status: reqwest::StatusCode) -> bool {
+    status == reqwest::StatusCode::TOO_MANY_REQUESTS || status.is_server_error()
+}
+
+/// A `Retry-After` header in seconds (the form providers send), at most an hour.
+pub fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
+    let seconds = headers.get(reqwest::header::RETRY_AFTER)?.to_str().ok()?.trim().parse::<f64>().ok()?;
+    seconds.is_finite().then(|| Duration::from_secs_f64(seconds.clamp(0.0, 3600.0)))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -187,5 +260,49 @@ mod tests {
         assert!(some.check_url("http://192.168.1.1/").is_err());
         assert!(Policy { allow_private: true, ..Policy::default() }.check_url("http://192.168.1.1/").is_ok());
         assert!(Policy::parse_allowed("not-a-net").is_err());
+    }
+
+    #[tokio::test]
+    async fn retries_follow_one_policy() {
+        let policy = Retry { attempts: 3, backoff: Duration::from_millis(1), max_wait: Duration::from_secs(1) };
+        // A failure that passes on the third try.
+        let mut tries = 0;
+        let answer: Result<Result<&str, ()>, GaveUp> = policy
+            .run(|n| {
+                tries = n;
+                async move {
+                    if n < 3 {
+                        Attempt::Again { why: format!("HTTP 503 ({n})"), retry_after: None }
+                    } else {
+                        Attempt::Done(Ok("好"))
+                    }
+                }
+            })
+            .await;
+        assert_eq!((answer, tries), (Ok(Ok("好")), 3));
+        // Every try fails: the last reason is kept.
+        let answer: Result<Result<(), ()>, GaveUp> =
+            policy.run(|n| async move { Attempt::Again { why: format!("HTTP 429 ({n})"), retry_after: None } }).await;
+        assert_eq!(answer, Err(GaveUp { attempts: 3, last: "HTTP 429 (3)".into() }));
+        // A rejection is not retried.
+        let mut tries = 0;
+        let answer: Result<Result<(), &str>, GaveUp> = policy
+            .run(|n| {
+                tries = n;
+                async { Attempt::Done(Err("HTTP 400")) }
+            })
+            .await;
+        assert_eq!((answer, tries), (Ok(Err("HTTP 400")), 1));
+        // A Retry-After past the longest wait ends the call at once.
+        let answer: Result<Result<(), ()>, GaveUp> = policy
+            .run(|_| async { Attempt::Again { why: "HTTP 429".into(), retry_after: Some(Duration::from_secs(60)) } })
+            .await;
+        assert_eq!(answer, Err(GaveUp { attempts: 1, last: "HTTP 429".into() }));
+        let mut headers = reqwest::header::HeaderMap::new();
+        headers.insert(reqwest::header::RETRY_AFTER, reqwest::header::HeaderValue::from_static(" 2.5 "));
+        assert_eq!(retry_after(&headers), Some(Duration::from_millis(2500)));
+        headers.insert(reqwest::header::RETRY_AFTER, reqwest::header::HeaderValue::from_static("Wed, 21 Oct 2015"));
+        assert_eq!(retry_after(&headers), None);
+        assert!(worth_retrying(reqwest::StatusCode::BAD_GATEWAY) && !worth_retrying(reqwest::StatusCode::NOT_FOUND));
     }
 }

@@ -9,15 +9,15 @@ use std::time::Duration;
 use async_trait::async_trait;
 use serde_json::{Value, json};
 
-use lore_core::outbound::Policy;
+use lore_core::outbound::{self, Attempt, Policy, Retry};
 
 use crate::{EmbedError, Embedder, EmbeddingConfig, InputKind, ProviderSecrets, normalize};
 
 const DEFAULT_BATCH: usize = 64;
 const TIMEOUT: Duration = Duration::from_secs(60);
-const MAX_ATTEMPTS: u32 = 5;
-/// Retry-After beyond this is not waited for: the job is retried later instead.
-const MAX_RETRY_WAIT: Duration = Duration::from_secs(30);
+/// Embedding runs in jobs: a provider that is busy is given five tries, and one that asks for
+/// more than 30 s is left for the job's own retry later.
+const RETRY: Retry = Retry { attempts: 5, backoff: Duration::from_millis(500), max_wait: Duration::from_secs(30) };
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Protocol {
@@ -35,8 +35,8 @@ pub struct RemoteEmbedder {
     api_key: Option<String>,
     batch: usize,
     http: reqwest::Client,
-    /// First retry delay; doubled per attempt.
-    pub backoff: Duration,
+    /// How busy answers are retried ([`RETRY`]).
+    pub retry: Retry,
 }
 
 const OPENAI_BASE: &str = "https://api.openai.com/v1";
@@ -114,7 +114,7 @@ impl RemoteEmbedder {
             api_key,
             batch: config.batch_size.unwrap_or(DEFAULT_BATCH).clamp(1, 2048),
             http,
-            backoff: Duration::from_millis(500),
+            retry: RETRY,
         })
     }
 
@@ -172,49 +172,45 @@ impl RemoteEmbedder {
 
     async fn call(&self, texts: &[String], kind: InputKind) -> Result<Vec<Vec<f32>>, EmbedError> {
         let body = self.body(texts, kind);
-        let mut delay = self.backoff;
-        let mut last = String::new();
-        for attempt in 1..=MAX_ATTEMPTS {
-            let mut request = self.http.post(&self.url).json(&body);
-            if let Some(key) = &self.api_key {
-                request = request.bearer_auth(key);
-            }
-            match request.send().await {
-                Ok(response) => {
-                    let status = response.status();
-                    let retry_after = response
-                        .headers()
-                        .get(reqwest::header::RETRY_AFTER)
-                        .and_then(|v| v.to_str().ok())
-                        .and_then(|v| v.trim().parse::<f64>().ok())
-                        .map(|s| Duration::from_secs_f64(s.max(0.0)));
-                    let text = response.text().await.unwrap_or_default();
-                    if status.is_success() {
-                        let parsed: Value = serde_json::from_str(&text)
-                            .map_err(|e| EmbedError::Provider(format!("the response is not JSON: {e}")))?;
-                        return self.parse(&parsed, texts.len());
-                    }
-                    let message = provider_message(&text);
-                    if status.as_u16() == 429 || status.is_server_error() {
-                        last = format!("HTTP {}: {message}", status.as_u16());
-                        if let Some(wait) = retry_after {
-                            if wait > MAX_RETRY_WAIT {
-                                break;
-                            }
-                            delay = delay.max(wait);
-                        }
-                    } else {
-                        return Err(EmbedError::Rejected(format!("HTTP {}: {message}", status.as_u16())));
-                    }
+        let (body, http, url, key) = (&body, &self.http, &self.url, &self.api_key);
+        let answer = self
+            .retry
+            .run(|_| async move {
+                let mut request = http.post(url).json(body);
+                if let Some(key) = key {
+                    request = request.bearer_auth(key);
                 }
-                Err(e) => last = if e.is_timeout() { "timed out".into() } else { format!("cannot connect: {e}") },
+                let response = match request.send().await {
+                    Ok(response) => response,
+                    Err(e) => {
+                        let why = if e.is_timeout() { "timed out".into() } else { format!("cannot connect: {e}") };
+                        return Attempt::Again { why, retry_after: None };
+                    }
+                };
+                let status = response.status();
+                let retry_after = outbound::retry_after(response.headers());
+                let text = response.text().await.unwrap_or_default();
+                if status.is_success() {
+                    return Attempt::Done(Ok(text));
+                }
+                let why = format!("HTTP {}: {}", status.as_u16(), provider_message(&text));
+                match outbound::worth_retrying(status) {
+                    true => Attempt::Again { why, retry_after },
+                    false => Attempt::Done(Err(EmbedError::Rejected(why))),
+                }
+            })
+            .await;
+        match answer {
+            Ok(Ok(text)) => {
+                let parsed: Value = serde_json::from_str(&text)
+                    .map_err(|e| EmbedError::Provider(format!("the response is not JSON: {e}")))?;
+                self.parse(&parsed, texts.len())
             }
-            if attempt < MAX_ATTEMPTS {
-                tokio::time::sleep(delay).await;
-                delay *= 2;
+            Ok(Err(rejected)) => Err(rejected),
+            Err(gave_up) => {
+                Err(EmbedError::Provider(format!("{} after {} attempts: {}", self.url, gave_up.attempts, gave_up.last)))
             }
         }
-        Err(EmbedError::Provider(format!("{} after {MAX_ATTEMPTS} attempts: {last}", self.url)))
     }
 }
 
@@ -328,7 +324,7 @@ mod tests {
         };
         let mut e =
             RemoteEmbedder::new(&config("cohere", &base), &secrets, "cohere/m".into(), &loopback()).expect("cohere");
-        e.backoff = Duration::from_millis(1);
+        e.retry.backoff = Duration::from_millis(1);
         let q = e.embed(&["问题".to_string()], InputKind::Query).await.expect("query");
         assert!(q[0][0] > 0.5, "queries are sent as search_query");
         let d = e.embed(&texts(), InputKind::Passage).await.expect("docs");
@@ -352,7 +348,7 @@ mod tests {
         let down = serve("/embeddings", |_, _, _| (StatusCode::BAD_GATEWAY, "upstream").into_response()).await;
         let mut e =
             RemoteEmbedder::new(&config("openai", &down), &secrets, "openai/m".into(), &loopback()).expect("openai");
-        e.backoff = Duration::from_millis(1);
+        e.retry.backoff = Duration::from_millis(1);
         match e.embed(&texts(), InputKind::Passage).await {
             Err(EmbedError::Provider(m)) => assert!(m.contains("502") && m.contains("5 attempts"), "{m}"),
             other => panic!("expected a provider failure, got {other:?}"),

@@ -6,13 +6,14 @@
 use std::time::Duration;
 
 use async_trait::async_trait;
+use lore_core::outbound::{self, Attempt, Retry};
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
 
 use crate::sse::{SseEvent, SseReader};
 use crate::{ChatConfig, ChatEvent, ChatModel, ChatRequest, EventStream, LlmError, Role, Usage, estimate_tokens};
 
-/// A `Retry-After` beyond this is not waited for.
+/// A `Retry-After` beyond this is not waited for: someone is waiting for the answer.
 const MAX_RETRY_WAIT: Duration = Duration::from_secs(20);
 const DEFAULT_MAX_TOKENS: u32 = 1024;
 
@@ -31,8 +32,7 @@ pub struct HttpChatModel {
     url: String,
     api_key: Option<String>,
     timeout: Duration,
-    max_attempts: u32,
-    backoff: Duration,
+    retry: Retry,
     http: reqwest::Client,
 }
 
@@ -90,8 +90,7 @@ impl HttpChatModel {
             url: format!("{base}{path}"),
             api_key: config.api_key.clone().filter(|k| !k.is_empty()),
             timeout: config.timeout,
-            max_attempts: config.max_attempts.max(1),
-            backoff: config.backoff,
+            retry: Retry { attempts: config.max_attempts.max(1), backoff: config.backoff, max_wait: MAX_RETRY_WAIT },
             http,
         })
     }
@@ -169,50 +168,41 @@ impl HttpChatModel {
 
     /// Sends the request, retrying what may pass on a second try, until the answer starts.
     async fn send(&self, body: &Value) -> Result<reqwest::Response, LlmError> {
-        let mut delay = self.backoff;
-        let mut last = String::new();
-        for attempt in 1..=self.max_attempts {
-            match tokio::time::timeout(self.timeout, self.request(body).send()).await {
-                Err(_) => {
-                    return Err(LlmError::Timeout(format!(
-                        "{} did not answer within {:.0?}",
-                        self.provider, self.timeout
-                    )));
-                }
-                Ok(Err(e)) => last = format!("cannot reach {}: {}", self.url, without_url(&e)),
-                Ok(Ok(response)) if response.status().is_success() => return Ok(response),
-                Ok(Ok(response)) => {
-                    let status = response.status();
-                    let retry_after = response
-                        .headers()
-                        .get(reqwest::header::RETRY_AFTER)
-                        .and_then(|v| v.to_str().ok())
-                        .and_then(|v| v.trim().parse::<f64>().ok())
-                        .map(|s| Duration::from_secs_f64(s.clamp(0.0, 3600.0)));
-                    let text = tokio::time::timeout(self.timeout, response.text()).await.ok().and_then(Result::ok);
-                    let message = provider_message(text.as_deref().unwrap_or(""));
-                    if status.as_u16() != 429 && !status.is_server_error() {
-                        return Err(LlmError::Rejected(format!(
-                            "{} rejected the request (HTTP {}): {message}",
-                            self.provider,
-                            status.as_u16()
-                        )));
+        let answer = self
+            .retry
+            .run(|_| async move {
+                let response = match tokio::time::timeout(self.timeout, self.request(body).send()).await {
+                    Err(_) => {
+                        let waited = format!("{} did not answer within {:.0?}", self.provider, self.timeout);
+                        return Attempt::Done(Err(LlmError::Timeout(waited)));
                     }
-                    last = format!("HTTP {}: {message}", status.as_u16());
-                    if let Some(wait) = retry_after {
-                        if wait > MAX_RETRY_WAIT {
-                            break;
-                        }
-                        delay = delay.max(wait);
+                    Ok(Err(e)) => {
+                        let why = format!("cannot reach {}: {}", self.url, without_url(&e));
+                        return Attempt::Again { why, retry_after: None };
                     }
+                    Ok(Ok(response)) if response.status().is_success() => return Attempt::Done(Ok(response)),
+                    Ok(Ok(response)) => response,
+                };
+                let status = response.status();
+                let retry_after = outbound::retry_after(response.headers());
+                let text = tokio::time::timeout(self.timeout, response.text()).await.ok().and_then(Result::ok);
+                let message = provider_message(text.as_deref().unwrap_or(""));
+                match outbound::worth_retrying(status) {
+                    true => Attempt::Again { why: format!("HTTP {}: {message}", status.as_u16()), retry_after },
+                    false => Attempt::Done(Err(LlmError::Rejected(format!(
+                        "{} rejected the request (HTTP {}): {message}",
+                        self.provider,
+                        status.as_u16()
+                    )))),
                 }
-            }
-            if attempt < self.max_attempts {
-                tokio::time::sleep(delay).await;
-                delay *= 2;
-            }
-        }
-        Err(LlmError::Unavailable(format!("{} failed after {} attempts: {last}", self.provider, self.max_attempts)))
+            })
+            .await;
+        answer.unwrap_or_else(|gave_up| {
+            Err(LlmError::Unavailable(format!(
+                "{} failed after {} attempts: {}",
+                self.provider, gave_up.attempts, gave_up.last
+            )))
+        })
     }
 
     /// What one server-sent event means in this protocol.

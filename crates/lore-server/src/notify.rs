@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use hmac::{KeyInit, Mac};
 use lore_core::model::Id;
+use lore_core::outbound::{self, Attempt, Retry};
 use lore_core::source::Notification;
 use serde_json::{Value, json};
 
@@ -16,6 +17,8 @@ use crate::error::ApiResult;
 use crate::state::AppState;
 
 const ATTEMPTS: u32 = 4;
+/// A receiver asking for a longer pause than this is not waited for.
+const MAX_RETRY_WAIT: Duration = Duration::from_secs(60);
 const TIMEOUT: Duration = Duration::from_secs(10);
 
 /// What kind of event, for the user's switches.
@@ -91,7 +94,7 @@ pub async fn notify(state: &AppState, user_id: Id, kind: Kind, title: String, bo
     tokio::spawn(async move { deliver(&state, notification, &url, secret.as_deref()).await });
 }
 
-async fn deliver(state: &AppState, mut notification: Notification, url: &str, secret: Option<&str>) {
+async fn deliver(state: &AppState, notification: Notification, url: &str, secret: Option<&str>) {
     let body = json!({
         "id": notification.id,
         "kind": notification.kind,
@@ -109,41 +112,49 @@ async fn deliver(state: &AppState, mut notification: Notification, url: &str, se
             return;
         }
     };
-    let mut log = Vec::new();
-    let mut delay = state.config.webhook_backoff;
-    for attempt in 1..=ATTEMPTS {
-        let mut request = http
-            .post(url)
-            .header(reqwest::header::CONTENT_TYPE, "application/json")
-            .header("X-Lore-Event", notification.kind.as_str())
-            .header("X-Lore-Delivery", notification.id.to_string())
-            .body(body.clone());
-        if let Some(secret) = secret {
-            request = request.header("X-Lore-Signature", signature(secret, body.as_bytes()));
-        }
-        let (ok, outcome) = match request.send().await {
-            Ok(r) if r.status().is_success() => (true, json!({"status": r.status().as_u16()})),
-            Ok(r) => (false, json!({"status": r.status().as_u16()})),
-            Err(e) => (false, json!({"error": if e.is_timeout() { "timed out" } else { "connection failed" }})),
-        };
-        let mut entry = json!({"attempt": attempt, "at": lore_core::now()});
-        if let (Some(e), Some(o)) = (entry.as_object_mut(), outcome.as_object()) {
-            e.extend(o.clone());
-        }
-        log.push(entry);
-        notification.data["delivery"] = Value::Array(log.clone());
-        if let Err(e) = state.store.set_notification_data(notification.id, &notification.data).await {
-            tracing::warn!(error = %e, "cannot log a webhook delivery");
-        }
-        if ok {
-            return;
-        }
-        if attempt < ATTEMPTS {
-            tokio::time::sleep(delay).await;
-            delay *= 2;
-        }
+    // Every attempt is logged in the notification as it happens.
+    let delivery = std::sync::Mutex::new((Vec::new(), notification.data.clone()));
+    let retry = Retry { attempts: ATTEMPTS, backoff: state.config.webhook_backoff, max_wait: MAX_RETRY_WAIT };
+    let (http, body, delivery, id, event) = (&http, &body, &delivery, notification.id, notification.kind.as_str());
+    let sent = retry
+        .run(|attempt| async move {
+            let mut request = http
+                .post(url)
+                .header(reqwest::header::CONTENT_TYPE, "application/json")
+                .header("X-Lore-Event", event)
+                .header("X-Lore-Delivery", id.to_string())
+                .body(body.clone());
+            if let Some(secret) = secret {
+                request = request.header("X-Lore-Signature", signature(secret, body.as_bytes()));
+            }
+            let (outcome, retry_after) = match request.send().await {
+                Ok(r) => (json!({"status": r.status().as_u16()}), outbound::retry_after(r.headers())),
+                Err(e) => (json!({"error": if e.is_timeout() { "timed out" } else { "connection failed" }}), None),
+            };
+            let ok = outcome["status"].as_u64().is_some_and(|s| (200..300).contains(&s));
+            let mut entry = json!({"attempt": attempt, "at": lore_core::now()});
+            if let (Some(e), Some(o)) = (entry.as_object_mut(), outcome.as_object()) {
+                e.extend(o.clone());
+            }
+            let data = {
+                let mut delivery = delivery.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+                delivery.0.push(entry);
+                delivery.1["delivery"] = Value::Array(delivery.0.clone());
+                delivery.1.clone()
+            };
+            if let Err(e) = state.store.set_notification_data(id, &data).await {
+                tracing::warn!(error = %e, "cannot log a webhook delivery");
+            }
+            // Any answer but a success is tried again: the receiver may be restarting.
+            match ok {
+                true => Attempt::Done(Ok::<(), ()>(())),
+                false => Attempt::Again { why: outcome.to_string(), retry_after },
+            }
+        })
+        .await;
+    if sent.is_err() {
+        tracing::warn!(notification = %id, "webhook delivery failed after {ATTEMPTS} attempts");
     }
-    tracing::warn!(notification = %notification.id, "webhook delivery failed after {ATTEMPTS} attempts");
 }
 
 /// `GET /v1/notifications`: the caller's, most recent first.
