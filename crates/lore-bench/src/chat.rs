@@ -16,11 +16,12 @@ use anyhow::Context;
 use axum::routing::post;
 use clap::Args;
 use lore_core::model::*;
-use lore_core::store::{Store, Upload};
+use lore_core::store::Upload;
 use lore_ingest::samples::Rng;
 use serde_json::{Value, json};
 
 use crate::{Vocabulary, percentile, query};
+use lore_core::store::{AccountStore, DocumentStore, KnowledgeBaseStore, QueueStore};
 
 #[derive(Debug, Args)]
 pub struct ChatArgs {

@@ -13,9 +13,9 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use serde_json::{Value, json};
 
+use crate::api::{PeerIp, client};
 use crate::auth::{self, Principal, SESSION_COOKIE};
 use crate::error::{ApiResult, Json};
-use crate::routes::{PeerIp, client};
 use crate::service::{self, AuthResponse};
 use crate::state::AppState;
 

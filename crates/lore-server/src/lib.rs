@@ -2,6 +2,7 @@
 //! blob store.
 
 pub mod agents;
+pub mod api;
 pub mod auth;
 pub mod authz;
 pub mod blobs;
@@ -25,7 +26,6 @@ pub mod metrics;
 pub mod nodes;
 pub mod notify;
 pub mod openapi;
-pub mod routes;
 pub mod secrets;
 pub mod service;
 pub mod sources;
@@ -180,7 +180,7 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer> {
     background.push(sources::spawn_scheduler(state.clone(), state.config.sync_check_interval, shutdown_rx.clone()));
     background.push(limiter::spawn_flusher(limiter, store.clone(), shutdown_rx.clone()));
     background.push(nodes::spawn_heartbeat(store.clone(), beat, shutdown_rx.clone()));
-    let app = routes::router(state.clone())
+    let app = api::router(state.clone())
         .layer(CatchPanicLayer::custom(error::panic_response))
         // Failed requests are logged once, by the error itself (with its incident id).
         .layer(TraceLayer::new_for_http().on_failure(()));

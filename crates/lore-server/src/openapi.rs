@@ -292,7 +292,7 @@ pub fn document() -> OpenApi {
         .respond(200, "success", Some(("application/json", page)))
         .add();
     d.op(Get, "/v1/documents/{id}", "documents", "A document: status, progress, errors, processing log")
-        .query::<crate::routes::GetDocumentParams>()
+        .query::<crate::api::GetDocumentParams>()
         .ok::<service::DocumentView>(200)
         .add();
     d.op(Delete, "/v1/documents/{id}", "documents", "Move a document to the trash").ok::<Document>(200).add();
@@ -545,7 +545,7 @@ mod tests {
 
     /// `(METHOD, /path)` of every route the router registers, read from its source.
     fn routes() -> Vec<(String, String)> {
-        let source = include_str!("routes.rs");
+        let source = include_str!("api/mod.rs");
         let start = source.find("pub fn router").expect("router");
         let body = &source[start..];
         let end = body.find("\n}\n").expect("end of router");

@@ -9,7 +9,8 @@
 use std::time::{Duration, Instant};
 
 use lore_core::model::*;
-use lore_core::store::{Store, Upload};
+use lore_core::store::Upload;
+use lore_core::store::{AccountStore, DocumentStore, KnowledgeBaseStore, QueueStore, SearchStore};
 use lore_store::SqliteStore;
 use serde_json::json;
 

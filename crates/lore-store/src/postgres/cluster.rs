@@ -5,6 +5,8 @@ use lore_core::model::*;
 
 use super::PgStore;
 use crate::rows::*;
+use async_trait::async_trait;
+use lore_core::store::ClusterStore;
 
 impl PgStore {
     pub(super) async fn get_cluster_setting(&self, name: &str) -> Result<Option<String>> {
@@ -129,5 +131,30 @@ impl PgStore {
                 .collect::<Result<Vec<_>>>()?;
         attach_holdings(&mut nodes, jobs, syncs);
         Ok(nodes)
+    }
+}
+
+#[async_trait]
+impl ClusterStore for PgStore {
+    /// Only for a store no other node uses: on a shared database, another node's running job is
+    /// not interrupted just because this one starts; expired leases free crashed nodes' jobs.
+    async fn cluster_setting(&self, name: &str) -> Result<Option<String>> {
+        self.get_cluster_setting(name).await
+    }
+
+    async fn swap_cluster_setting(&self, name: &str, expected: Option<&str>, value: &str) -> Result<bool> {
+        self.compare_and_set_cluster_setting(name, expected, value).await
+    }
+
+    async fn heartbeat(&self, node: &NodeBeat) -> Result<()> {
+        self.record_heartbeat(node).await
+    }
+
+    async fn leave(&self, node_id: &str) -> Result<()> {
+        self.remove_node(node_id).await
+    }
+
+    async fn list_nodes(&self, alive_since: Timestamp) -> Result<Vec<Node>> {
+        self.alive_nodes(alive_since).await
     }
 }

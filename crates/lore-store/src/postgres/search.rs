@@ -8,8 +8,10 @@ use lore_core::model::*;
 use sqlx::AssertSqlSafe;
 use sqlx::types::Json;
 
-use super::{PgQuery, PgStore, index_type, vector_text};
+use super::{PgQuery, PgStore, index_type, parse_vector, vector_text};
 use crate::rows::*;
+use async_trait::async_trait;
+use lore_core::store::SearchStore;
 
 /// BM25's usual parameters, as SQLite's FTS5 uses them.
 const K1: f64 = 1.2;
@@ -254,5 +256,36 @@ impl PgStore {
             .filter(|hit| q.min_score.is_none_or(|min| hit.score >= min))
             .take(top_k as usize)
             .collect())
+    }
+}
+
+#[async_trait]
+impl SearchStore for PgStore {
+    async fn cached_embeddings(
+        &self,
+        user_id: Id,
+        model: &str,
+        hashes: &[String],
+    ) -> Result<HashMap<String, Vec<f32>>> {
+        let rows = sqlx::query(
+            "SELECT DISTINCT ON (content_hash) content_hash, content_embedding::text AS embedding
+             FROM document_chunks
+             WHERE embedding_model = $1 AND user_id = $3 AND content_embedding IS NOT NULL AND content_hash = ANY($2)",
+        )
+        .bind(model)
+        .bind(hashes)
+        .bind(user_id)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db_err)?;
+        rows.iter().map(|r| Ok((r.text("content_hash")?, parse_vector(&r.text("embedding")?)?))).collect()
+    }
+
+    async fn search_fulltext(&self, query: &FulltextQuery) -> Result<Vec<ChunkHit>> {
+        self.fulltext(query).await
+    }
+
+    async fn search_vector(&self, query: &VectorQuery) -> Result<Vec<ChunkHit>> {
+        self.vector(query).await
     }
 }

@@ -5,6 +5,8 @@ use lore_core::model::*;
 
 use super::{SqliteStore, ts};
 use crate::rows::*;
+use async_trait::async_trait;
+use lore_core::store::ClusterStore;
 
 impl SqliteStore {
     pub(super) async fn get_cluster_setting(&self, name: &str) -> Result<Option<String>> {
@@ -131,5 +133,28 @@ impl SqliteStore {
                 .collect::<Result<Vec<_>>>()?;
         attach_holdings(&mut nodes, jobs, syncs);
         Ok(nodes)
+    }
+}
+
+#[async_trait]
+impl ClusterStore for SqliteStore {
+    async fn cluster_setting(&self, name: &str) -> Result<Option<String>> {
+        self.get_cluster_setting(name).await
+    }
+
+    async fn swap_cluster_setting(&self, name: &str, expected: Option<&str>, value: &str) -> Result<bool> {
+        self.compare_and_set_cluster_setting(name, expected, value).await
+    }
+
+    async fn heartbeat(&self, node: &NodeBeat) -> Result<()> {
+        self.record_heartbeat(node).await
+    }
+
+    async fn leave(&self, node_id: &str) -> Result<()> {
+        self.remove_node(node_id).await
+    }
+
+    async fn list_nodes(&self, alive_since: Timestamp) -> Result<Vec<Node>> {
+        self.alive_nodes(alive_since).await
     }
 }

@@ -25,8 +25,11 @@ use lore_core::model::*;
 use sqlx::sqlite::{SqliteConnection, SqlitePool};
 use sqlx::{AssertSqlSafe, Row};
 
-use super::{SqliteStore, filter_conditions, kb_token};
+use super::{SqliteStore, json_text, kb_token};
 use crate::rows::*;
+use crate::vectors::{self, Field, SpaceKey};
+use async_trait::async_trait;
+use lore_core::store::SearchStore;
 
 /// BM25's usual parameters, as on PostgreSQL.
 const K1: f64 = 1.2;
@@ -168,6 +171,10 @@ fn split_matches(mut all: &str) -> Result<Vec<(i64, i64, &str)>> {
 const HIT_COLS: &str = "c.seq, c.id, c.document_id, c.knowledge_base_id, c.content, c.chunk_index, c.metadata, \
     d.filename, d.title, 0.0 AS score, p.id AS parent_id, p.content AS parent_content";
 
+/// Filtered vector queries whose filter admits at most this many chunks are answered exactly,
+/// by comparing against each admitted embedding, instead of walking the graph.
+const EXACT_SEARCH_MAX: i64 = 20_000;
+
 impl SqliteStore {
     pub(super) async fn fulltext(&self, query: &FulltextQuery) -> Result<Vec<ChunkHit>> {
         let filters = &query.filters;
@@ -292,6 +299,226 @@ async fn statistics(conn: &mut SqliteConnection, query: &FulltextQuery) -> Resul
     }
     let avg_len = if chunks > 0 { length_sum as f64 / chunks as f64 } else { 1.0 };
     Ok(Some(Statistics { chunks, avg_len: avg_len.max(1.0), terms: with_df.into_iter().map(|(t, _)| t).collect() }))
+}
+
+#[async_trait]
+impl SearchStore for SqliteStore {
+    async fn search_vector(&self, query: &VectorQuery) -> Result<Vec<ChunkHit>> {
+        self.vector_search(query).await
+    }
+
+    async fn cached_embeddings(
+        &self,
+        user_id: Id,
+        model: &str,
+        hashes: &[String],
+    ) -> Result<HashMap<String, Vec<f32>>> {
+        self.embeddings_by_hash(user_id, model, hashes).await
+    }
+
+    async fn search_fulltext(&self, query: &FulltextQuery) -> Result<Vec<ChunkHit>> {
+        self.fulltext(query).await
+    }
+}
+
+impl SqliteStore {
+    async fn vector_search(&self, q: &VectorQuery) -> Result<Vec<ChunkHit>> {
+        self.vectors.sync().await?;
+        let top_k = q.top_k as usize;
+        if top_k == 0 || q.knowledge_base_ids.is_empty() || q.vector.is_empty() {
+            return Ok(Vec::new());
+        }
+        let fields: &[Field] = match q.target {
+            SearchTarget::Content => &[Field::Content],
+            SearchTarget::Summary => &[Field::Summary],
+            SearchTarget::Both => &[Field::Content, Field::Summary],
+        };
+        let (conditions, params) = filter_conditions(&q.filters)?;
+        // A little more than asked: a chunk whose document is being reprocessed is dropped below.
+        // (The graphs were brought up to date above, so deleted documents are already gone.)
+        // Hydration below looks chunks up by seq first (CROSS JOIN fixes that order): left to
+        // itself the planner walks the owner's chunks and took seconds for a few hundred hits.
+        let want = top_k + 10;
+        let mut best: HashMap<i64, f64> = HashMap::new();
+        let mut consider = |seq: i64, score: f64| {
+            let entry = best.entry(seq).or_insert(f64::NEG_INFINITY);
+            *entry = entry.max(score);
+        };
+        for kb in &q.knowledge_base_ids {
+            let admitted = format!(
+                "FROM document_chunks c JOIN documents d ON d.id = c.document_id
+                 WHERE c.knowledge_base_id = ? AND c.user_id = ? AND c.embedding_model = ?
+                   AND c.content_embedding IS NOT NULL AND c.enabled = 1 AND d.soft_deleted_at IS NULL
+                   AND d.status = 'completed'{conditions}"
+            );
+            let bind = |sql: String| {
+                let mut query = sqlx::query(AssertSqlSafe(sql))
+                    .bind(kb.to_string())
+                    .bind(q.user_id.to_string())
+                    .bind(q.embedding_model.clone());
+                for p in &params {
+                    query = query.bind(p.clone());
+                }
+                query
+            };
+            let mut allowed = None;
+            if !conditions.is_empty() {
+                let count: i64 = bind(format!("SELECT COUNT(*) {admitted}"))
+                    .fetch_one(&self.reader)
+                    .await
+                    .map_err(db_err)?
+                    .try_get(0)
+                    .map_err(db_err)?;
+                if count == 0 {
+                    continue;
+                }
+                if count <= EXACT_SEARCH_MAX {
+                    let rows = bind(format!("SELECT c.seq, c.content_embedding, c.summary_embedding {admitted}"))
+                        .fetch_all(&self.reader)
+                        .await
+                        .map_err(db_err)?;
+                    for row in rows {
+                        let seq: i64 = row.try_get("seq").map_err(db_err)?;
+                        for field in fields {
+                            let column =
+                                if *field == Field::Content { "content_embedding" } else { "summary_embedding" };
+                            let blob: Option<Vec<u8>> = row.try_get(column).map_err(db_err)?;
+                            if let Some(blob) = blob {
+                                consider(seq, cosine(&q.vector, &vectors::from_blob(&blob)));
+                            }
+                        }
+                    }
+                    continue;
+                }
+                let rows = bind(format!("SELECT c.seq {admitted}")).fetch_all(&self.reader).await.map_err(db_err)?;
+                let set: HashSet<u64> = rows
+                    .iter()
+                    .map(|r| r.try_get::<i64, _>(0).map(|s| s as u64))
+                    .collect::<Result<_, _>>()
+                    .map_err(db_err)?;
+                allowed = Some(set);
+            }
+            for field in fields {
+                let key = SpaceKey { knowledge_base_id: *kb, model: q.embedding_model.clone(), field: *field };
+                if let Some(space) = self.vectors.space(&key) {
+                    let vector = q.vector.clone();
+                    let allowed = allowed.clone();
+                    let found = tokio::task::spawn_blocking(move || space.search(&vector, want, allowed.as_ref()))
+                        .await
+                        .map_err(Error::internal)??;
+                    for (seq, score) in found {
+                        consider(seq as i64, score);
+                    }
+                }
+            }
+        }
+        let mut ranked: Vec<(i64, f64)> = best.into_iter().collect();
+        ranked.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+        ranked.truncate(want);
+        if let Some(min) = q.min_score {
+            ranked.retain(|(_, score)| *score >= min);
+        }
+        if ranked.is_empty() {
+            return Ok(Vec::new());
+        }
+        let sql = format!(
+            "SELECT c.seq, c.id, c.document_id, c.knowledge_base_id, c.content, c.chunk_index, c.metadata, d.filename,
+                    d.title, 0.0 AS score, p.id AS parent_id, p.content AS parent_content
+             FROM document_chunks c
+             CROSS JOIN documents d ON d.id = c.document_id
+             LEFT JOIN document_chunks p ON p.id = c.parent_chunk_id
+             WHERE c.seq IN ({}) AND c.user_id = ? AND c.enabled = 1 AND d.soft_deleted_at IS NULL
+               AND d.status = 'completed'",
+            ranked.iter().map(|(s, _)| s.to_string()).collect::<Vec<_>>().join(",")
+        );
+        let rows = sqlx::query(AssertSqlSafe(sql))
+            .bind(q.user_id.to_string())
+            .fetch_all(&self.reader)
+            .await
+            .map_err(db_err)?;
+        let mut by_seq: HashMap<i64, ChunkHit> = HashMap::with_capacity(rows.len());
+        for row in &rows {
+            by_seq.insert(row.try_get("seq").map_err(db_err)?, hit_from(row)?);
+        }
+        Ok(ranked
+            .into_iter()
+            .filter_map(|(seq, score)| by_seq.remove(&seq).map(|hit| ChunkHit { score, ..hit }))
+            .take(top_k)
+            .collect())
+    }
+
+    async fn embeddings_by_hash(
+        &self,
+        user_id: Id,
+        model: &str,
+        hashes: &[String],
+    ) -> Result<HashMap<String, Vec<f32>>> {
+        let mut found = HashMap::new();
+        for batch in hashes.chunks(500) {
+            let sql = format!(
+                "SELECT content_hash, content_embedding FROM document_chunks
+                 WHERE embedding_model = ? AND user_id = ? AND content_embedding IS NOT NULL AND content_hash IN ({})
+                 GROUP BY content_hash",
+                vec!["?"; batch.len()].join(",")
+            );
+            let mut query = sqlx::query(AssertSqlSafe(sql)).bind(model.to_string()).bind(user_id.to_string());
+            for h in batch {
+                query = query.bind(h.clone());
+            }
+            for row in query.fetch_all(&self.reader).await.map_err(db_err)? {
+                let blob: Vec<u8> = row.try_get("content_embedding").map_err(db_err)?;
+                found.insert(row.try_get("content_hash").map_err(db_err)?, vectors::from_blob(&blob));
+            }
+        }
+        Ok(found)
+    }
+}
+
+pub(super) fn cosine(a: &[f32], b: &[f32]) -> f64 {
+    if a.len() != b.len() {
+        return f64::NEG_INFINITY;
+    }
+    let (mut dot, mut na, mut nb) = (0f32, 0f32, 0f32);
+    for (x, y) in a.iter().zip(b) {
+        dot += x * y;
+        na += x * x;
+        nb += y * y;
+    }
+    f64::from(dot / (na.sqrt() * nb.sqrt()).max(1e-12))
+}
+
+/// SQL conditions (each starting with ` AND`) on chunk `c` and document `d` for the filters, and
+/// their parameters in order.
+pub(super) fn filter_conditions(filters: &SearchFilters) -> Result<(String, Vec<String>)> {
+    let mut sql = String::new();
+    let mut params = Vec::new();
+    if let Some(ids) = &filters.document_ids {
+        sql.push_str(&format!(" AND c.document_id IN ({})", vec!["?"; ids.len().max(1)].join(", ")));
+        params.extend(ids.iter().map(Id::to_string));
+        if ids.is_empty() {
+            params.push(String::new());
+        }
+    }
+    if let Some(types) = &filters.file_types {
+        sql.push_str(&format!(" AND d.file_type IN ({})", vec!["?"; types.len().max(1)].join(", ")));
+        params.extend(types.iter().cloned());
+        if types.is_empty() {
+            params.push(String::new());
+        }
+    }
+    if let Some(ids) = &filters.data_source_ids {
+        sql.push_str(&format!(" AND d.data_source_id IN ({})", vec!["?"; ids.len().max(1)].join(", ")));
+        params.extend(ids.iter().map(Id::to_string));
+        if ids.is_empty() {
+            params.push(String::new());
+        }
+    }
+    for (k, v) in filters.metadata.iter().flatten() {
+        sql.push_str(" AND json_extract(d.metadata, ?) IS json_extract(?, '$')");
+        params.push(format!("$.\"{}\"", k.replace('"', "")));
+        params.push(json_text(v)?);
+    }
+    Ok((sql, params))
 }
 
 #[cfg(test)]

@@ -1,0 +1,374 @@
+//! Users, invitations, sessions and per-user configuration, on PostgreSQL.
+
+use crate::rows::*;
+use async_trait::async_trait;
+use lore_core::error::{Code, Error, Result};
+use lore_core::model::*;
+use lore_core::store::{AccountStore, SessionRecord};
+use sqlx::AssertSqlSafe;
+
+use super::{PgStore, is_unique_violation, user_conflict};
+
+#[async_trait]
+impl AccountStore for PgStore {
+    async fn provider_addresses(&self) -> Result<Vec<(String, Option<String>)>> {
+        let rows = sqlx::query(
+            "SELECT 'openai' AS provider, openai_base_url AS base_url FROM knowledge_base_configs
+               WHERE openai_api_key IS NOT NULL OR openai_base_url IS NOT NULL
+             UNION SELECT 'anthropic', anthropic_base_url FROM knowledge_base_configs
+               WHERE anthropic_api_key IS NOT NULL OR anthropic_base_url IS NOT NULL
+             UNION SELECT 'cohere', cohere_base_url FROM knowledge_base_configs
+               WHERE cohere_api_key IS NOT NULL OR cohere_base_url IS NOT NULL
+             UNION SELECT model_provider, model_parameters ->> 'base_url' FROM ai_agents
+               WHERE model_provider <> 'extractive'
+             UNION SELECT settings #>> '{embedding_config,provider}', settings #>> '{embedding_config,base_url}'
+               FROM knowledge_bases
+               WHERE settings #>> '{embedding_config,provider}' IS NOT NULL
+                 AND settings #>> '{embedding_config,provider}' <> 'local'
+             ORDER BY 1, 2",
+        )
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db_err)?;
+        rows.iter().map(|r| Ok((r.text("provider")?, r.opt_text("base_url")?))).collect()
+    }
+
+    async fn create_user(&self, user: NewUser) -> Result<User> {
+        let id = lore_core::new_id();
+        let now = lore_core::now();
+        let result = sqlx::query(
+            "INSERT INTO users (id, username, email, hashed_password, full_name, first_name, last_name, created_at, updated_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8)",
+        )
+        .bind(id)
+        .bind(&user.username)
+        .bind(&user.email)
+        .bind(&user.password_hash)
+        .bind(&user.full_name)
+        .bind(&user.first_name)
+        .bind(&user.last_name)
+        .bind(now)
+        .execute(&self.pool)
+        .await;
+        match result {
+            Ok(_) => {}
+            Err(e) if is_unique_violation(&e, "users_username") => {
+                return Err(Error::new(Code::UsernameTaken, "this username is already taken"));
+            }
+            Err(e) if is_unique_violation(&e, "users_email") => {
+                return Err(Error::new(Code::EmailTaken, "an account with this email already exists"));
+            }
+            Err(e) => return Err(db_err(e)),
+        }
+        self.user_by_id(id).await?.ok_or_else(|| Error::internal("user vanished after insert"))
+    }
+
+    async fn register_user(&self, user: NewUser, admission: Admission) -> Result<User> {
+        // Registrations take turns (a transaction-scoped advisory lock, held to the commit), so
+        // each one's insert sees every account committed before it: of concurrent first
+        // registrations, exactly one finds no account and becomes the administrator.
+        const LOCK: i64 = 0x6c6f_7265_7265_6769; // "loreregi"
+        let id = lore_core::new_id();
+        let mut tx = self.tx().await?;
+        sqlx::query("SELECT pg_advisory_xact_lock($1)").bind(LOCK).execute(&mut *tx).await.map_err(db_err)?;
+        let first = sqlx::query_scalar::<_, bool>(
+            "INSERT INTO users (id, username, email, hashed_password, full_name, first_name, last_name,
+                                is_superuser, is_staff, created_at, updated_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, NOT EXISTS (SELECT 1 FROM users), NOT EXISTS (SELECT 1 FROM users), $8, $8)
+             RETURNING is_superuser",
+        )
+        .bind(id)
+        .bind(&user.username)
+        .bind(&user.email)
+        .bind(&user.password_hash)
+        .bind(&user.full_name)
+        .bind(&user.first_name)
+        .bind(&user.last_name)
+        .bind(admission.now)
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(user_conflict)?;
+        if !first {
+            match (admission.policy, &admission.invitation_hash) {
+                (RegistrationPolicy::Open, _) => {}
+                (RegistrationPolicy::Closed, _) | (RegistrationPolicy::Invite, None) => {
+                    return Err(admission.policy.refusal());
+                }
+                (RegistrationPolicy::Invite, Some(hash)) => {
+                    // A concurrent use of the same invitation waits for this row, then finds it used.
+                    let used = sqlx::query(
+                        "UPDATE invitations SET used_at = $1, used_by = $2
+                         WHERE token_hash = $3 AND used_at IS NULL AND expires_at > $1
+                           AND (email IS NULL OR lower(email) = lower($4))",
+                    )
+                    .bind(admission.now)
+                    .bind(id)
+                    .bind(hash)
+                    .bind(&user.email)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(db_err)?;
+                    if used.rows_affected() == 0 {
+                        return Err(Invitation::invalid());
+                    }
+                }
+            }
+        }
+        tx.commit().await.map_err(db_err)?;
+        self.user_by_id(id).await?.ok_or_else(|| Error::internal("user vanished after insert"))
+    }
+
+    async fn find_invitation(&self, token_hash: &str) -> Result<Option<Invitation>> {
+        let sql = format!("SELECT {INVITATION_COLS} FROM invitations WHERE token_hash = $1");
+        let row = sqlx::query(AssertSqlSafe(sql)).bind(token_hash).fetch_optional(&self.pool).await.map_err(db_err)?;
+        row.as_ref().map(invitation_from).transpose()
+    }
+
+    async fn create_invitation(&self, invitation: NewInvitation) -> Result<Invitation> {
+        let sql = format!(
+            "INSERT INTO invitations (id, token_hash, email, created_by, created_at, expires_at)
+             VALUES ($1, $2, $3, $4, $5, $6) RETURNING {INVITATION_COLS}"
+        );
+        let row = sqlx::query(AssertSqlSafe(sql))
+            .bind(lore_core::new_id())
+            .bind(&invitation.token_hash)
+            .bind(&invitation.email)
+            .bind(invitation.created_by)
+            .bind(lore_core::now())
+            .bind(invitation.expires_at)
+            .fetch_one(&self.pool)
+            .await
+            .map_err(db_err)?;
+        invitation_from(&row)
+    }
+
+    async fn list_invitations(&self) -> Result<Vec<Invitation>> {
+        let sql = format!("SELECT {INVITATION_COLS} FROM invitations ORDER BY created_at DESC, id DESC");
+        let rows = sqlx::query(AssertSqlSafe(sql)).fetch_all(&self.pool).await.map_err(db_err)?;
+        rows.iter().map(invitation_from).collect()
+    }
+
+    async fn delete_invitation(&self, id: Id) -> Result<bool> {
+        let done =
+            sqlx::query("DELETE FROM invitations WHERE id = $1").bind(id).execute(&self.pool).await.map_err(db_err)?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    async fn find_login(&self, username_or_email: &str) -> Result<Option<(User, String)>> {
+        let sql = format!(
+            "SELECT {USER_COLS}, u.hashed_password FROM users u
+             WHERE lower(u.username) = lower($1) OR lower(u.email) = lower($1)"
+        );
+        let row =
+            sqlx::query(AssertSqlSafe(sql)).bind(username_or_email).fetch_optional(&self.pool).await.map_err(db_err)?;
+        row.map(|r| Ok((user_from(&r)?, r.text("hashed_password")?))).transpose()
+    }
+
+    async fn get_user(&self, id: Id) -> Result<Option<User>> {
+        self.user_by_id(id).await
+    }
+
+    async fn record_login(&self, user_id: Id, at: Timestamp) -> Result<()> {
+        sqlx::query("UPDATE users SET last_login_at = $1 WHERE id = $2")
+            .bind(at)
+            .bind(user_id)
+            .execute(&self.pool)
+            .await
+            .map_err(db_err)?;
+        Ok(())
+    }
+
+    async fn create_session(
+        &self,
+        user_id: Id,
+        token_hash: &str,
+        expires_at: Timestamp,
+        ip: Option<&str>,
+        user_agent: Option<&str>,
+    ) -> Result<Id> {
+        let id = lore_core::new_id();
+        sqlx::query(
+            "INSERT INTO sessions (id, user_id, token_hash, created_at, expires_at, ip_address, user_agent)
+             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        )
+        .bind(id)
+        .bind(user_id)
+        .bind(token_hash)
+        .bind(lore_core::now())
+        .bind(expires_at)
+        .bind(ip)
+        .bind(user_agent)
+        .execute(&self.pool)
+        .await
+        .map_err(db_err)?;
+        Ok(id)
+    }
+
+    async fn find_session(&self, token_hash: &str) -> Result<Option<SessionRecord>> {
+        let sql = format!(
+            "SELECT {USER_COLS}, s.id AS session_id, s.expires_at AS session_expires_at
+             FROM sessions s JOIN users u ON u.id = s.user_id WHERE s.token_hash = $1"
+        );
+        let row = sqlx::query(AssertSqlSafe(sql)).bind(token_hash).fetch_optional(&self.pool).await.map_err(db_err)?;
+        row.map(|r| {
+            Ok(SessionRecord {
+                session_id: r.id("session_id")?,
+                user: user_from(&r)?,
+                expires_at: r.time("session_expires_at")?,
+            })
+        })
+        .transpose()
+    }
+
+    async fn delete_session(&self, token_hash: &str) -> Result<()> {
+        sqlx::query("DELETE FROM sessions WHERE token_hash = $1")
+            .bind(token_hash)
+            .execute(&self.pool)
+            .await
+            .map_err(db_err)?;
+        Ok(())
+    }
+
+    async fn user_defaults(&self, user_id: Id) -> Result<UserDefaults> {
+        Ok(self.get_user_config(user_id).await?.map(|c| c.defaults()).unwrap_or_default())
+    }
+
+    async fn revoke_sessions(&self, user_id: Id, keep: Option<&str>) -> Result<u64> {
+        let done = sqlx::query("DELETE FROM sessions WHERE user_id = $1 AND ($2::text IS NULL OR token_hash <> $2)")
+            .bind(user_id)
+            .bind(keep)
+            .execute(&self.pool)
+            .await
+            .map_err(db_err)?;
+        Ok(done.rows_affected())
+    }
+
+    async fn set_password(&self, user_id: Id, password_hash: &str) -> Result<()> {
+        sqlx::query("UPDATE users SET hashed_password = $1, updated_at = $2 WHERE id = $3")
+            .bind(password_hash)
+            .bind(lore_core::now())
+            .bind(user_id)
+            .execute(&self.pool)
+            .await
+            .map_err(db_err)?;
+        Ok(())
+    }
+
+    async fn list_users(&self, limit: i64, offset: i64) -> Result<Vec<User>> {
+        let sql = format!("SELECT {USER_COLS} FROM users u ORDER BY u.created_at, u.id LIMIT $1 OFFSET $2");
+        let rows =
+            sqlx::query(AssertSqlSafe(sql)).bind(limit).bind(offset).fetch_all(&self.pool).await.map_err(db_err)?;
+        rows.iter().map(user_from).collect()
+    }
+
+    async fn set_user_active(&self, user_id: Id, active: bool) -> Result<Option<User>> {
+        let mut tx = self.tx().await?;
+        let done = sqlx::query("UPDATE users SET is_active = $1, updated_at = $2 WHERE id = $3")
+            .bind(active)
+            .bind(lore_core::now())
+            .bind(user_id)
+            .execute(&mut *tx)
+            .await
+            .map_err(db_err)?;
+        if done.rows_affected() == 0 {
+            return Ok(None);
+        }
+        if !active {
+            // Locked out at once: sessions end; keys stop working through the owner check.
+            sqlx::query("DELETE FROM sessions WHERE user_id = $1")
+                .bind(user_id)
+                .execute(&mut *tx)
+                .await
+                .map_err(db_err)?;
+        }
+        tx.commit().await.map_err(db_err)?;
+        self.user_by_id(user_id).await
+    }
+
+    async fn set_superuser(&self, user_id: Id, superuser: bool) -> Result<()> {
+        sqlx::query("UPDATE users SET is_superuser = $1, is_staff = $1, updated_at = $2 WHERE id = $3")
+            .bind(superuser)
+            .bind(lore_core::now())
+            .bind(user_id)
+            .execute(&self.pool)
+            .await
+            .map_err(db_err)?;
+        Ok(())
+    }
+
+    async fn count_users(&self) -> Result<i64> {
+        sqlx::query_scalar("SELECT COUNT(*) FROM users").fetch_one(&self.pool).await.map_err(db_err)
+    }
+
+    async fn get_user_config(&self, user_id: Id) -> Result<Option<UserConfig>> {
+        let sql = format!("SELECT {CONFIG_COLS} FROM knowledge_base_configs WHERE user_id = $1");
+        let row = sqlx::query(AssertSqlSafe(sql)).bind(user_id).fetch_optional(&self.pool).await.map_err(db_err)?;
+        row.as_ref().map(config_from).transpose()
+    }
+
+    async fn put_user_config(&self, user_id: Id, c: &UserConfig) -> Result<UserConfig> {
+        sqlx::query(
+            "INSERT INTO knowledge_base_configs (id, user_id, default_embedding_model, default_chunk_size,
+               default_chunk_overlap, document_retention_days, conversation_retention_days, default_similarity_threshold,
+               max_search_results, sync_notifications, error_notifications, openai_api_key, anthropic_api_key,
+               cohere_api_key, openai_base_url, anthropic_base_url, cohere_base_url, webhook_url, webhook_secret,
+               created_at, updated_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $20)
+             ON CONFLICT (user_id) DO UPDATE SET
+               default_embedding_model = $3, default_chunk_size = $4, default_chunk_overlap = $5,
+               document_retention_days = $6, conversation_retention_days = $7, default_similarity_threshold = $8,
+               max_search_results = $9, sync_notifications = $10, error_notifications = $11, openai_api_key = $12,
+               anthropic_api_key = $13, cohere_api_key = $14, openai_base_url = $15, anthropic_base_url = $16,
+               cohere_base_url = $17, webhook_url = $18, webhook_secret = $19, updated_at = $20",
+        )
+        .bind(lore_core::new_id())
+        .bind(user_id)
+        .bind(&c.default_embedding_model)
+        .bind(c.default_chunk_size)
+        .bind(c.default_chunk_overlap)
+        .bind(c.document_retention_days)
+        .bind(c.conversation_retention_days)
+        .bind(c.default_similarity_threshold)
+        .bind(c.max_search_results)
+        .bind(c.sync_notifications)
+        .bind(c.error_notifications)
+        .bind(&c.openai_api_key)
+        .bind(&c.anthropic_api_key)
+        .bind(&c.cohere_api_key)
+        .bind(&c.openai_base_url)
+        .bind(&c.anthropic_base_url)
+        .bind(&c.cohere_base_url)
+        .bind(&c.webhook_url)
+        .bind(&c.webhook_secret)
+        .bind(lore_core::now())
+        .execute(&self.pool)
+        .await
+        .map_err(db_err)?;
+        self.get_user_config(user_id).await?.ok_or_else(|| Error::internal("configuration vanished"))
+    }
+
+    async fn reencrypt_secrets(&self, f: &(dyn for<'s> Fn(&'s str) -> Result<String> + Send + Sync)) -> Result<u64> {
+        let mut tx = self.tx().await?;
+        let mut changed = 0;
+        for (table, columns) in SECRET_COLUMNS {
+            for column in *columns {
+                let select =
+                    format!("SELECT id, {column} AS secret FROM {table} WHERE {column} IS NOT NULL FOR UPDATE");
+                let rows = sqlx::query(AssertSqlSafe(select)).fetch_all(&mut *tx).await.map_err(db_err)?;
+                for row in rows {
+                    let updated = f(&row.text("secret")?)?;
+                    let update = format!("UPDATE {table} SET {column} = $1 WHERE id = $2");
+                    sqlx::query(AssertSqlSafe(update))
+                        .bind(updated)
+                        .bind(row.id("id")?)
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(db_err)?;
+                    changed += 1;
+                }
+            }
+        }
+        tx.commit().await.map_err(db_err)?;
+        Ok(changed)
+    }
+}

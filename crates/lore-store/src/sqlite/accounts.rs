@@ -1,0 +1,399 @@
+//! Users, invitations, sessions and per-user configuration, on SQLite.
+
+use crate::rows::*;
+use async_trait::async_trait;
+use lore_core::error::{Code, Error, Result};
+use lore_core::model::*;
+use lore_core::store::{AccountStore, SessionRecord};
+use sqlx::AssertSqlSafe;
+
+use super::{SqliteStore, is_unique_violation, ts, user_conflict};
+
+#[async_trait]
+impl AccountStore for SqliteStore {
+    async fn provider_addresses(&self) -> Result<Vec<(String, Option<String>)>> {
+        let rows = sqlx::query(
+            "SELECT 'openai' AS provider, openai_base_url AS base_url FROM knowledge_base_configs
+               WHERE openai_api_key IS NOT NULL OR openai_base_url IS NOT NULL
+             UNION SELECT 'anthropic', anthropic_base_url FROM knowledge_base_configs
+               WHERE anthropic_api_key IS NOT NULL OR anthropic_base_url IS NOT NULL
+             UNION SELECT 'cohere', cohere_base_url FROM knowledge_base_configs
+               WHERE cohere_api_key IS NOT NULL OR cohere_base_url IS NOT NULL
+             UNION SELECT model_provider, json_extract(model_parameters, '$.base_url') FROM ai_agents
+               WHERE model_provider <> 'extractive'
+             UNION SELECT json_extract(settings, '$.embedding_config.provider'),
+                          json_extract(settings, '$.embedding_config.base_url') FROM knowledge_bases
+               WHERE json_extract(settings, '$.embedding_config.provider') IS NOT NULL
+                 AND json_extract(settings, '$.embedding_config.provider') <> 'local'
+             ORDER BY 1, 2",
+        )
+        .fetch_all(&self.reader)
+        .await
+        .map_err(db_err)?;
+        rows.iter().map(|r| Ok((r.text("provider")?, r.opt_text("base_url")?))).collect()
+    }
+
+    async fn create_user(&self, user: NewUser) -> Result<User> {
+        let id = lore_core::new_id();
+        let now = ts(lore_core::now());
+        let result = sqlx::query(
+            "INSERT INTO users (id, username, email, hashed_password, full_name, first_name, last_name, created_at, updated_at)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(id.to_string())
+        .bind(&user.username)
+        .bind(&user.email)
+        .bind(&user.password_hash)
+        .bind(&user.full_name)
+        .bind(&user.first_name)
+        .bind(&user.last_name)
+        .bind(&now)
+        .bind(&now)
+        .execute(&self.writer)
+        .await;
+        match result {
+            Ok(_) => {}
+            Err(e) if is_unique_violation(&e, "users.username") => {
+                return Err(Error::new(Code::UsernameTaken, "this username is already taken"));
+            }
+            Err(e) if is_unique_violation(&e, "users.email") => {
+                return Err(Error::new(Code::EmailTaken, "an account with this email already exists"));
+            }
+            Err(e) => return Err(db_err(e)),
+        }
+        self.user_by_id(&self.writer, id).await?.ok_or_else(|| Error::internal("user vanished after insert"))
+    }
+
+    async fn register_user(&self, user: NewUser, admission: Admission) -> Result<User> {
+        let id = lore_core::new_id();
+        let now = ts(admission.now);
+        // One writer connection: this transaction runs alone, and its first statement takes the
+        // write lock, so whether the account is the first is decided by the insert itself.
+        let mut tx = self.tx().await?;
+        let inserted = sqlx::query_scalar::<_, i64>(
+            "INSERT INTO users (id, username, email, hashed_password, full_name, first_name, last_name,
+                                is_superuser, is_staff, created_at, updated_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, NOT EXISTS (SELECT 1 FROM users), NOT EXISTS (SELECT 1 FROM users), ?8, ?8)
+             RETURNING is_superuser",
+        )
+        .bind(id.to_string())
+        .bind(&user.username)
+        .bind(&user.email)
+        .bind(&user.password_hash)
+        .bind(&user.full_name)
+        .bind(&user.first_name)
+        .bind(&user.last_name)
+        .bind(&now)
+        .fetch_one(&mut *tx)
+        .await;
+        let first = match inserted {
+            Ok(superuser) => superuser != 0,
+            Err(e) => {
+                let _ = tx.rollback().await;
+                return Err(user_conflict(e));
+            }
+        };
+        if !first {
+            let refusal = match (admission.policy, &admission.invitation_hash) {
+                (RegistrationPolicy::Open, _) => None,
+                (RegistrationPolicy::Closed, _) | (RegistrationPolicy::Invite, None) => {
+                    Some(admission.policy.refusal())
+                }
+                (RegistrationPolicy::Invite, Some(hash)) => {
+                    let used = sqlx::query(
+                        "UPDATE invitations SET used_at = ?1, used_by = ?2
+                         WHERE token_hash = ?3 AND used_at IS NULL AND expires_at > ?1
+                           AND (email IS NULL OR lower(email) = lower(?4))",
+                    )
+                    .bind(&now)
+                    .bind(id.to_string())
+                    .bind(hash)
+                    .bind(&user.email)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(db_err)?;
+                    (used.rows_affected() == 0).then(Invitation::invalid)
+                }
+            };
+            if let Some(refusal) = refusal {
+                let _ = tx.rollback().await;
+                return Err(refusal);
+            }
+        }
+        tx.commit().await.map_err(db_err)?;
+        self.user_by_id(&self.writer, id).await?.ok_or_else(|| Error::internal("user vanished after insert"))
+    }
+
+    async fn find_invitation(&self, token_hash: &str) -> Result<Option<Invitation>> {
+        let sql = format!("SELECT {INVITATION_COLS} FROM invitations WHERE token_hash = ?");
+        let row =
+            sqlx::query(AssertSqlSafe(sql)).bind(token_hash).fetch_optional(&self.reader).await.map_err(db_err)?;
+        row.as_ref().map(invitation_from).transpose()
+    }
+
+    async fn create_invitation(&self, invitation: NewInvitation) -> Result<Invitation> {
+        let id = lore_core::new_id();
+        sqlx::query(
+            "INSERT INTO invitations (id, token_hash, email, created_by, created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?)",
+        )
+        .bind(id.to_string())
+        .bind(&invitation.token_hash)
+        .bind(&invitation.email)
+        .bind(invitation.created_by.map(|u| u.to_string()))
+        .bind(ts(lore_core::now()))
+        .bind(ts(invitation.expires_at))
+        .execute(&self.writer)
+        .await
+        .map_err(db_err)?;
+        let sql = format!("SELECT {INVITATION_COLS} FROM invitations WHERE id = ?");
+        let row = sqlx::query(AssertSqlSafe(sql)).bind(id.to_string()).fetch_one(&self.writer).await.map_err(db_err)?;
+        invitation_from(&row)
+    }
+
+    async fn list_invitations(&self) -> Result<Vec<Invitation>> {
+        let sql = format!("SELECT {INVITATION_COLS} FROM invitations ORDER BY created_at DESC, id DESC");
+        let rows = sqlx::query(AssertSqlSafe(sql)).fetch_all(&self.reader).await.map_err(db_err)?;
+        rows.iter().map(invitation_from).collect()
+    }
+
+    async fn delete_invitation(&self, id: Id) -> Result<bool> {
+        let done = sqlx::query("DELETE FROM invitations WHERE id = ?")
+            .bind(id.to_string())
+            .execute(&self.writer)
+            .await
+            .map_err(db_err)?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    async fn find_login(&self, username_or_email: &str) -> Result<Option<(User, String)>> {
+        let sql = format!("SELECT {USER_COLS}, u.hashed_password FROM users u WHERE u.username = ?1 OR u.email = ?1");
+        let row = sqlx::query(AssertSqlSafe(sql))
+            .bind(username_or_email)
+            .fetch_optional(&self.reader)
+            .await
+            .map_err(db_err)?;
+        row.map(|r| Ok((user_from(&r)?, r.text("hashed_password")?))).transpose()
+    }
+
+    async fn get_user(&self, id: Id) -> Result<Option<User>> {
+        self.user_by_id(&self.reader, id).await
+    }
+
+    async fn record_login(&self, user_id: Id, at: Timestamp) -> Result<()> {
+        sqlx::query("UPDATE users SET last_login_at = ? WHERE id = ?")
+            .bind(ts(at))
+            .bind(user_id.to_string())
+            .execute(&self.writer)
+            .await
+            .map_err(db_err)?;
+        Ok(())
+    }
+
+    async fn create_session(
+        &self,
+        user_id: Id,
+        token_hash: &str,
+        expires_at: Timestamp,
+        ip: Option<&str>,
+        user_agent: Option<&str>,
+    ) -> Result<Id> {
+        let id = lore_core::new_id();
+        sqlx::query(
+            "INSERT INTO sessions (id, user_id, token_hash, created_at, expires_at, ip_address, user_agent)
+             VALUES (?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(id.to_string())
+        .bind(user_id.to_string())
+        .bind(token_hash)
+        .bind(ts(lore_core::now()))
+        .bind(ts(expires_at))
+        .bind(ip)
+        .bind(user_agent)
+        .execute(&self.writer)
+        .await
+        .map_err(db_err)?;
+        Ok(id)
+    }
+
+    async fn find_session(&self, token_hash: &str) -> Result<Option<SessionRecord>> {
+        let sql = format!(
+            "SELECT {USER_COLS}, s.id AS session_id, s.expires_at AS session_expires_at
+             FROM sessions s JOIN users u ON u.id = s.user_id WHERE s.token_hash = ?"
+        );
+        let row =
+            sqlx::query(AssertSqlSafe(sql)).bind(token_hash).fetch_optional(&self.reader).await.map_err(db_err)?;
+        row.map(|r| {
+            Ok(SessionRecord {
+                session_id: r.id("session_id")?,
+                user: user_from(&r)?,
+                expires_at: r.time("session_expires_at")?,
+            })
+        })
+        .transpose()
+    }
+
+    async fn delete_session(&self, token_hash: &str) -> Result<()> {
+        sqlx::query("DELETE FROM sessions WHERE token_hash = ?")
+            .bind(token_hash)
+            .execute(&self.writer)
+            .await
+            .map_err(db_err)?;
+        Ok(())
+    }
+
+    async fn user_defaults(&self, user_id: Id) -> Result<UserDefaults> {
+        Ok(self.get_user_config(user_id).await?.map(|c| c.defaults()).unwrap_or_default())
+    }
+
+    async fn revoke_sessions(&self, user_id: Id, keep: Option<&str>) -> Result<u64> {
+        let done = sqlx::query("DELETE FROM sessions WHERE user_id = ? AND (? IS NULL OR token_hash <> ?)")
+            .bind(user_id.to_string())
+            .bind(keep)
+            .bind(keep)
+            .execute(&self.writer)
+            .await
+            .map_err(db_err)?;
+        Ok(done.rows_affected())
+    }
+
+    async fn set_password(&self, user_id: Id, password_hash: &str) -> Result<()> {
+        sqlx::query("UPDATE users SET hashed_password = ?, updated_at = ? WHERE id = ?")
+            .bind(password_hash)
+            .bind(ts(lore_core::now()))
+            .bind(user_id.to_string())
+            .execute(&self.writer)
+            .await
+            .map_err(db_err)?;
+        Ok(())
+    }
+
+    async fn list_users(&self, limit: i64, offset: i64) -> Result<Vec<User>> {
+        let sql = format!("SELECT {USER_COLS} FROM users u ORDER BY u.created_at, u.id LIMIT ? OFFSET ?");
+        let rows =
+            sqlx::query(AssertSqlSafe(sql)).bind(limit).bind(offset).fetch_all(&self.reader).await.map_err(db_err)?;
+        rows.iter().map(user_from).collect()
+    }
+
+    async fn set_user_active(&self, user_id: Id, active: bool) -> Result<Option<User>> {
+        let mut tx = self.tx().await?;
+        let done = sqlx::query("UPDATE users SET is_active = ?, updated_at = ? WHERE id = ?")
+            .bind(active)
+            .bind(ts(lore_core::now()))
+            .bind(user_id.to_string())
+            .execute(&mut *tx)
+            .await
+            .map_err(db_err)?;
+        if done.rows_affected() == 0 {
+            return Ok(None);
+        }
+        if !active {
+            // Locked out at once: sessions end; keys stop working through the owner check.
+            sqlx::query("DELETE FROM sessions WHERE user_id = ?")
+                .bind(user_id.to_string())
+                .execute(&mut *tx)
+                .await
+                .map_err(db_err)?;
+        }
+        tx.commit().await.map_err(db_err)?;
+        self.user_by_id(&self.writer, user_id).await
+    }
+
+    async fn set_superuser(&self, user_id: Id, superuser: bool) -> Result<()> {
+        sqlx::query("UPDATE users SET is_superuser = ?, is_staff = ?, updated_at = ? WHERE id = ?")
+            .bind(superuser)
+            .bind(superuser)
+            .bind(ts(lore_core::now()))
+            .bind(user_id.to_string())
+            .execute(&self.writer)
+            .await
+            .map_err(db_err)?;
+        Ok(())
+    }
+
+    async fn count_users(&self) -> Result<i64> {
+        sqlx::query_scalar("SELECT COUNT(*) FROM users").fetch_one(&self.writer).await.map_err(db_err)
+    }
+
+    async fn get_user_config(&self, user_id: Id) -> Result<Option<UserConfig>> {
+        let row =
+            sqlx::query(AssertSqlSafe(format!("SELECT {CONFIG_COLS} FROM knowledge_base_configs WHERE user_id = ?")))
+                .bind(user_id.to_string())
+                .fetch_optional(&self.reader)
+                .await
+                .map_err(db_err)?;
+        row.as_ref().map(config_from).transpose()
+    }
+
+    async fn put_user_config(&self, user_id: Id, c: &UserConfig) -> Result<UserConfig> {
+        let now = ts(lore_core::now());
+        sqlx::query(
+            "INSERT INTO knowledge_base_configs (id, user_id, default_embedding_model, default_chunk_size,
+               default_chunk_overlap, document_retention_days, conversation_retention_days, default_similarity_threshold,
+               max_search_results, sync_notifications, error_notifications, openai_api_key, anthropic_api_key,
+               cohere_api_key, openai_base_url, anthropic_base_url, cohere_base_url, webhook_url, webhook_secret,
+               created_at, updated_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?20)
+             ON CONFLICT (user_id) DO UPDATE SET
+               default_embedding_model = ?3, default_chunk_size = ?4, default_chunk_overlap = ?5,
+               document_retention_days = ?6, conversation_retention_days = ?7, default_similarity_threshold = ?8,
+               max_search_results = ?9, sync_notifications = ?10, error_notifications = ?11, openai_api_key = ?12,
+               anthropic_api_key = ?13, cohere_api_key = ?14, openai_base_url = ?15, anthropic_base_url = ?16,
+               cohere_base_url = ?17, webhook_url = ?18, webhook_secret = ?19, updated_at = ?20",
+        )
+        .bind(lore_core::new_id().to_string())
+        .bind(user_id.to_string())
+        .bind(&c.default_embedding_model)
+        .bind(c.default_chunk_size)
+        .bind(c.default_chunk_overlap)
+        .bind(c.document_retention_days)
+        .bind(c.conversation_retention_days)
+        .bind(c.default_similarity_threshold)
+        .bind(c.max_search_results)
+        .bind(c.sync_notifications)
+        .bind(c.error_notifications)
+        .bind(&c.openai_api_key)
+        .bind(&c.anthropic_api_key)
+        .bind(&c.cohere_api_key)
+        .bind(&c.openai_base_url)
+        .bind(&c.anthropic_base_url)
+        .bind(&c.cohere_base_url)
+        .bind(&c.webhook_url)
+        .bind(&c.webhook_secret)
+        .bind(&now)
+        .execute(&self.writer)
+        .await
+        .map_err(db_err)?;
+        let row =
+            sqlx::query(AssertSqlSafe(format!("SELECT {CONFIG_COLS} FROM knowledge_base_configs WHERE user_id = ?")))
+                .bind(user_id.to_string())
+                .fetch_one(&self.writer)
+                .await
+                .map_err(db_err)?;
+        config_from(&row)
+    }
+
+    async fn reencrypt_secrets(&self, f: &(dyn for<'s> Fn(&'s str) -> Result<String> + Send + Sync)) -> Result<u64> {
+        let mut tx = self.tx().await?;
+        let mut changed = 0;
+        for (table, columns) in SECRET_COLUMNS {
+            for column in *columns {
+                let select = format!("SELECT id, {column} AS secret FROM {table} WHERE {column} IS NOT NULL");
+                let rows = sqlx::query(AssertSqlSafe(select)).fetch_all(&mut *tx).await.map_err(db_err)?;
+                for row in rows {
+                    let id = row.text("id")?;
+                    let updated = f(&row.text("secret")?)?;
+                    let update = format!("UPDATE {table} SET {column} = ? WHERE id = ?");
+                    sqlx::query(AssertSqlSafe(update))
+                        .bind(updated)
+                        .bind(id)
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(db_err)?;
+                    changed += 1;
+                }
+            }
+        }
+        tx.commit().await.map_err(db_err)?;
+        Ok(changed)
+    }
+}

@@ -1,0 +1,85 @@
+//! Retention: expiry, purges of soft-deleted documents, conversations, usage logs and sessions, on SQLite.
+
+use crate::rows::*;
+use async_trait::async_trait;
+use lore_core::error::Result;
+use lore_core::model::*;
+use lore_core::store::RetentionStore;
+
+use super::{SqliteStore, ts};
+
+#[async_trait]
+impl RetentionStore for SqliteStore {
+    async fn purge_expired_sessions(&self, now: Timestamp) -> Result<u64> {
+        let done = sqlx::query("DELETE FROM sessions WHERE expires_at < ?")
+            .bind(ts(now))
+            .execute(&self.writer)
+            .await
+            .map_err(db_err)?;
+        Ok(done.rows_affected())
+    }
+
+    async fn expire_documents(&self, now: Timestamp) -> Result<u64> {
+        let done = sqlx::query(
+            "UPDATE documents SET soft_deleted_at = ?1, updated_at = ?1
+             WHERE expires_at IS NOT NULL AND expires_at <= ?1 AND soft_deleted_at IS NULL",
+        )
+        .bind(ts(now))
+        .execute(&self.writer)
+        .await
+        .map_err(db_err)?;
+        Ok(done.rows_affected())
+    }
+
+    async fn purge_deleted_documents(&self, before: Timestamp) -> Result<Vec<String>> {
+        let mut tx = self.tx().await?;
+        let rows = sqlx::query(
+            "SELECT id, file_path FROM documents WHERE soft_deleted_at IS NOT NULL AND soft_deleted_at <= ?",
+        )
+        .bind(ts(before))
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(db_err)?;
+        let mut paths = Vec::with_capacity(rows.len());
+        for row in &rows {
+            let id = row.text("id")?;
+            // Chunks first, so the full-text trigger sees each one.
+            sqlx::query("DELETE FROM document_chunks WHERE document_id = ?")
+                .bind(&id)
+                .execute(&mut *tx)
+                .await
+                .map_err(db_err)?;
+            sqlx::query("DELETE FROM documents WHERE id = ?").bind(&id).execute(&mut *tx).await.map_err(db_err)?;
+            paths.push(row.text("file_path")?);
+        }
+        tx.commit().await.map_err(db_err)?;
+        Ok(paths)
+    }
+
+    async fn purge_conversations(&self, now: Timestamp) -> Result<u64> {
+        let done = sqlx::query(
+            "DELETE FROM conversations WHERE id IN (
+               SELECT c.id FROM conversations c JOIN knowledge_base_configs k ON k.user_id = c.user_id
+               WHERE k.conversation_retention_days IS NOT NULL
+                 AND c.updated_at < strftime('%Y-%m-%dT%H:%M:%fZ', ?, '-' || k.conversation_retention_days || ' days'))",
+        )
+        .bind(ts(now))
+        .execute(&self.writer)
+        .await
+        .map_err(db_err)?;
+        Ok(done.rows_affected())
+    }
+
+    async fn purge_usage_logs(&self, success_before: Timestamp, error_before: Timestamp) -> Result<u64> {
+        let done = sqlx::query(
+            "DELETE FROM api_usage_logs
+             WHERE (status_code < 400 AND created_at < ?) OR (status_code >= 400 AND created_at < ?)",
+        )
+        .bind(ts(success_before))
+        .bind(ts(error_before))
+        .execute(&self.writer)
+        .await
+        .map_err(db_err)?;
+        Ok(done.rows_affected())
+    }
+}
