@@ -1,0 +1,91 @@
+//! Zip containers (Office, EPUB, ODS), read entry by entry under the expansion budget.
+
+use super::*;
+use lore_core::budget::{budgets, exceeded};
+use lore_core::error::{Code, Error, Result};
+use std::io::{Cursor, Read};
+
+/// The refusal of a file that expands past `max_expanded_bytes`.
+pub(crate) fn expanded_too_far(what: &str) -> Error {
+    let max = budgets().max_expanded_bytes;
+    exceeded(
+        Code::ExpandedSizeExceeded,
+        format!("this {what} file expands to more than {} MiB; it looks like a zip bomb", max >> 20),
+        "max-expanded-mb",
+    )
+}
+
+pub struct Archive {
+    zip: zip::ZipArchive<Cursor<Vec<u8>>>,
+    budget: u64,
+    what: &'static str,
+}
+
+impl Archive {
+    pub fn open(bytes: &[u8], what: &'static str) -> Result<Archive> {
+        if bytes.starts_with(b"\xd0\xcf\x11\xe0") {
+            return Err(Error::new(
+                Code::CorruptFile,
+                format!("this {what} file is password-protected (encrypted); remove the password and upload it again"),
+            ));
+        }
+        let zip = zip::ZipArchive::new(Cursor::new(bytes.to_vec())).map_err(|e| corrupt(what, e))?;
+        // Zip bombs stop at the budget (`max_expanded_bytes`), over all the entries read.
+        Ok(Archive { zip, budget: budgets().max_expanded_bytes, what })
+    }
+
+    pub fn names(&self) -> Vec<String> {
+        self.zip.file_names().filter_map(|n| n.ok().map(|n| n.into_owned())).collect()
+    }
+
+    /// An entry's bytes, or `None` if there is no such entry.
+    pub fn read(&mut self, name: &str) -> Result<Option<Vec<u8>>> {
+        let what = self.what;
+        let entry = match self.zip.by_name(name) {
+            Ok(e) => e,
+            Err(zip::result::ZipError::FileNotFound) => return Ok(None),
+            Err(e) => return Err(corrupt(what, e)),
+        };
+        let mut out = Vec::new();
+        entry.take(self.budget + 1).read_to_end(&mut out).map_err(|e| corrupt(what, e))?;
+        if out.len() as u64 > self.budget {
+            return Err(expanded_too_far(what));
+        }
+        self.budget -= out.len() as u64;
+        Ok(Some(out))
+    }
+
+    /// Inflates every entry without keeping it: whether the whole archive stays within the
+    /// budget, for readers (calamine) that decompress on their own without a cap.
+    pub fn check_expanded_size(&mut self) -> Result<()> {
+        let what = self.what;
+        for i in 0..self.zip.len() {
+            let entry = self.zip.by_index(i).map_err(|e| corrupt(what, e))?;
+            let read = std::io::copy(&mut entry.take(self.budget + 1), &mut std::io::sink());
+            // A damaged entry is the reader's to report, with its own words.
+            let Ok(read) = read else { continue };
+            if read > self.budget {
+                return Err(expanded_too_far(what));
+            }
+            self.budget -= read;
+        }
+        Ok(())
+    }
+
+    pub fn read_required(&mut self, name: &str) -> Result<Vec<u8>> {
+        let what = self.what;
+        self.read(name)?.ok_or_else(|| corrupt(what, format!("{name} is missing")))
+    }
+}
+
+pub(crate) fn local_name(name: &str) -> &str {
+    name.rsplit_once(':').map(|(_, n)| n).unwrap_or(name)
+}
+
+pub(crate) fn attr(e: &quick_xml::events::BytesStart<'_>, key: &str) -> Option<String> {
+    e.attributes().flatten().find(|a| local_name(a.key.as_ref()) == key).map(|a| a.value.to_string())
+}
+
+pub(crate) fn unescape(t: &quick_xml::events::BytesText<'_>) -> String {
+    t.xml10_content().into_owned()
+}
