@@ -11,6 +11,7 @@ pub mod fusion;
 pub mod limits;
 pub mod model;
 pub mod outbound;
+pub mod search;
 pub mod source;
 pub mod store;
 pub mod tls;

@@ -266,18 +266,13 @@ impl Backend for ServiceBackend {
         mode: Option<&str>,
         top_k: u32,
     ) -> Result<Value, String> {
-        let req = crate::service::SearchRequest {
-            query: query.to_string(),
-            mode: mode.map(str::to_string),
+        let query = crate::service::SearchQuery {
+            text: query.to_string(),
+            mode: mode.map(str::parse).transpose().map_err(|e: lore_core::error::Error| api(e.into()))?,
             top_k: Some(top_k),
-            similarity_threshold: None,
-            filters: Default::default(),
-            search_target: None,
-            weights: None,
-            fusion: None,
-            knowledge_base_ids: None,
+            ..Default::default()
         };
-        let found = crate::service::search(&self.state, &self.principal, parse_id(knowledge_base_id)?, req)
+        let found = crate::service::search(&self.state, &self.principal, parse_id(knowledge_base_id)?, query)
             .await
             .map_err(api)?;
         serde_json::to_value(found).map_err(|e| e.to_string())

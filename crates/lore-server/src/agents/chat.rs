@@ -3,12 +3,13 @@
 use super::*;
 use crate::auth::Principal;
 use crate::error::{ApiError, ApiResult, error};
-use crate::service::{SearchRequest, not_found};
+use crate::service::{SearchQuery, not_found};
 use crate::state::AppState;
 use chrono::Duration as ChronoDuration;
 use lore_core::agent::{Agent, AgentUsage, ChatMessage, Conversation, ConversationMode};
 use lore_core::error::{Code, Error};
 use lore_core::model::{ChunkHit, Id, KnowledgeBase, Scope, SearchFilters};
+use lore_core::search::SearchMode;
 use lore_llm::{ChatEvent, ChatModel, LlmError, Message, Role, Usage};
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
@@ -385,18 +386,15 @@ pub(crate) async fn retrieve(
     let top_k = agent.max_documents.clamp(1, 50) as usize;
     let mut hits = Vec::new();
     for (_, group) in groups {
-        let request = SearchRequest {
-            query: question.chars().take(crate::service::MAX_QUERY_CHARS).collect(),
-            mode: Some("hybrid".into()),
+        let query = SearchQuery {
+            text: question.chars().take(crate::service::MAX_QUERY_CHARS).collect(),
+            mode: Some(SearchMode::Hybrid),
             top_k: Some(top_k as u32),
             similarity_threshold: agent.similarity_threshold,
             filters: filters.clone(),
-            search_target: None,
-            weights: None,
-            fusion: None,
-            knowledge_base_ids: None,
+            ..Default::default()
         };
-        let found = crate::service::run_search(state, principal, group, request).await?;
+        let found = crate::service::run_search(state, principal, group, query).await?;
         hits.extend(found.results.into_iter().map(|r| r.hit));
     }
     hits.sort_by(|a, b| b.score.total_cmp(&a.score));

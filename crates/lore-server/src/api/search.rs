@@ -1,10 +1,11 @@
 //! Search and chunking previews.
 
 use crate::auth::Principal;
-use crate::error::{ApiResult, Json, Path};
+use crate::error::{ApiResult, Json, Path, error};
 use crate::service;
 use crate::state::AppState;
 use axum::extract::State;
+use lore_core::error::Code;
 use lore_core::model::Id;
 
 pub(crate) async fn search(
@@ -13,7 +14,11 @@ pub(crate) async fn search(
     Path(id): Path<Id>,
     Json(req): Json<service::SearchRequest>,
 ) -> ApiResult<Json<service::SearchResponse>> {
-    Ok(Json(service::search(&state, &principal, id, req).await?))
+    let (query, knowledge_base_ids) = req.into_query()?;
+    if knowledge_base_ids.is_some() {
+        return Err(error(Code::ValidationFailed, "knowledge_base_ids belongs to POST /v1/search"));
+    }
+    Ok(Json(service::search(&state, &principal, id, query).await?))
 }
 
 pub(crate) async fn search_all(
@@ -21,7 +26,8 @@ pub(crate) async fn search_all(
     principal: Principal,
     Json(req): Json<service::SearchRequest>,
 ) -> ApiResult<Json<service::SearchResponse>> {
-    Ok(Json(service::search_all(&state, &principal, req).await?))
+    let (query, knowledge_base_ids) = req.into_query()?;
+    Ok(Json(service::search_all(&state, &principal, knowledge_base_ids, query).await?))
 }
 
 pub(crate) async fn preview_chunking(

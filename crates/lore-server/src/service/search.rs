@@ -2,10 +2,11 @@
 
 use super::*;
 use crate::auth::Principal;
-use crate::error::{ApiResult, error};
+use crate::error::ApiResult;
 use crate::state::AppState;
 use lore_core::error::{Code, Error};
 use lore_core::model::*;
+use lore_core::search::{Fusion, SearchMode};
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
@@ -28,6 +29,38 @@ pub struct SearchRequest {
     /// For `POST /v1/search`: the knowledge bases to search (all of the caller's when absent).
     #[serde(default)]
     pub knowledge_base_ids: Option<Vec<Id>>,
+}
+
+/// A search as every caller hands it to [`run_search`]: the HTTP routes (from a
+/// [`SearchRequest`]), agents and MCP. A setting left `None` takes the knowledge base's search
+/// settings (when one knowledge base is searched), then the owner's defaults, then Lore's.
+#[derive(Debug, Clone, Default)]
+pub struct SearchQuery {
+    pub text: String,
+    pub mode: Option<SearchMode>,
+    pub top_k: Option<u32>,
+    pub similarity_threshold: Option<f64>,
+    pub filters: SearchFilters,
+    pub target: Option<SearchTarget>,
+    pub fusion: Option<Fusion>,
+    pub weights: Option<HybridWeights>,
+}
+
+impl SearchRequest {
+    /// The typed query, and the knowledge bases it names (for `POST /v1/search`).
+    pub fn into_query(self) -> Result<(SearchQuery, Option<Vec<Id>>), Error> {
+        let query = SearchQuery {
+            text: self.query,
+            mode: self.mode.as_deref().map(str::parse).transpose()?,
+            top_k: self.top_k,
+            similarity_threshold: self.similarity_threshold,
+            filters: self.filters,
+            target: self.search_target,
+            fusion: self.fusion.as_deref().map(str::parse).transpose()?,
+            weights: self.weights,
+        };
+        Ok((query, self.knowledge_base_ids))
+    }
 }
 
 #[derive(Debug, Clone, Copy, Deserialize, Serialize, utoipa::ToSchema)]
@@ -78,19 +111,21 @@ pub async fn search(
     state: &AppState,
     principal: &Principal,
     kb_id: Id,
-    req: SearchRequest,
+    query: SearchQuery,
 ) -> ApiResult<SearchResponse> {
     principal.require(Scope::Search)?;
-    if req.knowledge_base_ids.is_some() {
-        return Err(error(Code::ValidationFailed, "knowledge_base_ids belongs to POST /v1/search"));
-    }
     let kb = owned_kb(state, principal, kb_id).await?;
-    run_search(state, principal, vec![kb], req).await
+    Ok(run_search(state, principal, vec![kb], query).await?)
 }
 
 /// `POST /v1/search`: several knowledge bases at once; vector and hybrid search need them to
 /// share one embedding space.
-pub async fn search_all(state: &AppState, principal: &Principal, mut req: SearchRequest) -> ApiResult<SearchResponse> {
+pub async fn search_all(
+    state: &AppState,
+    principal: &Principal,
+    knowledge_base_ids: Option<Vec<Id>>,
+    query: SearchQuery,
+) -> ApiResult<SearchResponse> {
     principal.require(Scope::Search)?;
     let max = lore_core::budget::budgets().max_search_knowledge_bases;
     let too_many = |n: usize| {
@@ -100,7 +135,7 @@ pub async fn search_all(state: &AppState, principal: &Principal, mut req: Search
             "max-search-knowledge-bases",
         )
     };
-    let kbs = match req.knowledge_base_ids.take() {
+    let kbs = match knowledge_base_ids {
         Some(mut ids) => {
             // Refused before any lookup; a repeated id counts once.
             let mut seen = std::collections::HashSet::new();
@@ -128,39 +163,31 @@ pub async fn search_all(state: &AppState, principal: &Principal, mut req: Search
             kbs
         }
     };
-    run_search(state, principal, kbs, req).await
+    Ok(run_search(state, principal, kbs, query).await?)
 }
 
 pub(crate) async fn run_search(
     state: &AppState,
     principal: &Principal,
     kbs: Vec<KnowledgeBase>,
-    req: SearchRequest,
-) -> ApiResult<SearchResponse> {
+    req: SearchQuery,
+) -> Result<SearchResponse, Error> {
     let started = std::time::Instant::now();
-    let query = req.query.trim().to_string();
+    let query = req.text.trim().to_string();
     if query.is_empty() {
-        return Err(error(Code::InvalidQuery, "query must not be empty"));
+        return Err(Error::new(Code::InvalidQuery, "query must not be empty"));
     }
     if query.chars().count() > MAX_QUERY_CHARS {
-        return Err(error(Code::InvalidQuery, format!("query must be at most {MAX_QUERY_CHARS} characters")));
+        return Err(Error::new(Code::InvalidQuery, format!("query must be at most {MAX_QUERY_CHARS} characters")));
     }
     // One knowledge base's search settings apply to a search of it alone.
     let search_config = match kbs.as_slice() {
         [kb] => kb.settings.search_config.clone().unwrap_or_default(),
         _ => SearchConfig::default(),
     };
-    let requested = req.mode.as_deref().or(search_config.default_mode.as_deref()).unwrap_or("hybrid");
-    let mut mode: &'static str = match requested {
-        "fulltext" => "fulltext",
-        "vector" => "vector",
-        "hybrid" => "hybrid",
-        other => {
-            return Err(error(
-                Code::ValidationFailed,
-                format!("unknown mode '{other}'; expected fulltext, vector or hybrid"),
-            ));
-        }
+    let mut mode = match req.mode {
+        Some(mode) => mode,
+        None => search_config.default_mode.as_deref().map(str::parse).transpose()?.unwrap_or_default(),
     };
     // The request's settings, else the knowledge base's, else the caller's own defaults
     // (`PUT /v1/config`), else Lore's. Agents search through here, so theirs apply to them too.
@@ -169,7 +196,7 @@ pub(crate) async fn run_search(
         defaults.as_ref().and_then(|c| c.max_search_results).map(|n| n.clamp(1, i64::from(MAX_TOP_K)) as u32);
     let top_k = req.top_k.or(search_config.top_k).or(default_top_k).unwrap_or(10);
     if !(1..=MAX_TOP_K).contains(&top_k) {
-        return Err(error(Code::ValidationFailed, format!("top_k must be between 1 and {MAX_TOP_K}")));
+        return Err(Error::new(Code::ValidationFailed, format!("top_k must be between 1 and {MAX_TOP_K}")));
     }
     let threshold = req
         .similarity_threshold
@@ -178,23 +205,20 @@ pub(crate) async fn run_search(
     if let Some(t) = threshold
         && !(0.0..=1.0).contains(&t)
     {
-        return Err(error(Code::ValidationFailed, "similarity_threshold must be between 0 and 1"));
+        return Err(Error::new(Code::ValidationFailed, "similarity_threshold must be between 0 and 1"));
     }
-    let weighted = match req.fusion.as_deref().or(search_config.fusion.as_deref()).unwrap_or("rrf") {
-        "rrf" => false,
-        "weighted" => true,
-        other => {
-            return Err(error(Code::ValidationFailed, format!("unknown fusion '{other}'; expected rrf or weighted")));
-        }
+    let fusion = match req.fusion {
+        Some(fusion) => fusion,
+        None => search_config.fusion.as_deref().map(str::parse).transpose()?.unwrap_or_default(),
     };
     let weights = req.weights.unwrap_or(HybridWeights { vector: 1.0, fulltext: 1.0 });
     if !(weights.vector >= 0.0 && weights.fulltext >= 0.0 && weights.vector + weights.fulltext > 0.0) {
-        return Err(error(Code::ValidationFailed, "weights must be non-negative and not both zero"));
+        return Err(Error::new(Code::ValidationFailed, "weights must be non-negative and not both zero"));
     }
     if kbs.is_empty() {
         return Ok(SearchResponse {
             query,
-            mode,
+            mode: mode.as_str(),
             results: Vec::new(),
             took_ms: 0.0,
             embedding_model: None,
@@ -203,19 +227,19 @@ pub(crate) async fn run_search(
     }
 
     // Fusion sees deeper lists than it returns, so agreement below the top k still counts.
-    let depth = if mode == "hybrid" { (top_k * 3).clamp(30, MAX_TOP_K * 3) } else { top_k };
+    let depth = if mode == SearchMode::Hybrid { (top_k * 3).clamp(30, MAX_TOP_K * 3) } else { top_k };
     let kb_ids: Vec<Id> = kbs.iter().map(|kb| kb.id).collect();
     let terms = lore_ingest::segment::query_terms(&query);
 
     // The query's embedding and the vector search run while the full-text search does.
     let vector = async {
-        if mode == "fulltext" {
+        if mode == SearchMode::Fulltext {
             return Ok((None, Vec::new(), None));
         }
         let (space, vector) = match query_embedding(state, &kbs, &query).await {
             Ok(embedded) => embedded,
             Err(e)
-                if mode == "hybrid"
+                if mode == SearchMode::Hybrid
                     && matches!(
                         e.code,
                         Code::ModelUnavailable | Code::EmbeddingNotConfigured | Code::EmbeddingFailed
@@ -236,7 +260,7 @@ pub(crate) async fn run_search(
                 vector,
                 top_k: depth,
                 filters: req.filters.clone(),
-                target: req.search_target.unwrap_or_default(),
+                target: req.target.unwrap_or_default(),
                 min_score: threshold,
             })
             .await?;
@@ -244,7 +268,7 @@ pub(crate) async fn run_search(
     };
     let fulltext = async {
         let mut hits = Vec::new();
-        if mode == "vector" {
+        if mode == SearchMode::Vector {
             return Ok(hits);
         }
         for kb in &kb_ids {
@@ -271,30 +295,44 @@ pub(crate) async fn run_search(
     let (embedded_space, vector_hits, warning) = vector?;
     let fulltext_hits = fulltext?;
     if warning.is_some() {
-        mode = "fulltext";
+        mode = SearchMode::Fulltext;
     }
 
     let with_highlight = |hit: ChunkHit, vector_score, fulltext_score| {
         let highlight = lore_ingest::highlight::highlight(&hit.content, &terms, 240);
         SearchResult { hit, highlight, vector_score, fulltext_score }
     };
+    let fuse = match fusion {
+        Fusion::Rrf => lore_core::fusion::fuse,
+        Fusion::Weighted => lore_core::fusion::fuse_scores,
+    };
     let results: Vec<SearchResult> = match mode {
-        "vector" => vector_hits.into_iter().take(top_k as usize).map(|h| with_highlight(h, None, None)).collect(),
-        "fulltext" => fulltext_hits.into_iter().take(top_k as usize).map(|h| with_highlight(h, None, None)).collect(),
-        _ => (if weighted { lore_core::fusion::fuse_scores } else { lore_core::fusion::fuse })(
-            vec![(weights.vector, vector_hits), (weights.fulltext, fulltext_hits)],
-            top_k as usize,
-        )
-        .into_iter()
-        .map(|f| {
-            let hit = ChunkHit { score: f.score, ..f.hit };
-            with_highlight(hit, f.scores[0], f.scores[1])
-        })
-        .collect(),
+        SearchMode::Vector => {
+            vector_hits.into_iter().take(top_k as usize).map(|h| with_highlight(h, None, None)).collect()
+        }
+        SearchMode::Fulltext => {
+            fulltext_hits.into_iter().take(top_k as usize).map(|h| with_highlight(h, None, None)).collect()
+        }
+        SearchMode::Hybrid => {
+            fuse(vec![(weights.vector, vector_hits), (weights.fulltext, fulltext_hits)], top_k as usize)
+                .into_iter()
+                .map(|f| {
+                    let hit = ChunkHit { score: f.score, ..f.hit };
+                    with_highlight(hit, f.scores[0], f.scores[1])
+                })
+                .collect()
+        }
     };
     let elapsed = started.elapsed().as_secs_f64();
-    crate::metrics::search(mode, elapsed);
-    Ok(SearchResponse { query, mode, results, took_ms: elapsed * 1000.0, embedding_model: embedded_space, warning })
+    crate::metrics::search(mode.as_str(), elapsed);
+    Ok(SearchResponse {
+        query,
+        mode: mode.as_str(),
+        results,
+        took_ms: elapsed * 1000.0,
+        embedding_model: embedded_space,
+        warning,
+    })
 }
 
 /// Embeds the query in the knowledge bases' shared embedding space.
