@@ -11,6 +11,7 @@ use super::{PgStore, set_tenant, vector_text};
 use crate::rows::*;
 
 /// Where a chunk goes and what is recorded beside its text.
+#[derive(Clone, Copy)]
 pub(super) struct ChunkRow<'a> {
     pub id: Id,
     pub document_id: Id,
@@ -25,38 +26,54 @@ pub(super) struct ChunkRow<'a> {
     pub edited_at: Option<Timestamp>,
 }
 
-/// Inserts one chunk, with its full-text vector when it is searchable and its dimension when it
-/// is embedded (which put it in the vector index). Processing and chunks added by hand both
-/// store chunks through here.
-pub(super) async fn insert_chunk(tx: &mut PgConnection, row: &ChunkRow<'_>, chunk: &NewChunk) -> Result<()> {
-    let embedded = chunk.embedding.as_ref();
-    sqlx::query(
-        "INSERT INTO document_chunks (id, document_id, knowledge_base_id, user_id, content, content_hash,
-           chunk_index, metadata, parent_chunk_id, created_at, content_embedding, summary_embedding,
-           embedding_dims, embedding_model, fts, edited_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11::vector, $12::vector, $13, $14,
-                 CASE WHEN $15 THEN to_tsvector('simple', $16) END, $17)",
-    )
-    .bind(row.id)
-    .bind(row.document_id)
-    .bind(row.knowledge_base_id)
-    .bind(row.user_id)
-    .bind(&chunk.content)
-    .bind(&chunk.content_hash)
-    .bind(row.chunk_index)
-    .bind(Json(&chunk.metadata))
-    .bind(row.parent)
-    .bind(row.created_at)
-    .bind(embedded.map(|e| vector_text(e)))
-    .bind(chunk.summary_embedding.as_deref().map(vector_text))
-    .bind(embedded.map(|e| e.len() as i32))
-    .bind(embedded.and(row.embedding_model))
-    .bind(chunk.searchable)
-    .bind(&chunk.fts_terms)
-    .bind(row.edited_at)
-    .execute(&mut *tx)
-    .await
-    .map_err(db_err)?;
+/// Chunks inserted by one statement: a long document takes a few round trips, not one per chunk.
+const INSERT_BATCH: usize = 500;
+
+/// Inserts chunks, each with its full-text vector when it is searchable and its dimension when
+/// it is embedded (which puts it in the vector index), in batches of [`INSERT_BATCH`] rows passed
+/// as arrays. A chunk's parent comes earlier in the list (or in an earlier batch). Processing and
+/// chunks added by hand both store chunks through here.
+pub(super) async fn insert_chunks(tx: &mut PgConnection, rows: &[(ChunkRow<'_>, &NewChunk)]) -> Result<()> {
+    for batch in rows.chunks(INSERT_BATCH) {
+        let column = |f: &dyn Fn(&ChunkRow<'_>, &NewChunk) -> Option<String>| -> Vec<Option<String>> {
+            batch.iter().map(|(row, chunk)| f(row, chunk)).collect()
+        };
+        sqlx::query(
+            "INSERT INTO document_chunks (id, document_id, knowledge_base_id, user_id, content, content_hash,
+               chunk_index, metadata, parent_chunk_id, created_at, content_embedding, summary_embedding,
+               embedding_dims, embedding_model, fts, edited_at)
+             SELECT id, document_id, knowledge_base_id, user_id, content, content_hash, chunk_index, metadata,
+                    parent_chunk_id, created_at, content_embedding::vector, summary_embedding::vector,
+                    embedding_dims, embedding_model, CASE WHEN searchable THEN to_tsvector('simple', terms) END,
+                    edited_at
+             FROM UNNEST($1::uuid[], $2::uuid[], $3::uuid[], $4::uuid[], $5::text[], $6::text[], $7::int8[],
+                         $8::jsonb[], $9::uuid[], $10::timestamptz[], $11::text[], $12::text[], $13::int4[],
+                         $14::text[], $15::bool[], $16::text[], $17::timestamptz[])
+               AS u(id, document_id, knowledge_base_id, user_id, content, content_hash, chunk_index, metadata,
+                    parent_chunk_id, created_at, content_embedding, summary_embedding, embedding_dims,
+                    embedding_model, searchable, terms, edited_at)",
+        )
+        .bind(batch.iter().map(|(r, _)| r.id).collect::<Vec<Id>>())
+        .bind(batch.iter().map(|(r, _)| r.document_id).collect::<Vec<Id>>())
+        .bind(batch.iter().map(|(r, _)| r.knowledge_base_id).collect::<Vec<Id>>())
+        .bind(batch.iter().map(|(r, _)| r.user_id).collect::<Vec<Id>>())
+        .bind(batch.iter().map(|(_, c)| c.content.as_str()).collect::<Vec<&str>>())
+        .bind(batch.iter().map(|(_, c)| c.content_hash.as_str()).collect::<Vec<&str>>())
+        .bind(batch.iter().map(|(r, _)| r.chunk_index).collect::<Vec<i64>>())
+        .bind(batch.iter().map(|(_, c)| Json(&c.metadata)).collect::<Vec<_>>())
+        .bind(batch.iter().map(|(r, _)| r.parent).collect::<Vec<Option<Id>>>())
+        .bind(batch.iter().map(|(r, _)| r.created_at).collect::<Vec<Timestamp>>())
+        .bind(column(&|_, c| c.embedding.as_deref().map(vector_text)))
+        .bind(column(&|_, c| c.summary_embedding.as_deref().map(vector_text)))
+        .bind(batch.iter().map(|(_, c)| c.embedding.as_ref().map(|e| e.len() as i32)).collect::<Vec<Option<i32>>>())
+        .bind(column(&|r, c| c.embedding.as_ref().and(r.embedding_model).map(str::to_string)))
+        .bind(batch.iter().map(|(_, c)| c.searchable).collect::<Vec<bool>>())
+        .bind(batch.iter().map(|(_, c)| c.fts_terms.as_str()).collect::<Vec<&str>>())
+        .bind(batch.iter().map(|(r, _)| r.edited_at).collect::<Vec<Option<Timestamp>>>())
+        .execute(&mut *tx)
+        .await
+        .map_err(db_err)?;
+    }
     Ok(())
 }
 
@@ -172,7 +189,7 @@ impl PgStore {
             created_at: at,
             edited_at: Some(at),
         };
-        insert_chunk(&mut tx, &row, &chunk).await?;
+        insert_chunks(&mut tx, &[(row, &chunk)]).await?;
         let sql = format!("SELECT {CHUNK_COLS} FROM document_chunks WHERE id = $1");
         let added =
             chunk_from(&sqlx::query(AssertSqlSafe(sql)).bind(row.id).fetch_one(&mut *tx).await.map_err(db_err)?)?;

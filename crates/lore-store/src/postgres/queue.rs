@@ -185,23 +185,29 @@ impl QueueStore for PgStore {
                 .execute(&mut *tx)
                 .await
                 .map_err(db_err)?;
-            let mut ids: Vec<Id> = Vec::with_capacity(result.chunks.len());
-            for chunk in &result.chunks {
-                let id = lore_core::new_id();
-                let row = chunks::ChunkRow {
-                    id,
-                    document_id,
-                    knowledge_base_id: kb_id,
-                    user_id,
-                    chunk_index: chunk.chunk_index,
-                    parent: chunk.parent_index.and_then(|i| ids.get(i)).copied(),
-                    embedding_model: result.embedding_model.as_deref(),
-                    created_at: now,
-                    edited_at: None,
-                };
-                chunks::insert_chunk(&mut tx, &row, chunk).await?;
-                ids.push(id);
-            }
+            let ids: Vec<Id> = result.chunks.iter().map(|_| lore_core::new_id()).collect();
+            let rows: Vec<(chunks::ChunkRow<'_>, &NewChunk)> = result
+                .chunks
+                .iter()
+                .zip(&ids)
+                .enumerate()
+                .map(|(position, (chunk, &id))| {
+                    let row = chunks::ChunkRow {
+                        id,
+                        document_id,
+                        knowledge_base_id: kb_id,
+                        user_id,
+                        chunk_index: chunk.chunk_index,
+                        // A parent comes before its children.
+                        parent: chunk.parent_index.filter(|&i| i < position).map(|i| ids[i]),
+                        embedding_model: result.embedding_model.as_deref(),
+                        created_at: now,
+                        edited_at: None,
+                    };
+                    (row, chunk)
+                })
+                .collect();
+            chunks::insert_chunks(&mut tx, &rows).await?;
             sqlx::query(
                 "UPDATE documents SET status = 'completed', progress = 100, title = COALESCE(title, $1), raw_content = $2,
                    processed_content = $3, source_metadata = $4, error_code = NULL, error_message = NULL,
