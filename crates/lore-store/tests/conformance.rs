@@ -1199,6 +1199,267 @@ async fn data_sources_sync_runs_and_leases(store: &dyn Store) {
     assert!(store.delete_data_source(alice.id, source.id).await.expect("delete"));
 }
 
+/// The file-type registry, document listings and contents, progress, and what the queue tells
+/// the workers and the metrics.
+async fn file_types_documents_and_the_queue_at_work(store: &dyn Store) {
+    let markdown = NewFileType {
+        name: "markdown".into(),
+        category: "text".into(),
+        mime_types: vec!["text/markdown".into()],
+        extensions: vec!["md".into()],
+        parsers: vec!["markdown".into()],
+        embedding_models: Vec::new(),
+        is_active: true,
+    };
+    store.ensure_file_types(std::slice::from_ref(&markdown)).await.expect("ensure");
+    store.ensure_file_types(std::slice::from_ref(&markdown)).await.expect("ensure again: no duplicate");
+    let created = store
+        .create_file_type(NewFileType { name: "公文".into(), extensions: vec!["gw".into()], ..markdown.clone() })
+        .await
+        .expect("create");
+    let types = store.list_file_types().await.expect("list");
+    assert_eq!(types.iter().filter(|t| t.name == "markdown").count(), 1, "{types:?}");
+    assert!(types.iter().any(|t| t.id == created.id && t.name == "公文"));
+    let patch = FileTypePatch { is_active: Some(false), category: Some("政务".into()), ..Default::default() };
+    let updated = store.update_file_type(created.id, patch).await.expect("update").expect("found");
+    assert!(!updated.is_active && updated.category == "政务");
+    assert!(store.update_file_type(-1, FileTypePatch::default()).await.expect("update").is_none());
+
+    let owner = user(store, "lister").await;
+    let other = user(store, "stranger").await;
+    let base = kb(store, owner.id).await;
+    let first = document(store, owner.id, base.id, "list-1", 10).await;
+    let second = document(store, owner.id, base.id, "list-2", 20).await;
+    let all = DocumentListQuery { limit: 10, ..Default::default() };
+    assert_eq!(store.list_documents(owner.id, base.id, &all).await.expect("list").len(), 2);
+    assert!(store.list_documents(other.id, base.id, &all).await.expect("list").is_empty());
+    let page = DocumentListQuery { limit: 1, offset: 1, ..Default::default() };
+    assert_eq!(store.list_documents(owner.id, base.id, &page).await.expect("page").len(), 1);
+    let pending = store.document_status_counts().await.expect("counts");
+    assert!(pending.contains(&(DocStatus::Pending, 2)), "{pending:?}");
+    assert_eq!(store.pending_jobs().await.expect("pending"), 2);
+
+    let job = store.claim_job("worker", Duration::from_secs(60)).await.expect("claim").expect("job");
+    let doc = job.document_id.expect("a document job");
+    let for_job = store.knowledge_base_for_job(base.id).await.expect("kb").expect("found without an owner");
+    assert_eq!(for_job.id, base.id);
+    store.set_progress(doc, 150, Some(LogEntry::new("parse", "读了一半"))).await.expect("progress");
+    let read = store.get_document(owner.id, doc).await.expect("get").expect("doc");
+    assert_eq!(read.progress, 100, "progress is held to 0..100");
+    store.complete_document(&job, doc, processed(&[("正文", "正文")])).await.expect("complete");
+    let content = store.document_content(owner.id, doc).await.expect("content").expect("found");
+    assert_eq!(content.processed_content.as_deref(), Some("processed"));
+    assert!(store.document_content(other.id, doc).await.expect("content").is_none());
+    let completed = DocumentListQuery { status: Some(DocStatus::Completed), limit: 10, ..Default::default() };
+    let done = store.list_documents(owner.id, base.id, &completed).await.expect("list");
+    assert_eq!(done.iter().map(|d| d.id).collect::<Vec<_>>(), [doc]);
+
+    // A job that cannot succeed is dropped: the queue forgets it.
+    let job = store.claim_job("worker", Duration::from_secs(60)).await.expect("claim").expect("job");
+    assert!([first.id, second.id].contains(&job.document_id.expect("document")));
+    store.drop_job(&job).await.expect("drop");
+    assert_eq!(store.pending_jobs().await.expect("pending"), 0);
+    assert!(store.claim_job("worker", Duration::from_secs(60)).await.expect("claim").is_none());
+}
+
+/// The account operations the sign-in and administration paths use, the keys' counters as a
+/// node flushes them, daily usage, and what the store says about itself.
+async fn accounts_keys_usage_and_housekeeping(store: &dyn Store) {
+    store.ping().await.expect("ping");
+    let _ = store.shared_by_nodes();
+    let u = user(store, "housekeeper").await;
+    let at = lore_core::now();
+    store.record_login(u.id, at).await.expect("login");
+    let read = store.get_user(u.id).await.expect("get").expect("user");
+    assert_eq!(read.last_login_at.map(|t| t.timestamp_millis()), Some(at.timestamp_millis()));
+    store.set_password(u.id, "new-hash").await.expect("password");
+    assert_eq!(store.find_login("housekeeper").await.expect("find").expect("user").1, "new-hash");
+    store.set_superuser(u.id, true).await.expect("superuser");
+    assert!(store.get_user(u.id).await.expect("get").expect("user").is_superuser);
+
+    // Sessions: all but the one kept are revoked; expired ones are purged.
+    let later = lore_core::now() + chrono::Duration::hours(1);
+    for token in ["keep", "drop-1", "drop-2"] {
+        store.create_session(u.id, token, later, None, None).await.expect("session");
+    }
+    assert_eq!(store.revoke_sessions(u.id, Some("keep")).await.expect("revoke"), 2);
+    assert!(store.find_session("keep").await.expect("find").is_some());
+    store.create_session(u.id, "old", lore_core::now() - chrono::Duration::hours(1), None, None).await.expect("old");
+    assert_eq!(store.purge_expired_sessions(lore_core::now()).await.expect("purge"), 1);
+    assert!(store.find_session("old").await.expect("find").is_none());
+
+    let key = store
+        .create_api_key(NewApiKey {
+            user_id: u.id,
+            knowledge_base_id: None,
+            name: "计数".into(),
+            description: None,
+            key_hash: "counted".into(),
+            key_prefix: "lore_counted".into(),
+            key_suffix: "abcd".into(),
+            scopes: vec![Scope::Search],
+            rate_limit: None,
+            daily_quota: None,
+            monthly_quota: None,
+            expires_at: None,
+            security: json!({}),
+        })
+        .await
+        .expect("key");
+    assert_eq!(store.list_api_keys(u.id).await.expect("keys").iter().map(|k| k.id).collect::<Vec<_>>(), [key.id]);
+    assert!(store.list_api_keys(user(store, "nobody").await.id).await.expect("keys").is_empty());
+    let now = lore_core::now();
+    let day = now.format("%Y-%m-%d").to_string();
+    store
+        .save_key_counters(&[KeyCounters {
+            key_id: key.id,
+            rate_window: now.format("%Y-%m-%dT%H:%M").to_string(),
+            rate_count: 3,
+            usage_day: day.clone(),
+            usage_today: 7,
+            usage_month: now.format("%Y-%m").to_string(),
+            usage_month_count: 9,
+            last_used_at: Some(now),
+            last_used_ip: Some("203.0.113.9".into()),
+            dirty: true,
+        }])
+        .await
+        .expect("flush");
+    let rec = store.find_api_key("counted").await.expect("find").expect("key");
+    assert_eq!((rec.key.usage_count_today, rec.key.usage_count_month), (7, 9));
+    assert_eq!(rec.key.last_used_ip.as_deref(), Some("203.0.113.9"));
+
+    let log = |status: i64, ms: i64| UsageLog {
+        id: lore_core::new_id(),
+        api_key_id: Some(key.id),
+        user_id: u.id,
+        endpoint: "/v1/search".into(),
+        method: "POST".into(),
+        request_body: None,
+        status_code: status,
+        response_time_ms: ms,
+        error_message: None,
+        ip_address: None,
+        user_agent: None,
+        created_at: now,
+    };
+    store.insert_usage_logs(&[log(200, 10), log(200, 30), log(500, 20)]).await.expect("logs");
+    let daily = store.daily_usage(u.id, &UsageQuery { limit: 30, ..Default::default() }).await.expect("daily");
+    assert_eq!(daily.len(), 1, "{daily:?}");
+    assert_eq!((daily[0].day.as_str(), daily[0].requests, daily[0].errors), (day.as_str(), 3, 1));
+    assert!((daily[0].avg_response_ms - 20.0).abs() < 1e-9, "{daily:?}");
+
+    // Providers configured anywhere are listed once, for `lore doctor`.
+    let mut config = UserConfig::initial();
+    config.openai_base_url = Some("http://127.0.0.1:9/v1".into());
+    store.put_user_config(u.id, &config).await.expect("config");
+    let providers = store.provider_addresses().await.expect("providers");
+    assert!(providers.contains(&("openai".into(), Some("http://127.0.0.1:9/v1".into()))), "{providers:?}");
+}
+
+/// Notifications and their delivery log, data sources listed, the items a sync compares, a
+/// conversation deleted, and the links an agent may name.
+async fn notifications_items_and_links(store: &dyn Store) {
+    let alice = user(store, "notified").await;
+    let bob = user(store, "unnotified").await;
+    let notification = Notification {
+        id: lore_core::new_id(),
+        user_id: alice.id,
+        kind: "sync_failed".into(),
+        title: "同步失败".into(),
+        body: Some("folder gone".into()),
+        data: json!({"data_source_id": null}),
+        read_at: None,
+        created_at: lore_core::now(),
+    };
+    store.insert_notification(&notification).await.expect("notify");
+    store
+        .set_notification_data(notification.id, &json!({"delivery": [{"attempt": 1, "status": 200}]}))
+        .await
+        .expect("data");
+    let listed = store.list_notifications(alice.id, 10).await.expect("list");
+    assert_eq!(listed.len(), 1);
+    assert_eq!((listed[0].title.as_str(), listed[0].data["delivery"][0]["status"].as_i64()), ("同步失败", Some(200)));
+    assert!(store.list_notifications(bob.id, 10).await.expect("list").is_empty());
+
+    let base = kb(store, alice.id).await;
+    let now = lore_core::now();
+    let source = DataSource {
+        id: lore_core::new_id(),
+        user_id: alice.id,
+        knowledge_base_id: base.id,
+        name: "folder".into(),
+        source_type: "local_folder".into(),
+        status: "active".into(),
+        config: json!({"path": "/srv/docs"}),
+        has_credentials: false,
+        auto_sync: false,
+        sync_frequency: None,
+        last_sync: None,
+        last_error: None,
+        created_at: now,
+        updated_at: now,
+    };
+    store.insert_data_source(&source, None).await.expect("source");
+    assert_eq!(
+        store.list_data_sources(alice.id).await.expect("list").iter().map(|s| s.id).collect::<Vec<_>>(),
+        [source.id]
+    );
+    assert!(store.list_data_sources(bob.id).await.expect("list").is_empty());
+    let item = match store
+        .create_document(NewDocument {
+            knowledge_base_id: base.id,
+            user_id: alice.id,
+            uploaded_by: None,
+            filename: "说明.md".into(),
+            file_type: "markdown".into(),
+            file_type_id: None,
+            file_size: 5,
+            mime_type: "text/markdown".into(),
+            file_hash: "item-hash".into(),
+            file_path: "blobs/item".into(),
+            metadata: json!({"source_path": "docs/说明.md", "source_version": "v1"}),
+            chunking_config: None,
+            expires_at: None,
+            data_source_id: Some(source.id),
+        })
+        .await
+        .expect("item")
+    {
+        Upload::Created(d) => d,
+        Upload::Duplicate(d) => panic!("duplicate {}", d.id),
+    };
+    let items = store.source_items(source.id).await.expect("items");
+    assert_eq!(items.len(), 1);
+    assert_eq!(
+        (items[0].document_id, items[0].key.as_str(), items[0].version.as_str()),
+        (item.id, "docs/说明.md", "v1")
+    );
+    store.touch_source_item(item.id, "v2").await.expect("touch");
+    assert_eq!(store.source_items(source.id).await.expect("items")[0].version, "v2");
+
+    assert_eq!(store.missing_agent_links(alice.id, &[source.id], &[]).await.expect("links"), None);
+    let missing = store.missing_agent_links(bob.id, &[source.id], &[]).await.expect("links");
+    assert!(missing.is_some_and(|m| m.contains(&source.id.to_string())), "another owner's source is missing");
+    assert!(store.missing_agent_links(alice.id, &[], &[-1]).await.expect("links").is_some());
+
+    let agent = new_agent(alice.id, "清理", vec![base.id]);
+    store.insert_agent(&agent).await.expect("agent");
+    let conversation = Conversation {
+        id: lore_core::new_id(),
+        user_id: alice.id,
+        agent_id: agent.id,
+        title: Some("待删".into()),
+        context: json!({}),
+        created_at: now,
+        updated_at: now,
+    };
+    store.create_conversation(&conversation).await.expect("conversation");
+    assert!(!store.delete_conversation(bob.id, conversation.id).await.expect("delete"));
+    assert!(store.delete_conversation(alice.id, conversation.id).await.expect("delete"));
+    assert!(store.get_conversation(alice.id, conversation.id).await.expect("get").is_none());
+}
+
 /// A knowledge base deleted while a worker stores one of its documents: the delete succeeds, the
 /// worker either finishes first or gets a retryable error, and nothing of the document remains.
 /// (On PostgreSQL the two once took their locks in opposite orders and deadlocked: a 500.)
@@ -1337,6 +1598,9 @@ conformance! {
     agents_conversations_and_usage,
     data_sources_sync_runs_and_leases,
     deleting_a_knowledge_base_while_a_worker_completes_it,
+    file_types_documents_and_the_queue_at_work,
+    accounts_keys_usage_and_housekeeping,
+    notifications_items_and_links,
 }
 
 fn registrant(name: &str, email: &str) -> NewUser {

@@ -169,14 +169,10 @@ impl AgentStore for PgStore {
         file_type_ids: &[i64],
     ) -> Result<Option<String>> {
         for id in data_source_ids {
-            let found: Option<String> =
-                sqlx::query_scalar("SELECT id FROM data_sources WHERE id = $1 AND user_id = $2")
-                    .bind(id)
-                    .bind(user_id)
-                    .fetch_optional(&self.pool)
-                    .await
-                    .map_err(db_err)?;
-            if found.is_none() {
+            // Read as the tenant: row-level security shows no one's rows to a query without one.
+            let query =
+                sqlx::query("SELECT id FROM data_sources WHERE id = $1 AND user_id = $2").bind(id).bind(user_id);
+            if self.tenant_one(user_id, query).await?.is_none() {
                 return Ok(Some(format!("data source {id}")));
             }
         }
