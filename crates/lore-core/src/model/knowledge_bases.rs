@@ -1,0 +1,129 @@
+//! Knowledge bases, their settings, and the file-type registry.
+
+use crate::chunking::ChunkingConfig;
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+use super::*;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum KbStatus {
+    Active,
+    Archived,
+}
+
+impl KbStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            KbStatus::Active => "active",
+            KbStatus::Archived => "archived",
+        }
+    }
+}
+
+/// A knowledge base's `settings` (seed 001): chunking, embedding and search defaults. Unknown
+/// keys are kept as they are, so settings written by a newer Lore survive an older one.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct KbSettings {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub chunking_config: Option<ChunkingConfig>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub embedding_config: Option<Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub search_config: Option<SearchConfig>,
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct SearchConfig {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub default_mode: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub top_k: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub similarity_threshold: Option<f64>,
+    /// Hybrid fusion: `rrf` (reciprocal rank fusion, the default) or `weighted` (normalised scores).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fusion: Option<String>,
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct KnowledgeBase {
+    pub id: Id,
+    pub user_id: Id,
+    pub name: String,
+    pub description: Option<String>,
+    pub icon_url: Option<String>,
+    pub status: KbStatus,
+    pub settings: KbSettings,
+    pub document_count: i64,
+    pub total_size_bytes: i64,
+    pub chunk_count: i64,
+    /// The embedding space its chunks are in, which vector search uses; after a change of model it
+    /// stays the old one until re-embedding completes.
+    pub embedding_space: Option<String>,
+    pub last_updated_at: Option<Timestamp>,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+}
+
+#[derive(Debug, Clone)]
+pub struct NewKnowledgeBase {
+    pub user_id: Id,
+    pub name: String,
+    pub description: Option<String>,
+    pub icon_url: Option<String>,
+    pub settings: KbSettings,
+}
+
+/// A partial update; `None` leaves a field as it is, `Some(None)` clears a nullable one.
+#[derive(Debug, Clone, Default)]
+pub struct KbPatch {
+    pub name: Option<String>,
+    pub description: Option<Option<String>>,
+    pub icon_url: Option<Option<String>>,
+    pub status: Option<KbStatus>,
+    pub settings: Option<KbSettings>,
+}
+
+/// An entry of the file-type registry (seed 000's FileType).
+#[derive(Debug, Clone, Serialize, PartialEq, utoipa::ToSchema)]
+pub struct FileType {
+    pub id: i64,
+    pub name: String,
+    pub category: String,
+    pub mime_types: Vec<String>,
+    pub extensions: Vec<String>,
+    /// Names of the parsers that read this type, the first one used.
+    pub parsers: Vec<String>,
+    /// Embedding models allowed for this type; empty means any.
+    pub embedding_models: Vec<String>,
+    pub is_active: bool,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct NewFileType {
+    pub name: String,
+    pub category: String,
+    pub mime_types: Vec<String>,
+    pub extensions: Vec<String>,
+    pub parsers: Vec<String>,
+    pub embedding_models: Vec<String>,
+    pub is_active: bool,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct FileTypePatch {
+    pub category: Option<String>,
+    pub mime_types: Option<Vec<String>>,
+    pub extensions: Option<Vec<String>>,
+    pub parsers: Option<Vec<String>>,
+    pub embedding_models: Option<Vec<String>>,
+    pub is_active: Option<bool>,
+}

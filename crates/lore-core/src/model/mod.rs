@@ -1,0 +1,23 @@
+//! Domain entities as every layer sees them. They serialise to the JSON of the HTTP contract;
+//! secrets (password and key hashes) are not part of them at all.
+
+use chrono::{DateTime, Utc};
+use uuid::Uuid;
+
+mod accounts;
+mod documents;
+mod keys;
+mod knowledge_bases;
+mod queue;
+mod search;
+
+pub use accounts::*;
+pub use documents::*;
+pub use keys::*;
+pub use knowledge_bases::*;
+pub use queue::*;
+pub use search::*;
+
+pub type Id = Uuid;
+
+pub type Timestamp = DateTime<Utc>;
