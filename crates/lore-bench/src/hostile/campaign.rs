@@ -1,13 +1,15 @@
 //! The campaign: two tenants and an outside caller against a live server.
 
-use super::*;
-use crate::{BenchServer, Vocabulary};
-use anyhow::Context;
-use lore_ingest::samples::Rng;
-use serde_json::{Value, json};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use lore_ingest::samples::Rng;
+use serde_json::{Value, json};
+
+use super::*;
+use crate::{BenchServer, Vocabulary};
 
 /// The victim's objects.
 pub(crate) struct Victim {

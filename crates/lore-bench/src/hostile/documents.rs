@@ -1,11 +1,14 @@
 //! Rounds on documents: chunking configurations, hostile files, the amplification probe, and the victim's upload queued behind them.
 
-use super::*;
-use crate::Vocabulary;
-use lore_ingest::samples::Rng;
-use serde_json::{Value, json};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+
+use lore_ingest::samples::Rng;
+use serde_json::{Value, json};
+
+use super::*;
+use crate::Vocabulary;
+
 pub(crate) async fn chunking_round(
     ctx: &Ctx,
     b: &Attacker,

@@ -1,9 +1,11 @@
 //! Hostile files: sparse and bomb spreadsheets, PDFs, DOCX, EPUB and email.
 
-use super::*;
-use lore_ingest::samples::Rng;
 use std::io::Write;
 use std::sync::Arc;
+
+use lore_ingest::samples::Rng;
+
+use super::*;
 
 /// One zip entry, its data already compressed (`method` 8) or stored (0).
 #[derive(Clone)]

@@ -1,9 +1,10 @@
 //! Local listeners that record what the server sends out: a recorder, a redirector.
 
-use anyhow::Context;
-use serde_json::{Value, json};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
+
+use anyhow::Context;
+use serde_json::{Value, json};
 
 /// Everything that reached a listener: one entry per request or connection.
 #[derive(Clone, Default)]

@@ -1,10 +1,13 @@
 //! The key matrix: bound and unbound keys of each scope against every route, and the fan-out round.
 
-use super::*;
+use std::path::PathBuf;
+
 use lore_ingest::samples::Rng;
 use reqwest::multipart::{Form, Part};
 use serde_json::{Value, json};
-use std::path::PathBuf;
+
+use super::*;
+
 /// The body an operation gets in the matrix.
 pub(crate) fn matrix_request(ctx: &Ctx, method: &str, path: &str) -> reqwest::RequestBuilder {
     let url = ctx.url(path);

@@ -1,9 +1,12 @@
 //! The outbound round: every URL-taking field pointed at loopback, link-local and the recorder; the agent that calls Lore itself; syncs settled.
 
-use super::*;
+use std::time::{Duration, Instant};
+
 use lore_ingest::samples::Rng;
 use serde_json::{Value, json};
-use std::time::{Duration, Instant};
+
+use super::*;
+
 #[allow(clippy::too_many_arguments)]
 pub(crate) async fn outbound_round(
     ctx: &Ctx,

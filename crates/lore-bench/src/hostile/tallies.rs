@@ -1,12 +1,14 @@
 //! What a run counts, and the verdict it gives.
 
-use super::*;
-use anyhow::Context;
-use reqwest::multipart::{Form, Part};
-use serde_json::Value;
 use std::collections::BTreeMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use reqwest::multipart::{Form, Part};
+use serde_json::Value;
+
+use super::*;
 
 #[derive(Default)]
 pub(crate) struct Tally {

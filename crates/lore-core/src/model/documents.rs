@@ -1,10 +1,10 @@
 //! Documents, their processing log, and their chunks.
 
-use crate::chunking::ChunkingConfig;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::*;
+use crate::chunking::ChunkingConfig;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]

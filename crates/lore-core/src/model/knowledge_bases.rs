@@ -1,10 +1,10 @@
 //! Knowledge bases, their settings, and the file-type registry.
 
-use crate::chunking::ChunkingConfig;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use super::*;
+use crate::chunking::ChunkingConfig;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]

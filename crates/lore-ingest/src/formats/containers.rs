@@ -1,9 +1,11 @@
 //! Zip containers (Office, EPUB, ODS), read entry by entry under the expansion budget.
 
-use super::*;
+use std::io::{Cursor, Read};
+
 use lore_core::budget::{budgets, exceeded};
 use lore_core::error::{Code, Error, Result};
-use std::io::{Cursor, Read};
+
+use super::*;
 
 /// The refusal of a file that expands past `max_expanded_bytes`.
 pub(crate) fn expanded_too_far(what: &str) -> Error {

@@ -1,8 +1,9 @@
 //! DOCX: paragraphs, headings, tables.
 
-use super::*;
 use lore_core::error::Result;
 use quick_xml::events::Event;
+
+use super::*;
 
 /// DOCX: paragraphs with headings as `#` lines, tables row by row with cells separated by tabs.
 pub fn docx(bytes: &[u8]) -> Result<Builder> {

@@ -1,8 +1,9 @@
 //! Email: headers that matter and the readable body.
 
-use super::*;
 use lore_core::error::Result;
 use serde_json::{Value, json};
+
+use super::*;
 
 /// An email: subject as title, the headers people care about, the text body (or the HTML body
 /// as text), and attachment names.

@@ -1,9 +1,10 @@
 //! EPUB: chapters in reading order.
 
-use super::*;
 use lore_core::error::Result;
 use quick_xml::events::Event;
 use serde_json::json;
+
+use super::*;
 
 /// EPUB: the chapters in reading (spine) order, each read as HTML.
 pub fn epub(bytes: &[u8], html_to_text: impl Fn(&str) -> (Option<String>, String)) -> Result<Builder> {

@@ -1,10 +1,12 @@
 //! PDF: text by page, streams measured before they are inflated.
 
-use super::*;
+use std::io::Read;
+
 use lore_core::budget::{budgets, exceeded};
 use lore_core::error::{Code, Error, Result};
 use serde_json::json;
-use std::io::Read;
+
+use super::*;
 
 /// PDF: the text layer page by page; a page number for every stretch of text.
 pub fn pdf(bytes: &[u8]) -> Result<Builder> {

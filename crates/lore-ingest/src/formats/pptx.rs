@@ -1,9 +1,10 @@
 //! PPTX: slides in order, each a location.
 
-use super::*;
 use lore_core::error::Result;
 use quick_xml::events::Event;
 use serde_json::json;
+
+use super::*;
 
 /// PPTX: slide by slide (`## Slide N`), speaker notes after each slide's text.
 pub fn pptx(bytes: &[u8]) -> Result<Builder> {

@@ -1,10 +1,12 @@
 //! Spreadsheets: XLSX/XLSB streamed under the cell budget, XLS and ODS through calamine, CSV and TSV.
 
-use super::*;
+use std::io::Cursor;
+
 use lore_core::budget::{budgets, exceeded};
 use lore_core::error::{Code, Error, Result};
 use serde_json::json;
-use std::io::Cursor;
+
+use super::*;
 
 pub(crate) fn cell_text(value: &calamine::Data) -> String {
     match value {

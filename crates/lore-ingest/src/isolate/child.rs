@@ -1,11 +1,13 @@
 //! The child's side: `lore parse-worker` under its own limits, answering requests until its stdin closes.
 
-use super::*;
-use crate::parse::{self, Parsed};
-use lore_core::budget::Budgets;
-use lore_core::error::{Code, Error};
 use std::io::{self, BufReader, BufWriter, Write};
 use std::time::{Duration, Instant};
+
+use lore_core::budget::Budgets;
+use lore_core::error::{Code, Error};
+
+use super::*;
+use crate::parse::{self, Parsed};
 
 /// The child's side (`lore parse-worker --budgets <json>`): installs the budgets, limits its own
 /// memory, then answers requests until its stdin closes. Call it before anything else in the

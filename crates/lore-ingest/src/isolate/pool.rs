@@ -1,10 +1,5 @@
 //! The parent's side: a pool of reusable children, each file under a wall-clock watchdog, and what a child's death means for the file.
 
-use super::*;
-use crate::detect::FileKind;
-use crate::parse::{self, Parsed};
-use lore_core::budget::{Budgets, exceeded};
-use lore_core::error::{Code, Error, Result};
 use std::collections::VecDeque;
 use std::io::{self, BufRead, BufReader, BufWriter, Write};
 use std::path::PathBuf;
@@ -13,6 +8,13 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
+
+use lore_core::budget::{Budgets, exceeded};
+use lore_core::error::{Code, Error, Result};
+
+use super::*;
+use crate::detect::FileKind;
+use crate::parse::{self, Parsed};
 
 /// Reusable parser processes; [`ParserPool::parse`] is [`parse::parse`] in one of them.
 pub struct ParserPool {

@@ -1,10 +1,8 @@
 //! A chat turn: retrieval, the prompt, the model's answer with citations, streaming.
 
-use super::*;
-use crate::auth::Principal;
-use crate::error::{ApiError, ApiResult, error};
-use crate::service::{SearchQuery, not_found};
-use crate::state::AppState;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
 use chrono::Duration as ChronoDuration;
 use lore_core::agent::{Agent, AgentUsage, ChatMessage, Conversation, ConversationMode};
 use lore_core::error::{Code, Error};
@@ -14,9 +12,13 @@ use lore_llm::{ChatEvent, ChatModel, LlmError, Message, Role, Usage};
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
-use std::sync::Arc;
-use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
+
+use super::*;
+use crate::auth::Principal;
+use crate::error::{ApiError, ApiResult, error};
+use crate::service::{SearchQuery, not_found};
+use crate::state::AppState;
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]

@@ -1,18 +1,20 @@
 //! Agents' configuration: creation, validation of models and knowledge bases, edits.
 
-use super::*;
-use crate::auth::Principal;
-use crate::error::{ApiError, ApiResult, error};
-use crate::service::not_found;
-use crate::state::AppState;
+use std::collections::HashSet;
+use std::str::FromStr;
+
 use lore_core::agent::{Agent, ConversationMode};
 use lore_core::error::{Code, Error};
 use lore_core::model::{Id, Scope, Timestamp};
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
-use std::collections::HashSet;
-use std::str::FromStr;
+
+use super::*;
+use crate::auth::Principal;
+use crate::error::{ApiError, ApiResult, error};
+use crate::service::not_found;
+use crate::state::AppState;
 
 pub(crate) fn default_agent_type() -> String {
     "qa".into()

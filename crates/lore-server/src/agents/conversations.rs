@@ -1,13 +1,14 @@
 //! Conversations and their messages.
 
-use crate::auth::Principal;
-use crate::error::ApiResult;
-use crate::service::not_found;
-use crate::state::AppState;
 use lore_core::agent::{Agent, ChatMessage, Conversation};
 use lore_core::model::{Id, Scope};
 use serde::Deserialize;
 use serde_json::Value;
+
+use crate::auth::Principal;
+use crate::error::ApiResult;
+use crate::service::not_found;
+use crate::state::AppState;
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]

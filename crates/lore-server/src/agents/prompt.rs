@@ -1,10 +1,11 @@
 //! The prompt a model is given (the system prompt, the history and the numbered passages that
 //! fit its context window) and the citations its answer makes.
 
-use super::*;
 use lore_core::agent::{Agent, Citation};
 use lore_core::model::ChunkHit;
 use lore_llm::{Message, Role};
+
+use super::*;
 
 pub(crate) fn is_chinese(text: &str) -> bool {
     lore_llm::extractive::is_cjk_text(text)

@@ -1,15 +1,16 @@
 //! Which model answers: an agent's provider and fallbacks.
 
-use super::*;
-use crate::auth::Principal;
-use crate::error::ApiResult;
-use crate::service::not_found;
-use crate::state::AppState;
 use lore_core::agent::Agent;
 use lore_core::error::Error;
 use lore_core::model::{Id, Scope};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+
+use super::*;
+use crate::auth::Principal;
+use crate::error::ApiResult;
+use crate::service::not_found;
+use crate::state::AppState;
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]

@@ -1,15 +1,17 @@
 //! Agents' usage: calls, tokens and cost.
 
-use crate::auth::Principal;
-use crate::error::{ApiResult, error};
-use crate::state::AppState;
+use std::collections::HashMap;
+use std::str::FromStr;
+
 use chrono::Duration as ChronoDuration;
 use lore_core::error::Code;
 use lore_core::model::{Id, Scope, Timestamp};
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
-use std::collections::HashMap;
-use std::str::FromStr;
+
+use crate::auth::Principal;
+use crate::error::{ApiResult, error};
+use crate::state::AppState;
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]

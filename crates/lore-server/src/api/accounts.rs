@@ -1,13 +1,14 @@
 //! Accounts, sessions and the caller's profile.
 
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::IntoResponse;
+
 use super::*;
 use crate::auth::Principal;
 use crate::error::{ApiResult, Json};
 use crate::service;
 use crate::state::AppState;
-use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode};
-use axum::response::IntoResponse;
 
 pub(crate) async fn register(
     State(state): State<AppState>,

@@ -1,14 +1,15 @@
 //! Agents, conversations and chat.
 
-use crate::agents;
-use crate::auth::Principal;
-use crate::error::{ApiResult, Json, Path, Query};
-use crate::state::AppState;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use lore_core::model::Id;
 use serde_json::{Value, json};
+
+use crate::agents;
+use crate::auth::Principal;
+use crate::error::{ApiResult, Json, Path, Query};
+use crate::state::AppState;
 
 pub(crate) async fn create_agent(
     State(state): State<AppState>,

@@ -1,10 +1,5 @@
 //! Documents: streamed uploads, listing, content, chunks.
 
-use super::*;
-use crate::auth::Principal;
-use crate::error::{ApiError, ApiResult, Json, Path, Query, error};
-use crate::service;
-use crate::state::AppState;
 use axum::extract::multipart::{Field, MultipartError, MultipartRejection};
 use axum::extract::{Multipart, State};
 use axum::http::{HeaderMap, StatusCode};
@@ -15,6 +10,12 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 use tokio::io::AsyncWriteExt;
+
+use super::*;
+use crate::auth::Principal;
+use crate::error::{ApiError, ApiResult, Json, Path, Query, error};
+use crate::service;
+use crate::state::AppState;
 
 pub(crate) fn multipart_error(e: MultipartError) -> ApiError {
     if e.status() == StatusCode::PAYLOAD_TOO_LARGE {

@@ -1,17 +1,18 @@
 //! Usage, configuration, users and retention: account-wide governance.
 
-use crate::auth::Principal;
-use crate::error::{ApiResult, Json, Path, Query, error};
-use crate::governance;
-use crate::invitations;
-use crate::service;
-use crate::state::AppState;
 use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
 use lore_core::error::Code;
 use lore_core::model::Id;
 use serde_json::{Value, json};
+
+use crate::auth::Principal;
+use crate::error::{ApiResult, Json, Path, Query, error};
+use crate::governance;
+use crate::invitations;
+use crate::service;
+use crate::state::AppState;
 
 pub(crate) async fn change_password(
     State(state): State<AppState>,

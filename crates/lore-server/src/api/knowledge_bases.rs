@@ -1,14 +1,15 @@
 //! Knowledge bases.
 
-use crate::auth::Principal;
-use crate::error::{ApiResult, Json, Path};
-use crate::service;
-use crate::state::AppState;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use lore_core::model::Id;
 use serde_json::{Value, json};
+
+use crate::auth::Principal;
+use crate::error::{ApiResult, Json, Path};
+use crate::service;
+use crate::state::AppState;
 
 pub(crate) async fn create_kb(
     State(state): State<AppState>,

@@ -1,12 +1,13 @@
 //! Search and chunking previews.
 
+use axum::extract::State;
+use lore_core::error::Code;
+use lore_core::model::Id;
+
 use crate::auth::Principal;
 use crate::error::{ApiResult, Json, Path, error};
 use crate::service;
 use crate::state::AppState;
-use axum::extract::State;
-use lore_core::error::Code;
-use lore_core::model::Id;
 
 pub(crate) async fn search(
     State(state): State<AppState>,

@@ -1,13 +1,14 @@
 //! Data sources, their syncs, and notifications.
 
-use crate::auth::Principal;
-use crate::error::{ApiResult, Json, Path};
-use crate::state::AppState;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use lore_core::model::Id;
 use serde_json::{Value, json};
+
+use crate::auth::Principal;
+use crate::error::{ApiResult, Json, Path};
+use crate::state::AppState;
 
 pub(crate) async fn create_source(
     State(state): State<AppState>,

@@ -1,13 +1,14 @@
 //! Accounts: registration under the policy, sign-in and sessions.
 
-use super::*;
-use crate::auth::{self, Principal, SESSION_PREFIX};
-use crate::error::{ApiResult, error};
-use crate::state::AppState;
 use chrono::Duration as ChronoDuration;
 use lore_core::error::{Code, Error};
 use lore_core::model::*;
 use serde::{Deserialize, Serialize};
+
+use super::*;
+use crate::auth::{self, Principal, SESSION_PREFIX};
+use crate::error::{ApiResult, error};
+use crate::state::AppState;
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]

@@ -1,9 +1,7 @@
 //! Documents: uploads registered, listed, read, deleted and restored.
 
-use super::*;
-use crate::auth::Principal;
-use crate::error::{ApiResult, error};
-use crate::state::AppState;
+use std::path::Path;
+
 use chrono::Duration as ChronoDuration;
 use lore_core::blob::key_for_hash;
 use lore_core::chunking::ChunkingConfig;
@@ -13,7 +11,11 @@ use lore_core::store::Upload;
 use lore_ingest::detect::FileKind;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
-use std::path::Path;
+
+use super::*;
+use crate::auth::Principal;
+use crate::error::{ApiResult, error};
+use crate::state::AppState;
 
 /// An upload whose bytes are staged on disk, hashed and measured, waiting to be registered.
 pub struct StagedUpload<'a> {

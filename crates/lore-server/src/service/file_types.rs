@@ -1,12 +1,13 @@
 //! The file-type registry.
 
+use lore_core::error::Code;
+use lore_core::model::*;
+use serde::Deserialize;
+
 use super::*;
 use crate::auth::Principal;
 use crate::error::{ApiResult, error};
 use crate::state::AppState;
-use lore_core::error::Code;
-use lore_core::model::*;
-use serde::Deserialize;
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]

@@ -1,14 +1,15 @@
 //! API keys: created with scopes and a binding, edited, revoked.
 
-use super::*;
-use crate::auth::{self, API_KEY_PREFIX, Principal};
-use crate::error::{ApiResult, error};
-use crate::state::AppState;
 use chrono::Duration as ChronoDuration;
 use lore_core::error::Code;
 use lore_core::model::*;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
+
+use super::*;
+use crate::auth::{self, API_KEY_PREFIX, Principal};
+use crate::error::{ApiResult, error};
+use crate::state::AppState;
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]

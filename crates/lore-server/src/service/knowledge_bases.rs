@@ -1,13 +1,14 @@
 //! Knowledge bases and their settings.
 
-use super::*;
-use crate::auth::Principal;
-use crate::error::{ApiError, ApiResult, error};
-use crate::state::AppState;
 use lore_core::error::{Code, Error};
 use lore_core::model::*;
 use serde::Deserialize;
 use serde_json::Value;
+
+use super::*;
+use crate::auth::Principal;
+use crate::error::{ApiError, ApiResult, error};
+use crate::state::AppState;
 
 pub(crate) fn not_found(what: &str) -> ApiError {
     ApiError::from(Error::not_found(what))

@@ -1,15 +1,16 @@
 //! Chunking previews.
 
-use super::*;
-use crate::auth::Principal;
-use crate::error::{ApiResult, error};
-use crate::state::AppState;
 use lore_core::chunking::{self, ChunkingConfig, Strategy};
 use lore_core::error::{Code, Error};
 use lore_core::model::*;
 use lore_ingest::detect::FileKind;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+
+use super::*;
+use crate::auth::Principal;
+use crate::error::{ApiResult, error};
+use crate::state::AppState;
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]

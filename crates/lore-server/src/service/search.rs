@@ -1,13 +1,14 @@
 //! Search over one or many knowledge bases: full text, vector and hybrid.
 
-use super::*;
-use crate::auth::Principal;
-use crate::error::ApiResult;
-use crate::state::AppState;
 use lore_core::error::{Code, Error};
 use lore_core::model::*;
 use lore_core::search::{Fusion, SearchMode};
 use serde::{Deserialize, Serialize};
+
+use super::*;
+use crate::auth::Principal;
+use crate::error::ApiResult;
+use crate::state::AppState;
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]

@@ -1,6 +1,5 @@
 //! Users, invitations, sessions and per-user configuration, on PostgreSQL.
 
-use crate::rows::*;
 use async_trait::async_trait;
 use lore_core::error::{Code, Error, Result};
 use lore_core::model::*;
@@ -8,6 +7,7 @@ use lore_core::store::{AccountStore, SessionRecord};
 use sqlx::AssertSqlSafe;
 
 use super::{PgStore, is_unique_violation, user_conflict};
+use crate::rows::*;
 
 #[async_trait]
 impl AccountStore for PgStore {

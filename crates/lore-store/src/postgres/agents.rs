@@ -7,9 +7,8 @@ use lore_core::agent::{Agent, AgentUsage, ChatMessage, Citation, Conversation};
 use lore_core::error::{Code, Error, Result};
 use lore_core::model::{Id, Timestamp};
 use lore_core::store::AgentStore;
-use sqlx::{AssertSqlSafe, Row};
-
 use sqlx::types::Json;
+use sqlx::{AssertSqlSafe, Row};
 
 use super::{AsTenant, PgStore, is_unique_violation};
 use crate::rows::*;

@@ -1,12 +1,12 @@
 //! The installation's settings and the nodes sharing the database, on PostgreSQL.
 
+use async_trait::async_trait;
 use lore_core::error::Result;
 use lore_core::model::*;
+use lore_core::store::ClusterStore;
 
 use super::PgStore;
 use crate::rows::*;
-use async_trait::async_trait;
-use lore_core::store::ClusterStore;
 
 impl PgStore {
     pub(super) async fn get_cluster_setting(&self, name: &str) -> Result<Option<String>> {

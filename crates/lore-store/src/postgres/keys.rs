@@ -1,6 +1,5 @@
 //! API keys, their request counters, and the usage log, on PostgreSQL.
 
-use crate::rows::*;
 use async_trait::async_trait;
 use lore_core::error::{Error, Result};
 use lore_core::limits;
@@ -10,6 +9,7 @@ use sqlx::AssertSqlSafe;
 use sqlx::types::Json;
 
 use super::{PgStore, USAGE_FILTER, bind_usage_filter};
+use crate::rows::*;
 
 #[async_trait]
 impl KeyStore for PgStore {

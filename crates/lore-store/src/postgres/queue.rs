@@ -1,16 +1,17 @@
 //! The ingestion queue: jobs claimed under leases, processing results, re-embedding, on PostgreSQL.
 
-use super::chunks;
-use crate::rows::*;
+use std::time::Duration;
+
 use async_trait::async_trait;
 use lore_core::error::{Error, Result};
 use lore_core::model::*;
 use lore_core::store::QueueStore;
 use sqlx::AssertSqlSafe;
 use sqlx::types::Json;
-use std::time::Duration;
 
+use super::chunks;
 use super::{PgStore, vector_text};
+use crate::rows::*;
 
 #[async_trait]
 impl QueueStore for PgStore {

@@ -1,12 +1,12 @@
 //! Retention: expiry, purges of soft-deleted documents, conversations, usage logs and sessions, on PostgreSQL.
 
-use crate::rows::*;
 use async_trait::async_trait;
 use lore_core::error::Result;
 use lore_core::model::*;
 use lore_core::store::RetentionStore;
 
 use super::PgStore;
+use crate::rows::*;
 
 #[async_trait]
 impl RetentionStore for PgStore {

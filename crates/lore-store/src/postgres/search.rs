@@ -3,15 +3,15 @@
 
 use std::collections::HashMap;
 
+use async_trait::async_trait;
 use lore_core::error::Result;
 use lore_core::model::*;
+use lore_core::store::SearchStore;
 use sqlx::AssertSqlSafe;
 use sqlx::types::Json;
 
 use super::{PgQuery, PgStore, index_type, parse_vector, vector_text};
 use crate::rows::*;
-use async_trait::async_trait;
-use lore_core::store::SearchStore;
 
 /// BM25's usual parameters, as SQLite's FTS5 uses them.
 const K1: f64 = 1.2;

@@ -1,12 +1,12 @@
 //! The installation's settings and its node on SQLite (the same tables as on PostgreSQL).
 
+use async_trait::async_trait;
 use lore_core::error::Result;
 use lore_core::model::*;
+use lore_core::store::ClusterStore;
 
 use super::{SqliteStore, ts};
 use crate::rows::*;
-use async_trait::async_trait;
-use lore_core::store::ClusterStore;
 
 impl SqliteStore {
     pub(super) async fn get_cluster_setting(&self, name: &str) -> Result<Option<String>> {

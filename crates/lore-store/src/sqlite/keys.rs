@@ -1,6 +1,5 @@
 //! API keys, their request counters, and the usage log, on SQLite.
 
-use crate::rows::*;
 use async_trait::async_trait;
 use lore_core::error::{Error, Result};
 use lore_core::limits;
@@ -9,6 +8,7 @@ use lore_core::store::{ApiKeyRecord, KeyStore};
 use sqlx::AssertSqlSafe;
 
 use super::{SqliteStore, USAGE_FILTER, bind_usage_filter, bind_usage_log, json_text, ts};
+use crate::rows::*;
 
 #[async_trait]
 impl KeyStore for SqliteStore {

@@ -1,16 +1,17 @@
 //! The ingestion queue: jobs claimed under leases, processing results, re-embedding, on SQLite.
 
-use super::chunks;
-use crate::rows::*;
-use crate::vectors;
+use std::time::Duration;
+
 use async_trait::async_trait;
 use lore_core::error::{Error, Result};
 use lore_core::model::*;
 use lore_core::store::QueueStore;
 use sqlx::AssertSqlSafe;
-use std::time::Duration;
 
+use super::chunks;
 use super::{SqliteStore, json_text, kb_token, ts};
+use crate::rows::*;
+use crate::vectors;
 
 #[async_trait]
 impl QueueStore for SqliteStore {

@@ -20,16 +20,16 @@
 
 use std::collections::{HashMap, HashSet};
 
+use async_trait::async_trait;
 use lore_core::error::{Error, Result};
 use lore_core::model::*;
+use lore_core::store::SearchStore;
 use sqlx::sqlite::{SqliteConnection, SqlitePool};
 use sqlx::{AssertSqlSafe, Row};
 
 use super::{SqliteStore, json_text, kb_token};
 use crate::rows::*;
 use crate::vectors::{self, Field, SpaceKey};
-use async_trait::async_trait;
-use lore_core::store::SearchStore;
 
 /// BM25's usual parameters, as on PostgreSQL.
 const K1: f64 = 1.2;
