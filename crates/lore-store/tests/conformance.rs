@@ -956,6 +956,19 @@ async fn reembedding_switches_in_one_step(store: &dyn Store) {
     assert!(store.claim_job("test", Duration::from_secs(60)).await.expect("claim").is_none(), "the job is done");
 }
 
+fn new_conversation(owner: Id, agent: Id, title: &str) -> Conversation {
+    let now = lore_core::now();
+    Conversation {
+        id: lore_core::new_id(),
+        user_id: owner,
+        agent_id: agent,
+        title: Some(title.into()),
+        context: json!({}),
+        created_at: now,
+        updated_at: now,
+    }
+}
+
 fn new_agent(owner: Id, name: &str, kbs: Vec<Id>) -> Agent {
     let now = lore_core::now();
     Agent {
@@ -1019,16 +1032,7 @@ async fn agents_conversations_and_usage(store: &dyn Store) {
     let doc = document(store, alice.id, kb1.id, "agentdoc", 10).await;
     process(store, doc.id, &[("发票需要在三十天内报销。", "发票 报销")]).await;
     let chunk = store.list_chunks(alice.id, doc.id).await.expect("chunks").remove(0);
-    let now = lore_core::now();
-    let conversation = Conversation {
-        id: lore_core::new_id(),
-        user_id: alice.id,
-        agent_id: agent.id,
-        title: Some("报销".into()),
-        context: json!({}),
-        created_at: now,
-        updated_at: now,
-    };
+    let conversation = new_conversation(alice.id, agent.id, "报销");
     store.create_conversation(&conversation).await.expect("conversation");
     let message = |role: &str, content: &str, citations: Vec<Citation>| ChatMessage {
         id: lore_core::new_id(),
@@ -1445,15 +1449,7 @@ async fn notifications_items_and_links(store: &dyn Store) {
 
     let agent = new_agent(alice.id, "清理", vec![base.id]);
     store.insert_agent(&agent).await.expect("agent");
-    let conversation = Conversation {
-        id: lore_core::new_id(),
-        user_id: alice.id,
-        agent_id: agent.id,
-        title: Some("待删".into()),
-        context: json!({}),
-        created_at: now,
-        updated_at: now,
-    };
+    let conversation = new_conversation(alice.id, agent.id, "待删");
     store.create_conversation(&conversation).await.expect("conversation");
     assert!(!store.delete_conversation(bob.id, conversation.id).await.expect("delete"));
     assert!(store.delete_conversation(alice.id, conversation.id).await.expect("delete"));

@@ -35,8 +35,8 @@ const INSERT_BATCH: usize = 500;
 /// chunks added by hand both store chunks through here.
 pub(super) async fn insert_chunks(tx: &mut PgConnection, rows: &[(ChunkRow<'_>, &NewChunk)]) -> Result<()> {
     for batch in rows.chunks(INSERT_BATCH) {
-        let column = |f: &dyn Fn(&ChunkRow<'_>, &NewChunk) -> Option<String>| -> Vec<Option<String>> {
-            batch.iter().map(|(row, chunk)| f(row, chunk)).collect()
+        let vectors = |v: fn(&NewChunk) -> Option<&Vec<f32>>| -> Vec<Option<String>> {
+            batch.iter().map(|(_, c)| v(c).map(|e| vector_text(e))).collect()
         };
         sqlx::query(
             "INSERT INTO document_chunks (id, document_id, knowledge_base_id, user_id, content, content_hash,
@@ -63,10 +63,10 @@ pub(super) async fn insert_chunks(tx: &mut PgConnection, rows: &[(ChunkRow<'_>, 
         .bind(batch.iter().map(|(_, c)| Json(&c.metadata)).collect::<Vec<_>>())
         .bind(batch.iter().map(|(r, _)| r.parent).collect::<Vec<Option<Id>>>())
         .bind(batch.iter().map(|(r, _)| r.created_at).collect::<Vec<Timestamp>>())
-        .bind(column(&|_, c| c.embedding.as_deref().map(vector_text)))
-        .bind(column(&|_, c| c.summary_embedding.as_deref().map(vector_text)))
+        .bind(vectors(|c| c.embedding.as_ref()))
+        .bind(vectors(|c| c.summary_embedding.as_ref()))
         .bind(batch.iter().map(|(_, c)| c.embedding.as_ref().map(|e| e.len() as i32)).collect::<Vec<Option<i32>>>())
-        .bind(column(&|r, c| c.embedding.as_ref().and(r.embedding_model).map(str::to_string)))
+        .bind(batch.iter().map(|(r, c)| c.embedding.as_ref().and(r.embedding_model)).collect::<Vec<Option<&str>>>())
         .bind(batch.iter().map(|(_, c)| c.searchable).collect::<Vec<bool>>())
         .bind(batch.iter().map(|(_, c)| c.fts_terms.as_str()).collect::<Vec<&str>>())
         .bind(batch.iter().map(|(r, _)| r.edited_at).collect::<Vec<Option<Timestamp>>>())
