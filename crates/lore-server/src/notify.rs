@@ -112,10 +112,10 @@ async fn deliver(state: &AppState, notification: Notification, url: &str, secret
             return;
         }
     };
-    // Every attempt is logged in the notification as it happens.
-    let delivery = std::sync::Mutex::new((Vec::new(), notification.data.clone()));
+    // Every attempt is logged in the notification's `data.delivery` as it happens.
+    let data = std::sync::Mutex::new(notification.data.clone());
     let retry = Retry { attempts: ATTEMPTS, backoff: state.config.webhook_backoff, max_wait: MAX_RETRY_WAIT };
-    let (http, body, delivery, id, event) = (&http, &body, &delivery, notification.id, notification.kind.as_str());
+    let (http, body, data, id, event) = (&http, &body, &data, notification.id, notification.kind.as_str());
     let sent = retry
         .run(|attempt| async move {
             let mut request = http
@@ -127,20 +127,25 @@ async fn deliver(state: &AppState, notification: Notification, url: &str, secret
             if let Some(secret) = secret {
                 request = request.header("X-Lore-Signature", signature(secret, body.as_bytes()));
             }
-            let (outcome, retry_after) = match request.send().await {
-                Ok(r) => (json!({"status": r.status().as_u16()}), outbound::retry_after(r.headers())),
-                Err(e) => (json!({"error": if e.is_timeout() { "timed out" } else { "connection failed" }}), None),
-            };
-            let ok = outcome["status"].as_u64().is_some_and(|s| (200..300).contains(&s));
             let mut entry = json!({"attempt": attempt, "at": lore_core::now()});
-            if let (Some(e), Some(o)) = (entry.as_object_mut(), outcome.as_object()) {
-                e.extend(o.clone());
-            }
+            let (ok, retry_after) = match request.send().await {
+                Ok(r) => {
+                    entry["status"] = json!(r.status().as_u16());
+                    (r.status().is_success(), outbound::retry_after(r.headers()))
+                }
+                Err(e) => {
+                    entry["error"] = json!(if e.is_timeout() { "timed out" } else { "connection failed" });
+                    (false, None)
+                }
+            };
+            let why = entry.to_string();
             let data = {
-                let mut delivery = delivery.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-                delivery.0.push(entry);
-                delivery.1["delivery"] = Value::Array(delivery.0.clone());
-                delivery.1.clone()
+                let mut data = data.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+                match data["delivery"].as_array_mut() {
+                    Some(log) => log.push(entry),
+                    None => data["delivery"] = json!([entry]),
+                }
+                data.clone()
             };
             if let Err(e) = state.store.set_notification_data(id, &data).await {
                 tracing::warn!(error = %e, "cannot log a webhook delivery");
@@ -148,7 +153,7 @@ async fn deliver(state: &AppState, notification: Notification, url: &str, secret
             // Any answer but a success is tried again: the receiver may be restarting.
             match ok {
                 true => Attempt::Done(Ok::<(), ()>(())),
-                false => Attempt::Again { why: outcome.to_string(), retry_after },
+                false => Attempt::Again { why, retry_after },
             }
         })
         .await;

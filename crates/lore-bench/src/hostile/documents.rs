@@ -1,4 +1,5 @@
-//! Rounds on documents: chunking configurations, hostile files, the amplification probe, and the victim's upload queued behind them.
+//! Rounds on documents: chunking configurations, hostile files, the amplification probe, and the
+//! victim's upload queued behind them.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};

@@ -1,4 +1,5 @@
-//! The outbound round: every URL-taking field pointed at loopback, link-local and the recorder; the agent that calls Lore itself; syncs settled.
+//! The outbound round: every URL-taking field pointed at loopback, link-local and the recorder; the
+//! agent that calls Lore itself; syncs settled.
 
 use std::time::{Duration, Instant};
 

@@ -1,4 +1,5 @@
-//! The parent's side: a pool of reusable children, each file under a wall-clock watchdog, and what a child's death means for the file.
+//! The parent's side: a pool of reusable children, each file under a wall-clock watchdog, and what
+//! a child's death means for the file.
 
 use std::collections::VecDeque;
 use std::io::{self, BufRead, BufReader, BufWriter, Write};

@@ -1,4 +1,5 @@
-//! Retention: expiry, purges of soft-deleted documents, conversations, usage logs and sessions, on PostgreSQL.
+//! Retention: expiry, purges of soft-deleted documents, conversations, usage logs and sessions, on
+//! PostgreSQL.
 
 use async_trait::async_trait;
 use lore_core::error::Result;
