@@ -199,6 +199,13 @@ async fn keys_can_be_edited_but_never_widened() {
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
     let (status, v) = app.patch(&token, &path, json!({"scopes": []})).await;
     assert_eq!((status, code(&v)), (StatusCode::UNPROCESSABLE_ENTITY, "invalid_scope"), "{v}");
+    // A limit past the contract's 32-bit integer is refused, on edits as on creation.
+    let (status, v) = app.patch(&token, &path, json!({"rate_limit": 2_147_483_648u64})).await;
+    assert_eq!((status, code(&v)), (StatusCode::UNPROCESSABLE_ENTITY, "validation_failed"), "{v}");
+    let (status, v) = app
+        .post(&token, "/v1/api-keys", json!({"name": "big", "scopes": ["search"], "daily_quota": 4_000_000_000u64}))
+        .await;
+    assert_eq!((status, code(&v)), (StatusCode::UNPROCESSABLE_ENTITY, "validation_failed"), "{v}");
     // Looser limits, an address list, an expiry; null clears.
     let (status, v) = app
         .patch(&token, &path, json!({"rate_limit": null, "daily_quota": 500, "security": {"allowed_ips": ["10.0.0.0/8"]}, "expires_at": chrono_now_plus_ms(86_400_000)}))
