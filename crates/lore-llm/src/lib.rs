@@ -182,6 +182,13 @@ pub fn connect(config: &ChatConfig) -> Result<HttpChatModel, LlmError> {
 }
 
 /// A rough token count for budgeting prompts and for providers that report none.
+/// The first JSON object in a model's reply (which may wrap it in prose or a code fence).
+pub fn json_object(reply: &str) -> Option<serde_json::Value> {
+    let start = reply.find('{')?;
+    let end = reply.rfind('}')?;
+    serde_json::from_str(reply.get(start..=end)?).ok()
+}
+
 pub fn estimate_tokens(text: &str) -> u64 {
     lore_core::tokens::estimate(text) as u64
 }

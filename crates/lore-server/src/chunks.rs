@@ -71,15 +71,27 @@ pub async fn update_chunk(
     if let Some(metadata) = &req.metadata {
         check_metadata(metadata)?;
     }
-    let text = match &req.content {
-        Some(content) if *content != chunk.content => Some(indexed_text(state, &kb, &document, content, None).await?),
-        _ => None,
+    let metadata = req.metadata.map(Value::Object);
+    // What the chunk is found by besides its text (a Q&A entry's question, questions generated or
+    // written by hand) is read from its metadata: changing it re-embeds the chunk as a new text does.
+    let after = metadata.as_ref().unwrap_or(&chunk.metadata);
+    let matched = crate::embedding::qa_embed_text(after);
+    let targets_changed = crate::questions::of(after) != crate::questions::of(&chunk.metadata)
+        || matched != crate::embedding::qa_embed_text(&chunk.metadata);
+    let content = req.content.as_deref().unwrap_or(&chunk.content);
+    let text = match content != chunk.content || targets_changed {
+        true => Some(indexed_text(state, &kb, &document, content, matched.clone(), after).await?),
+        false => None,
     };
     let content = text.as_ref().map_or(chunk.content.as_str(), |t| t.content.as_str());
+    let terms = match &matched {
+        Some(m) => segment::terms(m).join(" "),
+        None => terms_of(&document, content),
+    };
     let edit = ChunkEdit {
-        fts_terms: terms_of(&document, content),
+        fts_terms: crate::questions::with_terms(terms, after),
         text,
-        metadata: req.metadata.map(Value::Object),
+        metadata,
         enabled: req.enabled,
         at: lore_core::now(),
     };
@@ -118,7 +130,11 @@ pub async fn add_chunk(
         (Some(q), Some(a)) if !q.trim().is_empty() && !a.trim().is_empty() && req.content.is_empty() => {
             let (q, a) = (q.trim(), a.trim());
             metadata.insert("strategy".into(), json!("qa"));
-            metadata.insert("qa".into(), json!({"question": q, "answer": a}));
+            let mut qa = json!({"question": q, "answer": a});
+            if req.match_answer {
+                qa["match_answer"] = json!(true);
+            }
+            metadata.insert("qa".into(), qa);
             let content = format!("{q}\n{a}");
             let matched = if req.match_answer { content.clone() } else { q.to_string() };
             (content, Some(matched))
@@ -130,17 +146,19 @@ pub async fn add_chunk(
             ));
         }
     };
-    let text = indexed_text(state, &kb, &document, &content, matched.clone()).await?;
+    let metadata = Value::Object(metadata);
+    let text = indexed_text(state, &kb, &document, &content, matched.clone(), &metadata).await?;
+    let terms = match &matched {
+        Some(m) => segment::terms(m).join(" "),
+        None => terms_of(&document, &text.content),
+    };
     let chunk = NewChunk {
-        fts_terms: match &matched {
-            Some(m) => segment::terms(m).join(" "),
-            None => terms_of(&document, &text.content),
-        },
+        fts_terms: crate::questions::with_terms(terms, &metadata),
         embed_text: matched,
         content: text.content,
         content_hash: text.content_hash,
         chunk_index: 0,
-        metadata: Value::Object(metadata),
+        metadata,
         parent_index: None,
         searchable: true,
         embedding: text.embedding,
@@ -189,6 +207,7 @@ async fn indexed_text(
     document: &Document,
     content: &str,
     embed_text: Option<String>,
+    metadata: &Value,
 ) -> ApiResult<ChunkText> {
     let content = content.trim();
     let chars = content.chars().count();
@@ -198,11 +217,17 @@ async fn indexed_text(
             format!("a chunk's content must have 1 to {MAX_CHUNK_CHARS} characters"),
         ));
     }
+    // A Q&A entry's embedding is of its question (and answer): kept apart from the same text
+    // embedded whole, as processing keeps it.
+    let hash = match &embed_text {
+        Some(matched) => crate::embedding::qa_hash(content, matched == content),
+        None => lore_ingest::sha256_hex(content.as_bytes()),
+    };
     let mut chunk = NewChunk {
         content: content.to_string(),
-        content_hash: lore_ingest::sha256_hex(content.as_bytes()),
+        content_hash: hash,
         chunk_index: 0,
-        metadata: Value::Null,
+        metadata: metadata.clone(),
         fts_terms: String::new(),
         parent_index: None,
         searchable: true,

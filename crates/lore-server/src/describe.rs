@@ -10,7 +10,7 @@ use lore_core::chunking::{ChunkingConfig, Strategy};
 use lore_core::error::Code;
 use lore_core::model::Id;
 use serde::{Deserialize, Serialize};
-use serde_json::{Value, json};
+use serde_json::json;
 
 use crate::auth::Principal;
 use crate::error::{ApiResult, error};
@@ -82,13 +82,6 @@ async fn provider_for(state: &AppState, user_id: Id, named: Option<&str>) -> Api
     .map(|(p, _)| p.to_string()))
 }
 
-/// The first JSON object in a model's reply (which may wrap it in prose or a code fence).
-fn json_object(reply: &str) -> Option<Value> {
-    let start = reply.find('{')?;
-    let end = reply.rfind('}')?;
-    serde_json::from_str(reply.get(start..=end)?).ok()
-}
-
 /// Asks the model; `Err` says why its answer cannot be used.
 async fn ask(
     state: &AppState,
@@ -116,7 +109,7 @@ async fn ask(
         .map_err(|_| "the model took too long".to_string())?
         .map_err(|e| e.to_string())?;
     crate::metrics::llm_call(provider, "ok", answer.usage.prompt_tokens, answer.usage.completion_tokens);
-    let reply = json_object(&answer.text).ok_or("the model's answer is not JSON")?;
+    let reply = lore_llm::json_object(&answer.text).ok_or("the model's answer is not JSON")?;
     let mut config = ChunkingConfig::from_value(reply["chunking_config"].clone())
         .map_err(|e| format!("the model's configuration is invalid: {}", e.message))?;
     let defaults = state.store.user_defaults(principal.user_id()).await.map_err(|e| e.message)?;

@@ -164,13 +164,13 @@ pub async fn reembed(state: &AppState, job: &lore_core::model::Job, kb: &Knowled
                 content: c.content.clone(),
                 content_hash: c.content_hash.clone(),
                 chunk_index: 0,
-                metadata: serde_json::Value::Null,
                 fts_terms: String::new(),
                 parent_index: None,
                 searchable: true,
                 embedding: None,
                 summary_embedding: None,
-                embed_text: None,
+                embed_text: qa_embed_text(&c.metadata),
+                metadata: c.metadata.clone(),
             })
             .collect();
         let titles: Vec<Option<String>> = batch.iter().map(|c| c.title.clone()).collect();
@@ -245,10 +245,16 @@ pub async fn embed_chunks(
     }
     crate::metrics::embedded(embedder.space(), texts.len(), cached.len());
 
-    // Summaries: a chunk short enough to be its own lead shares its content embedding.
+    // Summaries: the questions generated for a chunk where it has them, else its lead; a chunk
+    // short enough to be its own lead shares its content embedding.
     let mut to_summarize = Vec::new();
     let mut summaries = Vec::new();
     for &i in &wanted {
+        if let Some(questions) = crate::questions::of(&chunks[i].metadata) {
+            to_summarize.push(i);
+            summaries.push(questions);
+            continue;
+        }
         let lead = lore_ingest::summary::lead(&chunks[i].content, SUMMARY_CHARS);
         if chunks[i].embed_text.is_some() || lead.len() == chunks[i].content.trim().len() {
             chunks[i].summary_embedding = chunks[i].embedding.clone();
@@ -261,6 +267,23 @@ pub async fn embed_chunks(
         chunks[i].summary_embedding = Some(v);
     }
     Ok(())
+}
+
+/// The content hash of a Q&A entry, which names its embedding in the cache: not that of the same
+/// text embedded whole.
+pub fn qa_hash(content: &str, match_answer: bool) -> String {
+    lore_ingest::sha256_hex(format!("qa:{match_answer}:{content}").as_bytes())
+}
+
+/// What a Q&A chunk is embedded by, read back from its metadata: its question, and its answer too
+/// when the import matched answers.
+pub fn qa_embed_text(metadata: &serde_json::Value) -> Option<String> {
+    let qa = metadata.get("qa")?;
+    let question = qa["question"].as_str()?;
+    match (qa["match_answer"].as_bool(), qa["answer"].as_str()) {
+        (Some(true), Some(answer)) => Some(format!("{question}\n{answer}")),
+        _ => Some(question.to_string()),
+    }
 }
 
 /// Semantic chunking: the text's sentences, embedded, grouped where consecutive sentences drift
@@ -296,4 +319,18 @@ async fn embed_all(embedder: &dyn Embedder, texts: &[String]) -> Result<Vec<Vec<
         out.extend(embedder.embed(batch, InputKind::Passage).await.map_err(to_error)?);
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    #[test]
+    fn a_re_embedded_qa_entry_is_found_by_what_its_import_matched() {
+        let entry = json!({"qa": {"question": "退货要多久？", "answer": "七天内。"}});
+        assert_eq!(super::qa_embed_text(&entry).as_deref(), Some("退货要多久？"));
+        let both = json!({"qa": {"question": "How long?", "answer": "Seven days.", "match_answer": true}});
+        assert_eq!(super::qa_embed_text(&both).as_deref(), Some("How long?\nSeven days."));
+        assert_eq!(super::qa_embed_text(&json!({"strategy": "paragraph"})), None);
+    }
 }

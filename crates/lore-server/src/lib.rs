@@ -26,6 +26,7 @@ pub mod metrics;
 pub mod nodes;
 pub mod notify;
 pub mod openapi;
+pub mod questions;
 pub mod secrets;
 pub mod service;
 pub mod sources;

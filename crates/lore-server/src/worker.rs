@@ -360,9 +360,22 @@ async fn process(
         let chunked = LogEntry::new("chunk", format!("{total} chunks"));
         let _ = state.store.set_progress(document_id, 40, Some(chunked)).await;
     }
+    let title = result.title.clone().or_else(|| document.title.clone());
+    if let Some(config) = kb.as_ref().and_then(|kb| kb.settings.question_generation.as_ref()) {
+        let started = std::time::Instant::now();
+        crate::questions::generate(
+            state,
+            document.user_id,
+            config,
+            title.as_deref(),
+            &mut result.chunks,
+            &mut result.log,
+        )
+        .await;
+        crate::metrics::stage("questions", started.elapsed().as_secs_f64());
+    }
     if let Some(embedder) = embedder {
         let started = std::time::Instant::now();
-        let title = result.title.clone().or_else(|| document.title.clone());
         let titles = vec![title; total];
         let mut done = 0;
         while done < total {
@@ -557,9 +570,15 @@ fn qa_pairs(
             let matched = if match_answer { content.clone() } else { question.clone() };
             NewChunk {
                 // The embedding is of the question alone: kept apart from the same text chunked.
-                content_hash: lore_ingest::sha256_hex(format!("qa:{match_answer}:{content}").as_bytes()),
+                content_hash: crate::embedding::qa_hash(&content, match_answer),
                 chunk_index: i as i64,
-                metadata: json!({"strategy": "qa", "qa": {"question": question, "answer": answer}, "row": i + 1}),
+                metadata: {
+                    let mut qa = json!({"question": question, "answer": answer});
+                    if match_answer {
+                        qa["match_answer"] = json!(true);
+                    }
+                    json!({"strategy": "qa", "qa": qa, "row": i + 1})
+                },
                 fts_terms: segment::terms(&matched).join(" "),
                 parent_index: None,
                 searchable: true,

@@ -538,6 +538,7 @@ pub(crate) fn chunk_to_embed_from(row: &impl RowExt) -> Result<ChunkToEmbed> {
         content: row.text("content")?,
         content_hash: row.text("content_hash")?,
         title: row.opt_text("title")?,
+        metadata: row.json("metadata")?,
     })
 }
 

@@ -32,8 +32,33 @@ pub struct KbSettings {
     pub embedding_config: Option<Value>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub search_config: Option<SearchConfig>,
+    /// Questions written for each chunk by a chat model, searched as the chunk's second target.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub question_generation: Option<QuestionGeneration>,
     #[serde(flatten)]
     pub extra: Map<String, Value>,
+}
+
+/// `settings.question_generation`: which of the owner's chat models writes the questions a chunk
+/// answers, and how many. They are kept in the chunk's `metadata.questions`, indexed for full text
+/// and embedded as its summary vector, so a question phrased the way users ask finds the chunk.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct QuestionGeneration {
+    /// A chat provider (`openai`, `anthropic`, `cohere`, `deepseek`, ...), called with the owner's key.
+    pub provider: String,
+    pub model: String,
+    /// Questions per chunk, 1 to 10.
+    #[serde(default = "QuestionGeneration::default_count")]
+    pub questions_per_chunk: u32,
+}
+
+impl QuestionGeneration {
+    pub const MAX_PER_CHUNK: u32 = 10;
+
+    fn default_count() -> u32 {
+        3
+    }
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
@@ -47,6 +72,10 @@ pub struct SearchConfig {
     /// Hybrid fusion: `rrf` (reciprocal rank fusion, the default) or `weighted` (normalised scores).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fusion: Option<String>,
+    /// The vector searches compare with: content, summary or both (the default is content, or both
+    /// where questions are generated).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub search_target: Option<SearchTarget>,
     #[serde(flatten)]
     pub extra: Map<String, Value>,
 }

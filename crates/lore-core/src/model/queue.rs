@@ -68,6 +68,8 @@ pub struct ChunkToEmbed {
     pub content_hash: String,
     /// Its document's title, embedded with it.
     pub title: Option<String>,
+    /// Its metadata, which says what else it is found by (a Q&A pair's question, generated questions).
+    pub metadata: serde_json::Value,
 }
 
 /// New embeddings of one chunk, kept aside until the whole knowledge base has them.

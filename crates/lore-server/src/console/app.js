@@ -31,7 +31,11 @@ const STRINGS = {
     kbs_title: 'Knowledge bases', kb_new: 'New knowledge base', name: 'Name', description: 'Description',
     status: 'Status', documents: 'Documents', chunks: 'Chunks', size: 'Size', updated: 'Updated',
     kbs_empty: 'No knowledge bases yet. Create one to upload documents.',
-    tab_documents: 'Documents', tab_settings: 'Settings', open_search: 'Search this knowledge base',
+    tab_documents: 'Documents', tab_settings: 'Settings', tab_qa: 'Q&A', open_search: 'Search this knowledge base',
+    qa_question: 'Question', qa_answer: 'Answer', qa_empty: 'No Q&A entries yet: import a table or add one below.',
+    qa_filter: 'Filter entries', qa_import: 'Import a table (CSV, TSV, XLSX, XLS, ODS)', qa_import_hint: 'Columns headed question and answer (问题 and 答案 work too).',
+    qa_match_answer: 'Also match the answer', qa_imported: 'Importing {0}…', qa_add: 'Add an entry', qa_added: 'Entry added',
+    qa_collection: 'Add to', qa_new_collection: 'a new Q&A list', qa_count: '{0} entries', qa_upload: 'Import',
     drop_here: 'Drop files here, or choose them', choose_files: 'Files to upload',
     uploading: 'Uploading {0}%', queued: 'Queued', processing: 'Processing {0}%', completed_chunks: 'Completed, chunks: {0}',
     duplicate: 'Already in this knowledge base: the existing document is kept', failed: 'Failed',
@@ -117,7 +121,11 @@ const STRINGS = {
     kbs_title: '知识库', kb_new: '新建知识库', name: '名称', description: '描述',
     status: '状态', documents: '文档', chunks: '分块', size: '大小', updated: '更新时间',
     kbs_empty: '还没有知识库。新建一个即可上传文档。',
-    tab_documents: '文档', tab_settings: '设置', open_search: '在此知识库中搜索',
+    tab_documents: '文档', tab_settings: '设置', tab_qa: '问答', open_search: '在此知识库中搜索',
+    qa_question: '问题', qa_answer: '答案', qa_empty: '还没有问答条目：导入表格或在下方添加。',
+    qa_filter: '筛选条目', qa_import: '导入表格（CSV、TSV、XLSX、XLS、ODS）', qa_import_hint: '表头为“问题”和“答案”（question、answer 也可以）。',
+    qa_match_answer: '同时匹配答案', qa_imported: '正在导入 {0}…', qa_add: '添加条目', qa_added: '条目已添加',
+    qa_collection: '添加到', qa_new_collection: '新的问答列表', qa_count: '{0} 条', qa_upload: '导入',
     drop_here: '把文件拖到这里，或点击选择', choose_files: '要上传的文件',
     uploading: '上传中 {0}%', queued: '排队中', processing: '处理中 {0}%', completed_chunks: '已完成，分块数：{0}',
     duplicate: '知识库中已有相同文档，保留原文档', failed: '失败',
@@ -523,7 +531,7 @@ async function pageKnowledgeBases(root) {
 
 async function pageKnowledgeBase(root, id, query) {
   const kb = await api('GET', `/v1/knowledge-bases/${id}`);
-  const tab = query.get('tab') === 'settings' ? 'settings' : 'documents';
+  const tab = ['settings', 'qa'].includes(query.get('tab')) ? query.get('tab') : 'documents';
   const stats = h('div', { class: 'stats card', id: 'kb-stats' });
   const drawStats = (k) => {
     add(clear(stats), 
@@ -535,11 +543,11 @@ async function pageKnowledgeBase(root, id, query) {
   };
   drawStats(kb);
   every(3000, async () => { try { drawStats(await api('GET', `/v1/knowledge-bases/${id}`)); } catch { /* next tick */ } });
-  const tabLink = (name, label) => h('a', { href: `#/kbs/${id}${name === 'settings' ? '?tab=settings' : ''}`, 'aria-current': tab === name ? 'page' : null, id: `tab-${name}` }, label);
+  const tabLink = (name, label) => h('a', { href: `#/kbs/${id}${name === 'documents' ? '' : `?tab=${name}`}`, 'aria-current': tab === name ? 'page' : null, id: `tab-${name}` }, label);
   add(root, h('h1', {}, kb.name), kb.description ? h('p', { class: 'muted' }, kb.description) : null, stats,
-    h('nav', { class: 'tabs', 'aria-label': kb.name }, tabLink('documents', t('tab_documents')), tabLink('settings', t('tab_settings')),
-      h('a', { href: `#/search?kb=${id}` }, t('open_search'))));
-  if (tab === 'settings') await kbSettings(root, kb); else await kbDocuments(root, kb);
+    h('nav', { class: 'tabs', 'aria-label': kb.name }, tabLink('documents', t('tab_documents')), tabLink('qa', t('tab_qa')),
+      tabLink('settings', t('tab_settings')), h('a', { href: `#/search?kb=${id}` }, t('open_search'))));
+  if (tab === 'settings') await kbSettings(root, kb); else if (tab === 'qa') await kbQa(root, kb); else await kbDocuments(root, kb);
 }
 
 async function kbDocuments(root, kb) {
@@ -704,6 +712,125 @@ async function kbSettings(root, kb) {
   runPreview();
 }
 
+// ---------------------------------------------------------------------------------- Q&A
+
+/** A Q&A entry's question and answer, saved as its text and `metadata.qa` (what it is found by). */
+function qaEditForm(c, saved, cancel) {
+  const qa = c.metadata.qa;
+  const question = h('textarea', { class: 'qa-question', rows: 2, required: true });
+  const answer = h('textarea', { class: 'qa-answer', rows: 4, required: true });
+  question.value = qa.question;
+  answer.value = qa.answer;
+  const form = h('form', { class: 'qa-edit' }, field(t('qa_question'), question), field(t('qa_answer'), answer),
+    h('div', { class: 'row' }, h('button', { type: 'submit', class: 'qa-save' }, t('chunk_save')),
+      h('button', { type: 'button', class: 'secondary', onclick: cancel }, t('chunk_cancel'))));
+  onSubmit(form, async () => {
+    const [q, a] = [question.value.trim(), answer.value.trim()];
+    await api('PATCH', `/v1/chunks/${c.id}`, { content: `${q}\n${a}`, metadata: { ...c.metadata, qa: { ...qa, question: q, answer: a } } });
+    toast(t('chunk_saved'));
+    saved();
+  });
+  setTimeout(() => question.focus(), 0);
+  return form;
+}
+
+/** A knowledge base's Q&A entries: the rows of its tables imported with the `qa` strategy, and
+ *  those added by hand. Imported, added, edited, disabled and enabled here. */
+async function kbQa(root, kb) {
+  const { data: docs } = await api('GET', `/v1/knowledge-bases/${kb.id}/documents?limit=500`);
+  const lists = docs.filter((d) => !d.soft_deleted_at && d.chunking_config && d.chunking_config.strategy_type === 'qa');
+  const entries = [];
+  for (const d of lists.filter((x) => x.status === 'completed')) {
+    const { data } = await api('GET', `/v1/documents/${d.id}/chunks`);
+    for (const c of data) if (c.metadata && c.metadata.qa) entries.push(c);
+  }
+  const filter = h('input', { type: 'search', id: 'qa-filter', 'aria-label': t('qa_filter'), placeholder: t('qa_filter') });
+  const body = h('tbody', {});
+  const rowOf = (c) => {
+    const tr = h('tr', { 'data-chunk': c.id, class: c.enabled === false ? 'disabled' : null });
+    const show = () => add(clear(tr),
+      h('td', { class: 'qa-q' }, c.metadata.qa.question), h('td', { class: 'qa-a' }, c.metadata.qa.answer),
+      h('td', {}, c.enabled === false ? h('span', { class: 'badge paused qa-state' }, t('chunk_disabled')) : null),
+      h('td', { class: 'qa-actions' },
+        h('button', { type: 'button', class: 'secondary qa-edit-button', onclick: () => {
+          add(clear(tr), h('td', { colspan: 4 }, qaEditForm(c, render, show)));
+        } }, t('chunk_edit')), ' ',
+        h('button', { type: 'button', class: 'secondary qa-toggle', onclick: async () => {
+          try { await api('PATCH', `/v1/chunks/${c.id}`, { enabled: c.enabled === false }); toast(t('chunk_saved')); render(); } catch (e) { fail(e); }
+        } }, c.enabled === false ? t('chunk_enable') : t('chunk_disable'))));
+    show();
+    return tr;
+  };
+  append(body, entries.map(rowOf));
+  const narrow = () => {
+    const needle = filter.value.trim().toLowerCase();
+    entries.forEach((c, i) => {
+      const text = `${c.metadata.qa.question}\n${c.metadata.qa.answer}`.toLowerCase();
+      body.children[i].hidden = Boolean(needle) && !text.includes(needle);
+    });
+  };
+  // Typing, the search field's clear button, and a field cleared at once all narrow the list.
+  for (const event of ['input', 'search', 'change']) filter.addEventListener(event, narrow);
+  const table = entries.length
+    ? h('div', { class: 'table-wrap' }, h('table', { id: 'qa-table' },
+      h('thead', {}, h('tr', {}, [t('qa_question'), t('qa_answer'), '', ''].map((c) => h('th', { scope: 'col' }, c)))), body))
+    : h('p', { class: 'muted', id: 'qa-empty' }, t('qa_empty'));
+
+  // Import: the table is uploaded with the qa strategy and read by the server like any upload.
+  const file = h('input', { type: 'file', id: 'qa-file', accept: '.csv,.tsv,.xlsx,.xls,.ods', required: true });
+  const matchAnswer = h('input', { type: 'checkbox', id: 'qa-match-answer' });
+  const uploads = h('ul', { class: 'uploads', id: 'qa-uploads', 'aria-live': 'polite' });
+  const importForm = h('form', { class: 'card', id: 'qa-import' }, h('h2', {}, t('qa_import')), h('p', { class: 'muted' }, t('qa_import_hint')),
+    field(t('file'), file), h('p', {}, h('label', { class: 'check', for: matchAnswer.id }, matchAnswer, t('qa_match_answer'))),
+    h('button', { type: 'submit' }, t('qa_upload')), uploads);
+  const qaConfig = (match) => JSON.stringify({ strategy_type: 'qa', config: { match_answer: match } });
+  const uploadTable = (blob, filename, match) => {
+    const form = new FormData();
+    form.append('chunking_config', qaConfig(match));
+    form.append('file', blob, filename);
+    return fetch(`/v1/knowledge-bases/${kb.id}/documents`, { method: 'POST', headers: authHeaders(), body: form })
+      .then(async (r) => { const data = await r.json().catch(() => null); if (!r.ok) throw apiError(r.status, data, 'upload'); return data; });
+  };
+  const settle = async (docId) => {
+    for (;;) {
+      const doc = await api('GET', `/v1/documents/${docId}`);
+      if (doc.status === 'failed') throw new Error(`${doc.error_message} (${doc.error_code})`);
+      if (doc.status === 'completed') return doc;
+      await new Promise((r) => setTimeout(r, 500));
+    }
+  };
+  onSubmit(importForm, async () => {
+    const chosen = file.files[0];
+    add(clear(uploads), h('li', {}, t('qa_imported', chosen.name)));
+    const created = await uploadTable(chosen, chosen.name, matchAnswer.checked);
+    await settle(created.id);
+    render();
+  });
+
+  // Added by hand: into a list chosen here, or into a new one made of this first entry.
+  const question = h('textarea', { id: 'qa-new-question', rows: 2, required: true });
+  const answer = h('textarea', { id: 'qa-new-answer', rows: 3, required: true });
+  const target = h('select', { id: 'qa-target' }, lists.filter((d) => d.status === 'completed').map((d) => h('option', { value: d.id }, d.filename)),
+    h('option', { value: '' }, t('qa_new_collection')));
+  const addForm = h('form', { class: 'card', id: 'qa-add' }, h('h2', {}, t('qa_add')),
+    h('div', { class: 'row' }, field(t('qa_question'), question), field(t('qa_answer'), answer), field(t('qa_collection'), target)),
+    h('button', { type: 'submit' }, t('qa_add')));
+  onSubmit(addForm, async () => {
+    const [q, a] = [question.value.trim(), answer.value.trim()];
+    if (target.value) {
+      await api('POST', `/v1/documents/${target.value}/chunks`, { question: q, answer: a });
+    } else {
+      const cell = (v) => `"${v.replace(/"/g, '""')}"`;
+      const csv = `question,answer\n${cell(q)},${cell(a)}\n`;
+      const created = await uploadTable(new Blob([csv], { type: 'text/csv' }), `qa-${new Date().toISOString().slice(0, 10)}.csv`, false);
+      await settle(created.id);
+    }
+    toast(t('qa_added'));
+    render();
+  });
+  add(root, h('p', { class: 'muted', id: 'qa-count' }, t('qa_count', entries.length)), entries.length ? filter : null, table, addForm, importForm);
+}
+
 // ---------------------------------------------------------------------------------- documents
 
 async function pageDocument(root, id, query) {
@@ -738,6 +865,11 @@ async function pageDocument(root, id, query) {
       try { await api('PATCH', `/v1/chunks/${c.id}`, changes); toast(t(message)); render(); } catch (e) { fail(e); }
     };
     const edit = () => {
+      if (c.metadata && c.metadata.qa) {
+        const form = qaEditForm(c, render, () => form.replaceWith(body));
+        body.replaceWith(form);
+        return;
+      }
       const text = h('textarea', { class: 'chunk-text', rows: 6, 'aria-label': t('chunk_text') });
       text.value = c.content;
       const form = h('form', { class: 'chunk-edit' }, text,

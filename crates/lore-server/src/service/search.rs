@@ -212,6 +212,13 @@ pub(crate) async fn run_search(
         Some(fusion) => fusion,
         None => search_config.fusion.as_deref().map(str::parse).transpose()?.unwrap_or_default(),
     };
+    // Knowledge bases with generated questions are searched by them too, unless told otherwise.
+    let target = req.target.or(search_config.search_target).unwrap_or_else(|| {
+        match kbs.iter().any(|kb| kb.settings.question_generation.is_some()) {
+            true => SearchTarget::Both,
+            false => SearchTarget::Content,
+        }
+    });
     let weights = req.weights.unwrap_or(HybridWeights { vector: 1.0, fulltext: 1.0 });
     if !(weights.vector >= 0.0 && weights.fulltext >= 0.0 && weights.vector + weights.fulltext > 0.0) {
         return Err(Error::new(Code::ValidationFailed, "weights must be non-negative and not both zero"));
@@ -261,7 +268,7 @@ pub(crate) async fn run_search(
                 vector,
                 top_k: depth,
                 filters: req.filters.clone(),
-                target: req.target.unwrap_or_default(),
+                target,
                 min_score: threshold,
             })
             .await?;

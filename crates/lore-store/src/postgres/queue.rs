@@ -306,7 +306,7 @@ impl QueueStore for PgStore {
 
     async fn chunks_to_reembed(&self, knowledge_base_id: Id, space: &str, limit: i64) -> Result<Vec<ChunkToEmbed>> {
         let rows = sqlx::query(
-            "SELECT c.seq, c.content, c.content_hash, d.title FROM document_chunks c
+            "SELECT c.seq, c.content, c.content_hash, c.metadata, d.title FROM document_chunks c
              JOIN documents d ON d.id = c.document_id
              LEFT JOIN chunk_reembeddings r ON r.chunk_seq = c.seq AND r.embedding_model = $1
              WHERE c.knowledge_base_id = $2 AND c.content_embedding IS NOT NULL

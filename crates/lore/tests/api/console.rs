@@ -457,6 +457,52 @@ async fn a_newcomer_does_everything_in_the_console_in_a_real_browser() {
     let after = browser.js("return document.querySelectorAll('.chunk-card').length", json!([])).await;
     assert_eq!(after.as_i64(), before.as_i64().map(|n| n + 1));
 
+    // Q&A: a first entry written by hand makes a list, a table is imported into the knowledge
+    // base, an entry is edited and found by its new question, and one is disabled.
+    browser.goto(&page(&format!("/kbs/{kb_id}?tab=qa"))).await;
+    browser.find("#qa-empty").await;
+    assert_labelled(&browser).await;
+    browser.fill("#qa-new-question", "可以开发票吗？").await;
+    browser.fill("#qa-new-answer", "可以，在订单页申请电子发票。").await;
+    browser.click("#qa-add button[type=submit]").await;
+    browser.wait_text("the first entry", "在订单页申请电子发票").await;
+    let table = write(
+        "常见问题.csv",
+        "问题,答案\n会员积分会过期吗？,每年年底清零一次。\nDo you ship abroad?,\"Yes, to 30 countries.\"\n",
+    );
+    let input = browser.find("#qa-file").await;
+    browser.post(&format!("/element/{input}/value"), json!({"text": table})).await;
+    browser.click("#qa-import button[type=submit]").await;
+    browser.wait_text("the imported entries", "Yes, to 30 countries.").await;
+    let count = browser.js("return document.querySelectorAll('#qa-table tbody tr').length", json!([])).await;
+    assert_eq!(count, 3, "one entry by hand, two imported");
+    browser.fill("#qa-filter", "ship").await;
+    let shown = browser
+        .js("return [...document.querySelectorAll('#qa-table tbody tr')].filter(r => !r.hidden).length", json!([]))
+        .await;
+    assert_eq!(shown, 1);
+    browser.fill("#qa-filter", "").await;
+    // Newest list first: the imported table's first row is the points question.
+    let row = "#qa-table tr:nth-child(1)";
+    browser.click(&format!("{row} .qa-edit-button")).await;
+    browser.fill(&format!("{row} textarea.qa-question"), "会员积分什么时候清零？").await;
+    browser.click(&format!("{row} .qa-save")).await;
+    browser.wait_text("the edited question", "会员积分什么时候清零？").await;
+    browser.screenshot("13-qa-entries").await;
+    let (_, search) = app
+        .post(
+            &token,
+            &format!("/v1/knowledge-bases/{kb_id}/search"),
+            json!({"query": "什么时候清零", "mode": "fulltext"}),
+        )
+        .await;
+    assert_eq!(search["results"][0]["metadata"]["qa"]["question"], "会员积分什么时候清零？", "{search}");
+    assert_eq!(search["results"][0]["metadata"]["qa"]["answer"], "每年年底清零一次。", "{search}");
+    browser.click("#qa-table tr:nth-child(3) .qa-toggle").await;
+    browser
+        .until("the disabled entry", "return document.querySelector('#qa-table tr.disabled .qa-state')", json!([]))
+        .await;
+
     // Administration (the first account administers the installation): the server's readiness
     // and limits, users deactivated and reactivated, an invitation, a file type's extensions.
     app.register("second-user").await;
