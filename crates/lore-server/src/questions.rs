@@ -22,6 +22,9 @@ const CHUNKS_PER_CALL: usize = 8;
 const PROMPT_CHARS_PER_CHUNK: usize = 3_000;
 /// A question longer than this is cut: it is a search target, not an essay.
 const MAX_QUESTION_CHARS: usize = 300;
+/// The longest one document may spend on its questions: a slow provider (which the tenant
+/// chooses) must not hold a shared worker for hours. Chunks not reached go without.
+const TIME_BUDGET: std::time::Duration = std::time::Duration::from_secs(600);
 
 const INSTRUCTIONS: &str = "You write the questions that passages of a document answer, for a search index. \
 For each numbered passage, write up to N distinct questions that a reader might ask and that the passage \
@@ -91,11 +94,22 @@ pub async fn generate(
         (0..chunks.len()).filter(|&i| chunks[i].searchable && chunks[i].embed_text.is_none()).collect();
     let mut usage = Usage::default();
     let (mut calls, mut written, mut answered, mut failed) = (0, 0, 0, Vec::new());
+    let deadline = tokio::time::Instant::now() + TIME_BUDGET;
+    let mut stopped = None;
     for batch in wanted.chunks(CHUNKS_PER_CALL) {
         let passages: Vec<&str> = batch.iter().map(|&i| chunks[i].content.as_str()).collect();
         let request = request(config.questions_per_chunk, title, &passages);
+        let call = tokio::time::timeout_at(deadline, lore_llm::complete(model.as_ref(), request));
+        let Ok(reply) = call.await else {
+            stopped = Some(format!(
+                "; stopped at chunk {} after {} s, the most one document may spend on questions",
+                batch[0],
+                TIME_BUDGET.as_secs()
+            ));
+            break;
+        };
         calls += 1;
-        let reply = match lore_llm::complete(model.as_ref(), request).await {
+        let reply = match reply {
             Ok(reply) => reply,
             Err(e) => {
                 crate::metrics::llm_call(&config.provider, "error", 0, 0);
@@ -143,6 +157,7 @@ pub async fn generate(
     if !failed.is_empty() {
         message.push_str(&format!("; {} calls failed ({})", failed.len(), failed.join("; ")));
     }
+    message.push_str(stopped.as_deref().unwrap_or_default());
     log.push(LogEntry::new("questions", message));
 }
 

@@ -36,6 +36,8 @@ const STRINGS = {
     qa_filter: 'Filter entries', qa_import: 'Import a table (CSV, TSV, XLSX, XLS, ODS)', qa_import_hint: 'Columns headed question and answer (问题 and 答案 work too).',
     qa_match_answer: 'Also match the answer', qa_imported: 'Importing {0}…', qa_add: 'Add an entry', qa_added: 'Entry added',
     qa_collection: 'Add to', qa_new_collection: 'a new Q&A list', qa_count: '{0} entries', qa_upload: 'Import',
+    qg_title: 'Questions per chunk', qg_off: 'off', qg_count: 'Questions per chunk',
+    qg_hint: 'Your chat model writes the questions each new chunk answers; search finds the chunk by them too. Uses your provider key (Settings) and costs tokens.',
     drop_here: 'Drop files here, or choose them', choose_files: 'Files to upload',
     uploading: 'Uploading {0}%', queued: 'Queued', processing: 'Processing {0}%', completed_chunks: 'Completed, chunks: {0}',
     duplicate: 'Already in this knowledge base: the existing document is kept', failed: 'Failed',
@@ -126,6 +128,8 @@ const STRINGS = {
     qa_filter: '筛选条目', qa_import: '导入表格（CSV、TSV、XLSX、XLS、ODS）', qa_import_hint: '表头为“问题”和“答案”（question、answer 也可以）。',
     qa_match_answer: '同时匹配答案', qa_imported: '正在导入 {0}…', qa_add: '添加条目', qa_added: '条目已添加',
     qa_collection: '添加到', qa_new_collection: '新的问答列表', qa_count: '{0} 条', qa_upload: '导入',
+    qg_title: '为分块生成问题', qg_off: '关闭', qg_count: '每个分块的问题数',
+    qg_hint: '由你的对话模型为每个新分块写出它能回答的问题，搜索也会通过这些问题找到分块。使用你在设置中的服务商密钥，会消耗 token。',
     drop_here: '把文件拖到这里，或点击选择', choose_files: '要上传的文件',
     uploading: '上传中 {0}%', queued: '排队中', processing: '处理中 {0}%', completed_chunks: '已完成，分块数：{0}',
     duplicate: '知识库中已有相同文档，保留原文档', failed: '失败',
@@ -651,6 +655,11 @@ async function kbSettings(root, kb) {
   const mode = h('select', {}, ['', 'hybrid', 'vector', 'fulltext'].map((m) => h('option', { value: m, selected: (sc.default_mode || '') === m }, m || '—')));
   const topK = h('input', { type: 'number', min: 1, max: 100, value: sc.top_k ?? '' });
   const threshold = h('input', { type: 'number', min: 0, max: 1, step: 0.01, value: sc.similarity_threshold ?? '' });
+  const qg = settings.question_generation || {};
+  const qgProvider = h('select', { id: 'qg-provider' }, ['', 'openai', 'anthropic', 'cohere', 'deepseek', 'qwen', 'vllm', 'ollama', 'llamacpp']
+    .map((p) => h('option', { value: p, selected: (qg.provider || '') === p }, p || t('qg_off'))));
+  const qgModel = h('input', { id: 'qg-model', value: qg.model || '', placeholder: 'gpt-4o-mini' });
+  const qgCount = h('input', { id: 'qg-count', type: 'number', min: 1, max: 10, value: qg.questions_per_chunk ?? 3 });
 
   let previewTimer = null;
   const runPreview = () => {
@@ -689,6 +698,8 @@ async function kbSettings(root, kb) {
       h('div', { class: 'row' }, field(t('provider'), provider), field(t('model'), model), field(t('dimensions'), dims))),
     h('div', { class: 'card' }, h('h2', {}, t('search_defaults')),
       h('div', { class: 'row' }, field(t('mode'), mode), field(t('top_k'), topK), field(t('threshold'), threshold))),
+    h('div', { class: 'card' }, h('h2', {}, t('qg_title')), h('p', { class: 'muted' }, t('qg_hint')),
+      h('div', { class: 'row' }, field(t('provider'), qgProvider), field(t('model'), qgModel), field(t('qg_count'), qgCount))),
     h('button', { type: 'submit', id: 'kb-save' }, t('save')));
   onSubmit(form, async () => {
     const next = { ...settings };
@@ -696,6 +707,9 @@ async function kbSettings(root, kb) {
     const embedding = { ...emb, provider: provider.value.trim() || undefined, model: model.value.trim() || undefined, dimensions: numberOrNull(dims.value) ?? undefined };
     next.embedding_config = Object.values(embedding).some((v) => v !== undefined) ? embedding : null;
     next.search_config = { ...sc, default_mode: mode.value || null, top_k: numberOrNull(topK.value), similarity_threshold: numberOrNull(threshold.value) };
+    next.question_generation = qgProvider.value
+      ? { provider: qgProvider.value, model: qgModel.value.trim(), questions_per_chunk: numberOrNull(qgCount.value) ?? 3 }
+      : null;
     await api('PATCH', `/v1/knowledge-bases/${kb.id}`, { name: name.value, description: desc.value || null, settings: next });
     toast(t('saved'));
   });

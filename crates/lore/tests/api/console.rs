@@ -332,6 +332,7 @@ async fn a_newcomer_does_everything_in_the_console_in_a_real_browser() {
     let token = login["token"].as_str().expect("token").to_string();
     let (_, kb) = app.get(&token, &format!("/v1/knowledge-bases/{kb_id}")).await;
     assert_eq!(kb["settings"]["chunking_config"]["strategy_type"], "paragraph", "{kb}");
+    assert!(kb["settings"]["question_generation"].is_null(), "off unless a provider is chosen: {kb}");
     assert_eq!(kb["embedding_space"], "local/multilingual-e5-small", "saving settings keeps the model: {kb}");
 
     // Search in both languages, with scores and highlights.
