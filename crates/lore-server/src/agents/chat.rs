@@ -14,6 +14,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
 
+use super::query::{self, Queries};
 use super::*;
 use crate::auth::Principal;
 use crate::error::{ApiError, ApiResult, error};
@@ -83,6 +84,8 @@ pub struct Turn {
     conversation: Option<Conversation>,
     /// The knowledge base the caller's key is bound to, recorded on a new conversation.
     bound: Option<Id>,
+    /// What was searched, and the model steps that found it (their tokens count in the turn's).
+    queries: Queries,
 }
 
 /// What an agent said.
@@ -175,17 +178,34 @@ pub async fn prepare(
     started: Instant,
 ) -> ApiResult<Turn> {
     let model = chat_model(state, &agent).await?;
-    // A follow-up is searched with the subject of the questions it leans on (crate::followup).
-    let rewrite = agent.model_parameters.get("rewrite_follow_ups").and_then(Value::as_bool).unwrap_or(true);
-    let search_query = rewrite.then(|| crate::followup::search_query(&question, &history)).flatten();
-    let query = search_query.as_deref().unwrap_or(&question);
-    // Retrieval runs while the call is counted; a refused call's passages are dropped.
-    let (call, passages) =
-        tokio::join!(reserve_call(state, &agent, model.as_deref()), retrieve(state, principal, &agent, query));
+    let params = &agent.model_parameters;
+    let price = match params.get("price").filter(|p| !p.is_null()) {
+        Some(p) => Some(price_of(p).map_err(invalid)?),
+        None => None,
+    };
+    // What to search for (super::query): a follow-up rewritten, paraphrases, a hypothetical answer.
+    let understand = || query::understand(state, &agent, model.as_deref(), price, &question, &history);
+    let (call, queries, passages) = if Queries::need_model(&agent, model.as_deref(), &history) {
+        // The model is asked only once the call is counted against the agent's limits.
+        let call = reserve_call(state, &agent, model.as_deref()).await;
+        let queries = match &call {
+            Ok(_) => understand().await,
+            Err(_) => Queries::default(),
+        };
+        let passages = retrieve_all(state, principal, &agent, &queries.searched).await;
+        (call, queries, passages)
+    } else {
+        // Retrieval runs while the call is counted; a refused call's passages are dropped.
+        let queries = understand().await;
+        let (call, passages) = tokio::join!(
+            reserve_call(state, &agent, model.as_deref()),
+            retrieve_all(state, principal, &agent, &queries.searched)
+        );
+        (call, queries, passages)
+    };
     let call = call?;
     let prepared = async {
         let passages = passages?;
-        let params = &agent.model_parameters;
         let max_tokens = params["max_tokens"].as_u64().map(|n| n as u32);
         let request = lore_llm::ChatRequest {
             messages: assemble(&agent, &question, &passages, history, max_tokens.unwrap_or(DEFAULT_MAX_ANSWER_TOKENS)),
@@ -194,14 +214,10 @@ pub async fn prepare(
             top_p: params["top_p"].as_f64(),
             json_output: false,
         };
-        let price = match params.get("price").filter(|p| !p.is_null()) {
-            Some(p) => Some(price_of(p).map_err(invalid)?),
-            None => None,
-        };
-        Ok::<_, ApiError>((passages, request, price))
+        Ok::<_, ApiError>((passages, request))
     }
     .await;
-    let (passages, request, price) = match prepared {
+    let (passages, request) = match prepared {
         Ok(p) => p,
         Err(e) => {
             fail_call(state, call, started, &e.error).await;
@@ -221,7 +237,22 @@ pub async fn prepare(
         started,
         conversation: None,
         bound: principal.bound_knowledge_base(),
+        queries,
     })
+}
+
+/// Retrieves for each query and fuses the lists (one query: its list as it is).
+async fn retrieve_all(
+    state: &AppState,
+    principal: &Principal,
+    agent: &Agent,
+    queries: &[String],
+) -> ApiResult<Vec<ChunkHit>> {
+    let mut lists = Vec::with_capacity(queries.len());
+    for text in queries {
+        lists.push(retrieve(state, principal, agent, text).await?);
+    }
+    Ok(query::fuse(lists, agent.max_documents.clamp(1, 50) as usize))
 }
 
 /// The agent's chat model with its key and address, or `None` for the extractive answerer.
@@ -507,13 +538,20 @@ pub async fn complete_turn(
                 conversation_id: conversation.id,
                 role: "assistant".into(),
                 content: said.text.clone(),
-                metadata: json!({
-                    "model_provider": turn.agent.model_provider,
-                    "model_name": turn.model.as_ref().map(|m| m.model().to_string()),
-                    "extractive": extractive,
-                    "prompt_tokens": said.usage.prompt_tokens,
-                    "completion_tokens": said.usage.completion_tokens,
-                }),
+                metadata: {
+                    let mut metadata = json!({
+                        "model_provider": turn.agent.model_provider,
+                        "model_name": turn.model.as_ref().map(|m| m.model().to_string()),
+                        "extractive": extractive,
+                        "prompt_tokens": said.usage.prompt_tokens,
+                        "completion_tokens": said.usage.completion_tokens,
+                    });
+                    // What was searched for this answer, and the model steps that found it.
+                    if !turn.queries.steps.is_empty() {
+                        metadata["query"] = turn.queries.record();
+                    }
+                    metadata
+                },
                 citations: citations.clone(),
                 created_at: now + ChronoDuration::milliseconds(1),
             },
@@ -523,19 +561,23 @@ pub async fn complete_turn(
 
     let mut call = turn.call.clone();
     call.conversation_id = conversation_id;
-    call.prompt_tokens = said.usage.prompt_tokens as i64;
-    call.completion_tokens = said.usage.completion_tokens as i64;
+    let steps = &turn.queries;
+    call.prompt_tokens = (said.usage.prompt_tokens + steps.usage.prompt_tokens) as i64;
+    call.completion_tokens = (said.usage.completion_tokens + steps.usage.completion_tokens) as i64;
     call.tokens_used = call.prompt_tokens + call.completion_tokens;
-    call.cost = said.cost.normalize().to_string();
+    call.cost = (said.cost + steps.cost).normalize().to_string();
     call.response_time = elapsed;
     call.request_data = json!({
         "status": "ok",
         "message_chars": turn.question.chars().count(),
         "passages": turn.passages.len(),
         "overhead_ms": turn.overhead_ms,
-        "estimated_tokens": said.usage.estimated,
+        "estimated_tokens": said.usage.estimated || steps.usage.estimated,
         "stream": pieces.is_some(),
     });
+    if !steps.steps.is_empty() || steps.searched.first().is_some_and(|q| *q != turn.question) {
+        call.request_data["query"] = steps.record();
+    }
     state.store.update_agent_call(&call).await?;
     crate::metrics::llm_call(&turn.agent.model_provider, "ok", said.usage.prompt_tokens, said.usage.completion_tokens);
 
@@ -558,8 +600,8 @@ pub async fn complete_turn(
                 .collect(),
         },
         usage: UsageView {
-            prompt_tokens: said.usage.prompt_tokens,
-            completion_tokens: said.usage.completion_tokens,
+            prompt_tokens: call.prompt_tokens as u64,
+            completion_tokens: call.completion_tokens as u64,
             cost: call.cost,
             response_time_ms: elapsed * 1000.0,
             estimated: said.usage.estimated,

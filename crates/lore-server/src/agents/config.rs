@@ -154,8 +154,14 @@ pub(crate) fn validate(spec: &AgentSpec) -> ApiResult<()> {
             range(key, Some(v), min, max)?;
         }
     }
-    if number("rewrite_follow_ups").is_some_and(|v| !v.is_boolean()) {
-        return Err(invalid("model parameter rewrite_follow_ups must be true or false"));
+    if number("rewrite_follow_ups").is_some_and(|v| !v.is_boolean() && *v != "model") {
+        return Err(invalid("model parameter rewrite_follow_ups must be true (by rule), \"model\" or false"));
+    }
+    if number("multi_query").is_some_and(|v| v.as_u64().is_none_or(|n| n > super::query::MAX_PARAPHRASES)) {
+        return Err(invalid(format!("model parameter multi_query must be 0 to {}", super::query::MAX_PARAPHRASES)));
+    }
+    if number("hyde").is_some_and(|v| !v.is_boolean()) {
+        return Err(invalid("model parameter hyde must be true or false"));
     }
     if let Some(url) = number("base_url") {
         let ok = url.as_str().is_some_and(|u| u.starts_with("http://") || u.starts_with("https://"));

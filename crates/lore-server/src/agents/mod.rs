@@ -6,6 +6,7 @@ mod chat;
 mod config;
 mod conversations;
 mod prompt;
+mod query;
 mod routing;
 mod usage;
 
@@ -21,7 +22,7 @@ pub(crate) const DEFAULT_MAX_ANSWER_TOKENS: u32 = 1024;
 pub(crate) const MAX_MESSAGE_CHARS: usize = 8000;
 pub(crate) const SNIPPET_CHARS: usize = 240;
 pub(crate) const PLACEHOLDERS: [&str; 3] = ["question", "context", "history"];
-pub(crate) const PARAMETERS: [&str; 9] = [
+pub(crate) const PARAMETERS: [&str; 11] = [
     "temperature",
     "top_p",
     "max_tokens",
@@ -31,6 +32,8 @@ pub(crate) const PARAMETERS: [&str; 9] = [
     "price",
     "max_attempts",
     "rewrite_follow_ups",
+    "multi_query",
+    "hyde",
 ];
 
 #[cfg(test)]

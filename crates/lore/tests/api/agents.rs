@@ -853,3 +853,144 @@ async fn follow_up_questions_are_searched_with_the_subject_they_lean_on() {
     assert_eq!(first_cited(literal["id"].as_str().expect("id").to_string()).await, watch, "without rewriting");
     app.shutdown().await;
 }
+
+/// A local OpenAI-compatible model that plays each step of query understanding by its
+/// instructions: it rewrites every follow-up to ask for the speaker's price, paraphrases and
+/// imagines an answer about the speaker, and answers anything else with a citation. Each call
+/// reports 100 prompt and 10 completion tokens. Every system prompt it saw is kept.
+async fn scripted_model() -> (String, Arc<Mutex<Vec<String>>>) {
+    let seen: Arc<Mutex<Vec<String>>> = Arc::default();
+    let log = seen.clone();
+    let router = Router::new().route(
+        "/v1/chat/completions",
+        post(move |body: axum::Json<Value>| {
+            let log = log.clone();
+            async move {
+                let system = body["messages"][0]["content"].as_str().unwrap_or_default().to_string();
+                let user = body["messages"].as_array().and_then(|m| m.last()).map(|m| m["content"].to_string());
+                log.lock().expect("lock").push(format!("{system}\n{}", user.unwrap_or_default()));
+                let reply = if system.contains("Rewrite the user's last question") {
+                    "智能音箱的售价是多少？"
+                } else if system.contains("different phrasings") {
+                    "1. 智能音箱 价格\n- 音箱卖多少钱"
+                } else if system.contains("as a document in a knowledge base might") {
+                    "智能音箱售价三百九十九元，支持中文和英文语音控制。"
+                } else {
+                    "答案见资料 [1]。"
+                };
+                let chunk = |delta: Value, finish: Value| json!({"id": "c", "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]});
+                event_stream(
+                    sse(&[
+                        ("", chunk(json!({"role": "assistant", "content": reply}), Value::Null)),
+                        ("", chunk(json!({}), json!("stop"))),
+                        ("", json!({"id": "c", "choices": [], "usage": {"prompt_tokens": 100, "completion_tokens": 10}})),
+                    ]) + "data: [DONE]\n\n",
+                )
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    tokio::spawn(async move { axum::serve(listener, router).await });
+    (format!("http://{addr}/v1"), seen)
+}
+
+/// Query understanding with the agent's chat model: a follow-up the rules take as standing alone
+/// ("价格是多少？" names its own subject, 价格) finds the watch as asked and by rule, and the speaker
+/// once the model rewrites it from the conversation. Paraphrases and a hypothetical answer find the
+/// speaker for a question that names nothing. Each step's prompt, output, tokens and cost are in the
+/// answer's record, and its tokens in the agent's usage.
+#[tokio::test]
+async fn the_chat_model_rewrites_paraphrases_and_imagines_before_retrieval() {
+    let (base, prompts) = scripted_model().await;
+    let app = spawn_app().await;
+    let token = app.register("understander").await;
+    let kb = app.create_kb(&token, "产品").await;
+    let speaker = app
+        .ingest(
+            &token,
+            &kb,
+            "智能音箱.md",
+            "# 智能音箱\n\n智能音箱支持中文和英文语音控制，机身不防水，售价三百九十九元。",
+        )
+        .await;
+    let watch = app
+        .ingest(&token, &kb, "智能手表.md", "# 智能手表\n\n智能手表价格：价格九百九十九元，价格含表带，价格全国统一。")
+        .await;
+    let (speaker, watch) = (speaker["id"].as_str().expect("id"), watch["id"].as_str().expect("id"));
+    let agent = |name: &str, params: Value| {
+        let mut params = params;
+        params["base_url"] = json!(base);
+        json!({"name": name, "knowledge_base_ids": [kb], "max_documents": 1, "model_provider": "openai",
+               "model_name": "gpt-4o-mini", "model_parameters": params})
+    };
+    // Three turns; what the last one cited, and its assistant message.
+    let converse = |id: String, questions: Vec<&'static str>| {
+        let (app, token) = (&app, &token);
+        async move {
+            let mut conversation: Option<String> = None;
+            let mut last = Value::Null;
+            for question in questions {
+                let mut body = json!({"message": question});
+                if let Some(c) = &conversation {
+                    body["conversation_id"] = json!(c);
+                }
+                let (status, v) = app.post(token, &format!("/v1/agents/{id}/chat"), body).await;
+                assert_eq!(status, StatusCode::OK, "{v}");
+                conversation = v["conversation_id"].as_str().map(str::to_string);
+                last = v;
+            }
+            let conversation = conversation.expect("conversation");
+            let (_, messages) = app.get(token, &format!("/v1/conversations/{conversation}/messages")).await;
+            let record = messages["data"].as_array().and_then(|m| m.last()).map(|m| m["metadata"].clone());
+            (last["message"]["citations"][0]["document_id"].as_str().unwrap_or("").to_string(), last, record)
+        }
+    };
+    let script = vec!["智能音箱支持哪些语言？", "它防水吗？", "价格是多少？"];
+    for bad in [json!({"rewrite_follow_ups": "always"}), json!({"multi_query": 6}), json!({"hyde": "yes"})] {
+        let (status, v) = app.post(&token, "/v1/agents", agent("坏", bad)).await;
+        assert_eq!((status, code(&v)), (StatusCode::UNPROCESSABLE_ENTITY, "invalid_agent_config"), "{v}");
+    }
+    let by_rule = create_agent(&app, &token, agent("按规则", json!({}))).await;
+    let (cited, _, _) = converse(by_rule["id"].as_str().expect("id").into(), script.clone()).await;
+    assert_eq!(cited, watch, "as asked, 价格 finds the watch");
+    assert!(prompts.lock().expect("lock").iter().all(|p| !p.contains("Rewrite")), "rules ask no model");
+
+    let by_model = create_agent(&app, &token, agent("模型改写", json!({"rewrite_follow_ups": "model"}))).await;
+    let (cited, answer, record) = converse(by_model["id"].as_str().expect("id").into(), script.clone()).await;
+    assert_eq!(cited, speaker, "rewritten from the conversation, it asks for the speaker's price");
+    let record = record.expect("the assistant message");
+    let steps = record["query"]["steps"].as_array().expect("steps").clone();
+    assert_eq!(steps.len(), 1, "{record}");
+    assert_eq!(steps[0]["step"], "rewrite");
+    let prompt = steps[0]["prompt"].as_str().expect("prompt");
+    assert!(
+        prompt.contains("User: 智能音箱支持哪些语言？") && prompt.contains("Last question: 价格是多少？"),
+        "{prompt}"
+    );
+    assert_eq!(steps[0]["output"], "智能音箱的售价是多少？");
+    assert_eq!((steps[0]["prompt_tokens"].as_u64(), steps[0]["completion_tokens"].as_u64()), (Some(100), Some(10)));
+    assert_eq!(record["query"]["searched"], json!(["智能音箱的售价是多少？"]));
+    assert_eq!(answer["usage"]["prompt_tokens"], 200, "the answer and the rewrite: {answer}");
+
+    // One question that names nothing: paraphrases and a hypothetical answer find the speaker.
+    let plain = create_agent(&app, &token, agent("原样", json!({}))).await;
+    let (cited, _, _) = converse(plain["id"].as_str().expect("id").into(), vec!["卖多少钱？"]).await;
+    assert_ne!(cited, speaker, "as asked, nothing points at the speaker");
+    let expanded = create_agent(&app, &token, agent("扩展", json!({"multi_query": 2, "hyde": true}))).await;
+    let expanded_id = expanded["id"].as_str().expect("id").to_string();
+    let (cited, answer, record) = converse(expanded_id.clone(), vec!["卖多少钱？"]).await;
+    assert_eq!(cited, speaker);
+    let record = record.expect("the assistant message");
+    let steps: Vec<&str> =
+        record["query"]["steps"].as_array().expect("steps").iter().filter_map(|s| s["step"].as_str()).collect();
+    assert_eq!(steps, ["multi_query", "hyde"]);
+    assert_eq!(
+        record["query"]["searched"],
+        json!(["卖多少钱？", "智能音箱 价格", "音箱卖多少钱", "智能音箱售价三百九十九元，支持中文和英文语音控制。"])
+    );
+    assert_eq!(answer["usage"]["prompt_tokens"], 300, "{answer}");
+    let (_, usage) = app.get(&token, &format!("/v1/usage/agents?agent_id={expanded_id}")).await;
+    assert_eq!(usage["total_tokens"], 330, "{usage}");
+    app.shutdown().await;
+}
