@@ -822,24 +822,10 @@ async fn follow_up_questions_are_searched_with_the_subject_they_lean_on() {
         .ingest(&token, &kb, "智能手表.md", "# 智能手表\n\n智能手表价格：价格九百九十九元，价格含表带，价格全国统一。")
         .await;
     let (speaker, watch) = (speaker["id"].as_str().expect("id"), watch["id"].as_str().expect("id"));
+    let script = ["智能音箱支持哪些语言？", "它防水吗？", "它的价格呢？"];
     let first_cited = |agent: String| {
-        let app = &app;
-        let token = &token;
-        async move {
-            let mut conversation: Option<String> = None;
-            let mut cited = String::new();
-            for question in ["智能音箱支持哪些语言？", "它防水吗？", "它的价格呢？"] {
-                let mut body = json!({"message": question});
-                if let Some(c) = &conversation {
-                    body["conversation_id"] = json!(c);
-                }
-                let (status, v) = app.post(token, &format!("/v1/agents/{agent}/chat"), body).await;
-                assert_eq!(status, StatusCode::OK, "{v}");
-                conversation = v["conversation_id"].as_str().map(str::to_string);
-                cited = v["message"]["citations"][0]["document_id"].as_str().unwrap_or("").to_string();
-            }
-            cited
-        }
+        let (app, token) = (&app, &token);
+        async move { converse(app, token, &agent, &script).await.0 }
     };
     let rewriting =
         create_agent(&app, &token, json!({"name": "改写", "knowledge_base_ids": [kb], "max_documents": 1})).await;
@@ -852,6 +838,27 @@ async fn follow_up_questions_are_searched_with_the_subject_they_lean_on() {
     assert_eq!(first_cited(rewriting["id"].as_str().expect("id").to_string()).await, speaker, "with rewriting");
     assert_eq!(first_cited(literal["id"].as_str().expect("id").to_string()).await, watch, "without rewriting");
     app.shutdown().await;
+}
+
+/// Asks `agent` each question in turn, in one conversation: the document the last answer cited
+/// first, that answer, and the metadata of its stored assistant message.
+async fn converse(app: &TestApp, token: &str, agent: &str, questions: &[&str]) -> (String, Value, Option<Value>) {
+    let mut conversation: Option<String> = None;
+    let mut last = Value::Null;
+    for question in questions {
+        let mut body = json!({"message": question});
+        if let Some(c) = &conversation {
+            body["conversation_id"] = json!(c);
+        }
+        let (status, v) = app.post(token, &format!("/v1/agents/{agent}/chat"), body).await;
+        assert_eq!(status, StatusCode::OK, "{v}");
+        conversation = v["conversation_id"].as_str().map(str::to_string);
+        last = v;
+    }
+    let conversation = conversation.expect("conversation");
+    let (_, messages) = app.get(token, &format!("/v1/conversations/{conversation}/messages")).await;
+    let record = messages["data"].as_array().and_then(|m| m.last()).map(|m| m["metadata"].clone());
+    (last["message"]["citations"][0]["document_id"].as_str().unwrap_or("").to_string(), last, record)
 }
 
 /// A local OpenAI-compatible model that plays each step of query understanding by its
@@ -924,27 +931,9 @@ async fn the_chat_model_rewrites_paraphrases_and_imagines_before_retrieval() {
         json!({"name": name, "knowledge_base_ids": [kb], "max_documents": 1, "model_provider": "openai",
                "model_name": "gpt-4o-mini", "model_parameters": params})
     };
-    // Three turns; what the last one cited, and its assistant message.
     let converse = |id: String, questions: Vec<&'static str>| {
         let (app, token) = (&app, &token);
-        async move {
-            let mut conversation: Option<String> = None;
-            let mut last = Value::Null;
-            for question in questions {
-                let mut body = json!({"message": question});
-                if let Some(c) = &conversation {
-                    body["conversation_id"] = json!(c);
-                }
-                let (status, v) = app.post(token, &format!("/v1/agents/{id}/chat"), body).await;
-                assert_eq!(status, StatusCode::OK, "{v}");
-                conversation = v["conversation_id"].as_str().map(str::to_string);
-                last = v;
-            }
-            let conversation = conversation.expect("conversation");
-            let (_, messages) = app.get(token, &format!("/v1/conversations/{conversation}/messages")).await;
-            let record = messages["data"].as_array().and_then(|m| m.last()).map(|m| m["metadata"].clone());
-            (last["message"]["citations"][0]["document_id"].as_str().unwrap_or("").to_string(), last, record)
-        }
+        async move { converse(app, token, &id, &questions).await }
     };
     let script = vec!["智能音箱支持哪些语言？", "它防水吗？", "价格是多少？"];
     for bad in [json!({"rewrite_follow_ups": "always"}), json!({"multi_query": 6}), json!({"hyde": "yes"})] {
