@@ -809,19 +809,8 @@ async fn chunking_from_a_description_asks_the_users_model_and_falls_back_to_the_
 async fn follow_up_questions_are_searched_with_the_subject_they_lean_on() {
     let app = spawn_app().await;
     let token = app.register("followup").await;
-    let kb = app.create_kb(&token, "产品").await;
-    let speaker = app
-        .ingest(
-            &token,
-            &kb,
-            "智能音箱.md",
-            "# 智能音箱\n\n智能音箱支持中文和英文语音控制，机身不防水，售价三百九十九元。",
-        )
-        .await;
-    let watch = app
-        .ingest(&token, &kb, "智能手表.md", "# 智能手表\n\n智能手表价格：价格九百九十九元，价格含表带，价格全国统一。")
-        .await;
-    let (speaker, watch) = (speaker["id"].as_str().expect("id"), watch["id"].as_str().expect("id"));
+    let (kb, speaker, watch) = products(&app, &token).await;
+    let (speaker, watch) = (speaker.as_str(), watch.as_str());
     let script = ["智能音箱支持哪些语言？", "它防水吗？", "它的价格呢？"];
     let first_cited = |agent: String| {
         let (app, token) = (&app, &token);
@@ -838,6 +827,18 @@ async fn follow_up_questions_are_searched_with_the_subject_they_lean_on() {
     assert_eq!(first_cited(rewriting["id"].as_str().expect("id").to_string()).await, speaker, "with rewriting");
     assert_eq!(first_cited(literal["id"].as_str().expect("id").to_string()).await, watch, "without rewriting");
     app.shutdown().await;
+}
+
+/// A knowledge base of two products: a speaker (its languages, not waterproof, its price) and a
+/// watch whose text says 价格 most. Its id, then the speaker's and the watch's document ids.
+async fn products(app: &TestApp, token: &str) -> (String, String, String) {
+    let kb = app.create_kb(token, "产品").await;
+    let speaker = "# 智能音箱\n\n智能音箱支持中文和英文语音控制，机身不防水，售价三百九十九元。";
+    let speaker = app.ingest(token, &kb, "智能音箱.md", speaker).await;
+    let watch = "# 智能手表\n\n智能手表价格：价格九百九十九元，价格含表带，价格全国统一。";
+    let watch = app.ingest(token, &kb, "智能手表.md", watch).await;
+    let id = |doc: &Value| doc["id"].as_str().expect("id").to_string();
+    (kb, id(&speaker), id(&watch))
 }
 
 /// Asks `agent` each question in turn, in one conversation: the document the last answer cited
@@ -912,19 +913,8 @@ async fn the_chat_model_rewrites_paraphrases_and_imagines_before_retrieval() {
     let (base, prompts) = scripted_model().await;
     let app = spawn_app().await;
     let token = app.register("understander").await;
-    let kb = app.create_kb(&token, "产品").await;
-    let speaker = app
-        .ingest(
-            &token,
-            &kb,
-            "智能音箱.md",
-            "# 智能音箱\n\n智能音箱支持中文和英文语音控制，机身不防水，售价三百九十九元。",
-        )
-        .await;
-    let watch = app
-        .ingest(&token, &kb, "智能手表.md", "# 智能手表\n\n智能手表价格：价格九百九十九元，价格含表带，价格全国统一。")
-        .await;
-    let (speaker, watch) = (speaker["id"].as_str().expect("id"), watch["id"].as_str().expect("id"));
+    let (kb, speaker, watch) = products(&app, &token).await;
+    let (speaker, watch) = (speaker.as_str(), watch.as_str());
     let agent = |name: &str, params: Value| {
         let mut params = params;
         params["base_url"] = json!(base);
