@@ -95,6 +95,8 @@ export interface SearchHit {
   highlight: string;
   vector_score?: number | null;
   fulltext_score?: number | null;
+  /** With a rerank stage: the reranker's score, which orders the results. */
+  rerank_score?: number | null;
 }
 
 /** @schema SearchResponse */
@@ -249,6 +251,8 @@ export interface SearchOptions {
   weights?: { vector?: number; fulltext?: number };
   /** Hybrid fusion: reciprocal rank (`rrf`, the default) or normalised scores (`weighted`). */
   fusion?: "rrf" | "weighted";
+  /** `false`: no rerank stage; a reranker for this search; the knowledge base's otherwise. */
+  rerank?: boolean | { provider: "cohere" | "jina" | "voyage" | "tei" | "vllm"; model?: string; base_url?: string; candidates?: number; top_n?: number };
 }
 
 export declare class Lore {

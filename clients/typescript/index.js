@@ -165,9 +165,9 @@ export class Lore {
   }
 
   /** Searches one knowledge base (an id) or several (an array): hits best first. */
-  async search(knowledgeBaseIds, query, { topK, mode, filters, similarityThreshold, searchTarget, weights, fusion } = {}) {
+  async search(knowledgeBaseIds, query, { topK, mode, filters, similarityThreshold, searchTarget, weights, fusion, rerank } = {}) {
     const body = clean({
-      query, top_k: topK, mode, filters, similarity_threshold: similarityThreshold, search_target: searchTarget, weights, fusion,
+      query, top_k: topK, mode, filters, similarity_threshold: similarityThreshold, search_target: searchTarget, weights, fusion, rerank,
     });
     const response = Array.isArray(knowledgeBaseIds)
       ? await this.request("POST", "/v1/search", { json: { ...body, knowledge_base_ids: knowledgeBaseIds } })

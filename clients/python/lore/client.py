@@ -716,10 +716,11 @@ def _search_call(
     search_target: Optional[str],
     weights: Optional[JSON],
     fusion: Optional[str] = None,
+    rerank: Optional[Union[bool, JSON]] = None,
 ) -> Call:
     body = _clean(
         query=query, top_k=top_k, mode=mode, filters=filters, similarity_threshold=similarity_threshold,
-        search_target=search_target, weights=weights, fusion=fusion,
+        search_target=search_target, weights=weights, fusion=fusion, rerank=rerank,
     )
     parse = lambda b: SearchResults(SearchResponse.from_dict(b))  # noqa: E731
     if isinstance(knowledge_base_ids, str):
@@ -759,12 +760,15 @@ class _Client:
         search_target: Optional[str] = None,
         weights: Optional[JSON] = None,
         fusion: Optional[str] = None,
+        rerank: Optional[Union[bool, JSON]] = None,
     ) -> Any:
         """Searches one knowledge base (an id) or several (a list of ids): ``mode`` is
         ``hybrid`` (the default), ``vector`` or ``fulltext``; hybrid ``fusion`` is ``rrf`` (the
-        default) or ``weighted``. Returns the hits, best first."""
+        default) or ``weighted``; ``rerank`` is ``False`` (no rerank stage) or a reranker
+        (``{"provider": "tei", "base_url": ...}``), the knowledge base's otherwise. Returns the
+        hits, best first."""
         call = _search_call(knowledge_base_ids, query, top_k, mode, filters, similarity_threshold, search_target,
-                            weights, fusion)
+                            weights, fusion, rerank)
         return self._transport.run(call)
 
     def me(self) -> Any:

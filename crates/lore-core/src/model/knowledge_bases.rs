@@ -76,8 +76,36 @@ pub struct SearchConfig {
     /// where questions are generated).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub search_target: Option<SearchTarget>,
+    /// A rerank stage after fusion.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rerank: Option<RerankConfig>,
     #[serde(flatten)]
     pub extra: Map<String, Value>,
+}
+
+/// `search_config.rerank` (and a search's or an agent's own `rerank`): the fused list's head is
+/// read again by a cross-encoder, which orders it by how well each passage answers the query.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RerankConfig {
+    /// `cohere` (the owner's Cohere key), `jina`, `voyage`, `tei` or `vllm`.
+    pub provider: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model: Option<String>,
+    /// The provider's address (its own by default; required for `tei` and `vllm`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub base_url: Option<String>,
+    /// How many fused results are read again (default 30, at most 100).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub candidates: Option<u32>,
+    /// How many results are kept after reranking (default: the search's `top_k`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub top_n: Option<u32>,
+}
+
+impl RerankConfig {
+    pub const DEFAULT_CANDIDATES: u32 = 30;
+    pub const MAX_CANDIDATES: u32 = 100;
 }
 
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]

@@ -417,6 +417,13 @@ pub(crate) async fn retrieve(
         }
     }
     let top_k = agent.max_documents.clamp(1, 50) as usize;
+    // The agent's own rerank stage (`model_parameters.rerank`), `false` for none, else its
+    // knowledge base's.
+    let rerank = match &agent.model_parameters["rerank"] {
+        Value::Bool(false) => Some(None),
+        config @ Value::Object(_) => Some(serde_json::from_value(config.clone()).ok()),
+        _ => None,
+    };
     let mut hits = Vec::new();
     for (_, group) in groups {
         let query = SearchQuery {
@@ -425,10 +432,15 @@ pub(crate) async fn retrieve(
             top_k: Some(top_k as u32),
             similarity_threshold: agent.similarity_threshold,
             filters: filters.clone(),
+            rerank: rerank.clone(),
             ..Default::default()
         };
         let found = crate::service::run_search(state, principal, group, query).await?;
-        hits.extend(found.results.into_iter().map(|r| r.hit));
+        // Reranked passages are ordered, and cited, by the reranker's score.
+        hits.extend(found.results.into_iter().map(|r| match r.rerank_score {
+            Some(score) => ChunkHit { score, ..r.hit },
+            None => r.hit,
+        }));
     }
     hits.sort_by(|a, b| b.score.total_cmp(&a.score));
     hits.truncate(top_k);

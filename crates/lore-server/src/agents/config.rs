@@ -163,6 +163,14 @@ pub(crate) fn validate(spec: &AgentSpec) -> ApiResult<()> {
     if number("hyde").is_some_and(|v| !v.is_boolean()) {
         return Err(invalid("model parameter hyde must be true or false"));
     }
+    match number("rerank") {
+        None | Some(Value::Bool(_)) => {}
+        Some(config) => {
+            let config: lore_core::model::RerankConfig =
+                serde_json::from_value(config.clone()).map_err(|e| invalid(format!("model parameter rerank: {e}")))?;
+            crate::service::check_rerank(&config).map_err(|e| invalid(format!("model parameter {}", e.message)))?;
+        }
+    }
     if let Some(url) = number("base_url") {
         let ok = url.as_str().is_some_and(|u| u.starts_with("http://") || u.starts_with("https://"));
         if !ok {

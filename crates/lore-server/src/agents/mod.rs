@@ -22,7 +22,7 @@ pub(crate) const DEFAULT_MAX_ANSWER_TOKENS: u32 = 1024;
 pub(crate) const MAX_MESSAGE_CHARS: usize = 8000;
 pub(crate) const SNIPPET_CHARS: usize = 240;
 pub(crate) const PLACEHOLDERS: [&str; 3] = ["question", "context", "history"];
-pub(crate) const PARAMETERS: [&str; 11] = [
+pub(crate) const PARAMETERS: [&str; 12] = [
     "temperature",
     "top_p",
     "max_tokens",
@@ -34,6 +34,7 @@ pub(crate) const PARAMETERS: [&str; 11] = [
     "rewrite_follow_ups",
     "multi_query",
     "hyde",
+    "rerank",
 ];
 
 #[cfg(test)]

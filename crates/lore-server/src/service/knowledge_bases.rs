@@ -65,6 +65,9 @@ pub(crate) fn parse_settings(state: &AppState, value: Value, user: &UserDefaults
     if let Some(config) = &settings.embedding_config {
         crate::embedding::check_config(state, config)?;
     }
+    if let Some(config) = settings.search_config.as_ref().and_then(|s| s.rerank.as_ref()) {
+        super::rerank::check(config)?;
+    }
     if let Some(config) = &settings.question_generation {
         crate::questions::check(config)?;
     }

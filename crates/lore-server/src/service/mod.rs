@@ -12,6 +12,7 @@ mod file_types;
 mod keys;
 mod knowledge_bases;
 mod preview;
+mod rerank;
 mod search;
 
 pub use accounts::*;
@@ -20,6 +21,7 @@ pub use file_types::*;
 pub use keys::*;
 pub use knowledge_bases::*;
 pub use preview::*;
+pub use rerank::{RerankRequest, check as check_rerank};
 pub use search::*;
 
 /// Distinguishes an absent field (`None`) from an explicit `null` (`Some(None)`).

@@ -5,6 +5,7 @@ use lore_core::model::*;
 use lore_core::search::{Fusion, SearchMode};
 use serde::{Deserialize, Serialize};
 
+use super::rerank::{self, RerankRequest};
 use super::*;
 use crate::auth::Principal;
 use crate::error::ApiResult;
@@ -30,6 +31,8 @@ pub struct SearchRequest {
     /// For `POST /v1/search`: the knowledge bases to search (all of the caller's when absent).
     #[serde(default)]
     pub knowledge_base_ids: Option<Vec<Id>>,
+    /// A rerank stage: `false` turns the knowledge base's off, an object sets one for this search.
+    pub rerank: Option<RerankRequest>,
 }
 
 /// A search as every caller hands it to [`run_search`]: the HTTP routes (from a
@@ -45,6 +48,8 @@ pub struct SearchQuery {
     pub target: Option<SearchTarget>,
     pub fusion: Option<Fusion>,
     pub weights: Option<HybridWeights>,
+    /// `None`: the knowledge base's rerank stage; `Some(None)`: none; `Some(Some(c))`: this one.
+    pub rerank: Option<Option<RerankConfig>>,
 }
 
 impl SearchRequest {
@@ -59,7 +64,11 @@ impl SearchRequest {
             target: self.search_target,
             fusion: self.fusion.as_deref().map(str::parse).transpose()?,
             weights: self.weights,
+            rerank: self.rerank.and_then(RerankRequest::choice),
         };
+        if let Some(Some(config)) = &query.rerank {
+            rerank::check(config)?;
+        }
         Ok((query, self.knowledge_base_ids))
     }
 }
@@ -88,6 +97,9 @@ pub struct SearchResult {
     pub vector_score: Option<f64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub fulltext_score: Option<f64>,
+    /// With a rerank stage: the reranker's score, which orders the results.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rerank_score: Option<f64>,
 }
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
@@ -219,6 +231,12 @@ pub(crate) async fn run_search(
             false => SearchTarget::Content,
         }
     });
+    let rerank = match req.rerank {
+        Some(choice) => choice,
+        None => search_config.rerank.clone(),
+    };
+    // With a rerank stage, fusion keeps its candidates; the stage cuts them to the top.
+    let wanted = rerank.as_ref().map_or(top_k, |c| rerank::candidates(c, top_k));
     let weights = req.weights.unwrap_or(HybridWeights { vector: 1.0, fulltext: 1.0 });
     if !(weights.vector >= 0.0 && weights.fulltext >= 0.0 && weights.vector + weights.fulltext > 0.0) {
         return Err(Error::new(Code::ValidationFailed, "weights must be non-negative and not both zero"));
@@ -235,7 +253,7 @@ pub(crate) async fn run_search(
     }
 
     // Fusion sees deeper lists than it returns, so agreement below the top k still counts.
-    let depth = if mode == SearchMode::Hybrid { (top_k * 3).clamp(30, MAX_TOP_K * 3) } else { top_k };
+    let depth = if mode == SearchMode::Hybrid { (wanted * 3).clamp(30, MAX_TOP_K * 3) } else { wanted };
     let kb_ids: Vec<Id> = kbs.iter().map(|kb| kb.id).collect();
     let terms = lore_ingest::segment::query_terms(&query);
 
@@ -308,21 +326,21 @@ pub(crate) async fn run_search(
 
     let with_highlight = |hit: ChunkHit, vector_score, fulltext_score| {
         let highlight = lore_ingest::highlight::highlight(&hit.content, &terms, 240);
-        SearchResult { hit, highlight, vector_score, fulltext_score }
+        SearchResult { hit, highlight, vector_score, fulltext_score, rerank_score: None }
     };
     let fuse = match fusion {
         Fusion::Rrf => lore_core::fusion::fuse,
         Fusion::Weighted => lore_core::fusion::fuse_scores,
     };
-    let results: Vec<SearchResult> = match mode {
+    let mut results: Vec<SearchResult> = match mode {
         SearchMode::Vector => {
-            vector_hits.into_iter().take(top_k as usize).map(|h| with_highlight(h, None, None)).collect()
+            vector_hits.into_iter().take(wanted as usize).map(|h| with_highlight(h, None, None)).collect()
         }
         SearchMode::Fulltext => {
-            fulltext_hits.into_iter().take(top_k as usize).map(|h| with_highlight(h, None, None)).collect()
+            fulltext_hits.into_iter().take(wanted as usize).map(|h| with_highlight(h, None, None)).collect()
         }
         SearchMode::Hybrid => {
-            fuse(vec![(weights.vector, vector_hits), (weights.fulltext, fulltext_hits)], top_k as usize)
+            fuse(vec![(weights.vector, vector_hits), (weights.fulltext, fulltext_hits)], wanted as usize)
                 .into_iter()
                 .map(|f| {
                     let hit = ChunkHit { score: f.score, ..f.hit };
@@ -331,6 +349,15 @@ pub(crate) async fn run_search(
                 .collect()
         }
     };
+    let mut warning = warning;
+    if let Some(config) = &rerank
+        && !results.is_empty()
+    {
+        let (reranked, failed) =
+            super::rerank::rerank(state, principal.user_id(), config, &query, results, top_k).await?;
+        results = reranked;
+        warning = warning.or(failed);
+    }
     let elapsed = started.elapsed().as_secs_f64();
     crate::metrics::search(mode.as_str(), elapsed);
     Ok(SearchResponse {

@@ -627,3 +627,145 @@ async fn hybrid_fusion_is_rrf_or_weighted_scores() {
     assert_eq!((status, v["error"]["code"].as_str()), (StatusCode::UNPROCESSABLE_ENTITY, Some("validation_failed")));
     app.shutdown().await;
 }
+
+/// A local reranker that speaks TEI's `/rerank` and vLLM's `/v1/rerank`: it scores a passage
+/// 0.9 when it says 官方 or "official", else 0.1, and counts its calls. `/down/rerank` fails.
+async fn reranker() -> (String, Arc<AtomicUsize>) {
+    use axum::Json;
+    use axum::routing::post;
+    let calls = Arc::new(AtomicUsize::new(0));
+    let score = |text: &Value| {
+        if text.as_str().is_some_and(|t| t.contains("官方") || t.contains("official")) { 0.9 } else { 0.1 }
+    };
+    let (tei_calls, vllm_calls) = (calls.clone(), calls.clone());
+    let router = axum::Router::new()
+        .route(
+            "/tei/rerank",
+            post(move |Json(body): Json<Value>| {
+                tei_calls.fetch_add(1, Ordering::SeqCst);
+                let texts = body["texts"].as_array().cloned().unwrap_or_default();
+                let list: Vec<Value> =
+                    texts.iter().enumerate().map(|(i, t)| json!({"index": i, "score": score(t)})).collect();
+                async move { Json(json!(list)) }
+            }),
+        )
+        .route(
+            "/vllm/v1/rerank",
+            post(move |Json(body): Json<Value>| {
+                vllm_calls.fetch_add(1, Ordering::SeqCst);
+                // This one prefers the opposite: what the others score low.
+                let docs = body["documents"].as_array().cloned().unwrap_or_default();
+                let list: Vec<Value> = docs
+                    .iter()
+                    .enumerate()
+                    .map(|(i, t)| json!({"index": i, "relevance_score": 1.0 - score(t)}))
+                    .collect();
+                async move { Json(json!({"results": list})) }
+            }),
+        )
+        .route("/down/rerank", post(|| async { (axum::http::StatusCode::BAD_GATEWAY, "down") }));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    tokio::spawn(async move { axum::serve(listener, router).await });
+    (format!("http://{addr}"), calls)
+}
+
+/// A rerank stage after fusion, in Chinese and English: the knowledge base's reorders results and
+/// reports `rerank_score`; a search turns it off or brings its own; a reranker that fails leaves
+/// the fused order with a warning; an agent's citations follow its reranker.
+#[tokio::test]
+async fn a_rerank_stage_reorders_the_fused_results() {
+    let (base, calls) = reranker().await;
+    let app = spawn_app().await;
+    let token = app.register("reranker").await;
+    for bad in [
+        json!({"provider": "magic"}),
+        json!({"provider": "tei", "candidates": 500}),
+        json!({"provider": "tei", "base_url": "ftp://x"}),
+    ] {
+        let (status, v) = app
+            .post(&token, "/v1/knowledge-bases", json!({"name": "bad", "settings": {"search_config": {"rerank": bad}}}))
+            .await;
+        assert_eq!((status, super::code(&v)), (StatusCode::UNPROCESSABLE_ENTITY, "validation_failed"), "{v}");
+    }
+    let tei = json!({"provider": "tei", "base_url": format!("{base}/tei"), "candidates": 10, "top_n": 2});
+    let (status, v) = app
+        .post(&token, "/v1/knowledge-bases", json!({"name": "政策", "settings": {"search_config": {"rerank": tei}}}))
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{v}");
+    let kb = v["id"].as_str().expect("id").to_string();
+    let mut ids = std::collections::HashMap::new();
+    for (name, text) in [
+        ("退款.md", "退款政策：退款退款退款，退款需要七天，退款请联系客服。"),
+        ("官方.md", "官方说明：退款在三十天内受理。"),
+        ("refunds.md", "Refunds refunds refunds: a refund takes seven days, refunds go back to the card."),
+        ("official.md", "The official note: a refund is accepted within thirty days."),
+        ("其他.md", "发货政策：订单两天内发出。"),
+    ] {
+        let doc = app.ingest(&token, &kb, name, text).await;
+        ids.insert(doc["id"].as_str().expect("id").to_string(), name);
+    }
+    let search = |body: Value| {
+        let (app, token, kb) = (&app, &token, kb.clone());
+        async move {
+            let (status, v) = app.post(token, &format!("/v1/knowledge-bases/{kb}/search"), body).await;
+            assert_eq!(status, StatusCode::OK, "{v}");
+            v
+        }
+    };
+    let names = |v: &Value| -> Vec<&str> {
+        v["results"].as_array().into_iter().flatten().map(|r| ids[r["document_id"].as_str().expect("doc")]).collect()
+    };
+    for (query, strong, official) in [("退款", "退款.md", "官方.md"), ("refund", "refunds.md", "official.md")] {
+        let fused = search(json!({"query": query, "mode": "fulltext", "rerank": false})).await;
+        assert_eq!(names(&fused)[0], strong, "as fused: {fused}");
+        assert!(fused["results"][0].get("rerank_score").is_none());
+        let reranked = search(json!({"query": query, "mode": "fulltext"})).await;
+        assert_eq!(names(&reranked), [official, strong], "reranked, cut to top_n: {reranked}");
+        assert_eq!(reranked["results"][0]["rerank_score"].as_f64(), Some(0.9f32 as f64));
+        assert!(reranked["results"][0]["score"].as_f64().is_some(), "the fused score stays");
+        // A search's own reranker (vLLM's format) wins over the knowledge base's.
+        let vllm = json!({"provider": "vllm", "model": "bge-reranker-v2-m3", "base_url": format!("{base}/vllm")});
+        let own = search(json!({"query": query, "mode": "hybrid", "top_k": 1, "rerank": vllm})).await;
+        assert_ne!(names(&own)[0], official, "{own}");
+    }
+    let before = calls.load(Ordering::SeqCst);
+    search(json!({"query": "退款", "rerank": false})).await;
+    assert_eq!(calls.load(Ordering::SeqCst), before, "off means no call");
+    let (status, v) = app
+        .post(
+            &token,
+            &format!("/v1/knowledge-bases/{kb}/search"),
+            json!({"query": "退款", "rerank": {"provider": "nope"}}),
+        )
+        .await;
+    assert_eq!((status, super::code(&v)), (StatusCode::UNPROCESSABLE_ENTITY, "validation_failed"), "{v}");
+
+    // A reranker that fails: the fused order, and a warning that says so.
+    let down = json!({"provider": "tei", "base_url": format!("{base}/down")});
+    let fallback = search(json!({"query": "退款", "mode": "fulltext", "rerank": down})).await;
+    assert_eq!(names(&fallback)[0], "退款.md");
+    assert!(fallback["warning"].as_str().is_some_and(|w| w.starts_with("rerank_failed")), "{fallback}");
+
+    // An agent cites what its knowledge base's reranker puts first, unless it turns it off.
+    for (name, params, first) in [("重排", json!({}), "官方.md"), ("不重排", json!({"rerank": false}), "退款.md")]
+    {
+        let (status, agent) = app
+            .post(
+                &token,
+                "/v1/agents",
+                json!({"name": name, "knowledge_base_ids": [kb], "max_documents": 1, "model_parameters": params}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{agent}");
+        let id = agent["id"].as_str().expect("id");
+        let (status, v) = app.post(&token, &format!("/v1/agents/{id}/chat"), json!({"message": "退款"})).await;
+        assert_eq!(status, StatusCode::OK, "{v}");
+        assert_eq!(ids[v["message"]["citations"][0]["document_id"].as_str().expect("cited")], first, "{v}");
+    }
+    let (status, v) = app
+        .post(&token, "/v1/agents", json!({"name": "坏", "knowledge_base_ids": [kb], "model_parameters": {"rerank": {"provider": "tei", "top_n": 0}}}))
+        .await;
+    assert_eq!((status, super::code(&v)), (StatusCode::UNPROCESSABLE_ENTITY, "invalid_agent_config"), "{v}");
+    app.shutdown().await;
+}
