@@ -82,6 +82,9 @@ pub struct Encoder {
     pub position: Vec<f32>,
     /// The token-type-0 embedding `[hidden]`.
     pub token_type: Vec<f32>,
+    /// The token-type-1 embedding, for the second text of a pair (BERT); models with one token
+    /// type (XLM-R) have none.
+    pub token_type_second: Option<Vec<f32>>,
     pub embed_norm: (Vec<f32>, Vec<f32>),
     pub layers: Vec<Layer>,
     pub query_prefix: String,
@@ -91,10 +94,19 @@ pub struct Encoder {
 /// Tokens per forward pass: bounds memory for any batch while keeping the matrix products wide.
 const TOKENS_PER_PASS: usize = 8192;
 
-/// One model input: a window of a text's tokens, with its weight in the text's average.
+/// One model input: token ids with the model's markers, whose text it belongs to, and where its
+/// second segment (a cross-encoder's passage) begins (`ids.len()` without one).
 struct Window {
     text: usize,
     ids: Vec<u32>,
+    second: usize,
+}
+
+impl Window {
+    /// Content tokens, the window's weight in its text's average.
+    fn weight(&self) -> f32 {
+        self.ids.len().saturating_sub(2).max(1) as f32
+    }
 }
 
 impl Encoder {
@@ -123,11 +135,18 @@ impl Encoder {
     /// windows whose mean-pooled vectors are averaged, weighted by their token counts.
     pub fn embed(&self, texts: &[&str], kind: InputKind) -> Vec<Vec<f32>> {
         let per_window = self.max_tokens.clamp(1, self.shape.max_positions.saturating_sub(2).max(1));
+        let (open, close) = self.tokenizer.markers();
+        let window = |text: usize, content: &[u32]| {
+            let mut ids = Vec::with_capacity(content.len() + 2);
+            ids.push(open);
+            ids.extend_from_slice(content);
+            ids.push(close);
+            Window { text, second: ids.len(), ids }
+        };
         let tokenize = |(text, t): (usize, &&str)| {
             let ids = self.tokenizer.encode(&format!("{}{t}", self.prefix(kind)));
-            let windows: Vec<Window> =
-                ids.chunks(per_window).map(|chunk| Window { text, ids: chunk.to_vec() }).collect();
-            if windows.is_empty() { vec![Window { text, ids: Vec::new() }] } else { windows }
+            let windows: Vec<Window> = ids.chunks(per_window).map(|chunk| window(text, chunk)).collect();
+            if windows.is_empty() { vec![window(text, &[])] } else { windows }
         };
         let windows: Vec<Window> = if texts.len() >= 8 {
             texts.par_iter().enumerate().map(tokenize).flatten().collect()
@@ -137,22 +156,13 @@ impl Encoder {
 
         let hidden = self.shape.hidden;
         let mut sums = vec![vec![0f32; hidden]; texts.len()];
-        let mut start = 0;
-        while start < windows.len() {
-            let mut end = start;
-            let mut tokens = 0;
-            while end < windows.len() && (end == start || tokens + windows[end].ids.len() + 2 <= TOKENS_PER_PASS) {
-                tokens += windows[end].ids.len() + 2;
-                end += 1;
-            }
-            let pooled = self.forward(&windows[start..end]);
-            for (window, mean) in windows[start..end].iter().zip(pooled.chunks_exact(hidden)) {
-                let weight = window.ids.len().max(1) as f32;
+        for pass in passes(&windows) {
+            let pooled = self.forward(pass, self.pooling);
+            for (window, mean) in pass.iter().zip(pooled.chunks_exact(hidden)) {
                 for (s, m) in sums[window.text].iter_mut().zip(mean) {
-                    *s += weight * m;
+                    *s += window.weight() * m;
                 }
             }
-            start = end;
         }
         for v in &mut sums {
             let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt().max(1e-6);
@@ -161,22 +171,59 @@ impl Encoder {
         sums
     }
 
-    /// Mean-pooled final hidden states, `[windows, hidden]`.
-    fn forward(&self, windows: &[Window]) -> Vec<f32> {
+    /// The final hidden state of each pair's first token (`[CLS]`, `<s>`), `[pairs, hidden]`: what
+    /// a cross-encoder's head reads. A pair is laid out as its model was trained: `[CLS] query
+    /// [SEP] passage [SEP]` with the passage as token type 1 (BERT), `<s> query </s></s> passage
+    /// </s>` (XLM-R). The query keeps at most a quarter of the window; the passage is cut to fit.
+    pub fn pair_states(&self, query: &str, passages: &[&str]) -> Vec<f32> {
+        let windows = self.pairs(query, passages);
+        let mut states = Vec::with_capacity(passages.len() * self.shape.hidden);
+        for pass in passes(&windows) {
+            states.extend(self.forward(pass, Pooling::Cls));
+        }
+        states
+    }
+
+    fn pairs(&self, query: &str, passages: &[&str]) -> Vec<Window> {
+        let (open, close) = self.tokenizer.markers();
+        let bert = matches!(self.tokenizer, crate::tokenizer::Tokenizer::WordPiece(_));
+        let window = self.shape.max_positions.max(8);
+        let mut q = self.tokenizer.encode(query);
+        q.truncate(window / 4);
+        passages
+            .iter()
+            .enumerate()
+            .map(|(text, passage)| {
+                let mut ids = vec![open];
+                ids.extend_from_slice(&q);
+                ids.push(close);
+                if !bert {
+                    ids.push(close);
+                }
+                let second = ids.len();
+                let room = window.saturating_sub(ids.len() + 1);
+                ids.extend(self.tokenizer.encode(passage).into_iter().take(room));
+                ids.push(close);
+                Window { text, ids, second }
+            })
+            .collect()
+    }
+
+    /// Pooled final hidden states, `[windows, hidden]`.
+    fn forward(&self, windows: &[Window], pooling: Pooling) -> Vec<f32> {
         let s = &self.shape;
         let (hidden, heads) = (s.hidden, s.heads);
         let head_dim = hidden / heads;
-        // Token ids with markers, and each token's segment as a [start, end) token range.
+        // Each token's id, position and segment, and each window's [start, end) token range.
         let mut ids = Vec::new();
         let mut positions = Vec::new();
+        let mut second = Vec::new();
         let mut segments = Vec::with_capacity(windows.len());
-        let (open, close) = self.tokenizer.markers();
         for w in windows {
             let start = ids.len();
-            ids.push(open);
             ids.extend_from_slice(&w.ids);
-            ids.push(close);
-            positions.extend(0..ids.len() - start);
+            positions.extend(0..w.ids.len());
+            second.extend((0..w.ids.len()).map(|i| i >= w.second));
             segments.push(start..ids.len());
         }
         let tokens = ids.len();
@@ -186,7 +233,11 @@ impl Encoder {
         rows_mut(parallel, &mut x, hidden, |t, row| {
             self.word.row_into(ids[t] as usize, row);
             let p = &self.position[positions[t] * hidden..(positions[t] + 1) * hidden];
-            for ((r, p), ty) in row.iter_mut().zip(p).zip(&self.token_type) {
+            let ty = match (&self.token_type_second, second[t]) {
+                (Some(second), true) => second,
+                _ => &self.token_type,
+            };
+            for ((r, p), ty) in row.iter_mut().zip(p).zip(ty) {
                 *r += p + ty;
             }
         });
@@ -211,7 +262,7 @@ impl Encoder {
 
         let mut pooled = vec![0f32; segments.len() * hidden];
         rows_mut(parallel, &mut pooled, hidden, |i, p| {
-            if self.pooling == Pooling::Cls {
+            if pooling == Pooling::Cls {
                 let t = segments[i].start;
                 p.copy_from_slice(&x[t * hidden..(t + 1) * hidden]);
                 return;
@@ -226,6 +277,23 @@ impl Encoder {
         });
         pooled
     }
+}
+
+/// Consecutive runs of windows of at most [`TOKENS_PER_PASS`] tokens (a longer window alone).
+fn passes(windows: &[Window]) -> Vec<&[Window]> {
+    let mut out = Vec::new();
+    let mut start = 0;
+    while start < windows.len() {
+        let mut end = start;
+        let mut tokens = 0;
+        while end < windows.len() && (end == start || tokens + windows[end].ids.len() <= TOKENS_PER_PASS) {
+            tokens += windows[end].ids.len();
+            end += 1;
+        }
+        out.push(&windows[start..end]);
+        start = end;
+    }
+    out
 }
 
 /// Scaled dot-product attention of each text's tokens over its own tokens, head by head:
@@ -321,4 +389,33 @@ fn gelu(x: f32) -> f32 {
     let poly = t * (0.254_829_6 + t * (-0.284_496_74 + t * (1.421_413_7 + t * (-1.453_152_1 + t * 1.061_405_4))));
     let erf = 1.0 - poly * (-a * a).exp();
     0.5 * x * (1.0 + erf.copysign(z))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn pairs_are_laid_out_as_each_family_was_trained() {
+        let dir = tempfile::tempdir().expect("dir");
+        crate::testing::tiny_cross_encoder(dir.path(), "bert", 1);
+        let bert = crate::hf::load(dir.path()).expect("bert");
+        let pair = &bert.pairs("refund policy", &["the cat"])[0];
+        // [CLS] refund policy [SEP] | the cat [SEP]
+        assert_eq!(pair.ids, vec![2, 4, 5, 3, 9, 8, 3]);
+        assert_eq!(pair.second, 4);
+        let long = "cat ".repeat(200);
+        let cut = &bert.pairs(&"refund ".repeat(100), &[long.as_str()])[0];
+        assert_eq!(cut.ids.len(), 64, "the model's 64 positions");
+        assert_eq!(cut.second, 64 / 4 + 2, "the query keeps a quarter");
+
+        let dir = tempfile::tempdir().expect("dir");
+        crate::testing::tiny_cross_encoder(dir.path(), "xlm-roberta", 1);
+        let xlmr = crate::hf::load(dir.path()).expect("xlm-r");
+        let pair = &xlmr.pairs("refund", &["猫"])[0];
+        let (open, close) = xlmr.tokenizer.markers();
+        // <s> refund </s></s> 猫 </s>
+        assert_eq!(pair.ids.first(), Some(&open));
+        assert_eq!(pair.ids[pair.second - 2..pair.second], [close, close]);
+        assert_eq!(pair.ids.last(), Some(&close));
+        assert_eq!(pair.ids.len(), pair.second + xlmr.tokenizer.encode("猫").len() + 1);
+    }
 }

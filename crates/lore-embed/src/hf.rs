@@ -23,7 +23,7 @@ fn read_json(path: &Path) -> Result<Value, ModelError> {
 }
 
 /// The tensors of a safetensors file, as f32 (F32, F16 and BF16 are read).
-struct Tensors {
+pub(crate) struct Tensors {
     map: HashMap<String, (Vec<usize>, Vec<f32>)>,
 }
 
@@ -79,7 +79,7 @@ impl Tensors {
         Ok(Tensors { map })
     }
 
-    fn take(&mut self, name: &str, len: usize) -> Result<Vec<f32>, ModelError> {
+    pub(crate) fn take(&mut self, name: &str, len: usize) -> Result<Vec<f32>, ModelError> {
         let (_, v) = self.map.remove(name).ok_or_else(|| invalid(format!("missing tensor {name}")))?;
         if v.len() < len {
             return Err(invalid(format!("tensor {name} is smaller than the configuration says")));
@@ -87,7 +87,12 @@ impl Tensors {
         Ok(v)
     }
 
-    fn linear(&mut self, name: &str, rows: usize, cols: usize) -> Result<(DenseMatrix, Vec<f32>), ModelError> {
+    pub(crate) fn linear(
+        &mut self,
+        name: &str,
+        rows: usize,
+        cols: usize,
+    ) -> Result<(DenseMatrix, Vec<f32>), ModelError> {
         let w = self.take(&format!("{name}.weight"), rows * cols)?;
         let b = self.take(&format!("{name}.bias"), rows)?;
         Ok((DenseMatrix::from_rows(rows, cols, w[..rows * cols].to_vec()), b[..rows].to_vec()))
@@ -162,6 +167,11 @@ fn prefixes(dir: &Path) -> (String, String) {
 }
 
 pub fn load(dir: &Path) -> Result<Encoder, ModelError> {
+    load_parts(dir).map(|(encoder, _, _)| encoder)
+}
+
+/// The encoder, the tensors it did not use (a classification head's), and `config.json`.
+pub(crate) fn load_parts(dir: &Path) -> Result<(Encoder, Tensors, Value), ModelError> {
     let config = read_json(&dir.join("config.json"))?;
     let get =
         |key: &str| config[key].as_u64().map(|v| v as usize).ok_or_else(|| invalid(format!("config.json lacks {key}")));
@@ -234,7 +244,7 @@ pub fn load(dir: &Path) -> Result<Encoder, ModelError> {
         .min(max_positions)
         .saturating_sub(2);
     let (query_prefix, passage_prefix) = prefixes(dir);
-    Ok(Encoder {
+    let encoder = Encoder {
         shape,
         tokenizer,
         word: WordEmbeddings::Dense { hidden, table: word },
@@ -242,9 +252,11 @@ pub fn load(dir: &Path) -> Result<Encoder, ModelError> {
         max_tokens,
         position: position[position_offset * hidden..].to_vec(),
         token_type: token_type[..hidden].to_vec(),
+        token_type_second: token_type.get(hidden..2 * hidden).map(<[f32]>::to_vec),
         embed_norm,
         layers: all,
         query_prefix,
         passage_prefix,
-    })
+    };
+    Ok((encoder, t, config))
 }

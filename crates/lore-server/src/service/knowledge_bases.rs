@@ -66,7 +66,7 @@ pub(crate) fn parse_settings(state: &AppState, value: Value, user: &UserDefaults
         crate::embedding::check_config(state, config)?;
     }
     if let Some(config) = settings.search_config.as_ref().and_then(|s| s.rerank.as_ref()) {
-        super::rerank::check(config)?;
+        super::rerank::check_available(state, config)?;
     }
     if let Some(config) = &settings.question_generation {
         crate::questions::check(config)?;

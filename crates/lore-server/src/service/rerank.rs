@@ -5,6 +5,8 @@
 //! A reranker that fails leaves the fused order, with a warning, as hybrid search without a
 //! usable embedding model falls back to full text: search answers either way.
 
+use std::sync::Arc;
+
 use lore_core::error::{Code, Error};
 use lore_core::model::{Id, RerankConfig};
 use lore_embed::rerank::{RemoteReranker, Reranker};
@@ -37,6 +39,7 @@ impl RerankRequest {
 }
 
 /// Checks a configuration where it is saved or sent, so that a typo fails there.
+/// (Whether a local model is there is [`check_available`]'s.)
 pub fn check(config: &RerankConfig) -> Result<(), Error> {
     let invalid = |m: String| Error::new(Code::ValidationFailed, m);
     if !lore_embed::rerank::PROVIDERS.contains(&config.provider.as_str()) {
@@ -59,6 +62,28 @@ pub fn check(config: &RerankConfig) -> Result<(), Error> {
     if config.model.as_deref().is_some_and(|m| m.len() > 200) {
         return Err(invalid("rerank.model is too long".into()));
     }
+    if config.provider == "local" && config.model.as_deref().is_none_or(|m| m.trim().is_empty()) {
+        return Err(invalid("rerank.provider 'local' needs the model: a cross-encoder in the model directory".into()));
+    }
+    Ok(())
+}
+
+/// Where it is saved, a local reranker must be there: a typo fails at once, not on every search.
+pub fn check_available(state: &AppState, config: &RerankConfig) -> Result<(), Error> {
+    check(config)?;
+    if config.provider == "local" {
+        let model = config.model.as_deref().unwrap_or_default();
+        let found = state.embedders.check_local(model).ok();
+        if !found.is_some_and(|m| matches!(m, lore_embed::LocalModel::Path(p) if p.join("config.json").is_file())) {
+            return Err(Error::new(
+                Code::UnknownModel,
+                format!(
+                    "no reranker '{}' in the model directory; put a Hugging Face format cross-encoder there under that name",
+                    model.chars().take(80).collect::<String>()
+                ),
+            ));
+        }
+    }
     Ok(())
 }
 
@@ -78,15 +103,23 @@ pub async fn rerank(
     top_k: u32,
 ) -> Result<(Vec<SearchResult>, Option<String>), Error> {
     let keep = config.top_n.unwrap_or(top_k) as usize;
-    let secrets = crate::embedding::secrets(state, owner).await?;
-    let reranker = RemoteReranker::new(
-        &config.provider,
-        config.model.as_deref(),
-        config.base_url.as_deref(),
-        &secrets,
-        &state.config.outbound(),
-    )
-    .map_err(crate::embedding::to_error)?;
+    let reranker: Arc<dyn Reranker> = match config.provider.as_str() {
+        "local" => {
+            let model = config.model.as_deref().unwrap_or_default();
+            state.embedders.local_reranker(model).await.map_err(crate::embedding::to_error)?
+        }
+        provider => {
+            let secrets = crate::embedding::secrets(state, owner).await?;
+            let remote = RemoteReranker::new(
+                provider,
+                config.model.as_deref(),
+                config.base_url.as_deref(),
+                &secrets,
+                &state.config.outbound(),
+            );
+            Arc::new(remote.map_err(crate::embedding::to_error)?)
+        }
+    };
     let passages: Vec<String> = results.iter().map(|r| r.hit.content.chars().take(PASSAGE_CHARS).collect()).collect();
     let started = std::time::Instant::now();
     let scores = match reranker.rerank(query, &passages).await {

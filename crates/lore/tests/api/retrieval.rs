@@ -769,3 +769,54 @@ async fn a_rerank_stage_reorders_the_fused_results() {
     assert_eq!((status, super::code(&v)), (StatusCode::UNPROCESSABLE_ENTITY, "invalid_agent_config"), "{v}");
     app.shutdown().await;
 }
+
+/// The local reranker: a cross-encoder in the model directory (here a tiny BERT one written by
+/// the test, in Hugging Face format) is loaded by name and orders results by its own scores,
+/// which are the model's as read directly. A name that is not there is refused at save time.
+#[tokio::test]
+async fn a_local_cross_encoder_reranks_by_name() {
+    let models = std::env::var_os("LORE_MODEL_DIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| std::env::temp_dir().join("lore-test-models"));
+    let name = "tiny-cross-encoder-for-tests";
+    lore_embed::testing::tiny_cross_encoder(&models.join(name), "bert", 1);
+    let shared = models.clone();
+    let app = spawn_app_with(move |c| c.model_dir = shared).await;
+    let token = app.register("local-reranker").await;
+    let missing = json!({"search_config": {"rerank": {"provider": "local", "model": "no-such-reranker"}}});
+    let (status, v) = app.post(&token, "/v1/knowledge-bases", json!({"name": "x", "settings": missing})).await;
+    assert_eq!((status, super::code(&v)), (StatusCode::UNPROCESSABLE_ENTITY, "unknown_model"), "{v}");
+    let embedding_model = json!({"search_config": {"rerank": {"provider": "local", "model": "multilingual-e5-small"}}});
+    let (status, v) = app.post(&token, "/v1/knowledge-bases", json!({"name": "y", "settings": embedding_model})).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "an embedding model is not a reranker: {v}");
+    let settings = json!({"search_config": {"rerank": {"provider": "local", "model": name, "candidates": 10}}});
+    let (status, v) = app.post(&token, "/v1/knowledge-bases", json!({"name": "本地", "settings": settings})).await;
+    assert_eq!(status, StatusCode::CREATED, "{v}");
+    let kb = v["id"].as_str().expect("id").to_string();
+    for (file, text) in [
+        ("a.md", "The refund policy: thirty days."),
+        ("b.md", "退款政策：三十天内退款。"),
+        ("c.md", "The cat and the refund."),
+        ("d.md", "猫的政策。"),
+    ] {
+        app.ingest(&token, &kb, file, text).await;
+    }
+    let cross = lore_embed::cross::CrossEncoder::load(&models.join(name)).expect("loads");
+    for query in ["refund policy", "退款政策"] {
+        let (status, v) = app
+            .post(&token, &format!("/v1/knowledge-bases/{kb}/search"), json!({"query": query, "mode": "vector"}))
+            .await;
+        assert_eq!(status, StatusCode::OK, "{v}");
+        assert!(v.get("warning").is_none(), "{v}");
+        let results = v["results"].as_array().expect("results");
+        assert_eq!(results.len(), 4);
+        let scores: Vec<f64> = results.iter().map(|r| r["rerank_score"].as_f64().expect("rerank_score")).collect();
+        assert!(scores.windows(2).all(|w| w[0] >= w[1]), "ordered by the reranker: {scores:?}");
+        for r in results {
+            let content = r["content"].as_str().expect("content");
+            let direct = cross.score(query, &[content])[0] as f64;
+            assert!((r["rerank_score"].as_f64().expect("score") - direct).abs() < 1e-4, "{content}");
+        }
+    }
+    app.shutdown().await;
+}
