@@ -81,6 +81,11 @@ pub struct RetrievalArgs {
     /// indexes each as one chunk up to the model's 512-token window, as published evaluations do.
     #[arg(long)]
     chunking: Option<String>,
+    /// Measure each mode again with this rerank stage (JSON, as a search's `rerank`), e.g.
+    /// '{"provider":"local","model":"bge-reranker-base","candidates":30}' for a cross-encoder in
+    /// the model directory, or '{"provider":"tei","base_url":"http://127.0.0.1:8081"}'.
+    #[arg(long)]
+    rerank: Option<String>,
 }
 
 #[derive(Debug, Args)]

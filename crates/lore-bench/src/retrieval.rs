@@ -131,7 +131,17 @@ pub(crate) async fn retrieval(args: RetrievalArgs) -> anyhow::Result<()> {
         .filter(|q| q["_id"].as_str().is_some_and(|id| qrels.contains_key(id)))
         .take(args.max_queries.unwrap_or(usize::MAX))
         .collect();
+    let rerank: Option<Value> =
+        args.rerank.as_deref().map(serde_json::from_str).transpose().context("--rerank is not valid JSON")?;
+    // Each mode as the knowledge base searches, then again through the rerank stage if asked.
+    let mut runs: Vec<(String, &str, Value)> = Vec::new();
     for mode in &args.modes {
+        runs.push((mode.clone(), mode.as_str(), json!(false)));
+        if let Some(rerank) = &rerank {
+            runs.push((format!("{mode}+rerank"), mode.as_str(), rerank.clone()));
+        }
+    }
+    for (label, mode, rerank) in &runs {
         let (mut ndcg, mut recall, mut latencies) = (0.0, 0.0, Vec::new());
         for q in &judged {
             let relevant = &qrels[q["_id"].as_str().unwrap_or_default()];
@@ -139,12 +149,15 @@ pub(crate) async fn retrieval(args: RetrievalArgs) -> anyhow::Result<()> {
             let v: Value = http
                 .post(format!("{base}/v1/knowledge-bases/{kb_id}/search"))
                 .bearer_auth(&token)
-                .json(&json!({"query": q["text"], "mode": mode, "top_k": 100}))
+                .json(&json!({"query": q["text"], "mode": mode, "top_k": 100, "rerank": rerank}))
                 .send()
                 .await?
                 .error_for_status()?
                 .json()
                 .await?;
+            if let Some(warning) = v["warning"].as_str() {
+                anyhow::bail!("{label}: {warning}");
+            }
             latencies.push(t.elapsed().as_secs_f64() * 1000.0);
             let mut ranked: Vec<String> = Vec::new();
             for hit in v["results"].as_array().into_iter().flatten() {
@@ -166,7 +179,7 @@ pub(crate) async fn retrieval(args: RetrievalArgs) -> anyhow::Result<()> {
         latencies.sort_by(f64::total_cmp);
         let n = judged.len().max(1) as f64;
         println!(
-            "{mode}: nDCG@10 {:.3}, recall@100 {:.3} over {} queries; latency p50 {:.2} ms, p99 {:.2} ms (top_k 100, HTTP)",
+            "{label}: nDCG@10 {:.3}, recall@100 {:.3} over {} queries; latency p50 {:.2} ms, p99 {:.2} ms (top_k 100, HTTP)",
             ndcg / n,
             recall / n,
             judged.len(),
