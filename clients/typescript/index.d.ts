@@ -314,6 +314,8 @@ export declare class Lore {
     api(query?: Record<string, string | number>): Promise<any>;
     agents(query?: Record<string, string | number>): Promise<any>;
   };
+  /** The audit log entries that concern the signed-in person: `{action?, since?, before?, limit?}`. */
+  audit(query?: Record<string, string | number>): Promise<any[]>;
   search(knowledgeBaseIds: string | string[], query: string, options?: SearchOptions): Promise<SearchResults>;
   me(): Promise<unknown>;
   /** Any endpoint by its OpenAPI path template. */

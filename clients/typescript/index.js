@@ -162,6 +162,8 @@ export class Lore {
       api: (query = {}) => call("GET", "/v1/usage/api", { query }),
       agents: (query = {}) => call("GET", "/v1/usage/agents", { query }),
     };
+    /** The audit log entries that concern the signed-in person, newest first. */
+    this.audit = (query = {}) => call("GET", "/v1/audit", { query }).then((r) => r.data);
   }
 
   /** Searches one knowledge base (an id) or several (an array): hits best first. */

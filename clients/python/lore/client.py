@@ -698,6 +698,14 @@ class Admin(_Resource):
     def nodes(self) -> List[JSON]:
         return self._run(Call(*endpoint("GET", "/v1/admin/nodes"), parse=_data))
 
+    def audit(
+        self, *, user_id: Optional[str] = None, action: Optional[str] = None, since: Optional[str] = None,
+        before: Optional[str] = None, limit: Optional[int] = None,
+    ) -> List[JSON]:
+        """Everyone's audit log, or the entries concerning ``user_id``, newest first."""
+        params = _clean(user_id=user_id, action=action, since=since, before=before, limit=limit)
+        return self._run(Call(*endpoint("GET", "/v1/admin/audit"), params=params, parse=_data))
+
     def server(self) -> JSON:
         """The answering node's readiness, queue, disk and the limits it enforces."""
         return self._run(Call(*endpoint("GET", "/v1/admin/server")))
@@ -776,6 +784,15 @@ class _Client:
 
     def notifications(self) -> Any:
         return self._transport.run(Call(*endpoint("GET", "/v1/notifications"), parse=_data))
+
+    def audit(
+        self, *, action: Optional[str] = None, since: Optional[str] = None, before: Optional[str] = None,
+        limit: Optional[int] = None,
+    ) -> Any:
+        """The audit log entries that concern the signed-in person, newest first (``action`` is a
+        prefix: ``auth.`` for every sign-in event; ``before`` pages by an entry's ``at``)."""
+        params = _clean(action=action, since=since, before=before, limit=limit)
+        return self._transport.run(Call(*endpoint("GET", "/v1/audit"), params=params, parse=_data))
 
 
 class _Namespace:

@@ -345,6 +345,11 @@ class Keys(unittest.TestCase):
         s.api_keys.revoke(created.api_key.id)
         with self.assertRaises(lore.AuthenticationError):
             Lore(base_url=SERVER["base"], api_key=created.key).knowledge_bases.list()
+        # Each change is in the audit log, newest first, with what changed and not a secret.
+        entries = s.audit(action="api_key.", limit=3)
+        self.assertEqual([e["action"] for e in entries], ["api_key.revoked", "api_key.updated", "api_key.created"])
+        self.assertEqual(entries[1]["details"]["scopes"], ["search"])
+        self.assertTrue(all(e["target_id"] == created.api_key.id for e in entries))
 
 
 def schema_properties(document: dict, name: str) -> tuple:

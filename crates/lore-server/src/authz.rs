@@ -131,6 +131,8 @@ pub const TABLE: &[Rule] = &[
     rule("DELETE", "/v1/admin/invitations/{id}", Administrator, Refused),
     rule("GET", "/v1/admin/nodes", Administrator, Refused),
     rule("GET", "/v1/admin/server", Administrator, Refused),
+    rule("GET", "/v1/admin/audit", Administrator, Refused),
+    rule("GET", "/v1/audit", Session, Refused),
 ];
 
 /// The rule of a route, by method and template.

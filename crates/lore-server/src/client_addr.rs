@@ -19,13 +19,22 @@ use crate::state::AppState;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ClientAddr(pub IpAddr);
 
-/// Middleware: puts the [`ClientAddr`] of every request in its extensions.
+/// Middleware: puts the [`ClientAddr`] of every request in its extensions, gives the request an
+/// id (its `X-Request-Id` response header), and runs it as that request for the audit log.
 pub async fn track(State(state): State<AppState>, mut request: Request, next: Next) -> Response {
+    let mut ip = None;
     if let Some(ConnectInfo(peer)) = request.extensions().get::<ConnectInfo<SocketAddr>>().copied() {
         let client = resolve(peer.ip(), request.headers(), &state.config.trusted_proxies);
         request.extensions_mut().insert(ClientAddr(client));
+        ip = Some(client);
     }
-    next.run(request).await
+    let id = crate::audit::new_request_id();
+    let context = crate::audit::RequestContext { id: id.clone(), ip };
+    let mut response = crate::audit::within(context, next.run(request)).await;
+    if let Ok(value) = axum::http::HeaderValue::from_str(&id) {
+        response.headers_mut().insert("x-request-id", value);
+    }
+    response
 }
 
 /// The client address of a request from `peer` with `headers`, given the trusted proxies.

@@ -5,6 +5,7 @@
 use lore_core::error::{Code, Error};
 use lore_core::model::*;
 use serde::{Deserialize, Serialize};
+use serde_json::json;
 
 use crate::auth::{self, Credential, Principal};
 use crate::error::{ApiError, ApiResult, error};
@@ -126,8 +127,37 @@ fn url(field: &str, value: &Option<String>) -> ApiResult<()> {
     }
 }
 
+impl ConfigUpdate {
+    /// The names of the fields this update sets: what the audit log records, never the values.
+    fn fields(&self) -> Vec<&'static str> {
+        [
+            ("default_embedding_model", self.default_embedding_model.is_some()),
+            ("default_chunk_size", self.default_chunk_size.is_some()),
+            ("default_chunk_overlap", self.default_chunk_overlap.is_some()),
+            ("document_retention_days", self.document_retention_days.is_some()),
+            ("conversation_retention_days", self.conversation_retention_days.is_some()),
+            ("default_similarity_threshold", self.default_similarity_threshold.is_some()),
+            ("max_search_results", self.max_search_results.is_some()),
+            ("sync_notifications", self.sync_notifications.is_some()),
+            ("error_notifications", self.error_notifications.is_some()),
+            ("openai_api_key", self.openai_api_key.is_some()),
+            ("anthropic_api_key", self.anthropic_api_key.is_some()),
+            ("cohere_api_key", self.cohere_api_key.is_some()),
+            ("openai_base_url", self.openai_base_url.is_some()),
+            ("anthropic_base_url", self.anthropic_base_url.is_some()),
+            ("cohere_base_url", self.cohere_base_url.is_some()),
+            ("webhook_url", self.webhook_url.is_some()),
+            ("webhook_secret", self.webhook_secret.is_some()),
+        ]
+        .into_iter()
+        .filter_map(|(name, set)| set.then_some(name))
+        .collect()
+    }
+}
+
 pub async fn put_config(state: &AppState, principal: &Principal, update: ConfigUpdate) -> ApiResult<ConfigView> {
     principal.require_session()?;
+    let fields = update.fields();
     let mut c = state.store.get_user_config(principal.user_id()).await?.unwrap_or_else(UserConfig::initial);
     // A default model this server cannot use is refused now, not by every later upload.
     if let Some(Some(model)) = &update.default_embedding_model
@@ -203,6 +233,7 @@ pub async fn put_config(state: &AppState, principal: &Principal, update: ConfigU
         }
     }
     let stored = state.store.put_user_config(principal.user_id(), &c).await?;
+    crate::audit::record(state, principal, "config.updated", None, json!({ "fields": fields })).await;
     view(state, stored)
 }
 
@@ -292,14 +323,17 @@ pub async fn change_password(state: &AppState, principal: &Principal, req: Passw
         Credential::Session { token_hash } => Some(token_hash.as_str()),
         Credential::ApiKey(_) => None,
     };
-    state.store.revoke_sessions(principal.user_id(), keep).await?;
+    let ended = state.store.revoke_sessions(principal.user_id(), keep).await?;
+    crate::audit::record(state, principal, "auth.password_changed", None, json!({"other_sessions_ended": ended})).await;
     Ok(())
 }
 
 /// Ends every session of the account, this one included.
 pub async fn revoke_all_sessions(state: &AppState, principal: &Principal) -> ApiResult<u64> {
     principal.require_session()?;
-    Ok(state.store.revoke_sessions(principal.user_id(), None).await?)
+    let ended = state.store.revoke_sessions(principal.user_id(), None).await?;
+    crate::audit::record(state, principal, "auth.sessions_revoked", None, json!({"sessions": ended})).await;
+    Ok(ended)
 }
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
@@ -334,5 +368,8 @@ pub async fn set_user_active(state: &AppState, principal: &Principal, id: Id, re
     }
     let user = state.store.set_user_active(id, req.is_active).await?.ok_or_else(|| not_found("user"))?;
     state.key_cache.forget_user(id);
+    let action = if req.is_active { "admin.user_reactivated" } else { "admin.user_deactivated" };
+    let target = crate::audit::target("user", id);
+    crate::audit::record_admin(state, principal, action, Some(id), target, json!({"username": user.username})).await;
     Ok(user)
 }

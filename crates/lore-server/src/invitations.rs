@@ -61,6 +61,9 @@ pub async fn create(state: &AppState, principal: &Principal, req: CreateInvitati
             expires_at: lore_core::now() + ChronoDuration::hours(i64::from(hours)),
         })
         .await?;
+    let details = serde_json::json!({"email": invitation.email, "expires_at": invitation.expires_at});
+    let target = crate::audit::target("invitation", invitation.id);
+    crate::audit::record_admin(state, principal, "admin.invitation_created", None, target, details).await;
     Ok(CreatedInvitation {
         id: invitation.id,
         token,
@@ -81,5 +84,7 @@ pub async fn revoke(state: &AppState, principal: &Principal, id: Id) -> ApiResul
     if !state.store.delete_invitation(id).await? {
         return Err(crate::service::not_found("invitation"));
     }
+    let target = crate::audit::target("invitation", id);
+    crate::audit::record_admin(state, principal, "admin.invitation_revoked", None, target, serde_json::json!({})).await;
     Ok(())
 }

@@ -1,6 +1,6 @@
 //! The retention purges, run by a scheduler every `maintenance_interval`: expired documents go to
 //! the trash, the trash is emptied after its grace period (chunks and unshared blobs with it),
-//! old conversations, usage logs and sessions are removed. Each pass logs what it removed.
+//! old conversations, usage logs, sessions and audit entries are removed. Each pass logs what it removed.
 
 use std::time::Duration;
 
@@ -32,6 +32,7 @@ pub async fn run_once(state: &AppState) -> Result<PurgeReport> {
     report.usage_logs_purged =
         store.purge_usage_logs(ago(config.usage_success_retention)?, ago(config.usage_error_retention)?).await?;
     report.sessions_purged = store.purge_expired_sessions(now).await?;
+    report.audit_entries_purged = store.purge_audit(ago(config.audit_retention)?).await?;
     if report != PurgeReport::default() {
         tracing::info!(
             documents_expired = report.documents_expired,
@@ -40,6 +41,7 @@ pub async fn run_once(state: &AppState) -> Result<PurgeReport> {
             conversations_purged = report.conversations_purged,
             usage_logs_purged = report.usage_logs_purged,
             sessions_purged = report.sessions_purged,
+            audit_entries_purged = report.audit_entries_purged,
             "retention purge"
         );
     }

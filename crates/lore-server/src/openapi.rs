@@ -460,6 +460,14 @@ pub fn document() -> OpenApi {
     d.op(Delete, "/v1/admin/invitations/{id}", "administration", "Revoke an invitation (administrators)")
         .no_content()
         .add();
+    d.op(Get, "/v1/audit", "administration", "The audit log entries that concern the caller, newest first")
+        .query::<crate::audit::AuditParams>()
+        .list::<lore_core::model::AuditEntry>()
+        .add();
+    d.op(Get, "/v1/admin/audit", "administration", "Everyone's audit log, newest first (administrators)")
+        .query::<crate::audit::AuditParams>()
+        .list::<lore_core::model::AuditEntry>()
+        .add();
     d.op(
         Get,
         "/v1/admin/nodes",

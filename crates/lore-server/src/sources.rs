@@ -293,6 +293,8 @@ pub async fn delete(state: &AppState, principal: &Principal, id: Id) -> ApiResul
     if !state.store.delete_data_source(principal.user_id(), id).await? {
         return Err(not_found("data source"));
     }
+    let target = crate::audit::target("data_source", id);
+    crate::audit::record(state, principal, "data_source.deleted", target, serde_json::json!({})).await;
     Ok(())
 }
 

@@ -49,6 +49,8 @@ pub struct ServerConfig {
     /// Usage logs of successful requests are kept this long; of errors, `usage_error_retention`.
     pub usage_success_retention: Duration,
     pub usage_error_retention: Duration,
+    /// Audit log entries are kept this long.
+    pub audit_retention: Duration,
     /// How often the retention purges run.
     pub maintenance_interval: Duration,
     /// The embedding model of knowledge bases that name none (`provider/model` or a local model
@@ -103,6 +105,7 @@ impl ServerConfig {
             trash_retention: Duration::from_secs(30 * DAY),
             usage_success_retention: Duration::from_secs(30 * DAY),
             usage_error_retention: Duration::from_secs(90 * DAY),
+            audit_retention: Duration::from_secs(365 * DAY),
             maintenance_interval: Duration::from_secs(600),
             embedding_model: Some(lore_embed::DEFAULT_MODEL.to_string()),
             model_dir: std::env::var_os("LORE_MODEL_DIR").map(PathBuf::from).unwrap_or_else(|| data_dir.join("models")),

@@ -1,6 +1,7 @@
 //! Storage backends for Lore: SQLite (embedded default), PostgreSQL with pgvector (many nodes),
 //! and the filesystem blob store.
 
+mod audit;
 pub mod backup;
 pub mod fs_blobs;
 pub mod postgres;

@@ -19,6 +19,7 @@ use crate::schema;
 
 mod accounts;
 mod agents;
+mod audit;
 pub mod blobs;
 mod chunks;
 mod cluster;

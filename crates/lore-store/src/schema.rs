@@ -63,6 +63,13 @@ pub const SQLITE: &[Migration] = &[
         sql: include_str!("../migrations/sqlite/0008_curated_chunks.sql"),
         readable_by: 8,
     },
+    Migration {
+        version: 9,
+        description: "the audit log",
+        sql: include_str!("../migrations/sqlite/0009_audit_log.sql"),
+        // A table older nodes never read.
+        readable_by: 8,
+    },
 ];
 
 pub const POSTGRES: &[Migration] = &[
@@ -101,6 +108,13 @@ pub const POSTGRES: &[Migration] = &[
         description: "chunks curated by hand: enabled, edited_at",
         sql: include_str!("../migrations/postgres/0006_curated_chunks.sql"),
         // An older node would re-embed a disabled chunk back into the vector index.
+        readable_by: 6,
+    },
+    Migration {
+        version: 7,
+        description: "the audit log",
+        sql: include_str!("../migrations/postgres/0007_audit_log.sql"),
+        // A table older nodes never read.
         readable_by: 6,
     },
 ];

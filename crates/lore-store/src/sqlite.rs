@@ -17,6 +17,7 @@ use crate::vectors::{self, VectorIndexes};
 
 mod accounts;
 mod agents;
+mod audit;
 mod chunks;
 mod cluster;
 mod documents;

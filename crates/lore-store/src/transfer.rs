@@ -44,6 +44,7 @@ pub(crate) const TABLES: &[(&str, &str)] = &[
     ("message_cited_documents", "id"),
     ("agent_usage", "id"),
     ("notifications", "id"),
+    ("audit_log", "id"),
     ("jobs", "id"),
     // The master key's check value: the nodes on PostgreSQL must hold the embedded node's key.
     ("cluster_settings", "name"),

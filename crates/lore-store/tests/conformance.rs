@@ -7,7 +7,7 @@ use lore_core::agent::*;
 use lore_core::error::Code;
 use lore_core::model::*;
 use lore_core::source::*;
-use lore_core::store::{AccountStore, DocumentStore, RetentionStore, SearchStore};
+use lore_core::store::{AccountStore, AuditStore, DocumentStore, RetentionStore, SearchStore};
 use lore_core::store::{Store, Upload};
 use lore_store::{PgStore, SqliteStore};
 use serde_json::json;
@@ -1488,6 +1488,61 @@ async fn deleting_a_knowledge_base_while_a_worker_completes_it(store: &dyn Store
 /// A fresh schema on the test PostgreSQL (`scripts/pg-up` provisions it and `scripts/test` sets
 /// the URL). Without one the PostgreSQL tests say so and pass, unless LORE_REQUIRE_POSTGRES is
 /// set, as the project's test command sets it.
+/// The audit log: entries round-trip whole (Chinese included), list newest first by owner,
+/// actor, action prefix and time, page by `before`, and the retention purges the old ones.
+async fn audit_entries_are_appended_listed_and_purged(store: &dyn Store) {
+    use chrono::Timelike;
+    let alice = user(store, "audit-alice").await;
+    let bob = user(store, "audit-bob").await;
+    let base = (lore_core::now() - chrono::Duration::days(3)).with_nanosecond(0).expect("time");
+    let entry = |owner: Option<Id>, action: &str, at: Timestamp| AuditEntry {
+        id: lore_core::new_id(),
+        at,
+        actor_id: owner,
+        actor: Some(if owner.is_some() { "audit-alice via lore_ab12…" } else { "ghost" }.into()),
+        owner_id: owner,
+        action: action.into(),
+        target_type: Some("api_key".into()),
+        target_id: Some("k-1".into()),
+        ip_address: Some("203.0.113.9".into()),
+        request_id: Some("req-1".into()),
+        details: json!({"fields": ["rate_limit"], "说明": "限额收紧"}),
+    };
+    let minutes = chrono::Duration::minutes;
+    let signed_in = entry(Some(alice.id), "auth.sign_in", base);
+    let revoked = entry(Some(alice.id), "api_key.revoked", base + minutes(1));
+    let bobs = entry(Some(bob.id), "auth.sign_in", base + minutes(2));
+    let ghost = entry(None, "auth.sign_in_failed", base + minutes(3));
+    let old = entry(Some(alice.id), "auth.sign_in", base - chrono::Duration::days(400));
+    for e in [&signed_in, &revoked, &bobs, &ghost, &old] {
+        store.append_audit(e).await.expect("append");
+    }
+    let list =
+        |query: AuditQuery| async move { store.list_audit(&AuditQuery { limit: 50, ..query }).await.expect("list") };
+    let alices = list(AuditQuery { owner_id: Some(alice.id), ..Default::default() }).await;
+    assert_eq!(alices, vec![revoked.clone(), signed_in.clone(), old.clone()], "whole, newest first");
+    let sign_ins =
+        list(AuditQuery { owner_id: Some(alice.id), action_prefix: Some("auth.".into()), ..Default::default() }).await;
+    assert_eq!(sign_ins.iter().map(|e| e.id).collect::<Vec<_>>(), [signed_in.id, old.id]);
+    let first =
+        store.list_audit(&AuditQuery { owner_id: Some(alice.id), limit: 1, ..Default::default() }).await.expect("page");
+    assert_eq!(first, vec![revoked.clone()]);
+    let next = list(AuditQuery { owner_id: Some(alice.id), before: Some(first[0].at), ..Default::default() }).await;
+    assert_eq!(next.first(), Some(&signed_in));
+    assert_eq!(list(AuditQuery { owner_id: Some(bob.id), ..Default::default() }).await, vec![bobs.clone()]);
+    let recent = list(AuditQuery { since: Some(base), ..Default::default() }).await;
+    assert_eq!(recent.iter().map(|e| e.id).collect::<Vec<_>>(), [ghost.id, bobs.id, revoked.id, signed_in.id]);
+    let by_alice = list(AuditQuery { actor_id: Some(alice.id), since: Some(base), ..Default::default() }).await;
+    assert_eq!(by_alice.len(), 2);
+    assert!(
+        list(AuditQuery { action_prefix: Some("auth_".into()), ..Default::default() }).await.is_empty(),
+        "no wildcards"
+    );
+
+    assert_eq!(store.purge_audit(base - chrono::Duration::days(365)).await.expect("purge"), 1);
+    assert_eq!(list(AuditQuery { owner_id: Some(alice.id), ..Default::default() }).await.len(), 2);
+}
+
 async fn postgres() -> Option<PgStore> {
     // The PostgreSQL half fails without a database rather than passing empty; skipping it is
     // said out loud (LORE_SKIP_POSTGRES=1).
@@ -1597,6 +1652,7 @@ conformance! {
     file_types_documents_and_the_queue_at_work,
     accounts_keys_usage_and_housekeeping,
     notifications_items_and_links,
+    audit_entries_are_appended_listed_and_purged,
 }
 
 fn registrant(name: &str, email: &str) -> NewUser {

@@ -99,6 +99,9 @@ pub struct ServeArgs {
     /// Days usage logs of failed requests are kept. Default: 90
     #[arg(long, env = "LORE_USAGE_ERROR_RETENTION_DAYS")]
     pub usage_error_retention_days: Option<u64>,
+    /// Days audit log entries are kept. Default: 365
+    #[arg(long, env = "LORE_AUDIT_RETENTION_DAYS")]
+    pub audit_retention_days: Option<u64>,
     /// Seconds between two runs of the retention purges. Default: 600
     #[arg(long, env = "LORE_MAINTENANCE_INTERVAL_SECS")]
     pub maintenance_interval_secs: Option<u64>,
@@ -187,6 +190,7 @@ struct FileConfig {
     trash_retention_days: Option<u64>,
     usage_retention_days: Option<u64>,
     usage_error_retention_days: Option<u64>,
+    audit_retention_days: Option<u64>,
     maintenance_interval_secs: Option<u64>,
     embedding_model: Option<String>,
     model_dir: Option<PathBuf>,
@@ -270,6 +274,10 @@ pub fn resolve(args: ServeArgs) -> anyhow::Result<(ServerConfig, LogFormat)> {
     }
     if let Some(days) = args.usage_error_retention_days.or(file.usage_error_retention_days) {
         config.usage_error_retention = Duration::from_secs(days * DAY);
+    }
+    if let Some(days) = args.audit_retention_days.or(file.audit_retention_days) {
+        anyhow::ensure!(days > 0, "audit_retention_days must be positive");
+        config.audit_retention = Duration::from_secs(days.saturating_mul(DAY));
     }
     if let Some(secs) = args.maintenance_interval_secs.or(file.maintenance_interval_secs) {
         anyhow::ensure!(secs > 0, "maintenance_interval_secs must be positive");
@@ -480,6 +488,7 @@ mod tests {
             trash_retention_days: None,
             usage_retention_days: None,
             usage_error_retention_days: None,
+            audit_retention_days: None,
             maintenance_interval_secs: None,
             embedding_model: None,
             model_dir: None,

@@ -172,4 +172,5 @@ pub struct PurgeReport {
     pub conversations_purged: u64,
     pub usage_logs_purged: u64,
     pub sessions_purged: u64,
+    pub audit_entries_purged: u64,
 }

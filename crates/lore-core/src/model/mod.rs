@@ -5,6 +5,7 @@ use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 mod accounts;
+mod audit;
 mod documents;
 mod keys;
 mod knowledge_bases;
@@ -12,6 +13,7 @@ mod queue;
 mod search;
 
 pub use accounts::*;
+pub use audit::*;
 pub use documents::*;
 pub use keys::*;
 pub use knowledge_bases::*;

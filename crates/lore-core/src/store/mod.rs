@@ -8,6 +8,7 @@ use crate::model::*;
 
 mod accounts;
 mod agents;
+mod audit;
 mod cluster;
 mod documents;
 mod keys;
@@ -18,9 +19,9 @@ mod search;
 mod sources;
 
 pub use {
-    accounts::AccountStore, agents::AgentStore, cluster::ClusterStore, documents::DocumentStore, keys::KeyStore,
-    knowledge_bases::KnowledgeBaseStore, queue::QueueStore, retention::RetentionStore, search::SearchStore,
-    sources::SourceStore,
+    accounts::AccountStore, agents::AgentStore, audit::AuditStore, cluster::ClusterStore, documents::DocumentStore,
+    keys::KeyStore, knowledge_bases::KnowledgeBaseStore, queue::QueueStore, retention::RetentionStore,
+    search::SearchStore, sources::SourceStore,
 };
 
 /// A session joined with its user, as authentication needs it.
@@ -61,6 +62,7 @@ pub trait Store:
     + ClusterStore
     + AgentStore
     + SourceStore
+    + AuditStore
     + Send
     + Sync
     + 'static

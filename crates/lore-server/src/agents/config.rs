@@ -369,6 +369,11 @@ pub async fn update(state: &AppState, principal: &Principal, id: Id, body: Value
     principal.require_session()?;
     let current = owned(state, principal, id).await?;
     let Value::Object(changes) = body else { return Err(error(Code::ValidationFailed, "expected a JSON object")) };
+    // The audit log names what changed (a new provider key among it), never a value.
+    let mut fields: Vec<String> = changes.keys().cloned().collect();
+    if let Some(Value::Object(params)) = changes.get("model_parameters") {
+        fields.extend(params.keys().map(|k| format!("model_parameters.{k}")));
+    }
     let mut merged = serde_json::to_value(spec_of(&current)).map_err(Error::from)?;
     for (key, value) in changes {
         merged[key] = value;
@@ -382,6 +387,8 @@ pub async fn update(state: &AppState, principal: &Principal, id: Id, body: Value
     if !state.store.update_agent(&agent).await? {
         return Err(not_found("agent"));
     }
+    let target = crate::audit::target("agent", id);
+    crate::audit::record(state, principal, "agent.updated", target, json!({ "fields": fields })).await;
     Ok(view(state, &agent))
 }
 
@@ -420,5 +427,6 @@ pub async fn delete(state: &AppState, principal: &Principal, id: Id) -> ApiResul
     if !state.store.delete_agent(principal.user_id(), id).await? {
         return Err(not_found("agent"));
     }
+    crate::audit::record(state, principal, "agent.deleted", crate::audit::target("agent", id), json!({})).await;
     Ok(())
 }

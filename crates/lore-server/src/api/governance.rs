@@ -187,3 +187,21 @@ pub(crate) async fn mcp_http(
     let message = if detail.is_empty() { format!("the MCP request was refused ({status})") } else { detail };
     error(code, message).into_response()
 }
+
+pub(crate) async fn audit_log(
+    State(state): State<AppState>,
+    principal: Principal,
+    Query(params): Query<crate::audit::AuditParams>,
+) -> ApiResult<Json<Value>> {
+    let entries = crate::audit::own(&state, &principal, params).await?;
+    Ok(Json(json!({ "data": entries })))
+}
+
+pub(crate) async fn admin_audit_log(
+    State(state): State<AppState>,
+    principal: Principal,
+    Query(params): Query<crate::audit::AuditParams>,
+) -> ApiResult<Json<Value>> {
+    let entries = crate::audit::all(&state, &principal, params).await?;
+    Ok(Json(json!({ "data": entries })))
+}

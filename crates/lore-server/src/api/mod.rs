@@ -89,6 +89,8 @@ pub fn router(state: AppState) -> Router {
         .route("/admin/invitations/{id}", delete(revoke_invitation))
         .route("/admin/nodes", get(list_nodes))
         .route("/admin/server", get(server_overview))
+        .route("/admin/audit", get(admin_audit_log))
+        .route("/audit", get(audit_log))
         .route_layer(middleware::from_fn_with_state(state.clone(), crate::authz::enforce))
         .route_layer(middleware::from_fn_with_state(state.clone(), usage::track))
         .route_layer(middleware::from_fn(metrics::track));

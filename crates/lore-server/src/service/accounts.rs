@@ -109,6 +109,7 @@ pub async fn register(state: &AppState, req: RegisterRequest, client: ClientInfo
             Admission { policy, invitation_hash, now: lore_core::now() },
         )
         .await?;
+    crate::audit::record_sign_in(state, "auth.registered", Some(&user), &user.username, None).await;
     new_session(state, user, client).await
 }
 
@@ -144,6 +145,7 @@ pub async fn login(state: &AppState, req: LoginRequest, client: ClientInfo) -> A
     let account = req.username.trim().to_string();
     let ip = client.ip.as_deref();
     if let Some(wait) = state.login_throttle.check(&account, ip) {
+        crate::audit::record_sign_in(state, "auth.sign_in_failed", None, &account, Some("throttled")).await;
         return Err(
             error(Code::TooManyLoginAttempts, "too many failed logins; wait before trying again").retry_after(wait)
         );
@@ -153,6 +155,7 @@ pub async fn login(state: &AppState, req: LoginRequest, client: ClientInfo) -> A
         // Spend the same effort as a real check, so timing does not reveal which accounts exist.
         let _ = tokio::task::spawn_blocking(|| auth::verify_password("x", DUMMY_HASH)).await;
         state.login_throttle.record_failure(&account, ip);
+        crate::audit::record_sign_in(state, "auth.sign_in_failed", None, &account, Some("unknown_account")).await;
         return Err(invalid());
     };
     let password = req.password;
@@ -161,13 +164,16 @@ pub async fn login(state: &AppState, req: LoginRequest, client: ClientInfo) -> A
         .map_err(|e| Error::internal(e.to_string()))?;
     if !ok {
         state.login_throttle.record_failure(&account, ip);
+        crate::audit::record_sign_in(state, "auth.sign_in_failed", Some(&user), &account, Some("wrong_password")).await;
         return Err(invalid());
     }
     state.login_throttle.record_success(&account, ip);
     if !user.is_active {
+        crate::audit::record_sign_in(state, "auth.sign_in_failed", Some(&user), &account, Some("deactivated")).await;
         return Err(error(Code::UserInactive, "this account is deactivated"));
     }
     state.store.record_login(user.id, lore_core::now()).await?;
+    crate::audit::record_sign_in(state, "auth.sign_in", Some(&user), &account, None).await;
     new_session(state, user, client).await
 }
 

@@ -231,17 +231,23 @@ pub async fn delete_document(state: &AppState, principal: &Principal, id: Id) ->
     if doc.soft_deleted_at.is_some() {
         return Err(not_found("document"));
     }
-    state
+    let deleted = state
         .store
         .soft_delete_document(principal.user_id(), id, lore_core::now())
         .await?
-        .ok_or_else(|| not_found("document"))
+        .ok_or_else(|| not_found("document"))?;
+    let details = serde_json::json!({"filename": deleted.filename, "knowledge_base_id": deleted.knowledge_base_id});
+    crate::audit::record(state, principal, "document.deleted", crate::audit::target("document", id), details).await;
+    Ok(deleted)
 }
 
 pub async fn restore_document(state: &AppState, principal: &Principal, id: Id) -> ApiResult<Document> {
     principal.require(Scope::Delete)?;
     owned_document(state, principal, id).await?;
-    state.store.restore_document(principal.user_id(), id).await?.ok_or_else(|| not_found("document"))
+    let restored = state.store.restore_document(principal.user_id(), id).await?.ok_or_else(|| not_found("document"))?;
+    let details = serde_json::json!({"filename": restored.filename, "knowledge_base_id": restored.knowledge_base_id});
+    crate::audit::record(state, principal, "document.restored", crate::audit::target("document", id), details).await;
+    Ok(restored)
 }
 
 pub async fn document_chunks(state: &AppState, principal: &Principal, id: Id) -> ApiResult<Vec<Chunk>> {

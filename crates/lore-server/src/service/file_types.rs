@@ -51,7 +51,7 @@ pub async fn create_file_type(state: &AppState, principal: &Principal, req: File
         return Err(error(Code::ValidationFailed, "parsers is required, e.g. [\"text\"]"));
     }
     check_parsers(&req.parsers)?;
-    Ok(state
+    let created = state
         .store
         .create_file_type(NewFileType {
             name,
@@ -62,7 +62,11 @@ pub async fn create_file_type(state: &AppState, principal: &Principal, req: File
             embedding_models: req.embedding_models.unwrap_or_default(),
             is_active: req.is_active.unwrap_or(true),
         })
-        .await?)
+        .await?;
+    let details = serde_json::json!({"name": created.name, "extensions": created.extensions});
+    let target = crate::audit::target("file_type", created.id);
+    crate::audit::record_admin(state, principal, "admin.file_type_created", None, target, details).await;
+    Ok(created)
 }
 
 pub async fn update_file_type(
@@ -84,5 +88,10 @@ pub async fn update_file_type(
         embedding_models: req.embedding_models,
         is_active: req.is_active,
     };
-    state.store.update_file_type(id, patch).await?.ok_or_else(|| not_found("file type"))
+    let updated = state.store.update_file_type(id, patch).await?.ok_or_else(|| not_found("file type"))?;
+    let details =
+        serde_json::json!({"name": updated.name, "extensions": updated.extensions, "is_active": updated.is_active});
+    let target = crate::audit::target("file_type", id);
+    crate::audit::record_admin(state, principal, "admin.file_type_updated", None, target, details).await;
+    Ok(updated)
 }

@@ -4,7 +4,7 @@ use chrono::Duration as ChronoDuration;
 use lore_core::error::Code;
 use lore_core::model::*;
 use serde::{Deserialize, Serialize};
-use serde_json::{Map, Value};
+use serde_json::{Map, Value, json};
 
 use super::*;
 use crate::auth::{self, API_KEY_PREFIX, Principal};
@@ -90,6 +90,10 @@ pub async fn create_api_key(state: &AppState, principal: &Principal, req: Create
             security,
         })
         .await?;
+    let details =
+        json!({"name": created.name, "scopes": created.scopes, "knowledge_base_id": created.knowledge_base_id});
+    crate::audit::record(state, principal, "api_key.created", crate::audit::target("api_key", created.id), details)
+        .await;
     Ok(CreatedKey { key, api_key: created })
 }
 
@@ -123,6 +127,17 @@ pub async fn update_api_key(
     req: UpdateKeyRequest,
 ) -> ApiResult<ApiKey> {
     principal.require_session()?;
+    // What the audit log says changed: the fields sent, with the limits and scopes they set.
+    let changed = json!({
+        "name": req.name.is_some(),
+        "description": req.description.is_some(),
+        "scopes": req.scopes,
+        "rate_limit": req.rate_limit,
+        "daily_quota": req.daily_quota,
+        "monthly_quota": req.monthly_quota,
+        "expires_at": req.expires_at,
+        "security": req.security.is_some(),
+    });
     let mut key = state
         .store
         .list_api_keys(principal.user_id())
@@ -190,6 +205,7 @@ pub async fn update_api_key(
     }
     // This node applies the change at once; the others within the key cache's time to live.
     state.key_cache.forget_key(id);
+    crate::audit::record(state, principal, "api_key.updated", crate::audit::target("api_key", id), changed).await;
     let mut key = state
         .store
         .list_api_keys(principal.user_id())
@@ -215,6 +231,7 @@ pub async fn revoke_api_key(state: &AppState, principal: &Principal, id: Id) -> 
         return Err(not_found("API key"));
     }
     state.key_cache.forget_key(id);
+    crate::audit::record(state, principal, "api_key.revoked", crate::audit::target("api_key", id), json!({})).await;
     Ok(())
 }
 

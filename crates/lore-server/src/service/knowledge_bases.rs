@@ -4,6 +4,7 @@ use lore_core::error::{Code, Error};
 use lore_core::model::*;
 use serde::Deserialize;
 use serde_json::Value;
+use serde_json::json;
 
 use super::*;
 use crate::auth::Principal;
@@ -145,6 +146,12 @@ pub async fn update_knowledge_base(
         check_len("name", name.trim(), 1, 200)?;
     }
     let defaults = state.store.user_defaults(principal.user_id()).await?;
+    // What the audit log says changed: the fields sent, and the settings' top-level keys.
+    let changed = json!({
+        "name": req.name.is_some(),
+        "status": req.status.map(|s| s.as_str()),
+        "settings": req.settings.as_ref().and_then(|s| s.as_object()).map(|m| m.keys().cloned().collect::<Vec<_>>()),
+    });
     let settings = req.settings.map(|v| parse_settings(state, v, &defaults)).transpose()?;
     if let Some(settings) = &settings {
         check_embedding_change(
@@ -165,6 +172,8 @@ pub async fn update_knowledge_base(
         .update_knowledge_base(principal.user_id(), id, patch)
         .await?
         .ok_or_else(|| not_found("knowledge base"))?;
+    let kb_target = crate::audit::target("knowledge_base", id);
+    crate::audit::record(state, principal, "knowledge_base.updated", kb_target, changed).await;
     // A new embedding model re-embeds what is there, in the background; search stays on the old
     // space until that completes.
     let target = match crate::embedding::config_for(state, &after).await? {
@@ -185,6 +194,15 @@ pub async fn delete_knowledge_base(state: &AppState, principal: &Principal, id: 
     owned_kb(state, principal, id).await?;
     let paths =
         state.store.delete_knowledge_base(principal.user_id(), id).await?.ok_or_else(|| not_found("knowledge base"))?;
+    let details = json!({"files": paths.len()});
+    crate::audit::record(
+        state,
+        principal,
+        "knowledge_base.deleted",
+        crate::audit::target("knowledge_base", id),
+        details,
+    )
+    .await;
     release_blobs(state, paths).await;
     Ok(())
 }

@@ -555,3 +555,112 @@ async fn accounts_are_protected_and_administered() {
     assert_eq!(app.get(&admin, "/v1/me").await.0, StatusCode::UNAUTHORIZED);
     app.shutdown().await;
 }
+
+/// The audit log: sign-ins (and failed ones), keys, configuration with provider keys, knowledge
+/// bases and documents deleted and restored, and an administrator's action are each recorded with
+/// actor, address and request id; no secret appears; each person reads what concerns them, the
+/// administrator everyone's; nothing in the API changes an entry.
+#[tokio::test]
+async fn security_changes_are_audited_for_their_owner_and_administrators() {
+    let app = spawn_app().await;
+    let admin = app.register("审计管理员").await;
+    let token = app.register("alice-audit").await;
+    let bob = app.register("bob-audit").await;
+    let login = |name: &str, password: &str| {
+        let body = json!({"username": name, "password": password});
+        let app = &app;
+        async move { app.post("", "/v1/auth/login", body).await }
+    };
+    assert_eq!(login("alice-audit", "wrong password!").await.0, StatusCode::UNAUTHORIZED);
+    assert_eq!(login("nobody-at-all", "wrong password!").await.0, StatusCode::UNAUTHORIZED);
+    let (status, signed_in) = login("alice-audit", "correct horse battery").await;
+    assert_eq!(status, StatusCode::OK, "{signed_in}");
+
+    let (_, key) = app.post(&token, "/v1/api-keys", json!({"name": "ci", "scopes": ["search", "read"]})).await;
+    let key_id = key["api_key"]["id"].as_str().expect("id").to_string();
+    app.patch(&token, &format!("/v1/api-keys/{key_id}"), json!({"rate_limit": 5, "scopes": ["search"]})).await;
+    let revoked =
+        app.http.delete(app.url(&format!("/v1/api-keys/{key_id}"))).bearer_auth(&token).send().await.expect("send");
+    assert_eq!(revoked.status(), StatusCode::NO_CONTENT);
+    let request_id = header(&revoked, "x-request-id").expect("every answer names its request");
+    app.put(&token, "/v1/config", json!({"openai_api_key": "sk-audit-secret-123", "max_search_results": 7})).await;
+    let kb = app.create_kb(&token, "审计知识库").await;
+    app.patch(&token, &format!("/v1/knowledge-bases/{kb}"), json!({"settings": {"search_config": {"top_k": 3}}})).await;
+    let doc = app.ingest(&token, &kb, "说明.md", ZH_DOC).await;
+    let doc = doc["id"].as_str().expect("id");
+    app.delete(&token, &format!("/v1/documents/{doc}")).await;
+    app.post(&token, &format!("/v1/documents/{doc}/restore"), json!({})).await;
+    app.delete(&token, &format!("/v1/knowledge-bases/{kb}")).await;
+    let (_, bob_me) = app.get(&bob, "/v1/me").await;
+    let bob_id = bob_me["id"].as_str().expect("id").to_string();
+    let (status, v) = app.patch(&admin, &format!("/v1/admin/users/{bob_id}"), json!({"is_active": false})).await;
+    assert_eq!(status, StatusCode::OK, "{v}");
+
+    let (status, log) = app.get(&token, "/v1/audit").await;
+    assert_eq!(status, StatusCode::OK, "{log}");
+    let entries = log["data"].as_array().expect("entries").clone();
+    let actions: Vec<&str> = entries.iter().filter_map(|e| e["action"].as_str()).collect();
+    assert_eq!(
+        actions,
+        [
+            "knowledge_base.deleted",
+            "document.restored",
+            "document.deleted",
+            "knowledge_base.updated",
+            "config.updated",
+            "api_key.revoked",
+            "api_key.updated",
+            "api_key.created",
+            "auth.sign_in",
+            "auth.sign_in_failed",
+            "auth.registered",
+        ],
+        "newest first, alice's only: {log}"
+    );
+    assert!(!log.to_string().contains("sk-audit-secret"), "no secret in the log");
+    let by_action = |action: &str| entries.iter().find(|e| e["action"] == action).expect(action).clone();
+    let revoke = by_action("api_key.revoked");
+    assert_eq!(revoke["request_id"], request_id.as_str());
+    assert_eq!(revoke["ip_address"], "127.0.0.1");
+    assert_eq!(revoke["actor"], "alice-audit");
+    assert_eq!(revoke["target_type"], "api_key");
+    assert_eq!(revoke["target_id"], key_id.as_str());
+    assert_eq!(by_action("api_key.updated")["details"]["rate_limit"], 5);
+    assert_eq!(by_action("config.updated")["details"]["fields"], json!(["max_search_results", "openai_api_key"]));
+    assert_eq!(by_action("auth.sign_in_failed")["details"]["reason"], "wrong_password");
+    assert_eq!(by_action("knowledge_base.updated")["details"]["settings"], json!(["search_config"]));
+    assert_eq!(by_action("document.deleted")["details"]["filename"], "说明.md");
+
+    // Filters and pages.
+    let (_, auth) = app.get(&token, "/v1/audit?action=auth.").await;
+    assert_eq!(auth["data"].as_array().map(Vec::len), Some(3), "{auth}");
+    let (_, first) = app.get(&token, "/v1/audit?limit=2").await;
+    let last_at = first["data"][1]["at"].as_str().expect("at").to_string();
+    let (_, next) = app.get(&token, &format!("/v1/audit?limit=1&before={}", last_at.replace('+', "%2B"))).await;
+    assert_eq!(next["data"][0]["action"], "document.deleted", "{next}");
+
+    // Bob sees the administrator's action on his account, and nothing of alice's.
+    let (_, bob_log) = app.get(&admin, &format!("/v1/admin/audit?user_id={bob_id}")).await;
+    let deactivated = &bob_log["data"][0];
+    assert_eq!(deactivated["action"], "admin.user_deactivated", "{bob_log}");
+    assert_eq!(deactivated["actor"], "审计管理员");
+    // The failed sign-in of an unknown name concerns nobody: administrators see it.
+    let (status, everything) = app.get(&admin, "/v1/admin/audit?action=auth.sign_in_failed").await;
+    assert_eq!(status, StatusCode::OK);
+    let tried: Vec<&str> =
+        everything["data"].as_array().into_iter().flatten().filter_map(|e| e["actor"].as_str()).collect();
+    assert!(tried.contains(&"nobody-at-all") && tried.contains(&"alice-audit"), "{everything}");
+    for path in ["/v1/admin/audit", &format!("/v1/audit?user_id={bob_id}")] {
+        let (status, v) = app.get(&token, path).await;
+        assert!(status == StatusCode::FORBIDDEN || status == StatusCode::UNPROCESSABLE_ENTITY, "{path}: {v}");
+    }
+    // A key reads no audit log, and nothing changes one.
+    let read_key = new_key(&app, &token, json!({"name": "reader", "scopes": ["read"]})).await;
+    assert_eq!(app.get(&read_key, "/v1/audit").await.0, StatusCode::FORBIDDEN);
+    for method in [reqwest::Method::DELETE, reqwest::Method::POST, reqwest::Method::PATCH] {
+        let resp =
+            app.http.request(method.clone(), app.url("/v1/audit")).bearer_auth(&token).send().await.expect("send");
+        assert!(resp.status() == StatusCode::METHOD_NOT_ALLOWED || resp.status() == StatusCode::NOT_FOUND, "{method}");
+    }
+    app.shutdown().await;
+}
