@@ -7,7 +7,7 @@ use lore_core::agent::*;
 use lore_core::error::Code;
 use lore_core::model::*;
 use lore_core::source::*;
-use lore_core::store::{AccountStore, AuditStore, DocumentStore, RetentionStore, SearchStore};
+use lore_core::store::{AccountStore, DocumentStore, RetentionStore, SearchStore};
 use lore_core::store::{Store, Upload};
 use lore_store::{PgStore, SqliteStore};
 use serde_json::json;
