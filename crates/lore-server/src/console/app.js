@@ -15,6 +15,10 @@ const STRINGS = {
     confirm_delete: 'Delete “{0}”?', error_prefix: 'Error', optional: 'optional', any: 'Any',
     nav_kbs: 'Knowledge bases', nav_search: 'Search', nav_agents: 'Agents', nav_keys: 'API keys',
     nav_usage: 'Usage', nav_sources: 'Data sources', nav_notifications: 'Notifications', nav_settings: 'Settings',
+    nav_audit: 'Audit log', audit_title: 'Audit log', audit_hint: 'Security-relevant changes to your account and data: sign-ins, keys, settings, deletions. Entries cannot be changed.',
+    audit_everyone: 'Everyone (administrators)', audit_user: 'User id', audit_action: 'Action', audit_all: 'all', audit_since: 'Since',
+    audit_when: 'When', audit_actor: 'Who', audit_target: 'Target', audit_address: 'Address', audit_request: 'Request',
+    audit_details: 'Details', audit_empty: 'No entries.', audit_older: 'Older entries', audit_filter: 'Filter',
     nav_admin: 'Administration', admin_title: 'Administration', admin_server: 'This server', admin_ready: 'ready',
     admin_not_ready: 'not ready', admin_version: 'Version', admin_node: 'Node', admin_database: 'Database',
     admin_blobs: 'Uploads', admin_queue: 'Queued jobs', admin_free: 'Free disk', admin_limits: 'Limits',
@@ -108,6 +112,10 @@ const STRINGS = {
     confirm_delete: '删除“{0}”？', error_prefix: '错误', optional: '可选', any: '任意',
     nav_kbs: '知识库', nav_search: '搜索', nav_agents: '智能体', nav_keys: 'API 密钥',
     nav_usage: '用量', nav_sources: '数据源', nav_notifications: '通知', nav_settings: '设置',
+    nav_audit: '审计日志', audit_title: '审计日志', audit_hint: '与你的账户和数据有关的安全变更：登录、密钥、设置、删除。条目不可更改。',
+    audit_everyone: '所有人（管理员）', audit_user: '用户 ID', audit_action: '操作', audit_all: '全部', audit_since: '起始日期',
+    audit_when: '时间', audit_actor: '操作者', audit_target: '对象', audit_address: '地址', audit_request: '请求',
+    audit_details: '详情', audit_empty: '没有条目。', audit_older: '更早的条目', audit_filter: '筛选',
     nav_admin: '管理', admin_title: '管理', admin_server: '本服务器', admin_ready: '就绪', admin_not_ready: '未就绪',
     admin_version: '版本', admin_node: '节点', admin_database: '数据库', admin_blobs: '上传文件', admin_queue: '排队任务',
     admin_free: '剩余磁盘', admin_limits: '限制', admin_nodes: '节点', admin_users: '用户', admin_email: '邮箱',
@@ -387,6 +395,7 @@ const ROUTES = [
   [/^\/usage$/, pageUsage],
   [/^\/sources$/, pageSources],
   [/^\/notifications$/, pageNotifications],
+  [/^\/audit$/, pageAudit],
   [/^\/settings$/, pageSettings],
   [/^\/admin$/, pageAdmin],
 ];
@@ -445,7 +454,7 @@ function renderNav(path) {
   if (session) {
     append(nav, [link('#/kbs', 'nav_kbs'), link('#/search', 'nav_search'), link('#/agents', 'nav_agents'),
       link('#/keys', 'nav_keys'), link('#/usage', 'nav_usage'), link('#/sources', 'nav_sources'),
-      link('#/notifications', 'nav_notifications'), link('#/settings', 'nav_settings')]);
+      link('#/notifications', 'nav_notifications'), link('#/audit', 'nav_audit'), link('#/settings', 'nav_settings')]);
     if (session.user && session.user.is_superuser) append(nav, [link('#/admin', 'nav_admin')]);
   }
   add(nav, h('span', { class: 'spacer' }));
@@ -1433,6 +1442,53 @@ async function pageAdmin(root) {
     h('div', { class: 'table-wrap' }, h('table', {},
       h('thead', {}, h('tr', {}, [t('name'), t('admin_category'), t('admin_extensions'), t('admin_active'), ''].map((c) => h('th', { scope: 'col' }, c)))),
       h('tbody', {}, types.data.map(typeRow))))));
+}
+
+/** The audit log: the caller's entries, or for administrators everyone's (or one user's),
+ *  filtered by action and date, newest first, a page at a time. */
+async function pageAudit(root, _, query) {
+  const admin = Boolean(session.user && session.user.is_superuser);
+  const everyone = admin && query.get('all') === '1';
+  const areas = ['', 'auth.', 'api_key.', 'config.', 'knowledge_base.', 'document.', 'agent.', 'data_source.', 'admin.'];
+  const action = h('select', { id: 'audit-action' }, areas.map((a) => h('option', { value: a, selected: (query.get('action') || '') === a }, a || t('audit_all'))));
+  const since = h('input', { type: 'date', id: 'audit-since', value: query.get('since') || '' });
+  const user = h('input', { id: 'audit-user', value: query.get('user_id') || '', placeholder: 'uuid' });
+  const all = h('input', { type: 'checkbox', id: 'audit-all', checked: everyone });
+  const form = h('form', { class: 'card row', id: 'audit-filters' }, field(t('audit_action'), action), field(t('audit_since'), since),
+    admin ? h('p', {}, h('label', { class: 'check', for: all.id }, all, t('audit_everyone'))) : null,
+    admin ? field(t('audit_user'), user) : null, h('button', { type: 'submit' }, t('audit_filter')));
+  onSubmit(form, async () => {
+    const next = new URLSearchParams();
+    if (action.value) next.set('action', action.value);
+    if (since.value) next.set('since', since.value);
+    if (admin && all.checked) next.set('all', '1');
+    if (admin && all.checked && user.value.trim()) next.set('user_id', user.value.trim());
+    go(`#/audit?${next}`);
+  });
+  const body = h('tbody', {});
+  const more = h('button', { type: 'button', class: 'secondary', id: 'audit-more', hidden: true }, t('audit_older'));
+  let before = null;
+  const load = async () => {
+    const params = new URLSearchParams({ limit: '50' });
+    if (query.get('action')) params.set('action', query.get('action'));
+    if (query.get('since')) params.set('since', `${query.get('since')}T00:00:00Z`);
+    if (everyone && query.get('user_id')) params.set('user_id', query.get('user_id'));
+    if (before) params.set('before', before);
+    const { data } = await api('GET', `${everyone ? '/v1/admin/audit' : '/v1/audit'}?${params}`);
+    append(body, data.map((e) => h('tr', { 'data-action': e.action },
+      h('td', {}, fmtTime(e.at)), h('td', {}, h('code', {}, e.action)), h('td', {}, e.actor || '—'),
+      h('td', {}, e.target_type ? `${e.target_type} ${e.target_id || ''}` : '—'), h('td', {}, e.ip_address || '—'),
+      h('td', {}, h('code', {}, e.request_id || '—')), h('td', {}, h('code', { class: 'audit-details' }, JSON.stringify(e.details))))));
+    if (data.length) before = data[data.length - 1].at;
+    more.hidden = data.length < 50;
+    if (!body.children.length) add(body, h('tr', {}, h('td', { colspan: 7, class: 'muted', id: 'audit-empty' }, t('audit_empty'))));
+  };
+  more.addEventListener('click', () => load().catch(fail));
+  await load();
+  add(root, h('h1', {}, t('audit_title')), h('p', { class: 'muted' }, t('audit_hint')), form,
+    h('div', { class: 'table-wrap' }, h('table', { id: 'audit-table' },
+      h('thead', {}, h('tr', {}, ['audit_when', 'audit_action', 'audit_actor', 'audit_target', 'audit_address', 'audit_request', 'audit_details']
+        .map((k) => h('th', { scope: 'col' }, t(k))))), body)), more);
 }
 
 async function pageNotifications(root) {

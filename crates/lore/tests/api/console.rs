@@ -591,6 +591,25 @@ async fn a_newcomer_does_everything_in_the_console_in_a_real_browser() {
     assert_eq!((status, code(&v)), (StatusCode::UNAUTHORIZED, "api_key_revoked"));
     browser.screenshot("13-api-keys").await;
 
+    // The audit log: the key just created and revoked, filtered by action; administrators may
+    // read everyone's, including the other account's registration.
+    browser.goto(&page("/audit")).await;
+    browser.until("the revoked key's entry", "return document.querySelector('tr[data-action=\"api_key.revoked\"]')", json!([])).await;
+    assert_labelled(&browser).await;
+    browser.js("const s = document.getElementById('audit-action'); s.value = 'api_key.'; return true", json!([])).await;
+    browser.click("#audit-filters button[type=submit]").await;
+    browser
+        .until(
+            "only key entries",
+            "const rows = [...document.querySelectorAll('#audit-table tbody tr')];
+             return rows.length >= 2 && rows.every(r => (r.dataset.action || '').startsWith('api_key.'))",
+            json!([]),
+        )
+        .await;
+    browser.screenshot("13-audit-log").await;
+    browser.goto(&page("/audit?all=1&action=auth.registered")).await;
+    browser.until("everyone's registrations", "return document.querySelectorAll('#audit-table tbody tr[data-action=\"auth.registered\"]').length >= 2", json!([])).await;
+
     // Usage charts, data sources, notifications.
     browser.goto(&page("/usage")).await;
     browser.until("the API usage chart", "return document.querySelector('#chart-api rect.bar')", json!([])).await;
