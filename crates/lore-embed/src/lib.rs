@@ -222,6 +222,12 @@ impl Registry {
         if let Some(known) = provision::known(model) {
             return Ok(LocalModel::Known(known));
         }
+        // A hub repository's name (`BAAI/bge-m3`), pulled into the model directory: before the
+        // operator's paths, which a relative `org/model` would otherwise be read as.
+        let pulled = self.models.repo_path(model);
+        if let Some(path) = pulled.as_ref().filter(|p| ModelStore::present(p)) {
+            return Ok(LocalModel::Path(path.clone()));
+        }
         if self.operator_paths.lock().unwrap_or_else(|e| e.into_inner()).iter().any(|p| p == model) {
             return Ok(LocalModel::Path(PathBuf::from(model)));
         }
@@ -234,6 +240,11 @@ impl Registry {
             if path.exists() {
                 return Ok(LocalModel::Path(path));
             }
+        }
+        if pulled.is_some() {
+            return Err(EmbedError::UnknownModel(format!(
+                "model '{model}' is not in the model directory; run `lore model pull {model}` on the server first"
+            )));
         }
         Err(EmbedError::UnknownModel(format!(
             "unknown local model '{}'; use one of {}, or the name of a model the operator placed in the model directory",

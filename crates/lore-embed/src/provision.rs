@@ -126,6 +126,41 @@ impl ModelStore {
         self.pull(model)
     }
 
+    /// Where a model named by its hub repository (`BAAI/bge-m3`) is kept: `<dir>/BAAI/bge-m3`.
+    /// `None` for a name that is not `organisation/model` of plain parts, so that no name reaches
+    /// outside the model directory.
+    pub fn repo_path(&self, repo: &str) -> Option<PathBuf> {
+        let plain = |part: &str| {
+            !part.is_empty()
+                && part.len() <= 96
+                && !part.starts_with('.')
+                && part.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
+        };
+        match repo.split_once('/') {
+            Some((org, name)) if plain(org) && plain(name) => Some(self.dir.join(org).join(name)),
+            _ => None,
+        }
+    }
+
+    /// Fetches any BERT or XLM-RoBERTa model from the hub (`LORE_HF_ENDPOINT`) by its repository
+    /// name into [`repo_path`](Self::repo_path), where a knowledge base finds it by that name.
+    pub fn pull_repo(&self, repo: &str) -> Result<PathBuf, ModelError> {
+        let target = self.repo_path(repo).ok_or_else(|| {
+            ModelError::Invalid(format!("'{repo}' is not a hub repository name (organisation/model)"))
+        })?;
+        let hub = self.hub.as_deref().ok_or_else(|| {
+            ModelError::Unavailable(
+                "the hub is turned off (LORE_HF_ENDPOINT=none); set it to the hub or a mirror".into(),
+            )
+        })?;
+        let folder = target.parent().unwrap_or(&self.dir).to_path_buf();
+        std::fs::create_dir_all(&folder)
+            .map_err(|e| ModelError::Unavailable(format!("cannot create the model cache {}: {e}", folder.display())))?;
+        let _guard = PULLING.lock().unwrap_or_else(|e| e.into_inner());
+        hub_download(hub, repo, &folder, &target)
+            .map_err(|e| ModelError::Unavailable(format!("{repo} from {hub}: {e}")))
+    }
+
     /// Whether a complete model is at `path` (directories are renamed into place when whole).
     pub fn present(path: &Path) -> bool {
         path.is_file() || path.join("config.json").is_file()

@@ -36,7 +36,20 @@ pub fn write_safetensors(path: &Path, tensors: &BTreeMap<String, (Vec<usize>, Ve
 /// (`roberta.` prefixes, a Unigram vocabulary, one token type, `classifier.dense` and
 /// `classifier.out_proj`), of English words and Chinese characters, with `labels` outputs.
 pub fn tiny_cross_encoder(dir: &Path, model_type: &str, labels: usize) {
-    let (hidden, inter, positions) = (8usize, 16usize, 64usize);
+    tiny_model(dir, model_type, 8, Some(labels));
+}
+
+/// A tiny embedding model in Hugging Face format (as [`tiny_cross_encoder`], without a head, CLS
+/// pooled as bge models are) of `hidden` dimensions: 1,024 gives bge-m3's vectors.
+pub fn tiny_embedding_model(dir: &Path, model_type: &str, hidden: usize) {
+    tiny_model(dir, model_type, hidden, None);
+    std::fs::create_dir_all(dir.join("1_Pooling")).expect("dir");
+    std::fs::write(dir.join("1_Pooling/config.json"), json!({"pooling_mode_cls_token": true}).to_string())
+        .expect("pooling");
+}
+
+fn tiny_model(dir: &Path, model_type: &str, hidden: usize, labels: Option<usize>) {
+    let (inter, positions) = (16usize, 64usize);
     let bert = model_type == "bert";
     let words = ["refund", "policy", "days", "thirty", "cat", "the", "退", "款", "政", "策", "猫", "天"];
     let (tokens, tokenizer) = if bert {
@@ -59,7 +72,7 @@ pub fn tiny_cross_encoder(dir: &Path, model_type: &str, labels: usize) {
         (n, json!({"model": {"type": "Unigram", "unk_id": 3, "vocab": vocab}, "added_tokens": []}))
     };
     let id2label: serde_json::Map<String, Value> =
-        (0..labels).map(|i| (i.to_string(), json!(format!("LABEL_{i}")))).collect();
+        (0..labels.unwrap_or(1)).map(|i| (i.to_string(), json!(format!("LABEL_{i}")))).collect();
     let config = json!({
         "model_type": model_type, "hidden_size": hidden, "num_hidden_layers": 1, "num_attention_heads": 2,
         "intermediate_size": inter, "max_position_embeddings": positions, "type_vocab_size": if bert { 2 } else { 1 },
@@ -86,12 +99,14 @@ pub fn tiny_cross_encoder(dir: &Path, model_type: &str, labels: usize) {
         put(&format!("{prefix}.encoder.layer.0.{name}.weight"), vec![shape.0, shape.1]);
         put(&format!("{prefix}.encoder.layer.0.{name}.bias"), vec![shape.0]);
     }
-    let (dense, out) =
-        if bert { ("bert.pooler.dense", "classifier") } else { ("classifier.dense", "classifier.out_proj") };
-    put(&format!("{dense}.weight"), vec![hidden, hidden]);
-    put(&format!("{dense}.bias"), vec![hidden]);
-    put(&format!("{out}.weight"), vec![labels, hidden]);
-    put(&format!("{out}.bias"), vec![labels]);
+    if let Some(labels) = labels {
+        let (dense, out) =
+            if bert { ("bert.pooler.dense", "classifier") } else { ("classifier.dense", "classifier.out_proj") };
+        put(&format!("{dense}.weight"), vec![hidden, hidden]);
+        put(&format!("{dense}.bias"), vec![hidden]);
+        put(&format!("{out}.weight"), vec![labels, hidden]);
+        put(&format!("{out}.bias"), vec![labels]);
+    }
     for norm in
         ["embeddings.LayerNorm", "encoder.layer.0.attention.output.LayerNorm", "encoder.layer.0.output.LayerNorm"]
     {

@@ -138,3 +138,56 @@ async fn downloads_from_a_hugging_face_hub_endpoint() {
     .expect("join");
     assert!(missing.is_err_and(|e| e.contains("404")));
 }
+
+/// Serves the files of `dir` as the hub's `resolve` endpoint serves repository `repo`.
+async fn hub_serving(repo: &'static str, dir: std::path::PathBuf) -> String {
+    let app = axum::Router::new().route(
+        "/{org}/{name}/resolve/main/{*file}",
+        axum::routing::get(
+            move |axum::extract::Path((org, name, file)): axum::extract::Path<(String, String, String)>| {
+                let dir = dir.clone();
+                async move {
+                    if format!("{org}/{name}") != repo {
+                        return Err(axum::http::StatusCode::NOT_FOUND);
+                    }
+                    std::fs::read(dir.join(&file)).map_err(|_| axum::http::StatusCode::NOT_FOUND)
+                }
+            },
+        ),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let hub = format!("http://{}", listener.local_addr().expect("addr"));
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    hub
+}
+
+/// Any BERT/XLM-R model of the hub by its repository name: `BAAI/bge-m3` (here a generated
+/// XLM-R of bge-m3's 1,024 dimensions, served by a local hub stand-in) is pulled into the model
+/// directory under that name, found by it, and embeds. Names that would leave the directory are
+/// not names.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_hub_model_is_pulled_and_named_by_its_repository() {
+    let served = tempfile::tempdir().expect("dir");
+    lore_embed::testing::tiny_embedding_model(served.path(), "xlm-roberta", 1024);
+    let hub = hub_serving("BAAI/bge-m3", served.path().to_path_buf()).await;
+    let cache = tempfile::tempdir().expect("cache");
+    let store = ModelStore { dir: cache.path().to_path_buf(), hub: Some(hub) };
+    let pulling = store.clone();
+    let path =
+        tokio::task::spawn_blocking(move || pulling.pull_repo("BAAI/bge-m3")).await.expect("join").expect("pulls");
+    assert_eq!(path, cache.path().join("BAAI").join("bge-m3"));
+    assert!(path.join("1_Pooling/config.json").is_file());
+    for bad in ["../etc", "BAAI/../x", "a/b/c", "BAAI/", "/bge-m3", "BAAI/.hidden"] {
+        assert!(store.repo_path(bad).is_none(), "{bad}");
+    }
+
+    let registry = lore_embed::Registry::new(store, lore_core::outbound::Policy::default());
+    let config = lore_embed::EmbeddingConfig::from_shorthand("BAAI/bge-m3");
+    assert_eq!(lore_embed::Registry::space_of(&config).expect("space"), "local/BAAI/bge-m3");
+    let embedder = registry.get(&config, &Default::default()).await.expect("loads by name");
+    let vectors =
+        embedder.embed(&["退款政策".into(), "refund policy".into()], InputKind::Passage).await.expect("embeds");
+    assert!(vectors.iter().all(|v| v.len() == 1024 && (cos(v, v) - 1.0).abs() < 1e-4));
+    let missing = registry.check_local("BAAI/bge-large-zh").err().expect("not pulled");
+    assert!(missing.to_string().contains("lore model pull BAAI/bge-large-zh"), "{missing}");
+}

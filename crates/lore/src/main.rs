@@ -150,7 +150,8 @@ enum Command {
 
 #[derive(Debug, Subcommand)]
 enum ModelCommand {
-    /// Provisions a model (e.g. multilingual-e5-small) into the cache, fetching it again if present.
+    /// Provisions a model into the cache, fetching it again if present: a known one (e.g.
+    /// multilingual-e5-small), or any BERT/XLM-R model of the hub by its repository (BAAI/bge-m3).
     Pull {
         name: String,
         /// The model cache. Default: $LORE_MODEL_DIR, else <data_dir>/models
@@ -271,13 +272,28 @@ async fn model(what: ModelCommand) -> anyhow::Result<()> {
     match what {
         ModelCommand::Pull { name, model_dir, data_dir } => {
             let store = store(model_dir, data_dir);
-            let known = lore_embed::provision::known(&name).ok_or_else(|| {
-                anyhow::anyhow!(
-                    "unknown model '{name}'; known: {}",
-                    lore_embed::provision::KNOWN.iter().map(|m| m.name).collect::<Vec<_>>().join(", ")
-                )
-            })?;
             let started = std::time::Instant::now();
+            let Some(known) = lore_embed::provision::known(&name) else {
+                // Any BERT or XLM-RoBERTa model on the hub (or the mirror LORE_HF_ENDPOINT names),
+                // by its repository: `lore model pull BAAI/bge-m3`.
+                if store.repo_path(&name).is_none() {
+                    anyhow::bail!(
+                        "unknown model '{name}'; known: {}, or a hub repository such as BAAI/bge-m3",
+                        lore_embed::provision::KNOWN.iter().map(|m| m.name).collect::<Vec<_>>().join(", ")
+                    );
+                }
+                let repo = name.clone();
+                let path = tokio::task::spawn_blocking(move || store.pull_repo(&repo)).await??;
+                let encoder = lore_embed::load_encoder(&path, None)?;
+                println!(
+                    "{name} ({} dimensions) ready at {} in {:.1} s; name it as a knowledge base's local model: \
+                     {{\"provider\": \"local\", \"model\": \"{name}\"}}",
+                    encoder.dimensions(),
+                    path.display(),
+                    started.elapsed().as_secs_f64()
+                );
+                return Ok(());
+            };
             let path = tokio::task::spawn_blocking(move || store.pull(known)).await??;
             // Loading it proves the file is whole.
             let encoder = lore_embed::load_encoder(&path, Some((known.query_prefix, known.passage_prefix)))?;

@@ -594,7 +594,13 @@ async fn a_newcomer_does_everything_in_the_console_in_a_real_browser() {
     // The audit log: the key just created and revoked, filtered by action; administrators may
     // read everyone's, including the other account's registration.
     browser.goto(&page("/audit")).await;
-    browser.until("the revoked key's entry", "return document.querySelector('tr[data-action=\"api_key.revoked\"]')", json!([])).await;
+    browser
+        .until(
+            "the revoked key's entry",
+            "return document.querySelector('tr[data-action=\"api_key.revoked\"]')",
+            json!([]),
+        )
+        .await;
     assert_labelled(&browser).await;
     browser.js("const s = document.getElementById('audit-action'); s.value = 'api_key.'; return true", json!([])).await;
     browser.click("#audit-filters button[type=submit]").await;
@@ -608,7 +614,13 @@ async fn a_newcomer_does_everything_in_the_console_in_a_real_browser() {
         .await;
     browser.screenshot("13-audit-log").await;
     browser.goto(&page("/audit?all=1&action=auth.registered")).await;
-    browser.until("everyone's registrations", "return document.querySelectorAll('#audit-table tbody tr[data-action=\"auth.registered\"]').length >= 2", json!([])).await;
+    browser
+        .until(
+            "everyone's registrations",
+            "return document.querySelectorAll('#audit-table tbody tr[data-action=\"auth.registered\"]').length >= 2",
+            json!([]),
+        )
+        .await;
 
     // Usage charts, data sources, notifications.
     browser.goto(&page("/usage")).await;

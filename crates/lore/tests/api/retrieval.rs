@@ -820,3 +820,81 @@ async fn a_local_cross_encoder_reranks_by_name() {
     }
     app.shutdown().await;
 }
+
+/// bge-m3 by name, end to end: `lore model pull BAAI/bge-m3` fetches it from a local hub
+/// stand-in (a generated XLM-R of bge-m3's 1,024 dimensions), and then the name works wherever a
+/// model is named: the server's default, a knowledge base's settings, the user's default. Its
+/// 1,024-d vectors are stored and searched on both stores. A model not pulled is refused when
+/// it is saved, saying what to run.
+#[tokio::test]
+async fn bge_m3_by_name_works_end_to_end() {
+    use axum::extract::Path as UrlPath;
+    let served = tempfile::tempdir().expect("dir");
+    lore_embed::testing::tiny_embedding_model(served.path(), "xlm-roberta", 1024);
+    let root = served.path().to_path_buf();
+    let router = axum::Router::new().route(
+        "/{org}/{name}/resolve/main/{*file}",
+        axum::routing::get(move |UrlPath((org, name, file)): UrlPath<(String, String, String)>| {
+            let root = root.clone();
+            async move {
+                match (org.as_str(), name.as_str()) {
+                    ("BAAI", "bge-m3") => std::fs::read(root.join(file)).map_err(|_| axum::http::StatusCode::NOT_FOUND),
+                    _ => Err(axum::http::StatusCode::NOT_FOUND),
+                }
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let hub = format!("http://{}", listener.local_addr().expect("addr"));
+    tokio::spawn(async move { axum::serve(listener, router).await });
+
+    let models = tempfile::tempdir().expect("models");
+    let (cache, endpoint) = (models.path().to_path_buf(), hub.clone());
+    // The hub stand-in runs on this test's runtime: the command waits off it.
+    let out = tokio::task::spawn_blocking(move || {
+        std::process::Command::new(env!("CARGO_BIN_EXE_lore"))
+            .args(["model", "pull", "BAAI/bge-m3", "--model-dir"])
+            .arg(cache)
+            .env("LORE_HF_ENDPOINT", endpoint)
+            .output()
+    })
+    .await
+    .expect("join")
+    .expect("runs");
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{said} {}", String::from_utf8_lossy(&out.stderr));
+    assert!(said.contains("BAAI/bge-m3 (1024 dimensions) ready"), "{said}");
+
+    let dir = models.path().to_path_buf();
+    let app = spawn_app_with(move |c| {
+        c.model_dir = dir;
+        c.embedding_model = Some("BAAI/bge-m3".into());
+    })
+    .await;
+    let token = app.register("bge-m3-user").await;
+    let (status, v) = app.put(&token, "/v1/config", json!({"default_embedding_model": "BAAI/bge-m3"})).await;
+    assert_eq!(status, StatusCode::OK, "{v}");
+    let (status, v) = app.put(&token, "/v1/config", json!({"default_embedding_model": "BAAI/bge-large-zh"})).await;
+    assert_eq!((status, super::code(&v)), (StatusCode::UNPROCESSABLE_ENTITY, "unknown_model"), "{v}");
+    assert!(v["error"]["message"].as_str().is_some_and(|m| m.contains("lore model pull BAAI/bge-large-zh")), "{v}");
+    let named = json!({"name": "bge", "settings": {"embedding_config": {"provider": "local", "model": "BAAI/bge-m3"}}});
+    let (status, kb) = app.post(&token, "/v1/knowledge-bases", named).await;
+    assert_eq!(status, StatusCode::CREATED, "{kb}");
+    let kb = kb["id"].as_str().expect("id").to_string();
+    let texts = ["退款在三十天内受理，原路退回。", "Shipping takes two business days by courier."];
+    for (i, text) in texts.iter().enumerate() {
+        let doc = app.ingest(&token, &kb, &format!("{i}.md"), *text).await;
+        assert_eq!(doc["status"], "completed", "{doc}");
+    }
+    let (_, info) = app.get(&token, &format!("/v1/knowledge-bases/{kb}")).await;
+    assert_eq!(info["embedding_space"], "local/BAAI/bge-m3", "{info}");
+    for text in texts {
+        let (status, v) = app
+            .post(&token, &format!("/v1/knowledge-bases/{kb}/search"), json!({"query": text, "mode": "vector"}))
+            .await;
+        assert_eq!(status, StatusCode::OK, "{v}");
+        assert_eq!(v["embedding_model"], "local/BAAI/bge-m3");
+        assert_eq!(v["results"][0]["content"], text, "a text finds itself: {v}");
+    }
+    app.shutdown().await;
+}
