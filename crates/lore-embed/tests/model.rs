@@ -188,6 +188,6 @@ async fn a_hub_model_is_pulled_and_named_by_its_repository() {
     let vectors =
         embedder.embed(&["退款政策".into(), "refund policy".into()], InputKind::Passage).await.expect("embeds");
     assert!(vectors.iter().all(|v| v.len() == 1024 && (cos(v, v) - 1.0).abs() < 1e-4));
-    let missing = registry.check_local("BAAI/bge-large-zh").err().expect("not pulled");
+    let missing = registry.check_local("BAAI/bge-large-zh").expect_err("not pulled");
     assert!(missing.to_string().contains("lore model pull BAAI/bge-large-zh"), "{missing}");
 }
