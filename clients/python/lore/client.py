@@ -212,6 +212,35 @@ class KnowledgeBases(_Resource):
         return self._run(call)
 
 
+class Evaluations(_Resource):
+    """Golden questions run against search configurations, with hit@k, MRR, nDCG@10 and latency
+    kept per configuration. A run starts ``running``; ``get`` it until ``completed``."""
+
+    def create(
+        self,
+        knowledge_base_id: str,
+        questions: List[JSON],
+        *,
+        configurations: Optional[List[JSON]] = None,
+        k: Optional[int] = None,
+        name: Optional[str] = None,
+    ) -> JSON:
+        body = _clean(questions=questions, configurations=configurations, k=k, name=name)
+        call = Call(
+            *endpoint("POST", "/v1/knowledge-bases/{id}/evaluations"), path={"id": knowledge_base_id}, json=body
+        )
+        return self._run(call)
+
+    def list(self, knowledge_base_id: str) -> List[JSON]:
+        call = Call(
+            *endpoint("GET", "/v1/knowledge-bases/{id}/evaluations"), path={"id": knowledge_base_id}, parse=_data
+        )
+        return self._run(call)
+
+    def get(self, id: str) -> JSON:
+        return self._run(Call(*endpoint("GET", "/v1/evaluations/{id}"), path={"id": id}))
+
+
 def _open(file: FileInput, filename: Optional[str]) -> Tuple[str, Any, int]:
     if isinstance(file, (bytes, bytearray)):
         if not filename:
@@ -743,6 +772,7 @@ class _Client:
         self.auth = Auth(transport)
         self.api_keys = ApiKeys(transport)
         self.knowledge_bases = KnowledgeBases(transport)
+        self.evaluations = Evaluations(transport)
         self.documents = AsyncDocuments(transport) if is_async else Documents(transport)
         self.chunks = Chunks(transport)
         self.chunking = Chunking(transport)

@@ -14,6 +14,7 @@ pub mod console;
 pub mod describe;
 pub mod embedding;
 pub mod error;
+pub mod evaluations;
 pub mod files;
 pub mod followup;
 pub mod governance;

@@ -329,6 +329,21 @@ pub fn document() -> OpenApi {
         .body::<service::SearchRequest>()
         .ok::<service::SearchResponse>(200)
         .add();
+    d.op(
+        Post,
+        "/v1/knowledge-bases/{id}/evaluations",
+        "search",
+        "Run golden questions against search configurations; the metrics are kept (202: running)",
+    )
+    .body::<crate::evaluations::EvaluationRequest>()
+    .ok::<lore_core::model::Evaluation>(202)
+    .add();
+    d.op(Get, "/v1/knowledge-bases/{id}/evaluations", "search", "A knowledge base's evaluation runs, newest first")
+        .list::<lore_core::model::Evaluation>()
+        .add();
+    d.op(Get, "/v1/evaluations/{id}", "search", "One evaluation run with its metrics per configuration")
+        .ok::<lore_core::model::Evaluation>(200)
+        .add();
     d.op(Post, "/v1/chunking/preview", "chunking", "The chunks a text and configuration give, stored nowhere")
         .body::<service::PreviewRequest>()
         .ok::<service::PreviewResponse>(200)

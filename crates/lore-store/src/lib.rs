@@ -3,6 +3,7 @@
 
 mod audit;
 pub mod backup;
+mod evaluations;
 pub mod fs_blobs;
 pub mod postgres;
 mod rows;

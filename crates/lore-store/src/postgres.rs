@@ -24,6 +24,7 @@ pub mod blobs;
 mod chunks;
 mod cluster;
 mod documents;
+mod evaluations;
 mod keys;
 mod knowledge_bases;
 mod queue;

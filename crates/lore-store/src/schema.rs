@@ -70,6 +70,13 @@ pub const SQLITE: &[Migration] = &[
         // A table older nodes never read.
         readable_by: 8,
     },
+    Migration {
+        version: 10,
+        description: "evaluations of a knowledge base's retrieval",
+        sql: include_str!("../migrations/sqlite/0010_evaluations.sql"),
+        // A table older nodes never read.
+        readable_by: 8,
+    },
 ];
 
 pub const POSTGRES: &[Migration] = &[
@@ -114,6 +121,13 @@ pub const POSTGRES: &[Migration] = &[
         version: 7,
         description: "the audit log",
         sql: include_str!("../migrations/postgres/0007_audit_log.sql"),
+        // A table older nodes never read.
+        readable_by: 6,
+    },
+    Migration {
+        version: 8,
+        description: "evaluations of a knowledge base's retrieval",
+        sql: include_str!("../migrations/postgres/0008_evaluations.sql"),
         // A table older nodes never read.
         readable_by: 6,
     },

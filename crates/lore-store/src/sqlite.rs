@@ -21,6 +21,7 @@ mod audit;
 mod chunks;
 mod cluster;
 mod documents;
+mod evaluations;
 mod keys;
 mod knowledge_bases;
 mod queue;

@@ -45,6 +45,7 @@ pub(crate) const TABLES: &[(&str, &str)] = &[
     ("agent_usage", "id"),
     ("notifications", "id"),
     ("audit_log", "id"),
+    ("evaluations", "id"),
     ("jobs", "id"),
     // The master key's check value: the nodes on PostgreSQL must hold the embedded node's key.
     ("cluster_settings", "name"),

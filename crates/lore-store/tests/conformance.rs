@@ -1543,6 +1543,42 @@ async fn audit_entries_are_appended_listed_and_purged(store: &dyn Store) {
     assert_eq!(list(AuditQuery { owner_id: Some(alice.id), ..Default::default() }).await.len(), 2);
 }
 
+/// Evaluation runs: inserted running, finished with results, read back whole by their owner
+/// only, newest first, and gone with their knowledge base.
+async fn evaluations_run_finish_and_go_with_their_knowledge_base(store: &dyn Store) {
+    use chrono::Timelike;
+    let owner = user(store, "evaluator").await;
+    let other = user(store, "evaluator-2").await;
+    let base = kb(store, owner.id).await;
+    let at = lore_core::now().with_nanosecond(0).expect("time");
+    let mut run = Evaluation {
+        id: lore_core::new_id(),
+        user_id: owner.id,
+        knowledge_base_id: base.id,
+        name: "基线 baseline".into(),
+        status: "running".into(),
+        request: json!({"questions": [{"question": "退款要多久？"}]}),
+        results: json!({}),
+        error_message: None,
+        created_at: at,
+        completed_at: None,
+    };
+    store.insert_evaluation(&run).await.expect("insert");
+    let later = Evaluation { id: lore_core::new_id(), created_at: at + chrono::Duration::seconds(1), ..run.clone() };
+    store.insert_evaluation(&later).await.expect("insert");
+    run.status = "completed".into();
+    run.results = json!({"configurations": [{"label": "hybrid", "hit_at_k": 1.0, "mrr": 0.5}]});
+    run.completed_at = Some(at + chrono::Duration::seconds(2));
+    store.finish_evaluation(&run).await.expect("finish");
+    assert_eq!(store.get_evaluation(owner.id, run.id).await.expect("get"), Some(run.clone()));
+    assert_eq!(store.get_evaluation(other.id, run.id).await.expect("get"), None, "another owner's is not found");
+    let listed = store.list_evaluations(owner.id, base.id).await.expect("list");
+    assert_eq!(listed.iter().map(|e| e.id).collect::<Vec<_>>(), [later.id, run.id]);
+    assert!(store.list_evaluations(other.id, base.id).await.expect("list").is_empty());
+    store.delete_knowledge_base(owner.id, base.id).await.expect("delete");
+    assert_eq!(store.get_evaluation(owner.id, run.id).await.expect("get"), None);
+}
+
 async fn postgres() -> Option<PgStore> {
     // The PostgreSQL half fails without a database rather than passing empty; skipping it is
     // said out loud (LORE_SKIP_POSTGRES=1).
@@ -1653,6 +1689,7 @@ conformance! {
     accounts_keys_usage_and_housekeeping,
     notifications_items_and_links,
     audit_entries_are_appended_listed_and_purged,
+    evaluations_run_finish_and_go_with_their_knowledge_base,
 }
 
 fn registrant(name: &str, email: &str) -> NewUser {

@@ -11,6 +11,7 @@ mod agents;
 mod audit;
 mod cluster;
 mod documents;
+mod evaluations;
 mod keys;
 mod knowledge_bases;
 mod queue;
@@ -20,8 +21,8 @@ mod sources;
 
 pub use {
     accounts::AccountStore, agents::AgentStore, audit::AuditStore, cluster::ClusterStore, documents::DocumentStore,
-    keys::KeyStore, knowledge_bases::KnowledgeBaseStore, queue::QueueStore, retention::RetentionStore,
-    search::SearchStore, sources::SourceStore,
+    evaluations::EvaluationStore, keys::KeyStore, knowledge_bases::KnowledgeBaseStore, queue::QueueStore,
+    retention::RetentionStore, search::SearchStore, sources::SourceStore,
 };
 
 /// A session joined with its user, as authentication needs it.
@@ -63,6 +64,7 @@ pub trait Store:
     + AgentStore
     + SourceStore
     + AuditStore
+    + EvaluationStore
     + Send
     + Sync
     + 'static

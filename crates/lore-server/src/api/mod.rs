@@ -55,6 +55,8 @@ pub fn router(state: AppState) -> Router {
             post(upload).layer(DefaultBodyLimit::disable()).get(list_documents),
         )
         .route("/knowledge-bases/{id}/search", post(search))
+        .route("/knowledge-bases/{id}/evaluations", post(create_evaluation).get(list_evaluations))
+        .route("/evaluations/{id}", get(get_evaluation))
         .route("/search", post(search_all))
         .route("/documents/{id}", get(get_document).delete(delete_document))
         .route("/documents/{id}/chunks", get(document_chunks).post(add_chunk))

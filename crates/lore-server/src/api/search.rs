@@ -1,4 +1,4 @@
-//! Search and chunking previews.
+//! Search, evaluations of it, and chunking previews.
 
 use axum::extract::State;
 use lore_core::error::Code;
@@ -37,4 +37,31 @@ pub(crate) async fn preview_chunking(
     Json(req): Json<service::PreviewRequest>,
 ) -> ApiResult<Json<service::PreviewResponse>> {
     Ok(Json(service::preview_chunking(&state, &principal, req).await?))
+}
+
+pub(crate) async fn create_evaluation(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path(id): Path<Id>,
+    Json(req): Json<crate::evaluations::EvaluationRequest>,
+) -> ApiResult<(axum::http::StatusCode, Json<lore_core::model::Evaluation>)> {
+    let run = crate::evaluations::create(&state, &principal, id, req).await?;
+    Ok((axum::http::StatusCode::ACCEPTED, Json(run)))
+}
+
+pub(crate) async fn list_evaluations(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path(id): Path<Id>,
+) -> ApiResult<Json<serde_json::Value>> {
+    let runs = crate::evaluations::list(&state, &principal, id).await?;
+    Ok(Json(serde_json::json!({ "data": runs })))
+}
+
+pub(crate) async fn get_evaluation(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path(id): Path<Id>,
+) -> ApiResult<Json<lore_core::model::Evaluation>> {
+    Ok(Json(crate::evaluations::get(&state, &principal, id).await?))
 }

@@ -898,3 +898,79 @@ async fn bge_m3_by_name_works_end_to_end() {
     }
     app.shutdown().await;
 }
+
+/// Evaluations: golden questions in Chinese and English (by document, by chunk, by answer text)
+/// run against two configurations; the metrics are kept per configuration with each question's
+/// rank, differ where the configurations do, and are another owner's 404.
+#[tokio::test]
+async fn an_evaluation_compares_search_configurations() {
+    let app = spawn_app().await;
+    let token = app.register("evaluator-api").await;
+    let intruder = app.register("evaluator-intruder").await;
+    let kb = app.create_kb(&token, "评测").await;
+    let mut docs = Vec::new();
+    for (name, text) in [
+        ("退款.md", "退款政策：购买后三十天内可以申请全额退款。"),
+        ("shipping.md", "Shipping policy: orders ship within two business days."),
+        ("会员.md", "会员积分每年年底清零一次。"),
+    ] {
+        let doc = app.ingest(&token, &kb, name, text).await;
+        docs.push(doc["id"].as_str().expect("id").to_string());
+    }
+    let (_, chunks) = app.get(&token, &format!("/v1/documents/{}/chunks", docs[2])).await;
+    let points_chunk = chunks["data"][0]["id"].as_str().expect("chunk").to_string();
+    let questions = json!([
+        {"question": "退款", "expected_document_ids": [docs[0]]},
+        {"question": "shipping", "expected_answer": "two business days"},
+        {"question": "积分清零", "expected_chunk_ids": [points_chunk]},
+        // Words the text does not share: full text finds nothing, meaning does.
+        {"question": "how long do deliveries take", "expected_document_ids": [docs[1]]},
+    ]);
+    let configurations = json!([{"label": "full text", "mode": "fulltext"}, {"label": "vector", "mode": "vector"}]);
+    for (body, why) in [
+        (json!({"questions": []}), "no questions"),
+        (json!({"questions": [{"question": "q"}]}), "nothing expected"),
+        (json!({"questions": questions, "configurations": [{"label": "a"}, {"label": "a"}]}), "labels repeat"),
+        (json!({"questions": questions, "configurations": [{"label": "x", "mode": "magic"}]}), "a bad mode"),
+    ] {
+        let (status, v) = app.post(&token, &format!("/v1/knowledge-bases/{kb}/evaluations"), body).await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{why}: {v}");
+    }
+    let (status, v) = app.post(&intruder, &format!("/v1/knowledge-bases/{kb}/evaluations"), json!({})).await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "{v}");
+
+    let body = json!({"name": "全文 vs 向量", "questions": questions, "configurations": configurations, "k": 3});
+    let (status, run) = app.post(&token, &format!("/v1/knowledge-bases/{kb}/evaluations"), body).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{run}");
+    assert_eq!(run["status"], "running");
+    let id = run["id"].as_str().expect("id").to_string();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let done = loop {
+        let (_, v) = app.get(&token, &format!("/v1/evaluations/{id}")).await;
+        if v["status"] != "running" {
+            break v;
+        }
+        assert!(std::time::Instant::now() < deadline, "still running: {v}");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    };
+    assert_eq!(done["status"], "completed", "{done}");
+    let results = &done["results"]["configurations"];
+    let fulltext = &results[0];
+    assert_eq!(fulltext["label"], "full text");
+    let ranks: Vec<Value> =
+        fulltext["questions"].as_array().expect("questions").iter().map(|q| q["rank"].clone()).collect();
+    assert_eq!(ranks, [json!(1), json!(1), json!(1), Value::Null], "{fulltext}");
+    assert_eq!(fulltext["hit_at_k"], 0.75);
+    assert_eq!(fulltext["mrr"], 0.75);
+    assert!(fulltext["latency_ms_p50"].as_f64().is_some_and(|ms| ms > 0.0));
+    let vector = &results[1];
+    assert_eq!(vector["questions"][3]["rank"], 1, "meaning finds the delivery question: {vector}");
+    assert!(vector["hit_at_k"].as_f64().expect("hit") > 0.75, "{vector}");
+    assert!(vector["ndcg_at_10"].as_f64().expect("ndcg") > fulltext["ndcg_at_10"].as_f64().expect("ndcg"));
+
+    let (_, listed) = app.get(&token, &format!("/v1/knowledge-bases/{kb}/evaluations")).await;
+    assert_eq!(listed["data"][0]["id"], id.as_str(), "{listed}");
+    assert_eq!(app.get(&intruder, &format!("/v1/evaluations/{id}")).await.0, StatusCode::NOT_FOUND);
+    assert_eq!(app.get(&intruder, &format!("/v1/knowledge-bases/{kb}/evaluations")).await.0, StatusCode::NOT_FOUND);
+    app.shutdown().await;
+}
