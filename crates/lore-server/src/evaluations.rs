@@ -24,6 +24,8 @@ pub const MAX_QUESTIONS: usize = 500;
 pub const MAX_CONFIGURATIONS: usize = 8;
 /// Searches one run may make: questions × configurations.
 pub const MAX_SEARCHES: usize = 1_000;
+/// Runs of one knowledge base searching at once.
+const MAX_RUNNING: usize = 2;
 
 /// `POST /v1/knowledge-bases/{id}/evaluations`. Every field has a default, so that another
 /// owner's knowledge base answers 404 whatever the body; what is missing is refused after.
@@ -149,6 +151,24 @@ pub async fn create(
             return Err(invalid(format!("two configurations are labelled '{}'", c.label)));
         }
         c.query("check", k)?;
+    }
+    // Runs search in the background: a knowledge base has at most two at a time, so that no
+    // tenant fills the server with them. (A run left `running` by a stopped server stops
+    // counting after an hour.)
+    let recent = lore_core::now() - chrono::Duration::hours(1);
+    let running = state
+        .store
+        .list_evaluations(principal.user_id(), kb.id)
+        .await?
+        .iter()
+        .filter(|e| e.status == "running" && e.created_at > recent)
+        .count();
+    if running >= MAX_RUNNING {
+        return Err(error(
+            Code::RateLimited,
+            format!("{running} evaluations of this knowledge base are running; wait for one to finish"),
+        )
+        .retry_after(10));
     }
     let name = req.name.map(|n| n.trim().to_string()).filter(|n| !n.is_empty()).unwrap_or_else(|| "evaluation".into());
     if name.chars().count() > 200 {

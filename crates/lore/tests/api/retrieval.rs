@@ -972,5 +972,17 @@ async fn an_evaluation_compares_search_configurations() {
     assert_eq!(listed["data"][0]["id"], id.as_str(), "{listed}");
     assert_eq!(app.get(&intruder, &format!("/v1/evaluations/{id}")).await.0, StatusCode::NOT_FOUND);
     assert_eq!(app.get(&intruder, &format!("/v1/knowledge-bases/{kb}/evaluations")).await.0, StatusCode::NOT_FOUND);
+
+    // Two runs of a knowledge base search at once; a third waits its turn.
+    let many: Vec<Value> =
+        (0..200).map(|_| json!({"question": "退款政策", "expected_document_ids": [docs[0]]})).collect();
+    let heavy = json!({"questions": many, "configurations": [{"label": "full text", "mode": "fulltext"}]});
+    let mut answers = Vec::new();
+    for _ in 0..3 {
+        answers.push(app.post(&token, &format!("/v1/knowledge-bases/{kb}/evaluations"), heavy.clone()).await);
+    }
+    assert!(answers[..2].iter().all(|(status, _)| *status == StatusCode::ACCEPTED), "{answers:?}");
+    let (status, v) = &answers[2];
+    assert_eq!((*status, super::code(v)), (StatusCode::TOO_MANY_REQUESTS, "rate_limited"), "{v}");
     app.shutdown().await;
 }
