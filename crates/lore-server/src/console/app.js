@@ -35,7 +35,11 @@ const STRINGS = {
     kbs_title: 'Knowledge bases', kb_new: 'New knowledge base', name: 'Name', description: 'Description',
     status: 'Status', documents: 'Documents', chunks: 'Chunks', size: 'Size', updated: 'Updated',
     kbs_empty: 'No knowledge bases yet. Create one to upload documents.',
-    tab_documents: 'Documents', tab_settings: 'Settings', tab_qa: 'Q&A', open_search: 'Search this knowledge base',
+    tab_documents: 'Documents', tab_settings: 'Settings', tab_qa: 'Q&A', tab_evaluations: 'Evaluations', open_search: 'Search this knowledge base',
+    eval_new: 'New evaluation', eval_questions: 'Golden questions, one a line: question | text the answer contains',
+    eval_modes: 'Configurations', eval_run: 'Run', eval_runs: 'Runs', eval_name: 'Name', eval_status: 'Status',
+    eval_config: 'Configuration', eval_empty: 'No evaluation yet.', eval_chart: 'hit@k, MRR and nDCG@10 by configuration',
+    eval_started: 'Evaluation started', eval_bad_line: 'Line {0} needs "question | expected text"',
     qa_question: 'Question', qa_answer: 'Answer', qa_empty: 'No Q&A entries yet: import a table or add one below.',
     qa_filter: 'Filter entries', qa_import: 'Import a table (CSV, TSV, XLSX, XLS, ODS)', qa_import_hint: 'Columns headed question and answer (问题 and 答案 work too).',
     qa_match_answer: 'Also match the answer', qa_imported: 'Importing {0}…', qa_add: 'Add an entry', qa_added: 'Entry added',
@@ -131,7 +135,11 @@ const STRINGS = {
     kbs_title: '知识库', kb_new: '新建知识库', name: '名称', description: '描述',
     status: '状态', documents: '文档', chunks: '分块', size: '大小', updated: '更新时间',
     kbs_empty: '还没有知识库。新建一个即可上传文档。',
-    tab_documents: '文档', tab_settings: '设置', tab_qa: '问答', open_search: '在此知识库中搜索',
+    tab_documents: '文档', tab_settings: '设置', tab_qa: '问答', tab_evaluations: '评测', open_search: '在此知识库中搜索',
+    eval_new: '新建评测', eval_questions: '标准问题，每行一条：问题 | 答案中包含的文字',
+    eval_modes: '配置', eval_run: '运行', eval_runs: '评测记录', eval_name: '名称', eval_status: '状态',
+    eval_config: '配置', eval_empty: '还没有评测。', eval_chart: '各配置的 hit@k、MRR 与 nDCG@10',
+    eval_started: '评测已开始', eval_bad_line: '第 {0} 行需要“问题 | 期望文字”',
     qa_question: '问题', qa_answer: '答案', qa_empty: '还没有问答条目：导入表格或在下方添加。',
     qa_filter: '筛选条目', qa_import: '导入表格（CSV、TSV、XLSX、XLS、ODS）', qa_import_hint: '表头为“问题”和“答案”（question、answer 也可以）。',
     qa_match_answer: '同时匹配答案', qa_imported: '正在导入 {0}…', qa_add: '添加条目', qa_added: '条目已添加',
@@ -544,7 +552,7 @@ async function pageKnowledgeBases(root) {
 
 async function pageKnowledgeBase(root, id, query) {
   const kb = await api('GET', `/v1/knowledge-bases/${id}`);
-  const tab = ['settings', 'qa'].includes(query.get('tab')) ? query.get('tab') : 'documents';
+  const tab = ['settings', 'qa', 'evaluations'].includes(query.get('tab')) ? query.get('tab') : 'documents';
   const stats = h('div', { class: 'stats card', id: 'kb-stats' });
   const drawStats = (k) => {
     add(clear(stats), 
@@ -559,8 +567,9 @@ async function pageKnowledgeBase(root, id, query) {
   const tabLink = (name, label) => h('a', { href: `#/kbs/${id}${name === 'documents' ? '' : `?tab=${name}`}`, 'aria-current': tab === name ? 'page' : null, id: `tab-${name}` }, label);
   add(root, h('h1', {}, kb.name), kb.description ? h('p', { class: 'muted' }, kb.description) : null, stats,
     h('nav', { class: 'tabs', 'aria-label': kb.name }, tabLink('documents', t('tab_documents')), tabLink('qa', t('tab_qa')),
-      tabLink('settings', t('tab_settings')), h('a', { href: `#/search?kb=${id}` }, t('open_search'))));
-  if (tab === 'settings') await kbSettings(root, kb); else if (tab === 'qa') await kbQa(root, kb); else await kbDocuments(root, kb);
+      tabLink('evaluations', t('tab_evaluations')), tabLink('settings', t('tab_settings')), h('a', { href: `#/search?kb=${id}` }, t('open_search'))));
+  const tabs = { settings: kbSettings, qa: kbQa, evaluations: kbEvaluations, documents: kbDocuments };
+  await tabs[tab](root, kb);
 }
 
 async function kbDocuments(root, kb) {
@@ -852,6 +861,81 @@ async function kbQa(root, kb) {
     render();
   });
   add(root, h('p', { class: 'muted', id: 'qa-count' }, t('qa_count', entries.length)), entries.length ? filter : null, table, addForm, importForm);
+}
+
+// ---------------------------------------------------------------------------------- evaluations
+
+/** Golden questions run against search configurations; completed runs compared side by side,
+ *  with a chart of hit@k, MRR and nDCG@10 per configuration. */
+async function kbEvaluations(root, kb) {
+  const { data: runs } = await api('GET', `/v1/knowledge-bases/${kb.id}/evaluations`);
+  const lines = h('textarea', { id: 'eval-questions', rows: 5, required: true,
+    placeholder: lang === 'zh' ? '退款要多久？ | 三十天\nHow fast is shipping? | two business days' : 'How fast is shipping? | two business days\n退款要多久？ | 三十天' });
+  const modes = ['hybrid', 'vector', 'fulltext'].map((m) => h('input', { type: 'checkbox', value: m, id: `eval-mode-${m}`, checked: true }));
+  const form = h('form', { class: 'card', id: 'eval-form' }, h('h2', {}, t('eval_new')), field(t('eval_questions'), lines),
+    h('fieldset', {}, h('legend', {}, t('eval_modes')), modes.map((box) => h('label', { class: 'check', for: box.id }, box, box.value))),
+    h('button', { type: 'submit' }, t('eval_run')));
+  onSubmit(form, async () => {
+    const questions = lines.value.split('\n').map((l) => l.trim()).filter(Boolean).map((line, i) => {
+      const [question, answer] = line.split('|').map((s) => (s || '').trim());
+      if (!question || !answer) throw new Error(t('eval_bad_line', i + 1));
+      return { question, expected_answer: answer };
+    });
+    const configurations = modes.filter((b) => b.checked).map((b) => ({ label: b.value, mode: b.value }));
+    await api('POST', `/v1/knowledge-bases/${kb.id}/evaluations`, { questions, configurations });
+    toast(t('eval_started'));
+    render();
+  });
+  if (runs.some((r) => r.status === 'running')) every(1500, () => render());
+  const pct = (v) => `${(100 * v).toFixed(1)}%`;
+  const rows = runs.flatMap((run) => (run.status === 'completed' ? run.results.configurations : [null]).map((c) => h('tr', { 'data-run': run.id, 'data-status': run.status },
+    h('td', {}, run.name, h('div', { class: 'muted' }, fmtTime(run.created_at))), h('td', {}, badge(run.status === 'completed' ? 'completed' : run.status, run.status)),
+    h('td', {}, c ? c.label : (run.error_message || '—')), h('td', {}, c ? pct(c.hit_at_k) : ''), h('td', {}, c ? c.mrr.toFixed(3) : ''),
+    h('td', {}, c ? c.ndcg_at_10.toFixed(3) : ''), h('td', {}, c ? `${c.latency_ms_p50.toFixed(1)} ms` : ''))));
+  const table = runs.length
+    ? h('div', { class: 'table-wrap' }, h('table', { id: 'eval-table' }, h('thead', {}, h('tr', {},
+      [t('eval_name'), t('eval_status'), t('eval_config'), `hit@${(runs.find((r) => r.results && r.results.k) || { results: { k: 10 } }).results.k}`, 'MRR', 'nDCG@10', 'p50']
+        .map((c) => h('th', { scope: 'col' }, c)))), h('tbody', {}, rows)))
+    : h('p', { class: 'muted', id: 'eval-empty' }, t('eval_empty'));
+  const latest = runs.find((r) => r.status === 'completed');
+  add(root, form, h('h2', {}, t('eval_runs')), table, latest ? evaluationChart(latest) : null);
+}
+
+/** Grouped bars, 0 to 1: for each configuration of a run, its hit@k, MRR and nDCG@10. */
+function evaluationChart(run) {
+  const configs = run.results.configurations;
+  const metrics = [['hit_at_k', `hit@${run.results.k}`, '#2f6db3'], ['mrr', 'MRR', '#4d9a6a'], ['ndcg_at_10', 'nDCG@10', '#c07a2c']];
+  const ns = 'http://www.w3.org/2000/svg';
+  const W = 720; const H = 220; const left = 40; const bottom = 28; const top = 10;
+  const svg = document.createElementNS(ns, 'svg');
+  const el = (tag, attrs, text) => {
+    const node = document.createElementNS(ns, tag);
+    for (const [k, v] of Object.entries(attrs)) node.setAttribute(k, String(v));
+    if (text !== undefined) node.textContent = text;
+    svg.append(node);
+    return node;
+  };
+  svg.setAttribute('viewBox', `0 0 ${W} ${H}`);
+  svg.setAttribute('class', 'chart');
+  svg.setAttribute('role', 'img');
+  svg.setAttribute('aria-label', `${t('eval_chart')}: ${configs.map((c) => `${c.label} nDCG@10 ${c.ndcg_at_10.toFixed(3)}`).join(', ')}`);
+  svg.id = 'eval-chart';
+  el('line', { x1: left, y1: H - bottom, x2: W - 10, y2: H - bottom, stroke: '#8a94a1' });
+  el('text', { x: left - 6, y: top + 8, 'text-anchor': 'end' }, '1');
+  el('text', { x: left - 6, y: H - bottom, 'text-anchor': 'end' }, '0');
+  const group = (W - left - 10) / Math.max(configs.length, 1);
+  configs.forEach((c, i) => {
+    metrics.forEach(([key, name, color], j) => {
+      const height = (H - bottom - top) * Math.max(0, Math.min(1, c[key]));
+      const bar = el('rect', { class: 'bar', x: left + i * group + 8 + j * ((group - 16) / 3), y: H - bottom - height, width: Math.max((group - 16) / 3 - 2, 1), height, fill: color, 'data-metric': key });
+      const tip = document.createElementNS(ns, 'title');
+      tip.textContent = `${c.label} ${name}: ${c[key].toFixed(3)}`;
+      bar.append(tip);
+    });
+    el('text', { x: left + i * group + group / 2, y: H - 8, 'text-anchor': 'middle' }, c.label);
+  });
+  return h('section', { class: 'card' }, h('h2', {}, `${t('eval_chart')} · ${run.name}`), svg,
+    h('p', { class: 'muted eval-legend' }, metrics.map(([key, name]) => h('span', { class: `metric-${key}` }, `■ ${name} `))));
 }
 
 // ---------------------------------------------------------------------------------- documents

@@ -504,6 +504,24 @@ async fn a_newcomer_does_everything_in_the_console_in_a_real_browser() {
         .until("the disabled entry", "return document.querySelector('#qa-table tr.disabled .qa-state')", json!([]))
         .await;
 
+    // Evaluations: golden questions against two configurations, compared in a table and a chart.
+    browser.goto(&page(&format!("/kbs/{kb_id}?tab=evaluations"))).await;
+    browser.find("#eval-empty").await;
+    assert_labelled(&browser).await;
+    browser
+        .js(
+            "document.getElementById('eval-questions').value = arguments[0]; return true",
+            json!(["退款多久退回原支付账户？ | 五个工作日\nHow long does international delivery take? | ten days"]),
+        )
+        .await;
+    browser.click("#eval-mode-vector").await;
+    browser.click("#eval-form button[type=submit]").await;
+    browser.until("the evaluation's chart", "return document.querySelector('#eval-chart rect.bar')", json!([])).await;
+    let rows =
+        browser.js("return document.querySelectorAll('#eval-table tr[data-status=completed]').length", json!([])).await;
+    assert_eq!(rows, 2, "hybrid and full text, side by side");
+    browser.screenshot("13-evaluations").await;
+
     // Administration (the first account administers the installation): the server's readiness
     // and limits, users deactivated and reactivated, an invitation, a file type's extensions.
     app.register("second-user").await;
