@@ -237,6 +237,15 @@ class Evaluations(_Resource):
         )
         return self._run(call)
 
+    def draft(self, knowledge_base_id: str, provider: str, model: str, *, count: Optional[int] = None) -> JSON:
+        """Golden questions drafted by your chat model from the knowledge base, to review before
+        ``create``: ``{"questions": [...], "log": "..."}``."""
+        body = _clean(provider=provider, model=model, count=count)
+        call = Call(
+            *endpoint("POST", "/v1/knowledge-bases/{id}/evaluations/draft"), path={"id": knowledge_base_id}, json=body
+        )
+        return self._run(call)
+
     def get(self, id: str) -> JSON:
         return self._run(Call(*endpoint("GET", "/v1/evaluations/{id}"), path={"id": id}))
 

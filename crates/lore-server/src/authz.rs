@@ -86,6 +86,8 @@ pub const TABLE: &[Rule] = &[
     rule("POST", "/v1/knowledge-bases/{id}/search", SEARCH, Checked),
     rule("POST", "/v1/knowledge-bases/{id}/evaluations", SEARCH, Checked),
     rule("GET", "/v1/knowledge-bases/{id}/evaluations", READ, Checked),
+    // It spends the owner's chat model: a person asks for it.
+    rule("POST", "/v1/knowledge-bases/{id}/evaluations/draft", Session, Checked),
     rule("GET", "/v1/evaluations/{id}", READ, Checked),
     rule("POST", "/v1/search", SEARCH, Checked),
     rule("GET", "/v1/documents/{id}", READ, Checked),

@@ -5,7 +5,8 @@
 //! be compared side by side.
 //!
 //! A run is accepted at once (202, `running`) and searched in the background, one search at a
-//! time, under a budget of questions × configurations.
+//! time, under a budget of questions × configurations. The owner's chat model can draft the
+//! golden questions for a person to review.
 
 use std::time::Instant;
 
@@ -286,6 +287,96 @@ async fn evaluate(
         }));
     }
     Ok(json!({"k": k, "configurations": out}))
+}
+
+/// `POST /v1/knowledge-bases/{id}/evaluations/draft`: the owner's chat model drafts golden
+/// questions from chunks spread over the knowledge base, one a chunk, each expecting its chunk.
+/// Nothing is stored: a person reviews the draft and runs it.
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields, default)]
+pub struct DraftRequest {
+    pub provider: String,
+    pub model: String,
+    /// Questions to draft, 1 to 50 (default 10).
+    pub count: Option<u32>,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct Draft {
+    pub questions: Vec<GoldenQuestion>,
+    /// What drafting took: calls, tokens and cost, or why some chunks have no question.
+    pub log: String,
+}
+
+pub async fn draft(state: &AppState, principal: &Principal, kb_id: Id, req: DraftRequest) -> ApiResult<Draft> {
+    principal.require_session()?;
+    let kb = owned_kb(state, principal, kb_id).await?;
+    let count = req.count.unwrap_or(10);
+    if !(1..=50).contains(&count) {
+        return Err(invalid("count must be 1 to 50"));
+    }
+    let generation =
+        lore_core::model::QuestionGeneration { provider: req.provider, model: req.model, questions_per_chunk: 1 };
+    crate::questions::check(&generation)?;
+    // Candidates from the first documents, enough to spread the questions over, never the whole
+    // knowledge base in memory.
+    let listing = lore_core::model::DocumentListQuery {
+        status: Some(lore_core::model::DocStatus::Completed),
+        include_deleted: false,
+        limit: 20,
+        offset: 0,
+    };
+    let mut candidates = Vec::new();
+    for document in state.store.list_documents(principal.user_id(), kb.id, &listing).await? {
+        let chunks = state.store.list_chunks(principal.user_id(), document.id).await?;
+        candidates.extend(
+            chunks
+                .into_iter()
+                .filter(|c| c.enabled && c.metadata.get("qa").is_none() && c.content.chars().count() >= 20)
+                .map(|c| (document.id, c)),
+        );
+        if candidates.len() >= count as usize * 5 {
+            break;
+        }
+    }
+    if candidates.is_empty() {
+        return Err(invalid("this knowledge base has no processed text to draft questions from"));
+    }
+    // Spread evenly over what was found.
+    let step = (candidates.len() as f64 / f64::from(count)).max(1.0);
+    let picked: Vec<&(Id, lore_core::model::Chunk)> =
+        (0..count as usize).map(|i| (i as f64 * step) as usize).filter_map(|i| candidates.get(i)).collect();
+    let mut chunks: Vec<lore_core::model::NewChunk> = picked
+        .iter()
+        .map(|(_, c)| lore_core::model::NewChunk {
+            content: c.content.clone(),
+            content_hash: c.content_hash.clone(),
+            chunk_index: c.chunk_index,
+            metadata: json!({}),
+            fts_terms: String::new(),
+            parent_index: None,
+            searchable: true,
+            embedding: None,
+            summary_embedding: None,
+            embed_text: None,
+        })
+        .collect();
+    let mut log = Vec::new();
+    crate::questions::generate(state, principal.user_id(), &generation, None, &mut chunks, &mut log).await;
+    let questions = picked
+        .iter()
+        .zip(&chunks)
+        .filter_map(|((document, chunk), drafted)| {
+            let question = drafted.metadata["questions"][0].as_str()?.to_string();
+            Some(GoldenQuestion {
+                question,
+                expected_document_ids: vec![*document],
+                expected_chunk_ids: vec![chunk.id],
+                expected_answer: None,
+            })
+        })
+        .collect();
+    Ok(Draft { questions, log: log.into_iter().map(|e| e.message).collect::<Vec<_>>().join("; ") })
 }
 
 pub async fn list(state: &AppState, principal: &Principal, kb_id: Id) -> ApiResult<Vec<Evaluation>> {

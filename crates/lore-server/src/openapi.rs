@@ -338,6 +338,15 @@ pub fn document() -> OpenApi {
     .body::<crate::evaluations::EvaluationRequest>()
     .ok::<lore_core::model::Evaluation>(202)
     .add();
+    d.op(
+        Post,
+        "/v1/knowledge-bases/{id}/evaluations/draft",
+        "search",
+        "Golden questions drafted by the owner's chat model from the knowledge base, for review",
+    )
+    .body::<crate::evaluations::DraftRequest>()
+    .ok::<crate::evaluations::Draft>(200)
+    .add();
     d.op(Get, "/v1/knowledge-bases/{id}/evaluations", "search", "A knowledge base's evaluation runs, newest first")
         .list::<lore_core::model::Evaluation>()
         .add();

@@ -56,6 +56,7 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/knowledge-bases/{id}/search", post(search))
         .route("/knowledge-bases/{id}/evaluations", post(create_evaluation).get(list_evaluations))
+        .route("/knowledge-bases/{id}/evaluations/draft", post(draft_evaluation))
         .route("/evaluations/{id}", get(get_evaluation))
         .route("/search", post(search_all))
         .route("/documents/{id}", get(get_document).delete(delete_document))

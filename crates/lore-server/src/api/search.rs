@@ -49,6 +49,15 @@ pub(crate) async fn create_evaluation(
     Ok((axum::http::StatusCode::ACCEPTED, Json(run)))
 }
 
+pub(crate) async fn draft_evaluation(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path(id): Path<Id>,
+    Json(req): Json<crate::evaluations::DraftRequest>,
+) -> ApiResult<Json<crate::evaluations::Draft>> {
+    Ok(Json(crate::evaluations::draft(&state, &principal, id, req).await?))
+}
+
 pub(crate) async fn list_evaluations(
     State(state): State<AppState>,
     principal: Principal,

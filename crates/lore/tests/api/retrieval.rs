@@ -986,3 +986,44 @@ async fn an_evaluation_compares_search_configurations() {
     assert_eq!((*status, super::code(v)), (StatusCode::TOO_MANY_REQUESTS, "rate_limited"), "{v}");
     app.shutdown().await;
 }
+
+/// Golden questions drafted by the owner's chat model (a local OpenAI-compatible server), one a
+/// chunk, each expecting the chunk it was drafted from; nothing stored; a key may not spend the
+/// owner's model on it.
+#[tokio::test]
+async fn the_chat_model_drafts_golden_questions_for_review() {
+    let (base, seen) = super::agents::provider(
+        r#"{"questions": {"1": ["退款多久可以到账？"], "2": ["How many days does shipping take?"]}}"#,
+    )
+    .await;
+    let app = spawn_app_with(|c| c.embedding_model = None).await;
+    let token = app.register("drafter").await;
+    app.put(&token, "/v1/config", json!({"openai_api_key": "sk-draft-0000", "openai_base_url": format!("{base}/ok")}))
+        .await;
+    let kb = app.create_kb(&token, "草稿").await;
+    let zh = app.ingest(&token, &kb, "退款.md", "退款会在五个工作日内退回原支付账户，请耐心等待。").await;
+    let en = app.ingest(&token, &kb, "shipping.md", "Orders ship within two business days by courier.").await;
+    let body = json!({"provider": "openai", "model": "gpt-4o-mini", "count": 2});
+    let (status, draft) = app.post(&token, &format!("/v1/knowledge-bases/{kb}/evaluations/draft"), body.clone()).await;
+    assert_eq!(status, StatusCode::OK, "{draft}");
+    let questions = draft["questions"].as_array().expect("questions");
+    assert_eq!(questions.len(), 2, "{draft}");
+    let by_doc =
+        |doc: &Value| questions.iter().find(|q| q["expected_document_ids"][0] == doc["id"]).cloned().expect("drafted");
+    let (zh_q, en_q) = (by_doc(&zh), by_doc(&en));
+    assert!(zh_q["question"].is_string() && en_q["question"].is_string());
+    assert_eq!(zh_q["expected_chunk_ids"].as_array().map(Vec::len), Some(1));
+    assert!(draft["log"].as_str().is_some_and(|l| l.contains("2 questions for 2 of 2 chunks")), "{draft}");
+    assert_eq!(seen.lock().expect("lock").len(), 1, "one call for both chunks");
+    let (_, runs) = app.get(&token, &format!("/v1/knowledge-bases/{kb}/evaluations")).await;
+    assert_eq!(runs["data"].as_array().map(Vec::len), Some(0), "a draft is not a run");
+    // Reviewed, the draft runs as it is.
+    let (status, run) =
+        app.post(&token, &format!("/v1/knowledge-bases/{kb}/evaluations"), json!({"questions": questions})).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{run}");
+    let (_, key) = app.post(&token, "/v1/api-keys", json!({"name": "k", "scopes": ["search", "read"]})).await;
+    let key = key["key"].as_str().expect("key");
+    let (status, v) = app.post(key, &format!("/v1/knowledge-bases/{kb}/evaluations/draft"), body).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{v}");
+    app.shutdown().await;
+}
