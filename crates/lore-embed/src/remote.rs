@@ -175,53 +175,63 @@ impl RemoteEmbedder {
 
     async fn call(&self, texts: &[String], kind: InputKind) -> Result<Vec<Vec<f32>>, EmbedError> {
         let body = self.body(texts, kind);
-        let (body, http, url, key) = (&body, &self.http, &self.url, &self.api_key);
-        let answer = self
-            .retry
-            .run(|_| async move {
-                let mut request = http.post(url).json(body);
-                if let Some(key) = key {
-                    request = request.bearer_auth(key);
-                }
-                let response = match request.send().await {
-                    Ok(response) => response,
-                    Err(e) => {
-                        let why = if e.is_timeout() { "timed out".into() } else { format!("cannot connect: {e}") };
-                        return Attempt::Again { why, retry_after: None };
-                    }
-                };
-                let status = response.status();
-                let retry_after = outbound::retry_after(response.headers());
-                let text = match outbound::read_body(response, MAX_ANSWER_BYTES).await {
-                    Ok(bytes) => String::from_utf8_lossy(&bytes).into_owned(),
-                    Err(why) => return Attempt::Done(Err(EmbedError::Provider(why))),
-                };
-                if status.is_success() {
-                    return Attempt::Done(Ok(text));
-                }
-                let why = format!("HTTP {}: {}", status.as_u16(), provider_message(&text));
-                match outbound::worth_retrying(status) {
-                    true => Attempt::Again { why, retry_after },
-                    false => Attempt::Done(Err(EmbedError::Rejected(why))),
-                }
-            })
-            .await;
-        match answer {
-            Ok(Ok(text)) => {
-                let parsed: Value = serde_json::from_str(&text)
-                    .map_err(|e| EmbedError::Provider(format!("the response is not JSON: {e}")))?;
-                self.parse(&parsed, texts.len())
+        let parsed = post_json(&self.http, &self.url, &body, self.api_key.as_deref(), self.retry).await?;
+        self.parse(&parsed, texts.len())
+    }
+}
+
+/// POSTs `body` as JSON to a provider (with its key as a bearer token), under `retry` and the
+/// answer's byte budget: the parsed answer, or why not. A 4xx is `Rejected` at once; what keeps
+/// failing is `Provider`. Embedders and rerankers share it.
+pub(crate) async fn post_json(
+    http: &reqwest::Client,
+    url: &str,
+    body: &Value,
+    key: Option<&str>,
+    retry: Retry,
+) -> Result<Value, EmbedError> {
+    let answer = retry
+        .run(|_| async move {
+            let mut request = http.post(url).json(body);
+            if let Some(key) = key {
+                request = request.bearer_auth(key);
             }
-            Ok(Err(rejected)) => Err(rejected),
-            Err(gave_up) => {
-                Err(EmbedError::Provider(format!("{} after {} attempts: {}", self.url, gave_up.attempts, gave_up.last)))
+            let response = match request.send().await {
+                Ok(response) => response,
+                Err(e) => {
+                    let why = if e.is_timeout() { "timed out".into() } else { format!("cannot connect: {e}") };
+                    return Attempt::Again { why, retry_after: None };
+                }
+            };
+            let status = response.status();
+            let retry_after = outbound::retry_after(response.headers());
+            let text = match outbound::read_body(response, MAX_ANSWER_BYTES).await {
+                Ok(bytes) => String::from_utf8_lossy(&bytes).into_owned(),
+                Err(why) => return Attempt::Done(Err(EmbedError::Provider(why))),
+            };
+            if status.is_success() {
+                return Attempt::Done(Ok(text));
             }
+            let why = format!("HTTP {}: {}", status.as_u16(), provider_message(&text));
+            match outbound::worth_retrying(status) {
+                true => Attempt::Again { why, retry_after },
+                false => Attempt::Done(Err(EmbedError::Rejected(why))),
+            }
+        })
+        .await;
+    match answer {
+        Ok(Ok(text)) => {
+            serde_json::from_str(&text).map_err(|e| EmbedError::Provider(format!("the answer is not JSON: {e}")))
+        }
+        Ok(Err(rejected)) => Err(rejected),
+        Err(gave_up) => {
+            Err(EmbedError::Provider(format!("{url} after {} attempts: {}", gave_up.attempts, gave_up.last)))
         }
     }
 }
 
 /// The provider's own error message, when its body carries one.
-pub(crate) fn provider_message(body: &str) -> String {
+fn provider_message(body: &str) -> String {
     let parsed: Option<Value> = serde_json::from_str(body).ok();
     let message = parsed.as_ref().and_then(|v| {
         v["error"]["message"].as_str().or(v["message"].as_str()).or(v["error"].as_str()).map(str::to_string)

@@ -9,9 +9,9 @@ use std::time::Duration;
 use async_trait::async_trait;
 use serde_json::{Value, json};
 
-use lore_core::outbound::{self, Attempt, Policy, Retry};
+use lore_core::outbound::{Policy, Retry};
 
-use crate::remote::{MAX_ANSWER_BYTES, is_local, provider_message, same_base};
+use crate::remote::{is_local, post_json, same_base};
 use crate::{EmbedError, ProviderSecrets};
 
 /// Search waits for the reranker: a busy one gets three quick tries, not minutes.
@@ -162,47 +162,8 @@ impl Reranker for RemoteReranker {
             return Ok(Vec::new());
         }
         let body = self.body(query, passages);
-        let (body, http, url, key) = (&body, &self.http, &self.url, &self.api_key);
-        let answer = RETRY
-            .run(|_| async move {
-                let mut request = http.post(url).json(body);
-                if let Some(key) = key {
-                    request = request.bearer_auth(key);
-                }
-                let response = match request.send().await {
-                    Ok(response) => response,
-                    Err(e) => {
-                        let why = if e.is_timeout() { "timed out".into() } else { format!("cannot connect: {e}") };
-                        return Attempt::Again { why, retry_after: None };
-                    }
-                };
-                let status = response.status();
-                let retry_after = outbound::retry_after(response.headers());
-                let text = match outbound::read_body(response, MAX_ANSWER_BYTES).await {
-                    Ok(bytes) => String::from_utf8_lossy(&bytes).into_owned(),
-                    Err(why) => return Attempt::Done(Err(EmbedError::Provider(why))),
-                };
-                if status.is_success() {
-                    return Attempt::Done(Ok(text));
-                }
-                let why = format!("HTTP {}: {}", status.as_u16(), provider_message(&text));
-                match outbound::worth_retrying(status) {
-                    true => Attempt::Again { why, retry_after },
-                    false => Attempt::Done(Err(EmbedError::Rejected(why))),
-                }
-            })
-            .await;
-        match answer {
-            Ok(Ok(text)) => {
-                let parsed: Value = serde_json::from_str(&text)
-                    .map_err(|e| EmbedError::Provider(format!("the answer is not JSON: {e}")))?;
-                self.parse(&parsed, passages.len())
-            }
-            Ok(Err(rejected)) => Err(rejected),
-            Err(gave_up) => {
-                Err(EmbedError::Provider(format!("{url} after {} attempts: {}", gave_up.attempts, gave_up.last)))
-            }
-        }
+        let answer = post_json(&self.http, &self.url, &body, self.api_key.as_deref(), RETRY).await?;
+        self.parse(&answer, passages.len())
     }
 }
 
@@ -258,7 +219,7 @@ mod tests {
             .route("/voyage/v1/rerank", route("voyage", seen.clone()))
             .route("/tei/rerank", route("tei", seen.clone()))
             .route("/vllm/v1/rerank", route("vllm", seen.clone()))
-            .route("/huge/v1/rerank", post(|| async { "x".repeat(MAX_ANSWER_BYTES + 1) }));
+            .route("/huge/v1/rerank", post(|| async { "x".repeat(crate::remote::MAX_ANSWER_BYTES + 1) }));
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = listener.local_addr().expect("addr");
         tokio::spawn(async move { axum::serve(listener, router).await });
