@@ -144,8 +144,9 @@ pub async fn login(state: &AppState, req: LoginRequest, client: ClientInfo) -> A
     let invalid = || error(Code::InvalidCredentials, "wrong username/email or password");
     let account = req.username.trim().to_string();
     let ip = client.ip.as_deref();
+    // A throttled attempt is not recorded: the failures that led to it are, and a flood of
+    // refused attempts must not become a flood of rows.
     if let Some(wait) = state.login_throttle.check(&account, ip) {
-        crate::audit::record_sign_in(state, "auth.sign_in_failed", None, &account, Some("throttled")).await;
         return Err(
             error(Code::TooManyLoginAttempts, "too many failed logins; wait before trying again").retry_after(wait)
         );
