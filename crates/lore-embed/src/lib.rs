@@ -243,7 +243,9 @@ impl Registry {
         }
         if pulled.is_some() {
             return Err(EmbedError::UnknownModel(format!(
-                "model '{model}' is not in the model directory; run `lore model pull {model}` on the server first"
+                "model '{model}' is not in the model directory: run `lore model pull {model}` on the server first, \
+                 or use one of {}",
+                provision::KNOWN.iter().map(|m| m.name).collect::<Vec<_>>().join(", ")
             )));
         }
         Err(EmbedError::UnknownModel(format!(
