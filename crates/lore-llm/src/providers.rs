@@ -16,6 +16,13 @@ use crate::{ChatConfig, ChatEvent, ChatModel, ChatRequest, EventStream, LlmError
 /// A `Retry-After` beyond this is not waited for: someone is waiting for the answer.
 const MAX_RETRY_WAIT: Duration = Duration::from_secs(20);
 const DEFAULT_MAX_TOKENS: u32 = 1024;
+/// What is read of a provider's answer, whatever it sends: an agent's base URL is a tenant's to
+/// choose, and its server must not make Lore hold an endless answer. An error's body (only its
+/// message is shown); a whole answer; one server-sent event; the text of one streamed answer.
+const MAX_ERROR_BYTES: usize = 64 * 1024;
+const MAX_ANSWER_BYTES: usize = 16 * 1024 * 1024;
+const MAX_EVENT_BYTES: usize = 1024 * 1024;
+const MAX_ANSWER_CHARS: usize = 4 * 1024 * 1024;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Protocol {
@@ -185,8 +192,12 @@ impl HttpChatModel {
                 };
                 let status = response.status();
                 let retry_after = outbound::retry_after(response.headers());
-                let text = tokio::time::timeout(self.timeout, response.text()).await.ok().and_then(Result::ok);
-                let message = provider_message(text.as_deref().unwrap_or(""));
+                let body = tokio::time::timeout(self.timeout, outbound::read_body(response, MAX_ERROR_BYTES)).await;
+                let text = match body {
+                    Ok(Ok(bytes)) => String::from_utf8_lossy(&bytes).into_owned(),
+                    _ => String::new(),
+                };
+                let message = provider_message(&text);
                 match outbound::worth_retrying(status) {
                     true => Attempt::Again { why: format!("HTTP {}: {message}", status.as_u16()), retry_after },
                     false => Attempt::Done(Err(LlmError::Rejected(format!(
@@ -369,9 +380,9 @@ impl ChatModel for HttpChatModel {
             .is_some_and(|v| v.starts_with("application/json"));
         let (tx, rx) = mpsc::channel(64);
         if is_json {
-            let body = match tokio::time::timeout(self.timeout, response.text()).await {
-                Ok(Ok(body)) => body,
-                Ok(Err(e)) => return Err(LlmError::Unavailable(format!("{}: {}", self.provider, without_url(&e)))),
+            let body = match tokio::time::timeout(self.timeout, outbound::read_body(response, MAX_ANSWER_BYTES)).await {
+                Ok(Ok(bytes)) => String::from_utf8_lossy(&bytes).into_owned(),
+                Ok(Err(why)) => return Err(LlmError::BadResponse(format!("{}: {why}", self.provider))),
                 Err(_) => return Err(LlmError::Timeout(format!("{} stopped answering", self.provider))),
             };
             let Whole { text, prompt, completion, finish_reason } = self.whole(&body)?;
@@ -427,6 +438,11 @@ impl ChatModel for HttpChatModel {
                     for step in steps {
                         match step {
                             Step::Text(piece) => {
+                                if text.len() + piece.len() > MAX_ANSWER_CHARS {
+                                    let why = format!("{}'s answer passed {MAX_ANSWER_CHARS} bytes", model.provider);
+                                    let _ = tx.send(fail(LlmError::BadResponse(why))).await;
+                                    return;
+                                }
                                 text.push_str(&piece);
                                 if tx.send(Ok(ChatEvent::Delta(piece))).await.is_err() {
                                     return; // the caller went away: drop the connection
@@ -452,6 +468,12 @@ impl ChatModel for HttpChatModel {
                             }
                         }
                     }
+                }
+                // What is left is an event not yet ended: one that never ends must not grow.
+                if reader.pending() > MAX_EVENT_BYTES {
+                    let why = format!("{} sent an event larger than {MAX_EVENT_BYTES} bytes", model.provider);
+                    let _ = tx.send(fail(LlmError::BadResponse(why))).await;
+                    return;
                 }
                 if closed {
                     break;

@@ -15,6 +15,12 @@ pub struct SseReader {
 }
 
 impl SseReader {
+    /// Bytes buffered and not yet taken as events: what a stream that never ends an event
+    /// grows.
+    pub fn pending(&self) -> usize {
+        self.buffer.len()
+    }
+
     pub fn push(&mut self, bytes: &[u8]) {
         // Line endings may be CRLF; CR carries nothing else in these protocols.
         self.buffer.extend(bytes.iter().copied().filter(|&b| b != b'\r'));

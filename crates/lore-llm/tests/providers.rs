@@ -324,3 +324,65 @@ async fn usage_is_estimated_when_the_provider_reports_none() {
     assert_eq!(answer.usage.completion_tokens, 5);
     assert!(answer.usage.prompt_tokens > 0);
 }
+
+/// A provider's server is whoever an agent's base URL names: what Lore reads of it has a budget.
+/// A huge error body is cut to its message, a huge whole answer, an event that never ends and an
+/// answer that never stops are errors, not memory.
+#[tokio::test]
+async fn what_a_provider_sends_is_read_under_a_budget() {
+    let huge_error = "e".repeat(20 * 1024 * 1024);
+    let huge_json = format!(r#"{{"choices": [{{"message": {{"content": "{}"}}}}]}}"#, "x".repeat(20 * 1024 * 1024));
+    let endless_event = format!("data: {}", "y".repeat(2 * 1024 * 1024));
+    let piece = sse(&[("", json!({"choices": [{"index": 0, "delta": {"content": "z".repeat(512 * 1024)}}]}))]);
+    let endless_answer = piece.repeat(10);
+    let router = Router::new()
+        .route(
+            "/error/chat/completions",
+            post(move || {
+                let b = huge_error.clone();
+                async move { (StatusCode::BAD_REQUEST, b) }
+            }),
+        )
+        .route(
+            "/json/chat/completions",
+            post(move || {
+                let b = huge_json.clone();
+                async move { ([(header::CONTENT_TYPE, "application/json")], b).into_response() }
+            }),
+        )
+        .route(
+            "/event/chat/completions",
+            post(move || {
+                let b = endless_event.clone();
+                async move { event_stream(b) }
+            }),
+        )
+        .route(
+            "/answer/chat/completions",
+            post(move || {
+                let b = endless_answer.clone();
+                async move { event_stream(b) }
+            }),
+        );
+    let base = serve(router).await;
+    let ask = |path: &str| {
+        let model = lore_llm::connect(&config("openai", &format!("{base}/{path}"))).expect("model");
+        async move { complete(&model, request("hi")).await.expect_err("refused") }
+    };
+    let error = ask("error").await;
+    assert!(
+        matches!(&error, LlmError::Rejected(m) if m.contains("400") && m.len() < 2_000),
+        "{:.200}",
+        format!("{error:?}")
+    );
+    let error = ask("json").await;
+    assert!(matches!(&error, LlmError::BadResponse(m) if m.contains("larger than")), "{:.200}", format!("{error:?}"));
+    let error = ask("event").await;
+    assert!(
+        matches!(&error, LlmError::BadResponse(m) if m.contains("event larger than")),
+        "{:.200}",
+        format!("{error:?}")
+    );
+    let error = ask("answer").await;
+    assert!(matches!(&error, LlmError::BadResponse(m) if m.contains("answer passed")), "{:.200}", format!("{error:?}"));
+}
