@@ -197,6 +197,8 @@ pub fn load_encoder(path: &std::path::Path, prefixes: Option<(&str, &str)>) -> R
 pub struct Registry {
     pub models: ModelStore,
     cache: Mutex<HashMap<String, Arc<dyn Embedder>>>,
+    /// Local rerankers by model name, kept loaded: a search must not read the model again.
+    rerankers: Mutex<HashMap<String, Arc<dyn rerank::Reranker>>>,
     /// Paths the operator named as models (`--embedding-model /path`): the only paths a
     /// configuration may name. Users name models; they never reach the file system.
     operator_paths: Mutex<Vec<String>>,
@@ -206,7 +208,13 @@ pub struct Registry {
 
 impl Registry {
     pub fn new(models: ModelStore, outbound: lore_core::outbound::Policy) -> Self {
-        Registry { models, cache: Mutex::new(HashMap::new()), operator_paths: Mutex::new(Vec::new()), outbound }
+        Registry {
+            models,
+            cache: Mutex::new(HashMap::new()),
+            rerankers: Mutex::new(HashMap::new()),
+            operator_paths: Mutex::new(Vec::new()),
+            outbound,
+        }
     }
 
     /// Admits a model path the operator configured (not a user).
@@ -255,24 +263,33 @@ impl Registry {
         )))
     }
 
-    /// A local cross-encoder by name: a Hugging Face format directory in the model directory
-    /// (bge-reranker-base, bge-reranker-v2-m3, ms-marco-MiniLM-L-6-v2), loaded once and shared.
+    /// Where a local cross-encoder named `model` is: a Hugging Face format directory in the model
+    /// directory. What saving a configuration checks, and what loading reads.
+    pub fn check_reranker(&self, model: &str) -> Result<PathBuf, EmbedError> {
+        match self.check_local(model) {
+            Ok(LocalModel::Path(path)) if path.join("config.json").is_file() => Ok(path),
+            _ => Err(EmbedError::UnknownModel(format!(
+                "no reranker '{}' in the model directory; put a Hugging Face format cross-encoder (such as \
+                 bge-reranker-base) there under that name",
+                model.chars().take(80).collect::<String>()
+            ))),
+        }
+    }
+
+    /// A local cross-encoder by name (bge-reranker-base, bge-reranker-v2-m3,
+    /// ms-marco-MiniLM-L-6-v2), loaded on first use and kept.
     pub async fn local_reranker(&self, model: &str) -> Result<Arc<dyn rerank::Reranker>, EmbedError> {
-        let path = match self.check_local(model)? {
-            LocalModel::Path(path) if path.join("config.json").is_file() => path,
-            _ => {
-                return Err(EmbedError::UnknownModel(format!(
-                    "'{}' is not a reranker in the model directory; put a Hugging Face format cross-encoder \
-                     (such as bge-reranker-base) there under that name",
-                    model.chars().take(80).collect::<String>()
-                )));
-            }
-        };
+        if let Some(r) = self.rerankers.lock().unwrap_or_else(|e| e.into_inner()).get(model) {
+            return Ok(r.clone());
+        }
+        let path = self.check_reranker(model)?;
         let cross = tokio::task::spawn_blocking(move || cross::load_cross_encoder(&path))
             .await
             .map_err(|e| EmbedError::ModelUnavailable(e.to_string()))?
             .map_err(|e| EmbedError::ModelUnavailable(e.to_string()))?;
-        Ok(Arc::new(cross::LocalReranker::new(format!("local/{model}"), cross)))
+        let reranker: Arc<dyn rerank::Reranker> = Arc::new(cross::LocalReranker::new(format!("local/{model}"), cross));
+        self.rerankers.lock().unwrap_or_else(|e| e.into_inner()).insert(model.to_string(), reranker.clone());
+        Ok(reranker)
     }
 
     /// The embedding space a configuration produces, without loading or contacting anything.

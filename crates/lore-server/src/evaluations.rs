@@ -12,13 +12,12 @@ use std::time::Instant;
 
 use lore_core::error::{Code, Error};
 use lore_core::model::{Evaluation, Id, Scope, SearchTarget};
-use lore_core::search::{Fusion, SearchMode};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use crate::auth::Principal;
 use crate::error::{ApiResult, error};
-use crate::service::{HybridWeights, RerankRequest, SearchQuery, not_found, owned_kb};
+use crate::service::{HybridWeights, RerankRequest, SearchQuery, SearchRequest, not_found, owned_kb};
 use crate::state::AppState;
 
 pub const MAX_QUESTIONS: usize = 500;
@@ -62,35 +61,27 @@ pub struct EvaluationConfig {
     pub weights: Option<HybridWeights>,
     pub search_target: Option<SearchTarget>,
     pub similarity_threshold: Option<f64>,
-    #[schema(value_type = Option<Object>)]
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub rerank: Option<Value>,
+    pub rerank: Option<RerankRequest>,
 }
 
 impl EvaluationConfig {
+    /// The search this configuration makes of `text`: read as a search request is, so that it
+    /// is checked the same way.
     fn query(&self, text: &str, k: u32) -> Result<SearchQuery, Error> {
-        let rerank = match &self.rerank {
-            None => None,
-            Some(value) => serde_json::from_value::<RerankRequest>(value.clone())
-                .map_err(|e| {
-                    Error::new(Code::ValidationFailed, format!("configuration '{}': rerank: {e}", self.label))
-                })?
-                .choice(),
-        };
-        if let Some(Some(config)) = &rerank {
-            crate::service::check_rerank(config)?;
-        }
-        Ok(SearchQuery {
-            text: text.to_string(),
-            mode: self.mode.as_deref().map(str::parse::<SearchMode>).transpose()?,
+        let request = SearchRequest {
+            query: text.to_string(),
+            mode: self.mode.clone(),
             top_k: Some(k),
             similarity_threshold: self.similarity_threshold,
-            target: self.search_target,
-            fusion: self.fusion.as_deref().map(str::parse::<Fusion>).transpose()?,
+            filters: Default::default(),
+            search_target: self.search_target,
             weights: self.weights,
-            rerank,
-            ..Default::default()
-        })
+            fusion: self.fusion.clone(),
+            knowledge_base_ids: None,
+            rerank: self.rerank.clone(),
+        };
+        Ok(request.into_query()?.0)
     }
 }
 

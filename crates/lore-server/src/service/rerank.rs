@@ -10,7 +10,7 @@ use std::sync::Arc;
 use lore_core::error::{Code, Error};
 use lore_core::model::{Id, RerankConfig};
 use lore_embed::rerank::{RemoteReranker, Reranker};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use super::SearchResult;
 use crate::state::AppState;
@@ -20,7 +20,7 @@ const PASSAGE_CHARS: usize = 2_000;
 
 /// A search's `rerank`: `false` turns the knowledge base's off, `true` keeps it (the default),
 /// an object replaces it.
-#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Deserialize, Serialize, utoipa::ToSchema)]
 #[serde(untagged)]
 pub enum RerankRequest {
     Switch(bool),
@@ -73,16 +73,7 @@ pub fn check_available(state: &AppState, config: &RerankConfig) -> Result<(), Er
     check(config)?;
     if config.provider == "local" {
         let model = config.model.as_deref().unwrap_or_default();
-        let found = state.embedders.check_local(model).ok();
-        if !found.is_some_and(|m| matches!(m, lore_embed::LocalModel::Path(p) if p.join("config.json").is_file())) {
-            return Err(Error::new(
-                Code::UnknownModel,
-                format!(
-                    "no reranker '{}' in the model directory; put a Hugging Face format cross-encoder there under that name",
-                    model.chars().take(80).collect::<String>()
-                ),
-            ));
-        }
+        state.embedders.check_reranker(model).map_err(|e| Error::new(Code::UnknownModel, e.to_string()))?;
     }
     Ok(())
 }
