@@ -91,6 +91,22 @@ pub struct Citation {
     /// Filled in when read back (the document's file name, the chunk's opening).
     pub filename: Option<String>,
     pub snippet: Option<String>,
+    /// Where the chunk stands in its file: `page`, `page_end`, `regions` (boxes on the page),
+    /// `slide`, `sheet` or `chapter`, as far as the file says; filled in like the snippet.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub location: Option<serde_json::Value>,
+}
+
+/// The keys of a chunk's metadata that say where it stands in its file.
+pub const LOCATION_KEYS: &[&str] = &["page", "page_end", "regions", "slide", "slide_end", "sheet", "chapter"];
+
+/// A chunk's location (the [`LOCATION_KEYS`] of its metadata), `None` when it has none.
+pub fn chunk_location(metadata: &serde_json::Value) -> Option<serde_json::Value> {
+    let found: serde_json::Map<String, serde_json::Value> = LOCATION_KEYS
+        .iter()
+        .filter_map(|k| metadata.get(*k).map(|v| (k.to_string(), v.clone())))
+        .collect();
+    (!found.is_empty()).then_some(serde_json::Value::Object(found))
 }
 
 /// One agent call: what it used and cost.

@@ -105,6 +105,8 @@ codes! {
     CorruptFile => ("corrupt_file", InvalidRequest, 422),
     BinaryContent => ("binary_content", InvalidRequest, 422),
     NoTextContent => ("no_text_content", InvalidRequest, 422),
+    // An image or scanned page needs text recognition, and this server has no Tesseract.
+    OcrUnavailable => ("ocr_unavailable", InvalidRequest, 422),
     ProcessingInterrupted => ("processing_interrupted", InvalidRequest, 422),
     ProcessingTimeout => ("processing_timeout", InvalidRequest, 422),
     // Resource budgets (lore_core::budget): each names the limit a request or a file ran into.

@@ -22,6 +22,8 @@ pub enum FileKind {
     Email,
     /// Source code; the language is kept in the document's metadata.
     Code(&'static str),
+    /// A raster image (one of [`IMAGE_FORMATS`]), read by text recognition (OCR).
+    Image(&'static str),
     /// Recognised by its magic bytes as a format Lore cannot read (archive, image, ...).
     Binary(&'static str),
 }
@@ -45,6 +47,17 @@ pub const KINDS: &[(FileKind, &str, &str, &[&str])] = &[
     (FileKind::Epub, "epub", "application/epub+zip", &["epub"]),
     (FileKind::Rtf, "rtf", "application/rtf", &["rtf"]),
     (FileKind::Email, "email", "message/rfc822", &["eml"]),
+];
+
+/// Images read by text recognition: (format, MIME type, extensions). Tesseract (leptonica)
+/// reads each; a GIF's first frame is read, a TIFF's every page.
+pub const IMAGE_FORMATS: &[(&str, &str, &[&str])] = &[
+    ("png", "image/png", &["png"]),
+    ("jpeg", "image/jpeg", &["jpg", "jpeg", "jpe"]),
+    ("tiff", "image/tiff", &["tif", "tiff"]),
+    ("webp", "image/webp", &["webp"]),
+    ("bmp", "image/bmp", &["bmp"]),
+    ("gif", "image/gif", &["gif"]),
 ];
 
 /// Source code by extension: (extension, language).
@@ -100,6 +113,7 @@ impl FileKind {
     pub fn name(self) -> &'static str {
         match self {
             FileKind::Code(_) => "code",
+            FileKind::Image(_) => "image",
             FileKind::Binary(name) => name,
             kind => KINDS.iter().find(|(k, ..)| *k == kind).map(|(_, n, ..)| *n).unwrap_or("binary"),
         }
@@ -108,10 +122,10 @@ impl FileKind {
     pub fn mime_type(self) -> &'static str {
         match self {
             FileKind::Code(_) => "text/plain",
+            FileKind::Image(format) => {
+                IMAGE_FORMATS.iter().find(|(f, ..)| *f == format).map_or("application/octet-stream", |(_, m, _)| *m)
+            }
             FileKind::Binary("zip") => "application/zip",
-            FileKind::Binary("png") => "image/png",
-            FileKind::Binary("jpeg") => "image/jpeg",
-            FileKind::Binary("gif") => "image/gif",
             FileKind::Binary("gzip") => "application/gzip",
             FileKind::Binary(_) => "application/octet-stream",
             kind => {
@@ -125,6 +139,10 @@ impl FileKind {
     pub fn from_name(name: &str, filename: &str) -> Option<FileKind> {
         if name == "code" {
             return Some(FileKind::Code(code_language(&extension(filename)).unwrap_or("text")));
+        }
+        if name == "image" {
+            // The format only names the MIME type: the recogniser reads the content's own.
+            return Some(FileKind::Image(image_format(&extension(filename)).unwrap_or("png")));
         }
         KINDS.iter().find(|(_, n, ..)| *n == name).map(|(k, ..)| *k)
     }
@@ -141,6 +159,7 @@ pub fn default_file_types() -> Vec<lore_core::model::NewFileType> {
         "json" | "jsonl" => "data",
         "epub" => "ebook",
         "email" => "email",
+        "image" => "image",
         _ => "other",
     };
     let mut types: Vec<_> = KINDS
@@ -164,12 +183,21 @@ pub fn default_file_types() -> Vec<lore_core::model::NewFileType> {
         embedding_models: Vec::new(),
         is_active: true,
     });
+    types.push(lore_core::model::NewFileType {
+        name: "image".into(),
+        category: "image".into(),
+        mime_types: IMAGE_FORMATS.iter().map(|(_, m, _)| m.to_string()).collect(),
+        extensions: IMAGE_FORMATS.iter().flat_map(|(_, _, e)| e.iter().map(|e| e.to_string())).collect(),
+        parsers: vec!["image".into()],
+        embedding_models: Vec::new(),
+        is_active: true,
+    });
     types
 }
 
 /// Whether a parser of this name exists.
 pub fn is_parser(name: &str) -> bool {
-    name == "code" || KINDS.iter().any(|(_, n, ..)| *n == name)
+    name == "code" || name == "image" || KINDS.iter().any(|(_, n, ..)| *n == name)
 }
 
 pub fn extension(filename: &str) -> String {
@@ -180,6 +208,15 @@ fn code_language(ext: &str) -> Option<&'static str> {
     CODE.iter().find(|(e, _)| *e == ext).map(|(_, l)| *l)
 }
 
+fn image_format(ext: &str) -> Option<&'static str> {
+    IMAGE_FORMATS.iter().find(|(_, _, exts)| exts.contains(&ext)).map(|(f, ..)| *f)
+}
+
+/// A format name as [`FileKind::Image`] holds it.
+pub(crate) fn image_named(name: &str) -> Option<&'static str> {
+    IMAGE_FORMATS.iter().map(|(f, ..)| *f).find(|f| *f == name)
+}
+
 /// A language name as [`FileKind::Code`] holds it (`text` for source code of no known language).
 pub(crate) fn language_named(name: &str) -> Option<&'static str> {
     CODE.iter().map(|(_, l)| *l).chain(["text"]).find(|l| *l == name)
@@ -188,9 +225,11 @@ pub(crate) fn language_named(name: &str) -> Option<&'static str> {
 const MAGIC: &[(&[u8], FileKind)] = &[
     (b"%PDF-", FileKind::Pdf),
     (b"{\\rtf", FileKind::Rtf),
-    (b"\x89PNG\r\n\x1a\n", FileKind::Binary("png")),
-    (b"\xff\xd8\xff", FileKind::Binary("jpeg")),
-    (b"GIF8", FileKind::Binary("gif")),
+    (b"\x89PNG\r\n\x1a\n", FileKind::Image("png")),
+    (b"\xff\xd8\xff", FileKind::Image("jpeg")),
+    (b"GIF8", FileKind::Image("gif")),
+    (b"II*\0", FileKind::Image("tiff")),
+    (b"MM\0*", FileKind::Image("tiff")),
     (b"\x1f\x8b", FileKind::Binary("gzip")),
     (b"\x7fELF", FileKind::Binary("executable")),
     (b"MZ", FileKind::Binary("executable")),
@@ -226,6 +265,15 @@ pub fn detect(filename: &str, head: &[u8]) -> FileKind {
     }
     if let Some((_, kind)) = MAGIC.iter().find(|(magic, _)| head.starts_with(magic)) {
         return *kind;
+    }
+    if head.len() >= 12 && head.starts_with(b"RIFF") && &head[8..12] == b"WEBP" {
+        return FileKind::Image("webp");
+    }
+    // "BM" alone begins too many texts: the size of a known BMP info header must follow.
+    if head.starts_with(b"BM")
+        && head.get(14..18).is_some_and(|h| [12, 40, 52, 56, 64, 108, 124].contains(&u32::from_le_bytes([h[0], h[1], h[2], h[3]])))
+    {
+        return FileKind::Image("bmp");
     }
     if let Some((kind, ..)) = KINDS.iter().find(|(_, _, _, exts)| exts.contains(&ext.as_str())) {
         // Binary container formats need their signature; a name alone is not enough.

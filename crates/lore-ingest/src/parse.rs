@@ -7,10 +7,18 @@ use serde_json::{Map, Value, json};
 
 use crate::decode::decode;
 use crate::detect::FileKind;
-use crate::formats::{self, Builder, Location};
+use crate::formats::{self, Builder, Location, Region};
+use crate::ocr::OcrMode;
+
+/// How a file is read, beyond its kind: the knowledge base's settings that reach the parser.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ParseOptions {
+    #[serde(default)]
+    pub ocr: OcrMode,
+}
 
 /// Serializable, so that a parser in another process ([`crate::isolate`]) can send it back.
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Parsed {
     pub title: Option<String>,
     /// The text as read from the file (decoded, otherwise untouched).
@@ -20,6 +28,9 @@ pub struct Parsed {
     pub metadata: Map<String, Value>,
     /// Pages, slides, sheets or chapters, by where they start in `text`.
     pub locations: Vec<Location>,
+    /// Where stretches of `text` stand on their page (recognised lines), in text order.
+    #[serde(default)]
+    pub regions: Vec<Region>,
 }
 
 impl Parsed {
@@ -27,15 +38,27 @@ impl Parsed {
     pub fn location_at(&self, char_offset: usize) -> Option<&Location> {
         self.locations.iter().take_while(|l| l.char_start <= char_offset).last()
     }
+
+    /// The regions that overlap `[start, end)` of `text`.
+    pub fn regions_in(&self, start: usize, end: usize) -> impl Iterator<Item = &Region> {
+        let first = self.regions.partition_point(|r| r.char_end <= start);
+        self.regions[first..].iter().take_while(move |r| r.char_start < end)
+    }
 }
 
 pub fn parse(kind: FileKind, bytes: &[u8]) -> Result<Parsed> {
+    parse_with(kind, bytes, ParseOptions::default())
+}
+
+/// [`parse`] with a knowledge base's options (text recognition).
+pub fn parse_with(kind: FileKind, bytes: &[u8], options: ParseOptions) -> Result<Parsed> {
     let text_of = |bytes: &[u8]| decode(bytes);
     let from_builder = |b: Builder, metadata: Map<String, Value>| Parsed {
         title: b.title.clone(),
         raw: b.text.clone(),
         text: b.text,
         locations: b.locations,
+        regions: b.regions,
         metadata,
     };
     let parsed = match kind {
@@ -47,7 +70,7 @@ pub fn parse(kind: FileKind, bytes: &[u8]) -> Result<Parsed> {
             if let FileKind::Code(language) = kind {
                 metadata.insert("language".into(), json!(language));
             }
-            Parsed { title, text, raw: decoded.text, metadata, locations: Vec::new() }
+            Parsed { title, text, raw: decoded.text, metadata, ..Parsed::default() }
         }
         FileKind::Markdown => {
             let decoded = text_of(bytes)?;
@@ -57,7 +80,7 @@ pub fn parse(kind: FileKind, bytes: &[u8]) -> Result<Parsed> {
                 text: clean(&text),
                 raw: decoded.text,
                 metadata: meta(decoded.encoding),
-                locations: Vec::new(),
+                ..Parsed::default()
             }
         }
         FileKind::Html => {
@@ -68,7 +91,7 @@ pub fn parse(kind: FileKind, bytes: &[u8]) -> Result<Parsed> {
                 text: clean(&text),
                 raw: decoded.text,
                 metadata: meta(decoded.encoding),
-                locations: Vec::new(),
+                ..Parsed::default()
             }
         }
         FileKind::Csv | FileKind::Tsv => {
@@ -105,7 +128,7 @@ pub fn parse(kind: FileKind, bytes: &[u8]) -> Result<Parsed> {
                 text: clean(&text),
                 raw: decoded.text,
                 metadata: meta(decoded.encoding),
-                locations: Vec::new(),
+                ..Parsed::default()
             }
         }
         FileKind::Rtf => {
@@ -115,7 +138,7 @@ pub fn parse(kind: FileKind, bytes: &[u8]) -> Result<Parsed> {
                 text: clean(&text),
                 raw: text,
                 metadata: Map::new(),
-                locations: Vec::new(),
+                ..Parsed::default()
             }
         }
         FileKind::Docx => from_builder(formats::docx(bytes)?, Map::new()),
@@ -136,10 +159,19 @@ pub fn parse(kind: FileKind, bytes: &[u8]) -> Result<Parsed> {
             ));
         }
         FileKind::Pdf => {
-            let b = formats::pdf(bytes)?;
-            let pages = b.locations.len();
+            let (b, ocr) = formats::pdf(bytes, options.ocr)?;
+            let pages = b.locations.iter().filter(|l| l.key == "page").count();
             let mut metadata = Map::new();
             metadata.insert("pages".into(), json!(pages));
+            if let Some(ocr) = ocr {
+                metadata.insert("ocr".into(), ocr);
+            }
+            from_builder(b, metadata)
+        }
+        FileKind::Image(_) => {
+            let (b, ocr) = formats::image(bytes, options.ocr)?;
+            let mut metadata = Map::new();
+            metadata.insert("ocr".into(), ocr);
             from_builder(b, metadata)
         }
         FileKind::Binary(name) => {

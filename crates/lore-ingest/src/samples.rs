@@ -99,11 +99,19 @@ fn pdf_raw(pages: &[&str], template: &str) -> Vec<u8> {
         ));
         objects.push(format!("<< /Length {} >>\nstream\n{content}\nendstream", content.len()));
     }
+    let objects: Vec<Vec<u8>> = objects.into_iter().map(String::into_bytes).collect();
+    pdf_from_objects(&objects)
+}
+
+/// A PDF file of these objects, numbered from 1 (the first the catalogue), with its cross-reference table.
+pub(crate) fn pdf_from_objects(objects: &[Vec<u8>]) -> Vec<u8> {
     let mut out = b"%PDF-1.4\n".to_vec();
     let mut offsets = Vec::new();
     for (i, o) in objects.iter().enumerate() {
         offsets.push(out.len());
-        out.extend(format!("{} 0 obj\n{o}\nendobj\n", i + 1).into_bytes());
+        out.extend(format!("{} 0 obj\n", i + 1).into_bytes());
+        out.extend(o);
+        out.extend(b"\nendobj\n");
     }
     let xref = out.len();
     out.extend(format!("xref\n0 {}\n0000000000 65535 f \n", objects.len() + 1).into_bytes());

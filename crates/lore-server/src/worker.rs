@@ -9,6 +9,7 @@ use lore_core::chunking;
 use lore_core::error::{Code, Error};
 
 use lore_core::model::{Document, Job, LogEntry, NewChunk, ProcessedDocument};
+use lore_ingest::parse::ParseOptions;
 use lore_ingest::{chunk, parse, segment};
 use serde_json::{Value, json};
 use tokio::sync::watch;
@@ -335,10 +336,13 @@ async fn process(
     let counter = (chunking::resolve_unit(document.chunking_config.as_ref(), kb_config.as_ref())
         == chunking::SizeUnit::Tokens)
         .then(|| crate::embedding::token_counter(embedder.as_ref()));
-    let parsers = state.parsers.clone();
+    let reader = Reader {
+        parsers: state.parsers.clone(),
+        options: ParseOptions { ocr: kb.as_ref().and_then(|kb| kb.settings.ocr).unwrap_or_default() },
+    };
     // CPU-bound work off the async runtime; a panic in it becomes a JoinError, not a dead worker.
     let work =
-        tokio::task::spawn_blocking(move || pipeline(&doc, kind, &bytes, &strategy, sentences, counter, parsers));
+        tokio::task::spawn_blocking(move || pipeline(&doc, kind, &bytes, &strategy, sentences, counter, reader));
     // A parser that hangs fails its document; its thread is left to finish on its own.
     let result = match tokio::time::timeout(PROCESSING_TIMEOUT, work).await {
         Ok(joined) => joined.map_err(|e| Error::internal(format!("processing panicked: {e}")))??,
@@ -404,6 +408,65 @@ async fn process(
     Ok(Some(result))
 }
 
+/// How a document's bytes are read: in a parser process when the server has them (a file that
+/// exhausts the parser's memory or CPU fails alone, `resource_limit_exceeded`, never retried),
+/// with its knowledge base's options.
+struct Reader {
+    parsers: Option<Arc<lore_ingest::isolate::ParserPool>>,
+    options: ParseOptions,
+}
+
+impl Reader {
+    fn parse(&self, kind: lore_ingest::detect::FileKind, bytes: &[u8]) -> Result<parse::Parsed, Error> {
+        match &self.parsers {
+            Some(pool) => pool.parse_with(kind, bytes, self.options),
+            None => parse::parse_with(kind, bytes, self.options),
+        }
+    }
+
+    fn tables(&self, kind: lore_ingest::detect::FileKind, bytes: &[u8]) -> Result<Vec<Vec<Vec<String>>>, Error> {
+        match &self.parsers {
+            Some(pool) => pool.tables(kind, bytes),
+            None => parse::tables(kind, bytes),
+        }
+    }
+}
+
+/// Where a chunk (`[start, end)` of the text) stands in its file: the page (slide, sheet, ...) it
+/// starts on, `page_end` when it ends on another, and for recognised text the boxes its lines
+/// cover on each page (`regions`, merged per page) and the words read with low confidence.
+fn place(metadata: &mut serde_json::Map<String, Value>, parsed: &parse::Parsed, start: usize, end: usize) {
+    let Some(first) = parsed.location_at(start) else { return };
+    metadata.insert(first.key.to_string(), first.value.clone());
+    if let Some(last) = parsed.location_at(end.saturating_sub(1).max(start))
+        && last.key == first.key
+        && last.value != first.value
+    {
+        metadata.insert(format!("{}_end", first.key), last.value.clone());
+    }
+    let mut regions: Vec<(u32, [f32; 4])> = Vec::new();
+    let mut unsure: Vec<&str> = Vec::new();
+    for region in parsed.regions_in(start, end) {
+        match regions.iter_mut().find(|(page, _)| *page == region.page) {
+            Some((_, b)) => {
+                *b = [b[0].min(region.bbox[0]), b[1].min(region.bbox[1]), b[2].max(region.bbox[2]), b[3].max(region.bbox[3])];
+            }
+            None => regions.push((region.page, region.bbox)),
+        }
+        unsure.extend(region.low_confidence.iter().map(String::as_str));
+    }
+    if !regions.is_empty() {
+        // To a tenth of a point (f32 → f64 would bring digits that mean nothing).
+        let tenth = |v: f32| (f64::from(v) * 10.0).round() / 10.0;
+        let regions: Vec<Value> =
+            regions.iter().map(|(page, bbox)| serde_json::json!({"page": page, "bbox": bbox.map(tenth)})).collect();
+        metadata.insert("regions".into(), Value::Array(regions));
+    }
+    if !unsure.is_empty() {
+        metadata.insert("ocr_low_confidence".into(), serde_json::json!(unsure));
+    }
+}
+
 /// A chunk's full-text terms: its words, after its document's title's (`(title, its terms)`)
 /// when it does not begin with the title. Chunks edited or added by hand are indexed the same way.
 pub(crate) fn chunk_terms(title: Option<(&str, &str)>, content: &str) -> String {
@@ -421,21 +484,16 @@ fn pipeline(
     strategy: &chunking::Strategy,
     sentences: Option<(Arc<dyn lore_embed::Embedder>, tokio::runtime::Handle)>,
     tokens: Option<crate::embedding::TokenCounter>,
-    parsers: Option<Arc<lore_ingest::isolate::ParserPool>>,
+    reader: Reader,
 ) -> Result<ProcessedDocument, Error> {
     if let chunking::Strategy::Qa { question_column, answer_column, match_answer } = strategy {
         let columns = (question_column.as_deref(), answer_column.as_deref());
-        return qa_pairs(kind, bytes, columns, *match_answer, parsers);
+        return qa_pairs(kind, bytes, columns, *match_answer, &reader);
     }
     let measure = crate::embedding::measure_of(tokens.as_ref());
     let mut log = Vec::new();
     let started = std::time::Instant::now();
-    // In a child process when the server has them: a file that exhausts the parser's memory or
-    // CPU fails alone (resource_limit_exceeded, never retried), the server goes on.
-    let parsed = match &parsers {
-        Some(pool) => pool.parse(kind, bytes)?,
-        None => parse::parse(kind, bytes)?,
-    };
+    let parsed = reader.parse(kind, bytes)?;
     crate::metrics::stage("parse", started.elapsed().as_secs_f64());
     let started = std::time::Instant::now();
     let encoding = parsed.metadata.get("encoding").and_then(Value::as_str).unwrap_or("n/a");
@@ -467,8 +525,8 @@ fn pipeline(
             chunk_index: i as i64,
             metadata: {
                 let mut m = piece.metadata(strategy);
-                if let (Some(loc), Some(obj)) = (parsed.location_at(piece.char_start), m.as_object_mut()) {
-                    obj.insert(loc.key.to_string(), loc.value.clone());
+                if let Some(obj) = m.as_object_mut() {
+                    place(obj, &parsed, piece.char_start, piece.char_end);
                 }
                 m
             },
@@ -509,13 +567,10 @@ fn qa_pairs(
     bytes: &[u8],
     (question_column, answer_column): (Option<&str>, Option<&str>),
     match_answer: bool,
-    parsers: Option<Arc<lore_ingest::isolate::ParserPool>>,
+    reader: &Reader,
 ) -> Result<ProcessedDocument, Error> {
     let started = std::time::Instant::now();
-    let sheets = match &parsers {
-        Some(pool) => pool.tables(kind, bytes)?,
-        None => parse::tables(kind, bytes)?,
-    };
+    let sheets = reader.tables(kind, bytes)?;
     crate::metrics::stage("parse", started.elapsed().as_secs_f64());
     let find = |headers: &[String], named: Option<&str>, usual: &[&str]| {
         let is = |h: &String, name: &str| h.trim().eq_ignore_ascii_case(name.trim());

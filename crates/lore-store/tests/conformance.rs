@@ -1050,6 +1050,7 @@ async fn agents_conversations_and_usage(store: &dyn Store) {
         score: Some(0.9),
         filename: None,
         snippet: None,
+        location: None,
     };
     let exchange = [message("user", "多久报销?", vec![]), message("assistant", "三十天内 [1]。", vec![cite])];
     assert_eq!(

@@ -6,11 +6,41 @@ use lore_core::store::Store;
 
 pub struct Check {
     ok: bool,
+    /// Not a fault, but a capability this machine lacks (printed as `note`).
+    note: bool,
     what: String,
 }
 
 fn check(ok: bool, what: impl Into<String>) -> Check {
-    Check { ok, what: what.into() }
+    Check { ok, note: false, what: what.into() }
+}
+
+/// Text recognition: Tesseract with its languages, and poppler's `pdftoppm` for scanned PDF
+/// pages. Without them Lore runs, and images and scans fail with `ocr_unavailable`.
+fn text_recognition() -> Check {
+    let pdftoppm = std::process::Command::new("pdftoppm")
+        .arg("-v")
+        .stdin(std::process::Stdio::null())
+        .output()
+        .is_ok_and(|o| o.status.success());
+    match lore_ingest::ocr::engine() {
+        Ok(engine) if pdftoppm => {
+            check(true, format!("text recognition: {} reads {} (and pdftoppm renders scanned pages)", engine.version, engine.languages))
+        }
+        Ok(engine) => Check {
+            ok: true,
+            note: true,
+            what: format!(
+                "text recognition: {} reads images, but scanned PDF pages need poppler's pdftoppm (Debian: apt-get install poppler-utils)",
+                engine.version
+            ),
+        },
+        Err(e) => Check {
+            ok: true,
+            note: true,
+            what: format!("text recognition unavailable (images and scanned PDFs fail with ocr_unavailable): {}", e.message),
+        },
+    }
 }
 
 fn free_bytes(dir: &Path) -> Option<u64> {
@@ -163,13 +193,14 @@ pub async fn run(data_dir: &Path, database_url: Option<&str>, server: Option<&st
             format!("data directory {} does not exist (`lore serve --data-dir` creates it)", data_dir.display()),
         ));
     }
+    checks.push(text_recognition());
     if let Some(base) = server {
         let url = format!("{}/readyz", base.trim_end_matches('/'));
         let ready = reqwest::Client::new().get(&url).send().await.map(|r| r.status().is_success()).unwrap_or(false);
         checks.push(check(ready, format!("server at {base} is ready")));
     }
     for c in &checks {
-        println!("{} {}", if c.ok { "ok  " } else { "FIX " }, c.what);
+        println!("{} {}", if !c.ok { "FIX " } else if c.note { "note" } else { "ok  " }, c.what);
     }
     Ok(checks.iter().all(|c| c.ok))
 }

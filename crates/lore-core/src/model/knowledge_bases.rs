@@ -35,8 +35,24 @@ pub struct KbSettings {
     /// Questions written for each chunk by a chat model, searched as the chunk's second target.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub question_generation: Option<QuestionGeneration>,
+    /// Text recognition for images and scanned PDF pages (`auto` when unset).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ocr: Option<OcrMode>,
     #[serde(flatten)]
     pub extra: Map<String, Value>,
+}
+
+/// `settings.ocr`: whether files are read by text recognition (Tesseract).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum OcrMode {
+    /// Images, and PDF pages with (almost) no text layer.
+    #[default]
+    Auto,
+    /// Every PDF page, its text layer ignored (for scans whose text layer is wrong).
+    Always,
+    /// Never: an image fails with `no_text_content`, a scanned page stays empty.
+    Never,
 }
 
 /// `settings.question_generation`: which of the owner's chat models writes the questions a chunk

@@ -1,7 +1,8 @@
 //! Readers for the container and structured formats: Office (DOCX, PPTX), spreadsheets
 //! (XLSX/XLS/ODS via calamine, CSV/TSV), PDF, EPUB, RTF, email, JSON. Each produces text with
 //! paragraphs separated by blank lines, a title when the file has one, and locations (page,
-//! slide, sheet) that chunks inherit. Archives are read with a cap on decompressed size.
+//! slide, sheet) that chunks inherit. Images, and scanned PDF pages, are read by text
+//! recognition ([`crate::ocr`]). Archives are read with a cap on decompressed size.
 
 use lore_core::error::{Code, Error};
 use serde::{Deserialize, Serialize};
@@ -11,6 +12,7 @@ mod containers;
 mod docx;
 mod email;
 mod epub;
+mod image;
 mod json;
 mod pdf;
 mod pptx;
@@ -21,6 +23,7 @@ pub use containers::*;
 pub use docx::*;
 pub use email::*;
 pub use epub::*;
+pub use image::*;
 pub use json::*;
 pub use pdf::*;
 pub use pptx::*;
@@ -57,18 +60,37 @@ impl<'de> Deserialize<'de> for Location {
     }
 }
 
+/// A stretch of the text (`[char_start, char_end)`, one recognised line) and where it stands on
+/// its page: `bbox` is left, top, right, bottom from the page's top-left corner, in PDF points
+/// for a PDF page and in pixels for an image. Words recognised with low confidence are listed.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Region {
+    pub char_start: usize,
+    pub char_end: usize,
+    pub page: u32,
+    pub bbox: [f32; 4],
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub low_confidence: Vec<String>,
+}
+
 /// Text under construction, keeping locations in step with the character count.
 #[derive(Default)]
 pub struct Builder {
     pub text: String,
     chars: usize,
     pub locations: Vec<Location>,
+    pub regions: Vec<Region>,
     pub title: Option<String>,
 }
 
 impl Builder {
     pub fn mark(&mut self, key: &'static str, value: Value) {
         self.locations.push(Location { char_start: self.chars, key, value });
+    }
+
+    /// Where the next paragraph's first character will stand (in characters).
+    pub fn next_paragraph_start(&self) -> usize {
+        if self.text.is_empty() { self.chars } else { self.chars + 2 }
     }
 
     /// Appends a paragraph (blank-line separated); empty ones are skipped.

@@ -1,15 +1,20 @@
-//! PDF: text by page, streams measured before they are inflated.
+//! PDF: text by page, streams measured before they are inflated, scanned pages recognised.
 
-use std::io::Read;
+use std::collections::HashMap;
+use std::io::{Read, Write};
 
 use lore_core::budget::{budgets, exceeded};
 use lore_core::error::{Code, Error, Result};
-use serde_json::json;
+use serde_json::{Value, json};
 
 use super::*;
+use crate::ocr::{self, OcrMode};
 
-/// PDF: the text layer page by page; a page number for every stretch of text.
-pub fn pdf(bytes: &[u8]) -> Result<Builder> {
+/// PDF: the text layer page by page, a page number for every stretch of text. Pages without
+/// a text layer (scans, text drawn as outlines), or every page with `OcrMode::Always`, are
+/// rendered and read by text recognition, their lines kept as regions in PDF points from the
+/// page's top-left corner; the second value is the `ocr` metadata when any page was.
+pub fn pdf(bytes: &[u8], mode: OcrMode) -> Result<(Builder, Option<Value>)> {
     let doc = lopdf::Document::load_mem(bytes).map_err(|e| corrupt("PDF", e))?;
     if doc.is_encrypted() {
         return Err(Error::new(
@@ -25,24 +30,146 @@ pub fn pdf(bytes: &[u8]) -> Result<Builder> {
     }))
     .map_err(|_| corrupt("PDF", "its content streams are malformed"))?
     .map_err(|e| corrupt("PDF", e))?;
+    let scanned: Vec<usize> = (0..pages.len())
+        .filter(|&i| match mode {
+            OcrMode::Never => false,
+            OcrMode::Always => true,
+            OcrMode::Auto => pages[i].chars().filter(|c| !c.is_whitespace()).count() < ocr::SCANNED_PAGE_CHARS,
+        })
+        .collect();
+    let has_text_layer = pages.iter().any(|p| !p.trim().is_empty());
+    let (recognised, metadata) = match recognise_pages(bytes, &doc, &scanned) {
+        Ok((recognised, metadata)) => (recognised, metadata),
+        // Text pages are worth keeping when the recogniser is missing; the scans are named.
+        Err(e) if e.code == Code::OcrUnavailable && has_text_layer && mode == OcrMode::Auto => {
+            let unread: Vec<usize> = scanned.iter().map(|i| i + 1).collect();
+            (HashMap::new(), Some(json!({"unavailable": e.message, "pages_not_read": unread})))
+        }
+        Err(e) => return Err(e),
+    };
     let mut b = Builder::default();
     for (i, page) in pages.iter().enumerate() {
         b.mark("page", json!(i + 1));
+        if let Some((lines, scale)) = recognised.get(&i) {
+            ocr::append(&mut b, lines, i as u32 + 1, *scale, false);
+            continue;
+        }
         for paragraph in page.split("\n\n") {
             let joined = paragraph.lines().map(str::trim).filter(|l| !l.is_empty()).collect::<Vec<_>>().join("\n");
             b.paragraph(&joined);
         }
     }
     if b.text.trim().is_empty() && !pages.is_empty() {
+        let why = if mode == OcrMode::Never {
+            "text recognition (OCR) is turned off for this knowledge base (settings.ocr is \"never\")"
+        } else {
+            "text recognition (OCR) found none on its pages either"
+        };
         return Err(Error::new(
             Code::NoTextContent,
-            format!(
-                "this PDF has {} page(s) but no text layer (a scan?); text recognition (OCR) is not available",
-                pages.len()
-            ),
+            format!("this PDF has {} page(s) but no text layer (a scan?); {why}", pages.len()),
         ));
     }
-    Ok(b)
+    Ok((b, metadata))
+}
+
+type RecognisedPages = HashMap<usize, (ocr::Recognised, f32)>;
+
+/// Renders and recognises the pages at these indexes: each page's lines, with the scale from
+/// the rendering's pixels to PDF points.
+fn recognise_pages(bytes: &[u8], doc: &lopdf::Document, indexes: &[usize]) -> Result<(RecognisedPages, Option<Value>)> {
+    if indexes.is_empty() {
+        return Ok((HashMap::new(), None));
+    }
+    let mut session = ocr::Session::start()?;
+    // poppler reads the PDF from a file of the parser process's own (removed when dropped).
+    let mut file = tempfile::NamedTempFile::new().map_err(Error::internal)?;
+    file.write_all(bytes).map_err(Error::internal)?;
+    let page_ids: Vec<lopdf::ObjectId> = doc.get_pages().into_values().collect();
+    let mut recognised = HashMap::new();
+    for &i in indexes {
+        let id = page_ids.get(i).copied();
+        let (width, height) = id.map_or((612.0, 792.0), |id| page_size(doc, id));
+        // A scanned page's resolution: its widest image's pixels over the page's width.
+        let image_dpi = id.and_then(|id| doc.get_page_images(id).ok()).and_then(|images| {
+            images.iter().map(|image| image.width.max(0) as f64 * 72.0 / width.max(1.0)).reduce(f64::max)
+        });
+        // A scanner's page is one image covering the page: read at its own pixels (rendering
+        // resamples them, and smooths the strokes with the speckle).
+        if let Some((image, pixels_wide)) = id.and_then(|id| whole_page_image(doc, id, width, height)) {
+            let dpi = pixels_wide as f64 * 72.0 / width.max(1.0);
+            let lines = session.recognise(&image, Some(dpi.round().max(1.0) as u32))?;
+            session.pages.push(i as u32 + 1);
+            recognised.insert(i, (lines, (72.0 / dpi) as f32));
+            continue;
+        }
+        let dpi = ocr::dpi_for(width, height, image_dpi);
+        let image = session.render_pdf_page(file.path(), i as u32 + 1, dpi)?;
+        let lines = session.recognise(&image, Some(dpi.round() as u32))?;
+        session.pages.push(i as u32 + 1);
+        recognised.insert(i, (lines, (72.0 / dpi) as f32));
+    }
+    Ok((recognised, Some(session.metadata())))
+}
+
+/// The page's image as a file the recogniser reads, and its width in pixels, when the page is
+/// one upright image with the page's proportions, stored as JPEG or as 8-bit grey or RGB
+/// pixels (Flate, no predictor). Other pages are rendered.
+fn whole_page_image(doc: &lopdf::Document, page: lopdf::ObjectId, width: f64, height: f64) -> Option<(Vec<u8>, i64)> {
+    let images = doc.get_page_images(page).ok()?;
+    let [image] = images.as_slice() else { return None };
+    let (w, h) = (image.width, image.height);
+    if w <= 0 || h <= 0 || ((w as f64 / h as f64) - (width / height.max(1.0))).abs() > 0.02 {
+        return None;
+    }
+    let filters = image.filters.clone().unwrap_or_default();
+    let names: Vec<&str> = filters.iter().map(String::as_str).collect();
+    if names == ["DCTDecode"] {
+        return Some((image.content.to_vec(), w));
+    }
+    let channels: u64 = match image.color_space.as_deref() {
+        Some("DeviceGray") => 1,
+        Some("DeviceRGB") => 3,
+        _ => return None,
+    };
+    if names != ["FlateDecode"] || image.bits_per_component != Some(8) || image.origin_dict.has(b"DecodeParms") {
+        return None;
+    }
+    // Pixels are inflated only as far as the image needs, and within the budget.
+    let size = (w as u64) * (h as u64) * channels;
+    if size > budgets().max_expanded_bytes {
+        return None;
+    }
+    let mut pixels = Vec::new();
+    flate2::read::ZlibDecoder::new(image.content).take(size).read_to_end(&mut pixels).ok()?;
+    if pixels.len() as u64 != size {
+        return None;
+    }
+    // A binary PNM (P5 grey, P6 colour), which leptonica reads.
+    let mut pnm = format!("P{}\n{w} {h}\n255\n", if channels == 1 { 5 } else { 6 }).into_bytes();
+    pnm.extend(pixels);
+    Some((pnm, w))
+}
+
+/// A page's width and height in points, from its MediaBox or the nearest ancestor's (Letter when
+/// none says).
+fn page_size(doc: &lopdf::Document, page: lopdf::ObjectId) -> (f64, f64) {
+    let mut id = page;
+    for _ in 0..32 {
+        let Ok(dict) = doc.get_dictionary(id) else { break };
+        let media_box = dict.get(b"MediaBox").and_then(|o| doc.dereference(o)).and_then(|(_, o)| o.as_array());
+        if let Ok(media_box) = media_box {
+            let n: Vec<f64> = media_box.iter().filter_map(|o| o.as_float().ok()).map(f64::from).collect();
+            if let [x0, y0, x1, y1] = n[..] {
+                return ((x1 - x0).abs(), (y1 - y0).abs());
+            }
+        }
+        match dict.get(b"Parent").and_then(lopdf::Object::as_reference) {
+            Ok(parent) => id = parent,
+            Err(_) => break,
+        }
+    }
+    (612.0, 792.0)
 }
 
 /// lopdf inflates a stream whole when it is read, with no cap: the Flate streams the text is

@@ -7,7 +7,7 @@ use lore_core::budget::Budgets;
 use lore_core::error::{Code, Error};
 
 use super::*;
-use crate::parse::{self, Parsed};
+use crate::parse::{self, ParseOptions, Parsed};
 
 /// The child's side (`lore parse-worker --budgets <json>`): installs the budgets, limits its own
 /// memory, then answers requests until its stdin closes. Call it before anything else in the
@@ -60,15 +60,24 @@ pub(crate) fn handle(request: &str, bytes: &[u8]) -> Response {
         Some(kind) => (true, kind),
         None => (false, request),
     };
+    let (kind, options) = kind.split_once('?').unwrap_or((kind, ""));
+    let options: ParseOptions = if options.is_empty() {
+        ParseOptions::default()
+    } else {
+        match serde_json::from_str(options) {
+            Ok(options) => options,
+            Err(e) => return Response::Error { code: Code::Internal.as_str().into(), message: format!("options: {e}") },
+        }
+    };
     let Some(kind) = from_wire(kind) else {
         return Response::Error { code: Code::Internal.as_str().into(), message: format!("unknown file kind {kind}") };
     };
     let work = || {
         if !tables {
-            return parse::parse(kind, bytes);
+            return parse::parse_with(kind, bytes, options);
         }
         let rows = serde_json::to_string(&parse::tables(kind, bytes)?).map_err(Error::internal)?;
-        Ok(Parsed { title: None, raw: String::new(), text: rows, metadata: Default::default(), locations: Vec::new() })
+        Ok(Parsed { text: rows, ..Parsed::default() })
     };
     match std::panic::catch_unwind(work) {
         Ok(Ok(parsed)) => Response::Ok(parsed),

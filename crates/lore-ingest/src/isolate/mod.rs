@@ -9,9 +9,11 @@
 //! time) or that the parser crashed, and is replaced by a fresh one.
 //!
 //! The protocol, over the child's stdin and stdout: a request is two frames, the file's kind
-//! (its registry name; `code:<language>` for source code) and the file's bytes; a response is a
-//! frame of JSON, `{"error": {"code": ..., "message": ...}}` with a code of the error table, or
-//! `{"ok": {"title", "metadata", "locations", "raw_is_text"}}` followed by two frames of UTF-8,
+//! (its registry name; `code:<language>` for source code, `image:<format>` for an image; then
+//! `?` and the [`ParseOptions`] as JSON when they are not the defaults) and the file's bytes; a
+//! response is a frame of JSON, `{"error": {"code": ..., "message": ...}}` with a code of the
+//! error table, or `{"ok": {"title", "metadata", "locations", "regions", "raw_is_text"}}`
+//! followed by two frames of UTF-8,
 //! the text and the raw text (empty when it is the text). A frame is a little-endian u64 length
 //! and that many bytes. The texts travel as they are, not escaped into JSON.
 
@@ -25,7 +27,7 @@ use lore_core::error::{Error, Result};
 use serde::{Deserialize, Serialize};
 
 use crate::detect::FileKind;
-use crate::parse::Parsed;
+use crate::parse::{ParseOptions, Parsed};
 
 mod child;
 mod pool;
@@ -72,6 +74,8 @@ pub(crate) enum Header {
         title: Option<String>,
         metadata: serde_json::Map<String, serde_json::Value>,
         locations: Vec<crate::formats::Location>,
+        #[serde(default)]
+        regions: Vec<crate::formats::Region>,
         raw_is_text: bool,
     },
     Error {
@@ -84,9 +88,9 @@ pub(crate) fn write_response(w: &mut impl Write, response: Response) -> io::Resu
     let json = |h: &Header| serde_json::to_vec(h).map_err(io::Error::other);
     match response {
         Response::Error { code, message } => write_frame(w, &json(&Header::Error { code, message })?),
-        Response::Ok(Parsed { title, raw, text, metadata, locations }) => {
+        Response::Ok(Parsed { title, raw, text, metadata, locations, regions }) => {
             let raw_is_text = raw == text;
-            write_frame(w, &json(&Header::Ok { title, metadata, locations, raw_is_text })?)?;
+            write_frame(w, &json(&Header::Ok { title, metadata, locations, regions, raw_is_text })?)?;
             write_frame(w, text.as_bytes())?;
             write_frame(w, if raw_is_text { b"" } else { raw.as_bytes() })
         }
@@ -104,26 +108,39 @@ pub(crate) fn read_response(r: &mut impl Read, max: u64) -> io::Result<Option<Re
     };
     Ok(Some(match header {
         Header::Error { code, message } => Response::Error { code, message },
-        Header::Ok { title, metadata, locations, raw_is_text } => {
+        Header::Ok { title, metadata, locations, regions, raw_is_text } => {
             let text_ = text()?;
             let raw = text()?;
             let raw = if raw_is_text { text_.clone() } else { raw };
-            Response::Ok(Parsed { title, raw, text: text_, metadata, locations })
+            Response::Ok(Parsed { title, raw, text: text_, metadata, locations, regions })
         }
     }))
 }
 
-/// How a file's kind travels: its registry name, `code:<language>` for source code.
+/// How a file's kind travels: its registry name, `code:<language>` for source code,
+/// `image:<format>` for an image.
 pub(crate) fn wire_name(kind: FileKind) -> String {
     match kind {
         FileKind::Code(language) => format!("code:{language}"),
+        FileKind::Image(format) => format!("image:{format}"),
         other => other.name().to_string(),
+    }
+}
+
+/// A parse request's first frame: the kind, and the options when they are not the defaults.
+pub(crate) fn wire_request(kind: FileKind, options: ParseOptions) -> String {
+    match serde_json::to_string(&options) {
+        Ok(json) if options != ParseOptions::default() => format!("{}?{json}", wire_name(kind)),
+        _ => wire_name(kind),
     }
 }
 
 pub(crate) fn from_wire(name: &str) -> Option<FileKind> {
     if let Some(language) = name.strip_prefix("code:") {
         return crate::detect::language_named(language).map(FileKind::Code);
+    }
+    if let Some(format) = name.strip_prefix("image:") {
+        return crate::detect::image_named(format).map(FileKind::Image);
     }
     crate::detect::KINDS.iter().find(|(_, n, ..)| *n == name).map(|(k, ..)| *k)
 }

@@ -15,7 +15,7 @@ use lore_core::error::{Code, Error, Result};
 
 use super::*;
 use crate::detect::FileKind;
-use crate::parse::{self, Parsed};
+use crate::parse::{self, ParseOptions, Parsed};
 
 /// Reusable parser processes; [`ParserPool::parse`] is [`parse::parse`] in one of them.
 pub struct ParserPool {
@@ -85,11 +85,16 @@ impl ParserPool {
 
     /// [`parse::parse`] in a child process.
     pub fn parse(&self, kind: FileKind, bytes: &[u8]) -> Result<Parsed> {
+        self.parse_with(kind, bytes, ParseOptions::default())
+    }
+
+    /// [`parse::parse_with`] in a child process.
+    pub fn parse_with(&self, kind: FileKind, bytes: &[u8], options: ParseOptions) -> Result<Parsed> {
         if let FileKind::Binary(_) = kind {
             // Refused without reading a byte.
             return parse::parse(kind, bytes);
         }
-        self.run(&wire_name(kind), bytes)
+        self.run(&wire_request(kind, options), bytes)
     }
 
     /// [`parse::tables`] in a child process: a spreadsheet's rows, under the same budgets.

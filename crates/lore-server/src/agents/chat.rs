@@ -38,6 +38,10 @@ pub struct CitationView {
     pub filename: String,
     pub snippet: String,
     pub score: f64,
+    /// Where the passage stands in its file: `page`, `page_end`, `regions` (`{page, bbox}`, the
+    /// box in PDF points or image pixels from the page's top-left corner), `slide`, `sheet`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub location: Option<serde_json::Value>,
 }
 
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
@@ -608,6 +612,7 @@ pub async fn complete_turn(
                     filename: c.filename.unwrap_or_default(),
                     snippet: c.snippet.unwrap_or_default(),
                     score: c.score.unwrap_or_default(),
+                    location: c.location,
                 })
                 .collect(),
         },

@@ -138,6 +138,7 @@ pub(crate) fn citations_of(text: &str, passages: &[ChunkHit]) -> Vec<Citation> {
                 score: Some(hit.score),
                 filename: Some(hit.filename.clone()),
                 snippet: Some(hit.content.chars().take(SNIPPET_CHARS).collect()),
+                location: lore_core::agent::chunk_location(&hit.metadata),
             }
         })
         .collect()

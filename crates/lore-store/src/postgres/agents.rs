@@ -275,7 +275,7 @@ impl AgentStore for PgStore {
         let position: HashMap<Id, usize> = messages.iter().enumerate().map(|(i, m)| (m.id, i)).collect();
         let cited = sqlx::query(
             "SELECT cd.message_id, cd.citation_index, cd.document_id, cd.chunk_id, cd.score, d.filename,
-                    left(ch.content, 240) AS snippet
+                    left(ch.content, 240) AS snippet, ch.metadata AS chunk_metadata
              FROM message_cited_documents cd
              JOIN messages m ON m.id = cd.message_id
              LEFT JOIN documents d ON d.id = cd.document_id
@@ -294,6 +294,7 @@ impl AgentStore for PgStore {
                 score: row.try_get("score").map_err(db_err)?,
                 filename: row.opt_text("filename")?,
                 snippet: row.opt_text("snippet")?,
+                location: row.opt_json_value("chunk_metadata")?.as_ref().and_then(lore_core::agent::chunk_location),
             });
         }
         Ok(messages)

@@ -14,6 +14,7 @@ mod governance;
 mod hostile;
 mod isolation;
 mod mcp;
+mod ocr;
 mod postgres;
 mod registration;
 mod retrieval;

@@ -1,0 +1,122 @@
+//! Text recognition on images and image-only PDFs rendered here from known text, clean and
+//! scan-like, in English and Chinese: character accuracy against the text that was drawn.
+
+use lore_ingest::detect::{FileKind, detect};
+use lore_ingest::ocr::OcrMode;
+use lore_ingest::parse::{ParseOptions, parse_with};
+use lore_ingest::scans::{self, Gray, ScanLike, character_accuracy};
+
+const ENGLISH: &[&str] = &[
+    "Quarterly maintenance of the cooling towers is due in March.",
+    "Inspectors must record the water temperature, the pump pressure",
+    "and any corrosion found on the intake valves before signing off.",
+];
+const CHINESE: &[&str] = &[
+    "合同双方应当按照约定全面履行自己的义务。",
+    "当事人一方不履行合同义务或者履行合同义务不符合约定的，",
+    "应当承担继续履行、采取补救措施或者赔偿损失等违约责任。",
+];
+const SCAN: ScanLike = ScanLike { degrees: 2.5, noise: 0.02, seed: 20261207 };
+
+fn page(lines: &[&str]) -> Gray {
+    let font = scans::font().expect("font");
+    scans::render(&font, lines, 12.0, 300)
+}
+
+fn read(kind: FileKind, bytes: &[u8]) -> lore_ingest::parse::Parsed {
+    parse_with(kind, bytes, ParseOptions::default()).expect("recognised")
+}
+
+fn accuracy(lines: &[&str], parsed: &lore_ingest::parse::Parsed) -> f64 {
+    let accuracy = character_accuracy(&lines.concat(), &parsed.text);
+    eprintln!("accuracy {accuracy:.4}: {:?}", parsed.text);
+    accuracy
+}
+
+#[test]
+fn clean_images_are_read_at_95_per_cent_or_better() {
+    if !scans::ocr_ready() {
+        return;
+    }
+    for lines in [ENGLISH, CHINESE] {
+        let png = page(lines).png();
+        assert_eq!(detect("scan.png", &png), FileKind::Image("png"));
+        let parsed = read(FileKind::Image("png"), &png);
+        assert!(accuracy(lines, &parsed) >= 0.95);
+        let ocr = &parsed.metadata["ocr"];
+        assert!(ocr["engine"].as_str().is_some_and(|e| e.starts_with("tesseract")), "{ocr}");
+        assert_eq!(ocr["pages"], serde_json::json!([1]));
+        // Every line has its box on the page, inside the image.
+        assert!(parsed.regions.len() >= lines.len(), "{:?}", parsed.regions);
+        let first = &parsed.regions[0];
+        assert_eq!(first.page, 1);
+        assert!(first.bbox[0] > 100.0 && first.bbox[2] > first.bbox[0] && first.bbox[3] > first.bbox[1]);
+        assert!(first.bbox[2] < 2481.0, "{:?}", first.bbox);
+    }
+}
+
+#[test]
+fn scan_like_images_and_image_only_pdfs_are_read_at_90_per_cent_or_better() {
+    if !scans::ocr_ready() {
+        return;
+    }
+    for lines in [ENGLISH, CHINESE] {
+        let scan = page(lines).scanned(150, SCAN);
+        let bmp = scan.bmp();
+        assert_eq!(detect("scan.bmp", &bmp), FileKind::Image("bmp"));
+        assert!(accuracy(lines, &read(FileKind::Image("bmp"), &bmp)) >= 0.90);
+        // An image-only PDF: a clean page and a scanned one, read page by page.
+        let pdf = scans::image_pdf(&[page(lines), scan]);
+        let parsed = read(FileKind::Pdf, &pdf);
+        assert_eq!(parsed.metadata["ocr"]["pages"], serde_json::json!([1, 2]));
+        let second = parsed.locations.iter().find(|l| l.value == 2).expect("page 2").char_start;
+        let (one, two): (String, String) = (parsed.text.chars().take(second).collect(), parsed.text.chars().skip(second).collect());
+        assert!(character_accuracy(&lines.concat(), &one) >= 0.95, "{one}");
+        assert!(character_accuracy(&lines.concat(), &two) >= 0.90, "{two}");
+        // Regions are in PDF points: within an A4 page's width.
+        assert!(parsed.regions.iter().all(|r| r.bbox[2] <= 596.0 && r.page >= 1 && r.page <= 2), "{:?}", parsed.regions);
+    }
+}
+
+#[test]
+fn ocr_never_leaves_images_and_scans_without_text() {
+    if !scans::ocr_ready() {
+        return;
+    }
+    let never = ParseOptions { ocr: OcrMode::Never };
+    let png = page(ENGLISH).png();
+    let e = parse_with(FileKind::Image("png"), &png, never).expect_err("no text");
+    assert_eq!(e.code.as_str(), "no_text_content");
+    assert!(e.message.contains("never"), "{}", e.message);
+    let pdf = scans::image_pdf(&[page(ENGLISH)]);
+    let e = parse_with(FileKind::Pdf, &pdf, never).expect_err("no text");
+    assert_eq!(e.code.as_str(), "no_text_content");
+}
+
+#[test]
+fn a_pdf_with_a_text_layer_is_not_recognised_unless_asked() {
+    if !scans::ocr_ready() {
+        return;
+    }
+    let pdf = lore_ingest::samples::pdf(&["Knowledge bases hold documents and their chunks for search."]);
+    let auto = read(FileKind::Pdf, &pdf);
+    assert!(auto.metadata.get("ocr").is_none() && auto.regions.is_empty());
+    let always = parse_with(FileKind::Pdf, &pdf, ParseOptions { ocr: OcrMode::Always }).expect("recognised");
+    assert_eq!(always.metadata["ocr"]["pages"], serde_json::json!([1]));
+    assert!(always.text.contains("Knowledge"), "{}", always.text);
+}
+
+#[test]
+fn an_image_claiming_more_pixels_than_the_budget_is_refused_unread() {
+    // A PNG header promising 100,000 × 100,000 pixels, and no pixels.
+    let mut png = b"\x89PNG\r\n\x1a\n\0\0\0\x0dIHDR".to_vec();
+    png.extend(100_000u32.to_be_bytes());
+    png.extend(100_000u32.to_be_bytes());
+    png.extend([8, 0, 0, 0, 0, 0, 0, 0, 0]);
+    let e = parse_with(FileKind::Image("png"), &png, ParseOptions::default()).expect_err("refused");
+    assert_eq!(e.code.as_str(), "expanded_size_exceeded", "{}", e.message);
+    let e = parse_with(FileKind::Image("png"), b"\x89PNG\r\n\x1a\nshort", ParseOptions::default()).expect_err("refused");
+    assert_eq!(e.code.as_str(), "corrupt_file", "{}", e.message);
+}
+
+

@@ -1,0 +1,110 @@
+//! Scanned documents and images over HTTP, on either store: an image and an image-only PDF
+//! (rendered here from known English and Chinese text, one page scan-like) are read by text
+//! recognition, found by words that exist only in their pixels, by full text and by meaning,
+//! and cited down to the page and the box on it.
+
+use lore_ingest::scans::{self, ScanLike};
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+use super::spawn_app;
+
+const ENGLISH: &[&str] = &[
+    "Quarterly maintenance of the cooling towers is due in March.",
+    "Inspectors must record the water temperature, the pump pressure",
+    "and any corrosion found on the intake valves before signing off.",
+];
+const CHINESE: &[&str] = &[
+    "合同双方应当按照约定全面履行自己的义务。",
+    "当事人一方不履行合同义务或者履行合同义务不符合约定的，",
+    "应当承担继续履行、采取补救措施或者赔偿损失等违约责任。",
+];
+
+fn regions_of(hit: &Value) -> Vec<Value> {
+    hit["metadata"]["regions"].as_array().cloned().unwrap_or_default()
+}
+
+#[tokio::test]
+async fn scans_and_images_are_found_by_the_words_in_their_pixels_and_cited_to_the_page() {
+    if !scans::ocr_ready() {
+        return;
+    }
+    let font = scans::font().expect("font");
+    let app = spawn_app().await;
+    let token = app.register("scans").await;
+    let kb = app.create_kb(&token, "scans").await;
+
+    let png = scans::render(&font, ENGLISH, 12.0, 300).png();
+    let image = app.ingest(&token, &kb, "inspection.png", png).await;
+    assert_eq!((image["status"].as_str(), image["file_type"].as_str()), (Some("completed"), Some("image")), "{image}");
+    let chinese = scans::render(&font, CHINESE, 12.0, 300);
+    let scanned = chinese.scanned(150, ScanLike { degrees: 2.0, noise: 0.01, seed: 11 });
+    let cover = scans::render(&font, &["Supply contract", "供货合同"], 16.0, 200);
+    let pdf = app.ingest(&token, &kb, "contract-scan.pdf", scans::image_pdf(&[cover, scanned])).await;
+    assert_eq!(pdf["status"], "completed", "{pdf}");
+    let (_, detail) = app.get(&token, &format!("/v1/documents/{}", pdf["id"].as_str().expect("id"))).await;
+    let ocr = &detail["source_metadata"]["ocr"];
+    assert_eq!(ocr["pages"], json!([1, 2]), "{detail}");
+    assert!(ocr["engine"].as_str().is_some_and(|e| e.starts_with("tesseract")), "{detail}");
+
+    // Full text, English and Chinese: words only the pixels hold.
+    let (status, v) = app.search(&token, &kb, "corrosion intake valves").await;
+    assert_eq!(status, StatusCode::OK, "{v}");
+    let hit = &v["results"][0];
+    assert_eq!(hit["document_id"], image["id"], "{v}");
+    assert_eq!(hit["metadata"]["page"], 1, "{v}");
+    let boxes = regions_of(hit);
+    assert!(!boxes.is_empty(), "{v}");
+    let bbox: Vec<f64> = boxes[0]["bbox"].as_array().expect("bbox").iter().filter_map(Value::as_f64).collect();
+    assert!(bbox.len() == 4 && bbox[0] > 100.0 && bbox[2] > bbox[0] && bbox[3] > bbox[1] && bbox[2] < 2481.0, "{v}");
+
+    let (_, v) = app.search(&token, &kb, "违约责任").await;
+    let hit = &v["results"][0];
+    assert_eq!(hit["document_id"], pdf["id"], "{v}");
+    // The passage is on the second page (a chunk may begin on the cover and run on).
+    let meta = &hit["metadata"];
+    assert!(meta["page"] == 2 || meta["page_end"] == 2, "{v}");
+    let boxes = regions_of(hit);
+    assert!(boxes.iter().any(|r| r["page"] == 2), "{v}");
+    assert!(boxes.iter().all(|r| r["bbox"][2].as_f64().is_some_and(|x| x <= 596.0)), "in points: {v}");
+
+    // By meaning, with the built-in model.
+    let (_, v) = app
+        .post(
+            &token,
+            &format!("/v1/knowledge-bases/{kb}/search"),
+            json!({"query": "who checks the water temperature of the cooling towers", "mode": "vector", "top_k": 1}),
+        )
+        .await;
+    assert_eq!(v["results"][0]["document_id"], image["id"], "{v}");
+
+    // An agent's citations carry the page and the boxes, as answered and as read back.
+    let (status, agent) =
+        app.post(&token, "/v1/agents", json!({"name": "contracts", "knowledge_base_ids": [kb], "max_documents": 2})).await;
+    assert_eq!(status, StatusCode::CREATED, "{agent}");
+    let chat = format!("/v1/agents/{}/chat", agent["id"].as_str().expect("id"));
+    let (status, v) = app.post(&token, &chat, json!({"message": "不履行合同义务要承担什么违约责任？"})).await;
+    assert_eq!(status, StatusCode::OK, "{v}");
+    let cited = v["message"]["citations"].as_array().expect("citations").iter().find(|c| c["document_id"] == pdf["id"]).cloned();
+    let cited = cited.expect("the scan is cited");
+    let pages = |l: &Value| [l["page"].clone(), l["page_end"].clone()];
+    assert!(pages(&cited["location"]).contains(&json!(2)), "{v}");
+    assert!(cited["location"]["regions"].as_array().is_some_and(|r| r.iter().any(|r| r["page"] == 2)), "{v}");
+    let conversation = v["conversation_id"].as_str().expect("conversation");
+    let (_, messages) = app.get(&token, &format!("/v1/conversations/{conversation}/messages")).await;
+    let answer = &messages["data"][1];
+    let stored = answer["citations"].as_array().expect("citations").iter().find(|c| c["document_id"] == pdf["id"]);
+    assert_eq!(stored.map(|c| c["location"].clone()), Some(cited["location"].clone()), "{messages}");
+
+    // `ocr: never` leaves an image without text: it fails on its own, with a clear code.
+    let (status, never) =
+        app.post(&token, "/v1/knowledge-bases", json!({"name": "no ocr", "settings": {"ocr": "never"}})).await;
+    assert_eq!(status, StatusCode::CREATED, "{never}");
+    let png = scans::render(&font, ENGLISH, 12.0, 200).png();
+    let failed = app.ingest(&token, never["id"].as_str().expect("id"), "photo.png", png).await;
+    assert_eq!((failed["status"].as_str(), failed["error_code"].as_str()), (Some("failed"), Some("no_text_content")));
+    let (status, v) =
+        app.post(&token, "/v1/knowledge-bases", json!({"name": "bad", "settings": {"ocr": "sometimes"}})).await;
+    assert_eq!((status, v["error"]["code"].as_str()), (StatusCode::UNPROCESSABLE_ENTITY, Some("validation_failed")), "{v}");
+    app.shutdown().await;
+}
