@@ -228,6 +228,11 @@ fn run(program: &str, args: &[&str], input: Option<&[u8]>, deadline: Instant) ->
             format!("{program} ran out of memory or crashed reading this file (parser limit)"),
         ),
         Some(24) => Error::new(Code::ResourceLimitExceeded, format!("{program} ran past the parser's CPU limit")),
+        // The loader's code: a library missing, or no address space left to map one.
+        _ if status.code() == Some(127) => {
+            let detail = err.lines().next().unwrap_or("it could not start").trim().to_string();
+            Error::new(Code::OcrUnavailable, format!("{program} could not start in the parser process ({detail})"))
+        }
         _ => {
             let detail = err.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("no message").trim().to_string();
             Error::new(Code::CorruptFile, format!("the image could not be read for text recognition ({detail})"))
@@ -371,6 +376,22 @@ mod tests {
         assert!(b.regions[1].low_confidence.is_empty());
         assert_eq!(b.regions[2].page, 3);
         assert_eq!(b.locations.len(), 1);
+    }
+
+    #[test]
+    fn a_tool_that_dies_fails_the_file_with_the_reason() {
+        let soon = Instant::now() + Duration::from_secs(10);
+        assert_eq!(run("sh", &["-c", "cat"], Some(b"pixels"), soon).expect("ran"), b"pixels");
+        let code = |args: &[&str], deadline| run("sh", args, None, deadline).expect_err("failed").code;
+        assert_eq!(code(&["-c", "kill -ABRT $$"], soon), Code::ResourceLimitExceeded);
+        assert_eq!(code(&["-c", "kill -XCPU $$"], soon), Code::ResourceLimitExceeded);
+        assert_eq!(code(&["-c", "echo 'Error in pixReadMem: Unknown format' >&2; exit 1"], soon), Code::CorruptFile);
+        assert_eq!(code(&["-c", "exit 127"], soon), Code::OcrUnavailable);
+        let started = Instant::now();
+        assert_eq!(code(&["-c", "sleep 30"], Instant::now() + Duration::from_millis(200)), Code::ResourceLimitExceeded);
+        assert!(started.elapsed() < Duration::from_secs(5), "killed at the deadline");
+        let missing = run("no-such-recogniser", &[], None, soon).expect_err("missing");
+        assert_eq!(missing.code, Code::OcrUnavailable);
     }
 
     #[test]

@@ -164,6 +164,42 @@ impl Gray {
         out
     }
 
+    /// Bars of ink on white, with no font needed: the fuzzer's seed images.
+    pub fn bars(width: usize, height: usize) -> Gray {
+        let pixels = (0..width * height).map(|i| if (i % width) / 4 % 3 == 0 && (i / width) % 8 < 6 { 0 } else { 255 }).collect();
+        Gray { width, height, pixels, dpi: 72 }
+    }
+
+    /// An uncompressed 8-bit grey TIFF (little-endian, one strip).
+    pub fn tiff(&self) -> Vec<u8> {
+        let entries: [(u16, u16, u32); 9] = [
+            (256, 4, self.width as u32),  // ImageWidth
+            (257, 4, self.height as u32), // ImageLength
+            (258, 3, 8),                  // BitsPerSample
+            (259, 3, 1),                  // Compression: none
+            (262, 3, 1),                  // PhotometricInterpretation: black is zero
+            (273, 4, 8 + 2 + 9 * 12 + 4), // StripOffsets: just after the directory
+            (277, 3, 1),                  // SamplesPerPixel
+            (278, 4, self.height as u32), // RowsPerStrip
+            (279, 4, self.pixels.len() as u32), // StripByteCounts
+        ];
+        let mut out = b"II*\0".to_vec();
+        out.extend(8u32.to_le_bytes());
+        out.extend((entries.len() as u16).to_le_bytes());
+        for (tag, kind, value) in entries {
+            out.extend(tag.to_le_bytes());
+            out.extend(kind.to_le_bytes());
+            out.extend(1u32.to_le_bytes());
+            match kind {
+                3 => out.extend([(value as u16).to_le_bytes(), [0, 0]].concat()),
+                _ => out.extend(value.to_le_bytes()),
+            }
+        }
+        out.extend(0u32.to_le_bytes());
+        out.extend(&self.pixels);
+        out
+    }
+
     /// An uncompressed 8-bit BMP with a grey palette.
     pub fn bmp(&self) -> Vec<u8> {
         let row = self.width.div_ceil(4) * 4;
@@ -273,6 +309,10 @@ mod tests {
         assert_eq!(scan.width, page.width / 2);
         assert!(page.png().starts_with(b"\x89PNG"));
         assert!(page.bmp().starts_with(b"BM"));
+        for image in [page.png(), page.bmp(), page.tiff()] {
+            let size = imagesize::blob_size(&image).expect("a header imagesize reads");
+            assert_eq!((size.width, size.height), (page.width, page.height));
+        }
         assert!(image_pdf(&[scan]).starts_with(b"%PDF-"));
     }
 }

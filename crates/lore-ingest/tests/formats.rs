@@ -215,6 +215,7 @@ fn mutated_files_never_panic_or_hang() {
     let findings: Vec<String> = report.findings.iter().map(|f| format!("{:?}: {}", f.kind, f.problem)).collect();
     assert!(findings.is_empty(), "{} findings in {} executions: {findings:?}", findings.len(), report.executions);
     assert!(report.rejected > 0 && report.parsed > 0, "{report:?}");
+    eprintln!("{} executions: {} parsed, {} rejected", report.executions, report.parsed, report.rejected);
 }
 
 #[test]

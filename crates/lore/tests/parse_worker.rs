@@ -116,3 +116,27 @@ fn test_commands_need_the_test_environment() {
     assert_eq!(err.code, Code::Internal, "an unknown kind, not an abort: {err}");
     still_parses(&pool);
 }
+
+#[test]
+fn images_and_scans_are_recognised_in_the_child_as_in_process() {
+    use lore_ingest::ocr::OcrMode;
+    use lore_ingest::parse::ParseOptions;
+    use lore_ingest::scans;
+    if !scans::ocr_ready() {
+        return;
+    }
+    let font = scans::font().expect("font");
+    let page = scans::render(&font, &["Recognised inside the parser process", "在解析进程中识别文字"], 12.0, 200);
+    let pool = pool(60, Duration::from_secs(120));
+    let png = page.png();
+    let isolated = pool.parse(FileKind::Image("png"), &png).expect("recognised");
+    assert_eq!(isolated, parse::parse(FileKind::Image("png"), &png).expect("in process"));
+    assert!(isolated.text.contains("parser process") && !isolated.regions.is_empty(), "{isolated:?}");
+    // The knowledge base's options travel with the file.
+    let pdf = scans::image_pdf(&[page]);
+    let never = ParseOptions { ocr: OcrMode::Never };
+    let err = pool.parse_with(FileKind::Pdf, &pdf, never).expect_err("not read");
+    assert_eq!(err.code, Code::NoTextContent, "{err}");
+    let read = pool.parse_with(FileKind::Pdf, &pdf, ParseOptions::default()).expect("read");
+    assert_eq!(read.metadata["ocr"]["pages"], serde_json::json!([1]));
+}

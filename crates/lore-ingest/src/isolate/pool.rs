@@ -17,6 +17,10 @@ use super::*;
 use crate::detect::FileKind;
 use crate::parse::{self, ParseOptions, Parsed};
 
+/// What a parser process keeps of the server's environment: the recogniser's tools are found
+/// on the PATH, with its languages and data, and temporary files go where the server's go.
+const PASSED_ENV: &[&str] = &["PATH", "TMPDIR", "LORE_OCR_LANGUAGES", "TESSDATA_PREFIX"];
+
 /// Reusable parser processes; [`ParserPool::parse`] is [`parse::parse`] in one of them.
 pub struct ParserPool {
     exe: PathBuf,
@@ -211,9 +215,15 @@ impl ParserPool {
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
-        // A parser needs nothing from the environment, and the server's holds secrets (database
-        // URL, bucket keys, the master key). No RUST_BACKTRACE either: a panic's message is enough.
+        // A parser needs nothing from the environment but where the text recogniser is and what
+        // it reads with, and the server's holds secrets (database URL, bucket keys, the master
+        // key). No RUST_BACKTRACE either: a panic's message is enough.
         command.env_clear();
+        for name in PASSED_ENV {
+            if let Some(value) = std::env::var_os(name) {
+                command.env(name, value);
+            }
+        }
         if self.test_commands {
             command.env(TEST_ENV, "1");
         }

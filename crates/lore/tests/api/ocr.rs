@@ -108,3 +108,44 @@ async fn scans_and_images_are_found_by_the_words_in_their_pixels_and_cited_to_th
     assert_eq!((status, v["error"]["code"].as_str()), (StatusCode::UNPROCESSABLE_ENTITY, Some("validation_failed")), "{v}");
     app.shutdown().await;
 }
+
+/// Without Tesseract (the real server, started with a PATH that has none), an image or a scan
+/// fails on its own with `ocr_unavailable` and says what to install; text files are unaffected.
+#[tokio::test]
+async fn without_tesseract_images_fail_with_ocr_unavailable() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let empty_path = tempfile::tempdir().expect("empty PATH");
+    let port = std::net::TcpListener::bind("127.0.0.1:0").expect("port").local_addr().expect("addr").port();
+    let base = format!("http://127.0.0.1:{port}");
+    let _server = KillOnDrop(std::process::Command::new(env!("CARGO_BIN_EXE_lore"))
+        .args(["serve", "--data-dir"])
+        .arg(dir.path())
+        .args(["--listen", &format!("127.0.0.1:{port}"), "--registration", "open", "--registrations-per-hour", "0"])
+        .args(["--embedding-model", "none"])
+        .env("PATH", empty_path.path())
+        .env("LORE_LOG", "warn")
+        .spawn()
+        .expect("start lore"));
+    let http = super::http_client();
+    super::wait_healthy(&http, &base).await;
+    let app = super::TestApp { base, http, server: None, _dir: tempfile::tempdir().expect("t") };
+    let token = app.register("no-ocr").await;
+    let kb = app.create_kb(&token, "scans").await;
+    let image = app.ingest(&token, &kb, "photo.png", scans::Gray::bars(96, 32).png()).await;
+    assert_eq!((image["status"].as_str(), image["error_code"].as_str()), (Some("failed"), Some("ocr_unavailable")), "{image}");
+    assert!(image["error_message"].as_str().is_some_and(|m| m.contains("tesseract-ocr")), "{image}");
+    let scan = app.ingest(&token, &kb, "scan.pdf", scans::image_pdf(&[scans::Gray::bars(200, 280)])).await;
+    assert_eq!(scan["error_code"], "ocr_unavailable", "{scan}");
+    let text = app.ingest(&token, &kb, "notes.txt", "纯文本照常处理。Plain text is processed as ever.").await;
+    assert_eq!(text["status"], "completed", "{text}");
+}
+
+/// A server process that goes when the test does, failed or not.
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
