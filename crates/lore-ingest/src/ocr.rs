@@ -28,8 +28,13 @@ pub const SCANNED_PAGE_CHARS: usize = 32;
 /// side would pass [`MAX_RENDER_PIXELS`].
 pub const RENDER_DPI: f64 = 300.0;
 pub const MAX_RENDER_PIXELS: f64 = 4200.0;
-/// Languages used when `LORE_OCR_LANGUAGES` names none: those of these that are installed.
-const DEFAULT_LANGUAGES: &[&str] = &["eng", "chi_sim"];
+/// Languages used when `LORE_OCR_LANGUAGES` names none. Chinese first: with English first,
+/// Tesseract reads some lines of a speckled Chinese scan as English nonsense (measured on
+/// rendered scans: 0.90 mean character accuracy against 0.93, and 0.34 against 0.58 at worst).
+const DEFAULT_LANGUAGES: &[&str] = &["chi_sim", "eng"];
+/// A page read with less mean confidence than this is read again with each language alone,
+/// and the most confident reading kept (0.95 mean accuracy on the same scans, 0.85 at worst).
+const RETRY_CONFIDENCE: f32 = 80.0;
 /// What one recogniser run may print (its TSV for a page is a few hundred KiB).
 const MAX_OUTPUT: u64 = 64 << 20;
 
@@ -41,7 +46,7 @@ pub struct Engine {
 }
 
 /// Tesseract as found on this machine (`tesseract` on the PATH, with the languages of
-/// `LORE_OCR_LANGUAGES`, `eng+chi_sim` by default); an `ocr_unavailable` error saying what to
+/// `LORE_OCR_LANGUAGES`, `chi_sim+eng` by default); an `ocr_unavailable` error saying what to
 /// install when it is missing. Looked up once per process.
 pub fn engine() -> Result<&'static Engine> {
     static ENGINE: OnceLock<std::result::Result<Engine, String>> = OnceLock::new();
@@ -82,6 +87,19 @@ fn find_engine() -> std::result::Result<Engine, String> {
 #[derive(Debug, Default)]
 pub struct Recognised {
     pub lines: Vec<Line>,
+}
+
+impl Recognised {
+    /// Word confidence weighted by characters (0 with no words).
+    pub fn mean_confidence(&self) -> f32 {
+        let (mut sum, mut chars) = (0.0f32, 0usize);
+        for word in self.lines.iter().flat_map(|l| &l.words) {
+            let n = word.text.chars().count();
+            sum += word.confidence * n as f32;
+            chars += n;
+        }
+        if chars == 0 { 0.0 } else { sum / chars as f32 }
+    }
 }
 
 #[derive(Debug, Default)]
@@ -129,21 +147,35 @@ impl Session {
         })
     }
 
-    /// Recognises an image (any format leptonica reads), at `dpi` when it is known.
+    /// Recognises an image (any format leptonica reads), at `dpi` when it is known: with all the
+    /// languages, then, when that reading is unsure, with each alone.
     pub fn recognise(&mut self, image: &[u8], dpi: Option<u32>) -> Result<Recognised> {
-        let dpi = dpi.map(|d| d.to_string());
-        let mut args = vec!["stdin", "stdout", "-l", &self.engine.languages, "--psm", "3"];
-        if let Some(dpi) = &dpi {
-            args.extend(["--dpi", dpi]);
+        let mut recognised = self.read(image, dpi, &self.engine.languages)?;
+        let languages: Vec<&str> = self.engine.languages.split('+').collect();
+        if languages.len() > 1 && recognised.mean_confidence() < RETRY_CONFIDENCE {
+            for language in languages {
+                let alone = self.read(image, dpi, language)?;
+                if alone.mean_confidence() > recognised.mean_confidence() {
+                    recognised = alone;
+                }
+            }
         }
-        args.push("tsv");
-        let tsv = run("tesseract", &args, Some(image), self.deadline)?;
-        let recognised = parse_tsv(&String::from_utf8_lossy(&tsv));
         for word in recognised.lines.iter().flat_map(|l| &l.words) {
             self.confidence_sum += f64::from(word.confidence);
             self.words += 1;
         }
         Ok(recognised)
+    }
+
+    fn read(&self, image: &[u8], dpi: Option<u32>, languages: &str) -> Result<Recognised> {
+        let dpi = dpi.map(|d| d.to_string());
+        let mut args = vec!["stdin", "stdout", "-l", languages, "--psm", "3"];
+        if let Some(dpi) = &dpi {
+            args.extend(["--dpi", dpi]);
+        }
+        args.push("tsv");
+        let tsv = run("tesseract", &args, Some(image), self.deadline)?;
+        Ok(parse_tsv(&String::from_utf8_lossy(&tsv)))
     }
 
     /// One PDF page rendered to a grey image at `dpi` (poppler's `pdftoppm`).

@@ -118,5 +118,3 @@ fn an_image_claiming_more_pixels_than_the_budget_is_refused_unread() {
     let e = parse_with(FileKind::Image("png"), b"\x89PNG\r\n\x1a\nshort", ParseOptions::default()).expect_err("refused");
     assert_eq!(e.code.as_str(), "corrupt_file", "{}", e.message);
 }
-
-
