@@ -105,6 +105,11 @@ pub struct ParseArgs {
     /// recognition: pages/s and character accuracy, against Tesseract's own CLI on the same images.
     #[arg(long, default_value_t = 0)]
     ocr_pages: usize,
+    /// Then read this many generated PDFs, each a table set in aligned columns (no ruling
+    /// lines), and report cell accuracy, against pdfplumber's table extraction (PyPI) when
+    /// `python3` has it.
+    #[arg(long, default_value_t = 0)]
+    table_pdfs: usize,
 }
 
 #[derive(Debug, Args)]

@@ -210,6 +210,9 @@ pub(crate) fn parse_folder(args: ParseArgs) -> anyhow::Result<()> {
     if args.ocr_pages > 0 {
         ocr_figures(args.ocr_pages, pool.as_ref())?;
     }
+    if args.table_pdfs > 0 {
+        table_figures(args.table_pdfs, &args.dir.join("tables"))?;
+    }
     Ok(())
 }
 
@@ -244,7 +247,8 @@ fn ocr_figures(pages: usize, pool: Option<&lore_ingest::isolate::ParserPool>) ->
     use lore_ingest::detect::FileKind;
     use lore_ingest::scans::{self, ScanLike, character_accuracy};
     let engine = lore_ingest::ocr::engine().map_err(|e| anyhow::anyhow!("{e}"))?;
-    let font = scans::font().ok_or_else(|| anyhow::anyhow!("no CJK font at {:?} (scripts/ocr-up)", scans::FONT_PATHS))?;
+    let font =
+        scans::font().ok_or_else(|| anyhow::anyhow!("no CJK font at {:?} (scripts/ocr-up)", scans::FONT_PATHS))?;
     let dir = tempfile::tempdir()?;
     // (lines, png, scan-like)
     let images: Vec<(&[&str], Vec<u8>, bool)> = (0..pages)
@@ -252,7 +256,8 @@ fn ocr_figures(pages: usize, pool: Option<&lore_ingest::isolate::ParserPool>) ->
             let lines = OCR_TEXTS[i % OCR_TEXTS.len()];
             let page = scans::render(&font, lines, 12.0, 300);
             let scan = i / OCR_TEXTS.len() % 2 == 1;
-            let image = if scan { page.scanned(150, ScanLike { degrees: 2.0, noise: 0.01, seed: i as u64 }) } else { page };
+            let image =
+                if scan { page.scanned(150, ScanLike { degrees: 2.0, noise: 0.01, seed: i as u64 }) } else { page };
             (lines, image.png(), scan)
         })
         .collect();
@@ -304,6 +309,83 @@ fn ocr_figures(pages: usize, pool: Option<&lore_ingest::isolate::ParserPool>) ->
             t.3 / t.4.max(1) as f64,
             t.4
         );
+    }
+    Ok(())
+}
+
+/// pdfplumber on the same files: each PDF's first table, by its default (ruling lines) and its
+/// text-alignment strategy, its rows counted from the header; prints `strategy right cells
+/// seconds` lines.
+const PDFPLUMBER: &str = r#"
+import json, sys, time, pathlib
+import pdfplumber
+root = pathlib.Path(sys.argv[1])
+for name, settings in [("lines", {}), ("text", {"vertical_strategy": "text", "horizontal_strategy": "text"})]:
+    right = cells = 0
+    started = time.time()
+    for pdf_path in sorted(root.glob("*.pdf")):
+        truth = json.loads(pdf_path.with_suffix(".json").read_text())
+        with pdfplumber.open(pdf_path) as pdf:
+            tables = pdf.pages[0].extract_tables(settings)
+        found = [[(c or "").strip() for c in row] for row in tables[0]] if tables else []
+        # Fair to it: blank rows dropped, rows counted from the header (the text strategy takes
+        # the lines above and below a table into it).
+        found = [row for row in found if any(found_cell for found_cell in row)]
+        start = next((i for i, row in enumerate(found) if row and row[0] == truth[0][0]), 0)
+        found = found[start:]
+        for r, row in enumerate(truth):
+            for c, cell in enumerate(row):
+                cells += 1
+                right += r < len(found) and c < len(found[r]) and found[r][c] == cell
+    print(name, right, cells, time.time() - started)
+"#;
+
+/// `--table-pdfs`: Lore's table reading (geometry of the text layer) on generated PDFs whose
+/// cells are known, and pdfplumber's on the same files.
+fn table_figures(count: usize, dir: &std::path::Path) -> anyhow::Result<()> {
+    use lore_ingest::samples;
+    std::fs::create_dir_all(dir)?;
+    let mut rng = Rng(0x7AB1E5);
+    let (mut right, mut cells, mut seconds) = (0, 0, 0.0);
+    for i in 0..count {
+        let rows = 3 + rng.below(8);
+        let table = samples::random_table(&mut rng, 2 + i % 5, rows);
+        let pdf = samples::pdf_table("Inventory report for the quarter", &table, "Figures are in euros.");
+        std::fs::write(dir.join(format!("{i:04}.pdf")), &pdf)?;
+        std::fs::write(dir.join(format!("{i:04}.json")), serde_json::to_vec(&table)?)?;
+        let t = Instant::now();
+        let parsed =
+            lore_ingest::parse::parse(lore_ingest::detect::FileKind::Pdf, &pdf).map_err(|e| anyhow::anyhow!("{e}"))?;
+        seconds += t.elapsed().as_secs_f64();
+        let (r, c) = samples::cell_accuracy(&table, &samples::markdown_cells(&parsed.text));
+        right += r;
+        cells += c;
+    }
+    println!("tables in PDFs: {count} generated tables, 2 to 6 columns, no ruling lines (in {})", dir.display());
+    println!(
+        "  {:<28} cell accuracy {:.3} ({right}/{cells}), {:.1} PDFs/s",
+        "lore",
+        right as f64 / cells as f64,
+        count as f64 / seconds
+    );
+    let script = dir.join("pdfplumber_tables.py");
+    std::fs::write(&script, PDFPLUMBER)?;
+    match std::process::Command::new("python3").arg(&script).arg(dir).output() {
+        Ok(out) if out.status.success() => {
+            for line in String::from_utf8_lossy(&out.stdout).lines() {
+                let f: Vec<&str> = line.split_whitespace().collect();
+                if let [name, r, c, s] = f[..] {
+                    let (r, c, s): (f64, f64, f64) = (r.parse()?, c.parse()?, s.parse()?);
+                    println!(
+                        "  {:<28} cell accuracy {:.3} ({r}/{c}), {:.1} PDFs/s",
+                        format!("pdfplumber ({name})"),
+                        r / c,
+                        count as f64 / s
+                    );
+                }
+            }
+        }
+        _ => println!("  pdfplumber: not available (python3 -m pip install pdfplumber)"),
     }
     Ok(())
 }

@@ -102,10 +102,8 @@ pub const LOCATION_KEYS: &[&str] = &["page", "page_end", "regions", "slide", "sl
 
 /// A chunk's location (the [`LOCATION_KEYS`] of its metadata), `None` when it has none.
 pub fn chunk_location(metadata: &serde_json::Value) -> Option<serde_json::Value> {
-    let found: serde_json::Map<String, serde_json::Value> = LOCATION_KEYS
-        .iter()
-        .filter_map(|k| metadata.get(*k).map(|v| (k.to_string(), v.clone())))
-        .collect();
+    let found: serde_json::Map<String, serde_json::Value> =
+        LOCATION_KEYS.iter().filter_map(|k| metadata.get(*k).map(|v| (k.to_string(), v.clone()))).collect();
     (!found.is_empty()).then_some(serde_json::Value::Object(found))
 }
 

@@ -4,6 +4,9 @@
 use lore_core::chunking::Strategy;
 use serde_json::{Value, json};
 
+mod tables;
+pub use tables::{Stretch, markdown_table, moved, stretches, tables_in};
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct TextChunk {
     pub content: String,
@@ -202,8 +205,34 @@ pub fn chunk(text: &str, strategy: &Strategy) -> Vec<TextChunk> {
     chunk_measured(text, strategy, Measure::Chars)
 }
 
-/// Chunks with sizes counted by `measure`.
+/// How large a table chunk may be under a strategy; `None` where tables are text like any
+/// other (a hierarchy's parents, question-and-answer pairs).
+pub fn table_limit(strategy: &Strategy) -> Option<usize> {
+    match strategy {
+        Strategy::Fixed { chunk_size, .. } => Some(*chunk_size),
+        Strategy::SlidingWindow { window_size, .. } => Some(*window_size),
+        Strategy::Paragraph { max_chunk_size, .. }
+        | Strategy::Custom { max_chunk_size, .. }
+        | Strategy::Semantic { max_chunk_size, .. } => Some(*max_chunk_size),
+        Strategy::Hierarchical { .. } | Strategy::Qa { .. } => None,
+    }
+}
+
+/// Chunks with sizes counted by `measure`, tables kept as tables ([`tables`]).
 pub fn chunk_measured(text: &str, strategy: &Strategy, measure: Measure<'_>) -> Vec<TextChunk> {
+    let Some(max) = table_limit(strategy) else { return chunk_text(text, strategy, measure) };
+    let mut out = Vec::new();
+    for stretch in stretches(text, max, measure) {
+        match stretch.chunks(|t| Ok::<_, std::convert::Infallible>(chunk_text(t, strategy, measure))) {
+            Ok(chunks) => out.extend(chunks),
+            Err(never) => match never {},
+        }
+    }
+    out
+}
+
+/// Chunks prose (no table handling) with sizes counted by `measure`.
+fn chunk_text(text: &str, strategy: &Strategy, measure: Measure<'_>) -> Vec<TextChunk> {
     let ix = Indexed::measured(text, measure);
     match strategy {
         Strategy::Fixed { chunk_size, chunk_overlap } => fixed(&ix, *chunk_size, *chunk_overlap),

@@ -271,7 +271,9 @@ pub fn detect(filename: &str, head: &[u8]) -> FileKind {
     }
     // "BM" alone begins too many texts: the size of a known BMP info header must follow.
     if head.starts_with(b"BM")
-        && head.get(14..18).is_some_and(|h| [12, 40, 52, 56, 64, 108, 124].contains(&u32::from_le_bytes([h[0], h[1], h[2], h[3]])))
+        && head
+            .get(14..18)
+            .is_some_and(|h| [12, 40, 52, 56, 64, 108, 124].contains(&u32::from_le_bytes([h[0], h[1], h[2], h[3]])))
     {
         return FileKind::Image("bmp");
     }

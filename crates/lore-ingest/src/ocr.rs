@@ -22,7 +22,8 @@ pub use lore_core::model::OcrMode;
 
 /// A word recognised with less confidence than this (Tesseract's 0 to 100) is marked.
 pub const LOW_CONFIDENCE: f32 = 60.0;
-/// A PDF page with fewer visible characters than this in its text layer is treated as a scan.
+/// A PDF page with an image and fewer visible characters than this in its text layer is
+/// treated as a scan (as is one with no text at all).
 pub const SCANNED_PAGE_CHARS: usize = 32;
 /// Pages are rendered at this resolution, or less where the page is so large that its longer
 /// side would pass [`MAX_RENDER_PIXELS`].
@@ -65,9 +66,9 @@ fn find_engine() -> std::result::Result<Engine, String> {
             .filter(|o| o.status.success())
             .map(|o| format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr)))
     };
-    let version = run("--version")
-        .and_then(|v| v.lines().next().map(|l| l.trim().to_string()))
-        .ok_or_else(|| format!("this file needs text recognition (OCR), and this server has no Tesseract: {INSTALL}"))?;
+    let version = run("--version").and_then(|v| v.lines().next().map(|l| l.trim().to_string())).ok_or_else(|| {
+        format!("this file needs text recognition (OCR), and this server has no Tesseract: {INSTALL}")
+    })?;
     let installed: Vec<String> =
         run("--list-langs").unwrap_or_default().lines().skip(1).map(|l| l.trim().to_string()).collect();
     let wanted: Vec<String> = match std::env::var("LORE_OCR_LANGUAGES") {
@@ -90,6 +91,11 @@ pub struct Recognised {
 }
 
 impl Recognised {
+    /// Characters read, white space aside.
+    pub fn visible_chars(&self) -> usize {
+        self.lines.iter().flat_map(|l| &l.words).map(|w| w.text.chars().filter(|c| !c.is_whitespace()).count()).sum()
+    }
+
     /// Word confidence weighted by characters (0 with no words).
     pub fn mean_confidence(&self) -> f32 {
         let (mut sum, mut chars) = (0.0f32, 0usize);
@@ -338,7 +344,9 @@ pub fn append(b: &mut Builder, recognised: &Recognised, page: u32, scale: f32, m
         }
         let mut text = String::new();
         let mut regions = Vec::new();
-        while let Some(line) = recognised.lines.get(i).filter(|l| l.page == first.page && l.paragraph == first.paragraph) {
+        while let Some(line) =
+            recognised.lines.get(i).filter(|l| l.page == first.page && l.paragraph == first.paragraph)
+        {
             let mut line_text = String::new();
             for word in &line.words {
                 join_onto(&mut line_text, &word.text, ' ');

@@ -223,9 +223,34 @@ fn markdown_to_text(source: &str) -> (Option<String>, String) {
     let mut first_h1: Option<String> = None;
     let mut first_heading: Option<String> = None;
     let mut heading: Option<(HeadingLevel, String)> = None;
+    // A table's rows while one is read; written out as a Markdown table when it ends.
+    let mut table: Option<Vec<Vec<String>>> = None;
     let options = Options::ENABLE_TABLES | Options::ENABLE_STRIKETHROUGH | Options::ENABLE_TASKLISTS;
     for event in Parser::new_ext(source, options) {
+        if let Some(rows) = &mut table {
+            match event {
+                Event::Start(Tag::TableHead | Tag::TableRow) => rows.push(Vec::new()),
+                Event::Start(Tag::TableCell) => {
+                    if let Some(row) = rows.last_mut() {
+                        row.push(String::new());
+                    }
+                }
+                Event::Text(t) | Event::Code(t) | Event::InlineHtml(t) => {
+                    if let Some(cell) = rows.last_mut().and_then(|r| r.last_mut()) {
+                        cell.push_str(&t);
+                    }
+                }
+                Event::End(TagEnd::Table) => {
+                    block_break(&mut out);
+                    out.push_str(&crate::chunk::markdown_table(&table.take().unwrap_or_default()));
+                    out.push_str("\n\n");
+                }
+                _ => {}
+            }
+            continue;
+        }
         match event {
+            Event::Start(Tag::Table(_)) => table = Some(Vec::new()),
             Event::Start(Tag::Heading { level, .. }) => {
                 block_break(&mut out);
                 heading = Some((level, String::new()));
@@ -253,11 +278,8 @@ fn markdown_to_text(source: &str) -> (Option<String>, String) {
                 Some((_, h)) => h.push(' '),
                 None => out.push('\n'),
             },
-            Event::End(TagEnd::Paragraph | TagEnd::CodeBlock | TagEnd::BlockQuote(_) | TagEnd::Table) => {
-                out.push_str("\n\n")
-            }
-            Event::End(TagEnd::Item | TagEnd::TableRow | TagEnd::TableHead) => out.push('\n'),
-            Event::End(TagEnd::TableCell) => out.push('\t'),
+            Event::End(TagEnd::Paragraph | TagEnd::CodeBlock | TagEnd::BlockQuote(_)) => out.push_str("\n\n"),
+            Event::End(TagEnd::Item) => out.push('\n'),
             Event::Start(Tag::Item) => out.push_str("- "),
             Event::Html(h) | Event::InlineHtml(h) => {
                 let (_, text) = html_to_text(&h);
@@ -353,6 +375,11 @@ fn walk(element: ElementRef<'_>, out: &mut String, in_pre: bool) {
                 let Some(child_ref) = ElementRef::wrap(child) else { continue };
                 match name {
                     "br" => out.push('\n'),
+                    "table" if !in_pre && let Some(rows) = data_table(child_ref) => {
+                        paragraph_break(out);
+                        out.push_str(&crate::chunk::markdown_table(&rows));
+                        paragraph_break(out);
+                    }
                     "td" | "th" => {
                         walk(child_ref, out, in_pre);
                         out.push('\t');
@@ -368,6 +395,29 @@ fn walk(element: ElementRef<'_>, out: &mut String, in_pre: bool) {
             _ => {}
         }
     }
+}
+
+/// A table's rows (cells of its own `tr`s, nested tables' text inside their cells), when it
+/// holds data: at least two rows of at least two cells. A layout table is read as blocks.
+fn data_table(table: ElementRef<'_>) -> Option<Vec<Vec<String>>> {
+    let cell_names = ["td", "th"];
+    let rows: Vec<Vec<String>> = table
+        .descendants()
+        .filter_map(ElementRef::wrap)
+        .filter(|tr| tr.value().name() == "tr")
+        .filter(|tr| {
+            let owner = tr.ancestors().filter_map(ElementRef::wrap).find(|a| a.value().name() == "table");
+            owner.is_some_and(|o| o.id() == table.id())
+        })
+        .map(|tr| {
+            tr.children()
+                .filter_map(ElementRef::wrap)
+                .filter(|c| cell_names.contains(&c.value().name()))
+                .map(|c| collapse(&c.text().collect::<String>()))
+                .collect()
+        })
+        .collect();
+    (rows.len() >= 2 && rows.iter().filter(|r| r.len() >= 2).count() >= 2).then_some(rows)
 }
 
 fn paragraph_break(out: &mut String) {

@@ -2,6 +2,10 @@
 //! and each page is checked for a gutter: a vertical band that body lines do not cross. A page
 //! with a gutter is read left column first, then right; lines that span both (titles) keep
 //! their place above or below the columns.
+//!
+//! Tables are found first, from the geometry of the text alone: three or more consecutive rows
+//! of short cells whose columns line up (vertical channels of white space that no cell of the
+//! run crosses). They come out as Markdown tables where they stood.
 
 use pdf_extract::{MediaBox, OutputDev, OutputError, Transform};
 
@@ -63,7 +67,8 @@ impl OutputDev for Collector {
     }
 }
 
-fn lines_of(mut glyphs: Vec<Glyph>) -> Vec<Line> {
+/// Glyphs grouped into rows (top to bottom), each row left to right.
+fn rows_of(mut glyphs: Vec<Glyph>) -> Vec<Vec<Glyph>> {
     glyphs.sort_by(|a, b| b.y.total_cmp(&a.y).then(a.x.total_cmp(&b.x)));
     let mut rows: Vec<Vec<Glyph>> = Vec::new();
     for g in glyphs {
@@ -72,49 +77,141 @@ fn lines_of(mut glyphs: Vec<Glyph>) -> Vec<Line> {
             _ => rows.push(vec![g]),
         }
     }
-    let mut lines = Vec::new();
-    for mut row in rows {
+    for row in &mut rows {
         row.sort_by(|a, b| a.x.total_cmp(&b.x));
-        // Split a row where a wide gap separates glyphs: two columns side by side.
-        let mut current: Vec<Glyph> = Vec::new();
-        let flush = |current: &mut Vec<Glyph>, lines: &mut Vec<Line>| {
-            if current.is_empty() {
-                return;
-            }
-            let mut text = String::new();
-            let mut last_end: Option<f64> = None;
-            for g in current.iter() {
-                if let Some(end) = last_end
-                    && g.x - end > 0.2 * g.size
-                    && !text.ends_with(' ')
-                    && !g.text.starts_with(' ')
-                {
-                    text.push(' ');
-                }
-                text.push_str(&g.text);
-                last_end = Some(g.end);
-            }
-            let size = current.iter().map(|g| g.size).fold(0.0, f64::max);
-            lines.push(Line {
-                y: current[0].y,
-                start: current[0].x,
-                end: last_end.unwrap_or(current[0].x),
-                size,
-                text,
-            });
-            current.clear();
-        };
-        for g in row {
-            if let Some(prev) = current.last()
-                && g.x - prev.end > 2.5 * g.size.max(prev.size)
-            {
-                flush(&mut current, &mut lines);
-            }
-            current.push(g);
-        }
-        flush(&mut current, &mut lines);
     }
+    rows
+}
+
+/// A row cut where the white space between glyphs is wider than `gap` font sizes.
+fn segments(row: &[Glyph], gap: f64) -> Vec<Line> {
+    let mut lines = Vec::new();
+    let mut current: Vec<&Glyph> = Vec::new();
+    let flush = |current: &mut Vec<&Glyph>, lines: &mut Vec<Line>| {
+        if current.is_empty() {
+            return;
+        }
+        let mut text = String::new();
+        let mut last_end: Option<f64> = None;
+        for g in current.iter() {
+            if let Some(end) = last_end
+                && g.x - end > 0.2 * g.size
+                && !text.ends_with(' ')
+                && !g.text.starts_with(' ')
+            {
+                text.push(' ');
+            }
+            text.push_str(&g.text);
+            last_end = Some(g.end);
+        }
+        let size = current.iter().map(|g| g.size).fold(0.0, f64::max);
+        lines.push(Line { y: current[0].y, start: current[0].x, end: last_end.unwrap_or(current[0].x), size, text });
+        current.clear();
+    };
+    for g in row {
+        if let Some(prev) = current.last()
+            && g.x - prev.end > gap * g.size.max(prev.size)
+        {
+            flush(&mut current, &mut lines);
+        }
+        current.push(g);
+    }
+    flush(&mut current, &mut lines);
     lines
+}
+
+/// Rows to lines; a wide gap splits a row (two columns side by side).
+fn lines_of(rows: &[&Vec<Glyph>]) -> Vec<Line> {
+    rows.iter().flat_map(|row| segments(row, 2.5)).collect()
+}
+
+/// A table found on a page: where its first row stands, and its cells.
+struct Table {
+    y: f64,
+    rows: Vec<Vec<String>>,
+}
+
+/// Cells of a table row are cut at gaps wider than this many font sizes.
+const CELL_GAP: f64 = 1.0;
+/// Cells longer than this on average are prose, not a table; with two cells a row, longer
+/// than the second (a two-column page has two "cells" of prose a row).
+const MAX_MEAN_CELL_CHARS: usize = 32;
+const MAX_MEAN_PAIR_CHARS: usize = 16;
+
+/// The tables among a page's rows, and which rows they took.
+fn tables_of(rows: &[Vec<Glyph>]) -> (Vec<Table>, Vec<bool>) {
+    let cells: Vec<Vec<Line>> = rows.iter().map(|r| segments(r, CELL_GAP)).collect();
+    let tabular = |c: &[Line]| {
+        let mean = c.iter().map(|l| l.text.trim().chars().count()).sum::<usize>() / c.len().max(1);
+        c.len() >= 3 && mean <= MAX_MEAN_CELL_CHARS || c.len() == 2 && mean <= MAX_MEAN_PAIR_CHARS
+    };
+    let mut used = vec![false; rows.len()];
+    let mut tables = Vec::new();
+    let mut i = 0;
+    while i < rows.len() {
+        if !tabular(&cells[i]) {
+            i += 1;
+            continue;
+        }
+        let mut columns = spans(&cells[i]);
+        let mut j = i + 1;
+        while j < rows.len() && tabular(&cells[j]) {
+            // Rows of one table are close: no more than two and a half lines apart.
+            let size = cells[j][0].size.max(cells[j - 1][0].size);
+            if cells[j - 1][0].y - cells[j][0].y > 2.5 * size {
+                break;
+            }
+            let merged = merge(&columns, &spans(&cells[j]));
+            // A cell across a channel of the rows above merges two columns: the table ends.
+            if merged.len() < columns.len() {
+                break;
+            }
+            columns = merged;
+            j += 1;
+        }
+        if j - i >= 3 && columns.len() >= 2 {
+            let table_rows = cells[i..j]
+                .iter()
+                .map(|row| {
+                    let mut out = vec![String::new(); columns.len()];
+                    for cell in row {
+                        let middle = (cell.start + cell.end) / 2.0;
+                        let k = columns.iter().position(|(s, e)| middle >= *s && middle <= *e).unwrap_or(0);
+                        if !out[k].is_empty() {
+                            out[k].push(' ');
+                        }
+                        out[k].push_str(cell.text.trim());
+                    }
+                    out
+                })
+                .collect();
+            tables.push(Table { y: cells[i][0].y, rows: table_rows });
+            used[i..j].iter_mut().for_each(|u| *u = true);
+            i = j;
+        } else {
+            i += 1;
+        }
+    }
+    (tables, used)
+}
+
+/// The x-spans a row's cells cover.
+fn spans(cells: &[Line]) -> Vec<(f64, f64)> {
+    cells.iter().map(|c| (c.start, c.end)).collect()
+}
+
+/// The union of two sets of spans, as disjoint spans left to right.
+fn merge(a: &[(f64, f64)], b: &[(f64, f64)]) -> Vec<(f64, f64)> {
+    let mut all: Vec<(f64, f64)> = a.iter().chain(b).copied().collect();
+    all.sort_by(|x, y| x.0.total_cmp(&y.0));
+    let mut out: Vec<(f64, f64)> = Vec::new();
+    for (s, e) in all {
+        match out.last_mut() {
+            Some(last) if s <= last.1 => last.1 = last.1.max(e),
+            _ => out.push((s, e)),
+        }
+    }
+    out
 }
 
 /// The x of a gutter, if body lines fall on either side of one.
@@ -150,28 +247,51 @@ fn join(lines: &[&Line]) -> String {
     out
 }
 
-/// Each page's text in reading order.
+/// Each page's text in reading order, its tables as Markdown tables.
 pub fn pages_in_reading_order(collector: Collector) -> Vec<String> {
-    collector
-        .pages
+    collector.pages.into_iter().map(|(width, glyphs)| page_text(width, glyphs)).collect()
+}
+
+fn page_text(width: f64, glyphs: Vec<Glyph>) -> String {
+    let rows = rows_of(glyphs);
+    let (tables, used) = tables_of(&rows);
+    let rest: Vec<&Vec<Glyph>> = rows.iter().zip(&used).filter(|(_, u)| !**u).map(|(r, _)| r).collect();
+    let lines = lines_of(&rest);
+    let table_text = |t: &Table| crate::chunk::markdown_table(&t.rows);
+    let Some(x) = gutter(&lines, width) else {
+        // One column: text and tables top to bottom.
+        let mut blocks: Vec<(f64, String)> = tables.iter().map(|t| (t.y, table_text(t))).collect();
+        let mut run: Vec<&Line> = Vec::new();
+        for line in &lines {
+            let table_between = run.last().is_some_and(|prev| tables.iter().any(|t| prev.y > t.y && t.y > line.y));
+            if table_between {
+                blocks.push((run[0].y, join(&run)));
+                run.clear();
+            }
+            run.push(line);
+        }
+        if let Some(first) = run.first() {
+            blocks.push((first.y, join(&run)));
+        }
+        blocks.sort_by(|a, b| b.0.total_cmp(&a.0));
+        return blocks.into_iter().map(|(_, t)| t).filter(|t| !t.is_empty()).collect::<Vec<_>>().join("\n\n");
+    };
+    let first_column_y = lines.iter().filter(|l| l.end <= x || l.start >= x).map(|l| l.y).fold(f64::MIN, f64::max);
+    let spanning = |l: &&Line| l.start < x && l.end > x;
+    let above: Vec<&Line> = lines.iter().filter(|l| spanning(l) && l.y > first_column_y).collect();
+    let below: Vec<&Line> = lines.iter().filter(|l| spanning(l) && l.y <= first_column_y).collect();
+    let left: Vec<&Line> = lines.iter().filter(|l| l.end <= x).collect();
+    let right: Vec<&Line> = lines.iter().filter(|l| l.start >= x).collect();
+    // Tables on a two-column page stand above the columns or after them.
+    let tables_above: Vec<String> = tables.iter().filter(|t| t.y > first_column_y).map(table_text).collect();
+    let tables_below: Vec<String> = tables.iter().filter(|t| t.y <= first_column_y).map(table_text).collect();
+    [join(&above)]
         .into_iter()
-        .map(|(width, glyphs)| {
-            let lines = lines_of(glyphs);
-            let Some(x) = gutter(&lines, width) else {
-                return join(&lines.iter().collect::<Vec<_>>());
-            };
-            let first_column_y =
-                lines.iter().filter(|l| l.end <= x || l.start >= x).map(|l| l.y).fold(f64::MIN, f64::max);
-            let spanning = |l: &&Line| l.start < x && l.end > x;
-            let above: Vec<&Line> = lines.iter().filter(|l| spanning(l) && l.y > first_column_y).collect();
-            let below: Vec<&Line> = lines.iter().filter(|l| spanning(l) && l.y <= first_column_y).collect();
-            let left: Vec<&Line> = lines.iter().filter(|l| l.end <= x).collect();
-            let right: Vec<&Line> = lines.iter().filter(|l| l.start >= x).collect();
-            [join(&above), join(&left), join(&right), join(&below)]
-                .into_iter()
-                .filter(|s| !s.is_empty())
-                .collect::<Vec<_>>()
-                .join("\n\n")
-        })
-        .collect()
+        .chain(tables_above)
+        .chain([join(&left), join(&right)])
+        .chain(tables_below)
+        .chain([join(&below)])
+        .filter(|s| !s.is_empty())
+        .collect::<Vec<_>>()
+        .join("\n\n")
 }

@@ -235,6 +235,69 @@ pub fn pdf_lines(pages: &[Vec<String>]) -> Vec<u8> {
 
 /// A PDF of text placed at given positions (x, y from the bottom-left, in points), in the
 /// order given: how a two-column layout can interleave its columns in the content stream.
+/// A table of `columns` columns and `rows` rows (the first the header `Col0`, `Col1`, ...):
+/// two words in the first column, figures in the others.
+pub fn random_table(rng: &mut Rng, columns: usize, rows: usize) -> Vec<Vec<String>> {
+    const WORDS: &[&str] =
+        &["steel", "bolt", "copper", "wire", "valve", "pump", "filter", "north", "depot", "spare", "cable", "seal"];
+    let mut table: Vec<Vec<String>> = vec![(0..columns).map(|c| format!("Col{c}")).collect()];
+    for _ in 1..rows {
+        table.push(
+            (0..columns)
+                .map(|c| match c {
+                    0 => format!("{} {}", WORDS[rng.below(WORDS.len())], WORDS[rng.below(WORDS.len())]),
+                    _ => format!("{}.{}", rng.below(5000), rng.below(100)),
+                })
+                .collect(),
+        );
+    }
+    table
+}
+
+/// The cells of the Markdown tables in a text, row by row (separator lines left out).
+pub fn markdown_cells(text: &str) -> Vec<Vec<String>> {
+    text.lines()
+        .filter(|l| l.starts_with('|') && !l.starts_with("| ---"))
+        .map(|l| l.trim_matches('|').split(" | ").map(|c| c.trim().to_string()).collect())
+        .collect()
+}
+
+/// The share of `truth`'s cells that `found` holds at the same row and column.
+pub fn cell_accuracy(truth: &[Vec<String>], found: &[Vec<String>]) -> (usize, usize) {
+    let mut right = 0;
+    let mut cells = 0;
+    for (r, row) in truth.iter().enumerate() {
+        for (c, cell) in row.iter().enumerate() {
+            cells += 1;
+            right += usize::from(found.get(r).and_then(|f| f.get(c)) == Some(cell));
+        }
+    }
+    (right, cells)
+}
+
+/// A page with a line of text, a table set in aligned columns (10 pt Helvetica, no ruling
+/// lines: only the text's geometry says it is a table) and a line after it.
+pub fn pdf_table(before: &str, table: &[Vec<String>], after: &str) -> Vec<u8> {
+    let columns = table.iter().map(Vec::len).max().unwrap_or(0);
+    // Each column as wide as its longest cell (Helvetica averages about 5.6 pt a character at
+    // 10 pt) and two ems of white space.
+    let mut x = vec![72.0];
+    for c in 0..columns {
+        let widest = table.iter().filter_map(|r| r.get(c)).map(|t| t.chars().count()).max().unwrap_or(0);
+        let last = x[x.len() - 1];
+        x.push(last + widest as f64 * 6.0 + 20.0);
+    }
+    let mut items: Vec<(f64, f64, String)> = vec![(72.0, 720.0, before.to_string())];
+    for (r, row) in table.iter().enumerate() {
+        for (c, cell) in row.iter().enumerate() {
+            items.push((x[c], 690.0 - 14.0 * r as f64, cell.clone()));
+        }
+    }
+    items.push((72.0, 690.0 - 14.0 * table.len() as f64 - 30.0, after.to_string()));
+    let refs: Vec<(f64, f64, &str)> = items.iter().map(|(x, y, t)| (*x, *y, t.as_str())).collect();
+    pdf_positioned(&[refs])
+}
+
 pub fn pdf_positioned(pages: &[Vec<(f64, f64, &str)>]) -> Vec<u8> {
     let texts: Vec<String> = pages
         .iter()

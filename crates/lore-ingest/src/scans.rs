@@ -7,10 +7,8 @@ use ab_glyph::{Font, FontVec, PxScale, ScaleFont};
 use crate::samples::Rng;
 
 /// Where the CJK font is looked for, first found wins.
-pub const FONT_PATHS: &[&str] = &[
-    "/usr/share/fonts/truetype/wqy/wqy-zenhei.ttc",
-    "/usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc",
-];
+pub const FONT_PATHS: &[&str] =
+    &["/usr/share/fonts/truetype/wqy/wqy-zenhei.ttc", "/usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc"];
 
 /// The CJK font, or `None` when none of [`FONT_PATHS`] is installed.
 pub fn font() -> Option<FontVec> {
@@ -101,7 +99,7 @@ fn pieces(line: &str) -> Vec<String> {
     for c in line.chars() {
         let cjk = (c as u32) >= 0x2E80;
         match out.last_mut() {
-            Some(last) if !cjk && c != ' ' && !last.chars().last().is_some_and(|l| (l as u32) >= 0x2E80) => last.push(c),
+            Some(last) if !cjk && c != ' ' && last.chars().last().is_none_or(|l| (l as u32) < 0x2E80) => last.push(c),
             _ => out.push(c.to_string()),
         }
     }
@@ -157,7 +155,11 @@ impl Gray {
             encoder.set_color(png::ColorType::Grayscale);
             encoder.set_depth(png::BitDepth::Eight);
             let per_metre = (self.dpi as f64 / 0.0254).round() as u32;
-            encoder.set_pixel_dims(Some(png::PixelDimensions { xppu: per_metre, yppu: per_metre, unit: png::Unit::Meter }));
+            encoder.set_pixel_dims(Some(png::PixelDimensions {
+                xppu: per_metre,
+                yppu: per_metre,
+                unit: png::Unit::Meter,
+            }));
             let mut writer = encoder.write_header().expect("png header");
             writer.write_image_data(&self.pixels).expect("png data");
         }
@@ -166,21 +168,23 @@ impl Gray {
 
     /// Bars of ink on white, with no font needed: the fuzzer's seed images.
     pub fn bars(width: usize, height: usize) -> Gray {
-        let pixels = (0..width * height).map(|i| if (i % width) / 4 % 3 == 0 && (i / width) % 8 < 6 { 0 } else { 255 }).collect();
+        let pixels = (0..width * height)
+            .map(|i| if ((i % width) / 4).is_multiple_of(3) && (i / width) % 8 < 6 { 0 } else { 255 })
+            .collect();
         Gray { width, height, pixels, dpi: 72 }
     }
 
     /// An uncompressed 8-bit grey TIFF (little-endian, one strip).
     pub fn tiff(&self) -> Vec<u8> {
         let entries: [(u16, u16, u32); 9] = [
-            (256, 4, self.width as u32),  // ImageWidth
-            (257, 4, self.height as u32), // ImageLength
-            (258, 3, 8),                  // BitsPerSample
-            (259, 3, 1),                  // Compression: none
-            (262, 3, 1),                  // PhotometricInterpretation: black is zero
-            (273, 4, 8 + 2 + 9 * 12 + 4), // StripOffsets: just after the directory
-            (277, 3, 1),                  // SamplesPerPixel
-            (278, 4, self.height as u32), // RowsPerStrip
+            (256, 4, self.width as u32),        // ImageWidth
+            (257, 4, self.height as u32),       // ImageLength
+            (258, 3, 8),                        // BitsPerSample
+            (259, 3, 1),                        // Compression: none
+            (262, 3, 1),                        // PhotometricInterpretation: black is zero
+            (273, 4, 8 + 2 + 9 * 12 + 4),       // StripOffsets: just after the directory
+            (277, 3, 1),                        // SamplesPerPixel
+            (278, 4, self.height as u32),       // RowsPerStrip
             (279, 4, self.pixels.len() as u32), // StripByteCounts
         ];
         let mut out = b"II*\0".to_vec();

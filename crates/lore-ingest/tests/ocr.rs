@@ -70,11 +70,16 @@ fn scan_like_images_and_image_only_pdfs_are_read_at_90_per_cent_or_better() {
         let parsed = read(FileKind::Pdf, &pdf);
         assert_eq!(parsed.metadata["ocr"]["pages"], serde_json::json!([1, 2]));
         let second = parsed.locations.iter().find(|l| l.value == 2).expect("page 2").char_start;
-        let (one, two): (String, String) = (parsed.text.chars().take(second).collect(), parsed.text.chars().skip(second).collect());
+        let (one, two): (String, String) =
+            (parsed.text.chars().take(second).collect(), parsed.text.chars().skip(second).collect());
         assert!(character_accuracy(&lines.concat(), &one) >= 0.95, "{one}");
         assert!(character_accuracy(&lines.concat(), &two) >= 0.90, "{two}");
         // Regions are in PDF points: within an A4 page's width.
-        assert!(parsed.regions.iter().all(|r| r.bbox[2] <= 596.0 && r.page >= 1 && r.page <= 2), "{:?}", parsed.regions);
+        assert!(
+            parsed.regions.iter().all(|r| r.bbox[2] <= 596.0 && r.page >= 1 && r.page <= 2),
+            "{:?}",
+            parsed.regions
+        );
     }
 }
 
@@ -115,6 +120,7 @@ fn an_image_claiming_more_pixels_than_the_budget_is_refused_unread() {
     png.extend([8, 0, 0, 0, 0, 0, 0, 0, 0]);
     let e = parse_with(FileKind::Image("png"), &png, ParseOptions::default()).expect_err("refused");
     assert_eq!(e.code.as_str(), "expanded_size_exceeded", "{}", e.message);
-    let e = parse_with(FileKind::Image("png"), b"\x89PNG\r\n\x1a\nshort", ParseOptions::default()).expect_err("refused");
+    let e =
+        parse_with(FileKind::Image("png"), b"\x89PNG\r\n\x1a\nshort", ParseOptions::default()).expect_err("refused");
     assert_eq!(e.code.as_str(), "corrupt_file", "{}", e.message);
 }

@@ -294,6 +294,28 @@ pub async fn chunk_with(
     strategy: &lore_core::chunking::Strategy,
     measure: Measure<'_>,
 ) -> Result<Vec<lore_ingest::chunk::TextChunk>, Error> {
+    let lore_core::chunking::Strategy::Semantic { max_chunk_size, .. } = strategy else {
+        return Ok(lore_ingest::chunk::chunk_measured(text, strategy, measure));
+    };
+    // Tables stay tables; the prose between them is grouped by meaning.
+    let mut out = Vec::new();
+    for stretch in lore_ingest::chunk::stretches(text, *max_chunk_size, measure) {
+        match stretch {
+            lore_ingest::chunk::Stretch::Text { start, text } => {
+                out.extend(lore_ingest::chunk::moved(semantic(embedder, &text, strategy, measure).await?, start));
+            }
+            table => out.extend(table.chunks(|_| Ok::<_, Error>(Vec::new()))?),
+        }
+    }
+    Ok(out)
+}
+
+async fn semantic(
+    embedder: &dyn Embedder,
+    text: &str,
+    strategy: &lore_core::chunking::Strategy,
+    measure: Measure<'_>,
+) -> Result<Vec<lore_ingest::chunk::TextChunk>, Error> {
     let lore_core::chunking::Strategy::Semantic { breakpoint_percentile, min_chunk_size, max_chunk_size } = strategy
     else {
         return Ok(lore_ingest::chunk::chunk_measured(text, strategy, measure));

@@ -341,8 +341,7 @@ async fn process(
         options: ParseOptions { ocr: kb.as_ref().and_then(|kb| kb.settings.ocr).unwrap_or_default() },
     };
     // CPU-bound work off the async runtime; a panic in it becomes a JoinError, not a dead worker.
-    let work =
-        tokio::task::spawn_blocking(move || pipeline(&doc, kind, &bytes, &strategy, sentences, counter, reader));
+    let work = tokio::task::spawn_blocking(move || pipeline(&doc, kind, &bytes, &strategy, sentences, counter, reader));
     // A parser that hangs fails its document; its thread is left to finish on its own.
     let result = match tokio::time::timeout(PROCESSING_TIMEOUT, work).await {
         Ok(joined) => joined.map_err(|e| Error::internal(format!("processing panicked: {e}")))??,
@@ -449,7 +448,12 @@ fn place(metadata: &mut serde_json::Map<String, Value>, parsed: &parse::Parsed, 
     for region in parsed.regions_in(start, end) {
         match regions.iter_mut().find(|(page, _)| *page == region.page) {
             Some((_, b)) => {
-                *b = [b[0].min(region.bbox[0]), b[1].min(region.bbox[1]), b[2].max(region.bbox[2]), b[3].max(region.bbox[3])];
+                *b = [
+                    b[0].min(region.bbox[0]),
+                    b[1].min(region.bbox[1]),
+                    b[2].max(region.bbox[2]),
+                    b[3].max(region.bbox[3]),
+                ];
             }
             None => regions.push((region.page, region.bbox)),
         }

@@ -24,9 +24,13 @@ fn text_recognition() -> Check {
         .output()
         .is_ok_and(|o| o.status.success());
     match lore_ingest::ocr::engine() {
-        Ok(engine) if pdftoppm => {
-            check(true, format!("text recognition: {} reads {} (and pdftoppm renders scanned pages)", engine.version, engine.languages))
-        }
+        Ok(engine) if pdftoppm => check(
+            true,
+            format!(
+                "text recognition: {} reads {} (and pdftoppm renders scanned pages)",
+                engine.version, engine.languages
+            ),
+        ),
         Ok(engine) => Check {
             ok: true,
             note: true,
@@ -38,7 +42,10 @@ fn text_recognition() -> Check {
         Err(e) => Check {
             ok: true,
             note: true,
-            what: format!("text recognition unavailable (images and scanned PDFs fail with ocr_unavailable): {}", e.message),
+            what: format!(
+                "text recognition unavailable (images and scanned PDFs fail with ocr_unavailable): {}",
+                e.message
+            ),
         },
     }
 }
@@ -200,7 +207,17 @@ pub async fn run(data_dir: &Path, database_url: Option<&str>, server: Option<&st
         checks.push(check(ready, format!("server at {base} is ready")));
     }
     for c in &checks {
-        println!("{} {}", if !c.ok { "FIX " } else if c.note { "note" } else { "ok  " }, c.what);
+        println!(
+            "{} {}",
+            if !c.ok {
+                "FIX "
+            } else if c.note {
+                "note"
+            } else {
+                "ok  "
+            },
+            c.what
+        );
     }
     Ok(checks.iter().all(|c| c.ok))
 }

@@ -5,7 +5,8 @@ use quick_xml::events::Event;
 
 use super::*;
 
-/// DOCX: paragraphs with headings as `#` lines, tables row by row with cells separated by tabs.
+/// DOCX: paragraphs with headings as `#` lines, tables as Markdown tables (a table inside a
+/// cell is that cell's text).
 pub fn docx(bytes: &[u8]) -> Result<Builder> {
     let mut archive = Archive::open(bytes, "Word")?;
     let xml = archive.read_required("word/document.xml")?;
@@ -17,6 +18,7 @@ pub fn docx(bytes: &[u8]) -> Result<Builder> {
     let mut in_text = false;
     let mut table_depth = 0usize;
     let mut row: Vec<String> = Vec::new();
+    let mut rows: Vec<Vec<String>> = Vec::new();
     loop {
         match reader.read_event_into(&mut buf) {
             Ok(Event::Start(e)) => match local_name(e.name().as_ref()) {
@@ -26,8 +28,8 @@ pub fn docx(bytes: &[u8]) -> Result<Builder> {
                 }
                 "t" => in_text = true,
                 "tbl" => table_depth += 1,
-                "tr" => row.clear(),
-                "tc" => row.push(String::new()),
+                "tr" if table_depth == 1 => row.clear(),
+                "tc" if table_depth == 1 => row.push(String::new()),
                 _ => {}
             },
             Ok(Event::Empty(e)) => match local_name(e.name().as_ref()) {
@@ -81,12 +83,13 @@ pub fn docx(bytes: &[u8]) -> Result<Builder> {
                     }
                     paragraph.clear();
                 }
-                "tr" => {
-                    let line = row.iter().map(|c| c.trim()).collect::<Vec<_>>().join("\t");
-                    b.paragraph(&line);
-                    row.clear();
+                "tr" if table_depth == 1 => rows.push(std::mem::take(&mut row)),
+                "tbl" => {
+                    table_depth = table_depth.saturating_sub(1);
+                    if table_depth == 0 {
+                        b.table(std::mem::take(&mut rows));
+                    }
                 }
-                "tbl" => table_depth = table_depth.saturating_sub(1),
                 _ => {}
             },
             Ok(Event::Eof) => break,
@@ -123,24 +126,49 @@ pub(crate) fn xml_first_text(xml: &[u8], name: &str) -> Option<String> {
     }
 }
 
-/// Paragraphs of DrawingML text (`a:p` / `a:t`), as PPTX slides and notes hold them.
+/// Paragraphs of DrawingML text (`a:p` / `a:t`), as PPTX slides and notes hold them; a table
+/// (`a:tbl`) is one entry, a Markdown table.
 pub(crate) fn drawing_paragraphs(xml: &[u8]) -> Result<Vec<String>> {
     let mut reader = quick_xml::Reader::from_reader(xml);
     let mut buf = Vec::new();
     let mut out = Vec::new();
     let mut current = String::new();
     let mut in_text = false;
+    let mut table_depth = 0usize;
+    let (mut row, mut rows): (Vec<String>, Vec<Vec<String>>) = (Vec::new(), Vec::new());
     loop {
         match reader.read_event_into(&mut buf) {
-            Ok(Event::Start(e)) if local_name(e.name().as_ref()) == "t" => in_text = true,
+            Ok(Event::Start(e)) => match local_name(e.name().as_ref()) {
+                "t" => in_text = true,
+                "tbl" => table_depth += 1,
+                "tr" if table_depth == 1 => row.clear(),
+                "tc" if table_depth == 1 => row.push(String::new()),
+                _ => {}
+            },
             Ok(Event::Text(t)) if in_text => current.push_str(&unescape(&t)),
             Ok(Event::End(e)) => match local_name(e.name().as_ref()) {
                 "t" => in_text = false,
+                "p" if table_depth > 0 => {
+                    if let Some(cell) = row.last_mut() {
+                        if !cell.is_empty() {
+                            cell.push(' ');
+                        }
+                        cell.push_str(current.trim());
+                    }
+                    current.clear();
+                }
                 "p" => {
                     if !current.trim().is_empty() {
                         out.push(current.trim().to_string());
                     }
                     current.clear();
+                }
+                "tr" if table_depth == 1 => rows.push(std::mem::take(&mut row)),
+                "tbl" => {
+                    table_depth = table_depth.saturating_sub(1);
+                    if table_depth == 0 && !rows.is_empty() {
+                        out.push(crate::chunk::markdown_table(&std::mem::take(&mut rows)));
+                    }
                 }
                 _ => {}
             },

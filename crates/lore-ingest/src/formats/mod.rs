@@ -88,6 +88,11 @@ impl Builder {
         self.locations.push(Location { char_start: self.chars, key, value });
     }
 
+    /// Appends a table as a Markdown table (its first row the header), a paragraph of its own.
+    pub fn table(&mut self, rows: Vec<Vec<String>>) {
+        self.paragraph(&crate::chunk::markdown_table(&rows));
+    }
+
     /// Where the next paragraph's first character will stand (in characters).
     pub fn next_paragraph_start(&self) -> usize {
         if self.text.is_empty() { self.chars } else { self.chars + 2 }

@@ -30,11 +30,21 @@ pub fn pdf(bytes: &[u8], mode: OcrMode) -> Result<(Builder, Option<Value>)> {
     }))
     .map_err(|_| corrupt("PDF", "its content streams are malformed"))?
     .map_err(|e| corrupt("PDF", e))?;
+    let page_ids: Vec<lopdf::ObjectId> = doc.get_pages().into_values().collect();
+    let visible = |i: usize| pages[i].chars().filter(|c| !c.is_whitespace()).count();
+    // A scan: no text at all (text drawn as outlines, too), or a little text beside an image
+    // (a scanner's stamp, a cover's title over a photo).
     let scanned: Vec<usize> = (0..pages.len())
         .filter(|&i| match mode {
             OcrMode::Never => false,
             OcrMode::Always => true,
-            OcrMode::Auto => pages[i].chars().filter(|c| !c.is_whitespace()).count() < ocr::SCANNED_PAGE_CHARS,
+            OcrMode::Auto => {
+                visible(i) == 0
+                    || visible(i) < ocr::SCANNED_PAGE_CHARS
+                        && page_ids
+                            .get(i)
+                            .is_some_and(|id| doc.get_page_images(*id).is_ok_and(|images| !images.is_empty()))
+            }
         })
         .collect();
     let has_text_layer = pages.iter().any(|p| !p.trim().is_empty());
@@ -50,7 +60,10 @@ pub fn pdf(bytes: &[u8], mode: OcrMode) -> Result<(Builder, Option<Value>)> {
     let mut b = Builder::default();
     for (i, page) in pages.iter().enumerate() {
         b.mark("page", json!(i + 1));
-        if let Some((lines, scale)) = recognised.get(&i) {
+        // What recognition read replaces the text layer, unless (automatically) it read less.
+        if let Some((lines, scale)) = recognised.get(&i)
+            && (mode == OcrMode::Always || lines.visible_chars() > visible(i))
+        {
             ocr::append(&mut b, lines, i as u32 + 1, *scale, false);
             continue;
         }

@@ -28,7 +28,7 @@ pub fn pptx(bytes: &[u8]) -> Result<Builder> {
         b.mark("slide", json!(num));
         b.paragraph(&format!("## Slide {num}"));
         if b.title.is_none() {
-            b.title = paragraphs.first().cloned();
+            b.title = paragraphs.first().filter(|p| !p.starts_with('|')).cloned();
         }
         for p in &paragraphs {
             b.paragraph(p);

@@ -16,30 +16,10 @@ pub(crate) fn cell_text(value: &calamine::Data) -> String {
     }
 }
 
-/// Rows under their headers: each data row becomes `header: value; header: value`.
+/// A sheet as a Markdown table, its first non-empty row the header (chunking repeats it over
+/// every piece of a long sheet); empty rows are dropped.
 pub(crate) fn rows_with_headers(b: &mut Builder, rows: impl Iterator<Item = Vec<String>>) {
-    let mut headers: Option<Vec<String>> = None;
-    for row in rows {
-        if row.iter().all(|c| c.trim().is_empty()) {
-            continue;
-        }
-        match &headers {
-            None => headers = Some(row.iter().map(|h| h.trim().to_string()).collect()),
-            Some(h) => {
-                let line = row
-                    .iter()
-                    .enumerate()
-                    .filter(|(_, v)| !v.trim().is_empty())
-                    .map(|(i, v)| match h.get(i).filter(|h| !h.is_empty()) {
-                        Some(name) => format!("{name}: {}", v.trim()),
-                        None => v.trim().to_string(),
-                    })
-                    .collect::<Vec<_>>()
-                    .join("; ");
-                b.paragraph(&line);
-            }
-        }
-    }
+    b.table(rows.filter(|row| row.iter().any(|c| !c.trim().is_empty())).collect());
 }
 
 /// XLSX, XLS and ODS, sheet by sheet.

@@ -66,7 +66,9 @@ pub(crate) fn handle(request: &str, bytes: &[u8]) -> Response {
     } else {
         match serde_json::from_str(options) {
             Ok(options) => options,
-            Err(e) => return Response::Error { code: Code::Internal.as_str().into(), message: format!("options: {e}") },
+            Err(e) => {
+                return Response::Error { code: Code::Internal.as_str().into(), message: format!("options: {e}") };
+            }
         }
     };
     let Some(kind) = from_wire(kind) else {

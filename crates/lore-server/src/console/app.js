@@ -78,7 +78,8 @@ const STRINGS = {
     domain_keywords: 'Domain keywords (comma separated)', expertise: 'Expertise areas (comma separated)',
     active: 'Active', data_sources: 'Data sources', file_types: 'File types', chat: 'Chat',
     new_conversation: 'New conversation', conversation: 'Conversation', message: 'Your message', send: 'Send',
-    sources_cited: 'Sources', thinking: 'Answering…', save_agent_first: 'Save the agent to chat with it.',
+    sources_cited: 'Sources', page_n: 'p. {0}', pages_n: 'pp. {0}–{1}', cited_region: 'Where the cited passage stands',
+    open_page: 'Open the original at page {0}', thinking: 'Answering…', save_agent_first: 'Save the agent to chat with it.',
     extractive_note: 'No language model: the answer quotes the passages.',
     keys_title: 'API keys', key_new: 'New API key', scopes: 'Scopes', knowledge_base: 'Knowledge base',
     expires_days: 'Expires in (days)', rate_limit: 'Requests per minute', daily_quota: 'Daily quota',
@@ -178,7 +179,8 @@ const STRINGS = {
     domain_keywords: '领域关键词（逗号分隔）', expertise: '专长领域（逗号分隔）',
     active: '启用', data_sources: '数据源', file_types: '文件类型', chat: '对话',
     new_conversation: '新对话', conversation: '对话', message: '你的消息', send: '发送',
-    sources_cited: '来源', thinking: '正在回答…', save_agent_first: '保存智能体后即可对话。',
+    sources_cited: '来源', page_n: '第 {0} 页', pages_n: '第 {0}–{1} 页', cited_region: '引用内容在原文中的位置',
+    open_page: '在原文第 {0} 页打开', thinking: '正在回答…', save_agent_first: '保存智能体后即可对话。',
     extractive_note: '未配置语言模型：回答直接引用原文段落。',
     keys_title: 'API 密钥', key_new: '新建 API 密钥', scopes: '权限范围', knowledge_base: '知识库',
     expires_days: '有效期（天）', rate_limit: '每分钟请求数', daily_quota: '每日配额',
@@ -987,8 +989,9 @@ async function pageDocument(root, id, query) {
       text.focus();
     };
     const editable = !deleted && c.enabled !== undefined;
+    const page = c.metadata && c.metadata.page !== undefined ? ` · ${pageLabel(c.metadata.page, c.metadata.page_end)}` : '';
     return add(el,
-      h('span', { class: 'muted' }, `${t('chunk_n', c.chunk_index + 1)}${label ? ` · ${label}` : ''}`),
+      h('span', { class: 'muted' }, `${t('chunk_n', c.chunk_index + 1)}${label ? ` · ${label}` : ''}${page}`),
       c.edited_at ? h('span', { class: 'muted chunk-edited' }, ` · ${t('chunk_edited')}`) : null,
       c.enabled === false ? h('span', { class: 'badge paused chunk-state' }, t('chunk_disabled')) : null,
       editable ? h('span', { class: 'chunk-actions' },
@@ -1002,6 +1005,8 @@ async function pageDocument(root, id, query) {
     add(section, card(c, false));
     for (const kid of children.get(c.id) || []) add(section, card(kid, true));
   }
+  const cited = chunks.find((c) => c.id === target);
+  if (cited && cited.metadata && Array.isArray(cited.metadata.regions)) add(root, regionView(doc, cited.metadata));
   add(root, section);
   if (!deleted && doc.status === 'completed') {
     const text = h('textarea', { id: 'chunk-new', rows: 4, required: true });
@@ -1255,11 +1260,45 @@ function messageBubble(role, content, citations, extractive) {
   if (citations && citations.length) {
     add(bubble, h('div', { class: 'muted' }, t('sources_cited')), h('ol', { class: 'citations' }, citations.map((c) => h('li', { value: c.index },
       h('a', { href: citationHref(c) }, c.filename), ' ',
+      c.location && c.location.page !== undefined ? h('span', { class: 'muted cite-page' }, `${pageLabel(c.location.page, c.location.page_end)} `) : null,
       h('a', { href: fileHref(c.document_id), download: c.filename, class: 'cite-file', 'aria-label': t('original_of', c.filename) }, '⤓'),
       c.snippet ? ` — ${c.snippet}` : ''))));
   }
   if (extractive) add(bubble, h('p', { class: 'muted' }, t('extractive_note')));
   return bubble;
+}
+
+/**
+ * Where a chunk's recognised text stands in its file: an image is shown with the chunk's boxes
+ * drawn over it (boxes are in the image's pixels); a PDF page opens in the browser's viewer at
+ * that page, with the boxes' page coordinates (points from the top-left corner) listed.
+ */
+function regionView(doc, meta) {
+  const card = h('section', { class: 'card', id: 'cited-region', 'aria-label': t('cited_region') }, h('h2', {}, t('cited_region')));
+  if (doc.file_type === 'image') {
+    const frame = h('div', { class: 'page-view' });
+    const img = h('img', { src: fileHref(doc.id), alt: doc.filename });
+    const place = () => {
+      const scale = img.clientWidth / (img.naturalWidth || 1);
+      frame.querySelectorAll('.region').forEach((r) => r.remove());
+      for (const r of meta.regions) {
+        const [x0, y0, x1, y1] = r.bbox;
+        add(frame, h('div', { class: 'region', 'data-page': r.page,
+          style: `left:${x0 * scale}px;top:${y0 * scale}px;width:${(x1 - x0) * scale}px;height:${(y1 - y0) * scale}px` }));
+      }
+    };
+    img.addEventListener('load', place);
+    add(frame, img);
+    return add(card, frame);
+  }
+  return add(card, h('ul', {}, meta.regions.map((r) => h('li', {},
+    h('a', { href: `${fileHref(doc.id)}#page=${r.page}`, target: '_blank', rel: 'noopener', class: 'region-link' }, t('open_page', r.page)),
+    ` · ${t('page_n', r.page)} · [${r.bbox.join(', ')}]`))));
+}
+
+/** "p. 2", or "pp. 2–3" for a chunk that runs onto another page. */
+function pageLabel(first, last) {
+  return last !== undefined && last !== first ? t('pages_n', first, last) : t('page_n', first);
 }
 
 /** The uploaded file itself, as it was uploaded (the session cookie authorises the download). */

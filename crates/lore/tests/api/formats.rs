@@ -103,3 +103,36 @@ async fn the_registry_is_listed_and_administered() {
     assert_eq!((status, code(&v)), (StatusCode::UNPROCESSABLE_ENTITY, "validation_failed"));
     app.shutdown().await;
 }
+
+/// A sheet larger than a chunk is cut between rows, every piece a Markdown table under the
+/// sheet's header, and a row is found with its header beside it.
+#[tokio::test]
+async fn a_long_table_is_chunked_under_its_header_repeated() {
+    let app = spawn_app().await;
+    let token = app.register("tables").await;
+    let (status, kb) = app
+        .post(&token, "/v1/knowledge-bases", json!({"name": "价目表", "settings": {"chunking_config": {"strategy_type": "paragraph", "config": {"max_chunk_size": 300}}}}))
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{kb}");
+    let kb = kb["id"].as_str().expect("id").to_string();
+    let mut csv = String::from("产品,型号,Price\n");
+    for i in 0..80 {
+        csv.push_str(&format!("配件{i},M{i:03},{}.50\n", 10 + i));
+    }
+    let doc = app.ingest(&token, &kb, "价目表.csv", csv).await;
+    assert_eq!(doc["status"], "completed", "{doc}");
+    let (_, chunks) =
+        app.get(&token, &format!("/v1/documents/{}/chunks?limit=100", doc["id"].as_str().expect("id"))).await;
+    let chunks = chunks["data"].as_array().expect("chunks");
+    assert!(chunks.len() > 3, "{chunks:?}");
+    for c in chunks {
+        let content = c["content"].as_str().expect("content");
+        assert!(content.starts_with("| 产品 | 型号 | Price |\n| --- | --- | --- |\n| 配件"), "{content}");
+    }
+    let rows: usize = chunks.iter().map(|c| c["content"].as_str().unwrap_or("").lines().count() - 2).sum();
+    assert_eq!(rows, 80, "every row once");
+    let (_, v) = app.search(&token, &kb, "M042").await;
+    let hit = v["results"][0]["content"].as_str().expect("a hit");
+    assert!(hit.contains("| 配件42 | M042 | 52.50 |") && hit.starts_with("| 产品 |"), "{hit}");
+    app.shutdown().await;
+}

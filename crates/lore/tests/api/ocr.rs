@@ -79,13 +79,19 @@ async fn scans_and_images_are_found_by_the_words_in_their_pixels_and_cited_to_th
     assert_eq!(v["results"][0]["document_id"], image["id"], "{v}");
 
     // An agent's citations carry the page and the boxes, as answered and as read back.
-    let (status, agent) =
-        app.post(&token, "/v1/agents", json!({"name": "contracts", "knowledge_base_ids": [kb], "max_documents": 2})).await;
+    let (status, agent) = app
+        .post(&token, "/v1/agents", json!({"name": "contracts", "knowledge_base_ids": [kb], "max_documents": 2}))
+        .await;
     assert_eq!(status, StatusCode::CREATED, "{agent}");
     let chat = format!("/v1/agents/{}/chat", agent["id"].as_str().expect("id"));
     let (status, v) = app.post(&token, &chat, json!({"message": "不履行合同义务要承担什么违约责任？"})).await;
     assert_eq!(status, StatusCode::OK, "{v}");
-    let cited = v["message"]["citations"].as_array().expect("citations").iter().find(|c| c["document_id"] == pdf["id"]).cloned();
+    let cited = v["message"]["citations"]
+        .as_array()
+        .expect("citations")
+        .iter()
+        .find(|c| c["document_id"] == pdf["id"])
+        .cloned();
     let cited = cited.expect("the scan is cited");
     let pages = |l: &Value| [l["page"].clone(), l["page_end"].clone()];
     assert!(pages(&cited["location"]).contains(&json!(2)), "{v}");
@@ -105,7 +111,11 @@ async fn scans_and_images_are_found_by_the_words_in_their_pixels_and_cited_to_th
     assert_eq!((failed["status"].as_str(), failed["error_code"].as_str()), (Some("failed"), Some("no_text_content")));
     let (status, v) =
         app.post(&token, "/v1/knowledge-bases", json!({"name": "bad", "settings": {"ocr": "sometimes"}})).await;
-    assert_eq!((status, v["error"]["code"].as_str()), (StatusCode::UNPROCESSABLE_ENTITY, Some("validation_failed")), "{v}");
+    assert_eq!(
+        (status, v["error"]["code"].as_str()),
+        (StatusCode::UNPROCESSABLE_ENTITY, Some("validation_failed")),
+        "{v}"
+    );
     app.shutdown().await;
 }
 
@@ -117,22 +127,28 @@ async fn without_tesseract_images_fail_with_ocr_unavailable() {
     let empty_path = tempfile::tempdir().expect("empty PATH");
     let port = std::net::TcpListener::bind("127.0.0.1:0").expect("port").local_addr().expect("addr").port();
     let base = format!("http://127.0.0.1:{port}");
-    let _server = KillOnDrop(std::process::Command::new(env!("CARGO_BIN_EXE_lore"))
-        .args(["serve", "--data-dir"])
-        .arg(dir.path())
-        .args(["--listen", &format!("127.0.0.1:{port}"), "--registration", "open", "--registrations-per-hour", "0"])
-        .args(["--embedding-model", "none"])
-        .env("PATH", empty_path.path())
-        .env("LORE_LOG", "warn")
-        .spawn()
-        .expect("start lore"));
+    let _server = KillOnDrop(
+        std::process::Command::new(env!("CARGO_BIN_EXE_lore"))
+            .args(["serve", "--data-dir"])
+            .arg(dir.path())
+            .args(["--listen", &format!("127.0.0.1:{port}"), "--registration", "open", "--registrations-per-hour", "0"])
+            .args(["--embedding-model", "none"])
+            .env("PATH", empty_path.path())
+            .env("LORE_LOG", "warn")
+            .spawn()
+            .expect("start lore"),
+    );
     let http = super::http_client();
     super::wait_healthy(&http, &base).await;
     let app = super::TestApp { base, http, server: None, _dir: tempfile::tempdir().expect("t") };
     let token = app.register("no-ocr").await;
     let kb = app.create_kb(&token, "scans").await;
     let image = app.ingest(&token, &kb, "photo.png", scans::Gray::bars(96, 32).png()).await;
-    assert_eq!((image["status"].as_str(), image["error_code"].as_str()), (Some("failed"), Some("ocr_unavailable")), "{image}");
+    assert_eq!(
+        (image["status"].as_str(), image["error_code"].as_str()),
+        (Some("failed"), Some("ocr_unavailable")),
+        "{image}"
+    );
     assert!(image["error_message"].as_str().is_some_and(|m| m.contains("tesseract-ocr")), "{image}");
     let scan = app.ingest(&token, &kb, "scan.pdf", scans::image_pdf(&[scans::Gray::bars(200, 280)])).await;
     assert_eq!(scan["error_code"], "ocr_unavailable", "{scan}");
