@@ -141,8 +141,14 @@ pub fn parse_with(kind: FileKind, bytes: &[u8], options: ParseOptions) -> Result
                 ..Parsed::default()
             }
         }
-        FileKind::Docx => from_builder(formats::docx(bytes)?, Map::new()),
-        FileKind::Pptx => from_builder(formats::pptx(bytes)?, Map::new()),
+        FileKind::Docx => {
+            let (b, ocr) = formats::docx(bytes, options.ocr)?;
+            from_builder(b, ocr.map(|o| Map::from_iter([("ocr".to_string(), o)])).unwrap_or_default())
+        }
+        FileKind::Pptx => {
+            let (b, ocr) = formats::pptx(bytes, options.ocr)?;
+            from_builder(b, ocr.map(|o| Map::from_iter([("ocr".to_string(), o)])).unwrap_or_default())
+        }
         FileKind::Xlsx => from_builder(formats::workbook(bytes, "Excel")?, Map::new()),
         FileKind::Xls => from_builder(formats::workbook(bytes, "Excel 97-2003")?, Map::new()),
         FileKind::Ods => from_builder(formats::workbook(bytes, "OpenDocument spreadsheet")?, Map::new()),

@@ -124,3 +124,65 @@ fn an_image_claiming_more_pixels_than_the_budget_is_refused_unread() {
         parse_with(FileKind::Image("png"), b"\x89PNG\r\n\x1a\nshort", ParseOptions::default()).expect_err("refused");
     assert_eq!(e.code.as_str(), "corrupt_file", "{}", e.message);
 }
+
+fn zip(entries: &[(&str, &[u8])]) -> Vec<u8> {
+    use std::io::Write;
+    let mut out = std::io::Cursor::new(Vec::new());
+    let mut w = zip::ZipWriter::new(&mut out);
+    for (name, body) in entries {
+        w.start_file(*name, zip::write::SimpleFileOptions::default()).expect("entry");
+        w.write_all(body).expect("write");
+    }
+    w.finish().expect("zip");
+    out.into_inner()
+}
+
+#[test]
+fn images_inside_documents_and_slides_are_read_where_they_stand() {
+    if !scans::ocr_ready() {
+        return;
+    }
+    let figure = page(&["Figure 3: pump pressure by month", "图三：各月泵压变化"]).png();
+    let icon = scans::Gray::bars(16, 16).png();
+    let blip = |id: &str| {
+        format!(
+            r#"<w:r><w:drawing><a:graphic><a:graphicData><a:blip r:embed="{id}"/></a:graphicData></a:graphic></w:drawing></w:r>"#
+        )
+    };
+    let document = format!(
+        r#"<w:document xmlns:w="w" xmlns:a="a" xmlns:r="r"><w:body><w:p><w:r><w:t>Before the figure.</w:t></w:r></w:p><w:p>{}{}</w:p><w:p><w:r><w:t>After the figure.</w:t></w:r></w:p></w:body></w:document>"#,
+        blip("rId7"),
+        blip("rId8")
+    );
+    let rels = r#"<Relationships><Relationship Id="rId7" Type="image" Target="media/image1.png"/><Relationship Id="rId8" Type="image" Target="media/icon.png"/></Relationships>"#;
+    let docx = zip(&[
+        ("word/document.xml", document.as_bytes()),
+        ("word/_rels/document.xml.rels", rels.as_bytes()),
+        ("word/media/image1.png", &figure),
+        ("word/media/icon.png", &icon),
+    ]);
+    let parsed = read(FileKind::Docx, &docx);
+    let (before, figure_at, after) = (
+        parsed.text.find("Before").expect("before"),
+        parsed.text.find("pump pressure").expect("figure"),
+        parsed.text.find("After").expect("after"),
+    );
+    assert!(before < figure_at && figure_at < after, "{}", parsed.text);
+    assert!(parsed.text.contains("各月"), "{}", parsed.text);
+    // The icon is too small to hold text: looked past, not read.
+    assert_eq!(parsed.metadata["ocr"]["images_read"], 1, "{:?}", parsed.metadata);
+    assert_eq!(parsed.metadata["ocr"]["images_with_text"], 1);
+    let never = parse_with(FileKind::Docx, &docx, ParseOptions { ocr: OcrMode::Never }).expect("docx");
+    assert_eq!(never.text, "Before the figure.\n\nAfter the figure.");
+
+    let slide = r#"<p:sld xmlns:p="p" xmlns:a="a" xmlns:r="r"><p:cSld><p:spTree><p:sp><p:txBody><a:p><a:r><a:t>Monthly review</a:t></a:r></a:p></p:txBody></p:sp><p:pic><p:blipFill><a:blip r:embed="rId2"/></p:blipFill></p:pic></p:spTree></p:cSld></p:sld>"#;
+    let slide_rels =
+        r#"<Relationships><Relationship Id="rId2" Type="image" Target="../media/image9.png"/></Relationships>"#;
+    let pptx = zip(&[
+        ("ppt/slides/slide1.xml", slide.as_bytes()),
+        ("ppt/slides/_rels/slide1.xml.rels", slide_rels.as_bytes()),
+        ("ppt/media/image9.png", &figure),
+    ]);
+    let parsed = read(FileKind::Pptx, &pptx);
+    assert!(parsed.text.starts_with("## Slide 1\n\nMonthly review\n\nFigure 3"), "{}", parsed.text);
+}

@@ -91,3 +91,41 @@ pub(crate) fn attr(e: &quick_xml::events::BytesStart<'_>, key: &str) -> Option<S
 pub(crate) fn unescape(t: &quick_xml::events::BytesText<'_>) -> String {
     t.xml10_content().into_owned()
 }
+
+/// A part's relationships (`_rels/*.rels`): id to the target's path in the archive, resolved
+/// against `folder` (the part's own folder, as `word` or `ppt/slides`).
+pub(crate) fn relationships(rels: &[u8], folder: &str) -> std::collections::HashMap<String, String> {
+    let mut out = std::collections::HashMap::new();
+    let mut reader = quick_xml::Reader::from_reader(rels);
+    let mut buf = Vec::new();
+    loop {
+        match reader.read_event_into(&mut buf) {
+            Ok(quick_xml::events::Event::Empty(e)) | Ok(quick_xml::events::Event::Start(e))
+                if local_name(e.name().as_ref()) == "Relationship" =>
+            {
+                if let (Some(id), Some(target)) = (attr(&e, "Id"), attr(&e, "Target")) {
+                    out.insert(id, resolve(folder, &target));
+                }
+            }
+            Ok(quick_xml::events::Event::Eof) | Err(_) => break,
+            _ => {}
+        }
+        buf.clear();
+    }
+    out
+}
+
+/// `target` relative to `folder`, `..` taken back (an absolute target starts at the root).
+fn resolve(folder: &str, target: &str) -> String {
+    let mut parts: Vec<&str> = if target.starts_with('/') { Vec::new() } else { folder.split('/').collect() };
+    for piece in target.split('/') {
+        match piece {
+            "" | "." => {}
+            ".." => {
+                parts.pop();
+            }
+            p => parts.push(p),
+        }
+    }
+    parts.join("/")
+}

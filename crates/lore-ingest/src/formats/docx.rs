@@ -7,9 +7,15 @@ use super::*;
 
 /// DOCX: paragraphs with headings as `#` lines, tables as Markdown tables (a table inside a
 /// cell is that cell's text).
-pub fn docx(bytes: &[u8]) -> Result<Builder> {
+///
+/// Images in the text are read for the text they carry ([`EmbeddedImages`]), which follows
+/// the paragraph they stand in; the second value is their `ocr` metadata.
+pub fn docx(bytes: &[u8], mode: crate::ocr::OcrMode) -> Result<(Builder, Option<serde_json::Value>)> {
     let mut archive = Archive::open(bytes, "Word")?;
     let xml = archive.read_required("word/document.xml")?;
+    let rels = archive.read("word/_rels/document.xml.rels")?.map(|r| relationships(&r, "word")).unwrap_or_default();
+    let mut images = EmbeddedImages::new(mode);
+    let mut image_texts: Vec<String> = Vec::new();
     let mut b = Builder::default();
     let mut reader = quick_xml::Reader::from_reader(xml.as_slice());
     let mut buf = Vec::new();
@@ -21,6 +27,15 @@ pub fn docx(bytes: &[u8]) -> Result<Builder> {
     let mut rows: Vec<Vec<String>> = Vec::new();
     loop {
         match reader.read_event_into(&mut buf) {
+            // An image (DrawingML's `a:blip`, naming its part by relationship).
+            Ok(Event::Start(e) | Event::Empty(e)) if local_name(e.name().as_ref()) == "blip" => {
+                let target = attr(&e, "embed").and_then(|id| rels.get(&id).cloned());
+                if let Some(image) = target.and_then(|t| archive.read(&t).ok().flatten())
+                    && let Some(text) = images.text_of(&image)
+                {
+                    image_texts.push(text);
+                }
+            }
             Ok(Event::Start(e)) => match local_name(e.name().as_ref()) {
                 "p" => {
                     paragraph.clear();
@@ -82,12 +97,20 @@ pub fn docx(bytes: &[u8]) -> Result<Builder> {
                         b.paragraph(&text);
                     }
                     paragraph.clear();
+                    if table_depth == 0 {
+                        for text in image_texts.drain(..) {
+                            b.paragraph(&text);
+                        }
+                    }
                 }
                 "tr" if table_depth == 1 => rows.push(std::mem::take(&mut row)),
                 "tbl" => {
                     table_depth = table_depth.saturating_sub(1);
                     if table_depth == 0 {
                         b.table(std::mem::take(&mut rows));
+                        for text in image_texts.drain(..) {
+                            b.paragraph(&text);
+                        }
                     }
                 }
                 _ => {}
@@ -103,7 +126,7 @@ pub fn docx(bytes: &[u8]) -> Result<Builder> {
     {
         b.title = Some(title);
     }
-    Ok(b)
+    Ok((b, images.metadata()))
 }
 
 /// The text of the first element with this local name.

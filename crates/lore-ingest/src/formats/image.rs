@@ -53,3 +53,85 @@ pub(crate) fn check_image_size(bytes: &[u8]) -> Result<()> {
     }
     Ok(())
 }
+
+/// Images inside a document (a DOCX or PPTX figure, an image on a PDF page with text), read
+/// for the text they carry: a screenshot, a scanned insert, a chart's labels. At most
+/// [`EmbeddedImages::MAX`] a document; an image too small to hold text, one read with low
+/// confidence, or any image when recognition is off or missing, adds nothing; the document
+/// never fails for them.
+pub struct EmbeddedImages {
+    mode: OcrMode,
+    session: Option<ocr::Session>,
+    unavailable: bool,
+    read: usize,
+    with_text: usize,
+    skipped: usize,
+}
+
+impl EmbeddedImages {
+    pub const MAX: usize = 32;
+    /// Smaller than this (either side, in pixels) is an icon or a rule, not text.
+    const MIN_SIDE: usize = 24;
+
+    pub fn new(mode: OcrMode) -> EmbeddedImages {
+        EmbeddedImages { mode, session: None, unavailable: false, read: 0, with_text: 0, skipped: 0 }
+    }
+
+    /// The text an image carries (paragraphs separated by blank lines), when it carries any.
+    pub fn text_of(&mut self, image: &[u8]) -> Option<String> {
+        if self.mode == OcrMode::Never || self.unavailable {
+            return None;
+        }
+        let size = imagesize::blob_size(image).ok()?;
+        if size.width < Self::MIN_SIDE || size.height < Self::MIN_SIDE || check_image_size(image).is_err() {
+            return None;
+        }
+        if self.read >= Self::MAX {
+            self.skipped += 1;
+            return None;
+        }
+        if self.session.is_none() {
+            match ocr::Session::start() {
+                Ok(session) => self.session = Some(session),
+                Err(_) => {
+                    self.unavailable = true;
+                    return None;
+                }
+            }
+        }
+        let session = self.session.as_mut()?;
+        self.read += 1;
+        // Past the file's deadline (or a damaged image) the rest are skipped, the text kept.
+        let recognised = match session.recognise(image, None) {
+            Ok(r) => r,
+            Err(_) => {
+                self.skipped += 1;
+                return None;
+            }
+        };
+        if recognised.visible_chars() < 3 || recognised.mean_confidence() < ocr::LOW_CONFIDENCE {
+            return None;
+        }
+        self.with_text += 1;
+        let mut b = Builder::default();
+        ocr::append(&mut b, &recognised, 1, 1.0, false);
+        Some(b.text)
+    }
+
+    /// The document's `ocr` metadata for its images, when any was looked at.
+    pub fn metadata(&self) -> Option<Value> {
+        if self.read == 0 && !self.unavailable {
+            return None;
+        }
+        let mut m = self.session.as_ref().map(ocr::Session::metadata).unwrap_or_else(|| serde_json::json!({}));
+        m["images_read"] = self.read.into();
+        m["images_with_text"] = self.with_text.into();
+        if self.skipped > 0 {
+            m["images_skipped"] = self.skipped.into();
+        }
+        if self.unavailable {
+            m["unavailable"] = "images were not read: this server has no text recognition (Tesseract)".into();
+        }
+        Some(m)
+    }
+}

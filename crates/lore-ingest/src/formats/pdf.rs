@@ -58,6 +58,7 @@ pub fn pdf(bytes: &[u8], mode: OcrMode) -> Result<(Builder, Option<Value>)> {
         Err(e) => return Err(e),
     };
     let mut b = Builder::default();
+    let mut embedded = EmbeddedImages::new(mode);
     for (i, page) in pages.iter().enumerate() {
         b.mark("page", json!(i + 1));
         // What recognition read replaces the text layer, unless (automatically) it read less.
@@ -71,7 +72,25 @@ pub fn pdf(bytes: &[u8], mode: OcrMode) -> Result<(Builder, Option<Value>)> {
             let joined = paragraph.lines().map(str::trim).filter(|l| !l.is_empty()).collect::<Vec<_>>().join("\n");
             b.paragraph(&joined);
         }
+        // Images beside the text (a screenshot, a scanned insert): their text after the page's.
+        let page_images = page_ids.get(i).and_then(|id| doc.get_page_images(*id).ok()).unwrap_or_default();
+        for image in &page_images {
+            if let Some(text) = image_file(image).and_then(|(file, _)| embedded.text_of(&file)) {
+                b.paragraph(&text);
+            }
+        }
     }
+    let metadata = match (metadata, embedded.metadata()) {
+        (Some(Value::Object(mut pages)), Some(Value::Object(images))) => {
+            for key in ["images_read", "images_with_text", "images_skipped"] {
+                if let Some(v) = images.get(key) {
+                    pages.insert(key.to_string(), v.clone());
+                }
+            }
+            Some(Value::Object(pages))
+        }
+        (pages, images) => pages.or(images),
+    };
     if b.text.trim().is_empty() && !pages.is_empty() {
         let why = if mode == OcrMode::Never {
             "text recognition (OCR) is turned off for this knowledge base (settings.ocr is \"never\")"
@@ -133,6 +152,16 @@ fn whole_page_image(doc: &lopdf::Document, page: lopdf::ObjectId, width: f64, he
     let [image] = images.as_slice() else { return None };
     let (w, h) = (image.width, image.height);
     if w <= 0 || h <= 0 || ((w as f64 / h as f64) - (width / height.max(1.0))).abs() > 0.02 {
+        return None;
+    }
+    image_file(image)
+}
+
+/// A PDF image as a file the recogniser reads, and its width in pixels: JPEG as it is, 8-bit
+/// grey or RGB pixels (Flate, no predictor) as a PNM; `None` for other encodings.
+fn image_file(image: &lopdf::xobject::PdfImage<'_>) -> Option<(Vec<u8>, i64)> {
+    let (w, h) = (image.width, image.height);
+    if w <= 0 || h <= 0 {
         return None;
     }
     let filters = image.filters.clone().unwrap_or_default();

@@ -6,8 +6,9 @@ use serde_json::json;
 
 use super::*;
 
-/// PPTX: slide by slide (`## Slide N`), speaker notes after each slide's text.
-pub fn pptx(bytes: &[u8]) -> Result<Builder> {
+/// PPTX: slide by slide (`## Slide N`), the text its images carry after its own text
+/// ([`EmbeddedImages`]), then its speaker notes; the second value is the images' `ocr` metadata.
+pub fn pptx(bytes: &[u8], mode: crate::ocr::OcrMode) -> Result<(Builder, Option<serde_json::Value>)> {
     let mut archive = Archive::open(bytes, "PowerPoint")?;
     let mut slides: Vec<(u32, String)> = archive
         .names()
@@ -22,6 +23,7 @@ pub fn pptx(bytes: &[u8]) -> Result<Builder> {
     }
     slides.sort();
     let mut b = Builder::default();
+    let mut images = EmbeddedImages::new(mode);
     for (num, name) in slides {
         let xml = archive.read_required(&name)?;
         let paragraphs = drawing_paragraphs(&xml)?;
@@ -33,8 +35,16 @@ pub fn pptx(bytes: &[u8]) -> Result<Builder> {
         for p in &paragraphs {
             b.paragraph(p);
         }
-        let rels = format!("ppt/slides/_rels/slide{num}.xml.rels");
-        if let Some(rels) = archive.read(&rels)?
+        let rels = archive.read(&format!("ppt/slides/_rels/slide{num}.xml.rels"))?;
+        let parts = rels.as_deref().map(|r| relationships(r, "ppt/slides")).unwrap_or_default();
+        for id in image_ids(&xml) {
+            if let Some(image) = parts.get(&id).and_then(|t| archive.read(t).ok().flatten())
+                && let Some(text) = images.text_of(&image)
+            {
+                b.paragraph(&text);
+            }
+        }
+        if let Some(rels) = rels
             && let Some(target) = notes_target(&rels)
             && let Some(notes) = archive.read(&target)?
         {
@@ -50,7 +60,25 @@ pub fn pptx(bytes: &[u8]) -> Result<Builder> {
     {
         b.title = Some(title);
     }
-    Ok(b)
+    Ok((b, images.metadata()))
+}
+
+/// The relationship ids of a part's images (`a:blip r:embed`), in document order.
+fn image_ids(xml: &[u8]) -> Vec<String> {
+    let mut reader = quick_xml::Reader::from_reader(xml);
+    let mut buf = Vec::new();
+    let mut out = Vec::new();
+    loop {
+        match reader.read_event_into(&mut buf) {
+            Ok(Event::Empty(e)) | Ok(Event::Start(e)) if local_name(e.name().as_ref()) == "blip" => {
+                out.extend(attr(&e, "embed"));
+            }
+            Ok(Event::Eof) | Err(_) => break,
+            _ => {}
+        }
+        buf.clear();
+    }
+    out
 }
 
 pub(crate) fn notes_target(rels: &[u8]) -> Option<String> {
