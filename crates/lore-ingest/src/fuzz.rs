@@ -44,6 +44,10 @@ pub fn seeds() -> Vec<(FileKind, Vec<u8>)> {
         (FileKind::Image("png"), crate::scans::Gray::bars(96, 32).png()),
         (FileKind::Image("bmp"), crate::scans::Gray::bars(64, 24).bmp()),
         (FileKind::Image("tiff"), crate::scans::Gray::bars(64, 24).tiff()),
+        // Formats without an encoder here: small files made once (bars, 48 × 32, by Pillow).
+        (FileKind::Image("jpeg"), include_bytes!("fixtures/bars.jpg").to_vec()),
+        (FileKind::Image("gif"), include_bytes!("fixtures/bars.gif").to_vec()),
+        (FileKind::Image("webp"), include_bytes!("fixtures/bars.webp").to_vec()),
     ]
 }
 

@@ -186,3 +186,19 @@ fn images_inside_documents_and_slides_are_read_where_they_stand() {
     let parsed = read(FileKind::Pptx, &pptx);
     assert!(parsed.text.starts_with("## Slide 1\n\nMonthly review\n\nFigure 3"), "{}", parsed.text);
 }
+
+#[test]
+fn every_image_format_is_detected_and_sized_from_its_header() {
+    for (name, kind) in [("bars.jpg", "jpeg"), ("bars.gif", "gif"), ("bars.webp", "webp")] {
+        let seed = lore_ingest::fuzz::seeds().into_iter().find(|(k, _)| *k == FileKind::Image(kind)).expect("a seed").1;
+        assert_eq!(detect(name, &seed), FileKind::Image(kind), "{name}");
+        // A recogniser reads each (bars hold no text: no_text_content, not a crash or corrupt_file).
+        if scans::ocr_ready() {
+            let e = parse_with(FileKind::Image(kind), &seed, ParseOptions::default()).expect_err("no text");
+            assert_eq!(e.code.as_str(), "no_text_content", "{name}: {}", e.message);
+        }
+    }
+    let tiff = scans::Gray::bars(64, 24).tiff();
+    assert_eq!(detect("x.tif", &tiff), FileKind::Image("tiff"));
+    assert_eq!(detect("notes.txt", b"BMW and Audi sell cars."), FileKind::Text, "BM alone is not a bitmap");
+}
