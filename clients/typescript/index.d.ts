@@ -181,6 +181,8 @@ export interface Citation {
   filename: string;
   snippet: string;
   score: number;
+  /** Where the passage stands in its file: page, page_end, regions ({page, bbox, page_size}), slide, sheet. */
+  location?: Record<string, unknown> | null;
 }
 
 /** @schema MessageView */

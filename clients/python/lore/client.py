@@ -351,6 +351,9 @@ class _DocumentCalls(_Resource):
     def _file_call(self, id: str) -> Call:
         return Call(*endpoint("GET", "/v1/documents/{id}/file"), path={"id": id})
 
+    def _page_call(self, id: str, page: int) -> Call:
+        return Call(*endpoint("GET", "/v1/documents/{id}/pages/{page}"), path={"id": id, "page": str(page)})
+
 
 def _folder_files(folder: Union[str, os.PathLike], pattern: str) -> List[Path]:
     root = Path(folder)
@@ -417,6 +420,10 @@ class Documents(_DocumentCalls):
         """The file as it was uploaded."""
         return self._t.raw(self._file_call(id)).content
 
+    def page_image(self, id: str, page: int) -> bytes:
+        """A PDF page as a PNG, to show a chunk's ``regions`` on (boxes come with their page's size)."""
+        return self._t.raw(self._page_call(id, page)).content
+
 
 class AsyncDocuments(_DocumentCalls):
     async def upload(
@@ -481,6 +488,9 @@ class AsyncDocuments(_DocumentCalls):
 
     async def download(self, id: str) -> bytes:
         return (await self._t.raw(self._file_call(id))).content
+
+    async def page_image(self, id: str, page: int) -> bytes:
+        return (await self._t.raw(self._page_call(id, page))).content
 
 
 class Chunks(_Resource):

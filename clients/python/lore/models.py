@@ -312,6 +312,8 @@ class Citation(Model):
     filename: str = ""
     snippet: str = ""
     score: float = 0.0
+    # Where the passage stands in its file: page, page_end, regions ({page, bbox, page_size}), slide, sheet.
+    location: Optional[Dict[str, Any]] = None
 
 
 @dataclass

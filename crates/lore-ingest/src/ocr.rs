@@ -88,6 +88,8 @@ fn find_engine() -> std::result::Result<Engine, String> {
 #[derive(Debug, Default)]
 pub struct Recognised {
     pub lines: Vec<Line>,
+    /// Each page's width and height in pixels, by Tesseract's page number.
+    pub page_sizes: Vec<(u32, [f32; 2])>,
 }
 
 impl Recognised {
@@ -203,9 +205,35 @@ impl Session {
     }
 }
 
-/// Runs a tool with `input` on its stdin, returning its stdout; killed at `deadline`.
+/// A PDF page as a PNG whose longer side is `max_side` pixels, for showing (the console draws a
+/// cited region over it). Rendered by `pdftoppm` under `prlimit` (the parser's memory and CPU
+/// limits) when the machine has it, and killed after `parser_cpu_seconds`.
+pub fn render_page_png(pdf: &std::path::Path, page: u32, max_side: u32) -> Result<Vec<u8>> {
+    let b = budgets();
+    let deadline = Instant::now() + Duration::from_secs(b.parser_cpu_seconds.max(1));
+    let (page, side, path) = (page.to_string(), max_side.to_string(), pdf.to_string_lossy());
+    let pdftoppm = ["pdftoppm", "-f", &page, "-l", &page, "-scale-to", &side, "-png", &path];
+    let limits = [format!("--as={}", b.parser_memory_bytes), format!("--cpu={}", b.parser_cpu_seconds.max(1))];
+    let limited: Vec<&str> = limits.iter().map(String::as_str).chain(["--"]).chain(pdftoppm).collect();
+    match run("prlimit", &limited, None, deadline) {
+        Err(e) if e.code == Code::OcrUnavailable && e.message.starts_with("prlimit") => {
+            run(pdftoppm[0], &pdftoppm[1..], None, deadline)
+        }
+        other => other,
+    }
+}
+
+/// Runs a tool with `input` on its stdin, returning its stdout; killed at `deadline`. It sees
+/// none of the server's environment (which holds secrets) but where tools and their data are.
 fn run(program: &str, args: &[&str], input: Option<&[u8]>, deadline: Instant) -> Result<Vec<u8>> {
-    let mut child = Command::new(program)
+    let mut command = Command::new(program);
+    command.env_clear();
+    for name in ["PATH", "TESSDATA_PREFIX"] {
+        if let Some(value) = std::env::var_os(name) {
+            command.env(name, value);
+        }
+    }
+    let mut child = command
         .args(args)
         // One thread each: parser processes already run side by side, and CPU is their budget.
         .env("OMP_THREAD_LIMIT", "1")
@@ -285,10 +313,13 @@ fn parse_tsv(tsv: &str) -> Recognised {
     let mut current: Option<(u32, u32, u32, u32)> = None;
     for row in tsv.lines().skip(1) {
         let cols: Vec<&str> = row.splitn(12, '\t').collect();
+        let n = |i: usize| cols.get(i).and_then(|c| c.trim().parse::<u32>().ok()).unwrap_or(0);
+        if cols.len() >= 10 && cols[0] == "1" {
+            recognised.page_sizes.push((n(1).max(1), [n(8) as f32, n(9) as f32]));
+        }
         if cols.len() < 12 || cols[0] != "5" {
             continue;
         }
-        let n = |i: usize| cols[i].trim().parse::<u32>().unwrap_or(0);
         let text = cols[11].trim();
         if text.is_empty() {
             continue;
@@ -364,12 +395,15 @@ pub fn append(b: &mut Builder, recognised: &Recognised, page: u32, scale: f32, m
         }
         let offset = b.next_paragraph_start();
         b.paragraph(&text);
+        let size = recognised.page_sizes.iter().find(|(p, _)| *p == first.page).map(|(_, s)| *s).unwrap_or_default();
+        let page_size = size.map(|v| (v * scale * 10.0).round() / 10.0);
         for (start, len, bbox, low_confidence) in regions {
             b.regions.push(Region {
                 char_start: offset + start,
                 char_end: offset + start + len,
                 page: this_page,
                 bbox,
+                page_size,
                 low_confidence,
             });
         }
@@ -412,6 +446,7 @@ mod tests {
         assert_eq!(region_text(&b.regions[1]), "知识库");
         assert_eq!(region_text(&b.regions[2]), "Second");
         assert_eq!(b.regions[0].bbox, [5.0, 10.0, 65.0, 25.0]);
+        assert_eq!(b.regions[0].page_size, [400.0, 300.0], "the page's size, scaled as the boxes are");
         assert_eq!(b.regions[0].low_confidence, vec!["wrold".to_string()]);
         assert!(b.regions[1].low_confidence.is_empty());
         assert_eq!(b.regions[2].page, 3);

@@ -97,6 +97,7 @@ pub const TABLE: &[Rule] = &[
     rule("GET", "/v1/chunks/{id}", READ, Checked),
     rule("PATCH", "/v1/chunks/{id}", UPLOAD, Checked),
     rule("GET", "/v1/documents/{id}/file", READ, Checked),
+    rule("GET", "/v1/documents/{id}/pages/{page}", READ, Checked),
     rule("POST", "/v1/documents/{id}/restore", DELETE, Checked),
     rule("POST", "/v1/chunking/preview", UPLOAD, Checked),
     // With a key, only the built-in rules read the description: a key never spends the owner's

@@ -1,7 +1,7 @@
 //! `GET /v1/documents/{id}/file`: the uploaded bytes as they were stored, streamed from the blob
 //! store piece by piece (never held whole), with single-range requests for resuming and seeking.
 //! Served as an attachment that browsers neither render nor sniff: a tenant's HTML or SVG must
-//! not run as Lore's page.
+//! not run as Lore's page. `GET /v1/documents/{id}/pages/{page}`: a PDF page rendered as a PNG.
 
 use axum::body::{Body, Bytes};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
@@ -81,6 +81,56 @@ pub async fn download(state: &AppState, principal: &Principal, id: Id, headers: 
         h.insert(header::CONTENT_RANGE, value(&format!("bytes {start}-{}/{size}", end.saturating_sub(1))));
         *response.status_mut() = StatusCode::PARTIAL_CONTENT;
     }
+    Ok(response)
+}
+
+/// The longer side of a rendered page, in pixels.
+const PAGE_PIXELS: u32 = 1400;
+
+/// `GET /v1/documents/{id}/pages/{page}`: one page of a PDF as a PNG (at most 1,400 pixels on
+/// its longer side), to show where a cited passage stands: a chunk's `regions` give boxes with
+/// their page's size, so they scale onto it. Rendered by `pdftoppm` under the parser's memory
+/// and CPU limits (`prlimit`), with none of the server's environment. An image is its own page
+/// (`/file`).
+pub async fn page_image(state: &AppState, principal: &Principal, id: Id, page: u32) -> ApiResult<Response> {
+    principal.require(Scope::Read)?;
+    let doc = crate::service::owned_document(state, principal, id).await?;
+    if doc.file_type != "pdf" {
+        return Err(crate::error::error(
+            Code::ValidationFailed,
+            format!("only a PDF's pages are rendered; this is a {} file (GET /v1/documents/{id}/file)", doc.file_type),
+        ));
+    }
+    if page == 0 {
+        return Err(crate::service::not_found("page"));
+    }
+    let bytes = state.blobs.get(&doc.file_path).await?;
+    let rendered = tokio::task::spawn_blocking(move || {
+        let mut file = tempfile::NamedTempFile::new().map_err(Error::from)?;
+        std::io::Write::write_all(&mut file, &bytes).map_err(Error::from)?;
+        lore_ingest::ocr::render_page_png(file.path(), page, PAGE_PIXELS)
+    })
+    .await
+    .map_err(|e| Error::internal(format!("rendering panicked: {e}")))?;
+    let png = match rendered {
+        Ok(png) if png.starts_with(b"\x89PNG") => png,
+        // pdftoppm says a page past the end is a "wrong page range" (and prints nothing).
+        Ok(_) => return Err(crate::service::not_found("page")),
+        Err(e) if e.message.contains("page range") => return Err(crate::service::not_found("page")),
+        Err(e) if e.code == Code::CorruptFile => {
+            return Err(crate::error::error(
+                Code::CorruptFile,
+                format!("page {page} of this PDF could not be rendered"),
+            ));
+        }
+        Err(e) => return Err(e.into()),
+    };
+    let mut response = Response::new(Body::from(png));
+    let h = response.headers_mut();
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("image/png"));
+    h.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    h.insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static("sandbox; default-src 'none'"));
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("private, max-age=300"));
     Ok(response)
 }
 

@@ -319,6 +319,14 @@ pub fn document() -> OpenApi {
     .respond(206, "the requested range (Content-Range)", Some(("application/octet-stream", binary())))
     .respond(416, "the range starts past the end of the file", None)
     .add();
+    d.op(
+        Get,
+        "/v1/documents/{id}/pages/{page}",
+        "documents",
+        "A PDF page as a PNG (1,400 pixels on its longer side), to show a chunk's regions on it",
+    )
+    .respond(200, "the page, rendered", Some(("image/png", binary())))
+    .add();
 
     // search and chunking
     d.op(Post, "/v1/knowledge-bases/{id}/search", "search", "Hybrid, vector or full-text search")

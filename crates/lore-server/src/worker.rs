@@ -433,7 +433,8 @@ impl Reader {
 
 /// Where a chunk (`[start, end)` of the text) stands in its file: the page (slide, sheet, ...) it
 /// starts on, `page_end` when it ends on another, and for recognised text the boxes its lines
-/// cover on each page (`regions`, merged per page) and the words read with low confidence.
+/// cover on each page (`regions`, merged per page, with the page's size in the same units) and
+/// the words read with low confidence.
 fn place(metadata: &mut serde_json::Map<String, Value>, parsed: &parse::Parsed, start: usize, end: usize) {
     let Some(first) = parsed.location_at(start) else { return };
     metadata.insert(first.key.to_string(), first.value.clone());
@@ -443,11 +444,11 @@ fn place(metadata: &mut serde_json::Map<String, Value>, parsed: &parse::Parsed, 
     {
         metadata.insert(format!("{}_end", first.key), last.value.clone());
     }
-    let mut regions: Vec<(u32, [f32; 4])> = Vec::new();
+    let mut regions: Vec<(u32, [f32; 4], [f32; 2])> = Vec::new();
     let mut unsure: Vec<&str> = Vec::new();
     for region in parsed.regions_in(start, end) {
-        match regions.iter_mut().find(|(page, _)| *page == region.page) {
-            Some((_, b)) => {
+        match regions.iter_mut().find(|(page, ..)| *page == region.page) {
+            Some((_, b, _)) => {
                 *b = [
                     b[0].min(region.bbox[0]),
                     b[1].min(region.bbox[1]),
@@ -455,15 +456,17 @@ fn place(metadata: &mut serde_json::Map<String, Value>, parsed: &parse::Parsed, 
                     b[3].max(region.bbox[3]),
                 ];
             }
-            None => regions.push((region.page, region.bbox)),
+            None => regions.push((region.page, region.bbox, region.page_size)),
         }
         unsure.extend(region.low_confidence.iter().map(String::as_str));
     }
     if !regions.is_empty() {
         // To a tenth of a point (f32 → f64 would bring digits that mean nothing).
         let tenth = |v: f32| (f64::from(v) * 10.0).round() / 10.0;
-        let regions: Vec<Value> =
-            regions.iter().map(|(page, bbox)| serde_json::json!({"page": page, "bbox": bbox.map(tenth)})).collect();
+        let regions: Vec<Value> = regions
+            .iter()
+            .map(|(page, bbox, size)| serde_json::json!({"page": page, "bbox": bbox.map(tenth), "page_size": size.map(tenth)}))
+            .collect();
         metadata.insert("regions".into(), Value::Array(regions));
     }
     if !unsure.is_empty() {

@@ -62,13 +62,17 @@ impl<'de> Deserialize<'de> for Location {
 
 /// A stretch of the text (`[char_start, char_end)`, one recognised line) and where it stands on
 /// its page: `bbox` is left, top, right, bottom from the page's top-left corner, in PDF points
-/// for a PDF page and in pixels for an image. Words recognised with low confidence are listed.
+/// for a PDF page and in pixels for an image (`page_size` is the page's in the same units).
+/// Words recognised with low confidence are listed.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Region {
     pub char_start: usize,
     pub char_end: usize,
     pub page: u32,
     pub bbox: [f32; 4],
+    /// The page's width and height in the same units, to draw the box at any scale.
+    #[serde(default)]
+    pub page_size: [f32; 2],
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub low_confidence: Vec<String>,
 }

@@ -165,6 +165,14 @@ pub(crate) async fn document_file(
     crate::files::download(&state, &principal, id, &headers).await
 }
 
+pub(crate) async fn document_page(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path((id, page)): Path<(Id, u32)>,
+) -> ApiResult<axum::response::Response> {
+    crate::files::page_image(&state, &principal, id, page).await
+}
+
 pub(crate) async fn delete_document(
     State(state): State<AppState>,
     principal: Principal,

@@ -63,6 +63,7 @@ pub fn router(state: AppState) -> Router {
         .route("/documents/{id}/chunks", get(document_chunks).post(add_chunk))
         .route("/chunks/{id}", get(get_chunk).patch(update_chunk))
         .route("/documents/{id}/file", get(document_file))
+        .route("/documents/{id}/pages/{page}", get(document_page))
         .route("/documents/{id}/restore", post(restore_document))
         .route("/chunking/preview", post(preview_chunking))
         .route("/chunking/from-description", post(chunking_from_description))

@@ -1269,31 +1269,35 @@ function messageBubble(role, content, citations, extractive) {
 }
 
 /**
- * Where a chunk's recognised text stands in its file: an image is shown with the chunk's boxes
- * drawn over it (boxes are in the image's pixels); a PDF page opens in the browser's viewer at
- * that page, with the boxes' page coordinates (points from the top-left corner) listed.
+ * Where a chunk's recognised text stands in its file: each page it touches (an image is its own
+ * page; a PDF page is rendered by the server) with the chunk's boxes drawn over it. A box comes
+ * with its page's size in the same units, so it scales onto the page as shown.
  */
 function regionView(doc, meta) {
   const card = h('section', { class: 'card', id: 'cited-region', 'aria-label': t('cited_region') }, h('h2', {}, t('cited_region')));
-  if (doc.file_type === 'image') {
-    const frame = h('div', { class: 'page-view' });
-    const img = h('img', { src: fileHref(doc.id), alt: doc.filename });
+  const pages = [...new Set(meta.regions.map((r) => r.page))];
+  for (const page of pages) {
+    const src = doc.file_type === 'image' ? fileHref(doc.id) : `/v1/documents/${encodeURIComponent(doc.id)}/pages/${page}`;
+    const frame = h('div', { class: 'page-view', 'data-page': page });
+    const img = h('img', { src, alt: `${doc.filename} · ${t('page_n', page)}` });
     const place = () => {
-      const scale = img.clientWidth / (img.naturalWidth || 1);
       frame.querySelectorAll('.region').forEach((r) => r.remove());
-      for (const r of meta.regions) {
+      for (const r of meta.regions.filter((x) => x.page === page)) {
+        const units = (r.page_size && r.page_size[0]) || img.naturalWidth || 1;
+        const scale = img.clientWidth / units;
         const [x0, y0, x1, y1] = r.bbox;
-        add(frame, h('div', { class: 'region', 'data-page': r.page,
-          style: `left:${x0 * scale}px;top:${y0 * scale}px;width:${(x1 - x0) * scale}px;height:${(y1 - y0) * scale}px` }));
+        // Through the CSSOM: the console's CSP (style-src 'self') refuses style attributes.
+        const box = h('div', { class: 'region', 'data-page': page });
+        Object.assign(box.style, { left: `${x0 * scale}px`, top: `${y0 * scale}px`, width: `${(x1 - x0) * scale}px`, height: `${(y1 - y0) * scale}px` });
+        add(frame, box);
       }
     };
     img.addEventListener('load', place);
     add(frame, img);
-    return add(card, frame);
+    add(card, h('p', { class: 'muted' }, pageLabel(page), doc.file_type === 'pdf' ? [' · ',
+      h('a', { href: `${fileHref(doc.id)}#page=${page}`, target: '_blank', rel: 'noopener', class: 'region-link' }, t('open_page', page))] : null), frame);
   }
-  return add(card, h('ul', {}, meta.regions.map((r) => h('li', {},
-    h('a', { href: `${fileHref(doc.id)}#page=${r.page}`, target: '_blank', rel: 'noopener', class: 'region-link' }, t('open_page', r.page)),
-    ` · ${t('page_n', r.page)} · [${r.bbox.join(', ')}]`))));
+  return card;
 }
 
 /** "p. 2", or "pp. 2–3" for a chunk that runs onto another page. */

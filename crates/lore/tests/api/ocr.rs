@@ -42,7 +42,8 @@ async fn scans_and_images_are_found_by_the_words_in_their_pixels_and_cited_to_th
     let cover = scans::render(&font, &["Supply contract", "供货合同"], 16.0, 200);
     let pdf = app.ingest(&token, &kb, "contract-scan.pdf", scans::image_pdf(&[cover, scanned])).await;
     assert_eq!(pdf["status"], "completed", "{pdf}");
-    let (_, detail) = app.get(&token, &format!("/v1/documents/{}", pdf["id"].as_str().expect("id"))).await;
+    let pdf_id = pdf["id"].as_str().expect("id");
+    let (_, detail) = app.get(&token, &format!("/v1/documents/{pdf_id}")).await;
     let ocr = &detail["source_metadata"]["ocr"];
     assert_eq!(ocr["pages"], json!([1, 2]), "{detail}");
     assert!(ocr["engine"].as_str().is_some_and(|e| e.starts_with("tesseract")), "{detail}");
@@ -67,6 +68,30 @@ async fn scans_and_images_are_found_by_the_words_in_their_pixels_and_cited_to_th
     let boxes = regions_of(hit);
     assert!(boxes.iter().any(|r| r["page"] == 2), "{v}");
     assert!(boxes.iter().all(|r| r["bbox"][2].as_f64().is_some_and(|x| x <= 596.0)), "in points: {v}");
+
+    // A box comes with its page's size, and the page can be fetched to draw it on.
+    let size =
+        boxes[0]["page_size"].as_array().expect("page_size").iter().filter_map(Value::as_f64).collect::<Vec<_>>();
+    assert!(size.len() == 2 && size[0] > 500.0 && size[0] < 600.0, "an A4 page in points: {v}");
+    let page = app
+        .http
+        .get(app.url(&format!("/v1/documents/{pdf_id}/pages/2")))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .expect("page");
+    assert_eq!(page.status(), StatusCode::OK);
+    assert_eq!(page.headers()["content-type"], "image/png");
+    let png = page.bytes().await.expect("png");
+    assert!(png.starts_with(b"\x89PNG"), "a PNG");
+    let (status, v) = app.get(&token, &format!("/v1/documents/{pdf_id}/pages/9")).await;
+    assert_eq!((status, v["error"]["code"].as_str()), (StatusCode::NOT_FOUND, Some("not_found")), "{v}");
+    let image_id = image["id"].as_str().expect("id");
+    let (status, v) = app.get(&token, &format!("/v1/documents/{image_id}/pages/1")).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "an image is its own page: {v}");
+    let stranger = app.register("stranger").await;
+    let (status, _) = app.get(&stranger, &format!("/v1/documents/{pdf_id}/pages/1")).await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "another owner's page is not found");
 
     // By meaning, with the built-in model.
     let (_, v) = app
