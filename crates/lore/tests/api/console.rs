@@ -826,3 +826,87 @@ async fn the_console_session_is_an_httponly_cookie_guarded_against_csrf() {
     assert_eq!(status, StatusCode::UNAUTHORIZED);
     app.shutdown().await;
 }
+
+/// A passage read from a scan is shown where it stands: its box drawn over the image, and over
+/// the PDF page the server renders, at the size the page is shown.
+#[tokio::test]
+async fn a_cited_region_is_drawn_over_its_image_and_its_pdf_page() {
+    if std::env::var("LORE_TEST_BACKEND").as_deref() == Ok("postgres") {
+        eprintln!("skipped on the PostgreSQL pass");
+        return;
+    }
+    if !lore_ingest::scans::ocr_ready() {
+        return;
+    }
+    let Some(browser) = Browser::start("zh-CN").await else { return };
+    let app = spawn_app().await;
+    let font = lore_ingest::scans::font().expect("font");
+    let files = tempfile::tempdir().expect("files");
+    let lines = ["Pressure readings are taken every morning.", "每天早上记录一次压力读数。"];
+    let page = lore_ingest::scans::render(&font, &lines, 14.0, 200);
+    let (png, pdf) = (files.path().join("读数.png"), files.path().join("scan.pdf"));
+    std::fs::write(&png, page.png()).expect("png");
+    std::fs::write(&pdf, lore_ingest::scans::image_pdf(&[page])).expect("pdf");
+
+    browser.goto(&app.url("/")).await;
+    browser.find("#signin-form").await;
+    browser.click("#to-signup").await;
+    browser.fill("#signup-form input[name=username]", "scanner").await;
+    browser.fill("#signup-form input[name=email]", "scanner@example.com").await;
+    browser.fill("#signup-form input[name=password]", "correct horse battery").await;
+    browser.click("#signup-form button[type=submit]").await;
+    browser.find("#kb-create").await;
+    browser.fill("#kb-create input[name=name]", "扫描件 Scans").await;
+    browser.click("#kb-create button[type=submit]").await;
+    let input = browser.find("#file-input").await;
+    browser
+        .post(&format!("/element/{input}/value"), json!({"text": format!("{}\n{}", png.display(), pdf.display())}))
+        .await;
+    browser
+        .until(
+            "two scans read",
+            "const rows = [...document.querySelectorAll('#uploads li')];
+             return rows.length === 2 && rows.every(r => r.dataset.state === 'completed')",
+            json!([]),
+        )
+        .await;
+    let kb = app_kb_id(&browser).await;
+    // Each document's first chunk, as a citation would name it.
+    let cited = browser
+        .post(
+            "/execute/async",
+            json!({"script": "const done = arguments[arguments.length - 1];
+             (async () => {
+               const docs = (await (await fetch(`/v1/knowledge-bases/${arguments[0]}/documents`)).json()).data;
+               const out = [];
+               for (const d of docs) {
+                 const chunks = (await (await fetch(`/v1/documents/${d.id}/chunks`)).json()).data;
+                 out.push([d.id, d.file_type, chunks[0].id]);
+               }
+               return out;
+             })().then(done);", "args": [kb]}),
+        )
+        .await;
+    let cited = cited.as_array().expect("documents").clone();
+    assert_eq!(cited.len(), 2, "{cited:?}");
+    for doc in &cited {
+        let (id, kind, chunk) =
+            (doc[0].as_str().expect("id"), doc[1].as_str().expect("type"), doc[2].as_str().expect("chunk"));
+        browser.goto(&app.url(&format!("/#/docs/{id}?chunk={chunk}"))).await;
+        let drawn = browser
+            .until(
+                "the cited region drawn over its page",
+                "const img = document.querySelector('#cited-region img');
+                 const box = document.querySelector('#cited-region .region');
+                 return img && img.complete && img.naturalWidth > 0 && box && [box.offsetWidth, box.offsetHeight, img.clientWidth]",
+                json!([]),
+            )
+            .await;
+        let (w, h, shown) =
+            (drawn[0].as_f64().unwrap_or(0.0), drawn[1].as_f64().unwrap_or(0.0), drawn[2].as_f64().unwrap_or(0.0));
+        assert!(w > 10.0 && h > 2.0 && w < shown, "{kind}: a box within the page as shown: {drawn}");
+        browser.screenshot(&format!("20-cited-region-{kind}")).await;
+    }
+    browser.quit().await;
+    app.shutdown().await;
+}
