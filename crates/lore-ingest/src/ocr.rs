@@ -341,7 +341,7 @@ fn parse_tsv(tsv: &str) -> Recognised {
     recognised
 }
 
-fn is_cjk(c: char) -> bool {
+pub(crate) fn is_cjk(c: char) -> bool {
     matches!(c as u32,
         0x2E80..=0x9FFF | 0xF900..=0xFAFF | 0xFE30..=0xFE4F | 0xFF00..=0xFFEF | 0x20000..=0x2FA1F)
 }
@@ -362,22 +362,106 @@ fn join_onto(out: &mut String, next: &str, sep: char) {
 
 /// Appends what was recognised on `page` (or, for a multi-page image, on each of its pages
 /// from `page` on) to the text: a paragraph per recognised paragraph, a region per line, its
-/// box multiplied by `scale` (pixels to the page's units).
+/// box multiplied by `scale` (pixels to the page's units). Tables, found from the words' boxes
+/// as on a PDF's text layer, come out as Markdown tables where they stand, one region each.
 pub fn append(b: &mut Builder, recognised: &Recognised, page: u32, scale: f32, mark_pages: bool) {
-    let mut i = 0;
-    let mut last_page = None;
-    while i < recognised.lines.len() {
-        let first = &recognised.lines[i];
-        let this_page = page + first.page - 1;
-        if mark_pages && last_page != Some(this_page) {
+    let mut pages: Vec<u32> = recognised.lines.iter().map(|l| l.page).collect();
+    pages.dedup();
+    for tesseract_page in pages {
+        let this_page = page + tesseract_page - 1;
+        if mark_pages {
             b.mark("page", serde_json::json!(this_page));
-            last_page = Some(this_page);
         }
+        let lines: Vec<&Line> = recognised.lines.iter().filter(|l| l.page == tesseract_page).collect();
+        let size =
+            recognised.page_sizes.iter().find(|(p, _)| *p == tesseract_page).map(|(_, s)| *s).unwrap_or_default();
+        let page = Page { number: this_page, scale, size: size.map(|v| round(v * scale)) };
+        let mut tables = page_tables(&lines);
+        let in_table: Vec<bool> = (0..lines.len()).map(|i| tables.iter().any(|t| t.lines.contains(&i))).collect();
+        let mut i = 0;
+        while i < lines.len() {
+            if in_table[i] {
+                i += 1;
+                continue;
+            }
+            // Tables above this paragraph come first.
+            let top = lines[i].bbox()[1];
+            while let Some(k) = tables.iter().position(|t| t.top <= top) {
+                let table = tables.remove(k);
+                page.add_table(b, &lines, &table);
+            }
+            let first = lines[i];
+            let mut paragraph = Vec::new();
+            while let Some(line) = lines.get(i).filter(|l| l.paragraph == first.paragraph && !in_table[i]) {
+                paragraph.push(*line);
+                i += 1;
+            }
+            page.add_paragraph(b, &paragraph);
+        }
+        for table in tables {
+            page.add_table(b, &lines, &table);
+        }
+    }
+}
+
+fn round(v: f32) -> f32 {
+    (v * 10.0).round() / 10.0
+}
+
+/// A table among a page's lines: its cells, the lines it took, and its top (in pixels).
+struct PageTable {
+    rows: Vec<Vec<String>>,
+    lines: Vec<usize>,
+    top: f32,
+}
+
+fn page_tables(lines: &[&Line]) -> Vec<PageTable> {
+    let mut words: Vec<([f64; 4], &str)> = Vec::new();
+    let mut owner: Vec<usize> = Vec::new();
+    for (i, line) in lines.iter().enumerate() {
+        let [_, top, _, bottom] = line.bbox();
+        for w in &line.words {
+            words
+                .push(([f64::from(w.bbox[0]), f64::from(w.bbox[2]), f64::from(top), f64::from(bottom - top)], &w.text));
+            owner.push(i);
+        }
+    }
+    crate::pdf_layout::tables_in_words(&words)
+        .into_iter()
+        .map(|(rows, taken)| {
+            let mut taken_lines: Vec<usize> = taken.iter().filter_map(|w| owner.get(*w).copied()).collect();
+            taken_lines.sort_unstable();
+            taken_lines.dedup();
+            let top = taken_lines.iter().map(|&l| lines[l].bbox()[1]).fold(f32::MAX, f32::min);
+            PageTable { rows, lines: taken_lines, top }
+        })
+        .collect()
+}
+
+/// Where recognised text is being placed: the page's number, scale and size in its units.
+struct Page {
+    number: u32,
+    scale: f32,
+    size: [f32; 2],
+}
+
+impl Page {
+    fn region(&self, char_start: usize, len: usize, bbox: [f32; 4], low_confidence: Vec<String>) -> Region {
+        Region {
+            char_start,
+            char_end: char_start + len,
+            page: self.number,
+            bbox: bbox.map(|v| round(v * self.scale)),
+            page_size: self.size,
+            low_confidence,
+        }
+    }
+
+    /// A paragraph of lines, a region per line.
+    fn add_paragraph(&self, b: &mut Builder, lines: &[&Line]) {
         let mut text = String::new();
-        let mut regions = Vec::new();
-        while let Some(line) =
-            recognised.lines.get(i).filter(|l| l.page == first.page && l.paragraph == first.paragraph)
-        {
+        let mut spans = Vec::new();
+        for line in lines {
             let mut line_text = String::new();
             for word in &line.words {
                 join_onto(&mut line_text, &word.text, ' ');
@@ -385,29 +469,32 @@ pub fn append(b: &mut Builder, recognised: &Recognised, page: u32, scale: f32, m
             if let Some(c) = separator(&text, &line_text, '\n') {
                 text.push(c);
             }
-            let start = text.chars().count();
+            spans.push((text.chars().count(), line_text.chars().count(), *line));
             text.push_str(&line_text);
-            let bbox = line.bbox().map(|v| (v * scale * 10.0).round() / 10.0);
-            let low_confidence =
-                line.words.iter().filter(|w| w.confidence < LOW_CONFIDENCE).map(|w| w.text.clone()).collect();
-            regions.push((start, line_text.chars().count(), bbox, low_confidence));
-            i += 1;
         }
         let offset = b.next_paragraph_start();
         b.paragraph(&text);
-        let size = recognised.page_sizes.iter().find(|(p, _)| *p == first.page).map(|(_, s)| *s).unwrap_or_default();
-        let page_size = size.map(|v| (v * scale * 10.0).round() / 10.0);
-        for (start, len, bbox, low_confidence) in regions {
-            b.regions.push(Region {
-                char_start: offset + start,
-                char_end: offset + start + len,
-                page: this_page,
-                bbox,
-                page_size,
-                low_confidence,
-            });
+        for (start, len, line) in spans {
+            b.regions.push(self.region(offset + start, len, line.bbox(), unsure(&[line])));
         }
     }
+
+    /// A table as a Markdown table, one region around all its lines.
+    fn add_table(&self, b: &mut Builder, lines: &[&Line], table: &PageTable) {
+        let taken: Vec<&Line> = table.lines.iter().map(|&i| lines[i]).collect();
+        let bbox = taken.iter().map(|l| l.bbox()).fold([f32::MAX, f32::MAX, 0.0, 0.0], |a, c| {
+            [a[0].min(c[0]), a[1].min(c[1]), a[2].max(c[2]), a[3].max(c[3])]
+        });
+        let text = crate::chunk::markdown_table(&table.rows);
+        let offset = b.next_paragraph_start();
+        b.paragraph(&text);
+        b.regions.push(self.region(offset, text.chars().count(), bbox, unsure(&taken)));
+    }
+}
+
+/// The words of these lines read with low confidence.
+fn unsure(lines: &[&Line]) -> Vec<String> {
+    lines.iter().flat_map(|l| &l.words).filter(|w| w.confidence < LOW_CONFIDENCE).map(|w| w.text.clone()).collect()
 }
 
 /// The resolution a page of `width` × `height` points is rendered at for recognition: 300 DPI,

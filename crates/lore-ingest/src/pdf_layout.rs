@@ -16,6 +16,8 @@ struct Glyph {
     y: f64,
     size: f64,
     text: String,
+    /// For words given by the caller ([`tables_in_words`]): which one this is.
+    index: usize,
 }
 
 #[derive(Debug, Clone)]
@@ -52,7 +54,14 @@ impl OutputDev for Collector {
         let v = trm.transform_vector(euclid::vec2(font_size, font_size));
         let size = (v.x * v.y).abs().sqrt().max(0.1);
         if let Some((_, glyphs)) = self.pages.last_mut() {
-            glyphs.push(Glyph { x: trm.m31, end: trm.m31 + width * size, y: trm.m32, size, text: text.to_string() });
+            glyphs.push(Glyph {
+                x: trm.m31,
+                end: trm.m31 + width * size,
+                y: trm.m32,
+                size,
+                text: text.to_string(),
+                index: usize::MAX,
+            });
         }
         Ok(())
     }
@@ -94,10 +103,15 @@ fn segments(row: &[Glyph], gap: f64) -> Vec<Line> {
         let mut text = String::new();
         let mut last_end: Option<f64> = None;
         for g in current.iter() {
+            // A space where the gap is one, but never between two CJK characters (Chinese
+            // writes none; a recogniser's words may stand apart).
+            let cjk_pair = text.chars().last().is_some_and(crate::ocr::is_cjk)
+                && g.text.chars().next().is_some_and(crate::ocr::is_cjk);
             if let Some(end) = last_end
                 && g.x - end > 0.2 * g.size
                 && !text.ends_with(' ')
                 && !g.text.starts_with(' ')
+                && !cjk_pair
             {
                 text.push(' ');
             }
@@ -125,10 +139,11 @@ fn lines_of(rows: &[&Vec<Glyph>]) -> Vec<Line> {
     rows.iter().flat_map(|row| segments(row, 2.5)).collect()
 }
 
-/// A table found on a page: where its first row stands, and its cells.
+/// A table found on a page: where its first row stands, its cells, and the rows it took.
 struct Table {
     y: f64,
     rows: Vec<Vec<String>>,
+    taken: std::ops::Range<usize>,
 }
 
 /// Cells of a table row are cut at gaps wider than this many font sizes.
@@ -185,7 +200,7 @@ fn tables_of(rows: &[Vec<Glyph>]) -> (Vec<Table>, Vec<bool>) {
                     out
                 })
                 .collect();
-            tables.push(Table { y: cells[i][0].y, rows: table_rows });
+            tables.push(Table { y: cells[i][0].y, rows: table_rows, taken: i..j });
             used[i..j].iter_mut().for_each(|u| *u = true);
             i = j;
         } else {
@@ -193,6 +208,33 @@ fn tables_of(rows: &[Vec<Glyph>]) -> (Vec<Table>, Vec<bool>) {
         }
     }
     (tables, used)
+}
+
+/// Tables among positioned words (a recognised page's: left, right, top and height, y growing
+/// downwards, and text): each table's cells, and the indexes of the words it took.
+pub(crate) fn tables_in_words(words: &[([f64; 4], &str)]) -> Vec<(Vec<Vec<String>>, Vec<usize>)> {
+    let glyphs = words
+        .iter()
+        .enumerate()
+        .map(|(index, ([left, right, top, height], text))| Glyph {
+            x: *left,
+            end: *right,
+            // Rows are read top to bottom by falling y, as on a PDF page.
+            y: -(top + height / 2.0),
+            size: height.max(1.0),
+            text: text.to_string(),
+            index,
+        })
+        .collect();
+    let rows = rows_of(glyphs);
+    let (tables, _) = tables_of(&rows);
+    tables
+        .into_iter()
+        .map(|t| {
+            let taken = rows[t.taken.clone()].iter().flatten().map(|g| g.index).collect();
+            (t.rows, taken)
+        })
+        .collect()
 }
 
 /// The x-spans a row's cells cover.

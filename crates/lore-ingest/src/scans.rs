@@ -73,21 +73,35 @@ pub fn render(font: &FontVec, lines: &[&str], points: f32, dpi: u32) -> Gray {
     let height = (2.0 * margin + line_height * wrapped.len() as f32) as usize;
     let mut image = Gray { width, height, pixels: vec![255; width * height], dpi };
     for (i, line) in wrapped.iter().enumerate() {
-        let mut x = margin;
         let baseline = margin + line_height * i as f32 + scaled.ascent();
-        for c in line.chars() {
-            let id = font.glyph_id(c);
-            let glyph = id.with_scale_and_position(px, ab_glyph::point(x, baseline));
-            x += scaled.h_advance(id);
-            let Some(outline) = font.outline_glyph(glyph) else { continue };
-            let bounds = outline.px_bounds();
-            outline.draw(|gx, gy, coverage| {
-                let (x, y) = (bounds.min.x as i64 + gx as i64, bounds.min.y as i64 + gy as i64);
-                if (0..width as i64).contains(&x) && (0..height as i64).contains(&y) {
-                    let p = &mut image.pixels[y as usize * width + x as usize];
-                    *p = (*p as f32 * (1.0 - coverage.clamp(0.0, 1.0))) as u8;
-                }
-            });
+        image.draw(font, line, margin, baseline, px);
+    }
+    image
+}
+
+/// A title line, then `rows` set as a table in aligned columns (each as wide as its widest cell
+/// and two ems), with no ruling lines: only the text's geometry says it is a table.
+pub fn render_table(font: &FontVec, title: &str, rows: &[Vec<String>], points: f32, dpi: u32) -> Gray {
+    let px = points * dpi as f32 / 72.0;
+    let scaled = font.as_scaled(PxScale::from(px));
+    let advance = |s: &str| s.chars().map(|c| scaled.h_advance(font.glyph_id(c))).sum::<f32>();
+    let margin = dpi as f32 * 0.75;
+    let columns = rows.iter().map(Vec::len).max().unwrap_or(0);
+    let mut x = vec![margin];
+    for c in 0..columns {
+        let widest = rows.iter().filter_map(|r| r.get(c)).map(|t| advance(t)).fold(0.0, f32::max);
+        let last = x[x.len() - 1];
+        x.push(last + widest + 2.0 * px);
+    }
+    let width = (x[columns].max(dpi as f32 * 8.27) + margin) as usize;
+    let line_height = px * 1.6;
+    let height = (2.0 * margin + line_height * (rows.len() + 2) as f32) as usize;
+    let mut image = Gray { width, height, pixels: vec![255; width * height], dpi };
+    image.draw(font, title, margin, margin + scaled.ascent(), px);
+    for (r, row) in rows.iter().enumerate() {
+        let baseline = margin + line_height * (r + 2) as f32 + scaled.ascent();
+        for (c, cell) in row.iter().enumerate() {
+            image.draw(font, cell, x[c], baseline, px);
         }
     }
     image
@@ -107,6 +121,26 @@ fn pieces(line: &str) -> Vec<String> {
 }
 
 impl Gray {
+    /// Sets `text` in black from `x` on the `baseline`, at `px` pixels an em.
+    fn draw(&mut self, font: &FontVec, text: &str, mut x: f32, baseline: f32, px: f32) {
+        let scaled = font.as_scaled(PxScale::from(px));
+        let (width, height) = (self.width as i64, self.height as i64);
+        for c in text.chars() {
+            let id = font.glyph_id(c);
+            let glyph = id.with_scale_and_position(px, ab_glyph::point(x, baseline));
+            x += scaled.h_advance(id);
+            let Some(outline) = font.outline_glyph(glyph) else { continue };
+            let bounds = outline.px_bounds();
+            outline.draw(|gx, gy, coverage| {
+                let (x, y) = (bounds.min.x as i64 + gx as i64, bounds.min.y as i64 + gy as i64);
+                if (0..width).contains(&x) && (0..height).contains(&y) {
+                    let p = &mut self.pixels[y as usize * self.width + x as usize];
+                    *p = (*p as f32 * (1.0 - coverage.clamp(0.0, 1.0))) as u8;
+                }
+            });
+        }
+    }
+
     /// The page as a scanner might give it: at `dpi` (resampled), turned, speckled.
     pub fn scanned(&self, dpi: u32, look: ScanLike) -> Gray {
         let scale = dpi as f32 / self.dpi as f32;

@@ -202,3 +202,42 @@ fn every_image_format_is_detected_and_sized_from_its_header() {
     assert_eq!(detect("x.tif", &tiff), FileKind::Image("tiff"));
     assert_eq!(detect("notes.txt", b"BMW and Audi sell cars."), FileKind::Text, "BM alone is not a bitmap");
 }
+
+/// Tables on scanned pages are found from the recognised words' boxes, as on a text layer.
+#[test]
+fn tables_on_scans_come_back_as_markdown_tables() {
+    if !scans::ocr_ready() {
+        return;
+    }
+    let font = scans::font().expect("font");
+    let rows: Vec<Vec<String>> = [
+        ["Warehouse", "Item", "Stock"],
+        ["上海仓库", "Steel bolts", "1200"],
+        ["北京仓库", "Copper wire", "350"],
+        ["Berlin depot", "Pump seals", "75"],
+        ["广州仓库", "Valves", "40"],
+    ]
+    .iter()
+    .map(|r| r.iter().map(|c| c.to_string()).collect())
+    .collect();
+    let image = scans::render_table(&font, "Inventory on 1 March 库存盘点", &rows, 12.0, 300);
+    let (mut right, mut cells) = (0, 0);
+    for (kind, bytes) in
+        [(FileKind::Image("png"), image.png()), (FileKind::Pdf, scans::image_pdf(std::slice::from_ref(&image)))]
+    {
+        let parsed = read(kind, &bytes);
+        let found = lore_ingest::samples::markdown_cells(&parsed.text);
+        let (r, c) = lore_ingest::samples::cell_accuracy(&rows, &found);
+        eprintln!("{kind:?}: {r}/{c} cells\n{}", parsed.text);
+        right += r;
+        cells += c;
+        assert!(parsed.text.starts_with("Inventory on 1 March"), "{}", parsed.text);
+        // The table is one region, around all its rows.
+        let table_at = parsed.text.find("| Warehouse").expect("a table");
+        let start = parsed.text[..table_at].chars().count();
+        assert!(parsed.regions.iter().any(|r| r.char_start == start), "{:?}", parsed.regions);
+    }
+    let accuracy = right as f64 / cells as f64;
+    eprintln!("scanned table cell accuracy: {right}/{cells} = {accuracy:.3}");
+    assert!(accuracy >= 0.9, "{accuracy}");
+}
