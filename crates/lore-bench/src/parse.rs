@@ -216,30 +216,6 @@ pub(crate) fn parse_folder(args: ParseArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Natural sentences to render (a recogniser's language model expects words, not word salad).
-const OCR_TEXTS: &[&[&str]] = &[
-    &[
-        "Quarterly maintenance of the cooling towers is due in March.",
-        "Inspectors must record the water temperature, the pump pressure",
-        "and any corrosion found on the intake valves before signing off.",
-    ],
-    &[
-        "合同双方应当按照约定全面履行自己的义务。",
-        "当事人一方不履行合同义务或者履行合同义务不符合约定的，",
-        "应当承担继续履行、采取补救措施或者赔偿损失等违约责任。",
-    ],
-    &[
-        "The committee approved the budget for the new library wing,",
-        "including shelving for twelve thousand volumes and a reading room",
-        "that stays open until ten in the evening during examinations.",
-    ],
-    &[
-        "本公司将于下月起调整员工差旅报销标准，",
-        "住宿费用按照城市等级分别核定，交通费用凭票据实报销，",
-        "请各部门负责人及时传达并监督执行。",
-    ],
-];
-
 /// `--ocr-pages`: Lore's recognition (the image parser, isolated when the run is) against
 /// Tesseract's CLI on the same PNG files, alternating clean 300 DPI pages and scan-like 150 DPI
 /// ones (turned 2°, 1% speckle).
@@ -253,9 +229,9 @@ fn ocr_figures(pages: usize, pool: Option<&lore_ingest::isolate::ParserPool>) ->
     // (lines, png, scan-like)
     let images: Vec<(&[&str], Vec<u8>, bool)> = (0..pages)
         .map(|i| {
-            let lines = OCR_TEXTS[i % OCR_TEXTS.len()];
+            let lines = scans::TEXTS[i % scans::TEXTS.len()];
             let page = scans::render(&font, lines, 12.0, 300);
-            let scan = i / OCR_TEXTS.len() % 2 == 1;
+            let scan = i / scans::TEXTS.len() % 2 == 1;
             let image =
                 if scan { page.scanned(150, ScanLike { degrees: 2.0, noise: 0.01, seed: i as u64 }) } else { page };
             (lines, image.png(), scan)

@@ -6,6 +6,31 @@ use ab_glyph::{Font, FontVec, PxScale, ScaleFont};
 
 use crate::samples::Rng;
 
+/// Natural sentences to render, English and Chinese by turns (a recogniser's language model
+/// expects words, not word salad): the OCR tests and `lore bench parse --ocr-pages` read them.
+pub const TEXTS: &[&[&str]] = &[
+    &[
+        "Quarterly maintenance of the cooling towers is due in March.",
+        "Inspectors must record the water temperature, the pump pressure",
+        "and any corrosion found on the intake valves before signing off.",
+    ],
+    &[
+        "合同双方应当按照约定全面履行自己的义务。",
+        "当事人一方不履行合同义务或者履行合同义务不符合约定的，",
+        "应当承担继续履行、采取补救措施或者赔偿损失等违约责任。",
+    ],
+    &[
+        "The committee approved the budget for the new library wing,",
+        "including shelving for twelve thousand volumes and a reading room",
+        "that stays open until ten in the evening during examinations.",
+    ],
+    &[
+        "本公司将于下月起调整员工差旅报销标准，",
+        "住宿费用按照城市等级分别核定，交通费用凭票据实报销，",
+        "请各部门负责人及时传达并监督执行。",
+    ],
+];
+
 /// Where the CJK font is looked for, first found wins.
 pub const FONT_PATHS: &[&str] =
     &["/usr/share/fonts/truetype/wqy/wqy-zenhei.ttc", "/usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc"];

@@ -6,16 +6,8 @@ use lore_ingest::ocr::OcrMode;
 use lore_ingest::parse::{ParseOptions, parse_with};
 use lore_ingest::scans::{self, Gray, ScanLike, character_accuracy};
 
-const ENGLISH: &[&str] = &[
-    "Quarterly maintenance of the cooling towers is due in March.",
-    "Inspectors must record the water temperature, the pump pressure",
-    "and any corrosion found on the intake valves before signing off.",
-];
-const CHINESE: &[&str] = &[
-    "合同双方应当按照约定全面履行自己的义务。",
-    "当事人一方不履行合同义务或者履行合同义务不符合约定的，",
-    "应当承担继续履行、采取补救措施或者赔偿损失等违约责任。",
-];
+const ENGLISH: &[&str] = scans::TEXTS[0];
+const CHINESE: &[&str] = scans::TEXTS[1];
 const SCAN: ScanLike = ScanLike { degrees: 2.5, noise: 0.02, seed: 20261207 };
 
 fn page(lines: &[&str]) -> Gray {

@@ -77,15 +77,7 @@ pub fn docx(bytes: &[u8], mode: crate::ocr::OcrMode) -> Result<(Builder, Option<
             }
             Ok(Event::End(e)) => match local_name(e.name().as_ref()) {
                 "t" => in_text = false,
-                "p" if table_depth > 0 => {
-                    if let Some(cell) = row.last_mut() {
-                        if !cell.is_empty() {
-                            cell.push(' ');
-                        }
-                        cell.push_str(paragraph.trim());
-                    }
-                    paragraph.clear();
-                }
+                "p" if table_depth > 0 => add_to_cell(&mut row, &std::mem::take(&mut paragraph)),
                 "p" => {
                     let text = paragraph.trim().to_string();
                     if let (Some(level), false) = (heading, text.is_empty()) {
@@ -127,6 +119,16 @@ pub fn docx(bytes: &[u8], mode: crate::ocr::OcrMode) -> Result<(Builder, Option<
         b.title = Some(title);
     }
     Ok((b, images.metadata()))
+}
+
+/// A paragraph inside a table cell joins the row's last cell's text.
+fn add_to_cell(row: &mut [String], paragraph: &str) {
+    if let Some(cell) = row.last_mut() {
+        if !cell.is_empty() {
+            cell.push(' ');
+        }
+        cell.push_str(paragraph.trim());
+    }
 }
 
 /// The text of the first element with this local name.
@@ -171,15 +173,7 @@ pub(crate) fn drawing_paragraphs(xml: &[u8]) -> Result<Vec<String>> {
             Ok(Event::Text(t)) if in_text => current.push_str(&unescape(&t)),
             Ok(Event::End(e)) => match local_name(e.name().as_ref()) {
                 "t" => in_text = false,
-                "p" if table_depth > 0 => {
-                    if let Some(cell) = row.last_mut() {
-                        if !cell.is_empty() {
-                            cell.push(' ');
-                        }
-                        cell.push_str(current.trim());
-                    }
-                    current.clear();
-                }
+                "p" if table_depth > 0 => add_to_cell(&mut row, &std::mem::take(&mut current)),
                 "p" => {
                     if !current.trim().is_empty() {
                         out.push(current.trim().to_string());

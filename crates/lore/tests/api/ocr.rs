@@ -9,16 +9,8 @@ use serde_json::{Value, json};
 
 use super::spawn_app;
 
-const ENGLISH: &[&str] = &[
-    "Quarterly maintenance of the cooling towers is due in March.",
-    "Inspectors must record the water temperature, the pump pressure",
-    "and any corrosion found on the intake valves before signing off.",
-];
-const CHINESE: &[&str] = &[
-    "合同双方应当按照约定全面履行自己的义务。",
-    "当事人一方不履行合同义务或者履行合同义务不符合约定的，",
-    "应当承担继续履行、采取补救措施或者赔偿损失等违约责任。",
-];
+const ENGLISH: &[&str] = scans::TEXTS[0];
+const CHINESE: &[&str] = scans::TEXTS[1];
 
 fn regions_of(hit: &Value) -> Vec<Value> {
     hit["metadata"]["regions"].as_array().cloned().unwrap_or_default()
