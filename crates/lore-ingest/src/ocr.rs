@@ -160,7 +160,8 @@ impl Session {
     pub fn recognise(&mut self, image: &[u8], dpi: Option<u32>) -> Result<Recognised> {
         let mut recognised = self.read(image, dpi, &self.engine.languages)?;
         let languages: Vec<&str> = self.engine.languages.split('+').collect();
-        if languages.len() > 1 && recognised.mean_confidence() < RETRY_CONFIDENCE {
+        // A blank page (nothing read) is not unsure: it is read once.
+        if languages.len() > 1 && recognised.visible_chars() > 0 && recognised.mean_confidence() < RETRY_CONFIDENCE {
             for language in languages {
                 let alone = self.read(image, dpi, language)?;
                 if alone.mean_confidence() > recognised.mean_confidence() {

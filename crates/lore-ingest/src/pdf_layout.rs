@@ -32,12 +32,13 @@ struct Line {
 /// Collects positioned glyphs page by page.
 #[derive(Default)]
 pub struct Collector {
-    pages: Vec<(f64, Vec<Glyph>)>,
+    /// Each page's media box (llx, lly, urx, ury) and glyphs.
+    pages: Vec<([f64; 4], Vec<Glyph>)>,
 }
 
 impl OutputDev for Collector {
     fn begin_page(&mut self, _: u32, media_box: &MediaBox, _: Option<(f64, f64, f64, f64)>) -> Result<(), OutputError> {
-        self.pages.push(((media_box.urx - media_box.llx).abs().max(1.0), Vec::new()));
+        self.pages.push(([media_box.llx, media_box.lly, media_box.urx, media_box.ury], Vec::new()));
         Ok(())
     }
     fn end_page(&mut self) -> Result<(), OutputError> {
@@ -275,65 +276,139 @@ fn gutter(lines: &[Line], width: f64) -> Option<f64> {
     best.map(|(x, _)| x)
 }
 
-fn join(lines: &[&Line]) -> String {
-    let mut out = String::new();
+/// A paragraph of a page (or a table) and where its lines stand: `(start, length)` in
+/// characters of `text`, and `[left, top, right, bottom]` in points from the page's top-left
+/// corner.
+#[derive(Debug, Clone, Default)]
+pub struct Placed {
+    pub text: String,
+    pub lines: Vec<(usize, usize, [f32; 4])>,
+}
+
+/// A page's paragraphs and tables in reading order, and its width and height in points.
+#[derive(Debug, Clone, Default)]
+pub struct PageText {
+    pub paragraphs: Vec<Placed>,
+    pub size: [f32; 2],
+}
+
+impl PageText {
+    /// The page's text, paragraphs separated by blank lines.
+    pub fn text(&self) -> String {
+        self.paragraphs.iter().map(|p| p.text.as_str()).collect::<Vec<_>>().join("\n\n")
+    }
+}
+
+/// Converts PDF coordinates (y up from the media box's corner) to boxes from the top-left.
+#[derive(Clone, Copy)]
+struct Frame {
+    left: f64,
+    top: f64,
+}
+
+impl Frame {
+    /// A line's box: from its baseline, ascenders up to 0.8 of its size, descenders 0.2 down.
+    fn bbox(self, start: f64, end: f64, y: f64, size: f64) -> [f32; 4] {
+        self.rect(start, end, y + 0.8 * size, y - 0.2 * size)
+    }
+
+    /// The box from `left` to `right` and from `top` down to `bottom` (PDF coordinates).
+    fn rect(self, left: f64, right: f64, top: f64, bottom: f64) -> [f32; 4] {
+        let r = |v: f64| ((v * 10.0).round() / 10.0) as f32;
+        [r(left - self.left), r(self.top - top), r(right - self.left), r(self.top - bottom)]
+    }
+}
+
+/// Lines into paragraphs: a gap wider than a line and a half starts a new one.
+fn join(lines: &[&Line], frame: Frame) -> Vec<Placed> {
+    let mut out: Vec<Placed> = Vec::new();
     let mut prev: Option<&Line> = None;
     for line in lines {
-        if let Some(p) = prev {
-            // A gap wider than a line and a half starts a new paragraph.
-            out.push_str(if p.y - line.y > 1.8 * line.size.max(p.size) { "\n\n" } else { "\n" });
+        let text = line.text.trim();
+        if text.is_empty() {
+            continue;
         }
-        out.push_str(line.text.trim());
+        let new_paragraph = prev.is_none_or(|p| p.y - line.y > 1.8 * line.size.max(p.size));
+        if new_paragraph || out.is_empty() {
+            out.push(Placed::default());
+        }
+        let Some(paragraph) = out.last_mut() else { continue };
+        if !paragraph.text.is_empty() {
+            paragraph.text.push('\n');
+        }
+        let start = paragraph.text.chars().count();
+        paragraph.text.push_str(text);
+        paragraph.lines.push((start, text.chars().count(), frame.bbox(line.start, line.end, line.y, line.size)));
         prev = Some(line);
     }
     out
 }
 
-/// Each page's text in reading order, its tables as Markdown tables.
-pub fn pages_in_reading_order(collector: Collector) -> Vec<String> {
-    collector.pages.into_iter().map(|(width, glyphs)| page_text(width, glyphs)).collect()
+/// Each page's text in reading order, its tables as Markdown tables, with where it stands.
+pub fn pages_in_reading_order(collector: Collector) -> Vec<PageText> {
+    collector.pages.into_iter().map(|(media, glyphs)| page_text(media, glyphs)).collect()
 }
 
-fn page_text(width: f64, glyphs: Vec<Glyph>) -> String {
+fn page_text(media: [f64; 4], glyphs: Vec<Glyph>) -> PageText {
+    let [llx, lly, urx, ury] = media;
+    let (width, frame) = ((urx - llx).abs().max(1.0), Frame { left: llx.min(urx), top: lly.max(ury) });
+    let size = [((urx - llx).abs()) as f32, ((ury - lly).abs()) as f32];
     let rows = rows_of(glyphs);
     let (tables, used) = tables_of(&rows);
     let rest: Vec<&Vec<Glyph>> = rows.iter().zip(&used).filter(|(_, u)| !**u).map(|(r, _)| r).collect();
     let lines = lines_of(&rest);
-    let table_text = |t: &Table| crate::chunk::markdown_table(&t.rows);
-    let Some(x) = gutter(&lines, width) else {
-        // One column: text and tables top to bottom.
-        let mut blocks: Vec<(f64, String)> = tables.iter().map(|t| (t.y, table_text(t))).collect();
-        let mut run: Vec<&Line> = Vec::new();
-        for line in &lines {
-            let table_between = run.last().is_some_and(|prev| tables.iter().any(|t| prev.y > t.y && t.y > line.y));
-            if table_between {
-                blocks.push((run[0].y, join(&run)));
-                run.clear();
-            }
-            run.push(line);
+    // A table is one paragraph, one box around its rows.
+    let table_block = |t: &Table| {
+        let text = crate::chunk::markdown_table(&t.rows);
+        let glyphs = rows[t.taken.clone()].iter().flatten();
+        let (mut x0, mut x1, mut top, mut bottom) = (f64::MAX, f64::MIN, f64::MIN, f64::MAX);
+        for g in glyphs {
+            (x0, x1, top, bottom) =
+                (x0.min(g.x), x1.max(g.end), top.max(g.y + 0.8 * g.size), bottom.min(g.y - 0.2 * g.size));
         }
-        if let Some(first) = run.first() {
-            blocks.push((first.y, join(&run)));
-        }
-        blocks.sort_by(|a, b| b.0.total_cmp(&a.0));
-        return blocks.into_iter().map(|(_, t)| t).filter(|t| !t.is_empty()).collect::<Vec<_>>().join("\n\n");
+        let bbox = frame.rect(x0, x1, top, bottom);
+        let len = text.chars().count();
+        Placed { text, lines: vec![(0, len, bbox)] }
     };
-    let first_column_y = lines.iter().filter(|l| l.end <= x || l.start >= x).map(|l| l.y).fold(f64::MIN, f64::max);
-    let spanning = |l: &&Line| l.start < x && l.end > x;
-    let above: Vec<&Line> = lines.iter().filter(|l| spanning(l) && l.y > first_column_y).collect();
-    let below: Vec<&Line> = lines.iter().filter(|l| spanning(l) && l.y <= first_column_y).collect();
-    let left: Vec<&Line> = lines.iter().filter(|l| l.end <= x).collect();
-    let right: Vec<&Line> = lines.iter().filter(|l| l.start >= x).collect();
-    // Tables on a two-column page stand above the columns or after them.
-    let tables_above: Vec<String> = tables.iter().filter(|t| t.y > first_column_y).map(table_text).collect();
-    let tables_below: Vec<String> = tables.iter().filter(|t| t.y <= first_column_y).map(table_text).collect();
-    [join(&above)]
-        .into_iter()
-        .chain(tables_above)
-        .chain([join(&left), join(&right)])
-        .chain(tables_below)
-        .chain([join(&below)])
-        .filter(|s| !s.is_empty())
-        .collect::<Vec<_>>()
-        .join("\n\n")
+    let paragraphs = match gutter(&lines, width) {
+        None => {
+            // One column: text and tables top to bottom.
+            let mut blocks: Vec<(f64, Vec<Placed>)> = tables.iter().map(|t| (t.y, vec![table_block(t)])).collect();
+            let mut run: Vec<&Line> = Vec::new();
+            for line in &lines {
+                let table_between = run.last().is_some_and(|prev| tables.iter().any(|t| prev.y > t.y && t.y > line.y));
+                if table_between {
+                    blocks.push((run[0].y, join(&run, frame)));
+                    run.clear();
+                }
+                run.push(line);
+            }
+            if let Some(first) = run.first() {
+                blocks.push((first.y, join(&run, frame)));
+            }
+            blocks.sort_by(|a, b| b.0.total_cmp(&a.0));
+            blocks.into_iter().flat_map(|(_, p)| p).collect()
+        }
+        Some(x) => {
+            let first_column_y =
+                lines.iter().filter(|l| l.end <= x || l.start >= x).map(|l| l.y).fold(f64::MIN, f64::max);
+            let spanning = |l: &&Line| l.start < x && l.end > x;
+            let above: Vec<&Line> = lines.iter().filter(|l| spanning(l) && l.y > first_column_y).collect();
+            let below: Vec<&Line> = lines.iter().filter(|l| spanning(l) && l.y <= first_column_y).collect();
+            let left: Vec<&Line> = lines.iter().filter(|l| l.end <= x).collect();
+            let right: Vec<&Line> = lines.iter().filter(|l| l.start >= x).collect();
+            // Tables on a two-column page stand above the columns or after them.
+            let tables_above = tables.iter().filter(|t| t.y > first_column_y).map(table_block);
+            let tables_below: Vec<Placed> = tables.iter().filter(|t| t.y <= first_column_y).map(table_block).collect();
+            join(&above, frame)
+                .into_iter()
+                .chain(tables_above)
+                .chain(join(&left, frame))
+                .chain(join(&right, frame))
+                .chain(tables_below)
+                .chain(join(&below, frame))
+                .collect()
+        }
+    };
+    PageText { paragraphs, size }
 }

@@ -97,7 +97,13 @@ fn a_pdf_with_a_text_layer_is_not_recognised_unless_asked() {
     }
     let pdf = lore_ingest::samples::pdf(&["Knowledge bases hold documents and their chunks for search."]);
     let auto = read(FileKind::Pdf, &pdf);
-    assert!(auto.metadata.get("ocr").is_none() && auto.regions.is_empty());
+    assert!(auto.metadata.get("ocr").is_none(), "{:?}", auto.metadata);
+    // The text layer's lines have their boxes too: 12 pt text set at (72, 720) on a Letter page,
+    // from the top-left corner.
+    let line = &auto.regions[0];
+    assert_eq!((line.page, line.page_size, line.char_start), (1, [612.0, 792.0], 0), "{line:?}");
+    assert!((line.bbox[0] - 72.0).abs() < 0.5 && (line.bbox[1] - 62.4).abs() < 0.5, "{line:?}");
+    assert!(line.bbox[2] > 300.0 && line.low_confidence.is_empty(), "{line:?}");
     let always = parse_with(FileKind::Pdf, &pdf, ParseOptions { ocr: OcrMode::Always }).expect("recognised");
     assert_eq!(always.metadata["ocr"]["pages"], serde_json::json!([1]));
     assert!(always.text.contains("Knowledge"), "{}", always.text);

@@ -10,7 +10,8 @@ use serde_json::{Value, json};
 use super::*;
 use crate::ocr::{self, OcrMode};
 
-/// PDF: the text layer page by page, a page number for every stretch of text. Pages without
+/// PDF: the text layer page by page, a page number for every stretch of text and a region (its
+/// box on the page) for every line. Pages without
 /// a text layer (scans, text drawn as outlines), or every page with `OcrMode::Always`, are
 /// rendered and read by text recognition, their lines kept as regions in PDF points from the
 /// page's top-left corner; the second value is the `ocr` metadata when any page was.
@@ -31,7 +32,8 @@ pub fn pdf(bytes: &[u8], mode: OcrMode) -> Result<(Builder, Option<Value>)> {
     .map_err(|_| corrupt("PDF", "its content streams are malformed"))?
     .map_err(|e| corrupt("PDF", e))?;
     let page_ids: Vec<lopdf::ObjectId> = doc.get_pages().into_values().collect();
-    let visible = |i: usize| pages[i].chars().filter(|c| !c.is_whitespace()).count();
+    let texts: Vec<String> = pages.iter().map(crate::pdf_layout::PageText::text).collect();
+    let visible = |i: usize| texts[i].chars().filter(|c| !c.is_whitespace()).count();
     // A scan: no text at all (text drawn as outlines, too), or a little text beside an image
     // (a scanner's stamp, a cover's title over a photo).
     let scanned: Vec<usize> = (0..pages.len())
@@ -47,7 +49,7 @@ pub fn pdf(bytes: &[u8], mode: OcrMode) -> Result<(Builder, Option<Value>)> {
             }
         })
         .collect();
-    let has_text_layer = pages.iter().any(|p| !p.trim().is_empty());
+    let has_text_layer = texts.iter().any(|p| !p.trim().is_empty());
     let (recognised, metadata) = match recognise_pages(bytes, &doc, &scanned) {
         Ok((recognised, metadata)) => (recognised, metadata),
         // Text pages are worth keeping when the recogniser is missing; the scans are named.
@@ -68,9 +70,20 @@ pub fn pdf(bytes: &[u8], mode: OcrMode) -> Result<(Builder, Option<Value>)> {
             ocr::append(&mut b, lines, i as u32 + 1, *scale, false);
             continue;
         }
-        for paragraph in page.split("\n\n") {
-            let joined = paragraph.lines().map(str::trim).filter(|l| !l.is_empty()).collect::<Vec<_>>().join("\n");
-            b.paragraph(&joined);
+        // The text layer, each line's box a region (in points from the top-left corner).
+        for paragraph in &page.paragraphs {
+            let offset = b.next_paragraph_start();
+            b.paragraph(&paragraph.text);
+            for &(start, len, bbox) in &paragraph.lines {
+                b.regions.push(Region {
+                    char_start: offset + start,
+                    char_end: offset + start + len,
+                    page: i as u32 + 1,
+                    bbox,
+                    page_size: page.size,
+                    low_confidence: Vec::new(),
+                });
+            }
         }
         // Images beside the text (a screenshot, a scanned insert): their text after the page's.
         let page_images = page_ids.get(i).and_then(|id| doc.get_page_images(*id).ok()).unwrap_or_default();
