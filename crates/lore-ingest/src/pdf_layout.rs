@@ -156,7 +156,10 @@ const MAX_MEAN_PAIR_CHARS: usize = 16;
 
 /// The tables among a page's rows, and which rows they took.
 fn tables_of(rows: &[Vec<Glyph>]) -> (Vec<Table>, Vec<bool>) {
-    let cells: Vec<Vec<Line>> = rows.iter().map(|r| segments(r, CELL_GAP)).collect();
+    // Only a row with a gap wider than a cell gap can be a table's row: prose rows are not cut.
+    let has_gap = |row: &[Glyph]| row.windows(2).any(|w| w[1].x - w[0].end > CELL_GAP * w[1].size.max(w[0].size));
+    let cells: Vec<Vec<Line>> =
+        rows.iter().map(|r| if has_gap(r) { segments(r, CELL_GAP) } else { Vec::new() }).collect();
     let tabular = |c: &[Line]| {
         let mean = c.iter().map(|l| l.text.trim().chars().count()).sum::<usize>() / c.len().max(1);
         c.len() >= 3 && mean <= MAX_MEAN_CELL_CHARS || c.len() == 2 && mean <= MAX_MEAN_PAIR_CHARS

@@ -302,7 +302,7 @@ pub async fn chunk_with(
     for stretch in lore_ingest::chunk::stretches(text, *max_chunk_size, measure) {
         match stretch {
             lore_ingest::chunk::Stretch::Text { start, text } => {
-                out.extend(lore_ingest::chunk::moved(semantic(embedder, &text, strategy, measure).await?, start));
+                out.extend(lore_ingest::chunk::moved(semantic(embedder, text, strategy, measure).await?, start));
             }
             table => out.extend(table.chunks(|_| Ok::<_, Error>(Vec::new()))?),
         }

@@ -13,18 +13,40 @@ pub fn markdown_table(rows: &[Vec<String>]) -> String {
     if width == 0 {
         return String::new();
     }
-    let line = |row: &[String]| {
-        let cells: Vec<String> = (0..width)
-            .map(|i| {
-                let cell = row.get(i).map(String::as_str).unwrap_or("");
-                cell.split_whitespace().collect::<Vec<_>>().join(" ").replace('|', "\\|")
-            })
-            .collect();
-        format!("| {} |", cells.join(" | "))
+    // Written straight into one string: a sheet can have a hundred thousand rows.
+    let mut out = String::with_capacity(rows.iter().flatten().map(|c| c.len() + 3).sum::<usize>() + 8 * width);
+    let line = |out: &mut String, row: &[String]| {
+        out.push('|');
+        for i in 0..width {
+            out.push(' ');
+            let cell = row.get(i).map(String::as_str).unwrap_or("").trim();
+            // Most cells are one line without a `|`: copied as they are.
+            if !cell.bytes().any(|b| matches!(b, b'\n' | b'\r' | b'\t' | b'|')) {
+                out.push_str(cell);
+                out.push_str(" |");
+                continue;
+            }
+            for (n, word) in cell.split_whitespace().enumerate() {
+                if n > 0 {
+                    out.push(' ');
+                }
+                if word.contains('|') {
+                    out.push_str(&word.replace('|', "\\|"));
+                } else {
+                    out.push_str(word);
+                }
+            }
+            out.push_str(" |");
+        }
     };
-    let mut out = vec![line(&rows[0]), format!("|{}", " --- |".repeat(width))];
-    out.extend(rows[1..].iter().map(|r| line(r)));
-    out.join("\n")
+    line(&mut out, &rows[0]);
+    out.push_str("\n|");
+    out.push_str(&" --- |".repeat(width));
+    for row in &rows[1..] {
+        out.push('\n');
+        line(&mut out, row);
+    }
+    out
 }
 
 /// The Markdown tables of `text`, as character spans `[start, end)`: a header line and a
@@ -69,24 +91,26 @@ pub fn tables_in(text: &str) -> Vec<(usize, usize)> {
 
 /// A stretch of a text: prose from character `start` on, to be chunked by a strategy, or a
 /// table already cut into its chunks.
-pub enum Stretch {
-    Text { start: usize, text: String },
+pub enum Stretch<'a> {
+    Text { start: usize, text: &'a str },
     Table(Vec<TextChunk>),
 }
 
 /// `text` cut at its tables, each table into one chunk, or, past `max` as `measure` counts,
 /// into chunks of whole rows under the header.
-pub fn stretches(text: &str, max: usize, measure: Measure<'_>) -> Vec<Stretch> {
+pub fn stretches<'a>(text: &'a str, max: usize, measure: Measure<'_>) -> Vec<Stretch<'a>> {
     let tables = tables_in(text);
     if tables.is_empty() {
-        return vec![Stretch::Text { start: 0, text: text.to_string() }];
+        return vec![Stretch::Text { start: 0, text }];
     }
     let chars: Vec<char> = text.chars().collect();
+    // Byte offsets of each character (and the end), to hand out slices of the text.
+    let bytes: Vec<usize> = text.char_indices().map(|(b, _)| b).chain([text.len()]).collect();
     let mut out = Vec::new();
     let mut at = 0;
     for (start, end) in tables.into_iter().chain([(chars.len(), chars.len())]) {
         if start > at {
-            let between: String = chars[at..start].iter().collect();
+            let between = &text[bytes[at]..bytes[start]];
             if !between.trim().is_empty() {
                 out.push(Stretch::Text { start: at, text: between });
             }
@@ -99,12 +123,12 @@ pub fn stretches(text: &str, max: usize, measure: Measure<'_>) -> Vec<Stretch> {
     out
 }
 
-impl Stretch {
+impl Stretch<'_> {
     /// Prose chunked by `chunk_text` (its offsets moved onto the whole text), or the table's chunks.
     pub fn chunks<E>(self, chunk_text: impl FnOnce(&str) -> Result<Vec<TextChunk>, E>) -> Result<Vec<TextChunk>, E> {
         match self {
             Stretch::Table(chunks) => Ok(chunks),
-            Stretch::Text { start, text } => Ok(moved(chunk_text(&text)?, start)),
+            Stretch::Text { start, text } => Ok(moved(chunk_text(text)?, start)),
         }
     }
 }
