@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use lore_core::budget::{budgets, exceeded};
 use lore_core::error::{Code, Error, Result};
 
-use crate::formats::{Builder, Region};
+use crate::formats::{Builder, EMPTY_BOX, Region, union_box};
 
 pub use lore_core::model::OcrMode;
 
@@ -128,9 +128,7 @@ pub struct Word {
 
 impl Line {
     fn bbox(&self) -> [f32; 4] {
-        self.words.iter().fold([f32::MAX, f32::MAX, 0.0, 0.0], |b, w| {
-            [b[0].min(w.bbox[0]), b[1].min(w.bbox[1]), b[2].max(w.bbox[2]), b[3].max(w.bbox[3])]
-        })
+        self.words.iter().map(|w| w.bbox).fold(EMPTY_BOX, union_box)
     }
 }
 
@@ -483,9 +481,7 @@ impl Page {
     /// A table as a Markdown table, one region around all its lines.
     fn add_table(&self, b: &mut Builder, lines: &[&Line], table: &PageTable) {
         let taken: Vec<&Line> = table.lines.iter().map(|&i| lines[i]).collect();
-        let bbox = taken.iter().map(|l| l.bbox()).fold([f32::MAX, f32::MAX, 0.0, 0.0], |a, c| {
-            [a[0].min(c[0]), a[1].min(c[1]), a[2].max(c[2]), a[3].max(c[3])]
-        });
+        let bbox = taken.iter().map(|l| l.bbox()).fold(EMPTY_BOX, union_box);
         let text = crate::chunk::markdown_table(&table.rows);
         let offset = b.next_paragraph_start();
         b.paragraph(&text);

@@ -10,6 +10,15 @@ use crate::detect::FileKind;
 use crate::formats::{self, Builder, Location, Region};
 use crate::ocr::OcrMode;
 
+/// A box on a page (`[left, top, right, bottom]` from its top-left corner, in PDF points or
+/// image pixels) with the page's size in the same units: a chunk's `regions`.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct PageBox {
+    pub page: u32,
+    pub bbox: [f64; 4],
+    pub page_size: [f64; 2],
+}
+
 /// How a file is read, beyond its kind: the knowledge base's settings that reach the parser.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ParseOptions {
@@ -36,13 +45,35 @@ pub struct Parsed {
 impl Parsed {
     /// The location (page, slide, ...) in force at a character offset of `text`.
     pub fn location_at(&self, char_offset: usize) -> Option<&Location> {
-        self.locations.iter().take_while(|l| l.char_start <= char_offset).last()
+        let after = self.locations.partition_point(|l| l.char_start <= char_offset);
+        after.checked_sub(1).map(|i| &self.locations[i])
     }
 
     /// The regions that overlap `[start, end)` of `text`.
     pub fn regions_in(&self, start: usize, end: usize) -> impl Iterator<Item = &Region> {
         let first = self.regions.partition_point(|r| r.char_end <= start);
         self.regions[first..].iter().take_while(move |r| r.char_start < end)
+    }
+
+    /// Where `[start, end)` of `text` stands: a box per page around its regions, and the
+    /// words among them read with low confidence.
+    pub fn boxes_in(&self, start: usize, end: usize) -> (Vec<PageBox>, Vec<&str>) {
+        let mut boxes: Vec<(u32, [f32; 4], [f32; 2])> = Vec::new();
+        let mut unsure = Vec::new();
+        for region in self.regions_in(start, end) {
+            match boxes.iter_mut().find(|(page, ..)| *page == region.page) {
+                Some((_, bbox, _)) => *bbox = formats::union_box(*bbox, region.bbox),
+                None => boxes.push((region.page, region.bbox, region.page_size)),
+            }
+            unsure.extend(region.low_confidence.iter().map(String::as_str));
+        }
+        // To a tenth of a unit: f32 widened to f64 brings digits that mean nothing.
+        let tenth = |v: f32| (f64::from(v) * 10.0).round() / 10.0;
+        let boxes = boxes
+            .into_iter()
+            .map(|(page, bbox, size)| PageBox { page, bbox: bbox.map(tenth), page_size: size.map(tenth) })
+            .collect();
+        (boxes, unsure)
     }
 }
 

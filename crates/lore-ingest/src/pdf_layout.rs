@@ -296,9 +296,9 @@ pub struct PageText {
 }
 
 impl PageText {
-    /// The page's text, paragraphs separated by blank lines.
-    pub fn text(&self) -> String {
-        self.paragraphs.iter().map(|p| p.text.as_str()).collect::<Vec<_>>().join("\n\n")
+    /// Characters of the page's text, white space aside.
+    pub fn visible_chars(&self) -> usize {
+        self.paragraphs.iter().map(|p| p.text.chars().filter(|c| !c.is_whitespace()).count()).sum()
     }
 }
 

@@ -239,3 +239,42 @@ fn tables_on_scans_come_back_as_markdown_tables() {
     eprintln!("scanned table cell accuracy: {right}/{cells} = {accuracy:.3}");
     assert!(accuracy >= 0.9, "{accuracy}");
 }
+
+/// A document's images are read only for recognition, each within its own cap and outside the
+/// document's budget: a DOCX whose "image" inflates to just under the whole budget (a zip
+/// bomb) keeps its text and its title (read after it), whether recognition would look at the
+/// image or is turned off.
+#[test]
+fn an_oversized_image_inside_a_document_costs_its_text_nothing() {
+    use std::io::Write;
+    let document = r#"<w:document xmlns:w="w" xmlns:a="a" xmlns:r="r"><w:body><w:p><w:r><w:t>Text beside a bomb.</w:t></w:r></w:p><w:p><w:r><w:drawing><a:graphic><a:graphicData><a:blip r:embed="rId1"/></a:graphicData></a:graphic></w:drawing></w:r></w:p></w:body></w:document>"#;
+    let rels = r#"<Relationships><Relationship Id="rId1" Type="image" Target="media/bomb.png"/></Relationships>"#;
+    let mut out = std::io::Cursor::new(Vec::new());
+    let mut w = zip::ZipWriter::new(&mut out);
+    let options = zip::write::SimpleFileOptions::default();
+    w.start_file("word/document.xml", options).expect("entry");
+    w.write_all(document.as_bytes()).expect("write");
+    w.start_file("word/_rels/document.xml.rels", options).expect("entry");
+    w.write_all(rels.as_bytes()).expect("write");
+    w.start_file("word/media/bomb.png", options).expect("entry");
+    let zeros = vec![0u8; 1 << 20];
+    // 4 KiB short of the budget: read into it, it would leave too little for the title's part.
+    let budget = lore_core::budget::budgets().max_expanded_bytes as usize;
+    let image = budget - 4096;
+    for _ in 0..image >> 20 {
+        w.write_all(&zeros).expect("write");
+    }
+    w.write_all(&zeros[..image % (1 << 20)]).expect("write");
+    w.start_file("docProps/core.xml", options).expect("entry");
+    let padding = " ".repeat(8192);
+    w.write_all(format!("<cp:coreProperties><dc:title>Bomb report</dc:title>{padding}</cp:coreProperties>").as_bytes())
+        .expect("write");
+    w.finish().expect("zip");
+    let docx = out.into_inner();
+    assert!(docx.len() < 2 << 20, "a small file: {}", docx.len());
+    for ocr in [OcrMode::Auto, OcrMode::Never] {
+        let parsed = parse_with(FileKind::Docx, &docx, ParseOptions { ocr }).expect("the text is kept");
+        assert_eq!(parsed.text, "Text beside a bomb.", "{ocr:?}");
+        assert_eq!(parsed.title.as_deref(), Some("Bomb report"), "{ocr:?}");
+    }
+}

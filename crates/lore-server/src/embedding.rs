@@ -294,33 +294,34 @@ pub async fn chunk_with(
     strategy: &lore_core::chunking::Strategy,
     measure: Measure<'_>,
 ) -> Result<Vec<lore_ingest::chunk::TextChunk>, Error> {
-    let lore_core::chunking::Strategy::Semantic { max_chunk_size, .. } = strategy else {
+    use lore_ingest::chunk::{Stretch, moved, stretches};
+    let lore_core::chunking::Strategy::Semantic { breakpoint_percentile, min_chunk_size, max_chunk_size } = strategy
+    else {
         return Ok(lore_ingest::chunk::chunk_measured(text, strategy, measure));
     };
+    let bounds = (*min_chunk_size, *max_chunk_size);
     // Tables stay tables; the prose between them is grouped by meaning.
     let mut out = Vec::new();
-    for stretch in lore_ingest::chunk::stretches(text, *max_chunk_size, measure) {
+    for stretch in stretches(text, *max_chunk_size, measure) {
         match stretch {
-            lore_ingest::chunk::Stretch::Text { start, text } => {
-                out.extend(lore_ingest::chunk::moved(semantic(embedder, text, strategy, measure).await?, start));
+            Stretch::Text { start, text } => {
+                out.extend(moved(semantic(embedder, text, *breakpoint_percentile, bounds, measure).await?, start));
             }
-            table => out.extend(table.chunks(|_| Ok::<_, Error>(Vec::new()))?),
+            Stretch::Table(chunks) => out.extend(chunks),
         }
     }
     Ok(out)
 }
 
+/// Prose grouped by meaning: sentences embedded, cut where consecutive ones differ most.
 async fn semantic(
     embedder: &dyn Embedder,
     text: &str,
-    strategy: &lore_core::chunking::Strategy,
+    breakpoint_percentile: f64,
+    (min_chunk_size, max_chunk_size): (usize, usize),
     measure: Measure<'_>,
 ) -> Result<Vec<lore_ingest::chunk::TextChunk>, Error> {
-    let lore_core::chunking::Strategy::Semantic { breakpoint_percentile, min_chunk_size, max_chunk_size } = strategy
-    else {
-        return Ok(lore_ingest::chunk::chunk_measured(text, strategy, measure));
-    };
-    let sentences = lore_ingest::chunk::sentences_measured(text, *max_chunk_size, measure);
+    let sentences = lore_ingest::chunk::sentences_measured(text, max_chunk_size, measure);
     let texts: Vec<String> = sentences.iter().map(|s| s.content.clone()).collect();
     let vectors = embed_all(embedder, &texts).await?;
     let similarities: Vec<f32> =
@@ -329,8 +330,8 @@ async fn semantic(
         text,
         &sentences,
         &similarities,
-        *breakpoint_percentile,
-        (*min_chunk_size, *max_chunk_size),
+        breakpoint_percentile,
+        (min_chunk_size, max_chunk_size),
         measure,
     ))
 }

@@ -86,6 +86,10 @@ pub async fn download(state: &AppState, principal: &Principal, id: Id, headers: 
 
 /// The longer side of a rendered page, in pixels.
 const PAGE_PIXELS: u32 = 1400;
+/// Pages this node renders at once. Each render may spend the parser's CPU limit, and a
+/// tenant can ask for pages as fast as it likes: past this, a request is refused (503) at once
+/// rather than queued.
+static RENDERS: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(2);
 
 /// `GET /v1/documents/{id}/pages/{page}`: one page of a PDF as a PNG (at most 1,400 pixels on
 /// its longer side), to show where a cited passage stands: a chunk's `regions` give boxes with
@@ -104,6 +108,12 @@ pub async fn page_image(state: &AppState, principal: &Principal, id: Id, page: u
     if page == 0 {
         return Err(crate::service::not_found("page"));
     }
+    let Ok(_rendering) = RENDERS.try_acquire() else {
+        return Err(crate::error::error(
+            Code::Unavailable,
+            "pages are being rendered for others; try again in a moment",
+        ));
+    };
     let bytes = state.blobs.get(&doc.file_path).await?;
     let rendered = tokio::task::spawn_blocking(move || {
         let mut file = tempfile::NamedTempFile::new().map_err(Error::from)?;

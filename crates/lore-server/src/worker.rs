@@ -444,30 +444,9 @@ fn place(metadata: &mut serde_json::Map<String, Value>, parsed: &parse::Parsed, 
     {
         metadata.insert(format!("{}_end", first.key), last.value.clone());
     }
-    let mut regions: Vec<(u32, [f32; 4], [f32; 2])> = Vec::new();
-    let mut unsure: Vec<&str> = Vec::new();
-    for region in parsed.regions_in(start, end) {
-        match regions.iter_mut().find(|(page, ..)| *page == region.page) {
-            Some((_, b, _)) => {
-                *b = [
-                    b[0].min(region.bbox[0]),
-                    b[1].min(region.bbox[1]),
-                    b[2].max(region.bbox[2]),
-                    b[3].max(region.bbox[3]),
-                ];
-            }
-            None => regions.push((region.page, region.bbox, region.page_size)),
-        }
-        unsure.extend(region.low_confidence.iter().map(String::as_str));
-    }
-    if !regions.is_empty() {
-        // To a tenth of a point (f32 → f64 would bring digits that mean nothing).
-        let tenth = |v: f32| (f64::from(v) * 10.0).round() / 10.0;
-        let regions: Vec<Value> = regions
-            .iter()
-            .map(|(page, bbox, size)| serde_json::json!({"page": page, "bbox": bbox.map(tenth), "page_size": size.map(tenth)}))
-            .collect();
-        metadata.insert("regions".into(), Value::Array(regions));
+    let (boxes, unsure) = parsed.boxes_in(start, end);
+    if !boxes.is_empty() {
+        metadata.insert("regions".into(), json!(boxes));
     }
     if !unsure.is_empty() {
         metadata.insert("ocr_low_confidence".into(), serde_json::json!(unsure));

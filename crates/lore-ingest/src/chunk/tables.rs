@@ -52,6 +52,10 @@ pub fn markdown_table(rows: &[Vec<String>]) -> String {
 /// The Markdown tables of `text`, as character spans `[start, end)`: a header line and a
 /// separator line, both `|`-delimited, and the `|` lines after them.
 pub fn tables_in(text: &str) -> Vec<(usize, usize)> {
+    // Every document is chunked through here: one without a separator line is not read line by line.
+    if !text.contains("---") {
+        return Vec::new();
+    }
     let mut lines = Vec::new(); // (start char, end char, line)
     let mut at = 0;
     for line in text.split('\n') {

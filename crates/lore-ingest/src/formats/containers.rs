@@ -17,6 +17,9 @@ pub(crate) fn expanded_too_far(what: &str) -> Error {
     )
 }
 
+/// The largest embedded image read for its text (a scanned page at 300 DPI is a few MiB).
+pub const MAX_IMAGE_ENTRY: u64 = 32 << 20;
+
 pub struct Archive {
     zip: zip::ZipArchive<Cursor<Vec<u8>>>,
     budget: u64,
@@ -72,6 +75,16 @@ impl Archive {
             self.budget -= read;
         }
         Ok(())
+    }
+
+    /// An embedded image's bytes, when the entry exists and inflates to at most
+    /// [`MAX_IMAGE_ENTRY`]. Read for recognition one at a time and dropped, so outside the
+    /// document's budget: a large photo must not use up what the text is read with.
+    pub fn read_image(&mut self, name: &str) -> Option<Vec<u8>> {
+        let entry = self.zip.by_name(name).ok()?;
+        let mut out = Vec::new();
+        entry.take(MAX_IMAGE_ENTRY + 1).read_to_end(&mut out).ok()?;
+        (out.len() as u64 <= MAX_IMAGE_ENTRY).then_some(out)
     }
 
     pub fn read_required(&mut self, name: &str) -> Result<Vec<u8>> {

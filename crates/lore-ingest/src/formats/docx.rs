@@ -29,8 +29,9 @@ pub fn docx(bytes: &[u8], mode: crate::ocr::OcrMode) -> Result<(Builder, Option<
         match reader.read_event_into(&mut buf) {
             // An image (DrawingML's `a:blip`, naming its part by relationship).
             Ok(Event::Start(e) | Event::Empty(e)) if local_name(e.name().as_ref()) == "blip" => {
-                let target = attr(&e, "embed").and_then(|id| rels.get(&id).cloned());
-                if let Some(image) = target.and_then(|t| archive.read(&t).ok().flatten())
+                // Read out of the archive only when it will be recognised.
+                let target = attr(&e, "embed").filter(|_| images.wants_more()).and_then(|id| rels.get(&id).cloned());
+                if let Some(image) = target.and_then(|t| archive.read_image(&t))
                     && let Some(text) = images.text_of(&image)
                 {
                     image_texts.push(text);

@@ -32,7 +32,7 @@ pub fn image(bytes: &[u8], mode: OcrMode) -> Result<(Builder, Value)> {
 /// An image decodes to about four bytes a pixel: one whose header promises more than
 /// `max_expanded_bytes` is refused before anything decodes it (a 5 KB PNG can claim
 /// 100,000 × 100,000 pixels).
-pub(crate) fn check_image_size(bytes: &[u8]) -> Result<()> {
+pub(crate) fn check_image_size(bytes: &[u8]) -> Result<imagesize::ImageSize> {
     let size = imagesize::blob_size(bytes).map_err(|e| corrupt("image", e))?;
     let decoded = (size.width as u64).saturating_mul(size.height as u64).saturating_mul(4);
     let max = budgets().max_expanded_bytes;
@@ -51,7 +51,7 @@ pub(crate) fn check_image_size(bytes: &[u8]) -> Result<()> {
     if size.width == 0 || size.height == 0 {
         return Err(corrupt("image", "it has no pixels"));
     }
-    Ok(())
+    Ok(size)
 }
 
 /// Images inside a document (a DOCX or PPTX figure, an image on a PDF page with text), read
@@ -66,6 +66,7 @@ pub struct EmbeddedImages {
     read: usize,
     with_text: usize,
     skipped: usize,
+    out_of_time: bool,
 }
 
 impl EmbeddedImages {
@@ -74,20 +75,30 @@ impl EmbeddedImages {
     const MIN_SIDE: usize = 24;
 
     pub fn new(mode: OcrMode) -> EmbeddedImages {
-        EmbeddedImages { mode, session: None, unavailable: false, read: 0, with_text: 0, skipped: 0 }
+        EmbeddedImages {
+            mode,
+            session: None,
+            unavailable: false,
+            read: 0,
+            with_text: 0,
+            skipped: 0,
+            out_of_time: false,
+        }
+    }
+
+    /// Whether another image would be read: callers neither extract nor decode one otherwise
+    /// (a document's images count against its expansion budget as they are read).
+    pub fn wants_more(&self) -> bool {
+        self.mode != OcrMode::Never && !self.unavailable && !self.out_of_time && self.read < Self::MAX
     }
 
     /// The text an image carries (paragraphs separated by blank lines), when it carries any.
     pub fn text_of(&mut self, image: &[u8]) -> Option<String> {
-        if self.mode == OcrMode::Never || self.unavailable {
+        if !self.wants_more() {
             return None;
         }
-        let size = imagesize::blob_size(image).ok()?;
-        if size.width < Self::MIN_SIDE || size.height < Self::MIN_SIDE || check_image_size(image).is_err() {
-            return None;
-        }
-        if self.read >= Self::MAX {
-            self.skipped += 1;
+        let size = check_image_size(image).ok()?;
+        if size.width < Self::MIN_SIDE || size.height < Self::MIN_SIDE {
             return None;
         }
         if self.session.is_none() {
@@ -104,8 +115,10 @@ impl EmbeddedImages {
         // Past the file's deadline (or a damaged image) the rest are skipped, the text kept.
         let recognised = match session.recognise(image, None) {
             Ok(r) => r,
-            Err(_) => {
+            Err(e) => {
                 self.skipped += 1;
+                // Out of time (or of the parser's limits): no other image is started.
+                self.out_of_time |= e.code == Code::ResourceLimitExceeded;
                 return None;
             }
         };
@@ -126,8 +139,12 @@ impl EmbeddedImages {
         let mut m = self.session.as_ref().map(ocr::Session::metadata).unwrap_or_else(|| serde_json::json!({}));
         m["images_read"] = self.read.into();
         m["images_with_text"] = self.with_text.into();
+        // Images whose reading failed (past the file's deadline, or damaged).
         if self.skipped > 0 {
             m["images_skipped"] = self.skipped.into();
+        }
+        if self.read >= Self::MAX {
+            m["images_limit_reached"] = true.into();
         }
         if self.unavailable {
             m["unavailable"] = "images were not read: this server has no text recognition (Tesseract)".into();

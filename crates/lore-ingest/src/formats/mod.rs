@@ -77,6 +77,14 @@ pub struct Region {
     pub low_confidence: Vec<String>,
 }
 
+/// The smallest box around two (`[left, top, right, bottom]`).
+pub fn union_box(a: [f32; 4], b: [f32; 4]) -> [f32; 4] {
+    [a[0].min(b[0]), a[1].min(b[1]), a[2].max(b[2]), a[3].max(b[3])]
+}
+
+/// What `union_box` folds from: contains nothing.
+pub const EMPTY_BOX: [f32; 4] = [f32::MAX, f32::MAX, f32::MIN, f32::MIN];
+
 /// Text under construction, keeping locations in step with the character count.
 #[derive(Default)]
 pub struct Builder {

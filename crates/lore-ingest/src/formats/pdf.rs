@@ -7,6 +7,8 @@ use lore_core::budget::{budgets, exceeded};
 use lore_core::error::{Code, Error, Result};
 use serde_json::{Value, json};
 
+use lopdf::xobject::PdfImage;
+
 use super::*;
 use crate::ocr::{self, OcrMode};
 
@@ -32,25 +34,24 @@ pub fn pdf(bytes: &[u8], mode: OcrMode) -> Result<(Builder, Option<Value>)> {
     .map_err(|_| corrupt("PDF", "its content streams are malformed"))?
     .map_err(|e| corrupt("PDF", e))?;
     let page_ids: Vec<lopdf::ObjectId> = doc.get_pages().into_values().collect();
-    let texts: Vec<String> = pages.iter().map(crate::pdf_layout::PageText::text).collect();
-    let visible = |i: usize| texts[i].chars().filter(|c| !c.is_whitespace()).count();
+    // Each page's images (looked up, not decoded), where recognition may read them.
+    let images: Vec<Vec<PdfImage<'_>>> = match mode {
+        OcrMode::Never => Vec::new(),
+        _ => page_ids.iter().map(|id| doc.get_page_images(*id).unwrap_or_default()).collect(),
+    };
+    let images_of = |i: usize| images.get(i).map_or(&[][..], Vec::as_slice);
+    let visible: Vec<usize> = pages.iter().map(crate::pdf_layout::PageText::visible_chars).collect();
     // A scan: no text at all (text drawn as outlines, too), or a little text beside an image
     // (a scanner's stamp, a cover's title over a photo).
     let scanned: Vec<usize> = (0..pages.len())
         .filter(|&i| match mode {
             OcrMode::Never => false,
             OcrMode::Always => true,
-            OcrMode::Auto => {
-                visible(i) == 0
-                    || visible(i) < ocr::SCANNED_PAGE_CHARS
-                        && page_ids
-                            .get(i)
-                            .is_some_and(|id| doc.get_page_images(*id).is_ok_and(|images| !images.is_empty()))
-            }
+            OcrMode::Auto => visible[i] == 0 || visible[i] < ocr::SCANNED_PAGE_CHARS && !images_of(i).is_empty(),
         })
         .collect();
-    let has_text_layer = texts.iter().any(|p| !p.trim().is_empty());
-    let (recognised, metadata) = match recognise_pages(bytes, &doc, &scanned) {
+    let has_text_layer = visible.iter().any(|v| *v > 0);
+    let (recognised, metadata) = match recognise_pages(bytes, &pages, &images, &scanned) {
         Ok((recognised, metadata)) => (recognised, metadata),
         // Text pages are worth keeping when the recogniser is missing; the scans are named.
         Err(e) if e.code == Code::OcrUnavailable && has_text_layer && mode == OcrMode::Auto => {
@@ -65,7 +66,7 @@ pub fn pdf(bytes: &[u8], mode: OcrMode) -> Result<(Builder, Option<Value>)> {
         b.mark("page", json!(i + 1));
         // What recognition read replaces the text layer, unless (automatically) it read less.
         if let Some((lines, scale)) = recognised.get(&i)
-            && (mode == OcrMode::Always || lines.visible_chars() > visible(i))
+            && (mode == OcrMode::Always || lines.visible_chars() > visible[i])
         {
             ocr::append(&mut b, lines, i as u32 + 1, *scale, false);
             continue;
@@ -86,8 +87,11 @@ pub fn pdf(bytes: &[u8], mode: OcrMode) -> Result<(Builder, Option<Value>)> {
             }
         }
         // Images beside the text (a screenshot, a scanned insert): their text after the page's.
-        let page_images = page_ids.get(i).and_then(|id| doc.get_page_images(*id).ok()).unwrap_or_default();
-        for image in &page_images {
+        // An image is decoded only while something will read it.
+        for image in images_of(i) {
+            if !embedded.wants_more() {
+                break;
+            }
             if let Some(text) = image_file(image).and_then(|(file, _)| embedded.text_of(&file)) {
                 b.paragraph(&text);
             }
@@ -95,7 +99,7 @@ pub fn pdf(bytes: &[u8], mode: OcrMode) -> Result<(Builder, Option<Value>)> {
     }
     let metadata = match (metadata, embedded.metadata()) {
         (Some(Value::Object(mut pages)), Some(Value::Object(images))) => {
-            for key in ["images_read", "images_with_text", "images_skipped"] {
+            for key in ["images_read", "images_with_text", "images_skipped", "images_limit_reached"] {
                 if let Some(v) = images.get(key) {
                     pages.insert(key.to_string(), v.clone());
                 }
@@ -122,7 +126,12 @@ type RecognisedPages = HashMap<usize, (ocr::Recognised, f32)>;
 
 /// Renders and recognises the pages at these indexes: each page's lines, with the scale from
 /// the rendering's pixels to PDF points.
-fn recognise_pages(bytes: &[u8], doc: &lopdf::Document, indexes: &[usize]) -> Result<(RecognisedPages, Option<Value>)> {
+fn recognise_pages(
+    bytes: &[u8],
+    pages: &[crate::pdf_layout::PageText],
+    images: &[Vec<PdfImage<'_>>],
+    indexes: &[usize],
+) -> Result<(RecognisedPages, Option<Value>)> {
     if indexes.is_empty() {
         return Ok((HashMap::new(), None));
     }
@@ -130,27 +139,23 @@ fn recognise_pages(bytes: &[u8], doc: &lopdf::Document, indexes: &[usize]) -> Re
     // poppler reads the PDF from a file of the parser process's own (removed when dropped).
     let mut file = tempfile::NamedTempFile::new().map_err(Error::internal)?;
     file.write_all(bytes).map_err(Error::internal)?;
-    let page_ids: Vec<lopdf::ObjectId> = doc.get_pages().into_values().collect();
     let mut recognised = HashMap::new();
     for &i in indexes {
-        let id = page_ids.get(i).copied();
-        let (width, height) = id.map_or((612.0, 792.0), |id| page_size(doc, id));
-        // A scanned page's resolution: its widest image's pixels over the page's width.
-        let image_dpi = id.and_then(|id| doc.get_page_images(id).ok()).and_then(|images| {
-            images.iter().map(|image| image.width.max(0) as f64 * 72.0 / width.max(1.0)).reduce(f64::max)
-        });
+        let [width, height] = pages.get(i).map_or([612.0, 792.0], |p| p.size.map(f64::from));
+        let page_images = images.get(i).map_or(&[][..], Vec::as_slice);
         // A scanner's page is one image covering the page: read at its own pixels (rendering
-        // resamples them, and smooths the strokes with the speckle).
-        if let Some((image, pixels_wide)) = id.and_then(|id| whole_page_image(doc, id, width, height)) {
-            let dpi = pixels_wide as f64 * 72.0 / width.max(1.0);
-            let lines = session.recognise(&image, Some(dpi.round().max(1.0) as u32))?;
-            session.pages.push(i as u32 + 1);
-            recognised.insert(i, (lines, (72.0 / dpi) as f32));
-            continue;
-        }
-        let dpi = ocr::dpi_for(width, height, image_dpi);
-        let image = session.render_pdf_page(file.path(), i as u32 + 1, dpi)?;
-        let lines = session.recognise(&image, Some(dpi.round() as u32))?;
+        // resamples them, and smooths the strokes with the speckle). Other pages are rendered,
+        // no finer than their widest image.
+        let (image, dpi) = match whole_page_image(page_images, width, height) {
+            Some((image, pixels_wide)) => (image, pixels_wide as f64 * 72.0 / width.max(1.0)),
+            None => {
+                let image_dpi =
+                    page_images.iter().map(|image| image.width.max(0) as f64 * 72.0 / width.max(1.0)).reduce(f64::max);
+                let dpi = ocr::dpi_for(width, height, image_dpi);
+                (session.render_pdf_page(file.path(), i as u32 + 1, dpi)?, dpi)
+            }
+        };
+        let lines = session.recognise(&image, Some(dpi.round().max(1.0) as u32))?;
         session.pages.push(i as u32 + 1);
         recognised.insert(i, (lines, (72.0 / dpi) as f32));
     }
@@ -160,9 +165,8 @@ fn recognise_pages(bytes: &[u8], doc: &lopdf::Document, indexes: &[usize]) -> Re
 /// The page's image as a file the recogniser reads, and its width in pixels, when the page is
 /// one upright image with the page's proportions, stored as JPEG or as 8-bit grey or RGB
 /// pixels (Flate, no predictor). Other pages are rendered.
-fn whole_page_image(doc: &lopdf::Document, page: lopdf::ObjectId, width: f64, height: f64) -> Option<(Vec<u8>, i64)> {
-    let images = doc.get_page_images(page).ok()?;
-    let [image] = images.as_slice() else { return None };
+fn whole_page_image(images: &[PdfImage<'_>], width: f64, height: f64) -> Option<(Vec<u8>, i64)> {
+    let [image] = images else { return None };
     let (w, h) = (image.width, image.height);
     if w <= 0 || h <= 0 || ((w as f64 / h as f64) - (width / height.max(1.0))).abs() > 0.02 {
         return None;
@@ -172,7 +176,7 @@ fn whole_page_image(doc: &lopdf::Document, page: lopdf::ObjectId, width: f64, he
 
 /// A PDF image as a file the recogniser reads, and its width in pixels: JPEG as it is, 8-bit
 /// grey or RGB pixels (Flate, no predictor) as a PNM; `None` for other encodings.
-fn image_file(image: &lopdf::xobject::PdfImage<'_>) -> Option<(Vec<u8>, i64)> {
+fn image_file(image: &PdfImage<'_>) -> Option<(Vec<u8>, i64)> {
     let (w, h) = (image.width, image.height);
     if w <= 0 || h <= 0 {
         return None;
@@ -206,29 +210,9 @@ fn image_file(image: &lopdf::xobject::PdfImage<'_>) -> Option<(Vec<u8>, i64)> {
     Some((pnm, w))
 }
 
-/// A page's width and height in points, from its MediaBox or the nearest ancestor's (Letter when
-/// none says).
-fn page_size(doc: &lopdf::Document, page: lopdf::ObjectId) -> (f64, f64) {
-    let mut id = page;
-    for _ in 0..32 {
-        let Ok(dict) = doc.get_dictionary(id) else { break };
-        let media_box = dict.get(b"MediaBox").and_then(|o| doc.dereference(o)).and_then(|(_, o)| o.as_array());
-        if let Ok(media_box) = media_box {
-            let n: Vec<f64> = media_box.iter().filter_map(|o| o.as_float().ok()).map(f64::from).collect();
-            if let [x0, y0, x1, y1] = n[..] {
-                return ((x1 - x0).abs(), (y1 - y0).abs());
-            }
-        }
-        match dict.get(b"Parent").and_then(lopdf::Object::as_reference) {
-            Ok(parent) => id = parent,
-            Err(_) => break,
-        }
-    }
-    (612.0, 792.0)
-}
-
 /// lopdf inflates a stream whole when it is read, with no cap: the Flate streams the text is
-/// read from (everything but images, which are never decoded here) are measured first, by
+/// read from (everything but images, which are decoded only for recognition, one at a time,
+/// each within the budget, see `image_file`) are measured first, by
 /// inflating them into nothing, and together may not pass `max_expanded_bytes`. Other filters
 /// (LZW) and the object streams lopdf unpacks while loading are bounded only by the parser
 /// process's memory limit (`parser_memory_bytes`, when parsing is isolated).

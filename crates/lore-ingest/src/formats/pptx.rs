@@ -38,7 +38,10 @@ pub fn pptx(bytes: &[u8], mode: crate::ocr::OcrMode) -> Result<(Builder, Option<
         let rels = archive.read(&format!("ppt/slides/_rels/slide{num}.xml.rels"))?;
         let parts = rels.as_deref().map(|r| relationships(r, "ppt/slides")).unwrap_or_default();
         for id in image_ids(&xml) {
-            if let Some(image) = parts.get(&id).and_then(|t| archive.read(t).ok().flatten())
+            if !images.wants_more() {
+                break;
+            }
+            if let Some(image) = parts.get(&id).and_then(|t| archive.read_image(t))
                 && let Some(text) = images.text_of(&image)
             {
                 b.paragraph(&text);
