@@ -14,6 +14,7 @@
 //! empty PostgreSQL database. Derived state is rebuilt, not archived: the vector graphs (from the
 //! embeddings in `lore.db`), the full-text index on PostgreSQL.
 
+use crate::fetch::Fetch;
 use std::collections::BTreeMap;
 use std::io::{BufReader, BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
@@ -82,8 +83,7 @@ pub async fn backup_embedded(
     let result = async {
         let snapshot = work.join(DATABASE);
         let pool = open_pool(&db, true).await?;
-        let vacuumed =
-            sqlx::query("VACUUM INTO ?").bind(snapshot.display().to_string()).execute(&pool).await.map_err(db_err);
+        let vacuumed = sqlx::query("VACUUM INTO ?").bind(snapshot.display().to_string()).run(&pool).await;
         pool.close().await;
         vacuumed?;
         write_archive(blobs, &snapshot, &work, to, extra, "embedded").await
@@ -123,15 +123,12 @@ async fn write_archive(
 ) -> Result<Manifest> {
     let pool = open_pool(snapshot, true).await?;
     let tables = count_tables(&pool).await?;
-    let schema_version: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(version), 0) FROM lore_migrations")
-        .fetch_one(&pool)
-        .await
-        .map_err(db_err)?;
+    let schema_version: i64 =
+        sqlx::query_scalar("SELECT COALESCE(MAX(version), 0) FROM lore_migrations").one(&pool).await?;
     let keys: Vec<String> =
         sqlx::query_scalar("SELECT DISTINCT file_path FROM documents WHERE file_path <> '' ORDER BY file_path")
-            .fetch_all(&pool)
-            .await
-            .map_err(db_err)?;
+            .all(&pool)
+            .await?;
     pool.close().await;
 
     let partial = to.with_extension("partial");
@@ -314,8 +311,7 @@ pub async fn restore(file: &Path, data_dir: &Path, database_url: Option<&str>) -
         }
         Some(url) => {
             let pg = crate::PgStore::open(url).await?;
-            let users: i64 =
-                sqlx::query_scalar("SELECT COUNT(*) FROM users").fetch_one(pg.pool()).await.map_err(db_err)?;
+            let users: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM users").one(pg.pool()).await?;
             if users > 0 {
                 return Err(bad("the database already holds an installation; restore into an empty database"));
             }
@@ -347,10 +343,7 @@ async fn open_pool(path: &Path, read_only: bool) -> Result<SqlitePool> {
 async fn count_tables(pool: &SqlitePool) -> Result<BTreeMap<String, i64>> {
     let mut tables = BTreeMap::new();
     for (table, _) in crate::transfer::TABLES {
-        let rows: i64 = sqlx::query_scalar(AssertSqlSafe(format!("SELECT COUNT(*) FROM {table}")))
-            .fetch_one(pool)
-            .await
-            .map_err(db_err)?;
+        let rows: i64 = sqlx::query_scalar(AssertSqlSafe(format!("SELECT COUNT(*) FROM {table}"))).one(pool).await?;
         tables.insert(table.to_string(), rows);
     }
     Ok(tables)

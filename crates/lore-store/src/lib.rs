@@ -4,6 +4,7 @@
 mod audit;
 pub mod backup;
 mod evaluations;
+mod fetch;
 pub mod fs_blobs;
 pub mod postgres;
 mod rows;

@@ -2,6 +2,7 @@
 //! the queue is claimed with `FOR UPDATE SKIP LOCKED`, vectors are searched by pgvector's HNSW
 //! indexes (one per dimension), full text by a GIN index over Lore's own segmentation.
 
+use crate::fetch::Fetch;
 use std::collections::HashSet;
 use std::sync::Mutex;
 use std::time::Duration;
@@ -148,7 +149,7 @@ impl PgStore {
     pub(crate) async fn tenant_all(&self, user_id: Id, query: PgQuery<'_>) -> Result<Vec<PgRow>> {
         let mut tx = self.tx().await?;
         set_tenant(&mut tx, user_id).await?;
-        let rows = query.fetch_all(&mut *tx).await.map_err(db_err)?;
+        let rows = query.all(&mut *tx).await?;
         tx.commit().await.map_err(db_err)?;
         Ok(rows)
     }
@@ -158,7 +159,7 @@ impl PgStore {
     }
 
     async fn finish_job(&self, mut tx: Transaction<'static, Postgres>, job: &Job) -> Result<()> {
-        sqlx::query("DELETE FROM jobs WHERE id = $1").bind(job.id).execute(&mut *tx).await.map_err(db_err)?;
+        sqlx::query("DELETE FROM jobs WHERE id = $1").bind(job.id).run(&mut *tx).await?;
         tx.commit().await.map_err(db_err)
     }
 
@@ -169,15 +170,14 @@ impl PgStore {
         sqlx::query("UPDATE documents SET processing_log = processing_log || $1 WHERE id = $2")
             .bind(Json(entries))
             .bind(document_id)
-            .execute(&mut **tx)
-            .await
-            .map_err(db_err)?;
+            .run(&mut **tx)
+            .await?;
         Ok(())
     }
 
     async fn user_by_id(&self, id: Id) -> Result<Option<User>> {
         let sql = format!("SELECT {USER_COLS} FROM users u WHERE u.id = $1");
-        let row = sqlx::query(AssertSqlSafe(sql)).bind(id).fetch_optional(&self.pool).await.map_err(db_err)?;
+        let row = sqlx::query(AssertSqlSafe(sql)).bind(id).optional(&self.pool).await?;
         row.as_ref().map(user_from).transpose()
     }
 
@@ -195,7 +195,7 @@ impl PgStore {
 
     async fn file_type_by_id(&self, id: i64) -> Result<Option<FileType>> {
         let sql = format!("SELECT {FILE_TYPE_COLS} FROM file_types WHERE id = $1");
-        let row = sqlx::query(AssertSqlSafe(sql)).bind(id).fetch_optional(&self.pool).await.map_err(db_err)?;
+        let row = sqlx::query(AssertSqlSafe(sql)).bind(id).optional(&self.pool).await?;
         row.as_ref().map(file_type_from).transpose()
     }
 }
@@ -228,7 +228,7 @@ impl Store for PgStore {
     }
 
     async fn ping(&self) -> Result<()> {
-        sqlx::query("SELECT 1").execute(&self.pool).await.map_err(db_err)?;
+        sqlx::query("SELECT 1").run(&self.pool).await?;
         Ok(())
     }
 }
@@ -269,9 +269,8 @@ where
 pub(crate) async fn set_tenant(tx: &mut Transaction<'static, Postgres>, user_id: Id) -> Result<()> {
     sqlx::query("SELECT set_config('lore.tenant', $1, true), set_config('lore.system', 'off', true)")
         .bind(user_id.to_string())
-        .execute(&mut **tx)
-        .await
-        .map_err(db_err)?;
+        .run(&mut **tx)
+        .await?;
     Ok(())
 }
 
@@ -284,16 +283,15 @@ pub(crate) async fn create_vector_index(pool: &PgPool, dims: i32) -> Result<()> 
     // Two nodes meeting a new dimension at once: one builds, the other waits and finds it.
     sqlx::query("SELECT pg_advisory_xact_lock($1)")
         .bind(0x6c6f_7265_0000_0000_i64 + i64::from(dims))
-        .execute(&mut *tx)
-        .await
-        .map_err(db_err)?;
+        .run(&mut *tx)
+        .await?;
     for field in ["content", "summary"] {
         let sql = format!(
             "CREATE INDEX IF NOT EXISTS idx_chunks_{field}_hnsw_{dims} ON document_chunks
              USING hnsw (({field}_embedding::{kind}({dims})) {kind}_cosine_ops) WITH (m = 16, ef_construction = 64)
              WHERE embedding_dims = {dims}"
         );
-        sqlx::query(AssertSqlSafe(sql)).execute(&mut *tx).await.map_err(db_err)?;
+        sqlx::query(AssertSqlSafe(sql)).run(&mut *tx).await?;
     }
     tx.commit().await.map_err(db_err)
 }
@@ -302,10 +300,7 @@ pub(crate) async fn create_vector_index(pool: &PgPool, dims: i32) -> Result<()> 
 /// behind every tenant query is not there, and `lore serve` refuses to start without
 /// `--allow-rls-bypass`.
 pub async fn role_bypasses_row_security(pool: &PgPool) -> Result<bool> {
-    sqlx::query_scalar("SELECT rolsuper OR rolbypassrls FROM pg_roles WHERE rolname = current_user")
-        .fetch_one(pool)
-        .await
-        .map_err(db_err)
+    sqlx::query_scalar("SELECT rolsuper OR rolbypassrls FROM pg_roles WHERE rolname = current_user").one(pool).await
 }
 
 /// Creates an empty schema in the database at `url` and returns a URL whose connections work in

@@ -1,6 +1,7 @@
 //! The embedded store: SQLite in WAL mode. One writer connection (SQLite allows one writer at a
 //! time; a pool of writers only produces "database is locked"), a pool of readers beside it.
 
+use crate::fetch::Fetch;
 use std::path::Path;
 use std::time::Duration;
 
@@ -163,11 +164,7 @@ impl SqliteStore {
     /// Deletes the finished job in the transaction that stored its work, commits, and brings the
     /// vector index up to date now rather than on the next search.
     async fn finish_job(&self, mut tx: Transaction<'static, Sqlite>, job: &Job) -> Result<()> {
-        sqlx::query("DELETE FROM jobs WHERE id = ?")
-            .bind(job.id.to_string())
-            .execute(&mut *tx)
-            .await
-            .map_err(db_err)?;
+        sqlx::query("DELETE FROM jobs WHERE id = ?").bind(job.id.to_string()).run(&mut *tx).await?;
         tx.commit().await.map_err(db_err)?;
         if let Err(e) = self.vectors.sync().await {
             tracing::warn!(error = %e, "vector index catch-up failed; the next search retries");
@@ -181,9 +178,8 @@ impl SqliteStore {
         }
         let existing: Option<String> = sqlx::query_scalar("SELECT processing_log FROM documents WHERE id = ?")
             .bind(document_id.to_string())
-            .fetch_optional(&mut **tx)
-            .await
-            .map_err(db_err)?;
+            .optional(&mut **tx)
+            .await?;
         let mut log: Vec<LogEntry> = match existing {
             Some(s) => serde_json::from_str(&s)?,
             None => return Ok(()),
@@ -192,9 +188,8 @@ impl SqliteStore {
         sqlx::query("UPDATE documents SET processing_log = ? WHERE id = ?")
             .bind(json_text(&log)?)
             .bind(document_id.to_string())
-            .execute(&mut **tx)
-            .await
-            .map_err(db_err)?;
+            .run(&mut **tx)
+            .await?;
         Ok(())
     }
 }
@@ -202,7 +197,7 @@ impl SqliteStore {
 #[async_trait]
 impl Store for SqliteStore {
     async fn ping(&self) -> Result<()> {
-        sqlx::query("SELECT 1").execute(&self.reader).await.map_err(db_err)?;
+        sqlx::query("SELECT 1").run(&self.reader).await?;
         Ok(())
     }
 }
@@ -216,37 +211,26 @@ impl SqliteStore {
     async fn file_type_by_id(&self, pool: &SqlitePool, id: i64) -> Result<Option<FileType>> {
         let row = sqlx::query(AssertSqlSafe(format!("SELECT {FILE_TYPE_COLS} FROM file_types WHERE id = ?")))
             .bind(id)
-            .fetch_optional(pool)
-            .await
-            .map_err(db_err)?;
+            .optional(pool)
+            .await?;
         row.as_ref().map(file_type_from).transpose()
     }
 
     async fn user_by_id(&self, pool: &SqlitePool, id: Id) -> Result<Option<User>> {
         let sql = format!("SELECT {USER_COLS} FROM users u WHERE u.id = ?");
-        let row = sqlx::query(AssertSqlSafe(sql)).bind(id.to_string()).fetch_optional(pool).await.map_err(db_err)?;
+        let row = sqlx::query(AssertSqlSafe(sql)).bind(id.to_string()).optional(pool).await?;
         row.as_ref().map(user_from).transpose()
     }
 
     async fn kb_by_id(&self, pool: &SqlitePool, user_id: Id, id: Id) -> Result<Option<KnowledgeBase>> {
         let sql = format!("SELECT {KB_COLS} FROM knowledge_bases WHERE id = ? AND user_id = ?");
-        let row = sqlx::query(AssertSqlSafe(sql))
-            .bind(id.to_string())
-            .bind(user_id.to_string())
-            .fetch_optional(pool)
-            .await
-            .map_err(db_err)?;
+        let row = sqlx::query(AssertSqlSafe(sql)).bind(id.to_string()).bind(user_id.to_string()).optional(pool).await?;
         row.as_ref().map(kb_from).transpose()
     }
 
     async fn doc_by_id(&self, pool: &SqlitePool, user_id: Id, id: Id) -> Result<Option<Document>> {
         let sql = format!("SELECT {DOC_COLS} FROM documents WHERE id = ? AND user_id = ?");
-        let row = sqlx::query(AssertSqlSafe(sql))
-            .bind(id.to_string())
-            .bind(user_id.to_string())
-            .fetch_optional(pool)
-            .await
-            .map_err(db_err)?;
+        let row = sqlx::query(AssertSqlSafe(sql)).bind(id.to_string()).bind(user_id.to_string()).optional(pool).await?;
         row.as_ref().map(doc_from).transpose()
     }
 }

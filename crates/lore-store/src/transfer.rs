@@ -8,6 +8,7 @@
 //! the copy verified: equal row counts in every table, and equal checksums over documents,
 //! chunks and their embeddings.
 
+use crate::fetch::Fetch;
 use std::path::Path;
 
 use lore_core::error::{Error, Result};
@@ -107,7 +108,7 @@ pub async fn sqlite_to_postgres(from: &Path, to: &str, progress: &dyn Fn(&str, i
         let sql = format!(
             "SELECT setval(pg_get_serial_sequence('{table}', '{column}'), GREATEST(COALESCE(MAX({column}), 0), 1)) FROM {table}"
         );
-        sqlx::query(AssertSqlSafe(sql)).execute(&target).await.map_err(db_err)?;
+        sqlx::query(AssertSqlSafe(sql)).run(&target).await?;
     }
     verify_counts(&target, &report.tables).await?;
     report.checksums = verify_checksums(&source, &target).await?;
@@ -123,17 +124,13 @@ async fn target_columns(target: &PgPool, table: &str) -> Result<Vec<(String, Str
          WHERE table_schema = current_schema() AND table_name = $1 ORDER BY ordinal_position",
     )
     .bind(table)
-    .fetch_all(target)
-    .await
-    .map_err(db_err)?;
+    .all(target)
+    .await?;
     rows.iter().map(|r| Ok((r.try_get("name").map_err(db_err)?, r.try_get("kind").map_err(db_err)?))).collect()
 }
 
 async fn source_columns(source: &SqlitePool, table: &str) -> Result<Vec<String>> {
-    let rows = sqlx::query(AssertSqlSafe(format!("SELECT name FROM pragma_table_info('{table}')")))
-        .fetch_all(source)
-        .await
-        .map_err(db_err)?;
+    let rows = sqlx::query(AssertSqlSafe(format!("SELECT name FROM pragma_table_info('{table}')"))).all(source).await?;
     rows.iter().map(|r| r.try_get("name").map_err(db_err)).collect()
 }
 
@@ -176,7 +173,7 @@ async fn copy_table(source: &SqlitePool, target: &PgPool, table: &str, key: &str
             Some(Key::Int(k)) => query.bind(*k),
             Some(Key::Text(k)) => query.bind(k.clone()),
         };
-        let rows = query.bind(per_batch as i64).fetch_all(source).await.map_err(db_err)?;
+        let rows = query.bind(per_batch as i64).all(source).await?;
         let Some(last) = rows.last() else { break };
         after = Some(match last.try_get::<i64, _>("lore_key") {
             Ok(k) => Key::Int(k),
@@ -204,7 +201,7 @@ async fn copy_table(source: &SqlitePool, target: &PgPool, table: &str, key: &str
         for p in params {
             query = query.bind(p);
         }
-        inserted += query.execute(target).await.map_err(db_err)?.rows_affected();
+        inserted += query.run(target).await?.rows_affected();
     }
     Ok((total, inserted))
 }
@@ -217,16 +214,14 @@ async fn finish_chunks(source: &SqlitePool, target: &PgPool) -> Result<()> {
         "UPDATE document_chunks SET embedding_dims = vector_dims(content_embedding)
          WHERE embedding_dims IS NULL AND content_embedding IS NOT NULL AND enabled",
     )
-    .execute(target)
-    .await
-    .map_err(db_err)?;
+    .run(target)
+    .await?;
     let mut after = 0i64;
     loop {
         let rows = sqlx::query("SELECT rowid AS seq, terms FROM chunk_fts WHERE rowid > ? ORDER BY rowid LIMIT 5000")
             .bind(after)
-            .fetch_all(source)
-            .await
-            .map_err(db_err)?;
+            .all(source)
+            .await?;
         let Some(last) = rows.last() else { break };
         after = last.try_get("seq").map_err(db_err)?;
         let seqs: Vec<i64> =
@@ -239,16 +234,14 @@ async fn finish_chunks(source: &SqlitePool, target: &PgPool) -> Result<()> {
         )
         .bind(seqs)
         .bind(terms)
-        .execute(target)
-        .await
-        .map_err(db_err)?;
+        .run(target)
+        .await?;
     }
     // The HNSW indexes of every dimension present, built once over the copied rows.
     let store_dims: Vec<i32> =
         sqlx::query_scalar("SELECT DISTINCT embedding_dims FROM document_chunks WHERE embedding_dims IS NOT NULL")
-            .fetch_all(target)
-            .await
-            .map_err(db_err)?;
+            .all(target)
+            .await?;
     for dims in store_dims {
         crate::postgres::create_vector_index(target, dims).await?;
     }
@@ -275,10 +268,7 @@ const STATISTICS: &[(&str, &[(&str, &str)])] = &[
 async fn restore_statistics(source: &SqlitePool, target: &PgPool) -> Result<()> {
     for (table, columns) in STATISTICS {
         let select = columns.iter().map(|(c, _)| format!("CAST({c} AS TEXT) AS {c}")).collect::<Vec<_>>().join(", ");
-        let rows = sqlx::query(AssertSqlSafe(format!("SELECT id, {select} FROM {table}")))
-            .fetch_all(source)
-            .await
-            .map_err(db_err)?;
+        let rows = sqlx::query(AssertSqlSafe(format!("SELECT id, {select} FROM {table}"))).all(source).await?;
         for batch in rows.chunks(5000) {
             let ids: Vec<String> =
                 batch.iter().map(|r| r.try_get("id")).collect::<std::result::Result<_, _>>().map_err(db_err)?;
@@ -299,7 +289,7 @@ async fn restore_statistics(source: &SqlitePool, target: &PgPool) -> Result<()> 
                     batch.iter().map(|r| r.try_get(*column)).collect::<std::result::Result<_, _>>().map_err(db_err)?;
                 query = query.bind(values);
             }
-            query.execute(target).await.map_err(db_err)?;
+            query.run(target).await?;
         }
     }
     Ok(())
@@ -307,10 +297,7 @@ async fn restore_statistics(source: &SqlitePool, target: &PgPool) -> Result<()> 
 
 async fn verify_counts(target: &PgPool, expected: &[(String, i64)]) -> Result<()> {
     for (table, rows) in expected {
-        let found: i64 = sqlx::query_scalar(AssertSqlSafe(format!("SELECT COUNT(*) FROM {table}")))
-            .fetch_one(target)
-            .await
-            .map_err(db_err)?;
+        let found: i64 = sqlx::query_scalar(AssertSqlSafe(format!("SELECT COUNT(*) FROM {table}"))).one(target).await?;
         if found != *rows {
             return Err(Error::internal(format!(
                 "{table}: {rows} rows in the source, {found} in PostgreSQL; run the migration again to finish it"
@@ -337,7 +324,7 @@ async fn verify_checksums(source: &SqlitePool, target: &PgPool) -> Result<Vec<(S
         ),
     ] {
         let mut left = Sha256::new();
-        for r in sqlx::query(sqlite_sql).fetch_all(source).await.map_err(db_err)? {
+        for r in sqlx::query(sqlite_sql).all(source).await? {
             left.update(format!(
                 "{}:{}\n",
                 r.try_get::<String, _>("id").map_err(db_err)?,
@@ -345,7 +332,7 @@ async fn verify_checksums(source: &SqlitePool, target: &PgPool) -> Result<Vec<(S
             ));
         }
         let mut right = Sha256::new();
-        for r in sqlx::query(pg_sql).fetch_all(target).await.map_err(db_err)? {
+        for r in sqlx::query(pg_sql).all(target).await? {
             right.update(format!(
                 "{}:{}\n",
                 r.try_get::<String, _>("id").map_err(db_err)?,
@@ -363,9 +350,8 @@ async fn verify_checksums(source: &SqlitePool, target: &PgPool) -> Result<Vec<(S
              ORDER BY seq LIMIT 5000",
         )
         .bind(after)
-        .fetch_all(source)
-        .await
-        .map_err(db_err)?;
+        .all(source)
+        .await?;
         let Some(last) = rows.last() else { break };
         let upto: i64 = last.try_get("seq").map_err(db_err)?;
         for r in &rows {
@@ -377,9 +363,8 @@ async fn verify_checksums(source: &SqlitePool, target: &PgPool) -> Result<Vec<(S
         )
         .bind(after)
         .bind(upto)
-        .fetch_all(target)
-        .await
-        .map_err(db_err)?;
+        .all(target)
+        .await?;
         for r in &theirs {
             right.update(vectors::to_blob(&parse_vector(&r.try_get::<String, _>("v").map_err(db_err)?)?));
         }
@@ -417,14 +402,11 @@ pub async fn postgres_to_sqlite(source: &PgStore, target: &Path) -> Result<()> {
         .await
         .map_err(db_err)?;
     let mut snapshot = source.pool().begin().await.map_err(db_err)?;
-    sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
-        .execute(&mut *snapshot)
-        .await
-        .map_err(db_err)?;
+    sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY").run(&mut *snapshot).await?;
     let mut out = sqlite.begin().await.map_err(db_err)?;
     // A new embedded database has its seed rows (file types); the snapshot's replace them.
     for (table, _) in TABLES.iter().rev() {
-        sqlx::query(AssertSqlSafe(format!("DELETE FROM {table}"))).execute(&mut *out).await.map_err(db_err)?;
+        sqlx::query(AssertSqlSafe(format!("DELETE FROM {table}"))).run(&mut *out).await?;
     }
     for (table, key) in TABLES {
         copy_out(&mut snapshot, &mut out, table, key).await?;
@@ -432,9 +414,8 @@ pub async fn postgres_to_sqlite(source: &PgStore, target: &Path) -> Result<()> {
     for (table, columns) in STATISTICS {
         let select = columns.iter().map(|(c, kind)| as_sqlite_text(c, kind)).collect::<Vec<_>>().join(", ");
         let rows = sqlx::query(AssertSqlSafe(format!("SELECT id::text AS id, {select} FROM {table}")))
-            .fetch_all(&mut *snapshot)
-            .await
-            .map_err(db_err)?;
+            .all(&mut *snapshot)
+            .await?;
         let sets = columns.iter().map(|(c, _)| format!("{c} = ?")).collect::<Vec<_>>().join(", ");
         let sql = format!("UPDATE {table} SET {sets} WHERE id = ?");
         for row in &rows {
@@ -442,7 +423,7 @@ pub async fn postgres_to_sqlite(source: &PgStore, target: &Path) -> Result<()> {
             for (column, _) in columns.iter() {
                 query = query.bind(row.try_get::<Option<String>, _>(*column).map_err(db_err)?);
             }
-            query.bind(row.try_get::<String, _>("id").map_err(db_err)?).execute(&mut *out).await.map_err(db_err)?;
+            query.bind(row.try_get::<String, _>("id").map_err(db_err)?).run(&mut *out).await?;
         }
     }
     out.commit().await.map_err(db_err)?;
@@ -472,17 +453,15 @@ async fn copy_out(
     key: &str,
 ) -> Result<()> {
     let ours: Vec<String> = sqlx::query_scalar(AssertSqlSafe(format!("SELECT name FROM pragma_table_info('{table}')")))
-        .fetch_all(&mut *out)
-        .await
-        .map_err(db_err)?;
+        .all(&mut *out)
+        .await?;
     let theirs = sqlx::query(
         "SELECT column_name::text AS name, udt_name::text AS kind FROM information_schema.columns
          WHERE table_schema = current_schema() AND table_name = $1 ORDER BY ordinal_position",
     )
     .bind(table)
-    .fetch_all(&mut *snapshot)
-    .await
-    .map_err(db_err)?;
+    .all(&mut *snapshot)
+    .await?;
     let mut columns = Vec::new();
     let mut key_kind = None;
     // Messages are ordered by rowid on SQLite, by seq here: copying in seq order keeps it.
@@ -525,8 +504,7 @@ async fn copy_out(
             "SELECT ({table}.{key})::text AS lore_key, {} FROM {table} {start} ORDER BY {table}.{key} LIMIT 2000",
             select.join(", ")
         );
-        let rows =
-            sqlx::query(AssertSqlSafe(sql)).bind(after.as_deref()).fetch_all(&mut *snapshot).await.map_err(db_err)?;
+        let rows = sqlx::query(AssertSqlSafe(sql)).bind(after.as_deref()).all(&mut *snapshot).await?;
         let Some(last) = rows.last() else { break };
         after = Some(last.try_get("lore_key").map_err(db_err)?);
         for row in &rows {
@@ -542,7 +520,7 @@ async fn copy_out(
             if chunks {
                 query = query.bind(row.try_get::<Option<i32>, _>("lore_fts_length").map_err(db_err)?);
             }
-            query.execute(&mut *out).await.map_err(db_err)?;
+            query.run(&mut *out).await?;
             if chunks && let Some(terms) = row.try_get::<Option<String>, _>("lore_fts_terms").map_err(db_err)? {
                 let seq: String = row.try_get("seq").map_err(db_err)?;
                 let kb: String = row.try_get("knowledge_base_id").map_err(db_err)?;
@@ -551,9 +529,8 @@ async fn copy_out(
                     .bind(seq.parse::<i64>().map_err(|e| Error::internal(format!("bad seq {seq:?}: {e}")))?)
                     .bind(terms)
                     .bind(crate::sqlite::kb_token(kb))
-                    .execute(&mut *out)
-                    .await
-                    .map_err(db_err)?;
+                    .run(&mut *out)
+                    .await?;
             }
         }
     }

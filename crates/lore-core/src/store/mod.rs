@@ -9,6 +9,7 @@ use crate::model::*;
 mod accounts;
 mod agents;
 mod audit;
+mod chunks;
 mod cluster;
 mod documents;
 mod evaluations;
@@ -20,9 +21,9 @@ mod search;
 mod sources;
 
 pub use {
-    accounts::AccountStore, agents::AgentStore, audit::AuditStore, cluster::ClusterStore, documents::DocumentStore,
-    evaluations::EvaluationStore, keys::KeyStore, knowledge_bases::KnowledgeBaseStore, queue::QueueStore,
-    retention::RetentionStore, search::SearchStore, sources::SourceStore,
+    accounts::AccountStore, agents::AgentStore, audit::AuditStore, chunks::ChunkStore, cluster::ClusterStore,
+    documents::DocumentStore, evaluations::EvaluationStore, keys::KeyStore, knowledge_bases::KnowledgeBaseStore,
+    queue::QueueStore, retention::RetentionStore, search::SearchStore, sources::SourceStore,
 };
 
 /// A session joined with its user, as authentication needs it.
@@ -57,6 +58,7 @@ pub trait Store:
     + KeyStore
     + KnowledgeBaseStore
     + DocumentStore
+    + ChunkStore
     + QueueStore
     + RetentionStore
     + SearchStore

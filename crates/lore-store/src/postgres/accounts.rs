@@ -1,5 +1,6 @@
 //! Users, invitations, sessions and per-user configuration, on PostgreSQL.
 
+use crate::fetch::Fetch;
 use async_trait::async_trait;
 use lore_core::error::{Code, Error, Result};
 use lore_core::model::*;
@@ -27,9 +28,8 @@ impl AccountStore for PgStore {
                  AND settings #>> '{embedding_config,provider}' <> 'local'
              ORDER BY 1, 2",
         )
-        .fetch_all(&self.pool)
-        .await
-        .map_err(db_err)?;
+        .all(&self.pool)
+        .await?;
         rows.iter().map(|r| Ok((r.text("provider")?, r.opt_text("base_url")?))).collect()
     }
 
@@ -70,7 +70,7 @@ impl AccountStore for PgStore {
         const LOCK: i64 = 0x6c6f_7265_7265_6769; // "loreregi"
         let id = lore_core::new_id();
         let mut tx = self.tx().await?;
-        sqlx::query("SELECT pg_advisory_xact_lock($1)").bind(LOCK).execute(&mut *tx).await.map_err(db_err)?;
+        sqlx::query("SELECT pg_advisory_xact_lock($1)").bind(LOCK).run(&mut *tx).await?;
         let first = sqlx::query_scalar::<_, bool>(
             "INSERT INTO users (id, username, email, hashed_password, full_name, first_name, last_name,
                                 is_superuser, is_staff, created_at, updated_at)
@@ -105,9 +105,8 @@ impl AccountStore for PgStore {
                     .bind(id)
                     .bind(hash)
                     .bind(&user.email)
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(db_err)?;
+                    .run(&mut *tx)
+                    .await?;
                     if used.rows_affected() == 0 {
                         return Err(Invitation::invalid());
                     }
@@ -120,7 +119,7 @@ impl AccountStore for PgStore {
 
     async fn find_invitation(&self, token_hash: &str) -> Result<Option<Invitation>> {
         let sql = format!("SELECT {INVITATION_COLS} FROM invitations WHERE token_hash = $1");
-        let row = sqlx::query(AssertSqlSafe(sql)).bind(token_hash).fetch_optional(&self.pool).await.map_err(db_err)?;
+        let row = sqlx::query(AssertSqlSafe(sql)).bind(token_hash).optional(&self.pool).await?;
         row.as_ref().map(invitation_from).transpose()
     }
 
@@ -136,21 +135,19 @@ impl AccountStore for PgStore {
             .bind(invitation.created_by)
             .bind(lore_core::now())
             .bind(invitation.expires_at)
-            .fetch_one(&self.pool)
-            .await
-            .map_err(db_err)?;
+            .one(&self.pool)
+            .await?;
         invitation_from(&row)
     }
 
     async fn list_invitations(&self) -> Result<Vec<Invitation>> {
         let sql = format!("SELECT {INVITATION_COLS} FROM invitations ORDER BY created_at DESC, id DESC");
-        let rows = sqlx::query(AssertSqlSafe(sql)).fetch_all(&self.pool).await.map_err(db_err)?;
+        let rows = sqlx::query(AssertSqlSafe(sql)).all(&self.pool).await?;
         rows.iter().map(invitation_from).collect()
     }
 
     async fn delete_invitation(&self, id: Id) -> Result<bool> {
-        let done =
-            sqlx::query("DELETE FROM invitations WHERE id = $1").bind(id).execute(&self.pool).await.map_err(db_err)?;
+        let done = sqlx::query("DELETE FROM invitations WHERE id = $1").bind(id).run(&self.pool).await?;
         Ok(done.rows_affected() > 0)
     }
 
@@ -159,8 +156,7 @@ impl AccountStore for PgStore {
             "SELECT {USER_COLS}, u.hashed_password FROM users u
              WHERE lower(u.username) = lower($1) OR lower(u.email) = lower($1)"
         );
-        let row =
-            sqlx::query(AssertSqlSafe(sql)).bind(username_or_email).fetch_optional(&self.pool).await.map_err(db_err)?;
+        let row = sqlx::query(AssertSqlSafe(sql)).bind(username_or_email).optional(&self.pool).await?;
         row.map(|r| Ok((user_from(&r)?, r.text("hashed_password")?))).transpose()
     }
 
@@ -169,12 +165,7 @@ impl AccountStore for PgStore {
     }
 
     async fn record_login(&self, user_id: Id, at: Timestamp) -> Result<()> {
-        sqlx::query("UPDATE users SET last_login_at = $1 WHERE id = $2")
-            .bind(at)
-            .bind(user_id)
-            .execute(&self.pool)
-            .await
-            .map_err(db_err)?;
+        sqlx::query("UPDATE users SET last_login_at = $1 WHERE id = $2").bind(at).bind(user_id).run(&self.pool).await?;
         Ok(())
     }
 
@@ -198,9 +189,8 @@ impl AccountStore for PgStore {
         .bind(expires_at)
         .bind(ip)
         .bind(user_agent)
-        .execute(&self.pool)
-        .await
-        .map_err(db_err)?;
+        .run(&self.pool)
+        .await?;
         Ok(id)
     }
 
@@ -209,7 +199,7 @@ impl AccountStore for PgStore {
             "SELECT {USER_COLS}, s.id AS session_id, s.expires_at AS session_expires_at
              FROM sessions s JOIN users u ON u.id = s.user_id WHERE s.token_hash = $1"
         );
-        let row = sqlx::query(AssertSqlSafe(sql)).bind(token_hash).fetch_optional(&self.pool).await.map_err(db_err)?;
+        let row = sqlx::query(AssertSqlSafe(sql)).bind(token_hash).optional(&self.pool).await?;
         row.map(|r| {
             Ok(SessionRecord {
                 session_id: r.id("session_id")?,
@@ -221,11 +211,7 @@ impl AccountStore for PgStore {
     }
 
     async fn delete_session(&self, token_hash: &str) -> Result<()> {
-        sqlx::query("DELETE FROM sessions WHERE token_hash = $1")
-            .bind(token_hash)
-            .execute(&self.pool)
-            .await
-            .map_err(db_err)?;
+        sqlx::query("DELETE FROM sessions WHERE token_hash = $1").bind(token_hash).run(&self.pool).await?;
         Ok(())
     }
 
@@ -237,9 +223,8 @@ impl AccountStore for PgStore {
         let done = sqlx::query("DELETE FROM sessions WHERE user_id = $1 AND ($2::text IS NULL OR token_hash <> $2)")
             .bind(user_id)
             .bind(keep)
-            .execute(&self.pool)
-            .await
-            .map_err(db_err)?;
+            .run(&self.pool)
+            .await?;
         Ok(done.rows_affected())
     }
 
@@ -248,16 +233,14 @@ impl AccountStore for PgStore {
             .bind(password_hash)
             .bind(lore_core::now())
             .bind(user_id)
-            .execute(&self.pool)
-            .await
-            .map_err(db_err)?;
+            .run(&self.pool)
+            .await?;
         Ok(())
     }
 
     async fn list_users(&self, limit: i64, offset: i64) -> Result<Vec<User>> {
         let sql = format!("SELECT {USER_COLS} FROM users u ORDER BY u.created_at, u.id LIMIT $1 OFFSET $2");
-        let rows =
-            sqlx::query(AssertSqlSafe(sql)).bind(limit).bind(offset).fetch_all(&self.pool).await.map_err(db_err)?;
+        let rows = sqlx::query(AssertSqlSafe(sql)).bind(limit).bind(offset).all(&self.pool).await?;
         rows.iter().map(user_from).collect()
     }
 
@@ -267,19 +250,14 @@ impl AccountStore for PgStore {
             .bind(active)
             .bind(lore_core::now())
             .bind(user_id)
-            .execute(&mut *tx)
-            .await
-            .map_err(db_err)?;
+            .run(&mut *tx)
+            .await?;
         if done.rows_affected() == 0 {
             return Ok(None);
         }
         if !active {
             // Locked out at once: sessions end; keys stop working through the owner check.
-            sqlx::query("DELETE FROM sessions WHERE user_id = $1")
-                .bind(user_id)
-                .execute(&mut *tx)
-                .await
-                .map_err(db_err)?;
+            sqlx::query("DELETE FROM sessions WHERE user_id = $1").bind(user_id).run(&mut *tx).await?;
         }
         tx.commit().await.map_err(db_err)?;
         self.user_by_id(user_id).await
@@ -290,19 +268,18 @@ impl AccountStore for PgStore {
             .bind(superuser)
             .bind(lore_core::now())
             .bind(user_id)
-            .execute(&self.pool)
-            .await
-            .map_err(db_err)?;
+            .run(&self.pool)
+            .await?;
         Ok(())
     }
 
     async fn count_users(&self) -> Result<i64> {
-        sqlx::query_scalar("SELECT COUNT(*) FROM users").fetch_one(&self.pool).await.map_err(db_err)
+        sqlx::query_scalar("SELECT COUNT(*) FROM users").one(&self.pool).await
     }
 
     async fn get_user_config(&self, user_id: Id) -> Result<Option<UserConfig>> {
         let sql = format!("SELECT {CONFIG_COLS} FROM knowledge_base_configs WHERE user_id = $1");
-        let row = sqlx::query(AssertSqlSafe(sql)).bind(user_id).fetch_optional(&self.pool).await.map_err(db_err)?;
+        let row = sqlx::query(AssertSqlSafe(sql)).bind(user_id).optional(&self.pool).await?;
         row.as_ref().map(config_from).transpose()
     }
 
@@ -341,9 +318,7 @@ impl AccountStore for PgStore {
         .bind(&c.webhook_url)
         .bind(&c.webhook_secret)
         .bind(lore_core::now())
-        .execute(&self.pool)
-        .await
-        .map_err(db_err)?;
+        .run(&self.pool).await?;
         self.get_user_config(user_id).await?.ok_or_else(|| Error::internal("configuration vanished"))
     }
 
@@ -354,16 +329,11 @@ impl AccountStore for PgStore {
             for column in *columns {
                 let select =
                     format!("SELECT id, {column} AS secret FROM {table} WHERE {column} IS NOT NULL FOR UPDATE");
-                let rows = sqlx::query(AssertSqlSafe(select)).fetch_all(&mut *tx).await.map_err(db_err)?;
+                let rows = sqlx::query(AssertSqlSafe(select)).all(&mut *tx).await?;
                 for row in rows {
                     let updated = f(&row.text("secret")?)?;
                     let update = format!("UPDATE {table} SET {column} = $1 WHERE id = $2");
-                    sqlx::query(AssertSqlSafe(update))
-                        .bind(updated)
-                        .bind(row.id("id")?)
-                        .execute(&mut *tx)
-                        .await
-                        .map_err(db_err)?;
+                    sqlx::query(AssertSqlSafe(update)).bind(updated).bind(row.id("id")?).run(&mut *tx).await?;
                     changed += 1;
                 }
             }

@@ -1,5 +1,6 @@
 //! Agents, conversations, messages with citations, and agent usage on PostgreSQL.
 
+use crate::fetch::Fetch;
 use std::collections::HashMap;
 
 use async_trait::async_trait;
@@ -97,9 +98,8 @@ impl PgStore {
         for table in ["ai_agent_knowledge_bases", "ai_agent_data_sources", "ai_agent_file_types"] {
             sqlx::query(AssertSqlSafe(format!("DELETE FROM {table} WHERE aiagent_id = $1")))
                 .bind(agent.id)
-                .execute(&mut *tx)
-                .await
-                .map_err(db_err)?;
+                .run(&mut *tx)
+                .await?;
         }
         // Each kind of link in one statement.
         for (table, column, ids) in [
@@ -109,16 +109,14 @@ impl PgStore {
             let sql = format!(
                 "INSERT INTO {table} (aiagent_id, {column}) SELECT $1, unnest($2::uuid[]) ON CONFLICT DO NOTHING"
             );
-            sqlx::query(AssertSqlSafe(sql)).bind(agent.id).bind(ids).execute(&mut *tx).await.map_err(db_err)?;
+            sqlx::query(AssertSqlSafe(sql)).bind(agent.id).bind(ids).run(&mut *tx).await?;
         }
         sqlx::query(
             "INSERT INTO ai_agent_file_types (aiagent_id, filetype_id) SELECT $1, unnest($2::int8[]) ON CONFLICT DO NOTHING",
         )
         .bind(agent.id)
         .bind(&agent.file_type_ids)
-        .execute(&mut *tx)
-        .await
-        .map_err(db_err)?;
+        .run(&mut *tx).await?;
         tx.commit().await.map_err(db_err)?;
         Ok(true)
     }
@@ -155,9 +153,8 @@ impl AgentStore for PgStore {
         let done = sqlx::query("DELETE FROM ai_agents WHERE id = $1 AND user_id = $2")
             .bind(id)
             .bind(user_id)
-            .execute(&self.pool)
-            .await
-            .map_err(db_err)?;
+            .run(&self.pool)
+            .await?;
         Ok(done.rows_affected() > 0)
     }
 
@@ -176,11 +173,8 @@ impl AgentStore for PgStore {
             }
         }
         for id in file_type_ids {
-            let found: Option<i64> = sqlx::query_scalar("SELECT id FROM file_types WHERE id = $1")
-                .bind(id)
-                .fetch_optional(&self.pool)
-                .await
-                .map_err(db_err)?;
+            let found: Option<i64> =
+                sqlx::query_scalar("SELECT id FROM file_types WHERE id = $1").bind(id).optional(&self.pool).await?;
             if found.is_none() {
                 return Ok(Some(format!("file type {id}")));
             }
@@ -201,9 +195,8 @@ impl AgentStore for PgStore {
         .bind(c.updated_at)
         .bind(c.agent_id)
         .bind(c.user_id)
-        .execute(&self.pool)
-        .await
-        .map_err(db_err)?;
+        .run(&self.pool)
+        .await?;
         Ok(())
     }
 
@@ -235,9 +228,8 @@ impl AgentStore for PgStore {
         let done = sqlx::query("DELETE FROM conversations WHERE id = $1 AND user_id = $2")
             .bind(id)
             .bind(user_id)
-            .execute(&self.pool)
-            .await
-            .map_err(db_err)?;
+            .run(&self.pool)
+            .await?;
         Ok(done.rows_affected() > 0)
     }
 
@@ -306,9 +298,8 @@ impl AgentStore for PgStore {
             .bind(lore_core::now())
             .bind(conversation_id)
             .bind(user_id)
-            .execute(&mut *tx)
-            .await
-            .map_err(db_err)?;
+            .run(&mut *tx)
+            .await?;
         if owned.rows_affected() == 0 {
             return Err(Error::new(Code::NotFound, "no such conversation"));
         }
@@ -322,9 +313,7 @@ impl AgentStore for PgStore {
             .bind(&m.content)
             .bind(Json(&m.metadata))
             .bind(m.created_at)
-            .execute(&mut *tx)
-            .await
-            .map_err(db_err)?;
+            .run(&mut *tx).await?;
             for c in &m.citations {
                 // A chunk deleted meanwhile still leaves its document cited.
                 sqlx::query(
@@ -338,9 +327,8 @@ impl AgentStore for PgStore {
                 .bind(c.index)
                 .bind(c.score)
                 .bind(user_id)
-                .execute(&mut *tx)
-                .await
-                .map_err(db_err)?;
+                .run(&mut *tx)
+                .await?;
             }
         }
         tx.commit().await.map_err(db_err)
@@ -364,9 +352,8 @@ impl AgentStore for PgStore {
             .bind(u.response_time)
             .bind(Json(&u.request_data))
             .bind(u.created_at)
-            .execute(&self.pool)
-            .await
-            .map_err(db_err)?;
+            .run(&self.pool)
+            .await?;
         Ok(())
     }
 
@@ -376,9 +363,7 @@ impl AgentStore for PgStore {
         )
         .bind(agent_id)
         .bind(since)
-        .fetch_one(&self.pool)
-        .await
-        .map_err(db_err)?;
+        .one(&self.pool).await?;
         Ok((row.int("calls")?, row.opt_time("oldest")?))
     }
 
@@ -399,14 +384,13 @@ impl AgentStore for PgStore {
         .bind(Json(&u.request_data))
         .bind(u.id)
         .bind(u.user_id)
-        .execute(&self.pool)
-        .await
-        .map_err(db_err)?;
+        .run(&self.pool)
+        .await?;
         Ok(())
     }
 
     async fn delete_agent_call(&self, id: Id) -> Result<()> {
-        sqlx::query("DELETE FROM agent_usage WHERE id = $1").bind(id).execute(&self.pool).await.map_err(db_err)?;
+        sqlx::query("DELETE FROM agent_usage WHERE id = $1").bind(id).run(&self.pool).await?;
         Ok(())
     }
 

@@ -1,6 +1,7 @@
 //! The audit log on PostgreSQL (statements shared with SQLite in `crate::audit`). An owner's
 //! listing runs as that tenant, so row-level security holds it to their entries as well.
 
+use crate::fetch::Fetch;
 use async_trait::async_trait;
 use lore_core::error::Result;
 use lore_core::model::*;
@@ -9,7 +10,6 @@ use sqlx::AssertSqlSafe;
 
 use super::PgStore;
 use crate::audit::{self, Filter};
-use crate::rows::*;
 
 #[async_trait]
 impl AuditStore for PgStore {
@@ -26,9 +26,8 @@ impl AuditStore for PgStore {
             .bind(&e.ip_address)
             .bind(&e.request_id)
             .bind(&e.details)
-            .execute(&self.pool)
-            .await
-            .map_err(db_err)?;
+            .run(&self.pool)
+            .await?;
         Ok(())
     }
 
@@ -45,13 +44,13 @@ impl AuditStore for PgStore {
         let statement = statement.bind(query.limit);
         let rows = match query.owner_id {
             Some(owner) => self.tenant_all(owner, statement).await?,
-            None => statement.fetch_all(&self.pool).await.map_err(db_err)?,
+            None => statement.all(&self.pool).await?,
         };
         rows.iter().map(audit::entry_from).collect()
     }
 
     async fn purge_audit(&self, before: Timestamp) -> Result<u64> {
-        let done = sqlx::query(audit::PURGE).bind(before).execute(&self.pool).await.map_err(db_err)?;
+        let done = sqlx::query(audit::PURGE).bind(before).run(&self.pool).await?;
         Ok(done.rows_affected())
     }
 }

@@ -3,6 +3,7 @@
 //! in parts of `PART` bytes, streamed in from the staged file and out by range, so no node holds
 //! a whole file for the database's sake.
 
+use crate::fetch::Fetch;
 use std::path::{Path, PathBuf};
 
 use async_trait::async_trait;
@@ -46,9 +47,8 @@ impl PgBlobStore {
                 .bind(key)
                 .bind(size as i64)
                 .bind(parts as i32)
-                .execute(&mut *tx)
-                .await
-                .map_err(db_err)?;
+                .run(&mut *tx)
+                .await?;
         if claimed.rows_affected() == 0 {
             return Ok(false);
         }
@@ -66,9 +66,8 @@ impl PgBlobStore {
                 .bind(key)
                 .bind(seq as i32)
                 .bind(&buffer[..filled])
-                .execute(&mut *tx)
-                .await
-                .map_err(db_err)?;
+                .run(&mut *tx)
+                .await?;
         }
         tx.commit().await.map_err(db_err)?;
         Ok(true)
@@ -107,7 +106,7 @@ impl PgBlobStore {
 
     /// Every key the database holds (for checks and backups).
     pub async fn keys(&self) -> Result<Vec<String>> {
-        sqlx::query_scalar("SELECT key FROM blobs ORDER BY key").fetch_all(&self.pool).await.map_err(db_err)
+        sqlx::query_scalar("SELECT key FROM blobs ORDER BY key").all(&self.pool).await
     }
 }
 
@@ -128,9 +127,8 @@ impl BlobStore for PgBlobStore {
             let part: Option<Vec<u8>> = sqlx::query_scalar("SELECT data FROM blob_parts WHERE key = $1 AND seq = $2")
                 .bind(key)
                 .bind(seq)
-                .fetch_optional(&self.pool)
-                .await
-                .map_err(db_err)?;
+                .optional(&self.pool)
+                .await?;
             match part {
                 Some(data) => out.extend_from_slice(&data),
                 None => break,
@@ -141,11 +139,8 @@ impl BlobStore for PgBlobStore {
     }
 
     async fn size(&self, key: &str) -> Result<Option<u64>> {
-        let size: Option<i64> = sqlx::query_scalar("SELECT size FROM blobs WHERE key = $1")
-            .bind(key)
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(db_err)?;
+        let size: Option<i64> =
+            sqlx::query_scalar("SELECT size FROM blobs WHERE key = $1").bind(key).optional(&self.pool).await?;
         Ok(size.map(|s| s as u64))
     }
 
@@ -163,9 +158,8 @@ impl BlobStore for PgBlobStore {
             let part: Option<Vec<u8>> = sqlx::query_scalar("SELECT data FROM blob_parts WHERE key = $1 AND seq = $2")
                 .bind(key)
                 .bind(seq)
-                .fetch_optional(&self.pool)
-                .await
-                .map_err(db_err)?;
+                .optional(&self.pool)
+                .await?;
             let Some(data) = part else { break };
             let base = seq as u64 * PART as u64;
             let from = offset.saturating_sub(base).min(data.len() as u64) as usize;
@@ -176,7 +170,7 @@ impl BlobStore for PgBlobStore {
     }
 
     async fn delete(&self, key: &str) -> Result<()> {
-        sqlx::query("DELETE FROM blobs WHERE key = $1").bind(key).execute(&self.pool).await.map_err(db_err)?;
+        sqlx::query("DELETE FROM blobs WHERE key = $1").bind(key).run(&self.pool).await?;
         Ok(())
     }
 
@@ -185,7 +179,7 @@ impl BlobStore for PgBlobStore {
     }
 
     async fn check(&self) -> Result<()> {
-        sqlx::query("SELECT 1 FROM blobs LIMIT 1").execute(&self.pool).await.map_err(db_err)?;
+        sqlx::query("SELECT 1 FROM blobs LIMIT 1").run(&self.pool).await?;
         Ok(())
     }
 

@@ -2,8 +2,11 @@
 //! and by vectors while its `embedding_dims` is (every vector search and partial HNSW index
 //! requires it): a disabled chunk has neither, and gets both back when enabled again.
 
+use crate::fetch::Fetch;
+use async_trait::async_trait;
 use lore_core::error::Result;
 use lore_core::model::{Chunk, ChunkEdit, Id, NewChunk, Timestamp};
+use lore_core::store::ChunkStore;
 use sqlx::types::Json;
 use sqlx::{AssertSqlSafe, PgConnection};
 
@@ -70,21 +73,30 @@ pub(super) async fn insert_chunks(tx: &mut PgConnection, rows: &[(ChunkRow<'_>, 
         .bind(batch.iter().map(|(_, c)| c.searchable).collect::<Vec<bool>>())
         .bind(batch.iter().map(|(_, c)| c.fts_terms.as_str()).collect::<Vec<&str>>())
         .bind(batch.iter().map(|(r, _)| r.edited_at).collect::<Vec<Option<Timestamp>>>())
-        .execute(&mut *tx)
-        .await
-        .map_err(db_err)?;
+        .run(&mut *tx)
+        .await?;
     }
     Ok(())
 }
 
-impl PgStore {
-    pub(super) async fn chunk(&self, user_id: Id, chunk_id: Id) -> Result<Option<Chunk>> {
+#[async_trait]
+impl ChunkStore for PgStore {
+    async fn list_chunks(&self, user_id: Id, document_id: Id) -> Result<Vec<Chunk>> {
+        let sql = format!(
+            "SELECT {CHUNK_COLS} FROM document_chunks WHERE document_id = $1 AND user_id = $2 ORDER BY chunk_index"
+        );
+        let rows = sqlx::query(AssertSqlSafe(sql)).bind(document_id).bind(user_id);
+        let rows = self.tenant_all(user_id, rows).await?;
+        rows.iter().map(chunk_from).collect()
+    }
+
+    async fn get_chunk(&self, user_id: Id, chunk_id: Id) -> Result<Option<Chunk>> {
         let sql = format!("SELECT {CHUNK_COLS} FROM document_chunks WHERE id = $1 AND user_id = $2");
         let row = self.tenant_one(user_id, sqlx::query(AssertSqlSafe(sql)).bind(chunk_id).bind(user_id)).await?;
         row.as_ref().map(chunk_from).transpose()
     }
 
-    pub(super) async fn edit_chunk(&self, user_id: Id, chunk_id: Id, edit: ChunkEdit) -> Result<Option<Chunk>> {
+    async fn update_chunk(&self, user_id: Id, chunk_id: Id, edit: ChunkEdit) -> Result<Option<Chunk>> {
         if let Some(dims) = edit.text.as_ref().and_then(|t| t.embedding.as_ref()).map(|e| e.len() as i32) {
             self.ensure_vector_index(dims).await?;
         }
@@ -96,9 +108,8 @@ impl PgStore {
         )
         .bind(chunk_id)
         .bind(user_id)
-        .fetch_optional(&mut *tx)
-        .await
-        .map_err(db_err)?;
+        .optional(&mut *tx)
+        .await?;
         let Some(row) = row else { return Ok(None) };
         let seq = row.int("seq")?;
         let enabled = edit.enabled.unwrap_or(row.flag("enabled")?);
@@ -115,17 +126,15 @@ impl PgStore {
             .bind(text.summary_embedding.as_deref().map(vector_text))
             .bind(embedded.and(text.embedding_model.as_ref()))
             .bind(seq)
-            .execute(&mut *tx)
-            .await
-            .map_err(db_err)?;
+            .run(&mut *tx)
+            .await?;
         }
         if let Some(metadata) = &edit.metadata {
             sqlx::query("UPDATE document_chunks SET metadata = $1 WHERE seq = $2")
                 .bind(Json(metadata))
                 .bind(seq)
-                .execute(&mut *tx)
-                .await
-                .map_err(db_err)?;
+                .run(&mut *tx)
+                .await?;
         }
         let sql = format!(
             "UPDATE document_chunks SET enabled = $1, edited_at = $2,
@@ -139,15 +148,14 @@ impl PgStore {
             .bind(indexed)
             .bind(&edit.fts_terms)
             .bind(seq)
-            .fetch_one(&mut *tx)
-            .await
-            .map_err(db_err)?;
+            .one(&mut *tx)
+            .await?;
         let chunk = chunk_from(&chunk)?;
         tx.commit().await.map_err(db_err)?;
         Ok(Some(chunk))
     }
 
-    pub(super) async fn append_chunk(
+    async fn add_chunk(
         &self,
         user_id: Id,
         document_id: Id,
@@ -168,16 +176,14 @@ impl PgStore {
         )
         .bind(document_id)
         .bind(user_id)
-        .fetch_optional(&mut *tx)
-        .await
-        .map_err(db_err)?;
+        .optional(&mut *tx)
+        .await?;
         let Some(owner) = owner else { return Ok(None) };
         let next: i64 =
             sqlx::query_scalar("SELECT COALESCE(MAX(chunk_index), -1) + 1 FROM document_chunks WHERE document_id = $1")
                 .bind(document_id)
-                .fetch_one(&mut *tx)
-                .await
-                .map_err(db_err)?;
+                .one(&mut *tx)
+                .await?;
         let row = ChunkRow {
             id: lore_core::new_id(),
             document_id,
@@ -191,8 +197,7 @@ impl PgStore {
         };
         insert_chunks(&mut tx, &[(row, &chunk)]).await?;
         let sql = format!("SELECT {CHUNK_COLS} FROM document_chunks WHERE id = $1");
-        let added =
-            chunk_from(&sqlx::query(AssertSqlSafe(sql)).bind(row.id).fetch_one(&mut *tx).await.map_err(db_err)?)?;
+        let added = chunk_from(&sqlx::query(AssertSqlSafe(sql)).bind(row.id).one(&mut *tx).await?)?;
         tx.commit().await.map_err(db_err)?;
         Ok(Some(added))
     }

@@ -1,5 +1,6 @@
 //! The installation's settings and the nodes sharing the database, on PostgreSQL.
 
+use crate::fetch::Fetch;
 use async_trait::async_trait;
 use lore_core::error::Result;
 use lore_core::model::*;
@@ -8,21 +9,13 @@ use lore_core::store::ClusterStore;
 use super::PgStore;
 use crate::rows::*;
 
-impl PgStore {
-    pub(super) async fn get_cluster_setting(&self, name: &str) -> Result<Option<String>> {
-        sqlx::query_scalar("SELECT value FROM cluster_settings WHERE name = $1")
-            .bind(name)
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(db_err)
+#[async_trait]
+impl ClusterStore for PgStore {
+    async fn cluster_setting(&self, name: &str) -> Result<Option<String>> {
+        sqlx::query_scalar("SELECT value FROM cluster_settings WHERE name = $1").bind(name).optional(&self.pool).await
     }
 
-    pub(super) async fn compare_and_set_cluster_setting(
-        &self,
-        name: &str,
-        expected: Option<&str>,
-        value: &str,
-    ) -> Result<bool> {
+    async fn swap_cluster_setting(&self, name: &str, expected: Option<&str>, value: &str) -> Result<bool> {
         let done = match expected {
             None => {
                 sqlx::query("INSERT INTO cluster_settings (name, value) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING")
@@ -44,7 +37,7 @@ impl PgStore {
         Ok(done.rows_affected() == 1)
     }
 
-    pub(super) async fn record_heartbeat(&self, node: &NodeBeat) -> Result<()> {
+    async fn heartbeat(&self, node: &NodeBeat) -> Result<()> {
         let now = lore_core::now();
         sqlx::query(
             "INSERT INTO nodes (id, version, address, schema_version, workers, started_at, heartbeat_at)
@@ -58,31 +51,25 @@ impl PgStore {
         .bind(node.workers)
         .bind(node.started_at)
         .bind(now)
-        .execute(&self.pool)
-        .await
-        .map_err(db_err)?;
-        sqlx::query("DELETE FROM nodes WHERE heartbeat_at < $1")
-            .bind(now - FORGET_NODES_AFTER)
-            .execute(&self.pool)
-            .await
-            .map_err(db_err)?;
+        .run(&self.pool)
+        .await?;
+        sqlx::query("DELETE FROM nodes WHERE heartbeat_at < $1").bind(now - FORGET_NODES_AFTER).run(&self.pool).await?;
         Ok(())
     }
 
-    pub(super) async fn remove_node(&self, node_id: &str) -> Result<()> {
-        sqlx::query("DELETE FROM nodes WHERE id = $1").bind(node_id).execute(&self.pool).await.map_err(db_err)?;
+    async fn leave(&self, node_id: &str) -> Result<()> {
+        sqlx::query("DELETE FROM nodes WHERE id = $1").bind(node_id).run(&self.pool).await?;
         Ok(())
     }
 
-    pub(super) async fn alive_nodes(&self, alive_since: Timestamp) -> Result<Vec<Node>> {
+    async fn list_nodes(&self, alive_since: Timestamp) -> Result<Vec<Node>> {
         let rows = sqlx::query(
             "SELECT id, version, address, schema_version, workers, started_at, heartbeat_at FROM nodes
              WHERE heartbeat_at >= $1 ORDER BY started_at, id",
         )
         .bind(alive_since)
-        .fetch_all(&self.pool)
-        .await
-        .map_err(db_err)?;
+        .all(&self.pool)
+        .await?;
         let mut nodes = rows
             .iter()
             .map(|r| {
@@ -105,9 +92,8 @@ impl PgStore {
              WHERE status = 'running' AND locked_until >= $1 ORDER BY locked_until",
         )
         .bind(now)
-        .fetch_all(&self.pool)
-        .await
-        .map_err(db_err)?
+        .all(&self.pool)
+        .await?
         .iter()
         .map(|r| {
             Ok(HeldJob {
@@ -123,38 +109,12 @@ impl PgStore {
         let syncs =
             sqlx::query("SELECT id, lease_owner FROM data_sources WHERE lease_until >= $1 AND lease_owner IS NOT NULL")
                 .bind(now)
-                .fetch_all(&self.pool)
-                .await
-                .map_err(db_err)?
+                .all(&self.pool)
+                .await?
                 .iter()
                 .map(|r| Ok((r.id("id")?, r.text("lease_owner")?)))
                 .collect::<Result<Vec<_>>>()?;
         attach_holdings(&mut nodes, jobs, syncs);
         Ok(nodes)
-    }
-}
-
-#[async_trait]
-impl ClusterStore for PgStore {
-    /// Only for a store no other node uses: on a shared database, another node's running job is
-    /// not interrupted just because this one starts; expired leases free crashed nodes' jobs.
-    async fn cluster_setting(&self, name: &str) -> Result<Option<String>> {
-        self.get_cluster_setting(name).await
-    }
-
-    async fn swap_cluster_setting(&self, name: &str, expected: Option<&str>, value: &str) -> Result<bool> {
-        self.compare_and_set_cluster_setting(name, expected, value).await
-    }
-
-    async fn heartbeat(&self, node: &NodeBeat) -> Result<()> {
-        self.record_heartbeat(node).await
-    }
-
-    async fn leave(&self, node_id: &str) -> Result<()> {
-        self.remove_node(node_id).await
-    }
-
-    async fn list_nodes(&self, alive_since: Timestamp) -> Result<Vec<Node>> {
-        self.alive_nodes(alive_since).await
     }
 }

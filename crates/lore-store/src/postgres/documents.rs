@@ -1,5 +1,6 @@
 //! Documents and their chunks, as their owners see and curate them, on PostgreSQL.
 
+use crate::fetch::Fetch;
 use async_trait::async_trait;
 use lore_core::error::{Code, Error, Result};
 use lore_core::model::*;
@@ -42,20 +43,15 @@ impl DocumentStore for PgStore {
         .bind(doc.expires_at)
         .bind(now)
         .bind(doc.data_source_id)
-        .execute(&mut *tx)
-        .await
-        .map_err(db_err)?;
+        .run(&mut *tx)
+        .await?;
         if inserted.rows_affected() == 0 {
             let sql = format!(
                 "SELECT {DOC_COLS} FROM documents
                  WHERE knowledge_base_id = $1 AND file_hash = $2 AND soft_deleted_at IS NULL"
             );
-            let row = sqlx::query(AssertSqlSafe(sql))
-                .bind(doc.knowledge_base_id)
-                .bind(&doc.file_hash)
-                .fetch_one(&mut *tx)
-                .await
-                .map_err(db_err)?;
+            let row =
+                sqlx::query(AssertSqlSafe(sql)).bind(doc.knowledge_base_id).bind(&doc.file_hash).one(&mut *tx).await?;
             return Ok(Upload::Duplicate(doc_from(&row)?));
         }
         sqlx::query(
@@ -65,11 +61,10 @@ impl DocumentStore for PgStore {
         .bind(lore_core::new_id())
         .bind(id)
         .bind(now)
-        .execute(&mut *tx)
-        .await
-        .map_err(db_err)?;
+        .run(&mut *tx)
+        .await?;
         let sql = format!("SELECT {DOC_COLS} FROM documents WHERE id = $1");
-        let row = sqlx::query(AssertSqlSafe(sql)).bind(id).fetch_one(&mut *tx).await.map_err(db_err)?;
+        let row = sqlx::query(AssertSqlSafe(sql)).bind(id).one(&mut *tx).await?;
         let created = doc_from(&row)?;
         tx.commit().await.map_err(db_err)?;
         Ok(Upload::Created(created))
@@ -117,34 +112,6 @@ impl DocumentStore for PgStore {
         .transpose()
     }
 
-    async fn list_chunks(&self, user_id: Id, document_id: Id) -> Result<Vec<Chunk>> {
-        let sql = format!(
-            "SELECT {CHUNK_COLS} FROM document_chunks WHERE document_id = $1 AND user_id = $2 ORDER BY chunk_index"
-        );
-        let rows = sqlx::query(AssertSqlSafe(sql)).bind(document_id).bind(user_id);
-        let rows = self.tenant_all(user_id, rows).await?;
-        rows.iter().map(chunk_from).collect()
-    }
-
-    async fn get_chunk(&self, user_id: Id, chunk_id: Id) -> Result<Option<Chunk>> {
-        self.chunk(user_id, chunk_id).await
-    }
-
-    async fn update_chunk(&self, user_id: Id, chunk_id: Id, edit: ChunkEdit) -> Result<Option<Chunk>> {
-        self.edit_chunk(user_id, chunk_id, edit).await
-    }
-
-    async fn add_chunk(
-        &self,
-        user_id: Id,
-        document_id: Id,
-        chunk: NewChunk,
-        embedding_model: Option<String>,
-        at: Timestamp,
-    ) -> Result<Option<Chunk>> {
-        self.append_chunk(user_id, document_id, chunk, embedding_model, at).await
-    }
-
     async fn soft_delete_document(&self, user_id: Id, id: Id, at: Timestamp) -> Result<Option<Document>> {
         let done = sqlx::query(
             "UPDATE documents SET soft_deleted_at = $1, updated_at = $1
@@ -153,9 +120,8 @@ impl DocumentStore for PgStore {
         .bind(at)
         .bind(id)
         .bind(user_id)
-        .execute(&self.pool)
-        .await
-        .map_err(db_err)?;
+        .run(&self.pool)
+        .await?;
         if done.rows_affected() == 0 {
             return Ok(None);
         }
@@ -189,9 +155,8 @@ impl DocumentStore for PgStore {
     async fn blob_in_use(&self, file_path: &str) -> Result<bool> {
         let row: Option<i32> = sqlx::query_scalar("SELECT 1 FROM documents WHERE file_path = $1 LIMIT 1")
             .bind(file_path)
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(db_err)?;
+            .optional(&self.pool)
+            .await?;
         Ok(row.is_some())
     }
 }

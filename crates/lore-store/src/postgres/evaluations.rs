@@ -1,6 +1,7 @@
 //! Evaluation runs on PostgreSQL (statements shared with SQLite in `crate::evaluations`), read
 //! as the tenant under row-level security.
 
+use crate::fetch::Fetch;
 use async_trait::async_trait;
 use lore_core::error::Result;
 use lore_core::model::*;
@@ -9,7 +10,6 @@ use sqlx::AssertSqlSafe;
 
 use super::{AsTenant, PgStore};
 use crate::evaluations as sql;
-use crate::rows::*;
 
 #[async_trait]
 impl EvaluationStore for PgStore {
@@ -25,9 +25,8 @@ impl EvaluationStore for PgStore {
             .bind(&e.error_message)
             .bind(e.created_at)
             .bind(e.completed_at)
-            .execute(&self.pool)
-            .await
-            .map_err(db_err)?;
+            .run(&self.pool)
+            .await?;
         Ok(())
     }
 
@@ -38,9 +37,8 @@ impl EvaluationStore for PgStore {
             .bind(&e.error_message)
             .bind(e.completed_at)
             .bind(e.id)
-            .execute(&self.pool)
-            .await
-            .map_err(db_err)?;
+            .run(&self.pool)
+            .await?;
         Ok(())
     }
 

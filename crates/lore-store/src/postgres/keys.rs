@@ -1,5 +1,6 @@
 //! API keys, their request counters, and the usage log, on PostgreSQL.
 
+use crate::fetch::Fetch;
 use async_trait::async_trait;
 use lore_core::error::{Error, Result};
 use lore_core::limits;
@@ -36,11 +37,10 @@ impl KeyStore for PgStore {
         .bind(key.expires_at)
         .bind(Json(&key.security))
         .bind(now)
-        .execute(&self.pool)
-        .await
-        .map_err(db_err)?;
+        .run(&self.pool)
+        .await?;
         let sql = format!("SELECT {KEY_COLS} FROM api_keys k WHERE k.id = $1");
-        let row = sqlx::query(AssertSqlSafe(sql)).bind(id).fetch_one(&self.pool).await.map_err(db_err)?;
+        let row = sqlx::query(AssertSqlSafe(sql)).bind(id).one(&self.pool).await?;
         key_from(&row)
     }
 
@@ -59,9 +59,8 @@ impl KeyStore for PgStore {
         .bind(at)
         .bind(key_id)
         .bind(user_id)
-        .execute(&self.pool)
-        .await
-        .map_err(db_err)?;
+        .run(&self.pool)
+        .await?;
         Ok(done.rows_affected() > 0)
     }
 
@@ -82,9 +81,8 @@ impl KeyStore for PgStore {
         .bind(lore_core::now())
         .bind(key.id)
         .bind(key.user_id)
-        .execute(&self.pool)
-        .await
-        .map_err(db_err)?;
+        .run(&self.pool)
+        .await?;
         Ok(done.rows_affected() > 0)
     }
 
@@ -92,7 +90,7 @@ impl KeyStore for PgStore {
         let sql = format!(
             "SELECT {KEY_COLS}, {USER_COLS} FROM api_keys k JOIN users u ON u.id = k.user_id WHERE k.key_hash = $1"
         );
-        let row = sqlx::query(AssertSqlSafe(sql)).bind(key_hash).fetch_optional(&self.pool).await.map_err(db_err)?;
+        let row = sqlx::query(AssertSqlSafe(sql)).bind(key_hash).optional(&self.pool).await?;
         row.map(|r| Ok(ApiKeyRecord { key: key_from(&r)?, user: user_from(&r)? })).transpose()
     }
 
@@ -117,9 +115,7 @@ impl KeyStore for PgStore {
         .bind(&month)
         .bind(now)
         .bind(ip)
-        .fetch_optional(&self.pool)
-        .await
-        .map_err(db_err)?;
+        .optional(&self.pool).await?;
         let row = match counted {
             Some(row) => row,
             None => sqlx::query(
@@ -133,9 +129,8 @@ impl KeyStore for PgStore {
             .bind(&minute)
             .bind(&day)
             .bind(&month)
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(db_err)?
+            .optional(&self.pool)
+            .await?
             .ok_or_else(|| Error::not_found("API key"))?,
         };
         Ok(KeyUsage {
@@ -167,9 +162,8 @@ impl KeyStore for PgStore {
             .bind(c.last_used_at)
             .bind(&c.last_used_ip)
             .bind(c.key_id)
-            .execute(&mut *tx)
-            .await
-            .map_err(db_err)?;
+            .run(&mut *tx)
+            .await?;
         }
         tx.commit().await.map_err(db_err)
     }
@@ -229,9 +223,8 @@ impl KeyStore for PgStore {
         .bind(ips)
         .bind(agents)
         .bind(created)
-        .execute(&self.pool)
-        .await
-        .map_err(db_err)?;
+        .run(&self.pool)
+        .await?;
         Ok(())
     }
 

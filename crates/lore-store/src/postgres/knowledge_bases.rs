@@ -1,5 +1,6 @@
 //! Knowledge bases and the file-type registry, on PostgreSQL.
 
+use crate::fetch::Fetch;
 use async_trait::async_trait;
 use lore_core::error::{Code, Error, Result};
 use lore_core::model::*;
@@ -25,9 +26,8 @@ impl KnowledgeBaseStore for PgStore {
         .bind(&kb.icon_url)
         .bind(Json(&kb.settings))
         .bind(lore_core::now())
-        .execute(&self.pool)
-        .await
-        .map_err(db_err)?;
+        .run(&self.pool)
+        .await?;
         self.kb_by_id(kb.user_id, id).await?.ok_or_else(|| Error::internal("knowledge base vanished"))
     }
 
@@ -62,9 +62,8 @@ impl KnowledgeBaseStore for PgStore {
         .bind(lore_core::now())
         .bind(id)
         .bind(user_id)
-        .execute(&self.pool)
-        .await
-        .map_err(db_err)?;
+        .run(&self.pool)
+        .await?;
         if done.rows_affected() == 0 {
             return Ok(None);
         }
@@ -92,18 +91,16 @@ impl KnowledgeBaseStore for PgStore {
             .bind(Json(&t.embedding_models))
             .bind(t.is_active)
             .bind(now)
-            .execute(&mut *tx)
-            .await
-            .map_err(db_err)?;
+            .run(&mut *tx)
+            .await?;
         }
         tx.commit().await.map_err(db_err)
     }
 
     async fn list_file_types(&self) -> Result<Vec<FileType>> {
         let rows = sqlx::query(AssertSqlSafe(format!("SELECT {FILE_TYPE_COLS} FROM file_types ORDER BY id")))
-            .fetch_all(&self.pool)
-            .await
-            .map_err(db_err)?;
+            .all(&self.pool)
+            .await?;
         rows.iter().map(file_type_from).collect()
     }
 
@@ -148,9 +145,8 @@ impl KnowledgeBaseStore for PgStore {
         .bind(p.is_active)
         .bind(lore_core::now())
         .bind(id)
-        .execute(&self.pool)
-        .await
-        .map_err(db_err)?;
+        .run(&self.pool)
+        .await?;
         if done.rows_affected() == 0 {
             return Ok(None);
         }
@@ -168,25 +164,23 @@ impl PgStore {
         let exists: Option<Id> = sqlx::query_scalar("SELECT id FROM knowledge_bases WHERE id = $1 AND user_id = $2")
             .bind(id)
             .bind(user_id)
-            .fetch_optional(&mut *tx)
-            .await
-            .map_err(db_err)?;
+            .optional(&mut *tx)
+            .await?;
         if exists.is_none() {
             return Ok(None);
         }
         let mut paths: Vec<String> =
             sqlx::query_scalar("SELECT file_path FROM documents WHERE knowledge_base_id = $1 ORDER BY id FOR UPDATE")
                 .bind(id)
-                .fetch_all(&mut *tx)
-                .await
-                .map_err(db_err)?;
+                .all(&mut *tx)
+                .await?;
         // Children first, explicitly, so the statistics triggers see every row.
         for sql in [
             "DELETE FROM document_chunks WHERE knowledge_base_id = $1",
             "DELETE FROM documents WHERE knowledge_base_id = $1",
             "DELETE FROM knowledge_bases WHERE id = $1",
         ] {
-            sqlx::query(sql).bind(id).execute(&mut *tx).await.map_err(db_err)?;
+            sqlx::query(sql).bind(id).run(&mut *tx).await?;
         }
         tx.commit().await.map_err(db_err)?;
         // Content-addressed blobs can be shared; FOR UPDATE rules out SELECT DISTINCT.

@@ -1,5 +1,6 @@
 //! The ingestion queue: jobs claimed under leases, processing results, re-embedding, on PostgreSQL.
 
+use crate::fetch::Fetch;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -20,16 +21,14 @@ impl QueueStore for PgStore {
         let done = sqlx::query(
             "UPDATE jobs SET status = 'queued', locked_by = NULL, locked_until = NULL WHERE status = 'running'",
         )
-        .execute(&mut *tx)
-        .await
-        .map_err(db_err)?;
+        .run(&mut *tx)
+        .await?;
         sqlx::query(
             "UPDATE documents SET status = 'pending', progress = 0
              WHERE status = 'processing' AND id IN (SELECT document_id FROM jobs)",
         )
-        .execute(&mut *tx)
-        .await
-        .map_err(db_err)?;
+        .run(&mut *tx)
+        .await?;
         tx.commit().await.map_err(db_err)?;
         Ok(done.rows_affected())
     }
@@ -71,9 +70,8 @@ impl QueueStore for PgStore {
         .bind(until)
         .bind(now)
         .bind(skip)
-        .fetch_optional(&mut *tx)
-        .await
-        .map_err(db_err)?;
+        .optional(&mut *tx)
+        .await?;
         let Some(row) = row else { return Ok(None) };
         let job = Job {
             id: row.id("id")?,
@@ -86,9 +84,8 @@ impl QueueStore for PgStore {
             sqlx::query("UPDATE documents SET status = 'processing', progress = 5, updated_at = $1 WHERE id = $2")
                 .bind(now)
                 .bind(doc)
-                .execute(&mut *tx)
-                .await
-                .map_err(db_err)?;
+                .run(&mut *tx)
+                .await?;
             let claimed = LogEntry::new("claim", format!("claimed by {worker} (attempt {})", job.attempts));
             Self::append_log(&mut tx, doc, &[claimed]).await?;
         }
@@ -103,9 +100,8 @@ impl QueueStore for PgStore {
                 .bind(until)
                 .bind(job_id)
                 .bind(worker)
-                .execute(&self.pool)
-                .await
-                .map_err(db_err)?;
+                .run(&self.pool)
+                .await?;
         Ok(done.rows_affected() > 0)
     }
 
@@ -120,9 +116,8 @@ impl QueueStore for PgStore {
         .bind(after)
         .bind(job.id)
         .bind(worker)
-        .execute(&mut *tx)
-        .await
-        .map_err(db_err)?;
+        .run(&mut *tx)
+        .await?;
         if done.rows_affected() > 0
             && let Some(doc) = job.document_id
         {
@@ -130,9 +125,8 @@ impl QueueStore for PgStore {
                 "UPDATE documents SET status = 'pending', progress = 0 WHERE id = $1 AND status = 'processing'",
             )
             .bind(doc)
-            .execute(&mut *tx)
-            .await
-            .map_err(db_err)?;
+            .run(&mut *tx)
+            .await?;
         }
         tx.commit().await.map_err(db_err)?;
         Ok(())
@@ -140,13 +134,13 @@ impl QueueStore for PgStore {
 
     async fn document_for_job(&self, id: Id) -> Result<Option<Document>> {
         let sql = format!("SELECT {DOC_COLS} FROM documents WHERE id = $1");
-        let row = sqlx::query(AssertSqlSafe(sql)).bind(id).fetch_optional(&self.pool).await.map_err(db_err)?;
+        let row = sqlx::query(AssertSqlSafe(sql)).bind(id).optional(&self.pool).await?;
         row.as_ref().map(doc_from).transpose()
     }
 
     async fn knowledge_base_for_job(&self, id: Id) -> Result<Option<KnowledgeBase>> {
         let sql = format!("SELECT {KB_COLS} FROM knowledge_bases WHERE id = $1");
-        let row = sqlx::query(AssertSqlSafe(sql)).bind(id).fetch_optional(&self.pool).await.map_err(db_err)?;
+        let row = sqlx::query(AssertSqlSafe(sql)).bind(id).optional(&self.pool).await?;
         row.as_ref().map(kb_from).transpose()
     }
 
@@ -156,9 +150,8 @@ impl QueueStore for PgStore {
             .bind(progress.clamp(0, 100))
             .bind(lore_core::now())
             .bind(document_id)
-            .execute(&mut *tx)
-            .await
-            .map_err(db_err)?;
+            .run(&mut *tx)
+            .await?;
         if let Some(entry) = entry {
             Self::append_log(&mut tx, document_id, &[entry]).await?;
         }
@@ -173,19 +166,14 @@ impl QueueStore for PgStore {
         let mut tx = self.tx().await?;
         let owner = sqlx::query("SELECT user_id, knowledge_base_id FROM documents WHERE id = $1 FOR UPDATE")
             .bind(document_id)
-            .fetch_optional(&mut *tx)
-            .await
-            .map_err(db_err)?;
+            .optional(&mut *tx)
+            .await?;
         if let Some(owner) = owner {
             let user_id = owner.id("user_id")?;
             let kb_id = owner.id("knowledge_base_id")?;
             let now = lore_core::now();
             // A retried job replaces whatever an interrupted attempt left behind.
-            sqlx::query("DELETE FROM document_chunks WHERE document_id = $1")
-                .bind(document_id)
-                .execute(&mut *tx)
-                .await
-                .map_err(db_err)?;
+            sqlx::query("DELETE FROM document_chunks WHERE document_id = $1").bind(document_id).run(&mut *tx).await?;
             let ids: Vec<Id> = result.chunks.iter().map(|_| lore_core::new_id()).collect();
             let rows: Vec<(chunks::ChunkRow<'_>, &NewChunk)> = result
                 .chunks
@@ -221,9 +209,7 @@ impl QueueStore for PgStore {
             .bind(Json(&result.source_metadata))
             .bind(now)
             .bind(document_id)
-            .execute(&mut *tx)
-            .await
-            .map_err(db_err)?;
+            .run(&mut *tx).await?;
             Self::append_log(&mut tx, document_id, &result.log).await?;
             // A knowledge base's first embeddings decide the space its search uses.
             if let Some(space) = &result.embedding_model {
@@ -232,9 +218,8 @@ impl QueueStore for PgStore {
                 )
                 .bind(space)
                 .bind(kb_id)
-                .execute(&mut *tx)
-                .await
-                .map_err(db_err)?;
+                .run(&mut *tx)
+                .await?;
             }
         }
         self.finish_job(tx, job).await
@@ -250,11 +235,7 @@ impl QueueStore for PgStore {
     ) -> Result<()> {
         let mut tx = self.tx().await?;
         let now = lore_core::now();
-        sqlx::query("DELETE FROM document_chunks WHERE document_id = $1")
-            .bind(document_id)
-            .execute(&mut *tx)
-            .await
-            .map_err(db_err)?;
+        sqlx::query("DELETE FROM document_chunks WHERE document_id = $1").bind(document_id).run(&mut *tx).await?;
         sqlx::query(
             "UPDATE documents SET status = 'failed', progress = 100, error_code = $1, error_message = $2,
                processed_at = $3, updated_at = $3 WHERE id = $4",
@@ -263,9 +244,8 @@ impl QueueStore for PgStore {
         .bind(message)
         .bind(now)
         .bind(document_id)
-        .execute(&mut *tx)
-        .await
-        .map_err(db_err)?;
+        .run(&mut *tx)
+        .await?;
         Self::append_log(&mut tx, document_id, &log).await?;
         self.finish_job(tx, job).await
     }
@@ -273,9 +253,8 @@ impl QueueStore for PgStore {
     async fn document_status_counts(&self) -> Result<Vec<(DocStatus, i64)>> {
         let rows =
             sqlx::query("SELECT status, COUNT(*) AS n FROM documents WHERE soft_deleted_at IS NULL GROUP BY status")
-                .fetch_all(&self.pool)
-                .await
-                .map_err(db_err)?;
+                .all(&self.pool)
+                .await?;
         rows.iter()
             .filter_map(|r| {
                 let status = r.text("status").ok().and_then(|s| DocStatus::parse(&s))?;
@@ -285,7 +264,7 @@ impl QueueStore for PgStore {
     }
 
     async fn pending_jobs(&self) -> Result<i64> {
-        sqlx::query_scalar("SELECT COUNT(*) FROM jobs").fetch_one(&self.pool).await.map_err(db_err)
+        sqlx::query_scalar("SELECT COUNT(*) FROM jobs").one(&self.pool).await
     }
 
     async fn queue_reembedding(&self, knowledge_base_id: Id) -> Result<()> {
@@ -298,9 +277,8 @@ impl QueueStore for PgStore {
         .bind(lore_core::new_id())
         .bind(knowledge_base_id)
         .bind(now)
-        .execute(&self.pool)
-        .await
-        .map_err(db_err)?;
+        .run(&self.pool)
+        .await?;
         Ok(())
     }
 
@@ -316,9 +294,8 @@ impl QueueStore for PgStore {
         .bind(space)
         .bind(knowledge_base_id)
         .bind(limit)
-        .fetch_all(&self.pool)
-        .await
-        .map_err(db_err)?;
+        .all(&self.pool)
+        .await?;
         rows.iter().map(chunk_to_embed_from).collect()
     }
 
@@ -338,9 +315,8 @@ impl QueueStore for PgStore {
             .bind(row.summary_embedding.as_deref().map(vector_text))
             .bind(row.seq)
             .bind(knowledge_base_id)
-            .execute(&mut *tx)
-            .await
-            .map_err(db_err)?;
+            .run(&mut *tx)
+            .await?;
         }
         tx.commit().await.map_err(db_err)
     }
@@ -352,9 +328,8 @@ impl QueueStore for PgStore {
         )
         .bind(knowledge_base_id)
         .bind(space)
-        .fetch_optional(&self.pool)
-        .await
-        .map_err(db_err)?;
+        .optional(&self.pool)
+        .await?;
         if let Some(dims) = dims {
             self.ensure_vector_index(dims).await?;
         }
@@ -368,27 +343,24 @@ impl QueueStore for PgStore {
         )
         .bind(space)
         .bind(knowledge_base_id)
-        .execute(&mut *tx)
-        .await
-        .map_err(db_err)?
+        .run(&mut *tx)
+        .await?
         .rows_affected();
         sqlx::query("DELETE FROM chunk_reembeddings WHERE knowledge_base_id = $1")
             .bind(knowledge_base_id)
-            .execute(&mut *tx)
-            .await
-            .map_err(db_err)?;
+            .run(&mut *tx)
+            .await?;
         sqlx::query("UPDATE knowledge_bases SET embedding_space = $1 WHERE id = $2")
             .bind(space)
             .bind(knowledge_base_id)
-            .execute(&mut *tx)
-            .await
-            .map_err(db_err)?;
+            .run(&mut *tx)
+            .await?;
         self.finish_job(tx, job).await?;
         Ok(switched)
     }
 
     async fn drop_job(&self, job: &Job) -> Result<()> {
-        sqlx::query("DELETE FROM jobs WHERE id = $1").bind(job.id).execute(&self.pool).await.map_err(db_err)?;
+        sqlx::query("DELETE FROM jobs WHERE id = $1").bind(job.id).run(&self.pool).await?;
         Ok(())
     }
 }

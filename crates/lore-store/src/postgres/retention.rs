@@ -1,6 +1,7 @@
 //! Retention: expiry, purges of soft-deleted documents, conversations, usage logs and sessions, on
 //! PostgreSQL.
 
+use crate::fetch::Fetch;
 use async_trait::async_trait;
 use lore_core::error::Result;
 use lore_core::model::*;
@@ -12,11 +13,7 @@ use crate::rows::*;
 #[async_trait]
 impl RetentionStore for PgStore {
     async fn purge_expired_sessions(&self, now: Timestamp) -> Result<u64> {
-        let done = sqlx::query("DELETE FROM sessions WHERE expires_at < $1")
-            .bind(now)
-            .execute(&self.pool)
-            .await
-            .map_err(db_err)?;
+        let done = sqlx::query("DELETE FROM sessions WHERE expires_at < $1").bind(now).run(&self.pool).await?;
         Ok(done.rows_affected())
     }
 
@@ -26,9 +23,8 @@ impl RetentionStore for PgStore {
              WHERE expires_at IS NOT NULL AND expires_at <= $1 AND soft_deleted_at IS NULL",
         )
         .bind(now)
-        .execute(&self.pool)
-        .await
-        .map_err(db_err)?;
+        .run(&self.pool)
+        .await?;
         Ok(done.rows_affected())
     }
 
@@ -39,18 +35,13 @@ impl RetentionStore for PgStore {
              FOR UPDATE SKIP LOCKED",
         )
         .bind(before)
-        .fetch_all(&mut *tx)
-        .await
-        .map_err(db_err)?;
+        .all(&mut *tx)
+        .await?;
         let mut paths = Vec::with_capacity(rows.len());
         for row in &rows {
             let id = row.id("id")?;
-            sqlx::query("DELETE FROM document_chunks WHERE document_id = $1")
-                .bind(id)
-                .execute(&mut *tx)
-                .await
-                .map_err(db_err)?;
-            sqlx::query("DELETE FROM documents WHERE id = $1").bind(id).execute(&mut *tx).await.map_err(db_err)?;
+            sqlx::query("DELETE FROM document_chunks WHERE document_id = $1").bind(id).run(&mut *tx).await?;
+            sqlx::query("DELETE FROM documents WHERE id = $1").bind(id).run(&mut *tx).await?;
             paths.push(row.text("file_path")?);
         }
         tx.commit().await.map_err(db_err)?;
@@ -64,9 +55,8 @@ impl RetentionStore for PgStore {
                AND c.updated_at < $1 - make_interval(days => k.conversation_retention_days::int)",
         )
         .bind(now)
-        .execute(&self.pool)
-        .await
-        .map_err(db_err)?;
+        .run(&self.pool)
+        .await?;
         Ok(done.rows_affected())
     }
 
@@ -77,9 +67,8 @@ impl RetentionStore for PgStore {
         )
         .bind(success_before)
         .bind(error_before)
-        .execute(&self.pool)
-        .await
-        .map_err(db_err)?;
+        .run(&self.pool)
+        .await?;
         Ok(done.rows_affected())
     }
 }

@@ -1,6 +1,7 @@
 //! Search on PostgreSQL: BM25 over the GIN-indexed tsvector, and cosine similarity over pgvector's
 //! HNSW indexes with iterative scans, so that a selective filter still fills the top k.
 
+use crate::fetch::Fetch;
 use std::collections::HashMap;
 
 use async_trait::async_trait;
@@ -95,9 +96,7 @@ impl PgStore {
         .bind(query.knowledge_base_id)
         .bind(query.user_id)
         .bind(LENGTH_SAMPLE)
-        .fetch_optional(&self.pool)
-        .await
-        .map_err(db_err)?;
+        .optional(&self.pool).await?;
         let Some(stats) = stats else { return Ok(Vec::new()) };
         let (kb_chunks, avg_len) = (stats.int("chunk_count")?, stats.float("avg_len")?);
         let terms = self.selective_terms(query.knowledge_base_id, kb_chunks, &query.terms).await?;
@@ -238,7 +237,7 @@ impl PgStore {
                 .bind(q.user_id)
                 .bind(&q.embedding_model)
                 .bind(top_k);
-            let rows = bind_all(query, &params).fetch_all(&mut *tx).await.map_err(db_err)?;
+            let rows = bind_all(query, &params).all(&mut *tx).await?;
             tx.commit().await.map_err(db_err)?;
             for row in &rows {
                 let seq = row.int("seq")?;
@@ -275,9 +274,8 @@ impl SearchStore for PgStore {
         .bind(model)
         .bind(hashes)
         .bind(user_id)
-        .fetch_all(&self.pool)
-        .await
-        .map_err(db_err)?;
+        .all(&self.pool)
+        .await?;
         rows.iter().map(|r| Ok((r.text("content_hash")?, parse_vector(&r.text("embedding")?)?))).collect()
     }
 

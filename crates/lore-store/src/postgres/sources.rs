@@ -1,5 +1,6 @@
 //! Data sources and their sync runs on PostgreSQL.
 
+use crate::fetch::Fetch;
 use async_trait::async_trait;
 use lore_core::error::{Code, Error, Result};
 use lore_core::model::{Id, Timestamp};
@@ -86,9 +87,8 @@ impl SourceStore for PgStore {
             sqlx::query_scalar("SELECT credentials FROM data_sources WHERE id = $1 AND user_id = $2")
                 .bind(id)
                 .bind(user_id)
-                .fetch_optional(&self.pool)
-                .await
-                .map_err(db_err)?;
+                .optional(&self.pool)
+                .await?;
         Ok(found.flatten())
     }
 
@@ -96,9 +96,8 @@ impl SourceStore for PgStore {
         let done = sqlx::query("DELETE FROM data_sources WHERE id = $1 AND user_id = $2")
             .bind(id)
             .bind(user_id)
-            .execute(&self.pool)
-            .await
-            .map_err(db_err)?;
+            .run(&self.pool)
+            .await?;
         Ok(done.rows_affected() > 0)
     }
 
@@ -109,9 +108,8 @@ impl SourceStore for PgStore {
                AND metadata ? 'source_path'",
         )
         .bind(data_source_id)
-        .fetch_all(&self.pool)
-        .await
-        .map_err(db_err)?;
+        .all(&self.pool)
+        .await?;
         rows.iter().map(source_item_from).collect()
     }
 
@@ -121,9 +119,8 @@ impl SourceStore for PgStore {
         )
         .bind(version)
         .bind(document_id)
-        .execute(&self.pool)
-        .await
-        .map_err(db_err)?;
+        .run(&self.pool)
+        .await?;
         Ok(())
     }
 
@@ -137,9 +134,8 @@ impl SourceStore for PgStore {
         .bind(lease_until)
         .bind(run.data_source_id)
         .bind(run.started_at)
-        .execute(&mut *tx)
-        .await
-        .map_err(db_err)?;
+        .run(&mut *tx)
+        .await?;
         if claimed.rows_affected() == 0 {
             return Ok(false);
         }
@@ -151,9 +147,7 @@ impl SourceStore for PgStore {
         .bind(&run.status)
         .bind(run.started_at)
         .bind(Json(&run.errors))
-        .execute(&mut *tx)
-        .await
-        .map_err(db_err)?;
+        .run(&mut *tx).await?;
         tx.commit().await.map_err(db_err)?;
         Ok(true)
     }
@@ -172,9 +166,7 @@ impl SourceStore for PgStore {
         .bind(run.failed)
         .bind(Json(&run.errors))
         .bind(run.id)
-        .execute(&mut *tx)
-        .await
-        .map_err(db_err)?;
+        .run(&mut *tx).await?;
         // A paused source stays paused; otherwise the run says whether it is healthy.
         sqlx::query(
             "UPDATE data_sources SET status = CASE WHEN status = 'paused' THEN 'paused' WHEN $1 IS NULL THEN 'active'
@@ -183,9 +175,7 @@ impl SourceStore for PgStore {
         .bind(last_error)
         .bind(run.finished_at)
         .bind(run.data_source_id)
-        .execute(&mut *tx)
-        .await
-        .map_err(db_err)?;
+        .run(&mut *tx).await?;
         tx.commit().await.map_err(db_err)
     }
 
@@ -214,9 +204,8 @@ impl SourceStore for PgStore {
                     OR last_sync <= $1 - make_interval(mins => sync_frequency::int))",
         )
         .bind(now)
-        .fetch_all(&self.pool)
-        .await
-        .map_err(db_err)?;
+        .all(&self.pool)
+        .await?;
         rows.iter().map(|r| Ok((r.id("user_id")?, r.id("id")?))).collect()
     }
 
@@ -232,9 +221,7 @@ impl SourceStore for PgStore {
         .bind(Json(&n.data))
         .bind(n.read_at)
         .bind(n.created_at)
-        .execute(&self.pool)
-        .await
-        .map_err(db_err)?;
+        .run(&self.pool).await?;
         Ok(())
     }
 
@@ -254,9 +241,8 @@ impl SourceStore for PgStore {
         sqlx::query("UPDATE notifications SET data = $1 WHERE id = $2")
             .bind(Json(data))
             .bind(id)
-            .execute(&self.pool)
-            .await
-            .map_err(db_err)?;
+            .run(&self.pool)
+            .await?;
         Ok(())
     }
 }

@@ -1,5 +1,6 @@
 //! Users, invitations, sessions and per-user configuration, on SQLite.
 
+use crate::fetch::Fetch;
 use async_trait::async_trait;
 use lore_core::error::{Code, Error, Result};
 use lore_core::model::*;
@@ -27,9 +28,8 @@ impl AccountStore for SqliteStore {
                  AND json_extract(settings, '$.embedding_config.provider') <> 'local'
              ORDER BY 1, 2",
         )
-        .fetch_all(&self.reader)
-        .await
-        .map_err(db_err)?;
+        .all(&self.reader)
+        .await?;
         rows.iter().map(|r| Ok((r.text("provider")?, r.opt_text("base_url")?))).collect()
     }
 
@@ -109,9 +109,8 @@ impl AccountStore for SqliteStore {
                     .bind(id.to_string())
                     .bind(hash)
                     .bind(&user.email)
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(db_err)?;
+                    .run(&mut *tx)
+                    .await?;
                     (used.rows_affected() == 0).then(Invitation::invalid)
                 }
             };
@@ -126,8 +125,7 @@ impl AccountStore for SqliteStore {
 
     async fn find_invitation(&self, token_hash: &str) -> Result<Option<Invitation>> {
         let sql = format!("SELECT {INVITATION_COLS} FROM invitations WHERE token_hash = ?");
-        let row =
-            sqlx::query(AssertSqlSafe(sql)).bind(token_hash).fetch_optional(&self.reader).await.map_err(db_err)?;
+        let row = sqlx::query(AssertSqlSafe(sql)).bind(token_hash).optional(&self.reader).await?;
         row.as_ref().map(invitation_from).transpose()
     }
 
@@ -142,36 +140,26 @@ impl AccountStore for SqliteStore {
         .bind(invitation.created_by.map(|u| u.to_string()))
         .bind(ts(lore_core::now()))
         .bind(ts(invitation.expires_at))
-        .execute(&self.writer)
-        .await
-        .map_err(db_err)?;
+        .run(&self.writer).await?;
         let sql = format!("SELECT {INVITATION_COLS} FROM invitations WHERE id = ?");
-        let row = sqlx::query(AssertSqlSafe(sql)).bind(id.to_string()).fetch_one(&self.writer).await.map_err(db_err)?;
+        let row = sqlx::query(AssertSqlSafe(sql)).bind(id.to_string()).one(&self.writer).await?;
         invitation_from(&row)
     }
 
     async fn list_invitations(&self) -> Result<Vec<Invitation>> {
         let sql = format!("SELECT {INVITATION_COLS} FROM invitations ORDER BY created_at DESC, id DESC");
-        let rows = sqlx::query(AssertSqlSafe(sql)).fetch_all(&self.reader).await.map_err(db_err)?;
+        let rows = sqlx::query(AssertSqlSafe(sql)).all(&self.reader).await?;
         rows.iter().map(invitation_from).collect()
     }
 
     async fn delete_invitation(&self, id: Id) -> Result<bool> {
-        let done = sqlx::query("DELETE FROM invitations WHERE id = ?")
-            .bind(id.to_string())
-            .execute(&self.writer)
-            .await
-            .map_err(db_err)?;
+        let done = sqlx::query("DELETE FROM invitations WHERE id = ?").bind(id.to_string()).run(&self.writer).await?;
         Ok(done.rows_affected() > 0)
     }
 
     async fn find_login(&self, username_or_email: &str) -> Result<Option<(User, String)>> {
         let sql = format!("SELECT {USER_COLS}, u.hashed_password FROM users u WHERE u.username = ?1 OR u.email = ?1");
-        let row = sqlx::query(AssertSqlSafe(sql))
-            .bind(username_or_email)
-            .fetch_optional(&self.reader)
-            .await
-            .map_err(db_err)?;
+        let row = sqlx::query(AssertSqlSafe(sql)).bind(username_or_email).optional(&self.reader).await?;
         row.map(|r| Ok((user_from(&r)?, r.text("hashed_password")?))).transpose()
     }
 
@@ -183,9 +171,8 @@ impl AccountStore for SqliteStore {
         sqlx::query("UPDATE users SET last_login_at = ? WHERE id = ?")
             .bind(ts(at))
             .bind(user_id.to_string())
-            .execute(&self.writer)
-            .await
-            .map_err(db_err)?;
+            .run(&self.writer)
+            .await?;
         Ok(())
     }
 
@@ -209,9 +196,8 @@ impl AccountStore for SqliteStore {
         .bind(ts(expires_at))
         .bind(ip)
         .bind(user_agent)
-        .execute(&self.writer)
-        .await
-        .map_err(db_err)?;
+        .run(&self.writer)
+        .await?;
         Ok(id)
     }
 
@@ -220,8 +206,7 @@ impl AccountStore for SqliteStore {
             "SELECT {USER_COLS}, s.id AS session_id, s.expires_at AS session_expires_at
              FROM sessions s JOIN users u ON u.id = s.user_id WHERE s.token_hash = ?"
         );
-        let row =
-            sqlx::query(AssertSqlSafe(sql)).bind(token_hash).fetch_optional(&self.reader).await.map_err(db_err)?;
+        let row = sqlx::query(AssertSqlSafe(sql)).bind(token_hash).optional(&self.reader).await?;
         row.map(|r| {
             Ok(SessionRecord {
                 session_id: r.id("session_id")?,
@@ -233,11 +218,7 @@ impl AccountStore for SqliteStore {
     }
 
     async fn delete_session(&self, token_hash: &str) -> Result<()> {
-        sqlx::query("DELETE FROM sessions WHERE token_hash = ?")
-            .bind(token_hash)
-            .execute(&self.writer)
-            .await
-            .map_err(db_err)?;
+        sqlx::query("DELETE FROM sessions WHERE token_hash = ?").bind(token_hash).run(&self.writer).await?;
         Ok(())
     }
 
@@ -250,9 +231,8 @@ impl AccountStore for SqliteStore {
             .bind(user_id.to_string())
             .bind(keep)
             .bind(keep)
-            .execute(&self.writer)
-            .await
-            .map_err(db_err)?;
+            .run(&self.writer)
+            .await?;
         Ok(done.rows_affected())
     }
 
@@ -261,16 +241,14 @@ impl AccountStore for SqliteStore {
             .bind(password_hash)
             .bind(ts(lore_core::now()))
             .bind(user_id.to_string())
-            .execute(&self.writer)
-            .await
-            .map_err(db_err)?;
+            .run(&self.writer)
+            .await?;
         Ok(())
     }
 
     async fn list_users(&self, limit: i64, offset: i64) -> Result<Vec<User>> {
         let sql = format!("SELECT {USER_COLS} FROM users u ORDER BY u.created_at, u.id LIMIT ? OFFSET ?");
-        let rows =
-            sqlx::query(AssertSqlSafe(sql)).bind(limit).bind(offset).fetch_all(&self.reader).await.map_err(db_err)?;
+        let rows = sqlx::query(AssertSqlSafe(sql)).bind(limit).bind(offset).all(&self.reader).await?;
         rows.iter().map(user_from).collect()
     }
 
@@ -280,19 +258,14 @@ impl AccountStore for SqliteStore {
             .bind(active)
             .bind(ts(lore_core::now()))
             .bind(user_id.to_string())
-            .execute(&mut *tx)
-            .await
-            .map_err(db_err)?;
+            .run(&mut *tx)
+            .await?;
         if done.rows_affected() == 0 {
             return Ok(None);
         }
         if !active {
             // Locked out at once: sessions end; keys stop working through the owner check.
-            sqlx::query("DELETE FROM sessions WHERE user_id = ?")
-                .bind(user_id.to_string())
-                .execute(&mut *tx)
-                .await
-                .map_err(db_err)?;
+            sqlx::query("DELETE FROM sessions WHERE user_id = ?").bind(user_id.to_string()).run(&mut *tx).await?;
         }
         tx.commit().await.map_err(db_err)?;
         self.user_by_id(&self.writer, user_id).await
@@ -304,23 +277,21 @@ impl AccountStore for SqliteStore {
             .bind(superuser)
             .bind(ts(lore_core::now()))
             .bind(user_id.to_string())
-            .execute(&self.writer)
-            .await
-            .map_err(db_err)?;
+            .run(&self.writer)
+            .await?;
         Ok(())
     }
 
     async fn count_users(&self) -> Result<i64> {
-        sqlx::query_scalar("SELECT COUNT(*) FROM users").fetch_one(&self.writer).await.map_err(db_err)
+        sqlx::query_scalar("SELECT COUNT(*) FROM users").one(&self.writer).await
     }
 
     async fn get_user_config(&self, user_id: Id) -> Result<Option<UserConfig>> {
         let row =
             sqlx::query(AssertSqlSafe(format!("SELECT {CONFIG_COLS} FROM knowledge_base_configs WHERE user_id = ?")))
                 .bind(user_id.to_string())
-                .fetch_optional(&self.reader)
-                .await
-                .map_err(db_err)?;
+                .optional(&self.reader)
+                .await?;
         row.as_ref().map(config_from).transpose()
     }
 
@@ -360,15 +331,12 @@ impl AccountStore for SqliteStore {
         .bind(&c.webhook_url)
         .bind(&c.webhook_secret)
         .bind(&now)
-        .execute(&self.writer)
-        .await
-        .map_err(db_err)?;
+        .run(&self.writer).await?;
         let row =
             sqlx::query(AssertSqlSafe(format!("SELECT {CONFIG_COLS} FROM knowledge_base_configs WHERE user_id = ?")))
                 .bind(user_id.to_string())
-                .fetch_one(&self.writer)
-                .await
-                .map_err(db_err)?;
+                .one(&self.writer)
+                .await?;
         config_from(&row)
     }
 
@@ -378,17 +346,12 @@ impl AccountStore for SqliteStore {
         for (table, columns) in SECRET_COLUMNS {
             for column in *columns {
                 let select = format!("SELECT id, {column} AS secret FROM {table} WHERE {column} IS NOT NULL");
-                let rows = sqlx::query(AssertSqlSafe(select)).fetch_all(&mut *tx).await.map_err(db_err)?;
+                let rows = sqlx::query(AssertSqlSafe(select)).all(&mut *tx).await?;
                 for row in rows {
                     let id = row.text("id")?;
                     let updated = f(&row.text("secret")?)?;
                     let update = format!("UPDATE {table} SET {column} = ? WHERE id = ?");
-                    sqlx::query(AssertSqlSafe(update))
-                        .bind(updated)
-                        .bind(id)
-                        .execute(&mut *tx)
-                        .await
-                        .map_err(db_err)?;
+                    sqlx::query(AssertSqlSafe(update)).bind(updated).bind(id).run(&mut *tx).await?;
                     changed += 1;
                 }
             }

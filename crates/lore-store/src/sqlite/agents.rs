@@ -1,5 +1,6 @@
 //! Agents, conversations, messages with citations, and agent usage on SQLite.
 
+use crate::fetch::Fetch;
 use std::collections::HashMap;
 
 use async_trait::async_trait;
@@ -27,11 +28,7 @@ impl SqliteStore {
                 "SELECT l.aiagent_id, l.{column} AS target FROM {table} l JOIN ai_agents a ON a.id = l.aiagent_id
                  WHERE a.user_id = ? ORDER BY l.id"
             );
-            let rows = sqlx::query(AssertSqlSafe(sql))
-                .bind(user_id.to_string())
-                .fetch_all(&self.reader)
-                .await
-                .map_err(db_err)?;
+            let rows = sqlx::query(AssertSqlSafe(sql)).bind(user_id.to_string()).all(&self.reader).await?;
             for row in rows {
                 let Some(&i) = position.get(&row.id("aiagent_id")?) else { continue };
                 match column {
@@ -101,33 +98,29 @@ impl SqliteStore {
         for table in ["ai_agent_knowledge_bases", "ai_agent_data_sources", "ai_agent_file_types"] {
             sqlx::query(AssertSqlSafe(format!("DELETE FROM {table} WHERE aiagent_id = ?")))
                 .bind(&id)
-                .execute(&mut *tx)
-                .await
-                .map_err(db_err)?;
+                .run(&mut *tx)
+                .await?;
         }
         for kb in &agent.knowledge_base_ids {
             sqlx::query("INSERT OR IGNORE INTO ai_agent_knowledge_bases (aiagent_id, knowledge_base_id) VALUES (?, ?)")
                 .bind(&id)
                 .bind(kb.to_string())
-                .execute(&mut *tx)
-                .await
-                .map_err(db_err)?;
+                .run(&mut *tx)
+                .await?;
         }
         for ds in &agent.data_source_ids {
             sqlx::query("INSERT OR IGNORE INTO ai_agent_data_sources (aiagent_id, datasource_id) VALUES (?, ?)")
                 .bind(&id)
                 .bind(ds.to_string())
-                .execute(&mut *tx)
-                .await
-                .map_err(db_err)?;
+                .run(&mut *tx)
+                .await?;
         }
         for ft in &agent.file_type_ids {
             sqlx::query("INSERT OR IGNORE INTO ai_agent_file_types (aiagent_id, filetype_id) VALUES (?, ?)")
                 .bind(&id)
                 .bind(ft)
-                .execute(&mut *tx)
-                .await
-                .map_err(db_err)?;
+                .run(&mut *tx)
+                .await?;
         }
         tx.commit().await.map_err(db_err)?;
         Ok(true)
@@ -146,8 +139,7 @@ impl AgentStore for SqliteStore {
 
     async fn list_agents(&self, user_id: Id) -> Result<Vec<Agent>> {
         let sql = format!("SELECT {AGENT_COLS} FROM ai_agents WHERE user_id = ? ORDER BY created_at DESC, id DESC");
-        let rows =
-            sqlx::query(AssertSqlSafe(sql)).bind(user_id.to_string()).fetch_all(&self.reader).await.map_err(db_err)?;
+        let rows = sqlx::query(AssertSqlSafe(sql)).bind(user_id.to_string()).all(&self.reader).await?;
         let agents = rows.iter().map(agent_from).collect::<Result<Vec<_>>>()?;
         self.with_links(agents).await
     }
@@ -157,9 +149,8 @@ impl AgentStore for SqliteStore {
         let row = sqlx::query(AssertSqlSafe(sql))
             .bind(id.to_string())
             .bind(user_id.to_string())
-            .fetch_optional(&self.reader)
-            .await
-            .map_err(db_err)?;
+            .optional(&self.reader)
+            .await?;
         let Some(row) = row else { return Ok(None) };
         let agent = agent_from(&row)?;
         // Links are read for the owner's agents; keep just this one.
@@ -171,9 +162,8 @@ impl AgentStore for SqliteStore {
         let done = sqlx::query("DELETE FROM ai_agents WHERE id = ? AND user_id = ?")
             .bind(id.to_string())
             .bind(user_id.to_string())
-            .execute(&self.writer)
-            .await
-            .map_err(db_err)?;
+            .run(&self.writer)
+            .await?;
         Ok(done.rows_affected() > 0)
     }
 
@@ -187,19 +177,15 @@ impl AgentStore for SqliteStore {
             let found: Option<String> = sqlx::query_scalar("SELECT id FROM data_sources WHERE id = ? AND user_id = ?")
                 .bind(id.to_string())
                 .bind(user_id.to_string())
-                .fetch_optional(&self.reader)
-                .await
-                .map_err(db_err)?;
+                .optional(&self.reader)
+                .await?;
             if found.is_none() {
                 return Ok(Some(format!("data source {id}")));
             }
         }
         for id in file_type_ids {
-            let found: Option<i64> = sqlx::query_scalar("SELECT id FROM file_types WHERE id = ?")
-                .bind(id)
-                .fetch_optional(&self.reader)
-                .await
-                .map_err(db_err)?;
+            let found: Option<i64> =
+                sqlx::query_scalar("SELECT id FROM file_types WHERE id = ?").bind(id).optional(&self.reader).await?;
             if found.is_none() {
                 return Ok(Some(format!("file type {id}")));
             }
@@ -220,9 +206,8 @@ impl AgentStore for SqliteStore {
         .bind(ts(c.updated_at))
         .bind(c.agent_id.to_string())
         .bind(c.user_id.to_string())
-        .execute(&self.writer)
-        .await
-        .map_err(db_err)?;
+        .run(&self.writer)
+        .await?;
         Ok(())
     }
 
@@ -233,9 +218,8 @@ impl AgentStore for SqliteStore {
         )
         .bind(id.to_string())
         .bind(user_id.to_string())
-        .fetch_optional(&self.reader)
-        .await
-        .map_err(db_err)?;
+        .optional(&self.reader)
+        .await?;
         row.as_ref().map(conversation_from).transpose()
     }
 
@@ -246,9 +230,8 @@ impl AgentStore for SqliteStore {
         )
         .bind(user_id.to_string())
         .bind(agent_id.map(|a| a.to_string()))
-        .fetch_all(&self.reader)
-        .await
-        .map_err(db_err)?;
+        .all(&self.reader)
+        .await?;
         rows.iter().map(conversation_from).collect()
     }
 
@@ -256,9 +239,8 @@ impl AgentStore for SqliteStore {
         let done = sqlx::query("DELETE FROM conversations WHERE id = ? AND user_id = ?")
             .bind(id.to_string())
             .bind(user_id.to_string())
-            .execute(&self.writer)
-            .await
-            .map_err(db_err)?;
+            .run(&self.writer)
+            .await?;
         Ok(done.rows_affected() > 0)
     }
 
@@ -277,9 +259,8 @@ impl AgentStore for SqliteStore {
         .bind(conversation_id.to_string())
         .bind(user_id.to_string())
         .bind(since.map(ts))
-        .fetch_all(&self.reader)
-        .await
-        .map_err(db_err)?;
+        .all(&self.reader)
+        .await?;
         let mut messages = rows
             .iter()
             .map(|row| {
@@ -305,9 +286,8 @@ impl AgentStore for SqliteStore {
              WHERE m.conversation_id = ? ORDER BY cd.citation_index, cd.id",
         )
         .bind(conversation_id.to_string())
-        .fetch_all(&self.reader)
-        .await
-        .map_err(db_err)?;
+        .all(&self.reader)
+        .await?;
         for row in cited {
             let Some(&i) = position.get(&row.id("message_id")?) else { continue };
             messages[i].citations.push(Citation {
@@ -329,9 +309,8 @@ impl AgentStore for SqliteStore {
             .bind(ts(lore_core::now()))
             .bind(conversation_id.to_string())
             .bind(user_id.to_string())
-            .execute(&mut *tx)
-            .await
-            .map_err(db_err)?;
+            .run(&mut *tx)
+            .await?;
         if owned.rows_affected() == 0 {
             return Err(Error::new(Code::NotFound, "no such conversation"));
         }
@@ -345,9 +324,7 @@ impl AgentStore for SqliteStore {
             .bind(&m.content)
             .bind(json_text(&m.metadata)?)
             .bind(ts(m.created_at))
-            .execute(&mut *tx)
-            .await
-            .map_err(db_err)?;
+            .run(&mut *tx).await?;
             for c in &m.citations {
                 // A chunk deleted meanwhile still leaves its document cited.
                 sqlx::query(
@@ -361,9 +338,8 @@ impl AgentStore for SqliteStore {
                 .bind(c.index)
                 .bind(c.score)
                 .bind(user_id.to_string())
-                .execute(&mut *tx)
-                .await
-                .map_err(db_err)?;
+                .run(&mut *tx)
+                .await?;
             }
         }
         tx.commit().await.map_err(db_err)
@@ -385,9 +361,8 @@ impl AgentStore for SqliteStore {
             .bind(u.response_time)
             .bind(json_text(&u.request_data)?)
             .bind(ts(u.created_at))
-            .execute(&self.writer)
-            .await
-            .map_err(db_err)?;
+            .run(&self.writer)
+            .await?;
         Ok(())
     }
 
@@ -397,9 +372,7 @@ impl AgentStore for SqliteStore {
         )
         .bind(agent_id.to_string())
         .bind(ts(since))
-        .fetch_one(&self.writer)
-        .await
-        .map_err(db_err)?;
+        .one(&self.writer).await?;
         Ok((row.int("calls")?, row.opt_time("oldest")?))
     }
 
@@ -420,18 +393,13 @@ impl AgentStore for SqliteStore {
         .bind(json_text(&u.request_data)?)
         .bind(u.id.to_string())
         .bind(u.user_id.to_string())
-        .execute(&self.writer)
-        .await
-        .map_err(db_err)?;
+        .run(&self.writer)
+        .await?;
         Ok(())
     }
 
     async fn delete_agent_call(&self, id: Id) -> Result<()> {
-        sqlx::query("DELETE FROM agent_usage WHERE id = ?")
-            .bind(id.to_string())
-            .execute(&self.writer)
-            .await
-            .map_err(db_err)?;
+        sqlx::query("DELETE FROM agent_usage WHERE id = ?").bind(id.to_string()).run(&self.writer).await?;
         Ok(())
     }
 
@@ -452,9 +420,8 @@ impl AgentStore for SqliteStore {
             .bind(ts(from))
             .bind(ts(to))
             .bind(agent_id.map(|a| a.to_string()))
-            .fetch_all(&self.reader)
-            .await
-            .map_err(db_err)?;
+            .all(&self.reader)
+            .await?;
         rows.iter().map(usage_from).collect()
     }
 }

@@ -1,5 +1,6 @@
 //! The audit log on SQLite (statements shared with PostgreSQL in `crate::audit`).
 
+use crate::fetch::Fetch;
 use async_trait::async_trait;
 use lore_core::error::Result;
 use lore_core::model::*;
@@ -8,7 +9,6 @@ use sqlx::AssertSqlSafe;
 
 use super::{SqliteStore, ts};
 use crate::audit::{self, Filter};
-use crate::rows::*;
 
 #[async_trait]
 impl AuditStore for SqliteStore {
@@ -25,9 +25,8 @@ impl AuditStore for SqliteStore {
             .bind(&e.ip_address)
             .bind(&e.request_id)
             .bind(e.details.to_string())
-            .execute(&self.writer)
-            .await
-            .map_err(db_err)?;
+            .run(&self.writer)
+            .await?;
         Ok(())
     }
 
@@ -41,12 +40,12 @@ impl AuditStore for SqliteStore {
                 Filter::Time(at) => statement.bind(ts(at)),
             };
         }
-        let rows = statement.bind(query.limit).fetch_all(&self.reader).await.map_err(db_err)?;
+        let rows = statement.bind(query.limit).all(&self.reader).await?;
         rows.iter().map(audit::entry_from).collect()
     }
 
     async fn purge_audit(&self, before: Timestamp) -> Result<u64> {
-        let done = sqlx::query(audit::PURGE).bind(ts(before)).execute(&self.writer).await.map_err(db_err)?;
+        let done = sqlx::query(audit::PURGE).bind(ts(before)).run(&self.writer).await?;
         Ok(done.rows_affected())
     }
 }

@@ -3,8 +3,11 @@
 //! searchable, and in the vector index while it is enabled (the index reads `enabled` when the
 //! triggers log the chunk).
 
+use crate::fetch::Fetch;
+use async_trait::async_trait;
 use lore_core::error::Result;
 use lore_core::model::{Chunk, ChunkEdit, Id, NewChunk, Timestamp};
+use lore_core::store::ChunkStore;
 use sqlx::{AssertSqlSafe, SqliteConnection};
 
 use super::{SqliteStore, json_text, kb_token, search, ts};
@@ -52,34 +55,44 @@ pub(super) async fn insert_chunk(tx: &mut SqliteConnection, row: &ChunkRow<'_>, 
     .bind(chunk.embedding.as_ref().and(row.embedding_model))
     .bind(chunk.searchable.then(|| search::term_count(&chunk.fts_terms)))
     .bind(row.edited_at)
-    .fetch_one(&mut *tx)
-    .await
-    .map_err(db_err)?;
+    .one(&mut *tx)
+    .await?;
     if chunk.searchable {
         sqlx::query("INSERT INTO chunk_fts (rowid, terms, kb) VALUES (?, ?, ?)")
             .bind(seq)
             .bind(&chunk.fts_terms)
             .bind(row.kb_token)
-            .execute(&mut *tx)
-            .await
-            .map_err(db_err)?;
+            .run(&mut *tx)
+            .await?;
     }
     Ok(seq)
 }
 
-impl SqliteStore {
-    pub(super) async fn chunk(&self, user_id: Id, chunk_id: Id) -> Result<Option<Chunk>> {
+#[async_trait]
+impl ChunkStore for SqliteStore {
+    async fn list_chunks(&self, user_id: Id, document_id: Id) -> Result<Vec<Chunk>> {
+        let sql = format!(
+            "SELECT {CHUNK_COLS} FROM document_chunks WHERE document_id = ? AND user_id = ? ORDER BY chunk_index"
+        );
+        let rows = sqlx::query(AssertSqlSafe(sql))
+            .bind(document_id.to_string())
+            .bind(user_id.to_string())
+            .all(&self.reader)
+            .await?;
+        rows.iter().map(chunk_from).collect()
+    }
+
+    async fn get_chunk(&self, user_id: Id, chunk_id: Id) -> Result<Option<Chunk>> {
         let sql = format!("SELECT {CHUNK_COLS} FROM document_chunks WHERE id = ? AND user_id = ?");
         let row = sqlx::query(AssertSqlSafe(sql))
             .bind(chunk_id.to_string())
             .bind(user_id.to_string())
-            .fetch_optional(&self.writer)
-            .await
-            .map_err(db_err)?;
+            .optional(&self.writer)
+            .await?;
         row.as_ref().map(chunk_from).transpose()
     }
 
-    pub(super) async fn edit_chunk(&self, user_id: Id, chunk_id: Id, edit: ChunkEdit) -> Result<Option<Chunk>> {
+    async fn update_chunk(&self, user_id: Id, chunk_id: Id, edit: ChunkEdit) -> Result<Option<Chunk>> {
         let mut tx = self.tx().await?;
         let row = sqlx::query(
             "SELECT c.seq, c.knowledge_base_id, c.enabled,
@@ -88,9 +101,8 @@ impl SqliteStore {
         )
         .bind(chunk_id.to_string())
         .bind(user_id.to_string())
-        .fetch_optional(&mut *tx)
-        .await
-        .map_err(db_err)?;
+        .optional(&mut *tx)
+        .await?;
         let Some(row) = row else { return Ok(None) };
         let seq = row.int("seq")?;
         let kb = row.id("knowledge_base_id")?;
@@ -107,28 +119,24 @@ impl SqliteStore {
             .bind(text.summary_embedding.as_deref().map(vectors::to_blob))
             .bind(text.embedding.as_ref().and(text.embedding_model.as_ref()))
             .bind(seq)
-            .execute(&mut *tx)
-            .await
-            .map_err(db_err)?;
+            .run(&mut *tx).await?;
         }
         if let Some(metadata) = &edit.metadata {
             sqlx::query("UPDATE document_chunks SET metadata = ? WHERE seq = ?")
                 .bind(json_text(metadata)?)
                 .bind(seq)
-                .execute(&mut *tx)
-                .await
-                .map_err(db_err)?;
+                .run(&mut *tx)
+                .await?;
         }
         // The full-text row is written anew: the terms may have changed, and a disabled chunk has none.
-        sqlx::query("DELETE FROM chunk_fts WHERE rowid = ?").bind(seq).execute(&mut *tx).await.map_err(db_err)?;
+        sqlx::query("DELETE FROM chunk_fts WHERE rowid = ?").bind(seq).run(&mut *tx).await?;
         if indexed {
             sqlx::query("INSERT INTO chunk_fts (rowid, terms, kb) VALUES (?, ?, ?)")
                 .bind(seq)
                 .bind(&edit.fts_terms)
                 .bind(kb_token(kb))
-                .execute(&mut *tx)
-                .await
-                .map_err(db_err)?;
+                .run(&mut *tx)
+                .await?;
         }
         let sql = format!(
             "UPDATE document_chunks SET enabled = ?, fts_length = ?, edited_at = ? WHERE seq = ? RETURNING {CHUNK_COLS}"
@@ -138,15 +146,14 @@ impl SqliteStore {
             .bind(indexed.then(|| search::term_count(&edit.fts_terms)))
             .bind(ts(edit.at))
             .bind(seq)
-            .fetch_one(&mut *tx)
-            .await
-            .map_err(db_err)?;
+            .one(&mut *tx)
+            .await?;
         let chunk = chunk_from(&chunk)?;
         tx.commit().await.map_err(db_err)?;
         Ok(Some(chunk))
     }
 
-    pub(super) async fn append_chunk(
+    async fn add_chunk(
         &self,
         user_id: Id,
         document_id: Id,
@@ -162,9 +169,7 @@ impl SqliteStore {
         )
         .bind(document_id.to_string())
         .bind(user_id.to_string())
-        .fetch_optional(&mut *tx)
-        .await
-        .map_err(db_err)?;
+        .optional(&mut *tx).await?;
         let Some(owner) = owner else { return Ok(None) };
         let kb = owner.id("knowledge_base_id")?;
         let (id, document, kb_id, user, at) =
@@ -183,7 +188,7 @@ impl SqliteStore {
         };
         let seq = insert_chunk(&mut tx, &row, &chunk).await?;
         let sql = format!("SELECT {CHUNK_COLS} FROM document_chunks WHERE seq = ?");
-        let added = chunk_from(&sqlx::query(AssertSqlSafe(sql)).bind(seq).fetch_one(&mut *tx).await.map_err(db_err)?)?;
+        let added = chunk_from(&sqlx::query(AssertSqlSafe(sql)).bind(seq).one(&mut *tx).await?)?;
         tx.commit().await.map_err(db_err)?;
         Ok(Some(added))
     }

@@ -1,5 +1,6 @@
 //! The installation's settings and its node on SQLite (the same tables as on PostgreSQL).
 
+use crate::fetch::Fetch;
 use async_trait::async_trait;
 use lore_core::error::Result;
 use lore_core::model::*;
@@ -8,21 +9,13 @@ use lore_core::store::ClusterStore;
 use super::{SqliteStore, ts};
 use crate::rows::*;
 
-impl SqliteStore {
-    pub(super) async fn get_cluster_setting(&self, name: &str) -> Result<Option<String>> {
-        sqlx::query_scalar("SELECT value FROM cluster_settings WHERE name = ?")
-            .bind(name)
-            .fetch_optional(&self.reader)
-            .await
-            .map_err(db_err)
+#[async_trait]
+impl ClusterStore for SqliteStore {
+    async fn cluster_setting(&self, name: &str) -> Result<Option<String>> {
+        sqlx::query_scalar("SELECT value FROM cluster_settings WHERE name = ?").bind(name).optional(&self.reader).await
     }
 
-    pub(super) async fn compare_and_set_cluster_setting(
-        &self,
-        name: &str,
-        expected: Option<&str>,
-        value: &str,
-    ) -> Result<bool> {
+    async fn swap_cluster_setting(&self, name: &str, expected: Option<&str>, value: &str) -> Result<bool> {
         let now = ts(lore_core::now());
         let done = match expected {
             None => sqlx::query(
@@ -47,7 +40,7 @@ impl SqliteStore {
         Ok(done.rows_affected() == 1)
     }
 
-    pub(super) async fn record_heartbeat(&self, node: &NodeBeat) -> Result<()> {
+    async fn heartbeat(&self, node: &NodeBeat) -> Result<()> {
         let now = lore_core::now();
         sqlx::query(
             "INSERT INTO nodes (id, version, address, schema_version, workers, started_at, heartbeat_at) VALUES (?, ?, ?, ?, ?, ?, ?)
@@ -60,31 +53,27 @@ impl SqliteStore {
         .bind(node.workers)
         .bind(ts(node.started_at))
         .bind(ts(now))
-        .execute(&self.writer)
-        .await
-        .map_err(db_err)?;
+        .run(&self.writer).await?;
         sqlx::query("DELETE FROM nodes WHERE heartbeat_at < ?")
             .bind(ts(now - FORGET_NODES_AFTER))
-            .execute(&self.writer)
-            .await
-            .map_err(db_err)?;
+            .run(&self.writer)
+            .await?;
         Ok(())
     }
 
-    pub(super) async fn remove_node(&self, node_id: &str) -> Result<()> {
-        sqlx::query("DELETE FROM nodes WHERE id = ?").bind(node_id).execute(&self.writer).await.map_err(db_err)?;
+    async fn leave(&self, node_id: &str) -> Result<()> {
+        sqlx::query("DELETE FROM nodes WHERE id = ?").bind(node_id).run(&self.writer).await?;
         Ok(())
     }
 
-    pub(super) async fn alive_nodes(&self, alive_since: Timestamp) -> Result<Vec<Node>> {
+    async fn list_nodes(&self, alive_since: Timestamp) -> Result<Vec<Node>> {
         let rows = sqlx::query(
             "SELECT id, version, address, schema_version, workers, started_at, heartbeat_at FROM nodes
              WHERE heartbeat_at >= ? ORDER BY started_at, id",
         )
         .bind(ts(alive_since))
-        .fetch_all(&self.reader)
-        .await
-        .map_err(db_err)?;
+        .all(&self.reader)
+        .await?;
         let mut nodes = rows
             .iter()
             .map(|r| {
@@ -107,9 +96,8 @@ impl SqliteStore {
              WHERE status = 'running' AND locked_until >= ? ORDER BY locked_until",
         )
         .bind(&now)
-        .fetch_all(&self.reader)
-        .await
-        .map_err(db_err)?
+        .all(&self.reader)
+        .await?
         .iter()
         .map(|r| {
             Ok(HeldJob {
@@ -125,36 +113,12 @@ impl SqliteStore {
         let syncs =
             sqlx::query("SELECT id, lease_owner FROM data_sources WHERE lease_until >= ? AND lease_owner IS NOT NULL")
                 .bind(&now)
-                .fetch_all(&self.reader)
-                .await
-                .map_err(db_err)?
+                .all(&self.reader)
+                .await?
                 .iter()
                 .map(|r| Ok((r.id("id")?, r.text("lease_owner")?)))
                 .collect::<Result<Vec<_>>>()?;
         attach_holdings(&mut nodes, jobs, syncs);
         Ok(nodes)
-    }
-}
-
-#[async_trait]
-impl ClusterStore for SqliteStore {
-    async fn cluster_setting(&self, name: &str) -> Result<Option<String>> {
-        self.get_cluster_setting(name).await
-    }
-
-    async fn swap_cluster_setting(&self, name: &str, expected: Option<&str>, value: &str) -> Result<bool> {
-        self.compare_and_set_cluster_setting(name, expected, value).await
-    }
-
-    async fn heartbeat(&self, node: &NodeBeat) -> Result<()> {
-        self.record_heartbeat(node).await
-    }
-
-    async fn leave(&self, node_id: &str) -> Result<()> {
-        self.remove_node(node_id).await
-    }
-
-    async fn list_nodes(&self, alive_since: Timestamp) -> Result<Vec<Node>> {
-        self.alive_nodes(alive_since).await
     }
 }

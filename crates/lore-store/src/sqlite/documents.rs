@@ -1,5 +1,6 @@
 //! Documents and their chunks, as their owners see and curate them, on SQLite.
 
+use crate::fetch::Fetch;
 use async_trait::async_trait;
 use lore_core::error::{Code, Error, Result};
 use lore_core::model::*;
@@ -19,9 +20,8 @@ impl DocumentStore for SqliteStore {
         let existing = sqlx::query(AssertSqlSafe(sql))
             .bind(doc.knowledge_base_id.to_string())
             .bind(&doc.file_hash)
-            .fetch_optional(&mut *tx)
-            .await
-            .map_err(db_err)?;
+            .optional(&mut *tx)
+            .await?;
         if let Some(row) = existing {
             return Ok(Upload::Duplicate(doc_from(&row)?));
         }
@@ -52,19 +52,16 @@ impl DocumentStore for SqliteStore {
         .bind(ts(now))
         .bind(ts(now))
         .bind(doc.data_source_id.map(|d| d.to_string()))
-        .execute(&mut *tx)
-        .await
-        .map_err(db_err)?;
+        .run(&mut *tx)
+        .await?;
         sqlx::query("INSERT INTO jobs (id, kind, document_id, status, run_after, created_at) VALUES (?, 'process_document', ?, 'queued', ?, ?)")
             .bind(lore_core::new_id().to_string())
             .bind(id.to_string())
             .bind(ts(now))
             .bind(ts(now))
-            .execute(&mut *tx)
-            .await
-            .map_err(db_err)?;
+            .run(&mut *tx).await?;
         let sql = format!("SELECT {DOC_COLS} FROM documents WHERE id = ?");
-        let row = sqlx::query(AssertSqlSafe(sql)).bind(id.to_string()).fetch_one(&mut *tx).await.map_err(db_err)?;
+        let row = sqlx::query(AssertSqlSafe(sql)).bind(id.to_string()).one(&mut *tx).await?;
         let created = doc_from(&row)?;
         tx.commit().await.map_err(db_err)?;
         Ok(Upload::Created(created))
@@ -90,9 +87,8 @@ impl DocumentStore for SqliteStore {
             .bind(query.status.map(DocStatus::as_str))
             .bind(query.limit)
             .bind(query.offset)
-            .fetch_all(&self.reader)
-            .await
-            .map_err(db_err)?;
+            .all(&self.reader)
+            .await?;
         rows.iter().map(doc_from).collect()
     }
 
@@ -101,9 +97,8 @@ impl DocumentStore for SqliteStore {
         let row = sqlx::query(AssertSqlSafe(sql))
             .bind(id.to_string())
             .bind(user_id.to_string())
-            .fetch_optional(&self.reader)
-            .await
-            .map_err(db_err)?;
+            .optional(&self.reader)
+            .await?;
         row.as_ref().map(doc_from).transpose()
     }
 
@@ -111,9 +106,8 @@ impl DocumentStore for SqliteStore {
         let row = sqlx::query("SELECT raw_content, processed_content FROM documents WHERE id = ? AND user_id = ?")
             .bind(id.to_string())
             .bind(user_id.to_string())
-            .fetch_optional(&self.reader)
-            .await
-            .map_err(db_err)?;
+            .optional(&self.reader)
+            .await?;
         row.map(|r| {
             Ok(DocumentContent {
                 raw_content: r.opt_text("raw_content")?,
@@ -121,38 +115,6 @@ impl DocumentStore for SqliteStore {
             })
         })
         .transpose()
-    }
-
-    async fn list_chunks(&self, user_id: Id, document_id: Id) -> Result<Vec<Chunk>> {
-        let sql = format!(
-            "SELECT {CHUNK_COLS} FROM document_chunks WHERE document_id = ? AND user_id = ? ORDER BY chunk_index"
-        );
-        let rows = sqlx::query(AssertSqlSafe(sql))
-            .bind(document_id.to_string())
-            .bind(user_id.to_string())
-            .fetch_all(&self.reader)
-            .await
-            .map_err(db_err)?;
-        rows.iter().map(chunk_from).collect()
-    }
-
-    async fn get_chunk(&self, user_id: Id, chunk_id: Id) -> Result<Option<Chunk>> {
-        self.chunk(user_id, chunk_id).await
-    }
-
-    async fn update_chunk(&self, user_id: Id, chunk_id: Id, edit: ChunkEdit) -> Result<Option<Chunk>> {
-        self.edit_chunk(user_id, chunk_id, edit).await
-    }
-
-    async fn add_chunk(
-        &self,
-        user_id: Id,
-        document_id: Id,
-        chunk: NewChunk,
-        embedding_model: Option<String>,
-        at: Timestamp,
-    ) -> Result<Option<Chunk>> {
-        self.append_chunk(user_id, document_id, chunk, embedding_model, at).await
     }
 
     async fn soft_delete_document(&self, user_id: Id, id: Id, at: Timestamp) -> Result<Option<Document>> {
@@ -163,9 +125,7 @@ impl DocumentStore for SqliteStore {
         .bind(ts(at))
         .bind(id.to_string())
         .bind(user_id.to_string())
-        .execute(&self.writer)
-        .await
-        .map_err(db_err)?;
+        .run(&self.writer).await?;
         if done.rows_affected() == 0 {
             return Ok(None);
         }
@@ -202,9 +162,8 @@ impl DocumentStore for SqliteStore {
     async fn blob_in_use(&self, file_path: &str) -> Result<bool> {
         let row: Option<i64> = sqlx::query_scalar("SELECT 1 FROM documents WHERE file_path = ? LIMIT 1")
             .bind(file_path)
-            .fetch_optional(&self.writer)
-            .await
-            .map_err(db_err)?;
+            .optional(&self.writer)
+            .await?;
         Ok(row.is_some())
     }
 }

@@ -1,5 +1,6 @@
 //! Evaluation runs on SQLite (statements shared with PostgreSQL in `crate::evaluations`).
 
+use crate::fetch::Fetch;
 use async_trait::async_trait;
 use lore_core::error::Result;
 use lore_core::model::*;
@@ -8,7 +9,6 @@ use sqlx::AssertSqlSafe;
 
 use super::{SqliteStore, ts};
 use crate::evaluations as sql;
-use crate::rows::*;
 
 #[async_trait]
 impl EvaluationStore for SqliteStore {
@@ -24,9 +24,8 @@ impl EvaluationStore for SqliteStore {
             .bind(&e.error_message)
             .bind(ts(e.created_at))
             .bind(e.completed_at.map(ts))
-            .execute(&self.writer)
-            .await
-            .map_err(db_err)?;
+            .run(&self.writer)
+            .await?;
         Ok(())
     }
 
@@ -37,9 +36,8 @@ impl EvaluationStore for SqliteStore {
             .bind(&e.error_message)
             .bind(e.completed_at.map(ts))
             .bind(e.id.to_string())
-            .execute(&self.writer)
-            .await
-            .map_err(db_err)?;
+            .run(&self.writer)
+            .await?;
         Ok(())
     }
 
@@ -47,9 +45,8 @@ impl EvaluationStore for SqliteStore {
         let row = sqlx::query(AssertSqlSafe(sql::get()))
             .bind(id.to_string())
             .bind(user_id.to_string())
-            .fetch_optional(&self.reader)
-            .await
-            .map_err(db_err)?;
+            .optional(&self.reader)
+            .await?;
         row.as_ref().map(sql::evaluation_from).transpose()
     }
 
@@ -57,9 +54,8 @@ impl EvaluationStore for SqliteStore {
         let rows = sqlx::query(AssertSqlSafe(sql::list()))
             .bind(knowledge_base_id.to_string())
             .bind(user_id.to_string())
-            .fetch_all(&self.reader)
-            .await
-            .map_err(db_err)?;
+            .all(&self.reader)
+            .await?;
         rows.iter().map(sql::evaluation_from).collect()
     }
 }

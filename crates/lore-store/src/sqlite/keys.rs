@@ -1,5 +1,6 @@
 //! API keys, their request counters, and the usage log, on SQLite.
 
+use crate::fetch::Fetch;
 use async_trait::async_trait;
 use lore_core::error::{Error, Result};
 use lore_core::limits;
@@ -36,19 +37,17 @@ impl KeyStore for SqliteStore {
         .bind(json_text(&key.security)?)
         .bind(&now)
         .bind(&now)
-        .execute(&self.writer)
-        .await
-        .map_err(db_err)?;
+        .run(&self.writer)
+        .await?;
         let sql = format!("SELECT {KEY_COLS} FROM api_keys k WHERE k.id = ?");
-        let row = sqlx::query(AssertSqlSafe(sql)).bind(id.to_string()).fetch_one(&self.writer).await.map_err(db_err)?;
+        let row = sqlx::query(AssertSqlSafe(sql)).bind(id.to_string()).one(&self.writer).await?;
         key_from(&row)
     }
 
     async fn list_api_keys(&self, user_id: Id) -> Result<Vec<ApiKey>> {
         let sql =
             format!("SELECT {KEY_COLS} FROM api_keys k WHERE k.user_id = ? ORDER BY k.created_at DESC, k.id DESC");
-        let rows =
-            sqlx::query(AssertSqlSafe(sql)).bind(user_id.to_string()).fetch_all(&self.reader).await.map_err(db_err)?;
+        let rows = sqlx::query(AssertSqlSafe(sql)).bind(user_id.to_string()).all(&self.reader).await?;
         rows.iter().map(key_from).collect()
     }
 
@@ -61,9 +60,8 @@ impl KeyStore for SqliteStore {
         .bind(ts(at))
         .bind(key_id.to_string())
         .bind(user_id.to_string())
-        .execute(&self.writer)
-        .await
-        .map_err(db_err)?;
+        .run(&self.writer)
+        .await?;
         Ok(done.rows_affected() > 0)
     }
 
@@ -84,9 +82,7 @@ impl KeyStore for SqliteStore {
         .bind(ts(lore_core::now()))
         .bind(key.id.to_string())
         .bind(key.user_id.to_string())
-        .execute(&self.writer)
-        .await
-        .map_err(db_err)?;
+        .run(&self.writer).await?;
         Ok(done.rows_affected() > 0)
     }
 
@@ -94,7 +90,7 @@ impl KeyStore for SqliteStore {
         let sql = format!(
             "SELECT {KEY_COLS}, {USER_COLS} FROM api_keys k JOIN users u ON u.id = k.user_id WHERE k.key_hash = ?"
         );
-        let row = sqlx::query(AssertSqlSafe(sql)).bind(key_hash).fetch_optional(&self.reader).await.map_err(db_err)?;
+        let row = sqlx::query(AssertSqlSafe(sql)).bind(key_hash).optional(&self.reader).await?;
         row.map(|r| Ok(ApiKeyRecord { key: key_from(&r)?, user: user_from(&r)? })).transpose()
     }
 
@@ -119,9 +115,7 @@ impl KeyStore for SqliteStore {
         .bind(&month)
         .bind(ts(now))
         .bind(ip)
-        .fetch_optional(&mut *tx)
-        .await
-        .map_err(db_err)?;
+        .optional(&mut *tx).await?;
         let row = match counted {
             Some(row) => row,
             None => sqlx::query(
@@ -135,9 +129,8 @@ impl KeyStore for SqliteStore {
             .bind(&minute)
             .bind(&day)
             .bind(&month)
-            .fetch_optional(&mut *tx)
-            .await
-            .map_err(db_err)?
+            .optional(&mut *tx)
+            .await?
             .ok_or_else(|| Error::not_found("API key"))?,
         };
         tx.commit().await.map_err(db_err)?;
@@ -170,9 +163,8 @@ impl KeyStore for SqliteStore {
             .bind(c.last_used_at.map(ts))
             .bind(&c.last_used_ip)
             .bind(c.key_id.to_string())
-            .execute(&mut *tx)
-            .await
-            .map_err(db_err)?;
+            .run(&mut *tx)
+            .await?;
         }
         tx.commit().await.map_err(db_err)
     }
@@ -213,7 +205,7 @@ impl KeyStore for SqliteStore {
                  SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12 WHERE EXISTS (SELECT 1 FROM users WHERE id = ?3)
                    AND (?2 IS NULL OR EXISTS (SELECT 1 FROM api_keys WHERE id = ?2))",
             );
-            bind_usage_log(q, log)?.execute(&mut *tx).await.map_err(db_err)?;
+            bind_usage_log(q, log)?.run(&mut *tx).await?;
         }
         tx.commit().await.map_err(db_err)
     }
@@ -228,9 +220,8 @@ impl KeyStore for SqliteStore {
         let rows = bind_usage_filter(sqlx::query(AssertSqlSafe(sql)), user_id, query)
             .bind(query.limit)
             .bind(query.offset)
-            .fetch_all(&self.reader)
-            .await
-            .map_err(db_err)?;
+            .all(&self.reader)
+            .await?;
         rows.iter().map(usage_log_from).collect()
     }
 
@@ -242,10 +233,7 @@ impl KeyStore for SqliteStore {
              FROM api_usage_logs WHERE {USAGE_FILTER}
              GROUP BY day ORDER BY day"
         );
-        let rows = bind_usage_filter(sqlx::query(AssertSqlSafe(sql)), user_id, query)
-            .fetch_all(&self.reader)
-            .await
-            .map_err(db_err)?;
+        let rows = bind_usage_filter(sqlx::query(AssertSqlSafe(sql)), user_id, query).all(&self.reader).await?;
         rows.iter().map(daily_usage_from).collect()
     }
 }

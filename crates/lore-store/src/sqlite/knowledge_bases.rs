@@ -1,5 +1,6 @@
 //! Knowledge bases and the file-type registry, on SQLite.
 
+use crate::fetch::Fetch;
 use async_trait::async_trait;
 use lore_core::error::{Code, Error, Result};
 use lore_core::model::*;
@@ -26,16 +27,14 @@ impl KnowledgeBaseStore for SqliteStore {
         .bind(json_text(&kb.settings)?)
         .bind(&now)
         .bind(&now)
-        .execute(&self.writer)
-        .await
-        .map_err(db_err)?;
+        .run(&self.writer)
+        .await?;
         self.kb_by_id(&self.writer, kb.user_id, id).await?.ok_or_else(|| Error::internal("knowledge base vanished"))
     }
 
     async fn list_knowledge_bases(&self, user_id: Id) -> Result<Vec<KnowledgeBase>> {
         let sql = format!("SELECT {KB_COLS} FROM knowledge_bases WHERE user_id = ? ORDER BY created_at DESC, id DESC");
-        let rows =
-            sqlx::query(AssertSqlSafe(sql)).bind(user_id.to_string()).fetch_all(&self.reader).await.map_err(db_err)?;
+        let rows = sqlx::query(AssertSqlSafe(sql)).bind(user_id.to_string()).all(&self.reader).await?;
         rows.iter().map(kb_from).collect()
     }
 
@@ -65,9 +64,8 @@ impl KnowledgeBaseStore for SqliteStore {
         .bind(ts(lore_core::now()))
         .bind(id.to_string())
         .bind(user_id.to_string())
-        .execute(&self.writer)
-        .await
-        .map_err(db_err)?;
+        .run(&self.writer)
+        .await?;
         if done.rows_affected() == 0 {
             return Ok(None);
         }
@@ -79,25 +77,23 @@ impl KnowledgeBaseStore for SqliteStore {
         let exists: Option<String> = sqlx::query_scalar("SELECT id FROM knowledge_bases WHERE id = ? AND user_id = ?")
             .bind(id.to_string())
             .bind(user_id.to_string())
-            .fetch_optional(&mut *tx)
-            .await
-            .map_err(db_err)?;
+            .optional(&mut *tx)
+            .await?;
         if exists.is_none() {
             return Ok(None);
         }
         let paths: Vec<String> =
             sqlx::query_scalar("SELECT DISTINCT file_path FROM documents WHERE knowledge_base_id = ?")
                 .bind(id.to_string())
-                .fetch_all(&mut *tx)
-                .await
-                .map_err(db_err)?;
+                .all(&mut *tx)
+                .await?;
         // Children first, explicitly, so the statistics and full-text triggers see every row.
         for sql in [
             "DELETE FROM document_chunks WHERE knowledge_base_id = ?",
             "DELETE FROM documents WHERE knowledge_base_id = ?",
             "DELETE FROM knowledge_bases WHERE id = ?",
         ] {
-            sqlx::query(sql).bind(id.to_string()).execute(&mut *tx).await.map_err(db_err)?;
+            sqlx::query(sql).bind(id.to_string()).run(&mut *tx).await?;
         }
         tx.commit().await.map_err(db_err)?;
         Ok(Some(paths))
@@ -121,18 +117,16 @@ impl KnowledgeBaseStore for SqliteStore {
             .bind(t.is_active)
             .bind(&now)
             .bind(&now)
-            .execute(&mut *tx)
-            .await
-            .map_err(db_err)?;
+            .run(&mut *tx)
+            .await?;
         }
         tx.commit().await.map_err(db_err)
     }
 
     async fn list_file_types(&self) -> Result<Vec<FileType>> {
         let rows = sqlx::query(AssertSqlSafe(format!("SELECT {FILE_TYPE_COLS} FROM file_types ORDER BY id")))
-            .fetch_all(&self.reader)
-            .await
-            .map_err(db_err)?;
+            .all(&self.reader)
+            .await?;
         rows.iter().map(file_type_from).collect()
     }
 
@@ -180,9 +174,8 @@ impl KnowledgeBaseStore for SqliteStore {
         .bind(p.is_active)
         .bind(ts(lore_core::now()))
         .bind(id)
-        .execute(&self.writer)
-        .await
-        .map_err(db_err)?;
+        .run(&self.writer)
+        .await?;
         if done.rows_affected() == 0 {
             return Ok(None);
         }

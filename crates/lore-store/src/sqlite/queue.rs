@@ -1,5 +1,6 @@
 //! The ingestion queue: jobs claimed under leases, processing results, re-embedding, on SQLite.
 
+use crate::fetch::Fetch;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -20,16 +21,14 @@ impl QueueStore for SqliteStore {
         let done = sqlx::query(
             "UPDATE jobs SET status = 'queued', locked_by = NULL, locked_until = NULL WHERE status = 'running'",
         )
-        .execute(&mut *tx)
-        .await
-        .map_err(db_err)?;
+        .run(&mut *tx)
+        .await?;
         sqlx::query(
             "UPDATE documents SET status = 'pending', progress = 0
              WHERE status = 'processing' AND id IN (SELECT document_id FROM jobs)",
         )
-        .execute(&mut *tx)
-        .await
-        .map_err(db_err)?;
+        .run(&mut *tx)
+        .await?;
         tx.commit().await.map_err(db_err)?;
         Ok(done.rows_affected())
     }
@@ -63,9 +62,8 @@ impl QueueStore for SqliteStore {
         .bind(ts(until))
         .bind(ts(now))
         .bind(json_text(&skip.iter().map(|id| id.to_string()).collect::<Vec<_>>())?)
-        .fetch_optional(&mut *tx)
-        .await
-        .map_err(db_err)?;
+        .optional(&mut *tx)
+        .await?;
         let Some(row) = row else { return Ok(None) };
         let job = Job {
             id: row.id("id")?,
@@ -78,9 +76,8 @@ impl QueueStore for SqliteStore {
             sqlx::query("UPDATE documents SET status = 'processing', progress = 5, updated_at = ? WHERE id = ?")
                 .bind(ts(now))
                 .bind(doc.to_string())
-                .execute(&mut *tx)
-                .await
-                .map_err(db_err)?;
+                .run(&mut *tx)
+                .await?;
             let claimed = LogEntry::new("claim", format!("claimed by {worker} (attempt {})", job.attempts));
             Self::append_log(&mut tx, doc, &[claimed]).await?;
         }
@@ -95,9 +92,8 @@ impl QueueStore for SqliteStore {
                 .bind(ts(until))
                 .bind(job_id.to_string())
                 .bind(worker)
-                .execute(&self.writer)
-                .await
-                .map_err(db_err)?;
+                .run(&self.writer)
+                .await?;
         Ok(done.rows_affected() > 0)
     }
 
@@ -112,17 +108,15 @@ impl QueueStore for SqliteStore {
         .bind(ts(after))
         .bind(job.id.to_string())
         .bind(worker)
-        .execute(&mut *tx)
-        .await
-        .map_err(db_err)?;
+        .run(&mut *tx)
+        .await?;
         if done.rows_affected() > 0
             && let Some(doc) = job.document_id
         {
             sqlx::query("UPDATE documents SET status = 'pending', progress = 0 WHERE id = ? AND status = 'processing'")
                 .bind(doc.to_string())
-                .execute(&mut *tx)
-                .await
-                .map_err(db_err)?;
+                .run(&mut *tx)
+                .await?;
         }
         tx.commit().await.map_err(db_err)?;
         Ok(())
@@ -130,15 +124,13 @@ impl QueueStore for SqliteStore {
 
     async fn document_for_job(&self, id: Id) -> Result<Option<Document>> {
         let sql = format!("SELECT {DOC_COLS} FROM documents WHERE id = ?");
-        let row =
-            sqlx::query(AssertSqlSafe(sql)).bind(id.to_string()).fetch_optional(&self.reader).await.map_err(db_err)?;
+        let row = sqlx::query(AssertSqlSafe(sql)).bind(id.to_string()).optional(&self.reader).await?;
         row.as_ref().map(doc_from).transpose()
     }
 
     async fn knowledge_base_for_job(&self, id: Id) -> Result<Option<KnowledgeBase>> {
         let sql = format!("SELECT {KB_COLS} FROM knowledge_bases WHERE id = ?");
-        let row =
-            sqlx::query(AssertSqlSafe(sql)).bind(id.to_string()).fetch_optional(&self.reader).await.map_err(db_err)?;
+        let row = sqlx::query(AssertSqlSafe(sql)).bind(id.to_string()).optional(&self.reader).await?;
         row.as_ref().map(kb_from).transpose()
     }
 
@@ -148,9 +140,8 @@ impl QueueStore for SqliteStore {
             .bind(progress.clamp(0, 100))
             .bind(ts(lore_core::now()))
             .bind(document_id.to_string())
-            .execute(&mut *tx)
-            .await
-            .map_err(db_err)?;
+            .run(&mut *tx)
+            .await?;
         if let Some(entry) = entry {
             Self::append_log(&mut tx, document_id, &[entry]).await?;
         }
@@ -161,9 +152,8 @@ impl QueueStore for SqliteStore {
         let mut tx = self.tx().await?;
         let owner = sqlx::query("SELECT user_id, knowledge_base_id FROM documents WHERE id = ?")
             .bind(document_id.to_string())
-            .fetch_optional(&mut *tx)
-            .await
-            .map_err(db_err)?;
+            .optional(&mut *tx)
+            .await?;
         if let Some(owner) = owner {
             let user_id = owner.text("user_id")?;
             let kb_id = owner.text("knowledge_base_id")?;
@@ -172,9 +162,8 @@ impl QueueStore for SqliteStore {
             // A retried job replaces whatever an interrupted attempt left behind.
             sqlx::query("DELETE FROM document_chunks WHERE document_id = ?")
                 .bind(document_id.to_string())
-                .execute(&mut *tx)
-                .await
-                .map_err(db_err)?;
+                .run(&mut *tx)
+                .await?;
             let mut ids: Vec<String> = Vec::with_capacity(result.chunks.len());
             let document = document_id.to_string();
             for chunk in &result.chunks {
@@ -207,18 +196,15 @@ impl QueueStore for SqliteStore {
             .bind(&now)
             .bind(&now)
             .bind(document_id.to_string())
-            .execute(&mut *tx)
-            .await
-            .map_err(db_err)?;
+            .run(&mut *tx).await?;
             Self::append_log(&mut tx, document_id, &result.log).await?;
             // A knowledge base's first embeddings decide the space its search uses.
             if let Some(space) = &result.embedding_model {
                 sqlx::query("UPDATE knowledge_bases SET embedding_space = ? WHERE id = ? AND embedding_space IS NULL")
                     .bind(space)
                     .bind(&kb_id)
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(db_err)?;
+                    .run(&mut *tx)
+                    .await?;
             }
         }
         self.finish_job(tx, job).await
@@ -236,9 +222,8 @@ impl QueueStore for SqliteStore {
         let now = ts(lore_core::now());
         sqlx::query("DELETE FROM document_chunks WHERE document_id = ?")
             .bind(document_id.to_string())
-            .execute(&mut *tx)
-            .await
-            .map_err(db_err)?;
+            .run(&mut *tx)
+            .await?;
         sqlx::query(
             "UPDATE documents SET status = 'failed', progress = 100, error_code = ?, error_message = ?, processed_at = ?,
                updated_at = ? WHERE id = ?",
@@ -248,24 +233,17 @@ impl QueueStore for SqliteStore {
         .bind(&now)
         .bind(&now)
         .bind(document_id.to_string())
-        .execute(&mut *tx)
-        .await
-        .map_err(db_err)?;
+        .run(&mut *tx).await?;
         Self::append_log(&mut tx, document_id, &log).await?;
-        sqlx::query("DELETE FROM jobs WHERE id = ?")
-            .bind(job.id.to_string())
-            .execute(&mut *tx)
-            .await
-            .map_err(db_err)?;
+        sqlx::query("DELETE FROM jobs WHERE id = ?").bind(job.id.to_string()).run(&mut *tx).await?;
         tx.commit().await.map_err(db_err)
     }
 
     async fn document_status_counts(&self) -> Result<Vec<(DocStatus, i64)>> {
         let rows =
             sqlx::query("SELECT status, COUNT(*) AS n FROM documents WHERE soft_deleted_at IS NULL GROUP BY status")
-                .fetch_all(&self.reader)
-                .await
-                .map_err(db_err)?;
+                .all(&self.reader)
+                .await?;
         rows.iter()
             .filter_map(|r| {
                 let status = r.text("status").ok().and_then(|s| DocStatus::parse(&s))?;
@@ -275,7 +253,7 @@ impl QueueStore for SqliteStore {
     }
 
     async fn pending_jobs(&self) -> Result<i64> {
-        sqlx::query_scalar("SELECT COUNT(*) FROM jobs").fetch_one(&self.reader).await.map_err(db_err)
+        sqlx::query_scalar("SELECT COUNT(*) FROM jobs").one(&self.reader).await
     }
 
     async fn queue_reembedding(&self, knowledge_base_id: Id) -> Result<()> {
@@ -290,9 +268,8 @@ impl QueueStore for SqliteStore {
         .bind(&now)
         .bind(&now)
         .bind(knowledge_base_id.to_string())
-        .execute(&self.writer)
-        .await
-        .map_err(db_err)?;
+        .run(&self.writer)
+        .await?;
         Ok(())
     }
 
@@ -308,9 +285,8 @@ impl QueueStore for SqliteStore {
         .bind(space)
         .bind(knowledge_base_id.to_string())
         .bind(limit)
-        .fetch_all(&self.reader)
-        .await
-        .map_err(db_err)?;
+        .all(&self.reader)
+        .await?;
         rows.iter().map(chunk_to_embed_from).collect()
     }
 
@@ -327,9 +303,8 @@ impl QueueStore for SqliteStore {
             .bind(row.summary_embedding.as_deref().map(vectors::to_blob))
             .bind(row.seq)
             .bind(knowledge_base_id.to_string())
-            .execute(&mut *tx)
-            .await
-            .map_err(db_err)?;
+            .run(&mut *tx)
+            .await?;
         }
         tx.commit().await.map_err(db_err)
     }
@@ -345,31 +320,21 @@ impl QueueStore for SqliteStore {
         )
         .bind(space)
         .bind(&kb)
-        .execute(&mut *tx)
-        .await
-        .map_err(db_err)?
+        .run(&mut *tx)
+        .await?
         .rows_affected();
-        sqlx::query("DELETE FROM chunk_reembeddings WHERE knowledge_base_id = ?")
-            .bind(&kb)
-            .execute(&mut *tx)
-            .await
-            .map_err(db_err)?;
+        sqlx::query("DELETE FROM chunk_reembeddings WHERE knowledge_base_id = ?").bind(&kb).run(&mut *tx).await?;
         sqlx::query("UPDATE knowledge_bases SET embedding_space = ? WHERE id = ?")
             .bind(space)
             .bind(&kb)
-            .execute(&mut *tx)
-            .await
-            .map_err(db_err)?;
+            .run(&mut *tx)
+            .await?;
         self.finish_job(tx, job).await?;
         Ok(switched)
     }
 
     async fn drop_job(&self, job: &Job) -> Result<()> {
-        sqlx::query("DELETE FROM jobs WHERE id = ?")
-            .bind(job.id.to_string())
-            .execute(&self.writer)
-            .await
-            .map_err(db_err)?;
+        sqlx::query("DELETE FROM jobs WHERE id = ?").bind(job.id.to_string()).run(&self.writer).await?;
         Ok(())
     }
 }

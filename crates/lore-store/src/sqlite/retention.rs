@@ -1,6 +1,7 @@
 //! Retention: expiry, purges of soft-deleted documents, conversations, usage logs and sessions, on
 //! SQLite.
 
+use crate::fetch::Fetch;
 use async_trait::async_trait;
 use lore_core::error::Result;
 use lore_core::model::*;
@@ -12,11 +13,7 @@ use crate::rows::*;
 #[async_trait]
 impl RetentionStore for SqliteStore {
     async fn purge_expired_sessions(&self, now: Timestamp) -> Result<u64> {
-        let done = sqlx::query("DELETE FROM sessions WHERE expires_at < ?")
-            .bind(ts(now))
-            .execute(&self.writer)
-            .await
-            .map_err(db_err)?;
+        let done = sqlx::query("DELETE FROM sessions WHERE expires_at < ?").bind(ts(now)).run(&self.writer).await?;
         Ok(done.rows_affected())
     }
 
@@ -26,9 +23,8 @@ impl RetentionStore for SqliteStore {
              WHERE expires_at IS NOT NULL AND expires_at <= ?1 AND soft_deleted_at IS NULL",
         )
         .bind(ts(now))
-        .execute(&self.writer)
-        .await
-        .map_err(db_err)?;
+        .run(&self.writer)
+        .await?;
         Ok(done.rows_affected())
     }
 
@@ -38,19 +34,14 @@ impl RetentionStore for SqliteStore {
             "SELECT id, file_path FROM documents WHERE soft_deleted_at IS NOT NULL AND soft_deleted_at <= ?",
         )
         .bind(ts(before))
-        .fetch_all(&mut *tx)
-        .await
-        .map_err(db_err)?;
+        .all(&mut *tx)
+        .await?;
         let mut paths = Vec::with_capacity(rows.len());
         for row in &rows {
             let id = row.text("id")?;
             // Chunks first, so the full-text trigger sees each one.
-            sqlx::query("DELETE FROM document_chunks WHERE document_id = ?")
-                .bind(&id)
-                .execute(&mut *tx)
-                .await
-                .map_err(db_err)?;
-            sqlx::query("DELETE FROM documents WHERE id = ?").bind(&id).execute(&mut *tx).await.map_err(db_err)?;
+            sqlx::query("DELETE FROM document_chunks WHERE document_id = ?").bind(&id).run(&mut *tx).await?;
+            sqlx::query("DELETE FROM documents WHERE id = ?").bind(&id).run(&mut *tx).await?;
             paths.push(row.text("file_path")?);
         }
         tx.commit().await.map_err(db_err)?;
@@ -65,9 +56,7 @@ impl RetentionStore for SqliteStore {
                  AND c.updated_at < strftime('%Y-%m-%dT%H:%M:%fZ', ?, '-' || k.conversation_retention_days || ' days'))",
         )
         .bind(ts(now))
-        .execute(&self.writer)
-        .await
-        .map_err(db_err)?;
+        .run(&self.writer).await?;
         Ok(done.rows_affected())
     }
 
@@ -78,9 +67,8 @@ impl RetentionStore for SqliteStore {
         )
         .bind(ts(success_before))
         .bind(ts(error_before))
-        .execute(&self.writer)
-        .await
-        .map_err(db_err)?;
+        .run(&self.writer)
+        .await?;
         Ok(done.rows_affected())
     }
 }

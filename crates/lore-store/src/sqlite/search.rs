@@ -18,6 +18,7 @@
 //! sample of 2,000 chunks: for a knowledge base of at most 2,000 chunks, none of them parents or
 //! in the trash, both stores give the same scores, as the conformance suite checks.)
 
+use crate::fetch::Fetch;
 use std::collections::{HashMap, HashSet};
 
 use async_trait::async_trait;
@@ -60,9 +61,8 @@ pub(super) async fn backfill_lengths(writer: &SqlitePool) -> Result<()> {
             "SELECT b.seq, f.terms FROM fts_length_backfill b LEFT JOIN chunk_fts f ON f.rowid = b.seq
              ORDER BY b.seq LIMIT 1000",
         )
-        .fetch_all(writer)
-        .await
-        .map_err(db_err)?;
+        .all(writer)
+        .await?;
         if rows.is_empty() {
             return Ok(());
         }
@@ -73,15 +73,10 @@ pub(super) async fn backfill_lengths(writer: &SqlitePool) -> Result<()> {
                 sqlx::query("UPDATE document_chunks SET fts_length = ? WHERE seq = ?")
                     .bind(term_count(&terms))
                     .bind(seq)
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(db_err)?;
+                    .run(&mut *tx)
+                    .await?;
             }
-            sqlx::query("DELETE FROM fts_length_backfill WHERE seq = ?")
-                .bind(seq)
-                .execute(&mut *tx)
-                .await
-                .map_err(db_err)?;
+            sqlx::query("DELETE FROM fts_length_backfill WHERE seq = ?").bind(seq).run(&mut *tx).await?;
         }
         tx.commit().await.map_err(db_err)?;
         tracing::info!(chunks = rows.len(), "counted the lengths of chunks indexed before they were stored");
@@ -193,8 +188,7 @@ impl SqliteStore {
         // filtered, in growing windows until top_k pass (only their rows are read in full).
         let expression =
             format!("kb : {} AND terms : ({})", kb_token(query.knowledge_base_id), fts_match(&stats.terms));
-        let all: Option<String> =
-            sqlx::query_scalar(MATCHES).bind(&expression).fetch_one(&mut *tx).await.map_err(db_err)?;
+        let all: Option<String> = sqlx::query_scalar(MATCHES).bind(&expression).one(&mut *tx).await?;
         let ranked = rank(&stats, &split_matches(all.as_deref().unwrap_or_default())?);
 
         let (conditions, params) = filter_conditions(filters)?;
@@ -219,7 +213,7 @@ impl SqliteStore {
             for p in &params {
                 q = q.bind(p.clone());
             }
-            let rows = q.fetch_all(&mut *tx).await.map_err(db_err)?;
+            let rows = q.all(&mut *tx).await?;
             let mut found: HashMap<i64, ChunkHit> = HashMap::with_capacity(rows.len());
             for row in &rows {
                 found.insert(row.int("seq")?, hit_from(row)?);
@@ -277,7 +271,7 @@ async fn statistics(conn: &mut SqliteConnection, query: &FulltextQuery) -> Resul
     for term in &terms {
         q = q.bind(format!("kb : {kb} AND terms : {}", fts_match(std::slice::from_ref(*term))));
     }
-    let Some(row) = q.fetch_optional(&mut *conn).await.map_err(db_err)? else { return Ok(None) };
+    let Some(row) = q.optional(&mut *conn).await? else { return Ok(None) };
     let (chunks, length_sum, cap) = (row.int("fts_chunks")?, row.int("fts_length_sum")?, row.int("cap")?);
     let mut with_df = Vec::with_capacity(terms.len());
     for (i, term) in terms.iter().enumerate() {
@@ -363,20 +357,15 @@ impl SqliteStore {
             };
             let mut allowed = None;
             if !conditions.is_empty() {
-                let count: i64 = bind(format!("SELECT COUNT(*) {admitted}"))
-                    .fetch_one(&self.reader)
-                    .await
-                    .map_err(db_err)?
-                    .try_get(0)
-                    .map_err(db_err)?;
+                let count: i64 =
+                    bind(format!("SELECT COUNT(*) {admitted}")).one(&self.reader).await?.try_get(0).map_err(db_err)?;
                 if count == 0 {
                     continue;
                 }
                 if count <= EXACT_SEARCH_MAX {
                     let rows = bind(format!("SELECT c.seq, c.content_embedding, c.summary_embedding {admitted}"))
-                        .fetch_all(&self.reader)
-                        .await
-                        .map_err(db_err)?;
+                        .all(&self.reader)
+                        .await?;
                     for row in rows {
                         let seq: i64 = row.try_get("seq").map_err(db_err)?;
                         for field in fields {
@@ -390,7 +379,7 @@ impl SqliteStore {
                     }
                     continue;
                 }
-                let rows = bind(format!("SELECT c.seq {admitted}")).fetch_all(&self.reader).await.map_err(db_err)?;
+                let rows = bind(format!("SELECT c.seq {admitted}")).all(&self.reader).await?;
                 let set: HashSet<u64> = rows
                     .iter()
                     .map(|r| r.try_get::<i64, _>(0).map(|s| s as u64))
@@ -431,11 +420,7 @@ impl SqliteStore {
                AND d.status = 'completed'",
             ranked.iter().map(|(s, _)| s.to_string()).collect::<Vec<_>>().join(",")
         );
-        let rows = sqlx::query(AssertSqlSafe(sql))
-            .bind(q.user_id.to_string())
-            .fetch_all(&self.reader)
-            .await
-            .map_err(db_err)?;
+        let rows = sqlx::query(AssertSqlSafe(sql)).bind(q.user_id.to_string()).all(&self.reader).await?;
         let mut by_seq: HashMap<i64, ChunkHit> = HashMap::with_capacity(rows.len());
         for row in &rows {
             by_seq.insert(row.try_get("seq").map_err(db_err)?, hit_from(row)?);
@@ -465,7 +450,7 @@ impl SqliteStore {
             for h in batch {
                 query = query.bind(h.clone());
             }
-            for row in query.fetch_all(&self.reader).await.map_err(db_err)? {
+            for row in query.all(&self.reader).await? {
                 let blob: Vec<u8> = row.try_get("content_embedding").map_err(db_err)?;
                 found.insert(row.try_get("content_hash").map_err(db_err)?, vectors::from_blob(&blob));
             }

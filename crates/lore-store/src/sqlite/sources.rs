@@ -1,5 +1,6 @@
 //! Data sources and their sync runs on SQLite.
 
+use crate::fetch::Fetch;
 use async_trait::async_trait;
 use lore_core::error::{Code, Error, Result};
 use lore_core::model::{Id, Timestamp};
@@ -69,8 +70,7 @@ impl SourceStore for SqliteStore {
 
     async fn list_data_sources(&self, user_id: Id) -> Result<Vec<DataSource>> {
         let sql = format!("SELECT {SOURCE_COLS} FROM data_sources WHERE user_id = ? ORDER BY created_at DESC, id DESC");
-        let rows =
-            sqlx::query(AssertSqlSafe(sql)).bind(user_id.to_string()).fetch_all(&self.reader).await.map_err(db_err)?;
+        let rows = sqlx::query(AssertSqlSafe(sql)).bind(user_id.to_string()).all(&self.reader).await?;
         rows.iter().map(source_from).collect()
     }
 
@@ -79,9 +79,8 @@ impl SourceStore for SqliteStore {
         let row = sqlx::query(AssertSqlSafe(sql))
             .bind(id.to_string())
             .bind(user_id.to_string())
-            .fetch_optional(&self.writer)
-            .await
-            .map_err(db_err)?;
+            .optional(&self.writer)
+            .await?;
         row.as_ref().map(source_from).transpose()
     }
 
@@ -90,9 +89,8 @@ impl SourceStore for SqliteStore {
             sqlx::query_scalar("SELECT credentials FROM data_sources WHERE id = ? AND user_id = ?")
                 .bind(id.to_string())
                 .bind(user_id.to_string())
-                .fetch_optional(&self.reader)
-                .await
-                .map_err(db_err)?;
+                .optional(&self.reader)
+                .await?;
         Ok(found.flatten())
     }
 
@@ -100,9 +98,8 @@ impl SourceStore for SqliteStore {
         let done = sqlx::query("DELETE FROM data_sources WHERE id = ? AND user_id = ?")
             .bind(id.to_string())
             .bind(user_id.to_string())
-            .execute(&self.writer)
-            .await
-            .map_err(db_err)?;
+            .run(&self.writer)
+            .await?;
         Ok(done.rows_affected() > 0)
     }
 
@@ -114,9 +111,8 @@ impl SourceStore for SqliteStore {
                AND json_extract(metadata, '$.source_path') IS NOT NULL",
         )
         .bind(data_source_id.to_string())
-        .fetch_all(&self.writer)
-        .await
-        .map_err(db_err)?;
+        .all(&self.writer)
+        .await?;
         rows.iter().map(source_item_from).collect()
     }
 
@@ -124,9 +120,8 @@ impl SourceStore for SqliteStore {
         sqlx::query("UPDATE documents SET metadata = json_set(metadata, '$.source_version', ?) WHERE id = ?")
             .bind(version)
             .bind(document_id.to_string())
-            .execute(&self.writer)
-            .await
-            .map_err(db_err)?;
+            .run(&self.writer)
+            .await?;
         Ok(())
     }
 
@@ -140,9 +135,8 @@ impl SourceStore for SqliteStore {
         .bind(ts(lease_until))
         .bind(run.data_source_id.to_string())
         .bind(ts(run.started_at))
-        .execute(&mut *tx)
-        .await
-        .map_err(db_err)?;
+        .run(&mut *tx)
+        .await?;
         if claimed.rows_affected() == 0 {
             return Ok(false);
         }
@@ -154,9 +148,8 @@ impl SourceStore for SqliteStore {
         .bind(&run.status)
         .bind(ts(run.started_at))
         .bind(json_text(&run.errors)?)
-        .execute(&mut *tx)
-        .await
-        .map_err(db_err)?;
+        .run(&mut *tx)
+        .await?;
         tx.commit().await.map_err(db_err)?;
         Ok(true)
     }
@@ -175,9 +168,8 @@ impl SourceStore for SqliteStore {
         .bind(run.failed)
         .bind(json_text(&run.errors)?)
         .bind(run.id.to_string())
-        .execute(&mut *tx)
-        .await
-        .map_err(db_err)?;
+        .run(&mut *tx)
+        .await?;
         // A paused source stays paused; otherwise the run says whether it is healthy.
         sqlx::query(
             "UPDATE data_sources SET status = CASE WHEN status = 'paused' THEN 'paused' WHEN ?1 IS NULL THEN 'active'
@@ -186,9 +178,7 @@ impl SourceStore for SqliteStore {
         .bind(last_error)
         .bind(run.finished_at.map(ts))
         .bind(run.data_source_id.to_string())
-        .execute(&mut *tx)
-        .await
-        .map_err(db_err)?;
+        .run(&mut *tx).await?;
         tx.commit().await.map_err(db_err)
     }
 
@@ -202,9 +192,8 @@ impl SourceStore for SqliteStore {
         .bind(data_source_id.to_string())
         .bind(user_id.to_string())
         .bind(limit)
-        .fetch_all(&self.writer)
-        .await
-        .map_err(db_err)?;
+        .all(&self.writer)
+        .await?;
         rows.iter().map(run_from).collect()
     }
 
@@ -218,9 +207,8 @@ impl SourceStore for SqliteStore {
                     OR last_sync <= strftime('%Y-%m-%dT%H:%M:%fZ', ?1, '-' || sync_frequency || ' minutes'))",
         )
         .bind(ts(now))
-        .fetch_all(&self.writer)
-        .await
-        .map_err(db_err)?;
+        .all(&self.writer)
+        .await?;
         rows.iter().map(|r| Ok((r.id("user_id")?, r.id("id")?))).collect()
     }
 
@@ -236,9 +224,7 @@ impl SourceStore for SqliteStore {
         .bind(json_text(&n.data)?)
         .bind(n.read_at.map(ts))
         .bind(ts(n.created_at))
-        .execute(&self.writer)
-        .await
-        .map_err(db_err)?;
+        .run(&self.writer).await?;
         Ok(())
     }
 
@@ -249,9 +235,8 @@ impl SourceStore for SqliteStore {
         )
         .bind(user_id.to_string())
         .bind(limit)
-        .fetch_all(&self.writer)
-        .await
-        .map_err(db_err)?;
+        .all(&self.writer)
+        .await?;
         rows.iter().map(notification_from).collect()
     }
 
@@ -259,9 +244,8 @@ impl SourceStore for SqliteStore {
         sqlx::query("UPDATE notifications SET data = ? WHERE id = ?")
             .bind(json_text(data)?)
             .bind(id.to_string())
-            .execute(&self.writer)
-            .await
-            .map_err(db_err)?;
+            .run(&self.writer)
+            .await?;
         Ok(())
     }
 }
