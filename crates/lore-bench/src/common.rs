@@ -119,12 +119,7 @@ pub(crate) fn percentile(sorted: &[f64], p: f64) -> f64 {
 /// Runs the queries one after another; returns sorted client-side and server-side latencies (ms),
 /// leaving out the first `warm_up`.
 pub(crate) async fn time_queries(
-    http: &reqwest::Client,
-    base: &str,
-    token: &str,
-    kb_id: &str,
-    queries: &[String],
-    warm_up: usize,
+    http: &reqwest::Client, base: &str, token: &str, kb_id: &str, queries: &[String], warm_up: usize,
 ) -> anyhow::Result<(Vec<f64>, Vec<f64>)> {
     let mut client_ms = Vec::new();
     let mut server_ms = Vec::new();
@@ -174,10 +169,7 @@ impl Drop for Child {
 
 /// Creates a knowledge base through the API; its id.
 pub(crate) async fn create_knowledge_base(
-    http: &reqwest::Client,
-    base: &str,
-    token: &str,
-    name: &str,
+    http: &reqwest::Client, base: &str, token: &str, name: &str,
 ) -> anyhow::Result<String> {
     let kb: Value = http
         .post(format!("{base}/v1/knowledge-bases"))
@@ -193,12 +185,7 @@ pub(crate) async fn create_knowledge_base(
 
 /// Uploads `text` as a file named `name` into a knowledge base.
 pub(crate) async fn upload_text(
-    http: &reqwest::Client,
-    base: &str,
-    token: &str,
-    kb: &str,
-    name: String,
-    text: String,
+    http: &reqwest::Client, base: &str, token: &str, kb: &str, name: String, text: String,
 ) -> reqwest::Result<reqwest::Response> {
     let form = reqwest::multipart::Form::new().part("file", reqwest::multipart::Part::text(text).file_name(name));
     http.post(format!("{base}/v1/knowledge-bases/{kb}/documents")).bearer_auth(token).multipart(form).send().await
@@ -216,9 +203,7 @@ pub(crate) struct BenchServer {
 
 impl BenchServer {
     pub(crate) async fn start(
-        data_dir: Option<PathBuf>,
-        workers: Option<usize>,
-        http: &reqwest::Client,
+        data_dir: Option<PathBuf>, workers: Option<usize>, http: &reqwest::Client,
     ) -> anyhow::Result<Self> {
         let remove_dir = data_dir.is_none();
         let data_dir =
@@ -236,10 +221,7 @@ impl BenchServer {
     /// share one data directory and database (a cluster), the later ones signing in as the same user.
     /// It runs on the embedded store unless `env` names LORE_DATABASE_URL.
     pub(crate) async fn launch(
-        data_dir: &std::path::Path,
-        args: &[String],
-        env: &[(&str, String)],
-        http: &reqwest::Client,
+        data_dir: &std::path::Path, args: &[String], env: &[(&str, String)], http: &reqwest::Client,
     ) -> anyhow::Result<Self> {
         let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
         let mut cmd = std::process::Command::new(std::env::current_exe()?);

@@ -369,12 +369,7 @@ pub async fn crash(args: CrashArgs) -> anyhow::Result<()> {
 }
 
 async fn first_hit(
-    http: &reqwest::Client,
-    base: &str,
-    token: &str,
-    kb: &str,
-    query: &str,
-    mode: &str,
+    http: &reqwest::Client, base: &str, token: &str, kb: &str, query: &str, mode: &str,
 ) -> anyhow::Result<Option<String>> {
     let v: Value = http
         .post(format!("{base}/v1/knowledge-bases/{kb}/search"))

@@ -160,11 +160,7 @@ pub async fn faults(args: FaultsArgs) -> anyhow::Result<()> {
 /// Uploads documents, injects the fault while they are processed, checks how the server answers
 /// during it, clears it and checks that the server recovers and loses nothing.
 async fn scenario(
-    http: &reqwest::Client,
-    server: &BenchServer,
-    kb: &str,
-    fault: &dyn Fault,
-    args: &FaultsArgs,
+    http: &reqwest::Client, server: &BenchServer, kb: &str, fault: &dyn Fault, args: &FaultsArgs,
 ) -> anyhow::Result<Outcome> {
     let name = fault.name();
     let mut findings = Vec::new();
@@ -467,11 +463,7 @@ fn document(fault: &str, i: usize) -> String {
 }
 
 async fn upload(
-    http: &reqwest::Client,
-    server: &BenchServer,
-    kb: &str,
-    name: &str,
-    text: &str,
+    http: &reqwest::Client, server: &BenchServer, kb: &str, name: &str, text: &str,
 ) -> anyhow::Result<(StatusCode, Value)> {
     let response = upload_text(http, &server.base, &server.token, kb, name.to_string(), text.to_string()).await?;
     let status = response.status();

@@ -119,11 +119,7 @@ pub(crate) async fn ingest(args: IngestArgs) -> anyhow::Result<()> {
 /// Runs `concurrency` clients against one endpoint for `seconds`; returns the sorted latencies
 /// (ms) of successful requests and the count of failures.
 async fn load(
-    http: &reqwest::Client,
-    url: &str,
-    bearer: Option<&str>,
-    concurrency: usize,
-    seconds: f64,
+    http: &reqwest::Client, url: &str, bearer: Option<&str>, concurrency: usize, seconds: f64,
 ) -> anyhow::Result<(Vec<f64>, usize)> {
     let deadline = Instant::now() + Duration::from_secs_f64(seconds);
     let mut tasks = Vec::new();

@@ -117,11 +117,7 @@ fn report(backend: &str, ef: usize, latencies: &mut [f64], hits: usize, queries:
 /// pgvector: the same vectors COPY'd into a table, the HNSW index Lore creates (cosine, m = 16,
 /// ef_construction = 64, built with the server's parallel workers), queried one by one.
 async fn ann_postgres(
-    args: &AnnArgs,
-    url: &str,
-    data: &[Vec<f32>],
-    queries: &[Vec<f32>],
-    truth: &[Vec<u64>],
+    args: &AnnArgs, url: &str, data: &[Vec<f32>], queries: &[Vec<f32>], truth: &[Vec<u64>],
 ) -> anyhow::Result<()> {
     use sqlx::{AssertSqlSafe, Connection};
     let scratch = lore_store::postgres::create_scratch_schema(url).await.map_err(|e| anyhow::anyhow!("{e}"))?;

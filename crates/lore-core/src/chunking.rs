@@ -415,9 +415,7 @@ pub fn system_default() -> ChunkingConfig {
 /// The effective strategy for a document: its own config, else its knowledge base's, else the
 /// user's defaults applied to the system default.
 pub fn resolve(
-    document: Option<&ChunkingConfig>,
-    knowledge_base: Option<&ChunkingConfig>,
-    user: &UserDefaults,
+    document: Option<&ChunkingConfig>, knowledge_base: Option<&ChunkingConfig>, user: &UserDefaults,
 ) -> Result<Strategy> {
     match document.or(knowledge_base) {
         Some(config) => config.to_strategy(user),

@@ -300,15 +300,8 @@ fn passes(windows: &[Window]) -> Vec<&[Window]> {
 /// `ctx_h = softmax(Q_h K_hᵀ · scale) V_h`, texts in parallel.
 #[allow(clippy::too_many_arguments)]
 fn attention(
-    parallel: bool,
-    q: &[f32],
-    k: &[f32],
-    v: &[f32],
-    ctx: &mut [f32],
-    segments: &[std::ops::Range<usize>],
-    heads: usize,
-    hidden: usize,
-    scale: f32,
+    parallel: bool, q: &[f32], k: &[f32], v: &[f32], ctx: &mut [f32], segments: &[std::ops::Range<usize>],
+    heads: usize, hidden: usize, scale: f32,
 ) {
     let head_dim = hidden / heads;
     let mut parts = Vec::with_capacity(segments.len());
@@ -360,11 +353,7 @@ fn attention(
 
 /// `x = LayerNorm(x + residual)` row by row.
 fn layer_norm(
-    parallel: bool,
-    x: &mut [f32],
-    residual: Option<&[f32]>,
-    (weight, bias): &(Vec<f32>, Vec<f32>),
-    hidden: usize,
+    parallel: bool, x: &mut [f32], residual: Option<&[f32]>, (weight, bias): &(Vec<f32>, Vec<f32>), hidden: usize,
     eps: f32,
 ) {
     rows_mut(parallel, x, hidden, |t, row| {

@@ -88,10 +88,7 @@ impl Tensors {
     }
 
     pub(crate) fn linear(
-        &mut self,
-        name: &str,
-        rows: usize,
-        cols: usize,
+        &mut self, name: &str, rows: usize, cols: usize,
     ) -> Result<(DenseMatrix, Vec<f32>), ModelError> {
         let w = self.take(&format!("{name}.weight"), rows * cols)?;
         let b = self.take(&format!("{name}.bias"), rows)?;

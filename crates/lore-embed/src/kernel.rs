@@ -65,17 +65,8 @@ impl QuantMatrix {
 /// (row, column) strides. Panics unless every addressed element lies inside its slice.
 #[allow(clippy::too_many_arguments)]
 pub fn strided_gemm(
-    m: usize,
-    k: usize,
-    n: usize,
-    alpha: f32,
-    a: &[f32],
-    (a_rs, a_cs): (usize, usize),
-    b: &[f32],
-    (b_rs, b_cs): (usize, usize),
-    beta: f32,
-    c: &mut [f32],
-    (c_rs, c_cs): (usize, usize),
+    m: usize, k: usize, n: usize, alpha: f32, a: &[f32], (a_rs, a_cs): (usize, usize), b: &[f32],
+    (b_rs, b_cs): (usize, usize), beta: f32, c: &mut [f32], (c_rs, c_cs): (usize, usize),
 ) {
     let last = |rows: usize, cols: usize, rs: usize, cs: usize| (rows.max(1) - 1) * rs + (cols.max(1) - 1) * cs;
     assert!(m > 0 && k > 0 && n > 0, "empty matrix product");

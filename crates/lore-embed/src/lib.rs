@@ -318,9 +318,7 @@ impl Registry {
     }
 
     pub async fn get(
-        &self,
-        config: &EmbeddingConfig,
-        secrets: &ProviderSecrets,
+        &self, config: &EmbeddingConfig, secrets: &ProviderSecrets,
     ) -> Result<Arc<dyn Embedder>, EmbedError> {
         let space = Self::space_of(config)?;
         // Remote embedders depend on the caller's key and addresses: a change of either in the

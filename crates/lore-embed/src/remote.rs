@@ -58,10 +58,7 @@ pub fn fingerprint(key: &str) -> String {
 
 impl RemoteEmbedder {
     pub fn new(
-        config: &EmbeddingConfig,
-        secrets: &ProviderSecrets,
-        space: String,
-        policy: &Policy,
+        config: &EmbeddingConfig, secrets: &ProviderSecrets, space: String, policy: &Policy,
     ) -> Result<Self, EmbedError> {
         let model = config.model.clone().unwrap_or_default();
         // (protocol, the provider's own address, the address saved with the key, the key, path)
@@ -184,11 +181,7 @@ impl RemoteEmbedder {
 /// answer's byte budget: the parsed answer, or why not. A 4xx is `Rejected` at once; what keeps
 /// failing is `Provider`. Embedders and rerankers share it.
 pub(crate) async fn post_json(
-    http: &reqwest::Client,
-    url: &str,
-    body: &Value,
-    key: Option<&str>,
-    retry: Retry,
+    http: &reqwest::Client, url: &str, body: &Value, key: Option<&str>, retry: Retry,
 ) -> Result<Value, EmbedError> {
     let answer = retry
         .run(|_| async move {

@@ -52,11 +52,7 @@ impl RemoteReranker {
     /// Cohere key goes only to Cohere's address or the one saved with it; the self-hosted
     /// protocols need `base_url` and take no key.
     pub fn new(
-        provider: &str,
-        model: Option<&str>,
-        base_url: Option<&str>,
-        secrets: &ProviderSecrets,
-        policy: &Policy,
+        provider: &str, model: Option<&str>, base_url: Option<&str>, secrets: &ProviderSecrets, policy: &Policy,
     ) -> Result<Self, EmbedError> {
         let (protocol, official, path) = match provider {
             "cohere" => (Protocol::Cohere, "https://api.cohere.com", "/v2/rerank"),

@@ -56,10 +56,7 @@ pub struct WordPiece {
 
 impl WordPiece {
     pub fn new(
-        vocab: HashMap<String, u32>,
-        (cls, sep, unk): (u32, u32, u32),
-        lowercase: bool,
-        strip_accents: bool,
+        vocab: HashMap<String, u32>, (cls, sep, unk): (u32, u32, u32), lowercase: bool, strip_accents: bool,
         prefix: String,
     ) -> Self {
         WordPiece { vocab, cls, sep, unk, lowercase, strip_accents, prefix, max_word_chars: 100 }
@@ -180,10 +177,7 @@ pub struct Unigram {
 impl Unigram {
     /// `pieces[i]` and `scores[i]` describe token id `i`; `normalize` maps a code point to its replacement.
     pub fn new(
-        pieces: Vec<Vec<u8>>,
-        scores: Vec<f32>,
-        normalize: HashMap<char, Box<str>>,
-        (bos, eos, unk): (u32, u32, u32),
+        pieces: Vec<Vec<u8>>, scores: Vec<f32>, normalize: HashMap<char, Box<str>>, (bos, eos, unk): (u32, u32, u32),
     ) -> Self {
         let mut ids = HashMap::with_capacity(pieces.len());
         let mut max_piece_bytes = 1;

@@ -291,11 +291,7 @@ pub fn sentences_measured(text: &str, max: usize, measure: Measure<'_>) -> Vec<T
 /// `percentile` of all drops (once the chunk has `min` characters), or where the next sentence
 /// would take it past `max`. A short last chunk joins the one before when it fits.
 pub fn group_semantic(
-    text: &str,
-    sentences: &[TextChunk],
-    similarities: &[f32],
-    percentile: f64,
-    (min, max): (usize, usize),
+    text: &str, sentences: &[TextChunk], similarities: &[f32], percentile: f64, (min, max): (usize, usize),
     measure: Measure<'_>,
 ) -> Vec<TextChunk> {
     let ix = Indexed::measured(text, measure);
@@ -464,11 +460,7 @@ fn paragraph(ix: &Indexed<'_>, (min, max, max_paragraphs): (usize, usize, usize)
 
 /// Cut points (in chars), each marked hard (a heading: never merged across) or soft.
 fn custom(
-    ix: &Indexed<'_>,
-    max: usize,
-    separators: &[String],
-    pattern: Option<&str>,
-    split_on_headings: bool,
+    ix: &Indexed<'_>, max: usize, separators: &[String], pattern: Option<&str>, split_on_headings: bool,
 ) -> Vec<TextChunk> {
     let max = max.max(1);
     let to_char = |byte: usize| ix.offsets.partition_point(|&o| o < byte);

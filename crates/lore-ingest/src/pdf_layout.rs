@@ -45,12 +45,7 @@ impl OutputDev for Collector {
         Ok(())
     }
     fn output_character(
-        &mut self,
-        trm: &Transform,
-        width: f64,
-        _: f64,
-        font_size: f64,
-        text: &str,
+        &mut self, trm: &Transform, width: f64, _: f64, font_size: f64, text: &str,
     ) -> Result<(), OutputError> {
         let v = trm.transform_vector(euclid::vec2(font_size, font_size));
         let size = (v.x * v.y).abs().sqrt().max(0.1);

@@ -58,12 +58,8 @@ fn actor_name(principal: &Principal) -> String {
 }
 
 async fn append(
-    state: &AppState,
-    actor: (Option<Id>, Option<String>),
-    owner_id: Option<Id>,
-    action: &'static str,
-    target: Option<(&'static str, String)>,
-    details: Value,
+    state: &AppState, actor: (Option<Id>, Option<String>), owner_id: Option<Id>, action: &'static str,
+    target: Option<(&'static str, String)>, details: Value,
 ) {
     let (request_id, ip_address) =
         REQUEST.try_with(|r| (Some(r.id.clone()), r.ip.map(|ip| ip.to_string()))).unwrap_or((None, None));
@@ -93,10 +89,7 @@ async fn append(
 
 /// Records what a caller did to their own account or data.
 pub async fn record(
-    state: &AppState,
-    principal: &Principal,
-    action: &'static str,
-    target: Option<(&'static str, String)>,
+    state: &AppState, principal: &Principal, action: &'static str, target: Option<(&'static str, String)>,
     details: Value,
 ) {
     let actor = (Some(principal.user_id()), Some(actor_name(principal)));
@@ -106,12 +99,8 @@ pub async fn record(
 /// Records what an administrator did to another account (`owner`, whose log lists it too), or to
 /// the installation (`None`).
 pub async fn record_admin(
-    state: &AppState,
-    principal: &Principal,
-    action: &'static str,
-    owner: Option<Id>,
-    target: Option<(&'static str, String)>,
-    details: Value,
+    state: &AppState, principal: &Principal, action: &'static str, owner: Option<Id>,
+    target: Option<(&'static str, String)>, details: Value,
 ) {
     let actor = (Some(principal.user_id()), Some(actor_name(principal)));
     append(state, actor, owner, action, target, details).await;
@@ -120,11 +109,7 @@ pub async fn record_admin(
 /// Records a sign-in or registration attempt, made before anyone is signed in: `user` when the
 /// account is known, `tried` the name given (kept short), `failure` why it was refused.
 pub async fn record_sign_in(
-    state: &AppState,
-    action: &'static str,
-    user: Option<&User>,
-    tried: &str,
-    failure: Option<&str>,
+    state: &AppState, action: &'static str, user: Option<&User>, tried: &str, failure: Option<&str>,
 ) {
     let tried: String = tried.chars().take(100).collect();
     let actor = (user.map(|u| u.id), Some(user.map_or(tried, |u| u.username.clone())));

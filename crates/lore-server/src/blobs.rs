@@ -81,11 +81,7 @@ impl S3BlobStore {
     /// `url` is `s3://bucket/prefix`. An endpoint other than AWS's is addressed by path, as MinIO
     /// and most others expect. Uploads are staged under `local` while they are hashed.
     pub fn open(
-        url: &str,
-        endpoint: Option<&str>,
-        region: &str,
-        credentials: Option<&S3Credentials>,
-        local: &Path,
+        url: &str, endpoint: Option<&str>, region: &str, credentials: Option<&S3Credentials>, local: &Path,
     ) -> Result<Self> {
         let bad = |m: String| Error::internal(format!("blob store: {m}"));
         let rest = url.strip_prefix("s3://").ok_or_else(|| bad(format!("{url:?} is not an s3://bucket/prefix URL")))?;

@@ -30,10 +30,7 @@ fn error_body(e: &ApiError) -> Value {
 /// Runs a turn in the background, handing each piece of the answer to `on_piece` and the outcome
 /// to `on_end`; their events go out as server-sent events.
 fn stream_turn(
-    state: AppState,
-    turn: Turn,
-    persist: bool,
-    on_piece: impl Fn(String) -> Option<Event> + Send + 'static,
+    state: AppState, turn: Turn, persist: bool, on_piece: impl Fn(String) -> Option<Event> + Send + 'static,
     on_end: impl FnOnce(Result<ChatAnswer, ApiError>) -> Vec<Event> + Send + 'static,
 ) -> Response {
     let (events, rx) = mpsc::channel::<Event>(64);
@@ -71,10 +68,7 @@ fn json_event(name: Option<&str>, data: &impl serde::Serialize) -> Event {
 /// as `token` events (`{"content": "..."}`), then one `done` event with the whole answer, its
 /// citations and usage, or one `error` event.
 pub async fn agent_chat(
-    State(state): State<AppState>,
-    principal: Principal,
-    Path(id): Path<Id>,
-    Json(req): Json<agents::ChatRequest>,
+    State(state): State<AppState>, principal: Principal, Path(id): Path<Id>, Json(req): Json<agents::ChatRequest>,
 ) -> ApiResult<Response> {
     let turn = agents::begin_chat(&state, &principal, id, &req).await?;
     if !req.stream {
@@ -106,9 +100,7 @@ fn content_text(content: &Value) -> String {
 /// (for multi-turn agents). The client's system messages are ignored: the agent's prompt rules.
 /// Answers carry the agent's citations in an extra `citations` field.
 pub async fn completions(
-    State(state): State<AppState>,
-    principal: Principal,
-    Json(body): Json<Value>,
+    State(state): State<AppState>, principal: Principal, Json(body): Json<Value>,
 ) -> ApiResult<Response> {
     let started = Instant::now();
     principal.require(Scope::Search)?;

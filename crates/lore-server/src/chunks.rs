@@ -59,10 +59,7 @@ pub async fn get_chunk(state: &AppState, principal: &Principal, id: lore_core::m
 }
 
 pub async fn update_chunk(
-    state: &AppState,
-    principal: &Principal,
-    id: lore_core::model::Id,
-    req: ChunkUpdate,
+    state: &AppState, principal: &Principal, id: lore_core::model::Id, req: ChunkUpdate,
 ) -> ApiResult<Chunk> {
     principal.require(Scope::Upload)?;
     let chunk = state.store.get_chunk(principal.user_id(), id).await?.ok_or_else(|| not_found("chunk"))?;
@@ -99,10 +96,7 @@ pub async fn update_chunk(
 }
 
 pub async fn add_chunk(
-    state: &AppState,
-    principal: &Principal,
-    document_id: lore_core::model::Id,
-    req: NewChunkRequest,
+    state: &AppState, principal: &Principal, document_id: lore_core::model::Id, req: NewChunkRequest,
 ) -> ApiResult<Chunk> {
     principal.require(Scope::Upload)?;
     let (document, kb) = writable(state, principal, document_id).await?;
@@ -173,9 +167,7 @@ pub async fn add_chunk(
 
 /// The chunk's document and knowledge base, which must take writes.
 async fn writable(
-    state: &AppState,
-    principal: &Principal,
-    document_id: lore_core::model::Id,
+    state: &AppState, principal: &Principal, document_id: lore_core::model::Id,
 ) -> ApiResult<(Document, KnowledgeBase)> {
     let document = owned_document(state, principal, document_id).await?;
     let kb = owned_kb(state, principal, document.knowledge_base_id).await?;
@@ -202,11 +194,7 @@ fn check_metadata(metadata: &Map<String, Value>) -> ApiResult<()> {
 /// New text with its hash and embeddings, in the knowledge base's search space (a change of
 /// model under way re-embeds it with the rest).
 async fn indexed_text(
-    state: &AppState,
-    kb: &KnowledgeBase,
-    document: &Document,
-    content: &str,
-    embed_text: Option<String>,
+    state: &AppState, kb: &KnowledgeBase, document: &Document, content: &str, embed_text: Option<String>,
     metadata: &Value,
 ) -> ApiResult<ChunkText> {
     let content = content.trim();

@@ -78,20 +78,14 @@ fn signed_in(request: &HeaderMap, status: StatusCode, auth: AuthResponse) -> Res
 }
 
 async fn sign_in(
-    State(state): State<AppState>,
-    PeerIp(ip): PeerIp,
-    headers: HeaderMap,
-    Json(req): Json<service::LoginRequest>,
+    State(state): State<AppState>, PeerIp(ip): PeerIp, headers: HeaderMap, Json(req): Json<service::LoginRequest>,
 ) -> ApiResult<Response> {
     let auth = service::login(&state, req, client(&headers, ip)).await?;
     Ok(signed_in(&headers, StatusCode::OK, auth))
 }
 
 async fn sign_up(
-    State(state): State<AppState>,
-    PeerIp(ip): PeerIp,
-    headers: HeaderMap,
-    Json(req): Json<service::RegisterRequest>,
+    State(state): State<AppState>, PeerIp(ip): PeerIp, headers: HeaderMap, Json(req): Json<service::RegisterRequest>,
 ) -> ApiResult<Response> {
     let auth = service::register(&state, req, client(&headers, ip)).await?;
     Ok(signed_in(&headers, StatusCode::CREATED, auth))

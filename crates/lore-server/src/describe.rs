@@ -84,11 +84,7 @@ async fn provider_for(state: &AppState, user_id: Id, named: Option<&str>) -> Api
 
 /// Asks the model; `Err` says why its answer cannot be used.
 async fn ask(
-    state: &AppState,
-    principal: &Principal,
-    provider: &str,
-    model: &str,
-    description: &str,
+    state: &AppState, principal: &Principal, provider: &str, model: &str, description: &str,
 ) -> Result<(ChunkingConfig, Strategy, String), String> {
     let params = json!({"timeout_seconds": 30});
     let chat = crate::agents::provider_model(state, principal.user_id(), provider, model, &params)
@@ -122,9 +118,7 @@ async fn ask(
 }
 
 pub async fn from_description(
-    state: &AppState,
-    principal: &Principal,
-    req: DescriptionRequest,
+    state: &AppState, principal: &Principal, req: DescriptionRequest,
 ) -> ApiResult<DescriptionResponse> {
     let description = req.description.trim();
     if description.is_empty() || description.chars().count() > 2000 {

@@ -80,9 +80,7 @@ pub async fn config_for(state: &AppState, kb: &KnowledgeBase) -> Result<Option<E
 }
 
 async fn config_of(
-    state: &AppState,
-    user_id: Id,
-    kb_config: Option<&serde_json::Value>,
+    state: &AppState, user_id: Id, kb_config: Option<&serde_json::Value>,
 ) -> Result<Option<EmbeddingConfig>, Error> {
     if let Some(value) = kb_config {
         return parse_config(value).map(Some);
@@ -101,9 +99,7 @@ pub async fn embedder_for(state: &AppState, kb: &KnowledgeBase) -> Result<Option
 
 /// The embedder of a knowledge base's settings, or of the user's and server's defaults without one.
 pub async fn embedder_of(
-    state: &AppState,
-    user_id: Id,
-    kb_config: Option<&serde_json::Value>,
+    state: &AppState, user_id: Id, kb_config: Option<&serde_json::Value>,
 ) -> Result<Option<Arc<dyn Embedder>>, Error> {
     let Some(config) = config_of(state, user_id, kb_config).await? else { return Ok(None) };
     build(state, user_id, &config).await.map(Some)
@@ -209,11 +205,7 @@ pub(crate) async fn secrets(state: &AppState, user_id: Id) -> Result<ProviderSec
 /// a passage deep in a document still carries what the document is about ("contextual" chunk
 /// embeddings). `titles[i]` belongs to `chunks[i]`.
 pub async fn embed_chunks(
-    state: &AppState,
-    owner: Id,
-    embedder: &dyn Embedder,
-    chunks: &mut [NewChunk],
-    titles: &[Option<String>],
+    state: &AppState, owner: Id, embedder: &dyn Embedder, chunks: &mut [NewChunk], titles: &[Option<String>],
 ) -> Result<(), Error> {
     let wanted: Vec<usize> = (0..chunks.len()).filter(|&i| chunks[i].searchable).collect();
     let hashes: Vec<String> = wanted.iter().map(|&i| chunks[i].content_hash.clone()).collect();
@@ -289,10 +281,7 @@ pub fn qa_embed_text(metadata: &serde_json::Value) -> Option<String> {
 /// Semantic chunking: the text's sentences, embedded, grouped where consecutive sentences drift
 /// apart. Other strategies need no embedder and are chunked as usual.
 pub async fn chunk_with(
-    embedder: &dyn Embedder,
-    text: &str,
-    strategy: &lore_core::chunking::Strategy,
-    measure: Measure<'_>,
+    embedder: &dyn Embedder, text: &str, strategy: &lore_core::chunking::Strategy, measure: Measure<'_>,
 ) -> Result<Vec<lore_ingest::chunk::TextChunk>, Error> {
     use lore_ingest::chunk::{Stretch, moved, stretches};
     let lore_core::chunking::Strategy::Semantic { breakpoint_percentile, min_chunk_size, max_chunk_size } = strategy
@@ -315,10 +304,7 @@ pub async fn chunk_with(
 
 /// Prose grouped by meaning: sentences embedded, cut where consecutive ones differ most.
 async fn semantic(
-    embedder: &dyn Embedder,
-    text: &str,
-    breakpoint_percentile: f64,
-    (min_chunk_size, max_chunk_size): (usize, usize),
+    embedder: &dyn Embedder, text: &str, breakpoint_percentile: f64, (min_chunk_size, max_chunk_size): (usize, usize),
     measure: Measure<'_>,
 ) -> Result<Vec<lore_ingest::chunk::TextChunk>, Error> {
     let sentences = lore_ingest::chunk::sentences_measured(text, max_chunk_size, measure);

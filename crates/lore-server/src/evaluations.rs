@@ -90,10 +90,7 @@ fn invalid(message: impl Into<String>) -> crate::error::ApiError {
 }
 
 pub async fn create(
-    state: &AppState,
-    principal: &Principal,
-    kb_id: Id,
-    req: EvaluationRequest,
+    state: &AppState, principal: &Principal, kb_id: Id, req: EvaluationRequest,
 ) -> ApiResult<Evaluation> {
     principal.require(Scope::Search)?;
     let kb = owned_kb(state, principal, kb_id).await?;
@@ -224,12 +221,8 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
 }
 
 async fn evaluate(
-    state: &AppState,
-    principal: &Principal,
-    kb: lore_core::model::KnowledgeBase,
-    questions: &[GoldenQuestion],
-    configurations: &[EvaluationConfig],
-    k: u32,
+    state: &AppState, principal: &Principal, kb: lore_core::model::KnowledgeBase, questions: &[GoldenQuestion],
+    configurations: &[EvaluationConfig], k: u32,
 ) -> Result<Value, Error> {
     let mut out = Vec::new();
     for config in configurations {

@@ -92,9 +92,7 @@ impl RunningServer {
 /// The store a configuration names: PostgreSQL when a database URL is given, else the embedded
 /// SQLite database in the data directory. Either is created or migrated to the current schema.
 pub async fn open_store(
-    data_dir: &std::path::Path,
-    database_url: Option<&str>,
-    ef_search: usize,
+    data_dir: &std::path::Path, database_url: Option<&str>, ef_search: usize,
 ) -> Result<Arc<dyn Store>> {
     Ok(match database_url {
         Some(url) => Arc::new(PgStore::open_with(url, ef_search).await?),

@@ -124,9 +124,7 @@ impl Limiter {
 
 /// Flushes every second until shutdown, then once more.
 pub fn spawn_flusher(
-    limiter: Arc<Limiter>,
-    store: Arc<dyn Store>,
-    mut shutdown: watch::Receiver<bool>,
+    limiter: Arc<Limiter>, store: Arc<dyn Store>, mut shutdown: watch::Receiver<bool>,
 ) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         loop {

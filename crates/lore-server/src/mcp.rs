@@ -24,11 +24,7 @@ use crate::state::AppState;
 pub trait Backend: Send + Sync {
     async fn list_knowledge_bases(&self) -> Result<Value, String>;
     async fn search(
-        &self,
-        knowledge_base_id: &str,
-        query: &str,
-        mode: Option<&str>,
-        top_k: u32,
+        &self, knowledge_base_id: &str, query: &str, mode: Option<&str>, top_k: u32,
     ) -> Result<Value, String>;
     async fn list_documents(&self, knowledge_base_id: &str) -> Result<Value, String>;
     async fn get_document(&self, document_id: &str) -> Result<Value, String>;
@@ -177,9 +173,7 @@ impl ServerHandler for LoreMcp {
     }
 
     async fn list_tools(
-        &self,
-        _request: Option<PaginatedRequestParams>,
-        _context: RequestContext<RoleServer>,
+        &self, _request: Option<PaginatedRequestParams>, _context: RequestContext<RoleServer>,
     ) -> Result<ListToolsResult, ErrorData> {
         let tools: Vec<Tool> =
             serde_json::from_value(tools()).map_err(|e| ErrorData::internal_error(e.to_string(), None))?;
@@ -187,9 +181,7 @@ impl ServerHandler for LoreMcp {
     }
 
     async fn call_tool(
-        &self,
-        request: CallToolRequestParams,
-        context: RequestContext<RoleServer>,
+        &self, request: CallToolRequestParams, context: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, ErrorData> {
         let backend = self.backend(&context)?;
         let args = request.arguments.unwrap_or_default();
@@ -260,11 +252,7 @@ impl Backend for ServiceBackend {
     }
 
     async fn search(
-        &self,
-        knowledge_base_id: &str,
-        query: &str,
-        mode: Option<&str>,
-        top_k: u32,
+        &self, knowledge_base_id: &str, query: &str, mode: Option<&str>, top_k: u32,
     ) -> Result<Value, String> {
         let query = crate::service::SearchQuery {
             text: query.to_string(),

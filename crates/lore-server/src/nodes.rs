@@ -38,9 +38,7 @@ pub fn beat(node: &str, address: SocketAddr, shared: bool, workers: usize) -> No
 
 /// Beats until shutdown, then leaves the list.
 pub fn spawn_heartbeat(
-    store: Arc<dyn Store>,
-    beat: NodeBeat,
-    mut shutdown: watch::Receiver<bool>,
+    store: Arc<dyn Store>, beat: NodeBeat, mut shutdown: watch::Receiver<bool>,
 ) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         loop {

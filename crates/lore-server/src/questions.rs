@@ -74,11 +74,7 @@ pub fn with_terms(terms: String, metadata: &Value) -> String {
 /// Writes questions for the searchable chunks that are not Q&A entries already, into their
 /// metadata and full-text terms; the embedding step that follows embeds them.
 pub async fn generate(
-    state: &AppState,
-    owner: Id,
-    config: &QuestionGeneration,
-    title: Option<&str>,
-    chunks: &mut [NewChunk],
+    state: &AppState, owner: Id, config: &QuestionGeneration, title: Option<&str>, chunks: &mut [NewChunk],
     log: &mut Vec<LogEntry>,
 ) {
     let started = std::time::Instant::now();

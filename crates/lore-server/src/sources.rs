@@ -453,12 +453,8 @@ enum Change {
 }
 
 async fn sync_item(
-    state: &AppState,
-    source: &DataSource,
-    kb: &lore_core::model::KnowledgeBase,
-    connector: &dyn Connector,
-    item: &Listed,
-    previous: Option<&lore_core::source::SourceItem>,
+    state: &AppState, source: &DataSource, kb: &lore_core::model::KnowledgeBase, connector: &dyn Connector,
+    item: &Listed, previous: Option<&lore_core::source::SourceItem>,
 ) -> Result<Change, Error> {
     crate::health::ensure_room(state)?;
     let staged = state.blobs.staging_dir().join(format!("{}.source", lore_core::new_id()));
@@ -471,12 +467,8 @@ async fn sync_item(
 }
 
 async fn register_item(
-    state: &AppState,
-    source: &DataSource,
-    kb: &lore_core::model::KnowledgeBase,
-    item: &Listed,
-    previous: Option<&lore_core::source::SourceItem>,
-    staged: &Path,
+    state: &AppState, source: &DataSource, kb: &lore_core::model::KnowledgeBase, item: &Listed,
+    previous: Option<&lore_core::source::SourceItem>, staged: &Path,
 ) -> Result<Change, Error> {
     let (copy, key) = (staged.to_path_buf(), item.key.clone());
     let (sha256, size, head) =
@@ -521,9 +513,7 @@ async fn register_item(
 /// Syncs every source whose `auto_sync` is due, every `interval`, until shutdown. On a shared
 /// database the lease lets one node sync a source at a time.
 pub fn spawn_scheduler(
-    state: AppState,
-    interval: Duration,
-    mut shutdown: watch::Receiver<bool>,
+    state: AppState, interval: Duration, mut shutdown: watch::Receiver<bool>,
 ) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         loop {

@@ -62,10 +62,7 @@ impl PassedOn {
 /// Starts `count` workers named `<node>/worker-<i>`: the node's name tells, in a document's log and
 /// in a job's lease, which of several nodes on one database took the job.
 pub fn spawn(
-    state: AppState,
-    node: &str,
-    count: usize,
-    shutdown: watch::Receiver<bool>,
+    state: AppState, node: &str, count: usize, shutdown: watch::Receiver<bool>,
 ) -> Vec<tokio::task::JoinHandle<()>> {
     (0..count)
         .map(|i| {
@@ -221,11 +218,7 @@ async fn handle(state: &AppState, job: Job, worker: &str) -> bool {
 /// log says which node tried. `Err` when every live node has tried (or a single node alone): the
 /// document fails, with a message naming the configuration to fix.
 async fn unreadable_here(
-    state: &AppState,
-    job: &Job,
-    worker: &str,
-    document_id: lore_core::model::Id,
-    err: &Error,
+    state: &AppState, job: &Job, worker: &str, document_id: lore_core::model::Id, err: &Error,
 ) -> Result<(), Error> {
     const STAGE: &str = "unreadable";
     let entry = LogEntry::new(STAGE, format!("{} could not read the file: {}", state.node, err.message));
@@ -293,9 +286,7 @@ async fn handle_reembed(state: &AppState, job: Job) {
 
 /// Runs the pipeline for one document. `Ok(None)` means there is nothing to do (the document is gone).
 async fn process(
-    state: &AppState,
-    job: &Job,
-    document_id: lore_core::model::Id,
+    state: &AppState, job: &Job, document_id: lore_core::model::Id,
 ) -> Result<Option<ProcessedDocument>, Error> {
     let Some(document) = state.store.document_for_job(document_id).await? else {
         return Ok(None);
@@ -464,13 +455,9 @@ pub(crate) fn chunk_terms(title: Option<(&str, &str)>, content: &str) -> String 
 }
 
 fn pipeline(
-    document: &Document,
-    kind: lore_ingest::detect::FileKind,
-    bytes: &[u8],
-    strategy: &chunking::Strategy,
+    document: &Document, kind: lore_ingest::detect::FileKind, bytes: &[u8], strategy: &chunking::Strategy,
     sentences: Option<(Arc<dyn lore_embed::Embedder>, tokio::runtime::Handle)>,
-    tokens: Option<crate::embedding::TokenCounter>,
-    reader: Reader,
+    tokens: Option<crate::embedding::TokenCounter>, reader: Reader,
 ) -> Result<ProcessedDocument, Error> {
     if let chunking::Strategy::Qa { question_column, answer_column, match_answer } = strategy {
         let columns = (question_column.as_deref(), answer_column.as_deref());
@@ -549,11 +536,8 @@ const ANSWER_HEADERS: &[&str] = &["answer", "answers", "a", "答案", "答", "�
 /// question and an answer is skipped; a table without the two columns fails the document with a
 /// message saying how to name them.
 fn qa_pairs(
-    kind: lore_ingest::detect::FileKind,
-    bytes: &[u8],
-    (question_column, answer_column): (Option<&str>, Option<&str>),
-    match_answer: bool,
-    reader: &Reader,
+    kind: lore_ingest::detect::FileKind, bytes: &[u8], (question_column, answer_column): (Option<&str>, Option<&str>),
+    match_answer: bool, reader: &Reader,
 ) -> Result<ProcessedDocument, Error> {
     let started = std::time::Instant::now();
     let sheets = reader.tables(kind, bytes)?;

@@ -70,10 +70,7 @@ fn bad(message: impl Into<String>) -> Error {
 /// installation in `data_dir`, while it serves; its uploaded files are read from `blobs`.
 /// `extra` entries (a sealed master key) go in as given.
 pub async fn backup_embedded(
-    data_dir: &Path,
-    blobs: &dyn BlobStore,
-    to: &Path,
-    extra: &[(&str, Vec<u8>)],
+    data_dir: &Path, blobs: &dyn BlobStore, to: &Path, extra: &[(&str, Vec<u8>)],
 ) -> Result<Manifest> {
     let db = data_dir.join(DATABASE);
     if !db.exists() {
@@ -97,10 +94,7 @@ pub async fn backup_embedded(
 /// one snapshot transaction into the archive's embedded database (one format for both stores),
 /// and its uploaded files from `blobs` (the database, a shared volume or a bucket).
 pub async fn backup_postgres(
-    pg: &crate::PgStore,
-    blobs: &dyn BlobStore,
-    to: &Path,
-    extra: &[(&str, Vec<u8>)],
+    pg: &crate::PgStore, blobs: &dyn BlobStore, to: &Path, extra: &[(&str, Vec<u8>)],
 ) -> Result<Manifest> {
     let work = tempdir_beside(to)?;
     let result = async {
@@ -114,12 +108,7 @@ pub async fn backup_postgres(
 }
 
 async fn write_archive(
-    blobs: &dyn BlobStore,
-    snapshot: &Path,
-    work: &Path,
-    to: &Path,
-    extra: &[(&str, Vec<u8>)],
-    source: &str,
+    blobs: &dyn BlobStore, snapshot: &Path, work: &Path, to: &Path, extra: &[(&str, Vec<u8>)], source: &str,
 ) -> Result<Manifest> {
     let pool = open_pool(snapshot, true).await?;
     let tables = count_tables(&pool).await?;

@@ -447,10 +447,7 @@ fn as_sqlite_text(column: &str, kind: &str) -> String {
 
 /// Copies one table out of the snapshot, in batches ordered by its key.
 async fn copy_out(
-    snapshot: &mut sqlx::PgConnection,
-    out: &mut sqlx::SqliteConnection,
-    table: &str,
-    key: &str,
+    snapshot: &mut sqlx::PgConnection, out: &mut sqlx::SqliteConnection, table: &str, key: &str,
 ) -> Result<()> {
     let ours: Vec<String> = sqlx::query_scalar(AssertSqlSafe(format!("SELECT name FROM pragma_table_info('{table}')")))
         .all(&mut *out)

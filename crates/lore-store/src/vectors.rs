@@ -207,10 +207,7 @@ pub fn from_blob(b: &[u8]) -> Vec<f32> {
 impl VectorIndexes {
     /// Loads the saved graphs and catches up with the change log, or rebuilds from the chunks.
     pub async fn open(
-        dir: Option<PathBuf>,
-        ef_search: usize,
-        reader: SqlitePool,
-        writer: SqlitePool,
+        dir: Option<PathBuf>, ef_search: usize, reader: SqlitePool, writer: SqlitePool,
     ) -> Result<VectorIndexes> {
         let indexes = VectorIndexes {
             dir,

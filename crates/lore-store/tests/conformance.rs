@@ -1710,10 +1710,7 @@ fn admission(policy: RegistrationPolicy, invitation_hash: Option<&str>) -> Admis
 
 /// Registers `n` accounts at once (names `{prefix}{i}`), each with the same admission.
 async fn register_at_once(
-    store: &std::sync::Arc<dyn Store>,
-    prefix: &str,
-    n: usize,
-    policy: RegistrationPolicy,
+    store: &std::sync::Arc<dyn Store>, prefix: &str, n: usize, policy: RegistrationPolicy,
     invitation_hash: Option<&str>,
 ) -> Vec<lore_core::error::Result<User>> {
     let tasks: Vec<_> = (0..n)

@@ -374,9 +374,7 @@ fn passphrase() -> anyhow::Result<String> {
 }
 
 async fn backup(
-    to: Option<&std::path::Path>,
-    verify: Option<&std::path::Path>,
-    installation: config::ServeArgs,
+    to: Option<&std::path::Path>, verify: Option<&std::path::Path>, installation: config::ServeArgs,
     include_master_key: bool,
 ) -> anyhow::Result<()> {
     let fail = |e: lore_core::error::Error| anyhow::anyhow!("{e}");

@@ -271,12 +271,7 @@ pub(crate) fn mixed_text(en: &Vocabulary, zh: &Vocabulary, rng: &mut Rng, bytes:
 }
 
 pub(crate) async fn setup_victim(
-    ctx: &Ctx,
-    token: &str,
-    canary: &str,
-    canary_zh: &str,
-    key: &str,
-    source_root: &std::path::Path,
+    ctx: &Ctx, token: &str, canary: &str, canary_zh: &str, key: &str, source_root: &std::path::Path,
 ) -> anyhow::Result<Victim> {
     let me = ctx.must("victim /v1/me", ctx.get("/v1/me", token)).await?;
     let user_id = me["id"].as_str().or(me["user"]["id"].as_str()).unwrap_or_default().to_string();
@@ -366,10 +361,7 @@ pub(crate) async fn setup_victim(
 }
 
 pub(crate) async fn setup_attacker(
-    ctx: &Ctx,
-    rng: &mut Rng,
-    source_root: &std::path::Path,
-    provider_port: u16,
+    ctx: &Ctx, rng: &mut Rng, source_root: &std::path::Path, provider_port: u16,
 ) -> anyhow::Result<Attacker> {
     let name = format!("mallory{:08x}", rng.next_u64() as u32);
     let auth = ctx
@@ -458,11 +450,7 @@ pub(crate) async fn setup_attacker(
 
 /// A new key of the session's user: the key and its id.
 pub(crate) async fn api_key(
-    ctx: &Ctx,
-    session: &str,
-    name: &str,
-    scopes: Value,
-    kb: Option<&str>,
+    ctx: &Ctx, session: &str, name: &str, scopes: Value, kb: Option<&str>,
 ) -> anyhow::Result<(String, String)> {
     let v = ctx
         .must(
@@ -491,10 +479,7 @@ pub(crate) struct Triggers {
 }
 
 pub(crate) async fn setup_triggers(
-    ctx: &Ctx,
-    b: &Attacker,
-    redirect: &str,
-    lore_port: u16,
+    ctx: &Ctx, b: &Attacker, redirect: &str, lore_port: u16,
 ) -> anyhow::Result<Triggers> {
     let s = &b.session;
     let created = |v: Option<(u16, Value)>| {

@@ -11,13 +11,7 @@ use super::*;
 use crate::Vocabulary;
 
 pub(crate) async fn chunking_round(
-    ctx: &Ctx,
-    b: &Attacker,
-    text: &str,
-    en: &Vocabulary,
-    zh: &Vocabulary,
-    rng: &mut Rng,
-    round: usize,
+    ctx: &Ctx, b: &Attacker, text: &str, en: &Vocabulary, zh: &Vocabulary, rng: &mut Rng, round: usize,
 ) {
     let mut docs = Vec::new();
     for i in 0..6 {
@@ -156,12 +150,7 @@ pub(crate) async fn judge_document(ctx: &Ctx, token: &str, doc: &str, what: &str
 }
 
 pub(crate) async fn judge_document_since(
-    ctx: &Ctx,
-    token: &str,
-    doc: &str,
-    what: &str,
-    kind: &str,
-    since: Instant,
+    ctx: &Ctx, token: &str, doc: &str, what: &str, kind: &str, since: Instant,
 ) -> Option<Value> {
     let outcome = ctx.settle_since(token, doc, since).await;
     let label = match &outcome {
@@ -210,12 +199,7 @@ pub(crate) async fn judge_document_since(
 /// The victim's small upload, made while the attacker's files are queued, must be done within
 /// `DOCUMENT_DEADLINE` of its upload: its wait in the queue counts.
 pub(crate) async fn victim_upload_behind(
-    ctx: &Ctx,
-    victim: &Victim,
-    en: &Vocabulary,
-    zh: &Vocabulary,
-    rng: &mut Rng,
-    round: usize,
+    ctx: &Ctx, victim: &Victim, en: &Vocabulary, zh: &Vocabulary, rng: &mut Rng, round: usize,
 ) {
     let text = format!("# 受害者 victim {round}\n\n{}", mixed_text(en, zh, rng, 2_000));
     let since = Instant::now();
@@ -268,15 +252,8 @@ pub(crate) async fn victim_upload_behind(
 
 #[allow(clippy::too_many_arguments)]
 pub(crate) async fn files_round(
-    ctx: &Ctx,
-    victim: &Victim,
-    b: &Attacker,
-    bombs: &Arc<Bombs>,
-    en: &Vocabulary,
-    zh: &Vocabulary,
-    rng: &mut Rng,
-    round: usize,
-    first: bool,
+    ctx: &Ctx, victim: &Victim, b: &Attacker, bombs: &Arc<Bombs>, en: &Vocabulary, zh: &Vocabulary, rng: &mut Rng,
+    round: usize, first: bool,
 ) {
     let kinds: Vec<&str> = if first {
         FILE_KINDS.to_vec()

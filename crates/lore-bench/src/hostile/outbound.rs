@@ -10,13 +10,7 @@ use super::*;
 
 #[allow(clippy::too_many_arguments)]
 pub(crate) async fn outbound_round(
-    ctx: &Ctx,
-    b: &Attacker,
-    triggers: &Triggers,
-    recorder_port: u16,
-    provider_port: u16,
-    lore_port: u16,
-    round: usize,
+    ctx: &Ctx, b: &Attacker, triggers: &Triggers, recorder_port: u16, provider_port: u16, lore_port: u16, round: usize,
     rng: &mut Rng,
 ) {
     let s = &b.session;

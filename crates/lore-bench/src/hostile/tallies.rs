@@ -70,11 +70,7 @@ impl Ctx {
     /// caller's) are searched for the victim's secrets. The status and body, or `None` when no
     /// answer came.
     pub(crate) async fn call(
-        &self,
-        what: &str,
-        request: reqwest::RequestBuilder,
-        expect: Expect,
-        hostile: bool,
+        &self, what: &str, request: reqwest::RequestBuilder, expect: Expect, hostile: bool,
     ) -> Option<(u16, Value)> {
         let started = Instant::now();
         let result = request.timeout(CLIENT_TIMEOUT).send().await;
@@ -181,12 +177,7 @@ impl Ctx {
     }
 
     pub(crate) fn upload(
-        &self,
-        kb: &str,
-        token: &str,
-        name: &str,
-        bytes: Vec<u8>,
-        chunking: Option<String>,
+        &self, kb: &str, token: &str, name: &str, bytes: Vec<u8>, chunking: Option<String>,
     ) -> reqwest::RequestBuilder {
         let mut form = Form::new().part("file", Part::bytes(bytes).file_name(name.to_string()));
         if let Some(config) = chunking {

@@ -46,12 +46,7 @@ pub trait AccountStore: Send + Sync {
     async fn record_login(&self, user_id: Id, at: Timestamp) -> Result<()>;
 
     async fn create_session(
-        &self,
-        user_id: Id,
-        token_hash: &str,
-        expires_at: Timestamp,
-        ip: Option<&str>,
-        user_agent: Option<&str>,
+        &self, user_id: Id, token_hash: &str, expires_at: Timestamp, ip: Option<&str>, user_agent: Option<&str>,
     ) -> Result<Id>;
 
     async fn find_session(&self, token_hash: &str) -> Result<Option<SessionRecord>>;

@@ -20,10 +20,7 @@ pub trait AgentStore: Send + Sync {
     /// The first of these data sources that is not the owner's, or file types that do not exist,
     /// described for an error message; `None` when all are fine.
     async fn missing_agent_links(
-        &self,
-        user_id: Id,
-        data_source_ids: &[Id],
-        file_type_ids: &[i64],
+        &self, user_id: Id, data_source_ids: &[Id], file_type_ids: &[i64],
     ) -> Result<Option<String>>;
 
     async fn create_conversation(&self, conversation: &Conversation) -> Result<()>;
@@ -34,10 +31,7 @@ pub trait AgentStore: Send + Sync {
     /// Oldest first, with citations (file name and snippet filled in); only those created at or
     /// after `since` when given.
     async fn list_messages(
-        &self,
-        user_id: Id,
-        conversation_id: Id,
-        since: Option<Timestamp>,
+        &self, user_id: Id, conversation_id: Id, since: Option<Timestamp>,
     ) -> Result<Vec<ChatMessage>>;
     /// Appends messages and their citations in one transaction and marks the conversation active.
     async fn append_messages(&self, user_id: Id, conversation_id: Id, messages: &[ChatMessage]) -> Result<()>;
@@ -51,10 +45,6 @@ pub trait AgentStore: Send + Sync {
     async fn delete_agent_call(&self, id: Id) -> Result<()>;
     /// The owner's calls in `[from, to)`, optionally of one agent, oldest first.
     async fn list_agent_calls(
-        &self,
-        user_id: Id,
-        from: Timestamp,
-        to: Timestamp,
-        agent_id: Option<Id>,
+        &self, user_id: Id, from: Timestamp, to: Timestamp, agent_id: Option<Id>,
     ) -> Result<Vec<AgentUsage>>;
 }

@@ -21,11 +21,6 @@ pub trait ChunkStore: Send + Sync {
     /// embedding, if any, in `embedding_model`); the statistics count it. `None` if the user
     /// has no such completed document.
     async fn add_chunk(
-        &self,
-        user_id: Id,
-        document_id: Id,
-        chunk: NewChunk,
-        embedding_model: Option<String>,
-        at: Timestamp,
+        &self, user_id: Id, document_id: Id, chunk: NewChunk, embedding_model: Option<String>, at: Timestamp,
     ) -> Result<Option<Chunk>>;
 }

@@ -14,10 +14,7 @@ pub trait DocumentStore: Send + Sync {
     async fn create_document(&self, doc: NewDocument) -> Result<Upload>;
 
     async fn list_documents(
-        &self,
-        user_id: Id,
-        knowledge_base_id: Id,
-        query: &DocumentListQuery,
+        &self, user_id: Id, knowledge_base_id: Id, query: &DocumentListQuery,
     ) -> Result<Vec<Document>>;
 
     async fn get_document(&self, user_id: Id, id: Id) -> Result<Option<Document>>;

@@ -44,12 +44,7 @@ pub trait QueueStore: Send + Sync {
 
     /// Marks the document failed with a person-readable reason, and finishes the job.
     async fn fail_document(
-        &self,
-        job: &Job,
-        document_id: Id,
-        code: &str,
-        message: &str,
-        log: Vec<LogEntry>,
+        &self, job: &Job, document_id: Id, code: &str, message: &str, log: Vec<LogEntry>,
     ) -> Result<()>;
 
     /// Live documents by status, over all tenants (for metrics).

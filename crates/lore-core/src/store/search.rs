@@ -18,9 +18,6 @@ pub trait SearchStore: Send + Sync {
     /// hashes (the embedding cache: re-uploads and re-chunking do not pay twice). Only the user's
     /// own chunks answer: no tenant can learn what another embedded, nor poison their vectors.
     async fn cached_embeddings(
-        &self,
-        user_id: Id,
-        embedding_model: &str,
-        content_hashes: &[String],
+        &self, user_id: Id, embedding_model: &str, content_hashes: &[String],
     ) -> Result<std::collections::HashMap<String, Vec<f32>>>;
 }

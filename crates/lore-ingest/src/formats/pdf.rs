@@ -127,10 +127,7 @@ type RecognisedPages = HashMap<usize, (ocr::Recognised, f32)>;
 /// Renders and recognises the pages at these indexes: each page's lines, with the scale from
 /// the rendering's pixels to PDF points.
 fn recognise_pages(
-    bytes: &[u8],
-    pages: &[crate::pdf_layout::PageText],
-    images: &[Vec<PdfImage<'_>>],
-    indexes: &[usize],
+    bytes: &[u8], pages: &[crate::pdf_layout::PageText], images: &[Vec<PdfImage<'_>>], indexes: &[usize],
 ) -> Result<(RecognisedPages, Option<Value>)> {
     if indexes.is_empty() {
         return Ok((HashMap::new(), None));

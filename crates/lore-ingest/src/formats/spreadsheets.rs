@@ -104,8 +104,7 @@ pub(crate) fn check_sheet_span(name: &str, rows: u64, cols: u64, max_cells: u64)
 /// The non-empty cells of a sheet, streamed, into a range; refused as soon as their bounding
 /// box (or their number) passes `max_cells`. `None` when the sheet cannot be read.
 pub(crate) fn sparse_range<'a>(
-    name: &str,
-    max_cells: u64,
+    name: &str, max_cells: u64,
     mut next: impl FnMut() -> std::result::Result<Option<calamine::Cell<calamine::DataRef<'a>>>, ()>,
 ) -> Result<Option<calamine::Range<calamine::Data>>> {
     let mut cells = Vec::new();

@@ -174,12 +174,7 @@ pub(crate) fn check_message(message: &str) -> ApiResult<String> {
 
 /// Counts the call against the agent's limits, retrieves, and assembles the prompt.
 pub async fn prepare(
-    state: &AppState,
-    principal: &Principal,
-    agent: Agent,
-    question: String,
-    history: Vec<Message>,
-    started: Instant,
+    state: &AppState, principal: &Principal, agent: Agent, question: String, history: Vec<Message>, started: Instant,
 ) -> ApiResult<Turn> {
     let model = chat_model(state, &agent).await?;
     let params = &agent.model_parameters;
@@ -247,10 +242,7 @@ pub async fn prepare(
 
 /// Retrieves for each query and fuses the lists (one query: its list as it is).
 async fn retrieve_all(
-    state: &AppState,
-    principal: &Principal,
-    agent: &Agent,
-    queries: &[String],
+    state: &AppState, principal: &Principal, agent: &Agent, queries: &[String],
 ) -> ApiResult<Vec<ChunkHit>> {
     let mut lists = Vec::with_capacity(queries.len());
     for text in queries {
@@ -271,11 +263,7 @@ pub(crate) async fn chat_model(state: &AppState, agent: &Agent) -> ApiResult<Opt
 /// A user's chat model: `params` (an agent's `model_parameters`) may carry a sealed key, an
 /// address and timeouts; otherwise the user's configuration gives key and address.
 pub async fn provider_model(
-    state: &AppState,
-    user_id: Id,
-    provider: &str,
-    model: &str,
-    params: &Value,
+    state: &AppState, user_id: Id, provider: &str, model: &str, params: &Value,
 ) -> ApiResult<Arc<dyn ChatModel>> {
     let user = state.store.get_user_config(user_id).await?.unwrap_or_default();
     let open = |s: &Option<String>| s.as_deref().map(|s| state.master_key.open(s)).transpose();
@@ -323,9 +311,7 @@ pub fn llm_error(e: LlmError) -> ApiError {
 /// Records the call as started, then checks the agent's hourly and daily limits with it counted:
 /// concurrent calls on any node see each other, so a limit holds across nodes.
 pub(crate) async fn reserve_call(
-    state: &AppState,
-    agent: &Agent,
-    model: Option<&dyn ChatModel>,
+    state: &AppState, agent: &Agent, model: Option<&dyn ChatModel>,
 ) -> ApiResult<AgentUsage> {
     let now = lore_core::now();
     let call = AgentUsage {
@@ -376,10 +362,7 @@ pub(crate) async fn fail_call(state: &AppState, mut call: AgentUsage, started: I
 
 /// Hybrid search over what the agent may read (and the caller's key may reach).
 pub(crate) async fn retrieve(
-    state: &AppState,
-    principal: &Principal,
-    agent: &Agent,
-    question: &str,
+    state: &AppState, principal: &Principal, agent: &Agent, question: &str,
 ) -> ApiResult<Vec<ChunkHit>> {
     let user = principal.user_id();
     let mut kbs = Vec::new();
@@ -453,9 +436,7 @@ pub(crate) async fn retrieve(
 
 /// Answers a turn, sending each piece of the answer to `pieces` as it comes.
 pub(crate) async fn generate(
-    state: &AppState,
-    turn: &Turn,
-    pieces: Option<&mpsc::Sender<String>>,
+    state: &AppState, turn: &Turn, pieces: Option<&mpsc::Sender<String>>,
 ) -> Result<Said, ApiError> {
     let Some(model) = &turn.model else {
         let passages: Vec<lore_llm::extractive::Passage> = turn
@@ -498,10 +479,7 @@ pub(crate) async fn generate(
 /// Answers a turn to the end: the answer, persisted with its citations when the turn belongs to a
 /// conversation, and the call accounted. `pieces` receives the answer as it is produced.
 pub async fn complete_turn(
-    state: &AppState,
-    mut turn: Turn,
-    pieces: Option<&mpsc::Sender<String>>,
-    persist: bool,
+    state: &AppState, mut turn: Turn, pieces: Option<&mpsc::Sender<String>>, persist: bool,
 ) -> ApiResult<ChatAnswer> {
     let said = match generate(state, &turn, pieces).await {
         Ok(said) => said,

@@ -85,10 +85,7 @@ pub(crate) fn invalid(message: impl Into<String>) -> ApiError {
 }
 
 pub(crate) fn range<T: PartialOrd + std::fmt::Display + Copy>(
-    field: &str,
-    value: Option<T>,
-    min: T,
-    max: T,
+    field: &str, value: Option<T>, min: T, max: T,
 ) -> ApiResult<()> {
     match value {
         Some(v) if v < min || v > max => Err(invalid(format!("{field} must be between {min} and {max}"))),

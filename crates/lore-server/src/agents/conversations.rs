@@ -36,9 +36,7 @@ pub(crate) fn conversation_within_binding(principal: &Principal, conversation: &
 pub(crate) const BOUND_KNOWLEDGE_BASE: &str = "bound_knowledge_base_id";
 
 pub async fn list_conversations(
-    state: &AppState,
-    principal: &Principal,
-    params: ConversationParams,
+    state: &AppState, principal: &Principal, params: ConversationParams,
 ) -> ApiResult<Vec<Conversation>> {
     principal.require(Scope::Read)?;
     let mut all = state.store.list_conversations(principal.user_id(), params.agent_id).await?;
@@ -53,9 +51,7 @@ pub async fn get_conversation(state: &AppState, principal: &Principal, id: Id) -
 
 /// The conversation, checked against the key's binding but not its scopes.
 pub(crate) async fn get_conversation_unscoped(
-    state: &AppState,
-    principal: &Principal,
-    id: Id,
+    state: &AppState, principal: &Principal, id: Id,
 ) -> ApiResult<Conversation> {
     state
         .store

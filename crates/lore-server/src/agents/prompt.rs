@@ -35,11 +35,7 @@ pub(crate) fn passage_text(hit: &ChunkHit) -> &str {
 /// The messages for the model: the system prompt, the history that fits (oldest dropped first),
 /// and the question with the numbered passages that fit (best first).
 pub(crate) fn assemble(
-    agent: &Agent,
-    question: &str,
-    passages: &[ChunkHit],
-    history: Vec<Message>,
-    answer_tokens: u32,
+    agent: &Agent, question: &str, passages: &[ChunkHit], history: Vec<Message>, answer_tokens: u32,
 ) -> Vec<Message> {
     let est = lore_llm::estimate_tokens;
     let window = agent.context_window.unwrap_or(DEFAULT_CONTEXT_WINDOW).max(512) as u64;

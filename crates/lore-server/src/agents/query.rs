@@ -76,11 +76,7 @@ impl Queries {
 }
 
 pub async fn understand(
-    state: &AppState,
-    agent: &Agent,
-    model: Option<&dyn ChatModel>,
-    price: Option<lore_llm::Price>,
-    question: &str,
+    state: &AppState, agent: &Agent, model: Option<&dyn ChatModel>, price: Option<lore_llm::Price>, question: &str,
     history: &[Message],
 ) -> Queries {
     let params = &agent.model_parameters;
@@ -172,14 +168,8 @@ fn cut(text: &str) -> String {
 /// One model step: its answer, or `None` (the step is recorded with its error either way).
 #[allow(clippy::too_many_arguments)]
 async fn ask(
-    state: &AppState,
-    queries: &mut Queries,
-    model: &dyn ChatModel,
-    price: Option<lore_llm::Price>,
-    step: &'static str,
-    instructions: &str,
-    prompt: String,
-    max_tokens: u32,
+    state: &AppState, queries: &mut Queries, model: &dyn ChatModel, price: Option<lore_llm::Price>, step: &'static str,
+    instructions: &str, prompt: String, max_tokens: u32,
 ) -> Option<String> {
     let request = ChatRequest {
         messages: vec![Message::new(Role::System, instructions), Message::new(Role::User, prompt.clone())],

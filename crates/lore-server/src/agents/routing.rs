@@ -107,10 +107,7 @@ pub async fn route(state: &AppState, principal: &Principal, req: RouteRequest) -
 
 /// Cosine similarities of a question to each profile, or `None` when embeddings are off or fail.
 pub(crate) async fn profile_similarities(
-    state: &AppState,
-    user_id: Id,
-    question: &str,
-    profiles: &[String],
+    state: &AppState, user_id: Id, question: &str, profiles: &[String],
 ) -> Option<Vec<f64>> {
     let embedder = crate::embedding::embedder_of(state, user_id, None).await.ok().flatten()?;
     let query = embedder.embed(&[question.to_string()], lore_embed::InputKind::Query).await.ok()?.pop()?;

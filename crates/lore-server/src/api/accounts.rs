@@ -11,20 +11,14 @@ use crate::service;
 use crate::state::AppState;
 
 pub(crate) async fn register(
-    State(state): State<AppState>,
-    PeerIp(ip): PeerIp,
-    headers: HeaderMap,
-    Json(req): Json<service::RegisterRequest>,
+    State(state): State<AppState>, PeerIp(ip): PeerIp, headers: HeaderMap, Json(req): Json<service::RegisterRequest>,
 ) -> ApiResult<impl IntoResponse> {
     let created = service::register(&state, req, client(&headers, ip)).await?;
     Ok((StatusCode::CREATED, Json(created)))
 }
 
 pub(crate) async fn login(
-    State(state): State<AppState>,
-    PeerIp(ip): PeerIp,
-    headers: HeaderMap,
-    Json(req): Json<service::LoginRequest>,
+    State(state): State<AppState>, PeerIp(ip): PeerIp, headers: HeaderMap, Json(req): Json<service::LoginRequest>,
 ) -> ApiResult<Json<service::AuthResponse>> {
     Ok(Json(service::login(&state, req, client(&headers, ip)).await?))
 }

@@ -48,9 +48,7 @@ pub(crate) async fn read_small_field(mut field: Field<'_>, name: &str) -> ApiRes
 }
 
 pub(crate) async fn upload(
-    State(state): State<AppState>,
-    principal: Principal,
-    Path(kb_id): Path<Id>,
+    State(state): State<AppState>, principal: Principal, Path(kb_id): Path<Id>,
     multipart: Result<Multipart, MultipartRejection>,
 ) -> ApiResult<impl IntoResponse> {
     let kb = service::authorize_upload(&state, &principal, kb_id).await?;
@@ -130,9 +128,7 @@ pub(crate) async fn upload(
 }
 
 pub(crate) async fn list_documents(
-    State(state): State<AppState>,
-    principal: Principal,
-    Path(kb_id): Path<Id>,
+    State(state): State<AppState>, principal: Principal, Path(kb_id): Path<Id>,
     Query(params): Query<service::ListDocumentsParams>,
 ) -> ApiResult<Json<Value>> {
     let (docs, limit, offset) = service::list_documents(&state, &principal, kb_id, params).await?;
@@ -148,77 +144,57 @@ pub(crate) struct GetDocumentParams {
 }
 
 pub(crate) async fn get_document(
-    State(state): State<AppState>,
-    principal: Principal,
-    Path(id): Path<Id>,
-    Query(params): Query<GetDocumentParams>,
+    State(state): State<AppState>, principal: Principal, Path(id): Path<Id>, Query(params): Query<GetDocumentParams>,
 ) -> ApiResult<Json<service::DocumentView>> {
     Ok(Json(service::get_document(&state, &principal, id, params.include_content).await?))
 }
 
 pub(crate) async fn document_file(
-    State(state): State<AppState>,
-    principal: Principal,
-    Path(id): Path<Id>,
-    headers: HeaderMap,
+    State(state): State<AppState>, principal: Principal, Path(id): Path<Id>, headers: HeaderMap,
 ) -> ApiResult<axum::response::Response> {
     crate::files::download(&state, &principal, id, &headers).await
 }
 
 pub(crate) async fn document_page(
-    State(state): State<AppState>,
-    principal: Principal,
-    Path((id, page)): Path<(Id, u32)>,
+    State(state): State<AppState>, principal: Principal, Path((id, page)): Path<(Id, u32)>,
 ) -> ApiResult<axum::response::Response> {
     crate::files::page_image(&state, &principal, id, page).await
 }
 
 pub(crate) async fn delete_document(
-    State(state): State<AppState>,
-    principal: Principal,
-    Path(id): Path<Id>,
+    State(state): State<AppState>, principal: Principal, Path(id): Path<Id>,
 ) -> ApiResult<Json<lore_core::model::Document>> {
     Ok(Json(service::delete_document(&state, &principal, id).await?))
 }
 
 pub(crate) async fn restore_document(
-    State(state): State<AppState>,
-    principal: Principal,
-    Path(id): Path<Id>,
+    State(state): State<AppState>, principal: Principal, Path(id): Path<Id>,
 ) -> ApiResult<Json<lore_core::model::Document>> {
     Ok(Json(service::restore_document(&state, &principal, id).await?))
 }
 
 pub(crate) async fn get_chunk(
-    State(state): State<AppState>,
-    principal: Principal,
-    Path(id): Path<Id>,
+    State(state): State<AppState>, principal: Principal, Path(id): Path<Id>,
 ) -> ApiResult<Json<lore_core::model::Chunk>> {
     Ok(Json(crate::chunks::get_chunk(&state, &principal, id).await?))
 }
 
 pub(crate) async fn update_chunk(
-    State(state): State<AppState>,
-    principal: Principal,
-    Path(id): Path<Id>,
+    State(state): State<AppState>, principal: Principal, Path(id): Path<Id>,
     Json(req): Json<crate::chunks::ChunkUpdate>,
 ) -> ApiResult<Json<lore_core::model::Chunk>> {
     Ok(Json(crate::chunks::update_chunk(&state, &principal, id, req).await?))
 }
 
 pub(crate) async fn add_chunk(
-    State(state): State<AppState>,
-    principal: Principal,
-    Path(id): Path<Id>,
+    State(state): State<AppState>, principal: Principal, Path(id): Path<Id>,
     Json(req): Json<crate::chunks::NewChunkRequest>,
 ) -> ApiResult<impl IntoResponse> {
     Ok((StatusCode::CREATED, Json(crate::chunks::add_chunk(&state, &principal, id, req).await?)))
 }
 
 pub(crate) async fn document_chunks(
-    State(state): State<AppState>,
-    principal: Principal,
-    Path(id): Path<Id>,
+    State(state): State<AppState>, principal: Principal, Path(id): Path<Id>,
 ) -> ApiResult<Json<Value>> {
     let chunks = service::document_chunks(&state, &principal, id).await?;
     Ok(Json(json!({ "data": chunks })))

@@ -15,9 +15,7 @@ use crate::service;
 use crate::state::AppState;
 
 pub(crate) async fn change_password(
-    State(state): State<AppState>,
-    principal: Principal,
-    Json(req): Json<governance::PasswordChange>,
+    State(state): State<AppState>, principal: Principal, Json(req): Json<governance::PasswordChange>,
 ) -> ApiResult<StatusCode> {
     governance::change_password(&state, &principal, req).await?;
     Ok(StatusCode::NO_CONTENT)
@@ -29,50 +27,38 @@ pub(crate) async fn revoke_sessions(State(state): State<AppState>, principal: Pr
 }
 
 pub(crate) async fn get_config(
-    State(state): State<AppState>,
-    principal: Principal,
+    State(state): State<AppState>, principal: Principal,
 ) -> ApiResult<Json<governance::ConfigView>> {
     Ok(Json(governance::get_config(&state, &principal).await?))
 }
 
 pub(crate) async fn put_config(
-    State(state): State<AppState>,
-    principal: Principal,
-    Json(req): Json<governance::ConfigUpdate>,
+    State(state): State<AppState>, principal: Principal, Json(req): Json<governance::ConfigUpdate>,
 ) -> ApiResult<Json<governance::ConfigView>> {
     Ok(Json(governance::put_config(&state, &principal, req).await?))
 }
 
 pub(crate) async fn api_usage(
-    State(state): State<AppState>,
-    principal: Principal,
-    Query(params): Query<governance::UsageParams>,
+    State(state): State<AppState>, principal: Principal, Query(params): Query<governance::UsageParams>,
 ) -> ApiResult<Json<governance::UsageResponse>> {
     Ok(Json(governance::api_usage(&state, &principal, params).await?))
 }
 
 pub(crate) async fn list_users(
-    State(state): State<AppState>,
-    principal: Principal,
-    Query(params): Query<governance::UserListParams>,
+    State(state): State<AppState>, principal: Principal, Query(params): Query<governance::UserListParams>,
 ) -> ApiResult<Json<Value>> {
     let users = governance::list_users(&state, &principal, params).await?;
     Ok(Json(json!({ "data": users })))
 }
 
 pub(crate) async fn update_user(
-    State(state): State<AppState>,
-    principal: Principal,
-    Path(id): Path<Id>,
-    Json(req): Json<governance::UserUpdate>,
+    State(state): State<AppState>, principal: Principal, Path(id): Path<Id>, Json(req): Json<governance::UserUpdate>,
 ) -> ApiResult<Json<lore_core::model::User>> {
     Ok(Json(governance::set_user_active(&state, &principal, id, req).await?))
 }
 
 pub(crate) async fn create_invitation(
-    State(state): State<AppState>,
-    principal: Principal,
-    Json(req): Json<invitations::CreateInvitation>,
+    State(state): State<AppState>, principal: Principal, Json(req): Json<invitations::CreateInvitation>,
 ) -> ApiResult<impl IntoResponse> {
     let created = invitations::create(&state, &principal, req).await?;
     Ok((StatusCode::CREATED, Json(created)))
@@ -89,17 +75,14 @@ pub(crate) async fn list_nodes(State(state): State<AppState>, principal: Princip
 }
 
 pub(crate) async fn server_overview(
-    State(state): State<AppState>,
-    principal: Principal,
+    State(state): State<AppState>, principal: Principal,
 ) -> ApiResult<Json<crate::health::ServerOverview>> {
     principal.require_superuser()?;
     Ok(Json(crate::health::overview(&state).await?))
 }
 
 pub(crate) async fn revoke_invitation(
-    State(state): State<AppState>,
-    principal: Principal,
-    Path(id): Path<Id>,
+    State(state): State<AppState>, principal: Principal, Path(id): Path<Id>,
 ) -> ApiResult<StatusCode> {
     invitations::revoke(&state, &principal, id).await?;
     Ok(StatusCode::NO_CONTENT)
@@ -111,27 +94,20 @@ pub(crate) async fn list_file_types(State(state): State<AppState>, principal: Pr
 }
 
 pub(crate) async fn create_file_type(
-    State(state): State<AppState>,
-    principal: Principal,
-    Json(req): Json<service::FileTypeRequest>,
+    State(state): State<AppState>, principal: Principal, Json(req): Json<service::FileTypeRequest>,
 ) -> ApiResult<impl IntoResponse> {
     let created = service::create_file_type(&state, &principal, req).await?;
     Ok((StatusCode::CREATED, Json(created)))
 }
 
 pub(crate) async fn update_file_type(
-    State(state): State<AppState>,
-    principal: Principal,
-    Path(id): Path<i64>,
-    Json(req): Json<service::FileTypeRequest>,
+    State(state): State<AppState>, principal: Principal, Path(id): Path<i64>, Json(req): Json<service::FileTypeRequest>,
 ) -> ApiResult<Json<lore_core::model::FileType>> {
     Ok(Json(service::update_file_type(&state, &principal, id, req).await?))
 }
 
 pub(crate) async fn chunking_from_description(
-    State(state): State<AppState>,
-    principal: Principal,
-    Json(req): Json<crate::describe::DescriptionRequest>,
+    State(state): State<AppState>, principal: Principal, Json(req): Json<crate::describe::DescriptionRequest>,
 ) -> ApiResult<Json<crate::describe::DescriptionResponse>> {
     Ok(Json(crate::describe::from_description(&state, &principal, req).await?))
 }
@@ -141,9 +117,7 @@ pub(crate) const MCP_BODY_LIMIT: usize = 2 * 1024 * 1024;
 
 /// MCP over streamable HTTP: Lore authenticates the caller, rmcp answers the JSON-RPC.
 pub(crate) async fn mcp_http(
-    State(state): State<AppState>,
-    principal: Principal,
-    request: axum::extract::Request,
+    State(state): State<AppState>, principal: Principal, request: axum::extract::Request,
 ) -> axum::response::Response {
     use tower::ServiceExt;
     // The transport would read a body of any size; JSON-RPC messages are small. A body that is
@@ -189,18 +163,14 @@ pub(crate) async fn mcp_http(
 }
 
 pub(crate) async fn audit_log(
-    State(state): State<AppState>,
-    principal: Principal,
-    Query(params): Query<crate::audit::AuditParams>,
+    State(state): State<AppState>, principal: Principal, Query(params): Query<crate::audit::AuditParams>,
 ) -> ApiResult<Json<Value>> {
     let entries = crate::audit::own(&state, &principal, params).await?;
     Ok(Json(json!({ "data": entries })))
 }
 
 pub(crate) async fn admin_audit_log(
-    State(state): State<AppState>,
-    principal: Principal,
-    Query(params): Query<crate::audit::AuditParams>,
+    State(state): State<AppState>, principal: Principal, Query(params): Query<crate::audit::AuditParams>,
 ) -> ApiResult<Json<Value>> {
     let entries = crate::audit::all(&state, &principal, params).await?;
     Ok(Json(json!({ "data": entries })))

@@ -12,9 +12,7 @@ use crate::service;
 use crate::state::AppState;
 
 pub(crate) async fn create_kb(
-    State(state): State<AppState>,
-    principal: Principal,
-    Json(req): Json<service::CreateKbRequest>,
+    State(state): State<AppState>, principal: Principal, Json(req): Json<service::CreateKbRequest>,
 ) -> ApiResult<impl IntoResponse> {
     let kb = service::create_knowledge_base(&state, &principal, req).await?;
     Ok((StatusCode::CREATED, Json(kb)))
@@ -26,26 +24,19 @@ pub(crate) async fn list_kbs(State(state): State<AppState>, principal: Principal
 }
 
 pub(crate) async fn get_kb(
-    State(state): State<AppState>,
-    principal: Principal,
-    Path(id): Path<Id>,
+    State(state): State<AppState>, principal: Principal, Path(id): Path<Id>,
 ) -> ApiResult<Json<lore_core::model::KnowledgeBase>> {
     Ok(Json(service::get_knowledge_base(&state, &principal, id).await?))
 }
 
 pub(crate) async fn update_kb(
-    State(state): State<AppState>,
-    principal: Principal,
-    Path(id): Path<Id>,
-    Json(req): Json<service::UpdateKbRequest>,
+    State(state): State<AppState>, principal: Principal, Path(id): Path<Id>, Json(req): Json<service::UpdateKbRequest>,
 ) -> ApiResult<Json<lore_core::model::KnowledgeBase>> {
     Ok(Json(service::update_knowledge_base(&state, &principal, id, req).await?))
 }
 
 pub(crate) async fn delete_kb(
-    State(state): State<AppState>,
-    principal: Principal,
-    Path(id): Path<Id>,
+    State(state): State<AppState>, principal: Principal, Path(id): Path<Id>,
 ) -> ApiResult<StatusCode> {
     service::delete_knowledge_base(&state, &principal, id).await?;
     Ok(StatusCode::NO_CONTENT)

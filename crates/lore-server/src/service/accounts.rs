@@ -116,10 +116,7 @@ pub async fn register(state: &AppState, req: RegisterRequest, client: ClientInfo
 /// Whether the policy would admit this registration now (the store checks again when it
 /// creates the account): an empty installation admits its first account whatever the policy.
 pub(crate) async fn admissible(
-    state: &AppState,
-    policy: RegistrationPolicy,
-    invitation_hash: Option<&str>,
-    email: &str,
+    state: &AppState, policy: RegistrationPolicy, invitation_hash: Option<&str>, email: &str,
 ) -> ApiResult<()> {
     if policy == RegistrationPolicy::Open || state.store.count_users().await? == 0 {
         return Ok(());

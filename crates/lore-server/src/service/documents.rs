@@ -53,10 +53,7 @@ pub async fn authorize_upload(state: &AppState, principal: &Principal, kb_id: Id
 
 /// Registers staged bytes as a document of `user_id` (the caller was authorised already).
 pub async fn register_upload(
-    state: &AppState,
-    user_id: Id,
-    kb: &KnowledgeBase,
-    upload: StagedUpload<'_>,
+    state: &AppState, user_id: Id, kb: &KnowledgeBase, upload: StagedUpload<'_>,
 ) -> ApiResult<UploadResponse> {
     let filename = sanitize_filename(&upload.filename);
     if upload.size == 0 {
@@ -185,10 +182,7 @@ pub struct ListDocumentsParams {
 }
 
 pub async fn list_documents(
-    state: &AppState,
-    principal: &Principal,
-    kb_id: Id,
-    params: ListDocumentsParams,
+    state: &AppState, principal: &Principal, kb_id: Id, params: ListDocumentsParams,
 ) -> ApiResult<(Vec<Document>, i64, i64)> {
     principal.require(Scope::Read)?;
     owned_kb(state, principal, kb_id).await?;
@@ -214,10 +208,7 @@ pub struct DocumentView {
 }
 
 pub async fn get_document(
-    state: &AppState,
-    principal: &Principal,
-    id: Id,
-    include_content: bool,
+    state: &AppState, principal: &Principal, id: Id, include_content: bool,
 ) -> ApiResult<DocumentView> {
     principal.require(Scope::Read)?;
     let document = owned_document(state, principal, id).await?;

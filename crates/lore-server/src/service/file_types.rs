@@ -70,10 +70,7 @@ pub async fn create_file_type(state: &AppState, principal: &Principal, req: File
 }
 
 pub async fn update_file_type(
-    state: &AppState,
-    principal: &Principal,
-    id: i64,
-    req: FileTypeRequest,
+    state: &AppState, principal: &Principal, id: i64, req: FileTypeRequest,
 ) -> ApiResult<FileType> {
     principal.require_superuser()?;
     if req.name.is_some() {

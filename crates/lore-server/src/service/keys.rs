@@ -121,10 +121,7 @@ pub struct UpdateKeyRequest {
 }
 
 pub async fn update_api_key(
-    state: &AppState,
-    principal: &Principal,
-    id: Id,
-    req: UpdateKeyRequest,
+    state: &AppState, principal: &Principal, id: Id, req: UpdateKeyRequest,
 ) -> ApiResult<ApiKey> {
     principal.require_session()?;
     // What the audit log says changed: the fields sent, with the limits and scopes they set.

@@ -41,9 +41,7 @@ pub struct UpdateKbRequest {
 /// Where a knowledge base's embeddings are computed decides where its text, and the owner's
 /// provider key, are sent: only a signed-in person may choose it, never an API key.
 pub(crate) fn check_embedding_change(
-    principal: &Principal,
-    before: Option<&Value>,
-    after: Option<&Value>,
+    principal: &Principal, before: Option<&Value>, after: Option<&Value>,
 ) -> ApiResult<()> {
     if before != after && principal.api_key().is_some() {
         return Err(error(
@@ -81,9 +79,7 @@ pub(crate) fn parse_settings(state: &AppState, value: Value, user: &UserDefaults
 }
 
 pub async fn create_knowledge_base(
-    state: &AppState,
-    principal: &Principal,
-    req: CreateKbRequest,
+    state: &AppState, principal: &Principal, req: CreateKbRequest,
 ) -> ApiResult<KnowledgeBase> {
     principal.require(Scope::Upload)?;
     if principal.bound_knowledge_base().is_some() {
@@ -135,10 +131,7 @@ pub async fn get_knowledge_base(state: &AppState, principal: &Principal, id: Id)
 }
 
 pub async fn update_knowledge_base(
-    state: &AppState,
-    principal: &Principal,
-    id: Id,
-    req: UpdateKbRequest,
+    state: &AppState, principal: &Principal, id: Id, req: UpdateKbRequest,
 ) -> ApiResult<KnowledgeBase> {
     principal.require(Scope::Upload)?;
     let before = owned_kb(state, principal, id).await?;

@@ -44,9 +44,7 @@ pub struct PreviewResponse {
 pub(crate) const SEMANTIC_PREVIEW_CHARS: usize = 20_000;
 
 pub async fn preview_chunking(
-    state: &AppState,
-    principal: &Principal,
-    req: PreviewRequest,
+    state: &AppState, principal: &Principal, req: PreviewRequest,
 ) -> ApiResult<PreviewResponse> {
     let defaults = state.store.user_defaults(principal.user_id()).await?;
     let kb = match req.knowledge_base_id {

@@ -86,12 +86,7 @@ pub fn candidates(config: &RerankConfig, top_k: u32) -> u32 {
 /// Reorders `results` by the reranker's scores, keeps `top_n` (else `top_k`), and says why when
 /// it could not.
 pub async fn rerank(
-    state: &AppState,
-    owner: Id,
-    config: &RerankConfig,
-    query: &str,
-    mut results: Vec<SearchResult>,
-    top_k: u32,
+    state: &AppState, owner: Id, config: &RerankConfig, query: &str, mut results: Vec<SearchResult>, top_k: u32,
 ) -> Result<(Vec<SearchResult>, Option<String>), Error> {
     let keep = config.top_n.unwrap_or(top_k) as usize;
     let reranker: Arc<dyn Reranker> = match config.provider.as_str() {

@@ -121,10 +121,7 @@ pub(crate) const MAX_QUERY_CHARS: usize = 2000;
 
 /// `POST /v1/knowledge-bases/{id}/search`.
 pub async fn search(
-    state: &AppState,
-    principal: &Principal,
-    kb_id: Id,
-    query: SearchQuery,
+    state: &AppState, principal: &Principal, kb_id: Id, query: SearchQuery,
 ) -> ApiResult<SearchResponse> {
     principal.require(Scope::Search)?;
     let kb = owned_kb(state, principal, kb_id).await?;
@@ -134,10 +131,7 @@ pub async fn search(
 /// `POST /v1/search`: several knowledge bases at once; vector and hybrid search need them to
 /// share one embedding space.
 pub async fn search_all(
-    state: &AppState,
-    principal: &Principal,
-    knowledge_base_ids: Option<Vec<Id>>,
-    query: SearchQuery,
+    state: &AppState, principal: &Principal, knowledge_base_ids: Option<Vec<Id>>, query: SearchQuery,
 ) -> ApiResult<SearchResponse> {
     principal.require(Scope::Search)?;
     let max = lore_core::budget::budgets().max_search_knowledge_bases;
@@ -180,10 +174,7 @@ pub async fn search_all(
 }
 
 pub(crate) async fn run_search(
-    state: &AppState,
-    principal: &Principal,
-    kbs: Vec<KnowledgeBase>,
-    req: SearchQuery,
+    state: &AppState, principal: &Principal, kbs: Vec<KnowledgeBase>, req: SearchQuery,
 ) -> Result<SearchResponse, Error> {
     let started = std::time::Instant::now();
     let query = req.text.trim().to_string();
@@ -372,9 +363,7 @@ pub(crate) async fn run_search(
 
 /// Embeds the query in the knowledge bases' shared embedding space.
 pub(crate) async fn query_embedding(
-    state: &AppState,
-    kbs: &[KnowledgeBase],
-    query: &str,
+    state: &AppState, kbs: &[KnowledgeBase], query: &str,
 ) -> Result<(String, Vec<f32>), Error> {
     let off =
         || Error::new(Code::EmbeddingNotConfigured, "embeddings are turned off on this server; use mode 'fulltext'");

@@ -34,10 +34,7 @@ fn text<'a>(v: Option<&'a Value>, key: &str) -> Option<&'a str> {
 
 impl S3 {
     pub fn open(
-        config: &Value,
-        credentials: Option<&Value>,
-        max_bytes: u64,
-        policy: &net::Policy,
+        config: &Value, credentials: Option<&Value>, max_bytes: u64, policy: &net::Policy,
     ) -> Result<Self, Error> {
         let bad = |m: String| Error::new(Code::InvalidSourceConfig, m);
         let name = text(Some(config), "bucket").ok_or_else(|| bad("s3 needs config.bucket".into()))?;

@@ -97,11 +97,7 @@ fn normalise(mut url: Url) -> Url {
 
 impl Web {
     pub fn open(
-        config: &Value,
-        credentials: Option<&Value>,
-        max_bytes: u64,
-        policy: &net::Policy,
-        staging: &Path,
+        config: &Value, credentials: Option<&Value>, max_bytes: u64, policy: &net::Policy, staging: &Path,
     ) -> Result<Self, Error> {
         let raw = config["url"]
             .as_str()

@@ -170,12 +170,7 @@ impl AccountStore for PgStore {
     }
 
     async fn create_session(
-        &self,
-        user_id: Id,
-        token_hash: &str,
-        expires_at: Timestamp,
-        ip: Option<&str>,
-        user_agent: Option<&str>,
+        &self, user_id: Id, token_hash: &str, expires_at: Timestamp, ip: Option<&str>, user_agent: Option<&str>,
     ) -> Result<Id> {
         let id = lore_core::new_id();
         sqlx::query(

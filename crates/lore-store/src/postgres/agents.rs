@@ -159,10 +159,7 @@ impl AgentStore for PgStore {
     }
 
     async fn missing_agent_links(
-        &self,
-        user_id: Id,
-        data_source_ids: &[Id],
-        file_type_ids: &[i64],
+        &self, user_id: Id, data_source_ids: &[Id], file_type_ids: &[i64],
     ) -> Result<Option<String>> {
         for id in data_source_ids {
             // Read as the tenant: row-level security shows no one's rows to a query without one.
@@ -234,10 +231,7 @@ impl AgentStore for PgStore {
     }
 
     async fn list_messages(
-        &self,
-        user_id: Id,
-        conversation_id: Id,
-        since: Option<Timestamp>,
+        &self, user_id: Id, conversation_id: Id, since: Option<Timestamp>,
     ) -> Result<Vec<ChatMessage>> {
         let rows = sqlx::query(
             "SELECT m.id, m.conversation_id, m.role, m.content, m.metadata, m.created_at
@@ -395,11 +389,7 @@ impl AgentStore for PgStore {
     }
 
     async fn list_agent_calls(
-        &self,
-        user_id: Id,
-        from: Timestamp,
-        to: Timestamp,
-        agent_id: Option<Id>,
+        &self, user_id: Id, from: Timestamp, to: Timestamp, agent_id: Option<Id>,
     ) -> Result<Vec<AgentUsage>> {
         let sql = format!(
             "SELECT {} FROM agent_usage

@@ -156,12 +156,7 @@ impl ChunkStore for PgStore {
     }
 
     async fn add_chunk(
-        &self,
-        user_id: Id,
-        document_id: Id,
-        chunk: NewChunk,
-        embedding_model: Option<String>,
-        at: Timestamp,
+        &self, user_id: Id, document_id: Id, chunk: NewChunk, embedding_model: Option<String>, at: Timestamp,
     ) -> Result<Option<Chunk>> {
         let embedded = chunk.embedding.as_ref();
         if let Some(e) = embedded {

@@ -71,10 +71,7 @@ impl DocumentStore for PgStore {
     }
 
     async fn list_documents(
-        &self,
-        user_id: Id,
-        knowledge_base_id: Id,
-        query: &DocumentListQuery,
+        &self, user_id: Id, knowledge_base_id: Id, query: &DocumentListQuery,
     ) -> Result<Vec<Document>> {
         let sql = format!(
             "SELECT {DOC_COLS} FROM documents

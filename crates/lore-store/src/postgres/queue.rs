@@ -226,12 +226,7 @@ impl QueueStore for PgStore {
     }
 
     async fn fail_document(
-        &self,
-        job: &Job,
-        document_id: Id,
-        code: &str,
-        message: &str,
-        log: Vec<LogEntry>,
+        &self, job: &Job, document_id: Id, code: &str, message: &str, log: Vec<LogEntry>,
     ) -> Result<()> {
         let mut tx = self.tx().await?;
         let now = lore_core::now();

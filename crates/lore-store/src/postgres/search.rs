@@ -150,10 +150,7 @@ impl PgStore {
     /// base. As on SQLite: when a query has rarer terms, its common ones are dropped (BM25 gives
     /// them almost no weight, yet every chunk holding one would have to be scored).
     async fn selective_terms(
-        &self,
-        knowledge_base_id: Id,
-        kb_chunks: i64,
-        terms: &[String],
+        &self, knowledge_base_id: Id, kb_chunks: i64, terms: &[String],
     ) -> Result<Vec<(String, i64)>> {
         let limit = (kb_chunks as f64 * COMMON_TERM_SHARE) as i64;
         let prune = kb_chunks >= MIN_CHUNKS_FOR_PRUNING && terms.len() > 1;
@@ -261,10 +258,7 @@ impl PgStore {
 #[async_trait]
 impl SearchStore for PgStore {
     async fn cached_embeddings(
-        &self,
-        user_id: Id,
-        model: &str,
-        hashes: &[String],
+        &self, user_id: Id, model: &str, hashes: &[String],
     ) -> Result<HashMap<String, Vec<f32>>> {
         let rows = sqlx::query(
             "SELECT DISTINCT ON (content_hash) content_hash, content_embedding::text AS embedding

@@ -168,10 +168,7 @@ impl AgentStore for SqliteStore {
     }
 
     async fn missing_agent_links(
-        &self,
-        user_id: Id,
-        data_source_ids: &[Id],
-        file_type_ids: &[i64],
+        &self, user_id: Id, data_source_ids: &[Id], file_type_ids: &[i64],
     ) -> Result<Option<String>> {
         for id in data_source_ids {
             let found: Option<String> = sqlx::query_scalar("SELECT id FROM data_sources WHERE id = ? AND user_id = ?")
@@ -245,10 +242,7 @@ impl AgentStore for SqliteStore {
     }
 
     async fn list_messages(
-        &self,
-        user_id: Id,
-        conversation_id: Id,
-        since: Option<Timestamp>,
+        &self, user_id: Id, conversation_id: Id, since: Option<Timestamp>,
     ) -> Result<Vec<ChatMessage>> {
         let rows = sqlx::query(
             "SELECT m.id, m.conversation_id, m.role, m.content, m.metadata, m.created_at
@@ -404,11 +398,7 @@ impl AgentStore for SqliteStore {
     }
 
     async fn list_agent_calls(
-        &self,
-        user_id: Id,
-        from: Timestamp,
-        to: Timestamp,
-        agent_id: Option<Id>,
+        &self, user_id: Id, from: Timestamp, to: Timestamp, agent_id: Option<Id>,
     ) -> Result<Vec<AgentUsage>> {
         let sql = format!(
             "SELECT {USAGE_COLS} FROM agent_usage

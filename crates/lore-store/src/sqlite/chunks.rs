@@ -154,12 +154,7 @@ impl ChunkStore for SqliteStore {
     }
 
     async fn add_chunk(
-        &self,
-        user_id: Id,
-        document_id: Id,
-        chunk: NewChunk,
-        embedding_model: Option<String>,
-        at: Timestamp,
+        &self, user_id: Id, document_id: Id, chunk: NewChunk, embedding_model: Option<String>, at: Timestamp,
     ) -> Result<Option<Chunk>> {
         let mut tx = self.tx().await?;
         let owner = sqlx::query(

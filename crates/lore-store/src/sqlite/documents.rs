@@ -68,10 +68,7 @@ impl DocumentStore for SqliteStore {
     }
 
     async fn list_documents(
-        &self,
-        user_id: Id,
-        knowledge_base_id: Id,
-        query: &DocumentListQuery,
+        &self, user_id: Id, knowledge_base_id: Id, query: &DocumentListQuery,
     ) -> Result<Vec<Document>> {
         let sql = format!(
             "SELECT {DOC_COLS} FROM documents

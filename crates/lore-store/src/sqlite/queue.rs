@@ -211,12 +211,7 @@ impl QueueStore for SqliteStore {
     }
 
     async fn fail_document(
-        &self,
-        job: &Job,
-        document_id: Id,
-        code: &str,
-        message: &str,
-        log: Vec<LogEntry>,
+        &self, job: &Job, document_id: Id, code: &str, message: &str, log: Vec<LogEntry>,
     ) -> Result<()> {
         let mut tx = self.tx().await?;
         let now = ts(lore_core::now());

@@ -302,10 +302,7 @@ impl SearchStore for SqliteStore {
     }
 
     async fn cached_embeddings(
-        &self,
-        user_id: Id,
-        model: &str,
-        hashes: &[String],
+        &self, user_id: Id, model: &str, hashes: &[String],
     ) -> Result<HashMap<String, Vec<f32>>> {
         self.embeddings_by_hash(user_id, model, hashes).await
     }
@@ -433,10 +430,7 @@ impl SqliteStore {
     }
 
     async fn embeddings_by_hash(
-        &self,
-        user_id: Id,
-        model: &str,
-        hashes: &[String],
+        &self, user_id: Id, model: &str, hashes: &[String],
     ) -> Result<HashMap<String, Vec<f32>>> {
         let mut found = HashMap::new();
         for batch in hashes.chunks(500) {

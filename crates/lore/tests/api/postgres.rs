@@ -38,22 +38,14 @@ fn start_node(data_dir: &std::path::Path, database_url: &str, port: u16, master_
 /// A node with its own data directory: nothing shared with the others but the database URL and
 /// the master key (as the README's "Many nodes" section has it).
 fn start_node_with(
-    data_dir: &std::path::Path,
-    database_url: &str,
-    port: u16,
-    master_key: &str,
-    extra: &[&str],
+    data_dir: &std::path::Path, database_url: &str, port: u16, master_key: &str, extra: &[&str],
 ) -> Node {
     let child = node_command(data_dir, database_url, port, master_key, extra).spawn().expect("start lore");
     Node(child)
 }
 
 fn node_command(
-    data_dir: &std::path::Path,
-    database_url: &str,
-    port: u16,
-    master_key: &str,
-    extra: &[&str],
+    data_dir: &std::path::Path, database_url: &str, port: u16, master_key: &str, extra: &[&str],
 ) -> std::process::Command {
     let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_lore"));
     command
