@@ -14,7 +14,6 @@
 //! empty PostgreSQL database. Derived state is rebuilt, not archived: the vector graphs (from the
 //! embeddings in `lore.db`), the full-text index on PostgreSQL.
 
-use crate::fetch::Fetch;
 use std::collections::BTreeMap;
 use std::io::{BufReader, BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
@@ -26,6 +25,7 @@ use sha2::{Digest, Sha256};
 use sqlx::sqlite::{SqliteConnectOptions, SqlitePoolOptions};
 use sqlx::{AssertSqlSafe, SqlitePool};
 
+use crate::fetch::Fetch;
 use crate::rows::db_err;
 
 pub const FORMAT: &str = "lore-backup";

@@ -9,6 +9,7 @@ pub mod fs_blobs;
 pub mod postgres;
 mod rows;
 pub mod schema;
+mod sql;
 pub mod sqlite;
 pub mod transfer;
 pub mod vectors;

@@ -2,7 +2,6 @@
 //! the queue is claimed with `FOR UPDATE SKIP LOCKED`, vectors are searched by pgvector's HNSW
 //! indexes (one per dimension), full text by a GIN index over Lore's own segmentation.
 
-use crate::fetch::Fetch;
 use std::collections::HashSet;
 use std::sync::Mutex;
 use std::time::Duration;
@@ -15,6 +14,7 @@ use sqlx::postgres::{PgPool, PgPoolOptions, PgRow};
 use sqlx::types::Json;
 use sqlx::{AssertSqlSafe, Postgres, Transaction};
 
+use crate::fetch::Fetch;
 use crate::rows::*;
 use crate::schema;
 
@@ -128,6 +128,13 @@ impl PgStore {
     /// The connection pool, for tools (migration, benchmarks) that speak SQL directly.
     pub fn pool(&self) -> &PgPool {
         &self.pool
+    }
+
+    /// Deletes a tenant's row of `table` by id; whether there was one.
+    async fn delete_owned(&self, table: &str, user_id: Id, id: Id) -> Result<bool> {
+        let sql = format!("DELETE FROM {table} WHERE id = $1 AND user_id = $2");
+        let done = sqlx::query(AssertSqlSafe(sql)).bind(id).bind(user_id).run(&self.pool).await?;
+        Ok(done.rows_affected() > 0)
     }
 
     async fn tx(&self) -> Result<Transaction<'static, Postgres>> {

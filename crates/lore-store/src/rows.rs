@@ -3,11 +3,12 @@
 //! and jsonb.
 
 use chrono::{DateTime, Utc};
-use lore_core::agent::{Agent, AgentUsage, Conversation, ConversationMode};
+use lore_core::agent::{Agent, AgentUsage, ChatMessage, Citation, Conversation, ConversationMode};
 use lore_core::error::{Code, Error, Result};
 use lore_core::limits;
 use lore_core::model::*;
 use lore_core::source::{DataSource, Notification, SourceItem, SyncRun};
+use lore_core::store::SessionRecord;
 use sqlx::Row;
 use sqlx::postgres::PgRow;
 use sqlx::sqlite::SqliteRow;
@@ -582,3 +583,118 @@ pub(crate) fn attach_holdings(nodes: &mut [Node], jobs: Vec<HeldJob>, syncs: Vec
 
 /// Nodes silent this long are forgotten (listing drops them after a minute already).
 pub(crate) const FORGET_NODES_AFTER: chrono::Duration = chrono::Duration::days(1);
+
+/// An agent's link tables, each with the column that names what the agent is linked to.
+pub(crate) const AGENT_LINKS: [(&str, &str); 3] = [
+    ("ai_agent_knowledge_bases", "knowledge_base_id"),
+    ("ai_agent_data_sources", "datasource_id"),
+    ("ai_agent_file_types", "filetype_id"),
+];
+
+/// Adds one link table's rows (`aiagent_id`, `target`) to the agents they belong to.
+pub(crate) fn attach_agent_links(agents: &mut [Agent], column: &str, rows: &[impl RowExt]) -> Result<()> {
+    let position: std::collections::HashMap<Id, usize> = agents.iter().enumerate().map(|(i, a)| (a.id, i)).collect();
+    for row in rows {
+        let Some(&i) = position.get(&row.id("aiagent_id")?) else { continue };
+        match column {
+            "knowledge_base_id" => agents[i].knowledge_base_ids.push(row.id("target")?),
+            "datasource_id" => agents[i].data_source_ids.push(row.id("target")?),
+            _ => agents[i].file_type_ids.push(row.int("target")?),
+        }
+    }
+    Ok(())
+}
+
+/// A claimed job, from `RETURNING id, kind, document_id, knowledge_base_id, attempts`.
+pub(crate) fn job_from(row: &impl RowExt) -> Result<Job> {
+    Ok(Job {
+        id: row.id("id")?,
+        kind: row.text("kind")?,
+        document_id: row.opt_id("document_id")?,
+        knowledge_base_id: row.opt_id("knowledge_base_id")?,
+        attempts: row.int("attempts")?,
+    })
+}
+
+pub(crate) fn node_from(row: &impl RowExt) -> Result<Node> {
+    Ok(Node {
+        id: row.text("id")?,
+        version: row.text("version")?,
+        address: row.text("address")?,
+        schema_version: row.int("schema_version")?,
+        workers: row.int("workers")?,
+        started_at: row.time("started_at")?,
+        heartbeat_at: row.time("heartbeat_at")?,
+        jobs: Vec::new(),
+        syncs: Vec::new(),
+    })
+}
+
+/// A running job under its lease, from `jobs`.
+pub(crate) fn held_job_from(row: &impl RowExt) -> Result<HeldJob> {
+    Ok(HeldJob {
+        id: row.id("id")?,
+        kind: row.text("kind")?,
+        document_id: row.opt_id("document_id")?,
+        knowledge_base_id: row.opt_id("knowledge_base_id")?,
+        worker: row.opt_text("locked_by")?.unwrap_or_default(),
+        lease_until: row.time("locked_until")?,
+    })
+}
+
+/// A session joined with its user (`session_id`, `session_expires_at` and the user's columns).
+pub(crate) fn session_from(row: &impl RowExt) -> Result<SessionRecord> {
+    Ok(SessionRecord {
+        session_id: row.id("session_id")?,
+        user: user_from(row)?,
+        expires_at: row.time("session_expires_at")?,
+    })
+}
+
+/// A key's counters after a request was counted.
+pub(crate) fn key_usage_from(row: &impl RowExt) -> Result<KeyUsage> {
+    Ok(KeyUsage {
+        allowed: row.flag("allowed")?,
+        rate_limit: row.opt_int("rate_limit")?,
+        rate_count: row.int("rate_count")?,
+        daily_quota: row.opt_int("daily_quota")?,
+        usage_today: row.int("usage_count_today")?,
+        monthly_quota: row.opt_int("monthly_quota")?,
+        usage_month: row.int("usage_count_month")?,
+    })
+}
+
+/// A message's citation, joined with its document's name and the chunk's opening and metadata.
+pub(crate) fn citation_from(row: &impl RowExt) -> Result<Citation> {
+    Ok(Citation {
+        index: row.opt_int("citation_index")?.unwrap_or(0),
+        document_id: row.id("document_id")?,
+        chunk_id: row.opt_id("chunk_id")?,
+        score: row.opt_float("score")?,
+        filename: row.opt_text("filename")?,
+        snippet: row.opt_text("snippet")?,
+        location: row.opt_json_value("chunk_metadata")?.as_ref().and_then(lore_core::agent::chunk_location),
+    })
+}
+
+/// A conversation's message, its citations read separately.
+pub(crate) fn message_from(row: &impl RowExt) -> Result<ChatMessage> {
+    Ok(ChatMessage {
+        id: row.id("id")?,
+        conversation_id: row.id("conversation_id")?,
+        role: row.text("role")?,
+        content: row.text("content")?,
+        metadata: row.json("metadata")?,
+        citations: Vec::new(),
+        created_at: row.time("created_at")?,
+    })
+}
+
+/// What an agent is linked to through one of [`AGENT_LINKS`]' columns, as a JSON array.
+pub(crate) fn agent_link_targets(agent: &Agent, column: &str) -> serde_json::Value {
+    match column {
+        "knowledge_base_id" => agent.knowledge_base_ids.iter().map(|id| id.to_string()).collect(),
+        "datasource_id" => agent.data_source_ids.iter().map(|id| id.to_string()).collect(),
+        _ => agent.file_type_ids.iter().copied().collect(),
+    }
+}

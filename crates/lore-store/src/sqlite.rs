@@ -1,7 +1,6 @@
 //! The embedded store: SQLite in WAL mode. One writer connection (SQLite allows one writer at a
 //! time; a pool of writers only produces "database is locked"), a pool of readers beside it.
 
-use crate::fetch::Fetch;
 use std::path::Path;
 use std::time::Duration;
 
@@ -12,6 +11,7 @@ use lore_core::store::Store;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{AssertSqlSafe, Connection, Sqlite, Transaction};
 
+use crate::fetch::Fetch;
 use crate::rows::*;
 use crate::schema;
 use crate::vectors::{self, VectorIndexes};
@@ -155,6 +155,14 @@ impl SqliteStore {
         }
         self.reader.close().await;
         self.writer.close().await;
+    }
+
+    /// Deletes a tenant's row of `table` by id; whether there was one.
+    async fn delete_owned(&self, table: &str, user_id: Id, id: Id) -> Result<bool> {
+        let sql = format!("DELETE FROM {table} WHERE id = ? AND user_id = ?");
+        let done =
+            sqlx::query(AssertSqlSafe(sql)).bind(id.to_string()).bind(user_id.to_string()).run(&self.writer).await?;
+        Ok(done.rows_affected() > 0)
     }
 
     async fn tx(&self) -> Result<Transaction<'static, Sqlite>> {

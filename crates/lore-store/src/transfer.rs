@@ -8,7 +8,6 @@
 //! the copy verified: equal row counts in every table, and equal checksums over documents,
 //! chunks and their embeddings.
 
-use crate::fetch::Fetch;
 use std::path::Path;
 
 use lore_core::error::{Error, Result};
@@ -17,6 +16,7 @@ use sha2::{Digest, Sha256};
 use sqlx::sqlite::{SqliteConnectOptions, SqlitePoolOptions};
 use sqlx::{AssertSqlSafe, PgPool, Row, SqlitePool};
 
+use crate::fetch::Fetch;
 use crate::postgres::{PgStore, parse_vector, vector_text};
 use crate::rows::db_err;
 use crate::{SqliteStore, vectors};

@@ -1,13 +1,13 @@
 //! Users, invitations, sessions and per-user configuration, on PostgreSQL.
 
-use crate::fetch::Fetch;
 use async_trait::async_trait;
 use lore_core::error::{Code, Error, Result};
 use lore_core::model::*;
 use lore_core::store::{AccountStore, SessionRecord};
 use sqlx::AssertSqlSafe;
 
-use super::{PgStore, is_unique_violation, user_conflict};
+use super::{PgQuery, PgStore, is_unique_violation, user_conflict};
+use crate::fetch::Fetch;
 use crate::rows::*;
 
 #[async_trait]
@@ -36,20 +36,9 @@ impl AccountStore for PgStore {
     async fn create_user(&self, user: NewUser) -> Result<User> {
         let id = lore_core::new_id();
         let now = lore_core::now();
-        let result = sqlx::query(
-            "INSERT INTO users (id, username, email, hashed_password, full_name, first_name, last_name, created_at, updated_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8)",
-        )
-        .bind(id)
-        .bind(&user.username)
-        .bind(&user.email)
-        .bind(&user.password_hash)
-        .bind(&user.full_name)
-        .bind(&user.first_name)
-        .bind(&user.last_name)
-        .bind(now)
-        .execute(&self.pool)
-        .await;
+        const INSERT: &str = "INSERT INTO users (id, username, email, hashed_password, full_name, first_name, last_name, created_at, updated_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8)";
+        let result = bind_user(sqlx::query(INSERT), id, &user).bind(now).execute(&self.pool).await;
         match result {
             Ok(_) => {}
             Err(e) if is_unique_violation(&e, "users_username") => {
@@ -71,23 +60,16 @@ impl AccountStore for PgStore {
         let id = lore_core::new_id();
         let mut tx = self.tx().await?;
         sqlx::query("SELECT pg_advisory_xact_lock($1)").bind(LOCK).run(&mut *tx).await?;
-        let first = sqlx::query_scalar::<_, bool>(
-            "INSERT INTO users (id, username, email, hashed_password, full_name, first_name, last_name,
+        const INSERT: &str = "INSERT INTO users (id, username, email, hashed_password, full_name, first_name, last_name,
                                 is_superuser, is_staff, created_at, updated_at)
              VALUES ($1, $2, $3, $4, $5, $6, $7, NOT EXISTS (SELECT 1 FROM users), NOT EXISTS (SELECT 1 FROM users), $8, $8)
-             RETURNING is_superuser",
-        )
-        .bind(id)
-        .bind(&user.username)
-        .bind(&user.email)
-        .bind(&user.password_hash)
-        .bind(&user.full_name)
-        .bind(&user.first_name)
-        .bind(&user.last_name)
-        .bind(admission.now)
-        .fetch_one(&mut *tx)
-        .await
-        .map_err(user_conflict)?;
+             RETURNING is_superuser";
+        let first = bind_user(sqlx::query(INSERT), id, &user)
+            .bind(admission.now)
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(user_conflict)?
+            .flag("is_superuser")?;
         if !first {
             match (admission.policy, &admission.invitation_hash) {
                 (RegistrationPolicy::Open, _) => {}
@@ -195,14 +177,7 @@ impl AccountStore for PgStore {
              FROM sessions s JOIN users u ON u.id = s.user_id WHERE s.token_hash = $1"
         );
         let row = sqlx::query(AssertSqlSafe(sql)).bind(token_hash).optional(&self.pool).await?;
-        row.map(|r| {
-            Ok(SessionRecord {
-                session_id: r.id("session_id")?,
-                user: user_from(&r)?,
-                expires_at: r.time("session_expires_at")?,
-            })
-        })
-        .transpose()
+        row.as_ref().map(session_from).transpose()
     }
 
     async fn delete_session(&self, token_hash: &str) -> Result<()> {
@@ -336,4 +311,16 @@ impl AccountStore for PgStore {
         tx.commit().await.map_err(db_err)?;
         Ok(changed)
     }
+}
+
+/// Binds a new account's id and its six fields, the first seven parameters of its insert.
+fn bind_user<'q>(query: PgQuery<'q>, id: Id, user: &'q NewUser) -> PgQuery<'q> {
+    query
+        .bind(id)
+        .bind(&user.username)
+        .bind(&user.email)
+        .bind(&user.password_hash)
+        .bind(&user.full_name)
+        .bind(&user.first_name)
+        .bind(&user.last_name)
 }

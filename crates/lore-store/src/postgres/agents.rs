@@ -1,43 +1,30 @@
 //! Agents, conversations, messages with citations, and agent usage on PostgreSQL.
 
-use crate::fetch::Fetch;
 use std::collections::HashMap;
 
 use async_trait::async_trait;
-use lore_core::agent::{Agent, AgentUsage, ChatMessage, Citation, Conversation};
+use lore_core::agent::{Agent, AgentUsage, ChatMessage, Conversation};
 use lore_core::error::{Code, Error, Result};
 use lore_core::model::{Id, Timestamp};
 use lore_core::store::AgentStore;
+use sqlx::AssertSqlSafe;
 use sqlx::types::Json;
-use sqlx::{AssertSqlSafe, Row};
 
 use super::{AsTenant, PgStore, is_unique_violation};
+use crate::fetch::Fetch;
 use crate::rows::*;
 
 impl PgStore {
     /// Fills in the links of agents, all read in three queries.
     async fn with_links(&self, mut agents: Vec<Agent>) -> Result<Vec<Agent>> {
         let Some(user_id) = agents.first().map(|a| a.user_id) else { return Ok(agents) };
-        let position: HashMap<Id, usize> = agents.iter().enumerate().map(|(i, a)| (a.id, i)).collect();
-        let links = [
-            ("ai_agent_knowledge_bases", "knowledge_base_id"),
-            ("ai_agent_data_sources", "datasource_id"),
-            ("ai_agent_file_types", "filetype_id"),
-        ];
-        for (table, column) in links {
+        for (table, column) in AGENT_LINKS {
             let sql = format!(
                 "SELECT l.aiagent_id, l.{column} AS target FROM {table} l JOIN ai_agents a ON a.id = l.aiagent_id
                  WHERE a.user_id = $1 ORDER BY l.id"
             );
             let rows = sqlx::query(AssertSqlSafe(sql)).bind(user_id).tenant_all(self, user_id).await?;
-            for row in rows {
-                let Some(&i) = position.get(&row.id("aiagent_id")?) else { continue };
-                match column {
-                    "knowledge_base_id" => agents[i].knowledge_base_ids.push(row.id("target")?),
-                    "datasource_id" => agents[i].data_source_ids.push(row.id("target")?),
-                    _ => agents[i].file_type_ids.push(row.int("target")?),
-                }
-            }
+            attach_agent_links(&mut agents, column, &rows)?;
         }
         Ok(agents)
     }
@@ -150,12 +137,7 @@ impl AgentStore for PgStore {
     }
 
     async fn delete_agent(&self, user_id: Id, id: Id) -> Result<bool> {
-        let done = sqlx::query("DELETE FROM ai_agents WHERE id = $1 AND user_id = $2")
-            .bind(id)
-            .bind(user_id)
-            .run(&self.pool)
-            .await?;
-        Ok(done.rows_affected() > 0)
+        self.delete_owned("ai_agents", user_id, id).await
     }
 
     async fn missing_agent_links(
@@ -222,12 +204,7 @@ impl AgentStore for PgStore {
     }
 
     async fn delete_conversation(&self, user_id: Id, id: Id) -> Result<bool> {
-        let done = sqlx::query("DELETE FROM conversations WHERE id = $1 AND user_id = $2")
-            .bind(id)
-            .bind(user_id)
-            .run(&self.pool)
-            .await?;
-        Ok(done.rows_affected() > 0)
+        self.delete_owned("conversations", user_id, id).await
     }
 
     async fn list_messages(
@@ -244,20 +221,7 @@ impl AgentStore for PgStore {
         .bind(since)
         .tenant_all(self, user_id)
         .await?;
-        let mut messages = rows
-            .iter()
-            .map(|row| {
-                Ok(ChatMessage {
-                    id: row.id("id")?,
-                    conversation_id: row.id("conversation_id")?,
-                    role: row.text("role")?,
-                    content: row.text("content")?,
-                    metadata: row.json("metadata")?,
-                    citations: Vec::new(),
-                    created_at: row.time("created_at")?,
-                })
-            })
-            .collect::<Result<Vec<_>>>()?;
+        let mut messages = rows.iter().map(message_from).collect::<Result<Vec<_>>>()?;
         let position: HashMap<Id, usize> = messages.iter().enumerate().map(|(i, m)| (m.id, i)).collect();
         let cited = sqlx::query(
             "SELECT cd.message_id, cd.citation_index, cd.document_id, cd.chunk_id, cd.score, d.filename,
@@ -273,15 +237,7 @@ impl AgentStore for PgStore {
         .await?;
         for row in cited {
             let Some(&i) = position.get(&row.id("message_id")?) else { continue };
-            messages[i].citations.push(Citation {
-                index: row.opt_int("citation_index")?.unwrap_or(0),
-                document_id: row.id("document_id")?,
-                chunk_id: row.opt_id("chunk_id")?,
-                score: row.try_get("score").map_err(db_err)?,
-                filename: row.opt_text("filename")?,
-                snippet: row.opt_text("snippet")?,
-                location: row.opt_json_value("chunk_metadata")?.as_ref().and_then(lore_core::agent::chunk_location),
-            });
+            messages[i].citations.push(citation_from(&row)?);
         }
         Ok(messages)
     }

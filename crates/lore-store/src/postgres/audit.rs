@@ -1,7 +1,6 @@
 //! The audit log on PostgreSQL (statements shared with SQLite in `crate::audit`). An owner's
 //! listing runs as that tenant, so row-level security holds it to their entries as well.
 
-use crate::fetch::Fetch;
 use async_trait::async_trait;
 use lore_core::error::Result;
 use lore_core::model::*;
@@ -10,6 +9,7 @@ use sqlx::AssertSqlSafe;
 
 use super::PgStore;
 use crate::audit::{self, Filter};
+use crate::fetch::Fetch;
 
 #[async_trait]
 impl AuditStore for PgStore {

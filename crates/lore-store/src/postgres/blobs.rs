@@ -3,7 +3,6 @@
 //! in parts of `PART` bytes, streamed in from the staged file and out by range, so no node holds
 //! a whole file for the database's sake.
 
-use crate::fetch::Fetch;
 use std::path::{Path, PathBuf};
 
 use async_trait::async_trait;
@@ -12,6 +11,7 @@ use lore_core::error::Result;
 use sqlx::PgPool;
 use tokio::io::AsyncReadExt;
 
+use crate::fetch::Fetch;
 use crate::rows::db_err;
 
 /// The size of a part: big enough that a file takes few rows, small enough that a part is an

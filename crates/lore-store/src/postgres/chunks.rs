@@ -2,7 +2,6 @@
 //! and by vectors while its `embedding_dims` is (every vector search and partial HNSW index
 //! requires it): a disabled chunk has neither, and gets both back when enabled again.
 
-use crate::fetch::Fetch;
 use async_trait::async_trait;
 use lore_core::error::Result;
 use lore_core::model::{Chunk, ChunkEdit, Id, NewChunk, Timestamp};
@@ -11,6 +10,7 @@ use sqlx::types::Json;
 use sqlx::{AssertSqlSafe, PgConnection};
 
 use super::{PgStore, set_tenant, vector_text};
+use crate::fetch::Fetch;
 use crate::rows::*;
 
 /// Where a chunk goes and what is recorded beside its text.

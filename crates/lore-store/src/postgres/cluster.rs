@@ -1,12 +1,12 @@
 //! The installation's settings and the nodes sharing the database, on PostgreSQL.
 
-use crate::fetch::Fetch;
 use async_trait::async_trait;
 use lore_core::error::Result;
 use lore_core::model::*;
 use lore_core::store::ClusterStore;
 
 use super::PgStore;
+use crate::fetch::Fetch;
 use crate::rows::*;
 
 #[async_trait]
@@ -70,22 +70,7 @@ impl ClusterStore for PgStore {
         .bind(alive_since)
         .all(&self.pool)
         .await?;
-        let mut nodes = rows
-            .iter()
-            .map(|r| {
-                Ok(Node {
-                    id: r.text("id")?,
-                    version: r.text("version")?,
-                    address: r.text("address")?,
-                    schema_version: r.int("schema_version")?,
-                    workers: r.int("workers")?,
-                    started_at: r.time("started_at")?,
-                    heartbeat_at: r.time("heartbeat_at")?,
-                    jobs: Vec::new(),
-                    syncs: Vec::new(),
-                })
-            })
-            .collect::<Result<Vec<_>>>()?;
+        let mut nodes = rows.iter().map(node_from).collect::<Result<Vec<_>>>()?;
         let now = lore_core::now();
         let jobs = sqlx::query(
             "SELECT id, kind, document_id, knowledge_base_id, locked_by, locked_until FROM jobs
@@ -95,16 +80,7 @@ impl ClusterStore for PgStore {
         .all(&self.pool)
         .await?
         .iter()
-        .map(|r| {
-            Ok(HeldJob {
-                id: r.id("id")?,
-                kind: r.text("kind")?,
-                document_id: r.opt_id("document_id")?,
-                knowledge_base_id: r.opt_id("knowledge_base_id")?,
-                worker: r.opt_text("locked_by")?.unwrap_or_default(),
-                lease_until: r.time("locked_until")?,
-            })
-        })
+        .map(held_job_from)
         .collect::<Result<Vec<_>>>()?;
         let syncs =
             sqlx::query("SELECT id, lease_owner FROM data_sources WHERE lease_until >= $1 AND lease_owner IS NOT NULL")

@@ -1,6 +1,5 @@
 //! Documents and their chunks, as their owners see and curate them, on PostgreSQL.
 
-use crate::fetch::Fetch;
 use async_trait::async_trait;
 use lore_core::error::{Code, Error, Result};
 use lore_core::model::*;
@@ -9,6 +8,7 @@ use sqlx::AssertSqlSafe;
 use sqlx::types::Json;
 
 use super::{PgStore, is_unique_violation};
+use crate::fetch::Fetch;
 use crate::rows::*;
 
 #[async_trait]

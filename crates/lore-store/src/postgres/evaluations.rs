@@ -1,7 +1,6 @@
 //! Evaluation runs on PostgreSQL (statements shared with SQLite in `crate::evaluations`), read
 //! as the tenant under row-level security.
 
-use crate::fetch::Fetch;
 use async_trait::async_trait;
 use lore_core::error::Result;
 use lore_core::model::*;
@@ -10,6 +9,7 @@ use sqlx::AssertSqlSafe;
 
 use super::{AsTenant, PgStore};
 use crate::evaluations as sql;
+use crate::fetch::Fetch;
 
 #[async_trait]
 impl EvaluationStore for PgStore {

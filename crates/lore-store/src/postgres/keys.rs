@@ -1,6 +1,5 @@
 //! API keys, their request counters, and the usage log, on PostgreSQL.
 
-use crate::fetch::Fetch;
 use async_trait::async_trait;
 use lore_core::error::{Error, Result};
 use lore_core::limits;
@@ -10,6 +9,7 @@ use sqlx::AssertSqlSafe;
 use sqlx::types::Json;
 
 use super::{PgStore, USAGE_FILTER, bind_usage_filter};
+use crate::fetch::Fetch;
 use crate::rows::*;
 
 #[async_trait]
@@ -133,15 +133,7 @@ impl KeyStore for PgStore {
             .await?
             .ok_or_else(|| Error::not_found("API key"))?,
         };
-        Ok(KeyUsage {
-            allowed: row.flag("allowed")?,
-            rate_limit: row.opt_int("rate_limit")?,
-            rate_count: row.int("rate_count")?,
-            daily_quota: row.opt_int("daily_quota")?,
-            usage_today: row.int("usage_count_today")?,
-            monthly_quota: row.opt_int("monthly_quota")?,
-            usage_month: row.int("usage_count_month")?,
-        })
+        key_usage_from(&row)
     }
 
     async fn save_key_counters(&self, counters: &[KeyCounters]) -> Result<()> {

@@ -1,6 +1,5 @@
 //! Knowledge bases and the file-type registry, on PostgreSQL.
 
-use crate::fetch::Fetch;
 use async_trait::async_trait;
 use lore_core::error::{Code, Error, Result};
 use lore_core::model::*;
@@ -9,6 +8,7 @@ use sqlx::AssertSqlSafe;
 use sqlx::types::Json;
 
 use super::{PgStore, is_unique_violation, retry_when_busy};
+use crate::fetch::Fetch;
 use crate::rows::*;
 
 #[async_trait]

@@ -1,6 +1,5 @@
 //! The ingestion queue: jobs claimed under leases, processing results, re-embedding, on PostgreSQL.
 
-use crate::fetch::Fetch;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -12,23 +11,16 @@ use sqlx::types::Json;
 
 use super::chunks;
 use super::{PgStore, vector_text};
+use crate::fetch::Fetch;
 use crate::rows::*;
+use crate::sql;
 
 #[async_trait]
 impl QueueStore for PgStore {
     async fn release_all_jobs(&self) -> Result<u64> {
         let mut tx = self.tx().await?;
-        let done = sqlx::query(
-            "UPDATE jobs SET status = 'queued', locked_by = NULL, locked_until = NULL WHERE status = 'running'",
-        )
-        .run(&mut *tx)
-        .await?;
-        sqlx::query(
-            "UPDATE documents SET status = 'pending', progress = 0
-             WHERE status = 'processing' AND id IN (SELECT document_id FROM jobs)",
-        )
-        .run(&mut *tx)
-        .await?;
+        let done = sqlx::query(sql::REQUEUE_RUNNING_JOBS).run(&mut *tx).await?;
+        sqlx::query(sql::REOPEN_QUEUED_DOCUMENTS).run(&mut *tx).await?;
         tx.commit().await.map_err(db_err)?;
         Ok(done.rows_affected())
     }
@@ -73,13 +65,7 @@ impl QueueStore for PgStore {
         .optional(&mut *tx)
         .await?;
         let Some(row) = row else { return Ok(None) };
-        let job = Job {
-            id: row.id("id")?,
-            kind: row.text("kind")?,
-            document_id: row.opt_id("document_id")?,
-            knowledge_base_id: row.opt_id("knowledge_base_id")?,
-            attempts: row.int("attempts")?,
-        };
+        let job = job_from(&row)?;
         if let Some(doc) = job.document_id {
             sqlx::query("UPDATE documents SET status = 'processing', progress = 5, updated_at = $1 WHERE id = $2")
                 .bind(now)

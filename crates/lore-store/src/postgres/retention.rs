@@ -1,13 +1,13 @@
 //! Retention: expiry, purges of soft-deleted documents, conversations, usage logs and sessions, on
 //! PostgreSQL.
 
-use crate::fetch::Fetch;
 use async_trait::async_trait;
 use lore_core::error::Result;
 use lore_core::model::*;
 use lore_core::store::RetentionStore;
 
 use super::PgStore;
+use crate::fetch::Fetch;
 use crate::rows::*;
 
 #[async_trait]

@@ -1,7 +1,6 @@
 //! Search on PostgreSQL: BM25 over the GIN-indexed tsvector, and cosine similarity over pgvector's
 //! HNSW indexes with iterative scans, so that a selective filter still fills the top k.
 
-use crate::fetch::Fetch;
 use std::collections::HashMap;
 
 use async_trait::async_trait;
@@ -12,6 +11,7 @@ use sqlx::AssertSqlSafe;
 use sqlx::types::Json;
 
 use super::{PgQuery, PgStore, index_type, parse_vector, vector_text};
+use crate::fetch::Fetch;
 use crate::rows::*;
 
 /// BM25's usual parameters, as SQLite's FTS5 uses them.

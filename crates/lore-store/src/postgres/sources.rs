@@ -1,6 +1,5 @@
 //! Data sources and their sync runs on PostgreSQL.
 
-use crate::fetch::Fetch;
 use async_trait::async_trait;
 use lore_core::error::{Code, Error, Result};
 use lore_core::model::{Id, Timestamp};
@@ -10,6 +9,7 @@ use sqlx::AssertSqlSafe;
 use sqlx::types::Json;
 
 use super::{AsTenant, PgStore, is_unique_violation};
+use crate::fetch::Fetch;
 use crate::rows::*;
 
 fn name_taken(e: sqlx::Error, name: &str) -> Error {
@@ -93,12 +93,7 @@ impl SourceStore for PgStore {
     }
 
     async fn delete_data_source(&self, user_id: Id, id: Id) -> Result<bool> {
-        let done = sqlx::query("DELETE FROM data_sources WHERE id = $1 AND user_id = $2")
-            .bind(id)
-            .bind(user_id)
-            .run(&self.pool)
-            .await?;
-        Ok(done.rows_affected() > 0)
+        self.delete_owned("data_sources", user_id, id).await
     }
 
     async fn source_items(&self, data_source_id: Id) -> Result<Vec<SourceItem>> {

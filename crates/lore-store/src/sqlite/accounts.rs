@@ -1,13 +1,13 @@
 //! Users, invitations, sessions and per-user configuration, on SQLite.
 
-use crate::fetch::Fetch;
 use async_trait::async_trait;
 use lore_core::error::{Code, Error, Result};
 use lore_core::model::*;
 use lore_core::store::{AccountStore, SessionRecord};
 use sqlx::AssertSqlSafe;
 
-use super::{SqliteStore, is_unique_violation, ts, user_conflict};
+use super::{SqliteQuery, SqliteStore, is_unique_violation, ts, user_conflict};
+use crate::fetch::Fetch;
 use crate::rows::*;
 
 #[async_trait]
@@ -36,21 +36,9 @@ impl AccountStore for SqliteStore {
     async fn create_user(&self, user: NewUser) -> Result<User> {
         let id = lore_core::new_id();
         let now = ts(lore_core::now());
-        let result = sqlx::query(
-            "INSERT INTO users (id, username, email, hashed_password, full_name, first_name, last_name, created_at, updated_at)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        )
-        .bind(id.to_string())
-        .bind(&user.username)
-        .bind(&user.email)
-        .bind(&user.password_hash)
-        .bind(&user.full_name)
-        .bind(&user.first_name)
-        .bind(&user.last_name)
-        .bind(&now)
-        .bind(&now)
-        .execute(&self.writer)
-        .await;
+        const INSERT: &str = "INSERT INTO users (id, username, email, hashed_password, full_name, first_name, last_name, created_at, updated_at)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)";
+        let result = bind_user(sqlx::query(INSERT), id, &user).bind(&now).bind(&now).execute(&self.writer).await;
         match result {
             Ok(_) => {}
             Err(e) if is_unique_violation(&e, "users.username") => {
@@ -70,24 +58,13 @@ impl AccountStore for SqliteStore {
         // One writer connection: this transaction runs alone, and its first statement takes the
         // write lock, so whether the account is the first is decided by the insert itself.
         let mut tx = self.tx().await?;
-        let inserted = sqlx::query_scalar::<_, i64>(
-            "INSERT INTO users (id, username, email, hashed_password, full_name, first_name, last_name,
+        const INSERT: &str = "INSERT INTO users (id, username, email, hashed_password, full_name, first_name, last_name,
                                 is_superuser, is_staff, created_at, updated_at)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, NOT EXISTS (SELECT 1 FROM users), NOT EXISTS (SELECT 1 FROM users), ?8, ?8)
-             RETURNING is_superuser",
-        )
-        .bind(id.to_string())
-        .bind(&user.username)
-        .bind(&user.email)
-        .bind(&user.password_hash)
-        .bind(&user.full_name)
-        .bind(&user.first_name)
-        .bind(&user.last_name)
-        .bind(&now)
-        .fetch_one(&mut *tx)
-        .await;
+             RETURNING is_superuser";
+        let inserted = bind_user(sqlx::query(INSERT), id, &user).bind(&now).fetch_one(&mut *tx).await;
         let first = match inserted {
-            Ok(superuser) => superuser != 0,
+            Ok(row) => row.flag("is_superuser")?,
             Err(e) => {
                 let _ = tx.rollback().await;
                 return Err(user_conflict(e));
@@ -202,14 +179,7 @@ impl AccountStore for SqliteStore {
              FROM sessions s JOIN users u ON u.id = s.user_id WHERE s.token_hash = ?"
         );
         let row = sqlx::query(AssertSqlSafe(sql)).bind(token_hash).optional(&self.reader).await?;
-        row.map(|r| {
-            Ok(SessionRecord {
-                session_id: r.id("session_id")?,
-                user: user_from(&r)?,
-                expires_at: r.time("session_expires_at")?,
-            })
-        })
-        .transpose()
+        row.as_ref().map(session_from).transpose()
     }
 
     async fn delete_session(&self, token_hash: &str) -> Result<()> {
@@ -354,4 +324,16 @@ impl AccountStore for SqliteStore {
         tx.commit().await.map_err(db_err)?;
         Ok(changed)
     }
+}
+
+/// Binds a new account's id and its six fields, the first seven parameters of its insert.
+fn bind_user<'q>(query: SqliteQuery<'q>, id: Id, user: &'q NewUser) -> SqliteQuery<'q> {
+    query
+        .bind(id.to_string())
+        .bind(&user.username)
+        .bind(&user.email)
+        .bind(&user.password_hash)
+        .bind(&user.full_name)
+        .bind(&user.first_name)
+        .bind(&user.last_name)
 }

@@ -1,42 +1,29 @@
 //! Agents, conversations, messages with citations, and agent usage on SQLite.
 
-use crate::fetch::Fetch;
 use std::collections::HashMap;
 
 use async_trait::async_trait;
-use lore_core::agent::{Agent, AgentUsage, ChatMessage, Citation, Conversation};
+use lore_core::agent::{Agent, AgentUsage, ChatMessage, Conversation};
 use lore_core::error::{Code, Error, Result};
 use lore_core::model::{Id, Timestamp};
 use lore_core::store::AgentStore;
-use sqlx::{AssertSqlSafe, Row};
+use sqlx::AssertSqlSafe;
 
 use super::{SqliteStore, is_unique_violation, json_text, ts};
+use crate::fetch::Fetch;
 use crate::rows::*;
 
 impl SqliteStore {
     /// Fills in the links of agents, all read in three queries.
     async fn with_links(&self, mut agents: Vec<Agent>) -> Result<Vec<Agent>> {
         let Some(user_id) = agents.first().map(|a| a.user_id) else { return Ok(agents) };
-        let position: HashMap<Id, usize> = agents.iter().enumerate().map(|(i, a)| (a.id, i)).collect();
-        let links = [
-            ("ai_agent_knowledge_bases", "knowledge_base_id"),
-            ("ai_agent_data_sources", "datasource_id"),
-            ("ai_agent_file_types", "filetype_id"),
-        ];
-        for (table, column) in links {
+        for (table, column) in AGENT_LINKS {
             let sql = format!(
                 "SELECT l.aiagent_id, l.{column} AS target FROM {table} l JOIN ai_agents a ON a.id = l.aiagent_id
                  WHERE a.user_id = ? ORDER BY l.id"
             );
             let rows = sqlx::query(AssertSqlSafe(sql)).bind(user_id.to_string()).all(&self.reader).await?;
-            for row in rows {
-                let Some(&i) = position.get(&row.id("aiagent_id")?) else { continue };
-                match column {
-                    "knowledge_base_id" => agents[i].knowledge_base_ids.push(row.id("target")?),
-                    "datasource_id" => agents[i].data_source_ids.push(row.id("target")?),
-                    _ => agents[i].file_type_ids.push(row.int("target")?),
-                }
-            }
+            attach_agent_links(&mut agents, column, &rows)?;
         }
         Ok(agents)
     }
@@ -101,26 +88,11 @@ impl SqliteStore {
                 .run(&mut *tx)
                 .await?;
         }
-        for kb in &agent.knowledge_base_ids {
-            sqlx::query("INSERT OR IGNORE INTO ai_agent_knowledge_bases (aiagent_id, knowledge_base_id) VALUES (?, ?)")
-                .bind(&id)
-                .bind(kb.to_string())
-                .run(&mut *tx)
-                .await?;
-        }
-        for ds in &agent.data_source_ids {
-            sqlx::query("INSERT OR IGNORE INTO ai_agent_data_sources (aiagent_id, datasource_id) VALUES (?, ?)")
-                .bind(&id)
-                .bind(ds.to_string())
-                .run(&mut *tx)
-                .await?;
-        }
-        for ft in &agent.file_type_ids {
-            sqlx::query("INSERT OR IGNORE INTO ai_agent_file_types (aiagent_id, filetype_id) VALUES (?, ?)")
-                .bind(&id)
-                .bind(ft)
-                .run(&mut *tx)
-                .await?;
+        // Each kind of link in one statement.
+        for (table, column) in AGENT_LINKS {
+            let sql = format!("INSERT OR IGNORE INTO {table} (aiagent_id, {column}) SELECT ?, value FROM json_each(?)");
+            let targets = json_text(&agent_link_targets(agent, column))?;
+            sqlx::query(AssertSqlSafe(sql)).bind(&id).bind(targets).run(&mut *tx).await?;
         }
         tx.commit().await.map_err(db_err)?;
         Ok(true)
@@ -159,12 +131,7 @@ impl AgentStore for SqliteStore {
     }
 
     async fn delete_agent(&self, user_id: Id, id: Id) -> Result<bool> {
-        let done = sqlx::query("DELETE FROM ai_agents WHERE id = ? AND user_id = ?")
-            .bind(id.to_string())
-            .bind(user_id.to_string())
-            .run(&self.writer)
-            .await?;
-        Ok(done.rows_affected() > 0)
+        self.delete_owned("ai_agents", user_id, id).await
     }
 
     async fn missing_agent_links(
@@ -233,12 +200,7 @@ impl AgentStore for SqliteStore {
     }
 
     async fn delete_conversation(&self, user_id: Id, id: Id) -> Result<bool> {
-        let done = sqlx::query("DELETE FROM conversations WHERE id = ? AND user_id = ?")
-            .bind(id.to_string())
-            .bind(user_id.to_string())
-            .run(&self.writer)
-            .await?;
-        Ok(done.rows_affected() > 0)
+        self.delete_owned("conversations", user_id, id).await
     }
 
     async fn list_messages(
@@ -255,20 +217,7 @@ impl AgentStore for SqliteStore {
         .bind(since.map(ts))
         .all(&self.reader)
         .await?;
-        let mut messages = rows
-            .iter()
-            .map(|row| {
-                Ok(ChatMessage {
-                    id: row.id("id")?,
-                    conversation_id: row.id("conversation_id")?,
-                    role: row.text("role")?,
-                    content: row.text("content")?,
-                    metadata: row.json("metadata")?,
-                    citations: Vec::new(),
-                    created_at: row.time("created_at")?,
-                })
-            })
-            .collect::<Result<Vec<_>>>()?;
+        let mut messages = rows.iter().map(message_from).collect::<Result<Vec<_>>>()?;
         let position: HashMap<Id, usize> = messages.iter().enumerate().map(|(i, m)| (m.id, i)).collect();
         let cited = sqlx::query(
             "SELECT cd.message_id, cd.citation_index, cd.document_id, cd.chunk_id, cd.score, d.filename,
@@ -284,15 +233,7 @@ impl AgentStore for SqliteStore {
         .await?;
         for row in cited {
             let Some(&i) = position.get(&row.id("message_id")?) else { continue };
-            messages[i].citations.push(Citation {
-                index: row.opt_int("citation_index")?.unwrap_or(0),
-                document_id: row.id("document_id")?,
-                chunk_id: row.opt_id("chunk_id")?,
-                score: row.try_get("score").map_err(db_err)?,
-                filename: row.opt_text("filename")?,
-                snippet: row.opt_text("snippet")?,
-                location: row.opt_json_value("chunk_metadata")?.as_ref().and_then(lore_core::agent::chunk_location),
-            });
+            messages[i].citations.push(citation_from(&row)?);
         }
         Ok(messages)
     }

@@ -1,6 +1,5 @@
 //! The audit log on SQLite (statements shared with PostgreSQL in `crate::audit`).
 
-use crate::fetch::Fetch;
 use async_trait::async_trait;
 use lore_core::error::Result;
 use lore_core::model::*;
@@ -9,6 +8,7 @@ use sqlx::AssertSqlSafe;
 
 use super::{SqliteStore, ts};
 use crate::audit::{self, Filter};
+use crate::fetch::Fetch;
 
 #[async_trait]
 impl AuditStore for SqliteStore {

@@ -3,7 +3,6 @@
 //! searchable, and in the vector index while it is enabled (the index reads `enabled` when the
 //! triggers log the chunk).
 
-use crate::fetch::Fetch;
 use async_trait::async_trait;
 use lore_core::error::Result;
 use lore_core::model::{Chunk, ChunkEdit, Id, NewChunk, Timestamp};
@@ -11,6 +10,7 @@ use lore_core::store::ChunkStore;
 use sqlx::{AssertSqlSafe, SqliteConnection};
 
 use super::{SqliteStore, json_text, kb_token, search, ts};
+use crate::fetch::Fetch;
 use crate::rows::*;
 use crate::vectors;
 

@@ -1,6 +1,5 @@
 //! Documents and their chunks, as their owners see and curate them, on SQLite.
 
-use crate::fetch::Fetch;
 use async_trait::async_trait;
 use lore_core::error::{Code, Error, Result};
 use lore_core::model::*;
@@ -8,6 +7,7 @@ use lore_core::store::{DocumentStore, Upload};
 use sqlx::AssertSqlSafe;
 
 use super::{SqliteStore, is_unique_violation, json_text, ts};
+use crate::fetch::Fetch;
 use crate::rows::*;
 
 #[async_trait]

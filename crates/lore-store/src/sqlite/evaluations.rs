@@ -1,6 +1,5 @@
 //! Evaluation runs on SQLite (statements shared with PostgreSQL in `crate::evaluations`).
 
-use crate::fetch::Fetch;
 use async_trait::async_trait;
 use lore_core::error::Result;
 use lore_core::model::*;
@@ -9,6 +8,7 @@ use sqlx::AssertSqlSafe;
 
 use super::{SqliteStore, ts};
 use crate::evaluations as sql;
+use crate::fetch::Fetch;
 
 #[async_trait]
 impl EvaluationStore for SqliteStore {

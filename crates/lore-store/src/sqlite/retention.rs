@@ -1,13 +1,13 @@
 //! Retention: expiry, purges of soft-deleted documents, conversations, usage logs and sessions, on
 //! SQLite.
 
-use crate::fetch::Fetch;
 use async_trait::async_trait;
 use lore_core::error::Result;
 use lore_core::model::*;
 use lore_core::store::RetentionStore;
 
 use super::{SqliteStore, ts};
+use crate::fetch::Fetch;
 use crate::rows::*;
 
 #[async_trait]

@@ -18,7 +18,6 @@
 //! sample of 2,000 chunks: for a knowledge base of at most 2,000 chunks, none of them parents or
 //! in the trash, both stores give the same scores, as the conformance suite checks.)
 
-use crate::fetch::Fetch;
 use std::collections::{HashMap, HashSet};
 
 use async_trait::async_trait;
@@ -29,6 +28,7 @@ use sqlx::sqlite::{SqliteConnection, SqlitePool};
 use sqlx::{AssertSqlSafe, Row};
 
 use super::{SqliteStore, json_text, kb_token};
+use crate::fetch::Fetch;
 use crate::rows::*;
 use crate::vectors::{self, Field, SpaceKey};
 

@@ -1,6 +1,5 @@
 //! Data sources and their sync runs on SQLite.
 
-use crate::fetch::Fetch;
 use async_trait::async_trait;
 use lore_core::error::{Code, Error, Result};
 use lore_core::model::{Id, Timestamp};
@@ -9,6 +8,7 @@ use lore_core::store::SourceStore;
 use sqlx::AssertSqlSafe;
 
 use super::{SqliteStore, is_unique_violation, json_text, ts};
+use crate::fetch::Fetch;
 use crate::rows::*;
 
 fn name_taken(e: sqlx::Error, name: &str) -> Error {
@@ -95,12 +95,7 @@ impl SourceStore for SqliteStore {
     }
 
     async fn delete_data_source(&self, user_id: Id, id: Id) -> Result<bool> {
-        let done = sqlx::query("DELETE FROM data_sources WHERE id = ? AND user_id = ?")
-            .bind(id.to_string())
-            .bind(user_id.to_string())
-            .run(&self.writer)
-            .await?;
-        Ok(done.rows_affected() > 0)
+        self.delete_owned("data_sources", user_id, id).await
     }
 
     async fn source_items(&self, data_source_id: Id) -> Result<Vec<SourceItem>> {
