@@ -3,6 +3,7 @@
 //! searches), and `lore migrate` from an embedded installation.
 
 use std::collections::{HashMap, HashSet};
+use std::path::{Path, PathBuf};
 
 use reqwest::StatusCode;
 use serde_json::{Value, json};
@@ -19,6 +20,54 @@ fn database() -> Option<String> {
             None
         }
     }
+}
+
+/// A fresh schema of the test database for a test that starts nodes of its own; `None` where
+/// there is no database, or in the suite's PostgreSQL pass (which runs every other test there).
+async fn scratch_database() -> Option<String> {
+    if std::env::var("LORE_TEST_BACKEND").as_deref() == Ok("postgres") {
+        return None;
+    }
+    let base_url = database()?;
+    Some(lore_store::postgres::create_scratch_schema(&base_url).await.expect("schema"))
+}
+
+/// Two nodes on one database, each with a data directory of its own, sharing the master key.
+struct TwoNodes {
+    node_a: TestApp,
+    node_b: TestApp,
+    dir_a: PathBuf,
+    dir_b: PathBuf,
+    key: String,
+    http: reqwest::Client,
+    /// Dropped at the test's end: the processes stop, then their directories go.
+    running: Running,
+}
+
+struct Running {
+    _processes: (Node, Node),
+    _dirs: (tempfile::TempDir, tempfile::TempDir),
+}
+
+/// Starts node A, then node B once A answers; `flags` gives a node's extra flags from its data
+/// directory.
+async fn two_nodes(url: &str, flags: impl Fn(&Path) -> Vec<String>) -> TwoNodes {
+    let (dir_a, dir_b) = (tempfile::tempdir().expect("tempdir"), tempfile::tempdir().expect("tempdir"));
+    let key = new_master_key();
+    let http = http_client();
+    let start = async |dir: &Path| {
+        let port = free_port();
+        let extra = flags(dir);
+        let process = start_node_with(dir, url, port, &key, &extra.iter().map(String::as_str).collect::<Vec<_>>());
+        let node = client_of(port, &http);
+        wait_healthy(&http, &node.base).await;
+        (process, node)
+    };
+    let (a, node_a) = start(dir_a.path()).await;
+    let (b, node_b) = start(dir_b.path()).await;
+    let (dir_a_path, dir_b_path) = (dir_a.path().to_path_buf(), dir_b.path().to_path_buf());
+    let running = Running { _processes: (a, b), _dirs: (dir_a, dir_b) };
+    TwoNodes { node_a, node_b, dir_a: dir_a_path, dir_b: dir_b_path, key, http, running }
 }
 
 /// A server process, killed when the test ends, pass or fail.
@@ -91,23 +140,10 @@ async fn result_ids(node: &TestApp, token: &str, kb: &str, query: &str, mode: &s
 #[tokio::test]
 async fn two_nodes_share_one_database_and_process_each_document_once() {
     // The suite's PostgreSQL pass runs every other test on PostgreSQL; this one already does.
-    if std::env::var("LORE_TEST_BACKEND").as_deref() == Ok("postgres") {
-        return;
-    }
-    let Some(base_url) = database() else { return };
-    let url = lore_store::postgres::create_scratch_schema(&base_url).await.expect("schema");
+    let Some(url) = scratch_database().await else { return };
     // Each node has its own data directory, as on separate machines: they share only the
     // database URL and the master key. Uploaded files live in the database.
-    let (dir_a, dir_b) = (tempfile::tempdir().expect("tempdir"), tempfile::tempdir().expect("tempdir"));
-    let key = new_master_key();
-    let http = http_client();
-    let (port_a, port_b) = (free_port(), free_port());
-    let a = start_node(dir_a.path(), &url, port_a, &key);
-    let node_a = client_of(port_a, &http);
-    wait_healthy(&http, &node_a.base).await;
-    let b = start_node(dir_b.path(), &url, port_b, &key);
-    let node_b = client_of(port_b, &http);
-    wait_healthy(&http, &node_b.base).await;
+    let TwoNodes { node_a, node_b, dir_a, dir_b, http, running, .. } = two_nodes(&url, |_| Vec::new()).await;
 
     // An account made on one node signs in on the other.
     let token = node_a.register("cluster").await;
@@ -204,11 +240,11 @@ async fn two_nodes_share_one_database_and_process_each_document_once() {
     assert!(text.starts_with("# 集群文档 0\n\n两个节点共享一个数据库。"), "{text}");
     // No node wrote an upload under its own data directory.
     for dir in [&dir_a, &dir_b] {
-        let local: Vec<_> = walk(&dir.path().join("blobs")).into_iter().filter(|p| !p.contains("staging")).collect();
+        let local: Vec<_> = walk(&dir.join("blobs")).into_iter().filter(|p| !p.contains("staging")).collect();
         assert!(local.is_empty(), "{local:?}");
     }
 
-    drop((a, b));
+    drop(running);
 }
 
 /// A rolling upgrade from the previous release, whose database stops at schema version 4 (no
@@ -219,11 +255,7 @@ async fn two_nodes_share_one_database_and_process_each_document_once() {
 /// that never had them serves them; old and new documents are found from both nodes.
 #[tokio::test]
 async fn two_nodes_upgrade_a_previous_release_database() {
-    if std::env::var("LORE_TEST_BACKEND").as_deref() == Ok("postgres") {
-        return;
-    }
-    let Some(base_url) = database() else { return };
-    let url = lore_store::postgres::create_scratch_schema(&base_url).await.expect("schema");
+    let Some(url) = scratch_database().await else { return };
     let key = new_master_key();
     let http = http_client();
     let (dir_a, dir_b) = (tempfile::tempdir().expect("tempdir"), tempfile::tempdir().expect("tempdir"));
@@ -339,21 +371,8 @@ async fn two_nodes_upgrade_a_previous_release_database() {
 /// though the other node had just authenticated it.
 #[tokio::test]
 async fn a_key_edited_on_one_node_is_enforced_on_the_other() {
-    if std::env::var("LORE_TEST_BACKEND").as_deref() == Ok("postgres") {
-        return;
-    }
-    let Some(base_url) = database() else { return };
-    let url = lore_store::postgres::create_scratch_schema(&base_url).await.expect("schema");
-    let (dir_a, dir_b) = (tempfile::tempdir().expect("tempdir"), tempfile::tempdir().expect("tempdir"));
-    let key = new_master_key();
-    let http = http_client();
-    let (port_a, port_b) = (free_port(), free_port());
-    let a = start_node(dir_a.path(), &url, port_a, &key);
-    let node_a = client_of(port_a, &http);
-    wait_healthy(&http, &node_a.base).await;
-    let b = start_node(dir_b.path(), &url, port_b, &key);
-    let node_b = client_of(port_b, &http);
-    wait_healthy(&http, &node_b.base).await;
+    let Some(url) = scratch_database().await else { return };
+    let TwoNodes { node_a, node_b, running, .. } = two_nodes(&url, |_| Vec::new()).await;
 
     let token = node_a.register("keyholder").await;
     let (status, created) = node_a.post(&token, "/v1/api-keys", json!({"name": "集群密钥", "scopes": ["read"]})).await;
@@ -375,7 +394,7 @@ async fn a_key_edited_on_one_node_is_enforced_on_the_other() {
         tokio::time::sleep(std::time::Duration::from_millis(200)).await;
     }
     eprintln!("node B enforced the edit after {:?}", edited.elapsed());
-    drop((a, b));
+    drop(running);
 }
 
 /// Every file under `dir`, recursively.
@@ -398,24 +417,10 @@ fn walk(dir: &std::path::Path) -> Vec<String> {
 /// `file_unavailable` and a message naming the configuration to fix.
 #[tokio::test]
 async fn a_node_that_cannot_read_a_file_leaves_it_to_one_that_can() {
-    if std::env::var("LORE_TEST_BACKEND").as_deref() == Ok("postgres") {
-        return;
-    }
-    let Some(base_url) = database() else { return };
-    let url = lore_store::postgres::create_scratch_schema(&base_url).await.expect("schema");
-    let (dir_a, dir_b) = (tempfile::tempdir().expect("tempdir"), tempfile::tempdir().expect("tempdir"));
-    let (blobs_a, blobs_b) = (dir_a.path().join("own-blobs"), dir_b.path().join("own-blobs"));
-    let key = new_master_key();
-    let http = http_client();
-    let (port_a, port_b) = (free_port(), free_port());
-    let flag_a = format!("file://{}", blobs_a.display());
-    let flag_b = format!("file://{}", blobs_b.display());
-    let a = start_node_with(dir_a.path(), &url, port_a, &key, &["--blob-url", &flag_a]);
-    let b = start_node_with(dir_b.path(), &url, port_b, &key, &["--blob-url", &flag_b]);
+    let Some(url) = scratch_database().await else { return };
+    let own_blobs = |dir: &Path| vec!["--blob-url".to_string(), format!("file://{}", dir.join("own-blobs").display())];
+    let TwoNodes { node_a, node_b, key, http, running, .. } = two_nodes(&url, own_blobs).await;
     let app = |port: u16| client_of(port, &http);
-    let (node_a, node_b) = (app(port_a), app(port_b));
-    wait_healthy(&http, &node_a.base).await;
-    wait_healthy(&http, &node_b.base).await;
     let token = node_a.register("apart").await;
     let kb = node_a.create_kb(&token, "apart").await;
     // Both nodes beat before the uploads, so each knows the other is there.
@@ -463,18 +468,14 @@ async fn a_node_that_cannot_read_a_file_leaves_it_to_one_that_can() {
     let message = doc["error_message"].as_str().unwrap_or_default();
     assert!(message.contains("no node could read") && message.contains("--blob-url"), "{doc}");
     drop(c);
-    drop((a, b));
+    drop(running);
 }
 
 /// A node whose master key is not the installation's refuses to start, saying what to set;
 /// another node with the right key starts.
 #[tokio::test]
 async fn a_node_with_another_master_key_refuses_to_start() {
-    if std::env::var("LORE_TEST_BACKEND").as_deref() == Ok("postgres") {
-        return;
-    }
-    let Some(base_url) = database() else { return };
-    let url = lore_store::postgres::create_scratch_schema(&base_url).await.expect("schema");
+    let Some(url) = scratch_database().await else { return };
     let (dir_a, dir_b) = (tempfile::tempdir().expect("tempdir"), tempfile::tempdir().expect("tempdir"));
     let key = new_master_key();
     let http = http_client();
