@@ -7,7 +7,7 @@ import json
 import random
 import time
 from dataclasses import dataclass, field
-from typing import Any, AsyncIterator, Callable, Dict, Iterator, Optional, Tuple
+from typing import Any, AsyncIterator, Callable, Dict, Iterator, Optional, Tuple, Union
 from urllib.parse import quote
 
 import httpx
@@ -39,6 +39,15 @@ class Call:
     parse: Callable[[Any], Any] = lambda body: body
     # Uploads are not repeated: the file may be a stream, and the server deduplicates anyway.
     retry: bool = True
+
+    def send_options(self) -> Dict[str, Any]:
+        """What the request sends besides its method and URL."""
+        return {"json": self.json, "params": self.query(), "files": self.files, "data": self.data}
+
+    def result(self, response: httpx.Response) -> Any:
+        """The parsed body of the response; a ``LoreError`` where it is an error."""
+        check(response)
+        return self.parse(_body(response))
 
     def url(self) -> str:
         url = self.template
@@ -105,6 +114,11 @@ def connection_error(e: Exception) -> LoreError:
     return LoreConnectionError("connection_error", f"Lore could not be reached: {e}")
 
 
+def as_lore_error(e: Union[httpx.TransportError, LoreError]) -> LoreError:
+    """A failed attempt's error: Lore's own, or a ``ConnectionError`` where Lore was not reached."""
+    return connection_error(e) if isinstance(e, httpx.TransportError) else e
+
+
 class SyncTransport:
     def __init__(self, client: httpx.Client, max_retries: int) -> None:
         self.http = client
@@ -114,15 +128,9 @@ class SyncTransport:
         attempt = 0
         while True:
             try:
-                response = self.http.request(
-                    call.method, call.url(), json=call.json, params=call.query(), files=call.files, data=call.data
-                )
-                check(response)
-                return call.parse(_body(response))
-            except httpx.TransportError as e:
-                error = connection_error(e)
-            except LoreError as e:
-                error = e
+                return call.result(self.http.request(call.method, call.url(), **call.send_options()))
+            except (httpx.TransportError, LoreError) as e:
+                error = as_lore_error(e)
             if not should_retry(error, attempt, self.max_retries, call):
                 raise error
             time.sleep(delay(attempt, error))
@@ -152,15 +160,9 @@ class AsyncTransport:
         attempt = 0
         while True:
             try:
-                response = await self.http.request(
-                    call.method, call.url(), json=call.json, params=call.query(), files=call.files, data=call.data
-                )
-                check(response)
-                return call.parse(_body(response))
-            except httpx.TransportError as e:
-                error = connection_error(e)
-            except LoreError as e:
-                error = e
+                return call.result(await self.http.request(call.method, call.url(), **call.send_options()))
+            except (httpx.TransportError, LoreError) as e:
+                error = as_lore_error(e)
             if not should_retry(error, attempt, self.max_retries, call):
                 raise error
             await asyncio.sleep(delay(attempt, error))

@@ -59,6 +59,11 @@ def _list_of(model: Any) -> Callable[[Any], List[Any]]:
     return lambda body: [model.from_dict(item) for item in _data(body)]
 
 
+def _nothing(body: Any) -> None:
+    """For the calls that return nothing (whatever the response's body says)."""
+    return None
+
+
 def _clean(**fields: Any) -> JSON:
     """The fields given (None means left out; pass ``clear`` values explicitly where Lore takes null)."""
     return {k: v for k, v in fields.items() if v is not None}
@@ -106,6 +111,12 @@ class _Resource:
     def _run(self, call: Call) -> Any:
         return self._t.run(call)
 
+    def _send(self, route: Tuple[str, str], *, id: Any = None, **options: Any) -> Any:
+        """Sends a request to ``route`` (an ``endpoint(...)``): ``id`` fills the ``{id}`` of its path
+        (a path without one ignores it); ``options`` are the rest of the ``Call`` (``json``,
+        ``params``, ``parse`` ...)."""
+        return self._run(Call(*route, path={"id": id}, **options))
+
 
 # ---------------------------------------------------------------------------------- accounts
 
@@ -121,24 +132,22 @@ class Auth(_Resource):
         full_name: Optional[str] = None,
     ) -> AuthResponse:
         body = _clean(username=username, email=email, password=password, invitation=invitation, full_name=full_name)
-        return self._run(Call(*endpoint("POST", "/v1/auth/register"), json=body, parse=AuthResponse.from_dict))
+        return self._send(endpoint("POST", "/v1/auth/register"), json=body, parse=AuthResponse.from_dict)
 
     def login(self, username: str, password: str) -> AuthResponse:
         """``username`` may be the account's email address."""
         body = {"username": username, "password": password}
-        return self._run(Call(*endpoint("POST", "/v1/auth/login"), json=body, parse=AuthResponse.from_dict))
+        return self._send(endpoint("POST", "/v1/auth/login"), json=body, parse=AuthResponse.from_dict)
 
     def logout(self) -> None:
-        return self._run(Call(*endpoint("POST", "/v1/auth/logout"), parse=lambda _: None))
+        return self._send(endpoint("POST", "/v1/auth/logout"), parse=_nothing)
 
     def change_password(self, current_password: str, new_password: str) -> None:
         body = {"current_password": current_password, "new_password": new_password}
-        return self._run(Call(*endpoint("POST", "/v1/auth/password"), json=body, parse=lambda _: None))
+        return self._send(endpoint("POST", "/v1/auth/password"), json=body, parse=_nothing)
 
     def end_all_sessions(self) -> int:
-        return self._run(
-            Call(*endpoint("DELETE", "/v1/auth/sessions"), parse=lambda b: int((b or {}).get("revoked", 0)))
-        )
+        return self._send(endpoint("DELETE", "/v1/auth/sessions"), parse=lambda b: int((b or {}).get("revoked", 0)))
 
 
 class ApiKeys(_Resource):
@@ -162,20 +171,18 @@ class ApiKeys(_Resource):
             expires_at=expires_at, expires_in_days=expires_in_days, rate_limit=rate_limit, daily_quota=daily_quota,
             monthly_quota=monthly_quota, security=security,
         )
-        return self._run(Call(*endpoint("POST", "/v1/api-keys"), json=body, parse=CreatedKey.from_dict))
+        return self._send(endpoint("POST", "/v1/api-keys"), json=body, parse=CreatedKey.from_dict)
 
     def list(self) -> List[ApiKey]:
-        return self._run(Call(*endpoint("GET", "/v1/api-keys"), parse=_list_of(ApiKey)))
+        return self._send(endpoint("GET", "/v1/api-keys"), parse=_list_of(ApiKey))
 
     def update(self, id: str, **changes: Any) -> ApiKey:
         """Changes name, description, scopes (narrower only), rate_limit, daily_quota,
         monthly_quota, security or expires_at; ``None`` clears a limit, the description or the expiry."""
-        return self._run(
-            Call(*endpoint("PATCH", "/v1/api-keys/{id}"), path={"id": id}, json=changes, parse=ApiKey.from_dict)
-        )
+        return self._send(endpoint("PATCH", "/v1/api-keys/{id}"), id=id, json=changes, parse=ApiKey.from_dict)
 
     def revoke(self, id: str) -> None:
-        return self._run(Call(*endpoint("DELETE", "/v1/api-keys/{id}"), path={"id": id}, parse=lambda _: None))
+        return self._send(endpoint("DELETE", "/v1/api-keys/{id}"), id=id, parse=_nothing)
 
 
 # ---------------------------------------------------------------------------------- knowledge
@@ -191,25 +198,21 @@ class KnowledgeBases(_Resource):
         settings: Optional[JSON] = None,
     ) -> KnowledgeBase:
         body = _clean(name=name, description=description, icon_url=icon_url, settings=settings)
-        return self._run(Call(*endpoint("POST", "/v1/knowledge-bases"), json=body, parse=KnowledgeBase.from_dict))
+        return self._send(endpoint("POST", "/v1/knowledge-bases"), json=body, parse=KnowledgeBase.from_dict)
 
     def list(self) -> List[KnowledgeBase]:
-        return self._run(Call(*endpoint("GET", "/v1/knowledge-bases"), parse=_list_of(KnowledgeBase)))
+        return self._send(endpoint("GET", "/v1/knowledge-bases"), parse=_list_of(KnowledgeBase))
 
     def get(self, id: str) -> KnowledgeBase:
-        call = Call(*endpoint("GET", "/v1/knowledge-bases/{id}"), path={"id": id}, parse=KnowledgeBase.from_dict)
-        return self._run(call)
+        return self._send(endpoint("GET", "/v1/knowledge-bases/{id}"), id=id, parse=KnowledgeBase.from_dict)
 
     def update(self, id: str, **changes: Any) -> KnowledgeBase:
         """Changes name, description, icon_url, status (``active``/``archived``) or settings."""
-        call = Call(
-            *endpoint("PATCH", "/v1/knowledge-bases/{id}"), path={"id": id}, json=changes, parse=KnowledgeBase.from_dict
-        )
-        return self._run(call)
+        route = endpoint("PATCH", "/v1/knowledge-bases/{id}")
+        return self._send(route, id=id, json=changes, parse=KnowledgeBase.from_dict)
 
     def delete(self, id: str) -> None:
-        call = Call(*endpoint("DELETE", "/v1/knowledge-bases/{id}"), path={"id": id}, parse=lambda _: None)
-        return self._run(call)
+        return self._send(endpoint("DELETE", "/v1/knowledge-bases/{id}"), id=id, parse=_nothing)
 
 
 class Evaluations(_Resource):
@@ -226,28 +229,20 @@ class Evaluations(_Resource):
         name: Optional[str] = None,
     ) -> JSON:
         body = _clean(questions=questions, configurations=configurations, k=k, name=name)
-        call = Call(
-            *endpoint("POST", "/v1/knowledge-bases/{id}/evaluations"), path={"id": knowledge_base_id}, json=body
-        )
-        return self._run(call)
+        return self._send(endpoint("POST", "/v1/knowledge-bases/{id}/evaluations"), id=knowledge_base_id, json=body)
 
     def list(self, knowledge_base_id: str) -> List[JSON]:
-        call = Call(
-            *endpoint("GET", "/v1/knowledge-bases/{id}/evaluations"), path={"id": knowledge_base_id}, parse=_data
-        )
-        return self._run(call)
+        return self._send(endpoint("GET", "/v1/knowledge-bases/{id}/evaluations"), id=knowledge_base_id, parse=_data)
 
     def draft(self, knowledge_base_id: str, provider: str, model: str, *, count: Optional[int] = None) -> JSON:
         """Golden questions drafted by your chat model from the knowledge base, to review before
         ``create``: ``{"questions": [...], "log": "..."}``."""
         body = _clean(provider=provider, model=model, count=count)
-        call = Call(
-            *endpoint("POST", "/v1/knowledge-bases/{id}/evaluations/draft"), path={"id": knowledge_base_id}, json=body
-        )
-        return self._run(call)
+        route = endpoint("POST", "/v1/knowledge-bases/{id}/evaluations/draft")
+        return self._send(route, id=knowledge_base_id, json=body)
 
     def get(self, id: str) -> JSON:
-        return self._run(Call(*endpoint("GET", "/v1/evaluations/{id}"), path={"id": id}))
+        return self._send(endpoint("GET", "/v1/evaluations/{id}"), id=id)
 
 
 def _open(file: FileInput, filename: Optional[str]) -> Tuple[str, Any, int]:
@@ -316,7 +311,7 @@ class _DocumentCalls(_Resource):
         return call, reader
 
     def get(self, id: str) -> Document:
-        return self._run(Call(*endpoint("GET", "/v1/documents/{id}"), path={"id": id}, parse=Document.from_dict))
+        return self._send(endpoint("GET", "/v1/documents/{id}"), id=id, parse=Document.from_dict)
 
     def list(
         self,
@@ -328,25 +323,18 @@ class _DocumentCalls(_Resource):
         offset: int = 0,
     ) -> List[Document]:
         params = {"status": status, "include_deleted": include_deleted, "limit": limit, "offset": offset}
-        call = Call(
-            *endpoint("GET", "/v1/knowledge-bases/{id}/documents"),
-            path={"id": knowledge_base_id},
-            params=params,
-            parse=_list_of(Document),
-        )
-        return self._run(call)
+        route = endpoint("GET", "/v1/knowledge-bases/{id}/documents")
+        return self._send(route, id=knowledge_base_id, params=params, parse=_list_of(Document))
 
     def delete(self, id: str) -> None:
         """Moves the document to the trash (restorable until it is purged)."""
-        return self._run(Call(*endpoint("DELETE", "/v1/documents/{id}"), path={"id": id}, parse=lambda _: None))
+        return self._send(endpoint("DELETE", "/v1/documents/{id}"), id=id, parse=_nothing)
 
     def restore(self, id: str) -> Document:
-        call = Call(*endpoint("POST", "/v1/documents/{id}/restore"), path={"id": id}, parse=Document.from_dict)
-        return self._run(call)
+        return self._send(endpoint("POST", "/v1/documents/{id}/restore"), id=id, parse=Document.from_dict)
 
     def chunks(self, id: str) -> List[Chunk]:
-        call = Call(*endpoint("GET", "/v1/documents/{id}/chunks"), path={"id": id}, parse=_list_of(Chunk))
-        return self._run(call)
+        return self._send(endpoint("GET", "/v1/documents/{id}/chunks"), id=id, parse=_list_of(Chunk))
 
     def _file_call(self, id: str) -> Call:
         return Call(*endpoint("GET", "/v1/documents/{id}/file"), path={"id": id})
@@ -362,15 +350,8 @@ def _folder_files(folder: Union[str, os.PathLike], pattern: str) -> List[Path]:
 
 class Documents(_DocumentCalls):
     def upload(
-        self,
-        knowledge_base_id: str,
-        file: FileInput,
-        filename: Optional[str] = None,
-        *,
-        wait: bool = False,
-        timeout: float = 600.0,
-        metadata: Optional[JSON] = None,
-        chunking_config: Optional[JSON] = None,
+        self, knowledge_base_id: str, file: FileInput, filename: Optional[str] = None, *, wait: bool = False,
+        timeout: float = 600.0, metadata: Optional[JSON] = None, chunking_config: Optional[JSON] = None,
         on_progress: Optional[Progress] = None,
     ) -> Document:
         """Uploads a file (a path, or bytes with ``filename``). With ``wait=True``, returns once it
@@ -385,14 +366,8 @@ class Documents(_DocumentCalls):
         return self.wait(document.id, timeout=timeout) if wait else document
 
     def upload_folder(
-        self,
-        knowledge_base_id: str,
-        folder: Union[str, os.PathLike],
-        *,
-        pattern: str = "**/*",
-        wait: bool = False,
-        timeout: float = 600.0,
-        on_progress: Optional[Callable[[int, int, Path], None]] = None,
+        self, knowledge_base_id: str, folder: Union[str, os.PathLike], *, pattern: str = "**/*", wait: bool = False,
+        timeout: float = 600.0, on_progress: Optional[Callable[[int, int, Path], None]] = None,
     ) -> List[Document]:
         """Uploads every file under ``folder`` matching ``pattern``; ``on_progress(done, total,
         path)`` after each file."""
@@ -427,15 +402,8 @@ class Documents(_DocumentCalls):
 
 class AsyncDocuments(_DocumentCalls):
     async def upload(
-        self,
-        knowledge_base_id: str,
-        file: FileInput,
-        filename: Optional[str] = None,
-        *,
-        wait: bool = False,
-        timeout: float = 600.0,
-        metadata: Optional[JSON] = None,
-        chunking_config: Optional[JSON] = None,
+        self, knowledge_base_id: str, file: FileInput, filename: Optional[str] = None, *, wait: bool = False,
+        timeout: float = 600.0, metadata: Optional[JSON] = None, chunking_config: Optional[JSON] = None,
         on_progress: Optional[Progress] = None,
     ) -> Document:
         call, reader = self._upload_call(knowledge_base_id, file, filename, metadata, chunking_config, on_progress)
@@ -454,14 +422,8 @@ class AsyncDocuments(_DocumentCalls):
         return await self.wait(document.id, timeout=timeout) if wait else document
 
     async def upload_folder(
-        self,
-        knowledge_base_id: str,
-        folder: Union[str, os.PathLike],
-        *,
-        pattern: str = "**/*",
-        wait: bool = False,
-        timeout: float = 600.0,
-        on_progress: Optional[Callable[[int, int, Path], None]] = None,
+        self, knowledge_base_id: str, folder: Union[str, os.PathLike], *, pattern: str = "**/*", wait: bool = False,
+        timeout: float = 600.0, on_progress: Optional[Callable[[int, int, Path], None]] = None,
     ) -> List[Document]:
         files = _folder_files(folder, pattern)
         documents = []
@@ -495,7 +457,7 @@ class AsyncDocuments(_DocumentCalls):
 
 class Chunks(_Resource):
     def get(self, id: str) -> Chunk:
-        return self._run(Call(*endpoint("GET", "/v1/chunks/{id}"), path={"id": id}, parse=Chunk.from_dict))
+        return self._send(endpoint("GET", "/v1/chunks/{id}"), id=id, parse=Chunk.from_dict)
 
     def update(
         self,
@@ -508,8 +470,7 @@ class Chunks(_Resource):
         """New text (re-indexed and re-embedded), new metadata, or ``enabled=False`` to keep the
         chunk out of every search."""
         body = _clean(content=content, metadata=metadata, enabled=enabled)
-        call = Call(*endpoint("PATCH", "/v1/chunks/{id}"), path={"id": id}, json=body, parse=Chunk.from_dict)
-        return self._run(call)
+        return self._send(endpoint("PATCH", "/v1/chunks/{id}"), id=id, json=body, parse=Chunk.from_dict)
 
     def add(
         self,
@@ -524,10 +485,8 @@ class Chunks(_Resource):
         """A chunk written by hand, or a Q&A entry (``question`` and ``answer``), found by its
         question (and its answer too with ``match_answer=True``)."""
         body = _clean(content=content, question=question, answer=answer, match_answer=match_answer, metadata=metadata)
-        call = Call(
-            *endpoint("POST", "/v1/documents/{id}/chunks"), path={"id": document_id}, json=body, parse=Chunk.from_dict
-        )
-        return self._run(call)
+        route = endpoint("POST", "/v1/documents/{id}/chunks")
+        return self._send(route, id=document_id, json=body, parse=Chunk.from_dict)
 
 
 class Chunking(_Resource):
@@ -535,13 +494,13 @@ class Chunking(_Resource):
         self, text: str, *, chunking_config: Optional[JSON] = None, knowledge_base_id: Optional[str] = None
     ) -> JSON:
         body = _clean(text=text, chunking_config=chunking_config, knowledge_base_id=knowledge_base_id)
-        return self._run(Call(*endpoint("POST", "/v1/chunking/preview"), json=body))
+        return self._send(endpoint("POST", "/v1/chunking/preview"), json=body)
 
     def from_description(
         self, description: str, *, llm_provider: Optional[str] = None, model: Optional[str] = None
     ) -> JSON:
         body = _clean(description=description, llm_provider=llm_provider, model=model)
-        return self._run(Call(*endpoint("POST", "/v1/chunking/from-description"), json=body))
+        return self._send(endpoint("POST", "/v1/chunking/from-description"), json=body)
 
 
 # ---------------------------------------------------------------------------------- agents
@@ -552,30 +511,28 @@ class _AgentCalls(_Resource):
         """An agent: ``knowledge_base_ids``, ``model_provider`` (``extractive`` by default),
         ``model_name``, ``system_prompt``, ``max_documents`` ... as Lore's AgentSpec."""
         body = {"name": name, **spec}
-        return self._run(Call(*endpoint("POST", "/v1/agents"), json=body, parse=Agent.from_dict))
+        return self._send(endpoint("POST", "/v1/agents"), json=body, parse=Agent.from_dict)
 
     def list(self) -> List[Agent]:
-        return self._run(Call(*endpoint("GET", "/v1/agents"), parse=_list_of(Agent)))
+        return self._send(endpoint("GET", "/v1/agents"), parse=_list_of(Agent))
 
     def get(self, id: str) -> Agent:
-        return self._run(Call(*endpoint("GET", "/v1/agents/{id}"), path={"id": id}, parse=Agent.from_dict))
+        return self._send(endpoint("GET", "/v1/agents/{id}"), id=id, parse=Agent.from_dict)
 
     def update(self, id: str, **changes: Any) -> Agent:
-        call = Call(*endpoint("PATCH", "/v1/agents/{id}"), path={"id": id}, json=changes, parse=Agent.from_dict)
-        return self._run(call)
+        return self._send(endpoint("PATCH", "/v1/agents/{id}"), id=id, json=changes, parse=Agent.from_dict)
 
     def delete(self, id: str) -> None:
-        return self._run(Call(*endpoint("DELETE", "/v1/agents/{id}"), path={"id": id}, parse=lambda _: None))
+        return self._send(endpoint("DELETE", "/v1/agents/{id}"), id=id, parse=_nothing)
 
     def route(self, question: str) -> JSON:
         """Which agent knows the question's domain best."""
-        return self._run(Call(*endpoint("POST", "/v1/agents/route"), json={"question": question}))
+        return self._send(endpoint("POST", "/v1/agents/route"), json={"question": question})
 
     def chat(self, id: str, message: str, *, conversation_id: Optional[str] = None) -> ChatAnswer:
         """An answer with citations; pass the returned ``conversation_id`` to go on."""
         body = _clean(message=message, conversation_id=conversation_id)
-        call = Call(*endpoint("POST", "/v1/agents/{id}/chat"), path={"id": id}, json=body, parse=ChatAnswer.from_dict)
-        return self._run(call)
+        return self._send(endpoint("POST", "/v1/agents/{id}/chat"), id=id, json=body, parse=ChatAnswer.from_dict)
 
     def _stream_call(self, id: str, message: str, conversation_id: Optional[str]) -> Call:
         body = _clean(message=message, conversation_id=conversation_id, stream=True)
@@ -599,19 +556,17 @@ class AsyncAgents(_AgentCalls):
 
 class Conversations(_Resource):
     def list(self, *, agent_id: Optional[str] = None) -> List[Conversation]:
-        call = Call(*endpoint("GET", "/v1/conversations"), params={"agent_id": agent_id}, parse=_list_of(Conversation))
-        return self._run(call)
+        params = {"agent_id": agent_id}
+        return self._send(endpoint("GET", "/v1/conversations"), params=params, parse=_list_of(Conversation))
 
     def get(self, id: str) -> Conversation:
-        call = Call(*endpoint("GET", "/v1/conversations/{id}"), path={"id": id}, parse=Conversation.from_dict)
-        return self._run(call)
+        return self._send(endpoint("GET", "/v1/conversations/{id}"), id=id, parse=Conversation.from_dict)
 
     def messages(self, id: str) -> List[JSON]:
-        return self._run(Call(*endpoint("GET", "/v1/conversations/{id}/messages"), path={"id": id}, parse=_data))
+        return self._send(endpoint("GET", "/v1/conversations/{id}/messages"), id=id, parse=_data)
 
     def delete(self, id: str) -> None:
-        call = Call(*endpoint("DELETE", "/v1/conversations/{id}"), path={"id": id}, parse=lambda _: None)
-        return self._run(call)
+        return self._send(endpoint("DELETE", "/v1/conversations/{id}"), id=id, parse=_nothing)
 
 
 class _CompletionCalls(_Resource):
@@ -653,98 +608,91 @@ class DataSources(_Resource):
         ``auto_sync`` and ``sync_frequency`` may follow."""
         body = {"name": name, "knowledge_base_id": knowledge_base_id, "source_type": source_type, "config": config}
         body.update(more)
-        return self._run(Call(*endpoint("POST", "/v1/data-sources"), json=body, parse=DataSource.from_dict))
+        return self._send(endpoint("POST", "/v1/data-sources"), json=body, parse=DataSource.from_dict)
 
     def list(self) -> List[DataSource]:
-        return self._run(Call(*endpoint("GET", "/v1/data-sources"), parse=_list_of(DataSource)))
+        return self._send(endpoint("GET", "/v1/data-sources"), parse=_list_of(DataSource))
 
     def get(self, id: str) -> DataSource:
-        call = Call(*endpoint("GET", "/v1/data-sources/{id}"), path={"id": id}, parse=DataSource.from_dict)
-        return self._run(call)
+        return self._send(endpoint("GET", "/v1/data-sources/{id}"), id=id, parse=DataSource.from_dict)
 
     def update(self, id: str, **changes: Any) -> DataSource:
-        call = Call(
-            *endpoint("PATCH", "/v1/data-sources/{id}"), path={"id": id}, json=changes, parse=DataSource.from_dict
-        )
-        return self._run(call)
+        return self._send(endpoint("PATCH", "/v1/data-sources/{id}"), id=id, json=changes, parse=DataSource.from_dict)
 
     def delete(self, id: str) -> None:
-        return self._run(Call(*endpoint("DELETE", "/v1/data-sources/{id}"), path={"id": id}, parse=lambda _: None))
+        return self._send(endpoint("DELETE", "/v1/data-sources/{id}"), id=id, parse=_nothing)
 
     def sync(self, id: str) -> SyncRun:
-        call = Call(*endpoint("POST", "/v1/data-sources/{id}/sync"), path={"id": id}, parse=SyncRun.from_dict)
-        return self._run(call)
+        return self._send(endpoint("POST", "/v1/data-sources/{id}/sync"), id=id, parse=SyncRun.from_dict)
 
     def syncs(self, id: str) -> List[SyncRun]:
-        call = Call(*endpoint("GET", "/v1/data-sources/{id}/syncs"), path={"id": id}, parse=_list_of(SyncRun))
-        return self._run(call)
+        return self._send(endpoint("GET", "/v1/data-sources/{id}/syncs"), id=id, parse=_list_of(SyncRun))
 
 
 # ---------------------------------------------------------------------------------- account-wide
+
+
+def _usage_filters(filters: JSON) -> JSON:
+    """The filters as sent: ``from_`` (``from`` being a Python keyword) as ``from``."""
+    if "from_" in filters:
+        filters["from"] = filters.pop("from_")
+    return filters
 
 
 class Usage(_Resource):
     def api(self, **filters: Any) -> JSON:
         """API-key requests: ``api_key_id``, ``from``/``from_``, ``to``, ``status``, ``endpoint``,
         ``limit``, ``offset``."""
-        if "from_" in filters:
-            filters["from"] = filters.pop("from_")
-        return self._run(Call(*endpoint("GET", "/v1/usage/api"), params=filters))
+        return self._send(endpoint("GET", "/v1/usage/api"), params=_usage_filters(filters))
 
     def agents(self, **filters: Any) -> JSON:
-        if "from_" in filters:
-            filters["from"] = filters.pop("from_")
-        return self._run(Call(*endpoint("GET", "/v1/usage/agents"), params=filters))
+        return self._send(endpoint("GET", "/v1/usage/agents"), params=_usage_filters(filters))
 
 
 class Settings(_Resource):
     """The caller's settings: defaults, retention, notifications, provider keys (sealed at rest)."""
 
     def get(self) -> JSON:
-        return self._run(Call(*endpoint("GET", "/v1/config")))
+        return self._send(endpoint("GET", "/v1/config"))
 
     def update(self, **changes: Any) -> JSON:
-        return self._run(Call(*endpoint("PUT", "/v1/config"), json=changes))
+        return self._send(endpoint("PUT", "/v1/config"), json=changes)
 
 
 class FileTypes(_Resource):
     def list(self) -> List[JSON]:
-        return self._run(Call(*endpoint("GET", "/v1/file-types"), parse=_data))
+        return self._send(endpoint("GET", "/v1/file-types"), parse=_data)
 
     def create(self, **spec: Any) -> JSON:
-        return self._run(Call(*endpoint("POST", "/v1/file-types"), json=spec))
+        return self._send(endpoint("POST", "/v1/file-types"), json=spec)
 
     def update(self, id: int, **changes: Any) -> JSON:
-        return self._run(Call(*endpoint("PATCH", "/v1/file-types/{id}"), path={"id": id}, json=changes))
+        return self._send(endpoint("PATCH", "/v1/file-types/{id}"), id=id, json=changes)
 
 
 class Admin(_Resource):
     """Administrators only."""
 
     def users(self, *, limit: int = 100, offset: int = 0) -> List[User]:
-        call = Call(*endpoint("GET", "/v1/admin/users"), params={"limit": limit, "offset": offset}, parse=_list_of(User))
-        return self._run(call)
+        params = {"limit": limit, "offset": offset}
+        return self._send(endpoint("GET", "/v1/admin/users"), params=params, parse=_list_of(User))
 
     def set_user_active(self, id: str, is_active: bool) -> User:
-        call = Call(
-            *endpoint("PATCH", "/v1/admin/users/{id}"), path={"id": id}, json={"is_active": is_active},
-            parse=User.from_dict,
-        )
-        return self._run(call)
+        body = {"is_active": is_active}
+        return self._send(endpoint("PATCH", "/v1/admin/users/{id}"), id=id, json=body, parse=User.from_dict)
 
     def invite(self, *, email: Optional[str] = None, expires_in_hours: Optional[int] = None) -> JSON:
         body = _clean(email=email, expires_in_hours=expires_in_hours)
-        return self._run(Call(*endpoint("POST", "/v1/admin/invitations"), json=body))
+        return self._send(endpoint("POST", "/v1/admin/invitations"), json=body)
 
     def invitations(self) -> List[JSON]:
-        return self._run(Call(*endpoint("GET", "/v1/admin/invitations"), parse=_data))
+        return self._send(endpoint("GET", "/v1/admin/invitations"), parse=_data)
 
     def revoke_invitation(self, id: str) -> None:
-        call = Call(*endpoint("DELETE", "/v1/admin/invitations/{id}"), path={"id": id}, parse=lambda _: None)
-        return self._run(call)
+        return self._send(endpoint("DELETE", "/v1/admin/invitations/{id}"), id=id, parse=_nothing)
 
     def nodes(self) -> List[JSON]:
-        return self._run(Call(*endpoint("GET", "/v1/admin/nodes"), parse=_data))
+        return self._send(endpoint("GET", "/v1/admin/nodes"), parse=_data)
 
     def audit(
         self, *, user_id: Optional[str] = None, action: Optional[str] = None, since: Optional[str] = None,
@@ -752,11 +700,11 @@ class Admin(_Resource):
     ) -> List[JSON]:
         """Everyone's audit log, or the entries concerning ``user_id``, newest first."""
         params = _clean(user_id=user_id, action=action, since=since, before=before, limit=limit)
-        return self._run(Call(*endpoint("GET", "/v1/admin/audit"), params=params, parse=_data))
+        return self._send(endpoint("GET", "/v1/admin/audit"), params=params, parse=_data)
 
     def server(self) -> JSON:
         """The answering node's readiness, queue, disk and the limits it enforces."""
-        return self._run(Call(*endpoint("GET", "/v1/admin/server")))
+        return self._send(endpoint("GET", "/v1/admin/server"))
 
 
 # ---------------------------------------------------------------------------------- clients
@@ -865,14 +813,8 @@ class Lore(_Client):
     ``LORE_BASE_URL`` and ``LORE_API_KEY`` are read when they are not given)."""
 
     def __init__(
-        self,
-        base_url: Optional[str] = None,
-        api_key: Optional[str] = None,
-        *,
-        timeout: float = 120.0,
-        max_retries: int = 2,
-        headers: Optional[Dict[str, str]] = None,
-        http_client: Optional[httpx.Client] = None,
+        self, base_url: Optional[str] = None, api_key: Optional[str] = None, *, timeout: float = 120.0,
+        max_retries: int = 2, headers: Optional[Dict[str, str]] = None, http_client: Optional[httpx.Client] = None,
     ) -> None:
         self.base_url, sent = _connection(base_url, api_key, headers)
         self._http = http_client or httpx.Client(base_url=self.base_url, headers=sent, timeout=timeout)
@@ -892,13 +834,8 @@ class AsyncLore(_Client):
     """The same API for asyncio: every method is awaited, streams are async iterators."""
 
     def __init__(
-        self,
-        base_url: Optional[str] = None,
-        api_key: Optional[str] = None,
-        *,
-        timeout: float = 120.0,
-        max_retries: int = 2,
-        headers: Optional[Dict[str, str]] = None,
+        self, base_url: Optional[str] = None, api_key: Optional[str] = None, *, timeout: float = 120.0,
+        max_retries: int = 2, headers: Optional[Dict[str, str]] = None,
         http_client: Optional[httpx.AsyncClient] = None,
     ) -> None:
         self.base_url, sent = _connection(base_url, api_key, headers)

@@ -6,6 +6,7 @@ mod chat;
 mod common;
 mod crash;
 mod faults;
+mod fulltext;
 mod hostile;
 mod ingest;
 mod load;
@@ -27,6 +28,8 @@ use clap::{Args, Subcommand};
 pub enum BenchCommand {
     /// Ingestion throughput and full-text search latency over HTTP.
     Ingest(IngestArgs),
+    /// Full-text search latency of the embedded store alone (no HTTP), Chinese and English.
+    Fulltext(crate::fulltext::FulltextArgs),
     /// What authentication, rate limiting and usage logging add to a request, under load.
     Api(ApiArgs),
     /// Fuzz the parsers with mutated sample files of every format for a time budget.
@@ -168,6 +171,7 @@ pub async fn run(command: BenchCommand) -> anyhow::Result<()> {
         BenchCommand::Embed(args) => tokio::task::spawn_blocking(move || crate::vectors::embed(args)).await?,
         BenchCommand::Chat(args) => crate::chat::chat(args).await,
         BenchCommand::Sync(args) => crate::sync::sync(args).await,
+        BenchCommand::Fulltext(args) => crate::fulltext::fulltext(args).await,
         BenchCommand::Load(args) => crate::load::load(args).await,
         BenchCommand::Crash(args) => crate::crash::crash(args).await,
         BenchCommand::Faults(args) => crate::faults::faults(args).await,

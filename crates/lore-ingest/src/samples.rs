@@ -104,7 +104,7 @@ fn pdf_raw(pages: &[&str], template: &str) -> Vec<u8> {
 }
 
 /// A PDF file of these objects, numbered from 1 (the first the catalogue), with its cross-reference table.
-pub(crate) fn pdf_from_objects(objects: &[Vec<u8>]) -> Vec<u8> {
+pub fn pdf_from_objects(objects: &[Vec<u8>]) -> Vec<u8> {
     let mut out = b"%PDF-1.4\n".to_vec();
     let mut offsets = Vec::new();
     for (i, o) in objects.iter().enumerate() {

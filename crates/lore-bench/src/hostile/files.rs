@@ -304,8 +304,6 @@ pub(crate) const FILE_KINDS: &[&str] = &[
 
 /// A one-page PDF whose content stream is `stream` (zlib, FlateDecode).
 pub(crate) fn pdf_with_stream(stream: &[u8], tag: &str) -> Vec<u8> {
-    let mut out = b"%PDF-1.4\n".to_vec();
-    let mut offsets = Vec::new();
     let objects: Vec<Vec<u8>> = vec![
         format!("<< /Type /Catalog /Pages 2 0 R /Lang ({tag}) >>").into_bytes(),
         b"<< /Type /Pages /Kids [4 0 R] /Count 1 >>".to_vec(),
@@ -319,19 +317,5 @@ pub(crate) fn pdf_with_stream(stream: &[u8], tag: &str) -> Vec<u8> {
             o
         },
     ];
-    for (i, o) in objects.iter().enumerate() {
-        offsets.push(out.len());
-        out.extend(format!("{} 0 obj\n", i + 1).into_bytes());
-        out.extend_from_slice(o);
-        out.extend_from_slice(b"\nendobj\n");
-    }
-    let xref = out.len();
-    out.extend(format!("xref\n0 {}\n0000000000 65535 f \n", objects.len() + 1).into_bytes());
-    for off in offsets {
-        out.extend(format!("{off:010} 00000 n \n").into_bytes());
-    }
-    out.extend(
-        format!("trailer\n<< /Size {} /Root 1 0 R >>\nstartxref\n{xref}\n%%EOF\n", objects.len() + 1).into_bytes(),
-    );
-    out
+    lore_ingest::samples::pdf_from_objects(&objects)
 }
