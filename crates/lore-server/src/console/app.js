@@ -7,217 +7,343 @@
 
 // ---------------------------------------------------------------------------------- strings
 
+// Every string of the console, in the languages of LANGS: [English, Chinese]. t() shows the one in
+// the console's language (English where the language has none), with {0}, {1} … filled in.
+const LANGS = ['en', 'zh'];
 const STRINGS = {
-  en: {
-    switch_lang: '中文', switch_lang_label: 'Switch the console to Chinese',
-    skip: 'Skip to content', loading: 'Loading…', save: 'Save', saved: 'Saved',
-    create: 'Create', delete: 'Delete', restore: 'Restore', none: 'None',
-    confirm_delete: 'Delete “{0}”?', error_prefix: 'Error', optional: 'optional', any: 'Any',
-    nav_kbs: 'Knowledge bases', nav_search: 'Search', nav_agents: 'Agents', nav_keys: 'API keys',
-    nav_usage: 'Usage', nav_sources: 'Data sources', nav_notifications: 'Notifications', nav_settings: 'Settings',
-    nav_audit: 'Audit log', audit_title: 'Audit log', audit_hint: 'Security-relevant changes to your account and data: sign-ins, keys, settings, deletions. Entries cannot be changed.',
-    audit_everyone: 'Everyone (administrators)', audit_user: 'User id', audit_action: 'Action', audit_all: 'all', audit_since: 'Since',
-    audit_when: 'When', audit_actor: 'Who', audit_target: 'Target', audit_address: 'Address', audit_request: 'Request',
-    audit_details: 'Details', audit_empty: 'No entries.', audit_older: 'Older entries', audit_filter: 'Filter',
-    nav_admin: 'Administration', admin_title: 'Administration', admin_server: 'This server', admin_ready: 'ready',
-    admin_not_ready: 'not ready', admin_version: 'Version', admin_node: 'Node', admin_database: 'Database',
-    admin_blobs: 'Uploads', admin_queue: 'Queued jobs', admin_free: 'Free disk', admin_limits: 'Limits',
-    admin_nodes: 'Nodes', admin_users: 'Users', admin_email: 'Email', admin_role: 'Role', admin_admin: 'administrator',
-    admin_member: 'member', admin_deactivate: 'Deactivate', admin_reactivate: 'Reactivate', admin_inactive: 'inactive',
-    admin_invitations: 'Invitations', admin_invite: 'Invite', admin_invite_email: 'Email (optional)',
-    admin_invitation_token: 'Invitation token (shown once): {0}', admin_expires: 'Expires', admin_revoke: 'Revoke',
-    admin_file_types: 'File types', admin_extensions: 'Extensions', admin_category: 'Category',
-    admin_active: 'Active', admin_save: 'Save', admin_heartbeat: 'Last heartbeat',
-    sign_in: 'Sign in', sign_up: 'Create an account', sign_out: 'Sign out', username: 'Username',
-    username_or_email: 'Username or email', email: 'Email', password: 'Password', full_name: 'Full name',
-    no_account: 'No account yet?', have_account: 'Already have an account?', signed_in_as: 'Signed in as {0}',
-    invitation: 'Invitation', invitation_hint: 'The token an administrator gave you (not needed for the first account)',
-    kbs_title: 'Knowledge bases', kb_new: 'New knowledge base', name: 'Name', description: 'Description',
-    status: 'Status', documents: 'Documents', chunks: 'Chunks', size: 'Size', updated: 'Updated',
-    kbs_empty: 'No knowledge bases yet. Create one to upload documents.',
-    tab_documents: 'Documents', tab_settings: 'Settings', tab_qa: 'Q&A', tab_evaluations: 'Evaluations', open_search: 'Search this knowledge base',
-    eval_new: 'New evaluation', eval_questions: 'Golden questions, one a line: question | text the answer contains',
-    eval_modes: 'Configurations', eval_run: 'Run', eval_runs: 'Runs', eval_name: 'Name', eval_status: 'Status',
-    eval_config: 'Configuration', eval_empty: 'No evaluation yet.', eval_chart: 'hit@k, MRR and nDCG@10 by configuration',
-    eval_started: 'Evaluation started', eval_bad_line: 'Line {0} needs "question | expected text"',
-    qa_question: 'Question', qa_answer: 'Answer', qa_empty: 'No Q&A entries yet: import a table or add one below.',
-    qa_filter: 'Filter entries', qa_import: 'Import a table (CSV, TSV, XLSX, XLS, ODS)', qa_import_hint: 'Columns headed question and answer (问题 and 答案 work too).',
-    qa_match_answer: 'Also match the answer', qa_imported: 'Importing {0}…', qa_add: 'Add an entry', qa_added: 'Entry added',
-    qa_collection: 'Add to', qa_new_collection: 'a new Q&A list', qa_count: '{0} entries', qa_upload: 'Import',
-    qg_title: 'Questions per chunk', qg_off: 'off', qg_count: 'Questions per chunk',
-    qg_hint: 'Your chat model writes the questions each new chunk answers; search finds the chunk by them too. Uses your provider key (Settings) and costs tokens.',
-    drop_here: 'Drop files here, or choose them', choose_files: 'Files to upload',
-    uploading: 'Uploading {0}%', queued: 'Queued', processing: 'Processing {0}%', completed_chunks: 'Completed, chunks: {0}',
-    duplicate: 'Already in this knowledge base: the existing document is kept', failed: 'Failed',
-    show_deleted: 'Show deleted documents', file: 'File', created: 'Created',
-    docs_empty: 'No documents yet.', deleted: 'deleted',
-    archive: 'Archive', unarchive: 'Reactivate', delete_kb: 'Delete this knowledge base',
-    chunking: 'Chunking', chunking_describe: 'Describe how to split, in your own words',
-    chunking_describe_hint: 'For example: “split by paragraph, at most 500 characters” or “按段落切分，每块不超过500字”.',
-    generate: 'Generate the configuration', understood: 'Understood: {0}', chunking_config: 'Chunking configuration (JSON)',
-    chunking_default: 'Leave empty for the default', preview: 'Live preview', preview_text: 'Sample text to preview',
-    preview_count: 'Chunks: {0}', chunk_n: 'Chunk {0}', size_unit: '{0} {1}',
-    embedding: 'Embedding model', provider: 'Provider', model: 'Model', dimensions: 'Dimensions',
-    embedding_hint: 'Changing the model re-embeds the knowledge base in the background; search keeps answering meanwhile.',
-    search_defaults: 'Search defaults', mode: 'Mode', top_k: 'Results (top k)', threshold: 'Similarity threshold',
-    invalid_json: '{0} is not valid JSON', file_type: 'Type', processed: 'Processed',
-    processing_log: 'Processing log', parent_of: 'Parent chunk with {0} children', child: 'child',
-    chunk_edit: 'Edit', chunk_save: 'Save', chunk_cancel: 'Cancel', chunk_disable: 'Disable', chunk_enable: 'Enable',
-    chunk_disabled: 'disabled: no search returns it', chunk_edited: 'edited by hand', chunk_add: 'Add a chunk',
-    chunk_text: 'Chunk text', chunk_saved: 'Chunk saved and re-indexed', chunk_added: 'Chunk added',
-    search_title: 'Search playground', query: 'Query', knowledge_bases: 'Knowledge bases',
-    target: 'Compare with', target_content: 'content', target_summary: 'summary', target_both: 'both',
-    search_go: 'Search', results_count: '{0} results in {1} ms (server {2} ms)', no_results: 'No results.',
-    score: 'score {0}', vector_score: 'vector {0}', fulltext_score: 'full text {0}',
-    agents_title: 'Agents', agent_new: 'New agent', agent_edit: 'Agent settings', agents_empty: 'No agents yet.',
-    agent_type: 'Type', model_provider: 'Model provider', model_name: 'Model name',
-    model_parameters: 'Model parameters (JSON)', conversation_mode: 'Conversation mode',
-    single_turn: 'single turn', multi_turn: 'multi turn', context_window: 'Context window (messages)',
-    memory_days: 'Memory retention (days)', system_prompt: 'System prompt', user_prompt_template: 'User prompt template',
-    max_documents: 'Passages per answer', rate_hour: 'Rate limit per hour', rate_day: 'Rate limit per day',
-    domain_keywords: 'Domain keywords (comma separated)', expertise: 'Expertise areas (comma separated)',
-    active: 'Active', data_sources: 'Data sources', file_types: 'File types', chat: 'Chat',
-    new_conversation: 'New conversation', conversation: 'Conversation', message: 'Your message', send: 'Send',
-    sources_cited: 'Sources', page_n: 'p. {0}', pages_n: 'pp. {0}–{1}', cited_region: 'Where the cited passage stands',
-    open_page: 'Open the original at page {0}', thinking: 'Answering…', save_agent_first: 'Save the agent to chat with it.',
-    extractive_note: 'No language model: the answer quotes the passages.',
-    keys_title: 'API keys', key_new: 'New API key', scopes: 'Scopes', knowledge_base: 'Knowledge base',
-    expires_days: 'Expires in (days)', rate_limit: 'Requests per minute', daily_quota: 'Daily quota',
-    monthly_quota: 'Monthly quota', allowed_ips: 'Allowed IP addresses or networks (comma separated)',
-    allowed_origins: 'Allowed origins (comma separated)', key_once: 'Copy this key now. It is shown only once.',
-    copy: 'Copy', copied: 'Copied', key: 'Key', usage_today: 'Today', usage_month: 'This month', expires: 'Expires',
-    last_used: 'Last used', revoke: 'Revoke', revoked: 'revoked', expired: 'expired', keys_empty: 'No API keys yet.',
-    never: 'never', confirm_revoke: 'Revoke the key “{0}”? Applications using it stop working at once.',
-    usage_title: 'Usage', range: 'Period', last_days: 'Last {0} days', api_calls: 'API calls per day',
-    agent_tokens: 'Agent tokens per day', agent_cost: 'Agent cost per day (USD)', total: 'Total: {0}',
-    day: 'Day', value: 'Value', chart_data: 'Data as a table', no_data: 'No data in this period.',
-    sources_title: 'Data sources', source_new: 'New data source (local folder)', folder: 'Folder path on the server',
-    include: 'Include globs (comma separated)', exclude: 'Exclude globs (comma separated)', auto_sync: 'Sync automatically',
-    frequency: 'Every (minutes)', last_sync: 'Last sync', sync_now: 'Sync now', history: 'History',
-    sync_started: 'Sync started', added: 'Added', updated_n: 'Updated', removed: 'Removed', sources_empty: 'No data sources yet.',
-    notifications_title: 'Notifications', notifications_empty: 'Nothing to report.',
-    settings_title: 'Settings', retention: 'Retention', doc_retention: 'Delete documents after (days)',
-    conv_retention: 'Delete conversations after (days)', defaults: 'Defaults', chunk_size: 'Chunk size',
-    chunk_overlap: 'Chunk overlap', max_results: 'Maximum search results', default_model: 'Default embedding model',
-    notify_switches: 'Notifications', sync_notifications: 'Tell me when a sync changes something',
-    error_notifications: 'Tell me when something fails', providers: 'Model providers',
-    provider_key: '{0} API key', provider_url: '{0} base URL', key_stored: 'stored: {0}',
-    key_keep: 'leave empty to keep', webhook: 'Webhook', webhook_url: 'Webhook URL', webhook_secret: 'Webhook secret',
-    change_password: 'Change password', current_password: 'Current password', new_password: 'New password',
-    password_changed: 'Password changed', sign_out_all: 'Sign out everywhere',
-    not_found: 'Not found', back: 'Back', original_file: 'Original file', original_of: 'Original file of {0}',
-    st_pending: 'pending', st_processing: 'processing', st_completed: 'completed', st_failed: 'failed',
-    st_active: 'active', st_archived: 'archived', st_syncing: 'syncing', st_paused: 'paused', st_error: 'error',
-    st_running: 'running',
-  },
-  zh: {
-    switch_lang: 'English', switch_lang_label: '切换到英文界面',
-    skip: '跳到正文', loading: '加载中…', save: '保存', saved: '已保存',
-    create: '创建', delete: '删除', restore: '恢复', none: '无',
-    confirm_delete: '删除“{0}”？', error_prefix: '错误', optional: '可选', any: '任意',
-    nav_kbs: '知识库', nav_search: '搜索', nav_agents: '智能体', nav_keys: 'API 密钥',
-    nav_usage: '用量', nav_sources: '数据源', nav_notifications: '通知', nav_settings: '设置',
-    nav_audit: '审计日志', audit_title: '审计日志', audit_hint: '与你的账户和数据有关的安全变更：登录、密钥、设置、删除。条目不可更改。',
-    audit_everyone: '所有人（管理员）', audit_user: '用户 ID', audit_action: '操作', audit_all: '全部', audit_since: '起始日期',
-    audit_when: '时间', audit_actor: '操作者', audit_target: '对象', audit_address: '地址', audit_request: '请求',
-    audit_details: '详情', audit_empty: '没有条目。', audit_older: '更早的条目', audit_filter: '筛选',
-    nav_admin: '管理', admin_title: '管理', admin_server: '本服务器', admin_ready: '就绪', admin_not_ready: '未就绪',
-    admin_version: '版本', admin_node: '节点', admin_database: '数据库', admin_blobs: '上传文件', admin_queue: '排队任务',
-    admin_free: '剩余磁盘', admin_limits: '限制', admin_nodes: '节点', admin_users: '用户', admin_email: '邮箱',
-    admin_role: '角色', admin_admin: '管理员', admin_member: '成员', admin_deactivate: '停用', admin_reactivate: '恢复',
-    admin_inactive: '已停用', admin_invitations: '邀请', admin_invite: '邀请', admin_invite_email: '邮箱（可选）',
-    admin_invitation_token: '邀请码（仅显示一次）：{0}', admin_expires: '过期时间', admin_revoke: '撤销',
-    admin_file_types: '文件类型', admin_extensions: '扩展名', admin_category: '类别', admin_active: '启用',
-    admin_save: '保存', admin_heartbeat: '最近心跳',
-    sign_in: '登录', sign_up: '注册账号', sign_out: '退出登录', username: '用户名',
-    username_or_email: '用户名或邮箱', email: '邮箱', password: '密码', full_name: '姓名',
-    no_account: '还没有账号？', have_account: '已有账号？', signed_in_as: '已登录：{0}',
-    invitation: '邀请码', invitation_hint: '管理员发给你的邀请码（第一个账号无需填写）',
-    kbs_title: '知识库', kb_new: '新建知识库', name: '名称', description: '描述',
-    status: '状态', documents: '文档', chunks: '分块', size: '大小', updated: '更新时间',
-    kbs_empty: '还没有知识库。新建一个即可上传文档。',
-    tab_documents: '文档', tab_settings: '设置', tab_qa: '问答', tab_evaluations: '评测', open_search: '在此知识库中搜索',
-    eval_new: '新建评测', eval_questions: '标准问题，每行一条：问题 | 答案中包含的文字',
-    eval_modes: '配置', eval_run: '运行', eval_runs: '评测记录', eval_name: '名称', eval_status: '状态',
-    eval_config: '配置', eval_empty: '还没有评测。', eval_chart: '各配置的 hit@k、MRR 与 nDCG@10',
-    eval_started: '评测已开始', eval_bad_line: '第 {0} 行需要“问题 | 期望文字”',
-    qa_question: '问题', qa_answer: '答案', qa_empty: '还没有问答条目：导入表格或在下方添加。',
-    qa_filter: '筛选条目', qa_import: '导入表格（CSV、TSV、XLSX、XLS、ODS）', qa_import_hint: '表头为“问题”和“答案”（question、answer 也可以）。',
-    qa_match_answer: '同时匹配答案', qa_imported: '正在导入 {0}…', qa_add: '添加条目', qa_added: '条目已添加',
-    qa_collection: '添加到', qa_new_collection: '新的问答列表', qa_count: '{0} 条', qa_upload: '导入',
-    qg_title: '为分块生成问题', qg_off: '关闭', qg_count: '每个分块的问题数',
-    qg_hint: '由你的对话模型为每个新分块写出它能回答的问题，搜索也会通过这些问题找到分块。使用你在设置中的服务商密钥，会消耗 token。',
-    drop_here: '把文件拖到这里，或点击选择', choose_files: '要上传的文件',
-    uploading: '上传中 {0}%', queued: '排队中', processing: '处理中 {0}%', completed_chunks: '已完成，分块数：{0}',
-    duplicate: '知识库中已有相同文档，保留原文档', failed: '失败',
-    show_deleted: '显示已删除的文档', file: '文件', created: '创建时间',
-    docs_empty: '还没有文档。', deleted: '已删除',
-    archive: '归档', unarchive: '重新启用', delete_kb: '删除此知识库',
-    chunking: '分块', chunking_describe: '用自己的话描述如何切分',
-    chunking_describe_hint: '例如：“按段落切分，每块不超过500字”或“split by paragraph, at most 500 characters”。',
-    generate: '生成配置', understood: '理解为：{0}', chunking_config: '分块配置（JSON）',
-    chunking_default: '留空则使用默认配置', preview: '实时预览', preview_text: '用于预览的示例文本',
-    preview_count: '{0} 个分块', chunk_n: '分块 {0}', size_unit: '{0} {1}',
-    embedding: '向量模型', provider: '提供方', model: '模型', dimensions: '维度',
-    embedding_hint: '更换模型后会在后台重新向量化，期间搜索照常可用。',
-    search_defaults: '搜索默认值', mode: '模式', top_k: '结果数（top k）', threshold: '相似度阈值',
-    invalid_json: '{0} 不是有效的 JSON', file_type: '类型', processed: '处理时间',
-    processing_log: '处理日志', parent_of: '父分块，含 {0} 个子分块', child: '子分块',
-    chunk_edit: '编辑', chunk_save: '保存', chunk_cancel: '取消', chunk_disable: '停用', chunk_enable: '启用',
-    chunk_disabled: '已停用：不会出现在搜索结果中', chunk_edited: '已手工编辑', chunk_add: '添加分块',
-    chunk_text: '分块内容', chunk_saved: '分块已保存并重新索引', chunk_added: '分块已添加',
-    search_title: '搜索测试台', query: '查询', knowledge_bases: '知识库',
-    target: '比对对象', target_content: '正文', target_summary: '摘要', target_both: '两者',
-    search_go: '搜索', results_count: '{0} 条结果，用时 {1} 毫秒（服务端 {2} 毫秒）', no_results: '没有结果。',
-    score: '得分 {0}', vector_score: '向量 {0}', fulltext_score: '全文 {0}',
-    agents_title: '智能体', agent_new: '新建智能体', agent_edit: '智能体设置', agents_empty: '还没有智能体。',
-    agent_type: '类型', model_provider: '模型提供方', model_name: '模型名称',
-    model_parameters: '模型参数（JSON）', conversation_mode: '对话模式',
-    single_turn: '单轮', multi_turn: '多轮', context_window: '上下文窗口（消息数）',
-    memory_days: '记忆保留（天）', system_prompt: '系统提示词', user_prompt_template: '用户提示词模板',
-    max_documents: '每次回答引用的段落数', rate_hour: '每小时调用上限', rate_day: '每天调用上限',
-    domain_keywords: '领域关键词（逗号分隔）', expertise: '专长领域（逗号分隔）',
-    active: '启用', data_sources: '数据源', file_types: '文件类型', chat: '对话',
-    new_conversation: '新对话', conversation: '对话', message: '你的消息', send: '发送',
-    sources_cited: '来源', page_n: '第 {0} 页', pages_n: '第 {0}–{1} 页', cited_region: '引用内容在原文中的位置',
-    open_page: '在原文第 {0} 页打开', thinking: '正在回答…', save_agent_first: '保存智能体后即可对话。',
-    extractive_note: '未配置语言模型：回答直接引用原文段落。',
-    keys_title: 'API 密钥', key_new: '新建 API 密钥', scopes: '权限范围', knowledge_base: '知识库',
-    expires_days: '有效期（天）', rate_limit: '每分钟请求数', daily_quota: '每日配额',
-    monthly_quota: '每月配额', allowed_ips: '允许的 IP 或网段（逗号分隔）',
-    allowed_origins: '允许的来源（逗号分隔）', key_once: '请立即复制此密钥，它只显示这一次。',
-    copy: '复制', copied: '已复制', key: '密钥', usage_today: '今日', usage_month: '本月', expires: '过期时间',
-    last_used: '最近使用', revoke: '吊销', revoked: '已吊销', expired: '已过期', keys_empty: '还没有 API 密钥。',
-    never: '从未', confirm_revoke: '吊销密钥“{0}”？使用它的应用会立即失效。',
-    usage_title: '用量', range: '时间范围', last_days: '最近 {0} 天', api_calls: '每日 API 调用',
-    agent_tokens: '智能体每日 token 数', agent_cost: '智能体每日费用（美元）', total: '合计：{0}',
-    day: '日期', value: '数值', chart_data: '以表格查看数据', no_data: '此期间没有数据。',
-    sources_title: '数据源', source_new: '新建数据源（本地文件夹）', folder: '服务器上的文件夹路径',
-    include: '包含的通配符（逗号分隔）', exclude: '排除的通配符（逗号分隔）', auto_sync: '自动同步',
-    frequency: '间隔（分钟）', last_sync: '上次同步', sync_now: '立即同步', history: '同步历史',
-    sync_started: '已开始同步', added: '新增', updated_n: '更新', removed: '移除', sources_empty: '还没有数据源。',
-    notifications_title: '通知', notifications_empty: '暂无通知。',
-    settings_title: '设置', retention: '保留期限', doc_retention: '文档保留（天）',
-    conv_retention: '对话保留（天）', defaults: '默认值', chunk_size: '分块大小',
-    chunk_overlap: '分块重叠', max_results: '最多搜索结果数', default_model: '默认向量模型',
-    notify_switches: '通知', sync_notifications: '同步有变化时通知我',
-    error_notifications: '出错时通知我', providers: '模型提供方',
-    provider_key: '{0} API 密钥', provider_url: '{0} 接口地址', key_stored: '已保存：{0}',
-    key_keep: '留空则不修改', webhook: 'Webhook', webhook_url: 'Webhook 地址', webhook_secret: 'Webhook 密钥',
-    change_password: '修改密码', current_password: '当前密码', new_password: '新密码',
-    password_changed: '密码已修改', sign_out_all: '退出所有设备',
-    not_found: '未找到', back: '返回', original_file: '原始文件', original_of: '{0} 的原始文件',
-    st_pending: '排队中', st_processing: '处理中', st_completed: '已完成', st_failed: '失败',
-    st_active: '正常', st_archived: '已归档', st_syncing: '同步中', st_paused: '已暂停', st_error: '出错',
-    st_running: '进行中',
-  },
+  switch_lang: ['中文', 'English'],
+  switch_lang_label: ['Switch the console to Chinese', '切换到英文界面'],
+  skip: ['Skip to content', '跳到正文'],
+  loading: ['Loading…', '加载中…'],
+  save: ['Save', '保存'],
+  saved: ['Saved', '已保存'],
+  create: ['Create', '创建'],
+  delete: ['Delete', '删除'],
+  restore: ['Restore', '恢复'],
+  none: ['None', '无'],
+  confirm_delete: ['Delete “{0}”?', '删除“{0}”？'],
+  error_prefix: ['Error', '错误'],
+  optional: ['optional', '可选'],
+  any: ['Any', '任意'],
+  nav_kbs: ['Knowledge bases', '知识库'],
+  nav_search: ['Search', '搜索'],
+  nav_agents: ['Agents', '智能体'],
+  nav_keys: ['API keys', 'API 密钥'],
+  nav_usage: ['Usage', '用量'],
+  nav_sources: ['Data sources', '数据源'],
+  nav_notifications: ['Notifications', '通知'],
+  nav_settings: ['Settings', '设置'],
+  nav_audit: ['Audit log', '审计日志'],
+  audit_title: ['Audit log', '审计日志'],
+  audit_hint: ['Security-relevant changes to your account and data: sign-ins, keys, settings, deletions. Entries cannot be changed.', '与你的账户和数据有关的安全变更：登录、密钥、设置、删除。条目不可更改。'],
+  audit_everyone: ['Everyone (administrators)', '所有人（管理员）'],
+  audit_user: ['User id', '用户 ID'],
+  audit_action: ['Action', '操作'],
+  audit_all: ['all', '全部'],
+  audit_since: ['Since', '起始日期'],
+  audit_when: ['When', '时间'],
+  audit_actor: ['Who', '操作者'],
+  audit_target: ['Target', '对象'],
+  audit_address: ['Address', '地址'],
+  audit_request: ['Request', '请求'],
+  audit_details: ['Details', '详情'],
+  audit_empty: ['No entries.', '没有条目。'],
+  audit_older: ['Older entries', '更早的条目'],
+  audit_filter: ['Filter', '筛选'],
+  nav_admin: ['Administration', '管理'],
+  admin_title: ['Administration', '管理'],
+  admin_server: ['This server', '本服务器'],
+  admin_ready: ['ready', '就绪'],
+  admin_not_ready: ['not ready', '未就绪'],
+  admin_version: ['Version', '版本'],
+  admin_node: ['Node', '节点'],
+  admin_database: ['Database', '数据库'],
+  admin_blobs: ['Uploads', '上传文件'],
+  admin_queue: ['Queued jobs', '排队任务'],
+  admin_free: ['Free disk', '剩余磁盘'],
+  admin_limits: ['Limits', '限制'],
+  admin_nodes: ['Nodes', '节点'],
+  admin_users: ['Users', '用户'],
+  admin_email: ['Email', '邮箱'],
+  admin_role: ['Role', '角色'],
+  admin_admin: ['administrator', '管理员'],
+  admin_member: ['member', '成员'],
+  admin_deactivate: ['Deactivate', '停用'],
+  admin_reactivate: ['Reactivate', '恢复'],
+  admin_inactive: ['inactive', '已停用'],
+  admin_invitations: ['Invitations', '邀请'],
+  admin_invite: ['Invite', '邀请'],
+  admin_invite_email: ['Email (optional)', '邮箱（可选）'],
+  admin_invitation_token: ['Invitation token (shown once): {0}', '邀请码（仅显示一次）：{0}'],
+  admin_expires: ['Expires', '过期时间'],
+  admin_revoke: ['Revoke', '撤销'],
+  admin_file_types: ['File types', '文件类型'],
+  admin_extensions: ['Extensions', '扩展名'],
+  admin_category: ['Category', '类别'],
+  admin_active: ['Active', '启用'],
+  admin_save: ['Save', '保存'],
+  admin_heartbeat: ['Last heartbeat', '最近心跳'],
+  sign_in: ['Sign in', '登录'],
+  sign_up: ['Create an account', '注册账号'],
+  sign_out: ['Sign out', '退出登录'],
+  username: ['Username', '用户名'],
+  username_or_email: ['Username or email', '用户名或邮箱'],
+  email: ['Email', '邮箱'],
+  password: ['Password', '密码'],
+  full_name: ['Full name', '姓名'],
+  no_account: ['No account yet?', '还没有账号？'],
+  have_account: ['Already have an account?', '已有账号？'],
+  signed_in_as: ['Signed in as {0}', '已登录：{0}'],
+  invitation: ['Invitation', '邀请码'],
+  invitation_hint: ['The token an administrator gave you (not needed for the first account)', '管理员发给你的邀请码（第一个账号无需填写）'],
+  kbs_title: ['Knowledge bases', '知识库'],
+  kb_new: ['New knowledge base', '新建知识库'],
+  name: ['Name', '名称'],
+  description: ['Description', '描述'],
+  status: ['Status', '状态'],
+  documents: ['Documents', '文档'],
+  chunks: ['Chunks', '分块'],
+  size: ['Size', '大小'],
+  updated: ['Updated', '更新时间'],
+  kbs_empty: ['No knowledge bases yet. Create one to upload documents.', '还没有知识库。新建一个即可上传文档。'],
+  tab_documents: ['Documents', '文档'],
+  tab_settings: ['Settings', '设置'],
+  tab_qa: ['Q&A', '问答'],
+  tab_evaluations: ['Evaluations', '评测'],
+  open_search: ['Search this knowledge base', '在此知识库中搜索'],
+  eval_new: ['New evaluation', '新建评测'],
+  eval_questions: ['Golden questions, one a line: question | text the answer contains', '标准问题，每行一条：问题 | 答案中包含的文字'],
+  eval_modes: ['Configurations', '配置'],
+  eval_run: ['Run', '运行'],
+  eval_runs: ['Runs', '评测记录'],
+  eval_name: ['Name', '名称'],
+  eval_status: ['Status', '状态'],
+  eval_config: ['Configuration', '配置'],
+  eval_empty: ['No evaluation yet.', '还没有评测。'],
+  eval_chart: ['hit@k, MRR and nDCG@10 by configuration', '各配置的 hit@k、MRR 与 nDCG@10'],
+  eval_started: ['Evaluation started', '评测已开始'],
+  eval_bad_line: ['Line {0} needs "question | expected text"', '第 {0} 行需要“问题 | 期望文字”'],
+  qa_question: ['Question', '问题'],
+  qa_answer: ['Answer', '答案'],
+  qa_empty: ['No Q&A entries yet: import a table or add one below.', '还没有问答条目：导入表格或在下方添加。'],
+  qa_filter: ['Filter entries', '筛选条目'],
+  qa_import: ['Import a table (CSV, TSV, XLSX, XLS, ODS)', '导入表格（CSV、TSV、XLSX、XLS、ODS）'],
+  qa_import_hint: ['Columns headed question and answer (问题 and 答案 work too).', '表头为“问题”和“答案”（question、answer 也可以）。'],
+  qa_match_answer: ['Also match the answer', '同时匹配答案'],
+  qa_imported: ['Importing {0}…', '正在导入 {0}…'],
+  qa_add: ['Add an entry', '添加条目'],
+  qa_added: ['Entry added', '条目已添加'],
+  qa_collection: ['Add to', '添加到'],
+  qa_new_collection: ['a new Q&A list', '新的问答列表'],
+  qa_count: ['{0} entries', '{0} 条'],
+  qa_upload: ['Import', '导入'],
+  qg_title: ['Questions per chunk', '为分块生成问题'],
+  qg_off: ['off', '关闭'],
+  qg_count: ['Questions per chunk', '每个分块的问题数'],
+  qg_hint: ['Your chat model writes the questions each new chunk answers; search finds the chunk by them too. Uses your provider key (Settings) and costs tokens.', '由你的对话模型为每个新分块写出它能回答的问题，搜索也会通过这些问题找到分块。使用你在设置中的服务商密钥，会消耗 token。'],
+  drop_here: ['Drop files here, or choose them', '把文件拖到这里，或点击选择'],
+  choose_files: ['Files to upload', '要上传的文件'],
+  uploading: ['Uploading {0}%', '上传中 {0}%'],
+  queued: ['Queued', '排队中'],
+  processing: ['Processing {0}%', '处理中 {0}%'],
+  completed_chunks: ['Completed, chunks: {0}', '已完成，分块数：{0}'],
+  duplicate: ['Already in this knowledge base: the existing document is kept', '知识库中已有相同文档，保留原文档'],
+  failed: ['Failed', '失败'],
+  show_deleted: ['Show deleted documents', '显示已删除的文档'],
+  file: ['File', '文件'],
+  created: ['Created', '创建时间'],
+  docs_empty: ['No documents yet.', '还没有文档。'],
+  deleted: ['deleted', '已删除'],
+  archive: ['Archive', '归档'],
+  unarchive: ['Reactivate', '重新启用'],
+  delete_kb: ['Delete this knowledge base', '删除此知识库'],
+  chunking: ['Chunking', '分块'],
+  chunking_describe: ['Describe how to split, in your own words', '用自己的话描述如何切分'],
+  chunking_describe_hint: ['For example: “split by paragraph, at most 500 characters” or “按段落切分，每块不超过500字”.', '例如：“按段落切分，每块不超过500字”或“split by paragraph, at most 500 characters”。'],
+  generate: ['Generate the configuration', '生成配置'],
+  understood: ['Understood: {0}', '理解为：{0}'],
+  chunking_config: ['Chunking configuration (JSON)', '分块配置（JSON）'],
+  chunking_default: ['Leave empty for the default', '留空则使用默认配置'],
+  preview: ['Live preview', '实时预览'],
+  preview_text: ['Sample text to preview', '用于预览的示例文本'],
+  preview_count: ['Chunks: {0}', '{0} 个分块'],
+  chunk_n: ['Chunk {0}', '分块 {0}'],
+  size_unit: ['{0} {1}', '{0} {1}'],
+  embedding: ['Embedding model', '向量模型'],
+  provider: ['Provider', '提供方'],
+  model: ['Model', '模型'],
+  dimensions: ['Dimensions', '维度'],
+  embedding_hint: ['Changing the model re-embeds the knowledge base in the background; search keeps answering meanwhile.', '更换模型后会在后台重新向量化，期间搜索照常可用。'],
+  search_defaults: ['Search defaults', '搜索默认值'],
+  mode: ['Mode', '模式'],
+  top_k: ['Results (top k)', '结果数（top k）'],
+  threshold: ['Similarity threshold', '相似度阈值'],
+  invalid_json: ['{0} is not valid JSON', '{0} 不是有效的 JSON'],
+  file_type: ['Type', '类型'],
+  processed: ['Processed', '处理时间'],
+  processing_log: ['Processing log', '处理日志'],
+  parent_of: ['Parent chunk with {0} children', '父分块，含 {0} 个子分块'],
+  child: ['child', '子分块'],
+  chunk_edit: ['Edit', '编辑'],
+  chunk_save: ['Save', '保存'],
+  chunk_cancel: ['Cancel', '取消'],
+  chunk_disable: ['Disable', '停用'],
+  chunk_enable: ['Enable', '启用'],
+  chunk_disabled: ['disabled: no search returns it', '已停用：不会出现在搜索结果中'],
+  chunk_edited: ['edited by hand', '已手工编辑'],
+  chunk_add: ['Add a chunk', '添加分块'],
+  chunk_text: ['Chunk text', '分块内容'],
+  chunk_saved: ['Chunk saved and re-indexed', '分块已保存并重新索引'],
+  chunk_added: ['Chunk added', '分块已添加'],
+  search_title: ['Search playground', '搜索测试台'],
+  query: ['Query', '查询'],
+  knowledge_bases: ['Knowledge bases', '知识库'],
+  target: ['Compare with', '比对对象'],
+  target_content: ['content', '正文'],
+  target_summary: ['summary', '摘要'],
+  target_both: ['both', '两者'],
+  search_go: ['Search', '搜索'],
+  results_count: ['{0} results in {1} ms (server {2} ms)', '{0} 条结果，用时 {1} 毫秒（服务端 {2} 毫秒）'],
+  no_results: ['No results.', '没有结果。'],
+  score: ['score {0}', '得分 {0}'],
+  vector_score: ['vector {0}', '向量 {0}'],
+  fulltext_score: ['full text {0}', '全文 {0}'],
+  agents_title: ['Agents', '智能体'],
+  agent_new: ['New agent', '新建智能体'],
+  agent_edit: ['Agent settings', '智能体设置'],
+  agents_empty: ['No agents yet.', '还没有智能体。'],
+  agent_type: ['Type', '类型'],
+  model_provider: ['Model provider', '模型提供方'],
+  model_name: ['Model name', '模型名称'],
+  model_parameters: ['Model parameters (JSON)', '模型参数（JSON）'],
+  conversation_mode: ['Conversation mode', '对话模式'],
+  single_turn: ['single turn', '单轮'],
+  multi_turn: ['multi turn', '多轮'],
+  context_window: ['Context window (messages)', '上下文窗口（消息数）'],
+  memory_days: ['Memory retention (days)', '记忆保留（天）'],
+  system_prompt: ['System prompt', '系统提示词'],
+  user_prompt_template: ['User prompt template', '用户提示词模板'],
+  max_documents: ['Passages per answer', '每次回答引用的段落数'],
+  rate_hour: ['Rate limit per hour', '每小时调用上限'],
+  rate_day: ['Rate limit per day', '每天调用上限'],
+  domain_keywords: ['Domain keywords (comma separated)', '领域关键词（逗号分隔）'],
+  expertise: ['Expertise areas (comma separated)', '专长领域（逗号分隔）'],
+  active: ['Active', '启用'],
+  data_sources: ['Data sources', '数据源'],
+  file_types: ['File types', '文件类型'],
+  chat: ['Chat', '对话'],
+  new_conversation: ['New conversation', '新对话'],
+  conversation: ['Conversation', '对话'],
+  message: ['Your message', '你的消息'],
+  send: ['Send', '发送'],
+  sources_cited: ['Sources', '来源'],
+  page_n: ['p. {0}', '第 {0} 页'],
+  pages_n: ['pp. {0}–{1}', '第 {0}–{1} 页'],
+  cited_region: ['Where the cited passage stands', '引用内容在原文中的位置'],
+  open_page: ['Open the original at page {0}', '在原文第 {0} 页打开'],
+  thinking: ['Answering…', '正在回答…'],
+  save_agent_first: ['Save the agent to chat with it.', '保存智能体后即可对话。'],
+  extractive_note: ['No language model: the answer quotes the passages.', '未配置语言模型：回答直接引用原文段落。'],
+  keys_title: ['API keys', 'API 密钥'],
+  key_new: ['New API key', '新建 API 密钥'],
+  scopes: ['Scopes', '权限范围'],
+  knowledge_base: ['Knowledge base', '知识库'],
+  expires_days: ['Expires in (days)', '有效期（天）'],
+  rate_limit: ['Requests per minute', '每分钟请求数'],
+  daily_quota: ['Daily quota', '每日配额'],
+  monthly_quota: ['Monthly quota', '每月配额'],
+  allowed_ips: ['Allowed IP addresses or networks (comma separated)', '允许的 IP 或网段（逗号分隔）'],
+  allowed_origins: ['Allowed origins (comma separated)', '允许的来源（逗号分隔）'],
+  key_once: ['Copy this key now. It is shown only once.', '请立即复制此密钥，它只显示这一次。'],
+  copy: ['Copy', '复制'],
+  copied: ['Copied', '已复制'],
+  key: ['Key', '密钥'],
+  usage_today: ['Today', '今日'],
+  usage_month: ['This month', '本月'],
+  expires: ['Expires', '过期时间'],
+  last_used: ['Last used', '最近使用'],
+  revoke: ['Revoke', '吊销'],
+  revoked: ['revoked', '已吊销'],
+  expired: ['expired', '已过期'],
+  keys_empty: ['No API keys yet.', '还没有 API 密钥。'],
+  never: ['never', '从未'],
+  confirm_revoke: ['Revoke the key “{0}”? Applications using it stop working at once.', '吊销密钥“{0}”？使用它的应用会立即失效。'],
+  usage_title: ['Usage', '用量'],
+  range: ['Period', '时间范围'],
+  last_days: ['Last {0} days', '最近 {0} 天'],
+  api_calls: ['API calls per day', '每日 API 调用'],
+  agent_tokens: ['Agent tokens per day', '智能体每日 token 数'],
+  agent_cost: ['Agent cost per day (USD)', '智能体每日费用（美元）'],
+  total: ['Total: {0}', '合计：{0}'],
+  day: ['Day', '日期'],
+  value: ['Value', '数值'],
+  chart_data: ['Data as a table', '以表格查看数据'],
+  no_data: ['No data in this period.', '此期间没有数据。'],
+  sources_title: ['Data sources', '数据源'],
+  source_new: ['New data source (local folder)', '新建数据源（本地文件夹）'],
+  folder: ['Folder path on the server', '服务器上的文件夹路径'],
+  include: ['Include globs (comma separated)', '包含的通配符（逗号分隔）'],
+  exclude: ['Exclude globs (comma separated)', '排除的通配符（逗号分隔）'],
+  auto_sync: ['Sync automatically', '自动同步'],
+  frequency: ['Every (minutes)', '间隔（分钟）'],
+  last_sync: ['Last sync', '上次同步'],
+  sync_now: ['Sync now', '立即同步'],
+  history: ['History', '同步历史'],
+  sync_started: ['Sync started', '已开始同步'],
+  added: ['Added', '新增'],
+  updated_n: ['Updated', '更新'],
+  removed: ['Removed', '移除'],
+  sources_empty: ['No data sources yet.', '还没有数据源。'],
+  notifications_title: ['Notifications', '通知'],
+  notifications_empty: ['Nothing to report.', '暂无通知。'],
+  settings_title: ['Settings', '设置'],
+  retention: ['Retention', '保留期限'],
+  doc_retention: ['Delete documents after (days)', '文档保留（天）'],
+  conv_retention: ['Delete conversations after (days)', '对话保留（天）'],
+  defaults: ['Defaults', '默认值'],
+  chunk_size: ['Chunk size', '分块大小'],
+  chunk_overlap: ['Chunk overlap', '分块重叠'],
+  max_results: ['Maximum search results', '最多搜索结果数'],
+  default_model: ['Default embedding model', '默认向量模型'],
+  notify_switches: ['Notifications', '通知'],
+  sync_notifications: ['Tell me when a sync changes something', '同步有变化时通知我'],
+  error_notifications: ['Tell me when something fails', '出错时通知我'],
+  providers: ['Model providers', '模型提供方'],
+  provider_key: ['{0} API key', '{0} API 密钥'],
+  provider_url: ['{0} base URL', '{0} 接口地址'],
+  key_stored: ['stored: {0}', '已保存：{0}'],
+  key_keep: ['leave empty to keep', '留空则不修改'],
+  webhook: ['Webhook', 'Webhook'],
+  webhook_url: ['Webhook URL', 'Webhook 地址'],
+  webhook_secret: ['Webhook secret', 'Webhook 密钥'],
+  change_password: ['Change password', '修改密码'],
+  current_password: ['Current password', '当前密码'],
+  new_password: ['New password', '新密码'],
+  password_changed: ['Password changed', '密码已修改'],
+  sign_out_all: ['Sign out everywhere', '退出所有设备'],
+  not_found: ['Not found', '未找到'],
+  back: ['Back', '返回'],
+  original_file: ['Original file', '原始文件'],
+  original_of: ['Original file of {0}', '{0} 的原始文件'],
+  st_pending: ['pending', '排队中'],
+  st_processing: ['processing', '处理中'],
+  st_completed: ['completed', '已完成'],
+  st_failed: ['failed', '失败'],
+  st_active: ['active', '正常'],
+  st_archived: ['archived', '已归档'],
+  st_syncing: ['syncing', '同步中'],
+  st_paused: ['paused', '已暂停'],
+  st_error: ['error', '出错'],
+  st_running: ['running', '进行中'],
 };
 
 let lang = localStorage.getItem('lore_lang') ||
   ((navigator.languages || [navigator.language || 'en']).some((l) => /^zh/i.test(l)) ? 'zh' : 'en');
 
 function t(key, ...args) {
-  const text = (STRINGS[lang] && STRINGS[lang][key]) || STRINGS.en[key] || key;
+  const texts = STRINGS[key];
+  // The language's string, else the English one (indexOf gives -1 for a language the table lacks).
+  const text = (texts && (texts[LANGS.indexOf(lang)] || texts[0])) || key;
   return text.replace(/\{(\d)\}/g, (_, i) => String(args[Number(i)] ?? ''));
 }
 
@@ -315,7 +441,7 @@ function fmtTime(s) {
 }
 
 function badge(status, label) {
-  const word = STRINGS.en[`st_${status}`] ? t(`st_${status}`) : status;
+  const word = STRINGS[`st_${status}`] ? t(`st_${status}`) : status;
   return h('span', { class: `badge ${status}` }, label || word);
 }
 
@@ -354,6 +480,37 @@ function decodeEntities(s) {
     const code = e[1] === 'x' || e[1] === 'X' ? parseInt(e.slice(2), 16) : parseInt(e.slice(1), 10);
     return Number.isFinite(code) ? String.fromCodePoint(code) : '';
   });
+}
+
+const SVG_NS = 'http://www.w3.org/2000/svg';
+
+/** An SVG chart, W by H, with its axis drawn: a baseline `bottom` above its foot, from `left` to
+ * W - `right`, marked 0, and `topLabel` near `top`. `el(tag, attrs, text)` adds an element to it. */
+function svgChart(id, ariaLabel, { W, H, left, right, bottom, top }, topLabel) {
+  const svg = document.createElementNS(SVG_NS, 'svg');
+  const el = (tag, attrs, text) => {
+    const node = document.createElementNS(SVG_NS, tag);
+    for (const [k, v] of Object.entries(attrs)) node.setAttribute(k, String(v));
+    if (text !== undefined) node.textContent = text;
+    svg.append(node);
+    return node;
+  };
+  svg.setAttribute('viewBox', `0 0 ${W} ${H}`);
+  svg.setAttribute('class', 'chart');
+  svg.setAttribute('role', 'img');
+  svg.setAttribute('aria-label', ariaLabel);
+  svg.id = id;
+  el('line', { x1: left, y1: H - bottom, x2: W - right, y2: H - bottom, stroke: '#8a94a1' });
+  el('text', { x: left - 6, y: top + 8, 'text-anchor': 'end' }, topLabel);
+  el('text', { x: left - 6, y: H - bottom, 'text-anchor': 'end' }, '0');
+  return { svg, el };
+}
+
+/** Gives an SVG element a tooltip (a `title` child). */
+function svgTooltip(node, text) {
+  const tip = document.createElementNS(SVG_NS, 'title');
+  tip.textContent = text;
+  node.append(tip);
 }
 
 // ---------------------------------------------------------------------------------- API
@@ -907,32 +1064,15 @@ async function kbEvaluations(root, kb) {
 function evaluationChart(run) {
   const configs = run.results.configurations;
   const metrics = [['hit_at_k', `hit@${run.results.k}`, '#2f6db3'], ['mrr', 'MRR', '#4d9a6a'], ['ndcg_at_10', 'nDCG@10', '#c07a2c']];
-  const ns = 'http://www.w3.org/2000/svg';
-  const W = 720; const H = 220; const left = 40; const bottom = 28; const top = 10;
-  const svg = document.createElementNS(ns, 'svg');
-  const el = (tag, attrs, text) => {
-    const node = document.createElementNS(ns, tag);
-    for (const [k, v] of Object.entries(attrs)) node.setAttribute(k, String(v));
-    if (text !== undefined) node.textContent = text;
-    svg.append(node);
-    return node;
-  };
-  svg.setAttribute('viewBox', `0 0 ${W} ${H}`);
-  svg.setAttribute('class', 'chart');
-  svg.setAttribute('role', 'img');
-  svg.setAttribute('aria-label', `${t('eval_chart')}: ${configs.map((c) => `${c.label} nDCG@10 ${c.ndcg_at_10.toFixed(3)}`).join(', ')}`);
-  svg.id = 'eval-chart';
-  el('line', { x1: left, y1: H - bottom, x2: W - 10, y2: H - bottom, stroke: '#8a94a1' });
-  el('text', { x: left - 6, y: top + 8, 'text-anchor': 'end' }, '1');
-  el('text', { x: left - 6, y: H - bottom, 'text-anchor': 'end' }, '0');
-  const group = (W - left - 10) / Math.max(configs.length, 1);
+  const W = 720; const H = 220; const left = 40; const right = 10; const bottom = 28; const top = 10;
+  const label = `${t('eval_chart')}: ${configs.map((c) => `${c.label} nDCG@10 ${c.ndcg_at_10.toFixed(3)}`).join(', ')}`;
+  const { svg, el } = svgChart('eval-chart', label, { W, H, left, right, bottom, top }, '1');
+  const group = (W - left - right) / Math.max(configs.length, 1);
   configs.forEach((c, i) => {
     metrics.forEach(([key, name, color], j) => {
       const height = (H - bottom - top) * Math.max(0, Math.min(1, c[key]));
       const bar = el('rect', { class: 'bar', x: left + i * group + 8 + j * ((group - 16) / 3), y: H - bottom - height, width: Math.max((group - 16) / 3 - 2, 1), height, fill: color, 'data-metric': key });
-      const tip = document.createElementNS(ns, 'title');
-      tip.textContent = `${c.label} ${name}: ${c[key].toFixed(3)}`;
-      bar.append(tip);
+      svgTooltip(bar, `${c.label} ${name}: ${c[key].toFixed(3)}`);
     });
     el('text', { x: left + i * group + group / 2, y: H - 8, 'text-anchor': 'middle' }, c.label);
   });
@@ -1416,30 +1556,12 @@ function chartCard(id, title, points, format) {
   const total = points.reduce((s, [, v]) => s + v, 0);
   const max = Math.max(...points.map(([, v]) => v), 0);
   const W = 720; const H = 200; const left = 48; const right = 24; const bottom = 24; const top = 10;
-  const ns = 'http://www.w3.org/2000/svg';
-  const svg = document.createElementNS(ns, 'svg');
-  const el = (tag, attrs, text) => {
-    const node = document.createElementNS(ns, tag);
-    for (const [k, v] of Object.entries(attrs)) node.setAttribute(k, String(v));
-    if (text !== undefined) node.textContent = text;
-    svg.append(node);
-    return node;
-  };
-  svg.setAttribute('viewBox', `0 0 ${W} ${H}`);
-  svg.setAttribute('class', 'chart');
-  svg.setAttribute('role', 'img');
-  svg.setAttribute('aria-label', `${title}. ${t('total', format(total))}`);
-  svg.id = id;
+  const { svg, el } = svgChart(id, `${title}. ${t('total', format(total))}`, { W, H, left, right, bottom, top }, format(max));
   const width = (W - left - right) / Math.max(points.length, 1);
-  el('line', { x1: left, y1: H - bottom, x2: W - right, y2: H - bottom, stroke: '#8a94a1' });
-  el('text', { x: left - 6, y: top + 8, 'text-anchor': 'end' }, format(max));
-  el('text', { x: left - 6, y: H - bottom, 'text-anchor': 'end' }, '0');
   points.forEach(([day, v], i) => {
     const height = max ? ((H - bottom - top) * v) / max : 0;
     const bar = el('rect', { class: 'bar', x: left + i * width + 1, y: H - bottom - height, width: Math.max(width - 2, 1), height, 'data-day': day, 'data-value': v });
-    const tip = document.createElementNS(ns, 'title');
-    tip.textContent = `${day}: ${format(v)}`;
-    bar.append(tip);
+    svgTooltip(bar, `${day}: ${format(v)}`);
     if (i === 0 || i === points.length - 1 || (points.length <= 10)) el('text', { x: left + i * width + width / 2, y: H - 6, 'text-anchor': 'middle' }, day.slice(5));
   });
   return h('section', { class: 'card' }, h('h2', {}, title), h('p', {}, t('total', format(total))),
