@@ -176,33 +176,24 @@ pub fn read(description: &str) -> Reading {
 
     match strategy {
         Some("sliding_window") => {
-            if let Some(n) = size {
-                config.insert("window_size".into(), json!(n));
-                understood.push(format!("windows of {n} characters"));
-            }
+            setting(&mut config, &mut understood, "window_size", size, "windows of {n} characters");
             let step = step.or_else(|| match (size, overlap) {
                 (Some(s), Some((o, false))) if o < s => Some(s - o),
                 (Some(s), Some((p, true))) if p < 100 => Some(s - s * p / 100),
                 _ => None,
             });
-            if let Some(n) = step {
-                config.insert("step".into(), json!(n));
-                understood.push(format!("a step of {n} characters"));
-            }
+            setting(&mut config, &mut understood, "step", step, "a step of {n} characters");
         }
         Some("paragraph") => {
-            if let Some(n) = size {
-                config.insert("max_chunk_size".into(), json!(n));
-                understood.push(format!("at most {n} characters per chunk"));
-            }
-            if let Some(n) = min_size {
-                config.insert("min_chunk_size".into(), json!(n));
-                understood.push(format!("at least {n} characters per chunk"));
-            }
-            if let Some(n) = paragraphs {
-                config.insert("max_paragraphs_per_chunk".into(), json!(n));
-                understood.push(format!("at most {n} paragraphs per chunk"));
-            }
+            setting(&mut config, &mut understood, "max_chunk_size", size, "at most {n} characters per chunk");
+            setting(&mut config, &mut understood, "min_chunk_size", min_size, "at least {n} characters per chunk");
+            setting(
+                &mut config,
+                &mut understood,
+                "max_paragraphs_per_chunk",
+                paragraphs,
+                "at most {n} paragraphs per chunk",
+            );
             if says_no_merge {
                 config.insert("merge_short_paragraphs".into(), json!(false));
                 understood.push("one paragraph per chunk".into());
@@ -212,14 +203,8 @@ pub fn read(description: &str) -> Reading {
             }
         }
         Some("semantic") => {
-            if let Some(n) = size {
-                config.insert("max_chunk_size".into(), json!(n));
-                understood.push(format!("at most {n} characters per chunk"));
-            }
-            if let Some(n) = min_size {
-                config.insert("min_chunk_size".into(), json!(n));
-                understood.push(format!("at least {n} characters per chunk"));
-            }
+            setting(&mut config, &mut understood, "max_chunk_size", size, "at most {n} characters per chunk");
+            setting(&mut config, &mut understood, "min_chunk_size", min_size, "at least {n} characters per chunk");
         }
         Some("custom") => {
             let mut separators: Vec<Value> = Vec::new();
@@ -242,16 +227,10 @@ pub fn read(description: &str) -> Reading {
             if !separators.is_empty() {
                 config.insert("separators".into(), Value::Array(separators));
             }
-            if let Some(n) = size {
-                config.insert("max_chunk_size".into(), json!(n));
-                understood.push(format!("at most {n} characters per chunk"));
-            }
+            setting(&mut config, &mut understood, "max_chunk_size", size, "at most {n} characters per chunk");
         }
         Some(_) => {
-            if let Some(n) = size {
-                config.insert("chunk_size".into(), json!(n));
-                understood.push(format!("{n} characters per chunk"));
-            }
+            setting(&mut config, &mut understood, "chunk_size", size, "{n} characters per chunk");
             match overlap {
                 Some((o, false)) => {
                     config.insert("chunk_overlap".into(), json!(o));
@@ -292,5 +271,14 @@ mod tests {
         assert_eq!(chinese_numbers("三个段落"), "3个段落");
         assert_eq!(chinese_numbers("两段"), "2段");
         assert_eq!(chinese_numbers("十五"), "15");
+    }
+}
+
+/// Sets `key` to `value` where the description gave one, and says so (`{n}` in `said` standing
+/// for the value).
+fn setting(config: &mut Map<String, Value>, understood: &mut Vec<String>, key: &str, value: Option<u64>, said: &str) {
+    if let Some(n) = value {
+        config.insert(key.into(), json!(n));
+        understood.push(said.replace("{n}", &n.to_string()));
     }
 }

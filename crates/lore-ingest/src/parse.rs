@@ -103,20 +103,10 @@ pub fn parse_with(kind: FileKind, bytes: &[u8], options: ParseOptions) -> Result
             }
             Parsed { title, text, raw: decoded.text, metadata, ..Parsed::default() }
         }
-        FileKind::Markdown => {
+        FileKind::Markdown | FileKind::Html => {
             let decoded = text_of(bytes)?;
-            let (title, text) = markdown_to_text(&decoded.text);
-            Parsed {
-                title,
-                text: clean(&text),
-                raw: decoded.text,
-                metadata: meta(decoded.encoding),
-                ..Parsed::default()
-            }
-        }
-        FileKind::Html => {
-            let decoded = text_of(bytes)?;
-            let (title, text) = html_to_text(&decoded.text);
+            let to_text = if kind == FileKind::Markdown { markdown_to_text } else { html_to_text };
+            let (title, text) = to_text(&decoded.text);
             Parsed {
                 title,
                 text: clean(&text),
