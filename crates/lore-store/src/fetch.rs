@@ -34,47 +34,34 @@ impl<'q, DB: Database, A: 'q + IntoArguments<DB> + Send> Fetch<DB> for Query<'q,
     }
 }
 
-impl<'q, DB, O, A> Fetch<DB> for QueryScalar<'q, DB, O, A>
-where
-    DB: Database,
-    O: Send + Unpin,
-    (O,): for<'r> FromRow<'r, DB::Row>,
-    A: 'q + IntoArguments<DB> + Send,
-{
-    type Item = O;
+/// Query types whose rows read as `O`: a column (`query_scalar`) or a type built from the row
+/// (`query_as`).
+macro_rules! fetch_as {
+    ($query:ident, $($bound:tt)+) => {
+        impl<'q, DB, O, A> Fetch<DB> for $query<'q, DB, O, A>
+        where
+            DB: Database,
+            O: Send + Unpin,
+            $($bound)+,
+            A: 'q + IntoArguments<DB> + Send,
+        {
+            type Item = O;
 
-    async fn run<'c, E: Executor<'c, Database = DB>>(self, on: E) -> Result<DB::QueryResult> {
-        on.execute(self).await.map_err(db_err)
-    }
-    async fn all<'c, E: Executor<'c, Database = DB>>(self, on: E) -> Result<Vec<O>> {
-        self.fetch_all(on).await.map_err(db_err)
-    }
-    async fn one<'c, E: Executor<'c, Database = DB>>(self, on: E) -> Result<O> {
-        self.fetch_one(on).await.map_err(db_err)
-    }
-    async fn optional<'c, E: Executor<'c, Database = DB>>(self, on: E) -> Result<Option<O>> {
-        self.fetch_optional(on).await.map_err(db_err)
-    }
+            async fn run<'c, E: Executor<'c, Database = DB>>(self, on: E) -> Result<DB::QueryResult> {
+                on.execute(self).await.map_err(db_err)
+            }
+            async fn all<'c, E: Executor<'c, Database = DB>>(self, on: E) -> Result<Vec<O>> {
+                self.fetch_all(on).await.map_err(db_err)
+            }
+            async fn one<'c, E: Executor<'c, Database = DB>>(self, on: E) -> Result<O> {
+                self.fetch_one(on).await.map_err(db_err)
+            }
+            async fn optional<'c, E: Executor<'c, Database = DB>>(self, on: E) -> Result<Option<O>> {
+                self.fetch_optional(on).await.map_err(db_err)
+            }
+        }
+    };
 }
 
-impl<'q, DB, O, A> Fetch<DB> for QueryAs<'q, DB, O, A>
-where
-    DB: Database,
-    O: Send + Unpin + for<'r> FromRow<'r, DB::Row>,
-    A: 'q + IntoArguments<DB> + Send,
-{
-    type Item = O;
-
-    async fn run<'c, E: Executor<'c, Database = DB>>(self, on: E) -> Result<DB::QueryResult> {
-        on.execute(self).await.map_err(db_err)
-    }
-    async fn all<'c, E: Executor<'c, Database = DB>>(self, on: E) -> Result<Vec<O>> {
-        self.fetch_all(on).await.map_err(db_err)
-    }
-    async fn one<'c, E: Executor<'c, Database = DB>>(self, on: E) -> Result<O> {
-        self.fetch_one(on).await.map_err(db_err)
-    }
-    async fn optional<'c, E: Executor<'c, Database = DB>>(self, on: E) -> Result<Option<O>> {
-        self.fetch_optional(on).await.map_err(db_err)
-    }
-}
+fetch_as!(QueryScalar, (O,): for<'r> FromRow<'r, DB::Row>);
+fetch_as!(QueryAs, O: for<'r> FromRow<'r, DB::Row>);

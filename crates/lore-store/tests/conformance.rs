@@ -1780,6 +1780,9 @@ async fn invitations_admit_one_account_each(store: std::sync::Arc<dyn Store>) {
     assert!(!open.is_superuser && !open.is_staff);
 
     let week = lore_core::now() + chrono::Duration::days(7);
+    let invited = |name: &str, email: &str| {
+        store.register_user(registrant(name, email), admission(RegistrationPolicy::Invite, Some("hash-lilei")))
+    };
     let invite = |hash: &str, email: Option<&str>, expires_at| NewInvitation {
         token_hash: hash.into(),
         email: email.map(str::to_string),
@@ -1802,29 +1805,11 @@ async fn invitations_admit_one_account_each(store: std::sync::Arc<dyn Store>) {
 
     // A conflicting name consumes nothing; an expired invitation and another address's are refused.
     store.create_invitation(invite("hash-lilei", Some("LiLei@Example.com"), week)).await.expect("invitation");
-    let taken = store
-        .register_user(
-            registrant("HanMeiMei", "lilei@example.com"),
-            admission(RegistrationPolicy::Invite, Some("hash-lilei")),
-        )
-        .await
-        .expect_err("taken");
+    let taken = invited("HanMeiMei", "lilei@example.com").await.expect_err("taken");
     assert_eq!(taken.code, Code::UsernameTaken);
-    let other = store
-        .register_user(
-            registrant("李雷", "someone@example.com"),
-            admission(RegistrationPolicy::Invite, Some("hash-lilei")),
-        )
-        .await
-        .expect_err("another address");
+    let other = invited("李雷", "someone@example.com").await.expect_err("another address");
     assert_eq!(other.code, Code::InvitationInvalid);
-    let lilei = store
-        .register_user(
-            registrant("李雷", "lilei@example.com"),
-            admission(RegistrationPolicy::Invite, Some("hash-lilei")),
-        )
-        .await
-        .expect("the invited address, in any case");
+    let lilei = invited("李雷", "lilei@example.com").await.expect("the invited address, in any case");
     assert_eq!(lilei.username, "李雷");
     let past = lore_core::now() - chrono::Duration::seconds(1);
     store.create_invitation(invite("hash-old", None, past)).await.expect("invitation");

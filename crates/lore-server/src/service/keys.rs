@@ -135,13 +135,7 @@ pub async fn update_api_key(
         "expires_at": req.expires_at,
         "security": req.security.is_some(),
     });
-    let mut key = state
-        .store
-        .list_api_keys(principal.user_id())
-        .await?
-        .into_iter()
-        .find(|k| k.id == id)
-        .ok_or_else(|| not_found("API key"))?;
+    let mut key = owned_key(state, principal, id).await?;
     if key.revoked_at.is_some() {
         return Err(error(Code::ValidationFailed, "this API key has been revoked and cannot change; create a new one"));
     }
@@ -203,13 +197,7 @@ pub async fn update_api_key(
     // This node applies the change at once; the others within the key cache's time to live.
     state.key_cache.forget_key(id);
     crate::audit::record(state, principal, "api_key.updated", crate::audit::target("api_key", id), changed).await;
-    let mut key = state
-        .store
-        .list_api_keys(principal.user_id())
-        .await?
-        .into_iter()
-        .find(|k| k.id == id)
-        .ok_or_else(|| not_found("API key"))?;
+    let mut key = owned_key(state, principal, id).await?;
     state.limiter.overlay(&mut key, lore_core::now());
     Ok(key)
 }
@@ -241,4 +229,10 @@ fn limit(field: &str, value: Option<u32>) -> ApiResult<Option<i64>> {
         }
         other => Ok(other.map(i64::from)),
     }
+}
+
+/// The principal's key `id` (404 for anyone else's).
+async fn owned_key(state: &AppState, principal: &Principal, id: Id) -> ApiResult<ApiKey> {
+    let keys = state.store.list_api_keys(principal.user_id()).await?;
+    keys.into_iter().find(|k| k.id == id).ok_or_else(|| not_found("API key"))
 }
