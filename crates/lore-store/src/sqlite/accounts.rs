@@ -9,6 +9,7 @@ use sqlx::AssertSqlSafe;
 use super::{SqliteQuery, SqliteStore, is_unique_violation, ts, user_conflict};
 use crate::fetch::Fetch;
 use crate::rows::*;
+use crate::sql;
 
 #[async_trait]
 impl AccountStore for SqliteStore {
@@ -262,41 +263,8 @@ impl AccountStore for SqliteStore {
 
     async fn put_user_config(&self, user_id: Id, c: &UserConfig) -> Result<UserConfig> {
         let now = ts(lore_core::now());
-        sqlx::query(
-            "INSERT INTO knowledge_base_configs (id, user_id, default_embedding_model, default_chunk_size,
-               default_chunk_overlap, document_retention_days, conversation_retention_days, default_similarity_threshold,
-               max_search_results, sync_notifications, error_notifications, openai_api_key, anthropic_api_key,
-               cohere_api_key, openai_base_url, anthropic_base_url, cohere_base_url, webhook_url, webhook_secret,
-               created_at, updated_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?20)
-             ON CONFLICT (user_id) DO UPDATE SET
-               default_embedding_model = ?3, default_chunk_size = ?4, default_chunk_overlap = ?5,
-               document_retention_days = ?6, conversation_retention_days = ?7, default_similarity_threshold = ?8,
-               max_search_results = ?9, sync_notifications = ?10, error_notifications = ?11, openai_api_key = ?12,
-               anthropic_api_key = ?13, cohere_api_key = ?14, openai_base_url = ?15, anthropic_base_url = ?16,
-               cohere_base_url = ?17, webhook_url = ?18, webhook_secret = ?19, updated_at = ?20",
-        )
-        .bind(lore_core::new_id().to_string())
-        .bind(user_id.to_string())
-        .bind(&c.default_embedding_model)
-        .bind(c.default_chunk_size)
-        .bind(c.default_chunk_overlap)
-        .bind(c.document_retention_days)
-        .bind(c.conversation_retention_days)
-        .bind(c.default_similarity_threshold)
-        .bind(c.max_search_results)
-        .bind(c.sync_notifications)
-        .bind(c.error_notifications)
-        .bind(&c.openai_api_key)
-        .bind(&c.anthropic_api_key)
-        .bind(&c.cohere_api_key)
-        .bind(&c.openai_base_url)
-        .bind(&c.anthropic_base_url)
-        .bind(&c.cohere_base_url)
-        .bind(&c.webhook_url)
-        .bind(&c.webhook_secret)
-        .bind(&now)
-        .run(&self.writer).await?;
+        let query = sqlx::query(sql::PUT_USER_CONFIG).bind(lore_core::new_id().to_string()).bind(user_id.to_string());
+        sql::bind_config(query, c).bind(&now).run(&self.writer).await?;
         let row =
             sqlx::query(AssertSqlSafe(format!("SELECT {CONFIG_COLS} FROM knowledge_base_configs WHERE user_id = ?")))
                 .bind(user_id.to_string())
