@@ -13,6 +13,17 @@ pub(crate) const REQUEUE_RUNNING_JOBS: &str =
 pub(crate) const REOPEN_QUEUED_DOCUMENTS: &str = "UPDATE documents SET status = 'pending', progress = 0
      WHERE status = 'processing' AND id IN (SELECT document_id FROM jobs)";
 
+/// A new account: $1 to $7 its id and fields (each backend's `bind_user`), $8 the time.
+pub(crate) const CREATE_USER: &str = "INSERT INTO users (id, username, email, hashed_password, full_name,
+       first_name, last_name, created_at, updated_at)
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8)";
+
+/// A registration, as [`CREATE_USER`]: the first account of the installation is its administrator.
+pub(crate) const REGISTER_USER: &str = "INSERT INTO users (id, username, email, hashed_password, full_name,
+       first_name, last_name, is_superuser, is_staff, created_at, updated_at)
+     VALUES ($1, $2, $3, $4, $5, $6, $7, NOT EXISTS (SELECT 1 FROM users), NOT EXISTS (SELECT 1 FROM users), $8, $8)
+     RETURNING is_superuser";
+
 /// A user's configuration, inserted or replaced: $1 a new id, $2 the user, $3 to $19 the fields
 /// ([`bind_config`]), $20 the time.
 pub(crate) const PUT_USER_CONFIG: &str = "INSERT INTO knowledge_base_configs (id, user_id,

@@ -37,9 +37,7 @@ impl AccountStore for PgStore {
     async fn create_user(&self, user: NewUser) -> Result<User> {
         let id = lore_core::new_id();
         let now = lore_core::now();
-        const INSERT: &str = "INSERT INTO users (id, username, email, hashed_password, full_name, first_name, last_name, created_at, updated_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8)";
-        let result = bind_user(sqlx::query(INSERT), id, &user).bind(now).execute(&self.pool).await;
+        let result = bind_user(sqlx::query(sql::CREATE_USER), id, &user).bind(now).execute(&self.pool).await;
         match result {
             Ok(_) => {}
             Err(e) if is_unique_violation(&e, "users_username") => {
@@ -61,11 +59,7 @@ impl AccountStore for PgStore {
         let id = lore_core::new_id();
         let mut tx = self.tx().await?;
         sqlx::query("SELECT pg_advisory_xact_lock($1)").bind(LOCK).run(&mut *tx).await?;
-        const INSERT: &str = "INSERT INTO users (id, username, email, hashed_password, full_name, first_name, last_name,
-                                is_superuser, is_staff, created_at, updated_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, NOT EXISTS (SELECT 1 FROM users), NOT EXISTS (SELECT 1 FROM users), $8, $8)
-             RETURNING is_superuser";
-        let first = bind_user(sqlx::query(INSERT), id, &user)
+        let first = bind_user(sqlx::query(sql::REGISTER_USER), id, &user)
             .bind(admission.now)
             .fetch_one(&mut *tx)
             .await

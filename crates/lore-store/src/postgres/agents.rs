@@ -82,7 +82,7 @@ impl PgStore {
         if done.rows_affected() == 0 {
             return Ok(false);
         }
-        for table in ["ai_agent_knowledge_bases", "ai_agent_data_sources", "ai_agent_file_types"] {
+        for (table, _) in AGENT_LINKS {
             sqlx::query(AssertSqlSafe(format!("DELETE FROM {table} WHERE aiagent_id = $1")))
                 .bind(agent.id)
                 .run(&mut *tx)

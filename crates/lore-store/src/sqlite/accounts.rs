@@ -37,9 +37,7 @@ impl AccountStore for SqliteStore {
     async fn create_user(&self, user: NewUser) -> Result<User> {
         let id = lore_core::new_id();
         let now = ts(lore_core::now());
-        const INSERT: &str = "INSERT INTO users (id, username, email, hashed_password, full_name, first_name, last_name, created_at, updated_at)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)";
-        let result = bind_user(sqlx::query(INSERT), id, &user).bind(&now).bind(&now).execute(&self.writer).await;
+        let result = bind_user(sqlx::query(sql::CREATE_USER), id, &user).bind(&now).execute(&self.writer).await;
         match result {
             Ok(_) => {}
             Err(e) if is_unique_violation(&e, "users.username") => {
@@ -59,11 +57,7 @@ impl AccountStore for SqliteStore {
         // One writer connection: this transaction runs alone, and its first statement takes the
         // write lock, so whether the account is the first is decided by the insert itself.
         let mut tx = self.tx().await?;
-        const INSERT: &str = "INSERT INTO users (id, username, email, hashed_password, full_name, first_name, last_name,
-                                is_superuser, is_staff, created_at, updated_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, NOT EXISTS (SELECT 1 FROM users), NOT EXISTS (SELECT 1 FROM users), ?8, ?8)
-             RETURNING is_superuser";
-        let inserted = bind_user(sqlx::query(INSERT), id, &user).bind(&now).fetch_one(&mut *tx).await;
+        let inserted = bind_user(sqlx::query(sql::REGISTER_USER), id, &user).bind(&now).fetch_one(&mut *tx).await;
         let first = match inserted {
             Ok(row) => row.flag("is_superuser")?,
             Err(e) => {

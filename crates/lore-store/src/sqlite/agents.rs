@@ -82,7 +82,7 @@ impl SqliteStore {
             return Ok(false);
         }
         let id = agent.id.to_string();
-        for table in ["ai_agent_knowledge_bases", "ai_agent_data_sources", "ai_agent_file_types"] {
+        for (table, _) in AGENT_LINKS {
             sqlx::query(AssertSqlSafe(format!("DELETE FROM {table} WHERE aiagent_id = ?")))
                 .bind(&id)
                 .run(&mut *tx)
