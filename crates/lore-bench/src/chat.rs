@@ -21,7 +21,7 @@ use lore_ingest::samples::Rng;
 use serde_json::{Value, json};
 
 use crate::{Vocabulary, percentile, query};
-use lore_core::store::{AccountStore, DocumentStore, KnowledgeBaseStore, QueueStore};
+use lore_core::store::{DocumentStore, QueueStore};
 
 #[derive(Debug, Args)]
 pub struct ChatArgs {
@@ -78,25 +78,7 @@ async fn build_corpus(dir: &std::path::Path, chunks: usize) -> anyhow::Result<()
     let started = Instant::now();
     let store = lore_store::SqliteStore::open(&dir.join("lore.db")).await?;
     let password_hash = lore_server::auth::hash_password(PASSWORD)?;
-    let user = store
-        .create_user(NewUser {
-            username: USER.into(),
-            email: format!("{USER}@example.com"),
-            password_hash,
-            full_name: None,
-            first_name: None,
-            last_name: None,
-        })
-        .await?;
-    let kb = store
-        .create_knowledge_base(NewKnowledgeBase {
-            user_id: user.id,
-            name: "bench".into(),
-            description: None,
-            icon_url: None,
-            settings: KbSettings::default(),
-        })
-        .await?;
+    let (user, kb) = crate::common::account_with_kb(&store, USER, password_hash, "bench").await?;
     let (en, zh) = (Vocabulary::english(20_000), Vocabulary::chinese(20_000));
     let mut rng = Rng(7);
 

@@ -292,3 +292,32 @@ impl Drop for BenchServer {
         }
     }
 }
+
+/// An account and one knowledge base of its own, written straight into an embedded store (for
+/// benches that fill a store without the API).
+pub(crate) async fn account_with_kb(
+    store: &lore_store::SqliteStore, username: &str, password_hash: String, kb_name: &str,
+) -> anyhow::Result<(lore_core::model::User, lore_core::model::KnowledgeBase)> {
+    use lore_core::model::{KbSettings, NewKnowledgeBase, NewUser};
+    use lore_core::store::{AccountStore, KnowledgeBaseStore};
+    let user = store
+        .create_user(NewUser {
+            username: username.into(),
+            email: format!("{username}@example.com"),
+            password_hash,
+            full_name: None,
+            first_name: None,
+            last_name: None,
+        })
+        .await?;
+    let kb = store
+        .create_knowledge_base(NewKnowledgeBase {
+            user_id: user.id,
+            name: kb_name.into(),
+            description: None,
+            icon_url: None,
+            settings: KbSettings::default(),
+        })
+        .await?;
+    Ok((user, kb))
+}

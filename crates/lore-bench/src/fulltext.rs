@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use clap::Args;
 use lore_core::model::*;
-use lore_core::store::{AccountStore, DocumentStore, KnowledgeBaseStore, QueueStore, SearchStore, Upload};
+use lore_core::store::{DocumentStore, QueueStore, SearchStore, Upload};
 use lore_ingest::samples::Rng;
 use lore_store::SqliteStore;
 use serde_json::json;
@@ -54,25 +54,7 @@ fn chunks(rng: &mut Rng, vocab: &Vocabulary, n: usize) -> Vec<NewChunk> {
 async fn tenant(
     store: &SqliteStore, name: &str, args: &FulltextArgs, vocabularies: (&Vocabulary, &Vocabulary), rng: &mut Rng,
 ) -> anyhow::Result<(Id, Id)> {
-    let owner = store
-        .create_user(NewUser {
-            username: name.into(),
-            email: format!("{name}@example.com"),
-            password_hash: "x".into(),
-            full_name: None,
-            first_name: None,
-            last_name: None,
-        })
-        .await?;
-    let kb = store
-        .create_knowledge_base(NewKnowledgeBase {
-            user_id: owner.id,
-            name: name.into(),
-            description: None,
-            icon_url: None,
-            settings: KbSettings::default(),
-        })
-        .await?;
+    let (owner, kb) = crate::common::account_with_kb(store, name, "x".into(), name).await?;
     for d in 0..args.documents {
         let upload = store
             .create_document(NewDocument {

@@ -1,7 +1,7 @@
 //! SQL that both backends run as it is. (SQLite reads `$1` placeholders by number too.) What
 //! differs between them stays in `sqlite/` and `postgres/`, so that diffing the two shows it.
 
-use lore_core::model::UserConfig;
+use lore_core::model::{NewUser, UserConfig};
 use sqlx::query::Query;
 use sqlx::{Database, Encode, Type};
 
@@ -13,7 +13,7 @@ pub(crate) const REQUEUE_RUNNING_JOBS: &str =
 pub(crate) const REOPEN_QUEUED_DOCUMENTS: &str = "UPDATE documents SET status = 'pending', progress = 0
      WHERE status = 'processing' AND id IN (SELECT document_id FROM jobs)";
 
-/// A new account: $1 to $7 its id and fields (each backend's `bind_user`), $8 the time.
+/// A new account: $1 its id, $2 to $7 its fields ([`bind_new_user`]), $8 the time.
 pub(crate) const CREATE_USER: &str = "INSERT INTO users (id, username, email, hashed_password, full_name,
        first_name, last_name, created_at, updated_at)
      VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8)";
@@ -67,4 +67,21 @@ where
         .bind(&c.cohere_base_url)
         .bind(&c.webhook_url)
         .bind(&c.webhook_secret)
+}
+
+/// Binds a new account's six fields, after its id.
+pub(crate) fn bind_new_user<'q, DB: Database>(
+    query: Query<'q, DB, DB::Arguments>, user: &'q NewUser,
+) -> Query<'q, DB, DB::Arguments>
+where
+    String: Encode<'q, DB> + Type<DB>,
+    Option<String>: Encode<'q, DB> + Type<DB>,
+{
+    query
+        .bind(&user.username)
+        .bind(&user.email)
+        .bind(&user.password_hash)
+        .bind(&user.full_name)
+        .bind(&user.first_name)
+        .bind(&user.last_name)
 }

@@ -6,7 +6,7 @@ use lore_core::model::*;
 use lore_core::store::{AccountStore, SessionRecord};
 use sqlx::AssertSqlSafe;
 
-use super::{PgQuery, PgStore, is_unique_violation, user_conflict};
+use super::{PgStore, is_unique_violation, user_conflict};
 use crate::fetch::Fetch;
 use crate::rows::*;
 use crate::sql;
@@ -37,7 +37,8 @@ impl AccountStore for PgStore {
     async fn create_user(&self, user: NewUser) -> Result<User> {
         let id = lore_core::new_id();
         let now = lore_core::now();
-        let result = bind_user(sqlx::query(sql::CREATE_USER), id, &user).bind(now).execute(&self.pool).await;
+        let result =
+            sql::bind_new_user(sqlx::query(sql::CREATE_USER).bind(id), &user).bind(now).execute(&self.pool).await;
         match result {
             Ok(_) => {}
             Err(e) if is_unique_violation(&e, "users_username") => {
@@ -59,7 +60,7 @@ impl AccountStore for PgStore {
         let id = lore_core::new_id();
         let mut tx = self.tx().await?;
         sqlx::query("SELECT pg_advisory_xact_lock($1)").bind(LOCK).run(&mut *tx).await?;
-        let first = bind_user(sqlx::query(sql::REGISTER_USER), id, &user)
+        let first = sql::bind_new_user(sqlx::query(sql::REGISTER_USER).bind(id), &user)
             .bind(admission.now)
             .fetch_one(&mut *tx)
             .await
@@ -273,16 +274,4 @@ impl AccountStore for PgStore {
         tx.commit().await.map_err(db_err)?;
         Ok(changed)
     }
-}
-
-/// Binds a new account's id and its six fields, the first seven parameters of its insert.
-fn bind_user<'q>(query: PgQuery<'q>, id: Id, user: &'q NewUser) -> PgQuery<'q> {
-    query
-        .bind(id)
-        .bind(&user.username)
-        .bind(&user.email)
-        .bind(&user.password_hash)
-        .bind(&user.full_name)
-        .bind(&user.first_name)
-        .bind(&user.last_name)
 }

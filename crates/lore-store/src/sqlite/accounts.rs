@@ -6,7 +6,7 @@ use lore_core::model::*;
 use lore_core::store::{AccountStore, SessionRecord};
 use sqlx::AssertSqlSafe;
 
-use super::{SqliteQuery, SqliteStore, is_unique_violation, ts, user_conflict};
+use super::{SqliteStore, is_unique_violation, ts, user_conflict};
 use crate::fetch::Fetch;
 use crate::rows::*;
 use crate::sql;
@@ -37,7 +37,10 @@ impl AccountStore for SqliteStore {
     async fn create_user(&self, user: NewUser) -> Result<User> {
         let id = lore_core::new_id();
         let now = ts(lore_core::now());
-        let result = bind_user(sqlx::query(sql::CREATE_USER), id, &user).bind(&now).execute(&self.writer).await;
+        let result = sql::bind_new_user(sqlx::query(sql::CREATE_USER).bind(id.to_string()), &user)
+            .bind(&now)
+            .execute(&self.writer)
+            .await;
         match result {
             Ok(_) => {}
             Err(e) if is_unique_violation(&e, "users.username") => {
@@ -57,7 +60,10 @@ impl AccountStore for SqliteStore {
         // One writer connection: this transaction runs alone, and its first statement takes the
         // write lock, so whether the account is the first is decided by the insert itself.
         let mut tx = self.tx().await?;
-        let inserted = bind_user(sqlx::query(sql::REGISTER_USER), id, &user).bind(&now).fetch_one(&mut *tx).await;
+        let inserted = sql::bind_new_user(sqlx::query(sql::REGISTER_USER).bind(id.to_string()), &user)
+            .bind(&now)
+            .fetch_one(&mut *tx)
+            .await;
         let first = match inserted {
             Ok(row) => row.flag("is_superuser")?,
             Err(e) => {
@@ -286,16 +292,4 @@ impl AccountStore for SqliteStore {
         tx.commit().await.map_err(db_err)?;
         Ok(changed)
     }
-}
-
-/// Binds a new account's id and its six fields, the first seven parameters of its insert.
-fn bind_user<'q>(query: SqliteQuery<'q>, id: Id, user: &'q NewUser) -> SqliteQuery<'q> {
-    query
-        .bind(id.to_string())
-        .bind(&user.username)
-        .bind(&user.email)
-        .bind(&user.password_hash)
-        .bind(&user.full_name)
-        .bind(&user.first_name)
-        .bind(&user.last_name)
 }
