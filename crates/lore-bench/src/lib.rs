@@ -89,6 +89,14 @@ pub struct RetrievalArgs {
     /// the model directory, or '{"provider":"tei","base_url":"http://127.0.0.1:8081"}'.
     #[arg(long)]
     rerank: Option<String>,
+    /// Measure vector and hybrid search against each of these targets (`content`, `summary`,
+    /// `both`); the knowledge base's default otherwise.
+    #[arg(long, value_delimiter = ',')]
+    targets: Vec<String>,
+    /// Index only the corpus's first N documents, and ask only the queries they answer: a quick
+    /// run, for ingestion speed more than quality.
+    #[arg(long)]
+    max_docs: Option<usize>,
 }
 
 #[derive(Debug, Args)]

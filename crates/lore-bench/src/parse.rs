@@ -138,7 +138,9 @@ pub(crate) fn parse_folder(args: ParseArgs) -> anyhow::Result<()> {
     let mut paths = Vec::new();
     files_under(&args.dir, &mut paths)?;
     paths.sort();
-    let strategy = chunking::resolve(None, None, &Default::default()).map_err(|e| anyhow::anyhow!("{e}"))?;
+    // The default chunking, its sizes counted in estimated tokens (no model is loaded here).
+    let (strategy, _) = chunking::resolve(None, None, &Default::default(), chunking::DEFAULT_WINDOW_TOKENS)
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
     lore_ingest::segment::warm_up();
     let pool = match args.isolated {
         true => Some(lore_ingest::isolate::ParserPool::new(std::env::current_exe()?, 1)),
@@ -159,7 +161,11 @@ pub(crate) fn parse_folder(args: ParseArgs) -> anyhow::Result<()> {
         };
         let outcome = parsed.map(|parsed| {
             parse_secs = t.elapsed().as_secs_f64();
-            let chunks = lore_ingest::chunk::chunk(&parsed.text, &strategy);
+            let chunks = lore_ingest::chunk::chunk_measured(
+                &parsed.text,
+                &strategy,
+                lore_ingest::chunk::Measure::Tokens(&lore_core::tokens::estimate),
+            );
             let terms: usize = chunks.iter().map(|c| lore_ingest::segment::terms(&c.content).len()).sum();
             (chunks.len(), terms)
         });

@@ -259,6 +259,29 @@ pub struct EmbedArgs {
     model_dir: std::path::PathBuf,
 }
 
+/// The built-in model, from `model_dir` (fetched there on first use).
+fn default_encoder(model_dir: &std::path::Path) -> anyhow::Result<std::sync::Arc<lore_embed::Encoder>> {
+    let known = lore_embed::provision::known(lore_embed::DEFAULT_MODEL).context("default model")?;
+    let path = lore_embed::ModelStore::new(model_dir).ensure(known)?;
+    Ok(lore_embed::load_encoder(&path, Some((known.query_prefix, known.passage_prefix)))?)
+}
+
+/// Embeds `passages` with the built-in model in batches of `batch`, after a warm-up: the seconds
+/// it took and the tokens it read.
+pub(crate) fn encode_passages(
+    model_dir: &std::path::Path, passages: &[String], batch: usize,
+) -> anyhow::Result<(f64, usize)> {
+    let encoder = default_encoder(model_dir)?;
+    let refs: Vec<&str> = passages.iter().map(String::as_str).collect();
+    let tokens: usize = refs.iter().map(|t| encoder.count_tokens(t, lore_embed::InputKind::Passage)).sum();
+    encoder.embed(&refs[..refs.len().min(4)], lore_embed::InputKind::Passage);
+    let t = Instant::now();
+    for batch in refs.chunks(batch.max(1)) {
+        encoder.embed(batch, lore_embed::InputKind::Passage);
+    }
+    Ok((t.elapsed().as_secs_f64(), tokens))
+}
+
 pub fn embed(args: EmbedArgs) -> anyhow::Result<()> {
     let passages: Vec<String> = match (&args.passages, &args.dataset) {
         (Some(file), _) => {
@@ -279,17 +302,9 @@ pub fn embed(args: EmbedArgs) -> anyhow::Result<()> {
     if let Some(out) = &args.write_passages {
         std::fs::write(out, passages.join("\n") + "\n")?;
     }
-    let known = lore_embed::provision::known(lore_embed::DEFAULT_MODEL).context("default model")?;
-    let path = lore_embed::ModelStore::new(&args.model_dir).ensure(known)?;
-    let encoder = lore_embed::load_encoder(&path, Some((known.query_prefix, known.passage_prefix)))?;
+    let (secs, tokens) = encode_passages(&args.model_dir, &passages, args.batch)?;
+    let encoder = default_encoder(&args.model_dir)?;
     let refs: Vec<&str> = passages.iter().map(String::as_str).collect();
-    let tokens: usize = refs.iter().map(|t| encoder.count_tokens(t, lore_embed::InputKind::Passage)).sum();
-    encoder.embed(&refs[..refs.len().min(4)], lore_embed::InputKind::Passage);
-    let t = Instant::now();
-    for batch in refs.chunks(args.batch.max(1)) {
-        encoder.embed(batch, lore_embed::InputKind::Passage);
-    }
-    let secs = t.elapsed().as_secs_f64();
     println!(
         "local multilingual-e5-small: {} passages, {} tokens in {:.2} s: {:.0} tokens/s, {:.1} chunks/s ({} threads, batch {})",
         refs.len(),

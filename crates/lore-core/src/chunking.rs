@@ -79,6 +79,9 @@ pub enum Strategy {
 pub const DEFAULT_CHUNK_SIZE: usize = 800;
 pub const DEFAULT_CHUNK_OVERLAP: usize = 100;
 pub const DEFAULT_MIN_CHUNK_SIZE: usize = 100;
+/// The default chunking's largest chunk, in the embedding model's tokens: the window of most
+/// sentence encoders (a model with a smaller window gets chunks of its window).
+pub const DEFAULT_WINDOW_TOKENS: usize = 512;
 /// Semantic chunking cuts at the largest 10% of similarity drops by default.
 pub const DEFAULT_BREAKPOINT_PERCENTILE: f64 = 90.0;
 /// Upper bound on any size parameter: larger chunks defeat retrieval and blow up memory.
@@ -343,8 +346,19 @@ impl Strategy {
     /// Refuses, before any chunking, a text that must give more chunks than a document may have:
     /// at least (text / largest chunk), or exactly (text / step) for the strategies that step.
     pub fn check_text_budget(&self, text_chars: usize) -> Result<()> {
-        let fewest = text_chars / self.largest_chunk();
-        let stepped = self.advance().map(|(_, advance, _)| text_chars / advance.max(1)).unwrap_or(0);
+        self.check_size_budget(text_chars, text_chars)
+    }
+
+    /// The same for sizes in tokens, before the text is tokenized: each of its words (runs of
+    /// non-space) is at least one token, so its word count bounds the chunks from below.
+    pub fn check_token_budget(&self, text: &str) -> Result<()> {
+        self.check_size_budget(text.split_whitespace().count(), text.chars().count())
+    }
+
+    /// The check for a text of at least `size` units (characters or tokens) and `text_chars`.
+    fn check_size_budget(&self, size: usize, text_chars: usize) -> Result<()> {
+        let fewest = size / self.largest_chunk();
+        let stepped = self.advance().map(|(_, advance, _)| size / advance.max(1)).unwrap_or(0);
         check_chunk_count(fewest.max(stepped), text_chars)
     }
 }
@@ -396,31 +410,41 @@ impl ChunkingConfig {
     }
 }
 
-/// The unit of the sizes in force for a document: of the configuration [`resolve`] picks.
-pub fn resolve_unit(document: Option<&ChunkingConfig>, knowledge_base: Option<&ChunkingConfig>) -> SizeUnit {
-    document.or(knowledge_base).map(ChunkingConfig::size_unit).unwrap_or_default()
-}
-
-/// The system default when nobody configured anything: paragraphs up to the default size.
-pub fn system_default() -> ChunkingConfig {
+/// The system default when nobody configured anything: paragraphs packed up to `window` tokens
+/// of the knowledge base's embedding model, so that a document the model reads at once stays
+/// whole, and a longer one is cut between paragraphs (between sentences inside a long one). A
+/// user who set `default_chunk_size` keeps the character-sized paragraphs of that default.
+pub fn system_default(window: usize, user: &UserDefaults) -> ChunkingConfig {
+    let mut config = Map::new();
+    if user.default_chunk_size.is_none() {
+        let window = window.clamp(1, DEFAULT_WINDOW_TOKENS);
+        config.insert("max_chunk_size".into(), window.into());
+        config.insert("min_chunk_size".into(), DEFAULT_MIN_CHUNK_SIZE.min(window).into());
+        config.insert("size_unit".into(), "tokens".into());
+    }
     ChunkingConfig {
         strategy_type: "paragraph".into(),
-        config: Map::new(),
+        config,
         nl_description: None,
         llm_provider: None,
         generation_reasoning: None,
     }
 }
 
-/// The effective strategy for a document: its own config, else its knowledge base's, else the
-/// user's defaults applied to the system default.
+/// The effective chunking for a document, and the unit of its sizes: its own configuration, else
+/// its knowledge base's, else the [`system_default`] for a model that reads `window` tokens.
 pub fn resolve(
-    document: Option<&ChunkingConfig>, knowledge_base: Option<&ChunkingConfig>, user: &UserDefaults,
-) -> Result<Strategy> {
-    match document.or(knowledge_base) {
-        Some(config) => config.to_strategy(user),
-        None => system_default().to_strategy(user),
-    }
+    document: Option<&ChunkingConfig>, knowledge_base: Option<&ChunkingConfig>, user: &UserDefaults, window: usize,
+) -> Result<(Strategy, SizeUnit)> {
+    let default;
+    let config = match document.or(knowledge_base) {
+        Some(config) => config,
+        None => {
+            default = system_default(window, user);
+            &default
+        }
+    };
+    Ok((config.to_strategy(user)?, config.size_unit()))
 }
 
 #[cfg(test)]
@@ -458,18 +482,31 @@ mod tests {
             UserDefaults { default_chunk_size: Some(300), default_chunk_overlap: Some(30), ..Default::default() };
         let kb = cfg(json!({"strategy_type": "fixed", "config": {}}));
         let doc = cfg(json!({"strategy_type": "sliding_window", "config": {"window_size": 50, "step": 25}}));
+        let strategy = |d, k, user: &UserDefaults| resolve(d, k, user, 384).expect("resolved");
         assert_eq!(
-            resolve(Some(&doc), Some(&kb), &user).expect("doc"),
-            Strategy::SlidingWindow { window_size: 50, step: 25 }
+            strategy(Some(&doc), Some(&kb), &user),
+            (Strategy::SlidingWindow { window_size: 50, step: 25 }, SizeUnit::Characters)
         );
         assert_eq!(
-            resolve(None, Some(&kb), &user).expect("kb"),
-            Strategy::Fixed { chunk_size: 300, chunk_overlap: 30 }
+            strategy(None, Some(&kb), &user),
+            (Strategy::Fixed { chunk_size: 300, chunk_overlap: 30 }, SizeUnit::Characters)
         );
         assert!(matches!(
-            resolve(None, None, &user).expect("default"),
-            Strategy::Paragraph { max_chunk_size: 300, .. }
+            strategy(None, None, &user),
+            (Strategy::Paragraph { max_chunk_size: 300, .. }, SizeUnit::Characters)
         ));
+        // Nobody chose: paragraphs up to the model's window, in its tokens, never past 512.
+        let nobody = UserDefaults::default();
+        let window = |w| resolve(None, None, &nobody, w).expect("default");
+        assert!(matches!(
+            window(384),
+            (
+                Strategy::Paragraph { max_chunk_size: 384, min_chunk_size: 100, merge_short_paragraphs: true, .. },
+                SizeUnit::Tokens
+            )
+        ));
+        assert!(matches!(window(8191), (Strategy::Paragraph { max_chunk_size: DEFAULT_WINDOW_TOKENS, .. }, _)));
+        assert!(matches!(window(64), (Strategy::Paragraph { max_chunk_size: 64, min_chunk_size: 64, .. }, _)));
     }
 
     #[test]
@@ -523,8 +560,16 @@ mod tests {
             .to_strategy(&UserDefaults::default())
             .expect("within the repetition budget");
         assert_eq!(window.check_text_budget(20_000).expect_err("amplified").code, Code::TooManyChunks);
-        let default = system_default().to_strategy(&UserDefaults::default()).expect("default");
+        let default = system_default(1, &UserDefaults { default_chunk_size: Some(800), ..Default::default() })
+            .to_strategy(&UserDefaults::default())
+            .expect("default");
         assert!(default.check_text_budget(10_000_000).is_ok(), "ordinary chunking of a large text is fine");
+        // In tokens, a text's words bound its tokens from below: a dense text is refused unread.
+        let tokens =
+            system_default(16, &UserDefaults::default()).to_strategy(&UserDefaults::default()).expect("default");
+        let dense = "1 2 3 4 5 6 7 8 9 0 ".repeat(100_000);
+        assert_eq!(tokens.check_token_budget(&dense).expect_err("too many").code, Code::TooManyChunks);
+        assert!(tokens.check_token_budget(&"The quick brown fox jumps. ".repeat(100_000)).is_ok());
         // "中文" counts characters, not bytes.
         let chinese = "中文分块".repeat(10);
         assert!(tiny.check_text_budget(chinese.chars().count()).is_ok());

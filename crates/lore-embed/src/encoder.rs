@@ -131,10 +131,16 @@ impl Encoder {
         }
     }
 
+    /// The most tokens the model reads at once, its markers left out: a longer text is embedded
+    /// window by window.
+    pub fn window(&self) -> usize {
+        self.max_tokens.clamp(1, self.shape.max_positions.saturating_sub(2).max(1))
+    }
+
     /// L2-normalised embeddings, one per text. A text longer than the model's window is cut into
     /// windows whose mean-pooled vectors are averaged, weighted by their token counts.
     pub fn embed(&self, texts: &[&str], kind: InputKind) -> Vec<Vec<f32>> {
-        let per_window = self.max_tokens.clamp(1, self.shape.max_positions.saturating_sub(2).max(1));
+        let per_window = self.window();
         let (open, close) = self.tokenizer.markers();
         let window = |text: usize, content: &[u32]| {
             let mut ids = Vec::with_capacity(content.len() + 2);

@@ -130,6 +130,10 @@ pub trait Embedder: Send + Sync {
     fn count_tokens(&self, _text: &str) -> Option<usize> {
         None
     }
+    /// The most tokens the model reads at once, when it is known (local models).
+    fn window(&self) -> Option<usize> {
+        None
+    }
 }
 
 /// The built-in encoder, run on the blocking pool.
@@ -163,6 +167,10 @@ impl Embedder for LocalEmbedder {
 
     fn count_tokens(&self, text: &str) -> Option<usize> {
         Some(self.encoder.text_tokens(text))
+    }
+
+    fn window(&self) -> Option<usize> {
+        Some(self.encoder.window())
     }
 }
 

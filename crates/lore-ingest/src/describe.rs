@@ -260,6 +260,15 @@ pub fn read(description: &str) -> Reading {
     Reading { config: Some(config), understood }
 }
 
+/// Sets `key` to `value` where the description gave one, and says so (`{n}` in `said` standing
+/// for the value).
+fn setting(config: &mut Map<String, Value>, understood: &mut Vec<String>, key: &str, value: Option<u64>, said: &str) {
+    if let Some(n) = value {
+        config.insert(key.into(), json!(n));
+        understood.push(said.replace("{n}", &n.to_string()));
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -271,14 +280,5 @@ mod tests {
         assert_eq!(chinese_numbers("三个段落"), "3个段落");
         assert_eq!(chinese_numbers("两段"), "2段");
         assert_eq!(chinese_numbers("十五"), "15");
-    }
-}
-
-/// Sets `key` to `value` where the description gave one, and says so (`{n}` in `said` standing
-/// for the value).
-fn setting(config: &mut Map<String, Value>, understood: &mut Vec<String>, key: &str, value: Option<u64>, said: &str) {
-    if let Some(n) = value {
-        config.insert(key.into(), json!(n));
-        understood.push(said.replace("{n}", &n.to_string()));
     }
 }

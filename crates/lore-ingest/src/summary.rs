@@ -1,52 +1,224 @@
-//! Extractive summaries: a chunk's lead sentences, the part that usually says what it is about.
+//! Extractive summaries: what a chunk is about, told by where it stands (its document's title and
+//! section) and by its most central sentences, those that share the most words with the rest of
+//! the chunk. A chunk's lead often only sets the scene ("In this study, we…"); its centre says
+//! what the chunk keeps coming back to.
 
-/// Sentences from the start of `text` while they fit in `max_chars` (at least one sentence,
-/// cut at `max_chars` if that first sentence is longer). Chinese and Western sentence ends alike.
-pub fn lead(text: &str, max_chars: usize) -> String {
-    let text = text.trim();
-    let mut end = 0;
-    let mut chars = 0;
+use std::collections::HashSet;
+
+use lore_core::tokens::estimate;
+
+/// Words too common to tell sentences apart.
+const STOPWORDS: &[&str] = &[
+    "a", "an", "and", "are", "as", "at", "be", "by", "for", "from", "has", "have", "in", "is", "it", "its", "of", "on",
+    "or", "that", "the", "this", "to", "was", "were", "which", "with", "的", "了", "是", "在", "和", "与", "及", "也",
+    "就", "都", "而", "或",
+];
+
+/// The sentences of `text`, trimmed, in order: they end at Chinese and Western sentence marks
+/// (a Western one only before white space or the end, so "3.14" stays whole) and at line ends.
+pub fn sentences(text: &str) -> Vec<&str> {
+    let mut out = Vec::new();
+    let mut start = 0;
     let mut iter = text.char_indices().peekable();
     while let Some((i, c)) = iter.next() {
-        chars += 1;
         let next = iter.peek().map(|(_, n)| *n);
-        let sentence_end = matches!(c, '。' | '！' | '？' | '；' | '\n')
+        let end = matches!(c, '。' | '！' | '？' | '；' | '\n')
             || (matches!(c, '.' | '!' | '?') && next.is_none_or(char::is_whitespace));
-        if sentence_end {
-            if chars > max_chars && end > 0 {
-                break;
+        if end {
+            let sentence = text[start..i + c.len_utf8()].trim();
+            if !sentence.is_empty() {
+                out.push(sentence);
             }
-            end = i + c.len_utf8();
-            if chars >= max_chars {
-                break;
+            start = i + c.len_utf8();
+        }
+    }
+    let rest = text[start..].trim();
+    if !rest.is_empty() {
+        out.push(rest);
+    }
+    out
+}
+
+/// The indices of the sentences to keep, in order: the most central first, while they fit in
+/// `max_tokens` (at least one; none past it that shares no word with the others). Centrality is TextRank's sentence similarity summed over the
+/// other sentences: shared words over the log of the two sentences' lengths.
+fn central(sentences: &[&str], max_tokens: usize) -> Vec<usize> {
+    let words: Vec<HashSet<String>> = sentences
+        .iter()
+        .map(|s| crate::segment::terms(s).into_iter().filter(|t| !STOPWORDS.contains(&t.as_str())).collect())
+        .collect();
+    let mut score = vec![0f64; sentences.len()];
+    for i in 0..sentences.len() {
+        for j in i + 1..sentences.len() {
+            let shared = words[i].intersection(&words[j]).count();
+            if shared == 0 {
+                continue;
             }
-        } else if chars >= max_chars && end == 0 {
-            end = i + c.len_utf8();
+            let similarity =
+                shared as f64 / (((words[i].len() + 1) as f64).ln() + ((words[j].len() + 1) as f64).ln()).max(1.0);
+            score[i] += similarity;
+            score[j] += similarity;
+        }
+    }
+    let mut order: Vec<usize> = (0..sentences.len()).collect();
+    // The most central first; between equals, the earlier.
+    order.sort_by(|&a, &b| score[b].total_cmp(&score[a]).then(a.cmp(&b)));
+    let mut kept = Vec::new();
+    let mut tokens = 0;
+    for i in order {
+        let len = estimate(sentences[i]);
+        // Past the first, a sentence that shares nothing with the rest is not central.
+        if !kept.is_empty() && (tokens + len > max_tokens || score[i] == 0.0) {
+            continue;
+        }
+        kept.push(i);
+        tokens += len;
+        if tokens >= max_tokens {
             break;
         }
     }
-    if end == 0 { text.to_string() } else { text[..end].trim().to_string() }
+    kept.sort_unstable();
+    kept
+}
+
+/// The longest start of `text` of at most `max_tokens` estimated tokens.
+fn cut(text: &str, max_tokens: usize) -> String {
+    let mut quarters = 0;
+    let end = text
+        .char_indices()
+        .find(|(_, c)| {
+            quarters += if lore_core::tokens::is_cjk(*c) { 4 } else { 1 };
+            quarters > max_tokens * 4
+        })
+        .map_or(text.len(), |(i, _)| i);
+    text[..end].to_string()
+}
+
+/// Sentences joined back into text: a space after Western punctuation, none after Chinese.
+fn join(parts: &[&str]) -> String {
+    let mut out = String::new();
+    for part in parts {
+        if out.chars().last().is_some_and(|c| c.is_ascii()) {
+            out.push(' ');
+        }
+        out.push_str(part);
+    }
+    out
+}
+
+/// A chunk's extractive summary, or `None` when it would say little the chunk and its title do
+/// not already say (outside any section, a chunk no longer than a summary, or one whose every
+/// sentence it would keep): its embedding is then the chunk's own.
+///
+/// The summary is `title › section › subsection: central sentences`, the sentences up to about
+/// `max_tokens` tokens (as [`lore_core::tokens::estimate`] counts them: a Chinese character is
+/// one, an English word about one), a first sentence longer than that cut there.
+pub fn extractive(title: Option<&str>, section_path: &[String], text: &str, max_tokens: usize) -> Option<String> {
+    if section_path.is_empty() && estimate(text.trim()) <= max_tokens {
+        return None;
+    }
+    let all = sentences(text);
+    let kept = central(&all, max_tokens);
+    if kept.len() == all.len() && section_path.is_empty() {
+        return None;
+    }
+    let picked: Vec<&str> = kept.iter().map(|&i| all[i]).collect();
+    let body = cut(&join(&picked), max_tokens);
+    let mut context: Vec<&str> = title.map(str::trim).filter(|t| !t.is_empty()).into_iter().collect();
+    context.extend(section_path.iter().map(|s| s.trim()).filter(|s| !s.is_empty() && Some(*s) != title));
+    Some(match context.is_empty() {
+        true => body,
+        false => format!("{}: {body}", context.join(" › ")),
+    })
+}
+
+/// The headings a text's Markdown-style heading lines (`#` to `######`) open, as `(char offset,
+/// level, heading)`: parsers write a document's headings this way.
+pub fn headings(text: &str) -> Vec<(usize, usize, String)> {
+    let mut out = Vec::new();
+    let mut chars = 0;
+    for line in text.split_inclusive('\n') {
+        let hashes = line.bytes().take_while(|b| *b == b'#').count();
+        if (1..=6).contains(&hashes) && line[hashes..].starts_with([' ', '\t']) {
+            let heading = line[hashes..].trim();
+            if !heading.is_empty() {
+                out.push((chars, hashes, heading.to_string()));
+            }
+        }
+        chars += line.chars().count();
+    }
+    out
+}
+
+/// The section path at char offset `at`: the headings still open there, outermost first.
+pub fn section_path(headings: &[(usize, usize, String)], at: usize) -> Vec<String> {
+    let mut path: Vec<(usize, &str)> = Vec::new();
+    for (_, level, heading) in headings.iter().take_while(|(offset, _, _)| *offset <= at) {
+        path.retain(|(l, _)| l < level);
+        path.push((*level, heading));
+    }
+    path.into_iter().map(|(_, h)| h.to_string()).collect()
 }
 
 #[cfg(test)]
 mod tests {
-    use super::lead;
+    use super::*;
 
     #[test]
-    fn keeps_whole_sentences() {
-        let en = "Lore indexes documents. It answers questions with citations. It runs anywhere.";
-        assert_eq!(lead(en, 30), "Lore indexes documents.");
-        assert_eq!(lead(en, 70), "Lore indexes documents. It answers questions with citations.");
-        assert_eq!(lead(en, 500), en);
-        let zh = "北京是中国的首都。它有三千多年的历史。长城在北京北部。";
-        assert_eq!(lead(zh, 12), "北京是中国的首都。");
-        assert_eq!(lead(zh, 20), "北京是中国的首都。它有三千多年的历史。");
+    fn sentences_end_at_chinese_and_western_marks() {
+        let en = "Lore indexes documents. It costs 3.14 dollars! Really?";
+        assert_eq!(sentences(en), vec!["Lore indexes documents.", "It costs 3.14 dollars!", "Really?"]);
+        let zh = "北京是中国的首都。它有三千多年的历史！\n长城在北京北部";
+        assert_eq!(sentences(zh), vec!["北京是中国的首都。", "它有三千多年的历史！", "长城在北京北部"]);
     }
 
     #[test]
-    fn cuts_a_long_first_sentence() {
-        let long = "a".repeat(50);
-        assert_eq!(lead(&long, 10).chars().count(), 10);
-        assert_eq!(lead("3.14 is pi. Yes.", 12), "3.14 is pi.");
+    fn the_central_sentence_is_kept_not_the_lead() {
+        let en = "In this study, we looked at many things. Vitamin D deficiency raises fracture risk in older adults. \
+                  Older adults with low vitamin D had more hip fractures. Fracture risk fell when vitamin D was given. \
+                  The weather was mild that year.";
+        let summary = extractive(Some("Vitamin D and fractures"), &[], en, 16).expect("a summary");
+        assert!(summary.starts_with("Vitamin D and fractures: "), "{summary}");
+        assert!(summary.contains("vitamin D") || summary.contains("Vitamin D deficiency"), "{summary}");
+        assert!(!summary.contains("In this study") && !summary.contains("weather"), "{summary}");
+
+        let zh = "本文介绍了一些背景。智能音箱支持中文和英文语音控制。这款智能音箱的语音控制可以识别方言。\
+                  用户也可以用语音控制音箱播放音乐。今天天气很好。";
+        let summary = extractive(Some("产品手册"), &["智能音箱".to_string()], zh, 30).expect("a summary");
+        assert!(summary.starts_with("产品手册 › 智能音箱: "), "{summary}");
+        assert!(summary.contains("语音控制"), "{summary}");
+        assert!(!summary.contains("背景") && !summary.contains("天气"), "{summary}");
+    }
+
+    #[test]
+    fn a_chunk_the_summary_would_repeat_has_none() {
+        assert_eq!(extractive(Some("T"), &[], "One sentence only.", 64), None);
+        assert_eq!(extractive(None, &[], "短句。另一句。", 64), None);
+        assert_eq!(extractive(None, &[], &"long words ".repeat(20), 10), None, "one sentence, cut or not");
+        // In a section, the section is news to the chunk's embedding.
+        let in_section = extractive(Some("手册"), &["安装".to_string()], "短句。", 64);
+        assert_eq!(in_section.as_deref(), Some("手册 › 安装: 短句。"));
+    }
+
+    #[test]
+    fn a_long_first_sentence_is_cut() {
+        let long = format!("{}. Short one.", "word ".repeat(100).trim());
+        let summary = extractive(None, &[], &long, 20).expect("a summary");
+        assert_eq!(summary.chars().count(), 80, "{summary}");
+        assert_eq!(cut("中文abcd", 3), "中文abcd");
+        assert_eq!(cut("中文abcde", 3), "中文abcd");
+    }
+
+    #[test]
+    fn section_paths_follow_heading_levels() {
+        let text = "# 手册\n前言\n## 安装\n步骤一\n### 细节\n内容\n## Usage\nmore\n";
+        let hs = headings(text);
+        assert_eq!(hs.len(), 4);
+        let at = |needle: &str| text[..text.find(needle).expect("present")].chars().count();
+        assert_eq!(section_path(&hs, at("前言")), vec!["手册"]);
+        assert_eq!(section_path(&hs, at("内容")), vec!["手册", "安装", "细节"]);
+        assert_eq!(section_path(&hs, at("more")), vec!["手册", "Usage"]);
+        assert!(section_path(&hs, 0).len() == 1 && section_path(&[], 5).is_empty());
+        assert!(headings("#hashtag\n####### seven\n").is_empty());
     }
 }

@@ -69,11 +69,12 @@ pub async fn update_chunk(
         check_metadata(metadata)?;
     }
     let metadata = req.metadata.map(Value::Object);
-    // What the chunk is found by besides its text (a Q&A entry's question, questions generated or
-    // written by hand) is read from its metadata: changing it re-embeds the chunk as a new text does.
+    // What the chunk is found by besides its text (a Q&A entry's question, questions and summaries
+    // generated or written by hand) is read from its metadata: changing it re-embeds the chunk as a new text does.
     let after = metadata.as_ref().unwrap_or(&chunk.metadata);
     let matched = crate::embedding::qa_embed_text(after);
     let targets_changed = crate::questions::of(after) != crate::questions::of(&chunk.metadata)
+        || crate::summaries::of(after) != crate::summaries::of(&chunk.metadata)
         || matched != crate::embedding::qa_embed_text(&chunk.metadata);
     let content = req.content.as_deref().unwrap_or(&chunk.content);
     let text = match content != chunk.content || targets_changed {

@@ -25,6 +25,15 @@ pub fn token_counter(embedder: Option<&Arc<dyn Embedder>>) -> TokenCounter {
     }
 }
 
+/// The default chunking's window: the tokens the model reads at once, less room for the title
+/// and prefix embedded in front of a chunk; 512 when the model does not say.
+pub fn window_of(embedder: Option<&Arc<dyn Embedder>>) -> usize {
+    match embedder.and_then(|e| e.window()) {
+        Some(window) => window - window / 8,
+        None => lore_core::chunking::DEFAULT_WINDOW_TOKENS,
+    }
+}
+
 /// The measure of a size unit, with `counter` for tokens.
 pub fn measure_of(counter: Option<&TokenCounter>) -> Measure<'_> {
     match counter {
@@ -37,8 +46,9 @@ use crate::state::AppState;
 
 /// Chunks embedded per call: bounds memory and lets a large document report progress.
 const BATCH: usize = 32;
-/// Summaries are the chunk's lead sentences, up to about this many characters.
-const SUMMARY_CHARS: usize = 200;
+/// Extractive summaries keep a chunk's most central sentences, up to about this many tokens
+/// (some 250 characters of English, 64 of Chinese).
+const SUMMARY_TOKENS: usize = 64;
 
 pub fn to_error(e: EmbedError) -> Error {
     match e {
@@ -199,7 +209,7 @@ pub(crate) async fn secrets(state: &AppState, user_id: Id) -> Result<ProviderSec
 }
 
 /// Fills in the embeddings of searchable chunks: from the cache where the same text was embedded
-/// in this space before, from the embedder otherwise. Summaries are embedded likewise.
+/// in this space before, from the embedder otherwise; and of their summaries ([`summary_text`]).
 ///
 /// A chunk is embedded with its document's title in front when it does not begin with it, so that
 /// a passage deep in a document still carries what the document is about ("contextual" chunk
@@ -230,35 +240,52 @@ pub async fn embed_chunks(
             }
         })
         .collect();
-    for (batch, vectors) in missing.chunks(BATCH).zip(embed_all(embedder, &texts).await?.chunks(BATCH)) {
-        for (&i, v) in batch.iter().zip(vectors) {
-            chunks[i].embedding = Some(v.clone());
-        }
-    }
-    crate::metrics::embedded(embedder.space(), texts.len(), cached.len());
-
-    // Summaries: the questions generated for a chunk where it has them, else its lead; a chunk
-    // short enough to be its own lead shares its content embedding.
-    let mut to_summarize = Vec::new();
-    let mut summaries = Vec::new();
+    // Summary texts. A chunk its summary would only repeat shares its content vector, so the
+    // encoder does not do the same work twice.
+    let (mut summarized, mut summaries, mut shared) = (Vec::new(), Vec::new(), Vec::new());
     for &i in &wanted {
-        if let Some(questions) = crate::questions::of(&chunks[i].metadata) {
-            to_summarize.push(i);
-            summaries.push(questions);
-            continue;
-        }
-        let lead = lore_ingest::summary::lead(&chunks[i].content, SUMMARY_CHARS);
-        if chunks[i].embed_text.is_some() || lead.len() == chunks[i].content.trim().len() {
-            chunks[i].summary_embedding = chunks[i].embedding.clone();
-        } else {
-            to_summarize.push(i);
-            summaries.push(lead);
+        match summary_text(&chunks[i], titles.get(i).and_then(|t| t.as_deref())) {
+            Some(text) => {
+                summarized.push(i);
+                summaries.push(text);
+            }
+            None => shared.push(i),
         }
     }
-    for (&i, v) in to_summarize.iter().zip(embed_all(embedder, &summaries).await?) {
+    // Contents and summaries in one pass over the encoder: a one-chunk document is one call.
+    let embedded = texts.len();
+    let mut vectors = embed_all(embedder, &[texts, summaries].concat()).await?.into_iter();
+    for (&i, v) in missing.iter().zip(vectors.by_ref()) {
+        chunks[i].embedding = Some(v);
+    }
+    for (&i, v) in summarized.iter().zip(vectors) {
         chunks[i].summary_embedding = Some(v);
     }
+    for i in shared {
+        chunks[i].summary_embedding = chunks[i].embedding.clone();
+    }
+    crate::metrics::embedded(embedder.space(), embedded, cached.len());
     Ok(())
+}
+
+/// What a chunk's summary vector embeds: the summary a model or a person wrote and the questions
+/// it answers, where it has them; else its extractive summary (title, section and most central
+/// sentences). `None` when that would only repeat the chunk, or for a Q&A entry, which is found
+/// by its question.
+pub fn summary_text(chunk: &NewChunk, title: Option<&str>) -> Option<String> {
+    let metadata = &chunk.metadata;
+    let written: Vec<String> = [crate::summaries::of(metadata).map(str::to_string), crate::questions::of(metadata)]
+        .into_iter()
+        .flatten()
+        .collect();
+    if !written.is_empty() {
+        return Some(written.join("\n"));
+    }
+    if chunk.embed_text.is_some() {
+        return None;
+    }
+    let section = crate::summaries::section_path(metadata);
+    lore_ingest::summary::extractive(title, &section, &chunk.content, SUMMARY_TOKENS)
 }
 
 /// The content hash of a Q&A entry, which names its embedding in the cache: not that of the same

@@ -13,6 +13,7 @@ pub mod client_addr;
 pub mod console;
 pub mod describe;
 pub mod embedding;
+pub(crate) mod enrich;
 pub mod error;
 pub mod evaluations;
 pub mod files;
@@ -33,6 +34,7 @@ pub mod secrets;
 pub mod service;
 pub mod sources;
 pub mod state;
+pub mod summaries;
 pub mod usage;
 pub mod worker;
 

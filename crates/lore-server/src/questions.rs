@@ -1,30 +1,20 @@
 //! Questions generated for each chunk (`settings.question_generation`), as RAGFlow and FastGPT
 //! offer: the knowledge base owner's chat model reads a few chunks at a time and writes the
-//! questions each one answers. They are kept in the chunk's `metadata.questions` (where a person
-//! can edit them), indexed with its words for full text, and embedded as its summary vector, so
-//! that a question phrased the way users ask finds the chunk that answers it.
-//!
-//! A failed call costs its chunks their questions, never the document: the processing log says
-//! which, with the tokens and cost of every call.
+//! questions each one answers ([`crate::enrich`] runs the calls). They are kept in the chunk's
+//! `metadata.questions` (where a person can edit them), indexed with its words for full text, and
+//! embedded with its summary vector, so that a question phrased the way users ask finds the chunk
+//! that answers it.
 
 use lore_core::model::{Id, LogEntry, NewChunk, QuestionGeneration};
 use lore_ingest::segment;
-use lore_llm::{ChatRequest, Message, Role, Usage};
-use rust_decimal::Decimal;
+use lore_llm::{ChatRequest, Message, Role};
 use serde_json::{Value, json};
 
 use crate::error::{ApiResult, error};
 use crate::state::AppState;
 
-/// Chunks sent in one request: few enough that the answer stays short and a failure costs little.
-const CHUNKS_PER_CALL: usize = 8;
-/// Of each chunk, at most this many characters go into the prompt.
-const PROMPT_CHARS_PER_CHUNK: usize = 3_000;
 /// A question longer than this is cut: it is a search target, not an essay.
 const MAX_QUESTION_CHARS: usize = 300;
-/// The longest one document may spend on its questions: a slow provider (which the tenant
-/// chooses) must not hold a shared worker for hours. Chunks not reached go without.
-const TIME_BUDGET: std::time::Duration = std::time::Duration::from_secs(600);
 
 const INSTRUCTIONS: &str = "You write the questions that passages of a document answer, for a search index. \
 For each numbered passage, write up to N distinct questions that a reader might ask and that the passage \
@@ -35,19 +25,7 @@ object and nothing else: {\"questions\": {\"1\": [\"...\"], \"2\": [\"...\"]}}, 
 /// Checks a knowledge base's setting when it is saved, so that a typo fails there and not on
 /// every later upload.
 pub fn check(config: &QuestionGeneration) -> ApiResult<()> {
-    if lore_llm::protocol_of(&config.provider).is_none() {
-        return Err(error(
-            lore_core::error::Code::ValidationFailed,
-            format!(
-                "question_generation.provider '{}' is not a chat provider; expected one of {}",
-                config.provider,
-                lore_llm::PROVIDERS[1..].join(", ")
-            ),
-        ));
-    }
-    if config.model.trim().is_empty() || config.model.len() > 200 {
-        return Err(error(lore_core::error::Code::ValidationFailed, "question_generation.model must be named"));
-    }
+    crate::enrich::check_model("question_generation", &config.provider, &config.model)?;
     if !(1..=QuestionGeneration::MAX_PER_CHUNK).contains(&config.questions_per_chunk) {
         return Err(error(
             lore_core::error::Code::ValidationFailed,
@@ -77,133 +55,64 @@ pub async fn generate(
     state: &AppState, owner: Id, config: &QuestionGeneration, title: Option<&str>, chunks: &mut [NewChunk],
     log: &mut Vec<LogEntry>,
 ) {
-    let started = std::time::Instant::now();
-    let params = json!({"timeout_seconds": 60});
-    let model = match crate::agents::provider_model(state, owner, &config.provider, &config.model, &params).await {
-        Ok(model) => model,
-        Err(e) => {
-            log.push(LogEntry::new("questions", format!("no questions generated: {}", e.error.message)));
-            return;
-        }
-    };
-    let wanted: Vec<usize> =
-        (0..chunks.len()).filter(|&i| chunks[i].searchable && chunks[i].embed_text.is_none()).collect();
-    let mut usage = Usage::default();
-    let (mut calls, mut written, mut answered, mut failed) = (0, 0, 0, Vec::new());
-    let deadline = tokio::time::Instant::now() + TIME_BUDGET;
-    let mut stopped = None;
-    for batch in wanted.chunks(CHUNKS_PER_CALL) {
-        let passages: Vec<&str> = batch.iter().map(|&i| chunks[i].content.as_str()).collect();
-        let request = request(config.questions_per_chunk, title, &passages);
-        let call = tokio::time::timeout_at(deadline, lore_llm::complete(model.as_ref(), request));
-        let Ok(reply) = call.await else {
-            stopped = Some(format!(
-                "; stopped at chunk {} after {} s, the most one document may spend on questions",
-                batch[0],
-                TIME_BUDGET.as_secs()
-            ));
-            break;
-        };
-        calls += 1;
-        let reply = match reply {
-            Ok(reply) => reply,
-            Err(e) => {
-                crate::metrics::llm_call(&config.provider, "error", 0, 0);
-                failed.push(format!("chunks {}-{}: {e}", batch[0], batch[batch.len() - 1]));
-                continue;
-            }
-        };
-        crate::metrics::llm_call(&config.provider, "ok", reply.usage.prompt_tokens, reply.usage.completion_tokens);
-        usage.prompt_tokens += reply.usage.prompt_tokens;
-        usage.completion_tokens += reply.usage.completion_tokens;
-        usage.estimated |= reply.usage.estimated;
-        let Some(per_passage) = parse(&reply.text, batch.len(), config.questions_per_chunk as usize) else {
-            failed.push(format!(
-                "chunks {}-{}: the model's answer is not the JSON asked for",
-                batch[0],
-                batch[batch.len() - 1]
-            ));
-            continue;
-        };
-        for (&i, questions) in batch.iter().zip(per_passage) {
-            if questions.is_empty() {
-                continue;
-            }
-            let chunk = &mut chunks[i];
-            written += questions.len();
-            answered += 1;
-            if !chunk.metadata.is_object() {
-                chunk.metadata = json!({});
-            }
-            chunk.metadata["questions"] = json!(questions);
-            chunk.fts_terms = with_terms(std::mem::take(&mut chunk.fts_terms), &chunk.metadata);
-        }
-    }
-    let cost: Decimal = state.config.prices.cost(&config.model, &usage);
-    let mut message = format!(
-        "{written} questions for {answered} of {} chunks by {}/{} in {calls} calls, {:.0} ms: {} prompt + {} completion tokens{}, cost {cost}",
-        wanted.len(),
-        config.provider,
-        config.model,
-        started.elapsed().as_secs_f64() * 1000.0,
-        usage.prompt_tokens,
-        usage.completion_tokens,
-        if usage.estimated { " (estimated)" } else { "" },
-    );
-    if !failed.is_empty() {
-        message.push_str(&format!("; {} calls failed ({})", failed.len(), failed.join("; ")));
-    }
-    message.push_str(stopped.as_deref().unwrap_or_default());
-    log.push(LogEntry::new("questions", message));
+    let step = Questions { per_chunk: config.questions_per_chunk };
+    crate::enrich::run(state, owner, (&config.provider, &config.model), &step, title, chunks, log).await;
 }
 
-fn request(per_chunk: u32, title: Option<&str>, passages: &[&str]) -> ChatRequest {
-    let mut prompt = String::new();
-    if let Some(title) = title.map(str::trim).filter(|t| !t.is_empty()) {
-        prompt.push_str(&format!("Document: {title}\n\n"));
-    }
-    prompt.push_str(&format!("N = {per_chunk}\n"));
-    for (n, passage) in passages.iter().enumerate() {
-        let cut: String = passage.chars().take(PROMPT_CHARS_PER_CHUNK).collect();
-        prompt.push_str(&format!("\n[{}]\n{}\n", n + 1, cut.trim()));
-    }
-    ChatRequest {
-        messages: vec![Message::new(Role::System, INSTRUCTIONS), Message::new(Role::User, prompt)],
-        // About 60 tokens a question, and room for the JSON around them.
-        max_tokens: Some((per_chunk * passages.len() as u32 * 60 + 100).min(8_000)),
-        temperature: Some(0.2),
-        top_p: None,
-        json_output: true,
-    }
+struct Questions {
+    per_chunk: u32,
 }
 
-/// The questions of each of `passages` passages, in order, from the model's answer; `None` when
-/// the answer is not the JSON asked for. Blank, repeated and surplus questions are dropped.
-fn parse(reply: &str, passages: usize, per_chunk: usize) -> Option<Vec<Vec<String>>> {
-    let answer = lore_llm::json_object(reply)?;
-    let by_number = answer.get("questions").unwrap_or(&answer);
-    let listed = |n: usize| -> Vec<String> {
-        let value = match by_number {
-            Value::Object(map) => map.get(&n.to_string()).or_else(|| map.get(&format!("[{n}]"))),
-            Value::Array(list) => list.get(n - 1),
-            _ => None,
-        };
-        let mut questions: Vec<String> = Vec::new();
-        for q in value.and_then(Value::as_array).into_iter().flatten().filter_map(Value::as_str) {
-            let q: String = q.trim().chars().take(MAX_QUESTION_CHARS).collect();
-            if !q.is_empty() && !questions.contains(&q) && questions.len() < per_chunk {
-                questions.push(q);
-            }
+impl crate::enrich::Step for Questions {
+    const NAME: &'static str = "questions";
+
+    fn request(&self, title: Option<&str>, chunks: &[&NewChunk]) -> ChatRequest {
+        let prompt = crate::enrich::passages(title, &format!("N = {}\n", self.per_chunk), chunks, |_| None);
+        ChatRequest {
+            messages: vec![Message::new(Role::System, INSTRUCTIONS), Message::new(Role::User, prompt)],
+            // About 60 tokens a question, and room for the JSON around them.
+            max_tokens: Some((self.per_chunk * chunks.len() as u32 * 60 + 100).min(8_000)),
+            temperature: Some(0.2),
+            top_p: None,
+            json_output: true,
         }
-        questions
-    };
-    let all: Vec<Vec<String>> = (1..=passages).map(listed).collect();
-    all.iter().any(|q| !q.is_empty()).then_some(all)
+    }
+
+    /// Blank, repeated and surplus questions are dropped.
+    fn parse(&self, reply: &str, passages: usize) -> Option<Vec<Option<Value>>> {
+        let answer = lore_llm::json_object(reply)?;
+        let listed = |n: usize| -> Vec<String> {
+            let mut questions: Vec<String> = Vec::new();
+            let value = crate::enrich::numbered(&answer, "questions", n);
+            for q in value.and_then(Value::as_array).into_iter().flatten().filter_map(Value::as_str) {
+                let q: String = q.trim().chars().take(MAX_QUESTION_CHARS).collect();
+                if !q.is_empty() && !questions.contains(&q) && questions.len() < self.per_chunk as usize {
+                    questions.push(q);
+                }
+            }
+            questions
+        };
+        let all: Vec<Vec<String>> = (1..=passages).map(listed).collect();
+        let any = all.iter().any(|q| !q.is_empty());
+        any.then(|| all.into_iter().map(|q| (!q.is_empty()).then(|| json!(q))).collect())
+    }
+
+    fn apply(&self, chunk: &mut NewChunk, value: Value) -> usize {
+        let written = value.as_array().map_or(0, Vec::len);
+        chunk.metadata["questions"] = value;
+        chunk.fts_terms = with_terms(std::mem::take(&mut chunk.fts_terms), &chunk.metadata);
+        written
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn parse(reply: &str, passages: usize, per_chunk: u32) -> Option<Vec<Vec<String>>> {
+        let got = crate::enrich::Step::parse(&Questions { per_chunk }, reply, passages)?;
+        Some(got.into_iter().map(|q| serde_json::from_value(q.unwrap_or(json!([]))).expect("strings")).collect())
+    }
 
     #[test]
     fn answers_are_read_by_passage_number_in_either_shape() {
@@ -230,12 +139,14 @@ mod tests {
 
     #[test]
     fn a_prompt_carries_the_title_the_count_and_each_passage_cut() {
-        let long = "长".repeat(PROMPT_CHARS_PER_CHUNK + 50);
-        let request = request(2, Some("产品手册"), &["first passage", &long]);
+        let long = "长".repeat(crate::enrich::PROMPT_CHARS_PER_CHUNK + 50);
+        let chunks = [crate::enrich::chunk_of("first passage"), crate::enrich::chunk_of(&long)];
+        let request =
+            crate::enrich::Step::request(&Questions { per_chunk: 2 }, Some("产品手册"), &[&chunks[0], &chunks[1]]);
         let prompt = &request.messages[1].content;
         assert!(prompt.starts_with("Document: 产品手册") && prompt.contains("N = 2"), "{prompt}");
         assert!(prompt.contains("[1]\nfirst passage") && prompt.contains("[2]\n"));
-        assert_eq!(prompt.matches('长').count(), PROMPT_CHARS_PER_CHUNK);
+        assert_eq!(prompt.matches('长').count(), crate::enrich::PROMPT_CHARS_PER_CHUNK);
         assert!(request.json_output);
     }
 }

@@ -299,8 +299,13 @@ async fn process(
     }
     let kb = state.store.get_knowledge_base(document.user_id, document.knowledge_base_id).await?;
     let defaults = state.store.user_defaults(document.user_id).await?;
-    let kb_config = kb.as_ref().and_then(|kb| kb.settings.chunking_config.clone());
-    let strategy = chunking::resolve(document.chunking_config.as_ref(), kb_config.as_ref(), &defaults)?;
+    let embedder = match &kb {
+        Some(kb) => crate::embedding::embedder_for(state, kb).await?,
+        None => None,
+    };
+    let kb_config = kb.as_ref().and_then(|kb| kb.settings.chunking_config.as_ref());
+    let window = crate::embedding::window_of(embedder.as_ref());
+    let (strategy, unit) = chunking::resolve(document.chunking_config.as_ref(), kb_config, &defaults, window)?;
     let bytes = state.blobs.get(&document.file_path).await.map_err(|e| {
         if e.is_transient() {
             return e;
@@ -315,18 +320,12 @@ async fn process(
     let types = state.store.list_file_types().await?;
     let kind = kind_of(&document, &types);
     let doc = document.clone();
-    let embedder = match &kb {
-        Some(kb) => crate::embedding::embedder_for(state, kb).await?,
-        None => None,
-    };
     // Semantic chunking embeds sentences from inside the pipeline, through the runtime.
     let sentences = match (&strategy, &embedder) {
         (chunking::Strategy::Semantic { .. }, Some(e)) => Some((e.clone(), tokio::runtime::Handle::current())),
         _ => None,
     };
-    let counter = (chunking::resolve_unit(document.chunking_config.as_ref(), kb_config.as_ref())
-        == chunking::SizeUnit::Tokens)
-        .then(|| crate::embedding::token_counter(embedder.as_ref()));
+    let counter = (unit == chunking::SizeUnit::Tokens).then(|| crate::embedding::token_counter(embedder.as_ref()));
     let reader = Reader {
         parsers: state.parsers.clone(),
         options: ParseOptions { ocr: kb.as_ref().and_then(|kb| kb.settings.ocr).unwrap_or_default() },
@@ -367,6 +366,12 @@ async fn process(
         )
         .await;
         crate::metrics::stage("questions", started.elapsed().as_secs_f64());
+    }
+    if let Some(config) = kb.as_ref().and_then(|kb| kb.settings.summary_config.as_ref()) {
+        let started = std::time::Instant::now();
+        let chunks = &mut result.chunks;
+        crate::summaries::generate(state, document.user_id, config, title.as_deref(), chunks, &mut result.log).await;
+        crate::metrics::stage("summaries", started.elapsed().as_secs_f64());
     }
     if let Some(embedder) = embedder {
         let started = std::time::Instant::now();
@@ -474,8 +479,9 @@ fn pipeline(
         "parse",
         format!("read as {} ({encoding}), {} characters", document.file_type, parsed.text.chars().count()),
     ));
-    if tokens.is_none() {
-        strategy.check_text_budget(parsed.text.chars().count())?;
+    match tokens {
+        None => strategy.check_text_budget(parsed.text.chars().count())?,
+        Some(_) => strategy.check_token_budget(&parsed.text)?,
     }
     let pieces = match sentences {
         Some((embedder, runtime)) => {
@@ -490,6 +496,7 @@ fn pipeline(
     // document is about (contextual BM25).
     let title = parsed.title.as_deref().map(str::trim).filter(|t| !t.is_empty());
     let title_terms = title.map(|t| segment::terms(t).join(" ")).unwrap_or_default();
+    let headings = lore_ingest::summary::headings(&parsed.text);
     let chunks: Vec<NewChunk> = pieces
         .iter()
         .enumerate()
@@ -500,6 +507,10 @@ fn pipeline(
                 let mut m = piece.metadata(strategy);
                 if let Some(obj) = m.as_object_mut() {
                     place(obj, &parsed, piece.char_start, piece.char_end);
+                    let section = lore_ingest::summary::section_path(&headings, piece.char_start);
+                    if !section.is_empty() {
+                        obj.insert("section_path".into(), json!(section));
+                    }
                 }
                 m
             },

@@ -173,8 +173,8 @@ pub struct NewChunk {
     /// The chunk's embedding in the knowledge base's embedding space, and of its summary.
     pub embedding: Option<Vec<f32>>,
     pub summary_embedding: Option<Vec<f32>>,
-    /// What to embed instead of the content (with the title) and its lead: a Q&A pair is found
-    /// by its question.
+    /// What to embed instead of the content (with the title) and its summary: a Q&A pair is
+    /// found by its question.
     pub embed_text: Option<String>,
 }
 

@@ -35,6 +35,10 @@ pub struct KbSettings {
     /// Questions written for each chunk by a chat model, searched as the chunk's second target.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub question_generation: Option<QuestionGeneration>,
+    /// Summaries written for each chunk by a chat model, embedded as its summary vector (an
+    /// extractive summary otherwise).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub summary_config: Option<SummaryConfig>,
     /// Text recognition for images and scanned PDF pages (`auto` when unset).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ocr: Option<OcrMode>,
@@ -77,6 +81,17 @@ impl QuestionGeneration {
     }
 }
 
+/// `settings.summary_config`: which of the owner's chat models writes, for each chunk, a sentence
+/// or two on what it is about within its document. Kept in the chunk's `metadata.summary` and
+/// embedded as its summary vector (`search_target: summary` or `both` searches it).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SummaryConfig {
+    /// A chat provider (`openai`, `anthropic`, `cohere`, `deepseek`, ...), called with the owner's key.
+    pub provider: String,
+    pub model: String,
+}
+
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct SearchConfig {
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -89,7 +104,7 @@ pub struct SearchConfig {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fusion: Option<String>,
     /// The vector searches compare with: content, summary or both (the default is content, or both
-    /// where questions are generated).
+    /// where questions or summaries are generated).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub search_target: Option<SearchTarget>,
     /// A rerank stage after fusion.

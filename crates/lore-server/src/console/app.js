@@ -140,6 +140,8 @@ const STRINGS = {
   qg_title: ['Questions per chunk', '为分块生成问题'],
   qg_off: ['off', '关闭'],
   qg_count: ['Questions per chunk', '每个分块的问题数'],
+  sum_title: ['Chunk summaries', '分块摘要'],
+  sum_hint: ['Your chat model says in a sentence or two what each new chunk is about within its document; search by summary finds the chunk by it. Off: a summary is drawn from the title, the section and the chunk\'s most central sentences. Uses your provider key and costs tokens.', '由你的对话模型用一两句话说明每个新分块在文档中讲什么，按摘要搜索时据此找到分块。关闭时，摘要取自标题、章节和分块中最核心的句子。使用你的服务商密钥，会消耗 token。'],
   qg_hint: ['Your chat model writes the questions each new chunk answers; search finds the chunk by them too. Uses your provider key (Settings) and costs tokens.', '由你的对话模型为每个新分块写出它能回答的问题，搜索也会通过这些问题找到分块。使用你在设置中的服务商密钥，会消耗 token。'],
   drop_here: ['Drop files here, or choose them', '把文件拖到这里，或点击选择'],
   choose_files: ['Files to upload', '要上传的文件'],
@@ -163,7 +165,7 @@ const STRINGS = {
   generate: ['Generate the configuration', '生成配置'],
   understood: ['Understood: {0}', '理解为：{0}'],
   chunking_config: ['Chunking configuration (JSON)', '分块配置（JSON）'],
-  chunking_default: ['Leave empty for the default', '留空则使用默认配置'],
+  chunking_default: ['Leave empty for the default: a document the embedding model reads at once stays whole; a longer one is cut between paragraphs, by the model\'s tokens', '留空则使用默认配置：嵌入模型一次读得完的文档保持完整，更长的按模型的 token 在段落之间切分'],
   preview: ['Live preview', '实时预览'],
   preview_text: ['Sample text to preview', '用于预览的示例文本'],
   preview_count: ['Chunks: {0}', '{0} 个分块'],
@@ -837,6 +839,10 @@ async function kbSettings(root, kb) {
     .map((p) => h('option', { value: p, selected: (qg.provider || '') === p }, p || t('qg_off'))));
   const qgModel = h('input', { id: 'qg-model', value: qg.model || '', placeholder: 'gpt-4o-mini' });
   const qgCount = h('input', { id: 'qg-count', type: 'number', min: 1, max: 10, value: qg.questions_per_chunk ?? 3 });
+  const sum = settings.summary_config || {};
+  const sumProvider = h('select', { id: 'sum-provider' }, ['', 'openai', 'anthropic', 'cohere', 'deepseek', 'qwen', 'vllm', 'ollama', 'llamacpp']
+    .map((p) => h('option', { value: p, selected: (sum.provider || '') === p }, p || t('qg_off'))));
+  const sumModel = h('input', { id: 'sum-model', value: sum.model || '', placeholder: 'gpt-4o-mini' });
 
   let previewTimer = null;
   const runPreview = () => {
@@ -877,6 +883,8 @@ async function kbSettings(root, kb) {
       h('div', { class: 'row' }, field(t('mode'), mode), field(t('top_k'), topK), field(t('threshold'), threshold))),
     h('div', { class: 'card' }, h('h2', {}, t('qg_title')), h('p', { class: 'muted' }, t('qg_hint')),
       h('div', { class: 'row' }, field(t('provider'), qgProvider), field(t('model'), qgModel), field(t('qg_count'), qgCount))),
+    h('div', { class: 'card' }, h('h2', {}, t('sum_title')), h('p', { class: 'muted' }, t('sum_hint')),
+      h('div', { class: 'row' }, field(t('provider'), sumProvider), field(t('model'), sumModel))),
     h('button', { type: 'submit', id: 'kb-save' }, t('save')));
   onSubmit(form, async () => {
     const next = { ...settings };
@@ -887,6 +895,7 @@ async function kbSettings(root, kb) {
     next.question_generation = qgProvider.value
       ? { provider: qgProvider.value, model: qgModel.value.trim(), questions_per_chunk: numberOrNull(qgCount.value) ?? 3 }
       : null;
+    next.summary_config = sumProvider.value ? { provider: sumProvider.value, model: sumModel.value.trim() } : null;
     await api('PATCH', `/v1/knowledge-bases/${kb.id}`, { name: name.value, description: desc.value || null, settings: next });
     toast(t('saved'));
   });

@@ -70,6 +70,9 @@ pub(crate) fn parse_settings(state: &AppState, value: Value, user: &UserDefaults
     if let Some(config) = &settings.question_generation {
         crate::questions::check(config)?;
     }
+    if let Some(config) = &settings.summary_config {
+        crate::summaries::check(config)?;
+    }
     if let Some(mode) = settings.search_config.as_ref().and_then(|s| s.default_mode.as_deref())
         && !matches!(mode, "fulltext" | "vector" | "hybrid")
     {

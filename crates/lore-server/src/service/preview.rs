@@ -53,13 +53,30 @@ pub async fn preview_chunking(
     };
     let kb_config = kb.as_ref().and_then(|kb| kb.settings.chunking_config.clone());
     let doc_config = req.chunking_config.map(ChunkingConfig::from_value).transpose()?;
-    let strategy = chunking::resolve(doc_config.as_ref(), kb_config.as_ref(), &defaults)?;
-    let size_unit = chunking::resolve_unit(doc_config.as_ref(), kb_config.as_ref());
+    let chosen = doc_config.as_ref().or(kb_config.as_ref());
+    // A bad configuration is refused before any model is loaded.
+    if let Some(config) = chosen {
+        config.to_strategy(&defaults)?;
+    }
+    // Semantic chunking and sizes in tokens (the default's among them) need the knowledge base's
+    // model, or the user's default.
+    let needs_model =
+        chosen.is_none_or(|c| c.strategy_type == "semantic" || c.size_unit() == chunking::SizeUnit::Tokens);
+    let embedder = match needs_model {
+        true => {
+            let embedding = kb.as_ref().and_then(|kb| kb.settings.embedding_config.as_ref());
+            crate::embedding::embedder_of(state, principal.user_id(), embedding).await?
+        }
+        false => None,
+    };
+    let window = crate::embedding::window_of(embedder.as_ref());
+    let (strategy, size_unit) = chunking::resolve(doc_config.as_ref(), kb_config.as_ref(), &defaults, window)?;
     let text = req.text;
     let text_chars = text.chars().count();
     // A text that must give more chunks than a document may have is refused before any work.
-    if size_unit == chunking::SizeUnit::Characters {
-        strategy.check_text_budget(text_chars)?;
+    match size_unit {
+        chunking::SizeUnit::Characters => strategy.check_text_budget(text_chars)?,
+        chunking::SizeUnit::Tokens => strategy.check_token_budget(&text)?,
     }
     // A semantic preview embeds every sentence while the caller waits: a bounded sample.
     if matches!(strategy, Strategy::Semantic { .. }) && text_chars > SEMANTIC_PREVIEW_CHARS {
@@ -70,13 +87,6 @@ pub async fn preview_chunking(
             ),
         ));
     }
-    // Semantic chunking and sizes in tokens need the knowledge base's model (or the user's default).
-    let embedder = if matches!(strategy, Strategy::Semantic { .. }) || size_unit == chunking::SizeUnit::Tokens {
-        let embedding = kb.as_ref().and_then(|kb| kb.settings.embedding_config.as_ref());
-        crate::embedding::embedder_of(state, principal.user_id(), embedding).await?
-    } else {
-        None
-    };
     let counter = (size_unit == chunking::SizeUnit::Tokens).then(|| crate::embedding::token_counter(embedder.as_ref()));
     let chunks = match (&strategy, &embedder) {
         (Strategy::Semantic { .. }, Some(embedder)) => {

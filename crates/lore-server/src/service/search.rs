@@ -215,9 +215,12 @@ pub(crate) async fn run_search(
         Some(fusion) => fusion,
         None => search_config.fusion.as_deref().map(str::parse).transpose()?.unwrap_or_default(),
     };
-    // Knowledge bases with generated questions are searched by them too, unless told otherwise.
+    // Knowledge bases with generated questions or summaries are searched by them too, unless told
+    // otherwise.
     let target = req.target.or(search_config.search_target).unwrap_or_else(|| {
-        match kbs.iter().any(|kb| kb.settings.question_generation.is_some()) {
+        let written =
+            |kb: &KnowledgeBase| kb.settings.question_generation.is_some() || kb.settings.summary_config.is_some();
+        match kbs.iter().any(written) {
             true => SearchTarget::Both,
             false => SearchTarget::Content,
         }

@@ -19,6 +19,7 @@ mod postgres;
 mod registration;
 mod retrieval;
 mod sources;
+mod summaries;
 
 use std::time::Duration;
 
