@@ -251,7 +251,7 @@ export interface SearchOptions {
   similarityThreshold?: number;
   searchTarget?: "content" | "summary" | "both";
   weights?: { vector?: number; fulltext?: number };
-  /** Hybrid fusion: reciprocal rank (`rrf`, the default) or normalised scores (`weighted`). */
+  /** Hybrid fusion: normalised scores (`weighted`, the default) or reciprocal rank (`rrf`). */
   fusion?: "rrf" | "weighted";
   /** `false`: no rerank stage; a reranker for this search; the knowledge base's otherwise. */
   rerank?: boolean | { provider: "cohere" | "jina" | "voyage" | "tei" | "vllm"; model?: string; base_url?: string; candidates?: number; top_n?: number };

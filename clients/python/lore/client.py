@@ -768,8 +768,8 @@ class _Client:
         rerank: Optional[Union[bool, JSON]] = None,
     ) -> Any:
         """Searches one knowledge base (an id) or several (a list of ids): ``mode`` is
-        ``hybrid`` (the default), ``vector`` or ``fulltext``; hybrid ``fusion`` is ``rrf`` (the
-        default) or ``weighted``; ``rerank`` is ``False`` (no rerank stage) or a reranker
+        ``hybrid`` (the default), ``vector`` or ``fulltext``; hybrid ``fusion`` is ``weighted``
+        (the default) or ``rrf``; ``rerank`` is ``False`` (no rerank stage) or a reranker
         (``{"provider": "tei", "base_url": ...}``), the knowledge base's otherwise. Returns the
         hits, best first."""
         call = _search_call(knowledge_base_ids, query, top_k, mode, filters, similarity_threshold, search_target,

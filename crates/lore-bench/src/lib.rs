@@ -93,6 +93,10 @@ pub struct RetrievalArgs {
     /// `both`); the knowledge base's default otherwise.
     #[arg(long, value_delimiter = ',')]
     targets: Vec<String>,
+    /// Measure hybrid search with each of these fusions (`rrf`, `weighted`); the knowledge
+    /// base's default otherwise.
+    #[arg(long, value_delimiter = ',')]
+    fusions: Vec<String>,
     /// Index only the corpus's first N documents, and ask only the queries they answer: a quick
     /// run, for ingestion speed more than quality.
     #[arg(long)]

@@ -140,21 +140,32 @@ pub(crate) async fn retrieval(args: RetrievalArgs) -> anyhow::Result<()> {
     let rerank: Option<Value> =
         args.rerank.as_deref().map(serde_json::from_str).transpose().context("--rerank is not valid JSON")?;
     // Each mode as the knowledge base searches, then again through the rerank stage if asked.
-    let mut runs: Vec<(String, &str, Value, Option<&str>)> = Vec::new();
+    let mut runs: Vec<(String, Value)> = Vec::new();
+    let each = |list: &[String]| -> Vec<Option<String>> {
+        if list.is_empty() { vec![None] } else { list.iter().cloned().map(Some).collect() }
+    };
     for mode in &args.modes {
-        let targets: Vec<Option<&str>> = match mode.as_str() {
-            "vector" | "hybrid" if !args.targets.is_empty() => args.targets.iter().map(|t| Some(t.as_str())).collect(),
-            _ => vec![None],
+        let (targets, fusions) = match mode.as_str() {
+            "vector" => (each(&args.targets), vec![None]),
+            "hybrid" => (each(&args.targets), each(&args.fusions)),
+            _ => (vec![None], vec![None]),
         };
-        for target in targets {
-            let label = target.map_or(mode.clone(), |t| format!("{mode} ({t})"));
-            runs.push((label.clone(), mode.as_str(), json!(false), target));
-            if let Some(rerank) = &rerank {
-                runs.push((format!("{label}+rerank"), mode.as_str(), rerank.clone(), target));
+        for target in &targets {
+            for fusion in &fusions {
+                let named: Vec<&str> = [target.as_deref(), fusion.as_deref()].into_iter().flatten().collect();
+                let label = if named.is_empty() { mode.clone() } else { format!("{mode} ({})", named.join(", ")) };
+                let request =
+                    json!({"mode": mode, "top_k": 100, "search_target": target, "fusion": fusion, "rerank": false});
+                runs.push((label.clone(), request.clone()));
+                if let Some(rerank) = &rerank {
+                    let mut with = request;
+                    with["rerank"] = rerank.clone();
+                    runs.push((format!("{label}+rerank"), with));
+                }
             }
         }
     }
-    for (label, mode, rerank, target) in &runs {
+    for (label, request) in &runs {
         let (mut ndcg, mut recall, mut latencies) = (0.0, 0.0, Vec::new());
         for q in &judged {
             let relevant = &qrels[q["_id"].as_str().unwrap_or_default()];
@@ -162,9 +173,11 @@ pub(crate) async fn retrieval(args: RetrievalArgs) -> anyhow::Result<()> {
             let v: Value = http
                 .post(format!("{base}/v1/knowledge-bases/{kb_id}/search"))
                 .bearer_auth(&token)
-                .json(
-                    &json!({"query": q["text"], "mode": mode, "top_k": 100, "rerank": rerank, "search_target": target}),
-                )
+                .json(&{
+                    let mut body = request.clone();
+                    body["query"] = q["text"].clone();
+                    body
+                })
                 .send()
                 .await?
                 .error_for_status()?

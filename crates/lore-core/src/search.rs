@@ -41,12 +41,13 @@ impl FromStr for SearchMode {
     }
 }
 
-/// How hybrid search merges its two lists: by rank (reciprocal rank fusion), or by each list's
-/// scores scaled to 0..1 and summed by weight.
+/// How hybrid search merges its two lists: by each list's scores scaled to 0..1 and summed by
+/// weight (the default: it keeps the margins that ranks lose, and scored higher than rank fusion
+/// on both shared sets, SciFact and CMRC 2018), or by rank (reciprocal rank fusion).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Fusion {
-    #[default]
     Rrf,
+    #[default]
     Weighted,
 }
 

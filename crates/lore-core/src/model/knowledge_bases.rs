@@ -100,7 +100,7 @@ pub struct SearchConfig {
     pub top_k: Option<u32>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub similarity_threshold: Option<f64>,
-    /// Hybrid fusion: `rrf` (reciprocal rank fusion, the default) or `weighted` (normalised scores).
+    /// Hybrid fusion: `weighted` (normalised scores, the default) or `rrf` (reciprocal rank fusion).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fusion: Option<String>,
     /// The vector searches compare with: content, summary or both (the default is content, or both

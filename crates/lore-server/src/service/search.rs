@@ -25,8 +25,8 @@ pub struct SearchRequest {
     pub search_target: Option<SearchTarget>,
     /// Hybrid fusion weights.
     pub weights: Option<HybridWeights>,
-    /// Hybrid fusion: `rrf` (reciprocal rank fusion, the default) or `weighted` (each list's
-    /// scores scaled to 0..1 and summed by weight).
+    /// Hybrid fusion: `weighted` (each list's scores scaled to 0..1 and summed by weight, the
+    /// default) or `rrf` (reciprocal rank fusion).
     pub fusion: Option<String>,
     /// For `POST /v1/search`: the knowledge bases to search (all of the caller's when absent).
     #[serde(default)]

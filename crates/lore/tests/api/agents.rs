@@ -832,7 +832,13 @@ async fn follow_up_questions_are_searched_with_the_subject_they_lean_on() {
 /// A knowledge base of two products: a speaker (its languages, not waterproof, its price) and a
 /// watch whose text says 价格 most. Its id, then the speaker's and the watch's document ids.
 async fn products(app: &TestApp, token: &str) -> (String, String, String) {
-    let kb = app.create_kb(token, "产品").await;
+    // Fused by rank: with two documents, each list's scores scaled to 0..1 are 1 and 0, so
+    // weighted fusion (the default) ties them and the tie falls by id.
+    let (status, v) = app
+        .post(token, "/v1/knowledge-bases", json!({"name": "产品", "settings": {"search_config": {"fusion": "rrf"}}}))
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{v}");
+    let kb = v["id"].as_str().expect("id").to_string();
     let speaker = "# 智能音箱\n\n智能音箱支持中文和英文语音控制，机身不防水，售价三百九十九元。";
     let speaker = app.ingest(token, &kb, "智能音箱.md", speaker).await;
     let watch = "# 智能手表\n\n智能手表价格：价格九百九十九元，价格含表带，价格全国统一。";

@@ -580,8 +580,8 @@ async fn progress_moves_per_stage_and_per_batch_embedded() {
     lore.shutdown().await;
 }
 
-/// Hybrid search fuses by reciprocal rank by default, or by normalised scores (`fusion:
-/// weighted`), per request or per knowledge base: the fused scores say which was used.
+/// Hybrid search fuses by normalised scores by default, or by reciprocal rank (`fusion: rrf`),
+/// per request or per knowledge base: the fused scores say which was used.
 #[tokio::test]
 async fn hybrid_fusion_is_rrf_or_weighted_scores() {
     let app = spawn_app().await;
@@ -606,22 +606,19 @@ async fn hybrid_fusion_is_rrf_or_weighted_scores() {
             )
         }
     };
-    let (file, rrf) = top(json!({"query": "全额退款 refunds"})).await;
+    let (file, rrf) = top(json!({"query": "全额退款 refunds", "fusion": "rrf"})).await;
     assert_eq!(file, "退款.md");
     assert!(rrf < 0.1, "reciprocal rank scores are small: {rrf}");
-    let (file, weighted) = top(json!({"query": "全额退款 refunds", "fusion": "weighted"})).await;
+    let (file, weighted) = top(json!({"query": "全额退款 refunds"})).await;
     assert_eq!(file, "退款.md");
     assert!(weighted > 1.5 && weighted <= 2.0 + 1e-9, "first in both lists, scaled: {weighted}");
+    assert_eq!(top(json!({"query": "全额退款 refunds", "fusion": "weighted"})).await.1, weighted);
     let (status, v) = app
-        .patch(
-            &token,
-            &format!("/v1/knowledge-bases/{kb}"),
-            json!({"settings": {"search_config": {"fusion": "weighted"}}}),
-        )
+        .patch(&token, &format!("/v1/knowledge-bases/{kb}"), json!({"settings": {"search_config": {"fusion": "rrf"}}}))
         .await;
     assert_eq!(status, StatusCode::OK, "{v}");
-    assert!(top(json!({"query": "全额退款 refunds"})).await.1 > 1.5, "the knowledge base's fusion applies");
-    assert!(top(json!({"query": "全额退款 refunds", "fusion": "rrf"})).await.1 < 0.1, "the request's wins");
+    assert!(top(json!({"query": "全额退款 refunds"})).await.1 < 0.1, "the knowledge base's fusion applies");
+    assert!(top(json!({"query": "全额退款 refunds", "fusion": "weighted"})).await.1 > 1.5, "the request's wins");
     let (status, v) =
         app.post(&token, &format!("/v1/knowledge-bases/{kb}/search"), json!({"query": "x", "fusion": "borda"})).await;
     assert_eq!((status, v["error"]["code"].as_str()), (StatusCode::UNPROCESSABLE_ENTITY, Some("validation_failed")));
