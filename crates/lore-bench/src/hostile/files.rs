@@ -155,7 +155,7 @@ impl Bombs {
         let eml_body = {
             use base64::Engine as _;
             // Dense in words, so past the budget with the default chunks in the built-in model's
-            // tokens (24 M words in chunks of 448: 53,000 > 50,000) as with 800 characters.
+            // tokens (24 M words in chunks of 447: 53,700 > 50,000) as with 800 characters.
             let sentence = b"1 2 3 4 5 6 7 8 9 0 ";
             let text: Vec<u8> = sentence.iter().copied().cycle().take(48_000_000).collect();
             let encoded = base64::engine::general_purpose::STANDARD.encode(&text);
