@@ -7,6 +7,10 @@ use std::collections::HashSet;
 
 use lore_core::tokens::estimate;
 
+/// Sentences weighed for centrality, at most: the work grows with their square, and a chunk a
+/// tenant sizes may hold thousands of one-word lines.
+const MAX_SENTENCES: usize = 64;
+
 /// Words too common to tell sentences apart.
 const STOPWORDS: &[&str] = &[
     "a", "an", "and", "are", "as", "at", "be", "by", "for", "from", "has", "have", "in", "is", "it", "its", "of", "on",
@@ -117,7 +121,8 @@ pub fn extractive(title: Option<&str>, section_path: &[String], text: &str, max_
     if section_path.is_empty() && estimate(text.trim()) <= max_tokens {
         return None;
     }
-    let all = sentences(text);
+    let mut all = sentences(text);
+    all.truncate(MAX_SENTENCES);
     let kept = central(&all, max_tokens);
     if kept.len() == all.len() && section_path.is_empty() {
         return None;
@@ -132,32 +137,43 @@ pub fn extractive(title: Option<&str>, section_path: &[String], text: &str, max_
     })
 }
 
-/// The headings a text's Markdown-style heading lines (`#` to `######`) open, as `(char offset,
-/// level, heading)`: parsers write a document's headings this way.
-pub fn headings(text: &str) -> Vec<(usize, usize, String)> {
-    let mut out = Vec::new();
+/// A heading longer than this is cut: a section path names sections, it does not quote them.
+const MAX_HEADING_CHARS: usize = 200;
+
+/// The section path at each of `starts` (char offsets into `text`, in any order): the headings
+/// still open there, outermost first. Headings are Markdown-style lines (`#` to `######`), the way
+/// parsers write a document's headings. One pass over the text, whatever its headings' number.
+pub fn section_paths(text: &str, starts: &[usize]) -> Vec<Vec<String>> {
+    let mut order: Vec<usize> = (0..starts.len()).collect();
+    order.sort_by_key(|&i| starts[i]);
+    let mut order = order.into_iter().peekable();
+    let mut paths = vec![Vec::new(); starts.len()];
+    let mut open: Vec<(usize, String)> = Vec::new();
     let mut chars = 0;
+    let mut assign = |upto: Option<usize>, open: &[(usize, String)]| {
+        while let Some(&i) = order.peek() {
+            if upto.is_some_and(|offset| starts[i] >= offset) {
+                break;
+            }
+            paths[i] = open.iter().map(|(_, heading)| heading.clone()).collect();
+            order.next();
+        }
+    };
     for line in text.split_inclusive('\n') {
         let hashes = line.bytes().take_while(|b| *b == b'#').count();
         if (1..=6).contains(&hashes) && line[hashes..].starts_with([' ', '\t']) {
-            let heading = line[hashes..].trim();
+            let heading: String = line[hashes..].trim().chars().take(MAX_HEADING_CHARS).collect();
             if !heading.is_empty() {
-                out.push((chars, hashes, heading.to_string()));
+                // Chunks before this heading see the sections open until now.
+                assign(Some(chars), &open);
+                open.retain(|(level, _)| *level < hashes);
+                open.push((hashes, heading));
             }
         }
         chars += line.chars().count();
     }
-    out
-}
-
-/// The section path at char offset `at`: the headings still open there, outermost first.
-pub fn section_path(headings: &[(usize, usize, String)], at: usize) -> Vec<String> {
-    let mut path: Vec<(usize, &str)> = Vec::new();
-    for (_, level, heading) in headings.iter().take_while(|(offset, _, _)| *offset <= at) {
-        path.retain(|(l, _)| l < level);
-        path.push((*level, heading));
-    }
-    path.into_iter().map(|(_, h)| h.to_string()).collect()
+    assign(None, &open);
+    paths
 }
 
 #[cfg(test)]
@@ -210,15 +226,27 @@ mod tests {
     }
 
     #[test]
+    fn a_chunk_of_many_lines_is_weighed_by_its_first_ones() {
+        let lines: String = (0..50_000).map(|i| format!("word{} common\n", i % 7)).collect();
+        let started = std::time::Instant::now();
+        let summary = extractive(None, &[], &lines, 64).expect("a summary");
+        assert!(started.elapsed() < std::time::Duration::from_secs(5), "{:?}", started.elapsed());
+        assert!(summary.starts_with("word"), "{summary}");
+    }
+
+    #[test]
     fn section_paths_follow_heading_levels() {
         let text = "# 手册\n前言\n## 安装\n步骤一\n### 细节\n内容\n## Usage\nmore\n";
-        let hs = headings(text);
-        assert_eq!(hs.len(), 4);
         let at = |needle: &str| text[..text.find(needle).expect("present")].chars().count();
-        assert_eq!(section_path(&hs, at("前言")), vec!["手册"]);
-        assert_eq!(section_path(&hs, at("内容")), vec!["手册", "安装", "细节"]);
-        assert_eq!(section_path(&hs, at("more")), vec!["手册", "Usage"]);
-        assert!(section_path(&hs, 0).len() == 1 && section_path(&[], 5).is_empty());
-        assert!(headings("#hashtag\n####### seven\n").is_empty());
+        let starts = [at("内容"), at("前言"), at("more"), 0, at("## 安装")];
+        let paths = section_paths(text, &starts);
+        assert_eq!(paths[0], ["手册", "安装", "细节"]);
+        assert_eq!(paths[1], ["手册"]);
+        assert_eq!(paths[2], ["手册", "Usage"]);
+        assert_eq!(paths[3], ["手册"], "a chunk that begins with a heading is in its section");
+        assert_eq!(paths[4], ["手册", "安装"]);
+        assert!(section_paths("#hashtag\n####### seven\ntext", &[12])[0].is_empty());
+        let long = format!("# {}\nbody", "长".repeat(500));
+        assert_eq!(section_paths(&long, &[600])[0][0].chars().count(), MAX_HEADING_CHARS);
     }
 }

@@ -496,7 +496,8 @@ fn pipeline(
     // document is about (contextual BM25).
     let title = parsed.title.as_deref().map(str::trim).filter(|t| !t.is_empty());
     let title_terms = title.map(|t| segment::terms(t).join(" ")).unwrap_or_default();
-    let headings = lore_ingest::summary::headings(&parsed.text);
+    let starts: Vec<usize> = pieces.iter().map(|piece| piece.char_start).collect();
+    let mut sections = lore_ingest::summary::section_paths(&parsed.text, &starts).into_iter();
     let chunks: Vec<NewChunk> = pieces
         .iter()
         .enumerate()
@@ -507,7 +508,7 @@ fn pipeline(
                 let mut m = piece.metadata(strategy);
                 if let Some(obj) = m.as_object_mut() {
                     place(obj, &parsed, piece.char_start, piece.char_end);
-                    let section = lore_ingest::summary::section_path(&headings, piece.char_start);
+                    let section = sections.next().unwrap_or_default();
                     if !section.is_empty() {
                         obj.insert("section_path".into(), json!(section));
                     }
