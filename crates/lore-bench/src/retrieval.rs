@@ -230,7 +230,8 @@ fn encoder_alone(corpus: &[Value], data_dir: &std::path::Path, ingested_per_sec:
         .take(500)
         .map(|d| format!("{}\n\n{}", d["title"].as_str().unwrap_or(""), d["text"].as_str().unwrap_or("")))
         .collect();
-    let (secs, tokens) = crate::vectors::encode_passages(&model_dir, &texts, 32)?;
+    let encoder = crate::vectors::default_encoder(&model_dir)?;
+    let (secs, tokens) = crate::vectors::encode_passages(&encoder, &texts, 32);
     let alone = texts.len() as f64 / secs;
     println!(
         "encoder alone, the same texts: {} documents ({tokens} tokens) in {secs:.1} s, {alone:.2} documents/s; \

@@ -260,18 +260,15 @@ pub struct EmbedArgs {
 }
 
 /// The built-in model, from `model_dir` (fetched there on first use).
-fn default_encoder(model_dir: &std::path::Path) -> anyhow::Result<std::sync::Arc<lore_embed::Encoder>> {
+pub(crate) fn default_encoder(model_dir: &std::path::Path) -> anyhow::Result<std::sync::Arc<lore_embed::Encoder>> {
     let known = lore_embed::provision::known(lore_embed::DEFAULT_MODEL).context("default model")?;
     let path = lore_embed::ModelStore::new(model_dir).ensure(known)?;
     Ok(lore_embed::load_encoder(&path, Some((known.query_prefix, known.passage_prefix)))?)
 }
 
-/// Embeds `passages` with the built-in model in batches of `batch`, after a warm-up: the seconds
+/// Embeds `passages` with `encoder` in batches of `batch`, after a warm-up: the seconds
 /// it took and the tokens it read.
-pub(crate) fn encode_passages(
-    model_dir: &std::path::Path, passages: &[String], batch: usize,
-) -> anyhow::Result<(f64, usize)> {
-    let encoder = default_encoder(model_dir)?;
+pub(crate) fn encode_passages(encoder: &lore_embed::Encoder, passages: &[String], batch: usize) -> (f64, usize) {
     let refs: Vec<&str> = passages.iter().map(String::as_str).collect();
     let tokens: usize = refs.iter().map(|t| encoder.count_tokens(t, lore_embed::InputKind::Passage)).sum();
     encoder.embed(&refs[..refs.len().min(4)], lore_embed::InputKind::Passage);
@@ -279,7 +276,7 @@ pub(crate) fn encode_passages(
     for batch in refs.chunks(batch.max(1)) {
         encoder.embed(batch, lore_embed::InputKind::Passage);
     }
-    Ok((t.elapsed().as_secs_f64(), tokens))
+    (t.elapsed().as_secs_f64(), tokens)
 }
 
 pub fn embed(args: EmbedArgs) -> anyhow::Result<()> {
@@ -302,8 +299,8 @@ pub fn embed(args: EmbedArgs) -> anyhow::Result<()> {
     if let Some(out) = &args.write_passages {
         std::fs::write(out, passages.join("\n") + "\n")?;
     }
-    let (secs, tokens) = encode_passages(&args.model_dir, &passages, args.batch)?;
     let encoder = default_encoder(&args.model_dir)?;
+    let (secs, tokens) = encode_passages(&encoder, &passages, args.batch);
     let refs: Vec<&str> = passages.iter().map(String::as_str).collect();
     println!(
         "local multilingual-e5-small: {} passages, {} tokens in {:.2} s: {:.0} tokens/s, {:.1} chunks/s ({} threads, batch {})",

@@ -158,13 +158,12 @@ pub(crate) fn numbered<'a>(answer: &'a Value, key: &str, n: usize) -> Option<&'a
     }
 }
 
-/// A searchable chunk of `content`, as tests build them.
-#[cfg(test)]
-pub(crate) fn chunk_of(content: &str) -> NewChunk {
+/// A searchable chunk with nothing derived yet (metadata, terms, embeddings): what a step reads.
+pub(crate) fn plain_chunk(content: String, content_hash: String, chunk_index: i64) -> NewChunk {
     NewChunk {
-        content: content.to_string(),
-        content_hash: lore_ingest::sha256_hex(content.as_bytes()),
-        chunk_index: 0,
+        content,
+        content_hash,
+        chunk_index,
         metadata: json!({}),
         fts_terms: String::new(),
         parent_index: None,
@@ -173,4 +172,10 @@ pub(crate) fn chunk_of(content: &str) -> NewChunk {
         summary_embedding: None,
         embed_text: None,
     }
+}
+
+/// A plain chunk of `content`, as tests build them.
+#[cfg(test)]
+pub(crate) fn chunk_of(content: &str) -> NewChunk {
+    plain_chunk(content.to_string(), lore_ingest::sha256_hex(content.as_bytes()), 0)
 }

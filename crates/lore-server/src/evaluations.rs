@@ -332,18 +332,7 @@ pub async fn draft(state: &AppState, principal: &Principal, kb_id: Id, req: Draf
         (0..count as usize).map(|i| (i as f64 * step) as usize).filter_map(|i| candidates.get(i)).collect();
     let mut chunks: Vec<lore_core::model::NewChunk> = picked
         .iter()
-        .map(|(_, c)| lore_core::model::NewChunk {
-            content: c.content.clone(),
-            content_hash: c.content_hash.clone(),
-            chunk_index: c.chunk_index,
-            metadata: json!({}),
-            fts_terms: String::new(),
-            parent_index: None,
-            searchable: true,
-            embedding: None,
-            summary_embedding: None,
-            embed_text: None,
-        })
+        .map(|(_, c)| crate::enrich::plain_chunk(c.content.clone(), c.content_hash.clone(), c.chunk_index))
         .collect();
     let mut log = Vec::new();
     crate::questions::generate(state, principal.user_id(), &generation, None, &mut chunks, &mut log).await;
