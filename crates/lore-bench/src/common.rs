@@ -313,6 +313,7 @@ pub(crate) async fn account_with_kb(
     let kb = store
         .create_knowledge_base(NewKnowledgeBase {
             user_id: user.id,
+            created_by: None,
             name: kb_name.into(),
             description: None,
             icon_url: None,

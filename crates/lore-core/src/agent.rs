@@ -25,7 +25,10 @@ impl ConversationMode {
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Agent {
     pub id: Id,
+    /// The workspace it belongs to.
     pub user_id: Id,
+    /// The member who made it (`None` for agents made before workspaces); set once.
+    pub created_by: Option<Id>,
     pub name: String,
     pub description: Option<String>,
     pub agent_type: String,

@@ -73,6 +73,10 @@ codes! {
     InsufficientScope => ("insufficient_scope", Permission, 403),
     SessionRequired => ("session_required", Permission, 403),
     KnowledgeBaseNotAllowed => ("knowledge_base_not_allowed", Permission, 403),
+    // The caller's role in the workspace does not include the action.
+    InsufficientRole => ("insufficient_role", Permission, 403),
+    // An API key acts in its own workspace only.
+    WorkspaceMismatch => ("workspace_mismatch", Permission, 403),
     // Not found
     NotFound => ("not_found", NotFound, 404),
     RouteNotFound => ("route_not_found", NotFound, 404),
@@ -88,6 +92,10 @@ codes! {
     DataSourceNameTaken => ("data_source_name_taken", Conflict, 409),
     SyncInProgress => ("sync_in_progress", Conflict, 409),
     AgentInactive => ("agent_inactive", Conflict, 409),
+    AlreadyMember => ("already_member", Conflict, 409),
+    LastOwner => ("last_owner", Conflict, 409),
+    PersonalWorkspace => ("personal_workspace", Conflict, 409),
+    WorkspaceNotEmpty => ("workspace_not_empty", Conflict, 409),
     // Limits
     RateLimited => ("rate_limited", RateLimited, 429),
     QuotaExceeded => ("quota_exceeded", RateLimited, 429),

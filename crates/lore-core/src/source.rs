@@ -9,7 +9,10 @@ use crate::model::{Id, Timestamp};
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct DataSource {
     pub id: Id,
+    /// The workspace it belongs to.
     pub user_id: Id,
+    /// The member who made it (`None` for data sources made before workspaces).
+    pub created_by: Option<Id>,
     pub knowledge_base_id: Id,
     pub name: String,
     /// `local_folder` (others are refused until they exist).

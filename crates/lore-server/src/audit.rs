@@ -92,17 +92,17 @@ pub async fn record(
     state: &AppState, principal: &Principal, action: &'static str, target: Option<(&'static str, String)>,
     details: Value,
 ) {
-    let actor = (Some(principal.user_id()), Some(actor_name(principal)));
-    append(state, actor, Some(principal.user_id()), action, target, details).await;
+    let actor = (Some(principal.actor_id()), Some(actor_name(principal)));
+    append(state, actor, Some(principal.owner_id()), action, target, details).await;
 }
 
-/// Records what an administrator did to another account (`owner`, whose log lists it too), or to
-/// the installation (`None`).
+/// Records what an administrator did to another account, or a member to a workspace (`owner`,
+/// whose log lists it too), or an administrator to the installation (`None`).
 pub async fn record_admin(
     state: &AppState, principal: &Principal, action: &'static str, owner: Option<Id>,
     target: Option<(&'static str, String)>, details: Value,
 ) {
-    let actor = (Some(principal.user_id()), Some(actor_name(principal)));
+    let actor = (Some(principal.actor_id()), Some(actor_name(principal)));
     append(state, actor, owner, action, target, details).await;
 }
 
@@ -157,10 +157,19 @@ fn query(params: AuditParams, owner: Option<Id>) -> ApiResult<AuditQuery> {
 /// The entries that concern the caller.
 pub async fn own(state: &AppState, principal: &Principal, params: AuditParams) -> ApiResult<Vec<AuditEntry>> {
     principal.require_session()?;
-    if params.user_id.is_some_and(|id| id != principal.user_id()) {
+    if params.user_id.is_some_and(|id| id != principal.owner_id()) {
         return Err(error(lore_core::error::Code::ValidationFailed, "user_id is for administrators (/v1/admin/audit)"));
     }
-    let query = query(params, Some(principal.user_id()))?;
+    let query = query(params, Some(principal.owner_id()))?;
+    Ok(state.store.list_audit(&query).await?)
+}
+
+/// A workspace's entries (its owners and admins are checked by the caller).
+pub async fn of_workspace(state: &AppState, workspace: Id, params: AuditParams) -> ApiResult<Vec<AuditEntry>> {
+    if params.user_id.is_some() {
+        return Err(error(lore_core::error::Code::ValidationFailed, "user_id is for administrators (/v1/admin/audit)"));
+    }
+    let query = query(params, Some(workspace))?;
     Ok(state.store.list_audit(&query).await?)
 }
 

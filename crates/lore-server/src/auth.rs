@@ -1,5 +1,11 @@
 //! Who is calling: a login session (the user, all scopes) or an API key (its scopes, maybe one
-//! knowledge base). Tokens and keys are random, shown once, and stored only as SHA-256 hashes.
+//! knowledge base), and in which workspace. Tokens and keys are random, shown once, and stored
+//! only as SHA-256 hashes.
+//!
+//! A session acts in the person's own workspace unless the request names another with
+//! `X-Lore-Workspace` (one they are a member of; any other answers 404, as another tenant's object
+//! does). A key acts in the workspace it was made in, with its creator's role there, looked up on
+//! every request: a member removed or demoted loses the access at once, with their keys.
 
 use std::net::SocketAddr;
 
@@ -8,7 +14,7 @@ use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
 use base64::Engine;
 use lore_core::error::{Code, Error, Result};
-use lore_core::model::{ApiKey, Id, Scope, User};
+use lore_core::model::{ApiKey, Id, Role, Scope, User};
 use sha2::{Digest, Sha256};
 
 use crate::error::{ApiError, error};
@@ -58,16 +64,40 @@ pub enum Credential {
     ApiKey(Box<ApiKey>),
 }
 
+/// The header that picks the workspace a session's request acts in.
+pub const WORKSPACE_HEADER: &str = "x-lore-workspace";
+
 /// The authenticated caller of a request.
 #[derive(Debug, Clone)]
 pub struct Principal {
+    /// The person acting (for a key made before workspaces, the account that owns it).
     pub user: User,
+    /// The workspace the request acts in: everything it reads or writes belongs to it.
+    pub workspace: Id,
+    /// The person's role there (`owner` of their own workspace).
+    pub role: Role,
     pub credential: Credential,
 }
 
 impl Principal {
-    pub fn user_id(&self) -> Id {
+    /// The owner of every object the request touches: the workspace's id.
+    pub fn owner_id(&self) -> Id {
+        self.workspace
+    }
+
+    /// The person acting.
+    pub fn actor_id(&self) -> Id {
         self.user.id
+    }
+
+    pub fn require_role(&self, least: Role) -> Result<(), ApiError> {
+        if self.role < least {
+            return Err(error(
+                Code::InsufficientRole,
+                format!("this needs the '{}' role in the workspace; you have '{}'", least.as_str(), self.role.as_str()),
+            ));
+        }
+        Ok(())
     }
 
     pub fn api_key(&self) -> Option<&ApiKey> {
@@ -77,19 +107,25 @@ impl Principal {
         }
     }
 
+    /// What the caller may do: a key's scopes, a session's every scope, within the role.
     pub fn scopes(&self) -> Vec<Scope> {
-        match self.api_key() {
+        let held = match self.api_key() {
             Some(key) => key.scopes.clone(),
             None => Scope::ALL.to_vec(),
-        }
+        };
+        held.into_iter().filter(|s| self.role.allows(*s)).collect()
     }
 
-    /// Sessions may do everything; a key needs the scope.
+    /// Sessions may do everything their role allows; a key needs the scope as well.
     pub fn require(&self, scope: Scope) -> Result<(), ApiError> {
         match self.api_key() {
             Some(key) if !key.scopes.contains(&scope) => {
                 Err(error(Code::InsufficientScope, format!("this API key lacks the '{}' scope", scope.as_str())))
             }
+            _ if !self.role.allows(scope) => Err(error(
+                Code::InsufficientRole,
+                format!("the '{}' role does not include '{}'", self.role.as_str(), scope.as_str()),
+            )),
             _ => Ok(()),
         }
     }
@@ -476,7 +512,10 @@ impl FromRequestParts<AppState> for Principal {
                     .retry_after(retry_after));
                 }
             }
-            return Ok(Principal { user: record.user, credential: Credential::ApiKey(Box::new(key)) });
+            let workspace = record.user.id;
+            check_workspace_header(parts, workspace)?;
+            let (user, role) = key_actor(state, &key, record.user).await?;
+            return Ok(Principal { user, workspace, role, credential: Credential::ApiKey(Box::new(key)) });
         }
         let record = state
             .store
@@ -489,8 +528,59 @@ impl FromRequestParts<AppState> for Principal {
         if !record.user.is_active {
             return Err(error(Code::UserInactive, "this account is deactivated"));
         }
-        Ok(Principal { user: record.user, credential: Credential::Session { token_hash: hash } })
+        let (workspace, role) = match requested_workspace(parts)? {
+            Some(workspace) if workspace != record.user.id => {
+                let membership = state.store.membership(workspace, record.user.id).await?;
+                let membership = membership.ok_or_else(|| error(Code::NotFound, "no such workspace"))?;
+                (workspace, membership.role)
+            }
+            _ => (record.user.id, Role::Owner),
+        };
+        Ok(Principal { user: record.user, workspace, role, credential: Credential::Session { token_hash: hash } })
     }
+}
+
+/// The workspace named by `X-Lore-Workspace`, or on a read by the `workspace` parameter (what a
+/// link the browser follows by itself can carry: a download, an image), if any.
+fn requested_workspace(parts: &Parts) -> Result<Option<Id>, ApiError> {
+    let named = match parts.headers.get(WORKSPACE_HEADER) {
+        Some(value) => value.to_str().ok(),
+        None if parts.method.is_safe() => {
+            let query = parts.uri.query().unwrap_or_default();
+            match query.split('&').find_map(|pair| pair.strip_prefix("workspace=")) {
+                Some(value) => Some(value),
+                None => return Ok(None),
+            }
+        }
+        None => return Ok(None),
+    };
+    let id = named.and_then(|v| v.trim().parse::<Id>().ok());
+    id.map(Some).ok_or_else(|| error(Code::ValidationFailed, "X-Lore-Workspace (or workspace=) must be a workspace id"))
+}
+
+/// A key acts in its own workspace: naming another is refused.
+fn check_workspace_header(parts: &Parts, workspace: Id) -> Result<(), ApiError> {
+    match requested_workspace(parts)? {
+        Some(named) if named != workspace => Err(error(
+            Code::WorkspaceMismatch,
+            "this API key acts in its own workspace only; leave out X-Lore-Workspace",
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// Who acts through a key, and with what role. In a person's own workspace (or for a key made
+/// before workspaces) that is its owner; in a team's, its creator with their current role, and
+/// nobody once they have left.
+async fn key_actor(state: &AppState, key: &ApiKey, account: User) -> Result<(User, Role), ApiError> {
+    let creator = match key.created_by {
+        Some(creator) if creator != account.id => creator,
+        _ => return Ok((account, Role::Owner)),
+    };
+    let left = || error(Code::ApiKeyRevoked, "the member who made this API key has left its workspace");
+    let membership = state.store.membership(account.id, creator).await?.ok_or_else(left)?;
+    let person = state.store.get_user(creator).await?.filter(|u| u.is_active).ok_or_else(left)?;
+    Ok((person, membership.role))
 }
 
 #[cfg(test)]

@@ -2,6 +2,13 @@
 //! before any handler runs, and a route missing from the table is refused (fail closed), so a new
 //! route cannot ship unguarded. The isolation tests read the same table.
 //!
+//! Each route also names the least workspace role it needs. A person owns their own workspace, so
+//! the column matters in team workspaces: a viewer searches, chats and reads; an editor also
+//! manages knowledge bases, documents, agents and data sources; an admin also keys and settings.
+//! A key acts with its creator's current role, so it never exceeds it. Routes under
+//! `/v1/workspaces/{id}` name their workspace in the path, and the service checks the caller's
+//! role there.
+//!
 //! What the table cannot see — which knowledge base an object belongs to — the service checks
 //! against a key's binding (`Principal::require_knowledge_base` and the `within_binding` filters),
 //! for the objects a route names and for those reached through them (a conversation's agent, an
@@ -11,7 +18,7 @@ use axum::extract::{FromRequestParts, MatchedPath, Request, State};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use lore_core::error::Code;
-use lore_core::model::Scope;
+use lore_core::model::{Role, Scope};
 
 use crate::auth::Principal;
 use crate::error::{ApiError, error};
@@ -49,11 +56,13 @@ pub struct Rule {
     /// The route template as the router and the OpenAPI document name it.
     pub path: &'static str,
     pub need: Need,
+    /// The least role in the request's workspace.
+    pub role: Role,
     pub binding: Binding,
 }
 
-const fn rule(method: &'static str, path: &'static str, need: Need, binding: Binding) -> Rule {
-    Rule { method, path, need, binding }
+const fn rule(method: &'static str, path: &'static str, need: Need, role: Role, binding: Binding) -> Rule {
+    Rule { method, path, need, role, binding }
 }
 
 use Binding::{Checked, Refused};
@@ -62,83 +71,96 @@ const READ: Need = Need::Scope(Scope::Read);
 const SEARCH: Need = Need::Scope(Scope::Search);
 const UPLOAD: Need = Need::Scope(Scope::Upload);
 const DELETE: Need = Need::Scope(Scope::Delete);
+const VIEWER: Role = Role::Viewer;
+const EDITOR: Role = Role::Editor;
+const ADMIN: Role = Role::Admin;
 
 /// Every `/v1` route. Sessions hold every scope; keys hold the scopes they were given.
 pub const TABLE: &[Rule] = &[
-    rule("POST", "/v1/auth/register", Public, Checked),
-    rule("POST", "/v1/auth/login", Public, Checked),
-    rule("POST", "/v1/auth/logout", Session, Refused),
-    rule("POST", "/v1/auth/password", Session, Refused),
-    rule("DELETE", "/v1/auth/sessions", Session, Refused),
-    rule("GET", "/v1/me", READ, Checked),
-    rule("POST", "/v1/api-keys", Session, Refused),
-    rule("GET", "/v1/api-keys", Session, Refused),
-    rule("PATCH", "/v1/api-keys/{id}", Session, Refused),
-    rule("DELETE", "/v1/api-keys/{id}", Session, Refused),
-    rule("POST", "/v1/knowledge-bases", UPLOAD, Refused),
-    rule("GET", "/v1/knowledge-bases", READ, Checked),
-    rule("GET", "/v1/knowledge-bases/{id}", READ, Checked),
+    rule("POST", "/v1/auth/register", Public, VIEWER, Checked),
+    rule("POST", "/v1/auth/login", Public, VIEWER, Checked),
+    rule("POST", "/v1/auth/logout", Session, VIEWER, Refused),
+    rule("POST", "/v1/auth/password", Session, VIEWER, Refused),
+    rule("DELETE", "/v1/auth/sessions", Session, VIEWER, Refused),
+    rule("GET", "/v1/me", READ, VIEWER, Checked),
+    rule("POST", "/v1/api-keys", Session, ADMIN, Refused),
+    rule("GET", "/v1/api-keys", Session, ADMIN, Refused),
+    rule("PATCH", "/v1/api-keys/{id}", Session, ADMIN, Refused),
+    rule("DELETE", "/v1/api-keys/{id}", Session, ADMIN, Refused),
+    rule("POST", "/v1/knowledge-bases", UPLOAD, EDITOR, Refused),
+    rule("GET", "/v1/knowledge-bases", READ, VIEWER, Checked),
+    rule("GET", "/v1/knowledge-bases/{id}", READ, VIEWER, Checked),
     // Changing `settings.embedding_config` needs a session as well (the service checks the body).
-    rule("PATCH", "/v1/knowledge-bases/{id}", UPLOAD, Checked),
-    rule("DELETE", "/v1/knowledge-bases/{id}", DELETE, Checked),
-    rule("POST", "/v1/knowledge-bases/{id}/documents", UPLOAD, Checked),
-    rule("GET", "/v1/knowledge-bases/{id}/documents", READ, Checked),
-    rule("POST", "/v1/knowledge-bases/{id}/search", SEARCH, Checked),
-    rule("POST", "/v1/knowledge-bases/{id}/evaluations", SEARCH, Checked),
-    rule("GET", "/v1/knowledge-bases/{id}/evaluations", READ, Checked),
+    rule("PATCH", "/v1/knowledge-bases/{id}", UPLOAD, EDITOR, Checked),
+    rule("DELETE", "/v1/knowledge-bases/{id}", DELETE, EDITOR, Checked),
+    rule("POST", "/v1/knowledge-bases/{id}/documents", UPLOAD, EDITOR, Checked),
+    rule("GET", "/v1/knowledge-bases/{id}/documents", READ, VIEWER, Checked),
+    rule("POST", "/v1/knowledge-bases/{id}/search", SEARCH, VIEWER, Checked),
+    rule("POST", "/v1/knowledge-bases/{id}/evaluations", SEARCH, VIEWER, Checked),
+    rule("GET", "/v1/knowledge-bases/{id}/evaluations", READ, VIEWER, Checked),
     // It spends the owner's chat model: a person asks for it.
-    rule("POST", "/v1/knowledge-bases/{id}/evaluations/draft", Session, Checked),
-    rule("GET", "/v1/evaluations/{id}", READ, Checked),
-    rule("POST", "/v1/search", SEARCH, Checked),
-    rule("GET", "/v1/documents/{id}", READ, Checked),
-    rule("DELETE", "/v1/documents/{id}", DELETE, Checked),
-    rule("GET", "/v1/documents/{id}/chunks", READ, Checked),
-    rule("POST", "/v1/documents/{id}/chunks", UPLOAD, Checked),
-    rule("GET", "/v1/chunks/{id}", READ, Checked),
-    rule("PATCH", "/v1/chunks/{id}", UPLOAD, Checked),
-    rule("GET", "/v1/documents/{id}/file", READ, Checked),
-    rule("GET", "/v1/documents/{id}/pages/{page}", READ, Checked),
-    rule("POST", "/v1/documents/{id}/restore", DELETE, Checked),
-    rule("POST", "/v1/chunking/preview", UPLOAD, Checked),
+    rule("POST", "/v1/knowledge-bases/{id}/evaluations/draft", Session, EDITOR, Checked),
+    rule("GET", "/v1/evaluations/{id}", READ, VIEWER, Checked),
+    rule("POST", "/v1/search", SEARCH, VIEWER, Checked),
+    rule("GET", "/v1/documents/{id}", READ, VIEWER, Checked),
+    rule("DELETE", "/v1/documents/{id}", DELETE, EDITOR, Checked),
+    rule("GET", "/v1/documents/{id}/chunks", READ, VIEWER, Checked),
+    rule("POST", "/v1/documents/{id}/chunks", UPLOAD, EDITOR, Checked),
+    rule("GET", "/v1/chunks/{id}", READ, VIEWER, Checked),
+    rule("PATCH", "/v1/chunks/{id}", UPLOAD, EDITOR, Checked),
+    rule("GET", "/v1/documents/{id}/file", READ, VIEWER, Checked),
+    rule("GET", "/v1/documents/{id}/pages/{page}", READ, VIEWER, Checked),
+    rule("POST", "/v1/documents/{id}/restore", DELETE, EDITOR, Checked),
+    rule("POST", "/v1/chunking/preview", UPLOAD, EDITOR, Checked),
     // With a key, only the built-in rules read the description: a key never spends the owner's
     // model credits.
-    rule("POST", "/v1/chunking/from-description", UPLOAD, Checked),
-    rule("GET", "/v1/config", Session, Refused),
-    rule("PUT", "/v1/config", Session, Refused),
-    rule("GET", "/v1/usage/api", READ, Refused),
-    rule("GET", "/v1/usage/agents", READ, Refused),
-    rule("POST", "/v1/agents", Session, Refused),
-    rule("GET", "/v1/agents", READ, Checked),
-    rule("POST", "/v1/agents/route", SEARCH, Checked),
-    rule("GET", "/v1/agents/{id}", READ, Checked),
-    rule("PATCH", "/v1/agents/{id}", Session, Refused),
-    rule("DELETE", "/v1/agents/{id}", Session, Refused),
-    rule("POST", "/v1/agents/{id}/chat", SEARCH, Checked),
-    rule("GET", "/v1/conversations", READ, Checked),
-    rule("GET", "/v1/conversations/{id}", READ, Checked),
-    rule("DELETE", "/v1/conversations/{id}", DELETE, Checked),
-    rule("GET", "/v1/conversations/{id}/messages", READ, Checked),
-    rule("POST", "/v1/chat/completions", SEARCH, Checked),
-    rule("GET", "/v1/notifications", READ, Refused),
-    rule("POST", "/v1/data-sources", Session, Refused),
-    rule("GET", "/v1/data-sources", READ, Checked),
-    rule("GET", "/v1/data-sources/{id}", READ, Checked),
-    rule("PATCH", "/v1/data-sources/{id}", Session, Refused),
-    rule("DELETE", "/v1/data-sources/{id}", Session, Refused),
-    rule("POST", "/v1/data-sources/{id}/sync", UPLOAD, Checked),
-    rule("GET", "/v1/data-sources/{id}/syncs", READ, Checked),
-    rule("GET", "/v1/file-types", Authenticated, Checked),
-    rule("POST", "/v1/file-types", Administrator, Refused),
-    rule("PATCH", "/v1/file-types/{id}", Administrator, Refused),
-    rule("GET", "/v1/admin/users", Administrator, Refused),
-    rule("PATCH", "/v1/admin/users/{id}", Administrator, Refused),
-    rule("POST", "/v1/admin/invitations", Administrator, Refused),
-    rule("GET", "/v1/admin/invitations", Administrator, Refused),
-    rule("DELETE", "/v1/admin/invitations/{id}", Administrator, Refused),
-    rule("GET", "/v1/admin/nodes", Administrator, Refused),
-    rule("GET", "/v1/admin/server", Administrator, Refused),
-    rule("GET", "/v1/admin/audit", Administrator, Refused),
-    rule("GET", "/v1/audit", Session, Refused),
+    rule("POST", "/v1/chunking/from-description", UPLOAD, EDITOR, Checked),
+    rule("GET", "/v1/config", Session, VIEWER, Refused),
+    rule("PUT", "/v1/config", Session, ADMIN, Refused),
+    rule("GET", "/v1/usage/api", READ, VIEWER, Refused),
+    rule("GET", "/v1/usage/agents", READ, VIEWER, Refused),
+    rule("POST", "/v1/agents", Session, EDITOR, Refused),
+    rule("GET", "/v1/agents", READ, VIEWER, Checked),
+    rule("POST", "/v1/agents/route", SEARCH, VIEWER, Checked),
+    rule("GET", "/v1/agents/{id}", READ, VIEWER, Checked),
+    rule("PATCH", "/v1/agents/{id}", Session, EDITOR, Refused),
+    rule("DELETE", "/v1/agents/{id}", Session, EDITOR, Refused),
+    rule("POST", "/v1/agents/{id}/chat", SEARCH, VIEWER, Checked),
+    rule("GET", "/v1/conversations", READ, VIEWER, Checked),
+    rule("GET", "/v1/conversations/{id}", READ, VIEWER, Checked),
+    rule("DELETE", "/v1/conversations/{id}", DELETE, EDITOR, Checked),
+    rule("GET", "/v1/conversations/{id}/messages", READ, VIEWER, Checked),
+    rule("POST", "/v1/chat/completions", SEARCH, VIEWER, Checked),
+    rule("GET", "/v1/notifications", READ, VIEWER, Refused),
+    rule("POST", "/v1/data-sources", Session, EDITOR, Refused),
+    rule("GET", "/v1/data-sources", READ, VIEWER, Checked),
+    rule("GET", "/v1/data-sources/{id}", READ, VIEWER, Checked),
+    rule("PATCH", "/v1/data-sources/{id}", Session, EDITOR, Refused),
+    rule("DELETE", "/v1/data-sources/{id}", Session, EDITOR, Refused),
+    rule("POST", "/v1/data-sources/{id}/sync", UPLOAD, EDITOR, Checked),
+    rule("GET", "/v1/data-sources/{id}/syncs", READ, VIEWER, Checked),
+    rule("GET", "/v1/file-types", Authenticated, VIEWER, Checked),
+    rule("POST", "/v1/file-types", Administrator, VIEWER, Refused),
+    rule("PATCH", "/v1/file-types/{id}", Administrator, VIEWER, Refused),
+    rule("GET", "/v1/admin/users", Administrator, VIEWER, Refused),
+    rule("PATCH", "/v1/admin/users/{id}", Administrator, VIEWER, Refused),
+    rule("POST", "/v1/admin/invitations", Administrator, VIEWER, Refused),
+    rule("GET", "/v1/admin/invitations", Administrator, VIEWER, Refused),
+    rule("DELETE", "/v1/admin/invitations/{id}", Administrator, VIEWER, Refused),
+    rule("GET", "/v1/admin/nodes", Administrator, VIEWER, Refused),
+    rule("GET", "/v1/admin/server", Administrator, VIEWER, Refused),
+    rule("GET", "/v1/admin/audit", Administrator, VIEWER, Refused),
+    rule("GET", "/v1/audit", Session, ADMIN, Refused),
+    rule("POST", "/v1/workspaces", Session, VIEWER, Refused),
+    rule("GET", "/v1/workspaces", Session, VIEWER, Refused),
+    rule("GET", "/v1/workspaces/{id}", Session, VIEWER, Refused),
+    rule("PATCH", "/v1/workspaces/{id}", Session, VIEWER, Refused),
+    rule("DELETE", "/v1/workspaces/{id}", Session, VIEWER, Refused),
+    rule("GET", "/v1/workspaces/{id}/members", Session, VIEWER, Refused),
+    rule("POST", "/v1/workspaces/{id}/members", Session, VIEWER, Refused),
+    rule("PATCH", "/v1/workspaces/{id}/members/{user_id}", Session, VIEWER, Refused),
+    rule("DELETE", "/v1/workspaces/{id}/members/{user_id}", Session, VIEWER, Refused),
+    rule("GET", "/v1/workspaces/{id}/audit", Session, VIEWER, Refused),
 ];
 
 /// The rule of a route, by method and template.
@@ -155,6 +177,7 @@ impl Rule {
             Need::Session => principal.require_session()?,
             Need::Administrator => principal.require_superuser()?,
         }
+        principal.require_role(self.role)?;
         if self.binding == Binding::Refused && principal.bound_knowledge_base().is_some() {
             return Err(error(
                 Code::KnowledgeBaseNotAllowed,

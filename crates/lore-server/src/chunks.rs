@@ -53,7 +53,7 @@ pub struct NewChunkRequest {
 
 pub async fn get_chunk(state: &AppState, principal: &Principal, id: lore_core::model::Id) -> ApiResult<Chunk> {
     principal.require(Scope::Read)?;
-    let chunk = state.store.get_chunk(principal.user_id(), id).await?.ok_or_else(|| not_found("chunk"))?;
+    let chunk = state.store.get_chunk(principal.owner_id(), id).await?.ok_or_else(|| not_found("chunk"))?;
     principal.require_knowledge_base(chunk.knowledge_base_id)?;
     Ok(chunk)
 }
@@ -62,7 +62,7 @@ pub async fn update_chunk(
     state: &AppState, principal: &Principal, id: lore_core::model::Id, req: ChunkUpdate,
 ) -> ApiResult<Chunk> {
     principal.require(Scope::Upload)?;
-    let chunk = state.store.get_chunk(principal.user_id(), id).await?.ok_or_else(|| not_found("chunk"))?;
+    let chunk = state.store.get_chunk(principal.owner_id(), id).await?.ok_or_else(|| not_found("chunk"))?;
     principal.require_knowledge_base(chunk.knowledge_base_id)?;
     let (document, kb) = writable(state, principal, chunk.document_id).await?;
     if let Some(metadata) = &req.metadata {
@@ -93,7 +93,7 @@ pub async fn update_chunk(
         enabled: req.enabled,
         at: lore_core::now(),
     };
-    state.store.update_chunk(principal.user_id(), id, edit).await?.ok_or_else(|| not_found("chunk"))
+    state.store.update_chunk(principal.owner_id(), id, edit).await?.ok_or_else(|| not_found("chunk"))
 }
 
 pub async fn add_chunk(
@@ -161,7 +161,7 @@ pub async fn add_chunk(
     };
     state
         .store
-        .add_chunk(principal.user_id(), document_id, chunk, text.embedding_model, lore_core::now())
+        .add_chunk(principal.owner_id(), document_id, chunk, text.embedding_model, lore_core::now())
         .await?
         .ok_or_else(|| error(Code::ValidationFailed, "chunks can be added to a processed document only"))
 }

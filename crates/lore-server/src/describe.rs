@@ -87,7 +87,7 @@ async fn ask(
     state: &AppState, principal: &Principal, provider: &str, model: &str, description: &str,
 ) -> Result<(ChunkingConfig, Strategy, String), String> {
     let params = json!({"timeout_seconds": 30});
-    let chat = crate::agents::provider_model(state, principal.user_id(), provider, model, &params)
+    let chat = crate::agents::provider_model(state, principal.owner_id(), provider, model, &params)
         .await
         .map_err(|e| e.error.message)?;
     let request = lore_llm::ChatRequest {
@@ -108,7 +108,7 @@ async fn ask(
     let reply = lore_llm::json_object(&answer.text).ok_or("the model's answer is not JSON")?;
     let mut config = ChunkingConfig::from_value(reply["chunking_config"].clone())
         .map_err(|e| format!("the model's configuration is invalid: {}", e.message))?;
-    let defaults = state.store.user_defaults(principal.user_id()).await.map_err(|e| e.message)?;
+    let defaults = state.store.user_defaults(principal.owner_id()).await.map_err(|e| e.message)?;
     let strategy =
         config.to_strategy(&defaults).map_err(|e| format!("the model's configuration is invalid: {}", e.message))?;
     let reasoning = reply["reasoning"].as_str().unwrap_or_default().trim().to_string();
@@ -127,7 +127,7 @@ pub async fn from_description(
     let mut warning = None;
     // Only the owner, signed in, spends their model credits; a key gets the built-in rules.
     let named = if principal.api_key().is_some() { Some("rules") } else { req.llm_provider.as_deref() };
-    if let Some(provider) = provider_for(state, principal.user_id(), named).await? {
+    if let Some(provider) = provider_for(state, principal.owner_id(), named).await? {
         let model = req.model.clone().unwrap_or_else(|| default_model(&provider).to_string());
         match ask(state, principal, &provider, &model, description).await {
             Ok((mut config, strategy, reasoning)) => {
@@ -155,7 +155,7 @@ pub async fn from_description(
         ));
     };
     config.nl_description.get_or_insert_with(|| description.to_string());
-    let defaults = state.store.user_defaults(principal.user_id()).await?;
+    let defaults = state.store.user_defaults(principal.owner_id()).await?;
     let strategy = config.to_strategy(&defaults)?;
     Ok(DescriptionResponse { chunking_config: config, strategy, understood: reading.understood, warning })
 }

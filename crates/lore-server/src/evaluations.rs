@@ -147,7 +147,7 @@ pub async fn create(
     let recent = lore_core::now() - chrono::Duration::hours(1);
     let running = state
         .store
-        .list_evaluations(principal.user_id(), kb.id)
+        .list_evaluations(principal.owner_id(), kb.id)
         .await?
         .iter()
         .filter(|e| e.status == "running" && e.created_at > recent)
@@ -165,7 +165,7 @@ pub async fn create(
     }
     let evaluation = Evaluation {
         id: lore_core::new_id(),
-        user_id: principal.user_id(),
+        user_id: principal.owner_id(),
         knowledge_base_id: kb.id,
         name,
         status: "running".into(),
@@ -311,8 +311,8 @@ pub async fn draft(state: &AppState, principal: &Principal, kb_id: Id, req: Draf
         offset: 0,
     };
     let mut candidates = Vec::new();
-    for document in state.store.list_documents(principal.user_id(), kb.id, &listing).await? {
-        let chunks = state.store.list_chunks(principal.user_id(), document.id).await?;
+    for document in state.store.list_documents(principal.owner_id(), kb.id, &listing).await? {
+        let chunks = state.store.list_chunks(principal.owner_id(), document.id).await?;
         candidates.extend(
             chunks
                 .into_iter()
@@ -335,7 +335,7 @@ pub async fn draft(state: &AppState, principal: &Principal, kb_id: Id, req: Draf
         .map(|(_, c)| crate::enrich::plain_chunk(c.content.clone(), c.content_hash.clone(), c.chunk_index))
         .collect();
     let mut log = Vec::new();
-    crate::questions::generate(state, principal.user_id(), &generation, None, &mut chunks, &mut log).await;
+    crate::questions::generate(state, principal.owner_id(), &generation, None, &mut chunks, &mut log).await;
     let questions = picked
         .iter()
         .zip(&chunks)
@@ -355,13 +355,13 @@ pub async fn draft(state: &AppState, principal: &Principal, kb_id: Id, req: Draf
 pub async fn list(state: &AppState, principal: &Principal, kb_id: Id) -> ApiResult<Vec<Evaluation>> {
     principal.require(Scope::Read)?;
     owned_kb(state, principal, kb_id).await?;
-    Ok(state.store.list_evaluations(principal.user_id(), kb_id).await?)
+    Ok(state.store.list_evaluations(principal.owner_id(), kb_id).await?)
 }
 
 pub async fn get(state: &AppState, principal: &Principal, id: Id) -> ApiResult<Evaluation> {
     principal.require(Scope::Read)?;
     let evaluation =
-        state.store.get_evaluation(principal.user_id(), id).await?.ok_or_else(|| not_found("evaluation"))?;
+        state.store.get_evaluation(principal.owner_id(), id).await?.ok_or_else(|| not_found("evaluation"))?;
     // A key bound to another knowledge base does not see this one's runs.
     if principal.require_knowledge_base(evaluation.knowledge_base_id).is_err() {
         return Err(not_found("evaluation"));

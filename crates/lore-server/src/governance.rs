@@ -105,7 +105,7 @@ fn view(state: &AppState, c: UserConfig) -> ApiResult<ConfigView> {
 
 pub async fn get_config(state: &AppState, principal: &Principal) -> ApiResult<ConfigView> {
     principal.require_session()?;
-    let config = state.store.get_user_config(principal.user_id()).await?.unwrap_or_else(UserConfig::initial);
+    let config = state.store.get_user_config(principal.owner_id()).await?.unwrap_or_else(UserConfig::initial);
     view(state, config)
 }
 
@@ -158,7 +158,7 @@ impl ConfigUpdate {
 pub async fn put_config(state: &AppState, principal: &Principal, update: ConfigUpdate) -> ApiResult<ConfigView> {
     principal.require_session()?;
     let fields = update.fields();
-    let mut c = state.store.get_user_config(principal.user_id()).await?.unwrap_or_else(UserConfig::initial);
+    let mut c = state.store.get_user_config(principal.owner_id()).await?.unwrap_or_else(UserConfig::initial);
     // A default model this server cannot use is refused now, not by every later upload.
     if let Some(Some(model)) = &update.default_embedding_model
         && !model.trim().is_empty()
@@ -232,7 +232,7 @@ pub async fn put_config(state: &AppState, principal: &Principal, update: ConfigU
             policy.check_url(address).map_err(|e| error(e.code, format!("{name}: {}", e.message)))?;
         }
     }
-    let stored = state.store.put_user_config(principal.user_id(), &c).await?;
+    let stored = state.store.put_user_config(principal.owner_id(), &c).await?;
     crate::audit::record(state, principal, "config.updated", None, json!({ "fields": fields })).await;
     view(state, stored)
 }
@@ -283,8 +283,8 @@ pub async fn api_usage(state: &AppState, principal: &Principal, params: UsagePar
     let offset = i64::from(params.offset.unwrap_or(0));
     let query =
         UsageQuery { api_key_id, from: params.from, to: params.to, errors, endpoint: params.endpoint, limit, offset };
-    let data = state.store.list_usage_logs(principal.user_id(), &query).await?;
-    let daily = state.store.daily_usage(principal.user_id(), &query).await?;
+    let data = state.store.list_usage_logs(principal.owner_id(), &query).await?;
+    let daily = state.store.daily_usage(principal.owner_id(), &query).await?;
     Ok(UsageResponse { data, daily, limit, offset })
 }
 
@@ -318,12 +318,12 @@ pub async fn change_password(state: &AppState, principal: &Principal, req: Passw
     let hash = tokio::task::spawn_blocking(move || auth::hash_password(&new))
         .await
         .map_err(|e| Error::internal(e.to_string()))??;
-    state.store.set_password(principal.user_id(), &hash).await?;
+    state.store.set_password(principal.actor_id(), &hash).await?;
     let keep = match &principal.credential {
         Credential::Session { token_hash } => Some(token_hash.as_str()),
         Credential::ApiKey(_) => None,
     };
-    let ended = state.store.revoke_sessions(principal.user_id(), keep).await?;
+    let ended = state.store.revoke_sessions(principal.actor_id(), keep).await?;
     crate::audit::record(state, principal, "auth.password_changed", None, json!({"other_sessions_ended": ended})).await;
     Ok(())
 }
@@ -331,7 +331,7 @@ pub async fn change_password(state: &AppState, principal: &Principal, req: Passw
 /// Ends every session of the account, this one included.
 pub async fn revoke_all_sessions(state: &AppState, principal: &Principal) -> ApiResult<u64> {
     principal.require_session()?;
-    let ended = state.store.revoke_sessions(principal.user_id(), None).await?;
+    let ended = state.store.revoke_sessions(principal.actor_id(), None).await?;
     crate::audit::record(state, principal, "auth.sessions_revoked", None, json!({"sessions": ended})).await;
     Ok(ended)
 }
@@ -363,7 +363,7 @@ pub struct UserUpdate {
 /// sessions end and its keys stop working.
 pub async fn set_user_active(state: &AppState, principal: &Principal, id: Id, req: UserUpdate) -> ApiResult<User> {
     principal.require_superuser()?;
-    if id == principal.user_id() && !req.is_active {
+    if id == principal.actor_id() && !req.is_active {
         return Err(error(Code::ValidationFailed, "administrators cannot deactivate themselves"));
     }
     let user = state.store.set_user_active(id, req.is_active).await?.ok_or_else(|| not_found("user"))?;

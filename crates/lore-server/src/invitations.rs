@@ -57,7 +57,7 @@ pub async fn create(state: &AppState, principal: &Principal, req: CreateInvitati
         .create_invitation(NewInvitation {
             token_hash: auth::token_hash(&token),
             email,
-            created_by: Some(principal.user_id()),
+            created_by: Some(principal.actor_id()),
             expires_at: lore_core::now() + ChronoDuration::hours(i64::from(hours)),
         })
         .await?;

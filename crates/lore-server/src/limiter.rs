@@ -156,6 +156,7 @@ mod tests {
         ApiKey {
             id: lore_core::new_id(),
             user_id: lore_core::new_id(),
+            created_by: None,
             knowledge_base_id: None,
             name: "k".into(),
             description: None,

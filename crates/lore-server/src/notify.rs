@@ -165,7 +165,7 @@ async fn deliver(state: &AppState, notification: Notification, url: &str, secret
 /// `GET /v1/notifications`: the caller's, most recent first.
 pub async fn list(state: &AppState, principal: &Principal) -> ApiResult<Vec<Notification>> {
     principal.require(lore_core::model::Scope::Read)?;
-    Ok(state.store.list_notifications(principal.user_id(), 200).await?)
+    Ok(state.store.list_notifications(principal.owner_id(), 200).await?)
 }
 
 #[cfg(test)]

@@ -18,6 +18,8 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityRequirement
 use utoipa::openapi::{InfoBuilder, OpenApi, OpenApiBuilder, RefOr, Required};
 
 use crate::{agents, describe, governance, invitations, service};
+
+mod workspaces;
 use lore_core::agent::{ChatMessage, Conversation};
 use lore_core::model::*;
 
@@ -182,6 +184,21 @@ impl Op<'_> {
         let mut operation = self.operation.responses(self.responses.build());
         if !self.public {
             operation = operation.security(SecurityRequirement::new("bearer", Vec::<String>::new()));
+        }
+        if !self.public && !self.path.starts_with("/v1/workspaces") {
+            let uuid = ObjectBuilder::new()
+                .schema_type(Type::String)
+                .format(Some(SchemaFormat::KnownFormat(KnownFormat::Uuid)));
+            operation = operation.parameter(
+                ParameterBuilder::new()
+                    .name("X-Lore-Workspace")
+                    .parameter_in(ParameterIn::Header)
+                    .required(Required::False)
+                    .description(Some(
+                        "With a session: the workspace to act in (default: the caller's own). A key acts in its own.",
+                    ))
+                    .schema(Some(uuid)),
+            );
         }
         self.doc.paths.add_path_operation(self.path, vec![self.method], operation.build());
     }
@@ -500,6 +517,7 @@ pub fn document() -> OpenApi {
         .query::<crate::audit::AuditParams>()
         .list::<lore_core::model::AuditEntry>()
         .add();
+    workspaces::document(&mut d);
     d.op(
         Get,
         "/v1/admin/nodes",

@@ -197,11 +197,12 @@ fn seal(state: &AppState, credentials: &Value) -> ApiResult<String> {
 pub async fn create(state: &AppState, principal: &Principal, req: SourceRequest) -> ApiResult<DataSource> {
     principal.require_session()?;
     let kb_id = req.knowledge_base_id.ok_or_else(|| invalid("knowledge_base_id is required"))?;
-    state.store.get_knowledge_base(principal.user_id(), kb_id).await?.ok_or_else(|| not_found("knowledge base"))?;
+    state.store.get_knowledge_base(principal.owner_id(), kb_id).await?.ok_or_else(|| not_found("knowledge base"))?;
     let now = lore_core::now();
     let source = DataSource {
         id: lore_core::new_id(),
-        user_id: principal.user_id(),
+        user_id: principal.owner_id(),
+        created_by: Some(principal.actor_id()),
         knowledge_base_id: kb_id,
         name: req.name.unwrap_or_default().trim().to_string(),
         source_type: req.source_type.unwrap_or_default(),
@@ -226,7 +227,7 @@ pub async fn create(state: &AppState, principal: &Principal, req: SourceRequest)
 
 pub async fn list(state: &AppState, principal: &Principal) -> ApiResult<Vec<DataSource>> {
     principal.require(Scope::Read)?;
-    let mut all = state.store.list_data_sources(principal.user_id()).await?;
+    let mut all = state.store.list_data_sources(principal.owner_id()).await?;
     all.retain(|s| principal.bound_knowledge_base().is_none_or(|kb| kb == s.knowledge_base_id));
     Ok(all)
 }
@@ -236,7 +237,7 @@ pub async fn get(state: &AppState, principal: &Principal, id: Id) -> ApiResult<D
     principal.require(Scope::Read)?;
     state
         .store
-        .get_data_source(principal.user_id(), id)
+        .get_data_source(principal.owner_id(), id)
         .await?
         .filter(|s| principal.bound_knowledge_base().is_none_or(|kb| kb == s.knowledge_base_id))
         .ok_or_else(|| not_found("data source"))
@@ -290,7 +291,7 @@ pub async fn update(state: &AppState, principal: &Principal, id: Id, req: Source
 
 pub async fn delete(state: &AppState, principal: &Principal, id: Id) -> ApiResult<()> {
     principal.require_session()?;
-    if !state.store.delete_data_source(principal.user_id(), id).await? {
+    if !state.store.delete_data_source(principal.owner_id(), id).await? {
         return Err(not_found("data source"));
     }
     let target = crate::audit::target("data_source", id);
@@ -300,7 +301,7 @@ pub async fn delete(state: &AppState, principal: &Principal, id: Id) -> ApiResul
 
 pub async fn syncs(state: &AppState, principal: &Principal, id: Id) -> ApiResult<Vec<SyncRun>> {
     get(state, principal, id).await?;
-    Ok(state.store.list_syncs(principal.user_id(), id, 100).await?)
+    Ok(state.store.list_syncs(principal.owner_id(), id, 100).await?)
 }
 
 /// `POST /v1/data-sources/{id}/sync`: starts a run now and answers with it (it goes on in the

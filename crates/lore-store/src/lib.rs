@@ -13,6 +13,7 @@ mod sql;
 pub mod sqlite;
 pub mod transfer;
 pub mod vectors;
+mod workspaces;
 
 pub use fs_blobs::FsBlobStore;
 pub use postgres::PgStore;

@@ -32,6 +32,7 @@ mod queue;
 mod retention;
 mod search;
 mod sources;
+mod workspaces;
 
 pub struct PgStore {
     pool: PgPool,

@@ -165,12 +165,6 @@ impl RowExt for PgRow {
     }
 }
 
-/// Every column that holds ciphertext, by table (what rotating the master key re-seals).
-pub(crate) const SECRET_COLUMNS: &[(&str, &[&str])] = &[
-    ("knowledge_base_configs", &["openai_api_key", "anthropic_api_key", "cohere_api_key", "webhook_secret"]),
-    ("data_sources", &["credentials"]),
-];
-
 /// A usage counter, or zero when it belongs to an earlier window than `current`.
 fn counter_of(row: &impl RowExt, window_col: &str, count_col: &str, current: &str) -> Result<i64> {
     Ok(if row.opt_text(window_col)?.as_deref() == Some(current) { row.int(count_col)? } else { 0 })
@@ -218,13 +212,14 @@ pub(crate) fn invitation_from(row: &impl RowExt) -> Result<Invitation> {
 pub(crate) const KEY_COLS: &str = "k.id AS key_id, k.user_id AS key_user_id, k.knowledge_base_id, k.name, k.description, \
     k.key_prefix, k.key_suffix, k.scopes, k.rate_limit, k.daily_quota, k.monthly_quota, k.usage_day, k.usage_month, \
     k.usage_count_today, k.usage_count_month, k.is_active AS key_is_active, k.expires_at, k.revoked_at, k.last_used_at, \
-    k.last_used_ip, k.security, k.created_at AS key_created_at, k.updated_at AS key_updated_at";
+    k.last_used_ip, k.security, k.created_at AS key_created_at, k.updated_at AS key_updated_at, k.created_by AS key_created_by";
 
 pub(crate) fn key_from(row: &impl RowExt) -> Result<ApiKey> {
     let now = lore_core::now();
     Ok(ApiKey {
         id: row.id("key_id")?,
         user_id: row.id("key_user_id")?,
+        created_by: row.opt_id("key_created_by")?,
         knowledge_base_id: row.opt_id("knowledge_base_id")?,
         name: row.text("name")?,
         description: row.opt_text("description")?,
@@ -249,7 +244,7 @@ pub(crate) fn key_from(row: &impl RowExt) -> Result<ApiKey> {
 }
 
 pub(crate) const KB_COLS: &str = "id, user_id, name, description, icon_url, status, settings, document_count, \
-    total_size_bytes, chunk_count, embedding_space, last_updated_at, created_at, updated_at";
+    total_size_bytes, chunk_count, embedding_space, last_updated_at, created_at, updated_at, created_by";
 
 pub(crate) fn kb_from(row: &impl RowExt) -> Result<KnowledgeBase> {
     let status = match row.text("status")?.as_str() {
@@ -259,6 +254,8 @@ pub(crate) fn kb_from(row: &impl RowExt) -> Result<KnowledgeBase> {
     Ok(KnowledgeBase {
         id: row.id("id")?,
         user_id: row.id("user_id")?,
+        workspace_id: row.id("user_id")?,
+        created_by: row.opt_id("created_by")?,
         name: row.text("name")?,
         description: row.opt_text("description")?,
         icon_url: row.opt_text("icon_url")?,
@@ -402,12 +399,13 @@ pub(crate) fn hit_from(r: &impl RowExt) -> Result<ChunkHit> {
 pub(crate) const AGENT_COLS: &str = "id, user_id, name, description, agent_type, model_provider, model_name, model_parameters, \
     conversation_mode, context_window, memory_retention_days, system_prompt, user_prompt_template, max_documents, \
     similarity_threshold, rate_limit_per_hour, rate_limit_per_day, domain_keywords, expertise_areas, is_active, \
-    created_at, updated_at";
+    created_at, updated_at, created_by";
 
 pub(crate) fn agent_from(row: &impl RowExt) -> Result<Agent> {
     Ok(Agent {
         id: row.id("id")?,
         user_id: row.id("user_id")?,
+        created_by: row.opt_id("created_by")?,
         name: row.text("name")?,
         description: row.opt_text("description")?,
         agent_type: row.text("agent_type")?,
@@ -471,12 +469,13 @@ pub(crate) fn usage_from(row: &impl RowExt) -> Result<AgentUsage> {
 }
 
 pub(crate) const SOURCE_COLS: &str = "id, user_id, knowledge_base_id, name, source_type, status, config, \
-    credentials IS NOT NULL AS has_credentials, auto_sync, sync_frequency, last_sync, last_error, created_at, updated_at";
+    credentials IS NOT NULL AS has_credentials, auto_sync, sync_frequency, last_sync, last_error, created_at, updated_at, created_by";
 
 pub(crate) fn source_from(row: &impl RowExt) -> Result<DataSource> {
     Ok(DataSource {
         id: row.id("id")?,
         user_id: row.id("user_id")?,
+        created_by: row.opt_id("created_by")?,
         knowledge_base_id: row.id("knowledge_base_id")?,
         name: row.text("name")?,
         source_type: row.text("source_type")?,

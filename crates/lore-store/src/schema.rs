@@ -77,6 +77,13 @@ pub const SQLITE: &[Migration] = &[
         // A table older nodes never read.
         readable_by: 8,
     },
+    Migration {
+        version: 11,
+        description: "workspaces: team accounts, members with roles, objects' creators",
+        sql: include_str!("../migrations/sqlite/0011_workspaces.sql"),
+        // Columns and a table older nodes never read; a team account cannot sign in on them.
+        readable_by: 8,
+    },
 ];
 
 pub const POSTGRES: &[Migration] = &[
@@ -129,6 +136,13 @@ pub const POSTGRES: &[Migration] = &[
         description: "evaluations of a knowledge base's retrieval",
         sql: include_str!("../migrations/postgres/0008_evaluations.sql"),
         // A table older nodes never read.
+        readable_by: 6,
+    },
+    Migration {
+        version: 9,
+        description: "workspaces: team accounts, members with roles, objects' creators",
+        sql: include_str!("../migrations/postgres/0009_workspaces.sql"),
+        // Columns and a table older nodes never read; a team account cannot sign in on them.
         readable_by: 6,
     },
 ];

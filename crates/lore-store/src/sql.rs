@@ -5,6 +5,12 @@ use lore_core::model::{NewUser, UserConfig};
 use sqlx::query::Query;
 use sqlx::{Database, Encode, Type};
 
+/// Every column that holds ciphertext, by table (what rotating the master key re-seals).
+pub(crate) const SECRET_COLUMNS: &[(&str, &[&str])] = &[
+    ("knowledge_base_configs", &["openai_api_key", "anthropic_api_key", "cohere_api_key", "webhook_secret"]),
+    ("data_sources", &["credentials"]),
+];
+
 /// At start-up on a store no other node uses: the jobs a crashed run left running are queued again.
 pub(crate) const REQUEUE_RUNNING_JOBS: &str =
     "UPDATE jobs SET status = 'queued', locked_by = NULL, locked_until = NULL WHERE status = 'running'";

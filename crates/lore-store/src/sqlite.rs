@@ -29,6 +29,7 @@ mod queue;
 mod retention;
 mod search;
 mod sources;
+mod workspaces;
 
 pub struct SqliteStore {
     writer: SqlitePool,

@@ -24,6 +24,7 @@ use crate::{SqliteStore, vectors};
 /// Tables in an order that satisfies every foreign key, with the key that orders their rows.
 pub(crate) const TABLES: &[(&str, &str)] = &[
     ("users", "id"),
+    ("workspace_members", "id"),
     ("sessions", "id"),
     ("invitations", "id"),
     ("knowledge_base_configs", "id"),

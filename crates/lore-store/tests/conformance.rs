@@ -36,6 +36,7 @@ async fn kb(store: &dyn Store, owner: Id) -> KnowledgeBase {
     store
         .create_knowledge_base(NewKnowledgeBase {
             user_id: owner,
+            created_by: None,
             name: "kb".into(),
             description: None,
             icon_url: None,
@@ -520,6 +521,7 @@ async fn accounts_sessions_and_keys(store: &dyn Store) {
 
     let key = store
         .create_api_key(NewApiKey {
+            created_by: None,
             user_id: u.id,
             knowledge_base_id: None,
             name: "k".into(),
@@ -574,6 +576,7 @@ async fn limits_count_atomically_and_reset_by_window(store: &dyn Store) {
     let u = user(store, "counter").await;
     let key = store
         .create_api_key(NewApiKey {
+            created_by: None,
             user_id: u.id,
             knowledge_base_id: None,
             name: "limited".into(),
@@ -974,6 +977,7 @@ fn new_agent(owner: Id, name: &str, kbs: Vec<Id>) -> Agent {
     Agent {
         id: lore_core::new_id(),
         user_id: owner,
+        created_by: Some(owner),
         name: name.into(),
         description: Some("答疑助手".into()),
         agent_type: "qa".into(),
@@ -1119,6 +1123,7 @@ async fn data_sources_sync_runs_and_leases(store: &dyn Store) {
     let mut source = DataSource {
         id: lore_core::new_id(),
         user_id: alice.id,
+        created_by: Some(alice.id),
         knowledge_base_id: kb1.id,
         name: "手册".into(),
         source_type: "local_folder".into(),
@@ -1295,6 +1300,7 @@ async fn accounts_keys_usage_and_housekeeping(store: &dyn Store) {
 
     let key = store
         .create_api_key(NewApiKey {
+            created_by: None,
             user_id: u.id,
             knowledge_base_id: None,
             name: "计数".into(),
@@ -1392,6 +1398,7 @@ async fn notifications_items_and_links(store: &dyn Store) {
     let source = DataSource {
         id: lore_core::new_id(),
         user_id: alice.id,
+        created_by: None,
         knowledge_base_id: base.id,
         name: "folder".into(),
         source_type: "local_folder".into(),
@@ -1580,6 +1587,72 @@ async fn evaluations_run_finish_and_go_with_their_knowledge_base(store: &dyn Sto
     assert_eq!(store.get_evaluation(owner.id, run.id).await.expect("get"), None);
 }
 
+async fn workspaces_members_and_roles(store: &dyn Store) {
+    let alice = user(store, "ws-alice").await;
+    let bob = user(store, "ws-bob").await;
+    let carol = user(store, "ws-carol").await;
+    let ws = store.create_workspace(alice.id, "团队 Team", lore_core::now()).await.expect("create");
+    assert_eq!((ws.role, ws.personal), (Role::Owner, false));
+    let mine = store.workspaces_of(alice.id).await.expect("of");
+    let seen: Vec<(Id, &str, bool, Role)> = mine.iter().map(|w| (w.id, w.name.as_str(), w.personal, w.role)).collect();
+    assert_eq!(seen, [(alice.id, "ws-alice", true, Role::Owner), (ws.id, "团队 Team", false, Role::Owner)]);
+    assert_eq!(store.workspaces_of(bob.id).await.expect("of").len(), 1, "bob's own only");
+    assert!(store.membership(ws.id, bob.id).await.expect("m").is_none());
+    assert!(store.membership(alice.id, bob.id).await.expect("m").is_none(), "another's personal workspace");
+    let own = store.membership(alice.id, alice.id).await.expect("m").expect("own");
+    assert_eq!((own.personal, own.role), (true, Role::Owner));
+
+    store.add_member(ws.id, bob.id, Role::Editor, lore_core::now()).await.expect("add");
+    let again = store.add_member(ws.id, bob.id, Role::Viewer, lore_core::now()).await.expect_err("twice");
+    assert_eq!(again.code, Code::AlreadyMember);
+    assert_eq!(store.membership(ws.id, bob.id).await.expect("m").map(|w| w.role), Some(Role::Editor));
+    let members: Vec<(Id, Role)> =
+        store.members(ws.id).await.expect("members").iter().map(|m| (m.user_id, m.role)).collect();
+    assert_eq!(members, [(alice.id, Role::Owner), (bob.id, Role::Editor)]);
+    let personal: Vec<(Id, Role)> =
+        store.members(alice.id).await.expect("members").iter().map(|m| (m.user_id, m.role)).collect();
+    assert_eq!(personal, [(alice.id, Role::Owner)]);
+
+    // A workspace keeps an owner.
+    assert_eq!(store.set_member_role(ws.id, alice.id, Role::Admin).await.expect("role"), MemberChange::LastOwner);
+    assert_eq!(store.set_member_role(ws.id, carol.id, Role::Viewer).await.expect("role"), MemberChange::NotMember);
+    assert_eq!(store.set_member_role(ws.id, bob.id, Role::Owner).await.expect("role"), MemberChange::Done);
+    assert_eq!(store.set_member_role(ws.id, alice.id, Role::Admin).await.expect("role"), MemberChange::Done);
+    assert_eq!(store.remove_member(ws.id, bob.id).await.expect("remove"), MemberChange::LastOwner);
+    assert_eq!(store.remove_member(ws.id, alice.id).await.expect("remove"), MemberChange::Done);
+    assert_eq!(store.remove_member(ws.id, alice.id).await.expect("remove"), MemberChange::NotMember);
+    assert!(store.membership(ws.id, alice.id).await.expect("m").is_none());
+
+    // The team owns what is made in it, as an account does; nobody signs in as it.
+    let shared = store
+        .create_knowledge_base(NewKnowledgeBase {
+            user_id: ws.id,
+            created_by: Some(bob.id),
+            name: "共享".into(),
+            description: None,
+            icon_url: None,
+            settings: KbSettings::default(),
+        })
+        .await
+        .expect("kb");
+    assert_eq!((shared.workspace_id, shared.created_by), (ws.id, Some(bob.id)));
+    assert_eq!(store.list_knowledge_bases(ws.id).await.expect("list").len(), 1);
+    assert!(store.get_knowledge_base(bob.id, shared.id).await.expect("get").is_none(), "not in bob's own");
+    let team_name = format!("workspace-{}", ws.id.simple());
+    assert!(store.find_login(&team_name).await.expect("login").is_none());
+    assert_eq!(store.count_users().await.expect("count"), 3);
+    assert!(store.list_users(100, 0).await.expect("users").iter().all(|u| u.id != ws.id));
+
+    assert!(store.rename_workspace(ws.id, "新名字").await.expect("rename"));
+    assert!(!store.rename_workspace(alice.id, "not a team").await.expect("rename"));
+    assert_eq!(store.membership(ws.id, bob.id).await.expect("m").map(|w| w.name), Some("新名字".to_string()));
+    assert!(!store.delete_workspace(alice.id).await.expect("delete"), "a person is no team");
+    assert!(store.delete_workspace(ws.id).await.expect("delete"));
+    assert!(store.membership(ws.id, bob.id).await.expect("m").is_none());
+    assert!(store.list_knowledge_bases(ws.id).await.expect("list").is_empty());
+    assert!(store.get_user(alice.id).await.expect("alice").is_some());
+}
+
 async fn postgres() -> Option<PgStore> {
     // The PostgreSQL half fails without a database rather than passing empty; skipping it is
     // said out loud (LORE_SKIP_POSTGRES=1).
@@ -1691,6 +1764,7 @@ conformance! {
     notifications_items_and_links,
     audit_entries_are_appended_listed_and_purged,
     evaluations_run_finish_and_go_with_their_knowledge_base,
+    workspaces_members_and_roles,
 }
 
 fn registrant(name: &str, email: &str) -> NewUser {

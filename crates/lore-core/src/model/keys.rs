@@ -31,7 +31,11 @@ impl Scope {
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct ApiKey {
     pub id: Id,
+    /// The workspace the key acts in (a person's own account, or a team's).
     pub user_id: Id,
+    /// Who made it: in a team workspace the key acts with at most their current role there, and
+    /// stops working when they leave. `None` for keys made before workspaces.
+    pub created_by: Option<Id>,
     pub knowledge_base_id: Option<Id>,
     pub name: String,
     pub description: Option<String>,
@@ -56,6 +60,7 @@ pub struct ApiKey {
 #[derive(Debug, Clone)]
 pub struct NewApiKey {
     pub user_id: Id,
+    pub created_by: Option<Id>,
     pub knowledge_base_id: Option<Id>,
     pub name: String,
     pub description: Option<String>,

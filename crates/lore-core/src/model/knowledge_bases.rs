@@ -142,7 +142,12 @@ impl RerankConfig {
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct KnowledgeBase {
     pub id: Id,
+    /// The workspace it belongs to (a person's own account, or a team's).
     pub user_id: Id,
+    /// The same, under the name team clients use.
+    pub workspace_id: Id,
+    /// The member who made it (`None` for knowledge bases made before workspaces).
+    pub created_by: Option<Id>,
     pub name: String,
     pub description: Option<String>,
     pub icon_url: Option<String>,
@@ -162,6 +167,7 @@ pub struct KnowledgeBase {
 #[derive(Debug, Clone)]
 pub struct NewKnowledgeBase {
     pub user_id: Id,
+    pub created_by: Option<Id>,
     pub name: String,
     pub description: Option<String>,
     pub icon_url: Option<String>,

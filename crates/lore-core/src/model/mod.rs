@@ -12,6 +12,7 @@ mod keys;
 mod knowledge_bases;
 mod queue;
 mod search;
+mod workspaces;
 
 pub use accounts::*;
 pub use audit::*;
@@ -21,6 +22,7 @@ pub use keys::*;
 pub use knowledge_bases::*;
 pub use queue::*;
 pub use search::*;
+pub use workspaces::*;
 
 pub type Id = Uuid;
 

@@ -1,5 +1,6 @@
-//! The storage trait. Every method that touches a tenant's data takes the owner's id and filters
-//! by it: another user's object is simply not found.
+//! The storage trait. Every method that touches a tenant's data takes the owner's id (the
+//! workspace's: a person's own account or a team's) and filters by it: another workspace's object
+//! is simply not found.
 
 use async_trait::async_trait;
 
@@ -19,11 +20,13 @@ mod queue;
 mod retention;
 mod search;
 mod sources;
+mod workspaces;
 
 pub use {
     accounts::AccountStore, agents::AgentStore, audit::AuditStore, chunks::ChunkStore, cluster::ClusterStore,
     documents::DocumentStore, evaluations::EvaluationStore, keys::KeyStore, knowledge_bases::KnowledgeBaseStore,
     queue::QueueStore, retention::RetentionStore, search::SearchStore, sources::SourceStore,
+    workspaces::WorkspaceStore,
 };
 
 /// A session joined with its user, as authentication needs it.
@@ -67,6 +70,7 @@ pub trait Store:
     + SourceStore
     + AuditStore
     + EvaluationStore
+    + WorkspaceStore
     + Send
     + Sync
     + 'static

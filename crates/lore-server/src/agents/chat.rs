@@ -101,7 +101,7 @@ pub(crate) struct Said {
 
 /// The caller's agent named by its id or its name.
 pub async fn by_id_or_name(state: &AppState, principal: &Principal, agent: &str) -> ApiResult<Agent> {
-    let agents = state.store.list_agents(principal.user_id()).await?;
+    let agents = state.store.list_agents(principal.owner_id()).await?;
     agents
         .into_iter()
         .filter(|a| agent_within_binding(principal, a))
@@ -128,7 +128,7 @@ pub async fn begin_chat(state: &AppState, principal: &Principal, id: Id, req: &C
         Some(cid) => {
             let c = state
                 .store
-                .get_conversation(principal.user_id(), cid)
+                .get_conversation(principal.owner_id(), cid)
                 .await?
                 .filter(|c| c.agent_id == agent.id && conversation_within_binding(principal, c))
                 .ok_or_else(|| not_found("conversation"))?;
@@ -141,7 +141,7 @@ pub async fn begin_chat(state: &AppState, principal: &Principal, id: Id, req: &C
             let since = agent.memory_retention_days.map(|d| lore_core::now() - ChronoDuration::days(d));
             state
                 .store
-                .list_messages(principal.user_id(), c.id, since)
+                .list_messages(principal.owner_id(), c.id, since)
                 .await?
                 .into_iter()
                 .filter_map(|m| {
@@ -364,7 +364,7 @@ pub(crate) async fn fail_call(state: &AppState, mut call: AgentUsage, started: I
 pub(crate) async fn retrieve(
     state: &AppState, principal: &Principal, agent: &Agent, question: &str,
 ) -> ApiResult<Vec<ChunkHit>> {
-    let user = principal.user_id();
+    let user = principal.owner_id();
     let mut kbs = Vec::new();
     if agent.knowledge_base_ids.is_empty() {
         kbs = state.store.list_knowledge_bases(user).await?;

@@ -258,7 +258,7 @@ pub fn view(state: &AppState, agent: &Agent) -> Value {
 }
 
 pub(crate) async fn check_links(state: &AppState, principal: &Principal, spec: &AgentSpec) -> ApiResult<()> {
-    let user = principal.user_id();
+    let user = principal.owner_id();
     for kb in &spec.knowledge_base_ids {
         state.store.get_knowledge_base(user, *kb).await?.ok_or_else(|| not_found(&format!("knowledge base {kb}")))?;
     }
@@ -268,10 +268,11 @@ pub(crate) async fn check_links(state: &AppState, principal: &Principal, spec: &
     Ok(())
 }
 
-pub(crate) fn agent_of(spec: AgentSpec, id: Id, user_id: Id, created_at: Timestamp) -> Agent {
+pub(crate) fn agent_of(spec: AgentSpec, id: Id, user_id: Id, created_by: Option<Id>, created_at: Timestamp) -> Agent {
     Agent {
         id,
         user_id,
+        created_by,
         name: spec.name.trim().to_string(),
         description: spec.description,
         agent_type: spec.agent_type.trim().to_string(),
@@ -335,14 +336,14 @@ pub async fn create(state: &AppState, principal: &Principal, body: Value) -> Api
     check_address(state, &spec)?;
     check_links(state, principal, &spec).await?;
     seal_parameters(state, &mut spec.model_parameters, None)?;
-    let agent = agent_of(spec, lore_core::new_id(), principal.user_id(), lore_core::now());
+    let agent = agent_of(spec, lore_core::new_id(), principal.owner_id(), Some(principal.actor_id()), lore_core::now());
     state.store.insert_agent(&agent).await?;
     Ok(view(state, &agent))
 }
 
 pub async fn list(state: &AppState, principal: &Principal) -> ApiResult<Vec<Value>> {
     principal.require(Scope::Read)?;
-    let agents = state.store.list_agents(principal.user_id()).await?;
+    let agents = state.store.list_agents(principal.owner_id()).await?;
     Ok(agents.iter().filter(|a| agent_within_binding(principal, a)).map(|a| view(state, a)).collect())
 }
 
@@ -350,7 +351,7 @@ pub async fn list(state: &AppState, principal: &Principal) -> ApiResult<Vec<Valu
 pub(crate) async fn owned(state: &AppState, principal: &Principal, id: Id) -> ApiResult<Agent> {
     state
         .store
-        .get_agent(principal.user_id(), id)
+        .get_agent(principal.owner_id(), id)
         .await?
         .filter(|a| agent_within_binding(principal, a))
         .ok_or_else(|| not_found("agent"))
@@ -380,7 +381,7 @@ pub async fn update(state: &AppState, principal: &Principal, id: Id, body: Value
     check_address(state, &spec)?;
     check_links(state, principal, &spec).await?;
     seal_parameters(state, &mut spec.model_parameters, Some(&current.model_parameters))?;
-    let agent = agent_of(spec, current.id, current.user_id, current.created_at);
+    let agent = agent_of(spec, current.id, current.user_id, current.created_by, current.created_at);
     if !state.store.update_agent(&agent).await? {
         return Err(not_found("agent"));
     }
@@ -421,7 +422,7 @@ pub(crate) fn spec_of(agent: &Agent) -> AgentSpec {
 
 pub async fn delete(state: &AppState, principal: &Principal, id: Id) -> ApiResult<()> {
     principal.require_session()?;
-    if !state.store.delete_agent(principal.user_id(), id).await? {
+    if !state.store.delete_agent(principal.owner_id(), id).await? {
         return Err(not_found("agent"));
     }
     crate::audit::record(state, principal, "agent.deleted", crate::audit::target("agent", id), json!({})).await;

@@ -39,7 +39,7 @@ pub async fn list_conversations(
     state: &AppState, principal: &Principal, params: ConversationParams,
 ) -> ApiResult<Vec<Conversation>> {
     principal.require(Scope::Read)?;
-    let mut all = state.store.list_conversations(principal.user_id(), params.agent_id).await?;
+    let mut all = state.store.list_conversations(principal.owner_id(), params.agent_id).await?;
     all.retain(|c| conversation_within_binding(principal, c));
     Ok(all)
 }
@@ -55,7 +55,7 @@ pub(crate) async fn get_conversation_unscoped(
 ) -> ApiResult<Conversation> {
     state
         .store
-        .get_conversation(principal.user_id(), id)
+        .get_conversation(principal.owner_id(), id)
         .await?
         .filter(|c| conversation_within_binding(principal, c))
         .ok_or_else(|| not_found("conversation"))
@@ -63,13 +63,13 @@ pub(crate) async fn get_conversation_unscoped(
 
 pub async fn conversation_messages(state: &AppState, principal: &Principal, id: Id) -> ApiResult<Vec<ChatMessage>> {
     get_conversation(state, principal, id).await?;
-    Ok(state.store.list_messages(principal.user_id(), id, None).await?)
+    Ok(state.store.list_messages(principal.owner_id(), id, None).await?)
 }
 
 pub async fn delete_conversation(state: &AppState, principal: &Principal, id: Id) -> ApiResult<()> {
     principal.require(Scope::Delete)?;
     get_conversation_unscoped(state, principal, id).await?;
-    if !state.store.delete_conversation(principal.user_id(), id).await? {
+    if !state.store.delete_conversation(principal.owner_id(), id).await? {
         return Err(not_found("conversation"));
     }
     Ok(())

@@ -44,7 +44,7 @@ pub async fn route(state: &AppState, principal: &Principal, req: RouteRequest) -
     let question = check_message(&req.question)?;
     let agents: Vec<Agent> = state
         .store
-        .list_agents(principal.user_id())
+        .list_agents(principal.owner_id())
         .await?
         .into_iter()
         .filter(|a| a.is_active && agent_within_binding(principal, a))
@@ -63,7 +63,7 @@ pub async fn route(state: &AppState, principal: &Principal, req: RouteRequest) -
             parts.join("; ")
         })
         .collect();
-    let similarities = profile_similarities(state, principal.user_id(), &question, &profiles).await;
+    let similarities = profile_similarities(state, principal.owner_id(), &question, &profiles).await;
     let mut candidates: Vec<RouteCandidate> = agents
         .iter()
         .enumerate()

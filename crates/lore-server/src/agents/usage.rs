@@ -55,8 +55,8 @@ pub async fn usage(state: &AppState, principal: &Principal, params: AgentUsagePa
         return Err(error(Code::ValidationFailed, "from must be before to, at most 366 days apart"));
     }
     let names: HashMap<Id, String> =
-        state.store.list_agents(principal.user_id()).await?.into_iter().map(|a| (a.id, a.name)).collect();
-    let calls = state.store.list_agent_calls(principal.user_id(), from, to, params.agent_id).await?;
+        state.store.list_agents(principal.owner_id()).await?.into_iter().map(|a| (a.id, a.name)).collect();
+    let calls = state.store.list_agent_calls(principal.owner_id(), from, to, params.agent_id).await?;
     let mut days: Vec<(AgentDay, Decimal, f64)> = Vec::new();
     let mut index: HashMap<(String, Id), usize> = HashMap::new();
     let (mut total_tokens, mut total_cost) = (0i64, Decimal::ZERO);

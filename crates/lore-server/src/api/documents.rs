@@ -109,7 +109,7 @@ pub(crate) async fn upload(
     };
     let response = service::register_upload(
         &state,
-        principal.user_id(),
+        principal.owner_id(),
         &kb,
         service::StagedUpload {
             path: &guard.0,

@@ -25,6 +25,7 @@ mod keys;
 mod knowledge_bases;
 mod search;
 mod sources;
+mod workspaces;
 
 pub(crate) use accounts::*;
 pub(crate) use agents::*;
@@ -34,6 +35,7 @@ pub(crate) use keys::*;
 pub(crate) use knowledge_bases::*;
 pub(crate) use search::*;
 pub(crate) use sources::*;
+pub(crate) use workspaces::*;
 
 /// Largest non-file multipart field (chunking_config, metadata).
 pub(crate) const MAX_FIELD_BYTES: usize = 1024 * 1024;
@@ -95,6 +97,11 @@ pub fn router(state: AppState) -> Router {
         .route("/admin/server", get(server_overview))
         .route("/admin/audit", get(admin_audit_log))
         .route("/audit", get(audit_log))
+        .route("/workspaces", post(create_workspace).get(list_workspaces))
+        .route("/workspaces/{id}", get(get_workspace).patch(rename_workspace).delete(delete_workspace))
+        .route("/workspaces/{id}/members", get(list_members).post(add_member))
+        .route("/workspaces/{id}/members/{user_id}", patch(update_member).delete(remove_member))
+        .route("/workspaces/{id}/audit", get(workspace_audit))
         .route_layer(middleware::from_fn_with_state(state.clone(), crate::authz::enforce))
         .route_layer(middleware::from_fn_with_state(state.clone(), usage::track))
         .route_layer(middleware::from_fn(metrics::track));

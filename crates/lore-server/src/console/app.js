@@ -34,6 +34,27 @@ const STRINGS = {
   nav_notifications: ['Notifications', '通知'],
   nav_settings: ['Settings', '设置'],
   nav_audit: ['Audit log', '审计日志'],
+  nav_team: ['Team', '团队'],
+  workspace_label: ['Workspace', '工作空间'],
+  workspace_personal: ['{0} (personal)', '{0}（个人）'],
+  team_title: ['Team workspaces', '团队工作空间'],
+  team_hint: ['A team shares its knowledge bases, agents, data sources, keys and settings. Viewers search and read; editors also change knowledge; admins also manage members, keys and settings.', '团队共享知识库、智能体、数据源、密钥和设置。查看者可以搜索和阅读；编辑者还可以修改知识；管理员还可以管理成员、密钥和设置。'],
+  team_create: ['New team workspace', '新建团队工作空间'],
+  team_created: ['Team “{0}” created', '已创建团队“{0}”'],
+  team_members: ['Members of “{0}”', '“{0}”的成员'],
+  team_personal_note: ['Your personal workspace has no other members. Create a team, or switch to one above.', '个人工作空间没有其他成员。请新建团队，或在上方切换到团队。'],
+  team_add: ['Add member', '添加成员'],
+  team_username: ['Username or email', '用户名或邮箱'],
+  team_role: ['Role', '角色'],
+  team_added: ['{0} added', '已添加 {0}'],
+  team_remove: ['Remove', '移除'],
+  team_removed: ['{0} removed', '已移除 {0}'],
+  team_leave: ['Leave this workspace', '退出该工作空间'],
+  team_role_saved: ['Role of {0} changed', '已更改 {0} 的角色'],
+  role_owner: ['Owner', '所有者'],
+  role_admin: ['Admin', '管理员'],
+  role_editor: ['Editor', '编辑者'],
+  role_viewer: ['Viewer', '查看者'],
   audit_title: ['Audit log', '审计日志'],
   audit_hint: ['Security-relevant changes to your account and data: sign-ins, keys, settings, deletions. Entries cannot be changed.', '与你的账户和数据有关的安全变更：登录、密钥、设置、删除。条目不可更改。'],
   audit_everyone: ['Everyone (administrators)', '所有人（管理员）'],
@@ -518,13 +539,39 @@ function svgTooltip(node, text) {
 // ---------------------------------------------------------------------------------- API
 
 let session = null;
+/** The workspaces the signed-in person may act in, and the one the console acts in (remembered
+ *  per browser; the person's own when unset). */
+let workspaces = [];
+let workspace = localStorage.getItem('lore_workspace') || '';
+
+function currentWorkspace() {
+  return workspaces.find((w) => w.id === workspace) || workspaces.find((w) => w.personal) || null;
+}
+
+function setWorkspace(id) {
+  workspace = id;
+  localStorage.setItem('lore_workspace', id);
+}
+
+async function loadWorkspaces() {
+  workspaces = session ? (await api('GET', '/v1/workspaces')).data : [];
+  if (!currentWorkspace() || !workspaces.some((w) => w.id === workspace)) setWorkspace(workspaces.length ? workspaces[0].id : '');
+}
 
 class ApiError extends Error {
   constructor(status, code, message) { super(message); this.status = status; this.code = code; }
 }
 
 function authHeaders() {
-  return session ? { 'X-CSRF-Token': session.csrf_token } : {};
+  if (!session) return {};
+  const ws = currentWorkspace();
+  return ws && !ws.personal ? { 'X-CSRF-Token': session.csrf_token, 'X-Lore-Workspace': ws.id } : { 'X-CSRF-Token': session.csrf_token };
+}
+
+/** A link the browser follows by itself (a download, an image) names the workspace in its query. */
+function inWorkspace(href) {
+  const ws = currentWorkspace();
+  return ws && !ws.personal ? `${href}${href.includes('?') ? '&' : '?'}workspace=${encodeURIComponent(ws.id)}` : href;
 }
 
 async function api(method, path, body) {
@@ -565,6 +612,7 @@ const ROUTES = [
   [/^\/sources$/, pageSources],
   [/^\/notifications$/, pageNotifications],
   [/^\/audit$/, pageAudit],
+  [/^\/team$/, pageTeam],
   [/^\/settings$/, pageSettings],
   [/^\/admin$/, pageAdmin],
 ];
@@ -623,10 +671,19 @@ function renderNav(path) {
   if (session) {
     append(nav, [link('#/kbs', 'nav_kbs'), link('#/search', 'nav_search'), link('#/agents', 'nav_agents'),
       link('#/keys', 'nav_keys'), link('#/usage', 'nav_usage'), link('#/sources', 'nav_sources'),
-      link('#/notifications', 'nav_notifications'), link('#/audit', 'nav_audit'), link('#/settings', 'nav_settings')]);
+      link('#/notifications', 'nav_notifications'), link('#/audit', 'nav_audit'), link('#/team', 'nav_team'),
+      link('#/settings', 'nav_settings')]);
     if (session.user && session.user.is_superuser) append(nav, [link('#/admin', 'nav_admin')]);
   }
   add(nav, h('span', { class: 'spacer' }));
+  if (session && workspaces.length) {
+    const label = (w) => (w.personal ? t('workspace_personal', w.name) : `${w.name} · ${t(`role_${w.role}`)}`);
+    const current = currentWorkspace();
+    const select = h('select', { id: 'workspace-switch', 'aria-label': t('workspace_label') },
+      workspaces.map((w) => h('option', { value: w.id, selected: current && w.id === current.id }, label(w))));
+    select.addEventListener('change', () => { setWorkspace(select.value); go('#/kbs'); });
+    add(nav, select);
+  }
   if (session) add(nav, h('span', { class: 'who' }, t('signed_in_as', session.user.username)));
   add(nav, h('button', { class: 'link', id: 'lang-switch', type: 'button', 'aria-label': t('switch_lang_label'), lang: lang === 'zh' ? 'en' : 'zh', onclick: () => setLang(lang === 'zh' ? 'en' : 'zh') }, t('switch_lang')));
   if (session) {
@@ -652,6 +709,7 @@ async function pageSignIn(root) {
     h('p', {}, t('no_account'), ' ', h('a', { href: '#/signup', id: 'to-signup' }, t('sign_up'))));
   onSubmit(form, async () => {
     session = await api('POST', '/console/session', { username: user.value, password: pass.value });
+    await loadWorkspaces();
     go('#/kbs');
   });
   add(root, form);
@@ -677,6 +735,7 @@ async function pageSignUp(root, _, query) {
       username: user.value, email: email.value, password: pass.value, full_name: full.value || null,
       invitation: invitation.value.trim() || null,
     });
+    await loadWorkspaces();
     go('#/kbs');
   });
   add(root, form);
@@ -1426,7 +1485,7 @@ function regionView(doc, meta) {
   const card = h('section', { class: 'card', id: 'cited-region', 'aria-label': t('cited_region') }, h('h2', {}, t('cited_region')));
   const pages = [...new Set(meta.regions.map((r) => r.page))];
   for (const page of pages) {
-    const src = doc.file_type === 'image' ? fileHref(doc.id) : `/v1/documents/${encodeURIComponent(doc.id)}/pages/${page}`;
+    const src = doc.file_type === 'image' ? fileHref(doc.id) : inWorkspace(`/v1/documents/${encodeURIComponent(doc.id)}/pages/${page}`);
     const frame = h('div', { class: 'page-view', 'data-page': page });
     const img = h('img', { src, alt: `${doc.filename} · ${t('page_n', page)}` });
     const place = () => {
@@ -1456,7 +1515,7 @@ function pageLabel(first, last) {
 
 /** The uploaded file itself, as it was uploaded (the session cookie authorises the download). */
 function fileHref(documentId) {
-  return `/v1/documents/${encodeURIComponent(documentId)}/file`;
+  return inWorkspace(`/v1/documents/${encodeURIComponent(documentId)}/file`);
 }
 
 function citationHref(c) {
@@ -1707,7 +1766,7 @@ async function pageAdmin(root) {
 async function pageAudit(root, _, query) {
   const admin = Boolean(session.user && session.user.is_superuser);
   const everyone = admin && query.get('all') === '1';
-  const areas = ['', 'auth.', 'api_key.', 'config.', 'knowledge_base.', 'document.', 'agent.', 'data_source.', 'admin.'];
+  const areas = ['', 'auth.', 'api_key.', 'config.', 'knowledge_base.', 'document.', 'agent.', 'data_source.', 'member.', 'workspace.', 'admin.'];
   const action = h('select', { id: 'audit-action' }, areas.map((a) => h('option', { value: a, selected: (query.get('action') || '') === a }, a || t('audit_all'))));
   const since = h('input', { type: 'date', id: 'audit-since', value: query.get('since') || '' });
   const user = h('input', { id: 'audit-user', value: query.get('user_id') || '', placeholder: 'uuid' });
@@ -1732,7 +1791,9 @@ async function pageAudit(root, _, query) {
     if (query.get('since')) params.set('since', `${query.get('since')}T00:00:00Z`);
     if (everyone && query.get('user_id')) params.set('user_id', query.get('user_id'));
     if (before) params.set('before', before);
-    const { data } = await api('GET', `${everyone ? '/v1/admin/audit' : '/v1/audit'}?${params}`);
+    const ws = currentWorkspace();
+    const own = ws && !ws.personal ? `/v1/workspaces/${ws.id}/audit` : '/v1/audit';
+    const { data } = await api('GET', `${everyone ? '/v1/admin/audit' : own}?${params}`);
     append(body, data.map((e) => h('tr', { 'data-action': e.action },
       h('td', {}, fmtTime(e.at)), h('td', {}, h('code', {}, e.action)), h('td', {}, e.actor || '—'),
       h('td', {}, e.target_type ? `${e.target_type} ${e.target_id || ''}` : '—'), h('td', {}, e.ip_address || '—'),
@@ -1747,6 +1808,60 @@ async function pageAudit(root, _, query) {
     h('div', { class: 'table-wrap' }, h('table', { id: 'audit-table' },
       h('thead', {}, h('tr', {}, ['audit_when', 'audit_action', 'audit_actor', 'audit_target', 'audit_address', 'audit_request', 'audit_details']
         .map((k) => h('th', { scope: 'col' }, t(k))))), body)), more);
+}
+
+/** Team workspaces: create one, and manage the current one's members (owners and admins). */
+async function pageTeam(root) {
+  const ws = currentWorkspace();
+  const name = h('input', { id: 'team-name', required: true, maxlength: 100 });
+  const create = h('form', { class: 'card row', id: 'team-create' }, field(t('name'), name), h('button', { type: 'submit' }, t('team_create')));
+  onSubmit(create, async () => {
+    const made = await api('POST', '/v1/workspaces', { name: name.value });
+    toast(t('team_created', made.name));
+    setWorkspace(made.id);
+    await loadWorkspaces();
+    render();
+  });
+  add(root, h('h1', {}, t('team_title')), h('p', { class: 'muted' }, t('team_hint')), create);
+  if (!ws || ws.personal) { add(root, h('p', { class: 'muted', id: 'team-personal' }, t('team_personal_note'))); return; }
+  const manage = ws.role === 'owner' || ws.role === 'admin';
+  const roles = ws.role === 'owner' ? ['viewer', 'editor', 'admin', 'owner'] : ['viewer', 'editor', 'admin'];
+  const roleSelect = (id, value, disabled) => h('select', { id, disabled }, roles.concat(roles.includes(value) ? [] : [value])
+    .map((r) => h('option', { value: r, selected: r === value }, t(`role_${r}`))));
+  const { data } = await api('GET', `/v1/workspaces/${ws.id}/members`);
+  const row = (m) => {
+    const self = m.user_id === session.user.id;
+    const editable = manage && (ws.role === 'owner' || m.role !== 'owner');
+    const select = roleSelect(`role-${m.username}`, m.role, !editable);
+    select.addEventListener('change', () => api('PATCH', `/v1/workspaces/${ws.id}/members/${m.user_id}`, { role: select.value })
+      .then(() => toast(t('team_role_saved', m.username))).catch((e) => { fail(e); render(); }));
+    const remove = editable && !self ? h('button', { type: 'button', class: 'secondary', id: `remove-${m.username}`, onclick: async () => {
+      try { await api('DELETE', `/v1/workspaces/${ws.id}/members/${m.user_id}`); toast(t('team_removed', m.username)); render(); } catch (e) { fail(e); }
+    } }, t('team_remove')) : null;
+    return h('tr', { 'data-member': m.username }, h('td', {}, m.username), h('td', {}, m.email), h('td', {}, select), h('td', {}, remove));
+  };
+  add(root, h('h2', {}, t('team_members', ws.name)), h('div', { class: 'table-wrap' }, h('table', { id: 'team-members' },
+    h('thead', {}, h('tr', {}, [t('team_username'), 'Email', t('team_role'), ''].map((c) => h('th', { scope: 'col' }, c)))),
+    h('tbody', {}, data.map(row)))));
+  if (manage) {
+    const who = h('input', { id: 'member-username', required: true });
+    const role = roleSelect('member-role', 'viewer', false);
+    const form = h('form', { class: 'card row', id: 'member-add' }, field(t('team_username'), who), field(t('team_role'), role), h('button', { type: 'submit' }, t('team_add')));
+    onSubmit(form, async () => {
+      const added = await api('POST', `/v1/workspaces/${ws.id}/members`, { username: who.value.trim(), role: role.value });
+      toast(t('team_added', added.username));
+      render();
+    });
+    add(root, form);
+  }
+  add(root, h('p', {}, h('button', { type: 'button', class: 'secondary', id: 'team-leave', onclick: async () => {
+    try {
+      await api('DELETE', `/v1/workspaces/${ws.id}/members/${session.user.id}`);
+      setWorkspace('');
+      await loadWorkspaces();
+      go('#/kbs');
+    } catch (e) { fail(e); }
+  } }, t('team_leave'))));
 }
 
 async function pageNotifications(root) {
@@ -1814,6 +1929,7 @@ async function pageSettings(root) {
 
 async function start() {
   try { session = await api('GET', '/console/session'); } catch { session = null; }
+  try { await loadWorkspaces(); } catch { workspaces = []; }
   window.addEventListener('hashchange', render);
   await render();
 }

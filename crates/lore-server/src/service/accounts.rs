@@ -217,6 +217,10 @@ pub struct AuthInfo {
     pub scopes: Vec<Scope>,
     pub api_key_id: Option<Id>,
     pub knowledge_base_id: Option<Id>,
+    /// The workspace the request acted in (the person's own unless `X-Lore-Workspace` named
+    /// another, or the key's), and the caller's role there.
+    pub workspace_id: Id,
+    pub role: Role,
 }
 
 pub fn me(principal: &Principal) -> MeResponse {
@@ -227,6 +231,8 @@ pub fn me(principal: &Principal) -> MeResponse {
             scopes: principal.scopes(),
             api_key_id: principal.api_key().map(|k| k.id),
             knowledge_base_id: principal.bound_knowledge_base(),
+            workspace_id: principal.owner_id(),
+            role: principal.role,
         },
     }
 }

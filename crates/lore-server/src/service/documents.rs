@@ -189,12 +189,12 @@ pub async fn list_documents(
     let limit = i64::from(params.limit.unwrap_or(50).clamp(1, 1000));
     let offset = i64::from(params.offset.unwrap_or(0));
     let query = DocumentListQuery { status: params.status, include_deleted: params.include_deleted, limit, offset };
-    let docs = state.store.list_documents(principal.user_id(), kb_id, &query).await?;
+    let docs = state.store.list_documents(principal.owner_id(), kb_id, &query).await?;
     Ok((docs, limit, offset))
 }
 
 pub(crate) async fn owned_document(state: &AppState, principal: &Principal, id: Id) -> ApiResult<Document> {
-    let doc = state.store.get_document(principal.user_id(), id).await?.ok_or_else(|| not_found("document"))?;
+    let doc = state.store.get_document(principal.owner_id(), id).await?.ok_or_else(|| not_found("document"))?;
     principal.require_knowledge_base(doc.knowledge_base_id)?;
     Ok(doc)
 }
@@ -212,7 +212,7 @@ pub async fn get_document(
 ) -> ApiResult<DocumentView> {
     principal.require(Scope::Read)?;
     let document = owned_document(state, principal, id).await?;
-    let content = if include_content { state.store.document_content(principal.user_id(), id).await? } else { None };
+    let content = if include_content { state.store.document_content(principal.owner_id(), id).await? } else { None };
     Ok(DocumentView { document, content })
 }
 
@@ -224,7 +224,7 @@ pub async fn delete_document(state: &AppState, principal: &Principal, id: Id) ->
     }
     let deleted = state
         .store
-        .soft_delete_document(principal.user_id(), id, lore_core::now())
+        .soft_delete_document(principal.owner_id(), id, lore_core::now())
         .await?
         .ok_or_else(|| not_found("document"))?;
     let details = serde_json::json!({"filename": deleted.filename, "knowledge_base_id": deleted.knowledge_base_id});
@@ -235,7 +235,8 @@ pub async fn delete_document(state: &AppState, principal: &Principal, id: Id) ->
 pub async fn restore_document(state: &AppState, principal: &Principal, id: Id) -> ApiResult<Document> {
     principal.require(Scope::Delete)?;
     owned_document(state, principal, id).await?;
-    let restored = state.store.restore_document(principal.user_id(), id).await?.ok_or_else(|| not_found("document"))?;
+    let restored =
+        state.store.restore_document(principal.owner_id(), id).await?.ok_or_else(|| not_found("document"))?;
     let details = serde_json::json!({"filename": restored.filename, "knowledge_base_id": restored.knowledge_base_id});
     crate::audit::record(state, principal, "document.restored", crate::audit::target("document", id), details).await;
     Ok(restored)
@@ -244,5 +245,5 @@ pub async fn restore_document(state: &AppState, principal: &Principal, id: Id) -
 pub async fn document_chunks(state: &AppState, principal: &Principal, id: Id) -> ApiResult<Vec<Chunk>> {
     principal.require(Scope::Read)?;
     owned_document(state, principal, id).await?;
-    Ok(state.store.list_chunks(principal.user_id(), id).await?)
+    Ok(state.store.list_chunks(principal.owner_id(), id).await?)
 }

@@ -47,7 +47,7 @@ pub async fn create_api_key(state: &AppState, principal: &Principal, req: Create
     scopes.sort_by_key(|s| s.as_str());
     scopes.dedup();
     if let Some(kb) = req.knowledge_base_id {
-        state.store.get_knowledge_base(principal.user_id(), kb).await?.ok_or_else(|| not_found("knowledge base"))?;
+        state.store.get_knowledge_base(principal.owner_id(), kb).await?.ok_or_else(|| not_found("knowledge base"))?;
     }
     let now = lore_core::now();
     let expires_at = match (req.expires_at, req.expires_in_days) {
@@ -75,7 +75,8 @@ pub async fn create_api_key(state: &AppState, principal: &Principal, req: Create
     let created = state
         .store
         .create_api_key(NewApiKey {
-            user_id: principal.user_id(),
+            user_id: principal.owner_id(),
+            created_by: Some(principal.actor_id()),
             knowledge_base_id: req.knowledge_base_id,
             name,
             description: req.description,
@@ -204,7 +205,7 @@ pub async fn update_api_key(
 
 pub async fn list_api_keys(state: &AppState, principal: &Principal) -> ApiResult<Vec<ApiKey>> {
     principal.require_session()?;
-    let mut keys = state.store.list_api_keys(principal.user_id()).await?;
+    let mut keys = state.store.list_api_keys(principal.owner_id()).await?;
     let now = lore_core::now();
     keys.iter_mut().for_each(|k| state.limiter.overlay(k, now));
     Ok(keys)
@@ -212,7 +213,7 @@ pub async fn list_api_keys(state: &AppState, principal: &Principal) -> ApiResult
 
 pub async fn revoke_api_key(state: &AppState, principal: &Principal, id: Id) -> ApiResult<()> {
     principal.require_session()?;
-    if !state.store.revoke_api_key(principal.user_id(), id, lore_core::now()).await? {
+    if !state.store.revoke_api_key(principal.owner_id(), id, lore_core::now()).await? {
         return Err(not_found("API key"));
     }
     state.key_cache.forget_key(id);
@@ -233,6 +234,6 @@ fn limit(field: &str, value: Option<u32>) -> ApiResult<Option<i64>> {
 
 /// The principal's key `id` (404 for anyone else's).
 async fn owned_key(state: &AppState, principal: &Principal, id: Id) -> ApiResult<ApiKey> {
-    let keys = state.store.list_api_keys(principal.user_id()).await?;
+    let keys = state.store.list_api_keys(principal.owner_id()).await?;
     keys.into_iter().find(|k| k.id == id).ok_or_else(|| not_found("API key"))
 }

@@ -93,7 +93,7 @@ pub async fn create_knowledge_base(
     }
     let name = req.name.trim().to_string();
     check_len("name", &name, 1, 200)?;
-    let defaults = state.store.user_defaults(principal.user_id()).await?;
+    let defaults = state.store.user_defaults(principal.owner_id()).await?;
     let settings = match req.settings {
         Some(v) => parse_settings(state, v, &defaults)?,
         None => KbSettings::default(),
@@ -102,7 +102,8 @@ pub async fn create_knowledge_base(
     Ok(state
         .store
         .create_knowledge_base(NewKnowledgeBase {
-            user_id: principal.user_id(),
+            user_id: principal.owner_id(),
+            created_by: Some(principal.actor_id()),
             name,
             description: req.description,
             icon_url: req.icon_url,
@@ -113,7 +114,7 @@ pub async fn create_knowledge_base(
 
 pub async fn list_knowledge_bases(state: &AppState, principal: &Principal) -> ApiResult<Vec<KnowledgeBase>> {
     principal.require(Scope::Read)?;
-    let mut all = state.store.list_knowledge_bases(principal.user_id()).await?;
+    let mut all = state.store.list_knowledge_bases(principal.owner_id()).await?;
     if let Some(bound) = principal.bound_knowledge_base() {
         all.retain(|kb| kb.id == bound);
     }
@@ -123,7 +124,7 @@ pub async fn list_knowledge_bases(state: &AppState, principal: &Principal) -> Ap
 /// The caller's knowledge base, after the key-binding check; another owner's is not found.
 pub(crate) async fn owned_kb(state: &AppState, principal: &Principal, id: Id) -> ApiResult<KnowledgeBase> {
     let kb =
-        state.store.get_knowledge_base(principal.user_id(), id).await?.ok_or_else(|| not_found("knowledge base"))?;
+        state.store.get_knowledge_base(principal.owner_id(), id).await?.ok_or_else(|| not_found("knowledge base"))?;
     principal.require_knowledge_base(id)?;
     Ok(kb)
 }
@@ -141,7 +142,7 @@ pub async fn update_knowledge_base(
     if let Some(name) = &req.name {
         check_len("name", name.trim(), 1, 200)?;
     }
-    let defaults = state.store.user_defaults(principal.user_id()).await?;
+    let defaults = state.store.user_defaults(principal.owner_id()).await?;
     // What the audit log says changed: the fields sent, and the settings' top-level keys.
     let changed = json!({
         "name": req.name.is_some(),
@@ -165,7 +166,7 @@ pub async fn update_knowledge_base(
     };
     let after = state
         .store
-        .update_knowledge_base(principal.user_id(), id, patch)
+        .update_knowledge_base(principal.owner_id(), id, patch)
         .await?
         .ok_or_else(|| not_found("knowledge base"))?;
     let kb_target = crate::audit::target("knowledge_base", id);
@@ -188,8 +189,11 @@ pub async fn update_knowledge_base(
 pub async fn delete_knowledge_base(state: &AppState, principal: &Principal, id: Id) -> ApiResult<()> {
     principal.require(Scope::Delete)?;
     owned_kb(state, principal, id).await?;
-    let paths =
-        state.store.delete_knowledge_base(principal.user_id(), id).await?.ok_or_else(|| not_found("knowledge base"))?;
+    let paths = state
+        .store
+        .delete_knowledge_base(principal.owner_id(), id)
+        .await?
+        .ok_or_else(|| not_found("knowledge base"))?;
     let details = json!({"files": paths.len()});
     crate::audit::record(
         state,

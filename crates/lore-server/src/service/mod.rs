@@ -14,6 +14,7 @@ mod knowledge_bases;
 mod preview;
 mod rerank;
 mod search;
+mod workspaces;
 
 pub use accounts::*;
 pub use documents::*;
@@ -23,6 +24,7 @@ pub use knowledge_bases::*;
 pub use preview::*;
 pub use rerank::{RerankRequest, check as check_rerank};
 pub use search::*;
+pub use workspaces::*;
 
 /// Distinguishes an absent field (`None`) from an explicit `null` (`Some(None)`).
 pub(crate) fn double_option<'de, T: Deserialize<'de>, D: Deserializer<'de>>(

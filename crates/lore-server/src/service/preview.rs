@@ -46,7 +46,7 @@ pub(crate) const SEMANTIC_PREVIEW_CHARS: usize = 20_000;
 pub async fn preview_chunking(
     state: &AppState, principal: &Principal, req: PreviewRequest,
 ) -> ApiResult<PreviewResponse> {
-    let defaults = state.store.user_defaults(principal.user_id()).await?;
+    let defaults = state.store.user_defaults(principal.owner_id()).await?;
     let kb = match req.knowledge_base_id {
         Some(id) => Some(owned_kb(state, principal, id).await?),
         None => None,
@@ -65,7 +65,7 @@ pub async fn preview_chunking(
     let embedder = match needs_model {
         true => {
             let embedding = kb.as_ref().and_then(|kb| kb.settings.embedding_config.as_ref());
-            crate::embedding::embedder_of(state, principal.user_id(), embedding).await?
+            crate::embedding::embedder_of(state, principal.owner_id(), embedding).await?
         }
         false => None,
     };

@@ -159,7 +159,7 @@ pub async fn search_all(
         None => {
             let kbs: Vec<KnowledgeBase> = state
                 .store
-                .list_knowledge_bases(principal.user_id())
+                .list_knowledge_bases(principal.owner_id())
                 .await?
                 .into_iter()
                 .filter(|kb| principal.require_knowledge_base(kb.id).is_ok())
@@ -195,7 +195,7 @@ pub(crate) async fn run_search(
     };
     // The request's settings, else the knowledge base's, else the caller's own defaults
     // (`PUT /v1/config`), else Lore's. Agents search through here, so theirs apply to them too.
-    let defaults = state.store.get_user_config(principal.user_id()).await?;
+    let defaults = state.store.get_user_config(principal.owner_id()).await?;
     let default_top_k =
         defaults.as_ref().and_then(|c| c.max_search_results).map(|n| n.clamp(1, i64::from(MAX_TOP_K)) as u32);
     let top_k = req.top_k.or(search_config.top_k).or(default_top_k).unwrap_or(10);
@@ -274,7 +274,7 @@ pub(crate) async fn run_search(
         let hits = state
             .store
             .search_vector(&VectorQuery {
-                user_id: principal.user_id(),
+                user_id: principal.owner_id(),
                 knowledge_base_ids: kb_ids.clone(),
                 embedding_model: space.clone(),
                 vector,
@@ -296,7 +296,7 @@ pub(crate) async fn run_search(
                 state
                     .store
                     .search_fulltext(&FulltextQuery {
-                        user_id: principal.user_id(),
+                        user_id: principal.owner_id(),
                         knowledge_base_id: *kb,
                         terms: terms.clone(),
                         top_k: depth,
@@ -348,7 +348,7 @@ pub(crate) async fn run_search(
         && !results.is_empty()
     {
         let (reranked, failed) =
-            super::rerank::rerank(state, principal.user_id(), config, &query, results, top_k).await?;
+            super::rerank::rerank(state, principal.owner_id(), config, &query, results, top_k).await?;
         results = reranked;
         warning = warning.or(failed);
     }

@@ -132,7 +132,7 @@ impl AccountStore for PgStore {
     async fn find_login(&self, username_or_email: &str) -> Result<Option<(User, String)>> {
         let sql = format!(
             "SELECT {USER_COLS}, u.hashed_password FROM users u
-             WHERE lower(u.username) = lower($1) OR lower(u.email) = lower($1)"
+             WHERE (lower(u.username) = lower($1) OR lower(u.email) = lower($1)) AND u.kind = 'person'"
         );
         let row = sqlx::query(AssertSqlSafe(sql)).bind(username_or_email).optional(&self.pool).await?;
         row.map(|r| Ok((user_from(&r)?, r.text("hashed_password")?))).transpose()
@@ -205,7 +205,9 @@ impl AccountStore for PgStore {
     }
 
     async fn list_users(&self, limit: i64, offset: i64) -> Result<Vec<User>> {
-        let sql = format!("SELECT {USER_COLS} FROM users u ORDER BY u.created_at, u.id LIMIT $1 OFFSET $2");
+        let sql = format!(
+            "SELECT {USER_COLS} FROM users u WHERE u.kind = 'person' ORDER BY u.created_at, u.id LIMIT $1 OFFSET $2"
+        );
         let rows = sqlx::query(AssertSqlSafe(sql)).bind(limit).bind(offset).all(&self.pool).await?;
         rows.iter().map(user_from).collect()
     }
@@ -240,7 +242,7 @@ impl AccountStore for PgStore {
     }
 
     async fn count_users(&self) -> Result<i64> {
-        sqlx::query_scalar("SELECT COUNT(*) FROM users").one(&self.pool).await
+        sqlx::query_scalar("SELECT COUNT(*) FROM users WHERE kind = 'person'").one(&self.pool).await
     }
 
     async fn get_user_config(&self, user_id: Id) -> Result<Option<UserConfig>> {
@@ -258,7 +260,7 @@ impl AccountStore for PgStore {
     async fn reencrypt_secrets(&self, f: &(dyn for<'s> Fn(&'s str) -> Result<String> + Send + Sync)) -> Result<u64> {
         let mut tx = self.tx().await?;
         let mut changed = 0;
-        for (table, columns) in SECRET_COLUMNS {
+        for (table, columns) in sql::SECRET_COLUMNS {
             for column in *columns {
                 let select =
                     format!("SELECT id, {column} AS secret FROM {table} WHERE {column} IS NOT NULL FOR UPDATE");

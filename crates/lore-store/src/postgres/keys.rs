@@ -19,8 +19,8 @@ impl KeyStore for PgStore {
         let now = lore_core::now();
         sqlx::query(
             "INSERT INTO api_keys (id, user_id, knowledge_base_id, name, description, key_hash, key_prefix, key_suffix,
-               scopes, rate_limit, daily_quota, monthly_quota, expires_at, security, created_at, updated_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $15)",
+               scopes, rate_limit, daily_quota, monthly_quota, expires_at, security, created_at, updated_at, created_by)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $15, $16)",
         )
         .bind(id)
         .bind(key.user_id)
@@ -37,6 +37,7 @@ impl KeyStore for PgStore {
         .bind(key.expires_at)
         .bind(Json(&key.security))
         .bind(now)
+        .bind(key.created_by)
         .run(&self.pool)
         .await?;
         let sql = format!("SELECT {KEY_COLS} FROM api_keys k WHERE k.id = $1");

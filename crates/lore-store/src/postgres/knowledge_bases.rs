@@ -16,8 +16,8 @@ impl KnowledgeBaseStore for PgStore {
     async fn create_knowledge_base(&self, kb: NewKnowledgeBase) -> Result<KnowledgeBase> {
         let id = lore_core::new_id();
         sqlx::query(
-            "INSERT INTO knowledge_bases (id, user_id, name, description, icon_url, settings, created_at, updated_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $7)",
+            "INSERT INTO knowledge_bases (id, user_id, name, description, icon_url, settings, created_at, updated_at, created_by)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $7, $8)",
         )
         .bind(id)
         .bind(kb.user_id)
@@ -26,6 +26,7 @@ impl KnowledgeBaseStore for PgStore {
         .bind(&kb.icon_url)
         .bind(Json(&kb.settings))
         .bind(lore_core::now())
+        .bind(kb.created_by)
         .run(&self.pool)
         .await?;
         self.kb_by_id(kb.user_id, id).await?.ok_or_else(|| Error::internal("knowledge base vanished"))

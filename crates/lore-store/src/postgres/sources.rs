@@ -25,8 +25,8 @@ impl SourceStore for PgStore {
     async fn insert_data_source(&self, s: &DataSource, credentials: Option<&str>) -> Result<()> {
         sqlx::query(
             "INSERT INTO data_sources (id, user_id, knowledge_base_id, name, source_type, status, config, credentials,
-                auto_sync, sync_frequency, created_at, updated_at)
-             SELECT $1, $2, kb.id, $3, $4, $5, $6, $7, $8, $9, $10, $11 FROM knowledge_bases kb WHERE kb.id = $12 AND kb.user_id = $13",
+                auto_sync, sync_frequency, created_at, updated_at, created_by)
+             SELECT $1, $2, kb.id, $3, $4, $5, $6, $7, $8, $9, $10, $11, $14 FROM knowledge_bases kb WHERE kb.id = $12 AND kb.user_id = $13",
         )
         .bind(s.id)
         .bind(s.user_id)
@@ -41,6 +41,7 @@ impl SourceStore for PgStore {
         .bind(s.updated_at)
         .bind(s.knowledge_base_id)
         .bind(s.user_id)
+        .bind(s.created_by)
         .execute(&self.pool)
         .await
         .map_err(|e| name_taken(e, &s.name))?;
@@ -63,6 +64,7 @@ impl SourceStore for PgStore {
         .bind(s.updated_at)
         .bind(s.id)
         .bind(s.user_id)
+        .bind(s.created_by)
         .execute(&self.pool)
         .await
         .map_err(|e| name_taken(e, &s.name))?;

@@ -34,14 +34,14 @@ impl SqliteStore {
             "INSERT INTO ai_agents (name, description, agent_type, model_provider, model_name, model_parameters,
                 conversation_mode, context_window, memory_retention_days, system_prompt, user_prompt_template,
                 max_documents, similarity_threshold, rate_limit_per_hour, rate_limit_per_day, domain_keywords,
-                expertise_areas, is_active, updated_at, id, user_id, created_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22)"
+                expertise_areas, is_active, updated_at, id, user_id, created_at, created_by)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23)"
         } else {
             "UPDATE ai_agents SET name = ?1, description = ?2, agent_type = ?3, model_provider = ?4, model_name = ?5,
                 model_parameters = ?6, conversation_mode = ?7, context_window = ?8, memory_retention_days = ?9,
                 system_prompt = ?10, user_prompt_template = ?11, max_documents = ?12, similarity_threshold = ?13,
                 rate_limit_per_hour = ?14, rate_limit_per_day = ?15, domain_keywords = ?16, expertise_areas = ?17,
-                is_active = ?18, updated_at = ?19
+                is_active = ?18, updated_at = ?19, created_by = COALESCE(created_by, ?23)
              WHERE id = ?20 AND user_id = ?21 AND ?22 IS NOT NULL"
         };
         let done = sqlx::query(sql)
@@ -67,6 +67,7 @@ impl SqliteStore {
             .bind(agent.id.to_string())
             .bind(agent.user_id.to_string())
             .bind(ts(agent.created_at))
+            .bind(agent.created_by.map(|id| id.to_string()))
             .execute(&mut *tx)
             .await;
         let done = match done {

@@ -18,8 +18,8 @@ impl KeyStore for SqliteStore {
         let now = ts(lore_core::now());
         sqlx::query(
             "INSERT INTO api_keys (id, user_id, knowledge_base_id, name, description, key_hash, key_prefix, key_suffix,
-               scopes, rate_limit, daily_quota, monthly_quota, expires_at, security, created_at, updated_at)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+               scopes, rate_limit, daily_quota, monthly_quota, expires_at, security, created_at, updated_at, created_by)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         )
         .bind(id.to_string())
         .bind(key.user_id.to_string())
@@ -37,6 +37,7 @@ impl KeyStore for SqliteStore {
         .bind(json_text(&key.security)?)
         .bind(&now)
         .bind(&now)
+        .bind(key.created_by.map(|id| id.to_string()))
         .run(&self.writer)
         .await?;
         let sql = format!("SELECT {KEY_COLS} FROM api_keys k WHERE k.id = ?");

@@ -16,8 +16,8 @@ impl KnowledgeBaseStore for SqliteStore {
         let id = lore_core::new_id();
         let now = ts(lore_core::now());
         sqlx::query(
-            "INSERT INTO knowledge_bases (id, user_id, name, description, icon_url, settings, created_at, updated_at)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO knowledge_bases (id, user_id, name, description, icon_url, settings, created_at, updated_at, created_by)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
         )
         .bind(id.to_string())
         .bind(kb.user_id.to_string())
@@ -27,6 +27,7 @@ impl KnowledgeBaseStore for SqliteStore {
         .bind(json_text(&kb.settings)?)
         .bind(&now)
         .bind(&now)
+        .bind(kb.created_by.map(|id| id.to_string()))
         .run(&self.writer)
         .await?;
         self.kb_by_id(&self.writer, kb.user_id, id).await?.ok_or_else(|| Error::internal("knowledge base vanished"))

@@ -24,8 +24,8 @@ impl SourceStore for SqliteStore {
     async fn insert_data_source(&self, s: &DataSource, credentials: Option<&str>) -> Result<()> {
         sqlx::query(
             "INSERT INTO data_sources (id, user_id, knowledge_base_id, name, source_type, status, config, credentials,
-                auto_sync, sync_frequency, created_at, updated_at)
-             SELECT ?, ?, kb.id, ?, ?, ?, ?, ?, ?, ?, ?, ? FROM knowledge_bases kb WHERE kb.id = ? AND kb.user_id = ?",
+                auto_sync, sync_frequency, created_at, updated_at, created_by)
+             SELECT ?1, ?2, kb.id, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?14 FROM knowledge_bases kb WHERE kb.id = ?12 AND kb.user_id = ?13",
         )
         .bind(s.id.to_string())
         .bind(s.user_id.to_string())
@@ -40,6 +40,7 @@ impl SourceStore for SqliteStore {
         .bind(ts(s.updated_at))
         .bind(s.knowledge_base_id.to_string())
         .bind(s.user_id.to_string())
+        .bind(s.created_by.map(|id| id.to_string()))
         .execute(&self.writer)
         .await
         .map_err(|e| name_taken(e, &s.name))?;
@@ -62,6 +63,7 @@ impl SourceStore for SqliteStore {
         .bind(ts(s.updated_at))
         .bind(s.id.to_string())
         .bind(s.user_id.to_string())
+        .bind(s.created_by.map(|id| id.to_string()))
         .execute(&self.writer)
         .await
         .map_err(|e| name_taken(e, &s.name))?;

@@ -910,3 +910,158 @@ async fn a_cited_region_is_drawn_over_its_image_and_its_pdf_page() {
     browser.quit().await;
     app.shutdown().await;
 }
+
+/// A team in the console: a viewer switches to the team, searches its knowledge but cannot
+/// upload, and loses it when removed; the owner adds, re-roles and removes a member from the team
+/// page.
+#[tokio::test]
+async fn a_team_works_together_in_the_console() {
+    if std::env::var("LORE_TEST_BACKEND").as_deref() == Ok("postgres") {
+        eprintln!("skipped on the PostgreSQL pass");
+        return;
+    }
+    let Some(browser) = Browser::start("en-US").await else { return };
+    let app = spawn_app().await;
+    let owner = app.register("team-owner").await;
+    app.register("team-viewer").await;
+    app.register("team-third").await;
+    let (_, team) = app.post(&owner, "/v1/workspaces", json!({"name": "客服团队 Support"})).await;
+    let ws = team["id"].as_str().expect("team").to_string();
+    let (status, _) = app
+        .post(&owner, &format!("/v1/workspaces/{ws}/members"), json!({"username": "team-viewer", "role": "viewer"}))
+        .await;
+    assert_eq!(status, StatusCode::CREATED);
+    let in_team = |request: reqwest::RequestBuilder| request.bearer_auth(&owner).header("X-Lore-Workspace", &ws);
+    let (_, kb) = body(
+        in_team(app.http.post(app.url("/v1/knowledge-bases")))
+            .json(&json!({"name": "团队知识库"}))
+            .send()
+            .await
+            .expect("kb"),
+    )
+    .await;
+    let kb = kb["id"].as_str().expect("kb id").to_string();
+    let form = reqwest::multipart::Form::new()
+        .part("file", reqwest::multipart::Part::bytes(ZH_DOC.as_bytes().to_vec()).file_name("退货政策.md"));
+    let (status, doc) = body(
+        in_team(app.http.post(app.url(&format!("/v1/knowledge-bases/{kb}/documents"))))
+            .multipart(form)
+            .send()
+            .await
+            .expect("up"),
+    )
+    .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{doc}");
+    let doc = doc["id"].as_str().expect("doc").to_string();
+    for _ in 0..600 {
+        let (_, d) =
+            body(in_team(app.http.get(app.url(&format!("/v1/documents/{doc}")))).send().await.expect("doc")).await;
+        if d["status"] == "completed" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    // The viewer signs in, switches to the team and searches it.
+    let sign_in = |name: &'static str| {
+        let browser = &browser;
+        let app = &app;
+        async move {
+            browser.goto(&app.url("/#/signin")).await;
+            browser.fill("#signin-form input[name=username]", name).await;
+            browser.fill("#signin-form input[name=password]", "correct horse battery").await;
+            browser.click("#signin-form button[type=submit]").await;
+            browser.find("#workspace-switch").await;
+        }
+    };
+    sign_in("team-viewer").await;
+    let switch = "const s = document.querySelector('#workspace-switch'); s.value = arguments[0];
+                  s.dispatchEvent(new Event('change')); return true";
+    browser.js(switch, json!([ws])).await;
+    browser.wait_text("the team's knowledge base", "团队知识库").await;
+    browser.screenshot("30-team-viewer-knowledge-bases").await;
+    browser.goto(&app.url("/#/search")).await;
+    browser.fill("#search-query", "退款多久到账").await;
+    browser.click("#search-form button[type=submit]").await;
+    browser.wait_text("the team's answer", "五个工作日").await;
+    // A viewer's upload is refused, and says why.
+    browser.goto(&app.url(&format!("/#/kbs/{kb}"))).await;
+    let file = tempfile::NamedTempFile::with_suffix(".txt").expect("file");
+    std::fs::write(file.path(), "a viewer's upload").expect("write");
+    let input = browser.find("#file-input").await;
+    browser.post(&format!("/element/{input}/value"), json!({"text": file.path().display().to_string()})).await;
+    let refused = browser
+        .until(
+            "the refused upload",
+            "const r = document.querySelector('#uploads li[data-state=failed]'); return r && r.textContent",
+            json!([]),
+        )
+        .await;
+    assert!(refused.as_str().unwrap_or("").contains("viewer"), "{refused}");
+    browser.goto(&app.url("/#/team")).await;
+    browser.find("#team-members tr[data-member=team-owner]").await;
+    assert_eq!(
+        browser.js("return document.querySelector('#member-add') === null", json!([])).await,
+        true,
+        "a viewer adds nobody"
+    );
+    browser.screenshot("31-team-viewer-members").await;
+
+    // Removed, the viewer's next page no longer reaches the team.
+    let (_, me) = app.get(&owner, "/v1/workspaces").await;
+    assert_eq!(me["data"].as_array().map(Vec::len), Some(2));
+    let viewer_id = {
+        let (_, members) = app.get(&owner, &format!("/v1/workspaces/{ws}/members")).await;
+        members["data"].as_array().expect("members").iter().find(|m| m["username"] == "team-viewer").expect("viewer")["user_id"]
+            .as_str()
+            .expect("id")
+            .to_string()
+    };
+    let (status, _) = app.delete(&owner, &format!("/v1/workspaces/{ws}/members/{viewer_id}")).await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    browser.goto(&app.url("/#/kbs")).await;
+    browser.js("location.reload(); return true", json!([])).await;
+    browser.find("#workspace-switch").await;
+    browser
+        .until(
+            "only the personal workspace",
+            "return document.querySelectorAll('#workspace-switch option').length === 1",
+            json!([]),
+        )
+        .await;
+    assert!(!browser.page_text().await.contains("团队知识库"));
+    browser.click("#sign-out").await;
+    browser.find("#signin-form").await;
+
+    // The owner manages members from the team page.
+    sign_in("team-owner").await;
+    browser.js(switch, json!([ws])).await;
+    browser.goto(&app.url("/#/team")).await;
+    browser.fill("#member-username", "team-third").await;
+    browser.click("#member-add button[type=submit]").await;
+    browser.find("#team-members tr[data-member=team-third]").await;
+    browser.js("const s = document.querySelector('#role-team-third'); s.value = 'editor'; s.dispatchEvent(new Event('change')); return true", json!([])).await;
+    browser.wait_text("the role saved", "Role of team-third changed").await;
+    let (_, members) = app.get(&owner, &format!("/v1/workspaces/{ws}/members")).await;
+    let third = members["data"]
+        .as_array()
+        .expect("members")
+        .iter()
+        .find(|m| m["username"] == "team-third")
+        .cloned()
+        .expect("third");
+    assert_eq!(third["role"], "editor");
+    browser.screenshot("32-team-owner-members").await;
+    browser.click("#remove-team-third").await;
+    browser
+        .until(
+            "the member removed",
+            "return document.querySelector('#team-members tr[data-member=team-third]') === null",
+            json!([]),
+        )
+        .await;
+    let (_, members) = app.get(&owner, &format!("/v1/workspaces/{ws}/members")).await;
+    assert_eq!(members["data"].as_array().map(Vec::len), Some(1));
+    browser.quit().await;
+    app.shutdown().await;
+}

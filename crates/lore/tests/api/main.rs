@@ -20,6 +20,7 @@ mod registration;
 mod retrieval;
 mod sources;
 mod summaries;
+mod workspaces;
 
 use std::time::Duration;
 

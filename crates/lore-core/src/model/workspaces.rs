@@ -1,0 +1,85 @@
+//! Workspaces and their members. A person's own account is their personal workspace; a team
+//! workspace is an account nobody signs in as, which its members reach with a role. Everything a
+//! workspace owns (knowledge bases, agents, data sources, API keys, provider configuration, usage)
+//! names it as its owner, so every store query scoped by owner is scoped by workspace.
+
+use serde::{Deserialize, Serialize};
+
+use super::*;
+use crate::error::{Code, Error};
+
+/// A member's role, from least to most: each includes what the ones below it may do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    /// Searches, chats and reads.
+    Viewer,
+    /// Also manages knowledge bases, documents, agents and data sources.
+    Editor,
+    /// Also manages members, API keys and settings.
+    Admin,
+    /// Also grants ownership and deletes the workspace. A workspace keeps at least one.
+    Owner,
+}
+
+impl Role {
+    pub const ALL: [Role; 4] = [Role::Viewer, Role::Editor, Role::Admin, Role::Owner];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Viewer => "viewer",
+            Role::Editor => "editor",
+            Role::Admin => "admin",
+            Role::Owner => "owner",
+        }
+    }
+
+    /// Whether the role includes what a key's `scope` allows: viewers search and read, editors
+    /// also upload and delete.
+    pub fn allows(self, scope: Scope) -> bool {
+        match scope {
+            Scope::Search | Scope::Read => true,
+            Scope::Upload | Scope::Delete => self >= Role::Editor,
+        }
+    }
+
+    pub fn parse(text: &str) -> Result<Role, Error> {
+        Role::ALL.into_iter().find(|r| r.as_str() == text).ok_or_else(|| {
+            Error::new(Code::ValidationFailed, format!("'{text}' is not a role: use owner, admin, editor or viewer"))
+        })
+    }
+}
+
+/// A workspace as one of its members sees it.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct Workspace {
+    pub id: Id,
+    pub name: String,
+    /// A person's own workspace: its id is theirs, and it has no other members.
+    pub personal: bool,
+    /// The caller's role in it.
+    pub role: Role,
+    pub created_at: Timestamp,
+}
+
+/// A person in a workspace.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct Member {
+    pub user_id: Id,
+    pub username: String,
+    pub email: String,
+    pub full_name: Option<String>,
+    pub role: Role,
+    /// When they joined (for the personal workspace's owner, when the account was made).
+    pub added_at: Timestamp,
+}
+
+/// What a change to a membership came to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MemberChange {
+    Done,
+    /// The person is not a member.
+    NotMember,
+    /// It would leave the workspace without an owner.
+    LastOwner,
+}

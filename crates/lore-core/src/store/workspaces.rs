@@ -1,0 +1,39 @@
+//! Workspaces and their members. A team workspace is an account of kind `team`; a person's own
+//! account is their personal workspace, whose one member (its owner) is implicit.
+
+use async_trait::async_trait;
+
+use crate::error::Result;
+use crate::model::*;
+
+/// Part of every [`Store`](super::Store).
+#[async_trait]
+pub trait WorkspaceStore: Send + Sync {
+    /// A team workspace named `name`, with `owner` as its first member (role `owner`).
+    async fn create_workspace(&self, owner: Id, name: &str, at: Timestamp) -> Result<Workspace>;
+
+    /// The workspaces `user` may act in: their personal one first, then their teams by name.
+    async fn workspaces_of(&self, user: Id) -> Result<Vec<Workspace>>;
+
+    /// `workspace` as `user` sees it, with their role; `None` when they are not a member (or there
+    /// is no such workspace). A person is the owner of their personal workspace.
+    async fn membership(&self, workspace: Id, user: Id) -> Result<Option<Workspace>>;
+
+    /// The members of a workspace, owners first, then by username.
+    async fn members(&self, workspace: Id) -> Result<Vec<Member>>;
+
+    /// Adds a person to a team workspace; `already_member` if they are one.
+    async fn add_member(&self, workspace: Id, user: Id, role: Role, at: Timestamp) -> Result<()>;
+
+    /// Changes a member's role; never leaves a workspace without an owner.
+    async fn set_member_role(&self, workspace: Id, user: Id, role: Role) -> Result<MemberChange>;
+
+    /// Removes a member; never the last owner.
+    async fn remove_member(&self, workspace: Id, user: Id) -> Result<MemberChange>;
+
+    /// Renames a team workspace; `false` if there is no such team.
+    async fn rename_workspace(&self, workspace: Id, name: &str) -> Result<bool>;
+
+    /// Deletes a team workspace and everything it owns; `false` if there is no such team.
+    async fn delete_workspace(&self, workspace: Id) -> Result<bool>;
+}

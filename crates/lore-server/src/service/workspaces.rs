@@ -1,0 +1,209 @@
+//! Workspaces and their members. Routes under `/v1/workspaces/{id}` name their workspace in the
+//! path; the caller's role there decides, and a workspace they are not in answers 404 like any
+//! other tenant's object. Owners and admins manage members; only an owner grants or takes away
+//! ownership, and a workspace always keeps one.
+
+use lore_core::error::Code;
+use lore_core::model::*;
+use serde::Deserialize;
+use serde::de::DeserializeOwned;
+use serde_json::{Value, json};
+
+use super::check_len;
+use crate::audit::{self, AuditParams};
+use crate::auth::Principal;
+use crate::error::{ApiResult, error};
+use crate::state::AppState;
+
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct WorkspaceRequest {
+    pub name: String,
+}
+
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AddMemberRequest {
+    /// An existing account's username or email.
+    pub username: String,
+    pub role: Role,
+}
+
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct MemberRoleRequest {
+    pub role: Role,
+}
+
+/// A body read after the workspace is reached: a stranger learns nothing from how it is refused.
+fn parse<T: DeserializeOwned>(body: Value) -> ApiResult<T> {
+    serde_json::from_value(body).map_err(|e| error(Code::ValidationFailed, format!("invalid request body: {e}")))
+}
+
+fn no_such_workspace() -> crate::error::ApiError {
+    error(Code::NotFound, "no such workspace")
+}
+
+/// The workspace as the caller sees it, if they may act there with at least `least`.
+async fn reach(state: &AppState, principal: &Principal, id: Id, least: Role) -> ApiResult<Workspace> {
+    let workspace = state.store.membership(id, principal.actor_id()).await?.ok_or_else(no_such_workspace)?;
+    if workspace.role < least {
+        return Err(error(
+            Code::InsufficientRole,
+            format!(
+                "this needs the '{}' role in the workspace; you have '{}'",
+                least.as_str(),
+                workspace.role.as_str()
+            ),
+        ));
+    }
+    Ok(workspace)
+}
+
+/// A team's, for changes to its members: a personal workspace has no others.
+async fn reach_team(state: &AppState, principal: &Principal, id: Id, least: Role) -> ApiResult<Workspace> {
+    let workspace = reach(state, principal, id, least).await?;
+    if workspace.personal {
+        return Err(error(
+            Code::PersonalWorkspace,
+            "a personal workspace has no other members: create a team workspace",
+        ));
+    }
+    Ok(workspace)
+}
+
+fn check_name(name: &str) -> ApiResult<String> {
+    let name = name.trim();
+    check_len("name", name, 1, 100)?;
+    Ok(name.to_string())
+}
+
+pub async fn create_workspace(state: &AppState, principal: &Principal, req: WorkspaceRequest) -> ApiResult<Workspace> {
+    let name = check_name(&req.name)?;
+    let workspace = state.store.create_workspace(principal.actor_id(), &name, lore_core::now()).await?;
+    let target = audit::target("workspace", workspace.id);
+    audit::record_admin(state, principal, "workspace.created", Some(workspace.id), target, json!({"name": name})).await;
+    Ok(workspace)
+}
+
+pub async fn list_workspaces(state: &AppState, principal: &Principal) -> ApiResult<Vec<Workspace>> {
+    Ok(state.store.workspaces_of(principal.actor_id()).await?)
+}
+
+pub async fn get_workspace(state: &AppState, principal: &Principal, id: Id) -> ApiResult<Workspace> {
+    reach(state, principal, id, Role::Viewer).await
+}
+
+pub async fn rename_workspace(state: &AppState, principal: &Principal, id: Id, body: Value) -> ApiResult<Workspace> {
+    let mut workspace = reach_team(state, principal, id, Role::Admin).await?;
+    let req: WorkspaceRequest = parse(body)?;
+    let name = check_name(&req.name)?;
+    state.store.rename_workspace(id, &name).await?;
+    let details = json!({"from": workspace.name, "to": name});
+    audit::record_admin(state, principal, "workspace.renamed", Some(id), audit::target("workspace", id), details).await;
+    workspace.name = name;
+    Ok(workspace)
+}
+
+/// Deletes a team workspace with its keys, agents and configuration. Its knowledge bases go first,
+/// one by one (each takes its documents, files and vectors with it): a workspace that still has
+/// any is refused, so nothing is lost by accident.
+pub async fn delete_workspace(state: &AppState, principal: &Principal, id: Id) -> ApiResult<()> {
+    let workspace = reach_team(state, principal, id, Role::Owner).await?;
+    if !state.store.list_knowledge_bases(id).await?.is_empty() {
+        return Err(error(
+            Code::WorkspaceNotEmpty,
+            "this workspace still has knowledge bases: delete them first (DELETE /v1/knowledge-bases/{id})",
+        ));
+    }
+    state.store.delete_workspace(id).await?;
+    let details = json!({"name": workspace.name});
+    audit::record_admin(state, principal, "workspace.deleted", Some(id), audit::target("workspace", id), details).await;
+    Ok(())
+}
+
+pub async fn list_members(state: &AppState, principal: &Principal, id: Id) -> ApiResult<Vec<Member>> {
+    reach(state, principal, id, Role::Viewer).await?;
+    Ok(state.store.members(id).await?)
+}
+
+/// Only an owner makes or unmakes owners.
+fn check_grant(caller: &Workspace, role: Role) -> ApiResult<()> {
+    if role == Role::Owner && caller.role < Role::Owner {
+        return Err(error(Code::InsufficientRole, "only an owner may make someone an owner"));
+    }
+    Ok(())
+}
+
+pub async fn add_member(state: &AppState, principal: &Principal, id: Id, body: Value) -> ApiResult<Member> {
+    let workspace = reach_team(state, principal, id, Role::Admin).await?;
+    let req: AddMemberRequest = parse(body)?;
+    check_grant(&workspace, req.role)?;
+    let who = req.username.trim();
+    check_len("username", who, 1, 254)?;
+    let no_user = || error(Code::NotFound, "no account has this username or email");
+    let (user, _) = state.store.find_login(who).await?.ok_or_else(no_user)?;
+    if !user.is_active {
+        return Err(no_user());
+    }
+    state.store.add_member(id, user.id, req.role, lore_core::now()).await?;
+    let details = json!({"username": user.username, "role": req.role});
+    audit::record_admin(state, principal, "member.added", Some(id), audit::target("user", user.id), details).await;
+    let members = state.store.members(id).await?;
+    members.into_iter().find(|m| m.user_id == user.id).ok_or_else(|| error(Code::Internal, "member vanished"))
+}
+
+/// The member `user`, or 404.
+async fn member(state: &AppState, workspace: Id, user: Id) -> ApiResult<Member> {
+    let members = state.store.members(workspace).await?;
+    members.into_iter().find(|m| m.user_id == user).ok_or_else(|| error(Code::NotFound, "no such member"))
+}
+
+fn changed(change: MemberChange) -> ApiResult<()> {
+    match change {
+        MemberChange::Done => Ok(()),
+        MemberChange::NotMember => Err(error(Code::NotFound, "no such member")),
+        MemberChange::LastOwner => {
+            Err(error(Code::LastOwner, "a workspace keeps at least one owner: make someone else an owner first"))
+        }
+    }
+}
+
+pub async fn set_member_role(
+    state: &AppState, principal: &Principal, id: Id, user: Id, body: Value,
+) -> ApiResult<Member> {
+    let workspace = reach_team(state, principal, id, Role::Admin).await?;
+    let current = member(state, id, user).await?;
+    let req: MemberRoleRequest = parse(body)?;
+    check_grant(&workspace, req.role)?;
+    check_grant(&workspace, current.role)?;
+    changed(state.store.set_member_role(id, user, req.role).await?)?;
+    let details = json!({"username": current.username, "from": current.role, "to": req.role});
+    audit::record_admin(state, principal, "member.role_changed", Some(id), audit::target("user", user), details).await;
+    member(state, id, user).await
+}
+
+/// Removes a member (an admin or owner), or leaves (anyone, themselves). Their sessions lose the
+/// workspace at once, and their keys there stop working.
+pub async fn remove_member(state: &AppState, principal: &Principal, id: Id, user: Id) -> ApiResult<()> {
+    let leaving = user == principal.actor_id();
+    let least = if leaving { Role::Viewer } else { Role::Admin };
+    let workspace = reach_team(state, principal, id, least).await?;
+    let current = member(state, id, user).await?;
+    if !leaving {
+        check_grant(&workspace, current.role)?;
+    }
+    changed(state.store.remove_member(id, user).await?)?;
+    let action = if leaving { "member.left" } else { "member.removed" };
+    let details = json!({"username": current.username, "role": current.role});
+    audit::record_admin(state, principal, action, Some(id), audit::target("user", user), details).await;
+    Ok(())
+}
+
+/// The workspace's audit log, for its owners and admins.
+pub async fn audit_log(
+    state: &AppState, principal: &Principal, id: Id, params: AuditParams,
+) -> ApiResult<Vec<AuditEntry>> {
+    reach(state, principal, id, Role::Admin).await?;
+    audit::of_workspace(state, id, params).await
+}

@@ -1,0 +1,23 @@
+-- Workspaces. A person's own account is their personal workspace; a team workspace is an account
+-- of kind 'team' that owns knowledge bases, agents, data sources, keys, configuration and usage
+-- exactly as a person's account does (every owned row's `user_id` names its workspace), but that
+-- nobody signs in as. Members reach it with a role. Nothing moves: today's data is already in its
+-- owner's personal workspace.
+ALTER TABLE users ADD COLUMN kind TEXT NOT NULL DEFAULT 'person' CHECK (kind IN ('person', 'team'));
+
+CREATE TABLE workspace_members (
+    id           TEXT PRIMARY KEY,
+    workspace_id TEXT NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+    user_id      TEXT NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+    role         TEXT NOT NULL CHECK (role IN ('owner', 'admin', 'editor', 'viewer')),
+    created_at   TEXT NOT NULL,
+    UNIQUE (workspace_id, user_id)
+);
+CREATE INDEX workspace_members_user ON workspace_members (user_id);
+
+-- Who made a shared object: a workspace's objects are made by its members.
+ALTER TABLE knowledge_bases ADD COLUMN created_by TEXT REFERENCES users(id) ON DELETE SET NULL;
+ALTER TABLE ai_agents ADD COLUMN created_by TEXT REFERENCES users(id) ON DELETE SET NULL;
+ALTER TABLE data_sources ADD COLUMN created_by TEXT REFERENCES users(id) ON DELETE SET NULL;
+-- A key acts with at most its creator's current role in the workspace, and dies with their membership.
+ALTER TABLE api_keys ADD COLUMN created_by TEXT REFERENCES users(id) ON DELETE SET NULL;

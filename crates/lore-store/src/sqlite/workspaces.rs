@@ -1,0 +1,108 @@
+//! Workspaces and members on SQLite (statements shared with PostgreSQL in `crate::workspaces`).
+//! The one writer connection serialises membership changes, so the last-owner guard holds.
+
+use async_trait::async_trait;
+use lore_core::error::Result;
+use lore_core::model::*;
+use lore_core::store::WorkspaceStore;
+
+use super::{SqliteStore, is_unique_violation, ts};
+use crate::fetch::Fetch;
+use crate::rows::db_err;
+use crate::workspaces as sql;
+
+#[async_trait]
+impl WorkspaceStore for SqliteStore {
+    async fn create_workspace(&self, owner: Id, name: &str, at: Timestamp) -> Result<Workspace> {
+        let id = lore_core::new_id();
+        let mut tx = self.tx().await?;
+        sqlx::query(sql::CREATE_TEAM)
+            .bind(id.to_string())
+            .bind(name)
+            .bind(ts(at))
+            .bind(id.simple().to_string())
+            .run(&mut *tx)
+            .await?;
+        let role = Role::Owner.as_str();
+        sqlx::query(sql::ADD_MEMBER)
+            .bind(id.to_string())
+            .bind(owner.to_string())
+            .bind(role)
+            .bind(ts(at))
+            .bind(lore_core::new_id().to_string())
+            .run(&mut *tx)
+            .await?;
+        tx.commit().await.map_err(db_err)?;
+        Ok(Workspace { id, name: name.to_string(), personal: false, role: Role::Owner, created_at: at })
+    }
+
+    async fn workspaces_of(&self, user: Id) -> Result<Vec<Workspace>> {
+        let rows = sqlx::query(sql::WORKSPACES_OF).bind(user.to_string()).all(&self.reader).await?;
+        rows.iter().map(sql::workspace_from).collect()
+    }
+
+    async fn membership(&self, workspace: Id, user: Id) -> Result<Option<Workspace>> {
+        // The writer: a removal answers at once on the next request.
+        let row = sqlx::query(sql::MEMBERSHIP)
+            .bind(workspace.to_string())
+            .bind(user.to_string())
+            .optional(&self.writer)
+            .await?;
+        row.as_ref().map(sql::workspace_from).transpose()
+    }
+
+    async fn members(&self, workspace: Id) -> Result<Vec<Member>> {
+        let rows = sqlx::query(sql::MEMBERS).bind(workspace.to_string()).all(&self.reader).await?;
+        rows.iter().map(sql::member_from).collect()
+    }
+
+    async fn add_member(&self, workspace: Id, user: Id, role: Role, at: Timestamp) -> Result<()> {
+        let added = sqlx::query(sql::ADD_MEMBER)
+            .bind(workspace.to_string())
+            .bind(user.to_string())
+            .bind(role.as_str())
+            .bind(ts(at))
+            .bind(lore_core::new_id().to_string())
+            .execute(&self.writer)
+            .await;
+        match added {
+            Ok(_) => Ok(()),
+            Err(e) if is_unique_violation(&e, "workspace_members") => Err(sql::already_member()),
+            Err(e) => Err(db_err(e)),
+        }
+    }
+
+    async fn set_member_role(&self, workspace: Id, user: Id, role: Role) -> Result<MemberChange> {
+        let (workspace, user) = (workspace.to_string(), user.to_string());
+        let done =
+            sqlx::query(sql::SET_ROLE).bind(&workspace).bind(&user).bind(role.as_str()).run(&self.writer).await?;
+        if done.rows_affected() > 0 {
+            return Ok(MemberChange::Done);
+        }
+        let role: Option<String> =
+            sqlx::query_scalar(sql::ROLE).bind(&workspace).bind(&user).optional(&self.writer).await?;
+        Ok(sql::unchanged(role))
+    }
+
+    async fn remove_member(&self, workspace: Id, user: Id) -> Result<MemberChange> {
+        let (workspace, user) = (workspace.to_string(), user.to_string());
+        let done = sqlx::query(sql::REMOVE).bind(&workspace).bind(&user).run(&self.writer).await?;
+        if done.rows_affected() > 0 {
+            return Ok(MemberChange::Done);
+        }
+        let role: Option<String> =
+            sqlx::query_scalar(sql::ROLE).bind(&workspace).bind(&user).optional(&self.writer).await?;
+        Ok(sql::unchanged(role))
+    }
+
+    async fn rename_workspace(&self, workspace: Id, name: &str) -> Result<bool> {
+        let now = ts(lore_core::now());
+        let done = sqlx::query(sql::RENAME).bind(workspace.to_string()).bind(name).bind(now).run(&self.writer).await?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    async fn delete_workspace(&self, workspace: Id) -> Result<bool> {
+        let done = sqlx::query(sql::DELETE).bind(workspace.to_string()).run(&self.writer).await?;
+        Ok(done.rows_affected() > 0)
+    }
+}

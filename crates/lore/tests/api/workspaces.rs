@@ -1,0 +1,284 @@
+//! Team workspaces: the contract (`/v1/workspaces`, members, `X-Lore-Workspace`, the audit log),
+//! the role × endpoint matrix read from the authorisation table, and members who leave or are
+//! demoted losing access at once, with their keys.
+
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+use super::{TestApp, body, spawn_app};
+
+fn code(v: &Value) -> &str {
+    v["error"]["code"].as_str().unwrap_or("")
+}
+
+impl TestApp {
+    /// A request made in workspace `ws` (a session's choice of workspace).
+    async fn in_ws(
+        &self, token: &str, ws: &str, method: reqwest::Method, path: &str, json: Option<Value>,
+    ) -> (StatusCode, Value) {
+        let mut request = self.http.request(method, self.url(path)).bearer_auth(token).header("X-Lore-Workspace", ws);
+        if let Some(json) = json {
+            request = request.json(&json);
+        }
+        body(request.send().await.expect("send")).await
+    }
+
+    async fn me_id(&self, token: &str) -> String {
+        let (_, me) = self.get(token, "/v1/me").await;
+        me["id"].as_str().expect("id").to_string()
+    }
+}
+
+use reqwest::Method;
+
+#[tokio::test]
+async fn a_team_shares_knowledge_with_roles_and_removal_takes_effect_at_once() {
+    let app = spawn_app().await;
+    let alice = app.register("alice-ws").await;
+    let bob = app.register("bob-ws").await;
+    let carol = app.register("carol-ws").await;
+    let dave = app.register("dave-ws").await;
+    let (alice_id, bob_id, carol_id) = (app.me_id(&alice).await, app.me_id(&bob).await, app.me_id(&carol).await);
+
+    // The contract: POST /v1/workspaces {name} → {id}; the creator owns it.
+    let (status, team) = app.post(&alice, "/v1/workspaces", json!({"name": "研发团队 R&D"})).await;
+    assert_eq!(status, StatusCode::CREATED, "{team}");
+    let ws = team["id"].as_str().expect("id").to_string();
+    assert_eq!((team["role"].as_str(), team["personal"].as_bool()), (Some("owner"), Some(false)));
+    let (_, list) = app.get(&alice, "/v1/workspaces").await;
+    let names: Vec<&str> = list["data"].as_array().expect("data").iter().filter_map(|w| w["name"].as_str()).collect();
+    assert_eq!(names, ["alice-ws", "研发团队 R&D"], "the personal workspace first: {list}");
+
+    // Members by username (or email), with roles; a second add or an unknown name is refused.
+    let members = format!("/v1/workspaces/{ws}/members");
+    let (status, v) = app.post(&alice, &members, json!({"username": "bob-ws", "role": "editor"})).await;
+    assert_eq!((status, v["role"].as_str()), (StatusCode::CREATED, Some("editor")), "{v}");
+    let (status, _) = app.post(&alice, &members, json!({"username": "carol-ws@example.com", "role": "viewer"})).await;
+    assert_eq!(status, StatusCode::CREATED);
+    let (status, v) = app.post(&alice, &members, json!({"username": "bob-ws", "role": "viewer"})).await;
+    assert_eq!((status, code(&v)), (StatusCode::CONFLICT, "already_member"));
+    let (status, v) = app.post(&alice, &members, json!({"username": "nobody-here", "role": "viewer"})).await;
+    assert_eq!((status, code(&v)), (StatusCode::NOT_FOUND, "not_found"));
+    let (status, v) = app.post(&alice, &members, json!({"username": "dave-ws", "role": "root"})).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
+    let (_, v) = app.get(&carol, &members).await;
+    let listed: Vec<(&str, &str)> = v["data"]
+        .as_array()
+        .expect("data")
+        .iter()
+        .map(|m| (m["username"].as_str().unwrap_or(""), m["role"].as_str().unwrap_or("")))
+        .collect();
+    assert_eq!(listed, [("alice-ws", "owner"), ("bob-ws", "editor"), ("carol-ws", "viewer")]);
+
+    // The editor builds a knowledge base in the team, in Chinese and English.
+    let (status, kb) =
+        app.in_ws(&bob, &ws, Method::POST, "/v1/knowledge-bases", Some(json!({"name": "共享知识库"}))).await;
+    assert_eq!(status, StatusCode::CREATED, "{kb}");
+    assert_eq!((kb["workspace_id"].as_str(), kb["created_by"].as_str()), (Some(ws.as_str()), Some(bob_id.as_str())));
+    let kb_id = kb["id"].as_str().expect("id").to_string();
+    let form = |name: &str, text: &str| {
+        reqwest::multipart::Form::new()
+            .part("file", reqwest::multipart::Part::bytes(text.as_bytes().to_vec()).file_name(name.to_string()))
+    };
+    for (name, text) in [
+        ("handbook.md", "# 报销制度\n\n差旅报销须在出差结束后十五个工作日内提交发票。"),
+        ("onboarding.md", "# Onboarding\n\nNew engineers receive their laptop on the first Monday."),
+    ] {
+        let resp = app
+            .http
+            .post(app.url(&format!("/v1/knowledge-bases/{kb_id}/documents")))
+            .bearer_auth(&bob)
+            .header("X-Lore-Workspace", &ws)
+            .multipart(form(name, text))
+            .send()
+            .await
+            .expect("send");
+        let (status, doc) = body(resp).await;
+        assert_eq!(status, StatusCode::ACCEPTED, "{doc}");
+        let doc_id = doc["id"].as_str().expect("id").to_string();
+        for _ in 0..600 {
+            let (_, d) = app.in_ws(&bob, &ws, Method::GET, &format!("/v1/documents/{doc_id}"), None).await;
+            if d["status"] == "completed" {
+                break;
+            }
+            assert_ne!(d["status"], "failed", "{d}");
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+    }
+
+    // The viewer searches and reads, and can change nothing.
+    let search = format!("/v1/knowledge-bases/{kb_id}/search");
+    let (status, found) = app.in_ws(&carol, &ws, Method::POST, &search, Some(json!({"query": "差旅报销发票"}))).await;
+    assert_eq!(status, StatusCode::OK, "{found}");
+    assert!(found["results"][0]["content"].as_str().unwrap_or("").contains("十五个工作日"), "{found}");
+    let (_, found) = app.in_ws(&carol, &ws, Method::POST, &search, Some(json!({"query": "laptop first Monday"}))).await;
+    assert!(found["results"][0]["content"].as_str().unwrap_or("").contains("laptop"), "{found}");
+    let (status, _) = app.in_ws(&carol, &ws, Method::GET, &format!("/v1/knowledge-bases/{kb_id}"), None).await;
+    assert_eq!(status, StatusCode::OK);
+    for (method, path, json) in [
+        (Method::POST, "/v1/knowledge-bases".to_string(), Some(json!({"name": "mine"}))),
+        (Method::DELETE, format!("/v1/knowledge-bases/{kb_id}"), None),
+        (Method::PATCH, format!("/v1/knowledge-bases/{kb_id}"), Some(json!({"name": "renamed"}))),
+        (Method::POST, "/v1/api-keys".to_string(), Some(json!({"name": "k", "scopes": ["search"]}))),
+        (Method::PUT, "/v1/config".to_string(), Some(json!({"default_chunk_size": 600}))),
+    ] {
+        let (status, v) = app.in_ws(&carol, &ws, method.clone(), &path, json).await;
+        assert_eq!((status, code(&v)), (StatusCode::FORBIDDEN, "insufficient_role"), "{method} {path}: {v}");
+    }
+
+    // Outsiders: another person's header is a workspace they are not in (404, as any other
+    // tenant's object), and the team's objects are not in anyone's personal workspace.
+    let (status, v) = app.in_ws(&dave, &ws, Method::GET, "/v1/knowledge-bases", None).await;
+    assert_eq!((status, code(&v)), (StatusCode::NOT_FOUND, "not_found"), "{v}");
+    for token in [&dave, &alice, &bob] {
+        let (status, _) = app.get(token, &format!("/v1/knowledge-bases/{kb_id}")).await;
+        assert_eq!(status, StatusCode::NOT_FOUND);
+    }
+    let (status, _) = app.get(&dave, &format!("/v1/workspaces/{ws}")).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let (status, _) = app.get(&dave, &members).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let (status, v) = app.in_ws(&alice, "not-a-uuid", Method::GET, "/v1/knowledge-bases", None).await;
+    assert_eq!((status, code(&v)), (StatusCode::UNPROCESSABLE_ENTITY, "validation_failed"));
+
+    // An editor manages no members and no keys; an admin does.
+    let (status, v) = app.post(&bob, &members, json!({"username": "dave-ws", "role": "viewer"})).await;
+    assert_eq!((status, code(&v)), (StatusCode::FORBIDDEN, "insufficient_role"));
+    let (status, v) = app.patch(&alice, &format!("{members}/{bob_id}"), json!({"role": "admin"})).await;
+    assert_eq!((status, v["role"].as_str()), (StatusCode::OK, Some("admin")), "{v}");
+    let key_body = json!({"name": "团队密钥", "scopes": ["search", "read", "upload"]});
+    let (status, created) = app.in_ws(&bob, &ws, Method::POST, "/v1/api-keys", Some(key_body)).await;
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+    let key = created["key"].as_str().expect("key").to_string();
+    let (_, me) = app.get(&key, "/v1/me").await;
+    assert_eq!((me["auth"]["workspace_id"].as_str(), me["auth"]["role"].as_str()), (Some(ws.as_str()), Some("admin")));
+    assert_eq!(me["username"], "bob-ws", "the person acting through the key: {me}");
+    assert_eq!(app.search(&key, &kb_id, "报销").await.0, StatusCode::OK);
+    let (status, v) = app.upload(&key, &kb_id, "by-key.txt", "上传 with the team key").await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{v}");
+    // A key acts in its own workspace only.
+    let (status, v) = app.in_ws(&key, &alice_id, Method::GET, "/v1/knowledge-bases", None).await;
+    assert_eq!((status, code(&v)), (StatusCode::FORBIDDEN, "workspace_mismatch"));
+
+    // Demoted, the key keeps no more than its maker's role; removed, neither session nor key works.
+    let (status, _) = app.patch(&alice, &format!("{members}/{bob_id}"), json!({"role": "viewer"})).await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, v) = app.upload(&key, &kb_id, "after-demotion.txt", "no longer allowed").await;
+    assert_eq!((status, code(&v)), (StatusCode::FORBIDDEN, "insufficient_role"), "{v}");
+    assert_eq!(app.search(&key, &kb_id, "报销").await.0, StatusCode::OK);
+    let (status, _) = app.delete(&alice, &format!("{members}/{bob_id}")).await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    let (status, _) = app.in_ws(&bob, &ws, Method::POST, &search, Some(json!({"query": "报销"}))).await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "the removed member's session loses the workspace at once");
+    let (status, v) = app.search(&key, &kb_id, "报销").await;
+    assert_eq!((status, code(&v)), (StatusCode::UNAUTHORIZED, "api_key_revoked"), "{v}");
+    let (_, mine) = app.get(&bob, "/v1/workspaces").await;
+    assert_eq!(mine["data"].as_array().map(Vec::len), Some(1), "only bob's own workspace is left: {mine}");
+
+    // Owners: only an owner makes owners, and a workspace keeps one.
+    let (status, _) = app.post(&alice, &members, json!({"username": "dave-ws", "role": "admin"})).await;
+    assert_eq!(status, StatusCode::CREATED);
+    let (status, v) = app.post(&dave, &members, json!({"username": "bob-ws", "role": "owner"})).await;
+    assert_eq!((status, code(&v)), (StatusCode::FORBIDDEN, "insufficient_role"));
+    let (status, v) = app.patch(&dave, &format!("{members}/{alice_id}"), json!({"role": "viewer"})).await;
+    assert_eq!((status, code(&v)), (StatusCode::FORBIDDEN, "insufficient_role"));
+    let (status, v) = app.delete(&dave, &format!("{members}/{alice_id}")).await;
+    assert_eq!((status, code(&v)), (StatusCode::FORBIDDEN, "insufficient_role"));
+    let (status, v) = app.patch(&alice, &format!("{members}/{alice_id}"), json!({"role": "admin"})).await;
+    assert_eq!((status, code(&v)), (StatusCode::CONFLICT, "last_owner"));
+    let (status, v) = app.delete(&alice, &format!("{members}/{alice_id}")).await;
+    assert_eq!((status, code(&v)), (StatusCode::CONFLICT, "last_owner"));
+    let (status, v) = app.delete(&carol, &format!("{members}/{alice_id}")).await;
+    assert_eq!((status, code(&v)), (StatusCode::FORBIDDEN, "insufficient_role"));
+    // Anyone may leave.
+    let (status, _) = app.delete(&carol, &format!("{members}/{carol_id}")).await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    // A personal workspace has no other members.
+    let (status, v) = app
+        .post(&alice, &format!("/v1/workspaces/{alice_id}/members"), json!({"username": "bob-ws", "role": "viewer"}))
+        .await;
+    assert_eq!((status, code(&v)), (StatusCode::CONFLICT, "personal_workspace"));
+
+    // The audit log: owners and admins read it; the entries name the actor and the member.
+    let audit = format!("/v1/workspaces/{ws}/audit");
+    let (status, log) = app.get(&dave, &audit).await;
+    assert_eq!(status, StatusCode::OK, "{log}");
+    let actions: Vec<&str> =
+        log["data"].as_array().expect("data").iter().filter_map(|e| e["action"].as_str()).collect();
+    for expected in
+        ["workspace.created", "member.added", "member.role_changed", "member.removed", "member.left", "api_key.created"]
+    {
+        assert!(actions.contains(&expected), "{expected} in {actions:?}");
+    }
+    let removal =
+        log["data"].as_array().expect("data").iter().find(|e| e["action"] == "member.removed").expect("removal");
+    assert_eq!((removal["actor"].as_str(), removal["target_id"].as_str()), (Some("alice-ws"), Some(bob_id.as_str())));
+    let (status, _) = app.post(&alice, &members, json!({"username": "carol-ws", "role": "viewer"})).await;
+    assert_eq!(status, StatusCode::CREATED);
+    let (status, v) = app.get(&carol, &audit).await;
+    assert_eq!((status, code(&v)), (StatusCode::FORBIDDEN, "insufficient_role"));
+
+    // A team account is nobody's sign-in, and administrators' user lists are of people.
+    let team_username = format!("workspace-{}", ws.replace('-', ""));
+    let (status, _) = app.post("", "/v1/auth/login", json!({"username": team_username, "password": "!"})).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    let (_, users) = app.get(&alice, "/v1/admin/users").await;
+    assert_eq!(users["data"].as_array().map(Vec::len), Some(4), "{users}");
+
+    // Deleting a team: its knowledge bases first, then the workspace (owners only).
+    let (status, v) = app.delete(&alice, &format!("/v1/workspaces/{ws}")).await;
+    assert_eq!((status, code(&v)), (StatusCode::CONFLICT, "workspace_not_empty"));
+    let (status, v) = app.delete(&dave, &format!("/v1/workspaces/{ws}")).await;
+    assert_eq!((status, code(&v)), (StatusCode::FORBIDDEN, "insufficient_role"));
+    let (status, _) = app.in_ws(&alice, &ws, Method::DELETE, &format!("/v1/knowledge-bases/{kb_id}"), None).await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    let (status, _) = app.delete(&alice, &format!("/v1/workspaces/{ws}")).await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    let (status, _) = app.get(&alice, &format!("/v1/workspaces/{ws}")).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    app.shutdown().await;
+}
+
+/// Every route of the authorisation table, called in a team workspace by a member of each role:
+/// below the route's least role it answers 403 `insufficient_role` before the handler runs; at or
+/// above it, whatever the handler says, never that.
+#[tokio::test]
+async fn the_role_matrix_follows_the_authorisation_table() {
+    let app = spawn_app().await;
+    let owner = app.register("matrix-owner").await;
+    let (_, team) = app.post(&owner, "/v1/workspaces", json!({"name": "matrix"})).await;
+    let ws = team["id"].as_str().expect("id").to_string();
+    let mut callers = vec![("owner", owner.clone())];
+    for role in ["admin", "editor", "viewer"] {
+        let name = format!("matrix-{role}");
+        let token = app.register(&name).await;
+        let (status, _) =
+            app.post(&owner, &format!("/v1/workspaces/{ws}/members"), json!({"username": name, "role": role})).await;
+        assert_eq!(status, StatusCode::CREATED);
+        callers.push((role, token));
+    }
+    let placeholder = "00000000-0000-4000-8000-000000000000";
+    let mut checked = 0;
+    for rule in lore_server::authz::TABLE {
+        // Personal routes (signing in and out, passwords) act on the person, administrators'
+        // on the installation, and `/v1/workspaces/{id}` names its own workspace.
+        let personal = rule.path.starts_with("/v1/auth/") || rule.path.starts_with("/v1/admin/");
+        let path_named = rule.path.starts_with("/v1/workspaces");
+        if personal || path_named || rule.path.starts_with("/v1/file-types/") {
+            continue;
+        }
+        let path = rule.path.replace("{id}", placeholder).replace("{page}", "1");
+        let method = Method::from_bytes(rule.method.as_bytes()).expect("method");
+        for (role, token) in &callers {
+            let rank = ["viewer", "editor", "admin", "owner"].iter().position(|r| r == role).expect("role");
+            let least = lore_core::model::Role::ALL.iter().position(|r| *r == rule.role).expect("rank");
+            let json = if matches!(rule.method, "GET" | "DELETE") { None } else { Some(json!({})) };
+            let (status, v) = app.in_ws(token, &ws, method.clone(), &path, json).await;
+            let refused = status == StatusCode::FORBIDDEN && code(&v) == "insufficient_role";
+            assert_eq!(refused, rank < least, "{role} {} {}: {status} {v}", rule.method, rule.path);
+            checked += 1;
+        }
+    }
+    assert!(checked > 200, "{checked} calls");
+    app.shutdown().await;
+}
