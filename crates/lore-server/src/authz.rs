@@ -151,6 +151,10 @@ pub const TABLE: &[Rule] = &[
     rule("GET", "/v1/admin/server", Administrator, VIEWER, Refused),
     rule("GET", "/v1/admin/audit", Administrator, VIEWER, Refused),
     rule("GET", "/v1/audit", Session, ADMIN, Refused),
+    // Sharing a knowledge base into another workspace (read-only there) is an admin's choice.
+    rule("POST", "/v1/knowledge-bases/{id}/shares", Session, ADMIN, Checked),
+    rule("GET", "/v1/knowledge-bases/{id}/shares", READ, VIEWER, Checked),
+    rule("DELETE", "/v1/knowledge-bases/{id}/shares/{workspace_id}", Session, ADMIN, Checked),
     rule("POST", "/v1/workspaces", Session, VIEWER, Refused),
     rule("GET", "/v1/workspaces", Session, VIEWER, Refused),
     rule("GET", "/v1/workspaces/{id}", Session, VIEWER, Refused),

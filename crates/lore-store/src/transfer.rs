@@ -29,6 +29,7 @@ pub(crate) const TABLES: &[(&str, &str)] = &[
     ("invitations", "id"),
     ("knowledge_base_configs", "id"),
     ("knowledge_bases", "id"),
+    ("knowledge_base_shares", "id"),
     ("file_types", "id"),
     ("data_sources", "id"),
     ("data_source_syncs", "id"),

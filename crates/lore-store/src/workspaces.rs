@@ -6,7 +6,7 @@
 use lore_core::error::{Code, Error, Result};
 use lore_core::model::*;
 
-use crate::rows::RowExt;
+use crate::rows::{KB_COLS, RowExt};
 
 /// A team account: `$1` id, `$2` name, `$3` time, `$4` the id in hex. Its username and email are derived from its id
 /// (the `.invalid` domain receives no mail) and only keep the columns' uniqueness.
@@ -63,6 +63,37 @@ pub(crate) const ROLE: &str = "SELECT role FROM workspace_members WHERE workspac
 pub(crate) const RENAME: &str = "UPDATE users SET full_name = $2, updated_at = $3 WHERE id = $1 AND kind = 'team'";
 
 pub(crate) const DELETE: &str = "DELETE FROM users WHERE id = $1 AND kind = 'team'";
+
+/// `$1` id, `$2` knowledge base, `$3` workspace, `$4` who, `$5` time.
+pub(crate) const SHARE: &str =
+    "INSERT INTO knowledge_base_shares (id, knowledge_base_id, workspace_id, created_by, created_at)
+    VALUES ($1, $2, $3, $4, $5) ON CONFLICT (knowledge_base_id, workspace_id) DO NOTHING";
+
+pub(crate) const UNSHARE: &str = "DELETE FROM knowledge_base_shares WHERE knowledge_base_id = $1 AND workspace_id = $2";
+
+pub(crate) const SHARES_OF: &str = "SELECT s.knowledge_base_id, s.workspace_id, s.created_by, s.created_at,
+           CASE WHEN u.kind = 'team' THEN u.full_name ELSE u.username END AS workspace_name
+      FROM knowledge_base_shares s JOIN users u ON u.id = s.workspace_id
+     WHERE s.knowledge_base_id = $1 ORDER BY s.created_at, s.id";
+
+/// `$1` the workspace shared into.
+pub(crate) fn shared_with() -> String {
+    format!(
+        "SELECT {KB_COLS} FROM knowledge_bases
+          WHERE id IN (SELECT knowledge_base_id FROM knowledge_base_shares WHERE workspace_id = $1)
+          ORDER BY created_at DESC, id DESC"
+    )
+}
+
+pub(crate) fn share_from(row: &impl RowExt) -> Result<Share> {
+    Ok(Share {
+        knowledge_base_id: row.id("knowledge_base_id")?,
+        workspace_id: row.id("workspace_id")?,
+        workspace_name: row.text("workspace_name")?,
+        created_by: row.opt_id("created_by")?,
+        created_at: row.time("created_at")?,
+    })
+}
 
 pub(crate) fn workspace_from(row: &impl RowExt) -> Result<Workspace> {
     Ok(Workspace {

@@ -1636,6 +1636,22 @@ async fn workspaces_members_and_roles(store: &dyn Store) {
         .await
         .expect("kb");
     assert_eq!((shared.workspace_id, shared.created_by), (ws.id, Some(bob.id)));
+    // Shared read-only into carol's own workspace (twice: still one share).
+    for _ in 0..2 {
+        store.share_knowledge_base(shared.id, carol.id, bob.id, lore_core::now()).await.expect("share");
+    }
+    let shares = store.shares_of(shared.id).await.expect("shares");
+    let seen: Vec<(Id, &str, Option<Id>)> =
+        shares.iter().map(|s| (s.workspace_id, s.workspace_name.as_str(), s.created_by)).collect();
+    assert_eq!(seen, [(carol.id, "ws-carol", Some(bob.id))]);
+    let into: Vec<Id> = store.shared_with(carol.id).await.expect("shared").iter().map(|k| k.id).collect();
+    assert_eq!(into, [shared.id]);
+    assert!(store.shared_with(bob.id).await.expect("shared").is_empty());
+    assert!(store.get_knowledge_base(carol.id, shared.id).await.expect("get").is_none(), "shared, not owned");
+    assert!(store.unshare_knowledge_base(shared.id, carol.id).await.expect("unshare"));
+    assert!(!store.unshare_knowledge_base(shared.id, carol.id).await.expect("unshare"));
+    assert!(store.shared_with(carol.id).await.expect("shared").is_empty());
+    store.share_knowledge_base(shared.id, carol.id, bob.id, lore_core::now()).await.expect("share again");
     assert_eq!(store.list_knowledge_bases(ws.id).await.expect("list").len(), 1);
     assert!(store.get_knowledge_base(bob.id, shared.id).await.expect("get").is_none(), "not in bob's own");
     let team_name = format!("workspace-{}", ws.id.simple());
@@ -1650,6 +1666,7 @@ async fn workspaces_members_and_roles(store: &dyn Store) {
     assert!(store.delete_workspace(ws.id).await.expect("delete"));
     assert!(store.membership(ws.id, bob.id).await.expect("m").is_none());
     assert!(store.list_knowledge_bases(ws.id).await.expect("list").is_empty());
+    assert!(store.shared_with(carol.id).await.expect("shared").is_empty(), "shares go with the knowledge base");
     assert!(store.get_user(alice.id).await.expect("alice").is_some());
 }
 

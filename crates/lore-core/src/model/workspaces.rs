@@ -83,3 +83,14 @@ pub enum MemberChange {
     /// It would leave the workspace without an owner.
     LastOwner,
 }
+
+/// A knowledge base shared read-only into another workspace.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct Share {
+    pub knowledge_base_id: Id,
+    pub workspace_id: Id,
+    /// The workspace's name (a person's username for a personal workspace).
+    pub workspace_name: String,
+    pub created_by: Option<Id>,
+    pub created_at: Timestamp,
+}

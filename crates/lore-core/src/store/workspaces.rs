@@ -36,4 +36,16 @@ pub trait WorkspaceStore: Send + Sync {
 
     /// Deletes a team workspace and everything it owns; `false` if there is no such team.
     async fn delete_workspace(&self, workspace: Id) -> Result<bool>;
+
+    /// Shares a knowledge base read-only into `workspace` (again: nothing changes).
+    async fn share_knowledge_base(&self, kb: Id, workspace: Id, by: Id, at: Timestamp) -> Result<()>;
+
+    /// Ends a share; `false` if there was none.
+    async fn unshare_knowledge_base(&self, kb: Id, workspace: Id) -> Result<bool>;
+
+    /// The workspaces a knowledge base is shared into, oldest share first.
+    async fn shares_of(&self, kb: Id) -> Result<Vec<Share>>;
+
+    /// The knowledge bases other workspaces share into `workspace`, newest first.
+    async fn shared_with(&self, workspace: Id) -> Result<Vec<KnowledgeBase>>;
 }

@@ -102,6 +102,8 @@ pub fn router(state: AppState) -> Router {
         .route("/workspaces/{id}/members", get(list_members).post(add_member))
         .route("/workspaces/{id}/members/{user_id}", patch(update_member).delete(remove_member))
         .route("/workspaces/{id}/audit", get(workspace_audit))
+        .route("/knowledge-bases/{id}/shares", post(share_kb).get(list_kb_shares))
+        .route("/knowledge-bases/{id}/shares/{workspace_id}", delete(unshare_kb))
         .route_layer(middleware::from_fn_with_state(state.clone(), crate::authz::enforce))
         .route_layer(middleware::from_fn_with_state(state.clone(), usage::track))
         .route_layer(middleware::from_fn(metrics::track));

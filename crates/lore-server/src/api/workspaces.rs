@@ -3,7 +3,7 @@
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
-use lore_core::model::{Id, Member, Workspace};
+use lore_core::model::{Id, Member, Share, Workspace};
 use serde_json::{Value, json};
 
 use crate::audit::AuditParams;
@@ -74,4 +74,23 @@ pub(crate) async fn workspace_audit(
     State(state): State<AppState>, principal: Principal, Path(id): Path<Id>, Query(params): Query<AuditParams>,
 ) -> ApiResult<Json<Value>> {
     Ok(Json(json!({ "data": service::audit_log(&state, &principal, id, params).await? })))
+}
+
+pub(crate) async fn share_kb(
+    State(state): State<AppState>, principal: Principal, Path(id): Path<Id>, Json(body): Json<Value>,
+) -> ApiResult<impl IntoResponse> {
+    Ok((StatusCode::CREATED, Json::<Share>(service::share_knowledge_base(&state, &principal, id, body).await?)))
+}
+
+pub(crate) async fn list_kb_shares(
+    State(state): State<AppState>, principal: Principal, Path(id): Path<Id>,
+) -> ApiResult<Json<Value>> {
+    Ok(Json(json!({ "data": service::list_shares(&state, &principal, id).await? })))
+}
+
+pub(crate) async fn unshare_kb(
+    State(state): State<AppState>, principal: Principal, Path((id, workspace)): Path<(Id, Id)>,
+) -> ApiResult<StatusCode> {
+    service::unshare_knowledge_base(&state, &principal, id, workspace).await?;
+    Ok(StatusCode::NO_CONTENT)
 }

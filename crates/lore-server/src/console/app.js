@@ -55,6 +55,13 @@ const STRINGS = {
   role_admin: ['Admin', '管理员'],
   role_editor: ['Editor', '编辑者'],
   role_viewer: ['Viewer', '查看者'],
+  kb_sharing: ['Sharing', '共享'],
+  kb_sharing_hint: ['Share this knowledge base read-only into another workspace you are in: its members list, read and search it there, and change nothing.', '将该知识库以只读方式共享到你所在的另一个工作空间：那里的成员可以查看和搜索，但不能修改。'],
+  kb_share: ['Share', '共享'],
+  kb_unshare: ['Stop sharing', '取消共享'],
+  kb_shared: ['Shared', '已共享'],
+  kb_shared_badge: ['shared with you', '共享给你'],
+  kb_shared_note: ['Shared read-only from another workspace: search it here; its owners manage it.', '由另一个工作空间以只读方式共享：可以在这里搜索，由其所有者管理。'],
   audit_title: ['Audit log', '审计日志'],
   audit_hint: ['Security-relevant changes to your account and data: sign-ins, keys, settings, deletions. Entries cannot be changed.', '与你的账户和数据有关的安全变更：登录、密钥、设置、删除。条目不可更改。'],
   audit_everyone: ['Everyone (administrators)', '所有人（管理员）'],
@@ -752,7 +759,8 @@ async function pageKnowledgeBases(root) {
     add(tableHolder, h('div', { class: 'table-wrap' }, h('table', { id: 'kb-table' },
       h('thead', {}, h('tr', {}, [t('name'), t('status'), t('documents'), t('chunks'), t('size'), t('updated')].map((c) => h('th', { scope: 'col' }, c)))),
       h('tbody', {}, data.map((kb) => h('tr', { 'data-kb': kb.id },
-        h('td', {}, h('a', { href: `#/kbs/${kb.id}` }, kb.name), kb.description ? h('div', { class: 'muted' }, kb.description) : null),
+        h('td', {}, h('a', { href: `#/kbs/${kb.id}` }, kb.name), sharedIn(kb) ? [' ', badge('shared', t('kb_shared_badge'))] : null,
+          kb.description ? h('div', { class: 'muted' }, kb.description) : null),
         h('td', {}, badge(kb.status)), h('td', { class: 'doc-count' }, kb.document_count), h('td', {}, kb.chunk_count),
         h('td', {}, fmtBytes(kb.total_size_bytes)), h('td', {}, fmtTime(kb.last_updated_at || kb.updated_at))))))));
   };
@@ -770,8 +778,19 @@ async function pageKnowledgeBases(root) {
   add(root, h('h1', {}, t('kbs_title')), tableHolder, form);
 }
 
+/** Whether a knowledge base is shared into the current workspace from another (read-only here). */
+function sharedIn(kb) {
+  const ws = currentWorkspace();
+  return Boolean(ws && kb.workspace_id && kb.workspace_id !== ws.id);
+}
+
 async function pageKnowledgeBase(root, id, query) {
   const kb = await api('GET', `/v1/knowledge-bases/${id}`);
+  if (sharedIn(kb)) {
+    add(root, h('h1', {}, kb.name), h('p', { class: 'muted', id: 'kb-shared-note' }, t('kb_shared_note')),
+      h('p', {}, h('a', { href: `#/search?kb=${id}`, id: 'kb-shared-search' }, t('open_search'))));
+    return;
+  }
   const tab = ['settings', 'qa', 'evaluations'].includes(query.get('tab')) ? query.get('tab') : 'documents';
   const stats = h('div', { class: 'stats card', id: 'kb-stats' });
   const drawStats = (k) => {
@@ -967,8 +986,34 @@ async function kbSettings(root, kb) {
       if (!window.confirm(t('confirm_delete', kb.name))) return;
       try { await api('DELETE', `/v1/knowledge-bases/${kb.id}`); go('#/kbs'); } catch (e) { fail(e); }
     } }, t('delete_kb')));
-  add(root, form, danger);
+  add(root, form, await sharingCard(kb), danger);
   runPreview();
+}
+
+/** The workspaces a knowledge base is shared into, and sharing it into another the person is in. */
+async function sharingCard(kb) {
+  const list = h('ul', { id: 'share-list' });
+  const draw = async () => {
+    const { data } = await api('GET', `/v1/knowledge-bases/${kb.id}/shares`);
+    clear(list);
+    if (!data.length) add(list, h('li', { class: 'muted' }, t('none')));
+    append(list, data.map((s) => h('li', { 'data-workspace': s.workspace_id }, s.workspace_name, ' ',
+      h('button', { type: 'button', class: 'secondary', onclick: async () => {
+        try { await api('DELETE', `/v1/knowledge-bases/${kb.id}/shares/${s.workspace_id}`); await draw(); } catch (e) { fail(e); }
+      } }, t('kb_unshare')))));
+  };
+  await draw();
+  const others = workspaces.filter((w) => w.id !== kb.workspace_id);
+  const target = h('select', { id: 'share-target' },
+    others.map((w) => h('option', { value: w.id }, w.personal ? t('workspace_personal', w.name) : w.name)));
+  const form = h('form', { class: 'row', id: 'share-form' }, field(t('workspace_label'), target), h('button', { type: 'submit' }, t('kb_share')));
+  onSubmit(form, async () => {
+    await api('POST', `/v1/knowledge-bases/${kb.id}/shares`, { workspace_id: target.value });
+    toast(t('kb_shared'));
+    await draw();
+  });
+  return h('section', { class: 'card', id: 'kb-sharing' }, h('h2', {}, t('kb_sharing')), h('p', { class: 'muted' }, t('kb_sharing_hint')),
+    list, others.length ? form : null);
 }
 
 // ---------------------------------------------------------------------------------- Q&A
@@ -1841,7 +1886,7 @@ async function pageTeam(root) {
     return h('tr', { 'data-member': m.username }, h('td', {}, m.username), h('td', {}, m.email), h('td', {}, select), h('td', {}, remove));
   };
   add(root, h('h2', {}, t('team_members', ws.name)), h('div', { class: 'table-wrap' }, h('table', { id: 'team-members' },
-    h('thead', {}, h('tr', {}, [t('team_username'), 'Email', t('team_role'), ''].map((c) => h('th', { scope: 'col' }, c)))),
+    h('thead', {}, h('tr', {}, [t('username'), t('email'), t('team_role'), ''].map((c) => h('th', { scope: 'col' }, c)))),
     h('tbody', {}, data.map(row)))));
   if (manage) {
     const who = h('input', { id: 'member-username', required: true });

@@ -4,7 +4,7 @@ use utoipa::openapi::path::HttpMethod::{Delete, Get, Patch, Post};
 
 use super::Doc;
 use crate::service;
-use lore_core::model::{AuditEntry, Member, Workspace};
+use lore_core::model::{AuditEntry, Member, Share, Workspace};
 
 pub(super) fn document(d: &mut Doc) {
     d.op(Post, "/v1/workspaces", "workspaces", "Create a team workspace; the caller becomes its owner")
@@ -44,5 +44,20 @@ pub(super) fn document(d: &mut Doc) {
     d.op(Get, "/v1/workspaces/{id}/audit", "workspaces", "The workspace's audit log, newest first (owners and admins)")
         .query::<crate::audit::AuditParams>()
         .list::<AuditEntry>()
+        .add();
+    d.op(
+        Post,
+        "/v1/knowledge-bases/{id}/shares",
+        "knowledge bases",
+        "Share read-only into another workspace you are in (admins)",
+    )
+    .body::<service::ShareRequest>()
+    .ok::<Share>(201)
+    .add();
+    d.op(Get, "/v1/knowledge-bases/{id}/shares", "knowledge bases", "The workspaces it is shared into")
+        .list::<Share>()
+        .add();
+    d.op(Delete, "/v1/knowledge-bases/{id}/shares/{workspace_id}", "knowledge bases", "End a share (admins)")
+        .no_content()
         .add();
 }

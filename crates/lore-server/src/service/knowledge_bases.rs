@@ -112,13 +112,32 @@ pub async fn create_knowledge_base(
         .await?)
 }
 
+/// The workspace's knowledge bases, then those other workspaces share into it (their
+/// `workspace_id` names where they live). A key bound to one knowledge base sees that one.
 pub async fn list_knowledge_bases(state: &AppState, principal: &Principal) -> ApiResult<Vec<KnowledgeBase>> {
     principal.require(Scope::Read)?;
     let mut all = state.store.list_knowledge_bases(principal.owner_id()).await?;
-    if let Some(bound) = principal.bound_knowledge_base() {
-        all.retain(|kb| kb.id == bound);
+    match principal.bound_knowledge_base() {
+        Some(bound) => all.retain(|kb| kb.id == bound),
+        None => all.extend(state.store.shared_with(principal.owner_id()).await?),
     }
     Ok(all)
+}
+
+/// A knowledge base the caller may read and search: their workspace's own, or one shared into it
+/// (read-only: every change goes through [`owned_kb`], where a shared one is not found).
+pub(crate) async fn readable_kb(state: &AppState, principal: &Principal, id: Id) -> ApiResult<KnowledgeBase> {
+    if let Some(kb) = state.store.get_knowledge_base(principal.owner_id(), id).await? {
+        principal.require_knowledge_base(id)?;
+        return Ok(kb);
+    }
+    if principal.bound_knowledge_base().is_none() {
+        let shared = state.store.shared_with(principal.owner_id()).await?;
+        if let Some(kb) = shared.into_iter().find(|kb| kb.id == id) {
+            return Ok(kb);
+        }
+    }
+    Err(not_found("knowledge base"))
 }
 
 /// The caller's knowledge base, after the key-binding check; another owner's is not found.
@@ -131,7 +150,7 @@ pub(crate) async fn owned_kb(state: &AppState, principal: &Principal, id: Id) ->
 
 pub async fn get_knowledge_base(state: &AppState, principal: &Principal, id: Id) -> ApiResult<KnowledgeBase> {
     principal.require(Scope::Read)?;
-    owned_kb(state, principal, id).await
+    readable_kb(state, principal, id).await
 }
 
 pub async fn update_knowledge_base(

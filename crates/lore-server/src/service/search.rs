@@ -124,7 +124,7 @@ pub async fn search(
     state: &AppState, principal: &Principal, kb_id: Id, query: SearchQuery,
 ) -> ApiResult<SearchResponse> {
     principal.require(Scope::Search)?;
-    let kb = owned_kb(state, principal, kb_id).await?;
+    let kb = readable_kb(state, principal, kb_id).await?;
     Ok(run_search(state, principal, vec![kb], query).await?)
 }
 
@@ -152,7 +152,7 @@ pub async fn search_all(
             }
             let mut kbs = Vec::with_capacity(ids.len());
             for id in ids {
-                kbs.push(owned_kb(state, principal, id).await?);
+                kbs.push(readable_kb(state, principal, id).await?);
             }
             kbs
         }
@@ -171,6 +171,18 @@ pub async fn search_all(
         }
     };
     Ok(run_search(state, principal, kbs, query).await?)
+}
+
+/// The knowledge bases' ids by the workspace they belong to, in first-seen order.
+fn by_owner(kbs: &[KnowledgeBase]) -> Vec<(Id, Vec<Id>)> {
+    let mut groups: Vec<(Id, Vec<Id>)> = Vec::new();
+    for kb in kbs {
+        match groups.iter_mut().find(|(owner, _)| *owner == kb.user_id) {
+            Some((_, ids)) => ids.push(kb.id),
+            None => groups.push((kb.user_id, vec![kb.id])),
+        }
+    }
+    groups
 }
 
 pub(crate) async fn run_search(
@@ -271,19 +283,28 @@ pub(crate) async fn run_search(
             }
             Err(e) => return Err(e),
         };
-        let hits = state
-            .store
-            .search_vector(&VectorQuery {
-                user_id: principal.owner_id(),
-                knowledge_base_ids: kb_ids.clone(),
+        // Each workspace's knowledge bases in one query (a knowledge base shared into the
+        // caller's workspace is searched where it lives).
+        let mut hits = Vec::new();
+        let groups = by_owner(&kbs);
+        let merged = groups.len() > 1;
+        for (owner, knowledge_base_ids) in groups {
+            let query = VectorQuery {
+                user_id: owner,
+                knowledge_base_ids,
                 embedding_model: space.clone(),
-                vector,
+                vector: vector.clone(),
                 top_k: depth,
                 filters: req.filters.clone(),
                 target,
                 min_score: threshold,
-            })
-            .await?;
+            };
+            hits.extend(state.store.search_vector(&query).await?);
+        }
+        if merged {
+            hits.sort_by(|a, b| b.score.total_cmp(&a.score));
+            hits.truncate(depth as usize);
+        }
         Ok::<_, Error>((Some(space), hits, None))
     };
     let fulltext = async {
@@ -291,13 +312,13 @@ pub(crate) async fn run_search(
         if mode == SearchMode::Vector {
             return Ok(hits);
         }
-        for kb in &kb_ids {
+        for kb in &kbs {
             hits.extend(
                 state
                     .store
                     .search_fulltext(&FulltextQuery {
-                        user_id: principal.owner_id(),
-                        knowledge_base_id: *kb,
+                        user_id: kb.user_id,
+                        knowledge_base_id: kb.id,
                         terms: terms.clone(),
                         top_k: depth,
                         filters: req.filters.clone(),

@@ -9,7 +9,7 @@ use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 
-use super::check_len;
+use super::{check_len, owned_kb};
 use crate::audit::{self, AuditParams};
 use crate::auth::Principal;
 use crate::error::{ApiResult, error};
@@ -206,4 +206,49 @@ pub async fn audit_log(
 ) -> ApiResult<Vec<AuditEntry>> {
     reach(state, principal, id, Role::Admin).await?;
     audit::of_workspace(state, id, params).await
+}
+
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ShareRequest {
+    /// A workspace the caller is a member of (their own, or a team's).
+    pub workspace_id: Id,
+}
+
+/// Shares one of the workspace's knowledge bases read-only into another workspace the caller is
+/// in: its members list, read and search it there, and change nothing. Both logs record it.
+pub async fn share_knowledge_base(state: &AppState, principal: &Principal, kb: Id, body: Value) -> ApiResult<Share> {
+    let kb = owned_kb(state, principal, kb).await?;
+    let req: ShareRequest = parse(body)?;
+    if req.workspace_id == principal.owner_id() {
+        return Err(error(Code::ValidationFailed, "the knowledge base already belongs to this workspace"));
+    }
+    state.store.membership(req.workspace_id, principal.actor_id()).await?.ok_or_else(no_such_workspace)?;
+    state.store.share_knowledge_base(kb.id, req.workspace_id, principal.actor_id(), lore_core::now()).await?;
+    let details = json!({"knowledge_base": kb.name, "workspace_id": req.workspace_id});
+    let target = || audit::target("knowledge_base", kb.id);
+    audit::record(state, principal, "knowledge_base.shared", target(), details.clone()).await;
+    audit::record_admin(state, principal, "knowledge_base.shared", Some(req.workspace_id), target(), details).await;
+    let shares = state.store.shares_of(kb.id).await?;
+    shares
+        .into_iter()
+        .find(|s| s.workspace_id == req.workspace_id)
+        .ok_or_else(|| error(Code::Internal, "share vanished"))
+}
+
+pub async fn list_shares(state: &AppState, principal: &Principal, kb: Id) -> ApiResult<Vec<Share>> {
+    let kb = owned_kb(state, principal, kb).await?;
+    Ok(state.store.shares_of(kb.id).await?)
+}
+
+pub async fn unshare_knowledge_base(state: &AppState, principal: &Principal, kb: Id, workspace: Id) -> ApiResult<()> {
+    let kb = owned_kb(state, principal, kb).await?;
+    if !state.store.unshare_knowledge_base(kb.id, workspace).await? {
+        return Err(error(Code::NotFound, "this knowledge base is not shared into that workspace"));
+    }
+    let details = json!({"knowledge_base": kb.name, "workspace_id": workspace});
+    let target = || audit::target("knowledge_base", kb.id);
+    audit::record(state, principal, "knowledge_base.unshared", target(), details.clone()).await;
+    audit::record_admin(state, principal, "knowledge_base.unshared", Some(workspace), target(), details).await;
+    Ok(())
 }

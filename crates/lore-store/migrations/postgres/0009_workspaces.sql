@@ -24,3 +24,17 @@ ALTER TABLE ai_agents ADD COLUMN created_by UUID REFERENCES users(id) ON DELETE 
 ALTER TABLE data_sources ADD COLUMN created_by UUID REFERENCES users(id) ON DELETE SET NULL;
 -- A key acts with at most its creator's current role in the workspace, and dies with their membership.
 ALTER TABLE api_keys ADD COLUMN created_by UUID REFERENCES users(id) ON DELETE SET NULL;
+
+-- A knowledge base shared read-only into another workspace: its members search and read it there.
+CREATE TABLE knowledge_base_shares (
+    id                UUID PRIMARY KEY,
+    knowledge_base_id UUID NOT NULL REFERENCES knowledge_bases(id) ON DELETE CASCADE,
+    workspace_id      UUID NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+    created_by        UUID REFERENCES users(id) ON DELETE SET NULL,
+    created_at        TIMESTAMPTZ NOT NULL,
+    UNIQUE (knowledge_base_id, workspace_id)
+);
+CREATE INDEX knowledge_base_shares_workspace ON knowledge_base_shares (workspace_id);
+ALTER TABLE knowledge_base_shares ENABLE ROW LEVEL SECURITY;
+ALTER TABLE knowledge_base_shares FORCE ROW LEVEL SECURITY;
+CREATE POLICY tenant_isolation ON knowledge_base_shares USING (workspace_id = lore_tenant() OR lore_system());

@@ -21,3 +21,14 @@ ALTER TABLE ai_agents ADD COLUMN created_by TEXT REFERENCES users(id) ON DELETE 
 ALTER TABLE data_sources ADD COLUMN created_by TEXT REFERENCES users(id) ON DELETE SET NULL;
 -- A key acts with at most its creator's current role in the workspace, and dies with their membership.
 ALTER TABLE api_keys ADD COLUMN created_by TEXT REFERENCES users(id) ON DELETE SET NULL;
+
+-- A knowledge base shared read-only into another workspace: its members search and read it there.
+CREATE TABLE knowledge_base_shares (
+    id                TEXT PRIMARY KEY,
+    knowledge_base_id TEXT NOT NULL REFERENCES knowledge_bases(id) ON DELETE CASCADE,
+    workspace_id      TEXT NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+    created_by        TEXT REFERENCES users(id) ON DELETE SET NULL,
+    created_at        TEXT NOT NULL,
+    UNIQUE (knowledge_base_id, workspace_id)
+);
+CREATE INDEX knowledge_base_shares_workspace ON knowledge_base_shares (workspace_id);

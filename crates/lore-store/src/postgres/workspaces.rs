@@ -10,8 +10,9 @@ use sqlx::{Postgres, Transaction};
 
 use super::PgStore;
 use crate::fetch::Fetch;
-use crate::rows::db_err;
+use crate::rows::{db_err, kb_from};
 use crate::workspaces as sql;
+use sqlx::AssertSqlSafe;
 
 impl PgStore {
     async fn lock_workspace(&self, workspace: Id) -> Result<Transaction<'static, Postgres>> {
@@ -105,5 +106,27 @@ impl WorkspaceStore for PgStore {
     async fn delete_workspace(&self, workspace: Id) -> Result<bool> {
         let done = sqlx::query(sql::DELETE).bind(workspace).run(&self.pool).await?;
         Ok(done.rows_affected() > 0)
+    }
+
+    async fn share_knowledge_base(&self, kb: Id, workspace: Id, by: Id, at: Timestamp) -> Result<()> {
+        let query = sqlx::query(sql::SHARE).bind(lore_core::new_id()).bind(kb).bind(workspace);
+        query.bind(by).bind(at).run(&self.pool).await?;
+        Ok(())
+    }
+
+    async fn unshare_knowledge_base(&self, kb: Id, workspace: Id) -> Result<bool> {
+        let done = sqlx::query(sql::UNSHARE).bind(kb).bind(workspace).run(&self.pool).await?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    async fn shares_of(&self, kb: Id) -> Result<Vec<Share>> {
+        let rows = sqlx::query(sql::SHARES_OF).bind(kb).all(&self.pool).await?;
+        rows.iter().map(sql::share_from).collect()
+    }
+
+    /// Read as the system: the knowledge bases belong to other tenants.
+    async fn shared_with(&self, workspace: Id) -> Result<Vec<KnowledgeBase>> {
+        let rows = sqlx::query(AssertSqlSafe(sql::shared_with())).bind(workspace).all(&self.pool).await?;
+        rows.iter().map(kb_from).collect()
     }
 }

@@ -8,8 +8,9 @@ use lore_core::store::WorkspaceStore;
 
 use super::{SqliteStore, is_unique_violation, ts};
 use crate::fetch::Fetch;
-use crate::rows::db_err;
+use crate::rows::{db_err, kb_from};
 use crate::workspaces as sql;
+use sqlx::AssertSqlSafe;
 
 #[async_trait]
 impl WorkspaceStore for SqliteStore {
@@ -104,5 +105,27 @@ impl WorkspaceStore for SqliteStore {
     async fn delete_workspace(&self, workspace: Id) -> Result<bool> {
         let done = sqlx::query(sql::DELETE).bind(workspace.to_string()).run(&self.writer).await?;
         Ok(done.rows_affected() > 0)
+    }
+
+    async fn share_knowledge_base(&self, kb: Id, workspace: Id, by: Id, at: Timestamp) -> Result<()> {
+        let id = lore_core::new_id().to_string();
+        let query = sqlx::query(sql::SHARE).bind(id).bind(kb.to_string()).bind(workspace.to_string());
+        query.bind(by.to_string()).bind(ts(at)).run(&self.writer).await?;
+        Ok(())
+    }
+
+    async fn unshare_knowledge_base(&self, kb: Id, workspace: Id) -> Result<bool> {
+        let done = sqlx::query(sql::UNSHARE).bind(kb.to_string()).bind(workspace.to_string()).run(&self.writer).await?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    async fn shares_of(&self, kb: Id) -> Result<Vec<Share>> {
+        let rows = sqlx::query(sql::SHARES_OF).bind(kb.to_string()).all(&self.reader).await?;
+        rows.iter().map(sql::share_from).collect()
+    }
+
+    async fn shared_with(&self, workspace: Id) -> Result<Vec<KnowledgeBase>> {
+        let rows = sqlx::query(AssertSqlSafe(sql::shared_with())).bind(workspace.to_string()).all(&self.reader).await?;
+        rows.iter().map(kb_from).collect()
     }
 }

@@ -1062,6 +1062,27 @@ async fn a_team_works_together_in_the_console() {
         .await;
     let (_, members) = app.get(&owner, &format!("/v1/workspaces/{ws}/members")).await;
     assert_eq!(members["data"].as_array().map(Vec::len), Some(1));
+
+    // The owner shares the team's knowledge base into their own workspace, read-only there.
+    let owner_id = {
+        let (_, me) = app.get(&owner, "/v1/me").await;
+        me["id"].as_str().expect("id").to_string()
+    };
+    browser.goto(&app.url(&format!("/#/kbs/{kb}?tab=settings"))).await;
+    browser.find("#kb-sharing #share-form").await;
+    browser.js("document.querySelector('#share-target').value = arguments[0]; return true", json!([owner_id])).await;
+    browser.click("#share-form button[type=submit]").await;
+    browser.find(&format!("#share-list li[data-workspace='{owner_id}']")).await;
+    browser.screenshot("33-team-kb-sharing").await;
+    browser.js(switch, json!([owner_id])).await;
+    browser.wait_text("the shared knowledge base in the personal workspace", "shared with you").await;
+    browser.click(&format!("a[href='#/kbs/{kb}']")).await;
+    browser.find("#kb-shared-note").await;
+    browser.goto(&app.url(&format!("/#/search?kb={kb}"))).await;
+    browser.fill("#search-query", "会员配送").await;
+    browser.click("#search-form button[type=submit]").await;
+    browser.wait_text("the shared answer", "免费配送").await;
+    browser.screenshot("34-shared-kb-search").await;
     browser.quit().await;
     app.shutdown().await;
 }

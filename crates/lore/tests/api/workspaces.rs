@@ -282,3 +282,126 @@ async fn the_role_matrix_follows_the_authorisation_table() {
     assert!(checked > 200, "{checked} calls");
     app.shutdown().await;
 }
+
+/// A knowledge base shared read-only into another workspace: listed, read and searched there,
+/// alone or beside that workspace's own, changed by nobody there, and gone when unshared.
+#[tokio::test]
+async fn a_knowledge_base_is_shared_read_only_into_another_workspace() {
+    let app = spawn_app().await;
+    let alice = app.register("alice-share").await;
+    let bob = app.register("bob-share").await;
+    let carol = app.register("carol-share").await;
+    let (_, a) = app.post(&alice, "/v1/workspaces", json!({"name": "产品组 Product"})).await;
+    let (_, b) = app.post(&bob, "/v1/workspaces", json!({"name": "客服组 Support"})).await;
+    let (a, b) = (a["id"].as_str().expect("a").to_string(), b["id"].as_str().expect("b").to_string());
+    let (status, _) = app
+        .post(&bob, &format!("/v1/workspaces/{b}/members"), json!({"username": "alice-share", "role": "viewer"}))
+        .await;
+    assert_eq!(status, StatusCode::CREATED);
+    let (status, _) = app
+        .post(&alice, &format!("/v1/workspaces/{a}/members"), json!({"username": "carol-share", "role": "viewer"}))
+        .await;
+    assert_eq!(status, StatusCode::CREATED);
+
+    // Product's knowledge base, and Support's own.
+    let (_, kb) = app.in_ws(&alice, &a, Method::POST, "/v1/knowledge-bases", Some(json!({"name": "产品手册"}))).await;
+    let kb = kb["id"].as_str().expect("kb").to_string();
+    let (_, own) = app.in_ws(&bob, &b, Method::POST, "/v1/knowledge-bases", Some(json!({"name": "客服话术"}))).await;
+    let own = own["id"].as_str().expect("own").to_string();
+    for (token, ws, kb, name, text) in [
+        (&alice, &a, &kb, "manual.md", "# 充电\n\n设备充满电需要两个小时。The battery lasts ten hours."),
+        (&bob, &b, &own, "scripts.md", "# 问候\n\n客服应先问候客户并确认订单号。Always confirm the order number."),
+    ] {
+        let form = reqwest::multipart::Form::new()
+            .part("file", reqwest::multipart::Part::bytes(text.as_bytes().to_vec()).file_name(name.to_string()));
+        let resp = app
+            .http
+            .post(app.url(&format!("/v1/knowledge-bases/{kb}/documents")))
+            .bearer_auth(token)
+            .header("X-Lore-Workspace", ws.as_str())
+            .multipart(form)
+            .send()
+            .await
+            .expect("upload");
+        let (status, doc) = body(resp).await;
+        assert_eq!(status, StatusCode::ACCEPTED, "{doc}");
+        let doc = doc["id"].as_str().expect("doc").to_string();
+        for _ in 0..600 {
+            let (_, d) = app.in_ws(token, ws, Method::GET, &format!("/v1/documents/{doc}"), None).await;
+            if d["status"] == "completed" {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+    }
+
+    // Sharing is an admin's, into a workspace the sharer is in, never its own.
+    let shares = format!("/v1/knowledge-bases/{kb}/shares");
+    let (status, v) = app.in_ws(&carol, &a, Method::POST, &shares, Some(json!({"workspace_id": b}))).await;
+    assert_eq!((status, code(&v)), (StatusCode::FORBIDDEN, "insufficient_role"));
+    let carol_id = app.me_id(&carol).await;
+    let (status, _) = app.in_ws(&alice, &a, Method::POST, &shares, Some(json!({"workspace_id": carol_id}))).await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "not a workspace alice is in");
+    let (status, _) = app.in_ws(&alice, &a, Method::POST, &shares, Some(json!({"workspace_id": a}))).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    let (status, share) = app.in_ws(&alice, &a, Method::POST, &shares, Some(json!({"workspace_id": b}))).await;
+    assert_eq!((status, share["workspace_name"].as_str()), (StatusCode::CREATED, Some("客服组 Support")), "{share}");
+    let (_, listed) = app.in_ws(&alice, &a, Method::GET, &shares, None).await;
+    assert_eq!(listed["data"].as_array().map(Vec::len), Some(1));
+
+    // Support lists, reads and searches it, alone and beside its own.
+    let (_, list) = app.in_ws(&bob, &b, Method::GET, "/v1/knowledge-bases", None).await;
+    let seen: Vec<(&str, &str)> = list["data"]
+        .as_array()
+        .expect("data")
+        .iter()
+        .map(|k| (k["name"].as_str().unwrap_or(""), k["workspace_id"].as_str().unwrap_or("")))
+        .collect();
+    assert_eq!(seen, [("客服话术", b.as_str()), ("产品手册", a.as_str())]);
+    let (status, _) = app.in_ws(&bob, &b, Method::GET, &format!("/v1/knowledge-bases/{kb}"), None).await;
+    assert_eq!(status, StatusCode::OK);
+    let search = format!("/v1/knowledge-bases/{kb}/search");
+    let (status, found) = app.in_ws(&bob, &b, Method::POST, &search, Some(json!({"query": "充满电要多久"}))).await;
+    assert_eq!(status, StatusCode::OK, "{found}");
+    assert!(found["results"][0]["content"].as_str().unwrap_or("").contains("两个小时"), "{found}");
+    let both = json!({"query": "confirm the order number battery", "knowledge_base_ids": [own, kb], "top_k": 5});
+    let (status, found) = app.in_ws(&bob, &b, Method::POST, "/v1/search", Some(both)).await;
+    assert_eq!(status, StatusCode::OK, "{found}");
+    let from: std::collections::HashSet<&str> =
+        found["results"].as_array().expect("results").iter().filter_map(|r| r["knowledge_base_id"].as_str()).collect();
+    assert_eq!(from.len(), 2, "both workspaces' knowledge: {found}");
+    // Read-only: nothing changes it from Support, and Support's personal workspaces do not see it.
+    for (method, path, json) in [
+        (Method::PATCH, format!("/v1/knowledge-bases/{kb}"), Some(json!({"name": "改名"}))),
+        (Method::DELETE, format!("/v1/knowledge-bases/{kb}"), None),
+        (Method::POST, format!("/v1/knowledge-bases/{kb}/shares"), Some(json!({"workspace_id": b}))),
+    ] {
+        let (status, v) = app.in_ws(&bob, &b, method.clone(), &path, json).await;
+        assert_eq!(status, StatusCode::NOT_FOUND, "{method} {path}: {v}");
+    }
+    let resp = app
+        .http
+        .post(app.url(&format!("/v1/knowledge-bases/{kb}/documents")))
+        .bearer_auth(&bob)
+        .header("X-Lore-Workspace", b.as_str())
+        .multipart(
+            reqwest::multipart::Form::new()
+                .part("file", reqwest::multipart::Part::bytes(b"x".to_vec()).file_name("x.txt")),
+        )
+        .send()
+        .await
+        .expect("upload");
+    assert_eq!(resp.status(), StatusCode::NOT_FOUND);
+    assert_eq!(app.get(&bob, &format!("/v1/knowledge-bases/{kb}")).await.0, StatusCode::NOT_FOUND);
+
+    // Both logs record it; unshared, Support no longer reaches it.
+    let (_, log) = app.get(&bob, &format!("/v1/workspaces/{b}/audit?action=knowledge_base.")).await;
+    assert!(log["data"].as_array().expect("log").iter().any(|e| e["action"] == "knowledge_base.shared"), "{log}");
+    let (status, _) = app.in_ws(&alice, &a, Method::DELETE, &format!("{shares}/{b}"), None).await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    let (status, _) = app.in_ws(&bob, &b, Method::POST, &search, Some(json!({"query": "充电"}))).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let (status, _) = app.in_ws(&alice, &a, Method::DELETE, &format!("{shares}/{b}"), None).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    app.shutdown().await;
+}
