@@ -8,6 +8,9 @@ export declare const VERSION: string;
 export interface KnowledgeBase {
   id: string;
   user_id: string;
+  /** The workspace it lives in (another than the client's when shared into it). */
+  workspace_id: string;
+  created_by?: string | null;
   name: string;
   description?: string | null;
   icon_url?: string | null;
@@ -116,6 +119,7 @@ export type SearchResults = SearchHit[] & { readonly response: SearchResponse };
 export interface ApiKey {
   id: string;
   user_id: string;
+  created_by?: string | null;
   knowledge_base_id?: string | null;
   name: string;
   description?: string | null;
@@ -148,6 +152,7 @@ export interface CreatedKey {
 export interface Agent {
   id: string;
   user_id: string;
+  created_by?: string | null;
   name: string;
   description?: string | null;
   agent_type: string;

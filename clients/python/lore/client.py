@@ -214,6 +214,60 @@ class KnowledgeBases(_Resource):
     def delete(self, id: str) -> None:
         return self._send(endpoint("DELETE", "/v1/knowledge-bases/{id}"), id=id, parse=_nothing)
 
+    def share(self, id: str, workspace_id: str) -> JSON:
+        """Shares a knowledge base read-only into another workspace the caller is in."""
+        body = {"workspace_id": workspace_id}
+        return self._send(endpoint("POST", "/v1/knowledge-bases/{id}/shares"), id=id, json=body)
+
+    def shares(self, id: str) -> List[JSON]:
+        return self._send(endpoint("GET", "/v1/knowledge-bases/{id}/shares"), id=id, parse=_data)
+
+    def unshare(self, id: str, workspace_id: str) -> None:
+        route = endpoint("DELETE", "/v1/knowledge-bases/{id}/shares/{workspace_id}")
+        return self._run(Call(*route, path={"id": id, "workspace_id": workspace_id}, parse=_nothing))
+
+
+class Workspaces(_Resource):
+    """Team workspaces and their members. To act in a team, pass
+    ``headers={"X-Lore-Workspace": id}`` to the client (an API key acts in its own workspace)."""
+
+    def create(self, name: str) -> JSON:
+        return self._send(endpoint("POST", "/v1/workspaces"), json={"name": name})
+
+    def list(self) -> List[JSON]:
+        return self._send(endpoint("GET", "/v1/workspaces"), parse=_data)
+
+    def get(self, id: str) -> JSON:
+        return self._send(endpoint("GET", "/v1/workspaces/{id}"), id=id)
+
+    def rename(self, id: str, name: str) -> JSON:
+        return self._send(endpoint("PATCH", "/v1/workspaces/{id}"), id=id, json={"name": name})
+
+    def delete(self, id: str) -> None:
+        return self._send(endpoint("DELETE", "/v1/workspaces/{id}"), id=id, parse=_nothing)
+
+    def members(self, id: str) -> List[JSON]:
+        return self._send(endpoint("GET", "/v1/workspaces/{id}/members"), id=id, parse=_data)
+
+    def add_member(self, id: str, username: str, role: str) -> JSON:
+        body = {"username": username, "role": role}
+        return self._send(endpoint("POST", "/v1/workspaces/{id}/members"), id=id, json=body)
+
+    def set_role(self, id: str, user_id: str, role: str) -> JSON:
+        route = endpoint("PATCH", "/v1/workspaces/{id}/members/{user_id}")
+        return self._run(Call(*route, path={"id": id, "user_id": user_id}, json={"role": role}))
+
+    def remove_member(self, id: str, user_id: str) -> None:
+        route = endpoint("DELETE", "/v1/workspaces/{id}/members/{user_id}")
+        return self._run(Call(*route, path={"id": id, "user_id": user_id}, parse=_nothing))
+
+    def audit(
+        self, id: str, *, action: Optional[str] = None, since: Optional[str] = None, before: Optional[str] = None,
+        limit: Optional[int] = None,
+    ) -> List[JSON]:
+        params = _clean(action=action, since=since, before=before, limit=limit)
+        return self._send(endpoint("GET", "/v1/workspaces/{id}/audit"), id=id, params=params, parse=_data)
+
 
 class Evaluations(_Resource):
     """Golden questions run against search configurations, with hit@k, MRR, nDCG@10 and latency
@@ -751,6 +805,7 @@ class _Client:
         self.settings = Settings(transport)
         self.file_types = FileTypes(transport)
         self.admin = Admin(transport)
+        self.workspaces = Workspaces(transport)
         self._transport = transport
 
     def search(

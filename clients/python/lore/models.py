@@ -92,11 +92,14 @@ class AuthResponse(Model):
 class KnowledgeBase(Model):
     __schema__ = "KnowledgeBase"
     __required__ = (
-        "id", "user_id", "name", "status", "settings", "document_count", "total_size_bytes", "chunk_count",
-        "created_at", "updated_at",
+        "id", "user_id", "workspace_id", "name", "status", "settings", "document_count", "total_size_bytes",
+        "chunk_count", "created_at", "updated_at",
     )
     id: str = ""
     user_id: str = ""
+    # The workspace it lives in (another than the client's when shared into it), and its maker.
+    workspace_id: str = ""
+    created_by: Optional[str] = None
     name: str = ""
     description: Optional[str] = None
     icon_url: Optional[str] = None
@@ -237,6 +240,7 @@ class ApiKey(Model):
     )
     id: str = ""
     user_id: str = ""
+    created_by: Optional[str] = None
     knowledge_base_id: Optional[str] = None
     name: str = ""
     description: Optional[str] = None
@@ -277,6 +281,7 @@ class Agent(Model):
     )
     id: str = ""
     user_id: str = ""
+    created_by: Optional[str] = None
     name: str = ""
     description: Optional[str] = None
     agent_type: str = ""
@@ -347,6 +352,7 @@ class DataSource(Model):
     )
     id: str = ""
     user_id: str = ""
+    created_by: Optional[str] = None
     knowledge_base_id: str = ""
     name: str = ""
     source_type: str = ""

@@ -23,6 +23,33 @@ impl TestApp {
         body(request.send().await.expect("send")).await
     }
 
+    /// Uploads a text file in workspace `ws` and waits until it is processed.
+    async fn ingest_in(&self, token: &str, ws: &str, kb: &str, name: &str, text: &str) {
+        let form = reqwest::multipart::Form::new()
+            .part("file", reqwest::multipart::Part::bytes(text.as_bytes().to_vec()).file_name(name.to_string()));
+        let resp = self
+            .http
+            .post(self.url(&format!("/v1/knowledge-bases/{kb}/documents")))
+            .bearer_auth(token)
+            .header("X-Lore-Workspace", ws)
+            .multipart(form)
+            .send()
+            .await
+            .expect("upload");
+        let (status, doc) = body(resp).await;
+        assert_eq!(status, StatusCode::ACCEPTED, "{doc}");
+        let doc = doc["id"].as_str().expect("id").to_string();
+        for _ in 0..600 {
+            let (_, d) = self.in_ws(token, ws, Method::GET, &format!("/v1/documents/{doc}"), None).await;
+            if d["status"] == "completed" {
+                return;
+            }
+            assert_ne!(d["status"], "failed", "{d}");
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        panic!("{name} was not processed in time");
+    }
+
     async fn me_id(&self, token: &str) -> String {
         let (_, me) = self.get(token, "/v1/me").await;
         me["id"].as_str().expect("id").to_string()
@@ -76,35 +103,16 @@ async fn a_team_shares_knowledge_with_roles_and_removal_takes_effect_at_once() {
     assert_eq!(status, StatusCode::CREATED, "{kb}");
     assert_eq!((kb["workspace_id"].as_str(), kb["created_by"].as_str()), (Some(ws.as_str()), Some(bob_id.as_str())));
     let kb_id = kb["id"].as_str().expect("id").to_string();
-    let form = |name: &str, text: &str| {
-        reqwest::multipart::Form::new()
-            .part("file", reqwest::multipart::Part::bytes(text.as_bytes().to_vec()).file_name(name.to_string()))
-    };
-    for (name, text) in [
-        ("handbook.md", "# 报销制度\n\n差旅报销须在出差结束后十五个工作日内提交发票。"),
-        ("onboarding.md", "# Onboarding\n\nNew engineers receive their laptop on the first Monday."),
-    ] {
-        let resp = app
-            .http
-            .post(app.url(&format!("/v1/knowledge-bases/{kb_id}/documents")))
-            .bearer_auth(&bob)
-            .header("X-Lore-Workspace", &ws)
-            .multipart(form(name, text))
-            .send()
-            .await
-            .expect("send");
-        let (status, doc) = body(resp).await;
-        assert_eq!(status, StatusCode::ACCEPTED, "{doc}");
-        let doc_id = doc["id"].as_str().expect("id").to_string();
-        for _ in 0..600 {
-            let (_, d) = app.in_ws(&bob, &ws, Method::GET, &format!("/v1/documents/{doc_id}"), None).await;
-            if d["status"] == "completed" {
-                break;
-            }
-            assert_ne!(d["status"], "failed", "{d}");
-            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-        }
-    }
+    app.ingest_in(&bob, &ws, &kb_id, "handbook.md", "# 报销制度\n\n差旅报销须在出差结束后十五个工作日内提交发票。")
+        .await;
+    app.ingest_in(
+        &bob,
+        &ws,
+        &kb_id,
+        "onboarding.md",
+        "# Onboarding\n\nNew engineers receive their laptop on the first Monday.",
+    )
+    .await;
 
     // The viewer searches and reads, and can change nothing.
     let search = format!("/v1/knowledge-bases/{kb_id}/search");
@@ -308,32 +316,15 @@ async fn a_knowledge_base_is_shared_read_only_into_another_workspace() {
     let kb = kb["id"].as_str().expect("kb").to_string();
     let (_, own) = app.in_ws(&bob, &b, Method::POST, "/v1/knowledge-bases", Some(json!({"name": "客服话术"}))).await;
     let own = own["id"].as_str().expect("own").to_string();
-    for (token, ws, kb, name, text) in [
-        (&alice, &a, &kb, "manual.md", "# 充电\n\n设备充满电需要两个小时。The battery lasts ten hours."),
-        (&bob, &b, &own, "scripts.md", "# 问候\n\n客服应先问候客户并确认订单号。Always confirm the order number."),
-    ] {
-        let form = reqwest::multipart::Form::new()
-            .part("file", reqwest::multipart::Part::bytes(text.as_bytes().to_vec()).file_name(name.to_string()));
-        let resp = app
-            .http
-            .post(app.url(&format!("/v1/knowledge-bases/{kb}/documents")))
-            .bearer_auth(token)
-            .header("X-Lore-Workspace", ws.as_str())
-            .multipart(form)
-            .send()
-            .await
-            .expect("upload");
-        let (status, doc) = body(resp).await;
-        assert_eq!(status, StatusCode::ACCEPTED, "{doc}");
-        let doc = doc["id"].as_str().expect("doc").to_string();
-        for _ in 0..600 {
-            let (_, d) = app.in_ws(token, ws, Method::GET, &format!("/v1/documents/{doc}"), None).await;
-            if d["status"] == "completed" {
-                break;
-            }
-            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-        }
-    }
+    app.ingest_in(&alice, &a, &kb, "manual.md", "# 充电\n\n设备充满电需要两个小时。The battery lasts ten hours.").await;
+    app.ingest_in(
+        &bob,
+        &b,
+        &own,
+        "scripts.md",
+        "# 问候\n\n客服应先问候客户并确认订单号。Always confirm the order number.",
+    )
+    .await;
 
     // Sharing is an admin's, into a workspace the sharer is in, never its own.
     let shares = format!("/v1/knowledge-bases/{kb}/shares");
