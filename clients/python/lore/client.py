@@ -268,6 +268,25 @@ class Workspaces(_Resource):
         params = _clean(action=action, since=since, before=before, limit=limit)
         return self._send(endpoint("GET", "/v1/workspaces/{id}/audit"), id=id, params=params, parse=_data)
 
+    def invite(
+        self, id: str, role: str, *, email: Optional[str] = None, username: Optional[str] = None,
+        expires_in_hours: Optional[int] = None,
+    ) -> JSON:
+        """An invitation link (its ``token`` is shown once), for whoever holds it, or only the
+        person with ``email`` or ``username``."""
+        body = _clean(role=role, email=email, username=username, expires_in_hours=expires_in_hours)
+        return self._send(endpoint("POST", "/v1/workspaces/{id}/invitations"), id=id, json=body)
+
+    def invitations(self, id: str) -> List[JSON]:
+        return self._send(endpoint("GET", "/v1/workspaces/{id}/invitations"), id=id, parse=_data)
+
+    def revoke_invitation(self, id: str, invitation_id: str) -> None:
+        route = endpoint("DELETE", "/v1/workspaces/{id}/invitations/{invitation_id}")
+        return self._run(Call(*route, path={"id": id, "invitation_id": invitation_id}, parse=_nothing))
+
+    def join(self, token: str) -> JSON:
+        return self._send(endpoint("POST", "/v1/workspaces/join"), json={"token": token})
+
 
 class Evaluations(_Resource):
     """Golden questions run against search configurations, with hit@k, MRR, nDCG@10 and latency

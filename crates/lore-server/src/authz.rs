@@ -165,6 +165,10 @@ pub const TABLE: &[Rule] = &[
     rule("PATCH", "/v1/workspaces/{id}/members/{user_id}", Session, VIEWER, Refused),
     rule("DELETE", "/v1/workspaces/{id}/members/{user_id}", Session, VIEWER, Refused),
     rule("GET", "/v1/workspaces/{id}/audit", Session, VIEWER, Refused),
+    rule("POST", "/v1/workspaces/{id}/invitations", Session, VIEWER, Refused),
+    rule("GET", "/v1/workspaces/{id}/invitations", Session, VIEWER, Refused),
+    rule("DELETE", "/v1/workspaces/{id}/invitations/{invitation_id}", Session, VIEWER, Refused),
+    rule("POST", "/v1/workspaces/join", Session, VIEWER, Refused),
 ];
 
 /// The rule of a route, by method and template.

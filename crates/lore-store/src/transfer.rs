@@ -25,6 +25,7 @@ use crate::{SqliteStore, vectors};
 pub(crate) const TABLES: &[(&str, &str)] = &[
     ("users", "id"),
     ("workspace_members", "id"),
+    ("workspace_invitations", "id"),
     ("sessions", "id"),
     ("invitations", "id"),
     ("knowledge_base_configs", "id"),

@@ -85,6 +85,50 @@ pub(crate) fn shared_with() -> String {
     )
 }
 
+/// `$1` id, `$2` workspace, `$3` token hash, `$4` email, `$5` username, `$6` role, `$7` maker,
+/// `$8` time, `$9` expiry.
+pub(crate) const INVITE: &str = "INSERT INTO workspace_invitations
+    (id, workspace_id, token_hash, email, username, role, created_by, created_at, expires_at)
+    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)";
+
+const INVITATION_COLS: &str =
+    "id, workspace_id, email, username, role, created_by, created_at, expires_at, used_at, used_by";
+
+pub(crate) fn invitations() -> String {
+    format!(
+        "SELECT {INVITATION_COLS} FROM workspace_invitations WHERE workspace_id = $1 ORDER BY created_at DESC, id DESC"
+    )
+}
+
+pub(crate) fn invitation_by_id() -> String {
+    format!("SELECT {INVITATION_COLS} FROM workspace_invitations WHERE id = $1")
+}
+
+pub(crate) fn invitation_by_token() -> String {
+    format!("SELECT {INVITATION_COLS} FROM workspace_invitations WHERE token_hash = $1")
+}
+
+pub(crate) const REVOKE_INVITATION: &str = "DELETE FROM workspace_invitations WHERE workspace_id = $1 AND id = $2";
+
+/// `$1` id, `$2` time, `$3` the person: takes an unused, unexpired invitation.
+pub(crate) const CLAIM_INVITATION: &str = "UPDATE workspace_invitations SET used_at = $2, used_by = $3
+     WHERE id = $1 AND used_at IS NULL AND expires_at > $2";
+
+pub(crate) fn invitation_from(row: &impl RowExt) -> Result<WorkspaceInvitation> {
+    Ok(WorkspaceInvitation {
+        id: row.id("id")?,
+        workspace_id: row.id("workspace_id")?,
+        email: row.opt_text("email")?,
+        username: row.opt_text("username")?,
+        role: role(&row.text("role")?)?,
+        created_by: row.opt_id("created_by")?,
+        created_at: row.time("created_at")?,
+        expires_at: row.time("expires_at")?,
+        used_at: row.opt_time("used_at")?,
+        used_by: row.opt_id("used_by")?,
+    })
+}
+
 pub(crate) fn share_from(row: &impl RowExt) -> Result<Share> {
     Ok(Share {
         knowledge_base_id: row.id("knowledge_base_id")?,

@@ -1659,6 +1659,38 @@ async fn workspaces_members_and_roles(store: &dyn Store) {
     assert_eq!(store.count_users().await.expect("count"), 3);
     assert!(store.list_users(100, 0).await.expect("users").iter().all(|u| u.id != ws.id));
 
+    // Invitations: one use each, none after expiry, none for a member (and then not used up).
+    let now = lore_core::now();
+    let invite = |hash: &str, expires_at: Timestamp| NewWorkspaceInvitation {
+        workspace_id: ws.id,
+        token_hash: hash.into(),
+        email: None,
+        username: Some("ws-carol".into()),
+        role: Role::Viewer,
+        created_by: bob.id,
+        created_at: now,
+        expires_at,
+    };
+    let expired =
+        store.create_workspace_invitation(invite("h-expired", now - chrono::Duration::hours(1))).await.expect("i");
+    assert!(!store.accept_workspace_invitation(&expired, carol.id, now).await.expect("accept"));
+    let live = store.create_workspace_invitation(invite("h-live", now + chrono::Duration::hours(1))).await.expect("i");
+    assert_eq!((live.username.as_deref(), live.role, live.used_at), (Some("ws-carol"), Role::Viewer, None));
+    let found = store.find_workspace_invitation("h-live").await.expect("find").expect("found");
+    assert_eq!(found.id, live.id);
+    assert!(store.find_workspace_invitation("h-none").await.expect("find").is_none());
+    let member = store.accept_workspace_invitation(&live, bob.id, now).await.expect_err("bob is a member");
+    assert_eq!(member.code, Code::AlreadyMember);
+    assert!(store.accept_workspace_invitation(&live, carol.id, now).await.expect("accept"));
+    assert!(!store.accept_workspace_invitation(&live, carol.id, now).await.expect("accept"), "once");
+    assert_eq!(store.membership(ws.id, carol.id).await.expect("m").map(|w| w.role), Some(Role::Viewer));
+    let listed = store.workspace_invitations(ws.id).await.expect("list");
+    assert_eq!(listed.len(), 2);
+    assert_eq!(listed.iter().find(|i| i.id == live.id).and_then(|i| i.used_by), Some(carol.id));
+    assert!(store.delete_workspace_invitation(ws.id, expired.id).await.expect("revoke"));
+    assert!(!store.delete_workspace_invitation(alice.id, live.id).await.expect("revoke"), "another workspace's");
+    assert_eq!(store.remove_member(ws.id, carol.id).await.expect("remove"), MemberChange::Done);
+
     assert!(store.rename_workspace(ws.id, "新名字").await.expect("rename"));
     assert!(!store.rename_workspace(alice.id, "not a team").await.expect("rename"));
     assert_eq!(store.membership(ws.id, bob.id).await.expect("m").map(|w| w.name), Some("新名字".to_string()));

@@ -94,3 +94,32 @@ pub struct Share {
     pub created_by: Option<Id>,
     pub created_at: Timestamp,
 }
+
+/// An invitation to a team, by link. Its token is shown once, at creation.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct WorkspaceInvitation {
+    pub id: Id,
+    pub workspace_id: Id,
+    /// When set, only the person with this email (or username) may use it.
+    pub email: Option<String>,
+    pub username: Option<String>,
+    pub role: Role,
+    pub created_by: Option<Id>,
+    pub created_at: Timestamp,
+    pub expires_at: Timestamp,
+    /// When it was used, and by whom: it admits one person.
+    pub used_at: Option<Timestamp>,
+    pub used_by: Option<Id>,
+}
+
+#[derive(Debug, Clone)]
+pub struct NewWorkspaceInvitation {
+    pub workspace_id: Id,
+    pub token_hash: String,
+    pub email: Option<String>,
+    pub username: Option<String>,
+    pub role: Role,
+    pub created_by: Id,
+    pub created_at: Timestamp,
+    pub expires_at: Timestamp,
+}

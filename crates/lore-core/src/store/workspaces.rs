@@ -48,4 +48,22 @@ pub trait WorkspaceStore: Send + Sync {
 
     /// The knowledge bases other workspaces share into `workspace`, newest first.
     async fn shared_with(&self, workspace: Id) -> Result<Vec<KnowledgeBase>>;
+
+    async fn create_workspace_invitation(&self, invitation: NewWorkspaceInvitation) -> Result<WorkspaceInvitation>;
+
+    /// A workspace's invitations, newest first.
+    async fn workspace_invitations(&self, workspace: Id) -> Result<Vec<WorkspaceInvitation>>;
+
+    /// Revokes (deletes) one; `false` if the workspace has no such invitation.
+    async fn delete_workspace_invitation(&self, workspace: Id, id: Id) -> Result<bool>;
+
+    /// An invitation by its token's hash, whatever its state.
+    async fn find_workspace_invitation(&self, token_hash: &str) -> Result<Option<WorkspaceInvitation>>;
+
+    /// Uses an invitation for `user`, in one transaction: marks it used if it is unused and
+    /// unexpired at `at`, and adds them with its role. `false` when it could not be used
+    /// (used meanwhile, or expired); `already_member` (and nothing used) when they are one.
+    async fn accept_workspace_invitation(
+        &self, invitation: &WorkspaceInvitation, user: Id, at: Timestamp,
+    ) -> Result<bool>;
 }

@@ -94,3 +94,28 @@ pub(crate) async fn unshare_kb(
     service::unshare_knowledge_base(&state, &principal, id, workspace).await?;
     Ok(StatusCode::NO_CONTENT)
 }
+
+pub(crate) async fn invite(
+    State(state): State<AppState>, principal: Principal, Path(id): Path<Id>, Json(body): Json<Value>,
+) -> ApiResult<impl IntoResponse> {
+    Ok((StatusCode::CREATED, Json(service::invite(&state, &principal, id, body).await?)))
+}
+
+pub(crate) async fn list_invitations_of(
+    State(state): State<AppState>, principal: Principal, Path(id): Path<Id>,
+) -> ApiResult<Json<Value>> {
+    Ok(Json(json!({ "data": service::list_invitations(&state, &principal, id).await? })))
+}
+
+pub(crate) async fn revoke_invitation_of(
+    State(state): State<AppState>, principal: Principal, Path((id, invitation)): Path<(Id, Id)>,
+) -> ApiResult<StatusCode> {
+    service::revoke_invitation(&state, &principal, id, invitation).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+pub(crate) async fn join_workspace(
+    State(state): State<AppState>, principal: Principal, Json(req): Json<service::JoinRequest>,
+) -> ApiResult<Json<Workspace>> {
+    Ok(Json(service::join(&state, &principal, req).await?))
+}

@@ -55,6 +55,18 @@ const STRINGS = {
   role_admin: ['Admin', '管理员'],
   role_editor: ['Editor', '编辑者'],
   role_viewer: ['Viewer', '查看者'],
+  team_invite: ['Invite by link', '通过链接邀请'],
+  team_invite_hint: ['For whoever holds the link, or only the person with this username or email. It is shown once and admits one person.', '持有链接的任何人可用，或仅限指定用户名或邮箱的人。链接只显示一次，只能邀请一人。'],
+  team_invitee: ['Username or email (optional)', '用户名或邮箱（可选）'],
+  team_invite_create: ['Create link', '生成链接'],
+  team_invite_link: ['Send this link (shown once):', '发送此链接（只显示一次）：'],
+  team_invitations: ['Invitations', '邀请'],
+  team_invitation_used: ['used', '已使用'],
+  team_revoke: ['Revoke', '撤销'],
+  join_title: ['Join a team', '加入团队'],
+  join_hint: ['You were invited to a team workspace. Join it to work with its knowledge.', '你受邀加入一个团队工作空间。加入后即可使用其中的知识。'],
+  join_button: ['Join', '加入'],
+  join_done: ['You joined “{0}”', '你已加入“{0}”'],
   kb_sharing: ['Sharing', '共享'],
   kb_sharing_hint: ['Share this knowledge base read-only into another workspace you are in: its members list, read and search it there, and change nothing.', '将该知识库以只读方式共享到你所在的另一个工作空间：那里的成员可以查看和搜索，但不能修改。'],
   kb_share: ['Share', '共享'],
@@ -561,6 +573,8 @@ function setWorkspace(id) {
 }
 
 async function loadWorkspaces() {
+  // Asked without a workspace header: the list is the person's, whoever signed in before.
+  workspaces = [];
   workspaces = session ? (await api('GET', '/v1/workspaces')).data : [];
   if (!currentWorkspace() || !workspaces.some((w) => w.id === workspace)) setWorkspace(workspaces.length ? workspaces[0].id : '');
 }
@@ -620,6 +634,7 @@ const ROUTES = [
   [/^\/notifications$/, pageNotifications],
   [/^\/audit$/, pageAudit],
   [/^\/team$/, pageTeam],
+  [/^\/join$/, pageJoin],
   [/^\/settings$/, pageSettings],
   [/^\/admin$/, pageAdmin],
 ];
@@ -655,7 +670,11 @@ async function render() {
   const main = clear(document.getElementById('main'));
   if (!match) { add(main, h('h1', {}, t('not_found'))); return; }
   const [m, page, open] = match;
-  if (!open && !session) { go('#/signin'); return; }
+  if (!open && !session) {
+    if (path === '/join' && query.get('token')) sessionStorage.setItem('lore_join', query.get('token'));
+    go('#/signin');
+    return;
+  }
   if (open && session) { go('#/kbs'); return; }
   add(main, h('p', { class: 'muted' }, t('loading')));
   try {
@@ -702,6 +721,7 @@ function renderNav(path) {
 async function signOut() {
   try { await api('DELETE', '/console/session'); } catch (e) { if (e.status !== 401) { fail(e); return; } }
   session = null;
+  workspaces = [];
   go('#/signin');
 }
 
@@ -717,7 +737,7 @@ async function pageSignIn(root) {
   onSubmit(form, async () => {
     session = await api('POST', '/console/session', { username: user.value, password: pass.value });
     await loadWorkspaces();
-    go('#/kbs');
+    go(afterSignIn());
   });
   add(root, form);
 }
@@ -743,7 +763,7 @@ async function pageSignUp(root, _, query) {
       invitation: invitation.value.trim() || null,
     });
     await loadWorkspaces();
-    go('#/kbs');
+    go(afterSignIn());
   });
   add(root, form);
 }
@@ -1855,6 +1875,28 @@ async function pageAudit(root, _, query) {
         .map((k) => h('th', { scope: 'col' }, t(k))))), body)), more);
 }
 
+/** Where to go once signed in: a team invitation opened before signing in, else the knowledge bases. */
+function afterSignIn() {
+  const token = sessionStorage.getItem('lore_join');
+  sessionStorage.removeItem('lore_join');
+  return token ? `#/join?token=${encodeURIComponent(token)}` : '#/kbs';
+}
+
+/** Joining a team with an invitation link (`#/join?token=wsi_...`). */
+async function pageJoin(root, _, query) {
+  const button = h('button', { type: 'button', id: 'join-button' }, t('join_button'));
+  button.addEventListener('click', async () => {
+    try {
+      const joined = await api('POST', '/v1/workspaces/join', { token: query.get('token') || '' });
+      toast(t('join_done', joined.name));
+      await loadWorkspaces();
+      setWorkspace(joined.id);
+      go('#/kbs');
+    } catch (e) { fail(e); }
+  });
+  add(root, h('h1', {}, t('join_title')), h('p', { class: 'muted' }, t('join_hint')), h('p', {}, button));
+}
+
 /** Team workspaces: create one, and manage the current one's members (owners and admins). */
 async function pageTeam(root) {
   const ws = currentWorkspace();
@@ -1897,7 +1939,7 @@ async function pageTeam(root) {
       toast(t('team_added', added.username));
       render();
     });
-    add(root, form);
+    add(root, form, await invitationsCard(ws, roleSelect));
   }
   add(root, h('p', {}, h('button', { type: 'button', class: 'secondary', id: 'team-leave', onclick: async () => {
     try {
@@ -1907,6 +1949,35 @@ async function pageTeam(root) {
       go('#/kbs');
     } catch (e) { fail(e); }
   } }, t('team_leave'))));
+}
+
+/** Invitation links of a team: make one (shown once), see them used, revoke. */
+async function invitationsCard(ws, roleSelect) {
+  const who = h('input', { id: 'invite-who' });
+  const role = roleSelect('invite-role', 'viewer', false);
+  const shown = h('div', { id: 'invite-result', 'aria-live': 'polite' });
+  const list = h('ul', { id: 'invite-list' });
+  const draw = async () => {
+    const { data } = await api('GET', `/v1/workspaces/${ws.id}/invitations`);
+    clear(list);
+    append(list, data.map((i) => h('li', { 'data-invitation': i.id }, `${i.username || i.email || '—'} · ${t(`role_${i.role}`)} · ${fmtTime(i.expires_at)} `,
+      i.used_at ? badge('completed', t('team_invitation_used')) : h('button', { type: 'button', class: 'secondary', onclick: async () => {
+        try { await api('DELETE', `/v1/workspaces/${ws.id}/invitations/${i.id}`); await draw(); } catch (e) { fail(e); }
+      } }, t('team_revoke')))));
+  };
+  const form = h('form', { class: 'row', id: 'invite-form' }, field(t('team_invitee'), who), field(t('team_role'), role),
+    h('button', { type: 'submit' }, t('team_invite_create')));
+  onSubmit(form, async () => {
+    const invitee = who.value.trim();
+    const body = { role: role.value, ...(invitee.includes('@') ? { email: invitee } : invitee ? { username: invitee } : {}) };
+    const made = await api('POST', `/v1/workspaces/${ws.id}/invitations`, body);
+    const link = `${location.origin}${made.link}`;
+    add(clear(shown), h('p', {}, t('team_invite_link')), h('code', { id: 'invite-link' }, link));
+    await draw();
+  });
+  await draw();
+  return h('section', { class: 'card', id: 'team-invitations' }, h('h2', {}, t('team_invite')), h('p', { class: 'muted' }, t('team_invite_hint')),
+    form, shown, h('h3', {}, t('team_invitations')), list);
 }
 
 async function pageNotifications(root) {

@@ -4,7 +4,7 @@ use utoipa::openapi::path::HttpMethod::{Delete, Get, Patch, Post};
 
 use super::Doc;
 use crate::service;
-use lore_core::model::{AuditEntry, Member, Share, Workspace};
+use lore_core::model::{AuditEntry, Member, Share, Workspace, WorkspaceInvitation};
 
 pub(super) fn document(d: &mut Doc) {
     d.op(Post, "/v1/workspaces", "workspaces", "Create a team workspace; the caller becomes its owner")
@@ -59,5 +59,24 @@ pub(super) fn document(d: &mut Doc) {
         .add();
     d.op(Delete, "/v1/knowledge-bases/{id}/shares/{workspace_id}", "knowledge bases", "End a share (admins)")
         .no_content()
+        .add();
+    d.op(
+        Post,
+        "/v1/workspaces/{id}/invitations",
+        "workspaces",
+        "Invite by link; the token is shown once (owners and admins)",
+    )
+    .body::<service::InviteRequest>()
+    .ok::<service::CreatedWorkspaceInvitation>(201)
+    .add();
+    d.op(Get, "/v1/workspaces/{id}/invitations", "workspaces", "The invitations, without tokens (owners and admins)")
+        .list::<WorkspaceInvitation>()
+        .add();
+    d.op(Delete, "/v1/workspaces/{id}/invitations/{invitation_id}", "workspaces", "Revoke an invitation")
+        .no_content()
+        .add();
+    d.op(Post, "/v1/workspaces/join", "workspaces", "Join a team with an invitation's token")
+        .body::<service::JoinRequest>()
+        .ok::<Workspace>(200)
         .add();
 }

@@ -252,3 +252,126 @@ pub async fn unshare_knowledge_base(state: &AppState, principal: &Principal, kb:
     audit::record_admin(state, principal, "knowledge_base.unshared", Some(workspace), target(), details).await;
     Ok(())
 }
+
+/// Every workspace invitation token starts so (registration invitations start `inv_`).
+pub const WORKSPACE_INVITATION_PREFIX: &str = "wsi_";
+
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct InviteRequest {
+    /// Only the person with this email may join with it (or give `username`; neither: whoever
+    /// holds the link).
+    pub email: Option<String>,
+    pub username: Option<String>,
+    pub role: Role,
+    /// Hours until it expires. Default: 168 (a week); at most 8784.
+    #[schema(format = Int64, maximum = 4294967295_f64)]
+    pub expires_in_hours: Option<u32>,
+}
+
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct CreatedWorkspaceInvitation {
+    #[serde(flatten)]
+    pub invitation: WorkspaceInvitation,
+    /// The token to join with (`POST /v1/workspaces/join`). Shown here once and never again.
+    pub token: String,
+    /// The console's page that joins with it, relative to the server's address.
+    pub link: String,
+}
+
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct JoinRequest {
+    pub token: String,
+}
+
+/// An invitation to a team, for someone who may not be known to the inviter by username: the
+/// link is shown once; it admits one person, with the role it names.
+pub async fn invite(
+    state: &AppState, principal: &Principal, id: Id, body: Value,
+) -> ApiResult<CreatedWorkspaceInvitation> {
+    let workspace = reach_team(state, principal, id, Role::Admin).await?;
+    let req: InviteRequest = parse(body)?;
+    check_grant(&workspace, req.role)?;
+    let clean = |v: Option<String>| v.map(|v| v.trim().to_string()).filter(|v| !v.is_empty());
+    let (email, username) = (clean(req.email), clean(req.username));
+    if email.is_some() && username.is_some() {
+        return Err(error(Code::ValidationFailed, "name the invitee by email or by username, not both"));
+    }
+    if let Some(email) = &email
+        && (!super::valid_email(email) || email.len() > 254)
+    {
+        return Err(error(Code::ValidationFailed, "email is not a valid address"));
+    }
+    if let Some(username) = &username {
+        check_len("username", username, 1, 150)?;
+    }
+    let hours = req.expires_in_hours.unwrap_or(crate::invitations::DEFAULT_HOURS);
+    if !(1..=crate::invitations::MAX_HOURS).contains(&hours) {
+        let max = crate::invitations::MAX_HOURS;
+        return Err(error(Code::ValidationFailed, format!("expires_in_hours must be between 1 and {max}")));
+    }
+    let token = format!("{WORKSPACE_INVITATION_PREFIX}{}", crate::auth::random_token()?);
+    let now = lore_core::now();
+    let invitation = state
+        .store
+        .create_workspace_invitation(NewWorkspaceInvitation {
+            workspace_id: id,
+            token_hash: crate::auth::token_hash(&token),
+            email,
+            username,
+            role: req.role,
+            created_by: principal.actor_id(),
+            created_at: now,
+            expires_at: now + chrono::Duration::hours(i64::from(hours)),
+        })
+        .await?;
+    let details = json!({"email": invitation.email, "username": invitation.username, "role": invitation.role});
+    let target = audit::target("invitation", invitation.id);
+    audit::record_admin(state, principal, "member.invited", Some(id), target, details).await;
+    let link = format!("/#/join?token={token}");
+    Ok(CreatedWorkspaceInvitation { invitation, token, link })
+}
+
+pub async fn list_invitations(state: &AppState, principal: &Principal, id: Id) -> ApiResult<Vec<WorkspaceInvitation>> {
+    reach_team(state, principal, id, Role::Admin).await?;
+    Ok(state.store.workspace_invitations(id).await?)
+}
+
+pub async fn revoke_invitation(state: &AppState, principal: &Principal, id: Id, invitation: Id) -> ApiResult<()> {
+    reach_team(state, principal, id, Role::Admin).await?;
+    if !state.store.delete_workspace_invitation(id, invitation).await? {
+        return Err(error(Code::NotFound, "no such invitation"));
+    }
+    let target = audit::target("invitation", invitation);
+    audit::record_admin(state, principal, "member.invitation_revoked", Some(id), target, json!({})).await;
+    Ok(())
+}
+
+/// Joins a team with an invitation's token. An unknown, used, revoked or expired invitation, or
+/// one meant for someone else, is refused alike (403 `invitation_invalid`): the refusal tells
+/// nothing about which.
+pub async fn join(state: &AppState, principal: &Principal, req: JoinRequest) -> ApiResult<Workspace> {
+    let invalid = || crate::error::ApiError::from(Invitation::invalid());
+    let token = req.token.trim();
+    if !token.starts_with(WORKSPACE_INVITATION_PREFIX) || token.len() > 200 {
+        return Err(invalid());
+    }
+    let now = lore_core::now();
+    let found = state.store.find_workspace_invitation(&crate::auth::token_hash(token)).await?;
+    let invitation = found.filter(|i| i.used_at.is_none() && i.expires_at > now).ok_or_else(invalid)?;
+    let person = &principal.user;
+    let meant = invitation.email.as_deref().is_none_or(|e| e.eq_ignore_ascii_case(&person.email))
+        && invitation.username.as_deref().is_none_or(|u| u.eq_ignore_ascii_case(&person.username));
+    if !meant {
+        return Err(invalid());
+    }
+    if !state.store.accept_workspace_invitation(&invitation, person.id, now).await? {
+        return Err(invalid());
+    }
+    let workspace = invitation.workspace_id;
+    let details = json!({"username": person.username, "role": invitation.role});
+    let target = audit::target("invitation", invitation.id);
+    audit::record_admin(state, principal, "member.joined", Some(workspace), target, details).await;
+    state.store.membership(workspace, person.id).await?.ok_or_else(no_such_workspace)
+}

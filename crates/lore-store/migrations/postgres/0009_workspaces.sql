@@ -38,3 +38,23 @@ CREATE INDEX knowledge_base_shares_workspace ON knowledge_base_shares (workspace
 ALTER TABLE knowledge_base_shares ENABLE ROW LEVEL SECURITY;
 ALTER TABLE knowledge_base_shares FORCE ROW LEVEL SECURITY;
 CREATE POLICY tenant_isolation ON knowledge_base_shares USING (workspace_id = lore_tenant() OR lore_system());
+
+-- Invitations to a team, by link: the token is shown once and kept as its SHA-256 hash; naming an
+-- email or a username, only that person may use it; it admits one person, once, before it expires.
+CREATE TABLE workspace_invitations (
+    id           UUID PRIMARY KEY,
+    workspace_id UUID NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+    token_hash   TEXT NOT NULL UNIQUE,
+    email        TEXT,
+    username     TEXT,
+    role         TEXT NOT NULL CHECK (role IN ('owner', 'admin', 'editor', 'viewer')),
+    created_by   UUID REFERENCES users(id) ON DELETE SET NULL,
+    created_at   TIMESTAMPTZ NOT NULL,
+    expires_at   TIMESTAMPTZ NOT NULL,
+    used_at      TIMESTAMPTZ,
+    used_by      UUID REFERENCES users(id) ON DELETE SET NULL
+);
+CREATE INDEX workspace_invitations_workspace ON workspace_invitations (workspace_id, created_at);
+ALTER TABLE workspace_invitations ENABLE ROW LEVEL SECURITY;
+ALTER TABLE workspace_invitations FORCE ROW LEVEL SECURITY;
+CREATE POLICY tenant_isolation ON workspace_invitations USING (workspace_id = lore_tenant() OR lore_system());

@@ -32,3 +32,20 @@ CREATE TABLE knowledge_base_shares (
     UNIQUE (knowledge_base_id, workspace_id)
 );
 CREATE INDEX knowledge_base_shares_workspace ON knowledge_base_shares (workspace_id);
+
+-- Invitations to a team, by link: the token is shown once and kept as its SHA-256 hash; naming an
+-- email or a username, only that person may use it; it admits one person, once, before it expires.
+CREATE TABLE workspace_invitations (
+    id           TEXT PRIMARY KEY,
+    workspace_id TEXT NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+    token_hash   TEXT NOT NULL UNIQUE,
+    email        TEXT,
+    username     TEXT,
+    role         TEXT NOT NULL CHECK (role IN ('owner', 'admin', 'editor', 'viewer')),
+    created_by   TEXT REFERENCES users(id) ON DELETE SET NULL,
+    created_at   TEXT NOT NULL,
+    expires_at   TEXT NOT NULL,
+    used_at      TEXT,
+    used_by      TEXT REFERENCES users(id) ON DELETE SET NULL
+);
+CREATE INDEX workspace_invitations_workspace ON workspace_invitations (workspace_id, created_at);

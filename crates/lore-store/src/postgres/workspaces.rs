@@ -124,6 +124,62 @@ impl WorkspaceStore for PgStore {
         rows.iter().map(sql::share_from).collect()
     }
 
+    async fn create_workspace_invitation(&self, i: NewWorkspaceInvitation) -> Result<WorkspaceInvitation> {
+        let id = lore_core::new_id();
+        sqlx::query(sql::INVITE)
+            .bind(id)
+            .bind(i.workspace_id)
+            .bind(&i.token_hash)
+            .bind(&i.email)
+            .bind(&i.username)
+            .bind(i.role.as_str())
+            .bind(i.created_by)
+            .bind(i.created_at)
+            .bind(i.expires_at)
+            .run(&self.pool)
+            .await?;
+        let row = sqlx::query(AssertSqlSafe(sql::invitation_by_id())).bind(id).one(&self.pool).await?;
+        sql::invitation_from(&row)
+    }
+
+    async fn workspace_invitations(&self, workspace: Id) -> Result<Vec<WorkspaceInvitation>> {
+        let rows = sqlx::query(AssertSqlSafe(sql::invitations())).bind(workspace).all(&self.pool).await?;
+        rows.iter().map(sql::invitation_from).collect()
+    }
+
+    async fn delete_workspace_invitation(&self, workspace: Id, id: Id) -> Result<bool> {
+        let done = sqlx::query(sql::REVOKE_INVITATION).bind(workspace).bind(id).run(&self.pool).await?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    async fn find_workspace_invitation(&self, token_hash: &str) -> Result<Option<WorkspaceInvitation>> {
+        let row = sqlx::query(AssertSqlSafe(sql::invitation_by_token())).bind(token_hash).optional(&self.pool).await?;
+        row.as_ref().map(sql::invitation_from).transpose()
+    }
+
+    async fn accept_workspace_invitation(&self, i: &WorkspaceInvitation, user: Id, at: Timestamp) -> Result<bool> {
+        let mut tx = self.tx().await?;
+        let claimed = sqlx::query(sql::CLAIM_INVITATION).bind(i.id).bind(at).bind(user).run(&mut *tx).await?;
+        if claimed.rows_affected() == 0 {
+            return Ok(false);
+        }
+        let added = sqlx::query(sql::ADD_MEMBER)
+            .bind(i.workspace_id)
+            .bind(user)
+            .bind(i.role.as_str())
+            .bind(at)
+            .bind(lore_core::new_id())
+            .execute(&mut *tx)
+            .await;
+        match added {
+            Ok(_) => {}
+            Err(sqlx::Error::Database(db)) if db.is_unique_violation() => return Err(sql::already_member()),
+            Err(e) => return Err(db_err(e)),
+        }
+        tx.commit().await.map_err(db_err)?;
+        Ok(true)
+    }
+
     /// Read as the system: the knowledge bases belong to other tenants.
     async fn shared_with(&self, workspace: Id) -> Result<Vec<KnowledgeBase>> {
         let rows = sqlx::query(AssertSqlSafe(sql::shared_with())).bind(workspace).all(&self.pool).await?;

@@ -124,6 +124,63 @@ impl WorkspaceStore for SqliteStore {
         rows.iter().map(sql::share_from).collect()
     }
 
+    async fn create_workspace_invitation(&self, i: NewWorkspaceInvitation) -> Result<WorkspaceInvitation> {
+        let id = lore_core::new_id().to_string();
+        sqlx::query(sql::INVITE)
+            .bind(&id)
+            .bind(i.workspace_id.to_string())
+            .bind(&i.token_hash)
+            .bind(&i.email)
+            .bind(&i.username)
+            .bind(i.role.as_str())
+            .bind(i.created_by.to_string())
+            .bind(ts(i.created_at))
+            .bind(ts(i.expires_at))
+            .run(&self.writer)
+            .await?;
+        let row = sqlx::query(AssertSqlSafe(sql::invitation_by_id())).bind(id).one(&self.writer).await?;
+        sql::invitation_from(&row)
+    }
+
+    async fn workspace_invitations(&self, workspace: Id) -> Result<Vec<WorkspaceInvitation>> {
+        let rows = sqlx::query(AssertSqlSafe(sql::invitations())).bind(workspace.to_string()).all(&self.reader).await?;
+        rows.iter().map(sql::invitation_from).collect()
+    }
+
+    async fn delete_workspace_invitation(&self, workspace: Id, id: Id) -> Result<bool> {
+        let query = sqlx::query(sql::REVOKE_INVITATION).bind(workspace.to_string()).bind(id.to_string());
+        Ok(query.run(&self.writer).await?.rows_affected() > 0)
+    }
+
+    async fn find_workspace_invitation(&self, token_hash: &str) -> Result<Option<WorkspaceInvitation>> {
+        let row =
+            sqlx::query(AssertSqlSafe(sql::invitation_by_token())).bind(token_hash).optional(&self.writer).await?;
+        row.as_ref().map(sql::invitation_from).transpose()
+    }
+
+    async fn accept_workspace_invitation(&self, i: &WorkspaceInvitation, user: Id, at: Timestamp) -> Result<bool> {
+        let mut tx = self.tx().await?;
+        let claim = sqlx::query(sql::CLAIM_INVITATION).bind(i.id.to_string()).bind(ts(at)).bind(user.to_string());
+        if claim.run(&mut *tx).await?.rows_affected() == 0 {
+            return Ok(false);
+        }
+        let added = sqlx::query(sql::ADD_MEMBER)
+            .bind(i.workspace_id.to_string())
+            .bind(user.to_string())
+            .bind(i.role.as_str())
+            .bind(ts(at))
+            .bind(lore_core::new_id().to_string())
+            .execute(&mut *tx)
+            .await;
+        match added {
+            Ok(_) => {}
+            Err(e) if is_unique_violation(&e, "workspace_members") => return Err(sql::already_member()),
+            Err(e) => return Err(db_err(e)),
+        }
+        tx.commit().await.map_err(db_err)?;
+        Ok(true)
+    }
+
     async fn shared_with(&self, workspace: Id) -> Result<Vec<KnowledgeBase>> {
         let rows = sqlx::query(AssertSqlSafe(sql::shared_with())).bind(workspace.to_string()).all(&self.reader).await?;
         rows.iter().map(kb_from).collect()

@@ -1083,6 +1083,49 @@ async fn a_team_works_together_in_the_console() {
     browser.click("#search-form button[type=submit]").await;
     browser.wait_text("the shared answer", "免费配送").await;
     browser.screenshot("34-shared-kb-search").await;
+
+    // An invitation link for team-third, opened before signing in, joins them after.
+    browser.js(switch, json!([ws])).await;
+    browser.goto(&app.url("/#/team")).await;
+    browser.fill("#invite-who", "team-third").await;
+    browser.click("#invite-form button[type=submit]").await;
+    let link = browser
+        .until(
+            "the invitation link",
+            "const c = document.querySelector('#invite-link'); return c && c.textContent",
+            json!([]),
+        )
+        .await;
+    let link = link.as_str().expect("link").to_string();
+    assert!(link.contains("#/join?token=wsi_"), "{link}");
+    browser.screenshot("35-team-invitation").await;
+    browser.click("#sign-out").await;
+    browser.find("#signin-form").await;
+    // The link redraws the sign-in page: wait for the new form, not the one already there.
+    browser.js("document.querySelector('#signin-form').dataset.stale = '1'; return true", json!([])).await;
+    browser.goto(&link).await;
+    browser
+        .until(
+            "the sign-in page the link leads to",
+            "const f = document.querySelector('#signin-form'); return f && !f.dataset.stale && sessionStorage.getItem('lore_join')",
+            json!([]),
+        )
+        .await;
+    browser.fill("#signin-form input[name=username]", "team-third").await;
+    browser.fill("#signin-form input[name=password]", "correct horse battery").await;
+    browser.click("#signin-form button[type=submit]").await;
+    browser.click("#join-button").await;
+    browser
+        .until(
+            "the team in the switcher",
+            "const s = document.querySelector('#workspace-switch'); return s && s.value === arguments[0]",
+            json!([ws]),
+        )
+        .await;
+    browser.wait_text("the team's knowledge base", "团队知识库").await;
+    let (_, members) = app.get(&owner, &format!("/v1/workspaces/{ws}/members")).await;
+    let third = members["data"].as_array().expect("members").iter().find(|m| m["username"] == "team-third").cloned();
+    assert_eq!(third.map(|m| m["role"].clone()), Some(json!("viewer")));
     browser.quit().await;
     app.shutdown().await;
 }

@@ -396,3 +396,82 @@ async fn a_knowledge_base_is_shared_read_only_into_another_workspace() {
     assert_eq!(status, StatusCode::NOT_FOUND);
     app.shutdown().await;
 }
+
+/// Invitations by link: shown once, for one person (named by username or email, or whoever holds
+/// the link), with the role they name; used, revoked, or meant for someone else, they admit nobody.
+#[tokio::test]
+async fn invitation_links_admit_one_person_with_their_role() {
+    let app = spawn_app().await;
+    let owner = app.register("inv-owner").await;
+    let editor = app.register("inv-editor").await;
+    let guest = app.register("inv-guest").await;
+    let other = app.register("inv-other").await;
+    let (_, team) = app.post(&owner, "/v1/workspaces", json!({"name": "邀请团队"})).await;
+    let ws = team["id"].as_str().expect("team").to_string();
+    let invitations = format!("/v1/workspaces/{ws}/invitations");
+    let (status, _) = app
+        .post(&owner, &format!("/v1/workspaces/{ws}/members"), json!({"username": "inv-editor", "role": "editor"}))
+        .await;
+    assert_eq!(status, StatusCode::CREATED);
+
+    // Owners and admins invite; an editor does not.
+    let (status, v) = app.post(&editor, &invitations, json!({"role": "viewer"})).await;
+    assert_eq!((status, code(&v)), (StatusCode::FORBIDDEN, "insufficient_role"));
+    let (status, v) =
+        app.post(&owner, &invitations, json!({"role": "viewer", "email": "a@b.c", "username": "x"})).await;
+    assert_eq!((status, code(&v)), (StatusCode::UNPROCESSABLE_ENTITY, "validation_failed"));
+    let (status, named) = app.post(&owner, &invitations, json!({"role": "editor", "username": "inv-guest"})).await;
+    assert_eq!(status, StatusCode::CREATED, "{named}");
+    let token = named["token"].as_str().expect("token").to_string();
+    assert!(token.starts_with("wsi_") && named["link"].as_str().is_some_and(|l| l.ends_with(&token)), "{named}");
+
+    // Listed without tokens.
+    let (_, list) = app.get(&owner, &invitations).await;
+    assert_eq!(list["data"].as_array().map(Vec::len), Some(1));
+    assert!(!list.to_string().contains(&token), "tokens are shown once");
+
+    // Meant for inv-guest: anyone else is refused, alike with a made-up token.
+    for (who, token) in [(&other, token.as_str()), (&other, "wsi_made-up"), (&guest, "not a token")] {
+        let (status, v) = app.post(who, "/v1/workspaces/join", json!({"token": token})).await;
+        assert_eq!((status, code(&v)), (StatusCode::FORBIDDEN, "invitation_invalid"), "{v}");
+    }
+    let (status, joined) = app.post(&guest, "/v1/workspaces/join", json!({"token": token})).await;
+    assert_eq!(
+        (status, joined["id"].as_str(), joined["role"].as_str()),
+        (StatusCode::OK, Some(ws.as_str()), Some("editor"))
+    );
+    let (status, v) = app.post(&guest, "/v1/workspaces/join", json!({"token": token})).await;
+    assert_eq!((status, code(&v)), (StatusCode::FORBIDDEN, "invitation_invalid"), "used once: {v}");
+    let (_, list) = app.get(&owner, &invitations).await;
+    assert!(list["data"][0]["used_at"].is_string(), "{list}");
+
+    // By email; a member joining again changes nothing; a revoked link admits nobody.
+    let (_, by_email) =
+        app.post(&owner, &invitations, json!({"role": "viewer", "email": "INV-OTHER@example.com"})).await;
+    let (_, again) = app.post(&owner, &invitations, json!({"role": "viewer"})).await;
+    let (status, v) = app.post(&guest, "/v1/workspaces/join", json!({"token": again["token"]})).await;
+    assert_eq!((status, code(&v)), (StatusCode::CONFLICT, "already_member"));
+    let (status, _) = app.delete(&owner, &format!("{invitations}/{}", again["id"].as_str().expect("id"))).await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    let (status, _) = app.post(&other, "/v1/workspaces/join", json!({"token": again["token"]})).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let (status, joined) = app.post(&other, "/v1/workspaces/join", json!({"token": by_email["token"]})).await;
+    assert_eq!((status, joined["role"].as_str()), (StatusCode::OK, Some("viewer")), "{joined}");
+
+    // An admin cannot invite an owner; the log has the invitations and the joins.
+    let (status, _) = app
+        .patch(&owner, &format!("/v1/workspaces/{ws}/members/{}", app.me_id(&editor).await), json!({"role": "admin"}))
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, v) = app.post(&editor, &invitations, json!({"role": "owner"})).await;
+    assert_eq!((status, code(&v)), (StatusCode::FORBIDDEN, "insufficient_role"));
+    let (_, log) = app.get(&owner, &format!("/v1/workspaces/{ws}/audit?action=member.")).await;
+    let actions: Vec<&str> = log["data"].as_array().expect("log").iter().filter_map(|e| e["action"].as_str()).collect();
+    for expected in ["member.invited", "member.joined", "member.invitation_revoked"] {
+        assert!(actions.contains(&expected), "{expected} in {actions:?}");
+    }
+    assert!(!log.to_string().contains(&token), "no token in the log");
+    let (_, members) = app.get(&owner, &format!("/v1/workspaces/{ws}/members")).await;
+    assert_eq!(members["data"].as_array().map(Vec::len), Some(4));
+    app.shutdown().await;
+}
