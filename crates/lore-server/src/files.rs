@@ -18,7 +18,7 @@ const PIECE: usize = 256 * 1024;
 
 pub async fn download(state: &AppState, principal: &Principal, id: Id, headers: &HeaderMap) -> ApiResult<Response> {
     principal.require(Scope::Read)?;
-    let doc = crate::service::owned_document(state, principal, id).await?;
+    let doc = crate::service::readable_document(state, principal, id).await?;
     let size = state.blobs.size(&doc.file_path).await?.ok_or_else(|| {
         Error::new(Code::FileUnavailable, format!("the uploaded file is not in {}", state.blobs.describe()))
     })?;
@@ -98,7 +98,7 @@ static RENDERS: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(2);
 /// (`/file`).
 pub async fn page_image(state: &AppState, principal: &Principal, id: Id, page: u32) -> ApiResult<Response> {
     principal.require(Scope::Read)?;
-    let doc = crate::service::owned_document(state, principal, id).await?;
+    let doc = crate::service::readable_document(state, principal, id).await?;
     if doc.file_type != "pdf" {
         return Err(crate::error::error(
             Code::ValidationFailed,

@@ -807,8 +807,10 @@ function sharedIn(kb) {
 async function pageKnowledgeBase(root, id, query) {
   const kb = await api('GET', `/v1/knowledge-bases/${id}`);
   if (sharedIn(kb)) {
+    const { data } = await api('GET', `/v1/knowledge-bases/${id}/documents?limit=500`);
     add(root, h('h1', {}, kb.name), h('p', { class: 'muted', id: 'kb-shared-note' }, t('kb_shared_note')),
-      h('p', {}, h('a', { href: `#/search?kb=${id}`, id: 'kb-shared-search' }, t('open_search'))));
+      h('p', {}, h('a', { href: `#/search?kb=${id}`, id: 'kb-shared-search' }, t('open_search'))),
+      h('ul', { class: 'card', id: 'shared-docs' }, data.map((d) => h('li', {}, h('a', { href: `#/docs/${d.id}` }, d.title || d.filename)))));
     return;
   }
   const tab = ['settings', 'qa', 'evaluations'].includes(query.get('tab')) ? query.get('tab') : 'documents';

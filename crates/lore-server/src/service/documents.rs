@@ -185,11 +185,11 @@ pub async fn list_documents(
     state: &AppState, principal: &Principal, kb_id: Id, params: ListDocumentsParams,
 ) -> ApiResult<(Vec<Document>, i64, i64)> {
     principal.require(Scope::Read)?;
-    owned_kb(state, principal, kb_id).await?;
+    let kb = readable_kb(state, principal, kb_id).await?;
     let limit = i64::from(params.limit.unwrap_or(50).clamp(1, 1000));
     let offset = i64::from(params.offset.unwrap_or(0));
     let query = DocumentListQuery { status: params.status, include_deleted: params.include_deleted, limit, offset };
-    let docs = state.store.list_documents(principal.owner_id(), kb_id, &query).await?;
+    let docs = state.store.list_documents(kb.user_id, kb_id, &query).await?;
     Ok((docs, limit, offset))
 }
 
@@ -197,6 +197,28 @@ pub(crate) async fn owned_document(state: &AppState, principal: &Principal, id: 
     let doc = state.store.get_document(principal.owner_id(), id).await?.ok_or_else(|| not_found("document"))?;
     principal.require_knowledge_base(doc.knowledge_base_id)?;
     Ok(doc)
+}
+
+/// A document the caller may read: their workspace's own, or one in a knowledge base shared into
+/// it (read-only: changes go through [`owned_document`]). Its `user_id` names where it lives.
+pub(crate) async fn readable_document(state: &AppState, principal: &Principal, id: Id) -> ApiResult<Document> {
+    if let Some(doc) = state.store.get_document(principal.owner_id(), id).await? {
+        principal.require_knowledge_base(doc.knowledge_base_id)?;
+        return Ok(doc);
+    }
+    if principal.bound_knowledge_base().is_none() {
+        let shared = state.store.shared_with(principal.owner_id()).await?;
+        let mut owners: Vec<Id> = shared.iter().map(|kb| kb.user_id).collect();
+        owners.dedup();
+        for owner in owners {
+            if let Some(doc) = state.store.get_document(owner, id).await?
+                && shared.iter().any(|kb| kb.id == doc.knowledge_base_id)
+            {
+                return Ok(doc);
+            }
+        }
+    }
+    Err(not_found("document"))
 }
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
@@ -211,8 +233,8 @@ pub async fn get_document(
     state: &AppState, principal: &Principal, id: Id, include_content: bool,
 ) -> ApiResult<DocumentView> {
     principal.require(Scope::Read)?;
-    let document = owned_document(state, principal, id).await?;
-    let content = if include_content { state.store.document_content(principal.owner_id(), id).await? } else { None };
+    let document = readable_document(state, principal, id).await?;
+    let content = if include_content { state.store.document_content(document.user_id, id).await? } else { None };
     Ok(DocumentView { document, content })
 }
 
@@ -244,6 +266,6 @@ pub async fn restore_document(state: &AppState, principal: &Principal, id: Id) -
 
 pub async fn document_chunks(state: &AppState, principal: &Principal, id: Id) -> ApiResult<Vec<Chunk>> {
     principal.require(Scope::Read)?;
-    owned_document(state, principal, id).await?;
-    Ok(state.store.list_chunks(principal.owner_id(), id).await?)
+    let doc = readable_document(state, principal, id).await?;
+    Ok(state.store.list_chunks(doc.user_id, id).await?)
 }

@@ -1078,6 +1078,7 @@ async fn a_team_works_together_in_the_console() {
     browser.wait_text("the shared knowledge base in the personal workspace", "shared with you").await;
     browser.click(&format!("a[href='#/kbs/{kb}']")).await;
     browser.find("#kb-shared-note").await;
+    browser.find("#shared-docs a[href^='#/docs/']").await;
     browser.goto(&app.url(&format!("/#/search?kb={kb}"))).await;
     browser.fill("#search-query", "会员配送").await;
     browser.click("#search-form button[type=submit]").await;

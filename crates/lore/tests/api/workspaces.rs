@@ -351,6 +351,18 @@ async fn a_knowledge_base_is_shared_read_only_into_another_workspace() {
     assert_eq!(seen, [("客服话术", b.as_str()), ("产品手册", a.as_str())]);
     let (status, _) = app.in_ws(&bob, &b, Method::GET, &format!("/v1/knowledge-bases/{kb}"), None).await;
     assert_eq!(status, StatusCode::OK);
+    // Its documents, their chunks and files are readable there too.
+    let (status, docs) = app.in_ws(&bob, &b, Method::GET, &format!("/v1/knowledge-bases/{kb}/documents"), None).await;
+    assert_eq!(status, StatusCode::OK, "{docs}");
+    let doc = docs["data"][0]["id"].as_str().expect("a shared document").to_string();
+    let (status, chunks) = app.in_ws(&bob, &b, Method::GET, &format!("/v1/documents/{doc}/chunks"), None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(chunks.to_string().contains("两个小时"), "{chunks}");
+    let (status, file) = app.in_ws(&bob, &b, Method::GET, &format!("/v1/documents/{doc}/file"), None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(file.to_string().contains("两个小时"), "{file}");
+    let (status, _) = app.in_ws(&bob, &b, Method::DELETE, &format!("/v1/documents/{doc}"), None).await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "read-only");
     let search = format!("/v1/knowledge-bases/{kb}/search");
     let (status, found) = app.in_ws(&bob, &b, Method::POST, &search, Some(json!({"query": "充满电要多久"}))).await;
     assert_eq!(status, StatusCode::OK, "{found}");
@@ -391,6 +403,8 @@ async fn a_knowledge_base_is_shared_read_only_into_another_workspace() {
     let (status, _) = app.in_ws(&alice, &a, Method::DELETE, &format!("{shares}/{b}"), None).await;
     assert_eq!(status, StatusCode::NO_CONTENT);
     let (status, _) = app.in_ws(&bob, &b, Method::POST, &search, Some(json!({"query": "充电"}))).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let (status, _) = app.in_ws(&bob, &b, Method::GET, &format!("/v1/documents/{doc}"), None).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
     let (status, _) = app.in_ws(&alice, &a, Method::DELETE, &format!("{shares}/{b}"), None).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
