@@ -1658,6 +1658,7 @@ async fn workspaces_members_and_roles(store: &dyn Store) {
     assert!(store.find_login(&team_name).await.expect("login").is_none());
     assert_eq!(store.count_users().await.expect("count"), 3);
     assert!(store.list_users(100, 0).await.expect("users").iter().all(|u| u.id != ws.id));
+    assert!(store.set_user_active(ws.id, false).await.expect("deactivate").is_none(), "a team is no account to lock");
 
     // Invitations: one use each, none after expiry, none for a member (and then not used up).
     let now = lore_core::now();

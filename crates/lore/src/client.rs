@@ -17,6 +17,10 @@ pub struct Connection {
     /// An API key or a session token.
     #[arg(long, env = "LORE_API_KEY", global = true, hide_env_values = true)]
     pub api_key: Option<String>,
+    /// With a session token: the team workspace to act in (sent as `X-Lore-Workspace`). An API
+    /// key acts in its own.
+    #[arg(long, env = "LORE_WORKSPACE", global = true)]
+    pub workspace: Option<String>,
 }
 
 /// The outcome of a client command, as an exit code.
@@ -29,15 +33,21 @@ struct Client {
     http: reqwest::Client,
     base: String,
     token: String,
+    workspace: Option<String>,
 }
 
 impl Client {
     fn new(c: &Connection) -> anyhow::Result<Client> {
         let token = c.api_key.clone().context("no credentials: pass --api-key or set LORE_API_KEY")?;
-        Ok(Client { http: reqwest::Client::new(), base: c.server.trim_end_matches('/').to_string(), token })
+        let base = c.server.trim_end_matches('/').to_string();
+        Ok(Client { http: reqwest::Client::new(), base, token, workspace: c.workspace.clone() })
     }
 
     async fn send(&self, req: reqwest::RequestBuilder) -> anyhow::Result<Value> {
+        let req = match &self.workspace {
+            Some(workspace) => req.header("X-Lore-Workspace", workspace),
+            None => req,
+        };
         let resp = req.bearer_auth(&self.token).send().await.with_context(|| format!("cannot reach {}", self.base))?;
         let status = resp.status();
         let text = resp.text().await?;

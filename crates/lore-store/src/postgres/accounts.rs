@@ -214,7 +214,7 @@ impl AccountStore for PgStore {
 
     async fn set_user_active(&self, user_id: Id, active: bool) -> Result<Option<User>> {
         let mut tx = self.tx().await?;
-        let done = sqlx::query("UPDATE users SET is_active = $1, updated_at = $2 WHERE id = $3")
+        let done = sqlx::query("UPDATE users SET is_active = $1, updated_at = $2 WHERE id = $3 AND kind = 'person'")
             .bind(active)
             .bind(lore_core::now())
             .bind(user_id)

@@ -224,7 +224,7 @@ impl AccountStore for SqliteStore {
 
     async fn set_user_active(&self, user_id: Id, active: bool) -> Result<Option<User>> {
         let mut tx = self.tx().await?;
-        let done = sqlx::query("UPDATE users SET is_active = ?, updated_at = ? WHERE id = ?")
+        let done = sqlx::query("UPDATE users SET is_active = ?, updated_at = ? WHERE id = ? AND kind = 'person'")
             .bind(active)
             .bind(ts(lore_core::now()))
             .bind(user_id.to_string())

@@ -489,3 +489,39 @@ async fn invitation_links_admit_one_person_with_their_role() {
     assert_eq!(members["data"].as_array().map(Vec::len), Some(4));
     app.shutdown().await;
 }
+
+/// The command line acts in a team with `--workspace` (or `LORE_WORKSPACE`).
+#[tokio::test]
+async fn the_command_line_works_in_a_team() {
+    let app = spawn_app().await;
+    let token = app.register("cli-team").await;
+    let (_, team) = app.post(&token, "/v1/workspaces", json!({"name": "命令行团队"})).await;
+    let ws = team["id"].as_str().expect("team").to_string();
+    let lore = |args: Vec<String>, workspace_env: Option<String>| {
+        let (base, token) = (app.base.clone(), token.clone());
+        tokio::task::spawn_blocking(move || {
+            let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_lore"));
+            command.args(&args).env("LORE_SERVER", base).env("LORE_API_KEY", token).env_remove("LORE_WORKSPACE");
+            if let Some(ws) = workspace_env {
+                command.env("LORE_WORKSPACE", ws);
+            }
+            let out = command.output().expect("run lore");
+            (
+                out.status.code(),
+                String::from_utf8_lossy(&out.stdout).into_owned(),
+                String::from_utf8_lossy(&out.stderr).into_owned(),
+            )
+        })
+    };
+    let args = |list: &[&str]| list.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+    let (code, out, err) = lore(args(&["kb", "create", "团队命令行库", "--workspace", &ws]), None).await.expect("join");
+    assert_eq!(code, Some(0), "{err}");
+    let kb = out.trim().to_string();
+    let (_, listed) = app.in_ws(&token, &ws, Method::GET, "/v1/knowledge-bases", None).await;
+    assert_eq!(listed["data"][0]["id"].as_str(), Some(kb.as_str()), "made in the team");
+    let (_, out, _) = lore(args(&["kb", "list"]), Some(ws.clone())).await.expect("join");
+    assert!(out.contains(&kb), "{out}");
+    let (_, out, _) = lore(args(&["kb", "list"]), None).await.expect("join");
+    assert!(!out.contains(&kb), "not in the person's own workspace: {out}");
+    app.shutdown().await;
+}
