@@ -87,7 +87,14 @@ async fn append(
     }
 }
 
-/// Records what a caller did to their own account or data.
+/// Records what a person did to their own sign-in (password, sessions): their log lists it,
+/// whichever workspace the request named.
+pub async fn record_personal(state: &AppState, principal: &Principal, action: &'static str, details: Value) {
+    let actor = (Some(principal.actor_id()), Some(actor_name(principal)));
+    append(state, actor, Some(principal.actor_id()), action, None, details).await;
+}
+
+/// Records what a caller did to their workspace's data: the workspace's log lists it.
 pub async fn record(
     state: &AppState, principal: &Principal, action: &'static str, target: Option<(&'static str, String)>,
     details: Value,

@@ -324,7 +324,8 @@ pub async fn change_password(state: &AppState, principal: &Principal, req: Passw
         Credential::ApiKey(_) => None,
     };
     let ended = state.store.revoke_sessions(principal.actor_id(), keep).await?;
-    crate::audit::record(state, principal, "auth.password_changed", None, json!({"other_sessions_ended": ended})).await;
+    crate::audit::record_personal(state, principal, "auth.password_changed", json!({"other_sessions_ended": ended}))
+        .await;
     Ok(())
 }
 
@@ -332,7 +333,7 @@ pub async fn change_password(state: &AppState, principal: &Principal, req: Passw
 pub async fn revoke_all_sessions(state: &AppState, principal: &Principal) -> ApiResult<u64> {
     principal.require_session()?;
     let ended = state.store.revoke_sessions(principal.actor_id(), None).await?;
-    crate::audit::record(state, principal, "auth.sessions_revoked", None, json!({"sessions": ended})).await;
+    crate::audit::record_personal(state, principal, "auth.sessions_revoked", json!({"sessions": ended})).await;
     Ok(ended)
 }
 

@@ -613,6 +613,11 @@ function apiError(status, data, path) {
     session = null;
     go('#/signin');
   }
+  // Removed from the team the console was acting in: back to the person's own workspace.
+  if (status === 404 && err.message === 'no such workspace' && currentWorkspace() && !currentWorkspace().personal) {
+    setWorkspace('');
+    loadWorkspaces().then(() => go('#/kbs')).catch(() => {});
+  }
   return new ApiError(status, err.code || `http_${status}`, err.message || `HTTP ${status}`);
 }
 

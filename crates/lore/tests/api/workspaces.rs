@@ -487,6 +487,15 @@ async fn invitation_links_admit_one_person_with_their_role() {
     assert!(!log.to_string().contains(&token), "no token in the log");
     let (_, members) = app.get(&owner, &format!("/v1/workspaces/{ws}/members")).await;
     assert_eq!(members["data"].as_array().map(Vec::len), Some(4));
+
+    // A person's own sign-in changes are theirs, whichever workspace the request names.
+    let change = json!({"current_password": "correct horse battery", "new_password": "another horse battery"});
+    let (status, _) = app.in_ws(&guest, &ws, Method::POST, "/v1/auth/password", Some(change)).await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    let (_, own) = app.get(&guest, "/v1/audit?action=auth.").await;
+    assert!(own["data"].as_array().expect("own").iter().any(|e| e["action"] == "auth.password_changed"), "{own}");
+    let (_, team_log) = app.get(&owner, &format!("/v1/workspaces/{ws}/audit?action=auth.")).await;
+    assert_eq!(team_log["data"].as_array().map(Vec::len), Some(0), "{team_log}");
     app.shutdown().await;
 }
 
