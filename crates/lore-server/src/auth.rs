@@ -91,13 +91,7 @@ impl Principal {
     }
 
     pub fn require_role(&self, least: Role) -> Result<(), ApiError> {
-        if self.role < least {
-            return Err(error(
-                Code::InsufficientRole,
-                format!("this needs the '{}' role in the workspace; you have '{}'", least.as_str(), self.role.as_str()),
-            ));
-        }
-        Ok(())
+        Ok(self.role.at_least(least)?)
     }
 
     pub fn api_key(&self) -> Option<&ApiKey> {

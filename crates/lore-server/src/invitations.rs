@@ -39,18 +39,30 @@ pub struct CreatedInvitation {
     pub created_at: Timestamp,
 }
 
-pub async fn create(state: &AppState, principal: &Principal, req: CreateInvitation) -> ApiResult<CreatedInvitation> {
-    principal.require_superuser()?;
-    let email = req.email.map(|e| e.trim().to_string()).filter(|e| !e.is_empty());
+/// The address an invitation is meant for, trimmed; none when blank.
+pub(crate) fn invitee_email(email: Option<String>) -> ApiResult<Option<String>> {
+    let email = email.map(|e| e.trim().to_string()).filter(|e| !e.is_empty());
     if let Some(email) = &email
         && (!crate::service::valid_email(email) || email.len() > 254)
     {
         return Err(error(Code::ValidationFailed, "email is not a valid address"));
     }
-    let hours = req.expires_in_hours.unwrap_or(DEFAULT_HOURS);
+    Ok(email)
+}
+
+/// When an invitation asked to live `hours` (default a week) expires.
+pub(crate) fn expiry(hours: Option<u32>) -> ApiResult<Timestamp> {
+    let hours = hours.unwrap_or(DEFAULT_HOURS);
     if !(1..=MAX_HOURS).contains(&hours) {
         return Err(error(Code::ValidationFailed, format!("expires_in_hours must be between 1 and {MAX_HOURS}")));
     }
+    Ok(lore_core::now() + ChronoDuration::hours(i64::from(hours)))
+}
+
+pub async fn create(state: &AppState, principal: &Principal, req: CreateInvitation) -> ApiResult<CreatedInvitation> {
+    principal.require_superuser()?;
+    let email = invitee_email(req.email)?;
+    let expires_at = expiry(req.expires_in_hours)?;
     let token = format!("{INVITATION_PREFIX}{}", auth::random_token()?);
     let invitation = state
         .store
@@ -58,7 +70,7 @@ pub async fn create(state: &AppState, principal: &Principal, req: CreateInvitati
             token_hash: auth::token_hash(&token),
             email,
             created_by: Some(principal.actor_id()),
-            expires_at: lore_core::now() + ChronoDuration::hours(i64::from(hours)),
+            expires_at,
         })
         .await?;
     let details = serde_json::json!({"email": invitation.email, "expires_at": invitation.expires_at});

@@ -43,6 +43,17 @@ impl Role {
         }
     }
 
+    /// `Ok` when this role includes `least`; the refusal names both.
+    pub fn at_least(self, least: Role) -> Result<(), Error> {
+        if self < least {
+            return Err(Error::new(
+                Code::InsufficientRole,
+                format!("this needs the '{}' role in the workspace; you have '{}'", least.as_str(), self.as_str()),
+            ));
+        }
+        Ok(())
+    }
+
     pub fn parse(text: &str) -> Result<Role, Error> {
         Role::ALL.into_iter().find(|r| r.as_str() == text).ok_or_else(|| {
             Error::new(Code::ValidationFailed, format!("'{text}' is not a role: use owner, admin, editor or viewer"))

@@ -209,6 +209,7 @@ pub(crate) async fn readable_document(state: &AppState, principal: &Principal, i
     if principal.bound_knowledge_base().is_none() {
         let shared = state.store.shared_with(principal.owner_id()).await?;
         let mut owners: Vec<Id> = shared.iter().map(|kb| kb.user_id).collect();
+        owners.sort_unstable();
         owners.dedup();
         for owner in owners {
             if let Some(doc) = state.store.get_document(owner, id).await?

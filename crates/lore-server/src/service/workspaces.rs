@@ -13,6 +13,7 @@ use super::{check_len, owned_kb};
 use crate::audit::{self, AuditParams};
 use crate::auth::Principal;
 use crate::error::{ApiResult, error};
+use crate::invitations;
 use crate::state::AppState;
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
@@ -47,16 +48,7 @@ fn no_such_workspace() -> crate::error::ApiError {
 /// The workspace as the caller sees it, if they may act there with at least `least`.
 async fn reach(state: &AppState, principal: &Principal, id: Id, least: Role) -> ApiResult<Workspace> {
     let workspace = state.store.membership(id, principal.actor_id()).await?.ok_or_else(no_such_workspace)?;
-    if workspace.role < least {
-        return Err(error(
-            Code::InsufficientRole,
-            format!(
-                "this needs the '{}' role in the workspace; you have '{}'",
-                least.as_str(),
-                workspace.role.as_str()
-            ),
-        ));
-    }
+    workspace.role.at_least(least)?;
     Ok(workspace)
 }
 
@@ -78,8 +70,21 @@ fn check_name(name: &str) -> ApiResult<String> {
     Ok(name.to_string())
 }
 
+/// Team workspaces one person may own: each is an account row and a member list, so a tenant
+/// gets a budget, as for knowledge bases.
+pub const MAX_OWNED_TEAMS: usize = 100;
+/// Open (unused, unexpired) invitations a workspace may hold at once.
+pub const MAX_OPEN_INVITATIONS: usize = 200;
+
 pub async fn create_workspace(state: &AppState, principal: &Principal, req: WorkspaceRequest) -> ApiResult<Workspace> {
     let name = check_name(&req.name)?;
+    let owned = state.store.workspaces_of(principal.actor_id()).await?;
+    if owned.iter().filter(|w| !w.personal && w.role == Role::Owner).count() >= MAX_OWNED_TEAMS {
+        return Err(error(
+            Code::ResourceLimitExceeded,
+            format!("a person may own at most {MAX_OWNED_TEAMS} team workspaces: delete one or hand it over first"),
+        ));
+    }
     let workspace = state.store.create_workspace(principal.actor_id(), &name, lore_core::now()).await?;
     let target = audit::target("workspace", workspace.id);
     audit::record_admin(state, principal, "workspace.created", Some(workspace.id), target, json!({"name": name})).await;
@@ -293,26 +298,24 @@ pub async fn invite(
     let workspace = reach_team(state, principal, id, Role::Admin).await?;
     let req: InviteRequest = parse(body)?;
     check_grant(&workspace, req.role)?;
-    let clean = |v: Option<String>| v.map(|v| v.trim().to_string()).filter(|v| !v.is_empty());
-    let (email, username) = (clean(req.email), clean(req.username));
+    let email = invitations::invitee_email(req.email)?;
+    let username = req.username.map(|u| u.trim().to_string()).filter(|u| !u.is_empty());
     if email.is_some() && username.is_some() {
         return Err(error(Code::ValidationFailed, "name the invitee by email or by username, not both"));
-    }
-    if let Some(email) = &email
-        && (!super::valid_email(email) || email.len() > 254)
-    {
-        return Err(error(Code::ValidationFailed, "email is not a valid address"));
     }
     if let Some(username) = &username {
         check_len("username", username, 1, 150)?;
     }
-    let hours = req.expires_in_hours.unwrap_or(crate::invitations::DEFAULT_HOURS);
-    if !(1..=crate::invitations::MAX_HOURS).contains(&hours) {
-        let max = crate::invitations::MAX_HOURS;
-        return Err(error(Code::ValidationFailed, format!("expires_in_hours must be between 1 and {max}")));
+    let expires_at = invitations::expiry(req.expires_in_hours)?;
+    let now = lore_core::now();
+    let open = state.store.workspace_invitations(id).await?;
+    if open.iter().filter(|i| i.used_at.is_none() && i.expires_at > now).count() >= MAX_OPEN_INVITATIONS {
+        return Err(error(
+            Code::ResourceLimitExceeded,
+            format!("a workspace may have at most {MAX_OPEN_INVITATIONS} open invitations: revoke some first"),
+        ));
     }
     let token = format!("{WORKSPACE_INVITATION_PREFIX}{}", crate::auth::random_token()?);
-    let now = lore_core::now();
     let invitation = state
         .store
         .create_workspace_invitation(NewWorkspaceInvitation {
@@ -323,7 +326,7 @@ pub async fn invite(
             role: req.role,
             created_by: principal.actor_id(),
             created_at: now,
-            expires_at: now + chrono::Duration::hours(i64::from(hours)),
+            expires_at,
         })
         .await?;
     let details = json!({"email": invitation.email, "username": invitation.username, "role": invitation.role});

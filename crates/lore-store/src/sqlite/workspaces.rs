@@ -43,11 +43,12 @@ impl WorkspaceStore for SqliteStore {
     }
 
     async fn membership(&self, workspace: Id, user: Id) -> Result<Option<Workspace>> {
-        // The writer: a removal answers at once on the next request.
+        // A reader (every team request asks): in WAL mode a read begun after a removal's commit
+        // sees it, so a removal still answers at once, and the one writer stays free for writes.
         let row = sqlx::query(sql::MEMBERSHIP)
             .bind(workspace.to_string())
             .bind(user.to_string())
-            .optional(&self.writer)
+            .optional(&self.reader)
             .await?;
         row.as_ref().map(sql::workspace_from).transpose()
     }

@@ -534,3 +534,35 @@ async fn the_command_line_works_in_a_team() {
     assert!(!out.contains(&kb), "not in the person's own workspace: {out}");
     app.shutdown().await;
 }
+
+/// A tenant cannot grow the server without bound through teams: it may own so many team
+/// workspaces, and a workspace may hold so many open invitations.
+#[tokio::test]
+async fn teams_and_invitations_have_budgets() {
+    let app = spawn_app().await;
+    let mallory = app.register("mallory-teams").await;
+    let mut first = String::new();
+    for i in 0..lore_server::service::MAX_OWNED_TEAMS {
+        let (status, team) = app.post(&mallory, "/v1/workspaces", json!({"name": format!("团队 {i}")})).await;
+        assert_eq!(status, StatusCode::CREATED, "{team}");
+        if first.is_empty() {
+            first = team["id"].as_str().expect("id").to_string();
+        }
+    }
+    let (status, v) = app.post(&mallory, "/v1/workspaces", json!({"name": "one too many"})).await;
+    assert_eq!((status, code(&v)), (StatusCode::UNPROCESSABLE_ENTITY, "resource_limit_exceeded"), "{v}");
+
+    let invitations = format!("/v1/workspaces/{first}/invitations");
+    for _ in 0..lore_server::service::MAX_OPEN_INVITATIONS {
+        let (status, v) = app.post(&mallory, &invitations, json!({"role": "viewer"})).await;
+        assert_eq!(status, StatusCode::CREATED, "{v}");
+    }
+    let (status, v) = app.post(&mallory, &invitations, json!({"role": "viewer"})).await;
+    assert_eq!((status, code(&v)), (StatusCode::UNPROCESSABLE_ENTITY, "resource_limit_exceeded"), "{v}");
+    // Revoking one makes room again.
+    let (_, list) = app.get(&mallory, &invitations).await;
+    let id = list["data"][0]["id"].as_str().expect("id").to_string();
+    assert_eq!(app.delete(&mallory, &format!("{invitations}/{id}")).await.0, StatusCode::NO_CONTENT);
+    assert_eq!(app.post(&mallory, &invitations, json!({"role": "viewer"})).await.0, StatusCode::CREATED);
+    app.shutdown().await;
+}
